@@ -1,0 +1,54 @@
+"""The Fault protocol every fault family implements, and what apply() reports.
+
+A fault is built from its scenario spec against a :class:`FaultContext`, then driven by the
+engine: ``describe()`` (journaled as the intent, with an ``undo`` record), ``apply()``,
+``revert()``. ``revert()`` must be idempotent: it is called on every exit path, possibly after
+a failed or partial apply, and by ``drill recover`` through ``undo`` records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from harness.journal import Journal
+    from harness.toxiproxy import ToxiproxyClient
+
+
+@dataclass(frozen=True)
+class Onset:
+    """When a fault took effect: epoch seconds, where that time came from, and how sure it is.
+
+    ``source`` examples: ``toxiproxy-api`` (the API call's response bracket), ``docker-event:die``,
+    ``hook-response``. ``uncertainty_s`` is the half-width of the interval the true onset is in.
+    """
+
+    at: float
+    source: str
+    uncertainty_s: float
+
+
+@runtime_checkable
+class Fault(Protocol):
+    name: str
+    type: str
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able: ``targets`` (list of str), ``params`` and ``undo`` (enough to revert later)."""
+
+    def apply(self) -> Onset:
+        """Inject the fault; return its onset. Raise FaultError when it cannot be applied."""
+
+    def revert(self) -> float:
+        """Remove the fault (idempotent); return the epoch time it was reverted."""
+
+
+@dataclass
+class FaultContext:
+    """What faults may act through. Fields are None when the stack has no such thing."""
+
+    journal: "Journal | None" = None
+    toxiproxy: "ToxiproxyClient | None" = None
+    runtime: Any = None  # harness.runtime.local.LocalRuntime | harness.runtime.compose.ComposeRuntime
+    extra: dict[str, Any] = field(default_factory=dict)
