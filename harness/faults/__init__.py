@@ -1,0 +1,75 @@
+"""Fault families. ``build_fault`` turns a scenario's fault spec into a :class:`Fault`;
+``undo_fault`` reverts one from its journaled ``undo`` record (crash recovery)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.errors import FaultError, ScenarioError
+from harness.faults.base import Fault, FaultContext, Onset
+from harness.scenario.model import NETWORK_TYPES, FaultSpec
+
+__all__ = ["Fault", "FaultContext", "Onset", "build_fault", "undo_fault"]
+
+
+def build_fault(spec: FaultSpec, ctx: FaultContext) -> Fault:
+    """Build (not apply) a fault. Selectors are resolved here so bad ones fail before any apply."""
+    params = spec.params()
+    if spec.type in NETWORK_TYPES:
+        from harness.faults.network import network_fault
+
+        if ctx.toxiproxy is None:
+            raise ScenarioError(
+                f"fault {spec.name!r} ({spec.type}) needs Toxiproxy: set `toxiproxy: {{url: ...}}` "
+                "in the scenario or use a stack that starts one"
+            )
+        return network_fault(spec.name, spec.type, spec.target.proxy or "", params, ctx.toxiproxy)
+    if spec.type == "endpoint_kill":
+        return _endpoint_kill(spec, params, ctx)
+    raise ScenarioError(f"fault {spec.name!r}: type {spec.type} is not available in this version of drill")
+
+
+def _endpoint_kill(spec: FaultSpec, params: dict[str, Any], ctx: FaultContext) -> Fault:
+    runtime = ctx.runtime
+    kind = getattr(runtime, "kind", None)
+    if kind == "local":
+        from harness.faults.process import process_fault
+
+        return process_fault(
+            spec.name, params.get("mode", "kill"), spec.target.service, spec.target.labels,
+            params.get("max_targets", 1), runtime,
+        )
+    if kind == "compose":
+        from harness.faults.container import container_fault
+
+        return container_fault(
+            spec.name, params.get("mode", "kill"), spec.target.service, spec.target.labels,
+            params.get("max_targets", 1), runtime.project,
+        )
+    raise ScenarioError(
+        f"fault {spec.name!r}: endpoint_kill needs a stack the harness manages "
+        "(stack.runtime: compose, or local with stack.file)"
+    )
+
+
+def undo_fault(undo: dict[str, Any]) -> None:
+    """Revert a fault from its journaled undo record alone (idempotent)."""
+    kind = undo.get("kind")
+    if kind in ("toxic", "proxy_disabled"):
+        from harness.faults.network import undo_network
+        from harness.toxiproxy import ToxiproxyClient
+
+        with ToxiproxyClient(undo["toxiproxy_url"]) as client:
+            undo_network(undo, client)
+        return
+    if kind == "container":
+        from harness.faults.container import undo_container
+
+        undo_container(undo, None)
+        return
+    if kind == "process":
+        from harness.faults.process import undo_process
+
+        undo_process(undo)
+        return
+    raise FaultError(f"do not know how to revert a fault recorded as {undo!r}")

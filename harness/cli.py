@@ -1,0 +1,267 @@
+"""The ``drill`` command line. Exit codes: 0 passed, 1 objectives failed, 2 bad input (nothing
+applied), 3 aborted (stop condition, unhealthy stack, infrastructure error) after rollback."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, DrillError, ScenarioError
+
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def _say(text: str) -> None:
+    console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {text}")
+
+
+def _fail(exc: DrillError) -> None:
+    kind = "bad input" if isinstance(exc, ScenarioError) else "error"
+    for line in getattr(exc, "problems", [str(exc)]):
+        console.print(f"[red]{kind}:[/red] {line}", soft_wrap=True)
+    if isinstance(exc, ScenarioError):
+        console.print("[dim]nothing was applied to the stack[/dim]")
+    sys.exit(exc.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="drill", prog_name="drill")
+def main() -> None:
+    """drill: failover drills for AI serving platforms.
+
+    \b
+    Write a scenario (YAML), then:
+      drill validate scenarios/latency.yaml      check it, touch nothing
+      drill run scenarios/latency.yaml           run it; prints the report path
+      drill report reports/latency/<run>         recompute every figure from a run directory
+      drill recover --all                        revert what a crashed run left applied
+
+    Exit codes: 0 passed, 1 objectives failed, 2 bad input (nothing applied),
+    3 aborted (stop condition, unhealthy stack, infrastructure error) after rollback.
+    Docs: docs/scenarios.md (the scenario reference), docs/method.md (how RTO is measured).
+    """
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def validate(files: tuple[Path, ...]) -> None:
+    """Check scenario files; touch nothing. Exit 0 when all are valid, 2 otherwise.
+
+    Every problem is printed as FILE:LINE FIELD: MESSAGE.
+    """
+    from harness.scenario import load_scenario
+
+    bad = 0
+    for path in files:
+        try:
+            loaded = load_scenario(path)
+        except ScenarioError as exc:
+            bad += 1
+            for line in exc.problems:
+                console.print(f"[red]invalid[/red] {line}", soft_wrap=True)
+            continue
+        s = loaded.spec
+        out.print(f"[green]ok[/green] {path}: {s.name}, {len(s.faults)} fault(s), {s.phases.total_s:g}s")
+    sys.exit(EXIT_BAD_INPUT if bad else 0)
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory to write (default: reports/<scenario>/<UTC time>-<id>/).")
+@click.option("--runtime", type=click.Choice(["local", "compose"]),
+              help="Override the scenario's stack.runtime.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and exit; make no call that changes anything.")
+@click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True, help="Where run directories go when --out is not given.")
+def run(scenario: Path, out_dir: Path | None, runtime: str | None, dry_run: bool, reports_dir: Path) -> None:
+    """Run a drill: start the stack if the scenario owns one, check steady state, drive load,
+    inject the faults, revert them, watch recovery, and write the run directory
+    (report.html, results.json, junit.xml, journal.jsonl, samples/).
+
+    \b
+    Example:
+      drill run scenarios/latency.yaml --out /tmp/drill-run
+    """
+    from harness.engine import run_drill
+    from harness.scenario import load_scenario
+
+    try:
+        loaded = load_scenario(scenario)
+    except ScenarioError as exc:
+        _fail(exc)
+    if dry_run:
+        _print_plan(loaded, runtime)
+        return
+    try:
+        result = run_drill(loaded, out=out_dir, runtime=runtime, say=_say, reports_dir=reports_dir)
+    except DrillError as exc:
+        _fail(exc)
+    _print_result(result.results, result.run_dir)
+    sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def report(run_dir: Path) -> None:
+    """Recompute every figure and rewrite report.html, results.json and junit.xml from the run
+    directory alone (journal.jsonl, scenario.yaml, samples/). Exit code follows the verdict."""
+    from harness.results import compute_results, write_outputs
+
+    try:
+        results, timeline = compute_results(run_dir)
+    except DrillError as exc:
+        _fail(exc)
+    write_outputs(run_dir, results, timeline)
+    _print_result(results, run_dir)
+    sys.exit({"passed": 0, "failed": 1}.get(results["verdict"], EXIT_ABORTED))
+
+
+@main.command()
+@click.argument("run_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--all", "all_runs", is_flag=True, help="Every run directory under --reports-dir.")
+@click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True)
+def recover(run_dir: Path | None, all_runs: bool, reports_dir: Path) -> None:
+    """Revert whatever a crashed run left applied, from its journal's fault ledger alone.
+    Idempotent: running it twice is safe."""
+    from harness.recover import recover_run, run_dirs
+
+    if not run_dir and not all_runs:
+        raise click.UsageError("give a RUN_DIR or --all")
+    targets = [run_dir] if run_dir else run_dirs(reports_dir)
+    failed = 0
+    for d in targets:
+        for line, ok in recover_run(d):
+            failed += 0 if ok else 1
+            (out if ok else console).print(line)
+    if not targets:
+        out.print(f"no run directories under {reports_dir}")
+    sys.exit(EXIT_ABORTED if failed else 0)
+
+
+@main.group()
+def stack() -> None:
+    """Start, stop and inspect a stack without running a drill."""
+
+
+def _open(runtime: str, file: Path | None, project: str) -> Any:
+    from harness.runtime import open_stack
+    from harness.scenario.model import StackRef
+
+    if runtime == "local" and file is None:
+        file = Path("targets/local-stack.yaml")
+    if runtime == "compose" and file is None:
+        file = Path("compose/staging.yaml")
+    ref = StackRef(runtime=runtime, file=file.resolve(), project=project)
+    return open_stack(ref, Path(".drill-stack"), runtime)
+
+
+_stack_options = [
+    click.option("--runtime", type=click.Choice(["local", "compose"]), default="local", show_default=True),
+    click.option("--file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                 help="Stack file (local: targets/local-stack.yaml; compose: compose/staging.yaml)."),
+    click.option("--project", default="drill-staging", show_default=True, help="Compose project name."),
+]
+
+
+def _with_stack_options(f: Any) -> Any:
+    for option in reversed(_stack_options):
+        f = option(f)
+    return f
+
+
+@stack.command("up")
+@_with_stack_options
+def stack_up(runtime: str, file: Path | None, project: str) -> None:
+    """Start the stack, wait until healthy and print its endpoints. The local runtime stays in the
+    foreground until Ctrl-C (its processes are children of this command)."""
+    try:
+        s = _open(runtime, file, project)
+        endpoints = s.start() or {}
+    except DrillError as exc:
+        _fail(exc)
+    for name, url in endpoints.items():
+        out.print(f"{name}: {url}")
+    if runtime == "local":
+        console.print("stack running; press Ctrl-C to stop it")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            s.stop()
+
+
+@stack.command("down")
+@_with_stack_options
+def stack_down(runtime: str, file: Path | None, project: str) -> None:
+    """Stop the stack and remove its containers and networks."""
+    try:
+        _open(runtime, file, project).stop()
+    except DrillError as exc:
+        _fail(exc)
+    out.print("stack down")
+
+
+@stack.command("status")
+@_with_stack_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable, with active_faults.")
+def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -> None:
+    """Show services and health."""
+    try:
+        status = _open(runtime, file, project).status()
+    except DrillError as exc:
+        _fail(exc)
+    if as_json:
+        out.print_json(json.dumps(status, default=str))
+    else:
+        out.print(status)
+
+
+def _print_plan(loaded: Any, runtime: str | None) -> None:
+    s = loaded.spec
+    out.print(f"[bold]{s.name}[/bold] ({loaded.path}) — dry run, nothing will be changed")
+    out.print(f"stack: {runtime or s.stack.runtime} {s.stack.file or '(external)'}")
+    out.print(f"load: {s.load.users} users + probe {s.load.probe_rate_hz:g} Hz against {s.load.host}")
+    p = s.phases
+    out.print(f"phases: baseline {p.baseline:g}s, fault {p.fault:g}s, recovery {p.recovery:g}s")
+    for f in s.faults:
+        end = f.at + (f.duration if f.duration is not None else p.fault - f.at)
+        out.print(f"  fault {f.name}: {f.type} on {f.target.describe()} {f.params()} from +{f.at:g}s to +{end:g}s")
+    out.print(f"objectives: {s.objectives.model_dump(exclude_none=True)}")
+
+
+def _print_result(results: dict[str, Any], run_dir: Path) -> None:
+    table = Table(title=f"{results['scenario']['name']}: {results['verdict'].upper()}", show_lines=False)
+    for col in ("objective", "target", "measured", "result"):
+        table.add_column(col)
+    for o in results.get("objectives", []):
+        table.add_row(o["name"], str(o["target"]), _fmt(o["measured"]),
+                      "[green]pass[/green]" if o["passed"] else "[red]FAIL[/red]")
+    out.print(table)
+    for f in results.get("faults", []):
+        out.print(f"fault {f['name']}: rto_s={_fmt(f.get('rto_s'))} time_to_detect_s="
+                  f"{_fmt(f.get('time_to_detect_s'))} failover_s={_fmt(f.get('failover_s'))} impact={f.get('impact')}")
+    if results.get("abort_reason"):
+        out.print(f"[red]aborted:[/red] {results['abort_reason']}")
+    cleanup = results.get("cleanup", {})
+    out.print(f"cleanup ok: {cleanup.get('ok')} (toxics left: {cleanup.get('toxics_left')})")
+    out.print(f"report: {run_dir / 'report.html'}")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "—" if value is None else str(value)
+
+
+if __name__ == "__main__":
+    main()

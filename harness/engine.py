@@ -1,0 +1,611 @@
+"""One drill, phase by phase: preflight, baseline, inject, observe, revert, recover, verdict.
+
+The engine owns the order of things and the promise that no fault outlives the drill: every fault
+is journaled before it is applied, and every applied fault is reverted on every exit path
+(normal end, error, Ctrl-C, SIGTERM) in reverse order, with a watchdog that reverts a fault at its
+deadline even when the engine itself is stuck.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+from harness import __version__
+from harness.errors import (
+    EXIT_ABORTED,
+    EXIT_FAILED,
+    EXIT_PASSED,
+    AbortedError,
+    DrillError,
+    FaultError,
+    ScenarioError,
+    StackError,
+)
+from harness.faults import Fault, FaultContext, Onset, build_fault
+from harness.journal import JOURNAL_NAME, Journal
+from harness.scenario import LoadedScenario, load_scenario
+from harness.scenario.model import FaultSpec, RequestSpec
+
+WATCHDOG_GRACE_S = 5.0
+TICK_S = 0.05
+Say = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    """What a drill produced: its directory, verdict, exit code and the results.json content."""
+
+    run_dir: Path
+    verdict: str
+    exit_code: int
+    results: dict[str, Any]
+    abort_reason: str | None = None
+
+    @property
+    def report_path(self) -> Path:
+        return self.run_dir / "report.html"
+
+
+@dataclass
+class _Active:
+    """A fault the engine drives, with its schedule and what happened to it."""
+
+    spec: FaultSpec
+    fault: Fault
+    fault_id: str
+    apply_at: float = 0.0
+    revert_at: float = 0.0
+    onset: Onset | None = None
+    reverted_at: float | None = None
+    apply_started: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    watchdog: threading.Timer | None = None
+
+
+def new_run_dir(scenario_name: str, reports_dir: Path = Path("reports")) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return reports_dir / scenario_name / f"{stamp}-{secrets.token_hex(3)}"
+
+
+class _Signals:
+    """SIGINT/SIGTERM become AbortedError while the drill runs; during rollback they are explained."""
+
+    def __init__(self, say: Say) -> None:
+        self.say = say
+        self.previous: dict[int, Any] = {}
+        self.rolling_back = False
+        self.received: str | None = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.rolling_back:
+            self.say(
+                f"[yellow]{name} received during rollback: faults are being removed, please wait. "
+                "If the harness is killed now, run `drill recover --all` to finish the cleanup."
+            )
+            return
+        self.received = name
+        raise AbortedError(f"interrupted by {name}", reason=f"signal:{name}")
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handler)
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous.clear()
+
+
+class Drill:
+    """Runs one scenario once. Use :func:`run_drill` unless you need the pieces."""
+
+    def __init__(
+        self,
+        loaded: LoadedScenario,
+        run_dir: Path,
+        *,
+        runtime: str | None = None,
+        say: Say | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.spec = loaded.spec
+        self.run_dir = Path(run_dir)
+        self.runtime_kind = runtime or self.spec.stack.runtime
+        self.say: Say = say or (lambda text: None)
+        self.journal: Journal | None = None
+        self.stack: Any = None
+        self.stack_started = False
+        self.toxiproxy: Any = None
+        self.proxies_created: list[str] = []
+        self.active: list[_Active] = []
+        self.load: Any = None
+        self.phases: dict[str, list[float]] = {}
+        self.abort_reason: str | None = None
+        self.cleanup: dict[str, Any] = {"ok": False, "toxics_left": None, "containers_not_running": None}
+        self.environment: dict[str, Any] = {}
+        self.started_at = time.time()
+        self._revert_lock = threading.Lock()
+
+    # --- public ------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "scenario.yaml").write_text(self.loaded.text, encoding="utf-8")
+        self.journal = Journal(self.run_dir / JOURNAL_NAME)
+        self.journal.write(
+            "run.start",
+            scenario=self.spec.name,
+            scenario_path=str(self.loaded.path),
+            scenario_sha256=self.loaded.sha256,
+            run_dir=str(self.run_dir),
+            user=_user(),
+            host=socket.gethostname(),
+            drill_version=__version__,
+            pid=os.getpid(),
+        )
+        signals = _Signals(self.say)
+        signals.install()
+        bad_input: ScenarioError | None = None
+        try:
+            self._execute()
+        except ScenarioError as exc:
+            bad_input = exc
+            self.abort_reason = f"bad input: {exc}"
+        except AbortedError as exc:
+            self.abort_reason = str(exc)
+        except (StackError, FaultError) as exc:
+            self.abort_reason = f"{type(exc).__name__}: {exc}"
+        except DrillError as exc:
+            self.abort_reason = str(exc)
+        except Exception as exc:  # an infrastructure failure still rolls back and reports
+            self.abort_reason = f"internal error: {type(exc).__name__}: {exc}"
+            self.journal.write("run.error", error=repr(exc))
+        finally:
+            signals.rolling_back = True
+            try:
+                self._rollback()
+            finally:
+                signals.restore()
+        if self.abort_reason:
+            self.journal.write("run.aborted", reason=self.abort_reason)
+            self.say(f"[red]aborted:[/red] {self.abort_reason}")
+        if bad_input is not None and not self.active_ever_applied():
+            self.journal.write("run.end", verdict="bad_input")
+            self.journal.close()
+            raise bad_input
+        result = self._finish()
+        self.journal.close()
+        return result
+
+    def active_ever_applied(self) -> bool:
+        return any(a.apply_started for a in self.active)
+
+    # --- phases ------------------------------------------------------------------------------
+    def _execute(self) -> None:
+        from harness.runtime import open_stack
+
+        assert self.journal is not None
+        self.stack = open_stack(self.spec.stack, self.run_dir, self.runtime_kind)
+        self._check_before_start()
+        self.say(f"starting stack ({self.runtime_kind})")
+        self.journal.write("stack.starting", runtime=self.runtime_kind, file=str(self.spec.stack.file or ""))
+        self.stack_started = True
+        endpoints = self.stack.start() or {}
+        self.journal.write("stack.started", endpoints=endpoints, **_pids(self.stack))
+        self.environment = self._environment()
+        self._connect_toxiproxy()
+        self.journal.write("run.environment", environment=self.environment)
+        self._create_proxies()
+        self._build_faults()
+        self._preflight()
+        self._drive()
+
+    def _check_before_start(self) -> None:
+        """Input checks that need no stack: network faults need a Toxiproxy somewhere."""
+        has_toxiproxy = self.spec.toxiproxy is not None or getattr(self.stack, "toxiproxy_url", None)
+        for i, f in enumerate(self.spec.faults):
+            if f.target.proxy and not has_toxiproxy:
+                raise ScenarioError(
+                    f"{self.loaded.path} faults[{i}] ({f.name}): acts on proxy {f.target.proxy!r} "
+                    "but no Toxiproxy is known: add `toxiproxy: {url: http://127.0.0.1:8474}` "
+                    "or use a stack file that starts one"
+                )
+
+    def _connect_toxiproxy(self) -> None:
+        url = self.spec.toxiproxy.url if self.spec.toxiproxy else getattr(self.stack, "toxiproxy_url", None)
+        if not url:
+            return
+        from harness.toxiproxy import ToxiproxyClient
+
+        self.toxiproxy = ToxiproxyClient(url)
+        version = self.toxiproxy.version()
+        self.environment.setdefault("tools", {})["toxiproxy"] = version
+        self.environment["toxiproxy_url"] = url
+        self.journal.write("toxiproxy.connected", url=url, version=version)
+
+    def _create_proxies(self) -> None:
+        for p in self.spec.proxies:
+            if self.toxiproxy.get_proxy(p.name) is not None:
+                raise ScenarioError(
+                    f"{self.loaded.path} proxies: a proxy named {p.name!r} already exists on "
+                    f"{self.toxiproxy.url}; drill creates and deletes the proxies it declares, so "
+                    "remove it (toxiproxy-cli delete) or drop it from `proxies:` and name it in faults"
+                )
+            self.journal.write(
+                "proxy.intent", proxy=p.name, listen=p.listen, upstream=p.upstream,
+                undo={"kind": "proxy_created", "toxiproxy_url": self.toxiproxy.url, "proxy": p.name},
+            )
+            self.toxiproxy.create_proxy(p.name, p.listen, p.upstream)
+            self.proxies_created.append(p.name)
+            self.journal.write("proxy.created", proxy=p.name)
+
+    def _build_faults(self) -> None:
+        ctx = FaultContext(journal=self.journal, toxiproxy=self.toxiproxy, runtime=self.stack)
+        for i, spec in enumerate(self.spec.faults):
+            fault = build_fault(spec, ctx)
+            if spec.target.proxy and self.toxiproxy is not None:
+                if self.toxiproxy.get_proxy(spec.target.proxy) is None:
+                    known = ", ".join(sorted(self.toxiproxy.proxies())) or "none"
+                    raise ScenarioError(
+                        f"{self.loaded.path} faults[{i}].target.proxy: no proxy {spec.target.proxy!r} "
+                        f"on {self.toxiproxy.url} (known: {known})"
+                    )
+            self.active.append(_Active(spec=spec, fault=fault, fault_id=f"{i}-{spec.name}"))
+
+    def _preflight(self) -> None:
+        """Steady state before any fault: the probe request must succeed, else exit 3, nothing applied."""
+        load = self.spec.load
+        request = load.probe_request
+        self.say("preflight: checking steady state")
+        failures: list[str] = []
+        with httpx.Client(base_url=load.host, timeout=load.timeout_s) as client:
+            for _ in range(5):
+                try:
+                    response = client.request(
+                        request.method, request.path, json=request.json_body,
+                        content=request.body, headers=request.headers,
+                    )
+                    if response.status_code >= 400:
+                        failures.append(f"HTTP {response.status_code}")
+                except httpx.HTTPError as exc:
+                    failures.append(f"{type(exc).__name__}: {exc}")
+        unhealthy = self.stack.unhealthy() if hasattr(self.stack, "unhealthy") else []
+        self.journal.write("preflight", failures=failures, unhealthy=unhealthy)
+        if failures or unhealthy:
+            detail = "; ".join(failures[:3] + [f"unhealthy: {u}" for u in unhealthy])
+            raise AbortedError(
+                f"steady state not met before any fault ({request.method} {load.host}{request.path}): "
+                f"{detail}. Nothing was applied.",
+                reason="preflight",
+            )
+
+    def _drive(self) -> None:
+        from harness.load.runner import LoadRunner
+        from harness.load.tail import SampleTail
+        from harness.load.samples import LOCUST_FILE, PROBE_FILE, SAMPLES_DIR
+
+        phases = self.spec.phases
+        plan = _load_plan(self.spec.load, phases.total_s)
+        self.load = LoadRunner(plan, self.run_dir)
+        self.say(
+            f"load: {self.spec.load.users} users + probe {self.spec.load.probe_rate_hz:g} Hz "
+            f"against {self.spec.load.host} for {phases.total_s:g}s"
+        )
+        self.journal.write("load.starting", plan=plan.to_dict())
+        self.load.start()
+        samples_dir = self.run_dir / SAMPLES_DIR
+        tails = [SampleTail(samples_dir / LOCUST_FILE), SampleTail(samples_dir / PROBE_FILE)]
+        self._await_first_samples(tails)
+        stop = _StopWatch(self.spec.stop_when)
+
+        t0 = time.time()
+        self.phases = {
+            "baseline": [t0, t0 + phases.baseline],
+            "fault": [t0 + phases.baseline, t0 + phases.baseline + phases.fault],
+            "recovery": [t0 + phases.baseline + phases.fault, t0 + phases.total_s],
+        }
+        for a in self.active:
+            a.apply_at = self.phases["fault"][0] + a.spec.at
+            a.revert_at = a.apply_at + (a.spec.duration if a.spec.duration is not None else phases.fault - a.spec.at)
+        self.journal.write("phase.start", phase="baseline", ts=t0)
+        self.say(f"phase baseline ({phases.baseline:g}s)")
+        announced = {"baseline"}
+        end = self.phases["recovery"][1]
+        next_check = time.time() + 1.0
+        while True:
+            now = time.time()
+            if now >= end:
+                break
+            for name in ("fault", "recovery"):
+                if name not in announced and now >= self.phases[name][0]:
+                    announced.add(name)
+                    self.journal.write("phase.start", phase=name, ts=self.phases[name][0])
+                    length = phases.fault if name == "fault" else phases.recovery
+                    self.say(f"phase {name} ({length:g}s)")
+            for a in self.active:
+                if not a.apply_started and now >= a.apply_at:
+                    self._apply(a)
+                if a.onset is not None and a.reverted_at is None and now >= a.revert_at:
+                    self._revert(a, why="scheduled")
+            if now >= next_check:
+                next_check = now + 1.0
+                rows = [r for t in tails for r in t.read_new()]
+                stop.add(rows)
+                if stop.tripped(now):
+                    raise AbortedError(
+                        f"stop condition met: error rate >= {self.spec.stop_when.error_rate:g} "
+                        f"for {self.spec.stop_when.for_s:g}s",
+                        reason="stop_when",
+                    )
+                if not self.load.is_running:
+                    raise AbortedError("the load generator stopped early (see locust.log)", reason="load")
+            time.sleep(TICK_S)
+        self.journal.write("phase.end", phase="recovery", ts=end)
+
+    def _await_first_samples(self, tails: list[Any], timeout_s: float = 30.0) -> None:
+        """Baseline starts once load is flowing: Locust takes a moment to boot and spawn."""
+        deadline = time.time() + timeout_s
+        seen = False
+        while time.time() < deadline:
+            if any(t.read_new() for t in tails):
+                seen = True
+                break
+            if not self.load.is_running:
+                break
+            time.sleep(0.1)
+        if not seen:
+            raise AbortedError(
+                f"no request was recorded within {timeout_s:g}s of starting load (see locust.log)",
+                reason="load",
+            )
+
+    # --- faults ------------------------------------------------------------------------------
+    def _apply(self, a: _Active) -> None:
+        assert self.journal is not None
+        description = a.fault.describe()
+        self.journal.write(
+            "fault.intent", fault_id=a.fault_id, name=a.spec.name, type=a.spec.type,
+            targets=description.get("targets", []), params=description.get("params", {}),
+            undo=description.get("undo", {}), planned_revert_at=a.revert_at,
+        )
+        a.apply_started = True
+        try:
+            onset = a.fault.apply()
+        except Exception as exc:
+            self.journal.write("fault.apply_failed", fault_id=a.fault_id, error=str(exc))
+            raise
+        a.onset = onset
+        self.journal.write(
+            "fault.applied", fault_id=a.fault_id, onset_at=onset.at, onset_source=onset.source,
+            onset_uncertainty_s=onset.uncertainty_s,
+        )
+        self.say(f"[bold]fault {a.spec.name}[/bold] applied ({a.spec.type} on {a.spec.target.describe()})")
+        delay = max(0.0, a.revert_at - time.time()) + WATCHDOG_GRACE_S
+        a.watchdog = threading.Timer(delay, self._revert, args=(a,), kwargs={"why": "watchdog"})
+        a.watchdog.daemon = True
+        a.watchdog.start()
+
+    def _revert(self, a: _Active, why: str) -> None:
+        assert self.journal is not None
+        with a.lock:
+            if a.reverted_at is not None or not a.apply_started:
+                return
+            if a.watchdog is not None and why != "watchdog":
+                a.watchdog.cancel()
+            self.journal.write("fault.revert_intent", fault_id=a.fault_id, why=why)
+            last: Exception | None = None
+            for attempt in range(3):
+                try:
+                    a.reverted_at = a.fault.revert()
+                    break
+                except Exception as exc:  # retried, then reported; never swallowed silently
+                    last = exc
+                    self.journal.write("fault.revert_retry", fault_id=a.fault_id, attempt=attempt, error=str(exc))
+                    time.sleep(0.5 * (attempt + 1))
+            if a.reverted_at is None:
+                self.journal.write("fault.revert_failed", fault_id=a.fault_id, error=str(last))
+                self.say(f"[red]fault {a.spec.name} could not be reverted: {last}; run `drill recover {self.run_dir}`")
+                return
+            self.journal.write("fault.reverted", fault_id=a.fault_id, reverted_at=a.reverted_at, why=why)
+        self.say(f"fault {a.spec.name} reverted ({why})")
+
+    # --- rollback and cleanup -----------------------------------------------------------------
+    def _rollback(self) -> None:
+        """Every exit path: stop load, revert faults newest first, delete proxies, stop the stack."""
+        if self.load is not None:
+            try:
+                self.load.stop()
+            except Exception as exc:
+                self.journal.write("load.stop_failed", error=repr(exc))
+        for a in reversed(self.active):
+            self._revert(a, why="rollback" if self.abort_reason else "end")
+        self._verify_cleanup()
+        for name in reversed(self.proxies_created):
+            try:
+                self.toxiproxy.delete_proxy(name)
+                self.journal.write("proxy.deleted", proxy=name)
+            except Exception as exc:
+                self.journal.write("proxy.delete_failed", proxy=name, error=str(exc))
+        if self.stack is not None and self.stack_started:
+            try:
+                self.stack.stop()
+                self.journal.write("stack.stopped")
+            except Exception as exc:
+                self.journal.write("stack.stop_failed", error=repr(exc))
+        if self.toxiproxy is not None:
+            self.toxiproxy.close()
+
+    def _verify_cleanup(self) -> None:
+        """After the reverts, look at the real state: toxics left, stack members not running."""
+        toxics_left: int | None = 0
+        not_running: list[str] | None = []
+        if self.toxiproxy is not None:
+            try:
+                toxics_left = sum(len(p.toxics) + (0 if p.enabled else 1) for p in self.toxiproxy.proxies().values())
+            except Exception as exc:
+                self.journal.write("cleanup.check_failed", what="toxiproxy", error=str(exc))
+                toxics_left = None
+        if self.stack is not None and hasattr(self.stack, "not_running"):
+            try:
+                not_running = list(self.stack.not_running())
+            except Exception as exc:
+                self.journal.write("cleanup.check_failed", what="stack", error=str(exc))
+                not_running = None
+        unreverted = [a.fault_id for a in self.active if a.apply_started and a.reverted_at is None]
+        self.cleanup = {
+            "ok": toxics_left == 0 and not_running == [] and not unreverted,
+            "toxics_left": toxics_left,
+            "containers_not_running": not_running,
+            "faults_not_reverted": unreverted,
+        }
+        self.journal.write("cleanup.verified", **self.cleanup)
+
+    # --- results ------------------------------------------------------------------------------
+    def _environment(self) -> dict[str, Any]:
+        env: dict[str, Any] = {
+            "runtime": self.runtime_kind,
+            "tools": {"drill": __version__, "python": platform.python_version(), "locust": _pkg_version("locust")},
+            "host": socket.gethostname(),
+            "operator": _user(),
+            "git_sha": _git_sha(self.loaded.path.parent),
+        }
+        if hasattr(self.stack, "fingerprint"):
+            try:
+                env.update(self.stack.fingerprint())
+            except Exception as exc:
+                env["fingerprint_error"] = str(exc)
+        return env
+
+    def _finish(self) -> RunResult:
+        """Figures come from the run directory alone, exactly as `drill report` recomputes them."""
+        from harness.results import compute_results, write_outputs
+
+        assert self.journal is not None
+        results, timeline = compute_results(self.run_dir)
+        verdict = results["verdict"]
+        self.journal.write("run.end", verdict=verdict)
+        write_outputs(self.run_dir, results, timeline)
+        code = {"passed": EXIT_PASSED, "failed": EXIT_FAILED}.get(verdict, EXIT_ABORTED)
+        return RunResult(self.run_dir, verdict, code, results, self.abort_reason)
+
+
+class _StopWatch:
+    """The live stop condition: per-second error rates from samples as they arrive."""
+
+    def __init__(self, stop_when: Any) -> None:
+        self.stop_when = stop_when
+        self.per_second: dict[int, list[int]] = {}
+        self.seconds: deque[int] = deque()
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        if self.stop_when is None:
+            return
+        for row in rows:
+            try:
+                second = int(float(row["start"]))
+            except (KeyError, ValueError):
+                continue
+            counts = self.per_second.setdefault(second, [0, 0])
+            counts[0] += 1
+            if str(row.get("ok")) != "1":
+                counts[1] += 1
+
+    def tripped(self, now: float) -> bool:
+        if self.stop_when is None:
+            return False
+        window = max(1, int(self.stop_when.for_s))
+        # The last complete second is now-2: requests started a second ago may not have ended.
+        last = int(now) - 2
+        for second in range(last - window + 1, last + 1):
+            total, bad = self.per_second.get(second, (0, 0))
+            if total == 0 or bad / total < self.stop_when.error_rate:
+                return False
+        return True
+
+
+def run_drill(
+    scenario: str | Path | LoadedScenario,
+    *,
+    out: Path | None = None,
+    runtime: str | None = None,
+    say: Say | None = None,
+    reports_dir: Path = Path("reports"),
+) -> RunResult:
+    """Run one drill and write its run directory. Raises ScenarioError (exit 2) for bad input."""
+    loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(scenario)
+    run_dir = Path(out) if out else new_run_dir(loaded.spec.name, reports_dir)
+    return Drill(loaded, run_dir, runtime=runtime, say=say).run()
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def _load_plan(load: Any, duration_s: float) -> Any:
+    """The scenario's ``load:`` block as the load room's plan."""
+    from harness.load.plan import LoadPlan
+    from harness.load.plan import RequestSpec as PlanRequest
+
+    def req(r: RequestSpec) -> PlanRequest:
+        return PlanRequest(method=r.method, path=r.path, json=r.json_body, headers=dict(r.headers), body=r.body)
+
+    return LoadPlan(
+        host=load.host,
+        users=load.users,
+        spawn_rate=load.spawn_rate or float(max(load.users, 1)),
+        duration_s=duration_s,
+        request=req(load.request or RequestSpec()),
+        locustfile=load.locustfile,
+        timeout_s=load.timeout_s,
+        probe_rate_hz=load.probe_rate_hz,
+        probe_request=req(load.probe_request),
+    )
+
+
+def _pids(stack: Any) -> dict[str, Any]:
+    """Process groups a local stack started, journaled so `drill recover` can stop orphans."""
+    groups = getattr(stack, "process_groups", None)
+    return {"process_groups": groups()} if callable(groups) else {}
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def _pkg_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def _git_sha(where: Path) -> str | None:
+    if shutil.which("git") is None:
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None

@@ -1,0 +1,66 @@
+"""endpoint_kill on the embedded ``local`` runtime: kill a stack process, restart it at revert."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+from harness.errors import ScenarioError
+from harness.faults.base import Onset
+
+_SIGNALS = {"kill": signal.SIGKILL, "stop": signal.SIGTERM, "pause": signal.SIGSTOP}
+
+
+class ProcessFault:
+    """Kill (SIGKILL), stop (SIGTERM) or pause (SIGSTOP) the process groups of selected services."""
+
+    def __init__(self, name: str, mode: str, names: list[str], runtime: Any) -> None:
+        self.name = name
+        self.type = "endpoint_kill"
+        self.mode = mode
+        self.names = names
+        self.runtime = runtime
+        self._applied = False
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "targets": [f"process:{n}" for n in self.names],
+            "params": {"mode": self.mode},
+            "undo": {"kind": "process", "names": self.names, "mode": self.mode},
+        }
+
+    def apply(self) -> Onset:
+        before = time.time()
+        for name in self.names:
+            self.runtime.kill(name, _SIGNALS[self.mode])
+        after = time.time()
+        self._applied = True
+        # The signal is delivered by the kernel before kill(2) returns: the bracket is exact.
+        return Onset(at=(before + after) / 2, source="signal", uncertainty_s=(after - before) / 2)
+
+    def revert(self) -> float:
+        for name in self.names:
+            if self.mode == "pause":
+                self.runtime.kill(name, signal.SIGCONT)
+            else:
+                self.runtime.restart(name)
+        return time.time()
+
+
+def process_fault(
+    name: str, mode: str, service: str | None, labels: dict[str, str], max_targets: int, runtime: Any
+) -> ProcessFault:
+    names = runtime.find(service, labels)
+    if not names or len(names) > max_targets:
+        what = f"service {service!r}" if service else "no service"
+        raise ScenarioError(
+            f"fault {name!r}: selector ({what}, labels {labels}) matched {len(names)} processes "
+            f"{names}; expected 1..{max_targets} (raise max_targets to allow more)"
+        )
+    return ProcessFault(name, mode, names, runtime)
+
+
+def undo_process(undo: dict[str, Any]) -> None:
+    """After a crash the local stack is gone with its supervisor: nothing is left to restart."""
+    return None

@@ -1,0 +1,103 @@
+"""pytest integration: ``pytest scenarios/`` runs every scenario file as a test, and the ``drill``
+fixture runs scenarios from users' own test functions.
+
+A scenario item passes when the drill's verdict is ``passed``; it fails with the missed
+objectives (verdict ``failed``), the abort reason (``aborted``) or the file:line problems (bad
+input). Run ids, verdicts and RTOs reach JUnit XML through ``user_properties``.
+
+Options: ``--drill-reports DIR`` (where run directories go, default ``reports``) and
+``--drill-runtime local|compose`` (override every scenario's runtime).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("drill", "drill scenarios")
+    group.addoption("--drill-reports", default="reports", help="directory for drill run directories")
+    group.addoption("--drill-runtime", default=None, choices=("local", "compose"),
+                    help="override the runtime of every scenario")
+
+
+def _is_scenario(path: Path) -> bool:
+    if path.suffix not in (".yaml", ".yml"):
+        return False
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:4000]
+    except OSError:
+        return False
+    return "drill/v1" in head and "kind: Scenario" in head
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    if _is_scenario(file_path):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        yield ScenarioItem.from_parent(self, name=self.path.stem)
+
+
+class DrillFailed(Exception):
+    """A scenario item's failure, reported without a traceback."""
+
+
+class ScenarioItem(pytest.Item):
+    def runtest(self) -> None:
+        from harness.engine import run_drill
+        from harness.errors import ScenarioError
+
+        config = self.config
+        try:
+            result = run_drill(
+                self.path,
+                runtime=config.getoption("--drill-runtime"),
+                reports_dir=Path(config.getoption("--drill-reports")),
+            )
+        except ScenarioError as exc:
+            raise DrillFailed("bad input (nothing applied):\n" + "\n".join(exc.problems)) from None
+        self.user_properties.append(("run_dir", str(result.run_dir)))
+        self.user_properties.append(("verdict", result.verdict))
+        for fault in result.results.get("faults", []):
+            self.user_properties.append((f"rto_s.{fault['name']}", str(fault.get("rto_s"))))
+        if result.verdict != "passed":
+            missed = [
+                f"{o['name']}: measured {o['measured']}, target {o['target']}"
+                for o in result.results.get("objectives", [])
+                if not o["passed"]
+            ]
+            why = result.abort_reason or "; ".join(missed) or "see the report"
+            raise DrillFailed(f"verdict {result.verdict}: {why}\nreport: {result.report_path}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, DrillFailed):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"drill scenario {self.name}"
+
+
+@pytest.fixture
+def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Any]:
+    """Run a scenario and get its :class:`harness.engine.RunResult`::
+
+        def test_failover(drill):
+            result = drill("scenarios/latency.yaml")
+            assert result.verdict == "passed"
+            assert result.results["faults"][0]["rto_s"] < 10
+    """
+    from harness.engine import run_drill
+
+    def run(scenario: str | Path, **kwargs: Any) -> Any:
+        kwargs.setdefault("out", tmp_path / Path(scenario).stem)
+        return run_drill(scenario, **kwargs)
+
+    return run

@@ -1,0 +1,307 @@
+"""The scenario model, ``apiVersion: drill/v1``, ``kind: Scenario`` (reference: docs/scenarios.md).
+
+Field names are the YAML keys. Every model forbids unknown keys. Checks that span fields (a
+parameter that does not belong to a fault type, a fault that outlasts its phase) live in
+:func:`cross_checks`, which returns locations so errors still name the file line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from harness.scenario.units import Duration, parse_latency_bound
+
+NETWORK_TYPES = ("latency", "jitter", "bandwidth", "blackhole", "reset", "down")
+FAULT_TYPES = NETWORK_TYPES + ("endpoint_kill", "gpu_node_loss", "region_quota_denial")
+FaultType = Literal[
+    "latency",
+    "jitter",
+    "bandwidth",
+    "blackhole",
+    "reset",
+    "down",
+    "endpoint_kill",
+    "gpu_node_loss",
+    "region_quota_denial",
+]
+
+# type -> (required params, optional params, target kind, modes (first is the default))
+_NET = ("direction", "toxicity")
+FAULT_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str, tuple[str, ...]]] = {
+    "latency": (("latency_ms",), ("jitter_ms",) + _NET, "proxy", ()),
+    "jitter": (("jitter_ms",), ("latency_ms",) + _NET, "proxy", ()),
+    "bandwidth": (("rate_kbps",), _NET, "proxy", ()),
+    "blackhole": ((), ("timeout_ms",) + _NET, "proxy", ()),
+    "reset": ((), ("timeout_ms",) + _NET, "proxy", ()),
+    "down": ((), (), "proxy", ()),
+    "endpoint_kill": ((), ("mode", "max_targets"), "service", ("kill", "stop", "pause")),
+    "gpu_node_loss": ((), ("mode", "count", "percent", "max_targets"), "service", ("kill", "xid", "hang")),
+    "region_quota_denial": (
+        ("region",),
+        ("mode", "instance_type"),
+        "hook",
+        ("quota_exceeded", "insufficient_capacity"),
+    ),
+}
+PARAM_FIELDS = (
+    "latency_ms",
+    "jitter_ms",
+    "rate_kbps",
+    "timeout_ms",
+    "direction",
+    "toxicity",
+    "mode",
+    "max_targets",
+    "count",
+    "percent",
+    "region",
+    "instance_type",
+)
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class StackRef(Strict):
+    """How to reach the stack. ``local`` with no ``file`` starts nothing (the user's own stack)."""
+
+    runtime: Literal["local", "compose"] = "local"
+    file: Path | None = None
+    project: str | None = None
+    allow_remote_docker: bool = False
+
+
+class ToxiproxyRef(Strict):
+    """An existing Toxiproxy server to use instead of one the runtime starts."""
+
+    url: str = "http://127.0.0.1:8474"
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/]+", v):
+            raise ValueError(f"expected an http:// URL like http://127.0.0.1:8474, got {v!r}")
+        return v.rstrip("/")
+
+
+class ProxyDecl(Strict):
+    """A proxy the harness creates before the drill and deletes after it."""
+
+    name: str
+    listen: str
+    upstream: str
+
+    @field_validator("listen", "upstream")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        if not re.match(r"^[^:\s]+:\d{1,5}$", v):
+            raise ValueError(f"expected host:port like 127.0.0.1:9001, got {v!r}")
+        return v
+
+
+class RequestSpec(Strict):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
+    path: str = "/"
+    json_body: Any = Field(default=None, alias="json")
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("path")
+    @classmethod
+    def _slash(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"expected a path starting with '/', got {v!r}")
+        return v
+
+
+class LoadSpec(Strict):
+    host: str
+    users: int = Field(default=10, ge=0, le=10_000)
+    spawn_rate: float | None = Field(default=None, gt=0)
+    request: RequestSpec | None = None
+    locustfile: Path | None = None
+    timeout_s: float = Field(default=5.0, gt=0, le=300)
+    probe_rate_hz: float = Field(default=20.0, ge=0, le=1000)
+    probe: RequestSpec | None = None
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/]+$", v.rstrip("/")):
+            raise ValueError(f"expected a base URL like http://127.0.0.1:8080, got {v!r}")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _default_request(self) -> "LoadSpec":
+        if self.request is None and self.locustfile is None:
+            self.request = RequestSpec()
+        return self
+
+    @property
+    def probe_request(self) -> RequestSpec:
+        return self.probe or self.request or RequestSpec()
+
+
+class Phases(Strict):
+    baseline: Duration = 20.0
+    fault: Duration = 60.0
+    recovery: Duration = 30.0
+
+    @property
+    def total_s(self) -> float:
+        return self.baseline + self.fault + self.recovery
+
+
+class TargetSpec(Strict):
+    """What a fault acts on: a Toxiproxy ``proxy``, a ``service`` (+ ``labels``), or a ``hook`` URL."""
+
+    proxy: str | None = None
+    service: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    hook: str | None = None
+
+    def describe(self) -> str:
+        if self.proxy:
+            return f"proxy {self.proxy}"
+        if self.hook:
+            return f"hook {self.hook}"
+        sel = ",".join(f"{k}={v}" for k, v in self.labels.items())
+        return f"service {self.service or '*'}" + (f" [{sel}]" if sel else "")
+
+
+class FaultSpec(Strict):
+    name: str
+    type: FaultType
+    target: TargetSpec
+    at: Duration = 0.0
+    duration: Duration | None = None
+    latency_ms: int | None = Field(default=None, ge=0)
+    jitter_ms: int | None = Field(default=None, ge=0)
+    rate_kbps: int | None = Field(default=None, ge=0)
+    timeout_ms: int | None = Field(default=None, ge=0)
+    direction: Literal["upstream", "downstream"] | None = None
+    toxicity: float | None = Field(default=None, ge=0, le=1)
+    mode: str | None = None
+    max_targets: int | None = Field(default=None, ge=1)
+    count: int | None = Field(default=None, ge=1)
+    percent: float | None = Field(default=None, gt=0, le=100)
+    region: str | None = None
+    instance_type: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        """The type's parameters that were given, with the mode defaulted."""
+        out = {k: getattr(self, k) for k in PARAM_FIELDS if getattr(self, k) is not None}
+        modes = FAULT_RULES[self.type][3]
+        if modes and "mode" not in out:
+            out["mode"] = modes[0]
+        return out
+
+
+class Objectives(Strict):
+    rto_s: Duration | None = None
+    max_error_rate: float | None = Field(default=None, ge=0, le=1)
+    p95_ms: float | str | None = None
+    failover_to: str | None = None
+    max_lost_requests: int | None = Field(default=None, ge=0)
+
+    @field_validator("p95_ms")
+    @classmethod
+    def _bound(cls, v: Any) -> Any:
+        if v is not None:
+            parse_latency_bound(v)
+        return v
+
+    @property
+    def p95_bound(self) -> tuple[float | None, float | None]:
+        """(absolute ms, baseline factor); both None without a p95 objective."""
+        return parse_latency_bound(self.p95_ms) if self.p95_ms is not None else (None, None)
+
+
+class StopWhen(Strict):
+    """Abort (rollback, exit 3) when the live error rate stays above ``error_rate`` for ``for``."""
+
+    error_rate: float = Field(gt=0, le=1)
+    for_s: Duration = Field(default=10.0, alias="for")
+
+
+class Measurement(Strict):
+    bucket: Duration = 0.25
+    window: Duration = 5.0
+
+
+class Scenario(Strict):
+    api_version: Literal["drill/v1"] = Field(alias="apiVersion")
+    kind: Literal["Scenario"]
+    name: str
+    description: str = ""
+    stack: StackRef = Field(default_factory=StackRef)
+    toxiproxy: ToxiproxyRef | None = None
+    proxies: list[ProxyDecl] = Field(default_factory=list)
+    load: LoadSpec
+    phases: Phases = Field(default_factory=Phases)
+    faults: list[FaultSpec] = Field(min_length=1)
+    objectives: Objectives = Field(default_factory=Objectives)
+    stop_when: StopWhen | None = None
+    measurement: Measurement = Field(default_factory=Measurement)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not _SLUG.match(v):
+            raise ValueError(
+                f"expected a short lowercase name (letters, digits, '.', '_', '-'), got {v!r}"
+            )
+        return v
+
+
+def cross_checks(s: Scenario) -> list[tuple[tuple[Any, ...], str]]:
+    """Checks across fields; each problem is (location, message)."""
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    seen: set[str] = set()
+    declared = {p.name for p in s.proxies}
+    for i, f in enumerate(s.faults):
+        loc = ("faults", i)
+        if f.name in seen:
+            problems.append((loc + ("name",), f"duplicate fault name {f.name!r}: names must be unique"))
+        seen.add(f.name)
+        required, optional, target_kind, modes = FAULT_RULES[f.type]
+        allowed = set(required) | set(optional)
+        for key in PARAM_FIELDS:
+            if getattr(f, key) is not None and key not in allowed:
+                listed = ", ".join(required + optional) or "none"
+                problems.append((loc + (key,), f"not a parameter of {f.type} faults (its parameters: {listed})"))
+        for key in required:
+            if getattr(f, key) is None:
+                problems.append((loc, f"{f.type} faults need '{key}'"))
+        if f.mode is not None and modes and f.mode not in modes:
+            problems.append((loc + ("mode",), f"expected one of {', '.join(modes)}, got {f.mode!r}"))
+        t = f.target
+        if target_kind == "proxy" and not t.proxy:
+            problems.append((loc + ("target",), f"{f.type} faults act on a Toxiproxy proxy: set target.proxy"))
+        if target_kind == "service" and not (t.service or t.labels):
+            problems.append((loc + ("target",), f"{f.type} faults need target.service and/or target.labels"))
+        if target_kind == "hook" and not t.hook:
+            problems.append((loc + ("target",), f"{f.type} faults need target.hook (the control plane's fault hook URL)"))
+        if target_kind != "proxy" and t.proxy:
+            problems.append((loc + ("target", "proxy"), f"{f.type} faults do not act on a proxy"))
+        if t.proxy and declared and t.proxy not in declared and s.stack.file is None:
+            problems.append((loc + ("target", "proxy"), f"unknown proxy {t.proxy!r}; declared proxies: {', '.join(sorted(declared))}"))
+        if f.at >= s.phases.fault:
+            problems.append((loc + ("at",), f"starts at {f.at:g}s but the fault phase lasts {s.phases.fault:g}s"))
+        elif f.duration is not None and f.at + f.duration > s.phases.fault + 1e-9:
+            problems.append((loc + ("duration",), f"at {f.at:g}s + duration {f.duration:g}s runs past the fault phase ({s.phases.fault:g}s)"))
+    if s.stack.runtime == "compose" and s.stack.file is None:
+        problems.append((("stack", "file"), "the compose runtime needs stack.file (the compose file)"))
+    return problems

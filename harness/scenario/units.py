@@ -1,0 +1,55 @@
+"""Durations (``500ms``, ``20s``, ``2m``, ``1h``) and latency bounds (``250`` or ``2x baseline``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+_FACTOR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*x\s*baseline\s*$", re.IGNORECASE)
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from ``30s``-style text; plain numbers are seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 30s, got {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"expected a duration like 30s, got {value!r} (negative)")
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNIT_S[match.group(2)]
+    raise ValueError(f"expected a duration like 500ms, 30s or 2m, got {value!r}")
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 1 and seconds != 0:
+        return f"{seconds * 1000:g}ms"
+    return f"{seconds:g}s"
+
+
+Duration = Annotated[
+    float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+]
+
+
+def parse_latency_bound(value: Any) -> tuple[float | None, float | None]:
+    """``250`` -> (250.0, None); ``"2x baseline"`` -> (None, 2.0)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value), None
+    if isinstance(value, str):
+        match = _FACTOR.match(value)
+        if match and float(match.group(1)) > 0:
+            return None, float(match.group(1))
+        try:
+            number = float(value)
+        except ValueError:
+            number = -1
+        if number > 0:
+            return number, None
+    raise ValueError(f"expected milliseconds like 250 or a factor like '2x baseline', got {value!r}")
