@@ -150,10 +150,7 @@ def compute_results(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
         "operator": start.get("user"),
         "host": start.get("host"),
         "environment": facts.environment,
-        "phases": m.phases_dict(),
-        "faults": m.faults_list(),
-        "objectives": m.objectives_list(),
-        "measurement": m.measurement_dict(),
+        **m.to_dict(),
         "cleanup": facts.cleanup or {"ok": False, "toxics_left": None, "containers_not_running": None},
     }
     _add_fault_facts(results["faults"], facts)
@@ -162,7 +159,20 @@ def compute_results(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     if results["cleanup"].get("ok") is False and verdict == "passed":
         results["verdict"] = "aborted"
         results["abort_reason"] = "cleanup could not be verified: a fault may still be applied"
-    return results, m.timeline
+    return results, _timeline(samples, m, phases, scenario)
+
+
+def _timeline(samples: pd.DataFrame, m: Any, phases: dict[str, tuple[float, float]], scenario: Scenario) -> pd.DataFrame:
+    """The report's per-bucket series, from the run start to the end of the last phase."""
+    from harness import measure
+
+    if not phases or samples.empty:
+        return pd.DataFrame()
+    ordered = measure.sort_samples(samples)
+    good = measure.good_mask(ordered, m.latency_bound_ms)
+    start = phases["baseline"][0]
+    end = max(end for _, end in phases.values())
+    return measure.timeline(ordered, good, start, scenario.measurement.bucket, end)
 
 
 def _add_fault_facts(faults: list[dict[str, Any]], facts: JournalFacts) -> None:

@@ -283,8 +283,11 @@ def cross_checks(s: Scenario) -> list[tuple[tuple[Any, ...], str]]:
                 listed = ", ".join(required + optional) or "none"
                 problems.append((loc + (key,), f"not a parameter of {f.type} faults (its parameters: {listed})"))
         for key in required:
-            if getattr(f, key) is None:
+            value = getattr(f, key)
+            if value is None:
                 problems.append((loc, f"{f.type} faults need '{key}'"))
+            elif isinstance(value, (int, float)) and value <= 0:
+                problems.append((loc + (key,), f"must be greater than 0 for {f.type} faults, got {value}"))
         if f.mode is not None and modes and f.mode not in modes:
             problems.append((loc + ("mode",), f"expected one of {', '.join(modes)}, got {f.mode!r}"))
         t = f.target

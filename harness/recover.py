@@ -1,0 +1,111 @@
+"""``drill recover``: undo what a crashed run (``kill -9``, power loss) left applied.
+
+Works from the run directory's journal alone: every fault the ledger shows as possibly applied is
+reverted through its journaled ``undo`` record, proxies the run created are deleted, and a local
+stack the run started is stopped. Each action is appended to the same journal, so a second
+``drill recover`` finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from harness.journal import JOURNAL_NAME, Journal, applied_faults, read_journal
+
+
+def run_dirs(reports_dir: Path) -> list[Path]:
+    """Every run directory (a folder holding a journal) under ``reports_dir``."""
+    return sorted(p.parent for p in Path(reports_dir).glob(f"**/{JOURNAL_NAME}"))
+
+
+def recover_run(run_dir: Path) -> Iterator[tuple[str, bool]]:
+    """Revert what the run's journal says may still be applied; yield (message, ok) per action."""
+    from harness.faults import undo_fault
+
+    path = Path(run_dir) / JOURNAL_NAME
+    if not path.exists():
+        yield f"{run_dir}: no {JOURNAL_NAME}; nothing to recover", False
+        return
+    pending = applied_faults(path)
+    proxies = _proxies_left(path)
+    groups = _groups_left(path)
+    if not (pending or proxies or groups):
+        yield f"{run_dir}: clean (nothing left applied)", True
+        return
+    with Journal(path) as journal:
+        for entry in pending:
+            journal.write("fault.revert_intent", fault_id=entry.fault_id, why="recover")
+            try:
+                undo_fault(entry.undo)
+            except Exception as exc:
+                journal.write("fault.revert_failed", fault_id=entry.fault_id, error=str(exc), why="recover")
+                yield f"{run_dir}: fault {entry.name} ({entry.type}) NOT reverted: {exc}", False
+                continue
+            journal.write("fault.reverted", fault_id=entry.fault_id, reverted_at=time.time(), why="recover")
+            yield f"{run_dir}: fault {entry.name} ({entry.type}) reverted", True
+        for undo in proxies:
+            try:
+                from harness.toxiproxy import ToxiproxyClient
+
+                with ToxiproxyClient(undo["toxiproxy_url"]) as client:
+                    client.delete_proxy(undo["proxy"], missing_ok=True)
+            except Exception as exc:
+                yield f"{run_dir}: proxy {undo['proxy']} NOT deleted: {exc}", False
+                continue
+            journal.write("proxy.deleted", proxy=undo["proxy"], why="recover")
+            yield f"{run_dir}: proxy {undo['proxy']} deleted", True
+        if groups:
+            stopped = [name for name, pgid in groups.items() if _stop_group(pgid)]
+            journal.write("stack.stopped", why="recover", groups=stopped)
+            yield f"{run_dir}: local stack stopped ({len(stopped)} process groups were still running)", True
+
+
+def _proxies_left(path: Path) -> list[dict[str, Any]]:
+    created: dict[str, dict[str, Any]] = {}
+    for rec in read_journal(path):
+        if rec.get("event") == "proxy.intent":
+            created[rec["proxy"]] = rec.get("undo", {})
+        elif rec.get("event") == "proxy.deleted":
+            created.pop(rec.get("proxy"), None)
+    return [u for u in created.values() if u.get("toxiproxy_url")]
+
+
+def _groups_left(path: Path) -> dict[str, int]:
+    groups: dict[str, int] = {}
+    for rec in read_journal(path):
+        if rec.get("event") == "stack.started":
+            groups = dict(rec.get("process_groups") or {})
+        elif rec.get("event") == "stack.stopped":
+            groups = {}
+    return groups
+
+
+def _ours(pgid: int) -> bool:
+    """Only signal a group whose leader still looks like a stack process (pids get reused)."""
+    try:
+        cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return "targets." in cmdline or "toxiproxy-server" in cmdline
+
+
+def _stop_group(pgid: int, grace_s: float = 5.0) -> bool:
+    if not _ours(pgid):
+        return False
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and _ours(pgid):
+        time.sleep(0.05)
+    if _ours(pgid):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return True
