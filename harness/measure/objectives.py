@@ -1,0 +1,130 @@
+"""Objectives: each set objective of a scenario checked against the measured figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.measure.model import ObjectiveSpec
+from harness.measure.phases import PhaseStats
+from harness.measure.recovery import IMPACT_UNRECOVERED, FaultMeasure
+
+Target = float | int | str
+
+
+@dataclass(frozen=True)
+class ObjectiveResult:
+    """One objective: ``measured`` None means it could not be measured, and then it failed.
+
+    ``note`` says why ``measured`` is missing or how ``target`` was resolved.
+    """
+
+    name: str
+    target: Target
+    measured: float | int | str | None
+    passed: bool
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "name": self.name,
+            "target": self.target,
+            "measured": self.measured,
+            "passed": self.passed,
+        }
+        if self.note:
+            entry["note"] = self.note
+        return entry
+
+
+def evaluate_objectives(
+    spec: ObjectiveSpec,
+    *,
+    phases: dict[str, PhaseStats],
+    faults: list[FaultMeasure],
+    baseline_p95_ms: float | None,
+    bound_ms: float | None,
+    failover_to_s: float | None,
+    lost_requests: int | None,
+) -> list[ObjectiveResult]:
+    """Every objective set in ``spec``, in the order rto_s, max_error_rate, p95_ms,
+    failover_to, max_lost_requests.
+
+    ``rto_s`` is checked against the worst fault; ``max_error_rate`` and ``p95_ms`` against the
+    fault phase; ``failover_to_s`` is first onset -> first good response from that tier;
+    ``lost_requests`` counts status-0 requests after the first onset.
+    """
+    results: list[ObjectiveResult] = []
+    fault_phase = phases.get("fault")
+    if spec.rto_s is not None:
+        results.append(_rto(spec.rto_s, faults))
+    if spec.max_error_rate is not None:
+        measured = None if fault_phase is None else fault_phase.error_rate
+        results.append(
+            _at_most("max_error_rate", spec.max_error_rate, measured, "the fault phase has no requests")
+        )
+    if spec.p95_ms is not None or spec.p95_baseline_factor is not None:
+        results.append(_p95(spec, fault_phase, baseline_p95_ms, bound_ms))
+    if spec.failover_to is not None:
+        results.append(_failover_to(spec.failover_to, failover_to_s, bool(faults)))
+    if spec.max_lost_requests is not None:
+        results.append(
+            _at_most("max_lost_requests", spec.max_lost_requests, lost_requests, "no fault was applied")
+        )
+    return results
+
+
+def verdict(results: list[ObjectiveResult]) -> str:
+    """``passed`` when every objective passed (or none was set), else ``failed``."""
+    return "passed" if all(r.passed for r in results) else "failed"
+
+
+def _at_most(name: str, target: float | int, measured: float | int | None, why_missing: str) -> ObjectiveResult:
+    if measured is None:
+        return ObjectiveResult(name, target, None, False, why_missing)
+    if isinstance(measured, float):
+        measured = round(measured, 6)
+    return ObjectiveResult(name, target, measured, measured <= target)
+
+
+def _rto(target_s: float, faults: list[FaultMeasure]) -> ObjectiveResult:
+    if not faults:
+        return ObjectiveResult("rto_s", target_s, None, False, "no fault was applied")
+    unrecovered = [f.fault.name for f in faults if f.impact == IMPACT_UNRECOVERED or f.rto_s is None]
+    if unrecovered:
+        note = f"not recovered: {', '.join(unrecovered)} (never healthy for W before the data ends)"
+        return ObjectiveResult("rto_s", target_s, None, False, note)
+    worst = max(faults, key=lambda f: f.rto_s or 0.0)
+    measured = round(worst.rto_s or 0.0, 6)
+    note = f"worst fault: {worst.fault.name}" if len(faults) > 1 else None
+    return ObjectiveResult("rto_s", target_s, measured, measured <= target_s, note)
+
+
+def _p95(
+    spec: ObjectiveSpec,
+    fault_phase: PhaseStats | None,
+    baseline_p95_ms: float | None,
+    bound_ms: float | None,
+) -> ObjectiveResult:
+    target: Target
+    if spec.p95_baseline_factor is not None:
+        factor = f"{spec.p95_baseline_factor:g}x baseline"
+        target = f"{factor} (= {bound_ms:.1f} ms)" if bound_ms is not None else factor
+    else:
+        target = float(spec.p95_ms or 0.0)
+    measured = None if fault_phase is None or fault_phase.p95_ms is None else round(fault_phase.p95_ms, 3)
+    if bound_ms is None:
+        return ObjectiveResult("p95_ms", target, measured, False, "baseline p95 unknown: the baseline has no requests")
+    if measured is None:
+        return ObjectiveResult("p95_ms", target, None, False, "the fault phase has no requests")
+    return ObjectiveResult("p95_ms", target, measured, measured <= bound_ms)
+
+
+def _failover_to(tier: str, seen_after_s: float | None, any_fault: bool) -> ObjectiveResult:
+    if not any_fault:
+        return ObjectiveResult("failover_to", tier, None, False, "no fault was applied")
+    if seen_after_s is None:
+        return ObjectiveResult(
+            "failover_to", tier, None, False, f"no good response from tier {tier!r} after the first onset"
+        )
+    return ObjectiveResult("failover_to", tier, f"{tier} after {seen_after_s:.2f} s", True)

@@ -1,0 +1,99 @@
+"""Where good responses came from: primary tier, failover, failback and degraded time.
+
+All functions take start-sorted arrays restricted to the requests at or after a fault's onset
+(see :class:`harness.measure.recovery.FaultWindow`) and return seconds after that onset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from harness.measure.buckets import bucket_counts, first_after_last_marker, first_sustained_run
+from harness.measure.phases import phase_slice
+
+
+def primary_tier(
+    samples: pd.DataFrame, good: np.ndarray, baseline: tuple[float, float] | None
+) -> str | None:
+    """The most common ``tier`` of good baseline responses (ties: alphabetical first).
+
+    None when there is no baseline or no good baseline response carries a tier.
+    """
+    if baseline is None:
+        return None
+    rows = phase_slice(samples["start"].to_numpy(), *baseline)
+    tiers = samples["tier"].to_numpy()[rows][good[rows]]
+    tiers = tiers[tiers != ""]
+    if tiers.size == 0:
+        return None
+    counts = pd.Series(tiers).value_counts()
+    best = counts[counts == counts.iloc[0]].index
+    return str(sorted(best)[0])
+
+
+def failover_s(
+    starts_s: np.ndarray, good: np.ndarray, tiers: np.ndarray, onset_s: float, primary: str | None
+) -> tuple[float | None, int | None]:
+    """Onset -> start of the first good response from a tier other than the primary.
+
+    Responses without a tier do not count. Returns (seconds, row) or (None, None).
+    """
+    if primary is None:
+        return None, None
+    other = good & (tiers != primary) & (tiers != "")
+    rows = np.flatnonzero(other)
+    if rows.size == 0:
+        return None, None
+    return float(starts_s[rows[0]] - onset_s), int(rows[0])
+
+
+def failback_s(
+    starts_s: np.ndarray,
+    good: np.ndarray,
+    tiers: np.ndarray,
+    index: np.ndarray,
+    n_buckets: int,
+    onset_s: float,
+    primary: str | None,
+    failover_row: int | None,
+    window_buckets: int,
+) -> float | None:
+    """Onset -> the return to the primary tier that lasted, after a failover.
+
+    A bucket is *primary-served* when it holds good responses and all of them came from the
+    primary tier. Failback is the first run of W primary-served buckets after the failover
+    bucket; the instant is the first good primary response after the last good non-primary
+    response before that run (or, when the bucket before the run is a gap, the first good
+    primary response of the run). None without a failover or without such a run.
+    """
+    if primary is None or failover_row is None:
+        return None
+    from_primary = good & (tiers == primary)
+    elsewhere = good & ~from_primary
+    served = bucket_counts(index, n_buckets, good)
+    not_primary = bucket_counts(index, n_buckets, elsewhere)
+    primary_served = (served > 0) & (not_primary == 0)
+    run = first_sustained_run(primary_served, window_buckets, after=int(index[failover_row]))
+    if run is None:
+        return None
+    row = first_after_last_marker(index, elsewhere, from_primary, run)
+    return None if row is None else float(starts_s[row] - onset_s)
+
+
+def degraded_s(
+    good: np.ndarray, degraded: np.ndarray, index: np.ndarray, n_buckets: int, bucket_s: float
+) -> float:
+    """Total time good responses came from a degraded tier: buckets holding one, x bucket_s."""
+    hits = bucket_counts(index, n_buckets, good & (degraded == 1))
+    return float(np.count_nonzero(hits)) * bucket_s
+
+
+def first_good_from_tier_s(
+    samples: pd.DataFrame, good: np.ndarray, tier: str, onset_s: float
+) -> float | None:
+    """Onset -> start of the first good response served by ``tier``; None when there is none."""
+    starts_s = samples["start"].to_numpy()
+    first_row = int(np.searchsorted(starts_s, onset_s, side="left"))
+    rows = np.flatnonzero(good[first_row:] & (samples["tier"].to_numpy()[first_row:] == tier))
+    return None if rows.size == 0 else float(starts_s[first_row + rows[0]] - onset_s)

@@ -1,0 +1,128 @@
+"""One call from samples to every figure of a run: phases, faults, objectives, verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.measure.goodness import describe_good, good_mask, latency_bound_ms
+from harness.measure.loading import sort_samples
+from harness.measure.model import FaultTiming, MeasureSettings, ObjectiveSpec, Phases
+from harness.measure.objectives import ObjectiveResult, evaluate_objectives, verdict
+from harness.measure.phases import PhaseStats, phase_stats
+from harness.measure.recovery import FaultMeasure, measure_fault, method_text, resolution_s
+from harness.measure.routing import first_good_from_tier_s, primary_tier
+
+METHOD_ID = "drill.rto/v1"
+"""Names the method in docs/method.md; bumped whenever a rule there changes."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Everything measured from one run's samples; ``to_dict()`` gives the results.json parts."""
+
+    phases: dict[str, PhaseStats]
+    faults: list[FaultMeasure]
+    objectives: list[ObjectiveResult]
+    settings: MeasureSettings
+    samples: int
+    primary_tier: str | None
+    baseline_p95_ms: float | None
+    latency_bound_ms: float | None
+    lost_requests: int | None
+    method: str
+
+    @property
+    def verdict(self) -> str:
+        """``passed`` or ``failed`` from the objectives (``aborted`` is the engine's call)."""
+        return verdict(self.objectives)
+
+    @property
+    def resolution_s(self) -> float:
+        """The coarsest fault resolution (or the no-fault one when no fault was applied)."""
+        if not self.faults:
+            return resolution_s(self.settings, 0.0)
+        return max(f.resolution_s for f in self.faults)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``phases``, ``faults``, ``objectives`` and ``measurement`` of results.json."""
+        return {
+            "phases": {name: stats.to_dict() for name, stats in self.phases.items()},
+            "faults": [f.to_dict() for f in self.faults],
+            "objectives": [o.to_dict() for o in self.objectives],
+            "measurement": {
+                "samples": self.samples,
+                "probe_rate_hz": self.settings.probe_rate_hz,
+                "resolution_s": round(self.resolution_s, 6),
+                "method": self.method,
+                "bucket_s": self.settings.bucket_s,
+                "recovery_window_s": self.settings.window_s,
+                "primary_tier": self.primary_tier,
+                "baseline_p95_ms": None if self.baseline_p95_ms is None else round(self.baseline_p95_ms, 3),
+                "latency_bound_ms": None if self.latency_bound_ms is None else round(self.latency_bound_ms, 3),
+                "lost_requests": self.lost_requests,
+            },
+        }
+
+
+def measure_run(
+    samples: pd.DataFrame,
+    phases: Phases,
+    faults: list[FaultTiming],
+    objectives: ObjectiveSpec,
+    settings: MeasureSettings,
+) -> Measurement:
+    """Measure a run. ``samples`` has the sample columns (any order of rows); ``phases`` maps
+    ``baseline``/``fault``/``recovery`` to (start_epoch_s, end_epoch_s).
+
+    The latency bound comes from the objectives (absolute, or factor x baseline p95); the primary
+    tier from ``settings.primary_tier`` or, when None, the baseline's good responses.
+    """
+    samples = sort_samples(samples)
+    stats = phase_stats(samples, phases)
+    baseline = stats.get("baseline")
+    baseline_p95 = None if baseline is None else baseline.p95_ms
+    bound = latency_bound_ms(objectives, baseline_p95)
+    good = good_mask(samples, bound)
+    primary = settings.primary_tier or primary_tier(samples, good, phases.get("baseline"))
+    method = method_text(settings, objectives.max_error_rate, describe_good(bound))
+    ordered = sorted(faults, key=lambda f: f.onset_at)
+    measured = [
+        measure_fault(
+            samples, good, fault, settings,
+            max_error_rate=objectives.max_error_rate, primary=primary, method=method,
+        )
+        for fault in ordered
+    ]
+    first_onset = ordered[0].onset_at if ordered else None
+    lost = None
+    failover_to_s = None
+    if first_onset is not None:
+        after = samples["start"].to_numpy() >= first_onset
+        lost = int(np.count_nonzero(after & (samples["status"].to_numpy() == 0)))
+        if objectives.failover_to is not None:
+            failover_to_s = first_good_from_tier_s(samples, good, objectives.failover_to, first_onset)
+    results = evaluate_objectives(
+        objectives,
+        phases=stats,
+        faults=measured,
+        baseline_p95_ms=baseline_p95,
+        bound_ms=bound,
+        failover_to_s=failover_to_s,
+        lost_requests=lost,
+    )
+    return Measurement(
+        phases=stats,
+        faults=measured,
+        objectives=results,
+        settings=settings,
+        samples=len(samples),
+        primary_tier=primary,
+        baseline_p95_ms=baseline_p95,
+        latency_bound_ms=bound,
+        lost_requests=lost,
+        method=f"{METHOD_ID} (docs/method.md): {method}",
+    )

@@ -1,0 +1,145 @@
+"""Objectives against measured figures, the verdict, and the results.json shapes."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from harness.measure import (
+    FaultTiming,
+    MeasureSettings,
+    ObjectiveResult,
+    ObjectiveSpec,
+    measure_run,
+    verdict,
+)
+from harness.measure.testing import probe_stream, set_between
+
+T0 = 3_000_020.0
+RUN_START = T0 - 20.0
+PHASES = {"baseline": (RUN_START, T0), "fault": (T0, T0 + 20), "recovery": (T0 + 20, T0 + 40)}
+DESIGN_FAULT_KEYS = [
+    "name", "type", "targets", "onset_at", "onset_source", "onset_uncertainty_s", "reverted_at",
+    "time_to_detect_s", "rto_s", "failover_s", "failback_s", "degraded_s", "impact",
+]
+
+
+def drill(samples: pd.DataFrame, objectives: ObjectiveSpec, faults: list[FaultTiming] | None = None):
+    if faults is None:
+        faults = [FaultTiming("provider-down", "endpoint_kill", T0, "docker-event:die", 0.002, T0 + 20, ["hosted"])]
+    return measure_run(samples, PHASES, faults, objectives, MeasureSettings(20.0))
+
+
+def two_second_failover() -> pd.DataFrame:
+    """20 ms at baseline; 2 s of 503 (10 % of the fault phase); then gpu at 30 ms."""
+    samples = probe_stream(T0 + 40, 20.0, phase_s=RUN_START + 0.01)
+    samples = set_between(samples, T0, T0 + 2.0, status=503)
+    return set_between(samples, T0 + 2.0, T0 + 20.0, tier="gpu", latency_ms=30.0)
+
+
+ALL = ObjectiveSpec(
+    rto_s=5.0, max_error_rate=0.11, p95_baseline_factor=2.0, failover_to="gpu", max_lost_requests=0
+)
+
+
+def test_every_objective_passes_and_the_verdict_is_passed() -> None:
+    result = drill(two_second_failover(), ALL)
+
+    by_name = {o.name: o for o in result.objectives}
+    assert list(by_name) == ["rto_s", "max_error_rate", "p95_ms", "failover_to", "max_lost_requests"]
+    assert all(o.passed for o in result.objectives), result.objectives
+    assert by_name["rto_s"].measured == pytest.approx(2.0, abs=0.05)
+    assert by_name["max_error_rate"].measured == pytest.approx(0.1)
+    assert by_name["p95_ms"].target == "2x baseline (= 40.0 ms)"
+    assert by_name["p95_ms"].measured == pytest.approx(30.0)
+    assert by_name["max_lost_requests"].measured == 0
+    assert result.verdict == "passed"
+
+
+@pytest.mark.parametrize(
+    ("objectives", "failing"),
+    [
+        (ObjectiveSpec(rto_s=1.5), "rto_s"),
+        (ObjectiveSpec(max_error_rate=0.05), "max_error_rate"),
+        (ObjectiveSpec(p95_baseline_factor=1.2), "p95_ms"),
+        (ObjectiveSpec(p95_ms=25.0), "p95_ms"),
+        (ObjectiveSpec(failover_to="cpu"), "failover_to"),
+    ],
+)
+def test_each_missed_objective_fails_the_verdict(objectives: ObjectiveSpec, failing: str) -> None:
+    result = drill(two_second_failover(), objectives)
+
+    [objective] = result.objectives
+    assert objective.name == failing and objective.passed is False
+    assert result.verdict == "failed"
+
+
+def test_rto_objective_is_checked_against_the_worst_fault() -> None:
+    samples = set_between(two_second_failover(), T0 + 10.0, T0 + 14.0, status=503)
+    faults = [
+        FaultTiming("provider-down", "endpoint_kill", T0, "docker-event:die", 0.002, T0 + 5, ["hosted"]),
+        FaultTiming("gpu-loss", "gpu_node_loss", T0 + 10.0, "hook-response", 0.01, T0 + 20, ["gpu-a1"]),
+    ]
+
+    result = drill(samples, ObjectiveSpec(rto_s=3.0), faults)
+
+    assert [round(f.rto_s, 1) for f in result.faults] == [2.0, 4.0]
+    [rto] = result.objectives
+    assert rto.measured == pytest.approx(4.0, abs=0.05) and not rto.passed
+    assert rto.note == "worst fault: gpu-loss"
+
+
+def test_missing_measurements_fail() -> None:
+    samples = probe_stream(T0, 20.0, phase_s=RUN_START)  # nothing after the baseline
+    result = drill(samples, ObjectiveSpec(rto_s=10, max_error_rate=0.1, p95_ms=100.0))
+    no_fault = drill(samples, ObjectiveSpec(rto_s=10, failover_to="gpu", max_lost_requests=0), faults=[])
+
+    assert [(o.measured, o.passed) for o in result.objectives] == [(None, False)] * 3
+    assert [(o.measured, o.passed) for o in no_fault.objectives] == [(None, False)] * 3
+    assert all(o.note for o in result.objectives + no_fault.objectives)
+
+
+def test_relative_p95_without_a_baseline_fails_and_says_why() -> None:
+    samples = probe_stream(T0 + 40, 20.0, phase_s=T0 + 0.01)  # the baseline has no requests
+
+    [p95] = drill(samples, ObjectiveSpec(p95_baseline_factor=2.0)).objectives
+
+    assert p95.target == "2x baseline" and p95.measured == pytest.approx(20.0)
+    assert p95.passed is False and "baseline" in (p95.note or "")
+
+
+def test_verdict_helper() -> None:
+    yes = ObjectiveResult("rto_s", 15.0, 3.0, True)
+    no = ObjectiveResult("max_error_rate", 0.1, 0.2, False)
+
+    assert verdict([yes, yes]) == "passed"
+    assert verdict([yes, no]) == "failed"
+    assert verdict([]) == "passed"
+
+
+def test_to_dict_matches_the_results_json_shape() -> None:
+    result = drill(two_second_failover(), ALL)
+
+    document = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+
+    assert list(document) == ["phases", "faults", "objectives", "measurement"]
+    assert set(document["phases"]) == {"baseline", "fault", "recovery"}
+    for phase in document["phases"].values():
+        assert {"start", "end", "rps", "error_rate", "p50_ms", "p95_ms", "p99_ms"} <= set(phase)
+    [fault] = document["faults"]
+    assert list(fault)[: len(DESIGN_FAULT_KEYS)] == DESIGN_FAULT_KEYS
+    assert {"lost_requests", "resolution_s", "method"} <= set(fault)
+    assert fault["impact"] == "recovered" and fault["onset_at"].endswith("Z")
+    for objective in document["objectives"]:
+        assert {"name", "target", "measured", "passed"} <= set(objective)
+    measurement = document["measurement"]
+    assert {"samples", "probe_rate_hz", "resolution_s", "method"} <= set(measurement)
+    assert measurement["samples"] == 1200
+    assert measurement["method"].startswith("drill.rto/v1")
+
+
+def test_conflicting_p95_objectives_are_rejected() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        ObjectiveSpec(p95_ms=100.0, p95_baseline_factor=2.0)

@@ -1,0 +1,67 @@
+"""Per-phase statistics: membership by start time, rates and latency percentiles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.measure import PhaseStats, phase_stats
+from harness.measure.testing import concat_samples, probe_segment, set_between
+
+
+def test_percentiles_of_a_known_distribution() -> None:
+    # 100 requests in 10 s with latencies 1..100 ms (shuffled), then 400 at 5 ms in the next phase.
+    samples = probe_segment(0.0, 10.0, rate_hz=10.0)
+    samples["latency_ms"] = np.random.default_rng(7).permutation(np.arange(1.0, 101.0))
+    samples = concat_samples(samples, probe_segment(10.0, 20.0, rate_hz=20.0, latency_ms=5.0))
+
+    stats = phase_stats(samples, {"baseline": (0.0, 10.0), "fault": (10.0, 30.0)})
+    baseline = stats["baseline"]
+
+    assert baseline.requests == 100
+    assert baseline.rps == pytest.approx(10.0)
+    # Linear interpolation between ranks (numpy's default).
+    assert baseline.p50_ms == pytest.approx(50.5)
+    assert baseline.p95_ms == pytest.approx(95.05)
+    assert baseline.p99_ms == pytest.approx(99.01)
+    assert stats["fault"].p99_ms == pytest.approx(5.0)
+    assert stats["fault"].requests == 400
+
+
+def test_a_sample_belongs_to_the_phase_its_start_falls_in() -> None:
+    samples = probe_segment(0.0, 2.0, rate_hz=2.0, latency_ms=3000.0)  # starts 0, .5, 1, 1.5
+
+    stats = phase_stats(samples, {"baseline": (0.0, 1.0), "fault": (1.0, 2.0)})
+
+    assert stats["baseline"].requests == 2  # 0.0 and 0.5, though both end after 1.0
+    assert stats["fault"].requests == 2  # 1.0 exactly starts the fault phase
+
+
+def test_error_rate_counts_every_not_ok_request_and_failed_latency_counts() -> None:
+    samples = probe_segment(0.0, 10.0, rate_hz=10.0, latency_ms=10.0)
+    samples = set_between(samples, 0.0, 2.0, status=0, latency_ms=5000.0)  # 20 timeouts
+    samples = set_between(samples, 2.0, 3.0, status=503)  # 10 errors
+
+    [fault] = phase_stats(samples, {"fault": (0.0, 10.0)}).values()
+
+    assert fault.error_rate == pytest.approx(0.3)
+    assert fault.p95_ms == pytest.approx(5000.0)
+
+
+def test_empty_phase_has_no_rates() -> None:
+    samples = probe_segment(0.0, 5.0)
+
+    stats = phase_stats(samples, {"recovery": (100.0, 130.0)})["recovery"]
+
+    assert stats.requests == 0 and stats.rps == 0.0
+    assert stats.error_rate is None and stats.p50_ms is None and stats.p95_ms is None and stats.p99_ms is None
+
+
+def test_to_dict_has_the_results_json_keys() -> None:
+    stats = PhaseStats("baseline", 1_700_000_000.0, 1_700_000_020.0, 400, 20.0, 0.0, 20.0, 41.23456, 60.0)
+
+    entry = stats.to_dict()
+
+    assert list(entry) == ["start", "end", "requests", "rps", "error_rate", "p50_ms", "p95_ms", "p99_ms"]
+    assert entry["start"] == "2023-11-14T22:13:20.000000Z"
+    assert entry["p95_ms"] == 41.235
