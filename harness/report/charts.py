@@ -1,0 +1,390 @@
+"""The report's charts as inline SVG strings (matplotlib, Agg backend, no pyplot).
+
+Input is the per-bucket timeline DataFrame that measure builds:
+
+- ``t_s``          bucket start, seconds from run start (``phases.baseline.start``)
+- ``requests``     requests that started in the bucket
+- ``error_rate``   bad / requests in the bucket (0..1; NaN when the bucket is empty)
+- ``p95_ms``       95th percentile latency of the bucket (NaN when empty)
+- ``tier_<name>``  share of the bucket's good responses served by tier ``<name>`` (0..1);
+                   measure's ``tier:<name>`` spelling is accepted too
+- ``bad_ratio``    optional: not-good share (failed or over the latency bound), drawn when present
+
+Phase boundaries and fault bands come from the results dict (epoch seconds). matplotlib is
+imported only when a chart is drawn, so importing ``harness`` stays cheap and never touches a
+user's pyplot state. Text stays text (``svg.fonttype: none``), nothing is rasterized, and long
+runs are downsampled to at most :data:`MAX_POINTS` buckets so the SVG stays small.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from harness.report.formatting import parse_utc, seconds
+from harness.report.results import objective_target, p95_limit_ms
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+MAX_POINTS = 720
+TIER_PREFIXES = ("tier_", "tier:")
+BAD_RATIO = "bad_ratio"
+
+PHASE_COLOURS = {"baseline": "#e8eef7", "fault": "#fcf3e0", "recovery": "#e2f1e4"}
+FAULT_COLOUR = "#c0392b"
+RECOVERY_COLOUR = "#1e8449"
+ERROR_COLOUR = "#c0392b"
+BAD_COLOUR = "#7d3c98"
+LATENCY_COLOUR = "#2c5d8f"
+NO_GOOD_COLOUR = "#d5d8dc"
+# Tier priority order of the reference stack, coloured so failover reads at a glance:
+# hosted (blue) -> gpu (green) -> cpu (orange, degraded).
+TIER_COLOURS = {"hosted": "#2e86c1", "gpu": "#28b463", "cpu": "#e67e22"}
+OTHER_TIER_COLOURS = ("#8e44ad", "#16a085", "#d4ac0d", "#7f8c8d", "#a93226")
+TIER_ORDER = ("hosted", "gpu", "cpu")
+
+
+@dataclass(frozen=True)
+class Band:
+    """A span on the chart's time axis, seconds from run start."""
+
+    label: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class FaultMarks:
+    """One fault on the time axis: onset..revert band and the recovery instant.
+
+    ``recovered_s`` is None when RTO is missing, and also when it is 0 (no observed impact:
+    there is no recovery to mark).
+    """
+
+    name: str
+    onset_s: float
+    reverted_s: float | None
+    recovered_s: float | None
+    rto_s: float | None
+
+
+def run_start_epoch(results: dict[str, Any]) -> float | None:
+    """Epoch seconds of t_s = 0: ``phases.baseline.start``, else the earliest phase start."""
+    phases = results.get("phases") or {}
+    baseline = parse_utc((phases.get("baseline") or {}).get("start"))
+    if baseline is not None:
+        return baseline
+    starts = [parse_utc(p.get("start")) for p in phases.values() if isinstance(p, dict)]
+    known = [s for s in starts if s is not None]
+    return min(known) if known else None
+
+
+def phase_bands(results: dict[str, Any]) -> list[Band]:
+    """baseline / fault / recovery spans relative to the run start, in time order."""
+    origin = run_start_epoch(results)
+    if origin is None:
+        return []
+    bands = []
+    for name, phase in (results.get("phases") or {}).items():
+        if not isinstance(phase, dict):
+            continue
+        start, end = parse_utc(phase.get("start")), parse_utc(phase.get("end"))
+        if start is not None and end is not None:
+            bands.append(Band(name, start - origin, end - origin))
+    return sorted(bands, key=lambda b: b.start_s)
+
+
+def fault_marks(results: dict[str, Any]) -> list[FaultMarks]:
+    """Each applied fault's onset, revert and recovery instant, relative to run start.
+
+    The recovery instant is ``recovered_at`` when measure recorded it, else onset + RTO.
+    """
+    origin = run_start_epoch(results)
+    if origin is None:
+        return []
+    marks = []
+    for fault in results.get("faults") or []:
+        onset_at = parse_utc(fault.get("onset_at"))
+        if onset_at is None:
+            continue
+        onset = onset_at - origin
+        reverted_at = parse_utc(fault.get("reverted_at"))
+        rto = float(fault["rto_s"]) if _is_number(fault.get("rto_s")) else None
+        recovered_at = parse_utc(fault.get("recovered_at"))
+        if not rto:
+            recovered = None
+        elif recovered_at is not None:
+            recovered = recovered_at - origin
+        else:
+            recovered = onset + rto
+        marks.append(FaultMarks(
+            str(fault.get("name", "")), onset, None if reverted_at is None else reverted_at - origin, recovered, rto
+        ))
+    return marks
+
+
+def tier_columns(timeline: pd.DataFrame) -> list[str]:
+    """The tier share columns (``tier_<name>`` or measure's ``tier:<name>``), in the reference
+    stack's priority order (hosted, gpu, cpu), others after."""
+    names = [c for c in timeline.columns if isinstance(c, str) and c.startswith(TIER_PREFIXES)]
+    rank = {tier: i for i, tier in enumerate(TIER_ORDER)}
+    return sorted(names, key=lambda c: (rank.get(tier_name(c), len(rank)), c))
+
+
+def tier_name(column: str) -> str:
+    """``tier_gpu`` / ``tier:gpu`` -> ``gpu``; the empty tier (no X-Tier header) -> ``(no tier)``."""
+    for prefix in TIER_PREFIXES:
+        if column.startswith(prefix):
+            return column[len(prefix):] or "(no tier)"
+    return column
+
+
+def downsample(timeline: pd.DataFrame, max_points: int = MAX_POINTS) -> pd.DataFrame:
+    """Merge consecutive buckets so at most ``max_points`` remain.
+
+    ``requests`` is summed; ``error_rate``, ``bad_ratio`` and tier shares are request-weighted
+    means (so the merged bucket's ratio is the true ratio over its requests); ``p95_ms`` keeps
+    the worst bucket, so a latency spike never disappears by averaging.
+    """
+    n = len(timeline)
+    if n <= max_points:
+        return timeline.reset_index(drop=True)
+    k = math.ceil(n / max_points)
+    frame = timeline.reset_index(drop=True)
+    group = frame.index // k
+    weights = frame["requests"].fillna(0).astype(float)
+    grouped_weights = weights.groupby(group).sum()
+    out = pd.DataFrame({"t_s": frame["t_s"].groupby(group).first(), "requests": grouped_weights})
+
+    def weighted(column: str) -> pd.Series:
+        values = frame[column].astype(float)
+        known = values.notna() & (weights > 0)
+        total = (values.where(known, 0.0) * weights).groupby(group).sum()
+        denominator = weights.where(known, 0.0).groupby(group).sum()
+        return (total / denominator).where(denominator > 0)
+
+    out["error_rate"] = weighted("error_rate")
+    if BAD_RATIO in frame.columns:
+        out[BAD_RATIO] = weighted(BAD_RATIO)
+    out["p95_ms"] = frame["p95_ms"].astype(float).groupby(group).max()
+    for column in tier_columns(frame):
+        out[column] = weighted(column).fillna(0.0)
+    return out.reset_index(drop=True)
+
+
+def timeline_svg(results: dict[str, Any], timeline: pd.DataFrame) -> str:
+    """Error rate (top) and p95 latency (bottom) over time, phases shaded, faults banded.
+
+    Each fault's onset..revert is hatched, its onset a solid line and its recovery instant
+    (onset + RTO) a dashed green line labelled with the RTO. The error and latency objectives,
+    when numeric, are drawn as dashed thresholds.
+    """
+    frame = downsample(timeline)
+    fig = _figure(11.0, 5.6)
+    ax_err, ax_lat = fig.subplots(2, 1, sharex=True)
+    x = frame["t_s"].astype(float)
+
+    for ax in (ax_err, ax_lat):
+        _shade(ax, results, label_phases=ax is ax_err)
+
+    ax_err.plot(*_steps(x, frame["error_rate"].astype(float) * 100), drawstyle="steps-post",
+                color=ERROR_COLOUR, linewidth=1.2, label="error rate")
+    ax_err.set_ylabel("error rate (%)")
+    ax_err.set_ylim(0, 105)
+    if BAD_RATIO in frame.columns:
+        # What decides health: failed *or* too slow. Drawn only when it differs from errors.
+        bad = frame[BAD_RATIO].astype(float)
+        if not bad.fillna(0).equals(frame["error_rate"].astype(float).fillna(0)):
+            ax_err.plot(*_steps(x, bad * 100), drawstyle="steps-post", color=BAD_COLOUR,
+                        linewidth=1.0, label="bad ratio (failed or too slow)")
+    error_target = objective_target(results, "max_error_rate")
+    if isinstance(error_target, (int, float)):
+        ax_err.axhline(error_target * 100, color=ERROR_COLOUR, linestyle=(0, (4, 3)), linewidth=0.9,
+                       label=f"error objective ({error_target * 100:g} %)")
+
+    ax_lat.plot(*_steps(x, frame["p95_ms"].astype(float)), drawstyle="steps-post",
+                color=LATENCY_COLOUR, linewidth=1.2, label="p95 latency")
+    ax_lat.set_ylabel("p95 latency (ms)")
+    ax_lat.set_xlabel("seconds from run start")
+    ax_lat.set_ylim(bottom=0)
+    latency_limit = p95_limit_ms(results)
+    if latency_limit is not None:
+        ax_lat.axhline(latency_limit, color=LATENCY_COLOUR, linestyle=(0, (4, 3)), linewidth=0.9,
+                       label=f"p95 objective ({latency_limit:,.0f} ms)")
+
+    for mark in fault_marks(results):
+        if mark.recovered_s is not None:
+            ax_err.annotate(
+                f"recovered\nRTO {seconds(mark.rto_s or 0.0)}",
+                xy=(mark.recovered_s, 0.80), xycoords=("data", "axes fraction"),
+                xytext=(4, 0), textcoords="offset points", fontsize=8, color=RECOVERY_COLOUR,
+                va="top",
+            )
+        label = f"{mark.name} (no observed impact)" if mark.rto_s == 0 else mark.name
+        ax_err.annotate(
+            label, xy=(mark.onset_s, 0.97), xycoords=("data", "axes fraction"),
+            xytext=(3, 0), textcoords="offset points", fontsize=8, color=FAULT_COLOUR, va="top",
+        )
+
+    _legend(fig, [ax_err, ax_lat], results)
+    ax_err.set_xlim(_x_limits(results, x))
+    return _to_svg(fig, "drill-timeline", "Error rate and p95 latency over time")
+
+
+def tier_share_svg(results: dict[str, Any], timeline: pd.DataFrame) -> str:
+    """Share of good responses per tier over time (stacked area), so failover/failback show.
+
+    The grey band on top is the share of the bucket with no good response at all.
+    Raises ``ValueError`` when the timeline has no ``tier_<name>`` column.
+    """
+    columns = tier_columns(timeline)
+    if not columns:
+        raise ValueError("the timeline has no tier_<name> columns")
+    frame = downsample(timeline)
+    fig = _figure(11.0, 3.4)
+    ax = fig.subplots()
+    _shade(ax, results, label_phases=True)
+    shares = pd.DataFrame({c: frame[c].astype(float).fillna(0.0).clip(0, 1) * 100 for c in columns})
+    shares["no good response"] = (100 - shares.sum(axis=1)).clip(lower=0)
+    shares.index = frame["t_s"].astype(float)
+    shares = _changed_rows(shares)
+    x = pd.Series(shares.index, dtype=float)
+    tiers = [tier_name(c) for c in columns]
+    colours = dict(zip(tiers + ["no good response"], _tier_colours(tiers) + [NO_GOOD_COLOUR]))
+    shares.columns = tiers + ["no good response"]
+    drawn = [c for c in shares.columns if (shares[c] > 0).any()]
+    ax.stackplot(x, *[shares[c].to_numpy() for c in drawn], colors=[colours[c] for c in drawn],
+                 step="post", linewidth=0)
+    from matplotlib.patches import Patch
+
+    # Every tier gets a legend entry, drawn or not: "cpu never served" is a finding too.
+    tier_handles = [(Patch(color=colours[tier]), tier) for tier in shares.columns]
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("share of responses (%)")
+    ax.set_xlabel("seconds from run start")
+    ax.set_xlim(_x_limits(results, x))
+    _legend(fig, [ax], results, tier_handles)
+    return _to_svg(fig, "drill-tiers", "Share of good responses per tier over time")
+
+
+def _steps(x: pd.Series, y: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Drop points a steps-post line does not need (same value as the point before)."""
+    frame = _changed_rows(pd.DataFrame({"y": y.to_numpy()}, index=x.to_numpy()))
+    return pd.Series(frame.index, dtype=float), frame["y"]
+
+
+def _changed_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose values differ from the previous row, plus the last row (a lossless step trace)."""
+    if len(frame) < 3:
+        return frame
+    values = frame.fillna(-1.0e300)  # NaN != NaN would keep every empty bucket
+    changed = (values != values.shift()).any(axis=1)
+    changed.iloc[-1] = True
+    return frame[changed.to_numpy()]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _figure(width_in: float, height_in: float) -> "Figure":
+    import matplotlib
+
+    # Explicit, and before any figure exists: drill renders headless, never to a display.
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width_in, height_in), layout="constrained")
+
+
+def _shade(ax: "Axes", results: dict[str, Any], label_phases: bool) -> None:
+    for band in phase_bands(results):
+        ax.axvspan(band.start_s, band.end_s, color=PHASE_COLOURS.get(band.label, "#f2f3f4"), zorder=0, linewidth=0)
+        if label_phases:
+            ax.text((band.start_s + band.end_s) / 2, 1.01, band.label, transform=ax.get_xaxis_transform(),
+                    ha="center", va="bottom", fontsize=8, color="#566573")
+    for mark in fault_marks(results):
+        # Never reverted (aborted mid-fault): band to the end of the run.
+        end = mark.reverted_s if mark.reverted_s is not None else max(
+            [b.end_s for b in phase_bands(results)] + [mark.onset_s])
+        ax.axvspan(mark.onset_s, end, facecolor="none", edgecolor=FAULT_COLOUR, hatch="///",
+                   alpha=0.25, linewidth=0, zorder=1)
+        ax.axvline(mark.onset_s, color=FAULT_COLOUR, linewidth=1.0, zorder=3)
+        if mark.reverted_s is not None:
+            ax.axvline(mark.reverted_s, color=FAULT_COLOUR, linewidth=1.0, linestyle=":", zorder=3)
+        if mark.recovered_s is not None:
+            ax.axvline(mark.recovered_s, color=RECOVERY_COLOUR, linewidth=1.2, linestyle="--", zorder=3)
+    ax.grid(axis="y", color="#e5e7e9", linewidth=0.6)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def _legend(
+    fig: "Figure", axes: list["Axes"], results: dict[str, Any], extra: list[tuple[Any, str]] | None = None
+) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [h for h, _ in extra or []]
+    labels = [lab for _, lab in extra or []]
+    for ax in axes:
+        h, lab = ax.get_legend_handles_labels()
+        handles += h
+        labels += lab
+    marks = fault_marks(results)
+    if marks:
+        handles += [Line2D([], [], color=FAULT_COLOUR, linewidth=1.0)]
+        labels += ["fault onset"]
+    if any(m.reverted_s is not None for m in marks):
+        handles += [Line2D([], [], color=FAULT_COLOUR, linewidth=1.0, linestyle=":")]
+        labels += ["fault reverted"]
+    if any(m.recovered_s is not None for m in marks):
+        handles += [Line2D([], [], color=RECOVERY_COLOUR, linewidth=1.2, linestyle="--")]
+        labels += ["recovery instant"]
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 7), fontsize=8, frameon=False)
+
+
+def _x_limits(results: dict[str, Any], x: pd.Series) -> tuple[float, float]:
+    bands = phase_bands(results)
+    low = min([0.0] + [b.start_s for b in bands] + ([float(x.min())] if len(x) else []))
+    high = max([b.end_s for b in bands] + ([float(x.max())] if len(x) else []) + [low + 1.0])
+    return low, high
+
+
+def _tier_colours(tiers: list[str]) -> list[str]:
+    colours, spare = [], iter(OTHER_TIER_COLOURS * (len(tiers) + 1))
+    for tier in tiers:
+        colours.append(TIER_COLOURS.get(tier) or next(spare))
+    return colours
+
+
+def _to_svg(fig: "Figure", salt: str, title: str) -> str:
+    """Serialize to an ``<svg>`` element ready to inline in HTML (no XML prolog, fluid width)."""
+    import matplotlib
+
+    buffer = io.StringIO()
+    with matplotlib.rc_context({
+        "svg.fonttype": "none",  # text stays text: smaller, selectable, searchable
+        "svg.hashsalt": salt,  # stable ids, and distinct per chart so two inline SVGs never clash
+        "font.family": "sans-serif",
+    }):
+        # Metadata None drops the RDF block (and its external namespace URLs) from the file.
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]
+    head_end = text.index(">")
+    head = text[:head_end]
+    head = re.sub(r'\swidth="[^"]*"', ' width="100%"', head, count=1)
+    head = re.sub(r'\sheight="[^"]*"', "", head, count=1)
+    head += f' role="img" aria-label="{title}"'
+    # Ids must be unique across the page; matplotlib's figure/axes ids are not salted.
+    body = re.sub(r'id="(figure|axes|patch|line2d|text|legend|matplotlib\.axis|xtick|ytick|PolyCollection)_',
+                  lambda m: f'id="{salt}-{m.group(1)}_', text[head_end:])
+    return head + body

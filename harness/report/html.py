@@ -1,0 +1,354 @@
+"""report.html: a self-contained drill report (Jinja2, autoescaped; inline CSS and SVG, no JS).
+
+A reader should be able to judge the drill from this one file: the verdict, each objective,
+each fault's figures with their resolution, the charts, how the numbers were computed, the
+environment, whether cleanup left anything behind, and which raw files every figure comes from.
+Missing figures are shown as "—" with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+from markupsafe import Markup
+
+from harness.report import charts
+from harness.report.formatting import (
+    MISSING,
+    base_name,
+    byte_size,
+    is_missing,
+    parse_utc,
+    plain,
+    quantity,
+    seconds,
+    target_text,
+    utc_text,
+)
+from harness.report.results import atomic_write_text, p95_limit_ms
+
+REPORT_NAME = "report.html"
+TEMPLATE_NAME = "report.html.j2"
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+METHOD_DOC = "docs/method.md"
+
+# What each well-known run-directory file holds, so a reader can trace a figure to raw data.
+FILE_ROLES = {
+    "journal.jsonl": "journal: every action and observation, fsynced, in order",
+    "results.json": "machine-readable results (schema drill.results/v1)",
+    "junit.xml": "objectives as JUnit test cases, for CI",
+    "report.html": "this report",
+    "samples/locust.csv": "raw per-request samples from the Locust users",
+    "samples/probe.csv": "raw per-request samples from the fixed-rate probe stream",
+    "scenario.yaml": "the scenario as run",
+}
+MAX_FILES_LISTED = 200
+
+# Why a fault figure can be missing, per DESIGN.md's RTO method; faults[].notes overrides these.
+DEFAULT_MISSING_REASONS = {
+    "onset_at": "the fault was never applied",
+    "reverted_at": "no revert was recorded",
+    "time_to_detect_s": "no bad request at or after onset",
+    "rto_s": "not healthy for the recovery window before the run ended",
+    "failover_s": "no failover to another tier observed",
+    "failback_s": "no failback observed",
+    "degraded_s": "no response from a degraded tier",
+    "impact": "not recorded",
+    "recovered_at": "not recovered before the data ended",
+    "lost_requests": "not recorded",
+    "data_gaps_s": "not recorded",
+    "resolution_s": "not recorded",
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A formatted figure; ``reason`` says why it is missing."""
+
+    text: str
+    reason: str | None = None
+    detail: str | None = None
+
+
+def write_report(run_dir: Path, results: dict[str, Any], timeline: pd.DataFrame | None) -> Path:
+    """Render ``RUN_DIR/report.html`` atomically from ``results`` and the per-bucket timeline.
+
+    ``timeline`` may be None or empty (e.g. a run aborted before load started); the charts are
+    then replaced by the reason. Returns the path written.
+    """
+    run_dir = Path(run_dir)
+    html = render_report(results, timeline, run_files(run_dir))
+    return atomic_write_text(run_dir / REPORT_NAME, html)
+
+
+def render_report(
+    results: dict[str, Any],
+    timeline: pd.DataFrame | None,
+    files: list[dict[str, str]] | None = None,
+) -> str:
+    """The report as an HTML string (what :func:`write_report` writes)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    template = env.get_template(TEMPLATE_NAME)
+    return template.render(**report_context(results, timeline, files or []))
+
+
+def report_context(
+    results: dict[str, Any], timeline: pd.DataFrame | None, files: list[dict[str, str]]
+) -> dict[str, Any]:
+    """Everything the template shows, already formatted (the template only lays it out)."""
+    scenario = results.get("scenario") or {}
+    verdict = str(results.get("verdict") or "aborted")
+    started = parse_utc(results.get("started_at"))
+    ended = parse_utc(results.get("ended_at"))
+    return {
+        "scenario_name": scenario.get("name") or MISSING,
+        "scenario_path": scenario.get("path") or MISSING,
+        "scenario_sha256": scenario.get("sha256") or MISSING,
+        "run_id": results.get("run_id") or MISSING,
+        "started": utc_text(results.get("started_at")),
+        "ended": utc_text(results.get("ended_at")),
+        "duration": seconds(ended - started) if started is not None and ended is not None else MISSING,
+        "verdict": verdict,
+        "abort_reason": _abort_reason(results) if verdict == "aborted" else None,
+        "objectives": _objective_rows(results),
+        "faults": _fault_rows(results),
+        "phases": _phase_rows(results),
+        "charts": _charts(results, timeline),
+        "method": _method_rows(results, timeline),
+        "method_text": (results.get("measurement") or {}).get("method") or "",
+        "method_doc": METHOD_DOC,
+        "environment": _flatten(results.get("environment") or {}),
+        "cleanup": _cleanup(results.get("cleanup") or {}),
+        "files": files,
+        "schema": results.get("schema") or MISSING,
+    }
+
+
+def run_files(run_dir: Path) -> list[dict[str, str]]:
+    """The files in the run directory (relative path, size, role); report.html always listed."""
+    rows: dict[str, dict[str, str]] = {}
+    if run_dir.is_dir():
+        for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+            rel = path.relative_to(run_dir).as_posix()
+            if path.name.startswith(".") and path.name.endswith(".tmp"):
+                continue  # another writer's temp file, gone in a moment
+            rows[rel] = {"path": rel, "size": byte_size(path.stat().st_size), "role": FILE_ROLES.get(rel, "")}
+            if len(rows) >= MAX_FILES_LISTED:
+                break
+    rows.setdefault(REPORT_NAME, {"path": REPORT_NAME, "size": "", "role": FILE_ROLES[REPORT_NAME]})
+    return sorted(rows.values(), key=lambda r: r["path"])
+
+
+def _cell(name: str, value: Any, reason: str | None = None) -> Cell:
+    text = quantity(name, value)
+    return Cell(text, reason if text == MISSING else None)
+
+
+def _abort_reason(results: dict[str, Any]) -> str:
+    return str(results.get("abort_reason") or "no reason was recorded — see journal.jsonl")
+
+
+def _objective_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    aborted = results.get("verdict") == "aborted"
+    for objective in results.get("objectives") or []:
+        name = str(objective.get("name", ""))
+        passed = objective.get("passed")
+        note = objective.get("note")
+        missing_reason = note or ("the run was aborted before it was measured" if aborted else "not measured")
+        rows.append(
+            {
+                "name": name,
+                "target": _target_cell(results, name, objective.get("target")),
+                "measured": _cell(name, objective.get("measured"), missing_reason),
+                "note": note if not is_missing(objective.get("measured")) else None,
+                "status": "pass" if passed is True else "fail" if passed is False else "n/a",
+            }
+        )
+    return rows
+
+
+def _target_cell(results: dict[str, Any], name: str, target: Any) -> Cell:
+    resolved = p95_limit_ms(results) if base_name(name) == "p95_ms" else None
+    text = target_text(name, target, resolved)
+    return Cell(text, "no target given" if text == MISSING else None)
+
+
+def _fault_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return [_fault_row(fault, aborted=results.get("verdict") == "aborted") for fault in results.get("faults") or []]
+
+
+def _fault_row(fault: dict[str, Any], aborted: bool) -> dict[str, Any]:
+    notes = fault.get("notes") or {}
+
+    def reason(key: str) -> str:
+        if notes.get(key):
+            return str(notes[key])
+        if key in ("rto_s", "recovered_at") and aborted:
+            return "the run was aborted before recovery was observed"
+        return DEFAULT_MISSING_REASONS.get(key, "not recorded")
+
+    def cell(key: str) -> Cell:
+        return _cell(key, fault.get(key), reason(key))
+
+    def when(key: str) -> Cell:
+        value = fault.get(key)
+        return Cell(utc_text(value), reason(key) if is_missing(value) else None)
+
+    impact = fault.get("impact")
+    rto = cell("rto_s")
+    if fault.get("rto_s") == 0 and (impact in (None, "none", IMPACT_NONE_TEXT) or is_missing(fault.get("time_to_detect_s"))):
+        rto = Cell(rto.text, None, "no observed impact")
+    uncertainty = fault.get("onset_uncertainty_s")
+    recovered = when("recovered_at") if "recovered_at" in fault else None
+    if recovered is not None and fault.get("rto_s") == 0:
+        recovered = Cell(MISSING, "no observed impact: nothing to recover from")
+    return {
+        "name": fault.get("name") or MISSING,
+        "type": fault.get("type") or MISSING,
+        "targets": plain(fault.get("targets") or []),
+        "onset": when("onset_at"),
+        "onset_source": fault.get("onset_source") or MISSING,
+        "onset_uncertainty": "± " + quantity("uncertainty_s", uncertainty) if not is_missing(uncertainty) else "",
+        "reverted": when("reverted_at"),
+        "recovered": recovered,
+        "time_to_detect": cell("time_to_detect_s"),
+        "rto": rto,
+        "failover": cell("failover_s"),
+        "failback": cell("failback_s"),
+        "degraded": cell("degraded_s"),
+        "lost_requests": cell("lost_requests") if "lost_requests" in fault else None,
+        "data_gaps": cell("data_gaps_s") if "data_gaps_s" in fault else None,
+        "resolution": cell("resolution_s") if "resolution_s" in fault else None,
+        "impact": _impact(impact, notes.get("impact")),
+    }
+
+
+IMPACT_NONE_TEXT = "no observed impact"
+# measure's impact words, said in full for a reader.
+IMPACT_WORDS = {
+    "none": "none — no unhealthy bucket after onset",
+    "recovered": "recovered",
+    "unrecovered": "not recovered — never healthy for W before the data ends",
+}
+
+
+def _impact(impact: Any, note: str | None) -> list[tuple[str, str]]:
+    """Impact as (label, value) lines: a dict is itemised with units, measure's words spelled out."""
+    if is_missing(impact) or impact == {} or impact == "":
+        return [("", f"{MISSING} ({note or DEFAULT_MISSING_REASONS['impact']})")]
+    if isinstance(impact, dict):
+        return [(key.replace("_", " "), quantity(key, value)) for key, value in impact.items()]
+    return [("", IMPACT_WORDS.get(str(impact), plain(impact)))]
+
+
+def _phase_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, phase in (results.get("phases") or {}).items():
+        if not isinstance(phase, dict):
+            continue
+        start, end = parse_utc(phase.get("start")), parse_utc(phase.get("end"))
+        duration = end - start if start is not None and end is not None else None
+        rows.append(
+            {
+                "name": name,
+                "start": utc_text(phase.get("start")),
+                "duration": _cell("duration_s", duration, "phase did not run to its end"),
+                "requests": _cell("requests", phase.get("requests"), "not recorded"),
+                "rps": _cell("rps", phase.get("rps"), "no requests"),
+                "error_rate": _cell("error_rate", phase.get("error_rate"), "no requests"),
+                "p50": _cell("p50_ms", phase.get("p50_ms"), "no responses"),
+                "p95": _cell("p95_ms", phase.get("p95_ms"), "no responses"),
+                "p99": _cell("p99_ms", phase.get("p99_ms"), "no responses"),
+            }
+        )
+    return rows
+
+
+def _charts(results: dict[str, Any], timeline: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Both charts, each either an SVG (Markup: matplotlib output, trusted) or a reason."""
+    timeline_title = "Error rate and p95 latency"
+    tiers_title = "Tier share of good responses (failover / failback)"
+    if timeline is None or timeline.empty:
+        reason = "no timeline: the run recorded no samples"
+        return [{"title": timeline_title, "svg": None, "reason": reason},
+                {"title": tiers_title, "svg": None, "reason": reason}]
+    out = [{"title": timeline_title, "svg": Markup(charts.timeline_svg(results, timeline)), "reason": None}]
+    if charts.tier_columns(timeline):
+        out.append({"title": tiers_title, "svg": Markup(charts.tier_share_svg(results, timeline)), "reason": None})
+    else:
+        out.append({"title": tiers_title, "svg": None,
+                    "reason": "no tier information: responses carried no X-Tier header"})
+    return out
+
+
+def _method_rows(results: dict[str, Any], timeline: pd.DataFrame | None) -> list[tuple[str, Cell]]:
+    measurement = results.get("measurement") or {}
+    bucket = measurement.get("bucket_s")
+    bucket_reason = "not recorded"
+    if is_missing(bucket) and timeline is not None and len(timeline) > 1:
+        # Buckets are equal width: the step between bucket starts is the width.
+        steps = timeline["t_s"].astype(float).diff().dropna()
+        bucket = float(steps.median()) if len(steps) else None
+        bucket_reason = "derived from the timeline"
+    rows = [
+        ("samples (requests recorded)", _cell("samples", measurement.get("samples"), "not recorded")),
+        ("probe rate", _cell("probe_rate_hz", measurement.get("probe_rate_hz"), "no probe stream")),
+        ("resolution (probe interval + onset uncertainty)", _cell("resolution_s", measurement.get("resolution_s"), "not recorded")),
+        ("bucket size", _cell("bucket_s", bucket, "not recorded")),
+        ("recovery window W", _cell("recovery_window_s", measurement.get("recovery_window_s"), "not recorded")),
+    ]
+    if is_missing(measurement.get("bucket_s")) and bucket is not None:
+        rows[3] = ("bucket size", Cell(quantity("bucket_s", bucket), None, bucket_reason))
+    # measure's additions, shown when present.
+    extras = (
+        ("latency bound for a good request", "latency_bound_ms"),
+        ("baseline p95", "baseline_p95_ms"),
+        ("primary tier (before the fault)", "primary_tier"),
+        ("lost requests (no response, after the first onset)", "lost_requests"),
+    )
+    for label, key in extras:
+        if key in measurement:
+            rows.append((label, _cell(key, measurement.get(key), "not measured")))
+    return rows
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested environment dict -> (dotted key, text) rows, in the writer's order."""
+    rows: list[tuple[str, str]] = []
+    for key, value in tree.items():
+        label = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            rows += _flatten(value, label + ".")
+        else:
+            rows.append((label, MISSING if is_missing(value) else plain(value) if not isinstance(value, dict) else "none"))
+    return rows
+
+
+def _cleanup(cleanup: dict[str, Any]) -> dict[str, Any]:
+    ok = cleanup.get("ok")
+    return {
+        "ok": ok is True,
+        "ok_text": "yes" if ok is True else "no" if ok is False else f"{MISSING} (not recorded)",
+        "toxics_left": _as_list(cleanup.get("toxics_left"), "toxic"),
+        "containers_not_running": _as_list(cleanup.get("containers_not_running"), "container"),
+    }
+
+
+def _as_list(value: Any, noun: str) -> list[str]:
+    """Names as given; a bare count (some writers record only how many) as "N noun(s)"."""
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [f"{value} {noun}{'s' if value != 1 else ''}"] if value else []
+    return [plain(value)] if value else []

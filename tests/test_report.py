@@ -1,0 +1,439 @@
+"""The report room: results.json, junit.xml, charts and report.html from a realistic example run.
+
+Pure logic over files: no stack, no network. The example results live in
+tests/data/results-example.json; the timeline is synthesised here to match it (an outage of
+the hosted tier with failover to gpu and failback after revert).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.errors import ScenarioError
+from harness.report import read_results, write_junit, write_report, write_results
+from harness.report.charts import downsample, tier_columns, tier_share_svg, timeline_svg
+from harness.report.formatting import parse_utc, quantity
+from harness.report.results import SCHEMA
+
+EXAMPLE = Path(__file__).parent / "data" / "results-example.json"
+BUCKET_S = 0.25
+
+
+def example_results() -> dict[str, Any]:
+    return json.loads(EXAMPLE.read_text(encoding="utf-8"))
+
+
+def example_timeline(results: dict[str, Any], bucket_s: float = BUCKET_S, seed: int = 7) -> pd.DataFrame:
+    """Buckets matching the example: hosted serves, dies at the first fault's onset, gpu takes
+    over after ``failover_s``, errors stop at onset + RTO, hosted is back after revert + failback."""
+    rng = np.random.default_rng(seed)
+    phases = results["phases"]
+    origin = _epoch(phases["baseline"]["start"])
+    end_s = _epoch(phases["recovery"]["end"]) - origin
+    fault = results["faults"][0]
+    onset_s = _epoch(fault["onset_at"]) - origin
+    recovered_s = onset_s + fault["rto_s"]
+    failover_s = onset_s + fault["failover_s"]
+    failback_s = _epoch(fault["reverted_at"]) - origin + fault["failback_s"]
+    t = np.arange(0.0, end_s, bucket_s)
+    requests = rng.poisson(28, len(t)).astype(float)
+    error_rate = np.where((t >= onset_s) & (t < recovered_s), np.clip(0.9 - (t - onset_s) / 10, 0.05, 1), 0.0)
+    p95_ms = 118 + rng.normal(0, 6, len(t))
+    p95_ms = np.where((t >= onset_s) & (t < failover_s), 5000.0, p95_ms)
+    p95_ms = np.where((t >= failover_s) & (t < failback_s), 240 + rng.normal(0, 20, len(t)), p95_ms)
+    on_gpu = (t >= failover_s) & (t < failback_s)
+    hosted = np.where(on_gpu | ((t >= onset_s) & (t < failover_s)), 0.0, 1.0)
+    gpu = np.where(on_gpu, 1.0 - error_rate, 0.0)
+    # A few requests just over the latency bound while on gpu: bad but not failed.
+    bad_ratio = np.where(on_gpu & (t < recovered_s + 2), np.maximum(error_rate, 0.08), error_rate)
+    return pd.DataFrame(
+        {"t_s": t, "requests": requests, "error_rate": error_rate, "bad_ratio": bad_ratio, "p95_ms": p95_ms,
+         "tier:hosted": hosted * (1 - error_rate), "tier:gpu": gpu, "tier:cpu": 0.0}
+    )
+
+
+def _epoch(value: Any) -> float:
+    epoch = parse_utc(value)
+    assert epoch is not None, value
+    return epoch
+
+
+def as_epoch_seconds(results: dict[str, Any]) -> dict[str, Any]:
+    """The example with phase and fault times as epoch seconds (the other spelling we accept)."""
+    out = copy.deepcopy(results)
+    for phase in out["phases"].values():
+        phase["start"], phase["end"] = _epoch(phase["start"]), _epoch(phase["end"])
+    for fault in out["faults"]:
+        for key in ("onset_at", "reverted_at", "recovered_at"):
+            if fault.get(key) is not None:
+                fault[key] = _epoch(fault[key])
+    return out
+
+
+def missed_objectives(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return [o for o in results["objectives"] if o["passed"] is False]
+
+
+# --- results.json -----------------------------------------------------------------------------
+
+
+def test_results_round_trip_keeps_key_order(tmp_path: Path) -> None:
+    results = example_results()
+    path = write_results(tmp_path, results)
+    assert path == tmp_path / "results.json"
+    assert read_results(tmp_path) == results
+    text = path.read_text(encoding="utf-8")
+    assert list(json.loads(text)) == list(results)  # caller's order, not sorted
+    assert text.startswith('{\n  "schema": "drill.results/v1"')  # indent 2
+
+
+def test_atomic_write_leaves_no_tmp_file(tmp_path: Path) -> None:
+    write_results(tmp_path, example_results())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_failed_write_keeps_previous_results_and_leaves_no_tmp(tmp_path: Path) -> None:
+    write_results(tmp_path, example_results())
+    before = (tmp_path / "results.json").read_bytes()
+    broken = example_results()
+    broken["environment"]["handle"] = object()  # JSON cannot hold it
+    with pytest.raises(TypeError, match="results.json cannot hold"):
+        write_results(tmp_path, broken)
+    assert (tmp_path / "results.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_nan_and_numpy_values_become_json(tmp_path: Path) -> None:
+    results = example_results()
+    results["faults"][0]["rto_s"] = np.float64(8.75)
+    results["faults"][1]["failover_s"] = float("nan")
+    results["measurement"]["samples"] = np.int64(28412)
+    write_results(tmp_path, results)
+    back = read_results(tmp_path)
+    assert back["faults"][0]["rto_s"] == 8.75
+    assert back["faults"][1]["failover_s"] is None
+    assert back["measurement"]["samples"] == 28412
+
+
+def test_read_results_rejects_other_schema(tmp_path: Path) -> None:
+    document = example_results()
+    document["schema"] = "drill.results/v0"
+    (tmp_path / "results.json").write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(ScenarioError, match=r"'schema' is 'drill.results/v0', expected 'drill.results/v1'"):
+        read_results(tmp_path)
+
+
+def test_read_results_names_missing_file_and_bad_json(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="no results.json here"):
+        read_results(tmp_path)
+    (tmp_path / "results.json").write_text('{"schema": "drill.results/v1",\n  oops}', encoding="utf-8")
+    with pytest.raises(ScenarioError, match=r"results.json:2:\d+: not valid JSON"):
+        read_results(tmp_path)
+
+
+def test_read_results_names_missing_required_key(tmp_path: Path) -> None:
+    document = example_results()
+    del document["cleanup"]
+    (tmp_path / "results.json").write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(ScenarioError, match="missing required field.*cleanup"):
+        read_results(tmp_path)
+
+
+def test_write_results_refuses_another_schema(tmp_path: Path) -> None:
+    document = example_results()
+    document["schema"] = "drill.results/v2"
+    with pytest.raises(ValueError, match="drill.results/v2"):
+        write_results(tmp_path, document)
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- junit.xml --------------------------------------------------------------------------------
+
+
+def _suite(path: Path) -> ET.Element:
+    root = ET.parse(path).getroot()
+    suite = root.find("testsuite")
+    assert suite is not None
+    return suite
+
+
+def test_junit_one_failure_per_missed_objective(tmp_path: Path) -> None:
+    results = example_results()
+    suite = _suite(write_junit(tmp_path, results))
+    assert suite.get("name") == "hosted-model-outage"
+    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    assert set(cases) == {o["name"] for o in results["objectives"]} | {"cleanup"}
+    failed = [c.get("name") for c in suite.findall("testcase") if c.find("failure") is not None]
+    assert failed == [o["name"] for o in missed_objectives(results)] == ["p95_ms"]
+    failure = cases["p95_ms"].find("failure")
+    assert failure is not None
+    assert failure.get("message") == "measured 612 ms, target 2x baseline (= 236.0 ms)"
+    assert suite.get("failures") == "1" and suite.get("tests") == str(len(results["objectives"]) + 1)
+
+
+def test_junit_failure_message_has_units(tmp_path: Path) -> None:
+    results = example_results()
+    results["objectives"][0].update(measured=18.25, passed=False)
+    results["objectives"][1].update(measured=0.2345, passed=False)
+    suite = _suite(write_junit(tmp_path, results))
+    messages = {c.get("name"): c.find("failure").get("message")  # type: ignore[union-attr]
+                for c in suite.findall("testcase") if c.find("failure") is not None}
+    assert messages["rto_s"] == "measured 18.2 s, target 15.0 s"
+    assert messages["max_error_rate"] == "measured 23.4 %, target 10.0 %"
+    assert len(messages) == 3
+
+
+def test_junit_properties(tmp_path: Path) -> None:
+    suite = _suite(write_junit(tmp_path, example_results()))
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["run_id"] == "20260114T095958Z-7f3a9c"
+    assert props["verdict"] == "failed"
+    assert props["rto_s[provider-down]"] == "8.750"
+    assert props["rto_s[gpu-a-latency]"] == "0.000"
+
+
+def test_junit_cleanup_fails_when_not_ok(tmp_path: Path) -> None:
+    results = example_results()
+    results["cleanup"] = {"ok": False, "toxics_left": ["gpu-a-upstream/latency_downstream"],
+                          "containers_not_running": ["drill-staging-hosted-model-1"]}
+    suite = _suite(write_junit(tmp_path, results))
+    cleanup = next(c for c in suite.findall("testcase") if c.get("name") == "cleanup")
+    failure = cleanup.find("failure")
+    assert failure is not None
+    assert "gpu-a-upstream/latency_downstream" in failure.get("message", "")
+    assert "drill recover" in failure.get("message", "")
+    assert suite.get("failures") == "2"
+
+
+def test_junit_aborted_run_is_an_error_and_unevaluated_objectives_skip(tmp_path: Path) -> None:
+    results = example_results()
+    results["verdict"] = "aborted"
+    results["abort_reason"] = "stop condition: error_rate 0.97 >= 0.9 for 15 s"
+    for objective in results["objectives"]:
+        objective.update(measured=None, passed=None)
+    suite = _suite(write_junit(tmp_path, results))
+    assert suite.get("errors") == "1"
+    assert suite.get("skipped") == str(len(results["objectives"]))
+    aborted = next(c for c in suite.findall("testcase") if c.get("name") == "aborted")
+    assert aborted.find("error").get("message") == results["abort_reason"]  # type: ignore[union-attr]
+
+
+# --- charts -----------------------------------------------------------------------------------
+
+
+def test_charts_are_vector_svg_with_bands() -> None:
+    results = example_results()
+    timeline = example_timeline(results)
+    svg = timeline_svg(results, timeline)
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    assert "<image" not in svg  # nothing rasterized
+    for label in ("baseline", "fault", "recovery", "provider-down", "RTO 8.75 s", "recovery instant"):
+        assert label in svg
+    tiers = tier_share_svg(results, timeline)
+    for tier in ("hosted", "gpu", "cpu", "no good response"):
+        assert tier in tiers
+    # Two charts inline in one page must not share element ids.
+    ids = re.findall(r'id="([^"]+)"', svg)
+    assert not set(ids) & set(re.findall(r'id="([^"]+)"', tiers))
+
+
+def test_chart_legend_only_names_what_is_drawn() -> None:
+    results = example_results()
+    timeline = example_timeline(results)
+    results["faults"] = []
+    svg = timeline_svg(results, timeline)
+    assert "fault onset" not in svg and "recovery instant" not in svg
+    assert "error objective (10 %)" in svg and "p95 objective (236 ms)" in svg
+
+
+def test_charts_survive_empty_buckets_and_an_unreverted_fault() -> None:
+    results = example_results()
+    timeline = example_timeline(results).head(120)
+    results["faults"][0].update(reverted_at=None, rto_s=None, recovered_at=None, impact="unrecovered")
+    timeline.loc[40:60, ["requests"]] = 0
+    timeline.loc[40:60, ["error_rate", "p95_ms"]] = float("nan")
+    svg = timeline_svg(results, timeline)
+    assert "provider-down" in svg and "recovery instant" not in svg
+    assert "<svg" in tier_share_svg(results, timeline)
+
+
+def test_downsample_keeps_true_ratios_and_worst_latency() -> None:
+    n = 14_400  # one hour of 250 ms buckets
+    frame = pd.DataFrame({
+        "t_s": np.arange(n) * 0.25,
+        "requests": np.where(np.arange(n) % 2 == 0, 30.0, 10.0),
+        "error_rate": np.where(np.arange(n) % 2 == 0, 0.0, 1.0),
+        "p95_ms": np.where(np.arange(n) == 5_001, 9_000.0, 100.0),
+        "tier_gpu": 1.0,
+    })
+    small = downsample(frame, max_points=720)
+    assert len(small) <= 720
+    assert small["requests"].sum() == frame["requests"].sum()
+    # 30 good + 10 bad requests per pair of buckets: the merged ratio is 10 / 40, not mean(0, 1).
+    assert small["error_rate"].round(6).unique().tolist() == [0.25]
+    assert small["p95_ms"].max() == 9_000.0
+
+
+def test_long_run_svg_stays_small() -> None:
+    results = example_results()
+    origin = _epoch(results["phases"]["baseline"]["start"])
+    results["phases"]["recovery"]["end"] = origin + 3600
+    timeline = example_timeline(results)
+    assert len(timeline) == 14_400
+    svg = timeline_svg(results, timeline)
+    assert len(svg.encode()) < 400_000
+
+
+def test_importing_harness_report_does_not_import_matplotlib() -> None:
+    code = (
+        "import sys, harness.report, harness.report.charts, harness.report.html;"
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported at import time';"
+        "import json, pandas as pd;"
+        "from harness.report.charts import timeline_svg;"
+        f"r = json.load(open({str(EXAMPLE)!r}));"
+        "timeline_svg(r, pd.DataFrame({'t_s': [0.0, 0.25], 'requests': [5, 5], 'error_rate': [0, 0], 'p95_ms': [1, 2]}));"
+        "import matplotlib;"
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported';"
+        "assert matplotlib.get_backend().lower() == 'agg', matplotlib.get_backend()"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+# --- report.html ------------------------------------------------------------------------------
+
+
+def _write_example_run(run_dir: Path, results: dict[str, Any], timeline: pd.DataFrame | None) -> str:
+    (run_dir / "samples").mkdir(parents=True)
+    (run_dir / "samples" / "probe.csv").write_text("source,start\n", encoding="utf-8")
+    (run_dir / "journal.jsonl").write_text('{"event":"run.start"}\n', encoding="utf-8")
+    write_results(run_dir, results)
+    write_junit(run_dir, results)
+    path = write_report(run_dir, results, timeline)
+    assert path == run_dir / "report.html"
+    return path.read_text(encoding="utf-8")
+
+
+def test_report_shows_verdict_objectives_rto_and_charts(tmp_path: Path) -> None:
+    results = example_results()
+    html = _write_example_run(tmp_path, results, example_timeline(results))
+    assert '<div class="badge failed"' in html
+    for objective in results["objectives"]:
+        assert f"<code>{objective['name']}</code>" in html
+    for fault in results["faults"]:
+        assert fault["name"] in html
+        assert quantity("rto_s", fault["rto_s"]) in html
+    assert "8.75 s" in html and "no observed impact" in html
+    assert html.count("<svg") == 2
+    assert "± 1.0 ms" in html and "docker-event:die" in html
+    assert "docs/method.md" in html
+    for name in ("journal.jsonl", "samples/probe.csv", "results.json", "junit.xml", "report.html"):
+        assert f"<code>{name}</code>" in html
+    assert "612 ms" in html and "2x baseline" in html
+
+
+def test_report_is_self_contained(tmp_path: Path) -> None:
+    results = example_results()
+    html = _write_example_run(tmp_path, results, example_timeline(results))
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html, re.I)
+    assert not re.search(r"""url\(\s*["']?\s*(?:https?:)?//""", html, re.I)
+    assert "@import" not in html and "<script" not in html.lower() and "<link" not in html.lower()
+    # The only http(s) text left is XML namespace names, which browsers never fetch.
+    for match in re.finditer(r"https?://[^\s\"'<>)]+", html):
+        before = html[max(0, match.start() - 20):match.start()]
+        assert re.search(r'xmlns(?::\w+)?="$', before), f"external reference: {match.group(0)}"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    # Two inline SVGs share one id space: ids unique, every internal reference resolves.
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))
+    assert set(re.findall(r'(?:href="#|url\(#)([^")]+)', html)) <= set(ids)
+
+
+def test_report_escapes_text_from_the_scenario(tmp_path: Path) -> None:
+    results = example_results()
+    results["scenario"]["name"] = "<script>alert(1)</script>"
+    results["faults"][0]["name"] = "a<b>"
+    html = _write_example_run(tmp_path, results, example_timeline(results))
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "a&lt;b&gt;" in html
+
+
+def test_report_aborted_run_shows_reason_and_missing_figures(tmp_path: Path) -> None:
+    results = example_results()
+    results["verdict"] = "aborted"
+    results["abort_reason"] = "stop condition: error_rate 0.97 >= 0.9 for 15 s"
+    results["faults"][0].update(rto_s=None, failback_s=None)
+    results["objectives"][0].update(measured=None, passed=None)
+    del results["objectives"][0]["note"]
+    results["cleanup"] = {"ok": False, "toxics_left": [], "containers_not_running": ["drill-staging-hosted-model-1"]}
+    html = _write_example_run(tmp_path, results, None)
+    assert '<div class="badge aborted"' in html
+    assert "stop condition: error_rate 0.97 &gt;= 0.9 for 15 s" in html
+    assert "— <span class=\"why\">(the run was aborted before recovery was observed)</span>" in html
+    assert "(no failback observed)" in html
+    assert "(the run was aborted before it was measured)" in html
+    assert "no timeline: the run recorded no samples" in html and "<svg" not in html
+    assert "drill-staging-hosted-model-1" in html and "drill recover" in html
+
+
+def test_report_without_tier_columns_says_why(tmp_path: Path) -> None:
+    results = example_results()
+    timeline = example_timeline(results).drop(columns=["tier:hosted", "tier:gpu", "tier:cpu"])
+    html = _write_example_run(tmp_path, results, timeline)
+    assert html.count("<svg") == 1
+    assert "no tier information" in html
+
+
+def test_epoch_second_times_render_like_iso_times(tmp_path: Path) -> None:
+    iso = example_results()
+    epoch = as_epoch_seconds(iso)
+    timeline = example_timeline(iso)
+    assert timeline_svg(epoch, timeline) == timeline_svg(iso, timeline)
+    html = _write_example_run(tmp_path, epoch, timeline)
+    assert "2026-01-14 10:00:20.184 UTC" in html  # provider-down onset
+    assert "60.0 s" in html  # fault phase duration
+
+
+def test_tier_underscore_spelling_is_accepted() -> None:
+    results = example_results()
+    timeline = example_timeline(results).rename(columns=lambda c: c.replace("tier:", "tier_"))
+    assert tier_columns(timeline) == ["tier_hosted", "tier_gpu", "tier_cpu"]
+    svg = tier_share_svg(results, timeline)
+    assert "hosted" in svg and "gpu" in svg and "(no tier)" not in svg
+
+
+def test_report_from_measure_timeline(tmp_path: Path) -> None:
+    """The measure room's own timeline() output renders (its column names, its NaN buckets)."""
+    from harness.measure.timeline import timeline as measure_timeline
+
+    results = example_results()
+    origin = _epoch(results["phases"]["baseline"]["start"])
+    starts = origin + np.arange(0, 30, 0.05)
+    failing = (starts >= origin + 10) & (starts < origin + 14)
+    samples = pd.DataFrame({
+        "start": starts, "end": starts + 0.1, "status": np.where(failing, 0, 200), "ok": (~failing).astype(int),
+        "latency_ms": 100.0, "degraded": 0, "tier": np.where(starts < origin + 12, "hosted", "gpu"),
+    })
+    frame = measure_timeline(samples, ~failing, origin, 0.25, origin + 32)
+    html = _write_example_run(tmp_path, results, frame)
+    assert html.count("<svg") == 2
+    assert "no tier information" not in html
+
+
+def test_example_results_file_is_valid(tmp_path: Path) -> None:
+    results = example_results()
+    assert results["schema"] == SCHEMA
+    write_results(tmp_path, results)
+    assert read_results(tmp_path)["verdict"] == "failed"
