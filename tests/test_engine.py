@@ -1,0 +1,149 @@
+"""Whole drills through the engine with real parts: a user's own service behind a proxy the
+scenario declares, a real toxiproxy-server, real Locust and prober, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+from aiohttp import web
+
+from conftest import free_port, serve_in_thread
+from harness.engine import run_drill
+from harness.errors import ScenarioError
+from harness.journal import applied_faults
+from harness.toxiproxy import ToxiproxyClient
+
+
+def own_service() -> web.Application:
+    async def chat(_: web.Request) -> web.Response:
+        return web.json_response({"choices": []}, headers={"X-Served-By": "svc-1", "X-Tier": "hosted"})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    return app
+
+
+def scenario(tmp_path: Path, toxiproxy_url: str, upstream: str, listen_port: int, **over: str) -> Path:
+    fault = over.get("fault", "{name: slow, type: latency, target: {proxy: svc}, latency_ms: 300, duration: 3s}")
+    objectives = over.get("objectives", "{rto_s: 10, p95_ms: 5000}")
+    stop_when = over.get("stop_when", "")
+    text = f"""\
+        apiVersion: drill/v1
+        kind: Scenario
+        name: own-service
+        toxiproxy: {{url: {toxiproxy_url}}}
+        proxies:
+          - {{name: svc, listen: 127.0.0.1:{listen_port}, upstream: {upstream}}}
+        load:
+          host: http://127.0.0.1:{listen_port}
+          users: 2
+          request: {{method: POST, path: /v1/chat/completions, json: {{model: chat}}}}
+          timeout_s: 2
+          probe_rate_hz: 20
+        phases: {{baseline: 3s, fault: 3s, recovery: 6s}}
+        faults:
+          - {fault}
+        objectives: {objectives}
+        {stop_when}
+        """
+    path = tmp_path / "own.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.mark.slow
+def test_drill_own_service_end_to_end(tmp_path: Path, toxiproxy_url: str) -> None:
+    with serve_in_thread(own_service()) as url:
+        upstream = url.removeprefix("http://")
+        path = scenario(tmp_path, toxiproxy_url, upstream, free_port())
+        result = run_drill(path, out=tmp_path / "run")
+
+    run_dir = tmp_path / "run"
+    results = json.loads((run_dir / "results.json").read_text())
+    assert result.verdict == results["verdict"] == "passed", results.get("abort_reason")
+    assert result.exit_code == 0
+    assert results["schema"] == "drill.results/v1"
+    fault = results["faults"][0]
+    assert fault["onset_source"] == "toxiproxy-api"
+    assert fault["rto_s"] is not None and fault["impact"] in ("recovered", "none")
+    assert results["measurement"]["samples"] > 100
+    assert results["cleanup"]["ok"] is True and results["cleanup"]["toxics_left"] == 0
+    for name in ("report.html", "junit.xml", "journal.jsonl", "scenario.yaml"):
+        assert (run_dir / name).exists(), name
+    assert applied_faults(run_dir / "journal.jsonl") == []
+    with ToxiproxyClient(toxiproxy_url) as client:
+        assert "svc" not in client.proxies()  # the proxy the scenario declared is gone again
+
+
+@pytest.mark.slow
+def test_latency_objective_missed_exits_1(tmp_path: Path, toxiproxy_url: str) -> None:
+    with serve_in_thread(own_service()) as url:
+        path = scenario(
+            tmp_path, toxiproxy_url, url.removeprefix("http://"), free_port(),
+            objectives="{p95_ms: 2x baseline, rto_s: 1}",
+            fault="{name: slow, type: latency, target: {proxy: svc}, latency_ms: 400, duration: 3s}",
+        )
+        result = run_drill(path, out=tmp_path / "run")
+    assert result.verdict == "failed" and result.exit_code == 1
+    missed = {o["name"] for o in result.results["objectives"] if not o["passed"]}
+    assert "p95_ms" in missed
+    assert result.results["cleanup"]["toxics_left"] == 0
+
+
+@pytest.mark.slow
+def test_stop_condition_aborts_with_exit_3_and_cleans_up(tmp_path: Path, toxiproxy_url: str) -> None:
+    with serve_in_thread(own_service()) as url:
+        path = scenario(
+            tmp_path, toxiproxy_url, url.removeprefix("http://"), free_port(),
+            fault="{name: dead, type: down, target: {proxy: svc}, duration: 3s}",
+            stop_when="stop_when: {error_rate: 0.5, for: 1s}",
+        )
+        result = run_drill(path, out=tmp_path / "run")
+    assert result.verdict == "aborted" and result.exit_code == 3
+    assert "stop condition" in (result.abort_reason or "")
+    assert result.results["cleanup"]["ok"] is True
+    assert applied_faults(tmp_path / "run" / "journal.jsonl") == []
+
+
+def test_unknown_proxy_is_bad_input_and_applies_nothing(tmp_path: Path, toxiproxy_url: str) -> None:
+    path = scenario(
+        tmp_path, toxiproxy_url, "127.0.0.1:1", free_port(),
+        fault="{name: slow, type: latency, target: {proxy: nope}, latency_ms: 300}",
+    )
+    with pytest.raises(ScenarioError, match=r"own.yaml:15 faults\[0\].target.proxy: unknown proxy 'nope'"):
+        run_drill(path, out=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_proxy_missing_on_server_is_bad_input_and_applies_nothing(tmp_path: Path, toxiproxy_url: str) -> None:
+    """Without `proxies:` the proxy must already exist on the user's Toxiproxy; checked before load."""
+    path = tmp_path / "ghost.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        apiVersion: drill/v1
+        kind: Scenario
+        name: ghost
+        toxiproxy: {{url: {toxiproxy_url}}}
+        load: {{host: http://127.0.0.1:{free_port()}}}
+        faults: [{{name: slow, type: latency, target: {{proxy: ghost}}, latency_ms: 300}}]
+        """))
+    with pytest.raises(ScenarioError, match="no proxy 'ghost'"):
+        run_drill(path, out=tmp_path / "run")
+    journal = (tmp_path / "run" / "journal.jsonl").read_text()
+    assert "fault.intent" not in journal and "load.starting" not in journal
+    with ToxiproxyClient(toxiproxy_url) as client:
+        assert client.proxies() == {}
+
+
+def test_unhealthy_stack_aborts_before_any_fault(tmp_path: Path, toxiproxy_url: str) -> None:
+    dead_upstream = f"127.0.0.1:{free_port()}"  # nothing listens there
+    path = scenario(tmp_path, toxiproxy_url, dead_upstream, free_port())
+    result = run_drill(path, out=tmp_path / "run")
+    assert result.verdict == "aborted" and result.exit_code == 3
+    assert "steady state" in (result.abort_reason or "")
+    assert "fault.intent" not in (tmp_path / "run" / "journal.jsonl").read_text()
+    with ToxiproxyClient(toxiproxy_url) as client:
+        assert client.proxies() == {}
