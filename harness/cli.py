@@ -205,7 +205,8 @@ def stack_up(runtime: str, file: Path | None, project: str) -> None:
 def stack_down(runtime: str, file: Path | None, project: str) -> None:
     """Stop the stack and remove its containers and networks."""
     try:
-        _open(runtime, file, project).stop()
+        s = _open(runtime, file, project)
+        s.down() if hasattr(s, "down") else s.stop()
     except DrillError as exc:
         _fail(exc)
     out.print("stack down")
@@ -220,6 +221,8 @@ def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -
         status = _open(runtime, file, project).status()
     except DrillError as exc:
         _fail(exc)
+    if isinstance(status, list):
+        status = {"services": [getattr(s, "as_dict", lambda s=s: s)() for s in status]}
     if as_json:
         out.print_json(json.dumps(status, default=str))
     else:

@@ -37,7 +37,9 @@ def open_stack(ref: StackRef, run_dir: Path, runtime: str | None = None) -> Any:
     if kind == "compose":
         from harness.runtime.compose import ComposeRuntime
 
-        return ComposeRuntime(ref.file, ref.project or "drill-staging", log_dir)
+        return ComposeRuntime(
+            ref.file, ref.project or "drill-staging", log_dir, allow_remote_docker=ref.allow_remote_docker
+        )
     if ref.file is None:
         return ExternalStack()
     from harness.runtime.local import LocalRuntime, load_stack

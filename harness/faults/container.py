@@ -1,0 +1,337 @@
+"""The ``endpoint_kill`` fault: kill, stop or pause the containers of a compose service.
+
+Targets are chosen by compose service name plus labels within one compose project, and resolved
+once — before anything is applied. A selector that matches no running container, or more than
+``max_targets``, is refused with ScenarioError (exit 2) naming what it matched.
+
+Onset comes from the Docker engine's own event (``die`` for kill/stop, ``pause`` for pause):
+its ``timeNano`` is when the engine saw the process die, to about a millisecond. The event
+stream is opened *before* the action so the event cannot be missed; when no event arrives in
+time the API call's bracket is used instead (source ``docker-api``).
+
+Revert starts (or unpauses) the same containers and waits until they run — and are healthy when
+they have a healthcheck. ``undo_container`` does the same from a journaled ``undo`` record, for
+``drill recover`` after a crash.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Iterator
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from harness.errors import FaultError, ScenarioError
+from harness.faults.base import Fault, Onset
+from harness.runtime.compose import (
+    SERVICE_LABEL,
+    container_health,
+    container_ready,
+    docker_client,
+    find_containers,
+)
+
+MODES = ("kill", "stop", "pause")
+_EVENT_FOR_MODE = {"kill": "die", "stop": "die", "pause": "pause"}
+# Docker stamps events in nanoseconds, but the engine notices an exit a little after the kernel
+# does; a millisecond covers that lag on a local engine.
+EVENT_UNCERTAINTY_S = 0.001
+_POLL_INTERVAL_S = 0.2
+
+
+class _EventWatcher:
+    """Reads container events of one action for some container ids, in a thread.
+
+    The stream is opened in the constructor — before the caller acts — and replays from
+    ``since_s`` so nothing between opening and acting is lost.
+    """
+
+    def __init__(self, client: docker.DockerClient, container_ids: list[str], action: str, since_s: float) -> None:
+        self._ids = set(container_ids)
+        self._since_ns = int(since_s * 1e9)
+        self.times_ns: dict[str, int] = {}
+        self._all_seen = threading.Event()
+        # `since` is whole seconds in the API; older events are dropped by timeNano below.
+        self._stream = client.events(
+            decode=True,
+            since=int(since_s),
+            filters={"type": "container", "event": [action], "container": sorted(self._ids)},
+        )
+        self._thread = threading.Thread(target=self._read, name="docker-events", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for event in self._stream:
+                time_ns = int(event.get("timeNano", 0))
+                container_id = event.get("id") or event.get("Actor", {}).get("ID", "")
+                if time_ns < self._since_ns or container_id not in self._ids:
+                    continue
+                self.times_ns.setdefault(container_id, time_ns)
+                if len(self.times_ns) == len(self._ids):
+                    self._all_seen.set()
+                    return
+        except Exception:  # noqa: BLE001 - closing the stream from wait() ends the read this way
+            return
+
+    def wait(self, timeout_s: float) -> dict[str, int]:
+        """Wait until every container's event arrived or ``timeout_s``; close the stream."""
+        self._all_seen.wait(timeout_s)
+        self.close()
+        return dict(self.times_ns)
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        except Exception:  # noqa: BLE001 - already closed or the engine went away: nothing to free
+            pass
+        self._thread.join(timeout=2.0)
+
+
+class ContainerFault:
+    """``endpoint_kill`` on containers of ``service`` in compose ``project`` (see module docstring).
+
+    Use :func:`container_fault` to build one. ``stop_timeout_s`` is the grace period of mode
+    ``stop``; ``event_wait_s`` how long to wait for the Docker event before falling back to the
+    API bracket; ``revert_wait_s`` how long revert waits for running (and healthy).
+    """
+
+    type = "endpoint_kill"
+
+    def __init__(
+        self,
+        name: str,
+        mode: str,
+        service: str,
+        labels: dict[str, str],
+        max_targets: int,
+        project: str,
+        client: docker.DockerClient | None = None,
+        *,
+        stop_timeout_s: float = 10.0,
+        event_wait_s: float = 5.0,
+        revert_wait_s: float = 90.0,
+    ) -> None:
+        if mode not in MODES:
+            raise ScenarioError(f"fault {name}: mode {mode!r} is not one of {', '.join(MODES)}")
+        if max_targets < 1:
+            raise ScenarioError(f"fault {name}: max_targets must be at least 1 (got {max_targets})")
+        if not service and not labels:
+            raise ScenarioError(f"fault {name}: target needs a service, labels or both")
+        self.name = name
+        self.mode = mode
+        self.service = service
+        self.labels = dict(labels)
+        self.max_targets = max_targets
+        self.project = project
+        self.stop_timeout_s = stop_timeout_s
+        self.event_wait_s = event_wait_s
+        self.revert_wait_s = revert_wait_s
+        self._client = client
+        self._targets: list[Container] | None = None
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
+
+    # -- selection ------------------------------------------------------------------------
+
+    def _selector_text(self) -> str:
+        parts = [f"project={self.project}"]
+        if self.service:
+            parts.append(f"service={self.service}")
+        parts += [f"{key}={value}" for key, value in sorted(self.labels.items())]
+        return " ".join(parts)
+
+    def targets(self) -> list[Container]:
+        """The running containers this fault acts on, resolved once.
+
+        Raises ScenarioError, before anything is applied, when no running container matches or
+        more than ``max_targets`` do.
+        """
+        if self._targets is not None:
+            return self._targets
+        matched = find_containers(self.client, self.project, self.service or None, self.labels)
+        running = [c for c in matched if c.status == "running"]
+        if not running:
+            others = ", ".join(f"{c.name} ({c.status})" for c in matched) or "nothing"
+            raise ScenarioError(
+                f"fault {self.name}: target {self._selector_text()} matches no running container "
+                f"(matched: {others}); is the stack up (drill stack status), or left stopped by an "
+                "earlier run (drill recover)?"
+            )
+        if len(running) > self.max_targets:
+            names = ", ".join(c.name for c in running)
+            raise ScenarioError(
+                f"fault {self.name}: target {self._selector_text()} matches {len(running)} containers "
+                f"({names}) but max_targets is {self.max_targets}; narrow the labels or raise max_targets"
+            )
+        self._targets = running
+        return running
+
+    # -- the Fault protocol ---------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        targets = self.targets()
+        return {
+            "targets": [c.name for c in targets],
+            "params": {
+                "mode": self.mode,
+                "service": self.service,
+                "labels": self.labels,
+                "max_targets": self.max_targets,
+                "project": self.project,
+            },
+            "undo": {
+                "kind": "container",
+                "container_ids": [c.id for c in targets],
+                "container_names": [c.name for c in targets],
+                "mode": self.mode,
+            },
+        }
+
+    def apply(self) -> Onset:
+        targets = self.targets()
+        action = _EVENT_FOR_MODE[self.mode]
+        started_s = time.time()
+        try:
+            watcher = _EventWatcher(self.client, [c.id for c in targets], action, since_s=started_s)
+        except docker.errors.DockerException as exc:
+            raise FaultError(f"fault {self.name}: cannot open the Docker event stream: {exc}", target=self.service) from exc
+        try:
+            for container in targets:
+                self._act(container)
+        except docker.errors.DockerException as exc:
+            watcher.close()
+            raise FaultError(
+                f"fault {self.name}: docker {self.mode} of {container.name} failed: {exc}", target=container.name
+            ) from exc
+        finished_s = time.time()
+        times_ns = watcher.wait(self.event_wait_s)
+        if times_ns:
+            return Onset(at=min(times_ns.values()) / 1e9, source=f"docker-event:{action}", uncertainty_s=EVENT_UNCERTAINTY_S)
+        half_width_s = (finished_s - started_s) / 2
+        return Onset(at=started_s + half_width_s, source="docker-api", uncertainty_s=half_width_s)
+
+    def _act(self, container: Container) -> None:
+        if self.mode == "kill":
+            container.kill(signal="SIGKILL")
+        elif self.mode == "stop":
+            container.stop(timeout=int(round(self.stop_timeout_s)))
+        else:
+            container.pause()
+
+    def revert(self) -> float:
+        """Start / unpause the targets and wait until they run (and are healthy). Idempotent."""
+        if self._targets is None:
+            return time.time()  # never resolved, so never applied
+        ids = [c.id for c in self._targets]
+        try:
+            reverted_s, _ = _restore(self.client, ids, self.revert_wait_s)
+        except docker.errors.DockerException as exc:
+            raise FaultError(f"fault {self.name}: revert failed: {exc}", target=self.service) from exc
+        return reverted_s
+
+
+def container_fault(
+    name: str,
+    mode: str,
+    service: str,
+    labels: dict[str, str] | None,
+    max_targets: int,
+    project: str,
+    client: docker.DockerClient | None = None,
+) -> Fault:
+    """Build an ``endpoint_kill`` fault. Targets are resolved (and refused) at the first
+    ``describe()`` or ``apply()``, or explicitly with ``.targets()``."""
+    return ContainerFault(name, mode, service, labels or {}, max_targets, project, client)
+
+
+# --- recovery -----------------------------------------------------------------------------
+
+
+def _restore(client: docker.DockerClient, container_ids: list[str], wait_s: float) -> tuple[float, list[str]]:
+    """Unpause or start each container, then wait until all are ready.
+
+    Returns (epoch time the last start/unpause returned, what was done per container).
+    Raises FaultError when a container is gone or not ready within ``wait_s``.
+    """
+    done: list[str] = []
+    containers: list[Container] = []
+    for container_id in container_ids:
+        try:
+            container = client.containers.get(container_id)
+        except docker.errors.NotFound as exc:
+            raise FaultError(
+                f"container {container_id[:12]} no longer exists; recreate the stack (drill stack up)",
+                target=container_id,
+            ) from exc
+        if container.status == "paused":
+            container.unpause()
+            done.append(f"unpaused {container.name}")
+        elif container.status != "running":
+            container.start()
+            done.append(f"started {container.name}")
+        else:
+            done.append(f"{container.name} already running")
+        containers.append(container)
+    reverted_s = time.time()
+    deadline = time.monotonic() + wait_s
+    for container in containers:
+        _wait_ready(container, deadline, wait_s)
+    return reverted_s, done
+
+
+def _wait_ready(container: Container, deadline: float, wait_s: float) -> None:
+    while True:
+        container.reload()
+        if container_ready(container):
+            return
+        if container.status in ("exited", "dead"):
+            tail = container.logs(tail=20).decode(errors="replace")
+            raise FaultError(
+                f"container {container.name} exited again after revert (code "
+                f"{container.attrs['State'].get('ExitCode')}); last log lines:\n{tail}",
+                target=container.name,
+            )
+        if time.monotonic() >= deadline:
+            raise FaultError(
+                f"container {container.name} not ready {wait_s:.0f}s after revert "
+                f"(state {container.status}, health {container_health(container)})",
+                target=container.name,
+            )
+        time.sleep(_POLL_INTERVAL_S)
+
+
+def undo_container(undo: dict[str, Any], client: docker.DockerClient | None = None, wait_s: float = 90.0) -> list[str]:
+    """Revert a journaled ``endpoint_kill`` from its ``undo`` record (``drill recover``).
+
+    Returns what was done, one line per container. Raises FaultError when a container is gone
+    or does not come back within ``wait_s``.
+    """
+    if undo.get("kind") != "container":
+        raise ScenarioError(f"undo record of kind {undo.get('kind')!r} is not a container fault")
+    _, done = _restore(client or docker_client(), list(undo.get("container_ids", [])), wait_s)
+    return done
+
+
+def stopped_stack_containers(project: str, client: docker.DockerClient | None = None) -> list[dict[str, str]]:
+    """Containers of compose ``project`` that are not running: exited, dead, created or paused.
+
+    Each as ``{"id", "name", "service", "state"}`` — what ``drill recover --force`` and
+    ``drill stack status`` show.
+    """
+    client = client or docker_client()
+    return [
+        {"id": c.id, "name": c.name, "service": c.labels.get(SERVICE_LABEL, "?"), "state": c.status}
+        for c in _not_running(find_containers(client, project))
+    ]
+
+
+def _not_running(containers: list[Container]) -> Iterator[Container]:
+    return (c for c in containers if c.status != "running")

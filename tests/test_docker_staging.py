@@ -1,0 +1,173 @@
+"""compose/staging.yaml — the reference stack on Docker — brought up with ComposeRuntime.
+
+The stack runs under a unique project name with every published port moved to a free one
+(DRILL_PORT_*), so a running drill-staging or a local stack on the default ports is left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+import uuid
+from typing import Iterator
+
+import docker.errors
+import httpx
+import pytest
+
+from conftest import REPO, free_port, require, under_ci
+from harness.errors import DrillError
+from harness.faults.container import container_fault
+from harness.runtime.compose import PROJECT_LABEL, ComposeRuntime, docker_client
+
+pytestmark = pytest.mark.docker
+
+STAGING_FILE = REPO / "compose/staging.yaml"
+TOXIPROXY_CONFIG = REPO / "compose/toxiproxy.json"
+IMAGES = ("drill-targets:latest", "drill-toxiproxy:latest")
+PORT_VARIABLES = {
+    "gateway": "DRILL_PORT_GATEWAY",
+    "toxiproxy": "DRILL_PORT_TOXIPROXY",
+    "hosted-model": "DRILL_PORT_HOSTED_MODEL",
+    "gpu-a1": "DRILL_PORT_GPU_A1",
+    "gpu-a2": "DRILL_PORT_GPU_A2",
+    "gpu-a3": "DRILL_PORT_GPU_A3",
+    "gpu-b1": "DRILL_PORT_GPU_B1",
+    "cpu-fallback": "DRILL_PORT_CPU_FALLBACK",
+    "cloud-api": "DRILL_PORT_CLOUD_API",
+    "autoscaler": "DRILL_PORT_AUTOSCALER",
+}
+GPU_REGIONS = {"gpu-a1": "region-a", "gpu-a2": "region-a", "gpu-a3": "region-a", "gpu-b1": "region-b"}
+CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _images_present() -> bool:
+    try:
+        client = docker_client()
+        for image in IMAGES:
+            client.images.get(image)
+    except (DrillError, docker.errors.DockerException):
+        return False
+    return True
+
+
+def staging_ready() -> bool:
+    """Engine up and the stack's images built; under CI=true, scripts/docker-setup makes them."""
+    if _images_present():
+        return True
+    if under_ci():
+        subprocess.run([str(REPO / "scripts/docker-setup")], check=False, timeout=1800)
+        return _images_present()
+    return False
+
+
+@pytest.fixture(scope="module")
+def staging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ComposeRuntime, dict[str, int]]]:
+    require(staging_ready(), "Docker engine with the drill-targets and drill-toxiproxy images", "run scripts/docker-setup")
+    ports = {service: free_port() for service in PORT_VARIABLES}
+    with pytest.MonkeyPatch.context() as patch:
+        for service, variable in PORT_VARIABLES.items():
+            patch.setenv(variable, str(ports[service]))
+        runtime = ComposeRuntime(STAGING_FILE, f"drill-staging-test-{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("staging-logs"))
+        try:
+            runtime.up(wait_s=180)
+            yield runtime, ports
+        finally:
+            runtime.down()
+            label = {"label": f"{PROJECT_LABEL}={runtime.project}"}
+            assert runtime.client.containers.list(all=True, filters=label) == []
+            assert runtime.client.networks.list(filters=label) == []
+
+
+def chat(gateway_port: int) -> httpx.Response:
+    return httpx.post(f"http://127.0.0.1:{gateway_port}/v1/chat/completions", json=CHAT, timeout=5.0)
+
+
+def wait_for_tier(gateway_port: int, tier: str, timeout_s: float = 60.0) -> httpx.Response:
+    """Send requests until one is answered by ``tier``; bounded in time (about 20 requests/s)."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = chat(gateway_port)
+            if response.status_code == 200 and response.headers.get("X-Tier") == tier:
+                return response
+            last = f"{response.status_code} X-Tier={response.headers.get('X-Tier')}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(0.05)
+    raise AssertionError(f"gateway never answered from tier {tier} within {timeout_s}s; last: {last}")
+
+
+def test_gateway_answers_from_the_hosted_tier(staging) -> None:
+    runtime, ports = staging
+    response = wait_for_tier(ports["gateway"], "hosted", timeout_s=30)
+    assert response.headers["X-Served-By"] == "hosted-model"
+    assert response.json()["choices"][0]["message"]["content"]
+
+
+def test_every_service_is_healthy_and_published_on_loopback_only(staging) -> None:
+    runtime, ports = staging
+    assert {s.service: (s.state, s.health) for s in runtime.status()} == {
+        service: ("running", "healthy") for service in PORT_VARIABLES
+    }
+    endpoints = runtime.endpoints()
+    assert set(endpoints) == set(PORT_VARIABLES)
+    for service, published in endpoints.items():
+        assert list(published.values()) == [f"127.0.0.1:{ports[service]}"], service
+
+
+def test_labels_and_no_docker_socket(staging) -> None:
+    runtime, _ = staging
+    for container in runtime.find():
+        service = container.labels["com.docker.compose.service"]
+        assert container.labels["drill.service"] == service
+        if service in GPU_REGIONS:
+            assert container.labels["drill.gpu"] == "true"
+            assert container.labels["drill.region"] == GPU_REGIONS[service]
+        else:
+            assert "drill.gpu" not in container.labels
+        mounts = [m.get("Source", "") for m in container.attrs.get("Mounts", [])]
+        assert not any("docker.sock" in source for source in mounts), (service, mounts)
+    assert sorted(c.labels["drill.service"] for c in runtime.find(labels={"drill.gpu": "true", "drill.region": "region-a"})) == [
+        "gpu-a1",
+        "gpu-a2",
+        "gpu-a3",
+    ]
+
+
+def test_toxiproxy_serves_exactly_the_proxies_of_toxiproxy_json(staging) -> None:
+    _, ports = staging
+    declared = {proxy["name"]: proxy for proxy in json.loads(TOXIPROXY_CONFIG.read_text())}
+    served = httpx.get(f"http://127.0.0.1:{ports['toxiproxy']}/proxies", timeout=5.0).json()
+    assert set(served) == set(declared)
+    for name, proxy in served.items():
+        assert proxy["upstream"] == declared[name]["upstream"]
+        assert proxy["enabled"] is True
+
+
+def test_killing_the_hosted_model_fails_over_to_gpu_and_back(staging) -> None:
+    runtime, ports = staging
+    wait_for_tier(ports["gateway"], "hosted", timeout_s=30)
+    fault = container_fault("provider-down", "kill", "hosted-model", {}, 1, runtime.project)
+    onset = fault.apply()
+    try:
+        assert onset.source == "docker-event:die"
+        response = wait_for_tier(ports["gateway"], "gpu")
+        assert response.headers["X-Served-By"] in ("gpu-a1", "gpu-a2")
+        assert response.headers["X-Region"] == "region-a"
+    finally:
+        fault.revert()
+    wait_for_tier(ports["gateway"], "hosted")
+
+
+def test_fingerprint_of_the_staging_stack(staging) -> None:
+    runtime, _ = staging
+    fingerprint = runtime.fingerprint()
+    client = runtime.client
+    assert fingerprint["images"]["gateway"] == client.images.get("drill-targets:latest").id
+    assert fingerprint["images"]["toxiproxy"] == client.images.get("drill-toxiproxy:latest").id
+    assert set(fingerprint["images"]) == set(PORT_VARIABLES)
+    assert fingerprint["compose_file_sha256"] == hashlib.sha256(STAGING_FILE.read_bytes()).hexdigest()
