@@ -1,0 +1,748 @@
+"""The embedded ``local`` runtime: a stack of processes on 127.0.0.1, supervised by the harness.
+
+A stack file (YAML, ``kind: Stack``) declares an optional Toxiproxy server, the proxies to create
+on it, and the processes to run::
+
+    apiVersion: drill/v1
+    kind: Stack
+    name: reference-local
+    toxiproxy: {listen: 127.0.0.1:8474}
+    proxies:
+      - {name: hosted-model, listen: 127.0.0.1:19001, upstream: 127.0.0.1:18001}
+    processes:
+      - name: hosted-model
+        argv: [python, -m, targets.model_server]      # "python" means this interpreter
+        env: {PORT: 18001, HOST: 127.0.0.1, TIER: hosted}
+        port: 18001
+        health: http://127.0.0.1:18001/health
+        labels: {tier: hosted}
+        start_after: []
+
+``LocalRuntime(load_stack(path), log_dir)`` starts Toxiproxy first, then the proxies, then the
+processes in dependency order (``start_after``), each in its own process group with its output
+in ``log_dir/<name>.log``, and waits for every health URL. ``stop()`` terminates every group
+(SIGTERM, then SIGKILL after ``stop_grace_s``) and checks the ports are free again. Nothing is
+left behind: an ``atexit`` hook stops every runtime still running, and a state file in
+``log_dir`` lets another ``LocalRuntime`` on the same ``log_dir`` (``drill stack status|down``)
+see and stop the processes.
+
+Relative paths (``cwd``, a relative ``argv[0]``, ``toxiproxy.binary``) resolve against the stack
+file's folder, which is also every process's default working directory. The repository root is
+put on PYTHONPATH so ``python -m targets.<program>`` works from anywhere.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from harness.errors import StackError
+
+__all__ = [
+    "LocalRuntime",
+    "LocalStackSpec",
+    "ProcessSpec",
+    "ProcessStatus",
+    "ProxySpec",
+    "ToxiproxySpec",
+    "load_stack",
+    "port_in_use",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+STATE_FILE = "local-stack.state.json"
+LOG_TAIL_LINES = 30
+
+
+def _split_listen(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} must be HOST:PORT, e.g. 127.0.0.1:19001")
+    if host not in LOOPBACK_HOSTS:
+        raise ValueError(f"{value!r}: the local runtime only listens on 127.0.0.1")
+    return host, int(port)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ToxiproxySpec(_Strict):
+    """The Toxiproxy server. ``start: false`` uses one already listening there instead."""
+
+    listen: str = "127.0.0.1:8474"
+    start: bool = True
+    binary: str | None = Field(default=None, description="default: toxiproxy-server next to python, or on PATH")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        _split_listen(value)
+        return value
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.listen}"
+
+
+class ProxySpec(_Strict):
+    """A Toxiproxy proxy: ``listen`` (127.0.0.1:PORT) forwards to ``upstream`` (HOST:PORT)."""
+
+    name: str = Field(min_length=1)
+    listen: str
+    upstream: str
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        _split_listen(value)
+        return value
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream(cls, value: str) -> str:
+        _split_listen(value)
+        return value
+
+
+class ProcessSpec(_Strict):
+    """One supervised process. ``port`` is checked free before start and after stop; ``health``
+    (an http://127.0.0.1 URL) must answer 2xx within ``health_timeout_s``."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    argv: list[str] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    port: int | None = Field(default=None, gt=0, lt=65536)
+    health: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    start_after: list[str] = Field(default_factory=list)
+    cwd: str | None = None
+    health_timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_strings(cls, value: Any) -> Any:
+        # YAML gives ints and booleans; a process environment only holds strings.
+        if not isinstance(value, dict):
+            return value
+        return {
+            str(key): ("true" if item is True else "false" if item is False else str(item))
+            for key, item in value.items()
+            if item is not None
+        }
+
+    @field_validator("argv", mode="before")
+    @classmethod
+    def _argv_strings(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [str(item) if isinstance(item, int | float) else item for item in value]
+        return value
+
+    @field_validator("health")
+    @classmethod
+    def _health(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        url = httpx.URL(value)
+        if url.scheme != "http" or url.host not in LOOPBACK_HOSTS:
+            raise ValueError(f"{value!r} must be an http://127.0.0.1:PORT/... URL")
+        return value
+
+
+class LocalStackSpec(_Strict):
+    """A stack for the local runtime (``kind: Stack``)."""
+
+    api_version: Literal["drill/v1"] = Field(default="drill/v1", alias="apiVersion")
+    kind: Literal["Stack"]
+    name: str = "local"
+    description: str | None = None
+    toxiproxy: ToxiproxySpec | None = None
+    proxies: list[ProxySpec] = Field(default_factory=list)
+    processes: list[ProcessSpec] = Field(default_factory=list)
+    stop_grace_s: float = Field(default=5.0, ge=0)
+
+    _base_dir: Path | None = PrivateAttr(default=None)
+    _source: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LocalStackSpec:
+        names = [p.name for p in self.processes]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"process names must be unique: {', '.join(duplicates)} repeated")
+        proxy_names = [p.name for p in self.proxies]
+        if len(set(proxy_names)) != len(proxy_names):
+            raise ValueError("proxy names must be unique")
+        if self.proxies and self.toxiproxy is None:
+            raise ValueError("proxies need a toxiproxy: add `toxiproxy: {listen: 127.0.0.1:8474}`")
+        for process in self.processes:
+            unknown = [d for d in process.start_after if d not in names]
+            if unknown:
+                raise ValueError(f"process {process.name}: start_after names unknown processes {unknown}")
+        _start_waves(self.processes)  # raises on a cycle
+        owners: dict[int, str] = {}
+        for owner, port in self.declared_ports():
+            if port in owners:
+                raise ValueError(f"port {port} is declared twice: by {owners[port]} and by {owner}")
+            owners[port] = owner
+        return self
+
+    def declared_ports(self) -> list[tuple[str, int]]:
+        """(owner, port) for every port the stack will listen on."""
+        ports: list[tuple[str, int]] = []
+        if self.toxiproxy is not None and self.toxiproxy.start:
+            ports.append(("toxiproxy", _split_listen(self.toxiproxy.listen)[1]))
+        ports.extend((f"proxy {p.name}", _split_listen(p.listen)[1]) for p in self.proxies)
+        ports.extend((f"process {p.name}", p.port) for p in self.processes if p.port is not None)
+        return ports
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir or Path.cwd()
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
+
+
+def _start_waves(processes: list[ProcessSpec]) -> list[list[ProcessSpec]]:
+    """Processes grouped so that each group only waits for earlier groups (start_after)."""
+    waves: list[list[ProcessSpec]] = []
+    started: set[str] = set()
+    remaining = list(processes)
+    while remaining:
+        wave = [p for p in remaining if all(d in started for d in p.start_after)]
+        if not wave:
+            cycle = ", ".join(p.name for p in remaining)
+            raise ValueError(f"start_after has a cycle among: {cycle}")
+        waves.append(wave)
+        started.update(p.name for p in wave)
+        remaining = [p for p in remaining if p.name not in started]
+    return waves
+
+
+def load_stack(path: str | Path) -> LocalStackSpec:
+    """Load a local stack file; raise ScenarioError naming file:line and the field on bad input."""
+    from harness.scenario.loader import load_model
+
+    path = Path(path).resolve()
+    spec = load_model(path, LocalStackSpec)
+    spec._base_dir = path.parent
+    spec._source = path
+    return spec
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """True when something listens on host:port (TIME_WAIT leftovers do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # Servers bind with SO_REUSEADDR too, so only a live listener makes this bind fail.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+@dataclass
+class ProcessStatus:
+    name: str
+    running: bool
+    pid: int | None
+    healthy: bool
+    port: int | None
+    labels: dict[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "running": self.running,
+            "pid": self.pid,
+            "healthy": self.healthy,
+            "port": self.port,
+            "labels": self.labels,
+        }
+
+
+@dataclass
+class _Child:
+    """A started process: its Popen (None when only known from the state file) and log."""
+
+    name: str
+    argv: list[str]
+    pid: int
+    popen: subprocess.Popen[bytes] | None
+    log_path: Path
+    log_file: IO[bytes] | None
+
+    def alive(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is None
+        return _pid_matches(self.pid, self.argv)
+
+
+def _pid_matches(pid: int, argv: list[str]) -> bool:
+    """The pid is alive and still runs ``argv`` (so a reused pid is never signalled)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return raw.rstrip(b"\0").split(b"\0") == [a.encode() for a in argv]
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+
+_LIVE: set[LocalRuntime] = set()
+
+
+def _stop_all_at_exit() -> None:
+    for runtime in list(_LIVE):
+        try:
+            runtime.stop()
+        except Exception:  # noqa: BLE001 - at exit, stop every runtime even if one fails
+            pass
+
+
+atexit.register(_stop_all_at_exit)
+
+
+class LocalRuntime:
+    """Starts, watches and stops a :class:`LocalStackSpec`. Use as a context manager or call
+    :meth:`start` / :meth:`stop`; every failure to start is a :class:`StackError` carrying the
+    tail of the failing process's log."""
+
+    kind = "local"
+
+    def __init__(self, spec: LocalStackSpec, log_dir: Path, base_dir: Path | None = None) -> None:
+        self.spec = spec
+        self.log_dir = Path(log_dir)
+        self.base_dir = Path(base_dir) if base_dir is not None else spec.base_dir
+        self._children: dict[str, _Child] = {}
+        self._toxiproxy: _Child | None = None
+        self._created_proxies: list[str] = []
+        self._started = False
+        self._specs = {p.name: p for p in spec.processes}
+
+    def __enter__(self) -> LocalRuntime:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def toxiproxy_url(self) -> str | None:
+        return None if self.spec.toxiproxy is None else self.spec.toxiproxy.url
+
+    # -- start ------------------------------------------------------------------------------
+
+    def start(self) -> dict[str, str]:
+        """Start everything and wait until healthy; returns endpoints (name -> base URL).
+
+        Raises StackError, with nothing left running, when a port is busy, a process exits or a
+        health URL does not answer in time."""
+        if self._started:
+            return self.endpoints()
+        self._refuse_busy_ports()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._started = True
+        _LIVE.add(self)
+        try:
+            if self.spec.toxiproxy is not None:
+                self._start_toxiproxy(self.spec.toxiproxy)
+            self._create_proxies()
+            for wave in _start_waves(self.spec.processes):
+                for process in wave:
+                    self._spawn(process)
+                self._write_state()
+                self._wait_healthy([p.name for p in wave])
+        except BaseException:
+            try:
+                self.stop()
+            except StackError:
+                pass  # the start failure is the error to report; stop() did what it could
+            raise
+        return self.endpoints()
+
+    def endpoints(self) -> dict[str, str]:
+        endpoints: dict[str, str] = {}
+        if self.toxiproxy_url is not None:
+            endpoints["toxiproxy"] = self.toxiproxy_url
+        for process in self.spec.processes:
+            if process.port is not None:
+                endpoints[process.name] = f"http://127.0.0.1:{process.port}"
+        return endpoints
+
+    def _refuse_busy_ports(self) -> None:
+        busy = [(owner, port) for owner, port in self.spec.declared_ports() if port_in_use(port)]
+        if not busy:
+            return
+        listing = ", ".join(f"{port} ({owner})" for owner, port in busy)
+        first = busy[0][1]
+        where = f" in {self.spec.source}" if self.spec.source else ""
+        raise StackError(
+            f"cannot start stack {self.spec.name!r}: port(s) already in use on 127.0.0.1: {listing}. "
+            f"Stop what holds them (see `ss -ltnp 'sport = :{first}'`; a stack left by an earlier run "
+            f"stops with `drill stack down`) or change the ports{where}."
+        )
+
+    def _toxiproxy_binary(self, spec: ToxiproxySpec) -> str:
+        if spec.binary:
+            candidate = Path(spec.binary)
+            return str(candidate if candidate.is_absolute() else self.base_dir / candidate)
+        beside_python = Path(sys.executable).parent / "toxiproxy-server"
+        if beside_python.exists():
+            return str(beside_python)
+        found = shutil.which("toxiproxy-server")
+        if found is None:
+            raise StackError(
+                "toxiproxy-server not found next to the Python interpreter or on PATH: "
+                "run scripts/bootstrap, or set toxiproxy.binary in the stack file"
+            )
+        return found
+
+    def _start_toxiproxy(self, spec: ToxiproxySpec) -> None:
+        if not spec.start:
+            return
+        host, port = _split_listen(spec.listen)
+        argv = [self._toxiproxy_binary(spec), "-host", host, "-port", str(port)]
+        self._toxiproxy = self._popen("toxiproxy", argv, dict(os.environ), self.base_dir)
+        self._write_state()
+        deadline = time.monotonic() + 15.0
+        while True:
+            if not self._toxiproxy.alive():
+                raise StackError(
+                    f"toxiproxy-server exited at start; last lines of {self._toxiproxy.log_path}:\n"
+                    f"{_tail(self._toxiproxy.log_path)}"
+                )
+            if _http_ok(spec.url + "/version"):
+                return
+            if time.monotonic() > deadline:
+                raise StackError(f"toxiproxy-server did not answer on {spec.url} within 15 s")
+            time.sleep(0.05)
+
+    def _create_proxies(self) -> None:
+        if not self.spec.proxies or self.toxiproxy_url is None:
+            return
+        from harness.toxiproxy import ToxiproxyClient, ToxiproxyError
+
+        with ToxiproxyClient(self.toxiproxy_url) as client:
+            for proxy in self.spec.proxies:
+                try:
+                    client.create_proxy(proxy.name, proxy.listen, proxy.upstream)
+                except ToxiproxyError as exc:
+                    raise StackError(f"stack {self.spec.name!r}: could not create proxy {proxy.name}: {exc}") from exc
+                self._created_proxies.append(proxy.name)
+
+    def _process_env(self, process: ProcessSpec) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(process.env)
+        return env
+
+    def _argv(self, process: ProcessSpec) -> list[str]:
+        argv = list(process.argv)
+        if argv[0] == "python":
+            argv[0] = sys.executable
+        elif "/" in argv[0] and not Path(argv[0]).is_absolute():
+            argv[0] = str((self.base_dir / argv[0]).resolve())
+        return argv
+
+    def _cwd(self, process: ProcessSpec) -> Path:
+        if process.cwd is None:
+            return self.base_dir
+        cwd = Path(process.cwd)
+        return cwd if cwd.is_absolute() else self.base_dir / cwd
+
+    def _popen(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> _Child:
+        log_path = self.log_dir / f"{name}.log"
+        log_file = log_path.open("ab")
+        log_file.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(argv)}\n".encode())
+        log_file.flush()
+        try:
+            popen = subprocess.Popen(
+                argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: signals reach its children too
+            )
+        except OSError as exc:
+            log_file.close()
+            raise StackError(f"could not start {name} ({argv[0]}): {exc}") from exc
+        return _Child(name=name, argv=argv, pid=popen.pid, popen=popen, log_path=log_path, log_file=log_file)
+
+    def _spawn(self, process: ProcessSpec) -> None:
+        self._children[process.name] = self._popen(
+            process.name, self._argv(process), self._process_env(process), self._cwd(process)
+        )
+
+    def _is_healthy(self, name: str) -> bool:
+        process = self._specs[name]
+        if process.health is not None:
+            return _http_ok(process.health)
+        if process.port is not None:
+            return port_in_use(process.port)
+        return True
+
+    def _wait_healthy(self, names: list[str]) -> None:
+        pending = {name: time.monotonic() + self._specs[name].health_timeout_s for name in names}
+        while pending:
+            for name, deadline in list(pending.items()):
+                child = self._children[name]
+                if not child.alive():
+                    code = child.popen.returncode if child.popen is not None else "?"
+                    raise StackError(
+                        f"process {name} exited with code {code} before it was healthy; last lines of "
+                        f"{child.log_path}:\n{_tail(child.log_path)}"
+                    )
+                if self._is_healthy(name):
+                    del pending[name]
+                elif time.monotonic() > deadline:
+                    target = self._specs[name].health or f"port {self._specs[name].port}"
+                    raise StackError(
+                        f"process {name} was not healthy ({target}) within "
+                        f"{self._specs[name].health_timeout_s:g} s; last lines of {child.log_path}:\n"
+                        f"{_tail(child.log_path)}"
+                    )
+            if pending:
+                time.sleep(0.05)
+
+    # -- state file: lets `drill stack status|down` see a stack another command started --------
+
+    def _state_path(self) -> Path:
+        return self.log_dir / STATE_FILE
+
+    def _write_state(self) -> None:
+        children = list(self._children.values()) + ([self._toxiproxy] if self._toxiproxy else [])
+        state = {
+            "stack": self.spec.name,
+            "supervisor_pid": os.getpid(),
+            "processes": {c.name: {"pid": c.pid, "argv": c.argv} for c in children},
+        }
+        tmp = self._state_path().with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1))
+        tmp.replace(self._state_path())
+
+    def _adopt_from_state(self) -> None:
+        """Know the processes a previous LocalRuntime on this log_dir started (and left running)."""
+        try:
+            state = json.loads(self._state_path().read_text())
+        except (OSError, ValueError):
+            return
+        for name, entry in state.get("processes", {}).items():
+            child = _Child(
+                name=name, argv=list(entry["argv"]), pid=int(entry["pid"]), popen=None,
+                log_path=self.log_dir / f"{name}.log", log_file=None,
+            )
+            if not child.alive():
+                continue
+            if name == "toxiproxy":
+                self._toxiproxy = child
+            else:
+                self._children[name] = child
+
+    # -- stop -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop every process group (SIGTERM, SIGKILL after ``stop_grace_s``), then check every
+        declared port is free. Idempotent; also stops a stack an earlier command left running on
+        the same log_dir. Raises StackError naming ports still in use."""
+        if not self._started:
+            self._adopt_from_state()
+        self._terminate(list(self._children.values()))
+        if self._toxiproxy is not None:
+            self._terminate([self._toxiproxy])
+        elif self._created_proxies and self.toxiproxy_url is not None:
+            self._delete_proxies()
+        self._children.clear()
+        self._toxiproxy = None
+        self._created_proxies = []
+        self._started = False
+        _LIVE.discard(self)
+        try:
+            self._state_path().unlink()
+        except OSError:
+            pass
+        self._verify_ports_free()
+
+    def _delete_proxies(self) -> None:
+        from harness.toxiproxy import ToxiproxyClient, ToxiproxyError
+
+        try:
+            with ToxiproxyClient(self.toxiproxy_url or "") as client:
+                for name in self._created_proxies:
+                    client.delete_proxy(name)
+        except ToxiproxyError:
+            pass  # the ports check below reports a proxy still listening
+
+    def _terminate(self, children: list[_Child]) -> None:
+        for child in children:
+            if child.alive():
+                _signal_group(child.pid, signal.SIGCONT)  # a paused group cannot act on SIGTERM
+                _signal_group(child.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.spec.stop_grace_s
+        while any(c.alive() for c in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for child in children:
+            # Also reaches children the leader left behind in its group.
+            _signal_group(child.pid, signal.SIGKILL)
+            if child.popen is not None:
+                try:
+                    child.popen.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+            else:
+                _wait_gone(child, 10.0)
+            if child.log_file is not None:
+                child.log_file.close()
+                child.log_file = None
+
+    def _verify_ports_free(self, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            busy = [(owner, port) for owner, port in self.spec.declared_ports() if port_in_use(port)]
+            if not busy:
+                return
+            if time.monotonic() > deadline:
+                listing = ", ".join(f"{port} ({owner})" for owner, port in busy)
+                raise StackError(
+                    f"stack {self.spec.name!r} stopped but ports are still in use: {listing}. "
+                    "Something outside this stack holds them: find it with `ss -ltnp`."
+                )
+            time.sleep(0.05)
+
+    # -- inspect and act --------------------------------------------------------------------
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Per process (and ``toxiproxy``): running, pid, healthy, port, labels."""
+        if not self._started:
+            self._adopt_from_state()
+        report: dict[str, dict[str, Any]] = {}
+        if self.spec.toxiproxy is not None:
+            running = self._toxiproxy is not None and self._toxiproxy.alive()
+            port = _split_listen(self.spec.toxiproxy.listen)[1]
+            report["toxiproxy"] = ProcessStatus(
+                name="toxiproxy",
+                running=running,
+                pid=self._toxiproxy.pid if running and self._toxiproxy else None,
+                healthy=_http_ok(self.spec.toxiproxy.url + "/version"),
+                port=port,
+                labels={},
+            ).as_dict()
+        for process in self.spec.processes:
+            child = self._children.get(process.name)
+            running = child is not None and child.alive()
+            report[process.name] = ProcessStatus(
+                name=process.name,
+                running=running,
+                pid=child.pid if running and child else None,
+                healthy=running and self._is_healthy(process.name),
+                port=process.port,
+                labels=dict(process.labels),
+            ).as_dict()
+        return report
+
+    def unhealthy(self) -> list[str]:
+        """Names of processes (and toxiproxy) that are not running and healthy."""
+        return [name for name, entry in self.status().items() if not (entry["running"] and entry["healthy"])]
+
+    def not_running(self) -> list[str]:
+        return [name for name, entry in self.status().items() if not entry["running"]]
+
+    def process_groups(self) -> dict[str, int]:
+        """name -> process group id of everything running (journaled for crash recovery)."""
+        groups = {name: child.pid for name, child in self._children.items() if child.alive()}
+        if self._toxiproxy is not None and self._toxiproxy.alive():
+            groups["toxiproxy"] = self._toxiproxy.pid
+        return groups
+
+    def fingerprint(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"runtime": "local", "stack": self.spec.name, "python": sys.version.split()[0]}
+        if self.spec.source is not None:
+            info["stack_file"] = str(self.spec.source)
+        info["processes"] = {p.name: " ".join(p.argv) for p in self.spec.processes}
+        return info
+
+    def find(self, service: str | None, labels: dict[str, str] | None = None) -> list[str]:
+        """Names of processes whose name (or ``service`` label) is ``service`` and whose labels
+        include every given label. ``service=None`` selects by labels alone."""
+        wanted = labels or {}
+        found: list[str] = []
+        for process in self.spec.processes:
+            if service is not None and service not in (process.name, process.labels.get("service")):
+                continue
+            if all(process.labels.get(key) == value for key, value in wanted.items()):
+                found.append(process.name)
+        return found
+
+    def _child(self, name: str) -> _Child:
+        if name not in self._specs:
+            known = ", ".join(self._specs) or "none"
+            raise StackError(f"stack {self.spec.name!r} has no process {name!r} (known: {known})")
+        child = self._children.get(name)
+        if child is None:
+            raise StackError(f"process {name} is not started: start the stack first")
+        return child
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the process group of ``name``. For SIGKILL/SIGTERM, wait until it is
+        gone (SIGKILL after ``stop_grace_s``); other signals (SIGSTOP, SIGCONT) return at once."""
+        child = self._child(name)
+        _signal_group(child.pid, sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            deadline = time.monotonic() + self.spec.stop_grace_s
+            while child.alive() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self._terminate([child])
+
+    def restart(self, name: str) -> None:
+        """Stop ``name`` if it still runs, start it again and wait until it is healthy."""
+        child = self._child(name)
+        self._terminate([child])  # stops it if it runs; reaps it and closes its log either way
+        process = self._specs[name]
+        if process.port is not None:
+            deadline = time.monotonic() + 10.0
+            while port_in_use(process.port) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        self._spawn(process)
+        self._write_state()
+        self._wait_healthy([name])
+
+
+def _wait_gone(child: _Child, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while child.alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        response = httpx.get(url, timeout=1.0, trust_env=False)
+    except httpx.HTTPError:
+        return False
+    return 200 <= response.status_code < 300

@@ -1,0 +1,608 @@
+"""The gateway: an OpenAI-style front door that routes by tier priority and fails over.
+
+Run: ``python -m targets.gateway`` (environment variables in targets/README.md).
+
+Routing: ``hosted`` -> ``gpu`` pool (nodes of the first region in GPU_REGION_ORDER, then the
+next) -> ``cpu`` (degraded). A tier is skipped when none of its upstreams passes active health
+checks or when its circuit breaker is open. Within a tier a failed attempt (timeout, connection
+error, status >= 500) moves on to the next node, up to MAX_ATTEMPTS_PER_TIER, then to the next
+tier, so a request fails over before the breaker has even opened.
+
+The breaker is the runbook trigger, per tier, over a sliding window of the requests that reached
+the tier (one sample each: good when some node of the tier served it, with the time spent in the
+tier as its latency): error rate > BREAKER_ERROR_RATE or p95 > BREAKER_LATENCY_FACTOR x
+baseline p95 (never below BREAKER_LATENCY_FLOOR_MS). The baseline is learned from windows that were healthy. An open
+breaker half-opens after BREAKER_COOLDOWN_S and lets one probe request at a time through;
+BREAKER_HALF_OPEN_PROBES good probes close it (fail back), one bad probe opens it again.
+
+Endpoints:
+    POST   /v1/chat/completions   routed; X-Served-By / X-Tier / X-Region / X-Degraded always set
+    GET    /health                the gateway process itself
+    GET    /admin/events          routing-event log, JSON list of {ts, event, tier, detail, ...};
+                                  ``?since=<epoch s>`` returns newer events only
+    GET    /admin/pool            GPU pool members, health per node and region, target size
+    POST   /admin/pool            register a GPU node {name, url, region}
+    DELETE /admin/pool/{node}     remove a GPU node
+    GET    /admin/state           every upstream and every breaker (for debugging and tests)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from targets.common import (
+    JSON_TYPE,
+    ConfigError,
+    env_float,
+    env_int,
+    env_json,
+    env_list,
+    env_str,
+    error_response,
+    json_response,
+    now_s,
+    read_json_object,
+    serve,
+)
+
+TIER_ORDER = ("hosted", "gpu", "cpu")
+TIER_RANK = {tier: rank for rank, tier in enumerate(TIER_ORDER)}
+NO_UPSTREAM_HEADERS = {"X-Served-By": "none", "X-Tier": "none", "X-Region": "none", "X-Degraded": "false"}
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    upstreams: list[dict[str, Any]]
+    gpu_region_order: list[str]
+    pool_target_size: int
+    upstream_timeout_ms: int
+    max_attempts_per_tier: int
+    max_connections: int
+    health_interval_ms: int
+    health_timeout_ms: int
+    health_fails_to_down: int
+    health_passes_to_up: int
+    breaker_window_s: float
+    breaker_min_samples: int
+    breaker_error_rate: float
+    breaker_latency_factor: float
+    breaker_latency_floor_ms: float
+    breaker_baseline_min_samples: int
+    breaker_cooldown_s: float
+    breaker_half_open_probes: int
+    breaker_eval_interval_ms: int
+    events_max: int
+
+    @classmethod
+    def from_env(cls) -> GatewayConfig:
+        upstreams = env_json("UPSTREAMS", [])
+        if not isinstance(upstreams, list):
+            raise ConfigError("UPSTREAMS must be a JSON list of {name, url, tier, region}")
+        for index, item in enumerate(upstreams):
+            if not isinstance(item, dict) or not {"name", "url", "tier"} <= item.keys():
+                raise ConfigError(f"UPSTREAMS[{index}] must be an object with name, url, tier (and region)")
+            if item["tier"] not in TIER_ORDER:
+                raise ConfigError(f"UPSTREAMS[{index}].tier={item['tier']!r} must be one of {', '.join(TIER_ORDER)}")
+        return cls(
+            upstreams=upstreams,
+            gpu_region_order=env_list("GPU_REGION_ORDER", ["region-a", "region-b"]),
+            pool_target_size=env_int("GPU_POOL_TARGET", 2),
+            upstream_timeout_ms=env_int("UPSTREAM_TIMEOUT_MS", 1000),
+            max_attempts_per_tier=max(1, env_int("MAX_ATTEMPTS_PER_TIER", 2)),
+            max_connections=env_int("MAX_CONNECTIONS", 256),
+            health_interval_ms=env_int("HEALTH_INTERVAL_MS", 500),
+            health_timeout_ms=env_int("HEALTH_TIMEOUT_MS", 500),
+            health_fails_to_down=max(1, env_int("HEALTH_FAILS_TO_DOWN", 2)),
+            health_passes_to_up=max(1, env_int("HEALTH_PASSES_TO_UP", 1)),
+            breaker_window_s=env_float("BREAKER_WINDOW_S", 3.0),
+            breaker_min_samples=max(1, env_int("BREAKER_MIN_SAMPLES", 10)),
+            breaker_error_rate=env_float("BREAKER_ERROR_RATE", 0.10),
+            breaker_latency_factor=env_float("BREAKER_LATENCY_FACTOR", 2.0),
+            breaker_latency_floor_ms=env_float("BREAKER_LATENCY_FLOOR_MS", 250.0),
+            breaker_baseline_min_samples=max(1, env_int("BREAKER_BASELINE_MIN_SAMPLES", 20)),
+            breaker_cooldown_s=env_float("BREAKER_COOLDOWN_S", 5.0),
+            breaker_half_open_probes=max(1, env_int("BREAKER_HALF_OPEN_PROBES", 3)),
+            breaker_eval_interval_ms=max(10, env_int("BREAKER_EVAL_INTERVAL_MS", 100)),
+            events_max=env_int("EVENTS_MAX", 10000),
+        )
+
+
+@dataclass
+class Upstream:
+    """One model server as the gateway sees it (always through its Toxiproxy proxy in stacks)."""
+
+    name: str
+    url: str
+    tier: str
+    region: str
+    degraded: bool
+    healthy: bool
+    chat_url: str = ""
+    health_url: str = ""
+    response_headers: dict[str, str] = field(default_factory=dict)
+    consecutive_failures: int = 0
+    consecutive_passes: int = 0
+    unhealthy_since: float | None = None
+    last_check_at: float | None = None
+    last_error: str | None = None
+
+    def __post_init__(self) -> None:
+        base = self.url.rstrip("/")
+        self.chat_url = base + "/v1/chat/completions"
+        self.health_url = base + "/health"
+        self.response_headers = {
+            "X-Served-By": self.name,
+            "X-Tier": self.tier,
+            "X-Region": self.region or "none",
+            "X-Degraded": "true" if self.degraded else "false",
+        }
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "url": self.url,
+            "tier": self.tier,
+            "region": self.region,
+            "degraded": self.degraded,
+            "healthy": self.healthy,
+            "unhealthy_since": self.unhealthy_since,
+            "last_check_at": self.last_check_at,
+            "last_error": self.last_error,
+        }
+
+
+def p95(values: list[float]) -> float:
+    """Nearest-rank 95th percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+class Breaker:
+    """The per-tier circuit breaker on the runbook trigger. States: closed, open, half_open.
+
+    The hot path only appends samples and reads ``state``; the window is judged by
+    :meth:`evaluate`, called every BREAKER_EVAL_INTERVAL_MS, so sorting never happens per request.
+    """
+
+    def __init__(self, tier: str, config: GatewayConfig, log: EventLog) -> None:
+        self.tier = tier
+        self.config = config
+        self.log = log
+        self.state = "closed"
+        self.samples: deque[tuple[float, bool, float]] = deque(maxlen=20000)
+        self.baseline_p95_ms: float | None = None
+        self.opened_at: float = 0.0
+        self.probe_in_flight = False
+        self.probe_successes = 0
+        self.last_reason: str | None = None
+
+    def latency_threshold_ms(self) -> float:
+        if self.baseline_p95_ms is None:
+            return math.inf
+        return max(self.config.breaker_latency_factor * self.baseline_p95_ms, self.config.breaker_latency_floor_ms)
+
+    def admit(self, now: float) -> str | None:
+        """``"pass"`` for a normal attempt, ``"probe"`` for a half-open probe, None to skip."""
+        if self.state == "closed":
+            return "pass"
+        if self.state == "open":
+            if now - self.opened_at < self.config.breaker_cooldown_s:
+                return None
+            self.state = "half_open"
+            self.probe_successes = 0
+            self.probe_in_flight = False
+            self.log.add("breaker_half_open", self.tier, f"cool-down of {self.config.breaker_cooldown_s}s over")
+        if self.probe_in_flight:
+            return None
+        self.probe_in_flight = True
+        return "probe"
+
+    def record(self, now: float, ok: bool, latency_ms: float) -> None:
+        self.samples.append((now, ok, latency_ms))
+
+    def record_probe(self, now: float, ok: bool, latency_ms: float) -> None:
+        self.probe_in_flight = False
+        if self.state != "half_open":
+            return
+        threshold = self.latency_threshold_ms()
+        if ok and latency_ms <= threshold:
+            self.probe_successes += 1
+            if self.probe_successes >= self.config.breaker_half_open_probes:
+                self.state = "closed"
+                self.samples.clear()
+                self.log.add("breaker_close", self.tier, f"{self.probe_successes} good probes")
+            return
+        why = "error" if not ok else f"latency {latency_ms:.0f} ms > {threshold:.0f} ms"
+        self._open(now, f"probe failed: {why}")
+
+    def release_probe(self) -> None:
+        """A probe that never finished (client went away) must not wedge the breaker."""
+        self.probe_in_flight = False
+
+    def _open(self, now: float, reason: str) -> None:
+        self.state = "open"
+        self.opened_at = now
+        self.samples.clear()
+        self.last_reason = reason
+        self.log.add("breaker_open", self.tier, reason)
+
+    def evaluate(self, now: float) -> None:
+        if self.state != "closed":
+            return
+        horizon = now - self.config.breaker_window_s
+        samples = self.samples
+        while samples and samples[0][0] < horizon:
+            samples.popleft()
+        count = len(samples)
+        if count < self.config.breaker_min_samples:
+            return
+        errors = sum(1 for _, ok, _ in samples if not ok)
+        error_rate = errors / count
+        window_p95_ms = p95([latency for _, _, latency in samples])
+        threshold = self.latency_threshold_ms()
+        if error_rate > self.config.breaker_error_rate:
+            self._open(now, f"error rate {error_rate:.0%} > {self.config.breaker_error_rate:.0%} over {count} attempts")
+        elif window_p95_ms > threshold:
+            self._open(
+                now,
+                f"p95 {window_p95_ms:.0f} ms > {threshold:.0f} ms "
+                f"({self.config.breaker_latency_factor:g}x baseline {self.baseline_p95_ms:.1f} ms)",
+            )
+        elif count >= self.config.breaker_baseline_min_samples:
+            # Learn only from healthy windows, slowly, so a creeping slowdown cannot drag the
+            # baseline up faster than the trigger can see it.
+            if self.baseline_p95_ms is None:
+                self.baseline_p95_ms = window_p95_ms
+            else:
+                self.baseline_p95_ms = 0.9 * self.baseline_p95_ms + 0.1 * window_p95_ms
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "tier": self.tier,
+            "state": self.state,
+            "baseline_p95_ms": self.baseline_p95_ms,
+            "latency_threshold_ms": None if self.baseline_p95_ms is None else self.latency_threshold_ms(),
+            "window_samples": len(self.samples),
+            "last_reason": self.last_reason,
+        }
+
+
+class EventLog:
+    """The gateway's routing-event log: the ground truth for failover and failback."""
+
+    def __init__(self, max_events: int) -> None:
+        self.events: deque[dict[str, Any]] = deque(maxlen=max_events)
+
+    def add(self, event: str, tier: str | None, detail: str, **extra: Any) -> None:
+        self.events.append({"ts": now_s(), "event": event, "tier": tier, "detail": detail, **extra})
+
+    def since(self, ts: float | None) -> list[dict[str, Any]]:
+        if ts is None:
+            return list(self.events)
+        return [event for event in self.events if event["ts"] > ts]
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.log = EventLog(config.events_max)
+        self.upstreams: dict[str, Upstream] = {}
+        for item in config.upstreams:
+            self._add_upstream(item, healthy=True)
+        self.breakers = {tier: Breaker(tier, config, self.log) for tier in TIER_ORDER}
+        self.serving_tier: str | None = None
+        self._serving_since = 0.0  # loop time of the last failover/failback
+        self._rotation = 0
+        self._routes: dict[str, list[Upstream]] = {}
+        self._routes_dirty = True
+        self._session: aiohttp.ClientSession | None = None
+        self._health_session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._attempt_timeout = aiohttp.ClientTimeout(total=config.upstream_timeout_ms / 1000.0)
+        self._health_timeout = aiohttp.ClientTimeout(total=config.health_timeout_ms / 1000.0)
+
+    def _add_upstream(self, item: dict[str, Any], healthy: bool) -> Upstream:
+        tier = item.get("tier", "gpu")
+        upstream = Upstream(
+            name=str(item["name"]),
+            url=str(item["url"]),
+            tier=tier,
+            region=str(item.get("region", "")),
+            degraded=bool(item.get("degraded", tier == "cpu")),
+            healthy=healthy,
+        )
+        self.upstreams[upstream.name] = upstream
+        self._routes_dirty = True
+        return upstream
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/admin/events", self.admin_events)
+        app.router.add_get("/admin/pool", self.admin_pool)
+        app.router.add_post("/admin/pool", self.admin_register)
+        app.router.add_delete("/admin/pool/{node}", self.admin_remove)
+        app.router.add_get("/admin/state", self.admin_state)
+        app.on_startup.append(self._start)
+        app.on_cleanup.append(self._stop)
+        return app
+
+    async def _start(self, app: web.Application) -> None:
+        connector = aiohttp.TCPConnector(limit=self.config.max_connections, limit_per_host=0, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        self._health_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
+        self._tasks = [
+            asyncio.create_task(self._health_loop()),
+            asyncio.create_task(self._breaker_loop()),
+        ]
+        self.log.add("started", None, f"{len(self.upstreams)} upstreams")
+
+    async def _stop(self, app: web.Application) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for session in (self._session, self._health_session):
+            if session is not None:
+                await session.close()
+
+    # -- routing --------------------------------------------------------------------------
+
+    def _rebuild_routes(self) -> None:
+        routes: dict[str, list[Upstream]] = {tier: [] for tier in TIER_ORDER}
+        for upstream in self.upstreams.values():
+            if upstream.healthy:
+                routes[upstream.tier].append(upstream)
+        order = {region: rank for rank, region in enumerate(self.config.gpu_region_order)}
+        routes["gpu"].sort(key=lambda u: (order.get(u.region, len(order)), u.region, u.name))
+        self._routes = routes
+        self._routes_dirty = False
+
+    def _candidates(self, tier: str) -> list[Upstream]:
+        """Healthy upstreams of a tier in try order: by region priority, round-robin inside."""
+        if self._routes_dirty:
+            self._rebuild_routes()
+        nodes = self._routes[tier]
+        if len(nodes) < 2:
+            return nodes
+        self._rotation += 1
+        if tier != "gpu":
+            start = self._rotation % len(nodes)
+            return nodes[start:] + nodes[:start]
+        ordered: list[Upstream] = []
+        index = 0
+        while index < len(nodes):
+            region = nodes[index].region
+            end = index
+            while end < len(nodes) and nodes[end].region == region:
+                end += 1
+            group = nodes[index:end]
+            start = self._rotation % len(group)
+            ordered.extend(group[start:] + group[:start])
+            index = end
+        return ordered
+
+    async def chat(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        content_type = request.headers.get("Content-Type", JSON_TYPE)
+        loop = asyncio.get_running_loop()
+        request_started = loop.time()
+        last_error = "no healthy upstream in any tier"
+        attempted = False
+        for ignore_breaker in (False, True):
+            for tier in TIER_ORDER:
+                candidates = self._candidates(tier)
+                if not candidates:
+                    continue
+                breaker = self.breakers[tier]
+                if ignore_breaker:
+                    # Last resort when every tier with healthy nodes is behind an open breaker:
+                    # trying beats a certain 503.
+                    mode: str | None = "pass"
+                else:
+                    mode = breaker.admit(loop.time())
+                    if mode is None:
+                        continue
+                attempted = True
+                limit = 1 if mode == "probe" else self.config.max_attempts_per_tier
+                started = loop.time()
+                response: web.Response | None = None
+                try:
+                    for upstream in candidates[:limit]:
+                        response, error = await self._attempt(upstream, body, content_type)
+                        if response is not None:
+                            break
+                        last_error = error
+                except asyncio.CancelledError:
+                    if mode == "probe":
+                        breaker.release_probe()
+                    raise
+                # One sample per tier and request: a node failing while its neighbour serves is
+                # a node problem (health checks handle it), not a reason to open the whole tier.
+                finished = loop.time()
+                latency_ms = (finished - started) * 1000.0
+                if mode == "probe":
+                    breaker.record_probe(finished, response is not None, latency_ms)
+                else:
+                    breaker.record(finished, response is not None, latency_ms)
+                if response is not None:
+                    if mode != "probe":
+                        self._note_served(tier, request_started)
+                    return response
+            if attempted:
+                break
+        return error_response(503, "no_upstream", f"all tiers failed: {last_error}", headers=NO_UPSTREAM_HEADERS)
+
+    async def _attempt(self, upstream: Upstream, body: bytes, content_type: str) -> tuple[web.Response | None, str]:
+        """One try on one upstream: the response to pass through, or None and why it failed
+        (timeout, connection error, status >= 500)."""
+        assert self._session is not None
+        try:
+            async with self._session.post(
+                upstream.chat_url, data=body, headers={"Content-Type": content_type}, timeout=self._attempt_timeout
+            ) as reply:
+                payload = await reply.read()
+                status = reply.status
+                reply_type = reply.headers.get("Content-Type", JSON_TYPE)
+        except TimeoutError:
+            return None, f"{upstream.name}: timed out after {self.config.upstream_timeout_ms} ms"
+        except aiohttp.ClientError as exc:
+            return None, f"{upstream.name}: {type(exc).__name__}: {exc}"
+        if status >= 500:
+            return None, f"{upstream.name}: HTTP {status}"
+        headers = dict(upstream.response_headers)
+        headers["Content-Type"] = reply_type
+        return web.Response(body=payload, status=status, headers=headers), ""
+
+    def _note_served(self, tier: str, request_started: float) -> None:
+        current = self.serving_tier
+        if tier == current:
+            return
+        if request_started < self._serving_since:
+            return  # a straggler routed before the last change: it says nothing new
+        self.serving_tier = tier
+        self._serving_since = asyncio.get_running_loop().time()
+        if current is None:
+            return
+        event = "failover" if TIER_RANK[tier] > TIER_RANK[current] else "failback"
+        self.log.add(event, tier, f"{current} -> {tier}", **{"from": current, "to": tier})
+
+    # -- background loops -----------------------------------------------------------------
+
+    async def _breaker_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval_s = self.config.breaker_eval_interval_ms / 1000.0
+        while True:
+            await asyncio.sleep(interval_s)
+            now = loop.time()
+            for breaker in self.breakers.values():
+                breaker.evaluate(now)
+
+    async def _health_loop(self) -> None:
+        interval_s = self.config.health_interval_ms / 1000.0
+        while True:
+            await self.check_all()
+            await asyncio.sleep(interval_s)
+
+    async def check_all(self) -> None:
+        await asyncio.gather(*(self._check(u) for u in list(self.upstreams.values())))
+
+    async def _check(self, upstream: Upstream) -> None:
+        assert self._health_session is not None
+        error: str | None = None
+        try:
+            async with self._health_session.get(upstream.health_url, timeout=self._health_timeout) as reply:
+                await reply.read()
+                if reply.status != 200:
+                    error = f"health HTTP {reply.status}"
+        except TimeoutError:
+            error = f"health timed out after {self.config.health_timeout_ms} ms"
+        except aiohttp.ClientError as exc:
+            error = f"health {type(exc).__name__}: {exc}"
+        if self.upstreams.get(upstream.name) is not upstream:
+            return  # removed while the check was in flight
+        upstream.last_check_at = now_s()
+        upstream.last_error = error
+        if error is None:
+            upstream.consecutive_failures = 0
+            upstream.consecutive_passes += 1
+            if upstream.healthy:
+                upstream.unhealthy_since = None
+            elif upstream.consecutive_passes >= self.config.health_passes_to_up:
+                upstream.healthy = True
+                upstream.unhealthy_since = None
+                self._routes_dirty = True
+                self.log.add("upstream_up", upstream.tier, upstream.name, node=upstream.name, region=upstream.region)
+            return
+        upstream.consecutive_passes = 0
+        upstream.consecutive_failures += 1
+        if upstream.unhealthy_since is None:
+            upstream.unhealthy_since = upstream.last_check_at
+        if upstream.healthy and upstream.consecutive_failures >= self.config.health_fails_to_down:
+            upstream.healthy = False
+            self._routes_dirty = True
+            self.log.add(
+                "upstream_down", upstream.tier, f"{upstream.name}: {error}", node=upstream.name, region=upstream.region
+            )
+
+    # -- admin ----------------------------------------------------------------------------
+
+    async def health(self, request: web.Request) -> web.Response:
+        return json_response({"status": "ok", "upstreams": len(self.upstreams)})
+
+    async def admin_events(self, request: web.Request) -> web.Response:
+        raw = request.query.get("since")
+        try:
+            since = float(raw) if raw else None
+        except ValueError:
+            return error_response(400, "BadRequest", "since must be epoch seconds, e.g. since=1700000000.5")
+        return json_response(self.log.since(since))
+
+    def pool(self) -> dict[str, Any]:
+        nodes = [u.describe() for u in self.upstreams.values() if u.tier == "gpu"]
+        regions: dict[str, dict[str, int]] = {}
+        for node in nodes:
+            counts = regions.setdefault(node["region"], {"nodes": 0, "healthy": 0})
+            counts["nodes"] += 1
+            counts["healthy"] += 1 if node["healthy"] else 0
+        return {
+            "target_size": self.config.pool_target_size,
+            "region_order": self.config.gpu_region_order,
+            "healthy": sum(1 for node in nodes if node["healthy"]),
+            "nodes": nodes,
+            "regions": regions,
+        }
+
+    async def admin_pool(self, request: web.Request) -> web.Response:
+        return json_response(self.pool())
+
+    async def admin_register(self, request: web.Request) -> web.Response:
+        body = await read_json_object(request)
+        name, url, region = body.get("name"), body.get("url"), body.get("region")
+        if not all(isinstance(value, str) and value for value in (name, url, region)):
+            return error_response(400, "BadRequest", "body must be {name, url, region} (non-empty strings)")
+        existing = self.upstreams.get(name)
+        if existing is not None and existing.tier != "gpu":
+            return error_response(409, "Conflict", f"{name} is a {existing.tier} upstream, not a GPU node")
+        # A new node takes traffic only after its first health check passes.
+        upstream = self._add_upstream({"name": name, "url": url, "tier": "gpu", "region": region}, healthy=False)
+        self.log.add("node_registered", "gpu", f"{name} ({region}) at {url}", node=name, region=region)
+        await self._check(upstream)
+        return json_response(upstream.describe(), status=200 if existing else 201)
+
+    async def admin_remove(self, request: web.Request) -> web.Response:
+        name = request.match_info["node"]
+        upstream = self.upstreams.get(name)
+        if upstream is None or upstream.tier != "gpu":
+            return error_response(404, "NotFound", f"no GPU node named {name} in the pool")
+        del self.upstreams[name]
+        self._routes_dirty = True
+        self.log.add("node_removed", "gpu", f"{name} ({upstream.region})", node=name, region=upstream.region)
+        return json_response(upstream.describe())
+
+    async def admin_state(self, request: web.Request) -> web.Response:
+        return json_response(
+            {
+                "serving_tier": self.serving_tier,
+                "upstreams": [u.describe() for u in self.upstreams.values()],
+                "breakers": [b.describe() for b in self.breakers.values()],
+            }
+        )
+
+
+def main() -> None:
+    gateway = Gateway(GatewayConfig.from_env())
+    serve(gateway.app(), env_str("HOST", "0.0.0.0"), env_int("PORT", 8080))
+
+
+if __name__ == "__main__":
+    main()

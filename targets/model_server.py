@@ -1,0 +1,234 @@
+"""One model node: an OpenAI-style chat endpoint with a fixed service time, plus fault hooks.
+
+Run: ``python -m targets.model_server`` (environment variables in targets/README.md).
+
+Endpoints:
+    POST   /v1/chat/completions   a small completion after SERVICE_TIME_MS
+    GET    /health                200 when the node can serve; 500/503 while a fault is active
+    GET    /fault                 the active fault (``{"mode": null}`` when none)
+    POST   /fault                 {"mode": "xid"|"hang" (gpu only) | "error", "status": 503,
+                                   "duration_s": N}; without duration_s the fault stays until
+                                   DELETE /fault
+    DELETE /fault                 restore (idempotent)
+
+Every response carries X-Served-By (NODE_ID), X-Tier, X-Region and X-Degraded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from targets.common import (
+    JSON_TYPE,
+    ConfigError,
+    env_bool,
+    env_int,
+    env_str,
+    error_response,
+    json_response,
+    now_s,
+    read_json_object,
+    serve,
+)
+
+TIERS = ("hosted", "gpu", "cpu")
+GPU_ONLY_MODES = ("xid", "hang")
+XID_MESSAGE = "Xid 79: GPU has fallen off the bus"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node_id: str
+    tier: str
+    region: str
+    degraded: bool
+    service_time_ms: int
+    model: str
+
+    @classmethod
+    def from_env(cls) -> NodeConfig:
+        tier = env_str("TIER", "gpu")
+        if tier not in TIERS:
+            raise ConfigError(f"TIER={tier!r} must be one of {', '.join(TIERS)}")
+        return cls(
+            node_id=env_str("NODE_ID", f"{tier}-node"),
+            tier=tier,
+            region=env_str("REGION", "region-a"),
+            degraded=env_bool("DEGRADED", tier == "cpu"),
+            service_time_ms=env_int("SERVICE_TIME_MS", 5),
+            model=env_str("MODEL_NAME", f"{tier}-chat"),
+        )
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-Served-By": self.node_id,
+            "X-Tier": self.tier,
+            "X-Region": self.region,
+            "X-Degraded": "true" if self.degraded else "false",
+        }
+
+
+@dataclass
+class FaultState:
+    """The one active fault of a node. Expiry is checked on read, against a monotonic deadline
+    taken when the hook was called, so ``duration_s`` is exact however busy the node is."""
+
+    mode: str | None = None
+    status: int = 500
+    set_at_s: float | None = None
+    deadline_monotonic: float | None = None
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def active(self) -> str | None:
+        if self.mode is not None and self.deadline_monotonic is not None:
+            if time.monotonic() >= self.deadline_monotonic:
+                self.clear()
+        return self.mode
+
+    def set(self, mode: str, status: int, duration_s: float | None) -> None:
+        self.released.set()  # wake requests stalled by a previous hang
+        self.released = asyncio.Event()
+        self.mode = mode
+        self.status = status
+        self.set_at_s = now_s()
+        self.deadline_monotonic = None if duration_s is None else time.monotonic() + duration_s
+
+    def clear(self) -> None:
+        self.mode = None
+        self.set_at_s = None
+        self.deadline_monotonic = None
+        self.released.set()
+
+    def remaining_s(self) -> float | None:
+        if self.deadline_monotonic is None:
+            return None
+        return max(0.0, self.deadline_monotonic - time.monotonic())
+
+    def describe(self) -> dict[str, Any]:
+        mode = self.active()
+        return {
+            "mode": mode,
+            "status": self.status if mode in ("error", "xid") else None,
+            "set_at": self.set_at_s,
+            "remaining_s": self.remaining_s(),
+        }
+
+    async def wait_released(self) -> None:
+        """Stall while a hang is active: until DELETE /fault or the duration ends."""
+        released = self.released
+        remaining = self.remaining_s()
+        try:
+            await asyncio.wait_for(released.wait(), timeout=remaining)
+        except TimeoutError:
+            self.active()
+
+
+class ModelServer:
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.fault = FaultState()
+        self.headers = config.headers()
+        self.service_time_s = config.service_time_ms / 1000.0
+        self._ids = itertools.count(1)
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/fault", self.get_fault)
+        app.router.add_post("/fault", self.set_fault)
+        app.router.add_delete("/fault", self.clear_fault)
+        return app
+
+    async def _fault_response(self) -> web.Response | None:
+        """The reply an active fault forces, or None to serve normally (after any hang)."""
+        mode = self.fault.active()
+        if mode is None:
+            return None
+        if mode == "hang":
+            await self.fault.wait_released()
+            return await self._fault_response()
+        if mode == "xid":
+            return error_response(self.fault.status, "xid_79", XID_MESSAGE, headers=self.headers)
+        return error_response(
+            self.fault.status, "injected_error", f"injected fault on {self.config.node_id}", headers=self.headers
+        )
+
+    async def chat(self, request: web.Request) -> web.Response:
+        raw = await request.read()
+        forced = await self._fault_response()
+        if forced is not None:
+            return forced
+        try:
+            body = json.loads(raw) if raw else {}
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return error_response(400, "invalid_request", "body is not valid JSON", headers=self.headers)
+        if self.service_time_s > 0:
+            await asyncio.sleep(self.service_time_s)
+        model = body.get("model", self.config.model) if isinstance(body, dict) else self.config.model
+        completion = {
+            "id": f"chatcmpl-{self.config.node_id}-{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(now_s()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": f"ok from {self.config.node_id}"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4},
+        }
+        return web.Response(body=json.dumps(completion).encode(), content_type=JSON_TYPE, headers=self.headers)
+
+    async def health(self, request: web.Request) -> web.Response:
+        forced = await self._fault_response()
+        if forced is not None:
+            return forced
+        return json_response(
+            {"status": "ok", "node": self.config.node_id, "tier": self.config.tier, "region": self.config.region},
+            headers=self.headers,
+        )
+
+    async def get_fault(self, request: web.Request) -> web.Response:
+        return json_response(self.fault.describe(), headers=self.headers)
+
+    async def set_fault(self, request: web.Request) -> web.Response:
+        body = await read_json_object(request)
+        mode = body.get("mode")
+        if mode not in ("xid", "hang", "error"):
+            return error_response(400, "BadRequest", 'mode must be "xid", "hang" or "error"')
+        if mode in GPU_ONLY_MODES and self.config.tier != "gpu":
+            return error_response(
+                400, "BadRequest", f"{mode} is a GPU fault; this node has TIER={self.config.tier} (use mode error)"
+            )
+        duration_s = body.get("duration_s")
+        if duration_s is not None and (not isinstance(duration_s, int | float) or duration_s <= 0):
+            return error_response(400, "BadRequest", "duration_s must be a positive number of seconds")
+        status = body.get("status", 503 if mode == "error" else 500)
+        if not isinstance(status, int) or not 400 <= status <= 599:
+            return error_response(400, "BadRequest", "status must be an HTTP error status (400-599)")
+        self.fault.set(mode, status, None if duration_s is None else float(duration_s))
+        return json_response(self.fault.describe(), headers=self.headers)
+
+    async def clear_fault(self, request: web.Request) -> web.Response:
+        self.fault.clear()
+        return json_response(self.fault.describe(), headers=self.headers)
+
+
+def main() -> None:
+    config = NodeConfig.from_env()
+    server = ModelServer(config)
+    serve(server.app(), env_str("HOST", "0.0.0.0"), env_int("PORT", 8000))
+
+
+if __name__ == "__main__":
+    main()

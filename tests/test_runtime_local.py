@@ -1,0 +1,230 @@
+"""The local runtime, for real: toxiproxy-server, model servers and a gateway as processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from conftest import free_port, require, toxiproxy_binary
+
+from harness.errors import ScenarioError, StackError
+from harness.runtime.local import LocalRuntime, LocalStackSpec, load_stack, port_in_use
+
+CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A reaped child is gone; an unreaped one would be a zombie, which we also count as gone.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def small_stack(tmp_path: Path, with_toxiproxy: bool = True) -> tuple[Path, dict[str, int]]:
+    """toxiproxy + one hosted model server behind a proxy + a gpu node + a gateway, free ports."""
+    ports = {name: free_port() for name in ("toxiproxy", "proxy", "hosted", "gpu", "gateway")}
+    hosted_url = f"http://127.0.0.1:{ports['proxy'] if with_toxiproxy else ports['hosted']}"
+    upstreams = (
+        f'[{{"name": "hosted", "url": "{hosted_url}", "tier": "hosted", "region": "external"}},'
+        f' {{"name": "gpu-a1", "url": "http://127.0.0.1:{ports["gpu"]}", "tier": "gpu", "region": "region-a"}}]'
+    )
+    stack: dict[str, object] = {
+        "apiVersion": "drill/v1",
+        "kind": "Stack",
+        "name": "test-stack",
+        "stop_grace_s": 3,
+        "processes": [
+            {
+                "name": "hosted",
+                "argv": ["python", "-m", "targets.model_server"],
+                "env": {"HOST": "127.0.0.1", "PORT": ports["hosted"], "TIER": "hosted", "NODE_ID": "hosted"},
+                "port": ports["hosted"],
+                "health": f"http://127.0.0.1:{ports['hosted']}/health",
+                "labels": {"service": "hosted-model", "tier": "hosted"},
+            },
+            {
+                "name": "gpu-a1",
+                "argv": ["python", "-m", "targets.model_server"],
+                "env": {"HOST": "127.0.0.1", "PORT": ports["gpu"], "TIER": "gpu", "NODE_ID": "gpu-a1"},
+                "port": ports["gpu"],
+                "health": f"http://127.0.0.1:{ports['gpu']}/health",
+                "labels": {"tier": "gpu", "region": "region-a"},
+            },
+            {
+                "name": "gateway",
+                "argv": ["python", "-m", "targets.gateway"],
+                "env": {"HOST": "127.0.0.1", "PORT": ports["gateway"], "UPSTREAMS": upstreams},
+                "port": ports["gateway"],
+                "health": f"http://127.0.0.1:{ports['gateway']}/health",
+                "labels": {"service": "gateway"},
+                "start_after": ["hosted", "gpu-a1"],
+            },
+        ],
+    }
+    if with_toxiproxy:
+        stack["toxiproxy"] = {"listen": f"127.0.0.1:{ports['toxiproxy']}"}
+        stack["proxies"] = [
+            {"name": "hosted", "listen": f"127.0.0.1:{ports['proxy']}", "upstream": f"127.0.0.1:{ports['hosted']}"}
+        ]
+    path = tmp_path / "stack.yaml"
+    path.write_text(yaml.safe_dump(stack, sort_keys=False))
+    return path, ports
+
+
+@pytest.fixture
+def need_toxiproxy() -> None:
+    require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
+
+
+@pytest.mark.toxiproxy
+def test_start_serves_through_proxy_and_stop_leaves_nothing(tmp_path: Path, need_toxiproxy: None) -> None:
+    path, ports = small_stack(tmp_path)
+    runtime = LocalRuntime(load_stack(path), tmp_path / "logs")
+    endpoints = runtime.start()
+    try:
+        assert endpoints["gateway"] == f"http://127.0.0.1:{ports['gateway']}"
+        assert runtime.toxiproxy_url == f"http://127.0.0.1:{ports['toxiproxy']}"
+        status = runtime.status()
+        assert set(status) == {"toxiproxy", "hosted", "gpu-a1", "gateway"}
+        assert all(entry["running"] and entry["healthy"] for entry in status.values())
+        reply = httpx.post(endpoints["gateway"] + "/v1/chat/completions", json=CHAT)
+        assert reply.status_code == 200 and reply.headers["x-served-by"] == "hosted"
+        proxies = httpx.get(f"{runtime.toxiproxy_url}/proxies").json()
+        assert proxies["hosted"]["listen"] == f"127.0.0.1:{ports['proxy']}"
+        groups = runtime.process_groups()
+        assert (tmp_path / "logs" / "gateway.log").exists()
+    finally:
+        runtime.stop()
+    assert not any(pid_alive(pid) for pid in groups.values())
+    assert not any(port_in_use(port) for port in ports.values())
+    assert runtime.not_running() == ["toxiproxy", "hosted", "gpu-a1", "gateway"]
+    runtime.stop()  # idempotent
+
+
+def test_refuses_a_busy_port_and_starts_nothing(tmp_path: Path) -> None:
+    path, ports = small_stack(tmp_path, with_toxiproxy=False)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", ports["gpu"]))
+        holder.listen()
+        runtime = LocalRuntime(load_stack(path), tmp_path / "logs")
+        with pytest.raises(StackError) as caught:
+            runtime.start()
+    message = str(caught.value)
+    assert f"{ports['gpu']} (process gpu-a1)" in message and "already in use" in message
+    assert "ss -ltnp" in message  # says what to do
+    assert not (tmp_path / "logs").exists()
+    assert not port_in_use(ports["hosted"])
+
+
+def test_kill_and_restart_a_process(tmp_path: Path) -> None:
+    path, ports = small_stack(tmp_path, with_toxiproxy=False)
+    with LocalRuntime(load_stack(path), tmp_path / "logs") as runtime:
+        assert runtime.find("hosted-model", {}) == ["hosted"]
+        assert runtime.find(None, {"tier": "gpu"}) == ["gpu-a1"]
+        assert runtime.find("gateway", {"tier": "gpu"}) == []
+        old_pid = runtime.process_groups()["hosted"]
+        runtime.kill("hosted", signal.SIGKILL)
+        assert runtime.not_running() == ["hosted"]
+        assert not pid_alive(old_pid)
+        assert "hosted" in runtime.unhealthy()
+        runtime.restart("hosted")
+        new_pid = runtime.process_groups()["hosted"]
+        assert new_pid != old_pid
+        assert runtime.unhealthy() == []
+        assert httpx.get(f"http://127.0.0.1:{ports['hosted']}/health").status_code == 200
+    assert not pid_alive(new_pid)
+
+
+def test_a_process_that_dies_at_start_fails_with_its_log_and_stops_the_rest(tmp_path: Path) -> None:
+    path, ports = small_stack(tmp_path, with_toxiproxy=False)
+    stack = yaml.safe_load(path.read_text())
+    # The gateway with a broken UPSTREAMS exits with a configuration error.
+    stack["processes"][2]["env"]["UPSTREAMS"] = "{not json"
+    path.write_text(yaml.safe_dump(stack))
+    runtime = LocalRuntime(load_stack(path), tmp_path / "logs")
+    with pytest.raises(StackError) as caught:
+        runtime.start()
+    assert "process gateway exited with code 2" in str(caught.value)
+    assert "UPSTREAMS is not valid JSON" in str(caught.value)  # the log tail
+    assert runtime.not_running() == ["hosted", "gpu-a1", "gateway"]
+    assert not any(port_in_use(port) for port in ports.values())
+
+
+def test_another_runtime_on_the_same_log_dir_sees_and_stops_the_stack(tmp_path: Path) -> None:
+    path, ports = small_stack(tmp_path, with_toxiproxy=False)
+    first = LocalRuntime(load_stack(path), tmp_path / "logs")
+    first.start()
+    try:
+        second = LocalRuntime(load_stack(path), tmp_path / "logs")  # e.g. `drill stack down`
+        assert second.unhealthy() == []
+        pids = list(first.process_groups().values())
+        second.stop()
+        assert not any(pid_alive(pid) for pid in pids)
+        assert not any(port_in_use(port) for port in ports.values())
+    finally:
+        first.stop()
+
+
+def test_stack_file_errors_name_the_line_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        textwrap.dedent(
+            """\
+            kind: Stack
+            processes:
+              - name: a
+                argv: [python, -m, targets.gateway]
+                colour: blue
+            """
+        )
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_stack(bad)
+    assert f"{bad}:5" in str(caught.value) and "colour" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"processes": [{"name": "a", "argv": ["x"], "start_after": ["b"]},
+                        {"name": "b", "argv": ["x"], "start_after": ["a"]}]}, "cycle"),
+        ({"proxies": [{"name": "p", "listen": "0.0.0.0:9", "upstream": "127.0.0.1:1"}],
+          "toxiproxy": {}}, "only listens on 127.0.0.1"),
+        ({"processes": [{"name": "a", "argv": ["x"], "port": 5}, {"name": "b", "argv": ["x"], "port": 5}]},
+         "declared twice"),
+        ({"processes": [{"name": "a", "argv": ["x"], "health": "http://10.0.0.1/health"}]}, "127.0.0.1"),
+    ],
+)
+def test_stack_model_rejects_unsafe_or_inconsistent_stacks(change: dict[str, object], expected: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        LocalStackSpec.model_validate({"kind": "Stack", **change})
+    assert expected in str(caught.value)
+
+
+def test_env_values_become_strings() -> None:
+    spec = LocalStackSpec.model_validate(
+        {"kind": "Stack", "processes": [{"name": "a", "argv": ["python"], "env": {"PORT": 1, "DEGRADED": True}}]}
+    )
+    assert spec.processes[0].env == {"PORT": "1", "DEGRADED": "true"}
+
+
+def test_shipped_local_stack_declares_the_documented_ports_and_proxies() -> None:
+    spec = load_stack(Path(__file__).resolve().parent.parent / "targets" / "local-stack.yaml")
+    assert spec.toxiproxy is not None and spec.toxiproxy.listen == "127.0.0.1:8474"
+    assert {p.name for p in spec.proxies} == {
+        "hosted-model", "gpu-a1", "gpu-a2", "gpu-a3", "gpu-b1", "cpu-fallback", "cloud-api", "gateway-admin"
+    }
+    ports = dict(spec.declared_ports())
+    assert ports["process gateway"] == 8080
+    assert all(18000 <= port < 20000 for owner, port in ports.items() if owner not in ("process gateway", "toxiproxy"))
