@@ -171,3 +171,46 @@ def test_fingerprint_of_the_staging_stack(staging) -> None:
     assert fingerprint["images"]["toxiproxy"] == client.images.get("drill-toxiproxy:latest").id
     assert set(fingerprint["images"]) == set(PORT_VARIABLES)
     assert fingerprint["compose_file_sha256"] == hashlib.sha256(STAGING_FILE.read_bytes()).hexdigest()
+
+
+def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path) -> None:
+    """A whole drill on the compose stack: docker kill of hosted-model under load. The harness's
+    failover time (from samples) and the gateway's own routing log must agree within the stated
+    resolution; afterwards every container runs and no toxic is left."""
+    from harness.engine import run_drill
+
+    runtime, ports = staging
+    scenario = tmp_path / "endpoint-kill.yaml"
+    shipped = (REPO / "scenarios/endpoint-kill.yaml").read_text()
+    scenario.write_text(
+        shipped.replace("file: ../compose/staging.yaml, project: drill-staging",
+                        f"file: {STAGING_FILE}, project: {runtime.project}")
+        .replace("http://127.0.0.1:8080", f"http://127.0.0.1:{ports['gateway']}")
+        .replace("phases: {baseline: 10s, fault: 20s, recovery: 15s}",
+                 "phases: {baseline: 6s, fault: 10s, recovery: 8s}")
+        .replace("duration: 20s", "duration: 10s")
+    )
+    wait_for_tier(ports["gateway"], "hosted")
+    result = run_drill(scenario, out=tmp_path / "run")
+    assert result.exit_code == 0, (result.abort_reason, result.results["objectives"])
+    fault = result.results["faults"][0]
+    assert fault["onset_source"] == "docker-event:die"
+    assert fault["failover_s"] is not None and fault["rto_s"] is not None
+
+    onset = _epoch(fault["onset_at"])
+    events = httpx.get(f"http://127.0.0.1:{ports['gateway']}/admin/events", params={"since": onset - 1}, timeout=5).json()
+    failovers = [e for e in events if e["event"] == "failover" and e["ts"] >= onset - 1]
+    assert failovers, events
+    gateway_failover_s = failovers[0]["ts"] - onset
+    resolution_s = result.results["measurement"]["resolution_s"]
+    assert abs(gateway_failover_s - fault["failover_s"]) <= resolution_s, (gateway_failover_s, fault["failover_s"])
+
+    cleanup = result.results["cleanup"]
+    assert cleanup["ok"] is True and cleanup["toxics_left"] == 0 and cleanup["containers_not_running"] == []
+    assert all(c.status == "running" for c in runtime.find())
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

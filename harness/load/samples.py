@@ -42,3 +42,62 @@ def sample_files(run_dir: Path) -> list[Path]:
     """The sample files present in a run directory."""
     d = Path(run_dir) / SAMPLES_DIR
     return [p for p in (d / LOCUST_FILE, d / PROBE_FILE) if p.exists()]
+
+
+# --- writer / reader helpers (shared by the locustfile, the prober and the tail) ---------------
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FLOAT_COLUMNS = ("start", "end", "latency_ms")
+INT_COLUMNS = ("status", "ok", "bytes", "degraded")
+
+
+def sample_row(
+    source: str,
+    start_s: float,
+    end_s: float,
+    status: int,
+    body_bytes: int,
+    headers: object | None,
+    error: str,
+) -> list[str]:
+    """One CSV row in :data:`COLUMNS` order.
+
+    ``headers`` is any mapping-like object with a case-insensitive ``get`` (Locust's, httpx's and
+    requests' header objects all qualify), or None when no response arrived. ``ok`` is 1 only for
+    a 2xx status with no ``error`` (a user's locustfile may fail a 2xx response on its body).
+    """
+    get = getattr(headers, "get", None)
+    if get is None:
+        served_by = tier = region = ""
+        degraded = 0
+    else:
+        served_by = get("X-Served-By") or ""
+        tier = get("X-Tier") or ""
+        region = get("X-Region") or ""
+        degraded = 1 if (get("X-Degraded") or "").strip().lower() in TRUE_WORDS else 0
+    ok = 1 if 200 <= status < 300 and not error else 0
+    return [
+        source,
+        f"{start_s:.6f}",
+        f"{end_s:.6f}",
+        str(status),
+        str(ok),
+        f"{(end_s - start_s) * 1000.0:.3f}",
+        str(body_bytes),
+        served_by,
+        tier,
+        region,
+        str(degraded),
+        error,
+    ]
+
+
+def typed_row(raw: dict[str, str]) -> dict[str, object]:
+    """A row read back from a sample file, with numbers as float/int (see :data:`FLOAT_COLUMNS`,
+    :data:`INT_COLUMNS`); text columns stay str."""
+    row: dict[str, object] = dict(raw)
+    for name in FLOAT_COLUMNS:
+        row[name] = float(raw[name])
+    for name in INT_COLUMNS:
+        row[name] = int(raw[name])
+    return row

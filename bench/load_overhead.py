@@ -1,0 +1,275 @@
+"""What does recording every request cost? Plain Locust vs the harness LoadRunner, side by side.
+
+    .venv/bin/python bench/load_overhead.py [--users 20] [--duration-s 15] [--rounds 2] [--sequential]
+
+Both drive the SAME loopback target (an aiohttp server in a child process answering a tiny JSON
+body with the X-Served-By/X-Tier/X-Region/X-Degraded headers the harness parses) with the same
+users, spawn rate (all users in the first second) and ``--run-time``:
+
+- plain:   ``python -m locust`` headless with a minimal FastHttpUser locustfile, no listener;
+           rps = Request Count of Locust's own ``--csv`` stats (Aggregated row) / run time.
+- harness: ``LoadRunner`` with the prober disabled (same load), left to end by its own
+           ``--run-time`` like the plain one; rps = rows of ``samples/locust.csv`` / run time,
+           cross-checked against the Request Count of Locust's own csv (a warning if they differ).
+
+By default the two run AT THE SAME TIME, each in its own session (so its own CFS autogroup, as
+LoadRunner places Locust): on a shared 2-core machine, background load then hits both alike,
+where one-after-the-other runs (``--sequential``) swing by 2x with what else is running. Which
+one starts first alternates each round. Locust's own "Requests/s" column (count / (last request -
+stats start)) is shown for reference. Also shown: Locust CPU time per request (user+sys of each
+reaped Locust, from ``wait4``/``RUSAGE_CHILDREN``; includes the ~1 s of startup), which shows the
+listener's cost even when the target is the bottleneck.
+
+The last line is ``ratio=<harness/plain> harness_rps=<..> plain_rps=<..>`` (medians over rounds).
+Everything goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from harness.load import LoadPlan, LoadRunner, RequestSpec
+
+PLAIN_LOCUSTFILE = '''
+from locust import FastHttpUser, constant, task
+
+
+class PlainUser(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def send(self):
+        self.client.get("/")
+'''
+
+
+def serve(port: int) -> None:
+    """The target: answers GET / with a tiny JSON body and the routing headers."""
+    from aiohttp import web
+
+    body = b'{"ok":true}'
+    headers = {
+        "Content-Type": "application/json",
+        "X-Served-By": "bench-1",
+        "X-Tier": "gpu",
+        "X-Region": "region-a",
+        "X-Degraded": "false",
+    }
+
+    async def handle(_: web.Request) -> web.Response:
+        return web.Response(body=body, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/", handle)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+@dataclass
+class Measurement:
+    mode: str
+    requests: int
+    rps: float
+    locust_csv_rps: float
+    cpu_us_per_request: float
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            httpx.get(url, timeout=0.5)
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _locust_csv_aggregate(stats_csv: Path) -> tuple[int, float]:
+    """(request count, Requests/s) from the Aggregated row of Locust's ``*_stats.csv``."""
+    with open(stats_csv, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["Name"] == "Aggregated":
+                return int(row["Request Count"]), float(row["Requests/s"])
+    raise RuntimeError(f"no Aggregated row in {stats_csv}")
+
+
+def start_plain(host: str, users: int, duration_s: float, work: Path) -> subprocess.Popen[bytes]:
+    work.mkdir(parents=True, exist_ok=True)
+    locustfile = work / "plain_locustfile.py"
+    locustfile.write_text(PLAIN_LOCUSTFILE)
+    with open(work / "locust.log", "wb") as log:
+        return subprocess.Popen(
+            [
+                sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
+                "--host", host, "--users", str(users), "--spawn-rate", str(users),
+                "--run-time", f"{round(duration_s)}s", "--only-summary", "--loglevel", "WARNING",
+                "--csv", str(work / "locust"), "--exit-code-on-error", "0",
+            ],
+            cwd=work, stdout=log, stderr=subprocess.STDOUT,
+            # Own session, as LoadRunner does: with CFS autogroup each session gets its own CPU
+            # share, so the two Locusts must be placed alike to be compared.
+            start_new_session=True,
+        )  # fmt: skip
+
+
+def finish_plain(proc: subprocess.Popen[bytes], work: Path, duration_s: float) -> Measurement:
+    """Reap the plain Locust with wait4 so its own CPU time is known even when another Locust
+    runs at the same time."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"plain Locust exited with {proc.returncode}; see {work / 'locust.log'}")
+    cpu_s = usage.ru_utime + usage.ru_stime
+    count, locust_rps = _locust_csv_aggregate(work / "locust_stats.csv")
+    return Measurement("plain", count, count / duration_s, locust_rps, cpu_s / max(count, 1) * 1e6)
+
+
+def run_plain(host: str, users: int, duration_s: float, work: Path) -> Measurement:
+    return finish_plain(start_plain(host, users, duration_s, work), work, duration_s)
+
+
+def _harness_plan(host: str, users: int, duration_s: float) -> LoadPlan:
+    return LoadPlan(
+        host=host,
+        users=users,
+        spawn_rate=users,
+        duration_s=duration_s,
+        request=RequestSpec(method="GET", path="/"),
+        timeout_s=5.0,
+        probe_rate_hz=0,
+    )
+
+
+def harness_measurement(runner: LoadRunner, cpu_s: float) -> Measurement:
+    with open(runner.locust_samples, newline="") as f:
+        rows = sum(1 for _ in csv.DictReader(f))
+    locust_count, locust_rps = _locust_csv_aggregate(runner.run_dir / "locust_stats.csv")
+    if abs(locust_count - rows) > max(10, rows // 1000):
+        print(f"warning: harness sample rows {rows} != Locust's own count {locust_count}", file=sys.stderr)
+    duration_s = runner.plan.duration_s
+    return Measurement("harness", rows, rows / duration_s, locust_rps, cpu_s / max(rows, 1) * 1e6)
+
+
+def _run_out(runner: LoadRunner, duration_s: float) -> None:
+    """Let the harness Locust end by its own --run-time, exactly like the plain one does."""
+    deadline = time.monotonic() + duration_s + 60
+    while runner.is_running and time.monotonic() < deadline:
+        time.sleep(0.1)
+    runner.stop()
+
+
+def run_harness(host: str, users: int, duration_s: float, work: Path) -> Measurement:
+    cpu_before_s = _children_cpu_s()
+    runner = LoadRunner(_harness_plan(host, users, duration_s), work, run_time_margin_s=0)
+    with runner:
+        _run_out(runner, duration_s)
+    return harness_measurement(runner, _children_cpu_s() - cpu_before_s)
+
+
+def run_together(host: str, users: int, duration_s: float, work: Path, plain_first: bool) -> list[Measurement]:
+    """Both at once against the same target: background load on the machine hits both alike."""
+    cpu_before_s = _children_cpu_s()
+    runner = LoadRunner(_harness_plan(host, users, duration_s), work / "harness", run_time_margin_s=0)
+    if plain_first:
+        plain_proc = start_plain(host, users, duration_s, work / "plain")
+        runner.start()
+    else:
+        runner.start()
+        plain_proc = start_plain(host, users, duration_s, work / "plain")
+    runner.wait_ready()
+    _run_out(runner, duration_s)
+    plain = finish_plain(plain_proc, work / "plain", duration_s)
+    # RUSAGE_CHILDREN now holds both reaped Locusts; the plain one's share is known from wait4.
+    harness_cpu_s = _children_cpu_s() - cpu_before_s - plain.cpu_us_per_request * plain.requests / 1e6
+    return [plain, harness_measurement(runner, harness_cpu_s)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--duration-s", type=float, default=15.0)
+    parser.add_argument("--rounds", type=int, default=2, help="repeat, alternating which starts first")
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="run plain then harness one after the other (default: both at the same time)",
+    )
+    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.serve)
+        return 0
+
+    port = _free_port()
+    host = f"http://127.0.0.1:{port}"
+    target = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    results: list[Measurement] = []
+    try:
+        _wait_http(host + "/", timeout_s=15)
+        with tempfile.TemporaryDirectory(prefix="drill-bench-") as tmp:
+            for i in range(args.rounds):
+                if not args.sequential:
+                    results += run_together(
+                        host, args.users, args.duration_s, Path(tmp) / f"round-{i}", plain_first=i % 2 == 0
+                    )
+                    continue
+                # Alternate which goes first so a drift in background load does not favour one.
+                pair = [
+                    lambda: run_plain(host, args.users, args.duration_s, Path(tmp) / f"plain-{i}"),
+                    lambda: run_harness(host, args.users, args.duration_s, Path(tmp) / f"harness-{i}"),
+                ]
+                for run in pair if i % 2 == 0 else reversed(pair):
+                    results.append(run())
+    finally:
+        target.terminate()
+        target.wait(timeout=10)
+
+    how = "sequential" if args.sequential else "together"
+    print(f"users={args.users} duration_s={args.duration_s:g} rounds={args.rounds} {how} target=aiohttp@127.0.0.1")
+    print(f"{'mode':<8} {'requests':>9} {'rps':>9} {'locust_Requests/s':>18} {'cpu_us/req':>11}")
+    for m in results:
+        print(f"{m.mode:<8} {m.requests:>9} {m.rps:>9.1f} {m.locust_csv_rps:>18.1f} {m.cpu_us_per_request:>11.1f}")
+    plain = [m for m in results if m.mode == "plain"]
+    harness = [m for m in results if m.mode == "harness"]
+    plain_rps = statistics.median(m.rps for m in plain)
+    harness_rps = statistics.median(m.rps for m in harness)
+    cpu_ratio = statistics.median(m.cpu_us_per_request for m in plain) / statistics.median(
+        m.cpu_us_per_request for m in harness
+    )
+    print(f"cpu_efficiency_ratio={cpu_ratio:.2f} (plain cpu/req over harness cpu/req)")
+    print(f"ratio={harness_rps / plain_rps:.2f} harness_rps={harness_rps:.1f} plain_rps={plain_rps:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

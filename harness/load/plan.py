@@ -1,0 +1,176 @@
+"""What the load room is asked to do: :class:`LoadPlan`, built from a scenario's ``load:`` block.
+
+The plan crosses process boundaries as JSON (:meth:`LoadPlan.to_json` / :meth:`LoadPlan.from_json`):
+the Locust child reads it from the ``DRILL_LOAD_PLAN`` environment variable and the prober from
+``--plan``. Invalid plans raise :class:`~harness.errors.ScenarioError` naming the ``load.`` field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ScenarioError
+
+HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """One HTTP request: ``path`` is joined to the plan's ``host``. Give ``json`` or ``body``
+    (raw text), not both."""
+
+    method: str = "GET"
+    path: str = "/"
+    json: Any | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "method", self.method.upper())
+        object.__setattr__(self, "headers", dict(self.headers))
+
+    def problems(self, where: str) -> list[str]:
+        found: list[str] = []
+        if self.method.upper() not in HTTP_METHODS:
+            found.append(f"{where}.method: {self.method!r} is not one of {sorted(HTTP_METHODS)}")
+        if not self.path.startswith("/"):
+            found.append(f"{where}.path: {self.path!r} must start with '/'")
+        if self.json is not None and self.body is not None:
+            found.append(f"{where}: give either json or body, not both")
+        return found
+
+    def encoded_body(self) -> tuple[bytes | None, dict[str, str]]:
+        """The body bytes to send and the headers to send with them (Content-Type added for
+        JSON unless the caller set one). Encoded once so the per-request path stays cheap."""
+        headers = dict(self.headers)
+        if self.json is not None:
+            if not any(k.lower() == "content-type" for k in headers):
+                headers["Content-Type"] = "application/json"
+            return json.dumps(self.json).encode(), headers
+        if self.body is not None:
+            return self.body.encode(), headers
+        return None, headers
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method.upper(),
+            "path": self.path,
+            "json": self.json,
+            "headers": dict(self.headers),
+            "body": self.body,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RequestSpec:
+        return cls(
+            method=str(data.get("method", "GET")),
+            path=str(data.get("path", "/")),
+            json=data.get("json"),
+            headers={str(k): str(v) for k, v in (data.get("headers") or {}).items()},
+            body=data.get("body"),
+        )
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    """The load to drive for one drill.
+
+    - ``host``: base URL, e.g. ``http://127.0.0.1:8080``.
+    - ``users``/``spawn_rate``: Locust users (closed loop, no wait between requests) and how many
+      start per second. ``users=0`` runs the prober alone.
+    - ``request``: what each Locust user sends; ignored when ``locustfile`` is given, in which case
+      the user's own User classes run and the harness only records their requests.
+    - ``timeout_s``: per-request timeout (connect and network) for users and probes.
+    - ``probe_rate_hz``: fixed-rate open-loop probes per second; 0 disables the prober.
+    - ``probe_request``: what each probe sends; defaults to ``request``.
+    - ``duration_s``: the whole load period (baseline + fault + recovery). Both generators stop by
+      themselves shortly after it even if nobody calls ``stop()``.
+    """
+
+    host: str
+    users: int
+    spawn_rate: float
+    duration_s: float
+    request: RequestSpec = field(default_factory=RequestSpec)
+    locustfile: Path | None = None
+    timeout_s: float = 5.0
+    probe_rate_hz: float = 20.0
+    probe_request: RequestSpec | None = None
+
+    def __post_init__(self) -> None:
+        found: list[str] = []
+        if not self.host.startswith(("http://", "https://")):
+            found.append(f"load.host: {self.host!r} must start with http:// or https://")
+        if self.users < 0:
+            found.append(f"load.users: {self.users} must be >= 0")
+        if self.users > 0 and not (self.spawn_rate > 0):
+            found.append(f"load.spawn_rate: {self.spawn_rate} must be > 0")
+        if not (self.duration_s > 0 and math.isfinite(self.duration_s)):
+            found.append(f"load.duration_s: {self.duration_s} must be a positive number of seconds")
+        if not (self.timeout_s > 0 and math.isfinite(self.timeout_s)):
+            found.append(f"load.timeout_s: {self.timeout_s} must be a positive number of seconds")
+        if not (self.probe_rate_hz >= 0 and math.isfinite(self.probe_rate_hz)):
+            found.append(f"load.probe_rate_hz: {self.probe_rate_hz} must be >= 0 (0 disables probes)")
+        if self.users == 0 and self.probe_rate_hz == 0:
+            found.append("load: users and probe_rate_hz are both 0; set at least one to drive load")
+        if self.locustfile is not None and not Path(self.locustfile).is_file():
+            found.append(f"load.locustfile: {self.locustfile} does not exist or is not a file")
+        found += self.request.problems("load.request")
+        if self.probe_request is not None:
+            found += self.probe_request.problems("load.probe_request")
+        if found:
+            raise ScenarioError(found[0], problems=found)
+
+    @property
+    def effective_probe_request(self) -> RequestSpec:
+        """The request each probe sends: ``probe_request`` or else ``request``."""
+        return self.probe_request if self.probe_request is not None else self.request
+
+    @property
+    def probe_count(self) -> int:
+        """How many probes the prober launches over ``duration_s`` (its hard upper bound)."""
+        return math.ceil(self.probe_rate_hz * self.duration_s)
+
+    def url(self, request: RequestSpec) -> str:
+        return self.host.rstrip("/") + request.path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "users": self.users,
+            "spawn_rate": self.spawn_rate,
+            "duration_s": self.duration_s,
+            "request": self.request.to_dict(),
+            "locustfile": str(self.locustfile) if self.locustfile is not None else None,
+            "timeout_s": self.timeout_s,
+            "probe_rate_hz": self.probe_rate_hz,
+            "probe_request": self.probe_request.to_dict() if self.probe_request else None,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LoadPlan:
+        probe_request = data.get("probe_request")
+        locustfile = data.get("locustfile")
+        return cls(
+            host=str(data["host"]),
+            users=int(data["users"]),
+            spawn_rate=float(data["spawn_rate"]),
+            duration_s=float(data["duration_s"]),
+            request=RequestSpec.from_dict(data.get("request") or {}),
+            locustfile=Path(locustfile) if locustfile else None,
+            timeout_s=float(data.get("timeout_s", 5.0)),
+            probe_rate_hz=float(data.get("probe_rate_hz", 20.0)),
+            probe_request=RequestSpec.from_dict(probe_request) if probe_request else None,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> LoadPlan:
+        return cls.from_dict(json.loads(text))

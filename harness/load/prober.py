@@ -1,0 +1,196 @@
+"""The fixed-rate open-loop probe stream, run as a child process by ``LoadRunner``:
+
+    python -m harness.load.prober --plan JSON --out RUN_DIR/samples/probe.csv
+
+Probe *i* is launched at ``t0 + i / probe_rate_hz`` (t0 = when the prober started), whether or
+not earlier probes have answered: a slow or dead target cannot slow the stream down, so every
+bucket of time holds its share of probes (5 per 250 ms at 20 Hz). The schedule is computed from
+t0, so it does not drift. The stream is bounded: at most ``ceil(rate * duration_s)`` probes,
+and the process exits by ``duration_s + timeout_s + EXIT_GRACE_S`` at the latest.
+
+Each probe has its own total deadline of ``timeout_s``. Rows (source ``probe``) are written when
+the probe ends, so the file is ordered by end time, not start time:
+
+- timeout: status 0, ok 0, error ``timeout``
+- no connection / reset: status 0, ok 0, error = the OS error class (``ConnectionRefusedError``)
+- non-2xx answer: the status, ok 0, error ``HTTP <status>``
+- a launch skipped because ``max_in_flight`` probes were already waiting: status 0, ok 0,
+  error ``skipped: too many probes in flight`` (start = end = the launch instant)
+
+SIGTERM or SIGINT stops launching, abandons probes still in flight (they are not recorded: they
+have no outcome), flushes the file and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from harness.load.plan import LoadPlan
+from harness.load.samples import COLUMNS, sample_row
+
+FLUSH_INTERVAL_S = 0.5
+EXIT_GRACE_S = 5.0
+SKIPPED_ERROR = "skipped: too many probes in flight"
+
+
+def max_in_flight(plan: LoadPlan) -> int:
+    """How many probes may wait for an answer at once: a full timeout's worth plus headroom."""
+    return math.ceil(plan.probe_rate_hz * plan.timeout_s) + 10
+
+
+def error_name(exc: BaseException) -> str:
+    """The sample's ``error`` text for a probe that got no response."""
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        return "timeout"
+    # httpx wraps the OS error (ConnectError <- ConnectionRefusedError); name the root cause so
+    # probe and Locust rows say the same thing for the same failure.
+    seen: BaseException | None = exc
+    deepest_os_error: BaseException | None = None
+    for _ in range(10):
+        if seen is None:
+            break
+        if isinstance(seen, OSError):
+            deepest_os_error = seen
+        seen = seen.__cause__ or seen.__context__
+    return type(deepest_os_error or exc).__name__
+
+
+class Prober:
+    """Drives the probe stream for one plan into one CSV file. Use :meth:`run`."""
+
+    def __init__(self, plan: LoadPlan, out: IO[str], in_flight_limit: int | None = None) -> None:
+        """``in_flight_limit`` defaults to :func:`max_in_flight` of the plan."""
+        if plan.probe_rate_hz <= 0:
+            raise ValueError("probe_rate_hz is 0: the prober is disabled for this plan")
+        self.plan = plan
+        self._out = out
+        self._csv = csv.writer(out)
+        request = plan.effective_probe_request
+        self._method = request.method
+        self._url = plan.url(request)
+        self._body, self._headers = request.encoded_body()
+        self._limit = in_flight_limit if in_flight_limit is not None else max_in_flight(plan)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self.launched = 0
+        self.skipped = 0
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Launch the whole schedule (or until stopped), then wait up to ``timeout_s`` for the
+        last probes."""
+        plan = self.plan
+        self._csv.writerow(COLUMNS)
+        self._out.flush()
+        limit = self._limit
+        interval_s = 1.0 / plan.probe_rate_hz
+        limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
+        flusher = asyncio.create_task(self._flush_forever())
+        # trust_env=False: no proxy from the environment may sit between the probes and the stack.
+        async with httpx.AsyncClient(timeout=plan.timeout_s, limits=limits, trust_env=False) as client:
+            t0 = time.monotonic()
+            for i in range(plan.probe_count):
+                due = t0 + i * interval_s
+                delay_s = due - time.monotonic()
+                if delay_s > 0:
+                    try:
+                        await asyncio.wait_for(self._stopping.wait(), timeout=delay_s)
+                    except TimeoutError:
+                        pass
+                if self._stopping.is_set():
+                    break
+                if len(self._in_flight) >= limit:
+                    now = time.time()
+                    self._csv.writerow(sample_row("probe", now, now, 0, 0, None, SKIPPED_ERROR))
+                    self.skipped += 1
+                    continue
+                probe = asyncio.create_task(self._probe(client))
+                self._in_flight.add(probe)
+                probe.add_done_callback(self._in_flight.discard)
+                self.launched += 1
+            if self._in_flight and not self._stopping.is_set():
+                await self._drain(asyncio.create_task(self._stopping.wait()))
+            for probe in list(self._in_flight):
+                probe.cancel()
+        flusher.cancel()
+        self._out.flush()
+
+    async def _drain(self, stop_waiter: asyncio.Task[bool]) -> None:
+        """Wait for the probes in flight to end (each ends by its own timeout) unless stopped."""
+        deadline = time.monotonic() + self.plan.timeout_s + 1.0
+        while self._in_flight and not self._stopping.is_set():
+            remaining_s = deadline - time.monotonic()
+            if remaining_s <= 0:
+                break
+            await asyncio.wait(
+                [*self._in_flight, stop_waiter],
+                timeout=remaining_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        stop_waiter.cancel()
+
+    async def _probe(self, client: httpx.AsyncClient) -> None:
+        start_s = time.time()
+        try:
+            async with asyncio.timeout(self.plan.timeout_s):
+                response = await client.request(
+                    self._method, self._url, content=self._body, headers=self._headers
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure is an observation, not a crash
+            self._csv.writerow(sample_row("probe", start_s, time.time(), 0, 0, None, error_name(exc)))
+            return
+        end_s = time.time()
+        status = response.status_code
+        error = "" if 200 <= status < 300 else f"HTTP {status}"
+        self._csv.writerow(
+            sample_row("probe", start_s, end_s, status, len(response.content), response.headers, error)
+        )
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            self._out.flush()
+
+
+async def _main(plan: LoadPlan, out_path: Path) -> int:
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_path, "w", newline="", buffering=1 << 16) as out:
+        prober = Prober(plan, out)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, prober.request_stop)
+        hard_limit_s = plan.duration_s + plan.timeout_s + EXIT_GRACE_S
+        try:
+            await asyncio.wait_for(prober.run(), timeout=hard_limit_s)
+        except TimeoutError:
+            print(f"prober: hard time limit {hard_limit_s:.1f}s reached, exiting", file=sys.stderr)
+        out.flush()
+    print(f"prober: launched={prober.launched} skipped={prober.skipped}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.load.prober", description=__doc__)
+    parser.add_argument("--plan", required=True, help="the LoadPlan as JSON (LoadPlan.to_json())")
+    parser.add_argument("--out", required=True, type=Path, help="CSV file to write (probe.csv)")
+    args = parser.parse_args(argv)
+    plan = LoadPlan.from_json(args.plan)
+    return asyncio.run(_main(plan, args.out))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
