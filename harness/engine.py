@@ -138,6 +138,7 @@ class Drill:
         self.proxies_created: list[str] = []
         self.active: list[_Active] = []
         self.load: Any = None
+        self.capacity: Any = None
         self.phases: dict[str, list[float]] = {}
         self.abort_reason: str | None = None
         self.cleanup: dict[str, Any] = {"ok": False, "toxics_left": None, "containers_not_running": None}
@@ -312,6 +313,13 @@ class Drill:
         self.journal.write("load.starting", plan=plan.to_dict())
         self.load.start()
         samples_dir = self.run_dir / SAMPLES_DIR
+        if self.spec.capacity is not None:
+            from harness.load.capacity import CAPACITY_FILE, CapacitySampler
+
+            self.capacity = CapacitySampler(
+                self.spec.capacity.pool_url, samples_dir / CAPACITY_FILE, self.spec.capacity.interval
+            )
+            self.capacity.start()
         tails = [SampleTail(samples_dir / LOCUST_FILE), SampleTail(samples_dir / PROBE_FILE)]
         self._await_first_samples(tails)
         stop = _StopWatch(self.spec.stop_when)
@@ -430,11 +438,13 @@ class Drill:
     # --- rollback and cleanup -----------------------------------------------------------------
     def _rollback(self) -> None:
         """Every exit path: stop load, revert faults newest first, delete proxies, stop the stack."""
-        if self.load is not None:
+        for name, part in (("load", self.load), ("capacity", self.capacity)):
+            if part is None:
+                continue
             try:
-                self.load.stop()
+                part.stop()
             except Exception as exc:
-                self.journal.write("load.stop_failed", error=repr(exc))
+                self.journal.write(f"{name}.stop_failed", error=repr(exc))
         for a in reversed(self.active):
             self._revert(a, why="rollback" if self.abort_reason else "end")
         self._verify_cleanup()

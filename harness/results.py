@@ -114,15 +114,7 @@ def compute_results(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     m = measure.measure_run(
         samples=samples,
         phases=phases,
-        faults=[
-            measure.FaultTiming(
-                name=f["name"], type=f["type"], onset_at=f["onset_at"], onset_source=f["onset_source"],
-                onset_uncertainty_s=f["onset_uncertainty_s"], reverted_at=f.get("reverted_at"),
-                targets=list(f.get("targets", [])),
-            )
-            for f in facts.faults.values()
-            if "onset_at" in f
-        ],
+        faults=_fault_timings(facts),
         objectives=_objective_spec(scenario),
         settings=measure.MeasureSettings(
             probe_rate_hz=scenario.load.probe_rate_hz or 1.0,
@@ -153,6 +145,7 @@ def compute_results(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
         **m.to_dict(),
         "cleanup": facts.cleanup or {"ok": False, "toxics_left": None, "containers_not_running": None},
     }
+    _add_capacity(results, run_dir, samples, scenario, facts)
     _add_fault_facts(results["faults"], facts)
     if facts.abort_reason:
         results["abort_reason"] = facts.abort_reason
@@ -173,6 +166,36 @@ def _timeline(samples: pd.DataFrame, m: Any, phases: dict[str, tuple[float, floa
     start = phases["baseline"][0]
     end = max(end for _, end in phases.values())
     return measure.timeline(ordered, good, start, scenario.measurement.bucket, end)
+
+
+def _add_capacity(
+    results: dict[str, Any], run_dir: Path, samples: pd.DataFrame, scenario: Scenario, facts: JournalFacts
+) -> None:
+    """Capacity figures when the run sampled the serving pool (``capacity:`` in the scenario)."""
+    from harness.measure.capacity import load_capacity, measure_capacity
+
+    capacity = load_capacity(run_dir)
+    if capacity is None or scenario.capacity is None:
+        return
+    timings = _fault_timings(facts)
+    cm = measure_capacity(capacity, timings, scenario.capacity.target, samples)
+    results["capacity"] = cm.to_dict()
+    for fault in results["faults"]:
+        fault.update(cm.per_fault.get(fault["name"], {}))
+
+
+def _fault_timings(facts: JournalFacts) -> list[Any]:
+    from harness import measure
+
+    return [
+        measure.FaultTiming(
+            name=f["name"], type=f["type"], onset_at=f["onset_at"], onset_source=f["onset_source"],
+            onset_uncertainty_s=f["onset_uncertainty_s"], reverted_at=f.get("reverted_at"),
+            targets=list(f.get("targets", [])),
+        )
+        for f in facts.faults.values()
+        if "onset_at" in f
+    ]
 
 
 def _add_fault_facts(faults: list[dict[str, Any]], facts: JournalFacts) -> None:

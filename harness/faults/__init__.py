@@ -26,6 +26,14 @@ def build_fault(spec: FaultSpec, ctx: FaultContext) -> Fault:
         return network_fault(spec.name, spec.type, spec.target.proxy or "", params, ctx.toxiproxy)
     if spec.type == "endpoint_kill":
         return _endpoint_kill(spec, params, ctx)
+    if spec.type == "gpu_node_loss":
+        from harness.faults.gpu import gpu_fault
+
+        return gpu_fault(spec, params, ctx)
+    if spec.type == "region_quota_denial":
+        from harness.faults.quota import quota_fault
+
+        return quota_fault(spec, params, ctx)
     raise ScenarioError(f"fault {spec.name!r}: type {spec.type} is not available in this version of drill")
 
 
@@ -66,6 +74,16 @@ def undo_fault(undo: dict[str, Any]) -> None:
         from harness.faults.container import undo_container
 
         undo_container(undo, None)
+        return
+    if kind == "gpu_hook":
+        from harness.faults.gpu import undo_gpu
+
+        undo_gpu(undo)
+        return
+    if kind == "quota_hook":
+        from harness.faults.quota import undo_quota
+
+        undo_quota(undo)
         return
     if kind == "process":
         from harness.faults.process import undo_process

@@ -236,6 +236,21 @@ class StopWhen(Strict):
     for_s: Duration = Field(default=10.0, alias="for")
 
 
+class CapacitySpec(Strict):
+    """Sample the serving pool during the run (the gateway's pool endpoint) for capacity figures."""
+
+    pool_url: str
+    interval: Duration = 0.5
+    target: int | None = Field(default=None, ge=1)
+
+    @field_validator("pool_url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/]+", v):
+            raise ValueError(f"expected an http:// URL like http://127.0.0.1:8080/admin/pool, got {v!r}")
+        return v
+
+
 class Measurement(Strict):
     bucket: Duration = 0.25
     window: Duration = 5.0
@@ -254,6 +269,7 @@ class Scenario(Strict):
     faults: list[FaultSpec] = Field(min_length=1)
     objectives: Objectives = Field(default_factory=Objectives)
     stop_when: StopWhen | None = None
+    capacity: CapacitySpec | None = None
     measurement: Measurement = Field(default_factory=Measurement)
 
     @field_validator("name")
