@@ -80,9 +80,16 @@ def validate(files: tuple[Path, ...]) -> None:
 @click.option("--runtime", type=click.Choice(["local", "compose"]),
               help="Override the scenario's stack.runtime.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and exit; make no call that changes anything.")
+@click.option("--repeat", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="Run N times and report each figure's median, min, max and 95 % bootstrap CI.")
+@click.option("--settle", "settle_s", type=float, default=10.0, show_default=True,
+              help="Seconds to wait between repeated runs.")
 @click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
               show_default=True, help="Where run directories go when --out is not given.")
-def run(scenario: Path, out_dir: Path | None, runtime: str | None, dry_run: bool, reports_dir: Path) -> None:
+def run(
+    scenario: Path, out_dir: Path | None, runtime: str | None, dry_run: bool, repeat: int, settle_s: float,
+    reports_dir: Path,
+) -> None:
     """Run a drill: start the stack if the scenario owns one, check steady state, drive load,
     inject the faults, revert them, watch recovery, and write the run directory
     (report.html, results.json, junit.xml, journal.jsonl, samples/).
@@ -100,6 +107,9 @@ def run(scenario: Path, out_dir: Path | None, runtime: str | None, dry_run: bool
         _fail(exc)
     if dry_run:
         _print_plan(loaded, runtime)
+        return
+    if repeat > 1:
+        _run_repeated(loaded, repeat, settle_s, out_dir, runtime, reports_dir)
         return
     try:
         result = run_drill(loaded, out=out_dir, runtime=runtime, say=_say, reports_dir=reports_dir)
@@ -227,6 +237,32 @@ def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -
         out.print_json(json.dumps(status, default=str))
     else:
         out.print(status)
+
+
+def _run_repeated(
+    loaded: Any, repeat: int, settle_s: float, out_dir: Path | None, runtime: str | None, reports_dir: Path
+) -> None:
+    from harness.engine import run_repeated
+
+    try:
+        results, summary, path = run_repeated(
+            loaded, repeat, settle_s=settle_s, out=out_dir, runtime=runtime, say=_say, reports_dir=reports_dir
+        )
+    except DrillError as exc:
+        _fail(exc)
+    table = Table(title=f"{loaded.spec.name}: {len(results)} runs {summary['verdicts']}")
+    for col in ("figure", "median", "min", "max", "95 % CI of median", "n"):
+        table.add_column(col)
+    for name, d in summary["figures"].items():
+        if d["n"] == 0:
+            continue
+        table.add_row(name, _fmt(d["median"]), _fmt(d["min"]), _fmt(d["max"]),
+                      f"{_fmt(d['ci_low'])} – {_fmt(d['ci_high'])}", str(d["n"]))
+    out.print(table)
+    out.print(f"summary: {path}")
+    for r in results:
+        out.print(f"report: {r.report_path} ({r.verdict})")
+    sys.exit(max(r.exit_code for r in results))
 
 
 def _print_plan(loaded: Any, runtime: str | None) -> None:

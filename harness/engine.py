@@ -560,9 +560,52 @@ def run_drill(
     reports_dir: Path = Path("reports"),
 ) -> RunResult:
     """Run one drill and write its run directory. Raises ScenarioError (exit 2) for bad input."""
+    from harness.lock import StackLock, stack_key
+
     loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(scenario)
     run_dir = Path(out) if out else new_run_dir(loaded.spec.name, reports_dir)
-    return Drill(loaded, run_dir, runtime=runtime, say=say).run()
+    with StackLock(stack_key(loaded.spec, runtime), run_dir):
+        return Drill(loaded, run_dir, runtime=runtime, say=say).run()
+
+
+def run_repeated(
+    scenario: str | Path | LoadedScenario,
+    repeat: int,
+    *,
+    settle_s: float = 10.0,
+    out: Path | None = None,
+    runtime: str | None = None,
+    say: Say | None = None,
+    reports_dir: Path = Path("reports"),
+) -> tuple[list[RunResult], dict[str, Any], Path]:
+    """Run a scenario ``repeat`` times with ``settle_s`` between runs; summarise each figure's
+    distribution into ``repeat-summary.json`` beside the runs. A run that aborts stops the series."""
+    import json
+
+    from harness.measure.repeats import summarize_repeats
+
+    say = say or (lambda text: None)
+    loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(scenario)
+    series_dir = Path(out) if out else new_run_dir(loaded.spec.name, reports_dir).with_name(
+        "repeat-" + new_run_dir(loaded.spec.name, reports_dir).name
+    )
+    results: list[RunResult] = []
+    for i in range(1, repeat + 1):
+        if i > 1:
+            say(f"settling {settle_s:g}s before run {i}/{repeat}")
+            time.sleep(settle_s)
+        say(f"[bold]run {i}/{repeat}[/bold]")
+        result = run_drill(loaded, out=series_dir / f"run-{i:02d}", runtime=runtime, say=say)
+        results.append(result)
+        if result.verdict == "aborted":
+            say("[red]run aborted: the series stops here[/red]")
+            break
+    summary = summarize_repeats([r.results for r in results]) | {
+        "schema": "drill.repeat/v1", "scenario": loaded.spec.name, "requested": repeat, "settle_s": settle_s,
+    }
+    path = series_dir / "repeat-summary.json"
+    path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return results, summary, path
 
 
 # --- helpers ----------------------------------------------------------------------------------
