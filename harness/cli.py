@@ -16,7 +16,7 @@ from rich.table import Table
 from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, DrillError, ScenarioError
 
 console = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)
 
 
 def _say(text: str) -> None:

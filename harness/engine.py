@@ -153,6 +153,7 @@ class Drill:
         self.journal = Journal(self.run_dir / JOURNAL_NAME)
         self.journal.write(
             "run.start",
+            run_id=self.run_dir.name,
             scenario=self.spec.name,
             scenario_path=str(self.loaded.path),
             scenario_sha256=self.loaded.sha256,
@@ -188,6 +189,7 @@ class Drill:
         if self.abort_reason:
             self.journal.write("run.aborted", reason=self.abort_reason)
             self.say(f"[red]aborted:[/red] {self.abort_reason}")
+        self.journal.write("run.finished")
         if bad_input is not None and not self.active_ever_applied():
             self.journal.write("run.end", verdict="bad_input")
             self.journal.close()

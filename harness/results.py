@@ -34,6 +34,7 @@ class JournalFacts:
     abort_reason: str | None = None
     first_ts: float | None = None
     last_ts: float | None = None
+    finished_ts: float | None = None
 
 
 def read_facts(run_dir: Path) -> JournalFacts:
@@ -48,6 +49,9 @@ def read_facts(run_dir: Path) -> JournalFacts:
         event = rec.get("event")
         if event == "run.start":
             facts.start = rec
+            facts.run_id = rec.get("run_id") or facts.run_id
+        elif event == "run.finished" and facts.finished_ts is None:
+            facts.finished_ts = ts
         elif event == "run.environment":
             facts.environment = rec.get("environment", {})
         elif event == "phase.start":
@@ -85,7 +89,7 @@ def phase_bounds(facts: JournalFacts, scenario: Scenario) -> dict[str, tuple[flo
         "fault": (t0 + p.baseline, t0 + p.baseline + p.fault),
         "recovery": (t0 + p.baseline + p.fault, t0 + p.total_s),
     }
-    end_of_data = facts.recovery_end or facts.last_ts or planned["recovery"][1]
+    end_of_data = facts.recovery_end or facts.finished_ts or facts.last_ts or planned["recovery"][1]
     out: dict[str, tuple[float, float]] = {}
     for name in lengths:
         start, end = planned[name]
@@ -137,7 +141,7 @@ def compute_results(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
             "description": scenario.description,
         },
         "started_at": utc_iso(facts.first_ts) if facts.first_ts else None,
-        "ended_at": utc_iso(facts.last_ts) if facts.last_ts else None,
+        "ended_at": utc_iso(facts.finished_ts or facts.last_ts) if facts.last_ts else None,
         "verdict": verdict,
         "operator": start.get("user"),
         "host": start.get("host"),
@@ -172,10 +176,12 @@ def _add_capacity(
     results: dict[str, Any], run_dir: Path, samples: pd.DataFrame, scenario: Scenario, facts: JournalFacts
 ) -> None:
     """Capacity figures when the run sampled the serving pool (``capacity:`` in the scenario)."""
+    if scenario.capacity is None:
+        return
     from harness.measure.capacity import load_capacity, measure_capacity
 
     capacity = load_capacity(run_dir)
-    if capacity is None or scenario.capacity is None:
+    if capacity is None:
         return
     timings = _fault_timings(facts)
     cm = measure_capacity(capacity, timings, scenario.capacity.target, samples)
