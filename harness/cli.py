@@ -279,13 +279,17 @@ def _print_plan(loaded: Any, runtime: str | None) -> None:
 
 
 def _print_result(results: dict[str, Any], run_dir: Path) -> None:
-    table = Table(title=f"{results['scenario']['name']}: {results['verdict'].upper()}", show_lines=False)
-    for col in ("objective", "target", "measured", "result"):
-        table.add_column(col)
-    for o in results.get("objectives", []):
-        table.add_row(o["name"], str(o["target"]), _fmt(o["measured"]),
-                      "[green]pass[/green]" if o["passed"] else "[red]FAIL[/red]")
-    out.print(table)
+    title = f"{results['scenario']['name']}: {results['verdict'].upper()}"
+    if results.get("phases"):
+        table = Table(title=title, show_lines=False)
+        for col in ("objective", "target", "measured", "result"):
+            table.add_column(col)
+        for o in results.get("objectives", []):
+            table.add_row(o["name"], str(o["target"]), _fmt(o["measured"]),
+                          "[green]pass[/green]" if o["passed"] else "[red]FAIL[/red]")
+        out.print(table)
+    else:
+        out.print(f"[bold]{title}[/bold] (before any load: nothing was measured)")
     for f in results.get("faults", []):
         out.print(f"fault {f['name']}: rto_s={_fmt(f.get('rto_s'))} time_to_detect_s="
                   f"{_fmt(f.get('time_to_detect_s'))} failover_s={_fmt(f.get('failover_s'))} impact={f.get('impact')}")

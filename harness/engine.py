@@ -210,8 +210,9 @@ class Drill:
         self._check_before_start()
         self.say(f"starting stack ({self.runtime_kind})")
         self.journal.write("stack.starting", runtime=self.runtime_kind, file=str(self.spec.stack.file or ""))
-        self.stack_started = True
+        # A start that fails stops what it started itself, so only a started stack is ours to stop.
         endpoints = self.stack.start() or {}
+        self.stack_started = True
         self.journal.write("stack.started", endpoints=endpoints, **_pids(self.stack))
         self.environment = self._environment()
         self._connect_toxiproxy()
@@ -475,7 +476,7 @@ class Drill:
             except Exception as exc:
                 self.journal.write("cleanup.check_failed", what="toxiproxy", error=str(exc))
                 toxics_left = None
-        if self.stack is not None and hasattr(self.stack, "not_running"):
+        if self.stack_started and hasattr(self.stack, "not_running"):
             try:
                 not_running = list(self.stack.not_running())
             except Exception as exc:
