@@ -128,7 +128,7 @@ class Drill:
     ) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir).resolve()
         self.runtime_kind = runtime or self.spec.stack.runtime
         self.say: Say = say or (lambda text: None)
         self.journal: Journal | None = None

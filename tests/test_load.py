@@ -270,3 +270,14 @@ def test_error_name_finds_the_os_error_under_httpx_wrappers() -> None:
         assert error_name(outer) == "ConnectionResetError"
     assert error_name(httpx.ReadTimeout("slow")) == "timeout"
     assert error_name(httpx.RemoteProtocolError("bad")) == "RemoteProtocolError"
+
+
+def test_relative_run_dir_writes_samples_where_asked(tmp_path: Path, target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The children run with cwd=run_dir: a relative run dir must not nest a second copy of itself."""
+    monkeypatch.chdir(tmp_path)
+    plan = LoadPlan(host=target, users=1, spawn_rate=1, duration_s=2.0, request=RequestSpec(path="/ok"), probe_rate_hz=10)
+    with LoadRunner(plan, Path("reports/run")) as runner:
+        runner.wait()
+    assert (tmp_path / "reports/run/samples/locust.csv").stat().st_size > 0
+    assert (tmp_path / "reports/run/samples/probe.csv").stat().st_size > 0
+    assert not (tmp_path / "reports/run/reports").exists()

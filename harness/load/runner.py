@@ -69,7 +69,7 @@ class LoadRunner:
 
     def __init__(self, plan: LoadPlan, run_dir: Path, *, run_time_margin_s: float = RUN_TIME_MARGIN_S) -> None:
         self.plan = plan
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(run_dir).resolve()  # children run with cwd=run_dir
         self.run_time_margin_s = run_time_margin_s
         self.locust_samples = self.run_dir / SAMPLES_DIR / LOCUST_FILE
         self.probe_samples = self.run_dir / SAMPLES_DIR / PROBE_FILE

@@ -1,0 +1,66 @@
+"""`pytest some/scenario.yaml` runs the drill as a test item (the pytest11 plugin)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, free_port, serve_in_thread
+from test_engine import own_service, scenario
+
+
+def run_pytest(tmp_path: Path, target: Path) -> tuple[subprocess.CompletedProcess[str], ET.Element]:
+    junit = tmp_path / "junit.xml"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(target), "-p", "no:cacheprovider", "-q",
+         f"--junitxml={junit}", "--drill-reports", str(tmp_path / "reports"), "--rootdir", str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    return done, ET.parse(junit).getroot()
+
+
+@pytest.mark.slow
+def test_scenario_file_is_a_passing_test_item(tmp_path: Path, toxiproxy_url: str) -> None:
+    with serve_in_thread(own_service()) as url:
+        path = scenario(tmp_path, toxiproxy_url, url.removeprefix("http://"), free_port())
+        done, junit = run_pytest(tmp_path, path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+    props = {p.get("name"): p.get("value") for p in junit.iter("property")}
+    assert props["verdict"] == "passed"
+    assert Path(props["run_dir"]).is_relative_to(tmp_path / "reports")
+    assert "rto_s.slow" in props
+
+
+@pytest.mark.slow
+def test_missed_objective_fails_the_item_and_names_it(tmp_path: Path, toxiproxy_url: str) -> None:
+    with serve_in_thread(own_service()) as url:
+        path = scenario(
+            tmp_path, toxiproxy_url, url.removeprefix("http://"), free_port(),
+            objectives="{p95_ms: 2x baseline}",
+            fault="{name: slow, type: latency, target: {proxy: svc}, latency_ms: 400, duration: 3s}",
+        )
+        done, _ = run_pytest(tmp_path, path)
+    assert done.returncode == 1, done.stdout
+    assert "verdict failed: p95_ms: measured" in done.stdout
+
+
+def test_bad_scenario_item_reports_file_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: drill/v1\nkind: Scenario\nname: bad\nload: {host: http://127.0.0.1:9, userz: 1}\n"
+                   "faults: [{name: x, type: down, target: {proxy: p}}]\n")
+    done, _ = run_pytest(tmp_path, bad)
+    assert done.returncode == 1
+    assert f"{bad}:4 load.userz: unknown key" in done.stdout
+
+
+def test_non_scenario_yaml_is_not_collected(tmp_path: Path) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text("just: data\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path), "-q", "-p", "no:cacheprovider"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 5  # no tests collected
