@@ -130,3 +130,28 @@ def test_failover_to_objective_needs_good_responses_from_that_tier() -> None:
     assert seen.passed and seen.measured.startswith("gpu after 1.0")
     [missing] = wrong.objectives
     assert not missing.passed and missing.measured is None
+
+
+def test_failover_is_stamped_when_the_alternate_answer_arrives() -> None:
+    """The first failed-over request is slow — it carries the failed attempt at the primary
+    inside it — so a later request can arrive first. Failover is the first arrival, which is
+    what a gateway's own routing log records."""
+    samples = set_between(stream(), T0, T0 + 15, tier="gpu")
+    starts = samples["start"].to_numpy()
+    first = int(np.searchsorted(starts, T0))
+    samples.loc[samples.index[first], ["end", "latency_ms"]] = [starts[first] + 1.27, 1270.0]
+    figures = measure(samples).faults[0].to_dict()
+    second_arrival = samples["end"].to_numpy()[first + 1] - T0
+    assert figures["failover_s"] == pytest.approx(second_arrival, abs=1e-6)
+    assert figures["failover_s"] < starts[first] + 1.27 - T0
+
+
+def test_a_request_in_flight_at_the_onset_can_carry_the_failover() -> None:
+    """A request that started before the kill and was retried on the alternate tier: traffic
+    moved when its answer arrived, even though it started before the onset."""
+    samples = set_between(stream(), T0 + 1.0, T0 + 15, tier="gpu")
+    starts = samples["start"].to_numpy()
+    in_flight = int(np.searchsorted(starts, T0)) - 1
+    samples.loc[samples.index[in_flight], ["end", "latency_ms", "tier"]] = [T0 + 0.055, (T0 + 0.055 - starts[in_flight]) * 1000, "gpu"]
+    figures = measure(samples).faults[0].to_dict()
+    assert figures["failover_s"] == pytest.approx(0.055, abs=1e-6)

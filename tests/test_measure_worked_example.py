@@ -24,14 +24,14 @@ def test_worked_example_of_the_method_page() -> None:
 
     assert figures["time_to_detect_s"] == pytest.approx(0.01)
     assert figures["rto_s"] == pytest.approx(7.61)
-    assert figures["failover_s"] == pytest.approx(6.41)
-    assert figures["failback_s"] == pytest.approx(31.01)
+    assert figures["failover_s"] == pytest.approx(6.43)
+    assert figures["failback_s"] == pytest.approx(31.03)
     assert (figures["degraded_s"], figures["lost_requests"], figures["impact"]) == (0.0, 0, "recovered")
     assert figures["resolution_s"] == pytest.approx(0.25)
     outcome = {o.name: (o.measured, o.passed) for o in result.objectives}
     assert outcome["rto_s"] == (pytest.approx(7.61), True)
     assert outcome["p95_ms"] == (20.0, True)
-    assert outcome["failover_to"] == ("gpu after 6.41 s", True)
+    assert outcome["failover_to"] == ("gpu after 6.43 s", True)
     assert outcome["max_error_rate"] == (pytest.approx(130 / 600, abs=1e-6), False)
     assert result.objectives[2].target == "2x baseline (= 40.0 ms)"
     assert result.verdict == "failed"

@@ -48,7 +48,8 @@ def load_samples(run_dir: Path) -> pd.DataFrame:
     sample columns (it was not written by drill's load generators).
     """
     directory = Path(run_dir) / SAMPLES_DIR
-    files = sorted(directory.glob("*.csv")) if directory.is_dir() else []
+    # capacity.csv (the pool sampler's timeline, harness/load/capacity.py) is not request samples.
+    files = sorted(p for p in directory.glob("*.csv") if p.name != "capacity.csv") if directory.is_dir() else []
     frames = [frame for frame in (_read_one(path) for path in files) if len(frame)]
     if not frames:
         return empty_samples()

@@ -177,9 +177,14 @@ def measure_fault(
             gap_end = run
     data_gaps_s = float(np.count_nonzero(~known[:gap_end])) * bucket_s
 
-    failover, failover_row = failover_s(starts_s, ok_good, tiers, onset_s, primary)
+    # Failover looks at every answer that arrived after the onset, including requests in flight
+    # at the onset that a gateway retried on another tier: that is when traffic moved.
+    failover = failover_s(
+        samples["end"].to_numpy(), good, samples["tier"].to_numpy(), onset_s, primary
+    )
     failback = failback_s(
-        starts_s, ok_good, tiers, index, n_buckets, onset_s, primary, failover_row, windows
+        samples["end"].to_numpy()[first_row:], ok_good, tiers, index, n_buckets, onset_s, primary,
+        None if failover is None else int(failover // bucket_s), windows,
     )
     if primary is None:
         reason = "primary tier unknown: no good baseline response carried X-Tier"

@@ -33,30 +33,30 @@ def primary_tier(
 
 
 def failover_s(
-    starts_s: np.ndarray, good: np.ndarray, tiers: np.ndarray, onset_s: float, primary: str | None
-) -> tuple[float | None, int | None]:
-    """Onset -> start of the first good response from a tier other than the primary.
+    ends_s: np.ndarray, good: np.ndarray, tiers: np.ndarray, onset_s: float, primary: str | None
+) -> float | None:
+    """Onset -> arrival (``end``) of the first good response from a tier other than the primary,
+    over every request that ended after the onset (requests in flight at the onset included).
 
-    Responses without a tier do not count. Returns (seconds, row) or (None, None).
+    Arrival, not start: the first failed-over request may carry a failed attempt at the primary
+    inside it, and traffic has moved when the alternate's answer arrives — the moment the
+    gateway's own routing log records. Responses without a tier do not count.
     """
     if primary is None:
-        return None, None
-    other = good & (tiers != primary) & (tiers != "")
-    rows = np.flatnonzero(other)
-    if rows.size == 0:
-        return None, None
-    return float(starts_s[rows[0]] - onset_s), int(rows[0])
+        return None
+    arrived = ends_s[good & (tiers != primary) & (tiers != "") & (ends_s >= onset_s)]
+    return None if arrived.size == 0 else float(arrived.min() - onset_s)
 
 
 def failback_s(
-    starts_s: np.ndarray,
+    ends_s: np.ndarray,
     good: np.ndarray,
     tiers: np.ndarray,
     index: np.ndarray,
     n_buckets: int,
     onset_s: float,
     primary: str | None,
-    failover_row: int | None,
+    failover_bucket: int | None,
     window_buckets: int,
 ) -> float | None:
     """Onset -> the return to the primary tier that lasted, after a failover.
@@ -65,20 +65,21 @@ def failback_s(
     primary tier. Failback is the first run of W primary-served buckets after the failover
     bucket; the instant is the first good primary response after the last good non-primary
     response before that run (or, when the bucket before the run is a gap, the first good
-    primary response of the run). None without a failover or without such a run.
+    primary response of the run), at its arrival (``end``) like failover. ``failover_bucket`` is
+    the bucket the failover arrived in. None without a failover or without such a run.
     """
-    if primary is None or failover_row is None:
+    if primary is None or failover_bucket is None:
         return None
     from_primary = good & (tiers == primary)
     elsewhere = good & ~from_primary
     served = bucket_counts(index, n_buckets, good)
     not_primary = bucket_counts(index, n_buckets, elsewhere)
     primary_served = (served > 0) & (not_primary == 0)
-    run = first_sustained_run(primary_served, window_buckets, after=int(index[failover_row]))
+    run = first_sustained_run(primary_served, window_buckets, after=failover_bucket)
     if run is None:
         return None
     row = first_after_last_marker(index, elsewhere, from_primary, run)
-    return None if row is None else float(starts_s[row] - onset_s)
+    return None if row is None else float(ends_s[row] - onset_s)
 
 
 def degraded_s(
@@ -92,8 +93,11 @@ def degraded_s(
 def first_good_from_tier_s(
     samples: pd.DataFrame, good: np.ndarray, tier: str, onset_s: float
 ) -> float | None:
-    """Onset -> start of the first good response served by ``tier``; None when there is none."""
+    """Onset -> arrival of the first good response served by ``tier`` among requests started at
+    or after onset; None when there is none."""
     starts_s = samples["start"].to_numpy()
     first_row = int(np.searchsorted(starts_s, onset_s, side="left"))
     rows = np.flatnonzero(good[first_row:] & (samples["tier"].to_numpy()[first_row:] == tier))
-    return None if rows.size == 0 else float(starts_s[first_row + rows[0]] - onset_s)
+    if rows.size == 0:
+        return None
+    return float(samples["end"].to_numpy()[first_row:][rows].min() - onset_s)
