@@ -1,0 +1,238 @@
+"""Campaigns: a list of scenarios run together, in order (e.g. the quarterly drill).
+
+A campaign file::
+
+    apiVersion: drill/v1
+    kind: Campaign
+    name: quarterly
+    description: ...            # optional
+    scenarios: [endpoint-kill.yaml, gpu-node-loss.yaml]   # relative to the campaign file
+
+:func:`run_campaign` runs each scenario with the engine's ``run_drill`` (one after the other: they
+share a stack) into ``REPORTS_DIR/<campaign>/<UTC-stamp>/``, then writes ``campaign.json`` (every
+run's verdict, exit code, RTOs and capacity figures) and ``index.html`` linking each run's report.
+A scenario that is bad input (exit 2) or aborts (exit 3) is recorded and the campaign goes on.
+The campaign's exit code is the worst of its runs (0 < 1 < 3 < 2).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED, DrillError, ScenarioError
+
+CAMPAIGN_SCHEMA = "drill.campaign/v1"
+SUMMARY_FILE = "campaign.json"
+INDEX_FILE = "index.html"
+_SEVERITY = {EXIT_PASSED: 0, EXIT_FAILED: 1, EXIT_ABORTED: 2, EXIT_BAD_INPUT: 3}
+Say = Callable[[str], None]
+
+
+class CampaignSpec(BaseModel):
+    """A campaign file (``kind: Campaign``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    api_version: Literal["drill/v1"] = Field(alias="apiVersion")
+    kind: Literal["Campaign"]
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+    description: str | None = None
+    scenarios: list[str] = Field(min_length=1)
+
+
+@dataclass
+class CampaignRun:
+    """One scenario's outcome inside a campaign."""
+
+    scenario: str
+    exit_code: int
+    verdict: str
+    run_dir: str | None
+    error: str | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scenario": self.scenario, "exit_code": self.exit_code, "verdict": self.verdict,
+                "run_dir": self.run_dir, "error": self.error, **self.figures}
+
+
+@dataclass
+class CampaignResult:
+    """What :func:`run_campaign` produced: the campaign directory, each run, the exit code."""
+
+    name: str
+    campaign_dir: Path
+    runs: list[CampaignRun]
+    started_at: str
+    ended_at: str
+
+    @property
+    def exit_code(self) -> int:
+        return max((r.exit_code for r in self.runs), key=lambda c: _SEVERITY.get(c, 2), default=EXIT_PASSED)
+
+    @property
+    def verdict(self) -> str:
+        return {EXIT_PASSED: "passed", EXIT_FAILED: "failed", EXIT_BAD_INPUT: "bad_input"}.get(self.exit_code, "aborted")
+
+    @property
+    def summary_path(self) -> Path:
+        return self.campaign_dir / SUMMARY_FILE
+
+    @property
+    def index_path(self) -> Path:
+        return self.campaign_dir / INDEX_FILE
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": CAMPAIGN_SCHEMA,
+            "name": self.name,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "runs": [r.to_dict() for r in self.runs],
+        }
+
+
+def load_campaign(path: str | Path) -> tuple[CampaignSpec, list[Path]]:
+    """The campaign and its scenario paths (resolved against the campaign file's folder).
+
+    Raises ScenarioError (exit 2) naming the file for a bad campaign or a missing scenario file.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the campaign file: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        spec = CampaignSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = [f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ScenarioError(problems[0], problems) from exc
+    scenarios = [(path.parent / s).resolve() for s in spec.scenarios]
+    missing = [f"{path}: scenarios[{i}] {s}: no such file" for i, s in enumerate(scenarios) if not s.is_file()]
+    if missing:
+        raise ScenarioError(missing[0], missing)
+    return spec, scenarios
+
+
+def _figures(results: dict[str, Any]) -> dict[str, Any]:
+    keep = ("name", "type", "rto_s", "time_to_detect_s", "capacity_restored_s", "replacement_region",
+            "degraded_requests")
+    return {
+        "run_id": results.get("run_id"),
+        "faults": [{k: f.get(k) for k in keep if k in f} for f in results.get("faults", [])],
+        "objectives": [{k: o.get(k) for k in ("name", "target", "measured", "passed")}
+                       for o in results.get("objectives", [])],
+    }
+
+
+def run_campaign(
+    path: str | Path,
+    reports_dir: str | Path = "reports",
+    *,
+    runtime: str | None = None,
+    say: Say | None = None,
+    run: Callable[..., Any] | None = None,
+) -> CampaignResult:
+    """Run every scenario of the campaign at ``path`` in order; write campaign.json and index.html.
+
+    ``runtime`` overrides each scenario's runtime; ``run`` replaces the engine's ``run_drill``
+    (same keyword arguments: ``out``, ``runtime``, ``say``). Raises ScenarioError when the campaign
+    file itself is bad (nothing run).
+    """
+    spec, scenarios = load_campaign(path)
+    if run is None:
+        from harness.engine import run_drill as run
+    tell: Say = say or (lambda text: None)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    campaign_dir = Path(reports_dir) / spec.name / f"{stamp}-{os.urandom(3).hex()}"
+    campaign_dir.mkdir(parents=True, exist_ok=True)
+    started = _iso(time.time())
+    runs: list[CampaignRun] = []
+    for index, scenario in enumerate(scenarios):
+        out = campaign_dir / f"{index + 1:02d}-{scenario.stem}"
+        tell(f"campaign {spec.name}: [{index + 1}/{len(scenarios)}] {scenario}")
+        try:
+            result = run(scenario, out=out, runtime=runtime, say=say)
+        except ScenarioError as exc:
+            runs.append(CampaignRun(str(scenario), EXIT_BAD_INPUT, "bad_input", None, str(exc)))
+        except DrillError as exc:
+            runs.append(CampaignRun(str(scenario), exc.exit_code, "aborted", str(out), str(exc)))
+        else:
+            runs.append(CampaignRun(str(scenario), result.exit_code, result.verdict, str(result.run_dir),
+                                    result.abort_reason, _figures(result.results)))
+        _write(CampaignResult(spec.name, campaign_dir, runs, started, _iso(time.time())))
+    result = CampaignResult(spec.name, campaign_dir, runs, started, _iso(time.time()))
+    _write(result)
+    return result
+
+
+def campaign_status(campaign_dir: str | Path) -> dict[str, Any]:
+    """The summary a campaign run wrote (``campaign.json``), for ``drill campaign status``."""
+    path = Path(campaign_dir) / SUMMARY_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ScenarioError(f"{path}: no campaign summary here ({exc}); give a campaign run directory") from exc
+
+
+def _write(result: CampaignResult) -> None:
+    summary = json.dumps(result.to_dict(), indent=2)
+    tmp = result.summary_path.with_suffix(".tmp")
+    tmp.write_text(summary, encoding="utf-8")
+    tmp.replace(result.summary_path)  # atomic: a reader never sees half a summary
+    result.index_path.write_text(render_index(result), encoding="utf-8")
+
+
+def render_index(result: CampaignResult) -> str:
+    """A small self-contained HTML page linking each run's report."""
+    rows = []
+    for r in result.runs:
+        link = "—"
+        if r.run_dir and (Path(r.run_dir) / "report.html").exists():
+            rel = os.path.relpath(Path(r.run_dir) / "report.html", result.campaign_dir)
+            link = f'<a href="{html.escape(rel)}">report</a>'
+        rtos = ", ".join(
+            f"{html.escape(str(f.get('name')))}: RTO {f.get('rto_s')} s"
+            + (f", capacity {f.get('capacity_restored_s')} s from {f.get('replacement_region')}"
+               if f.get("capacity_restored_s") is not None else "")
+            for f in r.figures.get("faults", [])
+        )
+        missed = ", ".join(o["name"] for o in r.figures.get("objectives", []) if not o.get("passed"))
+        rows.append(
+            f"<tr class='{html.escape(r.verdict)}'><td>{html.escape(Path(r.scenario).name)}</td>"
+            f"<td>{html.escape(r.verdict)}</td><td>{r.exit_code}</td><td>{rtos or html.escape(r.error or '')}</td>"
+            f"<td>{html.escape(missed)}</td><td>{link}</td></tr>"
+        )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>campaign {html.escape(result.name)}</title><style>"
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+        ".passed td:nth-child(2){color:#070}.failed td:nth-child(2),.aborted td:nth-child(2){color:#b00}"
+        "</style></head><body>"
+        f"<h1>campaign {html.escape(result.name)}: {html.escape(result.verdict)}</h1>"
+        f"<p>{html.escape(result.started_at)} → {html.escape(result.ended_at)}</p>"
+        "<table><tr><th>scenario</th><th>verdict</th><th>exit</th><th>figures</th>"
+        "<th>missed objectives</th><th>report</th></tr>" + "".join(rows) + "</table></body></html>"
+    )
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+__all__ = ["CampaignResult", "CampaignRun", "CampaignSpec", "campaign_status", "load_campaign", "run_campaign"]

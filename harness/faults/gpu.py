@@ -1,0 +1,248 @@
+"""The ``gpu_node_loss`` fault: a GPU node dies, falls off the bus, or hangs.
+
+Modes:
+
+- ``kill``: the node's container (compose runtime) or process (local runtime) is killed with
+  SIGKILL, and started again at revert. This reuses ``endpoint_kill``'s machinery, so its undo
+  record has kind ``container`` or ``process``.
+- ``xid``: through the node's own fault hook (``POST /fault {"mode": "xid"}``) completions and
+  health answer 500 with an XID-style error while the process stays up; revert is
+  ``DELETE /fault``. Undo kind ``gpu_hook``.
+- ``hang``: the same hook with ``{"mode": "hang"}``: requests and health stall until revert.
+
+Targets are chosen by ``service`` and/or ``labels`` (e.g. ``drill.gpu: "true"``,
+``drill.region: region-a``; the local reference stack carries the same label keys), then cut to
+``count`` nodes or ``percent`` of the matches (rounded up), first by name. Everything is resolved
+when the fault is built — before any fault is applied — and a selection of no node, or of more
+than ``max_targets`` (default: the number selected when ``count``/``percent`` is given, else 1),
+is refused with ScenarioError (exit 2).
+
+The hook is called on the node's published 127.0.0.1 port, never through a proxy: the local
+process spec's ``port``, or the container's published port on compose. The hook contract is in
+docs/hooks.md.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import httpx
+
+from harness.errors import FaultError, ScenarioError
+from harness.faults.base import Fault, FaultContext, Onset
+from harness.scenario.model import FaultSpec
+
+MODES = ("kill", "xid", "hang")
+HOOK_MODES = ("xid", "hang")
+HOOK_TIMEOUT_S = 5.0
+LOOPBACK = ("127.0.0.1", "localhost")
+
+
+def select(names: list[str], count: int | None, percent: float | None) -> list[str]:
+    """The first ``count`` names (sorted), or ``percent`` of them rounded up; all without either."""
+    ordered = sorted(names)
+    if count is not None:
+        return ordered[:count]
+    if percent is not None:
+        return ordered[: max(1, math.ceil(len(ordered) * percent / 100.0))] if ordered else []
+    return ordered
+
+
+def _check_selection(name: str, selector: str, matched: list[str], chosen: list[str], max_targets: int) -> None:
+    if not chosen:
+        raise ScenarioError(
+            f"fault {name!r}: target {selector} matches no GPU node; is the stack up, and do its "
+            "nodes carry these labels (drill.gpu, drill.region)?"
+        )
+    if len(chosen) > max_targets:
+        raise ScenarioError(
+            f"fault {name!r}: target {selector} selects {len(chosen)} nodes ({', '.join(chosen)}; "
+            f"matched {len(matched)}) but max_targets is {max_targets}; narrow the selector, "
+            "lower count/percent or raise max_targets"
+        )
+
+
+def _selector_text(spec: FaultSpec) -> str:
+    parts = [f"service={spec.target.service}"] if spec.target.service else []
+    parts += [f"{k}={v}" for k, v in sorted(spec.target.labels.items())]
+    return "(" + (" ".join(parts) or "everything") + ")"
+
+
+class HookFault:
+    """``xid`` / ``hang`` through each node's model-server fault hook (see module docstring)."""
+
+    type = "gpu_node_loss"
+
+    def __init__(self, name: str, mode: str, nodes: dict[str, str], params: dict[str, Any]) -> None:
+        self.name = name
+        self.mode = mode
+        self.nodes = dict(nodes)  # node name -> hook URL (http://127.0.0.1:PORT/fault)
+        self.params = dict(params)
+        self._applied = False
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "targets": sorted(self.nodes),
+            "params": self.params,
+            "undo": {"kind": "gpu_hook", "hooks": [self.nodes[n] for n in sorted(self.nodes)], "mode": self.mode},
+        }
+
+    def apply(self) -> Onset:
+        before = time.time()
+        with httpx.Client(timeout=HOOK_TIMEOUT_S, trust_env=False) as client:
+            for node in sorted(self.nodes):
+                url = self.nodes[node]
+                self._applied = True  # a partial apply must be reverted too
+                try:
+                    reply = client.post(url, json={"mode": self.mode})
+                except httpx.HTTPError as exc:
+                    raise FaultError(f"fault {self.name}: hook {url} unreachable: {exc}", target=node) from exc
+                if reply.status_code >= 300:
+                    raise FaultError(
+                        f"fault {self.name}: hook {url} refused mode {self.mode!r}: HTTP {reply.status_code} "
+                        f"{reply.text[:200]}",
+                        target=node,
+                    )
+        after = time.time()
+        # The hook answers once the fault is in force: the true onset lies inside the bracket.
+        return Onset(at=(before + after) / 2, source="hook-response", uncertainty_s=(after - before) / 2)
+
+    def revert(self) -> float:
+        if not self._applied:
+            return time.time()
+        _delete_hooks(list(self.nodes.values()))
+        return time.time()
+
+
+class KillFault:
+    """``kill`` mode: wraps endpoint_kill's container or process fault, typed ``gpu_node_loss``."""
+
+    type = "gpu_node_loss"
+
+    def __init__(self, name: str, inner: Any, params: dict[str, Any]) -> None:
+        self.name = name
+        self.inner = inner
+        self.params = dict(params)
+
+    def describe(self) -> dict[str, Any]:
+        described = dict(self.inner.describe())
+        described["params"] = {**described.get("params", {}), **self.params}
+        return described
+
+    def apply(self) -> Onset:
+        return self.inner.apply()
+
+    def revert(self) -> float:
+        return self.inner.revert()
+
+
+def _delete_hooks(urls: list[str]) -> None:
+    problems: list[str] = []
+    with httpx.Client(timeout=HOOK_TIMEOUT_S, trust_env=False) as client:
+        for url in urls:
+            try:
+                reply = client.delete(url)
+                if reply.status_code >= 300:
+                    problems.append(f"{url}: HTTP {reply.status_code}")
+            except httpx.HTTPError as exc:
+                problems.append(f"{url}: {exc}")
+    if problems:
+        raise FaultError("could not clear GPU fault hooks: " + "; ".join(problems))
+
+
+def gpu_fault(spec: FaultSpec, params: dict[str, Any], ctx: FaultContext) -> Fault:
+    """Build (not apply) a ``gpu_node_loss`` fault; targets are resolved and checked here."""
+    mode = params.get("mode", "kill")
+    if mode not in MODES:
+        raise ScenarioError(f"fault {spec.name!r}: mode {mode!r} is not one of {', '.join(MODES)}")
+    if not spec.target.service and not spec.target.labels:
+        raise ScenarioError(f"fault {spec.name!r}: target needs a service, labels or both")
+    count, percent = params.get("count"), params.get("percent")
+    if count is not None and percent is not None:
+        raise ScenarioError(f"fault {spec.name!r}: give count or percent, not both")
+    runtime = ctx.runtime
+    kind = getattr(runtime, "kind", None)
+    if kind == "compose":
+        nodes = _compose_nodes(runtime, spec)
+    elif kind == "local" and hasattr(runtime, "spec"):
+        nodes = _local_nodes(runtime, spec)
+    else:
+        raise ScenarioError(
+            f"fault {spec.name!r}: gpu_node_loss needs a stack the harness manages "
+            "(stack.runtime: compose, or local with stack.file)"
+        )
+    matched = sorted(nodes)
+    chosen = select(matched, count, percent)
+    default_max = len(chosen) if (count is not None or percent is not None) else 1
+    max_targets = int(params.get("max_targets", default_max))
+    _check_selection(spec.name, _selector_text(spec), matched, chosen, max_targets)
+    shown = {"mode": mode, "matched": matched, "max_targets": max_targets}
+    if count is not None:
+        shown["count"] = count
+    if percent is not None:
+        shown["percent"] = percent
+    if mode in HOOK_MODES:
+        missing = [n for n in chosen if not nodes[n]["hook"]]
+        if missing:
+            raise ScenarioError(
+                f"fault {spec.name!r}: mode {mode} needs each node's fault hook on a 127.0.0.1 port, "
+                f"but {', '.join(missing)} publish none; publish the hook port (127.0.0.1:PORT:PORT)"
+            )
+        return HookFault(spec.name, mode, {n: nodes[n]["hook"] for n in chosen}, shown)
+    return KillFault(spec.name, _kill_fault(spec.name, runtime, kind, {n: nodes[n] for n in chosen}), shown)
+
+
+def _kill_fault(name: str, runtime: Any, kind: str, chosen: dict[str, dict[str, Any]]) -> Any:
+    if kind == "local":
+        from harness.faults.process import ProcessFault
+
+        return ProcessFault(name, "kill", sorted(chosen), runtime)
+    from harness.faults.container import ContainerFault
+
+    fault = ContainerFault(name, "kill", "", {"drill.gpu": "true"}, max(1, len(chosen)), runtime.project,
+                           runtime.client)
+    # The selection (count/percent) is ours; hand the container fault its resolved targets.
+    fault._targets = [chosen[n]["container"] for n in sorted(chosen)]
+    return fault
+
+
+def _local_nodes(runtime: Any, spec: FaultSpec) -> dict[str, dict[str, Any]]:
+    nodes: dict[str, dict[str, Any]] = {}
+    by_name = {p.name: p for p in runtime.spec.processes}
+    for name in runtime.find(spec.target.service, spec.target.labels):
+        port = by_name[name].port
+        nodes[name] = {"hook": f"http://127.0.0.1:{port}/fault" if port else None}
+    return nodes
+
+
+def _compose_nodes(runtime: Any, spec: FaultSpec) -> dict[str, dict[str, Any]]:
+    from harness.runtime.compose import SERVICE_LABEL
+
+    nodes: dict[str, dict[str, Any]] = {}
+    for container in runtime.find(spec.target.service or None, spec.target.labels):
+        if container.status != "running":
+            continue
+        service = container.labels.get(SERVICE_LABEL, container.name)
+        nodes[service] = {"container": container, "hook": _published_hook(container)}
+    return nodes
+
+
+def _published_hook(container: Any) -> str | None:
+    """The fault hook on the container's first port published on loopback."""
+    for bindings in (container.ports or {}).values():
+        for binding in bindings or []:
+            if binding.get("HostIp") in LOOPBACK:
+                return f"http://127.0.0.1:{binding['HostPort']}/fault"
+    return None
+
+
+def undo_gpu(undo: dict[str, Any]) -> None:
+    """Revert a journaled hook-mode ``gpu_node_loss`` (``drill recover``): DELETE every hook."""
+    if undo.get("kind") != "gpu_hook":
+        raise ScenarioError(f"undo record of kind {undo.get('kind')!r} is not a GPU hook fault")
+    _delete_hooks(list(undo.get("hooks", [])))
+
+
+__all__ = ["MODES", "HookFault", "KillFault", "gpu_fault", "select", "undo_gpu"]

@@ -1,0 +1,129 @@
+"""The ``region_quota_denial`` fault: a region refuses to create GPU instances.
+
+It acts through the control plane's fault hook, a small HTTP contract (docs/hooks.md) that users
+implement in their own staging control plane or cloud-API proxy:
+
+    POST   <hook> {"mode": "quota_exceeded" | "insufficient_capacity", "region", "instance_type"?}
+    DELETE <hook> {"mode", "region", "instance_type"?}     (removes exactly that denial)
+
+Both are idempotent and answer 2xx. Onset is the POST's response bracket (source
+``hook-response``). The undo record (kind ``quota_hook``) holds the hook URL and the body, so
+``drill recover`` can lift a denial a crashed run left behind.
+
+The hook must be on 127.0.0.1 (or localhost): drills never call other addresses.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from harness.errors import FaultError, ScenarioError
+from harness.faults.base import Fault, FaultContext, Onset
+from harness.scenario.model import FaultSpec
+
+MODES = ("quota_exceeded", "insufficient_capacity")
+HOOK_TIMEOUT_S = 5.0
+
+
+def check_hook_url(name: str, url: str | None) -> str:
+    """The hook URL when it is an http:// URL on loopback; ScenarioError otherwise."""
+    if not url:
+        raise ScenarioError(
+            f"fault {name!r}: region_quota_denial needs target.hook, the control plane's fault hook, "
+            "e.g. http://127.0.0.1:18090/fault"
+        )
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ScenarioError(f"fault {name!r}: target.hook {url!r} is not a URL: {exc}") from exc
+    if parsed.scheme not in ("http", "https") or parsed.host not in ("127.0.0.1", "localhost"):
+        raise ScenarioError(
+            f"fault {name!r}: target.hook {url!r} must be an http://127.0.0.1:PORT/... URL; "
+            "drills only reach the stack on loopback (publish or port-forward the hook there)"
+        )
+    return url
+
+
+class QuotaFault:
+    """Adds one denial through the hook on apply, removes exactly it on revert (idempotent)."""
+
+    type = "region_quota_denial"
+
+    def __init__(self, name: str, hook: str, body: dict[str, Any]) -> None:
+        self.name = name
+        self.hook = hook
+        self.body = dict(body)
+        self._applied = False
+
+    def describe(self) -> dict[str, Any]:
+        target = f"{self.body['region']}" + (f"/{self.body['instance_type']}" if "instance_type" in self.body else "")
+        return {
+            "targets": [f"hook:{self.hook} {target}"],
+            "params": dict(self.body),
+            "undo": {"kind": "quota_hook", "hook": self.hook, "body": dict(self.body)},
+        }
+
+    def apply(self) -> Onset:
+        before = time.time()
+        self._applied = True  # a POST that timed out may still have taken effect: revert it too
+        _call(self.name, "POST", self.hook, self.body)
+        after = time.time()
+        return Onset(at=(before + after) / 2, source="hook-response", uncertainty_s=(after - before) / 2)
+
+    def revert(self) -> float:
+        if self._applied:
+            _call(self.name, "DELETE", self.hook, self.body)
+        return time.time()
+
+
+def _call(name: str, method: str, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        with httpx.Client(timeout=HOOK_TIMEOUT_S, trust_env=False) as client:
+            reply = client.request(method, url, json=body)
+    except httpx.HTTPError as exc:
+        raise FaultError(f"fault {name}: {method} {url} failed: {exc}", target=url) from exc
+    if reply.status_code >= 300:
+        raise FaultError(
+            f"fault {name}: {method} {url} answered HTTP {reply.status_code}: {reply.text[:200]}", target=url
+        )
+    try:
+        payload = reply.json()
+    except ValueError:
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
+def quota_fault(spec: FaultSpec, params: dict[str, Any], ctx: FaultContext) -> Fault:
+    """Build (not apply) a ``region_quota_denial`` fault from its scenario spec."""
+    hook = check_hook_url(spec.name, spec.target.hook)
+    mode = params.get("mode", MODES[0])
+    if mode not in MODES:
+        raise ScenarioError(f"fault {spec.name!r}: mode {mode!r} is not one of {', '.join(MODES)}")
+    region = params.get("region")
+    if not region:
+        raise ScenarioError(f"fault {spec.name!r}: region_quota_denial needs `region` (e.g. region-a)")
+    body: dict[str, Any] = {"mode": mode, "region": region}
+    if params.get("instance_type"):
+        body["instance_type"] = params["instance_type"]
+    return QuotaFault(spec.name, hook, body)
+
+
+def active_denials(hook: str) -> list[dict[str, Any]]:
+    """``GET <hook>``'s ``denials``: what the control plane currently refuses (for checks)."""
+    with httpx.Client(timeout=HOOK_TIMEOUT_S, trust_env=False) as client:
+        reply = client.get(hook)
+    reply.raise_for_status()
+    return list(reply.json().get("denials", []))
+
+
+def undo_quota(undo: dict[str, Any]) -> None:
+    """Lift a journaled denial from its ``undo`` record (``drill recover``); idempotent."""
+    if undo.get("kind") != "quota_hook":
+        raise ScenarioError(f"undo record of kind {undo.get('kind')!r} is not a quota hook fault")
+    _call("recover", "DELETE", str(undo["hook"]), dict(undo.get("body", {})))
+
+
+__all__ = ["MODES", "QuotaFault", "active_denials", "check_hook_url", "quota_fault", "undo_quota"]

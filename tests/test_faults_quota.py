@@ -1,0 +1,80 @@
+"""region_quota_denial against the real cloud-api program over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+from conftest import free_port, wait_http
+
+from harness.errors import ScenarioError
+from harness.faults.base import FaultContext
+from harness.faults.quota import active_denials, quota_fault, undo_quota
+from harness.scenario.model import FaultSpec
+
+REPO = Path(__file__).resolve().parents[1]
+REGIONS = {"region-a": {"quota": 3, "running": [], "standby": [{"node": "a", "url": "http://127.0.0.1:1"}]},
+           "region-b": {"quota": 1, "running": [], "standby": [{"node": "b", "url": "http://127.0.0.1:2"}]}}
+
+
+@pytest.fixture
+def cloud_api() -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "REGIONS": json.dumps(REGIONS),
+           "PROVISION_DELAY_MS": "0", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "targets.cloud_api"], env=env, cwd=REPO)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def spec(hook: str, **params: object) -> FaultSpec:
+    return FaultSpec.model_validate({"name": "deny", "type": "region_quota_denial", "target": {"hook": hook},
+                                     "region": "region-a", **params})
+
+
+def test_denial_is_in_force_until_reverted_and_revert_is_idempotent(cloud_api: str) -> None:
+    hook = f"{cloud_api}/fault"
+    s = spec(hook)
+    fault = quota_fault(s, s.params(), FaultContext())
+    assert fault.describe()["undo"] == {"kind": "quota_hook", "hook": hook,
+                                        "body": {"mode": "quota_exceeded", "region": "region-a"}}
+    onset = fault.apply()
+    assert onset.source == "hook-response" and onset.uncertainty_s >= 0
+    assert active_denials(hook) == [{"mode": "quota_exceeded", "region": "region-a", "instance_type": None}]
+    denied = httpx.post(f"{cloud_api}/instances", json={"region": "region-a"})
+    assert denied.status_code == 403 and denied.json()["error"]["code"] == "QuotaExceeded"
+    assert httpx.post(f"{cloud_api}/instances", json={"region": "region-b"}).status_code == 201
+    fault.revert()
+    fault.revert()
+    assert active_denials(hook) == []
+    assert httpx.post(f"{cloud_api}/instances", json={"region": "region-a"}).status_code == 201
+
+
+def test_insufficient_capacity_per_instance_type_and_recovery_from_undo(cloud_api: str) -> None:
+    hook = f"{cloud_api}/fault"
+    s = spec(hook, mode="insufficient_capacity", instance_type="gpu.h100")
+    fault = quota_fault(s, s.params(), FaultContext())
+    fault.apply()
+    reply = httpx.post(f"{cloud_api}/instances", json={"region": "region-a", "instance_type": "gpu.h100"})
+    assert reply.status_code == 503 and reply.json()["error"]["code"] == "InsufficientCapacity"
+    undo_quota(fault.describe()["undo"])  # what `drill recover` does after a crash
+    assert active_denials(hook) == []
+
+
+def test_hook_must_be_on_loopback_and_mode_known() -> None:
+    s = spec("http://10.0.0.5:8090/fault")
+    with pytest.raises(ScenarioError, match="127.0.0.1"):
+        quota_fault(s, s.params(), FaultContext())
+    s = spec("http://127.0.0.1:8090/fault")
+    with pytest.raises(ScenarioError, match="mode"):
+        quota_fault(s, {**s.params(), "mode": "embargo"}, FaultContext())

@@ -1,0 +1,172 @@
+"""The shipped capacity scenarios, run for real on the local runtime (free ports), one on compose.
+
+Each local run starts the reference programs as processes, drives real load with Locust, kills a
+GPU node / denies region-a through the real hooks, and reads the results the engine wrote.
+The shipped scenarios use the stack's fixed ports; :func:`rebased` rewrites the scenario and its
+stack file onto free ports so parallel runs on this machine cannot collide.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from conftest import free_port, require, toxiproxy_binary
+
+from harness.engine import run_drill
+from harness.runtime.local import load_stack
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIOS = REPO / "scenarios"
+
+
+def rebased(scenario: Path, tmp_path: Path) -> tuple[Path, dict[int, int]]:
+    """Copies of ``scenario`` and its local stack file with every fixed port of the stack moved
+    to a free one. Returns (the new scenario path, old port -> new port)."""
+    text = scenario.read_text(encoding="utf-8")
+    spec = yaml.safe_load(text)
+    stack_path = (scenario.parent / spec["stack"]["file"]).resolve()
+    stack = load_stack(stack_path)
+    ports = {port for _, port in stack.declared_ports()}
+    ports |= {int(p.listen.rsplit(":", 1)[1]) for p in stack.proxies}
+    mapping = {port: free_port() for port in sorted(ports)}
+    pattern = re.compile(r"\b(" + "|".join(str(p) for p in sorted(ports, reverse=True)) + r")\b")
+
+    def move(source: str) -> str:
+        return pattern.sub(lambda m: str(mapping[int(m.group(1))]), source)
+
+    new_stack = tmp_path / stack_path.name
+    new_stack.write_text(move(stack_path.read_text(encoding="utf-8")), encoding="utf-8")
+    moved = move(text).replace(str(spec["stack"]["file"]), str(new_stack))
+    new_scenario = tmp_path / scenario.name
+    new_scenario.write_text(moved, encoding="utf-8")
+    return new_scenario, mapping
+
+
+def need_local() -> None:
+    require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
+
+
+def run_local(name: str, tmp_path: Path) -> tuple[Any, dict[int, int]]:
+    need_local()
+    scenario, mapping = rebased(SCENARIOS / name, tmp_path)
+    result = run_drill(scenario, out=tmp_path / "run")
+    return result, mapping
+
+
+def fault(results: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(f for f in results["faults"] if f["name"] == name)
+
+
+def objective(results: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(o for o in results["objectives"] if o["name"] == name)
+
+
+def test_rebased_scenario_moves_every_fixed_port(tmp_path: Path) -> None:
+    scenario, mapping = rebased(SCENARIOS / "region-quota-denial.local.yaml", tmp_path)
+    text = scenario.read_text()
+    stack_text = (tmp_path / "local-stack.gpu-pool.yaml").read_text()
+    assert 8080 in mapping and 18090 in mapping
+    assert f"127.0.0.1:{mapping[8080]}/admin/pool" in text
+    assert f"127.0.0.1:{mapping[18090]}/fault" in text
+    for old in (8080, 8474, 18011, 19011, 18090):
+        assert not re.search(rf"\b{old}\b", text + stack_text)
+
+
+def test_gpu_node_loss_local_passes_with_a_region_a_replacement(tmp_path: Path) -> None:
+    result, _ = run_local("gpu-node-loss.local.yaml", tmp_path)
+    r = result.results
+    assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
+    lost = fault(r, "gpu-node-lost")
+    assert lost["targets"] == ["process:gpu-a1"]
+    assert lost["capacity_restored_s"] is not None and lost["capacity_restored_s"] > 0
+    assert lost["replacement_region"] == "region-a"
+    assert lost["replacement_nodes"] and lost["replacement_nodes"][0] in ("gpu-a2", "gpu-a3")
+    assert lost["degraded_requests"] > 0  # the cpu fallback served meanwhile
+    assert r["capacity"]["target"] == 1
+    assert r["capacity"]["timeline"]["min_healthy"] == 0
+    assert r["cleanup"]["ok"] is True
+
+
+def test_region_quota_denial_local_replaces_from_region_b_and_lifts_the_quota(tmp_path: Path) -> None:
+    result, mapping = run_local("region-quota-denial.local.yaml", tmp_path)
+    r = result.results
+    assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
+    lost = fault(r, "gpu-node-lost")
+    assert lost["replacement_region"] == "region-b"
+    assert lost["replacement_nodes"] == ["gpu-b1"]
+    assert lost["capacity_restored_s"] > 0
+    assert r["cleanup"]["ok"] is True
+    events = [json.loads(line) for line in (result.run_dir / "journal.jsonl").read_text().splitlines()]
+    reverted = {e["fault_id"] for e in events if e["event"] == "fault.reverted"}
+    assert reverted == {"0-region-a-quota-denied", "1-gpu-node-lost"}
+    intent = next(e for e in events if e["event"] == "fault.intent" and e["type"] == "region_quota_denial")
+    assert intent["undo"] == {
+        "kind": "quota_hook",
+        "hook": f"http://127.0.0.1:{mapping[18090]}/fault",
+        "body": {"mode": "quota_exceeded", "region": "region-a", "instance_type": "gpu.h100"},
+    }
+
+
+def test_control_gpu_node_loss_without_fallback_exits_1_naming_the_objectives(tmp_path: Path) -> None:
+    result, _ = run_local("controls/gpu-node-loss.local.yaml", tmp_path)
+    r = result.results
+    assert result.exit_code == 1, (r["objectives"], r.get("abort_reason"))
+    failed = {o["name"] for o in r["objectives"] if not o["passed"]}
+    assert "failover_to" in failed
+    assert failed & {"rto_s", "max_error_rate"}
+    assert fault(r, "gpu-node-lost")["capacity_restored_s"] is not None
+    assert r["cleanup"]["ok"] is True
+
+
+@pytest.mark.docker
+def test_region_quota_denial_on_compose_replaces_from_region_b(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped compose drill, under a unique project with every published port moved."""
+    from test_docker_staging import PORT_VARIABLES, staging_ready
+
+    from harness.runtime.compose import ComposeRuntime
+
+    require(staging_ready(), "Docker engine with the drill-targets and drill-toxiproxy images", "run scripts/docker-setup")
+    ports = {service: free_port() for service in PORT_VARIABLES}
+    for service, variable in PORT_VARIABLES.items():
+        monkeypatch.setenv(variable, str(ports[service]))
+    project = f"drill-cap-{os.urandom(4).hex()}"
+    text = (SCENARIOS / "region-quota-denial.yaml").read_text(encoding="utf-8")
+    text = text.replace("../compose/staging.gpu-pool.yaml", str(REPO / "compose/staging.gpu-pool.yaml"))
+    text = text.replace("project: drill-staging", f"project: {project}")
+    text = text.replace("127.0.0.1:8080", f"127.0.0.1:{ports['gateway']}")
+    text = text.replace("127.0.0.1:18090", f"127.0.0.1:{ports['cloud-api']}")
+    scenario = tmp_path / "region-quota-denial.yaml"
+    scenario.write_text(text, encoding="utf-8")
+    runtime = ComposeRuntime(REPO / "compose/staging.gpu-pool.yaml", project, tmp_path / "logs")
+    try:
+        result = run_drill(scenario, out=tmp_path / "run")
+        r = result.results
+        assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
+        lost = fault(r, "gpu-node-lost")
+        assert lost["targets"] == [f"{project}_gpu-a1_1"] or lost["targets"][0].endswith("gpu-a1-1")
+        assert lost["replacement_region"] == "region-b"
+        assert lost["capacity_restored_s"] > 0
+        assert r["cleanup"]["ok"] is True
+        # After the run: the quota is lifted and every GPU node runs and answers health.
+        hook = f"http://127.0.0.1:{ports['cloud-api']}/fault"
+        assert httpx.get(hook, timeout=5).json()["denials"] == []
+        for node in ("gpu-a1", "gpu-a2", "gpu-a3", "gpu-b1"):
+            assert httpx.get(f"http://127.0.0.1:{ports[node]}/health", timeout=5).status_code == 200
+    finally:
+        runtime.down()
+
+
+def test_hosted_latency_control_without_fallback_exits_1_naming_the_objectives(tmp_path: Path) -> None:
+    result, _ = run_local("controls/hosted-latency.yaml", tmp_path)
+    r = result.results
+    assert result.exit_code == 1, (r["objectives"], r.get("abort_reason"))
+    failed = {o["name"] for o in r["objectives"] if not o["passed"]}
+    assert "failover_to" in failed
+    assert r["cleanup"]["ok"] is True and r["cleanup"]["toxics_left"] == 0
