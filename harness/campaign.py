@@ -26,9 +26,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from harness.scenario.loader import load_model
 from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED, DrillError, ScenarioError
 
 CAMPAIGN_SCHEMA = "drill.campaign/v1"
@@ -110,17 +110,7 @@ def load_campaign(path: str | Path) -> tuple[CampaignSpec, list[Path]]:
     Raises ScenarioError (exit 2) naming the file for a bad campaign or a missing scenario file.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read the campaign file: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        spec = CampaignSpec.model_validate(raw)
-    except ValidationError as exc:
-        problems = [f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ScenarioError(problems[0], problems) from exc
+    spec = load_model(path, CampaignSpec)
     scenarios = [(path.parent / s).resolve() for s in spec.scenarios]
     missing = [f"{path}: scenarios[{i}] {s}: no such file" for i, s in enumerate(scenarios) if not s.is_file()]
     if missing:
@@ -178,6 +168,15 @@ def run_campaign(
     result = CampaignResult(spec.name, campaign_dir, runs, started, _iso(time.time()))
     _write(result)
     return result
+
+
+def latest_campaign_dir(path: str | Path, reports_dir: str | Path = "reports") -> Path:
+    """The newest run directory of the campaign file at ``path`` under ``reports_dir``."""
+    spec, _ = load_campaign(path)
+    runs = sorted(p.parent for p in (Path(reports_dir) / spec.name).glob(f"*/{SUMMARY_FILE}"))
+    if not runs:
+        raise ScenarioError(f"{path}: campaign {spec.name!r} has no run under {reports_dir} yet")
+    return runs[-1]
 
 
 def campaign_status(campaign_dir: str | Path) -> dict[str, Any]:

@@ -57,10 +57,23 @@ def validate(files: tuple[Path, ...]) -> None:
 
     Every problem is printed as FILE:LINE FIELD: MESSAGE.
     """
+    from harness.campaign import load_campaign
     from harness.scenario import load_scenario
 
     bad = 0
     for path in files:
+        if _kind(path) == "Campaign":
+            try:
+                spec, scenarios = load_campaign(path)
+                for scenario in scenarios:
+                    load_scenario(scenario)
+            except ScenarioError as exc:
+                bad += 1
+                for line in exc.problems:
+                    console.print(f"[red]invalid[/red] {line}", soft_wrap=True)
+                continue
+            out.print(f"[green]ok[/green] {path}: campaign {spec.name}, {len(scenarios)} scenario(s)")
+            continue
         try:
             loaded = load_scenario(path)
         except ScenarioError as exc:
@@ -71,6 +84,17 @@ def validate(files: tuple[Path, ...]) -> None:
         s = loaded.spec
         out.print(f"[green]ok[/green] {path}: {s.name}, {len(s.faults)} fault(s), {s.phases.total_s:g}s")
     sys.exit(EXIT_BAD_INPUT if bad else 0)
+
+
+def _kind(path: Path) -> str | None:
+    """The ``kind:`` of a drill file, read cheaply (validation proper happens in the loaders)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return data.get("kind") if isinstance(data, dict) else None
 
 
 @main.command()
@@ -156,6 +180,62 @@ def recover(run_dir: Path | None, all_runs: bool, reports_dir: Path) -> None:
     if not targets:
         out.print(f"no run directories under {reports_dir}")
     sys.exit(EXIT_ABORTED if failed else 0)
+
+
+@main.group()
+def campaign() -> None:
+    """Run a list of scenarios together (e.g. the quarterly drill) and see how it went."""
+
+
+@campaign.command("run")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--runtime", type=click.Choice(["local", "compose"]), help="Override every scenario's runtime.")
+@click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True)
+def campaign_run(file: Path, runtime: str | None, reports_dir: Path) -> None:
+    """Run every scenario of CAMPAIGN.yaml in order; write campaign.json and an index.html linking
+    each run's report. Exit code: the worst of the runs (3 > 2 > 1 > 0).
+
+    \b
+    Example:
+      drill campaign run scenarios/quarterly.yaml
+    """
+    from harness.campaign import run_campaign
+
+    try:
+        result = run_campaign(file, reports_dir, runtime=runtime, say=_say)
+    except DrillError as exc:
+        _fail(exc)
+    _print_campaign(result.to_dict())
+    out.print(f"index: {result.index_path}")
+    sys.exit(result.exit_code)
+
+
+@campaign.command("status")
+@click.argument("target", type=click.Path(exists=True, path_type=Path))
+@click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True)
+def campaign_status_command(target: Path, reports_dir: Path) -> None:
+    """Show the latest run of CAMPAIGN.yaml (or the campaign run directory given)."""
+    from harness.campaign import campaign_status, latest_campaign_dir
+
+    try:
+        run_dir = target if target.is_dir() else latest_campaign_dir(target, reports_dir)
+        summary = campaign_status(run_dir)
+    except DrillError as exc:
+        _fail(exc)
+    _print_campaign(summary)
+    out.print(f"index: {run_dir / 'index.html'}")
+
+
+def _print_campaign(summary: dict[str, Any]) -> None:
+    table = Table(title=f"campaign {summary.get('name')}: {str(summary.get('verdict')).upper()}")
+    for col in ("scenario", "verdict", "exit", "run"):
+        table.add_column(col)
+    for r in summary.get("runs", []):
+        table.add_row(Path(r.get("scenario", "?")).name, str(r.get("verdict")), str(r.get("exit_code")),
+                      str(r.get("run_dir") or r.get("error") or ""))
+    out.print(table)
 
 
 @main.group()

@@ -262,7 +262,8 @@ class Drill:
             self.journal.write("proxy.created", proxy=p.name)
 
     def _build_faults(self) -> None:
-        ctx = FaultContext(journal=self.journal, toxiproxy=self.toxiproxy, runtime=self.stack)
+        extra = {"pool_url": self.spec.capacity.pool_url} if self.spec.capacity else {}
+        ctx = FaultContext(journal=self.journal, toxiproxy=self.toxiproxy, runtime=self.stack, extra=extra)
         for i, spec in enumerate(self.spec.faults):
             fault = build_fault(spec, ctx)
             if spec.target.proxy and self.toxiproxy is not None:

@@ -1,7 +1,8 @@
 """pytest integration: ``pytest scenarios/`` runs every scenario file as a test, and the ``drill``
 fixture runs scenarios from users' own test functions.
 
-A scenario item passes when the drill's verdict is ``passed``; it fails with the missed
+A scenario item passes when the drill's verdict is the scenario's ``expect`` (``passed`` unless
+a negative control says ``failed``); otherwise it fails with the missed
 objectives (verdict ``failed``), the abort reason (``aborted``) or the file:line problems (bad
 input). Run ids, verdicts and RTOs reach JUnit XML through ``user_properties``.
 
@@ -49,6 +50,13 @@ class DrillFailed(Exception):
     """A scenario item's failure, reported without a traceback."""
 
 
+def _expected_verdict(path: Path) -> str:
+    """``expect:`` of the scenario: negative controls pass as tests when the drill fails."""
+    from harness.scenario import load_scenario
+
+    return load_scenario(path).spec.expect
+
+
 class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         from harness.engine import run_drill
@@ -67,14 +75,17 @@ class ScenarioItem(pytest.Item):
         self.user_properties.append(("verdict", result.verdict))
         for fault in result.results.get("faults", []):
             self.user_properties.append((f"rto_s.{fault['name']}", str(fault.get("rto_s"))))
-        if result.verdict != "passed":
+        expected = _expected_verdict(self.path)
+        if result.verdict != expected:
             missed = [
                 f"{o['name']}: measured {o['measured']}, target {o['target']}"
                 for o in result.results.get("objectives", [])
                 if not o["passed"]
             ]
-            why = result.abort_reason or "; ".join(missed) or "see the report"
-            raise DrillFailed(f"verdict {result.verdict}: {why}\nreport: {result.report_path}")
+            why = result.abort_reason or "; ".join(missed) or "every objective passed"
+            raise DrillFailed(
+                f"verdict {result.verdict} (expected {expected}): {why}\nreport: {result.report_path}"
+            )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, DrillFailed):

@@ -4,6 +4,10 @@ Works from the run directory's journal alone: every fault the ledger shows as po
 reverted through its journaled ``undo`` record, proxies the run created are deleted, and a local
 stack the run started is stopped. Each action is appended to the same journal, so a second
 ``drill recover`` finds nothing left to do.
+
+Faults no journal knows (a lost run directory, a hand-made ``drill-`` toxic, a container left
+paused) are found on the stack itself by :func:`recover_strays` (``drill recover --force``),
+from :mod:`harness.strays`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from harness.journal import JOURNAL_NAME, Journal, applied_faults, read_journal
+from harness.strays import recover_strays
+
+__all__ = ["recover_run", "recover_strays", "run_dirs"]
 
 
 def run_dirs(reports_dir: Path) -> list[Path]:

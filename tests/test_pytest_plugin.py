@@ -46,7 +46,7 @@ def test_missed_objective_fails_the_item_and_names_it(tmp_path: Path, toxiproxy_
         )
         done, _ = run_pytest(tmp_path, path)
     assert done.returncode == 1, done.stdout
-    assert "verdict failed: p95_ms: measured" in done.stdout
+    assert "verdict failed (expected passed): p95_ms: measured" in done.stdout
 
 
 def test_bad_scenario_item_reports_file_line(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ Modes:
 
 Targets are chosen by ``service`` and/or ``labels`` (e.g. ``drill.gpu: "true"``,
 ``drill.region: region-a``; the local reference stack carries the same label keys), then cut to
-``count`` nodes or ``percent`` of the matches (rounded up), first by name. Everything is resolved
+``count`` nodes or ``percent`` of the matches (rounded up), first by name. When the scenario
+samples the pool (``capacity.pool_url``), only nodes serving in the pool (healthy members) match. Everything is resolved
 when the fault is built — before any fault is applied — and a selection of no node, or of more
 than ``max_targets`` (default: the number selected when ``count``/``percent`` is given, else 1),
 is refused with ScenarioError (exit 2).
@@ -173,6 +174,7 @@ def gpu_fault(spec: FaultSpec, params: dict[str, Any], ctx: FaultContext) -> Fau
             f"fault {spec.name!r}: gpu_node_loss needs a stack the harness manages "
             "(stack.runtime: compose, or local with stack.file)"
         )
+    nodes = _serving(nodes, ctx.extra.get("pool_url"))
     matched = sorted(nodes)
     chosen = select(matched, count, percent)
     default_max = len(chosen) if (count is not None or percent is not None) else 1
@@ -192,6 +194,20 @@ def gpu_fault(spec: FaultSpec, params: dict[str, Any], ctx: FaultContext) -> Fau
             )
         return HookFault(spec.name, mode, {n: nodes[n]["hook"] for n in chosen}, shown)
     return KillFault(spec.name, _kill_fault(spec.name, runtime, kind, {n: nodes[n] for n in chosen}), shown)
+
+
+def _serving(nodes: dict[str, dict[str, Any]], pool_url: str | None) -> dict[str, dict[str, Any]]:
+    """With a pool to ask (the scenario's ``capacity.pool_url``), keep the nodes that are in the
+    pool and healthy: losing a standby node rehearses nothing, and after an earlier drill the
+    serving nodes may not be the ones the stack started with."""
+    if not pool_url:
+        return nodes
+    try:
+        pool = httpx.get(pool_url, timeout=HOOK_TIMEOUT_S, trust_env=False).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise ScenarioError(f"cannot read the GPU pool at {pool_url} to choose serving nodes: {exc}") from None
+    serving = {n.get("name") for n in pool.get("nodes", []) if n.get("healthy")}
+    return {name: info for name, info in nodes.items() if name in serving}
 
 
 def _kill_fault(name: str, runtime: Any, kind: str, chosen: dict[str, dict[str, Any]]) -> Any:

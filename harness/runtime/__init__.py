@@ -38,7 +38,8 @@ def open_stack(ref: StackRef, run_dir: Path, runtime: str | None = None) -> Any:
         from harness.runtime.compose import ComposeRuntime
 
         return ComposeRuntime(
-            ref.file, ref.project or "drill-staging", log_dir, allow_remote_docker=ref.allow_remote_docker
+            ref.file, ref.project or "drill-staging", log_dir, allow_remote_docker=ref.allow_remote_docker,
+            fresh=ref.fresh,
         )
     if ref.file is None:
         return ExternalStack()

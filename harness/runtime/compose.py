@@ -191,8 +191,10 @@ class ComposeRuntime:
         *,
         allow_remote_docker: bool = False,
         client: docker.DockerClient | None = None,
+        fresh: bool = False,
     ) -> None:
         self.file = Path(file)
+        self.fresh = fresh
         self.project = project
         self.log_dir = Path(log_dir)
         self._allow_remote = allow_remote_docker
@@ -365,6 +367,10 @@ class ComposeRuntime:
         image, stack images, through scripts/docker-setup), then ``up`` and wait for health.
         Returns flat endpoints: ``{"gateway 8080/tcp": "127.0.0.1:8080", ...}``."""
         ensure_docker(self.file, self.project)
+        if self.fresh:
+            # State lives in the services (the gateway's pool, cloud-api's instances): a drill that
+            # must start from the stack's initial state recreates it.
+            self.down()
         endpoints = self.up()
         return {f"{svc} {port}": addr for svc, ports in endpoints.items() for port, addr in ports.items()}
 

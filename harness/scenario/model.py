@@ -76,6 +76,7 @@ class StackRef(Strict):
     file: Path | None = None
     project: str | None = None
     allow_remote_docker: bool = False
+    fresh: bool = False  # compose: recreate the project before the drill (same start state every run)
 
 
 class ToxiproxyRef(Strict):
@@ -271,6 +272,9 @@ class Scenario(Strict):
     stop_when: StopWhen | None = None
     capacity: CapacitySpec | None = None
     measurement: Measurement = Field(default_factory=Measurement)
+    # What a test of this drill expects: negative controls say `failed` (they prove the harness
+    # can fail). The CLI's exit code still follows the verdict; pytest compares with this.
+    expect: Literal["passed", "failed"] = "passed"
 
     @field_validator("name")
     @classmethod

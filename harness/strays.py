@@ -1,0 +1,321 @@
+"""Stray faults: faults applied to a stack right now that no run's ledger knows about.
+
+``drill recover`` reverts what a journal says is applied; this module looks at the stack itself,
+so it also finds what a lost journal, a hand-made toxic or another tool left behind:
+
+    kind            found by                                       removed by (``remove_stray``)
+    toxic           a toxic named ``drill-...`` on any proxy        DELETE the toxic (then /reset)
+    proxy_disabled  a disabled Toxiproxy proxy                     re-enable it (then /reset)
+    container       a paused / exited / dead container of the      unpause / start it, wait ready
+                    compose project
+    process_paused  a SIGSTOPped process of a local stack          SIGCONT its process group
+    gpu_hook        a model server whose ``GET /fault`` has a mode DELETE /fault
+    quota_hook      a cloud-api denial in ``GET /fault``           DELETE /fault {mode, region, ...}
+
+Each stray is a dict ``{"kind", "target", "detail", "undo"}``: ``target`` and ``detail`` are for
+people, ``undo`` is what :func:`remove_stray` needs, in the shape of the journal's ``undo``
+records of the same kind (so ``harness.faults.undo_fault`` could revert it too).
+
+Hook URLs come from the stack: every HTTP endpoint a :class:`~harness.runtime.local.LocalRuntime`
+declares or a running container of a :class:`~harness.runtime.compose.ComposeRuntime` publishes
+(Toxiproxy's aside) is asked ``GET /fault``; an endpoint without that route has no hook. Pass
+``hooks`` for hook URLs the stack does not publish (e.g. a scenario's ``target.hook``).
+
+Only loopback addresses are ever contacted: the stack's published ports are bound to 127.0.0.1.
+A part that does not answer (Toxiproxy down, a service stopped) is not a fault by itself; it is
+listed in :attr:`Scan.unchecked` so a caller can say the picture is incomplete.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+from urllib.parse import urlparse
+
+import httpx
+
+from harness.errors import DrillError, FaultError
+
+__all__ = ["Scan", "scan", "active_faults", "hook_urls", "remove_stray", "recover_strays"]
+
+HOOK_TIMEOUT_S = 2.0
+STRAY_KINDS = ("toxic", "proxy_disabled", "container", "process_paused", "gpu_hook", "quota_hook")
+
+
+@dataclass
+class Scan:
+    """What :func:`scan` found: the stray ``faults`` and the parts it could not ask (``unchecked``,
+    one human-readable line each)."""
+
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
+
+
+def active_faults(toxiproxy_url: str | None, runtime: Any | None, hooks: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Every fault applied right now on the stack, each ``{kind, target, detail, undo}``; ``[]``
+    when clean. ``toxiproxy_url`` defaults to the runtime's own. See :func:`scan` for what could
+    not be checked."""
+    return scan(toxiproxy_url, runtime, hooks).faults
+
+
+def scan(toxiproxy_url: str | None, runtime: Any | None, hooks: Sequence[str] = ()) -> Scan:
+    """Look at Toxiproxy, the runtime's containers or processes, and every fault hook."""
+    result = Scan()
+    url = toxiproxy_url or (getattr(runtime, "toxiproxy_url", None) if runtime is not None else None)
+    if url:
+        _scan_toxiproxy(url, result)
+    if runtime is not None:
+        kind = getattr(runtime, "kind", None)
+        if kind == "compose":
+            _scan_containers(runtime, result)
+        elif hasattr(runtime, "process_groups"):
+            _scan_processes(runtime, result)
+    for hook in _unique([*hook_urls(runtime), *(_fault_url(h) for h in hooks)]):
+        _scan_hook(hook, result)
+    return result
+
+
+# --- Toxiproxy ---------------------------------------------------------------------------------
+
+
+def _scan_toxiproxy(url: str, result: Scan) -> None:
+    from harness.faults.network import disabled_proxies, stray_toxics
+    from harness.toxiproxy import ToxiproxyClient
+
+    try:
+        with ToxiproxyClient(url) as client:
+            toxics = stray_toxics(client)
+            disabled = disabled_proxies(client)
+    except DrillError as exc:
+        result.unchecked.append(f"toxiproxy at {url}: {exc}")
+        return
+    for proxy, toxic in toxics:
+        attributes = ", ".join(f"{k}={v}" for k, v in sorted(toxic.attributes.items()))
+        result.faults.append({
+            "kind": "toxic",
+            "target": f"toxiproxy:{proxy}",
+            "detail": f"toxic {toxic.name} ({toxic.type} {toxic.stream}{', ' + attributes if attributes else ''})",
+            "undo": {"kind": "toxic", "toxiproxy_url": url, "proxy": proxy, "toxic": toxic.name},
+        })
+    for proxy in disabled:
+        result.faults.append({
+            "kind": "proxy_disabled",
+            "target": f"toxiproxy:{proxy.name}",
+            "detail": f"proxy {proxy.name} is disabled (listen {proxy.listen}, upstream {proxy.upstream})",
+            "undo": {"kind": "proxy_disabled", "toxiproxy_url": url, "proxy": proxy.name, "toxic": None},
+        })
+
+
+# --- containers and processes ------------------------------------------------------------------
+
+
+def _scan_containers(runtime: Any, result: Scan) -> None:
+    from harness.faults.container import stopped_stack_containers
+
+    try:
+        stopped = stopped_stack_containers(runtime.project, runtime.client)
+    except Exception as exc:  # the engine went away or refuses: say so, do not crash a status
+        result.unchecked.append(f"containers of compose project {runtime.project}: {exc}")
+        return
+    for container in stopped:
+        result.faults.append({
+            "kind": "container",
+            "target": f"container:{container['name']}",
+            "detail": f"service {container['service']} is {container['state']}",
+            "undo": {"kind": "container", "container_ids": [container["id"]], "container_names": [container["name"]]},
+        })
+
+
+def _scan_processes(runtime: Any, result: Scan) -> None:
+    try:
+        status = runtime.status()
+    except DrillError as exc:
+        result.unchecked.append(f"local stack processes: {exc}")
+        return
+    for name, entry in status.items():
+        pid = entry.get("pid")
+        if pid and _process_state(int(pid)) == "T":
+            result.faults.append({
+                "kind": "process_paused",
+                "target": f"process:{name}",
+                "detail": f"process {name} (pid {pid}) is stopped (SIGSTOP)",
+                "undo": {"kind": "process_paused", "pgid": int(pid), "name": name},
+            })
+
+
+def _process_state(pid: int) -> str | None:
+    """The one-letter state of /proc/PID/stat (R, S, T, Z...), None when the pid is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may hold spaces: the state follows the last ')'.
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+# --- fault hooks -------------------------------------------------------------------------------
+
+
+def hook_urls(runtime: Any | None) -> list[str]:
+    """``http://127.0.0.1:PORT/fault`` of every HTTP endpoint of the stack that may have a hook:
+    the declared ports of a local stack's running processes, the published ports of a compose
+    project's running containers. Toxiproxy is left out (its API has no ``/fault``); so are
+    paused or stopped members, which cannot answer (they are strays of their own)."""
+    if runtime is None:
+        return []
+    kind = getattr(runtime, "kind", None)
+    urls: list[str] = []
+    if kind == "compose":
+        from harness.runtime.compose import SERVICE_LABEL
+
+        try:
+            containers = runtime.find()
+        except Exception:  # reported by _scan_containers already
+            return []
+        for container in containers:
+            if container.status != "running" or container.labels.get(SERVICE_LABEL) == "toxiproxy":
+                continue
+            for bindings in (container.ports or {}).values():
+                for binding in bindings or []:
+                    urls.append(f"http://127.0.0.1:{binding['HostPort']}/fault")
+    elif hasattr(runtime, "endpoints") and hasattr(runtime, "spec"):
+        try:
+            endpoints = runtime.endpoints()
+            status = runtime.status()
+        except Exception:
+            return []
+        # A stopped or paused process cannot answer; its state is reported by _scan_processes.
+        urls = [
+            f"{base.rstrip('/')}/fault"
+            for name, base in endpoints.items()
+            if name != "toxiproxy"
+            and status.get(name, {}).get("running")
+            and _process_state(int(status[name]["pid"])) not in ("T", None)
+        ]
+    return sorted(set(urls))
+
+
+def _fault_url(hook: str) -> str:
+    """A hook as its ``.../fault`` URL: a base URL gets ``/fault`` appended."""
+    parsed = urlparse(hook)
+    return hook if parsed.path.rstrip("/").endswith("/fault") else hook.rstrip("/") + "/fault"
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _scan_hook(url: str, result: Scan) -> None:
+    host = urlparse(url).hostname or ""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        result.unchecked.append(f"{url}: not a loopback address; drill only asks hooks on 127.0.0.1")
+        return
+    try:
+        response = httpx.get(url, timeout=HOOK_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        result.unchecked.append(f"{url}: {type(exc).__name__}: {exc}")
+        return
+    if response.status_code in (404, 405):
+        return  # no fault hook on this service
+    try:
+        body = response.json()
+    except ValueError:
+        result.unchecked.append(f"{url}: HTTP {response.status_code}, not JSON")
+        return
+    if response.status_code >= 400 or not isinstance(body, dict):
+        result.unchecked.append(f"{url}: HTTP {response.status_code}")
+        return
+    if "denials" in body:
+        for denial in body.get("denials") or []:
+            region = denial.get("region")
+            instance_type = denial.get("instance_type")
+            result.faults.append({
+                "kind": "quota_hook",
+                "target": f"hook:{url} region {region}",
+                "detail": f"{denial.get('mode')} in {region}" + (f" for {instance_type}" if instance_type else ""),
+                "undo": {"kind": "quota_hook", "hook": url, "body": dict(denial)},
+            })
+    elif body.get("mode"):
+        remaining = body.get("remaining_s")
+        status = f", status {body['status']}" if body.get("status") else ""
+        until = f", {remaining:.0f}s left" if isinstance(remaining, (int, float)) else ", until removed"
+        result.faults.append({
+            "kind": "gpu_hook",
+            "target": f"hook:{url}",
+            "detail": f"node fault {body['mode']}{status}{until}",
+            "undo": {"kind": "gpu_hook", "hooks": [url], "mode": body["mode"]},
+        })
+
+
+# --- removal -----------------------------------------------------------------------------------
+
+
+def remove_stray(stray: dict[str, Any]) -> str:
+    """Remove one stray fault (idempotent); return what was done. Raises FaultError when it stays."""
+    undo = stray.get("undo") or {}
+    kind = undo.get("kind")
+    if kind in ("toxic", "proxy_disabled"):
+        from harness.faults.network import undo_network
+        from harness.toxiproxy import ToxiproxyClient
+
+        with ToxiproxyClient(undo["toxiproxy_url"]) as client:
+            undo_network(undo, client)
+        return "toxic removed" if kind == "toxic" else "proxy enabled"
+    if kind == "container":
+        from harness.faults.container import undo_container
+
+        return "; ".join(undo_container(undo))
+    if kind == "process_paused":
+        try:
+            os.killpg(int(undo["pgid"]), signal.SIGCONT)
+        except ProcessLookupError:
+            return "process already gone"
+        return "process continued (SIGCONT)"
+    if kind in ("gpu_hook", "quota_hook"):
+        calls = [(url, None) for url in undo["hooks"]] if kind == "gpu_hook" else [(undo["hook"], undo.get("body"))]
+        for url, body in calls:
+            try:
+                response = httpx.request("DELETE", url, json=body, timeout=HOOK_TIMEOUT_S)
+            except httpx.HTTPError as exc:
+                raise FaultError(f"DELETE {url} failed: {exc}", target=url) from exc
+            if response.status_code >= 400:
+                raise FaultError(f"DELETE {url} answered HTTP {response.status_code}: {response.text[:200]}", target=url)
+        return "hook fault cleared"
+    raise FaultError(f"do not know how to remove a stray recorded as {stray!r}")
+
+
+def recover_strays(
+    toxiproxy_url: str | None, runtime: Any | None, hooks: Sequence[str] = (), force: bool = False
+) -> Iterator[tuple[str, bool]]:
+    """List faults applied on the stack that no ledger knows; with ``force``, remove them.
+
+    Yields ``(message, ok)``: without ``force`` every stray is ``ok=False`` (something is applied;
+    run with ``--force`` to remove it); with ``force`` ``ok`` says whether the removal worked, and a
+    final re-scan reports anything still there. A clean stack yields one ``ok=True`` line. Parts
+    that could not be asked are reported with ``ok=False``: clean cannot be claimed for them.
+    """
+    found = scan(toxiproxy_url, runtime, hooks)
+    for line in found.unchecked:
+        yield f"could not check {line}", False
+    if not found.faults:
+        if not found.unchecked:
+            yield "no stray faults on the stack", True
+        return
+    for stray in found.faults:
+        what = f"stray {stray['kind']} on {stray['target']}: {stray['detail']}"
+        if not force:
+            yield f"{what} (run `drill recover --force` to remove it)", False
+            continue
+        try:
+            done = remove_stray(stray)
+        except Exception as exc:  # each stray is tried; one failure must not stop the others
+            yield f"{what}: NOT removed: {exc}", False
+            continue
+        yield f"{what}: {done}", True
+    if force:
+        left = scan(toxiproxy_url, runtime, hooks).faults
+        for stray in left:
+            yield f"still applied after removal: {stray['kind']} on {stray['target']}: {stray['detail']}", False
