@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, DrillError, ScenarioError
@@ -26,7 +27,7 @@ def _say(text: str) -> None:
 def _fail(exc: DrillError) -> None:
     kind = "bad input" if isinstance(exc, ScenarioError) else "error"
     for line in getattr(exc, "problems", [str(exc)]):
-        console.print(f"[red]{kind}:[/red] {line}", soft_wrap=True)
+        console.print(f"[red]{kind}:[/red] {escape(line)}", soft_wrap=True)
     if isinstance(exc, ScenarioError):
         console.print("[dim]nothing was applied to the stack[/dim]")
     sys.exit(exc.exit_code)
@@ -70,7 +71,7 @@ def validate(files: tuple[Path, ...]) -> None:
             except ScenarioError as exc:
                 bad += 1
                 for line in exc.problems:
-                    console.print(f"[red]invalid[/red] {line}", soft_wrap=True)
+                    console.print(f"[red]invalid[/red] {escape(line)}", soft_wrap=True)
                 continue
             out.print(f"[green]ok[/green] {path}: campaign {spec.name}, {len(scenarios)} scenario(s)")
             continue
@@ -79,7 +80,7 @@ def validate(files: tuple[Path, ...]) -> None:
         except ScenarioError as exc:
             bad += 1
             for line in exc.problems:
-                console.print(f"[red]invalid[/red] {line}", soft_wrap=True)
+                console.print(f"[red]invalid[/red] {escape(line)}", soft_wrap=True)
             continue
         s = loaded.spec
         out.print(f"[green]ok[/green] {path}: {s.name}, {len(s.faults)} fault(s), {s.phases.total_s:g}s")
@@ -371,10 +372,14 @@ def _print_result(results: dict[str, Any], run_dir: Path) -> None:
     else:
         out.print(f"[bold]{title}[/bold] (before any load: nothing was measured)")
     for f in results.get("faults", []):
-        out.print(f"fault {f['name']}: rto_s={_fmt(f.get('rto_s'))} time_to_detect_s="
-                  f"{_fmt(f.get('time_to_detect_s'))} failover_s={_fmt(f.get('failover_s'))} impact={f.get('impact')}")
+        figures = " ".join(
+            f"{key}={_fmt(f[key])}"
+            for key in ("rto_s", "time_to_detect_s", "failover_s", "capacity_restored_s", "replacement_region")
+            if key in f
+        )
+        out.print(f"fault {escape(f['name'])}: {figures} impact={f.get('impact')}")
     if results.get("abort_reason"):
-        out.print(f"[red]aborted:[/red] {results['abort_reason']}")
+        out.print(f"[red]aborted:[/red] {escape(results['abort_reason'])}")
     cleanup = results.get("cleanup", {})
     out.print(f"cleanup ok: {cleanup.get('ok')} (toxics left: {cleanup.get('toxics_left')})")
     out.print(f"report: {run_dir / 'report.html'}")

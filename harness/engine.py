@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import httpx
+from rich.markup import escape
 
 from harness import __version__
 from harness.errors import (
@@ -188,7 +189,7 @@ class Drill:
                 signals.restore()
         if self.abort_reason:
             self.journal.write("run.aborted", reason=self.abort_reason)
-            self.say(f"[red]aborted:[/red] {self.abort_reason}")
+            self.say(f"[red]aborted:[/red] {escape(self.abort_reason)}")
         self.journal.write("run.finished")
         if bad_input is not None and not self.active_ever_applied():
             self.journal.write("run.end", verdict="bad_input")
@@ -409,7 +410,7 @@ class Drill:
             "fault.applied", fault_id=a.fault_id, onset_at=onset.at, onset_source=onset.source,
             onset_uncertainty_s=onset.uncertainty_s,
         )
-        self.say(f"[bold]fault {a.spec.name}[/bold] applied ({a.spec.type} on {a.spec.target.describe()})")
+        self.say(f"[bold]fault {escape(a.spec.name)}[/bold] applied ({a.spec.type} on {escape(a.spec.target.describe())})")
         delay = max(0.0, a.revert_at - time.time()) + WATCHDOG_GRACE_S
         a.watchdog = threading.Timer(delay, self._revert, args=(a,), kwargs={"why": "watchdog"})
         a.watchdog.daemon = True
@@ -434,10 +435,11 @@ class Drill:
                     time.sleep(0.5 * (attempt + 1))
             if a.reverted_at is None:
                 self.journal.write("fault.revert_failed", fault_id=a.fault_id, error=str(last))
-                self.say(f"[red]fault {a.spec.name} could not be reverted: {last}; run `drill recover {self.run_dir}`")
+                self.say(f"[red]fault {escape(a.spec.name)} could not be reverted: {escape(str(last))}; "
+                         f"run `drill recover {self.run_dir}`")
                 return
             self.journal.write("fault.reverted", fault_id=a.fault_id, reverted_at=a.reverted_at, why=why)
-        self.say(f"fault {a.spec.name} reverted ({why})")
+        self.say(f"fault {escape(a.spec.name)} reverted ({why})")
 
     # --- rollback and cleanup -----------------------------------------------------------------
     def _rollback(self) -> None:

@@ -93,11 +93,8 @@ def degraded_s(
 def first_good_from_tier_s(
     samples: pd.DataFrame, good: np.ndarray, tier: str, onset_s: float
 ) -> float | None:
-    """Onset -> arrival of the first good response served by ``tier`` among requests started at
-    or after onset; None when there is none."""
-    starts_s = samples["start"].to_numpy()
-    first_row = int(np.searchsorted(starts_s, onset_s, side="left"))
-    rows = np.flatnonzero(good[first_row:] & (samples["tier"].to_numpy()[first_row:] == tier))
-    if rows.size == 0:
-        return None
-    return float(samples["end"].to_numpy()[first_row:][rows].min() - onset_s)
+    """Onset -> arrival of the first good response served by ``tier`` (requests in flight at the
+    onset included, as for failover); None when there is none."""
+    ends_s = samples["end"].to_numpy()
+    arrived = ends_s[good & (samples["tier"].to_numpy() == tier) & (ends_s >= onset_s)]
+    return None if arrived.size == 0 else float(arrived.min() - onset_s)
