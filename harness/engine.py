@@ -486,11 +486,16 @@ class Drill:
                 self.journal.write("cleanup.check_failed", what="stack", error=str(exc))
                 not_running = None
         unreverted = [a.fault_id for a in self.active if a.apply_started and a.reverted_at is None]
+        still_active: list[str] = []
+        for a in self.active:
+            if a.apply_started and hasattr(a.fault, "verify"):
+                still_active += a.fault.verify()
         self.cleanup = {
-            "ok": toxics_left == 0 and not_running == [] and not unreverted,
+            "ok": toxics_left == 0 and not_running == [] and not unreverted and not still_active,
             "toxics_left": toxics_left,
             "containers_not_running": not_running,
             "faults_not_reverted": unreverted,
+            "hook_faults_active": still_active,
         }
         self.journal.write("cleanup.verified", **self.cleanup)
 

@@ -65,6 +65,7 @@ def test_xid_fails_the_node_like_a_lost_gpu_and_revert_restores_it(gpu_stack) ->
     assert described["undo"] == {"kind": "gpu_hook", "hooks": [f"http://127.0.0.1:{ports['gpu-a1']}/fault"],
                                  "mode": "xid"}
     onset = fault.apply()
+    assert fault.verify(), "verify() must see the applied fault"
     assert onset.source == "hook-response"
     reply = health(ports["gpu-a1"])
     assert reply.status_code == 500 and "Xid 79" in reply.text
@@ -72,6 +73,7 @@ def test_xid_fails_the_node_like_a_lost_gpu_and_revert_restores_it(gpu_stack) ->
     assert runtime.status()["gpu-a1"]["running"] is True  # the process stays up
     fault.revert()
     fault.revert()
+    assert fault.verify() == []
     assert health(ports["gpu-a1"]).status_code == 200
 
 

@@ -49,6 +49,7 @@ def test_denial_is_in_force_until_reverted_and_revert_is_idempotent(cloud_api: s
     assert fault.describe()["undo"] == {"kind": "quota_hook", "hook": hook,
                                         "body": {"mode": "quota_exceeded", "region": "region-a"}}
     onset = fault.apply()
+    assert fault.verify(), "verify() must see the applied fault"
     assert onset.source == "hook-response" and onset.uncertainty_s >= 0
     assert active_denials(hook) == [{"mode": "quota_exceeded", "region": "region-a", "instance_type": None}]
     denied = httpx.post(f"{cloud_api}/instances", json={"region": "region-a"})
@@ -56,6 +57,7 @@ def test_denial_is_in_force_until_reverted_and_revert_is_idempotent(cloud_api: s
     assert httpx.post(f"{cloud_api}/instances", json={"region": "region-b"}).status_code == 201
     fault.revert()
     fault.revert()
+    assert fault.verify() == []
     assert active_denials(hook) == []
     assert httpx.post(f"{cloud_api}/instances", json={"region": "region-a"}).status_code == 201
 

@@ -44,6 +44,11 @@ class Fault(Protocol):
         """Remove the fault (idempotent); return the epoch time it was reverted."""
 
 
+# Optional: a fault whose effect the engine cannot see through Toxiproxy or the runtime (a fault
+# hook) also has ``verify() -> list[str]``, called after revert; each string is a problem that
+# is still there (empty when cleanly reverted). It feeds results.json ``cleanup``.
+
+
 @dataclass
 class FaultContext:
     """What faults may act through. Fields are None when the stack has no such thing."""

@@ -116,6 +116,20 @@ class HookFault:
         _delete_hooks(list(self.nodes.values()))
         return time.time()
 
+    def verify(self) -> list[str]:
+        """After revert: every node's hook must report no fault (``mode`` null)."""
+        problems: list[str] = []
+        with httpx.Client(timeout=HOOK_TIMEOUT_S, trust_env=False) as client:
+            for node, url in sorted(self.nodes.items()):
+                try:
+                    mode = client.get(url).json().get("mode")
+                except (httpx.HTTPError, ValueError, AttributeError) as exc:
+                    problems.append(f"{node}: cannot check its fault hook {url}: {exc}")
+                    continue
+                if mode is not None:
+                    problems.append(f"{node}: fault hook still in mode {mode!r}")
+        return problems
+
 
 class KillFault:
     """``kill`` mode: wraps endpoint_kill's container or process fault, typed ``gpu_node_loss``."""

@@ -78,6 +78,18 @@ class QuotaFault:
             _call(self.name, "DELETE", self.hook, self.body)
         return time.time()
 
+    def verify(self) -> list[str]:
+        """After revert: the control plane must no longer deny what this fault denied."""
+        try:
+            denials = active_denials(self.hook)
+        except (httpx.HTTPError, ValueError) as exc:
+            return [f"{self.hook}: cannot check denials: {exc}"]
+        return [
+            f"{self.hook}: {d.get('mode')} still active for {d.get('region')}"
+            for d in denials
+            if d.get("region") == self.body["region"] and d.get("mode") == self.body["mode"]
+        ]
+
 
 def _call(name: str, method: str, url: str, body: dict[str, Any]) -> dict[str, Any]:
     try:
