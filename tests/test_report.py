@@ -2,14 +2,18 @@
 
 Pure logic over files: no stack, no network. The example results live in
 tests/data/results-example.json; the timeline is synthesised here to match it (an outage of
-the hosted tier with failover to gpu and failback after revert).
+the hosted tier with failover to gpu and failback after revert). tests/data/capacity-example/ is
+a run directory's results.json and samples/capacity.csv for a GPU node loss (target 2 nodes in
+region-a, replacement in region-b, three failed polls), measured by harness.measure.capacity.
 """
 
 from __future__ import annotations
 
 import copy
+import html as html_lib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -22,11 +26,21 @@ import pytest
 
 from harness.errors import ScenarioError
 from harness.report import read_results, write_junit, write_report, write_results
-from harness.report.charts import downsample, tier_columns, tier_share_svg, timeline_svg
+from harness.measure.capacity import load_capacity
+from harness.report.charts import (
+    capacity_marks,
+    capacity_steps,
+    capacity_svg,
+    downsample,
+    tier_columns,
+    tier_share_svg,
+    timeline_svg,
+)
 from harness.report.formatting import parse_utc, quantity
 from harness.report.results import SCHEMA
 
 EXAMPLE = Path(__file__).parent / "data" / "results-example.json"
+CAPACITY_EXAMPLE = Path(__file__).parent / "data" / "capacity-example"
 BUCKET_S = 0.25
 
 
@@ -437,3 +451,121 @@ def test_example_results_file_is_valid(tmp_path: Path) -> None:
     assert results["schema"] == SCHEMA
     write_results(tmp_path, results)
     assert read_results(tmp_path)["verdict"] == "failed"
+
+
+# --- capacity ---------------------------------------------------------------------------------
+
+
+def capacity_run(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """A copy of the capacity example run directory and its results."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(CAPACITY_EXAMPLE, run_dir)
+    return run_dir, json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+
+
+def row_cells(page: str, label: str) -> list[str]:
+    """The cells of the table row headed ``label``, as unescaped text without tags."""
+    match = re.search(rf'<tr><th scope="row">{re.escape(label)}</th>(.*?)</tr>', page, re.S)
+    assert match, f"no row {label!r}"
+    cells = re.findall(r"<td>(.*?)</td>", match.group(1), re.S)
+    return [html_lib.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in cells]
+
+
+def test_capacity_example_renders_section_chart_and_fault_rows(tmp_path: Path) -> None:
+    run_dir, results = capacity_run(tmp_path)
+    page = write_report(run_dir, results, example_timeline(results)).read_text(encoding="utf-8")
+    assert '<section id="capacity">' in page and "<h2>Capacity</h2>" in page
+    assert page.count("<svg") == 3
+    capacity_chart = page[page.index('<section id="capacity">'):page.index('<section id="method">')]
+    assert capacity_chart.count("<svg") == 1 and 'aria-label="Healthy GPU nodes per region over time"' in capacity_chart
+    for text in ("region-a", "region-b", "target (2 healthy nodes)", "capacity restored: t0 + 14.5 s · region-b",
+                 "pool endpoint did not answer", "gpu-b-latency (no capacity loss)", "seconds from run start"):
+        assert text in capacity_chart, text
+    assert "docs/method.md" in capacity_chart and "&#34;Capacity&#34;" in capacity_chart
+    assert row_cells(page, "target size") == ["2 healthy GPU nodes"]
+    assert row_cells(page, "resolution (sampling interval + onset uncertainty)") == ["0.51 s"]
+    assert row_cells(page, "failed polls") == ["3"]
+    # Faults table: gpu-node-lost, then gpu-b-latency (no capacity loss: "—" with the reason).
+    assert row_cells(page, "capacity restored (after t0)") == [
+        "14.5 s", "0 s (no capacity loss observed: the pool stayed at its target of 2 healthy nodes)"]
+    assert row_cells(page, "replacement region") == ["region-b", "— (no capacity loss observed)"]
+    assert row_cells(page, "replacement nodes") == ["gpu-b1", "— (no capacity loss observed)"]
+    assert row_cells(page, "degraded requests (t0 to capacity restored)") == ["142", "0"]
+    assert row_cells(page, "lowest healthy GPU nodes") == ["1 of 2", "— (no capacity loss observed)"]
+    assert "<code>samples/capacity.csv</code>" in page and "raw capacity samples" in page
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids))
+    assert set(re.findall(r'(?:href="#|url\(#)([^")]+)', page)) <= set(ids)
+
+
+def test_results_without_capacity_render_no_capacity_section(tmp_path: Path) -> None:
+    results = example_results()
+    assert "capacity" not in results
+    page = _write_example_run(tmp_path, results, example_timeline(results))
+    assert 'id="capacity"' not in page and "<h2>Capacity</h2>" not in page
+    assert "capacity restored" not in page and "GPU pool capacity" not in page
+    assert "samples/capacity.csv" not in page
+    assert page.count("<svg") == 2
+
+
+def test_capacity_fault_rows_say_why_a_figure_is_missing(tmp_path: Path) -> None:
+    run_dir, results = capacity_run(tmp_path)
+    lost = results["faults"][0]
+    lost.update(capacity_restored_s=None, replacement_region=None, replacement_nodes=[], degraded_requests=None)
+    lost["capacity_notes"] = {"capacity_restored_s": "pool not back at its target of 2 healthy nodes for 5s "
+                                                     "before the timeline ended (last seen: 1)",
+                              "degraded_requests": "no request samples"}
+    results["faults"].append({"name": "never-applied", "type": "latency", "targets": [], "onset_at": None})
+    page = write_report(run_dir, results, None).read_text(encoding="utf-8")
+    assert row_cells(page, "capacity restored (after t0)")[0] == (
+        "— (pool not back at its target of 2 healthy nodes for 5s before the timeline ended (last seen: 1))")
+    assert row_cells(page, "replacement region")[0] == "— (capacity was not restored)"
+    assert row_cells(page, "degraded requests (t0 to capacity restored)")[0] == "— (no request samples)"
+    assert row_cells(page, "replacement region")[2] == "— (no capacity figures for this fault)"
+
+
+def test_capacity_chart_falls_back_to_results_timeline(tmp_path: Path) -> None:
+    run_dir, results = capacity_run(tmp_path)
+    (run_dir / "samples" / "capacity.csv").unlink()
+    page = write_report(run_dir, results, None).read_text(encoding="utf-8")
+    assert page.count("<svg") == 1 and "capacity restored: t0 + 14.5 s · region-b" in page
+    assert "samples/capacity.csv not found; drawn from results.json capacity.timeline" in page
+    assert "pool endpoint did not answer" not in page  # failed polls are only in the CSV
+
+
+def test_capacity_steps_from_samples_and_from_results_agree() -> None:
+    results = json.loads((CAPACITY_EXAMPLE / "results.json").read_text(encoding="utf-8"))
+    from_csv = capacity_steps(results, load_capacity(CAPACITY_EXAMPLE))
+    from_results = capacity_steps(results, None)
+    assert list(from_csv.columns) == list(from_results.columns) == ["region-a", "region-b"]
+    for t_s, expected in ((10.0, [2.0, 0.0]), (30.0, [1.0, 0.0]), (50.0, [1.0, 1.0]), (100.0, [1.0, 1.0])):
+        for steps in (from_csv, from_results):
+            assert steps.loc[:t_s].iloc[-1].tolist() == expected, (t_s, steps)
+    # The three failed polls (40.0 s to 41.5 s) are one unknown step, only in the CSV's trace.
+    unknown = from_csv[from_csv.isna().any(axis=1)]
+    assert len(unknown) == 1 and 40.0 <= unknown.index[0] < 40.5
+    assert not from_results.isna().any().any()
+
+
+def test_capacity_marks_place_restoration_at_onset_plus_restored_s() -> None:
+    results = json.loads((CAPACITY_EXAMPLE / "results.json").read_text(encoding="utf-8"))
+    lost, latency = capacity_marks(results)
+    assert (lost.name, lost.region, lost.after_s) == ("gpu-node-lost", "region-b", 14.5)
+    assert lost.restored_s == pytest.approx(lost.onset_s + 14.5)
+    assert latency.after_s == 0 and latency.restored_s is None  # never lost: nothing to mark
+
+
+def test_capacity_pool_never_answered_says_why(tmp_path: Path) -> None:
+    run_dir, results = capacity_run(tmp_path)
+    (run_dir / "samples" / "capacity.csv").write_text(
+        "ts,ok,healthy,pool_size,target,regions,healthy_nodes,error\n"
+        "1768384800.0,0,,,,,,ConnectError: refused\n1768384800.5,0,,,,,,ConnectError: refused\n",
+        encoding="utf-8")
+    results["capacity"]["timeline"] = {"changes": [], "min_healthy": None, "max_healthy": None,
+                                       "first_healthy": None, "last_healthy": None, "regions": []}
+    with pytest.raises(ValueError, match="no successful capacity sample"):
+        capacity_svg(results, load_capacity(run_dir))
+    page = write_report(run_dir, results, None).read_text(encoding="utf-8")
+    assert "<h2>Capacity</h2>" in page and "<svg" not in page
+    assert "no successful capacity sample: the pool endpoint never answered" in page
+    assert row_cells(page, "healthy GPU nodes seen") == ["— (no successful sample)"]

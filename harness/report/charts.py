@@ -10,6 +10,10 @@ Input is the per-bucket timeline DataFrame that measure builds:
                    measure's ``tier:<name>`` spelling is accepted too
 - ``bad_ratio``    optional: not-good share (failed or over the latency bound), drawn when present
 
+The capacity chart's input is the raw capacity frame (``harness.measure.capacity.load_capacity``:
+``ts`` epoch seconds, ``ok``, ``regions`` JSON ``{region: healthy nodes}``) or, without it,
+results.json ``capacity.timeline.changes``.
+
 Phase boundaries and fault bands come from the results dict (epoch seconds). matplotlib is
 imported only when a chart is drawn, so importing ``harness`` stays cheap and never touches a
 user's pyplot state. Text stays text (``svg.fonttype: none``), nothing is rasterized, and long
@@ -19,6 +23,7 @@ runs are downsampled to at most :data:`MAX_POINTS` buckets so the SVG stays smal
 from __future__ import annotations
 
 import io
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -49,6 +54,12 @@ NO_GOOD_COLOUR = "#d5d8dc"
 TIER_COLOURS = {"hosted": "#2e86c1", "gpu": "#28b463", "cpu": "#e67e22"}
 OTHER_TIER_COLOURS = ("#8e44ad", "#16a085", "#d4ac0d", "#7f8c8d", "#a93226")
 TIER_ORDER = ("hosted", "gpu", "cpu")
+# Capacity chart: regions in soft colours (stacked), the pool's total in ink, the target in grey.
+REGION_COLOURS = ("#85c1e9", "#82e0aa", "#f8c471", "#c39bd3", "#76d7c4", "#f1948a")
+CAPACITY_COLOUR = "#1c2833"
+TARGET_COLOUR = "#566573"
+RESTORED_COLOUR = "#117a65"
+UNANSWERED_COLOUR = "#7f8c8d"
 
 
 @dataclass(frozen=True)
@@ -274,6 +285,202 @@ def tier_share_svg(results: dict[str, Any], timeline: pd.DataFrame) -> str:
     return _to_svg(fig, "drill-tiers", "Share of good responses per tier over time")
 
 
+def capacity_steps(results: dict[str, Any], samples: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Healthy GPU nodes per region as a lossless step trace: index ``t_s`` (seconds from run
+    start), one column per region, a row wherever a value changed plus the last row.
+
+    From ``samples`` (``load_capacity``'s frame: ``ts``, ``ok``, ``regions`` JSON) when given:
+    a failed poll is a row of NaN (the pool endpoint did not answer, the count is unknown).
+    Otherwise from results.json ``capacity.timeline.changes``, held to the end of the last phase.
+    Empty when there is nothing to draw.
+    """
+    origin = run_start_epoch(results)
+    if origin is None:
+        return pd.DataFrame()
+    rows: list[tuple[float, dict[str, int] | None]] = []
+    if samples is not None and not samples.empty:
+        for ts, ok, regions in zip(samples["ts"], samples["ok"], samples["regions"]):
+            if pd.isna(ts):
+                continue
+            rows.append((float(ts) - origin, _region_counts(regions) if ok == 1 else None))
+    else:
+        changes = ((results.get("capacity") or {}).get("timeline") or {}).get("changes") or []
+        for change in changes:
+            if _is_number(change.get("ts")):
+                rows.append((float(change["ts"]) - origin, _region_counts(change.get("regions"))))
+        if rows:
+            end_s = max([b.end_s for b in phase_bands(results)] + [rows[-1][0]])
+            rows.append((end_s, rows[-1][1]))
+    if not any(counts is not None for _, counts in rows):
+        return pd.DataFrame()
+    # A pool with no node at all reports no region; it still has a (zero) count to draw.
+    regions = sorted({region for _, counts in rows for region in counts or {}}) or ["pool"]
+    frame = pd.DataFrame(
+        [[float("nan")] * len(regions) if counts is None else [float(counts.get(r, 0)) for r in regions]
+         for _, counts in rows],
+        columns=regions, index=pd.Index([t for t, _ in rows], name="t_s"),
+    )
+    return _changed_rows(frame.sort_index(kind="stable"))
+
+
+@dataclass(frozen=True)
+class CapacityMark:
+    """Where one fault's capacity came back: ``restored_s`` seconds from run start (None when
+    not restored or never lost), ``after_s`` = ``capacity_restored_s``, ``region`` the replacement's."""
+
+    name: str
+    onset_s: float
+    restored_s: float | None
+    after_s: float | None
+    region: str | None
+
+
+def capacity_marks(results: dict[str, Any]) -> list[CapacityMark]:
+    """Each applied fault's capacity restoration instant (onset + ``capacity_restored_s``)."""
+    origin = run_start_epoch(results)
+    if origin is None:
+        return []
+    marks = []
+    for fault in results.get("faults") or []:
+        onset_at = parse_utc(fault.get("onset_at"))
+        if onset_at is None:
+            continue
+        after = fault.get("capacity_restored_s")
+        after_s = float(after) if _is_number(after) else None
+        restored = onset_at - origin + after_s if after_s else None
+        region = fault.get("replacement_region")
+        marks.append(CapacityMark(str(fault.get("name", "")), onset_at - origin, restored, after_s,
+                                  str(region) if region else None))
+    return marks
+
+
+def capacity_svg(results: dict[str, Any], samples: pd.DataFrame | None = None) -> str:
+    """Healthy GPU nodes per region over time (stacked steps), the pool's total, the target line,
+    phase shading, fault bands and each fault's capacity restoration instant.
+
+    ``samples`` is the raw capacity frame (``harness.measure.capacity.load_capacity``); without
+    it the chart is drawn from results.json ``capacity.timeline``. Raises ``ValueError``, saying
+    why, when there is nothing to draw (no successful sample, or no phase to place time zero).
+    """
+    if run_start_epoch(results) is None:
+        raise ValueError("no run start to measure time from: the run recorded no phase")
+    steps = capacity_steps(results, samples)
+    if steps.empty:
+        raise ValueError("no successful capacity sample: the pool endpoint never answered")
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure(11.0, 3.6)
+    ax = fig.subplots()
+    _shade(ax, results, label_phases=True, mark_recovery=False)
+    regions = list(steps.columns)
+    colours = dict(zip(regions, _cycle(REGION_COLOURS, len(regions))))
+    x_all = pd.Series(steps.index, dtype=float)
+    unanswered = False
+    total_label = "healthy GPU nodes (all regions)"
+    for segment, end_s in _answered_segments(steps):
+        # Each segment holds its last value up to the next row (an unanswered poll or the end).
+        x = list(segment.index) + ([end_s] if end_s is not None else [])
+        values = pd.concat([segment, segment.iloc[[-1]]]) if end_s is not None else segment
+        base = pd.Series(0.0, index=range(len(values)))
+        for region in regions:
+            top = base + values[region].to_numpy()
+            # Translucent, so the phase shading and fault band still read through.
+            ax.fill_between(x, base.to_numpy(), top.to_numpy(), step="post", color=colours[region],
+                            linewidth=0, alpha=0.6, zorder=2)
+            base = top
+        ax.plot(x, base.to_numpy(), drawstyle="steps-post", color=CAPACITY_COLOUR, linewidth=1.4, zorder=4,
+                label=total_label)
+        total_label = "_nolegend_"  # one legend entry however many segments
+    for start_s, end_s in _unanswered_spans(steps):
+        unanswered = True
+        ax.axvspan(start_s, end_s, facecolor="none", edgecolor=UNANSWERED_COLOUR, hatch="xx",
+                   linewidth=0, zorder=1)
+    capacity = results.get("capacity") or {}
+    target = capacity.get("target")
+    top_value = float(steps.sum(axis=1, min_count=1).max(skipna=True))
+    if _is_number(target):
+        ax.axhline(float(target), color=TARGET_COLOUR, linestyle=(0, (5, 3)), linewidth=1.1, zorder=3,
+                   label=f"target ({float(target):g} healthy node{'' if float(target) == 1 else 's'})")
+        top_value = max(top_value, float(target))
+    for mark in capacity_marks(results):
+        label = mark.name if mark.after_s != 0 else f"{mark.name} (no capacity loss)"
+        ax.annotate(label, xy=(mark.onset_s, 0.97), xycoords=("data", "axes fraction"),
+                    xytext=(3, 0), textcoords="offset points", fontsize=8, color=FAULT_COLOUR, va="top")
+        if mark.restored_s is None or mark.after_s is None:
+            continue
+        ax.axvline(mark.restored_s, color=RESTORED_COLOUR, linewidth=1.4, linestyle="-.", zorder=5)
+        where = f" · {mark.region}" if mark.region else ""
+        ax.annotate(f"capacity restored: t0 + {seconds(mark.after_s)}{where}", xy=(mark.restored_s, 0.88),
+                    xycoords=("data", "axes fraction"), xytext=(4, 0), textcoords="offset points",
+                    fontsize=8, color=RESTORED_COLOUR, va="top")
+    # Headroom above the target for the fault and restoration labels, clear of the lines.
+    ax.set_ylim(0, top_value * 1.4 + 0.5)
+    # Whole nodes only, and no tick in the label headroom above the highest value.
+    ax.set_yticks([t for t in MaxNLocator(integer=True).tick_values(0, top_value) if 0 <= t <= top_value])
+    ax.set_ylabel("healthy GPU nodes")
+    ax.set_xlabel("seconds from run start")
+    ax.set_xlim(_x_limits(results, x_all))
+    extra: list[tuple[Any, str]] = [(Patch(color=colours[r]), r) for r in regions]
+    from matplotlib.lines import Line2D
+
+    if unanswered:
+        extra.append((Patch(facecolor="none", edgecolor=UNANSWERED_COLOUR, hatch="xx"),
+                      "pool endpoint did not answer"))
+    if any(m.restored_s is not None for m in capacity_marks(results)):
+        extra.append((Line2D([], [], color=RESTORED_COLOUR, linewidth=1.4, linestyle="-."), "capacity restored"))
+    _legend(fig, [ax], results, extra, mark_recovery=False)
+    return _to_svg(fig, "drill-capacity", "Healthy GPU nodes per region over time")
+
+
+def _region_counts(value: Any) -> dict[str, int]:
+    """``{"region-a": 1}`` (a dict, or the CSV's JSON text) -> counts; {} when unreadable."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value else {}
+        except ValueError:
+            return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): int(v) for k, v in value.items() if _is_number(v)}
+
+
+def _answered_segments(steps: pd.DataFrame) -> list[tuple[pd.DataFrame, float | None]]:
+    """Runs of answered rows, each with the time the run ends (the next row's), None at the end."""
+    answered = steps.notna().all(axis=1).to_numpy()
+    out: list[tuple[pd.DataFrame, float | None]] = []
+    start = None
+    for i, ok in enumerate(list(answered) + [False]):
+        if ok and start is None:
+            start = i
+        elif not ok and start is not None:
+            out.append((steps.iloc[start:i], float(steps.index[i]) if i < len(steps) else None))
+            start = None
+    return out
+
+
+def _unanswered_spans(steps: pd.DataFrame) -> list[tuple[float, float]]:
+    """(start, end) of each run of failed polls, ending at the next answer (or the last poll)."""
+    unanswered = steps.isna().any(axis=1).to_numpy()
+    times = [float(t) for t in steps.index]
+    spans: list[tuple[float, float]] = []
+    i = 0
+    while i < len(times):
+        if unanswered[i]:
+            j = i
+            while j < len(times) and unanswered[j]:
+                j += 1
+            spans.append((times[i], times[j] if j < len(times) else times[-1]))
+            i = j
+        else:
+            i += 1
+    return spans
+
+
+def _cycle(colours: tuple[str, ...], n: int) -> list[str]:
+    return [colours[i % len(colours)] for i in range(n)]
+
+
 def _steps(x: pd.Series, y: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Drop points a steps-post line does not need (same value as the point before)."""
     frame = _changed_rows(pd.DataFrame({"y": y.to_numpy()}, index=x.to_numpy()))
@@ -304,7 +511,7 @@ def _figure(width_in: float, height_in: float) -> "Figure":
     return Figure(figsize=(width_in, height_in), layout="constrained")
 
 
-def _shade(ax: "Axes", results: dict[str, Any], label_phases: bool) -> None:
+def _shade(ax: "Axes", results: dict[str, Any], label_phases: bool, mark_recovery: bool = True) -> None:
     for band in phase_bands(results):
         ax.axvspan(band.start_s, band.end_s, color=PHASE_COLOURS.get(band.label, "#f2f3f4"), zorder=0, linewidth=0)
         if label_phases:
@@ -319,7 +526,7 @@ def _shade(ax: "Axes", results: dict[str, Any], label_phases: bool) -> None:
         ax.axvline(mark.onset_s, color=FAULT_COLOUR, linewidth=1.0, zorder=3)
         if mark.reverted_s is not None:
             ax.axvline(mark.reverted_s, color=FAULT_COLOUR, linewidth=1.0, linestyle=":", zorder=3)
-        if mark.recovered_s is not None:
+        if mark_recovery and mark.recovered_s is not None:
             ax.axvline(mark.recovered_s, color=RECOVERY_COLOUR, linewidth=1.2, linestyle="--", zorder=3)
     ax.grid(axis="y", color="#e5e7e9", linewidth=0.6)
     ax.set_axisbelow(True)
@@ -328,7 +535,11 @@ def _shade(ax: "Axes", results: dict[str, Any], label_phases: bool) -> None:
 
 
 def _legend(
-    fig: "Figure", axes: list["Axes"], results: dict[str, Any], extra: list[tuple[Any, str]] | None = None
+    fig: "Figure",
+    axes: list["Axes"],
+    results: dict[str, Any],
+    extra: list[tuple[Any, str]] | None = None,
+    mark_recovery: bool = True,
 ) -> None:
     from matplotlib.lines import Line2D
 
@@ -345,7 +556,7 @@ def _legend(
     if any(m.reverted_s is not None for m in marks):
         handles += [Line2D([], [], color=FAULT_COLOUR, linewidth=1.0, linestyle=":")]
         labels += ["fault reverted"]
-    if any(m.recovered_s is not None for m in marks):
+    if mark_recovery and any(m.recovered_s is not None for m in marks):
         handles += [Line2D([], [], color=RECOVERY_COLOUR, linewidth=1.2, linestyle="--")]
         labels += ["recovery instant"]
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 7), fontsize=8, frameon=False)
@@ -384,7 +595,8 @@ def _to_svg(fig: "Figure", salt: str, title: str) -> str:
     head = re.sub(r'\swidth="[^"]*"', ' width="100%"', head, count=1)
     head = re.sub(r'\sheight="[^"]*"', "", head, count=1)
     head += f' role="img" aria-label="{title}"'
-    # Ids must be unique across the page; matplotlib's figure/axes ids are not salted.
-    body = re.sub(r'id="(figure|axes|patch|line2d|text|legend|matplotlib\.axis|xtick|ytick|PolyCollection)_',
-                  lambda m: f'id="{salt}-{m.group(1)}_', text[head_end:])
+    # Ids must be unique across the page; matplotlib's per-artist ids (``<artist kind>_<n>``:
+    # figure_1, line2d_3, FillBetweenPolyCollection_2, ...) are not salted. Its hashed clip-path
+    # and hatch ids carry no ``_<n>`` and are salted by svg.hashsalt already.
+    body = re.sub(r'id="([A-Za-z][A-Za-z0-9.]*_\d+)"', lambda m: f'id="{salt}-{m.group(1)}"', text[head_end:])
     return head + body

@@ -3,7 +3,8 @@
 A reader should be able to judge the drill from this one file: the verdict, each objective,
 each fault's figures with their resolution, the charts, how the numbers were computed, the
 environment, whether cleanup left anything behind, and which raw files every figure comes from.
-Missing figures are shown as "—" with the reason.
+Missing figures are shown as "—" with the reason. A run that sampled the GPU pool (results.json
+``capacity``) also gets capacity rows in the Faults table and a Capacity section with its chart.
 """
 
 from __future__ import annotations
@@ -44,9 +45,22 @@ FILE_ROLES = {
     "report.html": "this report",
     "samples/locust.csv": "raw per-request samples from the Locust users",
     "samples/probe.csv": "raw per-request samples from the fixed-rate probe stream",
+    "samples/capacity.csv": "raw capacity samples: healthy GPU nodes per region, one row per poll of the pool",
     "scenario.yaml": "the scenario as run",
 }
 MAX_FILES_LISTED = 200
+CAPACITY_SAMPLES = "samples/capacity.csv"
+METHOD_CAPACITY = '"Capacity"'
+
+# The capacity figures measure merges into a fault (harness/measure/capacity.py), as table rows.
+CAPACITY_FAULT_ROWS = (
+    ("capacity_lost_at_s", "capacity lost (after t0)"),
+    ("capacity_min_healthy", "lowest healthy GPU nodes"),
+    ("capacity_restored_s", "capacity restored (after t0)"),
+    ("replacement_region", "replacement region"),
+    ("replacement_nodes", "replacement nodes"),
+    ("degraded_requests", "degraded requests (t0 to capacity restored)"),
+)
 
 # Why a fault figure can be missing, per DESIGN.md's RTO method; faults[].notes overrides these.
 DEFAULT_MISSING_REASONS = {
@@ -78,10 +92,13 @@ def write_report(run_dir: Path, results: dict[str, Any], timeline: pd.DataFrame 
     """Render ``RUN_DIR/report.html`` atomically from ``results`` and the per-bucket timeline.
 
     ``timeline`` may be None or empty (e.g. a run aborted before load started); the charts are
-    then replaced by the reason. Returns the path written.
+    then replaced by the reason. When ``results`` has ``capacity``, the capacity chart is drawn
+    from ``RUN_DIR/samples/capacity.csv`` (results.json's ``capacity.timeline`` when that file is
+    missing or unreadable). Returns the path written.
     """
     run_dir = Path(run_dir)
-    html = render_report(results, timeline, run_files(run_dir))
+    samples, note = _capacity_samples(run_dir) if results.get("capacity") is not None else (None, None)
+    html = render_report(results, timeline, run_files(run_dir), samples, note)
     return atomic_write_text(run_dir / REPORT_NAME, html)
 
 
@@ -89,8 +106,14 @@ def render_report(
     results: dict[str, Any],
     timeline: pd.DataFrame | None,
     files: list[dict[str, str]] | None = None,
+    capacity_samples: pd.DataFrame | None = None,
+    capacity_source_note: str | None = None,
 ) -> str:
-    """The report as an HTML string (what :func:`write_report` writes)."""
+    """The report as an HTML string (what :func:`write_report` writes).
+
+    ``capacity_samples`` is the raw capacity frame (``load_capacity``); without it the capacity
+    chart comes from results.json ``capacity.timeline`` and ``capacity_source_note`` says why.
+    """
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=True,
@@ -99,11 +122,16 @@ def render_report(
         lstrip_blocks=True,
     )
     template = env.get_template(TEMPLATE_NAME)
-    return template.render(**report_context(results, timeline, files or []))
+    context = report_context(results, timeline, files or [], capacity_samples, capacity_source_note)
+    return template.render(**context)
 
 
 def report_context(
-    results: dict[str, Any], timeline: pd.DataFrame | None, files: list[dict[str, str]]
+    results: dict[str, Any],
+    timeline: pd.DataFrame | None,
+    files: list[dict[str, str]],
+    capacity_samples: pd.DataFrame | None = None,
+    capacity_source_note: str | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, already formatted (the template only lays it out)."""
     scenario = results.get("scenario") or {}
@@ -122,6 +150,8 @@ def report_context(
         "abort_reason": _abort_reason(results) if verdict == "aborted" else None,
         "objectives": _objective_rows(results),
         "faults": _fault_rows(results),
+        "capacity_fault_rows": _capacity_fault_rows(results),
+        "capacity": _capacity_section(results, capacity_samples, capacity_source_note),
         "phases": _phase_rows(results),
         "charts": _charts(results, timeline),
         "method": _method_rows(results, timeline),
@@ -250,6 +280,112 @@ def _impact(impact: Any, note: str | None) -> list[tuple[str, str]]:
     if isinstance(impact, dict):
         return [(key.replace("_", " "), quantity(key, value)) for key, value in impact.items()]
     return [("", IMPACT_WORDS.get(str(impact), plain(impact)))]
+
+
+def _capacity_fault_rows(results: dict[str, Any]) -> list[tuple[str, list[Cell]]]:
+    """(label, one cell per fault) for each capacity figure some fault carries; [] without any."""
+    faults = results.get("faults") or []
+    target = (results.get("capacity") or {}).get("target")
+    rows = []
+    for key, label in CAPACITY_FAULT_ROWS:
+        if any(key in fault for fault in faults):
+            rows.append((label, [_capacity_cell(fault, key, target) for fault in faults]))
+    return rows
+
+
+def _capacity_cell(fault: dict[str, Any], key: str, target: Any) -> Cell:
+    """One capacity figure of a fault; a missing one says why (measure's ``capacity_notes``
+    first), a present one carries its note as detail (e.g. "no capacity loss observed")."""
+    notes = fault.get("capacity_notes") or {}
+    note = str(notes[key]) if notes.get(key) else None
+    value = fault.get(key)
+    if key not in fault:
+        return Cell(MISSING, note or "no capacity figures for this fault")
+    if isinstance(value, (list, tuple)):
+        value = ", ".join(str(v) for v in value) or None
+    if not is_missing(value):
+        if key == "capacity_min_healthy" and _is_count(value) and _is_count(target):
+            text = f"{value:g} of {target:g}"
+        else:
+            text = quantity(key, value)
+        return Cell(text, None, note)
+    restored = fault.get("capacity_restored_s")
+    if note:
+        reason = note
+    elif restored == 0:
+        reason = "no capacity loss observed"
+    elif key == "capacity_restored_s":
+        reason = "pool not back at its target before the run ended"
+    elif key in ("replacement_region", "replacement_nodes") and is_missing(restored):
+        reason = "capacity was not restored"
+    elif key == "degraded_requests":
+        reason = "no request samples"
+    else:
+        reason = str(notes.get("capacity_restored_s") or "not recorded")
+    return Cell(MISSING, reason)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not is_missing(value)
+
+
+def _capacity_samples(run_dir: Path) -> tuple[pd.DataFrame | None, str | None]:
+    """The raw capacity frame of the run, or None and why the chart falls back to results.json."""
+    from harness.measure.capacity import load_capacity
+
+    try:
+        frame = load_capacity(run_dir)
+    except (OSError, ValueError, KeyError) as exc:
+        # A damaged CSV must not cost the whole report: results.json holds the same steps.
+        return None, f"{CAPACITY_SAMPLES} could not be read ({exc}); drawn from results.json capacity.timeline"
+    if frame is None:
+        return None, f"{CAPACITY_SAMPLES} not found; drawn from results.json capacity.timeline"
+    return frame, None
+
+
+def _capacity_section(
+    results: dict[str, Any], samples: pd.DataFrame | None, source_note: str | None
+) -> dict[str, Any] | None:
+    """The Capacity section (figures, chart or the reason there is none); None without ``capacity``."""
+    capacity = results.get("capacity")
+    if not isinstance(capacity, dict):
+        return None
+    timeline = capacity.get("timeline") or {}
+    target = capacity.get("target")
+    target_text = f"{target:g} healthy GPU node{'' if target == 1 else 's'}" if _is_count(target) else MISSING
+    low, high = timeline.get("min_healthy"), timeline.get("max_healthy")
+    first, last = timeline.get("first_healthy"), timeline.get("last_healthy")
+    seen = (f"lowest {low}, highest {high} (first {first}, last {last})"
+            if not any(is_missing(v) for v in (low, high, first, last)) else MISSING)
+    regions = timeline.get("regions") or []
+    too_few = "fewer than two successful samples"
+    sustain_s = capacity.get("sustain_s")
+    rows = [
+        ("target size", Cell(target_text, "no target size known" if target_text == MISSING else None)),
+        ("sustain window", _cell("sustain_s", sustain_s, "not recorded")),
+        ("sampling interval (median)", _cell("interval_s", capacity.get("interval_s"), too_few)),
+        ("resolution (sampling interval + onset uncertainty)",
+         _cell("resolution_s", capacity.get("resolution_s"), too_few)),
+        ("samples (polls of the pool)", _cell("samples", capacity.get("samples"), "not recorded")),
+        ("failed polls", _cell("samples", capacity.get("failed_polls"), "not recorded")),
+        ("healthy GPU nodes seen", Cell(seen, "no successful sample" if seen == MISSING else None)),
+        ("regions", Cell(", ".join(str(r) for r in regions) if regions else MISSING,
+                         None if regions else "no successful sample")),
+    ]
+    title = "Healthy GPU nodes per region"
+    try:
+        chart = {"title": title, "svg": Markup(charts.capacity_svg(results, samples)), "reason": None,
+                 "note": source_note}
+    except ValueError as exc:  # nothing to draw; capacity_svg says why
+        chart = {"title": title, "svg": None, "note": None, "reason": str(exc)}
+    return {
+        "rows": rows,
+        "sustain": quantity("sustain_s", sustain_s) if _is_count(sustain_s) else "the sustain window",
+        "target": target_text,
+        "chart": chart,
+        "samples_file": CAPACITY_SAMPLES,
+        "method_section": METHOD_CAPACITY,
+    }
 
 
 def _phase_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
