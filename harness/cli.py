@@ -165,21 +165,49 @@ def report(run_dir: Path) -> None:
 @click.option("--all", "all_runs", is_flag=True, help="Every run directory under --reports-dir.")
 @click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
               show_default=True)
-def recover(run_dir: Path | None, all_runs: bool, reports_dir: Path) -> None:
-    """Revert whatever a crashed run left applied, from its journal's fault ledger alone.
-    Idempotent: running it twice is safe."""
-    from harness.recover import recover_run, run_dirs
+@click.option("--force", is_flag=True,
+              help="Also remove faults applied on the stack that no journal knows (stray drill toxics, "
+                   "disabled proxies, paused/stopped containers, hook faults).")
+@click.option("--runtime", type=click.Choice(["local", "compose"]),
+              help="The stack to scan for strays (with --force, or to just list them).")
+@click.option("--file", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Its stack file.")
+@click.option("--project", default="drill-staging", show_default=True, help="Its compose project.")
+@click.option("--toxiproxy-url", help="A Toxiproxy to scan (default: the stack's).")
+@click.option("--hook", "hooks", multiple=True, help="A fault hook URL to check (repeatable).")
+def recover(
+    run_dir: Path | None, all_runs: bool, reports_dir: Path, force: bool, runtime: str | None,
+    file: Path | None, project: str, toxiproxy_url: str | None, hooks: tuple[str, ...],
+) -> None:
+    """Revert whatever a crashed run left applied, from its journal's fault ledger alone, and stop
+    the load and local stack it left running. Idempotent: running it twice is safe.
 
-    if not run_dir and not all_runs:
-        raise click.UsageError("give a RUN_DIR or --all")
-    targets = [run_dir] if run_dir else run_dirs(reports_dir)
+    \b
+    With a stack named (--runtime, --toxiproxy-url or --hook), also list faults applied on it
+    that no journal knows; --force removes them.
+      drill recover --all
+      drill recover --all --force --runtime compose
+    """
+    from harness.recover import recover_run, recover_strays, run_dirs
+
+    scan_stack = force or runtime or toxiproxy_url or hooks
+    if not run_dir and not all_runs and not scan_stack:
+        raise click.UsageError("give a RUN_DIR, --all, or a stack to scan (--runtime/--toxiproxy-url/--hook)")
+    targets = [run_dir] if run_dir else run_dirs(reports_dir) if all_runs else []
     failed = 0
     for d in targets:
         for line, ok in recover_run(d):
             failed += 0 if ok else 1
-            (out if ok else console).print(line)
-    if not targets:
+            (out if ok else console).print(escape(line))
+    if all_runs and not targets:
         out.print(f"no run directories under {reports_dir}")
+    if scan_stack:
+        try:
+            stack = _open(runtime, file, project) if runtime else None
+            for line, ok in recover_strays(toxiproxy_url, stack, list(hooks), force=force):
+                failed += 0 if ok else 1
+                (out if ok else console).print(escape(line))
+        except DrillError as exc:
+            _fail(exc)
     sys.exit(EXIT_ABORTED if failed else 0)
 
 
@@ -307,17 +335,26 @@ def stack_down(runtime: str, file: Path | None, project: str) -> None:
 @_with_stack_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable, with active_faults.")
 def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -> None:
-    """Show services and health."""
+    """Show services and health, and any fault applied on the stack (``active_faults``: stray
+    toxics, disabled proxies, paused or stopped members, hook faults; empty when clean)."""
+    from harness.strays import scan
+
     try:
-        status = _open(runtime, file, project).status()
+        s = _open(runtime, file, project)
+        status = s.status()
+        found = scan(None, s)
     except DrillError as exc:
         _fail(exc)
-    if isinstance(status, list):
-        status = {"services": [getattr(s, "as_dict", lambda s=s: s)() for s in status]}
+    services = [x.as_dict() for x in status] if isinstance(status, list) else status
+    report = {"services": services, "active_faults": found.faults, "unchecked": found.unchecked}
     if as_json:
-        out.print_json(json.dumps(status, default=str))
-    else:
-        out.print(status)
+        out.print_json(json.dumps(report, default=str))
+        return
+    out.print(services)
+    out.print(f"active faults: {len(found.faults)}" + "".join(f"\n  {f['kind']} {f['target']}: {f['detail']}"
+                                                            for f in found.faults))
+    for line in found.unchecked:
+        out.print(f"[yellow]not checked:[/yellow] {escape(line)}")
 
 
 def _run_repeated(

@@ -97,8 +97,9 @@ class _Signals:
         name = signal.Signals(signum).name
         if self.rolling_back:
             self.say(
-                f"[yellow]{name} received during rollback: faults are being removed, please wait. "
-                "If the harness is killed now, run `drill recover --all` to finish the cleanup."
+                f"[yellow]{name} received while the drill cleans up (faults are being removed, then "
+                "results written): please wait. If the harness is killed now, run `drill recover "
+                "--all` to finish the cleanup."
             )
             return
         self.received = name
@@ -183,21 +184,21 @@ class Drill:
             self.journal.write("run.error", error=repr(exc))
         finally:
             signals.rolling_back = True
-            try:
-                self._rollback()
-            finally:
-                signals.restore()
-        if self.abort_reason:
-            self.journal.write("run.aborted", reason=self.abort_reason)
-            self.say(f"[red]aborted:[/red] {escape(self.abort_reason)}")
-        self.journal.write("run.finished")
-        if bad_input is not None and not self.active_ever_applied():
-            self.journal.write("run.end", verdict="bad_input")
+            self._rollback()
+        # Until run() returns, a signal is explained, not obeyed: faults are already reverted and
+        # the figures are being written.
+        try:
+            if self.abort_reason:
+                self.journal.write("run.aborted", reason=self.abort_reason)
+                self.say(f"[red]aborted:[/red] {escape(self.abort_reason)}")
+            self.journal.write("run.finished")
+            if bad_input is not None and not self.active_ever_applied():
+                self.journal.write("run.end", verdict="bad_input")
+                raise bad_input
+            return self._finish()
+        finally:
+            signals.restore()
             self.journal.close()
-            raise bad_input
-        result = self._finish()
-        self.journal.close()
-        return result
 
     def active_ever_applied(self) -> bool:
         return any(a.apply_started for a in self.active)
@@ -258,8 +259,9 @@ class Drill:
                 "proxy.intent", proxy=p.name, listen=p.listen, upstream=p.upstream,
                 undo={"kind": "proxy_created", "toxiproxy_url": self.toxiproxy.url, "proxy": p.name},
             )
-            self.toxiproxy.create_proxy(p.name, p.listen, p.upstream)
+            # Listed before the call: a signal during it must still get the proxy deleted.
             self.proxies_created.append(p.name)
+            self.toxiproxy.create_proxy(p.name, p.listen, p.upstream)
             self.journal.write("proxy.created", proxy=p.name)
 
     def _build_faults(self) -> None:
@@ -317,6 +319,10 @@ class Drill:
         )
         self.journal.write("load.starting", plan=plan.to_dict())
         self.load.start()
+        # Journaled so that `drill recover` can stop load a kill -9'd harness left running.
+        self.journal.write(
+            "load.started", process_groups={"locust": self.load.locust_pid, "prober": self.load.prober_pid}
+        )
         samples_dir = self.run_dir / SAMPLES_DIR
         if self.spec.capacity is not None:
             from harness.load.capacity import CAPACITY_FILE, CapacitySampler
@@ -451,6 +457,8 @@ class Drill:
                 part.stop()
             except Exception as exc:
                 self.journal.write(f"{name}.stop_failed", error=repr(exc))
+            else:
+                self.journal.write(f"{name}.stopped")
         for a in reversed(self.active):
             self._revert(a, why="rollback" if self.abort_reason else "end")
         self._verify_cleanup()

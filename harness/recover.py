@@ -39,11 +39,16 @@ def recover_run(run_dir: Path) -> Iterator[tuple[str, bool]]:
         return
     pending = applied_faults(path)
     proxies = _proxies_left(path)
-    groups = _groups_left(path)
-    if not (pending or proxies or groups):
+    load = _groups_left(path, "load.started", "load.stopped")
+    groups = _groups_left(path, "stack.started", "stack.stopped")
+    if not (pending or proxies or groups or load):
         yield f"{run_dir}: clean (nothing left applied)", True
         return
     with Journal(path) as journal:
+        if load:
+            stopped = [name for name, pgid in load.items() if _stop_group(pgid)]
+            journal.write("load.stopped", why="recover", groups=stopped)
+            yield f"{run_dir}: load stopped ({len(stopped)} load generators were still running)", True
         for entry in pending:
             journal.write("fault.revert_intent", fault_id=entry.fault_id, why="recover")
             try:
@@ -81,23 +86,25 @@ def _proxies_left(path: Path) -> list[dict[str, Any]]:
     return [u for u in created.values() if u.get("toxiproxy_url")]
 
 
-def _groups_left(path: Path) -> dict[str, int]:
+def _groups_left(path: Path, started: str, stopped: str) -> dict[str, int]:
+    """Process groups a run journaled at ``started`` and never at ``stopped``."""
     groups: dict[str, int] = {}
     for rec in read_journal(path):
-        if rec.get("event") == "stack.started":
-            groups = dict(rec.get("process_groups") or {})
-        elif rec.get("event") == "stack.stopped":
+        if rec.get("event") == started:
+            groups = {k: v for k, v in (rec.get("process_groups") or {}).items() if v}
+        elif rec.get("event") == stopped:
             groups = {}
     return groups
 
 
 def _ours(pgid: int) -> bool:
-    """Only signal a group whose leader still looks like a stack process (pids get reused)."""
+    """Only signal a group whose leader still looks like ours — a stack process or a load
+    generator — since pids get reused."""
     try:
         cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return False
-    return "targets." in cmdline or "toxiproxy-server" in cmdline
+    return any(mark in cmdline for mark in ("targets.", "toxiproxy-server", "locust", "harness.load.prober"))
 
 
 def _stop_group(pgid: int, grace_s: float = 5.0) -> bool:

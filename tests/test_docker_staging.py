@@ -214,3 +214,35 @@ def _epoch(iso: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def test_stack_status_json_shows_active_faults_and_recover_force_removes_them(staging) -> None:
+    """Faults no journal knows (a paused member, a stray drill toxic) show in `drill stack status
+    --json` as active_faults; `drill recover` lists them, `--force` removes them."""
+    import sys
+
+    from harness.toxiproxy import ToxiproxyClient
+
+    runtime, ports = staging
+    base = [sys.executable, "-m", "harness.cli"]
+    stack = ["--runtime", "compose", "--file", str(STAGING_FILE), "--project", runtime.project]
+
+    def status() -> dict:
+        done = subprocess.run([*base, "stack", "status", *stack, "--json"], capture_output=True, text=True,
+                              cwd=REPO, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    assert status()["active_faults"] == []
+    runtime.find("cpu-fallback")[0].pause()
+    with ToxiproxyClient(f"http://127.0.0.1:{ports['toxiproxy']}") as client:
+        client.add_toxic("gpu-a1", "latency", {"latency": 500}, name="drill-left-behind")
+    kinds = sorted(f["kind"] for f in status()["active_faults"])
+    assert kinds == ["container", "toxic"], kinds
+
+    listed = subprocess.run([*base, "recover", *stack], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert listed.returncode == 3 and "--force" in listed.stdout + listed.stderr
+    forced = subprocess.run([*base, "recover", *stack, "--force"], capture_output=True, text=True, cwd=REPO,
+                            timeout=240)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert status()["active_faults"] == []

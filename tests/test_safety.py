@@ -1,0 +1,557 @@
+"""The safety promise under real signals: whatever stops `drill run`, no fault is left behind.
+
+Trial loops drive the real CLI (`python -m harness.cli run`) as a subprocess, against a real
+toxiproxy-server and a real HTTP service, and hit it at a random moment of the fault phase with
+SIGTERM, SIGINT or SIGKILL (then `drill recover`). The same loops run against the compose
+reference stack (endpoint_kill + a latency toxic) when Docker is there.
+
+DRILL_SAFETY_TRIALS sets the trials per loop (default 3, so CI stays fast); DRILL_SAFETY_LOG
+names a file each loop appends a JSON summary line to (trials, passes, exit codes, seconds).
+docs/safety.md records a run with DRILL_SAFETY_TRIALS=20.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from aiohttp import web
+
+from conftest import REPO, free_port, require, serve_in_thread
+from harness.journal import JOURNAL_NAME, applied_faults, read_journal
+from harness.strays import active_faults
+from harness.toxiproxy import ToxiproxyClient
+
+TRIALS = int(os.environ.get("DRILL_SAFETY_TRIALS", "3"))
+SEED = int(os.environ.get("DRILL_SAFETY_SEED", str(int(time.time()))))
+DRILL = [sys.executable, "-m", "harness.cli"]
+EXIT_ABORTED = 3
+EVENT_TIMEOUT_S = 90.0
+EXIT_TIMEOUT_S = 150.0
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def own_service() -> web.Application:
+    async def chat(_: web.Request) -> web.Response:
+        return web.json_response({"choices": []}, headers={"X-Served-By": "svc-1", "X-Tier": "hosted"})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    return app
+
+
+def events(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / JOURNAL_NAME
+    return list(read_journal(path)) if path.exists() else []
+
+
+class DrillEnded(AssertionError):
+    """The drill exited before the awaited event."""
+
+
+def wait_event(
+    proc: subprocess.Popen[bytes], run_dir: Path, event: str, where: Callable[[dict[str, Any]], bool] = lambda r: True
+) -> dict[str, Any]:
+    """Poll the run's journal until ``event`` appears; fail when the drill exits first or in time."""
+    deadline = time.monotonic() + EVENT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for record in events(run_dir):
+            if record.get("event") == event and where(record):
+                return record
+        if proc.poll() is not None:
+            raise DrillEnded(f"drill exited ({proc.returncode}) before {event}; log: {tail(run_dir)}")
+        time.sleep(0.02)
+    raise AssertionError(f"no {event} in the journal within {EVENT_TIMEOUT_S:g}s; log: {tail(run_dir)}")
+
+
+def tail(run_dir: Path) -> str:
+    log = run_dir.parent / f"{run_dir.name}.log"
+    return log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+
+
+def start_drill(scenario: Path, run_dir: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    log = open(run_dir.parent / f"{run_dir.name}.log", "wb")
+    return subprocess.Popen(
+        [*DRILL, "run", str(scenario), "--out", str(run_dir)],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+    )
+
+
+def children_of(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (the load generators of a drill), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def stop_orphans(pids: list[int]) -> None:
+    """After kill -9 the drill's load children live on (bounded by their run time); stop them so
+    the next trial does not compete with them for the two cores."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def still_running(pids: list[int], timeout_s: float = 10.0) -> list[int]:
+    """The pids among ``pids`` still alive (zombies count as gone) once ``timeout_s`` has passed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = []
+        for pid in pids:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if state != "Z":
+                alive.append(pid)
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def recover(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*DRILL, "recover", *args], cwd=REPO, capture_output=True, text=True, timeout=240,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@dataclass
+class Loop:
+    """Counts of one trial loop, appended as JSON to DRILL_SAFETY_LOG when set."""
+
+    name: str
+    trials: int = 0
+    passes: int = 0
+    exit_codes: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    not_reached: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def record(self, code: int | None, problems: list[str]) -> None:
+        self.trials += 1
+        self.exit_codes[str(code)] = self.exit_codes.get(str(code), 0) + 1
+        if problems:
+            self.failures.append(f"trial {self.trials}: " + "; ".join(problems))
+        else:
+            self.passes += 1
+
+    def finish(self) -> None:
+        summary = {
+            "loop": self.name, "trials": self.trials, "passes": self.passes,
+            "failures": len(self.failures), "exit_codes": self.exit_codes,
+            "attempts_aborted_before_fault_phase": self.not_reached,
+            "seconds": round(time.monotonic() - self.started, 1), "seed": SEED,
+        }
+        target = os.environ.get("DRILL_SAFETY_LOG")
+        if target:
+            with open(target, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(summary) + "\n")
+        print(json.dumps(summary))
+        assert not self.failures, "\n".join(self.failures)
+        assert self.passes == self.trials == TRIALS
+
+
+# --- the user's-own-service drill --------------------------------------------------------------
+
+PROXIES = ("svc-a", "svc-b")
+
+
+def own_scenario(
+    path: Path, toxiproxy_url: str, upstream: str, ports: dict[str, int], declared: bool,
+    phases: str = "{baseline: 1s, fault: 5s, recovery: 1s}", faults: str | None = None, extra: str = "",
+) -> Path:
+    """Load through svc-a; faults: latency on svc-a, down and latency on svc-b, staggered so a
+    signal can land between applies. ``declared``: the scenario's ``proxies:`` creates both
+    (drill deletes them again); else they already exist on the user's Toxiproxy and must be
+    left as found."""
+    proxies = ""
+    if declared:
+        proxies = "proxies:\n" + "".join(
+            f"  - {{name: {name}, listen: 127.0.0.1:{ports[name]}, upstream: {upstream}}}\n" for name in PROXIES
+        )
+    faults = faults or textwrap.dedent("""\
+          - {name: a-slow, type: latency, target: {proxy: svc-a}, latency_ms: 50}
+          - {name: b-down, type: down, target: {proxy: svc-b}, at: 0.5s}
+          - {name: b-slow, type: latency, target: {proxy: svc-b}, latency_ms: 80, at: 1s}
+        """)
+    text = (
+        "apiVersion: drill/v1\nkind: Scenario\nname: safety-own\n"
+        f"toxiproxy: {{url: {toxiproxy_url}}}\n{proxies}"
+        f"load:\n  host: http://127.0.0.1:{ports['svc-a']}\n  users: 2\n"
+        "  request: {method: POST, path: /v1/chat/completions, json: {model: chat}}\n"
+        "  timeout_s: 2\n  probe_rate_hz: 20\n"
+        f"phases: {phases}\nfaults:\n{faults}{extra}"
+    )
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def own_stack(toxiproxy_url: str) -> Iterator[tuple[str, str, dict[str, int]]]:
+    with serve_in_thread(own_service()) as url:
+        yield toxiproxy_url, url.removeprefix("http://"), {name: free_port() for name in PROXIES}
+
+
+def prepare_proxies(client: ToxiproxyClient, upstream: str, ports: dict[str, int], declared: bool) -> None:
+    for name in PROXIES:
+        client.delete_proxy(name, missing_ok=True)
+        if not declared:
+            client.create_proxy(name, f"127.0.0.1:{ports[name]}", upstream)
+
+
+def own_problems(client: ToxiproxyClient, run_dir: Path, declared: bool) -> list[str]:
+    """What a trial left behind on Toxiproxy and in the ledger (empty when clean)."""
+    problems = []
+    proxies = client.proxies()
+    for proxy in proxies.values():
+        if proxy.toxics:
+            problems.append(f"toxics left on {proxy.name}: {[t.name for t in proxy.toxics]}")
+        if not proxy.enabled:
+            problems.append(f"proxy {proxy.name} left disabled")
+    if declared and set(PROXIES) & set(proxies):
+        problems.append(f"declared proxies not deleted: {sorted(set(PROXIES) & set(proxies))}")
+    if not declared and set(PROXIES) - set(proxies):
+        problems.append(f"the user's proxies were deleted: {sorted(set(PROXIES) - set(proxies))}")
+    left = applied_faults(run_dir / JOURNAL_NAME)
+    if left:
+        problems.append(f"ledger not empty: {[e.fault_id for e in left]}")
+    if active_faults(client.url, None):
+        problems.append(f"active faults: {active_faults(client.url, None)}")
+    return problems
+
+
+def signal_trials(tmp_path: Path, own_stack: Any, sig: signal.Signals, name: str) -> None:
+    toxiproxy_url, upstream, ports = own_stack
+    rng = random.Random(SEED)
+    loop = Loop(name)
+    with ToxiproxyClient(toxiproxy_url) as client:
+        for trial in range(TRIALS):
+            declared = trial % 2 == 0
+            prepare_proxies(client, upstream, ports, declared)
+            run_dir = tmp_path / f"run-{trial}"
+            scenario = own_scenario(tmp_path / f"s-{trial}.yaml", toxiproxy_url, upstream, ports, declared)
+            proc = start_drill(scenario, run_dir)
+            try:
+                wait_event(proc, run_dir, "fault.applied")
+                time.sleep(rng.uniform(0.0, 3.5))  # the random moment; nothing to await here
+                proc.send_signal(sig)
+                code = proc.wait(timeout=EXIT_TIMEOUT_S)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            problems = [] if code == EXIT_ABORTED else [f"exit {code}, expected 3; log: {tail(run_dir)}"]
+            problems += own_problems(client, run_dir, declared)
+            if not any(r.get("event") == "run.aborted" and "SIG" in r.get("reason", "") for r in events(run_dir)):
+                problems.append("no run.aborted naming the signal in the journal")
+            loop.record(code, problems)
+    loop.finish()
+
+
+@pytest.mark.slow
+def test_sigterm_in_fault_phase_rolls_back_everything(tmp_path: Path, own_stack: Any) -> None:
+    signal_trials(tmp_path, own_stack, signal.SIGTERM, "own-service SIGTERM")
+
+
+@pytest.mark.slow
+def test_sigint_in_fault_phase_rolls_back_everything(tmp_path: Path, own_stack: Any) -> None:
+    signal_trials(tmp_path, own_stack, signal.SIGINT, "own-service SIGINT")
+
+
+@pytest.mark.slow
+def test_kill_9_in_fault_phase_then_recover_leaves_nothing(tmp_path: Path, own_stack: Any) -> None:
+    toxiproxy_url, upstream, ports = own_stack
+    rng = random.Random(SEED + 9)
+    loop = Loop("own-service kill -9 + drill recover --all")
+    reports = tmp_path / "reports"
+    with ToxiproxyClient(toxiproxy_url) as client:
+        for trial in range(TRIALS):
+            declared = trial % 2 == 0
+            prepare_proxies(client, upstream, ports, declared)
+            run_dir = reports / "safety-own" / f"run-{trial}"
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            scenario = own_scenario(tmp_path / f"s-{trial}.yaml", toxiproxy_url, upstream, ports, declared)
+            proc = start_drill(scenario, run_dir)
+            orphans: list[int] = []
+            try:
+                wait_event(proc, run_dir, "fault.applied")
+                time.sleep(rng.uniform(0.0, 3.5))
+                orphans = children_of(proc.pid)
+                proc.kill()
+                code = proc.wait(timeout=EXIT_TIMEOUT_S)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            problems = [] if code == -signal.SIGKILL else [f"exit {code}, expected -9"]
+            first = recover("--all", "--reports-dir", str(reports))
+            if first.returncode != 0:
+                problems.append(f"recover exit {first.returncode}: {first.stdout}{first.stderr}")
+            left = still_running(orphans)
+            if left:  # the load a kill -9'd harness left behind is recover's to stop
+                problems.append(f"load processes still running after recover: {left}")
+            stop_orphans(left)
+            problems += own_problems(client, run_dir, declared)
+            second = recover(str(run_dir))
+            if second.returncode != 0 or "clean" not in second.stdout:
+                problems.append(f"second recover not clean: {second.returncode} {second.stdout}{second.stderr}")
+            loop.record(code, problems)
+    loop.finish()
+
+
+@pytest.mark.slow
+def test_second_ctrl_c_during_rollback_is_explained_not_obeyed(tmp_path: Path, own_stack: Any) -> None:
+    toxiproxy_url, upstream, ports = own_stack
+    with ToxiproxyClient(toxiproxy_url) as client:
+        prepare_proxies(client, upstream, ports, declared=False)
+        run_dir = tmp_path / "run"
+        scenario = own_scenario(tmp_path / "s.yaml", toxiproxy_url, upstream, ports, declared=False)
+        proc = start_drill(scenario, run_dir)
+        try:
+            wait_event(proc, run_dir, "fault.applied", lambda r: r.get("fault_id") == "2-b-slow")
+            proc.send_signal(signal.SIGINT)
+            wait_event(proc, run_dir, "fault.revert_intent", lambda r: r.get("why") == "rollback")
+            proc.send_signal(signal.SIGINT)  # the impatient second Ctrl-C, mid-rollback
+            code = proc.wait(timeout=EXIT_TIMEOUT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert code == EXIT_ABORTED, tail(run_dir)
+        assert own_problems(client, run_dir, declared=False) == []
+        reverted = [r["fault_id"] for r in events(run_dir) if r["event"] == "fault.reverted"]
+        assert sorted(reverted) == ["0-a-slow", "1-b-down", "2-b-slow"]
+        assert "received while the drill cleans up" in tail(run_dir)
+        results = json.loads((run_dir / "results.json").read_text())
+        assert results["verdict"] == "aborted" and results["cleanup"]["ok"] is True
+
+
+@pytest.mark.slow
+def test_stop_condition_through_the_cli_exits_3_and_leaves_nothing(tmp_path: Path, own_stack: Any) -> None:
+    toxiproxy_url, upstream, ports = own_stack
+    with ToxiproxyClient(toxiproxy_url) as client:
+        prepare_proxies(client, upstream, ports, declared=False)
+        run_dir = tmp_path / "run"
+        scenario = own_scenario(
+            tmp_path / "s.yaml", toxiproxy_url, upstream, ports, declared=False,
+            phases="{baseline: 1s, fault: 20s, recovery: 1s}",
+            faults="  - {name: a-down, type: down, target: {proxy: svc-a}}\n",
+            extra="stop_when: {error_rate: 0.5, for: 1s}\n",
+        )
+        proc = start_drill(scenario, run_dir)
+        code = proc.wait(timeout=EXIT_TIMEOUT_S)
+        assert code == EXIT_ABORTED, tail(run_dir)
+        aborted = [r for r in events(run_dir) if r["event"] == "run.aborted"]
+        assert aborted and "stop condition" in aborted[0]["reason"]
+        assert own_problems(client, run_dir, declared=False) == []
+        results = json.loads((run_dir / "results.json").read_text())
+        assert results["verdict"] == "aborted"
+        assert results["cleanup"] == {**results["cleanup"], "ok": True, "toxics_left": 0}
+
+
+# --- the watchdog -------------------------------------------------------------------------------
+
+
+def test_watchdog_reverts_at_the_deadline_when_the_engine_is_stuck(
+    tmp_path: Path, toxiproxy_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Apply a fault through the engine's own _apply and never call _revert (a stuck engine):
+    the watchdog timer reverts it and journals why=watchdog."""
+    import harness.engine as engine
+    from harness.journal import Journal, fault_ledger
+    from harness.scenario import load_scenario
+
+    monkeypatch.setattr(engine, "WATCHDOG_GRACE_S", 0.2)
+    ports = {name: free_port() for name in PROXIES}
+    upstream = f"127.0.0.1:{free_port()}"
+    with ToxiproxyClient(toxiproxy_url) as client:
+        prepare_proxies(client, upstream, ports, declared=False)
+        path = own_scenario(tmp_path / "s.yaml", toxiproxy_url, upstream, ports, declared=False)
+        drill = engine.Drill(load_scenario(path), tmp_path / "run")
+        drill.journal = Journal(tmp_path / "run" / JOURNAL_NAME)
+        drill.toxiproxy = ToxiproxyClient(toxiproxy_url)
+        drill._build_faults()
+        active = drill.active[0]
+        active.revert_at = time.time() + 0.3
+        drill._apply(active)
+        assert [t.name for t in client.proxies()["svc-a"].toxics] == ["drill-a-slow"]
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and active.reverted_at is None:
+            time.sleep(0.02)
+        assert client.proxies()["svc-a"].toxics == []
+        ledger = fault_ledger(tmp_path / "run" / JOURNAL_NAME)
+        assert ledger["0-a-slow"].state == "reverted"
+        reverted = [r for r in ledger["0-a-slow"].records if r["event"] == "fault.reverted"]
+        assert reverted[0]["why"] == "watchdog"
+        assert active.reverted_at >= active.revert_at
+        drill.toxiproxy.close()
+        drill.journal.close()
+
+
+# --- the compose reference stack ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def staging_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[str, int]]]:
+    """The reference stack under its own compose project on free ports (see test_docker_staging)."""
+    from test_docker_staging import PORT_VARIABLES, STAGING_FILE, staging_ready
+
+    from harness.runtime.compose import ComposeRuntime
+
+    require(staging_ready(), "Docker engine with the drill-targets and drill-toxiproxy images", "run scripts/docker-setup")
+    ports = {service: free_port() for service in PORT_VARIABLES}
+    env = {PORT_VARIABLES[service]: str(port) for service, port in ports.items()}
+    with pytest.MonkeyPatch.context() as patch:
+        for variable, value in env.items():
+            patch.setenv(variable, value)
+        runtime = ComposeRuntime(STAGING_FILE, f"drill-safety-{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("logs"))
+        try:
+            runtime.up(wait_s=180)
+            yield runtime, ports
+        finally:
+            runtime.down()
+
+
+def compose_scenario(path: Path, runtime: Any, ports: dict[str, int], mode: str) -> Path:
+    path.write_text(textwrap.dedent(f"""\
+        apiVersion: drill/v1
+        kind: Scenario
+        name: safety-compose
+        stack: {{runtime: compose, file: {runtime.file}, project: {runtime.project}}}
+        load:
+          host: http://127.0.0.1:{ports['gateway']}
+          users: 2
+          request: {{method: POST, path: /v1/chat/completions, json: {{model: chat, messages: [{{role: user, content: hi}}]}}}}
+          timeout_s: 5
+          probe_rate_hz: 20
+        phases: {{baseline: 1s, fault: 6s, recovery: 1s}}
+        faults:
+          - {{name: provider-down, type: endpoint_kill, target: {{service: hosted-model}}, mode: {mode}}}
+          - {{name: gpu-slow, type: latency, target: {{proxy: gpu-a1}}, latency_ms: 100, at: 0.5s}}
+        """))
+    return path
+
+
+def compose_problems(runtime: Any, run_dir: Path) -> list[str]:
+    problems = [f"not running: {name}" for name in runtime.not_running()]
+    left = applied_faults(run_dir / JOURNAL_NAME)
+    if left:
+        problems.append(f"ledger not empty: {[e.fault_id for e in left]}")
+    strays = active_faults(None, runtime)
+    if strays:
+        problems.append(f"active faults: {strays}")
+    return problems
+
+
+def fault_phase_reached(proc: subprocess.Popen[bytes], run_dir: Path, runtime: Any, loop: Loop) -> bool:
+    """Wait for the first applied fault. When the drill aborted before any fault phase — runc's
+    "unable to freeze" refusing `docker pause`, or the stack failing preflight while the machine
+    is overloaded — it must still have exited 3 with nothing left behind; that attempt is
+    counted apart and retried once the stack is healthy, since no signal could land in a fault
+    phase that never began."""
+    try:
+        wait_event(proc, run_dir, "fault.applied")
+        return True
+    except DrillEnded:
+        pass
+    assert proc.returncode == EXIT_ABORTED, tail(run_dir)
+    assert compose_problems(runtime, run_dir) == []
+    loop.not_reached += 1
+    runtime.wait_healthy([s.service for s in runtime.status()], 180)
+    return False
+
+
+def compose_env(ports: dict[str, int]) -> dict[str, str]:
+    from test_docker_staging import PORT_VARIABLES
+
+    return {PORT_VARIABLES[service]: str(port) for service, port in ports.items()}
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_compose_sigterm_in_fault_phase_restores_every_container(tmp_path: Path, staging_stack: Any) -> None:
+    runtime, ports = staging_stack
+    rng = random.Random(SEED + 15)
+    loop = Loop("compose SIGTERM (endpoint_kill pause|kill + latency)")
+    for attempt in range(3 * TRIALS):
+        if loop.trials == TRIALS:
+            break
+        mode = ("pause", "kill")[loop.trials % 2]
+        run_dir = tmp_path / f"run-{attempt}"
+        proc = start_drill(compose_scenario(tmp_path / f"s-{attempt}.yaml", runtime, ports, mode), run_dir, compose_env(ports))
+        try:
+            if not fault_phase_reached(proc, run_dir, runtime, loop):
+                continue
+            time.sleep(rng.uniform(0.0, 4.5))
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=EXIT_TIMEOUT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        problems = [] if code == EXIT_ABORTED else [f"exit {code}, expected 3; log: {tail(run_dir)}"]
+        loop.record(code, problems + compose_problems(runtime, run_dir))
+    loop.finish()
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_compose_kill_9_then_recover_restores_every_container(tmp_path: Path, staging_stack: Any) -> None:
+    runtime, ports = staging_stack
+    rng = random.Random(SEED + 21)
+    loop = Loop("compose kill -9 + drill recover --all (endpoint_kill pause|kill + latency)")
+    reports = tmp_path / "reports"
+    for attempt in range(3 * TRIALS):
+        if loop.trials == TRIALS:
+            break
+        mode = ("pause", "kill")[loop.trials % 2]
+        run_dir = reports / "safety-compose" / f"run-{attempt}"
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        proc = start_drill(compose_scenario(tmp_path / f"s-{attempt}.yaml", runtime, ports, mode), run_dir, compose_env(ports))
+        orphans: list[int] = []
+        try:
+            if not fault_phase_reached(proc, run_dir, runtime, loop):
+                continue
+            time.sleep(rng.uniform(0.0, 4.5))
+            orphans = children_of(proc.pid)
+            proc.kill()
+            code = proc.wait(timeout=EXIT_TIMEOUT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            stop_orphans(orphans)
+        problems = [] if code == -signal.SIGKILL else [f"exit {code}, expected -9"]
+        first = recover("--all", "--reports-dir", str(reports), env=compose_env(ports))
+        if first.returncode != 0:
+            problems.append(f"recover exit {first.returncode}: {first.stdout}{first.stderr}")
+        problems += compose_problems(runtime, run_dir)
+        second = recover(str(run_dir), env=compose_env(ports))
+        if second.returncode != 0 or "clean" not in second.stdout:
+            problems.append(f"second recover not clean: {second.stdout}{second.stderr}")
+        loop.record(code, problems)
+    loop.finish()
