@@ -192,7 +192,7 @@ class Drill:
                 self.journal.write("run.aborted", reason=self.abort_reason)
                 self.say(f"[red]aborted:[/red] {escape(self.abort_reason)}")
             self.journal.write("run.finished")
-            if bad_input is not None and not self.active_ever_applied():
+            if bad_input is not None and not self._any_fault_applied():
                 self.journal.write("run.end", verdict="bad_input")
                 raise bad_input
             return self._finish()
@@ -200,7 +200,7 @@ class Drill:
             signals.restore()
             self.journal.close()
 
-    def active_ever_applied(self) -> bool:
+    def _any_fault_applied(self) -> bool:
         return any(a.apply_started for a in self.active)
 
     # --- phases ------------------------------------------------------------------------------
