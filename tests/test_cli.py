@@ -123,3 +123,18 @@ def test_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
     holder.wait(timeout=10)
     with StackLock("compose project crashy", tmp_path):
         pass
+
+
+@pytest.mark.slow
+def test_repeat_runs_the_drill_n_times_and_summarises_each_figure(tmp_path: Path, toxiproxy_url: str) -> None:
+    with serve_in_thread(own_service()) as url:
+        path = scenario(tmp_path, toxiproxy_url, url.removeprefix("http://"), free_port())
+        done = drill("run", str(path), "--repeat", "2", "--settle", "0", "--out", str(tmp_path / "series"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = json.loads((tmp_path / "series/repeat-summary.json").read_text())
+    assert summary["schema"] == "drill.repeat/v1" and summary["verdicts"]["passed"] == 2
+    rto = summary["figures"]["faults.slow.rto_s"]
+    assert rto["n"] == 2 and len(rto["values"]) == 2 and rto["min"] <= rto["median"] <= rto["max"]
+    for i in (1, 2):
+        assert (tmp_path / f"series/run-{i:02d}/results.json").exists()
+    assert "95 % CI of median" in done.stdout
