@@ -104,7 +104,7 @@ def states(runtime: ComposeRuntime) -> dict[str, tuple[str, str]]:
         ("tcp://127.0.0.1:2375", True),
         ("tcp://localhost:2376", True),
         ("tcp://[::1]:2375", True),
-        ("tcp://10.0.0.5:2375", False),
+        ("tcp://192.0.2.5:2375", False),
         ("ssh://ops@build-host", False),
         ("tcp://docker.example.com:2376", False),
     ],
@@ -114,7 +114,7 @@ def test_docker_host_locality(docker_host: str | None, local: bool) -> None:
 
 
 def test_remote_docker_host_is_refused_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.5:2375")
+    monkeypatch.setenv("DOCKER_HOST", "tcp://192.0.2.5:2375")
     with pytest.raises(ScenarioError, match="not a local engine"):
         docker_client()
     with pytest.raises(ScenarioError):

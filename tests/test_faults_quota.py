@@ -74,7 +74,7 @@ def test_insufficient_capacity_per_instance_type_and_recovery_from_undo(cloud_ap
 
 
 def test_hook_must_be_on_loopback_and_mode_known() -> None:
-    s = spec("http://10.0.0.5:8090/fault")
+    s = spec("http://192.0.2.5:8090/fault")
     with pytest.raises(ScenarioError, match="127.0.0.1"):
         quota_fault(s, s.params(), FaultContext())
     s = spec("http://127.0.0.1:8090/fault")

@@ -203,7 +203,7 @@ def test_stack_file_errors_name_the_line_and_field(tmp_path: Path) -> None:
           "toxiproxy": {}}, "only listens on 127.0.0.1"),
         ({"processes": [{"name": "a", "argv": ["x"], "port": 5}, {"name": "b", "argv": ["x"], "port": 5}]},
          "declared twice"),
-        ({"processes": [{"name": "a", "argv": ["x"], "health": "http://10.0.0.1/health"}]}, "127.0.0.1"),
+        ({"processes": [{"name": "a", "argv": ["x"], "health": "http://192.0.2.1/health"}]}, "127.0.0.1"),
     ],
 )
 def test_stack_model_rejects_unsafe_or_inconsistent_stacks(change: dict[str, object], expected: str) -> None:
