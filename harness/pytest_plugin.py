@@ -41,6 +41,28 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
     return None
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Local-runtime drills first, compose drills after: a compose stack stays up after its drill
+    and holds the ports the reference local stack needs."""
+    def uses_compose(item: pytest.Item) -> bool:
+        if not isinstance(item, ScenarioItem):
+            return False
+        override = config.getoption("--drill-runtime")
+        return (override or _runtime(item.path)) == "compose"
+
+    items.sort(key=uses_compose)  # stable: the order within each group is kept
+
+
+def _runtime(path: Path) -> str:
+    from harness.errors import ScenarioError
+    from harness.scenario import load_scenario
+
+    try:
+        return load_scenario(path).spec.stack.runtime
+    except ScenarioError:
+        return "local"  # a bad file fails fast in runtest, with its file:line message
+
+
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         yield ScenarioItem.from_parent(self, name=self.path.stem)

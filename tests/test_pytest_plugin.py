@@ -64,3 +64,16 @@ def test_non_scenario_yaml_is_not_collected(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path), "-q", "-p", "no:cacheprovider"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert done.returncode == 5  # no tests collected
+
+
+def test_local_drills_are_collected_before_compose_drills(tmp_path: Path) -> None:
+    """A compose stack stays up after its drill and holds the local stack's ports."""
+    (tmp_path / "compose.yaml").write_text("services: {}\n")
+    body = ("apiVersion: drill/v1\nkind: Scenario\nname: {name}\n{stack}\ntoxiproxy: {{url: http://127.0.0.1:9}}\n"
+            "load: {{host: http://127.0.0.1:9}}\nfaults: [{{name: x, type: down, target: {{proxy: p}}}}]\n")
+    (tmp_path / "a.yaml").write_text(body.format(name="a", stack="stack: {runtime: compose, file: compose.yaml}"))
+    (tmp_path / "b.yaml").write_text(body.format(name="b", stack="stack: {runtime: local}"))
+    done = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path), "--collect-only", "-q",
+                           "-p", "no:cacheprovider"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    lines = [line for line in done.stdout.splitlines() if "::" in line]
+    assert [line.split("::")[1] for line in lines] == ["b", "a"], done.stdout
