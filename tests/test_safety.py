@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from aiohttp import web
 
+from test_engine import own_service
 from conftest import REPO, free_port, require, serve_in_thread
 from harness.journal import JOURNAL_NAME, applied_faults, read_journal
 from harness.strays import active_faults
@@ -42,15 +42,6 @@ EXIT_TIMEOUT_S = 150.0
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def own_service() -> web.Application:
-    async def chat(_: web.Request) -> web.Response:
-        return web.json_response({"choices": []}, headers={"X-Served-By": "svc-1", "X-Tier": "hosted"})
-
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    return app
 
 
 def events(run_dir: Path) -> list[dict[str, Any]]:
@@ -130,6 +121,30 @@ def still_running(pids: list[int], timeout_s: float = 10.0) -> list[int]:
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.1)
+
+
+def kill_9_after(proc: subprocess.Popen[str], delay_s: float) -> tuple[int, list[int]]:
+    """kill -9 the drill after ``delay_s``; its exit code and the load children it leaves behind
+    (they are `drill recover`'s to stop)."""
+    try:
+        time.sleep(delay_s)
+        orphans = children_of(proc.pid)
+        proc.kill()
+        return proc.wait(timeout=EXIT_TIMEOUT_S), orphans
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def recovered_problems(first: subprocess.CompletedProcess[str], orphans: list[int]) -> list[str]:
+    """What the first `drill recover` after a kill -9 failed to do."""
+    problems = [] if first.returncode == 0 else [f"recover exit {first.returncode}: {first.stdout}{first.stderr}"]
+    left = still_running(orphans)
+    if left:
+        problems.append(f"load processes still running after recover: {left}")
+        stop_orphans(left)
+    return problems
 
 
 def recover(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -296,25 +311,10 @@ def test_kill_9_in_fault_phase_then_recover_leaves_nothing(tmp_path: Path, own_s
             run_dir.parent.mkdir(parents=True, exist_ok=True)
             scenario = own_scenario(tmp_path / f"s-{trial}.yaml", toxiproxy_url, upstream, ports, declared)
             proc = start_drill(scenario, run_dir)
-            orphans: list[int] = []
-            try:
-                wait_event(proc, run_dir, "fault.applied")
-                time.sleep(rng.uniform(0.0, 3.5))
-                orphans = children_of(proc.pid)
-                proc.kill()
-                code = proc.wait(timeout=EXIT_TIMEOUT_S)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            wait_event(proc, run_dir, "fault.applied")
+            code, orphans = kill_9_after(proc, rng.uniform(0.0, 3.5))
             problems = [] if code == -signal.SIGKILL else [f"exit {code}, expected -9"]
-            first = recover("--all", "--reports-dir", str(reports))
-            if first.returncode != 0:
-                problems.append(f"recover exit {first.returncode}: {first.stdout}{first.stderr}")
-            left = still_running(orphans)
-            if left:  # the load a kill -9'd harness left behind is recover's to stop
-                problems.append(f"load processes still running after recover: {left}")
-            stop_orphans(left)
+            problems += recovered_problems(recover("--all", "--reports-dir", str(reports)), orphans)
             problems += own_problems(client, run_dir, declared)
             second = recover(str(run_dir))
             if second.returncode != 0 or "clean" not in second.stdout:
@@ -532,23 +532,11 @@ def test_compose_kill_9_then_recover_restores_every_container(tmp_path: Path, st
         run_dir = reports / "safety-compose" / f"run-{attempt}"
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         proc = start_drill(compose_scenario(tmp_path / f"s-{attempt}.yaml", runtime, ports, mode), run_dir, compose_env(ports))
-        orphans: list[int] = []
-        try:
-            if not fault_phase_reached(proc, run_dir, runtime, loop):
-                continue
-            time.sleep(rng.uniform(0.0, 4.5))
-            orphans = children_of(proc.pid)
-            proc.kill()
-            code = proc.wait(timeout=EXIT_TIMEOUT_S)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            stop_orphans(orphans)
+        if not fault_phase_reached(proc, run_dir, runtime, loop):
+            continue
+        code, orphans = kill_9_after(proc, rng.uniform(0.0, 4.5))
         problems = [] if code == -signal.SIGKILL else [f"exit {code}, expected -9"]
-        first = recover("--all", "--reports-dir", str(reports), env=compose_env(ports))
-        if first.returncode != 0:
-            problems.append(f"recover exit {first.returncode}: {first.stdout}{first.stderr}")
+        problems += recovered_problems(recover("--all", "--reports-dir", str(reports), env=compose_env(ports)), orphans)
         problems += compose_problems(runtime, run_dir)
         second = recover(str(run_dir), env=compose_env(ports))
         if second.returncode != 0 or "clean" not in second.stdout:
