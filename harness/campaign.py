@@ -17,7 +17,6 @@ The campaign's exit code is the worst of its runs (0 < 1 < 3 < 2).
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import time
@@ -198,36 +197,21 @@ def _write(result: CampaignResult) -> None:
 
 def render_index(result: CampaignResult) -> str:
     """A small self-contained HTML page linking each run's report."""
+    from harness.report.html import render_template
+
     rows = []
     for r in result.runs:
-        link = "—"
-        if r.run_dir and (Path(r.run_dir) / "report.html").exists():
-            rel = os.path.relpath(Path(r.run_dir) / "report.html", result.campaign_dir)
-            link = f'<a href="{html.escape(rel)}">report</a>'
-        rtos = ", ".join(
-            f"{html.escape(str(f.get('name')))}: RTO {f.get('rto_s')} s"
-            + (f", capacity {f.get('capacity_restored_s')} s from {f.get('replacement_region')}"
-               if f.get("capacity_restored_s") is not None else "")
-            for f in r.figures.get("faults", [])
-        )
-        missed = ", ".join(o["name"] for o in r.figures.get("objectives", []) if not o.get("passed"))
-        rows.append(
-            f"<tr class='{html.escape(r.verdict)}'><td>{html.escape(Path(r.scenario).name)}</td>"
-            f"<td>{html.escape(r.verdict)}</td><td>{r.exit_code}</td><td>{rtos or html.escape(r.error or '')}</td>"
-            f"<td>{html.escape(missed)}</td><td>{link}</td></tr>"
-        )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>campaign {html.escape(result.name)}</title><style>"
-        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
-        ".passed td:nth-child(2){color:#070}.failed td:nth-child(2),.aborted td:nth-child(2){color:#b00}"
-        "</style></head><body>"
-        f"<h1>campaign {html.escape(result.name)}: {html.escape(result.verdict)}</h1>"
-        f"<p>{html.escape(result.started_at)} → {html.escape(result.ended_at)}</p>"
-        "<table><tr><th>scenario</th><th>verdict</th><th>exit</th><th>figures</th>"
-        "<th>missed objectives</th><th>report</th></tr>" + "".join(rows) + "</table></body></html>"
-    )
+        report = Path(r.run_dir) / "report.html" if r.run_dir else None
+        rows.append({
+            "scenario": Path(r.scenario).name,
+            "verdict": r.verdict,
+            "exit_code": r.exit_code,
+            "error": r.error or "",
+            "faults": r.figures.get("faults", []),
+            "missed": [o["name"] for o in r.figures.get("objectives", []) if not o.get("passed")],
+            "report": os.path.relpath(report, result.campaign_dir) if report and report.exists() else None,
+        })
+    return render_template("campaign.html.j2", campaign=result, rows=rows)
 
 
 def _iso(ts: float) -> str:

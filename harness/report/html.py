@@ -114,6 +114,12 @@ def render_report(
     ``capacity_samples`` is the raw capacity frame (``load_capacity``); without it the capacity
     chart comes from results.json ``capacity.timeline`` and ``capacity_source_note`` says why.
     """
+    context = report_context(results, timeline, files or [], capacity_samples, capacity_source_note)
+    return render_template(TEMPLATE_NAME, **context)
+
+
+def render_template(name: str, **context: Any) -> str:
+    """Render one of the package's templates (autoescaped, undefined names are errors)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=True,
@@ -121,9 +127,7 @@ def render_report(
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    template = env.get_template(TEMPLATE_NAME)
-    context = report_context(results, timeline, files or [], capacity_samples, capacity_source_note)
-    return template.render(**context)
+    return env.get_template(name).render(**context)
 
 
 def report_context(
