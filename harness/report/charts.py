@@ -27,7 +27,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pandas as pd
 
@@ -112,20 +112,24 @@ def phase_bands(results: dict[str, Any]) -> list[Band]:
     return sorted(bands, key=lambda b: b.start_s)
 
 
+def applied_faults(results: dict[str, Any]) -> Iterator[tuple[dict[str, Any], float, float]]:
+    """(fault, run start epoch, onset relative to run start) for each fault that took effect."""
+    origin = run_start_epoch(results)
+    if origin is None:
+        return
+    for fault in results.get("faults") or []:
+        onset_at = parse_utc(fault.get("onset_at"))
+        if onset_at is not None:
+            yield fault, origin, onset_at - origin
+
+
 def fault_marks(results: dict[str, Any]) -> list[FaultMarks]:
     """Each applied fault's onset, revert and recovery instant, relative to run start.
 
     The recovery instant is ``recovered_at`` when measure recorded it, else onset + RTO.
     """
-    origin = run_start_epoch(results)
-    if origin is None:
-        return []
     marks = []
-    for fault in results.get("faults") or []:
-        onset_at = parse_utc(fault.get("onset_at"))
-        if onset_at is None:
-            continue
-        onset = onset_at - origin
+    for fault, origin, onset in applied_faults(results):
         reverted_at = parse_utc(fault.get("reverted_at"))
         rto = float(fault["rto_s"]) if _is_number(fault.get("rto_s")) else None
         recovered_at = parse_utc(fault.get("recovered_at"))
@@ -337,19 +341,13 @@ class CapacityMark:
 
 def capacity_marks(results: dict[str, Any]) -> list[CapacityMark]:
     """Each applied fault's capacity restoration instant (onset + ``capacity_restored_s``)."""
-    origin = run_start_epoch(results)
-    if origin is None:
-        return []
     marks = []
-    for fault in results.get("faults") or []:
-        onset_at = parse_utc(fault.get("onset_at"))
-        if onset_at is None:
-            continue
+    for fault, _, onset in applied_faults(results):
         after = fault.get("capacity_restored_s")
         after_s = float(after) if _is_number(after) else None
-        restored = onset_at - origin + after_s if after_s else None
+        restored = onset + after_s if after_s else None
         region = fault.get("replacement_region")
-        marks.append(CapacityMark(str(fault.get("name", "")), onset_at - origin, restored, after_s,
+        marks.append(CapacityMark(str(fault.get("name", "")), onset, restored, after_s,
                                   str(region) if region else None))
     return marks
 
