@@ -497,7 +497,10 @@ class Drill:
         still_active: list[str] = []
         for a in self.active:
             if a.apply_started and hasattr(a.fault, "verify"):
-                still_active += a.fault.verify()
+                try:
+                    still_active += a.fault.verify()
+                except Exception as exc:  # the rest of the rollback must still run
+                    still_active.append(f"{a.spec.name}: could not verify the revert: {exc}")
         self.cleanup = {
             "ok": toxics_left == 0 and not_running == [] and not unreverted and not still_active,
             "toxics_left": toxics_left,
