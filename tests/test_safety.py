@@ -65,6 +65,8 @@ def wait_event(
         if proc.poll() is not None:
             raise DrillEnded(f"drill exited ({proc.returncode}) before {event}; log: {tail(run_dir)}")
         time.sleep(0.02)
+    proc.terminate()  # never leave a drill running behind a failed test: SIGTERM rolls it back
+    proc.wait(timeout=EXIT_TIMEOUT_S)
     raise AssertionError(f"no {event} in the journal within {EVENT_TIMEOUT_S:g}s; log: {tail(run_dir)}")
 
 
@@ -123,13 +125,14 @@ def still_running(pids: list[int], timeout_s: float = 10.0) -> list[int]:
         time.sleep(0.1)
 
 
-def kill_9_after(proc: subprocess.Popen[str], delay_s: float) -> tuple[int, list[int]]:
-    """kill -9 the drill after ``delay_s``; its exit code and the load children it leaves behind
-    (they are `drill recover`'s to stop)."""
+def signal_after(proc: subprocess.Popen[str], delay_s: float, sig: int) -> tuple[int, list[int]]:
+    """Send ``sig`` to the drill after ``delay_s`` (the random moment; nothing to await), and
+    return its exit code and the load children it had (after kill -9 they are `drill recover`'s
+    to stop)."""
     try:
         time.sleep(delay_s)
         orphans = children_of(proc.pid)
-        proc.kill()
+        proc.send_signal(sig)
         return proc.wait(timeout=EXIT_TIMEOUT_S), orphans
     finally:
         if proc.poll() is None:
@@ -270,15 +273,8 @@ def signal_trials(tmp_path: Path, own_stack: Any, sig: signal.Signals, name: str
             run_dir = tmp_path / f"run-{trial}"
             scenario = own_scenario(tmp_path / f"s-{trial}.yaml", toxiproxy_url, upstream, ports, declared)
             proc = start_drill(scenario, run_dir)
-            try:
-                wait_event(proc, run_dir, "fault.applied")
-                time.sleep(rng.uniform(0.0, 3.5))  # the random moment; nothing to await here
-                proc.send_signal(sig)
-                code = proc.wait(timeout=EXIT_TIMEOUT_S)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+            wait_event(proc, run_dir, "fault.applied")
+            code, _ = signal_after(proc, rng.uniform(0.0, 3.5), sig)
             problems = [] if code == EXIT_ABORTED else [f"exit {code}, expected 3; log: {tail(run_dir)}"]
             problems += own_problems(client, run_dir, declared)
             if not any(r.get("event") == "run.aborted" and "SIG" in r.get("reason", "") for r in events(run_dir)):
@@ -312,7 +308,7 @@ def test_kill_9_in_fault_phase_then_recover_leaves_nothing(tmp_path: Path, own_s
             scenario = own_scenario(tmp_path / f"s-{trial}.yaml", toxiproxy_url, upstream, ports, declared)
             proc = start_drill(scenario, run_dir)
             wait_event(proc, run_dir, "fault.applied")
-            code, orphans = kill_9_after(proc, rng.uniform(0.0, 3.5))
+            code, orphans = signal_after(proc, rng.uniform(0.0, 3.5), signal.SIGKILL)
             problems = [] if code == -signal.SIGKILL else [f"exit {code}, expected -9"]
             problems += recovered_problems(recover("--all", "--reports-dir", str(reports)), orphans)
             problems += own_problems(client, run_dir, declared)
@@ -503,16 +499,9 @@ def test_compose_sigterm_in_fault_phase_restores_every_container(tmp_path: Path,
         mode = ("pause", "kill")[loop.trials % 2]
         run_dir = tmp_path / f"run-{attempt}"
         proc = start_drill(compose_scenario(tmp_path / f"s-{attempt}.yaml", runtime, ports, mode), run_dir, compose_env(ports))
-        try:
-            if not fault_phase_reached(proc, run_dir, runtime, loop):
-                continue
-            time.sleep(rng.uniform(0.0, 4.5))
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=EXIT_TIMEOUT_S)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        if not fault_phase_reached(proc, run_dir, runtime, loop):
+            continue
+        code, _ = signal_after(proc, rng.uniform(0.0, 4.5), signal.SIGTERM)
         problems = [] if code == EXIT_ABORTED else [f"exit {code}, expected 3; log: {tail(run_dir)}"]
         loop.record(code, problems + compose_problems(runtime, run_dir))
     loop.finish()
@@ -534,7 +523,7 @@ def test_compose_kill_9_then_recover_restores_every_container(tmp_path: Path, st
         proc = start_drill(compose_scenario(tmp_path / f"s-{attempt}.yaml", runtime, ports, mode), run_dir, compose_env(ports))
         if not fault_phase_reached(proc, run_dir, runtime, loop):
             continue
-        code, orphans = kill_9_after(proc, rng.uniform(0.0, 4.5))
+        code, orphans = signal_after(proc, rng.uniform(0.0, 4.5), signal.SIGKILL)
         problems = [] if code == -signal.SIGKILL else [f"exit {code}, expected -9"]
         problems += recovered_problems(recover("--all", "--reports-dir", str(reports), env=compose_env(ports)), orphans)
         problems += compose_problems(runtime, run_dir)
