@@ -184,6 +184,7 @@ class Drill:
             self.journal.write("run.error", error=repr(exc))
         finally:
             signals.rolling_back = True
+            self._save_stack_events()
             self._rollback()
         # Until run() returns, a signal is explained, not obeyed: faults are already reverted and
         # the figures are being written.
@@ -509,6 +510,27 @@ class Drill:
             "hook_faults_active": still_active,
         }
         self.journal.write("cleanup.verified", **self.cleanup)
+
+    def _save_stack_events(self) -> None:
+        """Keep the stack's own routing-event log (``stack.events_url``) in the run directory, so
+        results can set its failover instants beside the harness's. Best effort: a stack that
+        cannot answer costs the agreement figure, never the drill."""
+        url = self.spec.stack.events_url
+        if not url or self.journal is None or "baseline" not in self.phases:
+            return
+        from harness.rundir import STACK_EVENTS_FILE, write_stack_events
+
+        try:
+            reply = httpx.get(url, params={"since": self.phases["baseline"][0] - 1}, timeout=5.0)
+            reply.raise_for_status()
+            events = reply.json()
+            if not isinstance(events, list):
+                raise ValueError(f"expected a JSON list, got {type(events).__name__}")
+        except (httpx.HTTPError, ValueError) as exc:
+            self.journal.write("stack.events", url=url, ok=False, error=str(exc))
+            return
+        write_stack_events(self.run_dir, url, events)
+        self.journal.write("stack.events", url=url, ok=True, count=len(events), file=STACK_EVENTS_FILE)
 
     # --- results ------------------------------------------------------------------------------
     def _environment(self) -> dict[str, Any]:
