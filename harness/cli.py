@@ -397,28 +397,29 @@ def _print_plan(loaded: Any, runtime: str | None) -> None:
 
 
 def _print_result(results: dict[str, Any], run_dir: Path) -> None:
-    title = f"{results['scenario']['name']}: {results['verdict'].upper()}"
+    from harness.report.formatting import quantity, target_text
+    from harness.report.verdict import fault_line, reasons, verdict_line
+
+    colour = {"passed": "green", "failed": "red"}.get(str(results.get("verdict")), "yellow")
+    title = f"{results['scenario']['name']}: {str(results['verdict']).upper()}"
     if results.get("phases"):
-        table = Table(title=title, show_lines=False)
+        table = Table(title=escape(title), show_lines=False)
         for col in ("objective", "target", "measured", "result"):
             table.add_column(col)
         for o in results.get("objectives", []):
-            table.add_row(o["name"], str(o["target"]), _fmt(o["measured"]),
+            table.add_row(o["name"], escape(target_text(o["name"], o["target"])),
+                          escape(quantity(o["name"], o["measured"])),
                           "[green]pass[/green]" if o["passed"] else "[red]FAIL[/red]")
         out.print(table)
     else:
-        out.print(f"[bold]{title}[/bold] (before any load: nothing was measured)")
+        out.print(f"[bold]{escape(title)}[/bold] (before any load: nothing was measured)")
     for f in results.get("faults", []):
-        figures = " ".join(
-            f"{key}={_fmt(f[key])}"
-            for key in ("rto_s", "time_to_detect_s", "failover_s", "capacity_restored_s", "replacement_region")
-            if key in f
-        )
-        out.print(f"fault {escape(f['name'])}: {figures} impact={f.get('impact')}")
-    if results.get("abort_reason"):
-        out.print(f"[red]aborted:[/red] {escape(results['abort_reason'])}")
+        out.print(f"fault {escape(f['name'])}: {escape(fault_line(f))}")
     cleanup = results.get("cleanup", {})
     out.print(f"cleanup ok: {cleanup.get('ok')} (toxics left: {cleanup.get('toxics_left')})")
+    out.print(f"[bold {colour}]{escape(verdict_line(results))}[/bold {colour}]")
+    for line in reasons(results)[1:]:
+        out.print(f"  [{colour}]{escape(line)}[/{colour}]")
     out.print(f"report: {run_dir / 'report.html'}")
 
 

@@ -149,14 +149,20 @@ def _p95_window(
     samples: pd.DataFrame, objectives: ObjectiveSpec, stats: dict[str, PhaseStats], faults: list[FaultMeasure]
 ) -> PhaseStats | None:
     """The window a latency objective is judged on: the fault phase, the recovery phase, or
-    from the first failover's arrival to the end of the fault phase. None when it does not exist
-    (no such phase; no failover)."""
+    ``after_failover``: from the moment traffic has moved to the end of the fault phase. Traffic
+    has moved when the first answer from another tier arrived *and* new requests are good again
+    (the fault's ``service_restored_s``), whichever is later: a window opened while requests were
+    still slow would judge the incident a second time, which the RTO already does. None when the
+    window does not exist (no such phase; no failover)."""
     if objectives.p95_ms is None and objectives.p95_baseline_factor is None:
         return None
     if objectives.p95_during != "after_failover":
         return stats.get(objectives.p95_during)
     fault_phase = stats.get("fault")
-    moved = [f.fault.onset_at + f.failover_s for f in faults if f.failover_s is not None]
+    moved = [
+        f.fault.onset_at + max(f.failover_s, f.service_restored_s or 0.0)
+        for f in faults if f.failover_s is not None
+    ]
     if fault_phase is None or not moved or min(moved) >= fault_phase.end:
         return None
     return stats_for(samples, "after_failover", min(moved), fault_phase.end)

@@ -265,7 +265,38 @@ def _fault_row(fault: dict[str, Any], aborted: bool) -> dict[str, Any]:
         "data_gaps": cell("data_gaps_s") if "data_gaps_s" in fault else None,
         "resolution": cell("resolution_s") if "resolution_s" in fault else None,
         "impact": _impact(impact, notes.get("impact")),
+        "service_restored": cell("service_restored_s") if "service_restored_s" in fault else None,
+        "last_impacted_answer": cell("last_impacted_answer_s") if "last_impacted_answer_s" in fault else None,
+        "rto_by_stream": _by_stream(fault.get("rto_by_stream")),
+        "agreement": _agreement(fault.get("agreement")),
     }
+
+
+def _by_stream(by_stream: Any) -> Cell | None:
+    """``probe 2.72 s · all 2.72 s``: the RTO from the constant-rate probe alone and from every
+    request; they agree within resolution when the figure does not depend on the load mix."""
+    if not isinstance(by_stream, dict) or not by_stream:
+        return None
+    return Cell(" · ".join(f"{name} {quantity('rto_s', value)}" for name, value in by_stream.items()))
+
+
+def _agreement(agreement: Any) -> Cell | None:
+    """The stack's own failover instant beside the harness's, and the difference."""
+    if not isinstance(agreement, dict):
+        return None
+    parts = []
+    for key, word in (("failover", "failover"), ("failback", "failback")):
+        stack = agreement.get(f"{key}_s")
+        delta = agreement.get(f"{key}_delta_s")
+        if stack is not None:
+            text = f"{word} {quantity('x_s', stack)}"
+            if delta is not None:
+                text += f" (harness − stack {delta * 1000:+.1f} ms)"
+            parts.append(text)
+    if not parts:
+        return Cell(MISSING, "the stack's log has no failover after the onset")
+    verdict = {True: "agrees within resolution", False: "differs by more than the resolution"}.get(agreement.get("agrees"))
+    return Cell("; ".join(parts) + (f" — {verdict}" if verdict else ""))
 
 
 IMPACT_NONE_TEXT = "no observed impact"
@@ -410,9 +441,18 @@ def _phase_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "p50": _cell("p50_ms", phase.get("p50_ms"), "no responses"),
                 "p95": _cell("p95_ms", phase.get("p95_ms"), "no responses"),
                 "p99": _cell("p99_ms", phase.get("p99_ms"), "no responses"),
+                "stream": _stream_text(phase),
             }
         )
     return rows
+
+
+def _stream_text(phase: dict[str, Any]) -> str:
+    """Where a phase's error rate and percentiles come from, e.g. ``probe: 400 requests, 400 ok``."""
+    stream = phase.get("stream")
+    if not stream:
+        return "all requests"
+    return f"{stream}: {phase.get('stream_requests', 0):,} requests, {phase.get('latency_samples', 0):,} successful"
 
 
 def _charts(results: dict[str, Any], timeline: pd.DataFrame | None) -> list[dict[str, Any]]:
@@ -453,6 +493,7 @@ def _method_rows(results: dict[str, Any], timeline: pd.DataFrame | None) -> list
     # measure's additions, shown when present.
     extras = (
         ("latency bound for a good request", "latency_bound_ms"),
+        ("how the bound was set", "latency_bound_rule"),
         ("baseline p95", "baseline_p95_ms"),
         ("primary tier (before the fault)", "primary_tier"),
         ("lost requests (no response, after the first onset)", "lost_requests"),
