@@ -248,6 +248,26 @@ def _open_reason(stream: _Stream, bucket: int, settings: MeasureSettings, bad: i
     )
 
 
+def _quiet_impact(
+    samples: pd.DataFrame, rows: np.ndarray, fault: FaultTiming, data_end_s: float, reasons: np.ndarray
+) -> str:
+    """What users saw of a fault that caused no incident: the bad requests there were (too few
+    per bucket to be evidence) and the slowest successful answer while it was applied."""
+    starts = samples["start"].to_numpy()
+    until = fault.reverted_at if fault.reverted_at is not None else data_end_s
+    during = rows & (starts >= fault.onset_at) & (starts < until)
+    ok = samples["ok"].to_numpy() == 1
+    latency = samples["latency_ms"].to_numpy()[during & ok]
+    bad = int(np.count_nonzero(reasons[during] != ""))
+    slowest = f"slowest successful answer {latency.max():.0f} ms" if latency.size else "no successful answer"
+    if bad == 0:
+        return f"while applied, none of {int(during.sum())} requests failed or was too slow; {slowest}"
+    return (
+        f"while applied, {bad} of {int(during.sum())} requests were bad, never enough in one bucket to be "
+        f"evidence of an incident; {slowest}"
+    )
+
+
 def why_bad(samples: pd.DataFrame, bound_ms: float | None) -> np.ndarray:
     """Each request's reason for being bad in a few words (``HTTP 503``, ``timeout``,
     ``slower than 250 ms``); "" for good ones."""
@@ -303,6 +323,7 @@ def measure_fault(
     notes: dict[str, str] = {}
     if incident.impact == IMPACT_NONE:
         notes["time_to_detect_s"] = "no observed impact: no bucket after the onset was unhealthy on evidence"
+        notes["impact"] = _quiet_impact(samples, probe_rows if probe_rows.any() else everything, fault, data_end_s, reasons)
     elif incident.impact == IMPACT_UNRECOVERED:
         notes["rto_s"] = incident.open_reason or "not recovered"
         if incident.time_to_detect_s is None:

@@ -54,6 +54,9 @@ def fault_line(fault: dict[str, Any]) -> str:
     resolution = fault.get("resolution_s")
     res = f" ± {quantity('resolution_s', resolution)}" if resolution is not None else ""
     parts = [f"impact {fault.get('impact')}"]
+    quiet = (fault.get("notes") or {}).get("impact")
+    if fault.get("impact") == "none" and quiet:
+        parts[0] += f" ({quiet})"
     if fault.get("time_to_detect_s") is not None:
         parts.append(f"detected {quantity('time_to_detect_s', fault['time_to_detect_s'])} after onset")
     if fault.get("rto_s") is not None:
@@ -73,6 +76,8 @@ def fault_line(fault: dict[str, Any]) -> str:
             if stack is not None:
                 text += f" (stack's log {quantity(key, stack)})"
             parts.append(text)
+    if fault.get("degraded_s"):
+        parts.append(f"degraded {quantity('degraded_s', fault['degraded_s'])}")
     for key in ("capacity_restored_s", "replacement_region"):
         if fault.get(key) is not None:
             parts.append(f"{key.replace('_s', '').replace('_', ' ')} {quantity(key, fault[key])}")
