@@ -181,7 +181,11 @@ def _add_agreement(results: dict[str, Any], run_dir: Path, phases: dict[str, tup
     onsets = [_epoch(f["onset_at"]) for f in faults]
     data_end = max(end for _, end in phases.values()) if phases else None
     for i, fault in enumerate(faults):
-        until = onsets[i + 1] if i + 1 < len(onsets) else data_end
+        # Faults applied together share the stack's events; a later fault's own window starts at
+        # the first onset after this one was reverted.
+        reverted = _epoch(fault["reverted_at"]) if fault.get("reverted_at") else None
+        later = [t for t in onsets[i + 1:] if reverted is not None and t >= reverted]
+        until = later[0] if later else data_end
         fault["agreement"] = agreement(
             events, onsets[i], until, fault.get("failover_s"), fault.get("failback_s"),
             fault.get("resolution_s") or 0.25, f"{STACK_EVENTS_FILE} (the stack's own routing log)",

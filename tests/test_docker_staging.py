@@ -204,6 +204,10 @@ def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path)
     gateway_failover_s = failovers[0]["ts"] - onset
     resolution_s = result.results["measurement"]["resolution_s"]
     assert abs(gateway_failover_s - fault["failover_s"]) <= resolution_s, (gateway_failover_s, fault["failover_s"])
+    # The run kept the gateway's log itself, and results carry the same comparison.
+    agreement = fault["agreement"]
+    assert agreement["failover_s"] == pytest.approx(gateway_failover_s, abs=1e-3)
+    assert abs(agreement["failover_delta_s"]) <= resolution_s, agreement
 
     cleanup = result.results["cleanup"]
     assert cleanup["ok"] is True and cleanup["toxics_left"] == 0 and cleanup["containers_not_running"] == []

@@ -106,7 +106,7 @@ MIN_LATENCY_SAMPLES = 20
 
 WINDOW_WORDS = {
     "fault": "the fault phase",
-    "after_failover": "from the first failover to the end of the fault phase",
+    "after_failover": "the fault phase after traffic moved",
     "recovery": "the recovery phase",
 }
 
