@@ -521,5 +521,35 @@ def verify(pack_path: Path, pubkey: Path | None) -> None:
     out.print(f"[green]VERIFIED[/green]: {escape(str(pack_path))}: {result.files} files intact; {signed}")
 
 
+@main.command()
+@click.argument("reports_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Trends page to write (default: REPORTS_DIR/trends.html).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV export (default: beside the page, same name, .csv).")
+def history(reports_dir: Path, out_path: Path | None, csv_path: Path | None) -> None:
+    """Trends across past runs, from their results.json files alone: RTO, time to detect, error
+    rate and capacity restoration per scenario over time, a quarter-over-quarter table,
+    regressions flagged, and a CSV for spreadsheets. Exit 0, or 2 when there is nothing to read.
+
+    \b
+    Example:
+      drill history reports/ --out trends.html
+    """
+    from harness.report.history import write_history
+
+    try:
+        result, page, table = write_history(reports_dir, out_path, csv_path)
+    except DrillError as exc:
+        _fail(exc)
+    for point, figure, why in result.regressions:
+        out.print(f"[red]REGRESSION[/red] {escape(point.scenario)} {escape(point.run_id)}: {escape(why)}")
+    for line in result.skipped:
+        console.print(f"[yellow]skipped:[/yellow] {escape(line)}")
+    out.print(f"{len(result.points)} run(s), {len(result.regressions)} regression(s)")
+    out.print(f"trends: {escape(str(page))}")
+    out.print(f"csv: {escape(str(table))}")
+
+
 if __name__ == "__main__":
     main()
