@@ -8,8 +8,6 @@ report.html from them exactly as `drill report` does. Pure file work: no stack, 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -20,23 +18,13 @@ import pytest
 
 from harness.errors import EXIT_BAD_INPUT, EXIT_NOT_VERIFIED
 from harness.report.pack import MANIFEST_NAME, SIGNATURE_NAME, build_pack, generate_key, verify_pack
-from harness.results import compute_results, write_outputs
 
-LATENCY_RUN = Path(__file__).parent / "data" / "latency-run"
 DRILL = [sys.executable, "-m", "harness.cli"]
 
 
-def make_run(parent: Path, name: str = "run") -> Path:
-    run_dir = parent / name
-    shutil.copytree(LATENCY_RUN, run_dir)
-    results, timeline = compute_results(run_dir)
-    write_outputs(run_dir, results, timeline)
-    return run_dir
-
-
 @pytest.fixture
-def run_dir(tmp_path: Path) -> Path:
-    return make_run(tmp_path)
+def run_dir(latency_run: Callable[..., Path]) -> Path:
+    return latency_run()
 
 
 @pytest.fixture
@@ -189,11 +177,11 @@ def test_keygen_refuses_to_overwrite_and_keeps_the_key_private(tmp_path: Path) -
     assert proc.returncode == EXIT_BAD_INPUT and "already exists" in proc.stderr
 
 
-def test_campaign_run_directory_packs_every_run(tmp_path: Path) -> None:
+def test_campaign_run_directory_packs_every_run(tmp_path: Path, latency_run: Callable[..., Path]) -> None:
     campaign = tmp_path / "quarterly" / "20260101T000000Z-abc"
     campaign.mkdir(parents=True)
-    make_run(campaign, "01-latency")
-    make_run(campaign, "02-latency")
+    latency_run(campaign, "01-latency")
+    latency_run(campaign, "02-latency")
     (campaign / "campaign.json").write_text(json.dumps({"name": "quarterly", "runs": []}), encoding="utf-8")
     result = build_pack(campaign, tmp_path / "c.zip")
     assert result.runs == 2

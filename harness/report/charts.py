@@ -22,6 +22,7 @@ runs are downsampled to at most :data:`MAX_POINTS` buckets so the SVG stays smal
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import math
@@ -592,7 +593,7 @@ def _to_svg(fig: "Figure", salt: str, title: str) -> str:
     head = text[:head_end]
     head = re.sub(r'\swidth="[^"]*"', ' width="100%"', head, count=1)
     head = re.sub(r'\sheight="[^"]*"', "", head, count=1)
-    head += f' role="img" aria-label="{title}"'
+    head += f' role="img" aria-label="{html.escape(title, quote=True)}"'  # a title may hold user text
     # Ids must be unique across the page; matplotlib's per-artist ids (``<artist kind>_<n>``:
     # figure_1, line2d_3, FillBetweenPolyCollection_2, ...) are not salted. Its hashed clip-path
     # and hatch ids carry no ``_<n>`` and are salted by svg.hashsalt already.

@@ -98,8 +98,17 @@ def write_report(run_dir: Path, results: dict[str, Any], timeline: pd.DataFrame 
     """
     run_dir = Path(run_dir)
     samples, note = _capacity_samples(run_dir) if results.get("capacity") is not None else (None, None)
-    html = render_report(results, timeline, run_files(run_dir), samples, note)
+    html = render_report(results, timeline, run_files(run_dir), samples, note, story=_story(results, run_dir))
     return atomic_write_text(run_dir / REPORT_NAME, html)
+
+
+def _story(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """The story sections (summary, impact, runbook view, event timeline) from the run directory;
+    a run directory that cannot tell the story still gets a report."""
+    from harness.report.story import build_story, load_run_samples
+
+    request_samples, _ = load_run_samples(run_dir)
+    return build_story(results, run_dir, request_samples).as_context()
 
 
 def render_report(
@@ -108,14 +117,21 @@ def render_report(
     files: list[dict[str, str]] | None = None,
     capacity_samples: pd.DataFrame | None = None,
     capacity_source_note: str | None = None,
+    story: dict[str, Any] | None = None,
 ) -> str:
     """The report as an HTML string (what :func:`write_report` writes).
 
     ``capacity_samples`` is the raw capacity frame (``load_capacity``); without it the capacity
     chart comes from results.json ``capacity.timeline`` and ``capacity_source_note`` says why.
+    ``story`` is :meth:`harness.report.story.Story.as_context`; without it the story is told from
+    results alone (no impact counts, no runbook view, no journal).
     """
     context = report_context(results, timeline, files or [], capacity_samples, capacity_source_note)
-    return render_template(TEMPLATE_NAME, **context)
+    if story is None:
+        from harness.report.story import build_story
+
+        story = build_story(results, None, None).as_context()
+    return render_template(TEMPLATE_NAME, **context, story=story)
 
 
 def render_template(name: str, **context: Any) -> str:
@@ -145,6 +161,7 @@ def report_context(
     return {
         "scenario_name": scenario.get("name") or MISSING,
         "scenario_path": scenario.get("path") or MISSING,
+        "scenario_description": str(scenario.get("description") or ""),
         "scenario_sha256": scenario.get("sha256") or MISSING,
         "run_id": results.get("run_id") or MISSING,
         "started": utc_text(results.get("started_at")),
