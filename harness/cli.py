@@ -245,16 +245,21 @@ def campaign_run(file: Path, runtime: str | None, reports_dir: Path) -> None:
 @click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
               show_default=True)
 def campaign_status_command(target: Path, reports_dir: Path) -> None:
-    """Show the latest run of CAMPAIGN.yaml (or the campaign run directory given)."""
+    """Show the latest run of CAMPAIGN.yaml (or the campaign run directory given). With `every:`
+    in the campaign, also say whether it is on schedule: exit 5 when overdue (never run counts)."""
     from harness.campaign import campaign_status, latest_campaign_dir
 
+    due = _campaign_schedule(target, reports_dir)
     try:
         run_dir = target if target.is_dir() else latest_campaign_dir(target, reports_dir)
         summary = campaign_status(run_dir)
     except DrillError as exc:
+        if due is not None and due.overdue:
+            _say_schedule(due)
         _fail(exc)
     _print_campaign(summary)
     out.print(f"index: {run_dir / 'index.html'}")
+    _say_schedule(due)
 
 
 def _print_campaign(summary: dict[str, Any]) -> None:
@@ -426,6 +431,41 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return "—" if value is None else str(value)
+
+
+
+# --- campaign schedules (every: 90d) ---
+
+
+def _campaign_schedule(target: Path, reports_dir: Path) -> Any:
+    """The campaign's schedule (None without ``every:``), from its newest campaign.json."""
+    from harness.campaign import campaign_status, latest_campaign_dir, load_campaign, schedule
+
+    try:
+        if target.is_dir():
+            summary = campaign_status(target)
+            return schedule(summary.get("every_s"), summary)
+        spec, _ = load_campaign(target)
+        if not spec.every:
+            return None
+        try:
+            summary = campaign_status(latest_campaign_dir(target, reports_dir))
+        except DrillError:
+            summary = None  # never run: overdue
+        return schedule(spec.every, summary)
+    except DrillError as exc:
+        _fail(exc)
+
+
+def _say_schedule(due: Any) -> None:
+    from harness.errors import EXIT_OVERDUE
+
+    if due is None:
+        return
+    if due.overdue:
+        out.print(f"[red]{escape(due.text())}[/red]")
+        sys.exit(EXIT_OVERDUE)
+    out.print(f"[green]{escape(due.text())}[/green]")
 
 
 # === Evidence and history: drill keygen | pack | verify | history ================================
