@@ -317,14 +317,17 @@ def trend_svg(scenario: str, points: list[Point]) -> str | None:
         ax.plot(xs, ys, marker="o", markersize=4, color="#2c5d8f", linewidth=1.4)
         for x, p, y in zip(xs, ps, ys):
             interval = p.ci.get(figure)
-            if interval is not None:
+            if interval is not None and p.runs > 1:  # a repeat series' CI of the median
                 ax.vlines(x, interval[0] * scale, interval[1] * scale, color="#85929e", linewidth=2.5, alpha=0.7)
             if figure in p.regressions:
                 ax.plot([x], [y], marker="o", markersize=9, markerfacecolor="none", markeredgecolor="#c0392b",
                         markeredgewidth=2)
         ax.set_title(LABELS[figure] + (" (%)" if figure == "error_rate" else " (s)"), fontsize=9, loc="left")
-        ax.set_ylim(bottom=0)
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+        highs = ys + [float(p.ci[figure][1]) * scale for p in ps if p.ci.get(figure) is not None and p.runs > 1]
+        ax.set_ylim(bottom=0, top=(max(highs) * 1.15) or 1.0)  # room for the regression ring
+        locator = mdates.AutoDateLocator(minticks=2, maxticks=5)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         ax.tick_params(labelsize=7)
         ax.grid(axis="y", color="#e5e7e9", linewidth=0.6)
         for side in ("top", "right"):
