@@ -118,3 +118,13 @@ def test_summary_of_a_fault_that_never_took_effect() -> None:
                "verdict": "aborted", "abort_reason": "stack unhealthy"}
     text = " ".join(summary_sentences(results))
     assert "never took effect" in text and "aborted: stack unhealthy" in text
+
+
+def test_report_tells_the_story_first_and_tables_its_chart_data(latency_run: Callable[..., Path]) -> None:
+    page = (latency_run() / "report.html").read_text(encoding="utf-8")
+    order = [page.index(marker) for marker in ('id="story"', 'id="impact"', 'id="runbook"', 'id="events"',
+                                               'id="objectives"', 'id="charts"', 'id="chart-data"')]
+    assert order == sorted(order)
+    data = page[page.index('id="chart-data"'):page.index("</details>", page.index('id="chart-data"'))]
+    assert data.count("<tr>") > 40  # a 50 s run in 1 s slices, header included
+    assert "tier gpu" in data and "tier hosted" in data

@@ -175,6 +175,7 @@ def report_context(
         "capacity": _capacity_section(results, capacity_samples, capacity_source_note),
         "phases": _phase_rows(results),
         "charts": _charts(results, timeline),
+        "chart_table": _chart_table(timeline),
         "method": _method_rows(results, timeline),
         "method_text": (results.get("measurement") or {}).get("method") or "",
         "method_doc": METHOD_DOC,
@@ -447,6 +448,38 @@ def _charts(results: dict[str, Any], timeline: pd.DataFrame | None) -> list[dict
         out.append({"title": tiers_title, "svg": None,
                     "reason": "no tier information: responses carried no X-Tier header"})
     return out
+
+
+CHART_TABLE_MAX_ROWS = 120
+
+
+def _chart_table(timeline: pd.DataFrame | None) -> dict[str, Any] | None:
+    """The charts' data as a table (what a screen reader or a printout gets): the timeline in
+    equal slices of whole seconds, at most CHART_TABLE_MAX_ROWS rows. Ratios are request-weighted,
+    p95 is the worst bucket of the slice."""
+    if timeline is None or timeline.empty or "t_s" not in timeline:
+        return None
+    t = timeline["t_s"].astype(float)
+    span_s = float(t.max() - t.min()) or 1.0
+    slice_s = max(1.0, float(int(span_s / CHART_TABLE_MAX_ROWS) + 1))
+    frame = timeline.assign(slice=((t - t.min()) // slice_s).astype(int))
+    requests = frame["requests"].fillna(0) if "requests" in frame else pd.Series(0.0, index=frame.index)
+    tiers = charts.tier_columns(timeline)
+    rows = []
+    for _, group in frame.groupby("slice"):
+        n = float(requests.loc[group.index].sum())
+
+        def weighted(column: str) -> str:
+            if column not in group or n == 0:
+                return MISSING
+            return quantity("error_rate", float((group[column].fillna(0) * requests.loc[group.index]).sum() / n))
+
+        p95 = group["p95_ms"].max() if "p95_ms" in group else None
+        rows.append([seconds(float(group["t_s"].min())), f"{n:,.0f}", weighted("error_rate"),
+                     weighted(charts.BAD_RATIO), quantity("p95_ms", None if p95 is None or pd.isna(p95) else float(p95))]
+                    + [weighted(c) for c in tiers])
+    columns = ["from (s after start)", "requests", "error rate", "bad (failed or slow)", "worst bucket p95"]
+    return {"slice": seconds(slice_s), "columns": columns + [f"tier {charts.tier_name(c)}" for c in tiers], "rows": rows}
 
 
 def _method_rows(results: dict[str, Any], timeline: pd.DataFrame | None) -> list[tuple[str, Cell]]:
