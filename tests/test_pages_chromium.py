@@ -191,6 +191,10 @@ def keep_for_docs(name: str, rendered: Rendered) -> None:
     out.mkdir(parents=True, exist_ok=True)
     image = Image.open(io.BytesIO(rendered.png))
     image.crop((0, 0, image.width, min(image.height, DOCS_CROP_PX))).save(out / f"{name}.png", optimize=True)
+    if rendered.svg_boxes and max(y + h for _, y, _, h in rendered.svg_boxes) > DOCS_CROP_PX:
+        top = max(0, min(y for _, y, _, _ in rendered.svg_boxes) - 40)
+        bottom = min(image.height, max(y + h for _, y, _, h in rendered.svg_boxes) + 10)
+        image.crop((0, top, image.width, bottom)).save(out / f"{name}-charts.png", optimize=True)
 
 
 def assert_seen_clean(name: str, rendered: Rendered, charts: int) -> None:

@@ -128,3 +128,10 @@ def test_report_tells_the_story_first_and_tables_its_chart_data(latency_run: Cal
     data = page[page.index('id="chart-data"'):page.index("</details>", page.index('id="chart-data"'))]
     assert data.count("<tr>") > 40  # a 50 s run in 1 s slices, header included
     assert "tier gpu" in data and "tier hosted" in data
+
+
+def test_runbook_trigger_is_drawn_on_the_timeline_chart(latency_run: Callable[..., Path]) -> None:
+    page = (latency_run() / "report.html").read_text(encoding="utf-8")
+    chart = page[page.index('aria-label="Error rate and p95 latency over time"'):]
+    chart = chart[:chart.index("</svg>")]
+    assert "runbook trigger fires" in chart and "runbook trigger clears" in chart

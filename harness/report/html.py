@@ -126,11 +126,12 @@ def render_report(
     ``story`` is :meth:`harness.report.story.Story.as_context`; without it the story is told from
     results alone (no impact counts, no runbook view, no journal).
     """
-    context = report_context(results, timeline, files or [], capacity_samples, capacity_source_note)
     if story is None:
         from harness.report.story import build_story
 
         story = build_story(results, None, None).as_context()
+    context = report_context(results, timeline, files or [], capacity_samples, capacity_source_note,
+                             event_marks=story.get("chart_marks") or [])
     return render_template(TEMPLATE_NAME, **context, story=story)
 
 
@@ -152,6 +153,7 @@ def report_context(
     files: list[dict[str, str]],
     capacity_samples: pd.DataFrame | None = None,
     capacity_source_note: str | None = None,
+    event_marks: list[tuple[float, str]] | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, already formatted (the template only lays it out)."""
     scenario = results.get("scenario") or {}
@@ -174,7 +176,7 @@ def report_context(
         "capacity_fault_rows": _capacity_fault_rows(results),
         "capacity": _capacity_section(results, capacity_samples, capacity_source_note),
         "phases": _phase_rows(results),
-        "charts": _charts(results, timeline),
+        "charts": _charts(results, timeline, event_marks),
         "chart_table": _chart_table(timeline),
         "method": _method_rows(results, timeline),
         "method_text": (results.get("measurement") or {}).get("method") or "",
@@ -433,7 +435,9 @@ def _phase_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _charts(results: dict[str, Any], timeline: pd.DataFrame | None) -> list[dict[str, Any]]:
+def _charts(
+    results: dict[str, Any], timeline: pd.DataFrame | None, event_marks: list[tuple[float, str]] | None = None
+) -> list[dict[str, Any]]:
     """Both charts, each either an SVG (Markup: matplotlib output, trusted) or a reason."""
     timeline_title = "Error rate and p95 latency"
     tiers_title = "Tier share of good responses (failover / failback)"
@@ -441,7 +445,7 @@ def _charts(results: dict[str, Any], timeline: pd.DataFrame | None) -> list[dict
         reason = "no timeline: the run recorded no samples"
         return [{"title": timeline_title, "svg": None, "reason": reason},
                 {"title": tiers_title, "svg": None, "reason": reason}]
-    out = [{"title": timeline_title, "svg": Markup(charts.timeline_svg(results, timeline)), "reason": None}]
+    out = [{"title": timeline_title, "svg": Markup(charts.timeline_svg(results, timeline, event_marks)), "reason": None}]
     if charts.tier_columns(timeline):
         out.append({"title": tiers_title, "svg": Markup(charts.tier_share_svg(results, timeline)), "reason": None})
     else:

@@ -560,11 +560,11 @@ class Story:
     impact_reason: str | None
     runbook: list[tuple[str, str]]
     timeline: list[dict[str, str]]
-    runbook_fired_s: float | None = None  # offset from run start, for the charts
+    chart_marks: list[tuple[float, str]] = field(default_factory=list)  # (s from run start, label)
 
     def as_context(self) -> dict[str, Any]:
         return {"summary": self.summary, "impact": self.impact, "impact_reason": self.impact_reason,
-                "runbook": self.runbook, "timeline": self.timeline}
+                "runbook": self.runbook, "timeline": self.timeline, "chart_marks": self.chart_marks}
 
 
 def build_story(results: dict[str, Any], run_dir: Path | None, samples: pd.DataFrame | None) -> Story:
@@ -574,19 +574,26 @@ def build_story(results: dict[str, Any], run_dir: Path | None, samples: pd.DataF
     onset = first_onset(results)
     impact = impact_counts(results, samples)
     view = runbook_view(results, samples, runbook_spec(run_dir))
-    events = event_timeline(results, records, stack_events(run_dir, results, records) + runbook_events(view))
+    stack = stack_events(run_dir, results, records)
+    events = event_timeline(results, records, stack + runbook_events(view))
     if impact is None:
         reason = "no fault took effect" if onset is None else "no request samples"
     else:
         reason = None
-    fired = view.fired_at - origin if view.fired_at is not None and origin is not None else None
+    marks: list[tuple[float, str]] = []
+    if origin is not None:
+        if view.fired_at is not None:
+            marks.append((view.fired_at - origin, "runbook trigger fires"))
+        if view.cleared_at is not None:
+            marks.append((view.cleared_at - origin, "runbook trigger clears"))
+        marks += [(e.at - origin, "stack event") for e in stack][:50]
     return Story(
         summary=summary_sentences(results, impact, fault_params(records)),
         impact=impact.rows() if impact is not None else None,
         impact_reason=reason,
         runbook=runbook_rows(view, origin, onset),
         timeline=timeline_rows(events, origin),
-        runbook_fired_s=fired,
+        chart_marks=marks,
     )
 
 
