@@ -330,7 +330,9 @@ def build_pack(
 
 def _info(name: str, mtime: float | None) -> zipfile.ZipInfo:
     when = datetime.fromtimestamp(mtime, timezone.utc) if mtime is not None else datetime.now(timezone.utc)
-    info = zipfile.ZipInfo(name, date_time=when.timetuple()[:6])
+    # Zip stores local-style times from 1980 on; an older mtime (a restored backup) is clamped.
+    date_time = max(when.timetuple()[:6], (1980, 1, 1, 0, 0, 0))
+    info = zipfile.ZipInfo(name, date_time=date_time)
     info.compress_type = zipfile.ZIP_DEFLATED
     info.external_attr = 0o644 << 16
     return info

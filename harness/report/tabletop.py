@@ -10,12 +10,11 @@ report: no script, no network source.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.report.formatting import MISSING, is_missing, parse_utc, quantity, seconds, utc_text
+from harness.report.formatting import MISSING, is_missing, parse_utc, plain, quantity, seconds, utc_text
 from harness.report.story import build_story, load_run_samples, offset_text, run_origin
 
 TABLETOP_NAME = "tabletop.html"
@@ -64,7 +63,7 @@ def _injects(run: PackedRun, scenario: dict[str, Any]) -> list[dict[str, str]]:
         rows.append({
             "name": name,
             "what": f"{fault.get('type') or MISSING} on {', '.join(map(str, fault.get('targets') or [])) or MISSING}",
-            "params": ", ".join(f"{k} {v}" for k, v in params.items()),
+            "params": ", ".join(f"{k} {plain(v)}" for k, v in params.items()),
             "planned": f"fault phase +{plan.get('at', 0)}" + (f" for {plan['duration']}" if plan.get("duration") else ""),
             "applied": f"{offset_text(onset, origin)} ({utc_text(onset)})" if onset is not None else f"{MISSING} (never took effect)",
             "removed": f"{offset_text(reverted, origin)} ({utc_text(reverted)})" if reverted is not None else f"{MISSING} (no revert recorded)",
@@ -194,11 +193,3 @@ def render_tabletop(runs: list[PackedRun], **kwargs: Any) -> str:
 
     return render_template(TEMPLATE, **tabletop_context(runs, **kwargs))
 
-
-def results_json(run_dir: Path) -> dict[str, Any]:
-    """results.json without schema checks (for a best-effort title)."""
-    try:
-        data = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
