@@ -350,9 +350,9 @@ def summary_sentences(
         onset = parse_utc(fault.get("onset_at"))
         what = _what_broke(fault, params.get(name, {}))
         if onset is None:
-            impact = fault.get("impact")
+            words = fault.get("impact")
             sentences.append(f"Fault {name} was planned but never took effect "
-                             f"({impact if isinstance(impact, str) and impact else 'not applied'}).")
+                             f"({words if isinstance(words, str) and words else 'not applied'}).")
             continue
         sentences.append(f"{what[0].upper()}{what[1:]} at {offset_text(onset, origin)} ({name}).")
         ttd = _number(fault.get("time_to_detect_s"))
