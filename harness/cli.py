@@ -472,6 +472,14 @@ def _say_schedule(due: Any) -> None:
 # (kept together so changes elsewhere in this file merge cleanly)
 
 
+def _refuse(exc: DrillError) -> None:
+    """Like _fail, for commands that never touch a stack (no "nothing was applied" line)."""
+    kind = "bad input" if isinstance(exc, ScenarioError) else "error"
+    for line in getattr(exc, "problems", [str(exc)]):
+        console.print(f"[red]{kind}:[/red] {escape(line)}", soft_wrap=True)
+    sys.exit(exc.exit_code)
+
+
 @main.command()
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Private key file to write (PEM, mode 0600); the public key goes to OUT.pub.")
@@ -489,7 +497,7 @@ def keygen(out_path: Path, force: bool) -> None:
     try:
         key, pub, kid = generate_key(out_path, force=force)
     except DrillError as exc:
-        _fail(exc)
+        _refuse(exc)
     out.print(f"private key: {escape(str(key))} (keep it secret)")
     out.print(f"public key:  {escape(str(pub))} (give it to whoever verifies packs)")
     out.print(f"key id:      {kid}")
@@ -521,7 +529,7 @@ def pack(source: Path, out_path: Path, approver: str | None, participants: tuple
     try:
         result = build_pack(source, out_path, approver=approver, participants=participants, sign_key=sign_key)
     except DrillError as exc:
-        _fail(exc)
+        _refuse(exc)
     signed = f", signed with key {result.key_id}" if result.key_id else ", unsigned"
     out.print(f"pack: {escape(str(result.path))} ({result.files} files, {result.runs} run(s){signed})")
 
@@ -544,7 +552,7 @@ def verify(pack_path: Path, pubkey: Path | None) -> None:
     try:
         result = verify_pack(pack_path, pubkey)
     except DrillError as exc:
-        _fail(exc)
+        _refuse(exc)
     for line in result.lines():
         console.print(f"[red]{escape(line)}[/red]", soft_wrap=True)
     if not result.ok:
@@ -581,7 +589,7 @@ def history(reports_dir: Path, out_path: Path | None, csv_path: Path | None) -> 
     try:
         result, page, table = write_history(reports_dir, out_path, csv_path)
     except DrillError as exc:
-        _fail(exc)
+        _refuse(exc)
     for point, figure, why in result.regressions:
         out.print(f"[red]REGRESSION[/red] {escape(point.scenario)} {escape(point.run_id)}: {escape(why)}")
     for line in result.skipped:
