@@ -512,8 +512,9 @@ def keygen(out_path: Path, force: bool) -> None:
               help="Attendees, comma-separated or the option repeated (on the tabletop sheet).")
 @click.option("--sign", "sign_key", type=click.Path(dir_okay=False, path_type=Path),
               help="Sign the manifest with this Ed25519 key (from `drill keygen`).")
+@click.option("--force", is_flag=True, help="Replace an existing PACK.zip.")
 def pack(source: Path, out_path: Path, approver: str | None, participants: tuple[str, ...],
-         sign_key: Path | None) -> None:
+         sign_key: Path | None, force: bool) -> None:
     """Write a tamper-evident evidence pack of a run or campaign run directory: every file of the
     run, a printable tabletop sheet, the environment fingerprint and MANIFEST.sha256 over all of
     it, optionally signed. Exit 0, or 2 for bad input.
@@ -527,7 +528,8 @@ def pack(source: Path, out_path: Path, approver: str | None, participants: tuple
     from harness.report.pack import build_pack
 
     try:
-        result = build_pack(source, out_path, approver=approver, participants=participants, sign_key=sign_key)
+        result = build_pack(source, out_path, approver=approver, participants=participants, sign_key=sign_key,
+                            force=force)
     except DrillError as exc:
         _refuse(exc)
     signed = f", signed with key {result.key_id}" if result.key_id else ", unsigned"

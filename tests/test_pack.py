@@ -162,11 +162,13 @@ def test_bad_input_is_exit_2(run_dir: Path, tmp_path: Path, keys: tuple[Path, Pa
     for args in (["verify", str(tmp_path / "nope.zip")], ["verify", str(not_zip)],
                  ["pack", str(tmp_path / "nope"), "--out", str(tmp_path / "o.zip")],
                  ["pack", str(run_dir), "--out", str(tmp_path / "o.zip"), "--sign", str(keys[1])],
-                 ["pack", str(run_dir), "--out", str(run_dir / "inside.zip")]):
+                 ["pack", str(run_dir), "--out", str(run_dir / "inside.zip")],
+                 ["pack", str(run_dir), "--out", str(not_zip)]):
         proc = drill(*args)
         assert proc.returncode == EXIT_BAD_INPUT, (args, proc.stderr)
         assert "bad input" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "o.zip").exists() and not (run_dir / "inside.zip").exists()
+    assert not_zip.read_text(encoding="utf-8") == "hello"  # an existing file is never replaced without --force
 
 
 def test_keygen_refuses_to_overwrite_and_keeps_the_key_private(tmp_path: Path) -> None:

@@ -225,11 +225,13 @@ def build_pack(
     approver: str | None = None,
     participants: Iterable[str] = (),
     sign_key: Path | None = None,
+    force: bool = False,
 ) -> PackResult:
     """Write the evidence pack of ``source`` (a run or campaign run directory) to ``out``.
 
     The zip is written to a temp file beside ``out`` and renamed, so a half-written pack never
-    exists under its name. Raises ScenarioError (exit 2) for a bad source, output or key.
+    exists under its name; an existing ``out`` is replaced only with ``force``. Raises
+    ScenarioError (exit 2) for a bad source, output or key.
     """
     from harness import __version__ as drill_version
     from harness.report.tabletop import PackedRun, render_tabletop
@@ -243,6 +245,9 @@ def build_pack(
         raise ScenarioError(f"{out}: the pack must be written outside {source} (it would contain itself)")
     if not out.parent.is_dir():
         raise ScenarioError(f"{out.parent}: no such directory for --out")
+    if out.exists() and not force:
+        # A pack is evidence: never replace one by accident.
+        raise ScenarioError(f"{out}: already exists; choose another --out or pass --force to replace it")
     participants = [p.strip() for item in participants for p in str(item).split(",") if p.strip()]
     prefix = "run/" if kind == "run" else "campaign/"
     runs: list[PackedRun] = []
