@@ -11,7 +11,8 @@ A campaign file::
 
 :func:`run_campaign` runs each scenario with the engine's ``run_drill`` (one after the other: they
 share a stack) into ``REPORTS_DIR/<campaign>/<UTC-stamp>/``, then writes ``campaign.json`` (every
-run's verdict, exit code, RTOs and capacity figures) and ``index.html`` linking each run's report.
+run's verdict, exit code, RTOs and capacity figures), ``index.html`` linking each run's report and
+one ``junit.xml`` holding every run's suite.
 A scenario that is bad input (exit 2) or aborts (exit 3) is recorded and the campaign goes on.
 The campaign's exit code is the worst of its runs (0 < 1 < 3 < 2).
 """
@@ -241,6 +242,17 @@ def _write(result: CampaignResult) -> None:
     tmp.write_text(summary, encoding="utf-8")
     tmp.replace(result.summary_path)  # atomic: a reader never sees half a summary
     result.index_path.write_text(render_index(result), encoding="utf-8")
+    _write_junit(result)
+
+
+def _write_junit(result: CampaignResult) -> None:
+    """One junit.xml for the whole campaign (every run's suite), so CI shows it as one result."""
+    from harness.report.junit import JUNIT_NAME, combine_junit
+    from harness.report.results import atomic_write_text
+
+    suites = [(Path(r.scenario).stem, Path(r.run_dir) / JUNIT_NAME if r.run_dir else None, r.error)
+              for r in result.runs]
+    atomic_write_text(result.campaign_dir / JUNIT_NAME, combine_junit(result.name, suites))
 
 
 def render_index(result: CampaignResult) -> str:

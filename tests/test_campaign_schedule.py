@@ -79,3 +79,23 @@ def test_schedule_logic_at_the_boundary() -> None:
     due = schedule(10.0, {"started_at": "2026-01-01T00:00:00Z"}, now=1767225600.0 + 10.5)
     assert due is not None and due.overdue
     assert schedule(None, None) is None
+
+
+def test_campaign_junit_combines_every_run(tmp_path: Path, latency_run) -> None:  # type: ignore[no-untyped-def]
+    import xml.etree.ElementTree as ET
+
+    from harness.campaign import CampaignResult, CampaignRun, _write
+
+    run_dir = latency_run(tmp_path, "01-latency")
+    result = CampaignResult("q", tmp_path, [
+        CampaignRun(str(REPO / "scenarios" / "latency.yaml"), 1, "failed", str(run_dir)),
+        CampaignRun(str(tmp_path / "broken.yaml"), 2, "bad_input", None, "broken.yaml:3 name: field required"),
+    ], "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z", 90 * DAY_S)
+    _write(result)
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    run_suite = next(ET.parse(run_dir / "junit.xml").getroot().iter("testsuite"))
+    assert [s.get("name") for s in root.iter("testsuite")] == [run_suite.get("name"), "broken"]
+    assert int(root.get("tests") or 0) == int(run_suite.get("tests") or 0) + 1
+    assert int(root.get("errors") or 0) == int(run_suite.get("errors") or 0) + 1
+    assert "field required" in (tmp_path / "junit.xml").read_text()
+    assert json.loads((tmp_path / "campaign.json").read_text())["every_s"] == 90 * DAY_S
