@@ -433,7 +433,6 @@ def _fmt(value: Any) -> str:
     return "—" if value is None else str(value)
 
 
-
 # --- campaign schedules (every: 90d) ---
 
 
