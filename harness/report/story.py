@@ -147,15 +147,13 @@ def runbook_spec(run_dir: Path | None) -> dict[str, Any]:
     spec = dict(DEFAULT_RUNBOOK)
     if run_dir is None:
         return spec
+    import yaml
+
     path = Path(run_dir) / "scenario.yaml"
     try:
-        import yaml
-
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, ImportError):
-        return spec
-    except Exception:  # yaml.YAMLError: a damaged copy must not cost the whole report
-        return spec
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return spec  # a missing or damaged copy must not cost the whole report
     declared = data.get("runbook") if isinstance(data, dict) else None
     if isinstance(declared, dict):
         from harness.scenario.units import parse_duration
