@@ -323,7 +323,8 @@ def trend_svg(scenario: str, points: list[Point]) -> str | None:
                 ax.plot([x], [y], marker="o", markersize=9, markerfacecolor="none", markeredgecolor="#c0392b",
                         markeredgewidth=2)
         ax.set_title(LABELS[figure] + (" (%)" if figure == "error_rate" else " (s)"), fontsize=9, loc="left")
-        highs = ys + [float(p.ci[figure][1]) * scale for p in ps if p.ci.get(figure) is not None and p.runs > 1]
+        intervals = [p.ci.get(figure) for p in ps if p.runs > 1]
+        highs = ys + [float(i[1]) * scale for i in intervals if i is not None]
         ax.set_ylim(bottom=0, top=(max(highs) * 1.15) or 1.0)  # room for the regression ring
         locator = mdates.AutoDateLocator(minticks=2, maxticks=5)
         ax.xaxis.set_major_locator(locator)
