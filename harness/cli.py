@@ -447,11 +447,12 @@ def _campaign_schedule(target: Path, reports_dir: Path) -> Any:
         spec, _ = load_campaign(target)
         if not spec.every:
             return None
+        last: dict[str, Any] | None
         try:
-            summary = campaign_status(latest_campaign_dir(target, reports_dir))
+            last = campaign_status(latest_campaign_dir(target, reports_dir))
         except DrillError:
-            summary = None  # never run: overdue
-        return schedule(spec.every, summary)
+            last = None  # never run: overdue
+        return schedule(spec.every, last)
     except DrillError as exc:
         _fail(exc)
 
