@@ -285,6 +285,21 @@ class CapacitySpec(Strict):
         return v
 
 
+class Runbook(Strict):
+    """The runbook trigger the report checks the drill against: when would a person following the
+    runbook have acted? Defaults to the playbook's "error rate > 10 % or p95 > 2x baseline"."""
+
+    error_rate: float = Field(default=0.10, gt=0, le=1)
+    p95: float | str = "2x baseline"
+    window: Duration = 10.0
+
+    @field_validator("p95")
+    @classmethod
+    def _bound(cls, v: Any) -> Any:
+        parse_latency_bound(v)
+        return v
+
+
 class Measurement(Strict):
     """How finely to measure (docs/method.md). ``good_latency_ms`` is the latency bound of a good
     request (ms or ``Nx baseline``); without it, max(2x baseline p95, ``good_latency_floor_ms``)."""
@@ -330,6 +345,7 @@ class Scenario(Strict):
     stop_when: StopWhen | None = None
     capacity: CapacitySpec | None = None
     measurement: Measurement = Field(default_factory=Measurement)
+    runbook: Runbook | None = None
     # What a test of this drill expects: negative controls say `failed` (they prove the harness
     # can fail). The CLI's exit code still follows the verdict; pytest compares with this.
     expect: Literal["passed", "failed"] = "passed"
