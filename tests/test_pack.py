@@ -75,7 +75,7 @@ def test_pack_holds_every_run_file_the_sheet_and_a_manifest(run_dir: Path, tmp_p
     assert info["participants"] == ["B. One", "C. Two"] and info["approver"] == "A. Lead"
     assert len(env["fingerprint_sha256"]) == 64 and env["runs"]
     for text in ("Injects", "provider-slow", "Expected vs observed", "Discussion", "Findings",
-                 "Objective rto_s missed", "B. One", "approver: A. Lead", "Sign-off"):
+                 "Objective p95_ms missed", "B. One", "approver: A. Lead", "Sign-off"):
         assert text in sheet, text
 
 

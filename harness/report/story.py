@@ -370,7 +370,11 @@ def summary_sentences(
         reverted = parse_utc(fault.get("reverted_at"))
         failback = _number(fault.get("failback_s"))
         if reverted is not None:
-            back = f"; traffic moved back {seconds(failback)} after the revert" if failback is not None else ""
+            # failback_s counts from the onset, like every fault figure.
+            back = ""
+            if failback is not None and onset is not None:
+                after_revert = onset + failback - reverted
+                back = f"; traffic moved back {seconds(max(0.0, after_revert))} after the revert"
             sentences.append(f"The fault was removed at {offset_text(reverted, origin)}{back}.")
         restored = _number(fault.get("capacity_restored_s"))
         if restored:
