@@ -116,8 +116,9 @@ def test_old_go_first_on_path_builds_toxiproxy_with_a_fetched_toolchain(tmp_path
 def test_go_floor_and_toolchain_hash_agree_with_the_go_command() -> None:
     """The hard-coded Go floor is the ``go`` line of Toxiproxy's go.mod, and the fetcher's module
     hash is the one the go command computes (what the checksum database records)."""
-    go = shutil.which("go") or str(REPO / ".venv/go/bin/go")
-    require(Path(go).exists(), "a Go toolchain", "install Go or run scripts/bootstrap")
+    fetched = REPO / ".venv/go/bin/go"  # present exactly when the go on PATH is too old
+    go = str(fetched) if fetched.exists() else shutil.which("go") or "go"
+    require(shutil.which(go) is not None, "a Go toolchain", "install Go or run scripts/bootstrap")
     module = f"github.com/Shopify/toxiproxy/v2@{bootstrap_setting('TOXIPROXY_VERSION')}"
     done = subprocess.run([go, "mod", "download", "-json", module], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
