@@ -546,6 +546,11 @@ class Drill:
                 env.update(self.stack.fingerprint())
             except Exception as exc:
                 env["fingerprint_error"] = str(exc)
+        # The Docker engine and compose CLI are real parts of a compose run: list them with the
+        # other tools (the Toxiproxy server's own version is added once it answers /version).
+        for tool, key in (("docker_engine", "engine_version"), ("docker_compose", "compose_version")):
+            if env.get(key):
+                env["tools"][tool] = env[key]
         return env
 
     def _finish(self) -> RunResult:

@@ -196,6 +196,11 @@ def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path)
     fault = result.results["faults"][0]
     assert fault["onset_source"] == "docker-event:die"
     assert fault["failover_s"] is not None and fault["rto_s"] is not None
+    tools = result.results["environment"]["tools"]
+    assert tools["docker_engine"] == runtime.client.version()["Version"]
+    # toxiproxy is whatever the drill-toxiproxy image answers ("git" in images built from
+    # binaries that bootstrap built before it stamped the version); the compose CLI's is a number.
+    assert tools["docker_compose"][0].isdigit() and tools["toxiproxy"], tools
 
     onset = _epoch(fault["onset_at"])
     events = httpx.get(f"http://127.0.0.1:{ports['gateway']}/admin/events", params={"since": onset - 1}, timeout=5).json()
