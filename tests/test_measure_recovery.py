@@ -129,7 +129,10 @@ def test_never_recovering_gives_no_rto_and_fails_the_objective() -> None:
 
     assert figures.impact == "unrecovered"
     assert figures.rto_s is None and figures.recovered_at is None
-    assert "never healthy for 5 s" in figures.notes["rto_s"]
+    # The data ends at +40 s: the last whole bucket is [39.75, 40.0) with 5 of 5 503s.
+    assert figures.notes["rto_s"] == (
+        "never healthy for 5 s after bucket +39.75 s (5/5 bad: 5 HTTP 503); data ends at +40.00 s"
+    )
     [rto] = result.objectives
     assert (rto.name, rto.measured, rto.passed) == ("rto_s", None, False)
     assert result.verdict == "failed"

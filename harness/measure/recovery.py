@@ -143,7 +143,7 @@ class _Stream:
     ends: np.ndarray
     bad: np.ndarray
     visible: np.ndarray
-    why_bad: np.ndarray
+    rows: np.ndarray
     index: np.ndarray
     n_buckets: int
     in_flight_bad_ends: np.ndarray
@@ -154,7 +154,6 @@ def _stream(
     samples: pd.DataFrame,
     good: np.ndarray,
     visible: np.ndarray,
-    why_bad: np.ndarray,
     rows: np.ndarray,
     onset_s: float,
     data_end_s: float,
@@ -174,7 +173,7 @@ def _stream(
         ends=ends_all[inside],
         bad=~good[inside],
         visible=visible[inside],
-        why_bad=why_bad[inside],
+        rows=np.flatnonzero(inside),
         index=bucket_index(starts, onset_s, bucket_s),
         n_buckets=n_buckets,
         in_flight_bad_ends=ends_all[in_flight],
@@ -183,7 +182,12 @@ def _stream(
 
 
 def find_incident(
-    stream: _Stream, onset_s: float, settings: MeasureSettings, threshold: float | None
+    stream: _Stream,
+    onset_s: float,
+    settings: MeasureSettings,
+    threshold: float | None,
+    samples: pd.DataFrame,
+    bound_ms: float | None,
 ) -> Incident:
     """Steps 2-5: judge buckets on evidence, find the incident and its end, stamp the clocks."""
     n = stream.n_buckets
@@ -225,7 +229,7 @@ def find_incident(
         last = int(unhealthy_at[-1])
         return Incident(
             IMPACT_UNRECOVERED, time_to_detect_s=detect, data_gaps_s=gaps, end_bucket=last,
-            open_reason=_open_reason(stream, last, settings, int(bad_n[last]), int(total[last]), n),
+            open_reason=_open_reason(stream, last, settings, int(bad_n[last]), int(total[last]), n, samples, bound_ms),
         )
     return Incident(
         IMPACT_RECOVERED,
@@ -237,10 +241,14 @@ def find_incident(
     )
 
 
-def _open_reason(stream: _Stream, bucket: int, settings: MeasureSettings, bad: int, total: int, n: int) -> str:
+def _open_reason(
+    stream: _Stream, bucket: int, settings: MeasureSettings, bad: int, total: int, n: int,
+    samples: pd.DataFrame, bound_ms: float | None,
+) -> str:
     """``never healthy for 5 s after bucket +12.50 s (4/5 bad: 3 HTTP 503, 1 slower than 250 ms);
     data ends at +20.00 s``: what kept the incident open."""
-    causes = pd.Series(stream.why_bad[(stream.index == bucket) & stream.bad]).value_counts()
+    rows = stream.rows[(stream.index == bucket) & stream.bad]
+    causes = pd.Series(why_bad(samples.iloc[rows], bound_ms)).value_counts()
     listed = ", ".join(f"{count} {cause}" for cause, count in causes.head(3).items())
     return (
         f"never healthy for {settings.window_s:g} s after bucket +{bucket * settings.bucket_s:.2f} s "
@@ -249,7 +257,7 @@ def _open_reason(stream: _Stream, bucket: int, settings: MeasureSettings, bad: i
 
 
 def _quiet_impact(
-    samples: pd.DataFrame, rows: np.ndarray, fault: FaultTiming, data_end_s: float, reasons: np.ndarray
+    samples: pd.DataFrame, rows: np.ndarray, fault: FaultTiming, data_end_s: float, good: np.ndarray
 ) -> str:
     """What users saw of a fault that caused no incident: the bad requests there were (too few
     per bucket to be evidence) and the slowest successful answer while it was applied."""
@@ -258,7 +266,7 @@ def _quiet_impact(
     during = rows & (starts >= fault.onset_at) & (starts < until)
     ok = samples["ok"].to_numpy() == 1
     latency = samples["latency_ms"].to_numpy()[during & ok]
-    bad = int(np.count_nonzero(reasons[during] != ""))
+    bad = int(np.count_nonzero(~good[during]))
     slowest = f"slowest successful answer {latency.max():.0f} ms" if latency.size else "no successful answer"
     if bad == 0:
         return f"while applied, none of {int(during.sum())} requests failed or was too slow; {slowest}"
@@ -285,7 +293,7 @@ def measure_fault(
     samples: pd.DataFrame,
     good: np.ndarray,
     visible: np.ndarray,
-    reasons: np.ndarray,
+    bound_ms: float | None,
     fault: FaultTiming,
     settings: MeasureSettings,
     *,
@@ -294,8 +302,9 @@ def measure_fault(
     method: str,
     data_end_s: float | None = None,
 ) -> FaultMeasure:
-    """Measure one fault from start-sorted ``samples`` and the aligned ``good``, ``visible``
-    (:func:`~harness.measure.goodness.visible_at`) and ``reasons`` (:func:`why_bad`) arrays.
+    """Measure one fault from start-sorted ``samples`` and the aligned ``good`` and ``visible``
+    (:func:`~harness.measure.goodness.visible_at`) arrays; ``bound_ms`` is the latency bound
+    they were made with (for the words of a reason).
 
     The data ends at ``data_end_s`` (the end of the last phase; default: the last start), and
     only whole buckets before it are judged. ``max_error_rate`` is the bucket threshold (None: any
@@ -313,8 +322,8 @@ def measure_fault(
         streams = {"probe": probe_rows, "all": everything}
     incidents = {
         name: find_incident(
-            _stream(samples, good, visible, reasons, rows, onset_s, data_end_s, settings.bucket_s),
-            onset_s, settings, max_error_rate,
+            _stream(samples, good, visible, rows, onset_s, data_end_s, settings.bucket_s),
+            onset_s, settings, max_error_rate, samples, bound_ms,
         )
         for name, rows in streams.items()
     }
@@ -323,7 +332,7 @@ def measure_fault(
     notes: dict[str, str] = {}
     if incident.impact == IMPACT_NONE:
         notes["time_to_detect_s"] = "no observed impact: no bucket after the onset was unhealthy on evidence"
-        notes["impact"] = _quiet_impact(samples, probe_rows if probe_rows.any() else everything, fault, data_end_s, reasons)
+        notes["impact"] = _quiet_impact(samples, probe_rows if probe_rows.any() else everything, fault, data_end_s, good)
     elif incident.impact == IMPACT_UNRECOVERED:
         notes["rto_s"] = incident.open_reason or "not recovered"
         if incident.time_to_detect_s is None:

@@ -13,7 +13,7 @@ from harness.measure.loading import sort_samples
 from harness.measure.model import FaultTiming, MeasureSettings, ObjectiveSpec, Phases
 from harness.measure.objectives import ObjectiveResult, evaluate_objectives, verdict
 from harness.measure.phases import PhaseStats, phase_stats, stats_for
-from harness.measure.recovery import CLOCKS, FaultMeasure, measure_fault, method_text, resolution_s, why_bad
+from harness.measure.recovery import CLOCKS, FaultMeasure, measure_fault, method_text, resolution_s
 from harness.measure.routing import first_good_from_tier_s, primary_tier
 
 METHOD_ID = "drill.rto/v2"
@@ -97,14 +97,13 @@ def measure_run(
     bound = latency_bound(settings, baseline_p95)
     good = good_mask(samples, bound.ms)
     visible = visible_at(samples, bound.ms)
-    reasons = why_bad(samples, bound.ms)
     data_end_s = max(end for _, end in phases.values()) if phases else None
     primary = settings.primary_tier or primary_tier(samples, good, phases.get("baseline"))
     method = method_text(settings, objectives.max_error_rate, describe_good(bound))
     ordered = sorted(faults, key=lambda f: f.onset_at)
     measured = [
         measure_fault(
-            samples, good, visible, reasons, fault, settings,
+            samples, good, visible, bound.ms, fault, settings,
             max_error_rate=objectives.max_error_rate, primary=primary, method=method, data_end_s=data_end_s,
         )
         for fault in ordered
