@@ -99,14 +99,11 @@ class ScenarioItem(pytest.Item):
             self.user_properties.append((f"rto_s.{fault['name']}", str(fault.get("rto_s"))))
         expected = _expected_verdict(self.path)
         if result.verdict != expected:
-            missed = [
-                f"{o['name']}: measured {o['measured']}, target {o['target']}"
-                for o in result.results.get("objectives", [])
-                if not o["passed"]
-            ]
-            why = result.abort_reason or "; ".join(missed) or "every objective passed"
+            from harness.report.verdict import reasons
+
+            why = "\n  ".join(reasons(result.results)) or "every objective passed"
             raise DrillFailed(
-                f"verdict {result.verdict} (expected {expected}): {why}\nreport: {result.report_path}"
+                f"verdict {result.verdict} (expected {expected}):\n  {why}\nreport: {result.report_path}"
             )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
