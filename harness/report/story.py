@@ -451,8 +451,8 @@ def stack_events(run_dir: Path | None, results: dict[str, Any], records: list[di
             continue
         words = [str(item.get(k)) for k in ("event", "tier", "detail") if item.get(k) not in (None, "")]
         events.append(Event(at, "stack", " ".join(words) or "event"))
-    # A fault's agreement repeats an instant of the log itself: only worth a line without the log.
-    for fault in [] if events else results.get("faults") or []:
+    logged = [e.at for e in events]
+    for fault in results.get("faults") or []:
         agreement = fault.get("agreement")
         onset = parse_utc(fault.get("onset_at"))
         if not isinstance(agreement, dict) or onset is None:
@@ -460,6 +460,8 @@ def stack_events(run_dir: Path | None, results: dict[str, Any], records: list[di
         stack_failover = _number(agreement.get("failover_s"))
         if stack_failover is None:
             continue
+        if any(abs(at - (onset + stack_failover)) < 0.001 for at in logged):
+            continue  # the log's own failover line already says it
         delta = _number(agreement.get("failover_delta_s", agreement.get("delta_s")))
         source = agreement.get("source") or "the stack"
         extra = f" (harness differs by {seconds(abs(delta))})" if delta is not None else ""
