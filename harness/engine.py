@@ -453,7 +453,8 @@ class Drill:
             "fault.applied", fault_id=a.fault_id, onset_at=onset.at, onset_source=onset.source,
             onset_uncertainty_s=onset.uncertainty_s,
         )
-        self.say(f"[bold]fault {escape(a.spec.name)}[/bold] applied ({a.spec.type} on {escape(a.spec.target.describe())})")
+        hit = _hit_text(a.spec, description.get("targets", []))
+        self.say(f"[bold]fault {escape(a.spec.name)}[/bold] applied ({a.spec.type} on {escape(hit)})")
         delay = max(0.0, a.revert_at - time.time()) + WATCHDOG_GRACE_S
         a.watchdog = threading.Timer(delay, self._revert, args=(a,), kwargs={"why": "watchdog"})
         a.watchdog.daemon = True
@@ -655,6 +656,15 @@ def _load_plan(load: Any, duration_s: float) -> Any:
         probe_rate_hz=load.probe_rate_hz,
         probe_request=req(load.probe_request),
     )
+
+
+def _hit_text(spec: FaultSpec, targets: list[Any]) -> str:
+    """The selector and what it resolved to: ``service gpu-node [tier=gpu] → drill-staging-gpu-a-1``.
+    A proxy names itself, so it is said once."""
+    selector = spec.target.describe()
+    if spec.target.proxy or not targets:
+        return selector
+    return f"{selector} → {', '.join(str(t) for t in targets)}"
 
 
 def _percent(ratio: float) -> str:

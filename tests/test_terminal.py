@@ -111,3 +111,13 @@ def test_campaign_status_says_when_how_long_and_a_verdict_per_scenario(tmp_path:
     assert "2/3 gpu-node-loss.yaml FAILED: rto_s 14.0 s > target 10.0 s; RTO gpu-loss 14.0 s" in done.output
     assert "3/3 region.yaml BAD_INPUT: region.yaml:3 name: required field is missing" in done.output
     assert not [r for r in REPRS if r in done.output]
+
+
+def test_applied_fault_names_what_its_selector_resolved_to() -> None:
+    from harness.engine import _hit_text
+    from harness.scenario.model import FaultSpec
+
+    kill = FaultSpec.model_validate({"name": "k", "type": "endpoint_kill", "target": {"service": "hosted-model"}})
+    assert _hit_text(kill, ["drill-staging-hosted-model-1"]) == "service hosted-model → drill-staging-hosted-model-1"
+    slow = FaultSpec.model_validate({"name": "s", "type": "latency", "latency_ms": 5, "target": {"proxy": "p"}})
+    assert _hit_text(slow, ["toxiproxy:p"]) == "proxy p"  # a proxy names itself once
