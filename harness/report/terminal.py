@@ -131,10 +131,10 @@ def repeat_targets(objectives: Any) -> dict[str, str]:
 
 
 # Column minimum widths shared by every group's table, so the groups line up in one column grid
-# that fits 80 columns: 66 characters of cells and 12 of padding (capacity_restored_s, the longest figure name, is 19 characters).
+# that fits 80 columns: 70 characters of cells and 3 between columns (capacity_restored_s, the longest figure name, is 19 characters).
 _REPEAT_COLUMNS = (
-    ("figure", 19, "left"), ("median", 8, "right"), ("min–max", 12, "right"),
-    ("95 % CI of median", 12, "right"), ("n", 2, "right"), ("target", 13, "left"),
+    ("figure", 19, "left"), ("median", 8, "right"), ("min–max", 14, "right"),
+    ("95 % CI of median", 14, "right"), ("n", 2, "right"), ("target", 13, "left"),
 )
 
 
@@ -169,7 +169,8 @@ def repeat_table(name: str, summary: dict[str, Any], targets: dict[str, str]) ->
         groups.setdefault(label, []).append((figure, target, d))
     parts: list[Any] = [Text(f"{name}: {len(summary.get('runs') or [])} runs ({counts})", style="bold")]
     for i, (label, rows) in enumerate(groups.items()):
-        table = Table(box=box.SIMPLE_HEAD, show_header=i == 0, show_edge=False, padding=(0, 1),
+        table = Table(box=box.SIMPLE_HEAD, show_header=i == 0, show_edge=False, padding=(0, 1), pad_edge=False,
+                      collapse_padding=True,
                       title=escape(label), title_justify="left", title_style="bold")
         for column, width, justify in _REPEAT_COLUMNS:
             # fold, never ellipsis: a long value wraps inside its cell instead of losing its end
