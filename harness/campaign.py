@@ -6,11 +6,13 @@ A campaign file::
     kind: Campaign
     name: quarterly
     description: ...            # optional
+    every: 90d                  # optional: how often it must run; `drill campaign status` exits 5 when overdue
     scenarios: [endpoint-kill.yaml, gpu-node-loss.yaml]   # relative to the campaign file
 
 :func:`run_campaign` runs each scenario with the engine's ``run_drill`` (one after the other: they
 share a stack) into ``REPORTS_DIR/<campaign>/<UTC-stamp>/``, then writes ``campaign.json`` (every
-run's verdict, exit code, RTOs and capacity figures) and ``index.html`` linking each run's report.
+run's verdict, exit code, RTOs and capacity figures), ``index.html`` linking each run's report and
+one ``junit.xml`` holding every run's suite.
 A scenario that is bad input (exit 2) or aborts (exit 3) is recorded and the campaign goes on.
 The campaign's exit code is the worst of its runs (0 < 1 < 3 < 2).
 """
@@ -28,6 +30,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from harness.scenario.loader import load_model
+from harness.scenario.units import Duration
 from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED, DrillError, ScenarioError
 
 CAMPAIGN_SCHEMA = "drill.campaign/v1"
@@ -46,6 +49,7 @@ class CampaignSpec(BaseModel):
     kind: Literal["Campaign"]
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
     description: str | None = None
+    every: Duration | None = Field(default=None, gt=0)
     scenarios: list[str] = Field(min_length=1)
 
 
@@ -74,6 +78,7 @@ class CampaignResult:
     runs: list[CampaignRun]
     started_at: str
     ended_at: str
+    every_s: float | None = None
 
     @property
     def exit_code(self) -> int:
@@ -99,6 +104,7 @@ class CampaignResult:
             "ended_at": self.ended_at,
             "verdict": self.verdict,
             "exit_code": self.exit_code,
+            "every_s": self.every_s,
             "runs": [r.to_dict() for r in self.runs],
         }
 
@@ -166,8 +172,8 @@ def run_campaign(
         done = runs[-1]
         tell(f"campaign {spec.name}: [{index + 1}/{len(scenarios)}] {scenario.name}: {done.verdict.upper()}"
              + (f" ({' '.join(done.error.split())})" if done.error else ""))
-        _write(CampaignResult(spec.name, campaign_dir, runs, started, _iso(time.time())))
-    result = CampaignResult(spec.name, campaign_dir, runs, started, _iso(time.time()))
+        _write(CampaignResult(spec.name, campaign_dir, runs, started, _iso(time.time()), spec.every))
+    result = CampaignResult(spec.name, campaign_dir, runs, started, _iso(time.time()), spec.every)
     _write(result)
     return result
 
@@ -190,12 +196,66 @@ def campaign_status(campaign_dir: str | Path) -> dict[str, Any]:
         raise ScenarioError(f"{path}: no campaign summary here ({exc}); give a campaign run directory") from exc
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """Whether a campaign with ``every:`` is due: from its last run's start (None: never ran)."""
+
+    every_s: float
+    last_started: float | None
+    now: float
+
+    @property
+    def due_at(self) -> float | None:
+        return None if self.last_started is None else self.last_started + self.every_s
+
+    @property
+    def overdue(self) -> bool:
+        return self.due_at is None or self.now > self.due_at
+
+    def text(self) -> str:
+        every = f"every {_days(self.every_s)}"
+        if self.last_started is None or self.due_at is None:
+            return f"OVERDUE: never run ({every})"
+        last = f"last run {_iso(self.last_started)[:10]} ({_days(self.now - self.last_started)} ago)"
+        if self.overdue:
+            return f"OVERDUE by {_days(self.now - self.due_at)}: {last}, due {every} since {_iso(self.due_at)[:10]}"
+        return f"on schedule: {last}; next due {_iso(self.due_at)[:10]} (in {_days(self.due_at - self.now)}, {every})"
+
+
+def _days(seconds: float) -> str:
+    days = seconds / 86400
+    return f"{days:.0f} days" if days >= 2 else f"{seconds / 3600:.0f} hours"
+
+
+def schedule(every_s: float | None, summary: dict[str, Any] | None, now: float | None = None) -> Schedule | None:
+    """The schedule of a campaign (None without ``every``) from its latest campaign.json."""
+    if not every_s:
+        return None
+    started = None
+    if summary:
+        from harness.report.formatting import parse_utc
+
+        started = parse_utc(summary.get("started_at"))
+    return Schedule(float(every_s), started, time.time() if now is None else now)
+
+
 def _write(result: CampaignResult) -> None:
     summary = json.dumps(result.to_dict(), indent=2)
     tmp = result.summary_path.with_suffix(".tmp")
     tmp.write_text(summary, encoding="utf-8")
     tmp.replace(result.summary_path)  # atomic: a reader never sees half a summary
     result.index_path.write_text(render_index(result), encoding="utf-8")
+    _write_junit(result)
+
+
+def _write_junit(result: CampaignResult) -> None:
+    """One junit.xml for the whole campaign (every run's suite), so CI shows it as one result."""
+    from harness.report.junit import JUNIT_NAME, combine_junit
+    from harness.report.results import atomic_write_text
+
+    suites = [(Path(r.scenario).stem, Path(r.run_dir) / JUNIT_NAME if r.run_dir else None, r.error)
+              for r in result.runs]
+    atomic_write_text(result.campaign_dir / JUNIT_NAME, combine_junit(result.name, suites))
 
 
 def render_index(result: CampaignResult) -> str:
@@ -221,4 +281,5 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-__all__ = ["CampaignResult", "CampaignRun", "CampaignSpec", "campaign_status", "load_campaign", "run_campaign"]
+__all__ = ["CampaignResult", "CampaignRun", "CampaignSpec", "Schedule", "campaign_status", "load_campaign",
+           "run_campaign", "schedule"]

@@ -245,16 +245,21 @@ def campaign_run(file: Path, runtime: str | None, reports_dir: Path) -> None:
 @click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
               show_default=True)
 def campaign_status_command(target: Path, reports_dir: Path) -> None:
-    """Show the latest run of CAMPAIGN.yaml (or the campaign run directory given)."""
+    """Show the latest run of CAMPAIGN.yaml (or the campaign run directory given). With `every:`
+    in the campaign, also say whether it is on schedule: exit 5 when overdue (never run counts)."""
     from harness.campaign import campaign_status, latest_campaign_dir
 
+    due = _campaign_schedule(target, reports_dir)
     try:
         run_dir = target if target.is_dir() else latest_campaign_dir(target, reports_dir)
         summary = campaign_status(run_dir)
     except DrillError as exc:
+        if due is not None and due.overdue:
+            _say_schedule(due)
         _fail(exc)
     _print_campaign(summary)
     out.print(f"index: {run_dir / 'index.html'}")
+    _say_schedule(due)
 
 
 def _print_campaign(summary: dict[str, Any]) -> None:
@@ -392,28 +397,30 @@ def _print_plan(loaded: Any, runtime: str | None) -> None:
 
 
 def _print_result(results: dict[str, Any], run_dir: Path) -> None:
-    title = f"{results['scenario']['name']}: {results['verdict'].upper()}"
+    from harness.report.formatting import quantity, target_text
+    from harness.report.verdict import fault_line, reasons, verdict_line
+
+    colour = {"passed": "green", "failed": "red"}.get(str(results.get("verdict")), "yellow")
+    title = f"{results['scenario']['name']}: {str(results['verdict']).upper()}"
     if results.get("phases"):
-        table = Table(title=title, show_lines=False)
+        table = Table(title=escape(title), show_lines=False)
         for col in ("objective", "target", "measured", "result"):
             table.add_column(col)
         for o in results.get("objectives", []):
-            table.add_row(o["name"], str(o["target"]), _fmt(o["measured"]),
+            table.add_row(o["name"], escape(target_text(o["name"], o["target"])),
+                          escape(quantity(o["name"], o["measured"])),
                           "[green]pass[/green]" if o["passed"] else "[red]FAIL[/red]")
         out.print(table)
     else:
-        out.print(f"[bold]{title}[/bold] (before any load: nothing was measured)")
+        out.print(f"[bold]{escape(title)}[/bold] (before any load: nothing was measured)")
     for f in results.get("faults", []):
-        figures = " ".join(
-            f"{key}={_fmt(f[key])}"
-            for key in ("rto_s", "time_to_detect_s", "failover_s", "capacity_restored_s", "replacement_region")
-            if key in f
-        )
-        out.print(f"fault {escape(f['name'])}: {figures} impact={f.get('impact')}")
-    if results.get("abort_reason"):
-        out.print(f"[red]aborted:[/red] {escape(results['abort_reason'])}")
+        hit = f" on {', '.join(str(t) for t in f['targets'])}" if f.get("targets") else ""
+        out.print(f"fault {escape(f['name'])}{escape(hit)}: {escape(fault_line(f))}")
     cleanup = results.get("cleanup", {})
     out.print(f"cleanup ok: {cleanup.get('ok')} (toxics left: {cleanup.get('toxics_left')})")
+    out.print(f"[bold {colour}]{escape(verdict_line(results))}[/bold {colour}]")
+    for line in reasons(results)[1:]:
+        out.print(f"  [{colour}]{escape(line)}[/{colour}]")
     out.print(f"report: {run_dir / 'report.html'}")
 
 
@@ -421,6 +428,174 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return "—" if value is None else str(value)
+
+
+# --- campaign schedules (every: 90d) ---
+
+
+def _campaign_schedule(target: Path, reports_dir: Path) -> Any:
+    """The campaign's schedule (None without ``every:``), from its newest campaign.json."""
+    from harness.campaign import campaign_status, latest_campaign_dir, load_campaign, schedule
+
+    try:
+        if target.is_dir():
+            summary = campaign_status(target)
+            return schedule(summary.get("every_s"), summary)
+        spec, _ = load_campaign(target)
+        if not spec.every:
+            return None
+        last: dict[str, Any] | None
+        try:
+            last = campaign_status(latest_campaign_dir(target, reports_dir))
+        except DrillError:
+            last = None  # never run: overdue
+        return schedule(spec.every, last)
+    except DrillError as exc:
+        _fail(exc)
+
+
+def _say_schedule(due: Any) -> None:
+    from harness.errors import EXIT_OVERDUE
+
+    if due is None:
+        return
+    if due.overdue:
+        out.print(f"[red]{escape(due.text())}[/red]")
+        sys.exit(EXIT_OVERDUE)
+    out.print(f"[green]{escape(due.text())}[/green]")
+
+
+# === Evidence and history: drill keygen | pack | verify | history ================================
+# (kept together so changes elsewhere in this file merge cleanly)
+
+
+def _refuse(exc: DrillError) -> None:
+    """Like _fail, for commands that never touch a stack (no "nothing was applied" line)."""
+    kind = "bad input" if isinstance(exc, ScenarioError) else "error"
+    for line in getattr(exc, "problems", [str(exc)]):
+        console.print(f"[red]{kind}:[/red] {escape(line)}", soft_wrap=True)
+    sys.exit(exc.exit_code)
+
+
+@main.command()
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Private key file to write (PEM, mode 0600); the public key goes to OUT.pub.")
+@click.option("--force", is_flag=True, help="Replace existing key files.")
+def keygen(out_path: Path, force: bool) -> None:
+    """Make an Ed25519 signing key for evidence packs: KEY (keep it secret) and KEY.pub (share it).
+
+    \b
+    Example:
+      drill keygen --out ~/.drill/pack-key
+      drill pack reports/latency/<run> --out latency.zip --sign ~/.drill/pack-key
+    """
+    from harness.report.pack import generate_key
+
+    try:
+        key, pub, kid = generate_key(out_path, force=force)
+    except DrillError as exc:
+        _refuse(exc)
+    out.print(f"private key: {escape(str(key))} (keep it secret)")
+    out.print(f"public key:  {escape(str(pub))} (give it to whoever verifies packs)")
+    out.print(f"key id:      {kid}")
+
+
+@main.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The zip to write.")
+@click.option("--approver", help="Who signs the exercise off (printed on the tabletop sheet).")
+@click.option("--participants", multiple=True,
+              help="Attendees, comma-separated or the option repeated (on the tabletop sheet).")
+@click.option("--sign", "sign_key", type=click.Path(dir_okay=False, path_type=Path),
+              help="Sign the manifest with this Ed25519 key (from `drill keygen`).")
+@click.option("--force", is_flag=True, help="Replace an existing PACK.zip.")
+def pack(source: Path, out_path: Path, approver: str | None, participants: tuple[str, ...],
+         sign_key: Path | None, force: bool) -> None:
+    """Write a tamper-evident evidence pack of a run or campaign run directory: every file of the
+    run, a printable tabletop sheet, the environment fingerprint and MANIFEST.sha256 over all of
+    it, optionally signed. Exit 0, or 2 for bad input.
+
+    \b
+    Example:
+      drill pack reports/latency/<run> --out latency.zip --approver "A. Lead" \\
+          --participants "B. Oncall,C. SRE" --sign ~/.drill/pack-key
+      drill verify latency.zip --pubkey ~/.drill/pack-key.pub
+    """
+    from harness.report.pack import build_pack
+
+    try:
+        result = build_pack(source, out_path, approver=approver, participants=participants, sign_key=sign_key,
+                            force=force)
+    except DrillError as exc:
+        _refuse(exc)
+    signed = f", signed with key {result.key_id}" if result.key_id else ", unsigned"
+    out.print(f"pack: {escape(str(result.path))} ({result.files} files, {result.runs} run(s){signed})")
+
+
+@main.command()
+@click.argument("pack_path", metavar="PACK.zip", type=click.Path(path_type=Path))
+@click.option("--pubkey", type=click.Path(dir_okay=False, path_type=Path),
+              help="The signer's public key (KEY.pub). Without it a signature only proves the pack "
+                   "matches the key inside it, not who signed.")
+def verify(pack_path: Path, pubkey: Path | None) -> None:
+    """Check an evidence pack offline: every file against MANIFEST.sha256, nothing added or
+    missing, and the signature. Names each problem.
+
+    Exit codes: 0 intact; 4 not intact (changed, added or missing file, bad signature, wrong
+    key); 2 bad input (no such file, not a zip, unreadable key).
+    """
+    from harness.errors import EXIT_NOT_VERIFIED
+    from harness.report.pack import verify_pack
+
+    try:
+        result = verify_pack(pack_path, pubkey)
+    except DrillError as exc:
+        _refuse(exc)
+    for line in result.lines():
+        console.print(f"[red]{escape(line)}[/red]", soft_wrap=True)
+    if not result.ok:
+        problems = len(result.lines())
+        out.print(f"[red]NOT VERIFIED[/red]: {escape(str(pack_path))}: {problems} problem(s)")
+        sys.exit(EXIT_NOT_VERIFIED)
+    if result.signature == "valid" and result.trusted:
+        signed = f"signature valid, key {result.key_id} (matches --pubkey)"
+    elif result.signature == "valid":
+        signed = (f"signature valid for the key inside the pack ({result.key_id}); pass --pubkey to check "
+                  "who signed")
+    else:
+        signed = "not signed: intact against its own manifest only"
+    out.print(f"[green]VERIFIED[/green]: {escape(str(pack_path))}: {result.files} files intact; {signed}")
+
+
+@main.command()
+@click.argument("reports_dir", type=click.Path(path_type=Path))
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Trends page to write (default: REPORTS_DIR/trends.html).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV export (default: beside the page, same name, .csv).")
+def history(reports_dir: Path, out_path: Path | None, csv_path: Path | None) -> None:
+    """Trends across past runs, from their results.json files alone: RTO, time to detect, error
+    rate and capacity restoration per scenario over time, a quarter-over-quarter table,
+    regressions flagged, and a CSV for spreadsheets. Exit 0, or 2 when there is nothing to read.
+
+    \b
+    Example:
+      drill history reports/ --out trends.html
+    """
+    from harness.report.history import write_history
+
+    try:
+        result, page, table = write_history(reports_dir, out_path, csv_path)
+    except DrillError as exc:
+        _refuse(exc)
+    for point, figure, why in result.regressions:
+        out.print(f"[red]REGRESSION[/red] {escape(point.scenario)} {escape(point.run_id)}: {escape(why)}")
+    for line in result.skipped:
+        console.print(f"[yellow]skipped:[/yellow] {escape(line)}")
+    out.print(f"{len(result.points)} run(s), {len(result.regressions)} regression(s)")
+    out.print(f"trends: {escape(str(page))}")
+    out.print(f"csv: {escape(str(table))}")
 
 
 if __name__ == "__main__":

@@ -189,6 +189,7 @@ class Drill:
             self.journal.write("run.error", error=repr(exc))
         finally:
             signals.rolling_back = True
+            self._save_stack_events()
             self._rollback()
         # Until run() returns, a signal is explained, not obeyed: faults are already reverted and
         # the figures are being written.
@@ -550,6 +551,27 @@ class Drill:
         }
         self.journal.write("cleanup.verified", **self.cleanup)
 
+    def _save_stack_events(self) -> None:
+        """Keep the stack's own routing-event log (``stack.events_url``) in the run directory, so
+        results can set its failover instants beside the harness's. Best effort: a stack that
+        cannot answer costs the agreement figure, never the drill."""
+        url = self.spec.stack.events_url
+        if not url or self.journal is None or "baseline" not in self.phases:
+            return
+        from harness.rundir import STACK_EVENTS_FILE, write_stack_events
+
+        try:
+            reply = httpx.get(url, params={"since": self.phases["baseline"][0] - 1}, timeout=5.0)
+            reply.raise_for_status()
+            events = reply.json()
+            if not isinstance(events, list):
+                raise ValueError(f"expected a JSON list, got {type(events).__name__}")
+        except (httpx.HTTPError, ValueError) as exc:
+            self.journal.write("stack.events", url=url, ok=False, error=str(exc))
+            return
+        write_stack_events(self.run_dir, url, events)
+        self.journal.write("stack.events", url=url, ok=True, count=len(events), file=STACK_EVENTS_FILE)
+
     # --- results ------------------------------------------------------------------------------
     def _environment(self) -> dict[str, Any]:
         env: dict[str, Any] = {
@@ -564,6 +586,11 @@ class Drill:
                 env.update(self.stack.fingerprint())
             except Exception as exc:
                 env["fingerprint_error"] = str(exc)
+        # The Docker engine and compose CLI are real parts of a compose run: list them with the
+        # other tools (the Toxiproxy server's own version is added once it answers /version).
+        for tool, key in (("docker_engine", "engine_version"), ("docker_compose", "compose_version")):
+            if env.get(key):
+                env["tools"][tool] = env[key]
         return env
 
     def _finish(self) -> RunResult:

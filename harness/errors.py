@@ -7,6 +7,11 @@
     └── AbortedError     (exit 3)   the drill was stopped: stop condition, signal, watchdog
 
 A drill whose objectives are missed is not an error: it ends with verdict ``failed`` (exit 1).
+
+Two commands that check rather than drill have codes of their own, so a script never mistakes
+them for a drill's verdict: ``drill verify`` exits 4 when a pack is not intact (a file changed,
+added or missing, a bad or wrong-key signature), and ``drill campaign status`` exits 5 when the
+campaign is overdue.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ EXIT_PASSED = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_ABORTED = 3
+EXIT_NOT_VERIFIED = 4
+EXIT_OVERDUE = 5
 
 
 class DrillError(Exception):

@@ -123,11 +123,7 @@ def compute_results(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
         phases=phases,
         faults=_fault_timings(facts),
         objectives=_objective_spec(scenario),
-        settings=measure.MeasureSettings(
-            probe_rate_hz=scenario.load.probe_rate_hz or 1.0,
-            bucket_s=scenario.measurement.bucket,
-            window_s=scenario.measurement.window,
-        ),
+        settings=_settings(scenario),
     )
     if facts.abort_reason:
         verdict = "aborted"
@@ -153,6 +149,7 @@ def compute_results(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
         "cleanup": facts.cleanup or {"ok": False, "toxics_left": None, "containers_not_running": None},
     }
     _add_capacity(results, run_dir, samples, scenario, facts)
+    _add_agreement(results, run_dir, phases)
     _add_fault_facts(results["faults"], facts)
     if facts.abort_reason:
         results["abort_reason"] = facts.abort_reason
@@ -175,6 +172,35 @@ def _timeline(samples: pd.DataFrame, m: Any, phases: dict[str, tuple[float, floa
     start = phases["baseline"][0]
     end = max(end for _, end in phases.values())
     return measure.timeline(ordered, good, start, scenario.measurement.bucket, end)
+
+
+def _add_agreement(results: dict[str, Any], run_dir: Path, phases: dict[str, tuple[float, float]]) -> None:
+    """Each fault's failover/failback beside the stack's own record, when the run kept one."""
+    from harness.measure.agreement import agreement
+    from harness.rundir import STACK_EVENTS_FILE, read_stack_events
+
+    events = read_stack_events(run_dir)
+    if events is None:
+        return
+    faults = sorted((f for f in results["faults"] if f.get("onset_at")), key=lambda f: f["onset_at"])
+    onsets = [_epoch(f["onset_at"]) for f in faults]
+    data_end = max(end for _, end in phases.values()) if phases else None
+    for i, fault in enumerate(faults):
+        # Faults applied together share the stack's events; a later fault's own window starts at
+        # the first onset after this one was reverted.
+        reverted = _epoch(fault["reverted_at"]) if fault.get("reverted_at") else None
+        later = [t for t in onsets[i + 1:] if reverted is not None and t >= reverted]
+        until = later[0] if later else data_end
+        fault["agreement"] = agreement(
+            events, onsets[i], until, fault.get("failover_s"), fault.get("failback_s"),
+            fault.get("resolution_s") or 0.25, f"{STACK_EVENTS_FILE} (the stack's own routing log)",
+        )
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def _add_capacity(
@@ -255,8 +281,26 @@ def _objective_spec(scenario: Scenario) -> Any:
         max_error_rate=o.max_error_rate,
         p95_ms=absolute,
         p95_baseline_factor=factor,
+        p95_during=o.p95_during,
         failover_to=o.failover_to,
         max_lost_requests=o.max_lost_requests,
+    )
+
+
+def _settings(scenario: Scenario) -> Any:
+    from harness import measure
+
+    m = scenario.measurement
+    absolute, factor = m.good_latency_bound
+    return measure.MeasureSettings(
+        probe_rate_hz=scenario.load.probe_rate_hz or 1.0,
+        bucket_s=m.bucket,
+        window_s=m.window,
+        good_latency_ms=absolute,
+        good_latency_factor=factor,
+        good_latency_floor_ms=m.good_latency_floor_ms,
+        min_bad_requests=m.min_bad_requests,
+        confidence=m.confidence,
     )
 
 

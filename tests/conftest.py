@@ -104,3 +104,26 @@ def serve_in_thread(app: "web.Application") -> Iterator[str]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()
+
+
+# --- a real run's files (tests/data/latency-run), for report, pack and history tests -------------
+
+LATENCY_RUN = REPO / "tests" / "data" / "latency-run"
+
+
+@pytest.fixture
+def latency_run(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A factory: ``latency_run(parent, name)`` copies the journal, scenario and probe samples of
+    a real `drill run scenarios/latency.yaml` to ``parent/name`` and writes results.json,
+    junit.xml and report.html from them exactly as `drill report` does."""
+
+    def make(parent: Path | None = None, name: str = "run") -> Path:
+        from harness.results import compute_results, write_outputs
+
+        run_dir = (parent or tmp_path) / name
+        shutil.copytree(LATENCY_RUN, run_dir)
+        results, timeline = compute_results(run_dir)
+        write_outputs(run_dir, results, timeline)
+        return run_dir
+
+    return make

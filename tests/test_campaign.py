@@ -59,3 +59,5 @@ def test_campaign_runs_scenarios_in_order_and_links_each_report(tmp_path: Path, 
     assert 'href="01-own/report.html"' in index
     assert (result.campaign_dir / "01-own" / "report.html").exists()
     assert json.loads(result.summary_path.read_text())["runs"][0]["exit_code"] == 0
+    combined = (result.campaign_dir / "junit.xml").read_text()
+    assert combined.count("<testsuite ") == 2 and 'errors="1"' in combined  # the broken scenario errs

@@ -196,6 +196,11 @@ def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path)
     fault = result.results["faults"][0]
     assert fault["onset_source"] == "docker-event:die"
     assert fault["failover_s"] is not None and fault["rto_s"] is not None
+    tools = result.results["environment"]["tools"]
+    assert tools["docker_engine"] == runtime.client.version()["Version"]
+    # toxiproxy is whatever the drill-toxiproxy image answers ("git" in images built from
+    # binaries that bootstrap built before it stamped the version); the compose CLI's is a number.
+    assert tools["docker_compose"][0].isdigit() and tools["toxiproxy"], tools
 
     onset = _epoch(fault["onset_at"])
     events = httpx.get(f"http://127.0.0.1:{ports['gateway']}/admin/events", params={"since": onset - 1}, timeout=5).json()
@@ -204,6 +209,10 @@ def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path)
     gateway_failover_s = failovers[0]["ts"] - onset
     resolution_s = result.results["measurement"]["resolution_s"]
     assert abs(gateway_failover_s - fault["failover_s"]) <= resolution_s, (gateway_failover_s, fault["failover_s"])
+    # The run kept the gateway's log itself, and results carry the same comparison.
+    agreement = fault["agreement"]
+    assert agreement["failover_s"] == pytest.approx(gateway_failover_s, abs=1e-3)
+    assert abs(agreement["failover_delta_s"]) <= resolution_s, agreement
 
     cleanup = result.results["cleanup"]
     assert cleanup["ok"] is True and cleanup["toxics_left"] == 0 and cleanup["containers_not_running"] == []

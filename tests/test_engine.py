@@ -4,6 +4,7 @@ scenario declares, a real toxiproxy-server, real Locust and prober, real HTTP.""
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -67,6 +68,9 @@ def test_drill_own_service_end_to_end(tmp_path: Path, toxiproxy_url: str) -> Non
     assert result.verdict == results["verdict"] == "passed", results.get("abort_reason")
     assert result.exit_code == 0
     assert results["schema"] == "drill.results/v1"
+    tools = results["environment"]["tools"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", tools["toxiproxy"]), tools  # what GET /version answered
+    assert tools["python"] and tools["locust"] and tools["drill"]
     fault = results["faults"][0]
     assert fault["onset_source"] == "toxiproxy-api"
     assert fault["rto_s"] is not None and fault["impact"] in ("recovered", "none")

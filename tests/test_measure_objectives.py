@@ -137,9 +137,44 @@ def test_to_dict_matches_the_results_json_shape() -> None:
     measurement = document["measurement"]
     assert {"samples", "probe_rate_hz", "resolution_s", "method"} <= set(measurement)
     assert measurement["samples"] == 1200
-    assert measurement["method"].startswith("drill.rto/v1")
+    assert measurement["method"].startswith("drill.rto/v2")
 
 
 def test_conflicting_p95_objectives_are_rejected() -> None:
     with pytest.raises(ValueError, match="not both"):
         ObjectiveSpec(p95_ms=100.0, p95_baseline_factor=2.0)
+
+
+def test_latency_objective_over_fast_failures_is_not_measurable_and_fails() -> None:
+    # Every fault-phase request fails fast (2.6 ms 503s): there is no latency to judge, and a p95
+    # over the failures (2.6 ms) would "pass" an outage.
+    samples = probe_stream(T0 + 40, 20.0, phase_s=RUN_START + 0.01)
+    samples = set_between(samples, T0, T0 + 20.0, status=503, latency_ms=2.6)
+
+    [p95] = drill(samples, ObjectiveSpec(p95_ms=100.0)).objectives
+
+    assert p95.passed is False and p95.measured is None
+    assert "not measurable: 0 successful probe requests" in (p95.note or "")
+    assert "400 failed" in (p95.note or "")
+
+
+def test_p95_after_failover_is_judged_from_when_traffic_moved() -> None:
+    # Failover arrives at 2.03 s (gpu at 30 ms) and new requests are good from 2.01 s: the window
+    # opens at 2.03 s and holds the 359 requests sent from 2.06 s to 19.96 s, all at 30 ms.
+    samples = two_second_failover()
+
+    [p95] = drill(samples, ObjectiveSpec(p95_baseline_factor=2.0, p95_during="after_failover")).objectives
+    [fault_phase] = drill(samples, ObjectiveSpec(p95_ms=25.0)).objectives
+
+    assert p95.passed is True and p95.measured == pytest.approx(30.0)
+    assert "359 successful probe requests" in (p95.note or "")
+    assert p95.target == "2x baseline (= 40.0 ms) during after_failover"
+    assert fault_phase.passed is False and fault_phase.measured == pytest.approx(30.0)
+
+
+def test_p95_after_failover_without_a_failover_is_not_measurable() -> None:
+    samples = set_between(probe_stream(T0 + 40, 20.0, phase_s=RUN_START + 0.01), T0, T0 + 2.0, status=503)
+
+    [p95] = drill(samples, ObjectiveSpec(p95_ms=100.0, p95_during="after_failover")).objectives
+
+    assert p95.passed is False and "no failover was observed" in (p95.note or "")

@@ -22,7 +22,12 @@ def test_worked_example_of_the_method_page() -> None:
     result = measure_run(samples, phases, [fault], objectives, MeasureSettings(20.0))
     figures = result.faults[0].to_dict()
 
-    assert figures["time_to_detect_s"] == pytest.approx(0.01)
+    # The first bad request starts at 0.01 s; its 503 arrives 20 ms later: visible at 0.03 s.
+    assert figures["time_to_detect_s"] == pytest.approx(0.03)
+    # The incident closes in bucket 30 (2 of 5 bad: Wilson lower bound 0.143 > 0.10); its last bad
+    # request starts at 7.56 s and its answer arrives at 7.58 s; the next request (7.61 s) is good.
+    assert figures["service_restored_s"] == pytest.approx(7.61)
+    assert figures["last_impacted_answer_s"] == pytest.approx(7.58)
     assert figures["rto_s"] == pytest.approx(7.61)
     assert figures["failover_s"] == pytest.approx(6.43)
     assert figures["failback_s"] == pytest.approx(31.03)

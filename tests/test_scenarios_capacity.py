@@ -92,6 +92,10 @@ def test_gpu_node_loss_local_passes_with_a_region_a_replacement(tmp_path: Path) 
     assert r["capacity"]["target"] == 1
     assert r["capacity"]["timeline"]["min_healthy"] == 0
     assert r["cleanup"]["ok"] is True
+    # The harness's failover to the cpu tier agrees with the gateway's own routing log.
+    agreement = lost["agreement"]
+    assert agreement["failover_delta_s"] is not None, agreement
+    assert abs(agreement["failover_delta_s"]) <= lost["resolution_s"], agreement
 
 
 def test_region_quota_denial_local_replaces_from_region_b_and_lifts_the_quota(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ requests), ``buckets`` (grid, sustained runs), ``phases``, ``recovery`` (per-fau
 ``run`` (everything at once), ``testing`` (synthetic samples).
 """
 
-from harness.measure.goodness import good_mask, latency_bound_ms
+from harness.measure.goodness import LatencyBound, good_mask, latency_bound, visible_at
 from harness.measure.loading import SAMPLE_DTYPES, empty_samples, load_samples, sort_samples
 from harness.measure.model import FaultTiming, MeasureSettings, ObjectiveSpec, Phases
 from harness.measure.objectives import ObjectiveResult, evaluate_objectives, verdict
@@ -35,7 +35,9 @@ __all__ = [
     "empty_samples",
     "evaluate_objectives",
     "good_mask",
-    "latency_bound_ms",
+    "LatencyBound",
+    "latency_bound",
+    "visible_at",
     "load_samples",
     "measure_fault",
     "measure_run",

@@ -10,6 +10,15 @@ import math
 from dataclasses import dataclass, field
 
 PHASE_NAMES = ("baseline", "fault", "recovery")
+P95_WINDOWS = ("fault", "after_failover", "recovery")
+"""Where a latency objective is judged: the fault phase, from the first failover to the end of
+the fault phase, or the recovery phase."""
+
+DEFAULT_GOOD_LATENCY_FACTOR = 2.0
+DEFAULT_GOOD_LATENCY_FLOOR_MS = 250.0
+"""The default latency bound of a good request: the runbook trigger (2x the baseline p95), never
+below 250 ms (docs/method.md says why: a healthy fallback tier that is a few ms slower than the
+primary must not count as an incident, nor must scheduler noise on a busy staging host)."""
 
 Phases = dict[str, tuple[float, float]]
 """Phase name (``baseline``, ``fault``, ``recovery``) -> (start_epoch_s, end_epoch_s)."""
@@ -46,6 +55,7 @@ class ObjectiveSpec:
     max_error_rate: float | None = None
     p95_ms: float | None = None
     p95_baseline_factor: float | None = None
+    p95_during: str = "fault"
     failover_to: str | None = None
     max_lost_requests: int | None = None
 
@@ -54,6 +64,8 @@ class ObjectiveSpec:
             raise ValueError(
                 "objectives: set p95_ms either as milliseconds or as 'Nx baseline', not both"
             )
+        if self.p95_during not in P95_WINDOWS:
+            raise ValueError(f"p95_during must be one of {', '.join(P95_WINDOWS)}, got {self.p95_during!r}")
 
 
 @dataclass(frozen=True)
@@ -64,18 +76,35 @@ class MeasureSettings:
     bucket width; ``window_s`` the W of the sustained-window rule (healthy for W = recovered);
     ``primary_tier`` the tier that serves in the baseline — None means "derive it from the
     samples": the most common tier of good baseline responses.
+
+    The latency bound of a good request: ``good_latency_ms`` (absolute) or
+    ``good_latency_factor`` x the baseline p95; with neither, the default
+    max(2 x baseline p95, ``good_latency_floor_ms``). A bucket is unhealthy only on evidence: at
+    least ``min_bad_requests`` bad requests *and* the one-sided Wilson lower bound of its bad
+    ratio at ``confidence`` above the error threshold.
     """
 
     probe_rate_hz: float
     bucket_s: float = 0.25
     window_s: float = 5.0
     primary_tier: str | None = None
+    good_latency_ms: float | None = None
+    good_latency_factor: float | None = None
+    good_latency_floor_ms: float = DEFAULT_GOOD_LATENCY_FLOOR_MS
+    min_bad_requests: int = 2
+    confidence: float = 0.95
 
     def __post_init__(self) -> None:
         if not (self.probe_rate_hz > 0 and math.isfinite(self.probe_rate_hz)):
             raise ValueError(f"probe_rate_hz must be a positive number, got {self.probe_rate_hz!r}")
         if not self.bucket_s > 0:
             raise ValueError(f"bucket_s must be positive, got {self.bucket_s!r}")
+        if self.good_latency_ms is not None and self.good_latency_factor is not None:
+            raise ValueError("set good_latency_ms either as milliseconds or as 'Nx baseline', not both")
+        if not 0.5 <= self.confidence < 1:
+            raise ValueError(f"confidence must be in [0.5, 1), got {self.confidence!r}")
+        if self.min_bad_requests < 1:
+            raise ValueError(f"min_bad_requests must be at least 1, got {self.min_bad_requests!r}")
         if not self.window_s >= self.bucket_s:
             raise ValueError(
                 f"window_s ({self.window_s}) must be at least one bucket ({self.bucket_s} s)"

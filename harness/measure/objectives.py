@@ -43,16 +43,17 @@ def evaluate_objectives(
     phases: dict[str, PhaseStats],
     faults: list[FaultMeasure],
     baseline_p95_ms: float | None,
-    bound_ms: float | None,
+    p95_window: PhaseStats | None,
     failover_to_s: float | None,
     lost_requests: int | None,
 ) -> list[ObjectiveResult]:
     """Every objective set in ``spec``, in the order rto_s, max_error_rate, p95_ms,
     failover_to, max_lost_requests.
 
-    ``rto_s`` is checked against the worst fault; ``max_error_rate`` and ``p95_ms`` against the
-    fault phase; ``failover_to_s`` is first onset -> first good response from that tier;
-    ``lost_requests`` counts status-0 requests after the first onset.
+    ``rto_s`` is checked against the worst fault; ``max_error_rate`` against the fault phase
+    (constant-rate stream); ``p95_ms`` against ``p95_window`` (the window ``spec.p95_during``
+    names, None when it does not exist); ``failover_to_s`` is first onset -> first good response
+    from that tier; ``lost_requests`` counts status-0 requests after the first onset.
     """
     results: list[ObjectiveResult] = []
     fault_phase = phases.get("fault")
@@ -64,7 +65,7 @@ def evaluate_objectives(
             _at_most("max_error_rate", spec.max_error_rate, measured, "the fault phase has no requests")
         )
     if spec.p95_ms is not None or spec.p95_baseline_factor is not None:
-        results.append(_p95(spec, fault_phase, baseline_p95_ms, bound_ms))
+        results.append(_p95(spec, p95_window, baseline_p95_ms))
     if spec.failover_to is not None:
         results.append(_failover_to(spec.failover_to, failover_to_s, bool(faults)))
     if spec.max_lost_requests is not None:
@@ -92,32 +93,53 @@ def _rto(target_s: float, faults: list[FaultMeasure]) -> ObjectiveResult:
         return ObjectiveResult("rto_s", target_s, None, False, "no fault was applied")
     unrecovered = [f.fault.name for f in faults if f.impact == IMPACT_UNRECOVERED or f.rto_s is None]
     if unrecovered:
-        note = f"not recovered: {', '.join(unrecovered)} (never healthy for W before the data ends)"
-        return ObjectiveResult("rto_s", target_s, None, False, note)
+        reasons = [f"{f.fault.name}: {f.notes.get('rto_s', 'not recovered')}" for f in faults if f.fault.name in unrecovered]
+        return ObjectiveResult("rto_s", target_s, None, False, "not recovered: " + "; ".join(reasons))
     worst = max(faults, key=lambda f: f.rto_s or 0.0)
     measured = round(worst.rto_s or 0.0, 6)
     note = f"worst fault: {worst.fault.name}" if len(faults) > 1 else None
     return ObjectiveResult("rto_s", target_s, measured, measured <= target_s, note)
 
 
-def _p95(
-    spec: ObjectiveSpec,
-    fault_phase: PhaseStats | None,
-    baseline_p95_ms: float | None,
-    bound_ms: float | None,
-) -> ObjectiveResult:
+MIN_LATENCY_SAMPLES = 20
+"""A p95 needs at least 20 successful requests (one in the top 5 %) to say anything."""
+
+WINDOW_WORDS = {
+    "fault": "the fault phase",
+    "after_failover": "the fault phase after traffic moved",
+    "recovery": "the recovery phase",
+}
+
+
+def _p95(spec: ObjectiveSpec, window: PhaseStats | None, baseline_p95_ms: float | None) -> ObjectiveResult:
+    where = WINDOW_WORDS[spec.p95_during]
     target: Target
     if spec.p95_baseline_factor is not None:
         factor = f"{spec.p95_baseline_factor:g}x baseline"
+        bound_ms = None if baseline_p95_ms is None else spec.p95_baseline_factor * baseline_p95_ms
         target = f"{factor} (= {bound_ms:.1f} ms)" if bound_ms is not None else factor
     else:
-        target = float(spec.p95_ms or 0.0)
-    measured = None if fault_phase is None or fault_phase.p95_ms is None else round(fault_phase.p95_ms, 3)
+        bound_ms = float(spec.p95_ms or 0.0)
+        target = bound_ms
+    if spec.p95_during != "fault":
+        target = f"{target} ms during {spec.p95_during}" if isinstance(target, float) else f"{target} during {spec.p95_during}"
     if bound_ms is None:
-        return ObjectiveResult("p95_ms", target, measured, False, "baseline p95 unknown: the baseline has no requests")
-    if measured is None:
-        return ObjectiveResult("p95_ms", target, None, False, "the fault phase has no requests")
-    return ObjectiveResult("p95_ms", target, measured, measured <= bound_ms)
+        measured_p95 = None if window is None or window.p95_ms is None else round(window.p95_ms, 3)
+        return ObjectiveResult(
+            "p95_ms", target, measured_p95, False, "not measurable: no successful baseline request, so no baseline p95"
+        )
+    if window is None:
+        why = "no failover was observed" if spec.p95_during == "after_failover" else f"{where} has no data"
+        return ObjectiveResult("p95_ms", target, None, False, f"not measurable: {why}")
+    if window.latency_samples < MIN_LATENCY_SAMPLES or window.p95_ms is None:
+        return ObjectiveResult(
+            "p95_ms", target, None, False,
+            f"not measurable: {window.latency_samples} successful {window.stream} requests in {where} "
+            f"(a p95 needs at least {MIN_LATENCY_SAMPLES}); {window.stream_requests - window.latency_samples} failed",
+        )
+    measured = round(window.p95_ms, 3)
+    note = f"p95 of {window.latency_samples} successful {window.stream} requests in {where}"
+    return ObjectiveResult("p95_ms", target, measured, measured <= bound_ms, note)
 
 
 def _failover_to(tier: str, seen_after_s: float | None, any_fault: bool) -> ObjectiveResult:

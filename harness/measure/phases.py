@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from harness.journal import utc_iso
+from harness.measure.goodness import constant_rate_rows
 from harness.measure.model import Phases
 
 PERCENTILES = (50.0, 95.0, 99.0)
@@ -16,12 +17,17 @@ PERCENTILES = (50.0, 95.0, 99.0)
 
 @dataclass(frozen=True)
 class PhaseStats:
-    """One phase. Requests are those whose start falls in ``[start, end)``.
+    """One phase (or any window). Requests are those whose start falls in ``[start, end)``.
 
-    ``error_rate`` is the share of requests with ok == 0 (no response, or a non-2xx status).
-    Latency percentiles are over *all* requests of the phase, failed ones included (a timeout
-    counts with the time it took to give up), with linear interpolation between ranks (numpy's
-    default). Rates and percentiles are None when the phase has no requests.
+    ``requests`` and ``rps`` count every request of every stream: throughput. ``error_rate``
+    (share with ok == 0) and the latency percentiles come from the **constant-rate** probe
+    stream (``stream`` = ``probe``): its requests are spread evenly over time whatever the stack
+    does, while closed-loop users slow down with the stack and hide a slow period (coordinated
+    omission). Percentiles are over *successful* requests only (a fast failure is no evidence of
+    speed), with linear interpolation between ranks (numpy's default); ``latency_samples`` says
+    how many. Without probe requests in the window everything falls back to all requests
+    (``stream`` = ``all``). ``closed_loop`` keeps the Locust users' own figures, labelled as
+    such. Rates and percentiles are None when there is nothing to compute them from.
     """
 
     name: str
@@ -33,6 +39,10 @@ class PhaseStats:
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+    stream: str = "probe"
+    stream_requests: int = 0
+    latency_samples: int = 0
+    closed_loop: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +54,10 @@ class PhaseStats:
             "p50_ms": _round(self.p50_ms, 3),
             "p95_ms": _round(self.p95_ms, 3),
             "p99_ms": _round(self.p99_ms, 3),
+            "stream": self.stream,
+            "stream_requests": self.stream_requests,
+            "latency_samples": self.latency_samples,
+            "closed_loop": self.closed_loop,
         }
 
 
@@ -58,21 +72,45 @@ def stats_for(samples: pd.DataFrame, name: str, start: float, end: float) -> Pha
     rows = phase_slice(samples["start"].to_numpy(), start, end)
     ok = samples["ok"].to_numpy()[rows]
     latency_ms = samples["latency_ms"].to_numpy()[rows]
+    constant = constant_rate_rows(samples)[rows]
     n = int(ok.size)
     duration_s = end - start
-    if n == 0:
-        return PhaseStats(name, start, end, 0, 0.0 if duration_s > 0 else None, None, None, None, None)
-    p50, p95, p99 = (float(v) for v in np.percentile(latency_ms, PERCENTILES))
+    rps = n / duration_s if duration_s > 0 else None
+    stream = "probe" if constant.any() else "all"
+    chosen = constant if stream == "probe" else np.ones(n, dtype=bool)
+    chosen_ok = ok[chosen] == 1
+    stream_n = int(chosen.sum())
+    successes = latency_ms[chosen][chosen_ok]
+    if successes.size:
+        p50, p95, p99 = (float(v) for v in np.percentile(successes, PERCENTILES))
+    else:
+        p50 = p95 = p99 = None
+    closed = ~constant
+    closed_loop = None
+    if closed.any():
+        closed_ok = ok[closed] == 1
+        closed_latency = latency_ms[closed][closed_ok]
+        closed_loop = {
+            "requests": int(closed.sum()),
+            "rps": _round(int(closed.sum()) / duration_s, 3) if duration_s > 0 else None,
+            "error_rate": _round(float(np.count_nonzero(~closed_ok)) / int(closed.sum()), 6),
+            "p95_ms": _round(float(np.percentile(closed_latency, 95.0)), 3) if closed_latency.size else None,
+            "note": "Locust users (closed loop): throughput only, not used for verdicts",
+        }
     return PhaseStats(
         name=name,
         start=start,
         end=end,
         requests=n,
-        rps=n / duration_s if duration_s > 0 else None,
-        error_rate=float(np.count_nonzero(ok != 1)) / n,
+        rps=rps if n or duration_s > 0 else None,
+        error_rate=float(np.count_nonzero(~chosen_ok)) / stream_n if stream_n else None,
         p50_ms=p50,
         p95_ms=p95,
         p99_ms=p99,
+        stream=stream,
+        stream_requests=stream_n,
+        latency_samples=int(successes.size),
+        closed_loop=closed_loop,
     )
 
 

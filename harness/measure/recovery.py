@@ -1,5 +1,6 @@
-"""Per-fault figures: time to detect, RTO (sustained-window rule), failover, failback,
-degraded time, lost requests — each with its resolution. docs/method.md states the rule.
+"""Per-fault figures: time to detect, RTO (sustained-window rule, buckets judged on evidence),
+failover, failback, degraded time, lost requests — each on a named clock, with its resolution.
+docs/method.md states the rule; the steps below follow it one by one.
 """
 
 from __future__ import annotations
@@ -16,13 +17,50 @@ from harness.measure.buckets import (
     bucket_index,
     first_after_last_marker,
     first_sustained_run,
+    unhealthy_buckets,
 )
+from harness.measure.goodness import constant_rate_rows
 from harness.measure.model import FaultTiming, MeasureSettings
 from harness.measure.routing import degraded_s, failback_s, failover_s
 
 IMPACT_NONE = "none"
 IMPACT_RECOVERED = "recovered"
 IMPACT_UNRECOVERED = "unrecovered"
+
+CLOCKS = {
+    "time_to_detect_s": "visible: a failure at its arrival, a slow request at send + latency bound",
+    "service_restored_s": "send: start of the first good request after the incident",
+    "last_impacted_answer_s": "arrival: end of the last bad request of the incident",
+    "rto_s": "the later of service_restored_s and last_impacted_answer_s",
+    "failover_s": "arrival: end of the first successful answer from another tier",
+    "failback_s": "arrival: end of the first successful primary answer of the lasting return",
+}
+"""Which clock each per-fault figure is on (results.json ``measurement.clocks``)."""
+
+
+@dataclass(frozen=True)
+class Incident:
+    """What one stream of requests says about one fault (offsets in seconds from the onset).
+
+    ``impact`` is ``none``, ``recovered`` or ``unrecovered``; ``open_reason`` names the bucket
+    and the requests that kept an unrecovered incident open.
+    """
+
+    impact: str
+    time_to_detect_s: float | None = None
+    service_restored_s: float | None = None
+    last_impacted_answer_s: float | None = None
+    data_gaps_s: float = 0.0
+    end_bucket: int = 0
+    open_reason: str | None = None
+
+    @property
+    def rto_s(self) -> float | None:
+        if self.impact == IMPACT_NONE:
+            return 0.0
+        if self.service_restored_s is None or self.last_impacted_answer_s is None:
+            return None
+        return max(self.service_restored_s, self.last_impacted_answer_s)
 
 
 @dataclass(frozen=True)
@@ -31,8 +69,8 @@ class FaultMeasure:
 
     ``impact`` is ``none`` (no unhealthy bucket after t0; ``rto_s`` = 0), ``recovered`` or
     ``unrecovered`` (never healthy for W before the data ends; ``rto_s`` is None).
-    ``recovered_at`` is the recovery instant t_r (epoch s). ``data_gaps_s`` is the time in empty
-    buckets that the incident was extended by. ``notes`` says why a figure is None.
+    ``recovered_at`` is the recovery instant t0 + rto_s (epoch s). ``rto_by_stream`` holds the
+    RTO from the probe stream alone and from every request. ``notes`` says why a figure is None.
     """
 
     fault: FaultTiming
@@ -48,6 +86,9 @@ class FaultMeasure:
     impact: str
     method: str
     notes: dict[str, str] = field(default_factory=dict)
+    service_restored_s: float | None = None
+    last_impacted_answer_s: float | None = None
+    rto_by_stream: dict[str, float | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``faults[]`` entry of results.json (DESIGN.md keys first, then additions)."""
@@ -66,6 +107,9 @@ class FaultMeasure:
             "failback_s": _round_s(self.failback_s),
             "degraded_s": _round_s(self.degraded_s),
             "impact": self.impact,
+            "service_restored_s": _round_s(self.service_restored_s),
+            "last_impacted_answer_s": _round_s(self.last_impacted_answer_s),
+            "rto_by_stream": {k: _round_s(v) for k, v in self.rto_by_stream.items()},
             "recovered_at": None if self.recovered_at is None else utc_iso(self.recovered_at),
             "lost_requests": self.lost_requests,
             "data_gaps_s": _round_s(self.data_gaps_s),
@@ -82,134 +126,259 @@ def resolution_s(settings: MeasureSettings, onset_uncertainty_s: float) -> float
 
 def method_text(settings: MeasureSettings, max_error_rate: float | None, good_rule: str) -> str:
     """The rule in one line, e.g. for ``faults[].method``."""
-    if max_error_rate is None:
-        unhealthy = "any request bad"
-    else:
-        unhealthy = f"bad ratio > {max_error_rate:g}"
+    threshold = "0 (any bad request)" if max_error_rate is None else f"{max_error_rate:g}"
     return (
-        f"sustained window: {settings.bucket_s * 1000:g} ms buckets, unhealthy when {unhealthy}, "
-        f"empty buckets never healthy; recovered after {settings.window_s:g} s of healthy "
-        f"buckets; {good_rule}"
+        f"sustained window: {settings.bucket_s * 1000:g} ms buckets, unhealthy when >= "
+        f"{settings.min_bad_requests} bad and the {settings.confidence:.0%} Wilson lower bound of "
+        f"the bad ratio > {threshold}, empty buckets never healthy; recovered after "
+        f"{settings.window_s:g} s of healthy buckets; {good_rule}"
     )
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """The rows of one stream from the onset to the end of the data, with their buckets."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    bad: np.ndarray
+    visible: np.ndarray
+    why_bad: np.ndarray
+    index: np.ndarray
+    n_buckets: int
+    in_flight_bad_ends: np.ndarray
+    in_flight_bad_visible: np.ndarray
+
+
+def _stream(
+    samples: pd.DataFrame,
+    good: np.ndarray,
+    visible: np.ndarray,
+    why_bad: np.ndarray,
+    rows: np.ndarray,
+    onset_s: float,
+    data_end_s: float,
+    bucket_s: float,
+) -> _Stream:
+    """Step 1: the requests of ``rows`` that started in [onset, data end), bucketed. Only whole
+    buckets are judged: a partial last bucket (the load stopping) decides nothing."""
+    starts_all = samples["start"].to_numpy()
+    ends_all = samples["end"].to_numpy()
+    n_buckets = max(0, int(np.floor((data_end_s - onset_s) / bucket_s + 1e-9)))
+    window_end = onset_s + n_buckets * bucket_s
+    inside = rows & (starts_all >= onset_s) & (starts_all < window_end)
+    in_flight = rows & (starts_all < onset_s) & (ends_all > onset_s) & ~good
+    starts = starts_all[inside]
+    return _Stream(
+        starts=starts,
+        ends=ends_all[inside],
+        bad=~good[inside],
+        visible=visible[inside],
+        why_bad=why_bad[inside],
+        index=bucket_index(starts, onset_s, bucket_s),
+        n_buckets=n_buckets,
+        in_flight_bad_ends=ends_all[in_flight],
+        in_flight_bad_visible=visible[in_flight],
+    )
+
+
+def find_incident(
+    stream: _Stream, onset_s: float, settings: MeasureSettings, threshold: float | None
+) -> Incident:
+    """Steps 2-5: judge buckets on evidence, find the incident and its end, stamp the clocks."""
+    n = stream.n_buckets
+    window = f"{settings.window_s:g} s"
+    if n == 0 or stream.starts.size == 0:
+        return Incident(IMPACT_UNRECOVERED, open_reason="no requests started after the onset: nothing was observed")
+    total = bucket_counts(stream.index, n)
+    bad_n = bucket_counts(stream.index, n, stream.bad)
+    known = total > 0
+    unhealthy = unhealthy_buckets(bad_n, total, threshold, settings.min_bad_requests, settings.confidence)
+    healthy = known & ~unhealthy
+    unhealthy_at = np.flatnonzero(unhealthy)
+    w = settings.window_buckets
+
+    if unhealthy_at.size == 0:
+        run = first_sustained_run(healthy, w)
+        gaps = float(np.count_nonzero(~known[: n if run is None else run])) * settings.bucket_s
+        if run is None:
+            return Incident(
+                IMPACT_UNRECOVERED, data_gaps_s=gaps,
+                open_reason=f"never healthy for {window} after the onset before the data ends "
+                f"({n * settings.bucket_s:.2f} s observed): too little was seen",
+            )
+        return Incident(IMPACT_NONE, data_gaps_s=gaps)
+
+    first = int(unhealthy_at[0])
+    run = first_sustained_run(healthy, w, after=first)
+    row = None if run is None else first_after_last_marker(stream.index, stream.bad, ~stream.bad, run)
+    closing = (n if row is None else run) - 1
+    in_incident = stream.bad & (stream.index >= first) & (stream.index <= closing)
+    visible = stream.visible[in_incident]
+    ends = stream.ends[in_incident]
+    if first == 0:  # requests in flight at the onset and hurt by it belong to the incident
+        visible = np.concatenate([visible, stream.in_flight_bad_visible])
+        ends = np.concatenate([ends, stream.in_flight_bad_ends])
+    detect = float(max(0.0, visible.min() - onset_s))
+    gaps = float(np.count_nonzero(~known[: closing + 1])) * settings.bucket_s
+    if row is None:
+        last = int(unhealthy_at[-1])
+        return Incident(
+            IMPACT_UNRECOVERED, time_to_detect_s=detect, data_gaps_s=gaps, end_bucket=last,
+            open_reason=_open_reason(stream, last, settings, int(bad_n[last]), int(total[last]), n),
+        )
+    return Incident(
+        IMPACT_RECOVERED,
+        time_to_detect_s=detect,
+        service_restored_s=float(stream.starts[row] - onset_s),
+        last_impacted_answer_s=float(max(0.0, ends.max() - onset_s)),
+        data_gaps_s=gaps,
+        end_bucket=closing,
+    )
+
+
+def _open_reason(stream: _Stream, bucket: int, settings: MeasureSettings, bad: int, total: int, n: int) -> str:
+    """``never healthy for 5 s after bucket +12.50 s (4/5 bad: 3 HTTP 503, 1 slower than 250 ms);
+    data ends at +20.00 s``: what kept the incident open."""
+    causes = pd.Series(stream.why_bad[(stream.index == bucket) & stream.bad]).value_counts()
+    listed = ", ".join(f"{count} {cause}" for cause, count in causes.head(3).items())
+    return (
+        f"never healthy for {settings.window_s:g} s after bucket +{bucket * settings.bucket_s:.2f} s "
+        f"({bad}/{total} bad: {listed}); data ends at +{n * settings.bucket_s:.2f} s"
+    )
+
+
+def _quiet_impact(
+    samples: pd.DataFrame, rows: np.ndarray, fault: FaultTiming, data_end_s: float, reasons: np.ndarray
+) -> str:
+    """What users saw of a fault that caused no incident: the bad requests there were (too few
+    per bucket to be evidence) and the slowest successful answer while it was applied."""
+    starts = samples["start"].to_numpy()
+    until = fault.reverted_at if fault.reverted_at is not None else data_end_s
+    during = rows & (starts >= fault.onset_at) & (starts < until)
+    ok = samples["ok"].to_numpy() == 1
+    latency = samples["latency_ms"].to_numpy()[during & ok]
+    bad = int(np.count_nonzero(reasons[during] != ""))
+    slowest = f"slowest successful answer {latency.max():.0f} ms" if latency.size else "no successful answer"
+    if bad == 0:
+        return f"while applied, none of {int(during.sum())} requests failed or was too slow; {slowest}"
+    return (
+        f"while applied, {bad} of {int(during.sum())} requests were bad, never enough in one bucket to be "
+        f"evidence of an incident; {slowest}"
+    )
+
+
+def why_bad(samples: pd.DataFrame, bound_ms: float | None) -> np.ndarray:
+    """Each request's reason for being bad in a few words (``HTTP 503``, ``timeout``,
+    ``slower than 250 ms``); "" for good ones."""
+    ok = samples["ok"].to_numpy() == 1
+    errors = samples["error"].to_numpy().astype(object)
+    status = samples["status"].to_numpy()
+    out = np.where(ok, "", np.where(errors != "", errors, "HTTP " + status.astype(str))).astype(object)
+    if bound_ms is not None:
+        slow = ok & (samples["latency_ms"].to_numpy() > bound_ms)
+        out[slow] = f"slower than {bound_ms:.0f} ms"
+    return out
 
 
 def measure_fault(
     samples: pd.DataFrame,
     good: np.ndarray,
+    visible: np.ndarray,
+    reasons: np.ndarray,
     fault: FaultTiming,
     settings: MeasureSettings,
     *,
     max_error_rate: float | None,
     primary: str | None,
     method: str,
+    data_end_s: float | None = None,
 ) -> FaultMeasure:
-    """Measure one fault from start-sorted ``samples`` and the aligned ``good`` mask.
+    """Measure one fault from start-sorted ``samples`` and the aligned ``good``, ``visible``
+    (:func:`~harness.measure.goodness.visible_at`) and ``reasons`` (:func:`why_bad`) arrays.
 
-    Only requests that start at or after the onset are looked at, up to the last sample.
-    ``max_error_rate`` is the bucket threshold (None: any bad request makes a bucket
-    unhealthy); ``primary`` the baseline tier (None: failover/failback cannot be measured).
+    The data ends at ``data_end_s`` (the end of the last phase; default: the last start), and
+    only whole buckets before it are judged. ``max_error_rate`` is the bucket threshold (None: any
+    bad request, on evidence); ``primary`` the baseline tier (None: failover/failback cannot be
+    measured).
     """
     onset_s = fault.onset_at
-    first_row = int(np.searchsorted(samples["start"].to_numpy(), onset_s, side="left"))
-    starts_s = samples["start"].to_numpy()[first_row:]
-    ok_good = good[first_row:]
-    status = samples["status"].to_numpy()[first_row:]
-    tiers = samples["tier"].to_numpy()[first_row:]
-    degraded = samples["degraded"].to_numpy()[first_row:]
-    window = f"{settings.window_s:g} s"
+    starts_all = samples["start"].to_numpy()
+    if data_end_s is None:
+        data_end_s = float(starts_all[-1]) if starts_all.size else onset_s
+    everything = np.ones(len(samples), dtype=bool)
+    probe_rows = constant_rate_rows(samples)
+    streams = {"all": everything}
+    if probe_rows.any():
+        streams = {"probe": probe_rows, "all": everything}
+    incidents = {
+        name: find_incident(
+            _stream(samples, good, visible, reasons, rows, onset_s, data_end_s, settings.bucket_s),
+            onset_s, settings, max_error_rate,
+        )
+        for name, rows in streams.items()
+    }
+    incident = incidents["all"]
     resolution = resolution_s(settings, fault.onset_uncertainty_s)
-    lost = int(np.count_nonzero(status == 0))
     notes: dict[str, str] = {}
-
-    if starts_s.size == 0:
-        reason = "no requests started after the onset: nothing was observed"
-        return FaultMeasure(
-            fault, None, None, None, None, None, None, lost, 0.0, resolution,
-            IMPACT_UNRECOVERED, method,
-            {k: reason for k in ("time_to_detect_s", "rto_s", "failover_s", "failback_s", "degraded_s")},
+    if incident.impact == IMPACT_NONE:
+        notes["time_to_detect_s"] = "no observed impact: no bucket after the onset was unhealthy on evidence"
+        notes["impact"] = _quiet_impact(samples, probe_rows if probe_rows.any() else everything, fault, data_end_s, reasons)
+    elif incident.impact == IMPACT_UNRECOVERED:
+        notes["rto_s"] = incident.open_reason or "not recovered"
+        if incident.time_to_detect_s is None:
+            notes["time_to_detect_s"] = "no bad request observed after the onset"
+    if incident.time_to_detect_s is not None and incident.time_to_detect_s < resolution:
+        notes.setdefault(
+            "time_to_detect_s",
+            f"finer than the {resolution:.2f} s resolution: read as 'within {resolution:.2f} s'",
         )
 
-    bucket_s = settings.bucket_s
-    index = bucket_index(starts_s, onset_s, bucket_s)
-    n_buckets = int(index[-1]) + 1
-    bad = ~ok_good
-    total = bucket_counts(index, n_buckets)
-    bad_n = bucket_counts(index, n_buckets, bad)
-    known = total > 0
-    if max_error_rate is None:
-        unhealthy = bad_n > 0
-    else:
-        ratio = np.divide(bad_n, total, out=np.zeros(n_buckets), where=known)
-        unhealthy = known & (ratio > max_error_rate)
-    healthy = known & ~unhealthy
-    windows = settings.window_buckets
-    unhealthy_at = np.flatnonzero(unhealthy)
-
-    rto: float | None
-    recovered_at: float | None = None
-    time_to_detect: float | None = None
-    if unhealthy_at.size == 0:
-        run = first_sustained_run(healthy, windows)
-        if run is not None:
-            impact, rto = IMPACT_NONE, 0.0
-            notes["time_to_detect_s"] = "no observed impact: no unhealthy bucket after the onset"
-        else:
-            impact, rto = IMPACT_UNRECOVERED, None
-            notes["rto_s"] = f"never healthy for {window} before the data ends"
-            notes["time_to_detect_s"] = "no bad request observed after the onset"
-        gap_end = n_buckets if run is None else run
-    else:
-        run = first_sustained_run(healthy, windows, after=int(unhealthy_at[0]))
-        bad_rows = np.flatnonzero(bad)
-        time_to_detect = float(starts_s[bad_rows[0]] - onset_s)
-        row = None if run is None else first_after_last_marker(index, bad, ok_good, run)
-        if row is None:
-            impact, rto = IMPACT_UNRECOVERED, None
-            last_s = float(starts_s[-1] - onset_s)
-            notes["rto_s"] = (
-                f"never healthy for {window} before the data ends ({last_s:.2f} s after onset)"
-            )
-            gap_end = n_buckets
-        else:
-            impact = IMPACT_RECOVERED
-            recovered_at = float(starts_s[row])
-            rto = recovered_at - onset_s
-            gap_end = run
-    data_gaps_s = float(np.count_nonzero(~known[:gap_end])) * bucket_s
-
-    # Failover looks at every answer that arrived after the onset, including requests in flight
-    # at the onset that a gateway retried on another tier: that is when traffic moved.
-    failover = failover_s(
-        samples["end"].to_numpy(), good, samples["tier"].to_numpy(), onset_s, primary
+    # Routing figures look at every successful answer that arrived after the onset, including
+    # requests in flight at the onset that a gateway retried on another tier: that is when traffic
+    # moved, and what a gateway's routing log records. Whether the answer was fast enough is the
+    # RTO's business: the first answers from the alternate carry the failed attempt's time.
+    answered = samples["ok"].to_numpy() == 1
+    window_rows = slice(
+        int(np.searchsorted(starts_all, onset_s, side="left")),
+        int(np.searchsorted(starts_all, data_end_s, side="left")),
     )
+    ends_all = samples["end"].to_numpy()
+    tiers_all = samples["tier"].to_numpy()
+    index = bucket_index(starts_all[window_rows], onset_s, settings.bucket_s)
+    n_buckets = int(index[-1]) + 1 if index.size else 0
+    failover = failover_s(ends_all, answered, tiers_all, onset_s, primary)
     failback = failback_s(
-        samples["end"].to_numpy()[first_row:], ok_good, tiers, index, n_buckets, onset_s, primary,
-        None if failover is None else int(failover // bucket_s), windows,
+        ends_all[window_rows], answered[window_rows], tiers_all[window_rows], index, n_buckets, onset_s, primary,
+        None if failover is None else int(failover // settings.bucket_s), settings.window_buckets,
     )
     if primary is None:
         reason = "primary tier unknown: no good baseline response carried X-Tier"
         notes["failover_s"] = notes["failback_s"] = reason
-    else:
-        if failover is None:
-            notes["failover_s"] = f"no good response from a tier other than {primary!r} after onset"
-            notes["failback_s"] = "no failover"
-        elif failback is None:
-            notes["failback_s"] = f"never served by {primary!r} alone for {window} after the failover"
+    elif failover is None:
+        notes["failover_s"] = f"no good response from a tier other than {primary} after onset"
+        notes["failback_s"] = "no failover"
+    elif failback is None:
+        notes["failback_s"] = f"never served by {primary} alone for {settings.window_s:g} s after the failover"
 
+    rto = incident.rto_s
     return FaultMeasure(
         fault=fault,
-        time_to_detect_s=time_to_detect,
+        time_to_detect_s=incident.time_to_detect_s,
         rto_s=rto,
-        recovered_at=recovered_at,
+        recovered_at=None if rto is None else onset_s + rto,
         failover_s=failover,
         failback_s=failback,
-        degraded_s=degraded_s(ok_good, degraded, index, n_buckets, bucket_s),
-        lost_requests=lost,
-        data_gaps_s=data_gaps_s,
+        degraded_s=degraded_s(answered[window_rows], samples["degraded"].to_numpy()[window_rows], index, n_buckets, settings.bucket_s),
+        lost_requests=int(np.count_nonzero(samples["status"].to_numpy()[window_rows] == 0)),
+        data_gaps_s=incident.data_gaps_s,
         resolution_s=resolution,
-        impact=impact,
+        impact=incident.impact,
         method=method,
         notes=notes,
+        service_restored_s=incident.service_restored_s,
+        last_impacted_answer_s=incident.last_impacted_answer_s,
+        rto_by_stream={name: inc.rto_s for name, inc in incidents.items()},
     )
 
 

@@ -8,15 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.measure.goodness import describe_good, good_mask, latency_bound_ms
+from harness.measure.goodness import describe_good, good_mask, latency_bound, visible_at
 from harness.measure.loading import sort_samples
 from harness.measure.model import FaultTiming, MeasureSettings, ObjectiveSpec, Phases
 from harness.measure.objectives import ObjectiveResult, evaluate_objectives, verdict
-from harness.measure.phases import PhaseStats, phase_stats
-from harness.measure.recovery import FaultMeasure, measure_fault, method_text, resolution_s
+from harness.measure.phases import PhaseStats, phase_stats, stats_for
+from harness.measure.recovery import CLOCKS, FaultMeasure, measure_fault, method_text, resolution_s, why_bad
 from harness.measure.routing import first_good_from_tier_s, primary_tier
 
-METHOD_ID = "drill.rto/v1"
+METHOD_ID = "drill.rto/v2"
 """Names the method in docs/method.md; bumped whenever a rule there changes."""
 
 
@@ -34,6 +34,8 @@ class Measurement:
     latency_bound_ms: float | None
     lost_requests: int | None
     method: str
+    latency_bound_rule: str = ""
+    p95_window: PhaseStats | None = None
 
     @property
     def verdict(self) -> str:
@@ -63,6 +65,11 @@ class Measurement:
                 "primary_tier": self.primary_tier,
                 "baseline_p95_ms": None if self.baseline_p95_ms is None else round(self.baseline_p95_ms, 3),
                 "latency_bound_ms": None if self.latency_bound_ms is None else round(self.latency_bound_ms, 3),
+                "latency_bound_rule": self.latency_bound_rule,
+                "latency_stream": "probe (constant rate, open loop); Locust users are throughput only",
+                "min_bad_requests": self.settings.min_bad_requests,
+                "confidence": self.settings.confidence,
+                "clocks": dict(CLOCKS),
                 "lost_requests": self.lost_requests,
             },
         }
@@ -78,22 +85,27 @@ def measure_run(
     """Measure a run. ``samples`` has the sample columns (any order of rows); ``phases`` maps
     ``baseline``/``fault``/``recovery`` to (start_epoch_s, end_epoch_s).
 
-    The latency bound comes from the objectives (absolute, or factor x baseline p95); the primary
-    tier from ``settings.primary_tier`` or, when None, the baseline's good responses.
+    The data ends where the last phase ends (requests started after it, as the load stops, are
+    not judged). The latency bound of a good request comes from the settings (default: the
+    runbook trigger, see :func:`~harness.measure.goodness.latency_bound`); the primary tier from
+    ``settings.primary_tier`` or, when None, the baseline's good responses.
     """
     samples = sort_samples(samples)
     stats = phase_stats(samples, phases)
     baseline = stats.get("baseline")
     baseline_p95 = None if baseline is None else baseline.p95_ms
-    bound = latency_bound_ms(objectives, baseline_p95)
-    good = good_mask(samples, bound)
+    bound = latency_bound(settings, baseline_p95)
+    good = good_mask(samples, bound.ms)
+    visible = visible_at(samples, bound.ms)
+    reasons = why_bad(samples, bound.ms)
+    data_end_s = max(end for _, end in phases.values()) if phases else None
     primary = settings.primary_tier or primary_tier(samples, good, phases.get("baseline"))
     method = method_text(settings, objectives.max_error_rate, describe_good(bound))
     ordered = sorted(faults, key=lambda f: f.onset_at)
     measured = [
         measure_fault(
-            samples, good, fault, settings,
-            max_error_rate=objectives.max_error_rate, primary=primary, method=method,
+            samples, good, visible, reasons, fault, settings,
+            max_error_rate=objectives.max_error_rate, primary=primary, method=method, data_end_s=data_end_s,
         )
         for fault in ordered
     ]
@@ -101,16 +113,19 @@ def measure_run(
     lost = None
     failover_to_s = None
     if first_onset is not None:
-        after = samples["start"].to_numpy() >= first_onset
+        starts = samples["start"].to_numpy()
+        after = (starts >= first_onset) & (starts < (data_end_s if data_end_s is not None else np.inf))
         lost = int(np.count_nonzero(after & (samples["status"].to_numpy() == 0)))
         if objectives.failover_to is not None:
-            failover_to_s = first_good_from_tier_s(samples, good, objectives.failover_to, first_onset)
+            answered = samples["ok"].to_numpy() == 1
+            failover_to_s = first_good_from_tier_s(samples, answered, objectives.failover_to, first_onset)
+    p95_window = _p95_window(samples, objectives, stats, measured)
     results = evaluate_objectives(
         objectives,
         phases=stats,
         faults=measured,
         baseline_p95_ms=baseline_p95,
-        bound_ms=bound,
+        p95_window=p95_window,
         failover_to_s=failover_to_s,
         lost_requests=lost,
     )
@@ -122,7 +137,32 @@ def measure_run(
         samples=len(samples),
         primary_tier=primary,
         baseline_p95_ms=baseline_p95,
-        latency_bound_ms=bound,
+        latency_bound_ms=bound.ms,
         lost_requests=lost,
         method=f"{METHOD_ID} (docs/method.md): {method}",
+        latency_bound_rule=bound.rule,
+        p95_window=p95_window,
     )
+
+
+def _p95_window(
+    samples: pd.DataFrame, objectives: ObjectiveSpec, stats: dict[str, PhaseStats], faults: list[FaultMeasure]
+) -> PhaseStats | None:
+    """The window a latency objective is judged on: the fault phase, the recovery phase, or
+    ``after_failover``: from the moment traffic has moved to the end of the fault phase. Traffic
+    has moved when the first answer from another tier arrived *and* new requests are good again
+    (the fault's ``service_restored_s``), whichever is later: a window opened while requests were
+    still slow would judge the incident a second time, which the RTO already does. None when the
+    window does not exist (no such phase; no failover)."""
+    if objectives.p95_ms is None and objectives.p95_baseline_factor is None:
+        return None
+    if objectives.p95_during != "after_failover":
+        return stats.get(objectives.p95_during)
+    fault_phase = stats.get("fault")
+    moved = [
+        f.fault.onset_at + max(f.failover_s, f.service_restored_s or 0.0)
+        for f in faults if f.failover_s is not None
+    ]
+    if fault_phase is None or not moved or min(moved) >= fault_phase.end:
+        return None
+    return stats_for(samples, "after_failover", min(moved), fault_phase.end)

@@ -22,6 +22,7 @@ runs are downsampled to at most :data:`MAX_POINTS` buckets so the SVG stays smal
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import math
@@ -61,6 +62,9 @@ CAPACITY_COLOUR = "#1c2833"
 TARGET_COLOUR = "#566573"
 RESTORED_COLOUR = "#117a65"
 UNANSWERED_COLOUR = "#7f8c8d"
+# Event marks on the timeline chart (harness/report/story.py chart_marks).
+EVENT_COLOURS = {"runbook trigger fires": "#d35400", "runbook trigger clears": "#a04000",
+                 "stack event": "#5b2c6f", "other": "#5d6d7e"}
 
 
 @dataclass(frozen=True)
@@ -202,12 +206,15 @@ def downsample(timeline: pd.DataFrame, max_points: int = MAX_POINTS) -> pd.DataF
     return out.reset_index(drop=True)
 
 
-def timeline_svg(results: dict[str, Any], timeline: pd.DataFrame) -> str:
+def timeline_svg(
+    results: dict[str, Any], timeline: pd.DataFrame, event_marks: list[tuple[float, str]] | None = None
+) -> str:
     """Error rate (top) and p95 latency (bottom) over time, phases shaded, faults banded.
 
     Each fault's onset..revert is hatched, its onset a solid line and its recovery instant
     (onset + RTO) a dashed green line labelled with the RTO. The error and latency objectives,
-    when numeric, are drawn as dashed thresholds.
+    when numeric, are drawn as dashed thresholds. ``event_marks`` (seconds from run start, label)
+    are drawn as dash-dot lines: the report's runbook trigger and the stack's own events.
     """
     frame = downsample(timeline)
     fig = _figure(11.0, 5.6)
@@ -255,6 +262,14 @@ def timeline_svg(results: dict[str, Any], timeline: pd.DataFrame) -> str:
             label, xy=(mark.onset_s, 0.97), xycoords=("data", "axes fraction"),
             xytext=(3, 0), textcoords="offset points", fontsize=8, color=FAULT_COLOUR, va="top",
         )
+
+    labelled: set[str] = set()
+    for at_s, label in event_marks or []:
+        colour = EVENT_COLOURS.get(label, EVENT_COLOURS["other"])
+        for ax in (ax_err, ax_lat):
+            ax.axvline(at_s, color=colour, linewidth=1.1, linestyle="-.", zorder=3,
+                       label=label if ax is ax_err and label not in labelled else None)
+        labelled.add(label)
 
     stop_s = stop_mark_s(results)
     if stop_s is not None:
@@ -609,7 +624,7 @@ def _to_svg(fig: "Figure", salt: str, title: str) -> str:
     head = text[:head_end]
     head = re.sub(r'\swidth="[^"]*"', ' width="100%"', head, count=1)
     head = re.sub(r'\sheight="[^"]*"', "", head, count=1)
-    head += f' role="img" aria-label="{title}"'
+    head += f' role="img" aria-label="{html.escape(title, quote=True)}"'  # a title may hold user text
     # Ids must be unique across the page; matplotlib's per-artist ids (``<artist kind>_<n>``:
     # figure_1, line2d_3, FillBetweenPolyCollection_2, ...) are not salted. Its hashed clip-path
     # and hatch ids carry no ``_<n>`` and are salted by svg.hashsalt already.

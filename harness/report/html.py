@@ -98,8 +98,17 @@ def write_report(run_dir: Path, results: dict[str, Any], timeline: pd.DataFrame 
     """
     run_dir = Path(run_dir)
     samples, note = _capacity_samples(run_dir) if results.get("capacity") is not None else (None, None)
-    html = render_report(results, timeline, run_files(run_dir), samples, note)
+    html = render_report(results, timeline, run_files(run_dir), samples, note, story=_story(results, run_dir))
     return atomic_write_text(run_dir / REPORT_NAME, html)
+
+
+def _story(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """The story sections (summary, impact, runbook view, event timeline) from the run directory;
+    a run directory that cannot tell the story still gets a report."""
+    from harness.report.story import build_story, load_run_samples
+
+    request_samples, _ = load_run_samples(run_dir)
+    return build_story(results, run_dir, request_samples).as_context()
 
 
 def render_report(
@@ -108,14 +117,22 @@ def render_report(
     files: list[dict[str, str]] | None = None,
     capacity_samples: pd.DataFrame | None = None,
     capacity_source_note: str | None = None,
+    story: dict[str, Any] | None = None,
 ) -> str:
     """The report as an HTML string (what :func:`write_report` writes).
 
     ``capacity_samples`` is the raw capacity frame (``load_capacity``); without it the capacity
     chart comes from results.json ``capacity.timeline`` and ``capacity_source_note`` says why.
+    ``story`` is :meth:`harness.report.story.Story.as_context`; without it the story is told from
+    results alone (no impact counts, no runbook view, no journal).
     """
-    context = report_context(results, timeline, files or [], capacity_samples, capacity_source_note)
-    return render_template(TEMPLATE_NAME, **context)
+    if story is None:
+        from harness.report.story import build_story
+
+        story = build_story(results, None, None).as_context()
+    context = report_context(results, timeline, files or [], capacity_samples, capacity_source_note,
+                             event_marks=story.get("chart_marks") or [])
+    return render_template(TEMPLATE_NAME, **context, story=story)
 
 
 def render_template(name: str, **context: Any) -> str:
@@ -136,6 +153,7 @@ def report_context(
     files: list[dict[str, str]],
     capacity_samples: pd.DataFrame | None = None,
     capacity_source_note: str | None = None,
+    event_marks: list[tuple[float, str]] | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, already formatted (the template only lays it out)."""
     scenario = results.get("scenario") or {}
@@ -146,6 +164,7 @@ def report_context(
         "scenario_name": scenario.get("name") or MISSING,
         "scenario_description": " ".join(str(scenario.get("description") or "").split()),
         "scenario_path": scenario.get("path") or MISSING,
+        "scenario_description": str(scenario.get("description") or ""),
         "scenario_sha256": scenario.get("sha256") or MISSING,
         "run_id": results.get("run_id") or MISSING,
         "started": utc_text(results.get("started_at")),
@@ -159,7 +178,8 @@ def report_context(
         "capacity_fault_rows": _capacity_fault_rows(results),
         "capacity": _capacity_section(results, capacity_samples, capacity_source_note),
         "phases": _phase_rows(results),
-        "charts": _charts(results, timeline),
+        "charts": _charts(results, timeline, event_marks),
+        "chart_table": _chart_table(timeline),
         "method": _method_rows(results, timeline),
         "method_text": (results.get("measurement") or {}).get("method") or "",
         "method_doc": METHOD_DOC,
@@ -278,7 +298,38 @@ def _fault_row(fault: dict[str, Any], aborted: bool) -> dict[str, Any]:
         "data_gaps": cell("data_gaps_s") if "data_gaps_s" in fault else None,
         "resolution": cell("resolution_s") if "resolution_s" in fault else None,
         "impact": _impact(impact, notes.get("impact")),
+        "service_restored": cell("service_restored_s") if "service_restored_s" in fault else None,
+        "last_impacted_answer": cell("last_impacted_answer_s") if "last_impacted_answer_s" in fault else None,
+        "rto_by_stream": _by_stream(fault.get("rto_by_stream")),
+        "agreement": _agreement(fault.get("agreement")),
     }
+
+
+def _by_stream(by_stream: Any) -> Cell | None:
+    """``probe 2.72 s · all 2.72 s``: the RTO from the constant-rate probe alone and from every
+    request; they agree within resolution when the figure does not depend on the load mix."""
+    if not isinstance(by_stream, dict) or not by_stream:
+        return None
+    return Cell(" · ".join(f"{name} {quantity('rto_s', value)}" for name, value in by_stream.items()))
+
+
+def _agreement(agreement: Any) -> Cell | None:
+    """The stack's own failover instant beside the harness's, and the difference."""
+    if not isinstance(agreement, dict):
+        return None
+    parts = []
+    for key, word in (("failover", "failover"), ("failback", "failback")):
+        stack = agreement.get(f"{key}_s")
+        delta = agreement.get(f"{key}_delta_s")
+        if stack is not None:
+            text = f"{word} {quantity('x_s', stack)}"
+            if delta is not None:
+                text += f" (harness − stack {delta * 1000:+.1f} ms)"
+            parts.append(text)
+    if not parts:
+        return Cell(MISSING, "the stack's log has no failover after the onset")
+    verdict = {True: "agrees within resolution", False: "differs by more than the resolution"}.get(agreement.get("agrees"))
+    return Cell("; ".join(parts) + (f" — {verdict}" if verdict else ""))
 
 
 IMPACT_NONE_TEXT = "no observed impact"
@@ -423,12 +474,23 @@ def _phase_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "p50": _cell("p50_ms", phase.get("p50_ms"), "no responses"),
                 "p95": _cell("p95_ms", phase.get("p95_ms"), "no responses"),
                 "p99": _cell("p99_ms", phase.get("p99_ms"), "no responses"),
+                "stream": _stream_text(phase),
             }
         )
     return rows
 
 
-def _charts(results: dict[str, Any], timeline: pd.DataFrame | None) -> list[dict[str, Any]]:
+def _stream_text(phase: dict[str, Any]) -> str:
+    """Where a phase's error rate and percentiles come from, e.g. ``probe: 400 requests, 400 ok``."""
+    stream = phase.get("stream")
+    if not stream:
+        return "all requests"
+    return f"{stream}: {phase.get('stream_requests', 0):,} requests, {phase.get('latency_samples', 0):,} successful"
+
+
+def _charts(
+    results: dict[str, Any], timeline: pd.DataFrame | None, event_marks: list[tuple[float, str]] | None = None
+) -> list[dict[str, Any]]:
     """Both charts, each either an SVG (Markup: matplotlib output, trusted) or a reason."""
     timeline_title = "Error rate and p95 latency"
     tiers_title = "Tier share of good responses (failover / failback)"
@@ -436,13 +498,45 @@ def _charts(results: dict[str, Any], timeline: pd.DataFrame | None) -> list[dict
         reason = "no timeline: the run recorded no samples"
         return [{"title": timeline_title, "svg": None, "reason": reason},
                 {"title": tiers_title, "svg": None, "reason": reason}]
-    out = [{"title": timeline_title, "svg": Markup(charts.timeline_svg(results, timeline)), "reason": None}]
+    out = [{"title": timeline_title, "svg": Markup(charts.timeline_svg(results, timeline, event_marks)), "reason": None}]
     if charts.tier_columns(timeline):
         out.append({"title": tiers_title, "svg": Markup(charts.tier_share_svg(results, timeline)), "reason": None})
     else:
         out.append({"title": tiers_title, "svg": None,
                     "reason": "no tier information: responses carried no X-Tier header"})
     return out
+
+
+CHART_TABLE_MAX_ROWS = 120
+
+
+def _chart_table(timeline: pd.DataFrame | None) -> dict[str, Any] | None:
+    """The charts' data as a table (what a screen reader or a printout gets): the timeline in
+    equal slices of whole seconds, at most CHART_TABLE_MAX_ROWS rows. Ratios are request-weighted,
+    p95 is the worst bucket of the slice."""
+    if timeline is None or timeline.empty or "t_s" not in timeline:
+        return None
+    t = timeline["t_s"].astype(float)
+    span_s = float(t.max() - t.min()) or 1.0
+    slice_s = max(1.0, float(int(span_s / CHART_TABLE_MAX_ROWS) + 1))
+    frame = timeline.assign(slice=((t - t.min()) // slice_s).astype(int))
+    requests = frame["requests"].fillna(0) if "requests" in frame else pd.Series(0.0, index=frame.index)
+    tiers = charts.tier_columns(timeline)
+    rows = []
+    for _, group in frame.groupby("slice"):
+        n = float(requests.loc[group.index].sum())
+
+        def weighted(column: str) -> str:
+            if column not in group or n == 0:
+                return MISSING
+            return quantity("error_rate", float((group[column].fillna(0) * requests.loc[group.index]).sum() / n))
+
+        p95 = group["p95_ms"].max() if "p95_ms" in group else None
+        rows.append([seconds(float(group["t_s"].min())), f"{n:,.0f}", weighted("error_rate"),
+                     weighted(charts.BAD_RATIO), quantity("p95_ms", None if p95 is None or pd.isna(p95) else float(p95))]
+                    + [weighted(c) for c in tiers])
+    columns = ["from (s after start)", "requests", "error rate", "bad (failed or slow)", "worst bucket p95"]
+    return {"slice": seconds(slice_s), "columns": columns + [f"tier {charts.tier_name(c)}" for c in tiers], "rows": rows}
 
 
 def _method_rows(results: dict[str, Any], timeline: pd.DataFrame | None) -> list[tuple[str, Cell]]:
@@ -466,6 +560,7 @@ def _method_rows(results: dict[str, Any], timeline: pd.DataFrame | None) -> list
     # measure's additions, shown when present.
     extras = (
         ("latency bound for a good request", "latency_bound_ms"),
+        ("how the bound was set", "latency_bound_rule"),
         ("baseline p95", "baseline_p95_ms"),
         ("primary tier (before the fault)", "primary_tier"),
         ("lost requests (no response, after the first onset)", "lost_requests"),

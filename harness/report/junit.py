@@ -130,3 +130,36 @@ def write_junit(run_dir: Path, results: dict[str, Any]) -> Path:
     assert root is not None  # build_junit always builds a <testsuites> root
     text = ET.tostring(root, encoding="unicode", xml_declaration=True)
     return atomic_write_text(Path(run_dir) / JUNIT_NAME, text + "\n")
+
+
+def combine_junit(name: str, suites: list[tuple[str, Path | None, str | None]]) -> str:
+    """One ``<testsuites>`` for a campaign: each run's junit.xml suite (``(label, path, error)``),
+    or, for a run that wrote none (bad input, crash), a suite with one errored testcase saying why.
+    Totals are summed so CI shows the campaign as one result."""
+    root = ET.Element("testsuites", name=f"campaign {name}")
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    for label, path, error in suites:
+        found: list[ET.Element] = []
+        if path is not None and path.is_file():
+            try:
+                parsed = ET.parse(path).getroot()
+            except ET.ParseError as exc:
+                error = f"{path.name} is not valid XML ({exc})"
+            else:
+                found = [parsed] if parsed.tag == "testsuite" else list(parsed.iter("testsuite"))
+        if not found:
+            suite = ET.Element("testsuite", name=label, tests="1", failures="0", errors="1", skipped="0")
+            case = ET.SubElement(suite, "testcase", classname=label, name="run")
+            ET.SubElement(case, "error", message=error or "the run wrote no junit.xml")
+            found = [suite]
+        for suite in found:
+            for key in totals:
+                try:
+                    totals[key] += int(suite.get(key) or 0)
+                except ValueError:
+                    pass
+            root.append(suite)
+    for key, value in totals.items():
+        root.set(key, str(value))
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -77,6 +77,16 @@ class StackRef(Strict):
     project: str | None = None
     allow_remote_docker: bool = False
     fresh: bool = False  # compose: recreate the project before the drill (same start state every run)
+    # The stack's own routing-event log (the reference gateway's /admin/events): fetched at the
+    # end of the run into the run directory, so results carry the stack's failover instants.
+    events_url: str | None = None
+
+    @field_validator("events_url")
+    @classmethod
+    def _events_http(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+(/\S*)?$", v):
+            raise ValueError(f"expected an http:// URL like http://127.0.0.1:8080/admin/events, got {v!r}")
+        return v
 
 
 class ToxiproxyRef(Strict):
@@ -210,24 +220,47 @@ class FaultSpec(Strict):
         return out
 
 
+class LatencyObjective(Strict):
+    """``p95_ms: {max: 2x baseline, during: after_failover}``: a p95 bound and the window it is
+    judged on (``fault``, the default; ``after_failover``; ``recovery``)."""
+
+    max: float | str
+    during: Literal["fault", "after_failover", "recovery"] = "fault"
+
+    @field_validator("max")
+    @classmethod
+    def _bound(cls, v: Any) -> Any:
+        parse_latency_bound(v)
+        return v
+
+
 class Objectives(Strict):
     rto_s: Duration | None = None
     max_error_rate: float | None = Field(default=None, ge=0, le=1)
-    p95_ms: float | str | None = None
+    p95_ms: float | str | LatencyObjective | None = None
     failover_to: str | None = None
     max_lost_requests: int | None = Field(default=None, ge=0)
 
     @field_validator("p95_ms")
     @classmethod
     def _bound(cls, v: Any) -> Any:
-        if v is not None:
+        if v is not None and not isinstance(v, LatencyObjective):
             parse_latency_bound(v)
         return v
 
     @property
     def p95_bound(self) -> tuple[float | None, float | None]:
         """(absolute ms, baseline factor); both None without a p95 objective."""
-        return parse_latency_bound(self.p95_ms) if self.p95_ms is not None else (None, None)
+        if self.p95_ms is None:
+            return (None, None)
+        if isinstance(self.p95_ms, LatencyObjective):
+            return parse_latency_bound(self.p95_ms.max)
+        return parse_latency_bound(self.p95_ms)
+
+    @property
+    def p95_during(self) -> str:
+        """The window the p95 objective is judged on (the short form means the fault phase)."""
+        return self.p95_ms.during if isinstance(self.p95_ms, LatencyObjective) else "fault"
 
 
 class StopWhen(Strict):
@@ -252,9 +285,49 @@ class CapacitySpec(Strict):
         return v
 
 
+class Runbook(Strict):
+    """The runbook trigger the report checks the drill against: when would a person following the
+    runbook have acted? Defaults to the playbook's "error rate > 10 % or p95 > 2x baseline"."""
+
+    error_rate: float = Field(default=0.10, gt=0, le=1)
+    p95: float | str = "2x baseline"
+    window: Duration = 10.0
+
+    @field_validator("p95")
+    @classmethod
+    def _bound(cls, v: Any) -> Any:
+        parse_latency_bound(v)
+        return v
+
+
 class Measurement(Strict):
-    bucket: Duration = 0.25
+    """How finely to measure (docs/method.md). ``good_latency_ms`` is the latency bound of a good
+    request (ms or ``Nx baseline``); without it, max(2x baseline p95, ``good_latency_floor_ms``)."""
+
+    bucket: Duration = Field(default=0.25, ge=0.001)
     window: Duration = 5.0
+    good_latency_ms: float | str | None = None
+    good_latency_floor_ms: float = Field(default=250.0, ge=0, le=600_000)
+    min_bad_requests: int = Field(default=2, ge=1, le=1000)
+    confidence: float = Field(default=0.95, ge=0.5, lt=1)
+
+    @field_validator("good_latency_ms")
+    @classmethod
+    def _good_bound(cls, v: Any) -> Any:
+        if v is not None:
+            parse_latency_bound(v)
+        return v
+
+    @property
+    def good_latency_bound(self) -> tuple[float | None, float | None]:
+        """(absolute ms, baseline factor); both None for the default rule."""
+        return parse_latency_bound(self.good_latency_ms) if self.good_latency_ms is not None else (None, None)
+
+    @model_validator(mode="after")
+    def _window_holds_buckets(self) -> "Measurement":
+        if self.window < self.bucket:
+            raise ValueError(f"window ({self.window:g}s) must be at least one bucket ({self.bucket:g}s)")
+        return self
 
 
 class Scenario(Strict):
@@ -272,6 +345,7 @@ class Scenario(Strict):
     stop_when: StopWhen | None = None
     capacity: CapacitySpec | None = None
     measurement: Measurement = Field(default_factory=Measurement)
+    runbook: Runbook | None = None
     # What a test of this drill expects: negative controls say `failed` (they prove the harness
     # can fail). The CLI's exit code still follows the verdict; pytest compares with this.
     expect: Literal["passed", "failed"] = "passed"

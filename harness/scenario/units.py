@@ -1,4 +1,4 @@
-"""Durations (``500ms``, ``20s``, ``2m``, ``1h``) and latency bounds (``250`` or ``2x baseline``)."""
+"""Durations (``500ms``, ``20s``, ``2m``, ``1h``, ``90d``) and latency bounds (``250`` or ``2x baseline``)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _FACTOR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*x\s*baseline\s*$", re.IGNORECASE)
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}  # d: campaign schedules (every: 90d)
 
 
 def parse_duration(value: Any) -> float:

@@ -1,0 +1,84 @@
+"""The verdict and its reasons in words, for the terminal, pytest and the report.
+
+    FAILED: rto_s 6.20 s > 3.00 s (provider-down: never healthy for 5 s after bucket +6.00 s ...)
+
+One line per missed objective, measured against target; an unmeasurable one says why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.report.formatting import quantity
+
+_COMPARISON = {"failover_to": "not reached"}
+
+
+def objective_line(objective: dict[str, Any]) -> str:
+    """``rto_s 6.20 s > 3.00 s`` or ``p95_ms not measurable: ...``, with the note when it helps."""
+    name = str(objective.get("name", "?"))
+    target = objective.get("target")
+    measured = objective.get("measured")
+    note = objective.get("note")
+    target_text = quantity(name, target)
+    if measured is None:
+        return f"{name} (target {target_text}): {note or 'not measured'}"
+    sign = "<=" if objective.get("passed") else ">"
+    line = f"{name} {quantity(name, measured)} {sign} {target_text}"
+    if name in _COMPARISON:
+        line = f"{name} {quantity(name, measured)} (target {target_text})"
+    return f"{line} ({note})" if note and not objective.get("passed") else line
+
+
+def reasons(results: dict[str, Any]) -> list[str]:
+    """Every reason the verdict is not ``passed``: missed objectives, then the abort reason."""
+    lines = [objective_line(o) for o in results.get("objectives", []) if not o.get("passed")]
+    if results.get("abort_reason"):
+        lines.append(f"aborted: {results['abort_reason']}")
+    return lines
+
+
+def verdict_line(results: dict[str, Any]) -> str:
+    """``PASSED``, or ``FAILED: <first reason>`` (``+N more`` when there are several)."""
+    verdict = str(results.get("verdict", "?")).upper()
+    found = reasons(results)
+    if not found:
+        return verdict
+    more = f" (+{len(found) - 1} more below)" if len(found) > 1 else ""
+    return f"{verdict}: {found[0]}{more}"
+
+
+def fault_line(fault: dict[str, Any]) -> str:
+    """One fault's figures on their clocks: detection, restoration, last impacted answer, RTO,
+    failover, and the stack's own record beside them when there is one."""
+    resolution = fault.get("resolution_s")
+    res = f" ± {quantity('resolution_s', resolution)}" if resolution is not None else ""
+    parts = [f"impact {fault.get('impact')}"]
+    quiet = (fault.get("notes") or {}).get("impact")
+    if fault.get("impact") == "none" and quiet:
+        parts[0] += f" ({quiet})"
+    if fault.get("time_to_detect_s") is not None:
+        parts.append(f"detected {quantity('time_to_detect_s', fault['time_to_detect_s'])} after onset")
+    if fault.get("rto_s") is not None:
+        rto = f"RTO {quantity('rto_s', fault['rto_s'])}{res}"
+        if fault.get("service_restored_s") is not None:
+            rto += (
+                f" (new requests good from {quantity('rto_s', fault['service_restored_s'])}, "
+                f"last impacted answer {quantity('rto_s', fault.get('last_impacted_answer_s'))})"
+            )
+        parts.append(rto)
+    elif fault.get("impact") == "unrecovered":
+        parts.append("RTO missing: " + str((fault.get("notes") or {}).get("rto_s", "not recovered")))
+    for key, word in (("failover_s", "failover"), ("failback_s", "failback")):
+        if fault.get(key) is not None:
+            text = f"{word} {quantity(key, fault[key])}"
+            stack = (fault.get("agreement") or {}).get(key)
+            if stack is not None:
+                text += f" (stack's log {quantity(key, stack)})"
+            parts.append(text)
+    if fault.get("degraded_s"):
+        parts.append(f"degraded {quantity('degraded_s', fault['degraded_s'])}")
+    for key in ("capacity_restored_s", "replacement_region"):
+        if fault.get(key) is not None:
+            parts.append(f"{key.replace('_s', '').replace('_', ' ')} {quantity(key, fault[key])}")
+    return "; ".join(parts)

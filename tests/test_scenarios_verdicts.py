@@ -1,0 +1,46 @@
+"""The shipped latency drills, run for real on the local runtime (free ports): the figures the
+measurement issue promised — detection on the visible clock, RTO not below it, the same RTO from
+the probe alone and from every request, failover in agreement with the gateway's own routing
+log, and a latency objective that follows what users saw."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_scenarios_capacity import fault, objective, run_local
+
+
+@pytest.mark.slow
+def test_default_drill_figures_are_consistent_and_agree_with_the_gateway(tmp_path: Path) -> None:
+    result, _ = run_local("latency.yaml", tmp_path)
+    r = result.results
+    assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
+    slow = fault(r, "provider-slow")
+    resolution_s = slow["resolution_s"]
+    bound_s = r["measurement"]["latency_bound_ms"] / 1000
+    baseline_p95_s = r["phases"]["baseline"]["p95_ms"] / 1000
+
+    # Nothing is visible before an answer is overdue: at least the bound after the onset, less
+    # at most one baseline latency for a request already in flight at the onset.
+    assert slow["time_to_detect_s"] >= bound_s - baseline_p95_s
+    assert slow["rto_s"] >= slow["time_to_detect_s"]
+    assert slow["rto_s"] == max(slow["service_restored_s"], slow["last_impacted_answer_s"])
+    by_stream = slow["rto_by_stream"]
+    assert abs(by_stream["probe"] - by_stream["all"]) <= resolution_s, by_stream
+    # The fault phase's p95 (constant-rate probe) shows the slow window the users saw.
+    assert r["phases"]["fault"]["stream"] == "probe"
+    assert r["phases"]["fault"]["p95_ms"] > r["measurement"]["latency_bound_ms"]
+    agreement = slow["agreement"]
+    assert agreement["failover_delta_s"] is not None and abs(agreement["failover_delta_s"]) <= resolution_s, agreement
+    assert objective(r, "p95_ms")["passed"] is True
+
+
+@pytest.mark.slow
+def test_control_with_a_slow_fallback_fails_naming_the_latency_objective(tmp_path: Path) -> None:
+    result, _ = run_local("controls/slow-fallback.yaml", tmp_path)
+    r = result.results
+    assert result.exit_code == 1, (r["objectives"], r.get("abort_reason"))
+    failed = [o["name"] for o in r["objectives"] if not o["passed"]]
+    assert failed == ["p95_ms"], r["objectives"]
+    assert objective(r, "p95_ms")["measured"] > 150  # the GPU pool answers 150 ms late
