@@ -120,6 +120,6 @@ def test_the_keys_every_fault_has_are_documented() -> None:
 
 def test_report_shows_the_scenario_description_escaped() -> None:
     results = example_results()
-    results["scenario"]["description"] = "The hosted model goes dark;\n  the gateway <b>must</b> fail over."
+    results["scenario"]["description"] = "The hosted model goes dark; the gateway <b>must</b> fail over."
     html = render_report(results, example_timeline(results))
-    assert '<p class="about">The hosted model goes dark; the gateway &lt;b&gt;must&lt;/b&gt; fail over.</p>' in html
+    assert "The hosted model goes dark; the gateway &lt;b&gt;must&lt;/b&gt; fail over." in html

@@ -162,7 +162,6 @@ def report_context(
     ended = parse_utc(results.get("ended_at"))
     return {
         "scenario_name": scenario.get("name") or MISSING,
-        "scenario_description": " ".join(str(scenario.get("description") or "").split()),
         "scenario_path": scenario.get("path") or MISSING,
         "scenario_description": str(scenario.get("description") or ""),
         "scenario_sha256": scenario.get("sha256") or MISSING,

@@ -75,11 +75,20 @@ def objectives_text(objectives: Any) -> str:
     parts = []
     for name in ("rto_s", "max_error_rate", "p95_ms", "max_lost_requests"):
         target = getattr(objectives, name)
-        if target is not None:
+        if name == "p95_ms" and target is not None:
+            parts.append(f"p95_ms ≤ {p95_target_text(objectives)}")
+        elif target is not None:
             parts.append(f"{name} ≤ {quantity(name, target)}")
     if objectives.failover_to is not None:
         parts.append(f"failover_to {objectives.failover_to}")
     return ", ".join(parts) or "none (the drill only measures)"
+
+
+def p95_target_text(objectives: Any) -> str:
+    """``2x baseline`` or, judged on another window, ``2x baseline after failover``."""
+    bound = getattr(objectives.p95_ms, "max", objectives.p95_ms)
+    during = getattr(objectives, "p95_during", "fault")
+    return quantity("p95_ms", bound) + ("" if during == "fault" else f" {during.replace('_', ' ')}")
 
 
 def stop_condition_text(stop_when: Any) -> str:
@@ -124,7 +133,9 @@ def repeat_targets(objectives: Any) -> dict[str, str]:
     if objectives.max_error_rate is not None:
         targets["phases.fault.error_rate"] = "≤ " + quantity("error_rate", objectives.max_error_rate)
     if objectives.p95_ms is not None:
-        targets["phases.fault.p95_ms"] = "≤ " + quantity("p95_ms", objectives.p95_ms)
+        during = getattr(objectives, "p95_during", "fault")
+        phase = "recovery" if during == "recovery" else "fault"  # after_failover lies in the fault phase
+        targets[f"phases.{phase}.p95_ms"] = "≤ " + p95_target_text(objectives)
     if objectives.rto_s is not None:
         targets["*.rto_s"] = "≤ " + quantity("rto_s", objectives.rto_s)
     return targets
