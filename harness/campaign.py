@@ -169,6 +169,9 @@ def run_campaign(
         else:
             runs.append(CampaignRun(str(scenario), result.exit_code, result.verdict, str(result.run_dir),
                                     result.abort_reason, _figures(result.results)))
+        done = runs[-1]
+        tell(f"campaign {spec.name}: [{index + 1}/{len(scenarios)}] {scenario.name}: {done.verdict.upper()}"
+             + (f" ({' '.join(done.error.split())})" if done.error else ""))
         _write(CampaignResult(spec.name, campaign_dir, runs, started, _iso(time.time()), spec.every))
     result = CampaignResult(spec.name, campaign_dir, runs, started, _iso(time.time()), spec.every)
     _write(result)

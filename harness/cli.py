@@ -263,13 +263,15 @@ def campaign_status_command(target: Path, reports_dir: Path) -> None:
 
 
 def _print_campaign(summary: dict[str, Any]) -> None:
-    table = Table(title=f"campaign {summary.get('name')}: {str(summary.get('verdict')).upper()}")
-    for col in ("scenario", "verdict", "exit", "run"):
-        table.add_column(col)
+    from harness.report.terminal import campaign_verdict_lines, campaign_when_line, verdict_word
+
+    out.print(f"campaign {escape(str(summary.get('name')))}: {verdict_word(summary.get('verdict'))}")
+    out.print(campaign_when_line(summary))
+    for line in campaign_verdict_lines(summary):
+        out.print(line)
     for r in summary.get("runs", []):
-        table.add_row(Path(r.get("scenario", "?")).name, str(r.get("verdict")), str(r.get("exit_code")),
-                      str(r.get("run_dir") or r.get("error") or ""))
-    out.print(table)
+        if r.get("run_dir"):
+            out.print(f"run: {escape(str(r['run_dir']))}")
 
 
 @main.group()
@@ -373,15 +375,14 @@ def _run_repeated(
         )
     except DrillError as exc:
         _fail(exc)
-    table = Table(title=f"{loaded.spec.name}: {len(results)} runs {summary['verdicts']}")
-    for col in ("figure", "median", "min", "max", "95 % CI of median", "n"):
-        table.add_column(col)
-    for name, d in summary["figures"].items():
-        if d["n"] == 0:
-            continue
-        table.add_row(name, _fmt(d["median"]), _fmt(d["min"]), _fmt(d["max"]),
-                      f"{_fmt(d['ci_low'])} – {_fmt(d['ci_high'])}", str(d["n"]))
-    out.print(table)
+    from harness.report.terminal import repeat_table, repeat_targets, run_verdict_line, small_sample_caution
+
+    for i, r in enumerate(results, 1):
+        out.print(run_verdict_line(i, repeat, r.results))
+    out.print(repeat_table(loaded.spec.name, summary, repeat_targets(loaded.spec.objectives)))
+    caution = small_sample_caution(len(results))
+    if caution:
+        out.print(caution)
     out.print(f"summary: {path}")
     for r in results:
         out.print(f"report: {r.report_path} ({r.verdict})")
@@ -389,16 +390,10 @@ def _run_repeated(
 
 
 def _print_plan(loaded: Any, runtime: str | None) -> None:
-    s = loaded.spec
-    out.print(f"[bold]{s.name}[/bold] ({loaded.path}) — dry run, nothing will be changed")
-    out.print(f"stack: {runtime or s.stack.runtime} {s.stack.file or '(external)'}")
-    out.print(f"load: {s.load.users} users + probe {s.load.probe_rate_hz:g} Hz against {s.load.host}")
-    p = s.phases
-    out.print(f"phases: baseline {p.baseline:g}s, fault {p.fault:g}s, recovery {p.recovery:g}s")
-    for f in s.faults:
-        end = f.at + (f.duration if f.duration is not None else p.fault - f.at)
-        out.print(f"  fault {f.name}: {f.type} on {f.target.describe()} {f.params()} from +{f.at:g}s to +{end:g}s")
-    out.print(f"objectives: {s.objectives.model_dump(exclude_none=True)}")
+    from harness.report.terminal import plan_lines
+
+    for line in plan_lines(loaded, runtime):
+        out.print(line)
 
 
 def _print_result(results: dict[str, Any], run_dir: Path) -> None:
@@ -419,7 +414,8 @@ def _print_result(results: dict[str, Any], run_dir: Path) -> None:
     else:
         out.print(f"[bold]{escape(title)}[/bold] (before any load: nothing was measured)")
     for f in results.get("faults", []):
-        out.print(f"fault {escape(f['name'])}: {escape(fault_line(f))}")
+        hit = f" on {', '.join(str(t) for t in f['targets'])}" if f.get("targets") else ""
+        out.print(f"fault {escape(f['name'])}{escape(hit)}: {escape(fault_line(f))}")
     cleanup = results.get("cleanup", {})
     out.print(f"cleanup ok: {cleanup.get('ok')} (toxics left: {cleanup.get('toxics_left')})")
     out.print(f"[bold {colour}]{escape(verdict_line(results))}[/bold {colour}]")

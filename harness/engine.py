@@ -18,7 +18,6 @@ import socket
 import subprocess
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,11 +39,15 @@ from harness.errors import (
 )
 from harness.faults import Fault, FaultContext, Onset, build_fault
 from harness.journal import JOURNAL_NAME, Journal
+from harness.load.stopwatch import StopTrip, StopWatch
 from harness.scenario import LoadedScenario, load_scenario
 from harness.scenario.model import FaultSpec, RequestSpec
 
 WATCHDOG_GRACE_S = 5.0
 TICK_S = 0.05
+# How often the stop condition is evaluated: with the sample files flushed every 0.2 s, the first
+# revert call follows the condition holding within about 0.3 s (goal: within 1 s).
+STOP_CHECK_S = 0.1
 Say = Callable[[str], None]
 
 
@@ -147,6 +150,8 @@ class Drill:
         self.environment: dict[str, Any] = {}
         self.started_at = time.time()
         self._revert_lock = threading.Lock()
+        self._first_revert_call_at: float | None = None
+        self._abort_said = False
 
     # --- public ------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -191,7 +196,8 @@ class Drill:
         try:
             if self.abort_reason:
                 self.journal.write("run.aborted", reason=self.abort_reason)
-                self.say(f"[red]aborted:[/red] {escape(self.abort_reason)}")
+                if not self._abort_said:
+                    self.say(f"[red]aborted:[/red] {escape(self.abort_reason)}")
             self.journal.write("run.finished")
             if bad_input is not None and not self._any_fault_applied():
                 self.journal.write("run.end", verdict="bad_input")
@@ -334,7 +340,9 @@ class Drill:
             self.capacity.start()
         tails = [SampleTail(samples_dir / LOCUST_FILE), SampleTail(samples_dir / PROBE_FILE)]
         self._await_first_samples(tails)
-        stop = _StopWatch(self.spec.stop_when)
+        stop_when = self.spec.stop_when
+        watch = StopWatch(stop_when.error_rate, stop_when.for_s) if stop_when is not None else None
+        next_stop_check = 0.0
 
         t0 = time.time()
         self.phases = {
@@ -365,20 +373,49 @@ class Drill:
                     self._apply(a)
                 if a.onset is not None and a.reverted_at is None and now >= a.revert_at:
                     self._revert(a, why="scheduled")
+            if watch is not None and now >= next_stop_check:
+                next_stop_check = now + STOP_CHECK_S
+                for tail in tails:
+                    watch.add(tail.read_new())
+                trip = watch.check()
+                if trip is not None:
+                    self._stop(trip)
             if now >= next_check:
                 next_check = now + 1.0
-                rows = [r for t in tails for r in t.read_new()]
-                stop.add(rows)
-                if stop.tripped(now):
-                    raise AbortedError(
-                        f"stop condition met: error rate >= {self.spec.stop_when.error_rate:g} "
-                        f"for {self.spec.stop_when.for_s:g}s",
-                        reason="stop_when",
-                    )
                 if not self.load.is_running:
                     raise AbortedError("the load generator stopped early (see locust.log)", reason="load")
             time.sleep(TICK_S)
         self.journal.write("phase.end", phase="recovery", ts=end)
+
+    def _stop(self, trip: StopTrip) -> None:
+        """The stop condition held: say so with the measured rate, revert every fault (newest
+        first) before anything else, record the reaction time, then abort the drill."""
+        assert self.journal is not None and self.spec.stop_when is not None
+        detected_at = time.time()
+        stop_when = self.spec.stop_when
+        condition = f"error rate ≥ {_percent(stop_when.error_rate)} for {stop_when.for_s:g} s"
+        reason = (
+            f"stop condition met: error rate {_percent(trip.error_rate)} ≥ {_percent(stop_when.error_rate)} "
+            f"over the last {trip.window_s:g} s ({trip.bad_requests} of {trip.requests} requests failed)"
+        )
+        self.journal.write(
+            "stop.tripped", condition=condition, error_rate_threshold=stop_when.error_rate,
+            for_s=stop_when.for_s, measured=trip.error_rate, bad_requests=trip.bad_requests,
+            requests=trip.requests, held_at=trip.held_at, detected_at=detected_at,
+        )
+        self.say(f"[red]aborted:[/red] {escape(reason)}; rolling back")
+        self._abort_said = True
+        self._first_revert_call_at = None  # a scheduled revert earlier in the run is not a reaction
+        for a in reversed(self.active):
+            self._revert(a, why="stop_when")
+        first = self._first_revert_call_at
+        self.journal.write(
+            "stop.reverted", first_revert_at=first,
+            reaction_s=None if first is None else first - trip.held_at,
+        )
+        if first is not None:
+            self.say(f"first revert call {first - trip.held_at:.2f} s after the stop condition held")
+        raise AbortedError(reason, reason="stop_when")
 
     def _await_first_samples(self, tails: list[Any], timeout_s: float = 30.0) -> None:
         """Baseline starts once load is flowing: Locust takes a moment to boot and spawn."""
@@ -417,7 +454,8 @@ class Drill:
             "fault.applied", fault_id=a.fault_id, onset_at=onset.at, onset_source=onset.source,
             onset_uncertainty_s=onset.uncertainty_s,
         )
-        self.say(f"[bold]fault {escape(a.spec.name)}[/bold] applied ({a.spec.type} on {escape(a.spec.target.describe())})")
+        hit = _hit_text(a.spec, description.get("targets", []))
+        self.say(f"[bold]fault {escape(a.spec.name)}[/bold] applied ({a.spec.type} on {escape(hit)})")
         delay = max(0.0, a.revert_at - time.time()) + WATCHDOG_GRACE_S
         a.watchdog = threading.Timer(delay, self._revert, args=(a,), kwargs={"why": "watchdog"})
         a.watchdog.daemon = True
@@ -434,6 +472,8 @@ class Drill:
             last: Exception | None = None
             for attempt in range(3):
                 try:
+                    if self._first_revert_call_at is None:
+                        self._first_revert_call_at = time.time()
                     a.reverted_at = a.fault.revert()
                     break
                 except Exception as exc:  # retried, then reported; never swallowed silently
@@ -566,40 +606,6 @@ class Drill:
         return RunResult(self.run_dir, verdict, code, results, self.abort_reason)
 
 
-class _StopWatch:
-    """The live stop condition: per-second error rates from samples as they arrive."""
-
-    def __init__(self, stop_when: Any) -> None:
-        self.stop_when = stop_when
-        self.per_second: dict[int, list[int]] = {}
-        self.seconds: deque[int] = deque()
-
-    def add(self, rows: list[dict[str, Any]]) -> None:
-        if self.stop_when is None:
-            return
-        for row in rows:
-            try:
-                second = int(float(row["start"]))
-            except (KeyError, ValueError):
-                continue
-            counts = self.per_second.setdefault(second, [0, 0])
-            counts[0] += 1
-            if str(row.get("ok")) != "1":
-                counts[1] += 1
-
-    def tripped(self, now: float) -> bool:
-        if self.stop_when is None:
-            return False
-        window = max(1, int(self.stop_when.for_s))
-        # The last complete second is now-2: requests started a second ago may not have ended.
-        last = int(now) - 2
-        for second in range(last - window + 1, last + 1):
-            total, bad = self.per_second.get(second, (0, 0))
-            if total == 0 or bad / total < self.stop_when.error_rate:
-                return False
-        return True
-
-
 def run_drill(
     scenario: str | Path | LoadedScenario,
     *,
@@ -677,6 +683,20 @@ def _load_plan(load: Any, duration_s: float) -> Any:
         probe_rate_hz=load.probe_rate_hz,
         probe_request=req(load.probe_request),
     )
+
+
+def _hit_text(spec: FaultSpec, targets: list[Any]) -> str:
+    """The selector and what it resolved to: ``service gpu-node [tier=gpu] → drill-staging-gpu-a-1``.
+    A proxy names itself, so it is said once."""
+    selector = spec.target.describe()
+    if spec.target.proxy or not targets:
+        return selector
+    return f"{selector} → {', '.join(str(t) for t in targets)}"
+
+
+def _percent(ratio: float) -> str:
+    """``5 %``, ``5.05 %``, ``62.5 %``: three figures, so a rate just over its threshold shows it."""
+    return f"{ratio * 100:.3g} %"
 
 
 def _pids(stack: Any) -> dict[str, Any]:

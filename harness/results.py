@@ -32,6 +32,7 @@ class JournalFacts:
     faults: dict[str, dict[str, Any]] = field(default_factory=dict)
     cleanup: dict[str, Any] = field(default_factory=dict)
     abort_reason: str | None = None
+    stop: dict[str, Any] = field(default_factory=dict)
     first_ts: float | None = None
     last_ts: float | None = None
     finished_ts: float | None = None
@@ -72,6 +73,8 @@ def read_facts(run_dir: Path) -> JournalFacts:
             facts.faults[rec["fault_id"]]["reverted_at"] = rec.get("reverted_at", ts)
         elif event == "cleanup.verified":
             facts.cleanup = {k: v for k, v in rec.items() if k not in ("ts", "at", "event")}
+        elif event in ("stop.tripped", "stop.reverted"):
+            facts.stop.update({k: v for k, v in rec.items() if k not in ("ts", "at", "event")})
         elif event == "run.aborted":
             facts.abort_reason = rec.get("reason")
     return facts
@@ -150,6 +153,8 @@ def compute_results(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     _add_fault_facts(results["faults"], facts)
     if facts.abort_reason:
         results["abort_reason"] = facts.abort_reason
+    if facts.stop:
+        results["stop"] = stop_figures(facts.stop)
     if results["cleanup"].get("ok") is False and verdict == "passed":
         results["verdict"] = "aborted"
         results["abort_reason"] = "cleanup could not be verified: a fault may still be applied"
@@ -214,6 +219,29 @@ def _add_capacity(
     results["capacity"] = cm.to_dict()
     for fault in results["faults"]:
         fault.update(cm.per_fault.get(fault["name"], {}))
+
+
+def stop_figures(stop: dict[str, Any]) -> dict[str, Any]:
+    """results.json ``stop``: the stop condition, what was measured when it held, and how long
+    the engine took from that instant to its first revert call (``reaction_s``, goal <= 1 s)."""
+    def when(key: str) -> str | None:
+        value = stop.get(key)
+        return utc_iso(value) if isinstance(value, (int, float)) else None
+
+    held, first = stop.get("held_at"), stop.get("first_revert_at")
+    reaction = first - held if isinstance(held, (int, float)) and isinstance(first, (int, float)) else None
+    return {
+        "condition": stop.get("condition"),
+        "error_rate_threshold": stop.get("error_rate_threshold"),
+        "for_s": stop.get("for_s"),
+        "measured": stop.get("measured"),
+        "bad_requests": stop.get("bad_requests"),
+        "requests": stop.get("requests"),
+        "held_at": when("held_at"),
+        "detected_at": when("detected_at"),
+        "first_revert_at": when("first_revert_at"),
+        "reaction_s": None if reaction is None else round(reaction, 6),
+    }
 
 
 def _fault_timings(facts: JournalFacts) -> list[Any]:

@@ -43,9 +43,13 @@ def test_campaign_runs_scenarios_in_order_and_links_each_report(tmp_path: Path, 
         campaign.write_text(
             "apiVersion: drill/v1\nkind: Campaign\nname: q1\nscenarios: [own.yaml, broken.yaml]\n"
         )
-        result = run_campaign(campaign, tmp_path / "reports")
+        said: list[str] = []
+        result = run_campaign(campaign, tmp_path / "reports", say=said.append)
 
     assert [r.verdict for r in result.runs] == ["passed", "bad_input"]
+    # A verdict line per scenario as the campaign goes, the reason beside a failure.
+    assert "campaign q1: [1/2] own.yaml: PASSED" in said
+    assert any(line.startswith("campaign q1: [2/2] broken.yaml: BAD_INPUT (") for line in said)
     assert result.exit_code == 2 and result.verdict == "bad_input"
     summary = campaign_status(result.campaign_dir)
     assert summary["schema"] == "drill.campaign/v1"

@@ -70,7 +70,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path, toxiproxy_u
         done = drill("run", str(path), "--dry-run", "--reports-dir", str(tmp_path / "reports"))
         after = client.proxies()
     assert done.returncode == 0, done.stderr
-    assert "dry run" in done.stdout and "fault slow: latency on proxy svc" in done.stdout
+    assert "dry run" in done.stdout and "fault slow: latency on proxy svc (latency_ms=300)" in done.stdout
+    assert "{'" not in done.stdout and "['" not in done.stdout  # no Python reprs in front of people
     assert after == before
     assert not (tmp_path / "reports").exists()
 
@@ -137,4 +138,5 @@ def test_repeat_runs_the_drill_n_times_and_summarises_each_figure(tmp_path: Path
     assert rto["n"] == 2 and len(rto["values"]) == 2 and rto["min"] <= rto["median"] <= rto["max"]
     for i in (1, 2):
         assert (tmp_path / f"series/run-{i:02d}/results.json").exists()
-    assert "95 % CI of median" in done.stdout
+    assert "run 1/2 PASSED" in done.stdout and "run 2/2 PASSED" in done.stdout  # a verdict per run
+    assert "caution: n = 2" in done.stdout and "{'" not in done.stdout

@@ -123,6 +123,14 @@ def test_bad_enum_and_missing_field(tmp_path: Path) -> None:
     assert "kind: required field is missing" in msg
 
 
+def test_misspelled_fault_type_suggests_the_closest(tmp_path: Path) -> None:
+    msg = problem(tmp_path, GOOD.replace("    type: latency", "    type: latancy"))
+    assert ":13 faults[0].type: unknown fault type 'latancy' (did you mean 'latency'?)" in msg
+    assert "gpu_node_loss" in msg  # the whole set is listed too
+    msg = problem(tmp_path, GOOD.replace("  users: 2", "  users: 2\n  request: {method: PSOT}"))
+    assert "load.request.method: unknown value 'PSOT' (did you mean 'POST'?)" in msg
+
+
 def test_invalid_yaml_names_line(tmp_path: Path) -> None:
     msg = problem(tmp_path, GOOD.replace("  users: 2", "  users: [2"))
     assert "invalid YAML" in msg and str(tmp_path / "s.yaml") in msg

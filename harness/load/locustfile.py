@@ -30,7 +30,7 @@ from locust import FastHttpUser, constant, events, task
 
 PLAN_ENV = "DRILL_LOAD_PLAN"
 SAMPLES_ENV = "DRILL_LOCUST_SAMPLES"
-FLUSH_INTERVAL_S = 0.5
+FLUSH_INTERVAL_S = 0.2  # the live stop condition reads these files: keep them fresh
 WRITE_BUFFER_BYTES = 1 << 16
 
 

@@ -50,6 +50,7 @@ ERROR_COLOUR = "#c0392b"
 BAD_COLOUR = "#7d3c98"
 LATENCY_COLOUR = "#2c5d8f"
 NO_GOOD_COLOUR = "#d5d8dc"
+STOP_COLOUR = "#b9770e"
 # Tier priority order of the reference stack, coloured so failover reads at a glance:
 # hosted (blue) -> gpu (green) -> cpu (orange, degraded).
 TIER_COLOURS = {"hosted": "#2e86c1", "gpu": "#28b463", "cpu": "#e67e22"}
@@ -147,6 +148,13 @@ def fault_marks(results: dict[str, Any]) -> list[FaultMarks]:
             str(fault.get("name", "")), onset, None if reverted_at is None else reverted_at - origin, recovered, rto
         ))
     return marks
+
+
+def stop_mark_s(results: dict[str, Any]) -> float | None:
+    """When the stop condition held (results.json ``stop.held_at``), relative to run start."""
+    origin = run_start_epoch(results)
+    held_at = parse_utc((results.get("stop") or {}).get("held_at"))
+    return None if origin is None or held_at is None else held_at - origin
 
 
 def tier_columns(timeline: pd.DataFrame) -> list[str]:
@@ -262,6 +270,15 @@ def timeline_svg(
             ax.axvline(at_s, color=colour, linewidth=1.1, linestyle="-.", zorder=3,
                        label=label if ax is ax_err and label not in labelled else None)
         labelled.add(label)
+
+    stop_s = stop_mark_s(results)
+    if stop_s is not None:
+        # The moment the drill decided to stop: the rollback follows it (results.json stop.reaction_s).
+        for ax in (ax_err, ax_lat):
+            ax.axvline(stop_s, color=STOP_COLOUR, linewidth=1.6, linestyle="-.", zorder=4,
+                       label="stop condition held" if ax is ax_err else None)
+        ax_err.annotate("stop", xy=(stop_s, 0.55), xycoords=("data", "axes fraction"), xytext=(3, 0),
+                        textcoords="offset points", fontsize=8, color=STOP_COLOUR, va="top")
 
     _legend(fig, [ax_err, ax_lat], results)
     ax_err.set_xlim(_x_limits(results, x))

@@ -171,6 +171,7 @@ def report_context(
         "duration": seconds(ended - started) if started is not None and ended is not None else MISSING,
         "verdict": verdict,
         "abort_reason": _abort_reason(results) if verdict == "aborted" else None,
+        "stop_text": _stop_text(results.get("stop")),
         "objectives": _objective_rows(results),
         "faults": _fault_rows(results),
         "capacity_fault_rows": _capacity_fault_rows(results),
@@ -210,6 +211,17 @@ def _cell(name: str, value: Any, reason: str | None = None) -> Cell:
 
 def _abort_reason(results: dict[str, Any]) -> str:
     return str(results.get("abort_reason") or "no reason was recorded — see journal.jsonl")
+
+
+def _stop_text(stop: Any) -> str | None:
+    """One sentence on the stop condition: when it held and how soon the first revert followed."""
+    if not isinstance(stop, dict) or not stop.get("held_at"):
+        return None
+    text = f"The stop condition ({stop.get('condition') or 'stop_when'}) held at {utc_text(stop['held_at'])}"
+    reaction = stop.get("reaction_s")
+    if is_missing(reaction):
+        return text + "; no fault was applied then, so nothing needed reverting."
+    return text + f"; the first revert call followed {quantity('reaction_s', reaction)} later (goal: within 1 s)."
 
 
 def _objective_rows(results: dict[str, Any]) -> list[dict[str, Any]]:

@@ -140,6 +140,8 @@ def _message(err: dict[str, Any], model: type[BaseModel], loc: Loc) -> str:
         return f"unknown key '{key}'{hint}{allowed}"
     if kind == "missing":
         return "required field is missing"
+    if kind == "literal_error" and isinstance(err.get("input"), str):
+        return _literal_message(err, loc)
     msg = str(err.get("msg", "invalid value"))
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
@@ -149,6 +151,17 @@ def _message(err: dict[str, Any], model: type[BaseModel], loc: Loc) -> str:
         if not isinstance(got, (dict, list)):
             msg += f", got {got!r}"
     return msg
+
+
+def _literal_message(err: dict[str, Any], loc: Loc) -> str:
+    """A value outside a fixed set (a fault type, a mode, a method): the set and the closest match,
+    so ``type: latancy`` reads "did you mean 'latency'?" instead of the library's wording."""
+    got = str(err["input"])
+    choices = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
+    close = difflib.get_close_matches(got, choices, n=1, cutoff=0.6)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    what = "fault type" if loc[-1:] == ("type",) and "faults" in loc else "value"
+    return f"unknown {what} '{got}'{hint}; expected one of: {', '.join(choices)}"
 
 
 def validation_problems(
