@@ -162,7 +162,9 @@ def report(run_dir: Path) -> None:
 
 @main.command()
 @click.argument("run_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--all", "all_runs", is_flag=True, help="Every run directory under --reports-dir.")
+@click.option("--all", "all_runs", is_flag=True,
+              help="Every run that did not finish its rollback (wherever its --out was) and every run "
+                   "directory under --reports-dir; then the stacks they touched are checked.")
 @click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
               show_default=True)
 @click.option("--force", is_flag=True,
@@ -171,7 +173,8 @@ def report(run_dir: Path) -> None:
 @click.option("--runtime", type=click.Choice(["local", "compose"]),
               help="The stack to scan for strays (with --force, or to just list them).")
 @click.option("--file", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Its stack file.")
-@click.option("--project", default="drill-staging", show_default=True, help="Its compose project.")
+@click.option("--project", default="drill-staging", show_default=True, callback=lambda c, p, v: _project(v),
+              help="Its compose project.")
 @click.option("--toxiproxy-url", help="A Toxiproxy to scan (default: the stack's).")
 @click.option("--hook", "hooks", multiple=True, help="A fault hook URL to check (repeatable).")
 def recover(
@@ -179,7 +182,8 @@ def recover(
     file: Path | None, project: str, toxiproxy_url: str | None, hooks: tuple[str, ...],
 ) -> None:
     """Revert whatever a crashed run left applied, from its journal's fault ledger alone, and stop
-    the load and local stack it left running. Idempotent: running it twice is safe.
+    the load and local stack it left running. Idempotent: running it twice is safe. Exits 0
+    only when nothing is left applied, else 3 naming what is.
 
     \b
     With a stack named (--runtime, --toxiproxy-url or --hook), also list faults applied on it
@@ -187,27 +191,30 @@ def recover(
       drill recover --all
       drill recover --all --force --runtime compose
     """
-    from harness.recover import recover_run, recover_strays, run_dirs
+    from harness.recover import recover_all, recover_run, recover_strays
 
-    scan_stack = force or runtime or toxiproxy_url or hooks
+    scan_stack = force and not all_runs or runtime or toxiproxy_url or hooks
     if not run_dir and not all_runs and not scan_stack:
         raise click.UsageError("give a RUN_DIR, --all, or a stack to scan (--runtime/--toxiproxy-url/--hook)")
-    targets = [run_dir] if run_dir else run_dirs(reports_dir) if all_runs else []
     failed = 0
-    for d in targets:
-        for line, ok in recover_run(d):
-            failed += 0 if ok else 1
-            (out if ok else console).print(escape(line))
-    if all_runs and not targets:
-        out.print(f"no run directories under {reports_dir}")
+    lines = recover_run(run_dir) if run_dir else recover_all(reports_dir, force=force) if all_runs else iter(())
+    count = 0
+    for line, ok in lines:
+        count += 1
+        failed += 0 if ok else 1
+        (out if ok else console).print(escape(line), soft_wrap=True)
+    if all_runs and not count:
+        out.print("no unfinished run is registered and no run directory is under " + escape(str(reports_dir)))
     if scan_stack:
         try:
             stack = _open(runtime, file, project) if runtime else None
             for line, ok in recover_strays(toxiproxy_url, stack, list(hooks), force=force):
                 failed += 0 if ok else 1
-                (out if ok else console).print(escape(line))
+                (out if ok else console).print(escape(line), soft_wrap=True)
         except DrillError as exc:
             _fail(exc)
+    if failed:
+        console.print(f"[red]{failed} thing(s) may still be applied or could not be checked (listed above)[/red]")
     sys.exit(EXIT_ABORTED if failed else 0)
 
 
@@ -272,6 +279,15 @@ def stack() -> None:
     """Start, stop and inspect a stack without running a drill."""
 
 
+def _project(value: str) -> str:
+    from harness.scenario.model import COMPOSE_PROJECT
+
+    if not COMPOSE_PROJECT.match(value):
+        raise click.BadParameter("a compose project name is lowercase letters, digits, '-' and '_', "
+                                 "starting with a letter or digit")
+    return value
+
+
 def _open(runtime: str, file: Path | None, project: str) -> Any:
     from harness.runtime import open_stack
     from harness.scenario.model import StackRef
@@ -288,7 +304,8 @@ _stack_options = [
     click.option("--runtime", type=click.Choice(["local", "compose"]), default="local", show_default=True),
     click.option("--file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
                  help="Stack file (local: targets/local-stack.yaml; compose: compose/staging.yaml)."),
-    click.option("--project", default="drill-staging", show_default=True, help="Compose project name."),
+    click.option("--project", default="drill-staging", show_default=True, callback=lambda c, p, v: _project(v),
+                 help="Compose project name."),
 ]
 
 

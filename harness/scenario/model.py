@@ -63,6 +63,8 @@ PARAM_FIELDS = (
 )
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+# What `docker compose -p` accepts (and nothing that could read as an option or a path).
+COMPOSE_PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 class Strict(BaseModel):
@@ -77,6 +79,16 @@ class StackRef(Strict):
     project: str | None = None
     allow_remote_docker: bool = False
     fresh: bool = False  # compose: recreate the project before the drill (same start state every run)
+
+    @field_validator("project")
+    @classmethod
+    def _compose_project(cls, v: str | None) -> str | None:
+        if v is not None and not COMPOSE_PROJECT.match(v):
+            raise ValueError(
+                "expected a compose project name: lowercase letters, digits, '-' and '_', starting "
+                f"with a letter or digit, at most 63 characters; got {v!r}"
+            )
+        return v
 
 
 class ToxiproxyRef(Strict):
