@@ -4,6 +4,7 @@ applied), 3 aborted (stop condition, unhealthy stack, infrastructure error) afte
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,16 +25,60 @@ def _say(text: str) -> None:
     console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {text}")
 
 
+def _e(value: Any) -> str:
+    """User text (names, paths) made safe to print through rich: markup escaped, undecodable
+    bytes and lone surrogates shown as escapes."""
+    return escape(str(value).encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+class _Guarded(click.Group):
+    """No traceback ever reaches the user: an unexpected exception is saved to a file, named in
+    one line, and exits 3."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        for stream in (sys.stdout, sys.stderr):
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="backslashreplace")
+        try:
+            return super().invoke(ctx)
+        except DrillError as exc:
+            _fail(exc)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            saved = _save_traceback(exc)
+            console.print(f"[red]internal error:[/red] {_e(type(exc).__name__)} (a bug in drill); "
+                          f"traceback saved to {_e(saved)}", soft_wrap=True)
+            sys.exit(EXIT_ABORTED)
+
+
+def _save_traceback(exc: BaseException) -> str:
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        from harness.state import subdir
+
+        directory = subdir("crashes")
+    except Exception:  # the state dir itself may be what failed
+        directory = Path(tempfile.gettempdir())
+    fd, path = tempfile.mkstemp(prefix=time.strftime("drill-%Y%m%dT%H%M%S-"), suffix=".txt", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
+        fh.write(text)
+    return path
+
+
 def _fail(exc: DrillError) -> None:
     kind = "bad input" if isinstance(exc, ScenarioError) else "error"
     for line in getattr(exc, "problems", [str(exc)]):
-        console.print(f"[red]{kind}:[/red] {escape(line)}", soft_wrap=True)
+        console.print(f"[red]{kind}:[/red] {_e(line)}", soft_wrap=True)
     if isinstance(exc, ScenarioError):
         console.print("[dim]nothing was applied to the stack[/dim]")
     sys.exit(exc.exit_code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_Guarded, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="drill", prog_name="drill")
 def main() -> None:
     """drill: failover drills for AI serving platforms.
@@ -71,29 +116,30 @@ def validate(files: tuple[Path, ...]) -> None:
             except ScenarioError as exc:
                 bad += 1
                 for line in exc.problems:
-                    console.print(f"[red]invalid[/red] {escape(line)}", soft_wrap=True)
+                    console.print(f"[red]invalid[/red] {_e(line)}", soft_wrap=True)
                 continue
-            out.print(f"[green]ok[/green] {path}: campaign {spec.name}, {len(scenarios)} scenario(s)")
+            out.print(f"[green]ok[/green] {_e(path)}: campaign {_e(spec.name)}, {len(scenarios)} scenario(s)")
             continue
         try:
             loaded = load_scenario(path)
         except ScenarioError as exc:
             bad += 1
             for line in exc.problems:
-                console.print(f"[red]invalid[/red] {escape(line)}", soft_wrap=True)
+                console.print(f"[red]invalid[/red] {_e(line)}", soft_wrap=True)
             continue
         s = loaded.spec
-        out.print(f"[green]ok[/green] {path}: {s.name}, {len(s.faults)} fault(s), {s.phases.total_s:g}s")
+        out.print(f"[green]ok[/green] {_e(path)}: {_e(s.name)}, {len(s.faults)} fault(s), {s.phases.total_s:g}s")
     sys.exit(EXIT_BAD_INPUT if bad else 0)
 
 
 def _kind(path: Path) -> str | None:
-    """The ``kind:`` of a drill file, read cheaply (validation proper happens in the loaders)."""
-    import yaml
+    """The ``kind:`` of a drill file, read with the loaders' own limits (validation proper, and
+    its error messages, happen in the loaders)."""
+    from harness.scenario.loader import parse_yaml, read_text_safely
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data, _ = parse_yaml(read_text_safely(Path(path)), Path(path))
+    except ScenarioError:
         return None
     return data.get("kind") if isinstance(data, dict) else None
 
@@ -202,15 +248,15 @@ def recover(
     for line, ok in lines:
         count += 1
         failed += 0 if ok else 1
-        (out if ok else console).print(escape(line), soft_wrap=True)
+        (out if ok else console).print(_e(line), soft_wrap=True)
     if all_runs and not count:
-        out.print("no unfinished run is registered and no run directory is under " + escape(str(reports_dir)))
+        out.print("no unfinished run is registered and no run directory is under " + _e(reports_dir))
     if scan_stack:
         try:
             stack = _open(runtime, file, project) if runtime else None
             for line, ok in recover_strays(toxiproxy_url, stack, list(hooks), force=force):
                 failed += 0 if ok else 1
-                (out if ok else console).print(escape(line), soft_wrap=True)
+                (out if ok else console).print(_e(line), soft_wrap=True)
         except DrillError as exc:
             _fail(exc)
     if failed:
@@ -265,12 +311,12 @@ def campaign_status_command(target: Path, reports_dir: Path) -> None:
 
 
 def _print_campaign(summary: dict[str, Any]) -> None:
-    table = Table(title=f"campaign {summary.get('name')}: {str(summary.get('verdict')).upper()}")
+    table = Table(title=f"campaign {_e(summary.get('name'))}: {_e(str(summary.get('verdict')).upper())}")
     for col in ("scenario", "verdict", "exit", "run"):
         table.add_column(col)
     for r in summary.get("runs", []):
-        table.add_row(Path(r.get("scenario", "?")).name, str(r.get("verdict")), str(r.get("exit_code")),
-                      str(r.get("run_dir") or r.get("error") or ""))
+        table.add_row(_e(Path(str(r.get("scenario", "?"))).name), _e(r.get("verdict")), _e(r.get("exit_code")),
+                      _e(r.get("run_dir") or r.get("error") or ""))
     out.print(table)
 
 
@@ -371,7 +417,7 @@ def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -
     out.print(f"active faults: {len(found.faults)}" + "".join(f"\n  {f['kind']} {f['target']}: {f['detail']}"
                                                             for f in found.faults))
     for line in found.unchecked:
-        out.print(f"[yellow]not checked:[/yellow] {escape(line)}")
+        out.print(f"[yellow]not checked:[/yellow] {_e(line)}")
 
 
 def _run_repeated(
@@ -402,25 +448,26 @@ def _run_repeated(
 
 def _print_plan(loaded: Any, runtime: str | None) -> None:
     s = loaded.spec
-    out.print(f"[bold]{s.name}[/bold] ({loaded.path}) — dry run, nothing will be changed")
-    out.print(f"stack: {runtime or s.stack.runtime} {s.stack.file or '(external)'}")
-    out.print(f"load: {s.load.users} users + probe {s.load.probe_rate_hz:g} Hz against {s.load.host}")
+    out.print(f"[bold]{_e(s.name)}[/bold] ({_e(loaded.path)}) — dry run, nothing will be changed")
+    out.print(f"stack: {runtime or s.stack.runtime} {_e(s.stack.file or '(external)')}")
+    out.print(f"load: {s.load.users} users + probe {s.load.probe_rate_hz:g} Hz against {_e(s.load.host)}")
     p = s.phases
     out.print(f"phases: baseline {p.baseline:g}s, fault {p.fault:g}s, recovery {p.recovery:g}s")
     for f in s.faults:
         end = f.at + (f.duration if f.duration is not None else p.fault - f.at)
-        out.print(f"  fault {f.name}: {f.type} on {f.target.describe()} {f.params()} from +{f.at:g}s to +{end:g}s")
-    out.print(f"objectives: {s.objectives.model_dump(exclude_none=True)}")
+        out.print(f"  fault {_e(f.name)}: {f.type} on {_e(f.target.describe())} {_e(f.params())} "
+                  f"from +{f.at:g}s to +{end:g}s")
+    out.print(f"objectives: {_e(s.objectives.model_dump(exclude_none=True))}")
 
 
 def _print_result(results: dict[str, Any], run_dir: Path) -> None:
-    title = f"{results['scenario']['name']}: {results['verdict'].upper()}"
+    title = f"{_e(results['scenario']['name'])}: {_e(str(results['verdict']).upper())}"
     if results.get("phases"):
         table = Table(title=title, show_lines=False)
         for col in ("objective", "target", "measured", "result"):
             table.add_column(col)
         for o in results.get("objectives", []):
-            table.add_row(o["name"], str(o["target"]), _fmt(o["measured"]),
+            table.add_row(_e(o["name"]), _e(o["target"]), _e(_fmt(o["measured"])),
                           "[green]pass[/green]" if o["passed"] else "[red]FAIL[/red]")
         out.print(table)
     else:
@@ -431,12 +478,12 @@ def _print_result(results: dict[str, Any], run_dir: Path) -> None:
             for key in ("rto_s", "time_to_detect_s", "failover_s", "capacity_restored_s", "replacement_region")
             if key in f
         )
-        out.print(f"fault {escape(f['name'])}: {figures} impact={f.get('impact')}")
+        out.print(f"fault {_e(f['name'])}: {_e(figures)} impact={_e(f.get('impact'))}")
     if results.get("abort_reason"):
-        out.print(f"[red]aborted:[/red] {escape(results['abort_reason'])}")
+        out.print(f"[red]aborted:[/red] {_e(results['abort_reason'])}")
     cleanup = results.get("cleanup", {})
     out.print(f"cleanup ok: {cleanup.get('ok')} (toxics left: {cleanup.get('toxics_left')})")
-    out.print(f"report: {run_dir / 'report.html'}")
+    out.print(f"report: {_e(run_dir / 'report.html')}")
 
 
 def _fmt(value: Any) -> str:

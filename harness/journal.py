@@ -10,7 +10,6 @@ the journal alone, so ``drill recover`` can clean up after a ``kill -9``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 import time
@@ -83,6 +82,8 @@ _RECORD_TYPES: dict[str, dict[str, tuple[type, ...]]] = {
     "load.started": {"process_groups": (dict,)},
     "stack.started": {"process_groups": (dict,)},
 }
+MAX_EPOCH_S = 1e10  # the year 2286: a larger instant is damage, and would overflow date arithmetic
+_NUMBER_RANGE = {"onset_uncertainty_s": 1e6}
 # Required in a record of that event (the others are checked only when present).
 _REQUIRED = {"phase.start": ("phase",), "fault.intent": ("fault_id",),
              "fault.applied": ("fault_id", "onset_at", "onset_source", "onset_uncertainty_s"),
@@ -94,7 +95,7 @@ def _record_problem(record: Any) -> str | None:
     if not isinstance(record, dict):
         return "not a JSON object"
     ts = record.get("ts")
-    if isinstance(ts, bool) or not isinstance(ts, _NUMBER) or not math.isfinite(ts):
+    if isinstance(ts, bool) or not isinstance(ts, _NUMBER) or not 0 <= ts <= MAX_EPOCH_S:
         return f"'ts' must be a number of epoch seconds, got {_short(ts)}"
     event = record.get("event")
     if not isinstance(event, str):
@@ -104,9 +105,10 @@ def _record_problem(record: Any) -> str | None:
             return f"{event} record without '{key}'"
     for key, types in _RECORD_TYPES.get(event, {}).items():
         value = record.get(key)
-        if key in record and (isinstance(value, bool) or not isinstance(value, types)
-                              or (isinstance(value, float) and not math.isfinite(value))):
+        if key in record and (isinstance(value, bool) or not isinstance(value, types)):
             return f"{event} record: '{key}' has the wrong type ({_short(value)})"
+        if key in record and types is _NUMBER and not 0 <= value <= _NUMBER_RANGE.get(key, MAX_EPOCH_S):
+            return f"{event} record: '{key}' is out of range ({_short(value)})"
     return None
 
 
