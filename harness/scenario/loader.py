@@ -34,10 +34,11 @@ MAX_PATH_CHARS = 1024
 
 
 class _Refused(Exception):
-    def __init__(self, mark: Any, message: str) -> None:
+    def __init__(self, mark: Any, message: str, node: Any = None) -> None:
         super().__init__(message)
         self.mark = mark
         self.message = message
+        self.node = node
 
 
 class _Loader(yaml.SafeLoader):
@@ -74,7 +75,7 @@ class _Loader(yaml.SafeLoader):
     def construct_yaml_int(self, node: Any) -> Any:
         digits = re.sub(r"[^0-9a-fA-F]", "", str(node.value))
         if len(digits) > MAX_INT_DIGITS:
-            raise _Refused(node.start_mark, f"integer with {len(digits)} digits: numbers here have at most {MAX_INT_DIGITS}")
+            raise _Refused(node.start_mark, node=node, message=f"integer with {len(digits)} digits: numbers here have at most {MAX_INT_DIGITS}")
         return super().construct_yaml_int(node)
 
     def construct_yaml_str(self, node: Any) -> Any:
@@ -82,13 +83,13 @@ class _Loader(yaml.SafeLoader):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise _Refused(node.start_mark, "text holds a lone surrogate (\\ud800-\\udfff): not valid Unicode") from None
+            raise _Refused(node.start_mark, node=node, message="text holds a lone surrogate (\\ud800-\\udfff): not valid Unicode") from None
         return value
 
     def construct_yaml_float(self, node: Any) -> Any:
         value = super().construct_yaml_float(node)
         if not math.isfinite(value):
-            raise _Refused(node.start_mark, f"{node.value} is not a finite number")
+            raise _Refused(node.start_mark, node=node, message=f"{node.value} is not a finite number")
         return value
 
 
@@ -108,6 +109,23 @@ def _line_map(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _line_map(item, loc + (i,), lines)
+
+
+def _field_of(root: Any, target: Any) -> str:
+    """``"faults[0].at: "`` for the node ``target`` inside ``root`` ("" when not found)."""
+    stack: list[tuple[Any, Loc]] = [(root, ())]
+    while stack:
+        node, loc = stack.pop()
+        if node is target:
+            return f"{format_loc(loc)}: " if loc else ""
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node is target:
+                    return f"{format_loc(loc)}: " if loc else ""
+                stack.append((value_node, loc + (str(key_node.value),)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, loc + (i,)) for i, item in enumerate(node.value))
+    return ""
 
 
 def path_problem(value: Any) -> str | None:
@@ -143,10 +161,11 @@ def read_text_safely(path: Path, what: str = "file") -> str:
         raise ScenarioError(f"{shown}: no such file") from None
     except OSError as exc:
         raise ScenarioError(f"{shown}: cannot read: {exc.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ScenarioError(f"{shown}: not a regular file (a directory, pipe or device); give a {what}")
     with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fh.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ScenarioError(f"{shown}: not a regular file (a directory, pipe or device); give a {what}")
         if info.st_size > MAX_FILE_BYTES:
             raise ScenarioError(f"{shown}: {info.st_size} bytes; a {what} is at most {MAX_FILE_BYTES // 1024} KiB")
         try:
@@ -176,11 +195,13 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
     """Parse YAML text read from ``path`` (named in errors); see :func:`read_yaml`."""
     shown = show_path(path)
     loader = _Loader(text)
+    node: Any = None
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except _Refused as exc:
-        raise ScenarioError(f"{shown}:{exc.mark.line + 1} {exc.message}") from None
+        where = _field_of(node, exc.node) if exc.node is not None else ""
+        raise ScenarioError(f"{shown}:{exc.mark.line + 1} {where}{exc.message}") from None
     except yaml.constructor.ConstructorError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         found = re.search(r"'([^']+)'", exc.problem or "")
@@ -201,7 +222,8 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
         line = current.start_mark.line + 1 if current is not None else 1
         tag = str(getattr(current, "tag", "")).replace("tag:yaml.org,2002:", "!!")
         value = str(getattr(current, "value", ""))[:40]
-        raise ScenarioError(f"{shown}:{line} invalid YAML value {value!r} for {tag}: cannot convert it") from None
+        where = _field_of(node, current) if current is not None else ""
+        raise ScenarioError(f"{shown}:{line} {where}invalid YAML value {value!r} for {tag}: cannot convert it") from None
     finally:
         loader.dispose()
     lines: dict[Loc, int] = {}
