@@ -29,6 +29,8 @@ SAMPLE_DTYPES: dict[str, str] = {
 }
 """The dtype of every sample column; text columns hold "" (never NaN) when a value is absent."""
 
+MAX_EPOCH_S = 1e10  # the year 2286: later instants are damage (and overflow date arithmetic)
+MAX_LATENCY_MS = 1e9
 _TEXT = [c for c, t in SAMPLE_DTYPES.items() if t == "object"]
 _NUMERIC = [c for c, t in SAMPLE_DTYPES.items() if t != "object"]
 # A row without these cannot be measured; the others default to 0 / "".
@@ -81,8 +83,8 @@ def _read_one(path: Path) -> pd.DataFrame:
 def _in_range(frame: pd.DataFrame) -> pd.Series:
     """Rows whose numbers a load generator could have written."""
     return (
-        np.isfinite(frame["start"]) & np.isfinite(frame["end"]) & np.isfinite(frame["latency_ms"])
-        & frame["status"].between(0, 999) & frame["ok"].isin([0, 1]) & (frame["latency_ms"] >= 0)
+        frame["start"].between(0, MAX_EPOCH_S) & frame["end"].between(0, MAX_EPOCH_S)
+        & frame["latency_ms"].between(0, MAX_LATENCY_MS) & frame["status"].between(0, 999) & frame["ok"].isin([0, 1])
     )
 
 
@@ -108,7 +110,7 @@ def _damage(path: Path, exc: BaseException | None) -> str:
         if not row or (number == len(lines) and not text.endswith("\n")):
             continue  # blank, or torn by a crash mid-write
         values = dict(zip(header, row))
-        for column, low, high in (("start", 0, 1e10), ("end", 0, 1e10), ("latency_ms", 0, 1e9),
+        for column, low, high in (("start", 0, MAX_EPOCH_S), ("end", 0, MAX_EPOCH_S), ("latency_ms", 0, MAX_LATENCY_MS),
                                   ("status", 0, 999), ("ok", 0, 1)):
             try:
                 number_value = float(values.get(column, ""))

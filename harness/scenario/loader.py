@@ -194,8 +194,13 @@ def read_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
 def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
     """Parse YAML text read from ``path`` (named in errors); see :func:`read_yaml`."""
     shown = show_path(path)
-    loader = _Loader(text)
     node: Any = None
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a control character PyYAML refuses outright
+        line = text[: exc.position].count("\n") + 1
+        raise ScenarioError(f"{shown}:{line} invalid YAML: character #x{exc.character:04x} is not allowed "
+                            "(control characters are not YAML text)") from None
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
