@@ -161,6 +161,9 @@ DAMAGES = {
     "bucket-zero": (lambda d: _append(d, "scenario.yaml", b"measurement: {bucket: 0}\n"), "scenario.yaml", 9),
     "bucket-nan": (lambda d: _append(d, "scenario.yaml", b"measurement: {bucket: .nan}\n"), "scenario.yaml", 9),
     "bucket-1ns": (lambda d: _append(d, "scenario.yaml", b"measurement: {bucket: 0.000000001}\n"), "scenario.yaml", 9),
+    "capacity-not-utf8": (lambda d: (_append(d, "scenario.yaml", b'capacity: {pool_url: "http://127.0.0.1:9/pool"}\n'),
+                                     (d / "samples/capacity.csv").write_bytes(b"ts,ok\n1,1\n\xff,1\n")),
+                          "capacity.csv", 3),
     "samples-file-is-a-folder": (lambda d: ((d / "samples/probe.csv").unlink(), (d / "samples/probe.csv").mkdir()),
                                  "probe.csv", None),
 }
