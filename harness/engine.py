@@ -76,6 +76,7 @@ class _Active:
     onset: Onset | None = None
     reverted_at: float | None = None
     apply_started: bool = False
+    targets: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     watchdog: threading.Timer | None = None
 
@@ -149,6 +150,7 @@ class Drill:
         self.environment: dict[str, Any] = {}
         self.started_at = time.time()
         self._revert_lock = threading.Lock()
+        self._down_at_start: set[str] = set()
         self.stack_key = stack_key or f"run {self.run_dir}"
 
     # --- public ------------------------------------------------------------------------------
@@ -194,6 +196,9 @@ class Drill:
         finally:
             signals.rolling_back = True
             self._rollback()
+        if not self.abort_reason and self._cleanup_doubts():
+            self.abort_reason = ("the rollback could not verify that everything was put back ("
+                                 + ", ".join(self._cleanup_doubts()) + "); run `drill recover --all`")
         # Until run() returns, a signal is explained, not obeyed: faults are already reverted and
         # the figures are being written.
         try:
@@ -241,12 +246,16 @@ class Drill:
 
         assert self.journal is not None
         left = applied_faults(self.journal.path, lenient=True)
-        doubts = [key for key in ("faults_not_reverted", "hook_faults_active", "containers_not_running")
-                  if self.cleanup.get(key)]
-        if not left and not doubts:
+        if not left and not self._cleanup_doubts():
             unregister_run(self.run_dir)
         else:
             self.say("[red]something may still be applied: run `drill recover --all`[/red]")
+
+    def _cleanup_doubts(self) -> list[str]:
+        """What the rollback's own check found still applied or not running (empty when clean)."""
+        return [f"{key}: {', '.join(map(str, self.cleanup[key]))}"
+                for key in ("faults_not_reverted", "hook_faults_active", "containers_not_running")
+                if self.cleanup.get(key)]
 
     def _any_fault_applied(self) -> bool:
         return any(a.apply_started for a in self.active)
@@ -384,6 +393,7 @@ class Drill:
             self.capacity.start()
         tails = [SampleTail(samples_dir / LOCUST_FILE), SampleTail(samples_dir / PROBE_FILE)]
         self._await_first_samples(tails)
+        self._down_at_start = set(self._members_not_running())
         stop = _StopWatch(self.spec.stop_when)
 
         t0 = time.time()
@@ -427,6 +437,7 @@ class Drill:
                     )
                 if not self.load.is_running:
                     raise AbortedError("the load generator stopped early (see locust.log)", reason="load")
+                self._check_dependencies()
             time.sleep(TICK_S)
         self.journal.write("phase.end", phase="recovery", ts=end)
 
@@ -447,6 +458,39 @@ class Drill:
                 reason="load",
             )
 
+    def _members_not_running(self) -> list[str]:
+        if not self.stack_started or not hasattr(self.stack, "not_running"):
+            return []
+        return list(self.stack.not_running())
+
+    def _check_dependencies(self) -> None:
+        """Once a second: the parts the drill relies on are still there. Toxiproxy gone means its
+        faults can be neither observed nor reverted; a stack member that stopped without a drill
+        fault makes every figure about something else. Either aborts (rollback, exit 3)."""
+        if self.toxiproxy is not None:
+            try:
+                self.toxiproxy.version()
+            except Exception as exc:
+                self.journal.write("dependency.lost", what="toxiproxy", url=self.toxiproxy.url, error=str(exc))
+                raise AbortedError(
+                    f"Toxiproxy at {self.toxiproxy.url} stopped answering during the drill ({exc}); "
+                    "its faults can be neither watched nor reverted from here", reason="dependency",
+                ) from None
+        try:
+            down = set(self._members_not_running())
+        except Exception as exc:
+            self.journal.write("dependency.lost", what="stack", error=str(exc))
+            raise AbortedError(f"the stack stopped answering during the drill: {exc}", reason="dependency") from None
+        targeted = {t for a in self.active if a.apply_started for t in a.targets}
+        lost = sorted(down - self._down_at_start - targeted)
+        if lost:
+            self.journal.write("dependency.lost", what="stack members", members=lost)
+            raise AbortedError(
+                f"stack member(s) {', '.join(lost)} stopped on their own during the drill (no drill fault "
+                "targets them); the figures would describe that failure, not the drill's",
+                reason="dependency",
+            )
+
     # --- faults ------------------------------------------------------------------------------
     def _apply(self, a: _Active) -> None:
         assert self.journal is not None
@@ -457,6 +501,7 @@ class Drill:
             undo=description.get("undo", {}), planned_revert_at=a.revert_at,
         )
         a.apply_started = True
+        a.targets = [str(t) for t in description.get("targets", [])]
         try:
             onset = a.fault.apply()
         except Exception as exc:
