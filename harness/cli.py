@@ -43,7 +43,10 @@ class _Guarded(click.Group):
             return super().invoke(ctx)
         except DrillError as exc:
             _fail(exc)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:  # outside a drill's own handling: nothing of a drill was applied
+            console.print("[red]interrupted[/red]")
+            sys.exit(EXIT_ABORTED)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as exc:
             saved = _save_traceback(exc)

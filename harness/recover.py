@@ -81,27 +81,26 @@ def recover_all(reports_dir: Path | None, force: bool = False) -> Iterator[tuple
 
 def _check_stack(stack: dict[str, Any], force: bool) -> Iterator[tuple[str, bool]]:
     """Scan a registered run's stack for faults still applied (see harness.strays)."""
-    from harness.errors import DrillError
-
     kind = stack.get("runtime")
-    runtime = None
     label = str(stack.get("key"))
-    if kind == "compose" and stack.get("file"):
-        from harness.runtime.compose import ComposeRuntime
-        from harness.state import subdir
-
-        runtime = ComposeRuntime(Path(stack["file"]), str(stack.get("project") or "drill-staging"), subdir("logs"))
     hooks = [h for h in stack.get("hooks") or [] if isinstance(h, str)]
     url = stack.get("toxiproxy_url") if isinstance(stack.get("toxiproxy_url"), str) else None
-    if runtime is None and not url and not hooks:
-        return
     try:
+        runtime = None
+        if kind == "compose" and stack.get("file"):
+            from harness.runtime.compose import ComposeRuntime
+            from harness.state import subdir
+
+            runtime = ComposeRuntime(Path(stack["file"]), str(stack.get("project") or "drill-staging"),
+                                     subdir("logs"))
+        if runtime is None and not url and not hooks:
+            return
         for line, ok in recover_strays(url, runtime, hooks, force=force):
             if not ok and not force and line.startswith("stray"):
                 line = line.replace("(run `drill recover --force` to remove it)",
                                     "(no journal knows it: `drill recover --all --force` removes it)")
             yield f"{label}: {line}", ok
-    except DrillError as exc:
+    except Exception as exc:  # one stack that cannot be asked must not hide the others
         yield f"{label}: could not check the stack: {exc}", False
 
 

@@ -9,10 +9,8 @@ from pathlib import Path
 from harness.errors import ScenarioError
 from harness.scenario.loader import (
     format_loc,
-    load_model,
     parse_yaml,
     read_text_safely,
-    read_yaml,
     show_path,
     validate_model,
 )
