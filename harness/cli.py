@@ -417,8 +417,8 @@ def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -
         out.print_json(json.dumps(report, default=str))
         return
     out.print(services)
-    out.print(f"active faults: {len(found.faults)}" + "".join(f"\n  {f['kind']} {f['target']}: {f['detail']}"
-                                                            for f in found.faults))
+    listed = "".join(f"\n  {_e(f['kind'])} {_e(f['target'])}: {_e(f['detail'])}" for f in found.faults)
+    out.print(f"active faults: {len(found.faults)}{listed}")
     for line in found.unchecked:
         out.print(f"[yellow]not checked:[/yellow] {_e(line)}")
 

@@ -75,7 +75,8 @@ class _Loader(yaml.SafeLoader):
     def construct_yaml_int(self, node: Any) -> Any:
         digits = re.sub(r"[^0-9a-fA-F]", "", str(node.value))
         if len(digits) > MAX_INT_DIGITS:
-            raise _Refused(node.start_mark, node=node, message=f"integer with {len(digits)} digits: numbers here have at most {MAX_INT_DIGITS}")
+            raise _Refused(node.start_mark, node=node,
+                           message=f"integer with {len(digits)} digits: numbers here have at most {MAX_INT_DIGITS}")
         return super().construct_yaml_int(node)
 
     def construct_yaml_str(self, node: Any) -> Any:
@@ -83,7 +84,8 @@ class _Loader(yaml.SafeLoader):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise _Refused(node.start_mark, node=node, message="text holds a lone surrogate (\\ud800-\\udfff): not valid Unicode") from None
+            raise _Refused(node.start_mark, node=node,
+                           message="text holds a lone surrogate (\\ud800-\\udfff): not valid Unicode") from None
         return value
 
     def construct_yaml_float(self, node: Any) -> Any:
@@ -228,7 +230,9 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
         tag = str(getattr(current, "tag", "")).replace("tag:yaml.org,2002:", "!!")
         value = str(getattr(current, "value", ""))[:40]
         where = _field_of(node, current) if current is not None else ""
-        raise ScenarioError(f"{shown}:{line} {where}invalid YAML value {value!r} for {tag}: cannot convert it") from None
+        raise ScenarioError(
+            f"{shown}:{line} {where}invalid YAML value {value!r} for {tag}: cannot convert it"
+        ) from None
     finally:
         loader.dispose()
     lines: dict[Loc, int] = {}
