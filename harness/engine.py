@@ -210,10 +210,13 @@ class Drill:
                 self.journal.write("run.end", verdict="bad_input")
                 self._unregister_when_clean()
                 raise bad_input
+            self._unregister_when_clean()
             try:
                 result = self._finish()
-            except DrillError:
-                raise
+            except DrillError as exc:  # e.g. samples a load generator wrote out of range: not bad input
+                self.journal.write("run.error", error=str(exc))
+                raise InternalError(f"the drill ran and was rolled back, but its results could not be "
+                                    f"computed: {exc}") from None
             except Exception as exc:  # the faults are reverted: say where the traceback went
                 saved = write_traceback(self.run_dir, exc)
                 self.journal.write("run.error", error=f"{type(exc).__name__}: {exc}", traceback_file=saved.name)
@@ -221,7 +224,6 @@ class Drill:
                     f"internal error while writing the results ({type(exc).__name__}); faults were "
                     f"rolled back; traceback in {saved}", saved
                 ) from None
-            self._unregister_when_clean()
             return result
         finally:
             signals.restore()
