@@ -25,11 +25,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Annotated, Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from harness.scenario.loader import load_model
+from harness.scenario.loader import load_model, path_problem, read_yaml, show_path
 from harness.scenario.units import Duration
 from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED, DrillError, ScenarioError
 
@@ -40,17 +40,24 @@ _SEVERITY = {EXIT_PASSED: 0, EXIT_FAILED: 1, EXIT_ABORTED: 2, EXIT_BAD_INPUT: 3}
 Say = Callable[[str], None]
 
 
+def _scenario_path(value: str) -> str:
+    problem = path_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 class CampaignSpec(BaseModel):
     """A campaign file (``kind: Campaign``)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     api_version: Literal["drill/v1"] = Field(alias="apiVersion")
     kind: Literal["Campaign"]
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
     description: str | None = None
     every: Duration | None = Field(default=None, gt=0)
-    scenarios: list[str] = Field(min_length=1)
+    scenarios: list[Annotated[str, AfterValidator(_scenario_path)]] = Field(min_length=1, max_length=500)
 
 
 @dataclass
@@ -116,8 +123,10 @@ def load_campaign(path: str | Path) -> tuple[CampaignSpec, list[Path]]:
     """
     path = Path(path)
     spec = load_model(path, CampaignSpec)
+    data, lines = read_yaml(path)
     scenarios = [(path.parent / s).resolve() for s in spec.scenarios]
-    missing = [f"{path}: scenarios[{i}] {s}: no such file" for i, s in enumerate(scenarios) if not s.is_file()]
+    missing = [f"{show_path(path)}:{lines.get(('scenarios', i), 1)} scenarios[{i}]: no such file: {show_path(s)}"
+               for i, s in enumerate(scenarios) if not s.is_file()]
     if missing:
         raise ScenarioError(missing[0], missing)
     return spec, scenarios

@@ -4,6 +4,7 @@ applied), 3 aborted (stop condition, unhealthy stack, infrastructure error) afte
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,16 +25,63 @@ def _say(text: str) -> None:
     console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {text}")
 
 
+def _e(value: Any) -> str:
+    """User text (names, paths) made safe to print through rich: markup escaped, undecodable
+    bytes and lone surrogates shown as escapes."""
+    return escape(str(value).encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+class _Guarded(click.Group):
+    """No traceback ever reaches the user: an unexpected exception is saved to a file, named in
+    one line, and exits 3."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        for stream in (sys.stdout, sys.stderr):
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="backslashreplace")
+        try:
+            return super().invoke(ctx)
+        except DrillError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:  # outside a drill's own handling: nothing of a drill was applied
+            console.print("[red]interrupted[/red]")
+            sys.exit(EXIT_ABORTED)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            saved = _save_traceback(exc)
+            console.print(f"[red]internal error:[/red] {_e(type(exc).__name__)} (a bug in drill); "
+                          f"traceback saved to {_e(saved)}", soft_wrap=True)
+            sys.exit(EXIT_ABORTED)
+
+
+def _save_traceback(exc: BaseException) -> str:
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        from harness.state import subdir
+
+        directory = subdir("crashes")
+    except Exception:  # the state dir itself may be what failed
+        directory = Path(tempfile.gettempdir())
+    fd, path = tempfile.mkstemp(prefix=time.strftime("drill-%Y%m%dT%H%M%S-"), suffix=".txt", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
+        fh.write(text)
+    return path
+
+
 def _fail(exc: DrillError) -> None:
     kind = "bad input" if isinstance(exc, ScenarioError) else "error"
     for line in getattr(exc, "problems", [str(exc)]):
-        console.print(f"[red]{kind}:[/red] {escape(line)}", soft_wrap=True)
+        console.print(f"[red]{kind}:[/red] {_e(line)}", soft_wrap=True)
     if isinstance(exc, ScenarioError):
         console.print("[dim]nothing was applied to the stack[/dim]")
     sys.exit(exc.exit_code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=_Guarded, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="drill", prog_name="drill")
 def main() -> None:
     """drill: failover drills for AI serving platforms.
@@ -52,7 +100,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(files: tuple[Path, ...]) -> None:
     """Check scenario files; touch nothing. Exit 0 when all are valid, 2 otherwise.
 
@@ -71,29 +119,30 @@ def validate(files: tuple[Path, ...]) -> None:
             except ScenarioError as exc:
                 bad += 1
                 for line in exc.problems:
-                    console.print(f"[red]invalid[/red] {escape(line)}", soft_wrap=True)
+                    console.print(f"[red]invalid[/red] {_e(line)}", soft_wrap=True)
                 continue
-            out.print(f"[green]ok[/green] {path}: campaign {spec.name}, {len(scenarios)} scenario(s)")
+            out.print(f"[green]ok[/green] {_e(path)}: campaign {_e(spec.name)}, {len(scenarios)} scenario(s)")
             continue
         try:
             loaded = load_scenario(path)
         except ScenarioError as exc:
             bad += 1
             for line in exc.problems:
-                console.print(f"[red]invalid[/red] {escape(line)}", soft_wrap=True)
+                console.print(f"[red]invalid[/red] {_e(line)}", soft_wrap=True)
             continue
         s = loaded.spec
-        out.print(f"[green]ok[/green] {path}: {s.name}, {len(s.faults)} fault(s), {s.phases.total_s:g}s")
+        out.print(f"[green]ok[/green] {_e(path)}: {_e(s.name)}, {len(s.faults)} fault(s), {s.phases.total_s:g}s")
     sys.exit(EXIT_BAD_INPUT if bad else 0)
 
 
 def _kind(path: Path) -> str | None:
-    """The ``kind:`` of a drill file, read cheaply (validation proper happens in the loaders)."""
-    import yaml
+    """The ``kind:`` of a drill file, read with the loaders' own limits (validation proper, and
+    its error messages, happen in the loaders)."""
+    from harness.scenario.loader import parse_yaml, read_text_safely
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        data, _ = parse_yaml(read_text_safely(Path(path)), Path(path))
+    except ScenarioError:
         return None
     return data.get("kind") if isinstance(data, dict) else None
 
@@ -162,7 +211,9 @@ def report(run_dir: Path) -> None:
 
 @main.command()
 @click.argument("run_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--all", "all_runs", is_flag=True, help="Every run directory under --reports-dir.")
+@click.option("--all", "all_runs", is_flag=True,
+              help="Every run that did not finish its rollback (wherever its --out was) and every run "
+                   "directory under --reports-dir; then the stacks they touched are checked.")
 @click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
               show_default=True)
 @click.option("--force", is_flag=True,
@@ -171,7 +222,8 @@ def report(run_dir: Path) -> None:
 @click.option("--runtime", type=click.Choice(["local", "compose"]),
               help="The stack to scan for strays (with --force, or to just list them).")
 @click.option("--file", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Its stack file.")
-@click.option("--project", default="drill-staging", show_default=True, help="Its compose project.")
+@click.option("--project", default="drill-staging", show_default=True, callback=lambda c, p, v: _project(v),
+              help="Its compose project.")
 @click.option("--toxiproxy-url", help="A Toxiproxy to scan (default: the stack's).")
 @click.option("--hook", "hooks", multiple=True, help="A fault hook URL to check (repeatable).")
 def recover(
@@ -179,7 +231,8 @@ def recover(
     file: Path | None, project: str, toxiproxy_url: str | None, hooks: tuple[str, ...],
 ) -> None:
     """Revert whatever a crashed run left applied, from its journal's fault ledger alone, and stop
-    the load and local stack it left running. Idempotent: running it twice is safe.
+    the load and local stack it left running. Idempotent: running it twice is safe. Exits 0
+    only when nothing is left applied, else 3 naming what is.
 
     \b
     With a stack named (--runtime, --toxiproxy-url or --hook), also list faults applied on it
@@ -187,27 +240,30 @@ def recover(
       drill recover --all
       drill recover --all --force --runtime compose
     """
-    from harness.recover import recover_run, recover_strays, run_dirs
+    from harness.recover import recover_all, recover_run, recover_strays
 
-    scan_stack = force or runtime or toxiproxy_url or hooks
+    scan_stack = force and not all_runs or runtime or toxiproxy_url or hooks
     if not run_dir and not all_runs and not scan_stack:
         raise click.UsageError("give a RUN_DIR, --all, or a stack to scan (--runtime/--toxiproxy-url/--hook)")
-    targets = [run_dir] if run_dir else run_dirs(reports_dir) if all_runs else []
     failed = 0
-    for d in targets:
-        for line, ok in recover_run(d):
-            failed += 0 if ok else 1
-            (out if ok else console).print(escape(line))
-    if all_runs and not targets:
-        out.print(f"no run directories under {reports_dir}")
+    lines = recover_run(run_dir) if run_dir else recover_all(reports_dir, force=force) if all_runs else iter(())
+    count = 0
+    for line, ok in lines:
+        count += 1
+        failed += 0 if ok else 1
+        (out if ok else console).print(_e(line), soft_wrap=True)
+    if all_runs and not count:
+        out.print("no unfinished run is registered and no run directory is under " + _e(reports_dir))
     if scan_stack:
         try:
             stack = _open(runtime, file, project) if runtime else None
             for line, ok in recover_strays(toxiproxy_url, stack, list(hooks), force=force):
                 failed += 0 if ok else 1
-                (out if ok else console).print(escape(line))
+                (out if ok else console).print(_e(line), soft_wrap=True)
         except DrillError as exc:
             _fail(exc)
+    if failed:
+        console.print(f"[red]{failed} thing(s) may still be applied or could not be checked (listed above)[/red]")
     sys.exit(EXIT_ABORTED if failed else 0)
 
 
@@ -279,6 +335,15 @@ def stack() -> None:
     """Start, stop and inspect a stack without running a drill."""
 
 
+def _project(value: str) -> str:
+    from harness.scenario.model import COMPOSE_PROJECT
+
+    if not COMPOSE_PROJECT.match(value):
+        raise click.BadParameter("a compose project name is lowercase letters, digits, '-' and '_', "
+                                 "starting with a letter or digit")
+    return value
+
+
 def _open(runtime: str, file: Path | None, project: str) -> Any:
     from harness.runtime import open_stack
     from harness.scenario.model import StackRef
@@ -295,7 +360,8 @@ _stack_options = [
     click.option("--runtime", type=click.Choice(["local", "compose"]), default="local", show_default=True),
     click.option("--file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
                  help="Stack file (local: targets/local-stack.yaml; compose: compose/staging.yaml)."),
-    click.option("--project", default="drill-staging", show_default=True, help="Compose project name."),
+    click.option("--project", default="drill-staging", show_default=True, callback=lambda c, p, v: _project(v),
+                 help="Compose project name."),
 ]
 
 
@@ -358,10 +424,10 @@ def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -
         out.print_json(json.dumps(report, default=str))
         return
     out.print(services)
-    out.print(f"active faults: {len(found.faults)}" + "".join(f"\n  {f['kind']} {f['target']}: {f['detail']}"
-                                                            for f in found.faults))
+    listed = "".join(f"\n  {_e(f['kind'])} {_e(f['target'])}: {_e(f['detail'])}" for f in found.faults)
+    out.print(f"active faults: {len(found.faults)}{listed}")
     for line in found.unchecked:
-        out.print(f"[yellow]not checked:[/yellow] {escape(line)}")
+        out.print(f"[yellow]not checked:[/yellow] {_e(line)}")
 
 
 def _run_repeated(
@@ -421,7 +487,7 @@ def _print_result(results: dict[str, Any], run_dir: Path) -> None:
     out.print(f"[bold {colour}]{escape(verdict_line(results))}[/bold {colour}]")
     for line in reasons(results)[1:]:
         out.print(f"  [{colour}]{escape(line)}[/{colour}]")
-    out.print(f"report: {run_dir / 'report.html'}")
+    out.print(f"report: {escape(str(run_dir / 'report.html'))}")
 
 
 def _fmt(value: Any) -> str:

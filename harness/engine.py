@@ -34,6 +34,7 @@ from harness.errors import (
     AbortedError,
     DrillError,
     FaultError,
+    InternalError,
     ScenarioError,
     StackError,
 )
@@ -78,6 +79,7 @@ class _Active:
     onset: Onset | None = None
     reverted_at: float | None = None
     apply_started: bool = False
+    targets: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     watchdog: threading.Timer | None = None
 
@@ -130,6 +132,7 @@ class Drill:
         *,
         runtime: str | None = None,
         say: Say | None = None,
+        stack_key: str | None = None,
     ) -> None:
         self.loaded = loaded
         self.spec = loaded.spec
@@ -152,9 +155,16 @@ class Drill:
         self._revert_lock = threading.Lock()
         self._first_revert_call_at: float | None = None
         self._abort_said = False
+        self._down_at_start: set[str] = set()
+        self.stack_key = stack_key or f"run {self.run_dir}"
 
     # --- public ------------------------------------------------------------------------------
     def run(self) -> RunResult:
+        from harness.state import register_run
+
+        # Registered before anything is applied, so `drill recover --all` finds this run after a
+        # kill -9 wherever its directory is.
+        register_run(self.run_dir, self.spec.name, self._stack_record())
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "scenario.yaml").write_text(self.loaded.text, encoding="utf-8")
         self.journal = Journal(self.run_dir / JOURNAL_NAME)
@@ -185,12 +195,16 @@ class Drill:
         except DrillError as exc:
             self.abort_reason = str(exc)
         except Exception as exc:  # an infrastructure failure still rolls back and reports
-            self.abort_reason = f"internal error: {type(exc).__name__}: {exc}"
-            self.journal.write("run.error", error=repr(exc))
+            saved = write_traceback(self.run_dir, exc)
+            self.abort_reason = f"internal error: {type(exc).__name__}: {exc} (traceback in {saved})"
+            self.journal.write("run.error", error=f"{type(exc).__name__}: {exc}", traceback_file=saved.name)
         finally:
             signals.rolling_back = True
             self._save_stack_events()
             self._rollback()
+        if not self.abort_reason and self._cleanup_doubts():
+            self.abort_reason = ("the rollback could not verify that everything was put back ("
+                                 + ", ".join(self._cleanup_doubts()) + "); run `drill recover --all`")
         # Until run() returns, a signal is explained, not obeyed: faults are already reverted and
         # the figures are being written.
         try:
@@ -201,11 +215,56 @@ class Drill:
             self.journal.write("run.finished")
             if bad_input is not None and not self._any_fault_applied():
                 self.journal.write("run.end", verdict="bad_input")
+                self._unregister_when_clean()
                 raise bad_input
-            return self._finish()
+            self._unregister_when_clean()
+            try:
+                result = self._finish()
+            except DrillError as exc:  # e.g. samples a load generator wrote out of range: not bad input
+                self.journal.write("run.error", error=str(exc))
+                raise InternalError(f"the drill ran and was rolled back, but its results could not be "
+                                    f"computed: {exc}") from None
+            except Exception as exc:  # the faults are reverted: say where the traceback went
+                saved = write_traceback(self.run_dir, exc)
+                self.journal.write("run.error", error=f"{type(exc).__name__}: {exc}", traceback_file=saved.name)
+                raise InternalError(
+                    f"internal error while writing the results ({type(exc).__name__}); faults were "
+                    f"rolled back; traceback in {saved}", saved
+                ) from None
+            return result
         finally:
             signals.restore()
             self.journal.close()
+
+    def _stack_record(self) -> dict[str, Any]:
+        """How `drill recover --all` reaches this run's stack again."""
+        stack = self.spec.stack
+        return {
+            "key": self.stack_key,
+            "runtime": self.runtime_kind,
+            "file": str(stack.file) if stack.file else None,
+            "project": (stack.project or "drill-staging") if self.runtime_kind == "compose" else None,
+            "toxiproxy_url": self.spec.toxiproxy.url if self.spec.toxiproxy else None,
+            "hooks": [f.target.hook for f in self.spec.faults if f.target.hook],
+        }
+
+    def _unregister_when_clean(self) -> None:
+        """A run stays registered (for `drill recover --all`) until nothing of it is left applied."""
+        from harness.journal import applied_faults
+        from harness.state import unregister_run
+
+        assert self.journal is not None
+        left = applied_faults(self.journal.path, lenient=True)
+        if not left and not self._cleanup_doubts():
+            unregister_run(self.run_dir)
+        else:
+            self.say("[red]something may still be applied: run `drill recover --all`[/red]")
+
+    def _cleanup_doubts(self) -> list[str]:
+        """What the rollback's own check found still applied or not running (empty when clean)."""
+        return [f"{key}: {', '.join(map(str, self.cleanup[key]))}"
+                for key in ("faults_not_reverted", "hook_faults_active", "containers_not_running")
+                if self.cleanup.get(key)]
 
     def _any_fault_applied(self) -> bool:
         return any(a.apply_started for a in self.active)
@@ -216,6 +275,9 @@ class Drill:
 
         assert self.journal is not None
         self.stack = open_stack(self.spec.stack, self.run_dir, self.runtime_kind)
+        from harness.state import update_run
+
+        update_run(self.run_dir, toxiproxy_url=getattr(self.stack, "toxiproxy_url", None))
         self._check_before_start()
         self.say(f"starting stack ({self.runtime_kind})")
         self.journal.write("stack.starting", runtime=self.runtime_kind, file=str(self.spec.stack.file or ""))
@@ -343,6 +405,7 @@ class Drill:
         stop_when = self.spec.stop_when
         watch = StopWatch(stop_when.error_rate, stop_when.for_s) if stop_when is not None else None
         next_stop_check = 0.0
+        self._down_at_start = set(self._members_not_running())
 
         t0 = time.time()
         self.phases = {
@@ -384,6 +447,7 @@ class Drill:
                 next_check = now + 1.0
                 if not self.load.is_running:
                     raise AbortedError("the load generator stopped early (see locust.log)", reason="load")
+                self._check_dependencies()
             time.sleep(TICK_S)
         self.journal.write("phase.end", phase="recovery", ts=end)
 
@@ -434,6 +498,39 @@ class Drill:
                 reason="load",
             )
 
+    def _members_not_running(self) -> list[str]:
+        if not self.stack_started or not hasattr(self.stack, "not_running"):
+            return []
+        return list(self.stack.not_running())
+
+    def _check_dependencies(self) -> None:
+        """Once a second: the parts the drill relies on are still there. Toxiproxy gone means its
+        faults can be neither observed nor reverted; a stack member that stopped without a drill
+        fault makes every figure about something else. Either aborts (rollback, exit 3)."""
+        if self.toxiproxy is not None:
+            try:
+                self.toxiproxy.version()
+            except Exception as exc:
+                self.journal.write("dependency.lost", what="toxiproxy", url=self.toxiproxy.url, error=str(exc))
+                raise AbortedError(
+                    f"Toxiproxy at {self.toxiproxy.url} stopped answering during the drill ({exc}); "
+                    "its faults can be neither watched nor reverted from here", reason="dependency",
+                ) from None
+        try:
+            down = set(self._members_not_running())
+        except Exception as exc:
+            self.journal.write("dependency.lost", what="stack", error=str(exc))
+            raise AbortedError(f"the stack stopped answering during the drill: {exc}", reason="dependency") from None
+        targeted = {t for a in self.active if a.apply_started for t in a.targets}
+        lost = sorted(down - self._down_at_start - targeted)
+        if lost:
+            self.journal.write("dependency.lost", what="stack members", members=lost)
+            raise AbortedError(
+                f"stack member(s) {', '.join(lost)} stopped on their own during the drill (no drill fault "
+                "targets them); the figures would describe that failure, not the drill's",
+                reason="dependency",
+            )
+
     # --- faults ------------------------------------------------------------------------------
     def _apply(self, a: _Active) -> None:
         assert self.journal is not None
@@ -444,6 +541,7 @@ class Drill:
             undo=description.get("undo", {}), planned_revert_at=a.revert_at,
         )
         a.apply_started = True
+        a.targets = [str(t) for t in description.get("targets", [])]
         try:
             onset = a.fault.apply()
         except Exception as exc:
@@ -619,8 +717,68 @@ def run_drill(
 
     loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(scenario)
     run_dir = Path(out) if out else new_run_dir(loaded.spec.name, reports_dir)
-    with StackLock(stack_key(loaded.spec, runtime), run_dir):
-        return Drill(loaded, run_dir, runtime=runtime, say=say).run()
+    key = stack_key(loaded.spec, runtime)
+    with StackLock(key, run_dir):
+        refuse_active_faults(loaded, runtime, key)
+        return Drill(loaded, run_dir, runtime=runtime, say=say, stack_key=key).run()
+
+
+def refuse_active_faults(loaded: LoadedScenario, runtime: str | None, key: str) -> None:
+    """Refuse (StackError, exit 3, nothing applied) to drill a stack that already has faults on
+    it: an unfinished earlier run's, or strays no run knows. Measuring a stack that is already
+    broken would blame the new faults for the old ones."""
+    from harness.journal import applied_faults
+    from harness.runtime import open_stack
+    from harness.state import registered_runs
+    from harness.strays import scan
+
+    spec = loaded.spec
+    problems: list[str] = []
+    for entry in registered_runs():
+        journal = Path(entry["run_dir"]) / JOURNAL_NAME
+        if entry["stack"].get("key") != key or not journal.is_file():
+            continue
+        left = applied_faults(journal, lenient=True)
+        if left:
+            names = ", ".join(f"{e.name} ({e.type})" for e in left)
+            problems.append(f"run {entry['run_dir']} ended without its rollback and may have left: {names}")
+    kind = runtime or spec.stack.runtime
+    stack = open_stack(spec.stack, Path(tempfile_dir()), kind) if kind == "compose" else None
+    url = spec.toxiproxy.url if spec.toxiproxy else getattr(stack, "toxiproxy_url", None)
+    found = scan(url, stack, [f.target.hook for f in spec.faults if f.target.hook])
+    problems += [f"{f['kind']} on {f['target']}: {f['detail']}" for f in found.faults]
+    if problems:
+        stray_fix = f"drill recover --all --force --runtime {kind}"
+        if kind == "compose":
+            stray_fix += f" --file {spec.stack.file} --project {spec.stack.project or 'drill-staging'}"
+        elif url:
+            stray_fix = f"drill recover --all --force --toxiproxy-url {url}"
+        raise StackError(
+            f"faults are already active on {key}; nothing was applied: " + "; ".join(problems)
+            + f". Run `drill recover --all` to revert what a crashed run left (and `{stray_fix}` "
+            "for faults no run knows), then run the drill again"
+        )
+
+
+def tempfile_dir() -> str:
+    """Where a stack opened only to be looked at may write its (empty) logs."""
+    import tempfile
+
+    return tempfile.gettempdir()
+
+
+def write_traceback(run_dir: Path, exc: BaseException) -> Path:
+    """Save ``exc``'s traceback as ``RUN_DIR/traceback.txt`` (for a bug report) and return the path."""
+    import traceback
+
+    path = Path(run_dir) / "traceback.txt"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8", errors="backslashreplace") as fh:
+            fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    except OSError:
+        pass
+    return path
 
 
 def run_repeated(

@@ -4,7 +4,8 @@
     ├── ScenarioError    (exit 2)   bad input: scenario, stack or compose file, flags; nothing applied
     ├── StackError       (exit 3)   the stack could not be started, reached or found healthy
     ├── FaultError       (exit 3)   a fault could not be applied or reverted (Toxiproxy, Docker, hook)
-    └── AbortedError     (exit 3)   the drill was stopped: stop condition, signal, watchdog
+    ├── AbortedError     (exit 3)   the drill was stopped: stop condition, signal, watchdog
+    └── InternalError    (exit 3)   a bug: an unexpected exception, its traceback saved to a file
 
 A drill whose objectives are missed is not an error: it ends with verdict ``failed`` (exit 1).
 
@@ -15,6 +16,8 @@ campaign is overdue.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 EXIT_PASSED = 0
 EXIT_FAILED = 1
@@ -61,3 +64,12 @@ class AbortedError(DrillError):
     def __init__(self, message: str, reason: str = "aborted") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class InternalError(DrillError):
+    """An unexpected exception (a bug in drill): what was applied is rolled back and the
+    traceback is saved to ``traceback_file`` rather than shown."""
+
+    def __init__(self, message: str, traceback_file: Path | None = None) -> None:
+        super().__init__(message)
+        self.traceback_file = traceback_file

@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from harness.errors import ScenarioError
+
 JOURNAL_NAME = "journal.jsonl"
 
 
@@ -57,17 +59,98 @@ class Journal:
         self.close()
 
 
-def read_journal(path: Path) -> Iterator[dict[str, Any]]:
-    """Yield the records of a journal; a torn last line (crash mid-write) is skipped."""
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
+class DamagedFileError(ScenarioError):
+    """A run directory file drill wrote was damaged afterwards (exit 2); names FILE:LINE."""
+
+
+# Fields whose type later readers rely on, per event (``ts`` and ``event`` for every record).
+_NUMBER = (int, float)
+_RECORD_TYPES: dict[str, dict[str, tuple[type, ...]]] = {
+    "run.start": {"run_id": (str,), "scenario": (str,)},
+    "phase.start": {"phase": (str,)},
+    "phase.end": {"phase": (str,)},
+    "fault.intent": {"fault_id": (str,), "name": (str,), "type": (str,), "undo": (dict,), "targets": (list,),
+                     "params": (dict,)},
+    "fault.applied": {"fault_id": (str,), "onset_at": _NUMBER, "onset_source": (str,),
+                      "onset_uncertainty_s": _NUMBER},
+    "fault.reverted": {"fault_id": (str,), "reverted_at": _NUMBER},
+    "run.environment": {"environment": (dict,)},
+    "cleanup.verified": {},
+    "run.aborted": {"reason": (str,)},
+    "proxy.intent": {"proxy": (str,), "undo": (dict,)},
+    "proxy.deleted": {"proxy": (str,)},
+    "load.started": {"process_groups": (dict,)},
+    "stack.started": {"process_groups": (dict,)},
+}
+MAX_EPOCH_S = 1e10  # the year 2286: a larger instant is damage, and would overflow date arithmetic
+_NUMBER_RANGE = {"onset_uncertainty_s": 1e6}
+# Required in a record of that event (the others are checked only when present).
+_REQUIRED = {"phase.start": ("phase",), "fault.intent": ("fault_id",),
+             "fault.applied": ("fault_id", "onset_at", "onset_source", "onset_uncertainty_s"),
+             "fault.reverted": ("fault_id",), "proxy.intent": ("proxy",)}
+
+
+def _record_problem(record: Any) -> str | None:
+    """Why a parsed journal line cannot be used (None when it can)."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    ts = record.get("ts")
+    if isinstance(ts, bool) or not isinstance(ts, _NUMBER) or not 0 <= ts <= MAX_EPOCH_S:
+        return f"'ts' must be a number of epoch seconds, got {_short(ts)}"
+    event = record.get("event")
+    if not isinstance(event, str):
+        return f"'event' must be text, got {_short(event)}"
+    for key in _REQUIRED.get(event, ()):
+        if key not in record:
+            return f"{event} record without '{key}'"
+    for key, types in _RECORD_TYPES.get(event, {}).items():
+        value = record.get(key)
+        if key in record and (isinstance(value, bool) or not isinstance(value, types)):
+            return f"{event} record: '{key}' has the wrong type ({_short(value)})"
+        if key in record and types is _NUMBER and not 0 <= value <= _NUMBER_RANGE.get(key, MAX_EPOCH_S):
+            return f"{event} record: '{key}' is out of range ({_short(value)})"
+    return None
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def read_journal(path: Path, *, lenient: bool = False) -> Iterator[dict[str, Any]]:
+    """Yield the records of a journal; a torn last line (crash mid-write) is skipped.
+
+    Any other damage (bytes that are not UTF-8, a line that is not a JSON object, a field of the
+    wrong type) raises :class:`DamagedFileError` naming ``FILE:LINE``; ``lenient=True`` (for
+    ``drill recover``, which must use every intact line) skips damaged lines instead.
+    """
+    with open(path, "rb") as fh:
+        raw_lines = fh.read().split(b"\n")
+    last = max((i for i, line in enumerate(raw_lines) if line.strip()), default=-1)
+    for number, raw in enumerate(raw_lines, start=1):
+        if not raw.strip():
+            continue
+        problem: str | None
+        try:
+            record = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+            problem = _record_problem(record)
+        except UnicodeDecodeError:
+            problem = "bytes that are not UTF-8"
+        except (ValueError, RecursionError):
+            if number - 1 == last:
+                continue  # torn by a crash mid-write
+            problem = "not a JSON line"
+        if problem is None:
+            yield record
+        elif not lenient:
+            raise DamagedFileError(
+                f"{path}:{number} damaged journal line: {problem}; the journal is written by drill "
+                "and must not be edited (restore it from the evidence pack or a backup)"
+            )
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 @dataclass
@@ -86,10 +169,11 @@ class LedgerEntry:
         return self.state in ("intended", "applied")
 
 
-def fault_ledger(path: Path) -> dict[str, LedgerEntry]:
-    """Derive each fault's state from the journal alone, keyed by fault id, in intent order."""
+def fault_ledger(path: Path, *, lenient: bool = True) -> dict[str, LedgerEntry]:
+    """Derive each fault's state from the journal alone, keyed by fault id, in intent order.
+    Lenient by default: recovery uses every intact line of a damaged journal."""
     ledger: dict[str, LedgerEntry] = {}
-    for rec in read_journal(path):
+    for rec in read_journal(path, lenient=lenient):
         event = rec.get("event", "")
         if not event.startswith("fault."):
             continue
@@ -118,6 +202,6 @@ def fault_ledger(path: Path) -> dict[str, LedgerEntry]:
     return ledger
 
 
-def applied_faults(path: Path) -> list[LedgerEntry]:
+def applied_faults(path: Path, *, lenient: bool = True) -> list[LedgerEntry]:
     """Faults the journal says may still be applied, newest first (the order to revert in)."""
-    return [e for e in reversed(list(fault_ledger(path).values())) if e.possibly_applied]
+    return [e for e in reversed(list(fault_ledger(path, lenient=lenient).values())) if e.possibly_applied]

@@ -1,23 +1,22 @@
 """One drill at a time per stack: an exclusive ``flock`` on a file named after the stack.
 
 The kernel releases the lock when the holder dies, even by ``kill -9``, so a crash never leaves
-a stale lock; the file records who holds it so a refused run can say so.
+a stale lock. Lock files live in drill's private state directory (:mod:`harness.state`), are
+opened with ``O_NOFOLLOW`` and never truncated; who holds a lock is written beside it, by rename,
+so a refused run can say so.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from harness.errors import StackError
-
-LOCK_DIR = Path(os.environ.get("DRILL_LOCK_DIR", Path(tempfile.gettempdir()) / "drill-locks"))
+from harness.state import open_private, read_private_json, subdir, write_private_json
 
 
 class StackBusyError(StackError):
@@ -30,41 +29,39 @@ class StackLock:
     def __init__(self, key: str, run_dir: Path) -> None:
         self.key = key
         self.run_dir = run_dir
-        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-        self.path = LOCK_DIR / f"{digest}.lock"
-        self._fh: Any = None
+        self.digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+        self.path: Path | None = None
+        self._fd: int | None = None
 
     def __enter__(self) -> "StackLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+", encoding="utf-8")
+        directory = subdir("locks")
+        self.path = directory / f"{self.digest}.lock"
+        holder_path = directory / f"{self.digest}.json"
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
+        except OSError as exc:  # ELOOP: a symlink planted where the lock file goes
+            raise StackError(f"cannot open the stack lock {self.path}: {exc.strerror}; remove it") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip()
-            fh.close()
-            try:
-                who = json.loads(holder)
-                detail = f"pid {who.get('pid')}, run {who.get('run_dir')}, since {who.get('since')}"
-            except json.JSONDecodeError:
-                detail = "holder unknown"
+            os.close(fd)
+            who = read_private_json(holder_path) or {}
+            detail = (f"pid {who.get('pid')}, run {who.get('run_dir')}, since {who.get('since')}"
+                      if who else "holder unknown")
             raise StackBusyError(
                 f"another drill is running against {self.key} ({detail}); drills on one stack run "
                 "one at a time: wait for it to end, or stop it (its faults are rolled back)"
             ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(json.dumps({"pid": os.getpid(), "run_dir": str(self.run_dir),
-                             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
-        fh.flush()
-        self._fh = fh
+        self._fd = fd
+        write_private_json(holder_path, {"pid": os.getpid(), "run_dir": str(self.run_dir), "key": self.key,
+                                         "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._fh is not None:
-            fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
 
 def stack_key(scenario: Any, runtime: str | None) -> str:

@@ -21,12 +21,87 @@ from typing import Any, Iterator
 from harness.journal import JOURNAL_NAME, Journal, applied_faults, read_journal
 from harness.strays import recover_strays
 
-__all__ = ["recover_run", "recover_strays", "run_dirs"]
+__all__ = ["recover_all", "recover_run", "recover_strays", "run_dirs"]
 
 
 def run_dirs(reports_dir: Path) -> list[Path]:
     """Every run directory (a folder holding a journal) under ``reports_dir``."""
     return sorted(p.parent for p in Path(reports_dir).glob(f"**/{JOURNAL_NAME}"))
+
+
+def recover_all(reports_dir: Path | None, force: bool = False) -> Iterator[tuple[str, bool]]:
+    """``drill recover --all``: every run registered in drill's state directory that did not
+    finish its rollback (wherever its ``--out`` was) and every run directory under
+    ``reports_dir``; then the stacks those registered runs touched are scanned for faults still
+    applied (``force`` removes strays no journal knows). Yields (message, ok); a run whose drill
+    is still running is left alone and reported not ok. A registered run is forgotten once
+    nothing of it is left applied."""
+    from harness.lock import StackBusyError, StackLock
+    from harness.state import registered_runs, unregister_run
+
+    entries = registered_runs()
+    seen: set[Path] = set()
+    stacks: dict[str, dict[str, Any]] = {}
+    done: list[tuple[dict[str, Any], bool]] = []
+    for entry in entries:
+        run_dir = Path(entry["run_dir"])
+        seen.add(run_dir.resolve())
+        stack = entry["stack"]
+        try:
+            with StackLock(str(stack.get("key") or run_dir), run_dir):
+                ok = True
+                if (run_dir / JOURNAL_NAME).is_file():
+                    for line, line_ok in recover_run(run_dir):
+                        ok &= line_ok
+                        yield line, line_ok
+                else:
+                    yield f"{run_dir}: run directory gone; checking its stack for faults left", True
+        except StackBusyError:
+            yield f"{run_dir}: its drill is still running (pid {entry.get('pid')}); left alone", False
+            continue
+        stacks.setdefault(str(stack.get("key")), stack)
+        done.append((entry, ok))
+    for run_dir in run_dirs(reports_dir) if reports_dir is not None else []:
+        if run_dir.resolve() not in seen:
+            yield from recover_run(run_dir)
+    clean_stacks: set[str] = set()
+    for key, stack in stacks.items():
+        clean = True
+        for line, ok in _check_stack(stack, force):
+            clean &= ok
+            yield line, ok
+        if clean:
+            clean_stacks.add(key)
+    for entry, ok in done:
+        journal = Path(entry["run_dir"]) / JOURNAL_NAME
+        left = applied_faults(journal) if journal.is_file() else []
+        if ok and not left and str(entry["stack"].get("key")) in clean_stacks:
+            unregister_run(Path(entry["run_dir"]))
+
+
+def _check_stack(stack: dict[str, Any], force: bool) -> Iterator[tuple[str, bool]]:
+    """Scan a registered run's stack for faults still applied (see harness.strays)."""
+    kind = stack.get("runtime")
+    label = str(stack.get("key"))
+    hooks = [h for h in stack.get("hooks") or [] if isinstance(h, str)]
+    url = stack.get("toxiproxy_url") if isinstance(stack.get("toxiproxy_url"), str) else None
+    try:
+        runtime = None
+        if kind == "compose" and stack.get("file"):
+            from harness.runtime.compose import ComposeRuntime
+            from harness.state import subdir
+
+            runtime = ComposeRuntime(Path(stack["file"]), str(stack.get("project") or "drill-staging"),
+                                     subdir("logs"))
+        if runtime is None and not url and not hooks:
+            return
+        for line, ok in recover_strays(url, runtime, hooks, force=force):
+            if not ok and not force and line.startswith("stray"):
+                line = line.replace("(run `drill recover --force` to remove it)",
+                                    "(no journal knows it: `drill recover --all --force` removes it)")
+            yield f"{label}: {line}", ok
+    except Exception as exc:  # one stack that cannot be asked must not hide the others
+        yield f"{label}: could not check the stack: {exc}", False
 
 
 def recover_run(run_dir: Path) -> Iterator[tuple[str, bool]]:
@@ -78,7 +153,7 @@ def recover_run(run_dir: Path) -> Iterator[tuple[str, bool]]:
 
 def _proxies_left(path: Path) -> list[dict[str, Any]]:
     created: dict[str, dict[str, Any]] = {}
-    for rec in read_journal(path):
+    for rec in read_journal(path, lenient=True):
         if rec.get("event") == "proxy.intent":
             created[rec["proxy"]] = rec.get("undo", {})
         elif rec.get("event") == "proxy.deleted":
@@ -89,9 +164,10 @@ def _proxies_left(path: Path) -> list[dict[str, Any]]:
 def _groups_left(path: Path, started: str, stopped: str) -> dict[str, int]:
     """Process groups a run journaled at ``started`` and never at ``stopped``."""
     groups: dict[str, int] = {}
-    for rec in read_journal(path):
+    for rec in read_journal(path, lenient=True):
         if rec.get("event") == started:
-            groups = {k: v for k, v in (rec.get("process_groups") or {}).items() if v}
+            groups = {str(k): v for k, v in (rec.get("process_groups") or {}).items()
+                      if isinstance(v, int) and not isinstance(v, bool) and v > 1}
         elif rec.get("event") == stopped:
             groups = {}
     return groups

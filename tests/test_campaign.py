@@ -26,7 +26,7 @@ def test_shipped_quarterly_campaign_names_every_mission_fault() -> None:
 def test_bad_campaign_file_is_bad_input_naming_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "c.yaml"
     bad.write_text("apiVersion: drill/v1\nkind: Campaign\nname: q\nscenarios: [missing.yaml]\n")
-    with pytest.raises(ScenarioError, match=r"c.yaml: scenarios\[0\].*no such file"):
+    with pytest.raises(ScenarioError, match=r"c.yaml:4 scenarios\[0\]: no such file"):
         load_campaign(bad)
     bad.write_text("apiVersion: drill/v1\nkind: Campaign\nname: q\nscenarios: []\n")
     with pytest.raises(ScenarioError, match="scenarios"):

@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.errors import ScenarioError
 from harness.measure.model import FaultTiming
 
 CAPACITY_FILE = "capacity.csv"
@@ -65,11 +66,33 @@ def load_capacity(run_dir: Path) -> pd.DataFrame | None:
     path = Path(run_dir) / SAMPLES_DIR / CAPACITY_FILE
     if not path.exists():
         return None
-    frame = pd.read_csv(path, dtype={"regions": "string", "healthy_nodes": "string", "error": "string"},
-                        keep_default_na=False, na_values={"healthy": [""], "pool_size": [""], "target": [""]})
+    try:
+        frame = pd.read_csv(path, dtype={"regions": "string", "healthy_nodes": "string", "error": "string"},
+                            keep_default_na=False, na_values={"healthy": [""], "pool_size": [""], "target": [""]})
+    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:
+        raise ScenarioError(f"{_damaged_at(path, exc)} cannot be read as the capacity timeline "
+                            f"({type(exc).__name__}); it is written by drill: restore the run directory") from None
+    missing = [c for c in ("ts", "ok", "healthy", "pool_size", "target") if c not in frame.columns]
+    if missing:
+        raise ScenarioError(f"{path}:1 capacity timeline without column(s) {', '.join(missing)}; it is written "
+                            "by drill: restore the run directory")
     for column in ("ts", "ok", "healthy", "pool_size", "target"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def _damaged_at(path: Path, exc: BaseException) -> str:
+    """``FILE:LINE`` of the first byte that is not UTF-8, else ``FILE:``."""
+    if isinstance(exc, UnicodeDecodeError):
+        try:
+            raw = path.read_bytes()
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            line = raw[: bad.start].count(b"\n") + 1
+            return f"{path}:{line}"
+        except OSError:
+            pass
+    return f"{path}:"
 
 
 def _nodes(row: pd.Series) -> dict[str, str]:

@@ -29,6 +29,8 @@ SAMPLE_DTYPES: dict[str, str] = {
 }
 """The dtype of every sample column; text columns hold "" (never NaN) when a value is absent."""
 
+MAX_EPOCH_S = 1e10  # the year 2286: later instants are damage (and overflow date arithmetic)
+MAX_LATENCY_MS = 1e9
 _TEXT = [c for c, t in SAMPLE_DTYPES.items() if t == "object"]
 _NUMERIC = [c for c, t in SAMPLE_DTYPES.items() if t != "object"]
 # A row without these cannot be measured; the others default to 0 / "".
@@ -65,6 +67,61 @@ def sort_samples(samples: pd.DataFrame) -> pd.DataFrame:
 
 
 def _read_one(path: Path) -> pd.DataFrame:
+    """One sample file; damage (bytes that are not UTF-8, numbers out of range, not a file) is a
+    ScenarioError naming the file and line, never a traceback from pandas."""
+    try:
+        frame = _parse_one(path)
+    except ScenarioError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError, OverflowError, pd.errors.ParserError) as exc:
+        raise ScenarioError(_damage(path, exc)) from None
+    if len(frame) and not _in_range(frame).all():
+        raise ScenarioError(_damage(path, None))
+    return frame
+
+
+def _in_range(frame: pd.DataFrame) -> pd.Series:
+    """Rows whose numbers a load generator could have written."""
+    return (
+        frame["start"].between(0, MAX_EPOCH_S) & frame["end"].between(0, MAX_EPOCH_S)
+        & frame["latency_ms"].between(0, MAX_LATENCY_MS) & frame["status"].between(0, 999) & frame["ok"].isin([0, 1])
+    )
+
+
+def _damage(path: Path, exc: BaseException | None) -> str:
+    """``FILE:LINE what is wrong`` for a damaged sample file (found with the csv module: slow, but
+    only run once something is known to be wrong)."""
+    import csv
+    import math
+
+    hint = "; sample files are written by drill: restore the run directory from its evidence pack"
+    if isinstance(exc, OSError):
+        return f"{path}: cannot read: {exc.strerror or exc}{hint}"
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        line = raw[: bad.start].count(b"\n") + 1
+        return f"{path}:{line} bytes that are not UTF-8{hint}"
+    lines = text.split("\n")
+    rows = csv.reader(lines)
+    header = next(rows, [])
+    for number, row in enumerate(rows, start=2):
+        if not row or (number == len(lines) and not text.endswith("\n")):
+            continue  # blank, or torn by a crash mid-write
+        values = dict(zip(header, row))
+        for column, low, high in (("start", 0, MAX_EPOCH_S), ("end", 0, MAX_EPOCH_S), ("latency_ms", 0, MAX_LATENCY_MS),
+                                  ("status", 0, 999), ("ok", 0, 1)):
+            try:
+                number_value = float(values.get(column, ""))
+            except ValueError:
+                continue  # not a number: the lenient reader drops such torn rows
+            if not (math.isfinite(number_value) and low <= number_value <= high):
+                return f"{path}:{number} {column} {values.get(column, '')[:30]!r} is out of range{hint}"
+    return f"{path}: cannot be read as samples ({type(exc).__name__ if exc else 'values out of range'}){hint}"
+
+
+def _parse_one(path: Path) -> pd.DataFrame:
     try:
         header = pd.read_csv(path, nrows=0).columns.tolist()
     except pd.errors.EmptyDataError:

@@ -536,6 +536,8 @@ def _figure(width_in: float, height_in: float) -> "Figure":
 
     # Explicit, and before any figure exists: drill renders headless, never to a display.
     matplotlib.use("Agg")
+    # Labels are user text (fault and tier names): "$...$" in them is text, never math to parse.
+    matplotlib.rcParams["text.parse_math"] = False
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width_in, height_in), layout="constrained")

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ScenarioError
-from harness.scenario.loader import format_loc, load_model, read_yaml
+from harness.scenario.loader import (
+    format_loc,
+    parse_yaml,
+    read_text_safely,
+    show_path,
+    validate_model,
+)
 from harness.scenario.model import (
     FAULT_TYPES,
     FaultSpec,
@@ -43,24 +49,34 @@ class LoadedScenario:
 def load_scenario(path: str | Path) -> LoadedScenario:
     """Load and validate a scenario file. Raises ScenarioError (exit 2) naming file:line and field."""
     path = Path(path)
-    spec = load_model(path, Scenario)
-    data, lines = read_yaml(path)
+    text = read_text_safely(path, "scenario file")
+    data, lines = parse_yaml(text, path)
+    spec = validate_model(path, Scenario, data, lines)
+    shown = show_path(path)
     problems = []
     for loc, message in cross_checks(spec):
         line = next((lines[loc[:end]] for end in range(len(loc), -1, -1) if loc[:end] in lines), 1)
-        problems.append(f"{path}:{line} {format_loc(loc)}: {message}")
+        problems.append(f"{shown}:{line} {format_loc(loc)}: {message}")
     base = path.resolve().parent
-    if spec.stack.file is not None:
-        spec.stack.file = (base / spec.stack.file).resolve()
-        if not spec.stack.file.exists():
-            line = lines.get(("stack", "file"), 1)
-            problems.append(f"{path}:{line} stack.file: no such file: {spec.stack.file}")
-    if spec.load.locustfile is not None:
-        spec.load.locustfile = (base / spec.load.locustfile).resolve()
-        if not spec.load.locustfile.exists():
-            line = lines.get(("load", "locustfile"), 1)
-            problems.append(f"{path}:{line} load.locustfile: no such file: {spec.load.locustfile}")
+    for loc, field in ((("stack", "file"), "stack.file"), (("load", "locustfile"), "load.locustfile")):
+        owner = spec.stack if loc[0] == "stack" else spec.load
+        value = getattr(owner, loc[1])
+        if value is None:
+            continue
+        resolved = _resolve(base, value)
+        setattr(owner, loc[1], resolved)
+        if resolved is None or not resolved.is_file():
+            shown_value = show_path(resolved or value)
+            problems.append(f"{shown}:{lines.get(loc, 1)} {field}: no such file: {shown_value}")
     if problems:
         raise ScenarioError("\n".join(problems), problems)
-    raw = path.read_bytes()
-    return LoadedScenario(spec=spec, path=path, sha256=hashlib.sha256(raw).hexdigest(), text=raw.decode())
+    raw = text.encode("utf-8")
+    return LoadedScenario(spec=spec, path=path, sha256=hashlib.sha256(raw).hexdigest(), text=text)
+
+
+def _resolve(base: Path, value: Path) -> Path | None:
+    """``value`` against ``base``; None when the file system cannot even look it up."""
+    try:
+        return (base / value).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None

@@ -8,7 +8,10 @@ error at ``faults[0].duration`` can be reported as ``scenarios/x.yaml:14 faults[
 from __future__ import annotations
 
 import difflib
+import math
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,12 +25,86 @@ M = TypeVar("M", bound=BaseModel)
 Loc = tuple[Any, ...]
 
 
+MAX_FILE_BYTES = 256 * 1024
+"""Scenario and campaign files are a few kilobytes; anything far larger is a mistake or an attack."""
+MAX_DEPTH = 40
+"""Nesting deeper than this (mappings and lists) is refused before it can exhaust the stack."""
+MAX_INT_DIGITS = 18
+MAX_PATH_CHARS = 1024
+
+
+class _Refused(Exception):
+    def __init__(self, mark: Any, message: str, node: Any = None) -> None:
+        super().__init__(message)
+        self.mark = mark
+        self.message = message
+        self.node = node
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases (an alias bomb expands exponentially, in PyYAML and in the
+    line-number pass alike), caps nesting, keeps dates as text, and refuses integers too long
+    and numbers that are not finite."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self.current: yaml.Node | None = None
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused(event.start_mark, f"YAML aliases (*{event.anchor}) are not accepted: write the value out")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(self.peek_event().start_mark, f"nested deeper than {MAX_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        self.current = node
+        return super().construct_object(node, deep=deep)
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        digits = re.sub(r"[^0-9a-fA-F]", "", str(node.value))
+        if len(digits) > MAX_INT_DIGITS:
+            raise _Refused(node.start_mark, node=node,
+                           message=f"integer with {len(digits)} digits: numbers here have at most {MAX_INT_DIGITS}")
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_str(self, node: Any) -> Any:
+        value = super().construct_yaml_str(node)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Refused(node.start_mark, node=node,
+                           message="text holds a lone surrogate (\\ud800-\\udfff): not valid Unicode") from None
+        return value
+
+    def construct_yaml_float(self, node: Any) -> Any:
+        value = super().construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise _Refused(node.start_mark, node=node, message=f"{node.value} is not a finite number")
+        return value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_yaml_float)
+_Loader.add_constructor("tag:yaml.org,2002:str", _Loader.construct_yaml_str)
+
+
 def _line_map(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
     lines[loc] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value
-            lines[loc + (key,)] = key_node.start_mark.line + 1
             _line_map(value_node, loc + (key,), lines)
             # keep the key's own line for the key (unknown-key errors point at it)
             lines[loc + (key,)] = key_node.start_mark.line + 1
@@ -36,30 +113,128 @@ def _line_map(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
             _line_map(item, loc + (i,), lines)
 
 
+def _field_of(root: Any, target: Any) -> str:
+    """``"faults[0].at: "`` for the node ``target`` inside ``root`` ("" when not found)."""
+    stack: list[tuple[Any, Loc]] = [(root, ())]
+    while stack:
+        node, loc = stack.pop()
+        if node is target:
+            return f"{format_loc(loc)}: " if loc else ""
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node is target:
+                    return f"{format_loc(loc)}: " if loc else ""
+                stack.append((value_node, loc + (str(key_node.value),)))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, loc + (i,)) for i, item in enumerate(node.value))
+    return ""
+
+
+def path_problem(value: Any) -> str | None:
+    """Why ``value`` cannot name a file (None when it can): too long, a NUL byte, a control
+    character, or text that has no bytes on disk (a lone surrogate)."""
+    text = str(value)
+    if not text:
+        return "empty path"
+    if len(text) > MAX_PATH_CHARS:
+        return f"path of {len(text)} characters: at most {MAX_PATH_CHARS}"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        return "path holds a NUL byte or another control character"
+    try:
+        os.fsencode(text)
+    except UnicodeError:
+        return "path holds characters that cannot be a file name (a lone surrogate?)"
+    if any(len(part.encode("utf-8", "surrogateescape")) > 255 for part in text.split("/")):
+        return "a path component longer than 255 bytes"
+    return None
+
+
+def read_text_safely(path: Path, what: str = "file") -> str:
+    """The UTF-8 text of a small regular file. A FIFO, device or directory is refused without
+    reading (so ``/dev/zero`` or a pipe cannot hang or exhaust drill), as is a file over
+    MAX_FILE_BYTES; every failure is a ScenarioError naming the file."""
+    shown = show_path(path)
+    problem = path_problem(path)
+    if problem:
+        raise ScenarioError(f"{shown}: cannot be read: {problem}")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ScenarioError(f"{shown}: no such file") from None
+    except OSError as exc:
+        raise ScenarioError(f"{shown}: cannot read: {exc.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ScenarioError(f"{shown}: not a regular file (a directory, pipe or device); give a {what}")
+    with os.fdopen(fd, "rb") as fh:
+        if info.st_size > MAX_FILE_BYTES:
+            raise ScenarioError(f"{shown}: {info.st_size} bytes; a {what} is at most {MAX_FILE_BYTES // 1024} KiB")
+        try:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise ScenarioError(f"{shown}: cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ScenarioError(f"{shown}: a {what} is at most {MAX_FILE_BYTES // 1024} KiB")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ScenarioError(f"{shown}:{line} not UTF-8 text (byte 0x{raw[exc.start]:02x})") from None
+
+
+def show_path(path: Any) -> str:
+    """A path as printable text: undecodable bytes and lone surrogates shown as escapes."""
+    return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def read_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
     """Parse a YAML file safely; return the data and a map of location -> 1-based line."""
+    return parse_yaml(read_text_safely(Path(path), "scenario file"), path)
+
+
+def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
+    """Parse YAML text read from ``path`` (named in errors); see :func:`read_yaml`."""
+    shown = show_path(path)
+    node: Any = None
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: cannot read: {exc}") from None
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a control character PyYAML refuses outright
+        line = text[: exc.position].count("\n") + 1
+        raise ScenarioError(f"{shown}:{line} invalid YAML: character #x{exc.character:04x} is not allowed "
+                            "(control characters are not YAML text)") from None
     try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except _Refused as exc:
+        where = _field_of(node, exc.node) if exc.node is not None else ""
+        raise ScenarioError(f"{shown}:{exc.mark.line + 1} {where}{exc.message}") from None
     except yaml.constructor.ConstructorError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 1
         found = re.search(r"'([^']+)'", exc.problem or "")
         tag = found.group(1).replace("tag:yaml.org,2002:", "!!") if found else "?"
+        if "unhashable" in str(exc.problem) or "expected a mapping" in str(exc.problem):
+            raise ScenarioError(f"{shown}:{line} invalid YAML: {exc.problem}") from None
         raise ScenarioError(
-            f"{path}:{line} unsupported YAML tag {tag}: only plain YAML is accepted "
+            f"{shown}:{line} unsupported YAML tag {tag}: only plain YAML is accepted "
             "(tags such as !!python/object are refused)"
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 0
+        line = mark.line + 1 if mark else 1
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(f"{path}:{line} invalid YAML: {problem}") from None
+        raise ScenarioError(f"{shown}:{line} invalid YAML: {problem}") from None
+    except Exception as exc:  # a value PyYAML could not convert (!!bool maybe, !!float '', ...)
+        current = loader.current
+        line = current.start_mark.line + 1 if current is not None else 1
+        tag = str(getattr(current, "tag", "")).replace("tag:yaml.org,2002:", "!!")
+        value = str(getattr(current, "value", ""))[:40]
+        where = _field_of(node, current) if current is not None else ""
+        raise ScenarioError(
+            f"{shown}:{line} {where}invalid YAML value {value!r} for {tag}: cannot convert it"
+        ) from None
+    finally:
+        loader.dispose()
     lines: dict[Loc, int] = {}
     if node is not None:
         _line_map(node, (), lines)
@@ -149,7 +324,8 @@ def _message(err: dict[str, Any], model: type[BaseModel], loc: Loc) -> str:
     if kind not in ("value_error", "assertion_error") and "input" in err:
         got = err["input"]
         if not isinstance(got, (dict, list)):
-            msg += f", got {got!r}"
+            shown = repr(got) if isinstance(got, str) else str(got)
+            msg += f", got {shown if len(shown) <= 60 else shown[:57] + '...'}"
     return msg
 
 
@@ -176,7 +352,7 @@ def validation_problems(
         if raw_loc and isinstance(raw_loc[-1], str) and raw_loc[-1] not in loc[-1:]:
             loc = loc + (raw_loc[-1],)
         line = _line_for(loc, lines)
-        problems.append(f"{path}:{line} {format_loc(loc)}: {_message(err, model, loc)}")
+        problems.append(f"{show_path(path)}:{line} {format_loc(loc)}: {_message(err, model, loc)}")
     return list(dict.fromkeys(problems))
 
 
@@ -184,8 +360,16 @@ def load_model(path: Path, model: type[M], *, context: dict[str, Any] | None = N
     """Load ``path`` and validate it as ``model``; raise ScenarioError naming file:line and field."""
     path = Path(path)
     data, lines = read_yaml(path)
+    return validate_model(path, model, data, lines, context=context)
+
+
+def validate_model(
+    path: Path, model: type[M], data: Any, lines: dict[Loc, int], *, context: dict[str, Any] | None = None
+) -> M:
+    """Validate parsed YAML ``data`` as ``model``; raise ScenarioError naming file:line and field."""
     if not isinstance(data, dict):
-        raise ScenarioError(f"{path}:1 expected a mapping at the top level, got {type(data).__name__}")
+        kind = {list: "a list", str: "text", type(None): "nothing"}.get(type(data), type(data).__name__)
+        raise ScenarioError(f"{show_path(path)}:1 expected a mapping at the top level, got {kind}")
     try:
         return model.model_validate(data, context={"path": path, **(context or {})})
     except ValidationError as exc:

@@ -11,8 +11,12 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import Annotated
+from urllib.parse import urlsplit
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from harness.scenario.loader import path_problem
 from harness.scenario.units import Duration, parse_latency_bound
 
 NETWORK_TYPES = ("latency", "jitter", "bandwidth", "blackhole", "reset", "down")
@@ -63,17 +67,60 @@ PARAM_FIELDS = (
 )
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+# What `docker compose -p` accepts (and nothing that could read as an option or a path).
+COMPOSE_PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+MIN_BUCKET_S = 0.001
+MAX_BUCKETS = 2_000_000
+"""A run is cut into at most this many buckets (a 1 ns bucket once asked numpy for 261 GiB)."""
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
+
+
+def _safe_path(value: Any) -> Any:
+    if isinstance(value, (str, Path)):
+        problem = path_problem(value)
+        if problem:
+            raise ValueError(problem)
+    return value
+
+
+SafePath = Annotated[Path, BeforeValidator(_safe_path)]
+"""A file path from a scenario: short enough, no NUL or control characters, encodable."""
+
+
+def _control_chars(text: str, allow_tab: bool = False) -> bool:
+    return any((ord(c) < 0x20 and not (allow_tab and c == "\t")) or ord(c) == 0x7F for c in text)
+
+
+def check_url(value: str, example: str) -> str:
+    """An http(s) URL with a host and, when given, a port in 1..65535; no spaces or control
+    characters (they would split an HTTP request line)."""
+    if len(value) > 2048 or _control_chars(value) or " " in value:
+        raise ValueError(f"expected an http:// URL like {example} (no spaces or control characters)")
+    if not re.match(r"^https?://[^/]+", value):
+        raise ValueError(f"expected an http:// URL like {example}, got {value!r}")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"expected a port in 1..65535 in {value!r}") from None
+    if not parts.hostname:
+        raise ValueError(f"expected a host in {value!r}")
+    if port == 0:
+        raise ValueError(f"expected a port in 1..65535 in {value!r}")
+    return value
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class StackRef(Strict):
     """How to reach the stack. ``local`` with no ``file`` starts nothing (the user's own stack)."""
 
     runtime: Literal["local", "compose"] = "local"
-    file: Path | None = None
+    file: SafePath | None = None
     project: str | None = None
     allow_remote_docker: bool = False
     fresh: bool = False  # compose: recreate the project before the drill (same start state every run)
@@ -88,6 +135,16 @@ class StackRef(Strict):
             raise ValueError(f"expected an http:// URL like http://127.0.0.1:8080/admin/events, got {v!r}")
         return v
 
+    @field_validator("project")
+    @classmethod
+    def _compose_project(cls, v: str | None) -> str | None:
+        if v is not None and not COMPOSE_PROJECT.match(v):
+            raise ValueError(
+                "expected a compose project name: lowercase letters, digits, '-' and '_', starting "
+                f"with a letter or digit, at most 63 characters; got {v!r}"
+            )
+        return v
+
 
 class ToxiproxyRef(Strict):
     """An existing Toxiproxy server to use instead of one the runtime starts."""
@@ -97,9 +154,7 @@ class ToxiproxyRef(Strict):
     @field_validator("url")
     @classmethod
     def _http(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/]+", v):
-            raise ValueError(f"expected an http:// URL like http://127.0.0.1:8474, got {v!r}")
-        return v.rstrip("/")
+        return check_url(v, "http://127.0.0.1:8474").rstrip("/")
 
 
 class ProxyDecl(Strict):
@@ -112,8 +167,10 @@ class ProxyDecl(Strict):
     @field_validator("listen", "upstream")
     @classmethod
     def _host_port(cls, v: str) -> str:
-        if not re.match(r"^[^:\s]+:\d{1,5}$", v):
+        if not re.match(r"^[^:\s]+:\d{1,5}$", v) or _control_chars(v):
             raise ValueError(f"expected host:port like 127.0.0.1:9001, got {v!r}")
+        if not 1 <= int(v.rsplit(":", 1)[1]) <= 65535:
+            raise ValueError(f"expected a port in 1..65535, got {v!r}")
         return v
 
 
@@ -134,6 +191,19 @@ class RequestSpec(Strict):
     def _slash(cls, v: str) -> str:
         if not v.startswith("/"):
             raise ValueError(f"expected a path starting with '/', got {v!r}")
+        if len(v) > 2048 or _control_chars(v) or " " in v:
+            raise ValueError("a request path holds no spaces, CR/LF or other control characters "
+                             "(percent-encode them: %20, %0D, %0A)")
+        return v
+
+    @field_validator("headers")
+    @classmethod
+    def _header_fields(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, value in v.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"header name {name!r} is not an HTTP token (letters, digits, '-', ...)")
+            if len(value) > 8192 or _control_chars(value, allow_tab=True):
+                raise ValueError(f"header {name} holds CR/LF or another control character")
         return v
 
 
@@ -142,7 +212,7 @@ class LoadSpec(Strict):
     users: int = Field(default=10, ge=0, le=10_000)
     spawn_rate: float | None = Field(default=None, gt=0)
     request: RequestSpec | None = None
-    locustfile: Path | None = None
+    locustfile: SafePath | None = None
     timeout_s: float = Field(default=5.0, gt=0, le=300)
     probe_rate_hz: float = Field(default=20.0, ge=0, le=1000)
     probe: RequestSpec | None = None
@@ -152,7 +222,7 @@ class LoadSpec(Strict):
     def _host(cls, v: str) -> str:
         if not re.match(r"^https?://[^/]+$", v.rstrip("/")):
             raise ValueError(f"expected a base URL like http://127.0.0.1:8080, got {v!r}")
-        return v.rstrip("/")
+        return check_url(v, "http://127.0.0.1:8080").rstrip("/")
 
     @model_validator(mode="after")
     def _default_request(self) -> "LoadSpec":
@@ -183,6 +253,11 @@ class TargetSpec(Strict):
     labels: dict[str, str] = Field(default_factory=dict)
     hook: str | None = None
 
+    @field_validator("hook")
+    @classmethod
+    def _hook_url(cls, v: str | None) -> str | None:
+        return check_url(v, "http://127.0.0.1:8092/fault") if v is not None else v
+
     def describe(self) -> str:
         if self.proxy:
             return f"proxy {self.proxy}"
@@ -210,6 +285,13 @@ class FaultSpec(Strict):
     percent: float | None = Field(default=None, gt=0, le=100)
     region: str | None = None
     instance_type: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, v: str) -> str:
+        if not 1 <= len(v) <= 100 or _control_chars(v):
+            raise ValueError("expected a name of 1 to 100 characters without control characters")
+        return v
 
     def params(self) -> dict[str, Any]:
         """The type's parameters that were given, with the mode defaulted."""
@@ -280,9 +362,7 @@ class CapacitySpec(Strict):
     @field_validator("pool_url")
     @classmethod
     def _http(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/]+", v):
-            raise ValueError(f"expected an http:// URL like http://127.0.0.1:8080/admin/pool, got {v!r}")
-        return v
+        return check_url(v, "http://127.0.0.1:8080/admin/pool")
 
 
 class Runbook(Strict):
@@ -325,6 +405,19 @@ class Measurement(Strict):
 
     @model_validator(mode="after")
     def _window_holds_buckets(self) -> "Measurement":
+        if self.window < self.bucket:
+            raise ValueError(f"window ({self.window:g}s) must be at least one bucket ({self.bucket:g}s)")
+        return self
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, v: float) -> float:
+        if v < MIN_BUCKET_S:
+            raise ValueError(f"a bucket lasts at least 1ms (each should hold several requests), got {v:g}s")
+        return v
+
+    @model_validator(mode="after")
+    def _window(self) -> "Measurement":
         if self.window < self.bucket:
             raise ValueError(f"window ({self.window:g}s) must be at least one bucket ({self.bucket:g}s)")
         return self
@@ -399,6 +492,9 @@ def cross_checks(s: Scenario) -> list[tuple[tuple[Any, ...], str]]:
             problems.append((loc + ("at",), f"starts at {f.at:g}s but the fault phase lasts {s.phases.fault:g}s"))
         elif f.duration is not None and f.at + f.duration > s.phases.fault + 1e-9:
             problems.append((loc + ("duration",), f"at {f.at:g}s + duration {f.duration:g}s runs past the fault phase ({s.phases.fault:g}s)"))
+    if s.phases.total_s / s.measurement.bucket > MAX_BUCKETS:
+        problems.append((("measurement", "bucket"), f"{s.phases.total_s:g}s of phases in {s.measurement.bucket:g}s "
+                         f"buckets is over {MAX_BUCKETS:,} buckets: use a longer bucket"))
     if s.stack.runtime == "compose" and s.stack.file is None:
         problems.append((("stack", "file"), "the compose runtime needs stack.file (the compose file)"))
     return problems
