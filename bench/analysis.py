@@ -1,6 +1,6 @@
 """How fast is the analysis of a big run, and how much memory does it take? samples -> results.json.
 
-    .venv/bin/python bench/analysis.py [--sizes 1000000,10000000] [--rounds 1]
+    .venv/bin/python bench/analysis.py [--sizes 1000000,10000000] [--rounds 3]
 
 For each size N a run directory is built from the real latency run's journal and scenario
 (tests/data/latency-run) with N synthetic requests over its 45 s of phases: a 20 Hz open-loop
@@ -138,7 +138,7 @@ def timed_child(kind: str, run_dir: Path) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000000,10000000", help="sample counts, comma-separated")
-    parser.add_argument("--rounds", type=int, default=1, help="child runs per step and size (median)")
+    parser.add_argument("--rounds", type=int, default=3, help="child runs per step and size (median)")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "RUN_DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
