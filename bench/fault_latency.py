@@ -344,10 +344,12 @@ def main() -> int:
             ("wire onset, lower bound (last clean request), ms", toxic.clean_after_ms),
             ("stated window end (API call answered), ms", toxic.stated_end_ms),
             ("stated uncertainty u (half the call), ms", toxic.stated_u_ms),
+            ("upper bound - stated window end, ms", toxic.onset_ms - toxic.stated_end_ms),
         ):
             print(f"  {label:<52} {pct(values, 50):>7.2f} {pct(values, 99):>7.2f} {peak(values):>7.2f}")
         print(f"  stated window proven too early (a request sent after the call was answered came back "
-              f"undelayed): {int(proven_late.sum())}/{len(late_ms)}, by up to {peak(late_ms[proven_late]):.2f} ms")
+              f"undelayed): {int(proven_late.sum())}/{len(late_ms)}"
+              + (f", by up to {peak(late_ms[proven_late]):.2f} ms" if proven_late.any() else ""))
         if args.hook_applications:
             acks, not_in_force = hook_bench(args.hook_applications, work)
             print(f"hook (region_quota_denial, {len(acks)} applications): call -> acknowledgement "
