@@ -96,6 +96,7 @@ def test_onset_bracket_opens_after_the_http_client_is_built(cloud_api: str, monk
     monkeypatch.setattr(httpx.Client, "__init__", recording_init)
     s = spec(f"{cloud_api}/fault")
     fault = quota_fault(s, s.params(), FaultContext())
+    built_at.clear()  # only the clients apply() builds
     onset = fault.apply()
     fault.revert()
     assert built_at, "apply() must call the hook through an httpx client"
