@@ -18,7 +18,7 @@ with the child's peak RSS from ``getrusage(RUSAGE_SELF).ru_maxrss``:
            of results.json and the bucket timeline) + ``write_results`` (results.json)
 
 Goals: 1 M samples in <= 3 s, 10 M in <= 30 s, within 4 GiB. The peak includes the Python
-interpreter, pandas and numpy (about 0.1 GiB before any sample is read). Generating the CSVs is
+interpreter, pandas, numpy and drill (82 MiB before any sample is read). Generating the CSVs is
 not timed. The machine's load average is printed with the figures (a shared 2-core VM).
 
 The last line is ``s_1m=<> s_10m=<> peak_gib_10m=<> read_ratio_1m=<>`` (``read_ratio`` =
