@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -110,3 +111,24 @@ def test_selectors_matching_nothing_or_too_many_are_refused_before_anything(gpu_
     with pytest.raises(ScenarioError, match="max_targets is 2"):
         build(runtime, target={"labels": {"drill.gpu": "true"}}, mode="xid", percent=100, max_targets=2)
     assert all(health(p).status_code == 200 for p in ports.values())
+
+
+def test_onset_bracket_opens_after_the_http_client_is_built(gpu_stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building an httpx client loads the TLS trust store (tens of ms): inside the bracket it
+    would only widen the stated onset uncertainty (bench/fault_latency.py, docs/performance.md)."""
+    runtime, _ = gpu_stack
+    built_at: list[float] = []
+    real_init = httpx.Client.__init__
+
+    def recording_init(self: httpx.Client, *args: object, **kwargs: object) -> None:
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        built_at.append(time.time())
+
+    monkeypatch.setattr(httpx.Client, "__init__", recording_init)
+    fault = build(runtime, target={"labels": {"drill.region": "region-b"}}, mode="xid", count=1)
+    built_at.clear()  # only the clients apply() builds
+    onset = fault.apply()
+    fault.revert()
+    assert fault.verify() == []
+    assert built_at, "apply() must call the hook through an httpx client"
+    assert onset.at - onset.uncertainty_s >= built_at[0]

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -80,3 +81,23 @@ def test_hook_must_be_on_loopback_and_mode_known() -> None:
     s = spec("http://127.0.0.1:8090/fault")
     with pytest.raises(ScenarioError, match="mode"):
         quota_fault(s, {**s.params(), "mode": "embargo"}, FaultContext())
+
+
+def test_onset_bracket_opens_after_the_http_client_is_built(cloud_api: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building an httpx client loads the TLS trust store (tens of ms): inside the bracket it
+    would only widen the stated onset uncertainty (bench/fault_latency.py, docs/performance.md)."""
+    built_at: list[float] = []
+    real_init = httpx.Client.__init__
+
+    def recording_init(self: httpx.Client, *args: object, **kwargs: object) -> None:
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+        built_at.append(time.time())
+
+    monkeypatch.setattr(httpx.Client, "__init__", recording_init)
+    s = spec(f"{cloud_api}/fault")
+    fault = quota_fault(s, s.params(), FaultContext())
+    built_at.clear()  # only the clients apply() builds
+    onset = fault.apply()
+    fault.revert()
+    assert built_at, "apply() must call the hook through an httpx client"
+    assert onset.at - onset.uncertainty_s >= built_at[0]

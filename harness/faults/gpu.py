@@ -91,8 +91,10 @@ class HookFault:
         }
 
     def apply(self) -> Onset:
-        before = time.time()
+        # The client is built before the bracket opens: building one loads the TLS trust store
+        # (20-50 ms here), which would widen the stated onset uncertainty for nothing.
         with httpx.Client(timeout=HOOK_TIMEOUT_S, trust_env=False) as client:
+            before = time.time()
             for node in sorted(self.nodes):
                 url = self.nodes[node]
                 self._applied = True  # a partial apply must be reverted too
@@ -106,7 +108,7 @@ class HookFault:
                         f"{reply.text[:200]}",
                         target=node,
                     )
-        after = time.time()
+            after = time.time()
         # The hook answers once the fault is in force: the true onset lies inside the bracket.
         return Onset(at=(before + after) / 2, source="hook-response", uncertainty_s=(after - before) / 2)
 
