@@ -30,7 +30,7 @@ from typing import Annotated, Any, Callable, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from harness.scenario.loader import load_model, path_problem, read_yaml, show_path
-from harness.scenario.units import Duration
+from harness.scenario.units import ScheduleDuration
 from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED, DrillError, ScenarioError
 
 CAMPAIGN_SCHEMA = "drill.campaign/v1"
@@ -56,7 +56,7 @@ class CampaignSpec(BaseModel):
     kind: Literal["Campaign"]
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
     description: str | None = None
-    every: Duration | None = Field(default=None, gt=0)
+    every: ScheduleDuration | None = Field(default=None, gt=0)
     scenarios: list[Annotated[str, AfterValidator(_scenario_path)]] = Field(min_length=1, max_length=500)
 
 

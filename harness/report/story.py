@@ -413,8 +413,10 @@ def read_journal_records(run_dir: Path | None) -> list[dict[str, Any]]:
         return []
     from harness.journal import read_journal
 
+    # Lenient: the figures were computed from the journal already (damage there is reported as
+    # FILE:LINE); the story only draws on the intact lines.
     try:
-        return list(read_journal(Path(run_dir) / "journal.jsonl"))
+        return list(read_journal(Path(run_dir) / "journal.jsonl", lenient=True))
     except (OSError, ValueError):
         return []
 

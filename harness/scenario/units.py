@@ -16,9 +16,12 @@ _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}  # d: ca
 MAX_DURATION_S = 7 * 24 * 3600.0
 """No drill lasts a week; a longer duration is a typo (and would overflow what is built from it)."""
 
+MAX_SCHEDULE_S = 5 * 366 * 24 * 3600.0
+"""A campaign schedule (``every: 90d``) may span years, never more than five."""
 
-def parse_duration(value: Any) -> float:
-    """Seconds from ``30s``-style text; plain numbers are seconds."""
+
+def parse_duration(value: Any, max_s: float = MAX_DURATION_S) -> float:
+    """Seconds from ``30s``-style text; plain numbers are seconds; at most ``max_s``."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like 30s, got {value!r}")
     seconds: float | None = None
@@ -36,9 +39,14 @@ def parse_duration(value: Any) -> float:
     if seconds is None:
         shown = repr(value) if not isinstance(value, str) or len(value) <= 40 else repr(value[:37] + "...")
         raise ValueError(f"expected a duration like 500ms, 30s or 2m, got {shown}")
-    if not math.isfinite(seconds) or seconds > MAX_DURATION_S:
-        raise ValueError(f"expected a duration of at most {MAX_DURATION_S / 86400:g} days")
+    if not math.isfinite(seconds) or seconds > max_s:
+        raise ValueError(f"expected a duration of at most {max_s / 86400:g} days")
     return seconds
+
+
+def parse_schedule(value: Any) -> float:
+    """A campaign's ``every``: a duration of up to five years (``90d``)."""
+    return parse_duration(value, MAX_SCHEDULE_S)
 
 
 def format_duration(seconds: float) -> str:
@@ -49,6 +57,10 @@ def format_duration(seconds: float) -> str:
 
 Duration = Annotated[
     float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+]
+
+ScheduleDuration = Annotated[
+    float, BeforeValidator(parse_schedule), PlainSerializer(format_duration, return_type=str)
 ]
 
 
