@@ -521,7 +521,8 @@ class Drill:
         except Exception as exc:
             self.journal.write("dependency.lost", what="stack", error=str(exc))
             raise AbortedError(f"the stack stopped answering during the drill: {exc}", reason="dependency") from None
-        targeted = {t for a in self.active if a.apply_started for t in a.targets}
+        # Targets are recorded with their kind (``process:gpu-a1``); members by name (``gpu-a1``).
+        targeted = {name for a in self.active if a.apply_started for t in a.targets for name in (t, t.split(":", 1)[-1])}
         lost = sorted(down - self._down_at_start - targeted)
         if lost:
             self.journal.write("dependency.lost", what="stack members", members=lost)

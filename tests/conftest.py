@@ -23,11 +23,12 @@ REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Each test session gets its own drill state directory (locks, the register of runs), so
-    `drill recover --all` in one session never touches another's runs. Drills started as
-    subprocesses inherit it through the environment."""
+    """Each test gets its own drill state directory (locks, the register of runs), so
+    `drill recover --all` in one test never touches another test's runs (some tests leave a run
+    unrecoverable on purpose: Toxiproxy killed mid-drill). Drills started as subprocesses
+    inherit it through the environment."""
     path = tmp_path_factory.mktemp("drill-state")
     previous = os.environ.get("DRILL_STATE_DIR")
     os.environ["DRILL_STATE_DIR"] = str(path)

@@ -35,7 +35,12 @@ def rebased(scenario: Path, tmp_path: Path) -> tuple[Path, dict[int, int]]:
     stack = load_stack(stack_path)
     ports = {port for _, port in stack.declared_ports()}
     ports |= {int(p.listen.rsplit(":", 1)[1]) for p in stack.proxies}
-    mapping = {port: free_port() for port in sorted(ports)}
+    mapping: dict[int, int] = {}
+    for port in sorted(ports):
+        moved_to = free_port()
+        while moved_to in mapping.values():  # a free port can be handed out twice in a row
+            moved_to = free_port()
+        mapping[port] = moved_to
     pattern = re.compile(r"\b(" + "|".join(str(p) for p in sorted(ports, reverse=True)) + r")\b")
 
     def move(source: str) -> str:

@@ -18,11 +18,13 @@ def agreement(
     resolution_s: float,
     source: str,
 ) -> dict[str, Any]:
-    """The first ``failover`` event at or after the onset (and before ``until_s``, the next
-    fault's onset or the end of the data) and the first ``failback`` after it, each as seconds
+    """The first ``failover`` event at or after the onset less the resolution (and before
+    ``until_s``, the next fault's onset or the end of the data) and the first ``failback`` after it, each as seconds
     from the onset, with ``delta_s`` = harness - stack and whether |delta| is within resolution.
     """
-    window = [e for e in events if e["ts"] >= onset_s and (until_s is None or e["ts"] < until_s)]
+    # The stack can see a fault a little before its onset source does (a killed process resets its
+    # connections before Docker emits the `die` event): look back by the resolution.
+    window = [e for e in events if e["ts"] >= onset_s - resolution_s and (until_s is None or e["ts"] < until_s)]
     stack_failover = next((e["ts"] - onset_s for e in window if e["event"] == FAILOVER_EVENT), None)
     stack_failback = None
     if stack_failover is not None:
