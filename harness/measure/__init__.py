@@ -7,7 +7,8 @@ to a stack and never writes files (``load_samples`` only reads). docs/method.md 
 
 Modules: ``model`` (inputs), ``loading`` (sample files), ``goodness`` (latency bound, good
 requests), ``buckets`` (grid, sustained runs), ``phases``, ``recovery`` (per-fault figures),
-``routing`` (tiers), ``objectives``, ``timeline`` (chart series), ``capacity`` (not yet),
+``routing`` (tiers), ``objectives``, ``agreement`` (the stack's own failover instants),
+``timeline`` (chart series), ``capacity``,
 ``run`` (everything at once), ``testing`` (synthetic samples).
 """
 
