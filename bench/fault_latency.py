@@ -39,7 +39,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ sys.path.insert(0, str(REPO))
 from harness.faults.network import network_fault  # noqa: E402
 from harness.faults.quota import QuotaFault  # noqa: E402
 from harness.toxiproxy import ToxiproxyClient  # noqa: E402
+from loopback import free_port, wait_http  # noqa: E402
 
 LOAD_CLIENTS = 8
 TOXIC_ON_S = 0.25
@@ -71,22 +71,8 @@ STAGING_PORT_VARIABLES = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            httpx.get(url, timeout=0.5)
-            return
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 # -- child processes ---------------------------------------------------------------------------

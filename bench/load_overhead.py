@@ -30,7 +30,6 @@ import argparse
 import csv
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from pathlib import Path
 import httpx
 
 from harness.load import LoadPlan, LoadRunner, RequestSpec
+from loopback import free_port, wait_http
 
 PLAIN_LOCUSTFILE = '''
 from locust import FastHttpUser, constant, task
@@ -86,22 +86,8 @@ class Measurement:
     cpu_us_per_request: float
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def _wait_http(url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            httpx.get(url, timeout=0.5)
-            return
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def _children_cpu_s() -> float:
@@ -225,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.serve)
         return 0
 
-    port = _free_port()
+    port = free_port()
     host = f"http://127.0.0.1:{port}"
     target = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(port)],
@@ -235,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     results: list[Measurement] = []
     try:
-        _wait_http(host + "/", timeout_s=15)
+        wait_http(host + "/", timeout_s=15)
         with tempfile.TemporaryDirectory(prefix="drill-bench-") as tmp:
             for i in range(args.rounds):
                 if not args.sequential:

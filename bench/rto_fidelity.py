@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import sys
 import tempfile
 import threading
@@ -44,16 +43,13 @@ sys.path.insert(0, str(ROOT))
 
 from harness import measure  # noqa: E402
 from harness.load import LoadPlan, LoadRunner, RequestSpec  # noqa: E402
+from loopback import free_port  # noqa: E402
 
 SLOW_MS = 750.0
 HEALTHY_GAP_S = 7.0
 BASELINE_S = 4.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Target:
