@@ -102,7 +102,7 @@ def stats_for(samples: pd.DataFrame, name: str, start: float, end: float) -> Pha
         start=start,
         end=end,
         requests=n,
-        rps=rps if n or duration_s > 0 else None,
+        rps=rps,
         error_rate=float(np.count_nonzero(~chosen_ok)) / stream_n if stream_n else None,
         p50_ms=p50,
         p95_ms=p95,
