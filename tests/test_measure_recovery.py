@@ -188,6 +188,17 @@ def test_requests_in_flight_at_the_onset_belong_to_the_incident() -> None:
     assert figures.time_to_detect_s == pytest.approx(0.213)
 
 
+def test_a_request_already_too_slow_before_the_onset_is_not_detection() -> None:
+    # Sent 0.537 s before the onset and answered 900 ms later: it was overdue at -0.287 s, before
+    # the fault, so it says nothing about the fault. Detection comes from the requests after it.
+    samples = set_between(stream(), T0 - 0.54, T0 - 0.5, latency_ms=900.0)
+    samples = set_between(samples, T0, T0 + 8.0, latency_ms=900.0)
+
+    figures = measure(samples).faults[0]
+
+    assert figures.time_to_detect_s == pytest.approx(0.013 + 0.250)
+
+
 def test_samples_after_the_data_end_and_a_partial_last_bucket_decide_nothing() -> None:
     # A clean run whose last 60 ms (as the load stops, after the recovery phase ends at +40 s)
     # holds slow and failed answers: they must not turn "no impact" into "unrecovered".

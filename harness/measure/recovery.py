@@ -166,7 +166,9 @@ def _stream(
     n_buckets = max(0, int(np.floor((data_end_s - onset_s) / bucket_s + 1e-9)))
     window_end = onset_s + n_buckets * bucket_s
     inside = rows & (starts_all >= onset_s) & (starts_all < window_end)
-    in_flight = rows & (starts_all < onset_s) & (ends_all > onset_s) & ~good
+    # In flight at the onset and seen to go bad after it: a request already visibly bad before
+    # the onset was hurt by something else.
+    in_flight = rows & (starts_all < onset_s) & (ends_all > onset_s) & ~good & (visible >= onset_s)
     starts = starts_all[inside]
     return _Stream(
         starts=starts,
