@@ -200,8 +200,10 @@ class Drill:
             self.journal.write("run.error", error=f"{type(exc).__name__}: {exc}", traceback_file=saved.name)
         finally:
             signals.rolling_back = True
-            self._save_stack_events()
-            self._rollback()
+            try:
+                self._save_stack_events()
+            finally:  # nothing about the stack's log may keep a fault applied
+                self._rollback()
         if not self.abort_reason and self._cleanup_doubts():
             self.abort_reason = ("the rollback could not verify that everything was put back ("
                                  + ", ".join(self._cleanup_doubts()) + "); run `drill recover --all`")
@@ -659,16 +661,17 @@ class Drill:
             return
         from harness.rundir import STACK_EVENTS_FILE, write_stack_events
 
+        # Fetched before the rollback (a local stack stops with it), so kept short: 2 s at most.
         try:
-            reply = httpx.get(url, params={"since": self.phases["baseline"][0] - 1}, timeout=5.0)
+            reply = httpx.get(url, params={"since": self.phases["baseline"][0] - 1}, timeout=2.0)
             reply.raise_for_status()
             events = reply.json()
             if not isinstance(events, list):
                 raise ValueError(f"expected a JSON list, got {type(events).__name__}")
-        except (httpx.HTTPError, ValueError) as exc:
+            write_stack_events(self.run_dir, url, events)
+        except (httpx.HTTPError, ValueError, OSError) as exc:
             self.journal.write("stack.events", url=url, ok=False, error=str(exc))
             return
-        write_stack_events(self.run_dir, url, events)
         self.journal.write("stack.events", url=url, ok=True, count=len(events), file=STACK_EVENTS_FILE)
 
     # --- results ------------------------------------------------------------------------------
