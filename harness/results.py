@@ -177,18 +177,19 @@ def _timeline(samples: pd.DataFrame, m: Any, phases: dict[str, tuple[float, floa
 def _add_agreement(results: dict[str, Any], run_dir: Path, phases: dict[str, tuple[float, float]]) -> None:
     """Each fault's failover/failback beside the stack's own record, when the run kept one."""
     from harness.measure.agreement import agreement
+    from harness.report.formatting import parse_utc
     from harness.rundir import STACK_EVENTS_FILE, read_stack_events
 
     events = read_stack_events(run_dir)
     if events is None:
         return
     faults = sorted((f for f in results["faults"] if f.get("onset_at")), key=lambda f: f["onset_at"])
-    onsets = [_epoch(f["onset_at"]) for f in faults]
+    onsets = [parse_utc(f["onset_at"]) or 0.0 for f in faults]
     data_end = max(end for _, end in phases.values()) if phases else None
     for i, fault in enumerate(faults):
         # Faults applied together share the stack's events; a later fault's own window starts at
         # the first onset after this one was reverted.
-        reverted = _epoch(fault["reverted_at"]) if fault.get("reverted_at") else None
+        reverted = parse_utc(fault.get("reverted_at"))
         later = [t for t in onsets[i + 1:] if reverted is not None and t >= reverted]
         until = later[0] if later else data_end
         fault["agreement"] = agreement(
@@ -197,10 +198,6 @@ def _add_agreement(results: dict[str, Any], run_dir: Path, phases: dict[str, tup
         )
 
 
-def _epoch(iso: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def _add_capacity(
