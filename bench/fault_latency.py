@@ -53,10 +53,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from loopback import free_port, wait_http  # noqa: E402
+
 from harness.faults.network import network_fault  # noqa: E402
 from harness.faults.quota import QuotaFault  # noqa: E402
 from harness.toxiproxy import ToxiproxyClient  # noqa: E402
-from loopback import free_port, wait_http  # noqa: E402
 
 LOAD_CLIENTS = 8
 TOXIC_ON_S = 0.25
@@ -102,7 +103,7 @@ def run_load(url: str, out_path: Path) -> None:
             try:
                 async with session.get(url) as response:
                     await response.read()
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 await asyncio.sleep(0.01)
                 continue
             rows.append((start, time.time()))

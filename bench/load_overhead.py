@@ -38,10 +38,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from loopback import free_port, wait_http
 
 from harness.load import LoadPlan, LoadRunner, RequestSpec
-from loopback import free_port, wait_http
 
 PLAIN_LOCUSTFILE = '''
 from locust import FastHttpUser, constant, task

@@ -41,9 +41,10 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from loopback import free_port  # noqa: E402
+
 from harness import measure  # noqa: E402
 from harness.load import LoadPlan, LoadRunner, RequestSpec  # noqa: E402
-from loopback import free_port  # noqa: E402
 
 SLOW_MS = 750.0
 HEALTHY_GAP_S = 7.0

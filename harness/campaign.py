@@ -22,16 +22,17 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED, DrillError, ScenarioError
 from harness.scenario.loader import load_model, path_problem, read_yaml, show_path
 from harness.scenario.units import ScheduleDuration
-from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED, DrillError, ScenarioError
 
 CAMPAIGN_SCHEMA = "drill.campaign/v1"
 SUMMARY_FILE = "campaign.json"
@@ -161,7 +162,7 @@ def run_campaign(
     if run is None:
         from harness.engine import run_drill as run
     tell: Say = say or (lambda text: None)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     campaign_dir = Path(reports_dir) / spec.name / f"{stamp}-{os.urandom(3).hex()}"
     campaign_dir.mkdir(parents=True, exist_ok=True)
     started = _iso(time.time())
@@ -287,7 +288,7 @@ def render_index(result: CampaignResult) -> str:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 __all__ = ["CampaignResult", "CampaignRun", "CampaignSpec", "Schedule", "campaign_status", "load_campaign",

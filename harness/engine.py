@@ -18,10 +18,11 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 from rich.markup import escape
@@ -85,7 +86,7 @@ class _Active:
 
 
 def new_run_dir(scenario_name: str, reports_dir: Path = Path("reports")) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return reports_dir / scenario_name / f"{stamp}-{secrets.token_hex(3)}"
 
 
@@ -378,8 +379,8 @@ class Drill:
 
     def _drive(self) -> None:
         from harness.load.runner import LoadRunner
-        from harness.load.tail import SampleTail
         from harness.load.samples import LOCUST_FILE, PROBE_FILE, SAMPLES_DIR
+        from harness.load.tail import SampleTail
 
         phases = self.spec.phases
         plan = _load_plan(self.spec.load, phases.total_s)

@@ -13,10 +13,11 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from harness.errors import ScenarioError
 
@@ -25,7 +26,7 @@ JOURNAL_NAME = "journal.jsonl"
 
 def utc_iso(ts: float) -> str:
     """Epoch seconds -> ISO 8601 UTC with microseconds, e.g. ``2026-11-23T17:52:16.123456Z``."""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Journal:
@@ -52,7 +53,7 @@ class Journal:
             if not self._fh.closed:
                 self._fh.close()
 
-    def __enter__(self) -> "Journal":
+    def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -33,7 +33,7 @@ class StackLock:
         self.path: Path | None = None
         self._fd: int | None = None
 
-    def __enter__(self) -> "StackLock":
+    def __enter__(self) -> StackLock:
         directory = subdir("locks")
         self.path = directory / f"{self.digest}.lock"
         holder_path = directory / f"{self.digest}.json"

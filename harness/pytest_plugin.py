@@ -12,8 +12,9 @@ Options: ``--drill-reports DIR`` (where run directories go, default ``reports``)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from harness.journal import JOURNAL_NAME, Journal, applied_faults, read_journal
 from harness.strays import recover_strays

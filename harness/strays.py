@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx

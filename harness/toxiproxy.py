@@ -67,7 +67,7 @@ class Toxic:
     attributes: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_api(cls, data: dict[str, Any]) -> "Toxic":
+    def from_api(cls, data: dict[str, Any]) -> Toxic:
         return cls(
             name=str(data.get("name", "")),
             type=str(data.get("type", "")),
@@ -88,7 +88,7 @@ class Proxy:
     toxics: list[Toxic] = field(default_factory=list)
 
     @classmethod
-    def from_api(cls, data: dict[str, Any]) -> "Proxy":
+    def from_api(cls, data: dict[str, Any]) -> Proxy:
         return cls(
             name=str(data.get("name", "")),
             listen=str(data.get("listen", "")),
@@ -158,7 +158,7 @@ class ToxiproxyClient:
             trust_env=False,
         )
 
-    def __enter__(self) -> "ToxiproxyClient":
+    def __enter__(self) -> ToxiproxyClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -12,8 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -100,7 +100,7 @@ def toxiproxy_url():
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: "web.Application") -> Iterator[str]:
+def serve_in_thread(app: web.Application) -> Iterator[str]:
     """Serve an aiohttp app on a free loopback port from a thread with its own event loop."""
     port = free_port()
     loop = asyncio.new_event_loop()

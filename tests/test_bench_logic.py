@@ -15,6 +15,7 @@ sys.path.insert(0, str(BENCH))
 
 import analysis  # noqa: E402
 import fault_latency  # noqa: E402
+
 from harness.results import compute_results  # noqa: E402
 
 

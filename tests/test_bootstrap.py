@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, free_port, require
 
 GO_PARSE_ERROR = "invalid go version '1.23.0': must match format 1.23"

@@ -11,11 +11,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, free_port, serve_in_thread
+from test_engine import own_service, scenario
+
 from harness.lock import StackBusyError, StackLock
 from harness.toxiproxy import ToxiproxyClient
-from test_engine import own_service, scenario
 
 DRILL = [sys.executable, "-m", "harness.cli"]
 

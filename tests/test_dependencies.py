@@ -8,17 +8,18 @@ import json
 import signal
 import subprocess
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from conftest import free_port, require, serve_in_thread, toxiproxy_binary, wait_http
+from test_engine import own_service
+from test_safety import EXIT_TIMEOUT_S, compose_env, compose_problems, staging_stack, start_drill, tail, wait_event
 
-from conftest import free_port, serve_in_thread, toxiproxy_binary, require, wait_http
 from harness.journal import JOURNAL_NAME, read_journal
 from harness.state import registered_runs
 from harness.toxiproxy import ToxiproxyClient
-from test_engine import own_service
-from test_safety import EXIT_TIMEOUT_S, compose_env, compose_problems, staging_stack, start_drill, tail, wait_event
 
 __all__ = ["staging_stack"]  # the compose fixture, shared with the safety loops
 EXIT_ABORTED = 3

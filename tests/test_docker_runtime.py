@@ -13,16 +13,16 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import docker
 import docker.errors
 import httpx
 import pytest
+from conftest import REPO, require, under_ci
 
 import harness.faults.container as container_module
-from conftest import REPO, require, under_ci
 from harness.errors import DrillError, FaultError, ScenarioError
 from harness.faults.base import Fault
 from harness.faults.container import container_fault, stopped_stack_containers, undo_container

@@ -11,13 +11,13 @@ import json
 import subprocess
 import time
 import uuid
-from typing import Iterator
+from collections.abc import Iterator
 
 import docker.errors
 import httpx
 import pytest
-
 from conftest import REPO, free_port, require, under_ci
+
 from harness.errors import DrillError
 from harness.faults.container import container_fault
 from harness.runtime.compose import PROJECT_LABEL, ComposeRuntime, docker_client

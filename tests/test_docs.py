@@ -10,11 +10,11 @@ from typing import Any
 
 import annotated_types
 import pytest
-
 from conftest import REPO
+from test_report import example_results, example_timeline
+
 from harness.report.html import render_report
 from harness.scenario.model import FAULT_RULES, FAULT_TYPES, PARAM_FIELDS, FaultSpec
-from test_report import example_results, example_timeline
 
 DOC = REPO / "docs" / "scenarios.md"
 TARGET_WORDS = {"proxy": "`{proxy}`", "service": "`{service, labels}`", "hook": "`{hook}`"}

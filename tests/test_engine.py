@@ -8,11 +8,10 @@ import re
 import textwrap
 from pathlib import Path
 
-import httpx
 import pytest
 from aiohttp import web
-
 from conftest import free_port, serve_in_thread
+
 from harness.engine import run_drill
 from harness.errors import ScenarioError
 from harness.journal import applied_faults

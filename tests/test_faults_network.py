@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
-
 from conftest import free_port
+
 from harness.errors import FaultError, ScenarioError
 from harness.faults.base import Fault
 from harness.faults.network import (

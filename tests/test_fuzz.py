@@ -12,18 +12,19 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
+from hostile_cases import BASE, synthetic_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.errors import ScenarioError
 from harness.results import compute_results
 from harness.scenario import load_scenario
-from hostile_cases import BASE, synthetic_run
 
 EXAMPLES = int(os.environ.get("DRILL_FUZZ_EXAMPLES", "120"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,

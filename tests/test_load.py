@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 from aiohttp import web
-
 from conftest import free_port, wait_http
+
 from harness.errors import ScenarioError
 from harness.load import LoadError, LoadPlan, LoadRunner, RequestSpec, SampleTail
 from harness.load.prober import SKIPPED_ERROR, Prober, error_name

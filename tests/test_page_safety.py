@@ -5,10 +5,10 @@ source. Pure file work on the real latency run's files (tests/data/latency-run).
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 import zipfile
+from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
-from typing import Callable
 
 from harness.report.history import write_history
 from harness.report.html import write_report

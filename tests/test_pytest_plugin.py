@@ -9,8 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-from conftest import REPO, free_port, serve_in_thread
+from conftest import free_port, serve_in_thread
 from test_engine import own_service, scenario
 
 

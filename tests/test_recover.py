@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import textwrap
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
-
 from conftest import free_port, require
+
 from harness.faults.network import network_fault
 from harness.journal import JOURNAL_NAME, Journal, applied_faults
 from harness.recover import recover_run, recover_strays

@@ -25,8 +25,8 @@ import pandas as pd
 import pytest
 
 from harness.errors import ScenarioError
-from harness.report import read_results, write_junit, write_report, write_results
 from harness.measure.capacity import load_capacity
+from harness.report import read_results, write_junit, write_report, write_results
 from harness.report.charts import (
     capacity_marks,
     capacity_steps,

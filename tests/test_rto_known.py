@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 from aiohttp import web
-
 from conftest import serve_in_thread
+
 from harness import measure
 from harness.load import LoadPlan, LoadRunner, RequestSpec
 

@@ -21,14 +21,15 @@ import sys
 import textwrap
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
-
-from test_engine import own_service
 from conftest import REPO, free_port, require, serve_in_thread
+from test_engine import own_service
+
 from harness.journal import JOURNAL_NAME, applied_faults, read_journal
 from harness.strays import active_faults
 from harness.toxiproxy import ToxiproxyClient

@@ -9,19 +9,19 @@ import signal
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from conftest import REPO, free_port, require, serve_in_thread
+from test_engine import own_service
+
 from harness.errors import StackError
 from harness.journal import JOURNAL_NAME, applied_faults
 from harness.lock import StackBusyError, StackLock
 from harness.state import register_run, registered_runs, state_dir, unregister_run
 from harness.strays import active_faults
 from harness.toxiproxy import ToxiproxyClient
-from test_engine import own_service
 
 DRILL = [sys.executable, "-m", "harness.cli"]
 

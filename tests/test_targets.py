@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from conftest import REPO, free_port, wait_http
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
@@ -415,8 +414,9 @@ def _local_stack_on_free_ports(tmp_path: Path) -> Path:
 
 @pytest.mark.toxiproxy
 def test_shipped_local_stack_fails_over_on_hosted_latency_and_back(tmp_path: Path) -> None:
-    from harness.runtime.local import LocalRuntime, load_stack
     from conftest import require, toxiproxy_binary
+
+    from harness.runtime.local import LocalRuntime, load_stack
 
     require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
     spec = load_stack(_local_stack_on_free_ports(tmp_path))

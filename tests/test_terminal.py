@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import REPO
 from rich.console import Console
 
-from conftest import REPO
 from harness.cli import main
 from harness.measure.repeats import summarize_repeats
 from harness.report.terminal import (

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
-
 from conftest import free_port
+
 from harness.errors import EXIT_ABORTED, FaultError
 from harness.toxiproxy import Proxy, Toxic, ToxiproxyClient, ToxiproxyError
 

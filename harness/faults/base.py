@@ -53,7 +53,7 @@ class Fault(Protocol):
 class FaultContext:
     """What faults may act through. Fields are None when the stack has no such thing."""
 
-    journal: "Journal | None" = None
-    toxiproxy: "ToxiproxyClient | None" = None
+    journal: Journal | None = None
+    toxiproxy: ToxiproxyClient | None = None
     runtime: Any = None  # harness.runtime.local.LocalRuntime | harness.runtime.compose.ComposeRuntime
     extra: dict[str, Any] = field(default_factory=dict)

@@ -15,8 +15,9 @@ instant the condition held on the data seen, not the moment the engine happened 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 # A window needs several requests before a ratio says anything: one refused connection in a quiet
 # second is not an outage. The probe stream alone brings 20 per second at its default rate.

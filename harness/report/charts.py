@@ -27,8 +27,9 @@ import io
 import json
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -531,7 +532,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _figure(width_in: float, height_in: float) -> "Figure":
+def _figure(width_in: float, height_in: float) -> Figure:
     import matplotlib
 
     # Explicit, and before any figure exists: drill renders headless, never to a display.
@@ -543,7 +544,7 @@ def _figure(width_in: float, height_in: float) -> "Figure":
     return Figure(figsize=(width_in, height_in), layout="constrained")
 
 
-def _shade(ax: "Axes", results: dict[str, Any], label_phases: bool, mark_recovery: bool = True) -> None:
+def _shade(ax: Axes, results: dict[str, Any], label_phases: bool, mark_recovery: bool = True) -> None:
     for band in phase_bands(results):
         ax.axvspan(band.start_s, band.end_s, color=PHASE_COLOURS.get(band.label, "#f2f3f4"), zorder=0, linewidth=0)
         if label_phases:
@@ -567,8 +568,8 @@ def _shade(ax: "Axes", results: dict[str, Any], label_phases: bool, mark_recover
 
 
 def _legend(
-    fig: "Figure",
-    axes: list["Axes"],
+    fig: Figure,
+    axes: list[Axes],
     results: dict[str, Any],
     extra: list[tuple[Any, str]] | None = None,
     mark_recovery: bool = True,
@@ -608,7 +609,7 @@ def _tier_colours(tiers: list[str]) -> list[str]:
     return colours
 
 
-def _to_svg(fig: "Figure", salt: str, title: str) -> str:
+def _to_svg(fig: Figure, salt: str, title: str) -> str:
     """Serialize to an ``<svg>`` element ready to inline in HTML (no XML prolog, fluid width)."""
     import matplotlib
 

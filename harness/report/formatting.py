@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 MISSING = "—"
@@ -111,15 +111,15 @@ def utc_text(value: Any) -> str:
         return MISSING
     when: datetime
     if isinstance(value, (int, float)):
-        when = datetime.fromtimestamp(value, tz=timezone.utc)
+        when = datetime.fromtimestamp(value, tz=UTC)
     else:
         try:
             when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
             return str(value)
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        when = when.astimezone(timezone.utc)
+            when = when.replace(tzinfo=UTC)
+        when = when.astimezone(UTC)
     return when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
@@ -134,7 +134,7 @@ def parse_utc(value: Any) -> float | None:
     except ValueError:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return when.timestamp()
 
 

@@ -26,7 +26,7 @@ import json
 import math
 import statistics
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +62,12 @@ class Point:
 
     @property
     def quarter(self) -> str:
-        when = datetime.fromtimestamp(self.started, timezone.utc)
+        when = datetime.fromtimestamp(self.started, UTC)
         return f"{when.year}-Q{(when.month - 1) // 3 + 1}"
 
     @property
     def started_text(self) -> str:
-        return datetime.fromtimestamp(self.started, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return datetime.fromtimestamp(self.started, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 @dataclass
@@ -258,7 +258,7 @@ def to_csv(history: History) -> str:
     writer.writerow(CSV_COLUMNS)
     for p in sorted(history.points, key=lambda p: (p.scenario, p.started)):
         rto_ci, err_ci = p.ci.get("rto_s"), p.ci.get("error_rate")
-        row = [p.scenario, p.run_id, datetime.fromtimestamp(p.started, timezone.utc).isoformat().replace("+00:00", "Z"),
+        row = [p.scenario, p.run_id, datetime.fromtimestamp(p.started, UTC).isoformat().replace("+00:00", "Z"),
                p.quarter, p.verdict, p.runs, p.values["rto_s"], rto_ci[0] if rto_ci else None,
                rto_ci[1] if rto_ci else None, p.values["time_to_detect_s"], p.values["error_rate"],
                err_ci[0] if err_ci else None, err_ci[1] if err_ci else None, p.values["capacity_restored_s"],
@@ -310,7 +310,7 @@ def trend_svg(scenario: str, points: list[Point]) -> str | None:
     fig = _figure(9.0, 1.9 * math.ceil(len(drawn) / 2) + 0.4)
     axes = fig.subplots(math.ceil(len(drawn) / 2), 2, squeeze=False).ravel()
     for ax, figure in zip(axes, drawn):
-        xs = [datetime.fromtimestamp(p.started, timezone.utc) for p in points if p.values[figure] is not None]
+        xs = [datetime.fromtimestamp(p.started, UTC) for p in points if p.values[figure] is not None]
         ps = [p for p in points if p.values[figure] is not None]
         scale = 100.0 if figure == "error_rate" else 1.0
         ys = [float(p.values[figure] or 0) * scale for p in ps]
@@ -357,7 +357,7 @@ def history_context(history: History, reports_dir: Path) -> dict[str, Any]:
         })
     return {
         "reports_dir": str(reports_dir),
-        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "labels": [LABELS[f] for f in FIGURES],
         "scenarios": scenarios,
         "quarters": quarter_rows(history),

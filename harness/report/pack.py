@@ -28,10 +28,11 @@ import re
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from harness.errors import ScenarioError
 
@@ -259,7 +260,7 @@ def build_pack(
         runs.append(PackedRun(run_dir, pack_dir, read_run_results(run_dir)))
     if not runs:
         raise ScenarioError(f"{source}: the campaign has no run with a results.json to pack")
-    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if kind == "campaign":
         summary = json.loads((source / CAMPAIGN_SUMMARY).read_text(encoding="utf-8"))
         title = f"campaign {summary.get('name') or source.name}"
@@ -334,7 +335,7 @@ def build_pack(
 
 
 def _info(name: str, mtime: float | None) -> zipfile.ZipInfo:
-    when = datetime.fromtimestamp(mtime, timezone.utc) if mtime is not None else datetime.now(timezone.utc)
+    when = datetime.fromtimestamp(mtime, UTC) if mtime is not None else datetime.now(UTC)
     # Zip stores local-style times from 1980 on; an older mtime (a restored backup) is clamped.
     date_time = max(when.timetuple()[:6], (1980, 1, 1, 0, 0, 0))
     info = zipfile.ZipInfo(name, date_time=date_time)

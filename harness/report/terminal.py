@@ -7,8 +7,9 @@ or rich tables, so the CLI only prints and tests need no stack. Rules (docs/STYL
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from rich import box
 from rich.console import Group

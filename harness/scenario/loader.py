@@ -224,7 +224,7 @@ def parse_yaml(text: str, path: Path) -> tuple[Any, dict[Loc, int]]:
         line = mark.line + 1 if mark else 1
         problem = getattr(exc, "problem", None) or str(exc)
         raise ScenarioError(f"{shown}:{line} invalid YAML: {problem}") from None
-    except Exception as exc:  # a value PyYAML could not convert (!!bool maybe, !!float '', ...)
+    except Exception:  # a value PyYAML could not convert (!!bool maybe, !!float '', ...)
         current = loader.current
         line = current.start_mark.line + 1 if current is not None else 1
         tag = str(getattr(current, "tag", "")).replace("tag:yaml.org,2002:", "!!")

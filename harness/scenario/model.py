@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
-
-from typing import Annotated
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
@@ -225,7 +223,7 @@ class LoadSpec(Strict):
         return check_url(v, "http://127.0.0.1:8080").rstrip("/")
 
     @model_validator(mode="after")
-    def _default_request(self) -> "LoadSpec":
+    def _default_request(self) -> LoadSpec:
         if self.request is None and self.locustfile is None:
             self.request = RequestSpec()
         return self
@@ -404,7 +402,7 @@ class Measurement(Strict):
         return parse_latency_bound(self.good_latency_ms) if self.good_latency_ms is not None else (None, None)
 
     @model_validator(mode="after")
-    def _window_holds_buckets(self) -> "Measurement":
+    def _window_holds_buckets(self) -> Measurement:
         if self.window < self.bucket:
             raise ValueError(f"window ({self.window:g}s) must be at least one bucket ({self.bucket:g}s)")
         return self
@@ -417,7 +415,7 @@ class Measurement(Strict):
         return v
 
     @model_validator(mode="after")
-    def _window(self) -> "Measurement":
+    def _window(self) -> Measurement:
         if self.window < self.bucket:
             raise ValueError(f"window ({self.window:g}s) must be at least one bucket ({self.bucket:g}s)")
         return self
