@@ -160,7 +160,11 @@ def run_campaign(
     """
     spec, scenarios = load_campaign(path)
     if run is None:
-        from harness.engine import run_drill as run
+        # The engine imports the scenario and report rooms; importing it here keeps
+        # `drill campaign status` (which runs nothing) quick to start.
+        from harness.engine import run_drill
+
+        run = run_drill
     tell: Say = say or (lambda text: None)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     campaign_dir = Path(reports_dir) / spec.name / f"{stamp}-{os.urandom(3).hex()}"
@@ -201,7 +205,8 @@ def campaign_status(campaign_dir: str | Path) -> dict[str, Any]:
     """The summary a campaign run wrote (``campaign.json``), for ``drill campaign status``."""
     path = Path(campaign_dir) / SUMMARY_FILE
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        summary: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return summary
     except OSError as exc:
         raise ScenarioError(f"{path}: no campaign summary here ({exc}); give a campaign run directory") from exc
 

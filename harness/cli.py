@@ -352,7 +352,7 @@ def _open(runtime: str, file: Path | None, project: str) -> Any:
         file = Path("targets/local-stack.yaml")
     if runtime == "compose" and file is None:
         file = Path("compose/staging.yaml")
-    ref = StackRef(runtime=runtime, file=file.resolve(), project=project)
+    ref = StackRef(runtime=runtime, file=file.resolve() if file else None, project=project)
     return open_stack(ref, Path(".drill-stack"), runtime)
 
 
@@ -655,7 +655,7 @@ def history(reports_dir: Path, out_path: Path | None, csv_path: Path | None) -> 
         result, page, table = write_history(reports_dir, out_path, csv_path)
     except DrillError as exc:
         _refuse(exc)
-    for point, figure, why in result.regressions:
+    for point, _figure, why in result.regressions:
         out.print(f"[red]REGRESSION[/red] {escape(point.scenario)} {escape(point.run_id)}: {escape(why)}")
     for line in result.skipped:
         console.print(f"[yellow]skipped:[/yellow] {escape(line)}")

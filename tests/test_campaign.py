@@ -36,7 +36,7 @@ def test_bad_campaign_file_is_bad_input_naming_the_file(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_campaign_runs_scenarios_in_order_and_links_each_report(tmp_path: Path, toxiproxy_url: str) -> None:
     with serve_in_thread(own_service()) as url:
-        good = scenario(tmp_path, toxiproxy_url, url.removeprefix("http://"), free_port())
+        scenario(tmp_path, toxiproxy_url, url.removeprefix("http://"), free_port())
         broken = tmp_path / "broken.yaml"
         broken.write_text("apiVersion: drill/v1\nkind: Scenario\nname: broken\n")
         campaign = tmp_path / "campaign.yaml"
