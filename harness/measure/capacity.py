@@ -1,7 +1,8 @@
 """Capacity: how long until the serving pool is back at its target size, and from where.
 
 Input is the capacity timeline the sampler wrote (``RUN_DIR/samples/capacity.csv``, see
-harness/load/capacity.py): healthy GPU nodes over time, per region and by name. Pure: pandas only.
+harness/load/capacity.py; read by :func:`harness.rundir.frames.read_capacity`): healthy GPU
+nodes over time, per region and by name. Pure: pandas only.
 
 Per fault (docs/method.md, "Capacity"):
 
@@ -21,16 +22,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from harness.errors import ScenarioError
 from harness.measure.model import FaultTiming
 
-CAPACITY_FILE = "capacity.csv"
-SAMPLES_DIR = "samples"
 DEFAULT_SUSTAIN_S = 5.0
 
 
@@ -59,40 +56,6 @@ class CapacityMeasure:
             "timeline": self.timeline,
             "per_fault": self.per_fault,
         }
-
-
-def load_capacity(run_dir: Path) -> pd.DataFrame | None:
-    """The capacity timeline of a run, sorted by ``ts``; None when the run sampled none."""
-    path = Path(run_dir) / SAMPLES_DIR / CAPACITY_FILE
-    if not path.exists():
-        return None
-    try:
-        frame = pd.read_csv(path, dtype={"regions": "string", "healthy_nodes": "string", "error": "string"},
-                            keep_default_na=False, na_values={"healthy": [""], "pool_size": [""], "target": [""]})
-    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:
-        raise ScenarioError(f"{_damaged_at(path, exc)} cannot be read as the capacity timeline "
-                            f"({type(exc).__name__}); it is written by drill: restore the run directory") from None
-    missing = [c for c in ("ts", "ok", "healthy", "pool_size", "target") if c not in frame.columns]
-    if missing:
-        raise ScenarioError(f"{path}:1 capacity timeline without column(s) {', '.join(missing)}; it is written "
-                            "by drill: restore the run directory")
-    for column in ("ts", "ok", "healthy", "pool_size", "target"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    return frame.sort_values("ts", kind="stable").reset_index(drop=True)
-
-
-def _damaged_at(path: Path, exc: BaseException) -> str:
-    """``FILE:LINE`` of the first byte that is not UTF-8, else ``FILE:``."""
-    if isinstance(exc, UnicodeDecodeError):
-        try:
-            raw = path.read_bytes()
-            raw.decode("utf-8")
-        except UnicodeDecodeError as bad:
-            line = raw[: bad.start].count(b"\n") + 1
-            return f"{path}:{line}"
-        except OSError:
-            pass
-    return f"{path}:"
 
 
 def _nodes(row: pd.Series) -> dict[str, str]:
@@ -267,4 +230,4 @@ def measure_capacity(
     return measure
 
 
-__all__ = ["CAPACITY_FILE", "CapacityMeasure", "capacity_timeline", "load_capacity", "measure_capacity"]
+__all__ = ["CapacityMeasure", "capacity_timeline", "measure_capacity"]

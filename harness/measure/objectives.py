@@ -75,9 +75,10 @@ def evaluate_objectives(
     return results
 
 
-def verdict(results: list[ObjectiveResult]) -> str:
-    """``passed`` when every objective passed (or none was set), else ``failed``."""
-    return "passed" if all(r.passed for r in results) else "failed"
+def all_met(results: list[ObjectiveResult]) -> bool:
+    """True when every objective passed (or none was set). The verdict is decided from this, the
+    abort and the cleanup in one place: harness/verdict.py."""
+    return all(r.passed for r in results)
 
 
 def _at_most(name: str, target: float | int, measured: float | int | None, why_missing: str) -> ObjectiveResult:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.journal import utc_iso
+from harness.measure.clock import utc_iso
 from harness.measure.goodness import constant_rate_rows
 from harness.measure.model import Phases
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.journal import utc_iso
+from harness.measure.clock import utc_iso
 from harness.measure.buckets import (
     bucket_counts,
     bucket_index,

@@ -1,4 +1,4 @@
-"""One call from samples to every figure of a run: phases, faults, objectives, verdict."""
+"""One call from samples to every figure of a run: phases, faults, objectives met or not."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from harness.measure.goodness import describe_good, good_mask, latency_bound, visible_at
-from harness.measure.loading import sort_samples
+from harness.measure.samples import sort_samples
 from harness.measure.model import FaultTiming, MeasureSettings, ObjectiveSpec, Phases
-from harness.measure.objectives import ObjectiveResult, evaluate_objectives, verdict
+from harness.measure.objectives import ObjectiveResult, all_met, evaluate_objectives
 from harness.measure.phases import PhaseStats, phase_stats, stats_for
 from harness.measure.recovery import CLOCKS, FaultMeasure, measure_fault, method_text, resolution_s
 from harness.measure.routing import first_good_from_tier_s, primary_tier
@@ -38,9 +38,9 @@ class Measurement:
     p95_window: PhaseStats | None = None
 
     @property
-    def verdict(self) -> str:
-        """``passed`` or ``failed`` from the objectives (``aborted`` is the engine's call)."""
-        return verdict(self.objectives)
+    def objectives_met(self) -> bool:
+        """Every objective passed (or none was set); harness/verdict.py turns this into the verdict."""
+        return all_met(self.objectives)
 
     @property
     def resolution_s(self) -> float:

@@ -32,6 +32,7 @@ from typing import Any
 
 from harness.errors import ScenarioError
 from harness.report.formatting import MISSING, is_missing, parse_utc, quantity
+from harness.rundir import RESULTS_FILE
 
 FIGURES = ("rto_s", "time_to_detect_s", "error_rate", "capacity_restored_s")
 LABELS = {"rto_s": "RTO", "time_to_detect_s": "time to detect", "error_rate": "error rate (fault phase)",
@@ -173,7 +174,7 @@ def collect(reports_dir: Path) -> History:
     skipped: list[str] = []
     singles: list[Point] = []
     series: dict[Path, list[tuple[dict[str, Any], str]]] = {}
-    files = sorted(reports_dir.rglob("results.json"))
+    files = sorted(reports_dir.rglob(RESULTS_FILE))
     if len(files) > MAX_RESULTS_FILES:
         skipped.append(f"{len(files) - MAX_RESULTS_FILES} results.json files beyond the first {MAX_RESULTS_FILES}")
         files = files[:MAX_RESULTS_FILES]

@@ -31,25 +31,16 @@ from harness.report.formatting import (
     utc_text,
 )
 from harness.report.results import atomic_write_text, p95_limit_ms
+from harness.rundir import CAPACITY_FILE, FILE_ROLES, REPORT_FILE, SAMPLES_DIR, report_path
+from harness.rundir.frames import read_capacity
 
-REPORT_NAME = "report.html"
+REPORT_NAME = REPORT_FILE
 TEMPLATE_NAME = "report.html.j2"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 METHOD_DOC = "docs/method.md"
 
-# What each well-known run-directory file holds, so a reader can trace a figure to raw data.
-FILE_ROLES = {
-    "journal.jsonl": "journal: every action and observation, fsynced, in order",
-    "results.json": "machine-readable results (schema drill.results/v1)",
-    "junit.xml": "objectives as JUnit test cases, for CI",
-    "report.html": "this report",
-    "samples/locust.csv": "raw per-request samples from the Locust users",
-    "samples/probe.csv": "raw per-request samples from the fixed-rate probe stream",
-    "samples/capacity.csv": "raw capacity samples: healthy GPU nodes per region, one row per poll of the pool",
-    "scenario.yaml": "the scenario as run",
-}
 MAX_FILES_LISTED = 200
-CAPACITY_SAMPLES = "samples/capacity.csv"
+CAPACITY_SAMPLES = f"{SAMPLES_DIR}/{CAPACITY_FILE}"
 METHOD_CAPACITY = '"Capacity"'
 
 # The capacity figures measure merges into a fault (harness/measure/capacity.py), as table rows.
@@ -99,7 +90,7 @@ def write_report(run_dir: Path, results: dict[str, Any], timeline: pd.DataFrame 
     run_dir = Path(run_dir)
     samples, note = _capacity_samples(run_dir) if results.get("capacity") is not None else (None, None)
     html = render_report(results, timeline, run_files(run_dir), samples, note, story=_story(results, run_dir))
-    return atomic_write_text(run_dir / REPORT_NAME, html)
+    return atomic_write_text(report_path(run_dir), html)
 
 
 def _story(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -398,10 +389,8 @@ def _is_count(value: Any) -> bool:
 
 def _capacity_samples(run_dir: Path) -> tuple[pd.DataFrame | None, str | None]:
     """The raw capacity frame of the run, or None and why the chart falls back to results.json."""
-    from harness.measure.capacity import load_capacity
-
     try:
-        frame = load_capacity(run_dir)
+        frame = read_capacity(run_dir)
     except (OSError, ValueError, KeyError) as exc:
         # A damaged CSV must not cost the whole report: results.json holds the same steps.
         return None, f"{CAPACITY_SAMPLES} could not be read ({exc}); drawn from results.json capacity.timeline"

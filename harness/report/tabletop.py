@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.report.formatting import MISSING, is_missing, parse_utc, plain, quantity, seconds, utc_text
 from harness.report.story import build_story, load_run_samples, offset_text, run_origin
+from harness.rundir import scenario_path
 
 TABLETOP_NAME = "tabletop.html"
 TEMPLATE = "tabletop.html.j2"
@@ -43,7 +44,7 @@ def _scenario_data(run_dir: Path) -> dict[str, Any]:
     import yaml
 
     try:
-        data = yaml.safe_load((run_dir / "scenario.yaml").read_text(encoding="utf-8"))
+        data = yaml.safe_load(scenario_path(run_dir).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}
