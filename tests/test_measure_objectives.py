@@ -13,7 +13,7 @@ from harness.measure import (
     ObjectiveResult,
     ObjectiveSpec,
     measure_run,
-    verdict,
+    all_met,
 )
 from harness.measure.testing import probe_stream, set_between
 
@@ -55,7 +55,7 @@ def test_every_objective_passes_and_the_verdict_is_passed() -> None:
     assert by_name["p95_ms"].target == "2x baseline (= 40.0 ms)"
     assert by_name["p95_ms"].measured == pytest.approx(30.0)
     assert by_name["max_lost_requests"].measured == 0
-    assert result.verdict == "passed"
+    assert result.objectives_met
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,7 @@ def test_each_missed_objective_fails_the_verdict(objectives: ObjectiveSpec, fail
 
     [objective] = result.objectives
     assert objective.name == failing and objective.passed is False
-    assert result.verdict == "failed"
+    assert not result.objectives_met
 
 
 def test_rto_objective_is_checked_against_the_worst_fault() -> None:
@@ -110,13 +110,13 @@ def test_relative_p95_without_a_baseline_fails_and_says_why() -> None:
     assert p95.passed is False and "baseline" in (p95.note or "")
 
 
-def test_verdict_helper() -> None:
+def test_all_met_helper() -> None:
     yes = ObjectiveResult("rto_s", 15.0, 3.0, True)
     no = ObjectiveResult("max_error_rate", 0.1, 0.2, False)
 
-    assert verdict([yes, yes]) == "passed"
-    assert verdict([yes, no]) == "failed"
-    assert verdict([]) == "passed"
+    assert all_met([yes, yes])
+    assert not all_met([yes, no])
+    assert all_met([])
 
 
 def test_to_dict_matches_the_results_json_shape() -> None:

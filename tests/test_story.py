@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.measure import load_samples
+from harness.rundir.frames import read_samples
 from harness.report.story import (
     DEFAULT_RUNBOOK,
     build_story,
@@ -77,7 +77,7 @@ def test_no_impact_means_the_trigger_never_fires() -> None:
 def test_impact_counts_match_the_samples(latency_run: Callable[..., Path]) -> None:
     run_dir = latency_run()
     results = json.loads((run_dir / "results.json").read_text())
-    samples = load_samples(run_dir)
+    samples = read_samples(run_dir)
     impact = impact_counts(results, samples)
     onset = pd.Timestamp(results["faults"][0]["onset_at"]).timestamp()
     after = samples[samples["end"] >= onset]
@@ -92,7 +92,7 @@ def test_impact_counts_match_the_samples(latency_run: Callable[..., Path]) -> No
 def test_summary_says_what_broke_when_and_against_which_target(latency_run: Callable[..., Path]) -> None:
     run_dir = latency_run()
     results = json.loads((run_dir / "results.json").read_text())
-    story = build_story(results, run_dir, load_samples(run_dir))
+    story = build_story(results, run_dir, read_samples(run_dir))
     text = " ".join(story.summary)
     assert "The hosted-model link was slowed by 2.00 s at +10.0 s" in text
     # drill.rto/v2 on this run: failover at the arrival of the first gpu answer; the RTO is when
