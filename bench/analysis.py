@@ -107,9 +107,9 @@ def make_run(target: Path, total: int) -> Path:
 
 def child(kind: str, run_dir: Path) -> None:
     """Run one timed step in this (fresh) process and print its figures as one JSON line."""
-    from harness.rundir.frames import read_samples
     from harness.report.results import write_results
     from harness.results import compute_results
+    from harness.rundir.frames import read_samples
 
     start = time.perf_counter()
     if kind == "read":

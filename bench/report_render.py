@@ -34,9 +34,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from harness.load.samples import COLUMNS  # noqa: E402
-from harness.rundir.frames import read_samples  # noqa: E402
 from harness.report.story import build_story  # noqa: E402
 from harness.results import compute_results, write_outputs  # noqa: E402
+from harness.rundir.frames import read_samples  # noqa: E402
 
 
 def make_run(target: Path, total: int) -> Path:

@@ -44,8 +44,8 @@ sys.path.insert(0, str(ROOT))
 from loopback import free_port  # noqa: E402
 
 from harness import measure  # noqa: E402
-from harness.rundir.frames import read_samples  # noqa: E402
 from harness.load import LoadPlan, LoadRunner, RequestSpec  # noqa: E402
+from harness.rundir.frames import read_samples  # noqa: E402
 
 SLOW_MS = 750.0
 HEALTHY_GAP_S = 7.0

@@ -12,8 +12,8 @@ from conftest import serve_in_thread
 
 from harness.load.capacity import CAPACITY_FILE, CapacitySampler
 from harness.measure.capacity import measure_capacity
-from harness.rundir.frames import read_capacity
 from harness.measure.model import FaultTiming
+from harness.rundir.frames import read_capacity
 
 T0 = 1000.0
 

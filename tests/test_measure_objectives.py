@@ -12,8 +12,8 @@ from harness.measure import (
     MeasureSettings,
     ObjectiveResult,
     ObjectiveSpec,
-    measure_run,
     all_met,
+    measure_run,
 )
 from harness.measure.testing import probe_stream, set_between
 

@@ -25,7 +25,6 @@ import pandas as pd
 import pytest
 
 from harness.errors import ScenarioError
-from harness.rundir.frames import read_capacity
 from harness.report import read_results, write_junit, write_report, write_results
 from harness.report.charts import (
     capacity_marks,
@@ -38,6 +37,7 @@ from harness.report.charts import (
 )
 from harness.report.formatting import parse_utc, quantity
 from harness.report.results import SCHEMA
+from harness.rundir.frames import read_capacity
 
 EXAMPLE = Path(__file__).parent / "data" / "results-example.json"
 CAPACITY_EXAMPLE = Path(__file__).parent / "data" / "capacity-example"

@@ -13,8 +13,8 @@ from aiohttp import web
 from conftest import serve_in_thread
 
 from harness import measure
-from harness.rundir.frames import read_samples
 from harness.load import LoadPlan, LoadRunner, RequestSpec
+from harness.rundir.frames import read_samples
 
 OUTAGE_S = 2.0
 PROBE_RATE_HZ = 20.0

@@ -14,13 +14,13 @@ requests), ``buckets`` (grid, sustained runs), ``phases``, ``recovery`` (per-fau
 """
 
 from harness.measure.goodness import LatencyBound, good_mask, latency_bound, visible_at
-from harness.measure.samples import SAMPLE_COLUMNS, SAMPLE_DTYPES, empty_samples, sort_samples
 from harness.measure.model import FaultTiming, MeasureSettings, ObjectiveSpec, Phases
 from harness.measure.objectives import ObjectiveResult, all_met, evaluate_objectives
 from harness.measure.phases import PhaseStats, phase_stats
 from harness.measure.recovery import FaultMeasure, measure_fault, resolution_s
 from harness.measure.routing import primary_tier
 from harness.measure.run import METHOD_ID, Measurement, measure_run
+from harness.measure.samples import SAMPLE_COLUMNS, SAMPLE_DTYPES, empty_samples, sort_samples
 from harness.measure.timeline import timeline
 
 __all__ = [

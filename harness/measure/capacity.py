@@ -24,6 +24,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from harness.measure.model import FaultTiming
@@ -149,28 +150,31 @@ def _fault_capacity(
     if len(after) == 0:
         notes["capacity_restored_s"] = "no capacity sample after the onset"
         return out
-    first = ok.index.get_loc(after[0])
+    first = int(np.flatnonzero((ok["ts"] >= t0).to_numpy())[0])
     below = [k for k in range(first, len(ok)) if ok["healthy"].iloc[k] < target]
     if not below:
         out["capacity_restored_s"] = 0.0
         out["degraded_requests"] = 0
-        notes["capacity_restored_s"] = f"no capacity loss observed: the pool stayed at its target of {target} healthy nodes"
+        notes["capacity_restored_s"] = (
+            f"no capacity loss observed: the pool stayed at its target of {target} healthy nodes"
+        )
         return out
     lost = below[0]
     out["capacity_lost_at_s"] = round(float(ok["ts"].iloc[lost]) - t0, 3)
     restored = _restored_index(ok, lost, target, sustain_s)
     stop = restored if restored is not None else len(ok)
     window = ok.iloc[lost:stop]
-    low = window.index[window["healthy"].to_numpy().argmin()]
+    low = window.index[int(window["healthy"].to_numpy().argmin())]
     out["capacity_min_healthy"] = int(ok.loc[low, "healthy"])
     restored_at = float(ok["ts"].iloc[restored]) if restored is not None else None
-    if restored_at is None:
+    if restored is None:
         last = int(ok["healthy"].iloc[-1])
         notes["capacity_restored_s"] = (
             f"pool not back at its target of {target} healthy nodes for {sustain_s:g}s before the "
             f"timeline ended (last seen: {last})"
         )
     else:
+        restored_at = float(ok["ts"].iloc[restored])
         out["capacity_restored_s"] = round(restored_at - t0, 3)
         before = _nodes(ok.loc[low])
         now = _nodes(ok.iloc[restored])

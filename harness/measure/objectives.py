@@ -94,7 +94,9 @@ def _rto(target_s: float, faults: list[FaultMeasure]) -> ObjectiveResult:
         return ObjectiveResult("rto_s", target_s, None, False, "no fault was applied")
     unrecovered = [f.fault.name for f in faults if f.impact == IMPACT_UNRECOVERED or f.rto_s is None]
     if unrecovered:
-        reasons = [f"{f.fault.name}: {f.notes.get('rto_s', 'not recovered')}" for f in faults if f.fault.name in unrecovered]
+        reasons = [
+            f"{f.fault.name}: {f.notes.get('rto_s', 'not recovered')}" for f in faults if f.fault.name in unrecovered
+        ]
         return ObjectiveResult("rto_s", target_s, None, False, "not recovered: " + "; ".join(reasons))
     worst = max(faults, key=lambda f: f.rto_s or 0.0)
     measured = round(worst.rto_s or 0.0, 6)
@@ -123,7 +125,8 @@ def _p95(spec: ObjectiveSpec, window: PhaseStats | None, baseline_p95_ms: float 
         bound_ms = float(spec.p95_ms or 0.0)
         target = bound_ms
     if spec.p95_during != "fault":
-        target = f"{target} ms during {spec.p95_during}" if isinstance(target, float) else f"{target} during {spec.p95_during}"
+        unit = " ms" if isinstance(target, float) else ""
+        target = f"{target}{unit} during {spec.p95_during}"
     if bound_ms is None:
         measured_p95 = None if window is None or window.p95_ms is None else round(window.p95_ms, 3)
         return ObjectiveResult(

@@ -81,6 +81,9 @@ def stats_for(samples: pd.DataFrame, name: str, start: float, end: float) -> Pha
     chosen_ok = ok[chosen] == 1
     stream_n = int(chosen.sum())
     successes = latency_ms[chosen][chosen_ok]
+    p50: float | None
+    p95: float | None
+    p99: float | None
     if successes.size:
         p50, p95, p99 = (float(v) for v in np.percentile(successes, PERCENTILES))
     else:

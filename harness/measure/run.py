@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 
 from harness.measure.goodness import describe_good, good_mask, latency_bound, visible_at
-from harness.measure.samples import sort_samples
 from harness.measure.model import FaultTiming, MeasureSettings, ObjectiveSpec, Phases
 from harness.measure.objectives import ObjectiveResult, all_met, evaluate_objectives
 from harness.measure.phases import PhaseStats, phase_stats, stats_for
 from harness.measure.recovery import CLOCKS, FaultMeasure, measure_fault, method_text, resolution_s
 from harness.measure.routing import first_good_from_tier_s, primary_tier
+from harness.measure.samples import sort_samples
 
 METHOD_ID = "drill.rto/v2"
 """Names the method in docs/method.md; bumped whenever a rule there changes."""

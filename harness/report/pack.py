@@ -128,7 +128,9 @@ def load_private_key(path: Path) -> Any:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
-        raise ScenarioError(f"{path}: not an unencrypted PEM private key; make one with `drill keygen --out {path}`") from exc
+        raise ScenarioError(
+            f"{path}: not an unencrypted PEM private key; make one with `drill keygen --out {path}`"
+        ) from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise ScenarioError(f"{path}: not an Ed25519 key; make one with `drill keygen --out {path}`")
     return key

@@ -192,7 +192,9 @@ def _p95_limit(p95: Any, results: dict[str, Any]) -> tuple[float | None, str]:
     return factor * baseline, f"p95 > {factor:g}x baseline ({milliseconds(factor * baseline)})"
 
 
-def runbook_view(results: dict[str, Any], samples: pd.DataFrame | None, spec: dict[str, Any] | None = None) -> RunbookView:
+def runbook_view(
+    results: dict[str, Any], samples: pd.DataFrame | None, spec: dict[str, Any] | None = None
+) -> RunbookView:
     """Walk the run in steps of the bucket width from the first onset; at each instant t the
     trigger looks at the requests *answered* in (t - window, t] (what a dashboard sees) and fires
     when their error rate exceeds the rule's or their p95 exceeds its limit. Cleared is the first

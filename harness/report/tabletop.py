@@ -65,9 +65,12 @@ def _injects(run: PackedRun, scenario: dict[str, Any]) -> list[dict[str, str]]:
             "name": name,
             "what": f"{fault.get('type') or MISSING} on {', '.join(map(str, fault.get('targets') or [])) or MISSING}",
             "params": ", ".join(f"{k} {plain(v)}" for k, v in params.items()),
-            "planned": f"fault phase +{plan.get('at', 0)}" + (f" for {plan['duration']}" if plan.get("duration") else ""),
-            "applied": f"{offset_text(onset, origin)} ({utc_text(onset)})" if onset is not None else f"{MISSING} (never took effect)",
-            "removed": f"{offset_text(reverted, origin)} ({utc_text(reverted)})" if reverted is not None else f"{MISSING} (no revert recorded)",
+            "planned": f"fault phase +{plan.get('at', 0)}"
+            + (f" for {plan['duration']}" if plan.get("duration") else ""),
+            "applied": f"{offset_text(onset, origin)} ({utc_text(onset)})"
+            if onset is not None else f"{MISSING} (never took effect)",
+            "removed": f"{offset_text(reverted, origin)} ({utc_text(reverted)})"
+            if reverted is not None else f"{MISSING} (no revert recorded)",
         })
     return rows
 

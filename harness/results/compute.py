@@ -155,7 +155,8 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
         objectives=objective_spec(scenario),
         settings=measure_settings(scenario),
     )
-    cleanup = Cleanup.model_validate(facts.cleanup or {"ok": False, "toxics_left": None, "containers_not_running": None})
+    never_verified = {"ok": False, "toxics_left": None, "containers_not_running": None}
+    cleanup = Cleanup.model_validate(facts.cleanup or never_verified)
     decision = decide_verdict(
         objectives_met=m.objectives_met, abort_reason=facts.abort_reason, cleanup_verified=cleanup.ok is not False,
     )
@@ -196,7 +197,9 @@ def measured_parts(m: measure.Measurement) -> dict[str, Any]:
     }
 
 
-def _timeline(samples: pd.DataFrame, m: measure.Measurement, phases: measure.Phases, scenario: Scenario) -> pd.DataFrame:
+def _timeline(
+    samples: pd.DataFrame, m: measure.Measurement, phases: measure.Phases, scenario: Scenario
+) -> pd.DataFrame:
     """The report's per-bucket series, from the run start to the end of the last phase."""
     if not phases or samples.empty:
         return pd.DataFrame()

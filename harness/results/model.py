@@ -23,13 +23,13 @@ not apply. Models forbid unknown keys, except where the journal's own records pa
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from harness.verdict import Verdict
 
-SCHEMA = "drill.results/v1"
+SCHEMA: Final = "drill.results/v1"
 
 Seconds = float | None
 """Seconds from a fault's onset (rounded to microseconds); None when not measured."""

@@ -54,7 +54,8 @@ FILE_ROLES = {
     REPORT_FILE: "this report",
     f"{SAMPLES_DIR}/{LOCUST_SAMPLES_FILE}": "raw per-request samples from the Locust users",
     f"{SAMPLES_DIR}/{PROBE_SAMPLES_FILE}": "raw per-request samples from the fixed-rate probe stream",
-    f"{SAMPLES_DIR}/{CAPACITY_FILE}": "raw capacity samples: healthy GPU nodes per region, one row per poll of the pool",
+    f"{SAMPLES_DIR}/{CAPACITY_FILE}":
+        "raw capacity samples: healthy GPU nodes per region, one row per poll of the pool",
     SCENARIO_FILE: "the scenario as run",
 }
 """What each well-known file holds, so a reader of the report can trace a figure to raw data."""

@@ -113,7 +113,7 @@ def _damage(path: Path, exc: BaseException | None) -> str:
     for number, row in enumerate(rows, start=2):
         if not row or (number == len(lines) and not text.endswith("\n")):
             continue  # blank, or torn by a crash mid-write
-        values = dict(zip(header, row))
+        values = dict(zip(header, row, strict=False))
         for column, low, high in (("start", 0, MAX_EPOCH_S), ("end", 0, MAX_EPOCH_S), ("latency_ms", 0, MAX_LATENCY_MS),
                                   ("status", 0, 999), ("ok", 0, 1)):
             try:
@@ -153,7 +153,7 @@ def _read_lenient(path: Path) -> pd.DataFrame:
     frame = pd.DataFrame(index=raw.index[keep])
     for column in SAMPLE_COLUMNS:
         if column in numbers:
-            frame[column] = numbers[column][keep].fillna(0).astype(SAMPLE_DTYPES[column])
+            frame[column] = numbers[column][keep].fillna(0).astype(np.dtype(SAMPLE_DTYPES[column]))
         else:
             frame[column] = raw[column][keep].astype(object)
     return frame.reset_index(drop=True)
