@@ -10,7 +10,6 @@ from pathlib import Path
 
 from harness import journal, rundir
 from harness.load import samples as load_samples
-from harness.measure.clock import utc_iso
 from harness.measure.samples import SAMPLE_COLUMNS
 
 MEASURE = Path(__file__).parent.parent / "harness" / "measure"
@@ -55,8 +54,3 @@ def test_the_writers_copies_agree_with_measure_and_rundir() -> None:
     assert load_samples.LOCUST_FILE == rundir.LOCUST_SAMPLES_FILE
     assert load_samples.PROBE_FILE == rundir.PROBE_SAMPLES_FILE
     assert journal.JOURNAL_NAME == rundir.JOURNAL_FILE
-
-
-def test_measure_writes_instants_as_the_journal_does() -> None:
-    for ts in (0.0, 1_768_384_800.15, 1_700_000_000.000001):
-        assert utc_iso(ts) == journal.utc_iso(ts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -140,7 +142,7 @@ def test_failover_is_stamped_when_the_alternate_answer_arrives() -> None:
     starts = samples["start"].to_numpy()
     first = int(np.searchsorted(starts, T0))
     samples.loc[samples.index[first], ["end", "latency_ms"]] = [starts[first] + 1.27, 1270.0]
-    figures = measure(samples).faults[0].to_dict()
+    figures = asdict(measure(samples).faults[0])
     second_arrival = samples["end"].to_numpy()[first + 1] - T0
     assert figures["failover_s"] == pytest.approx(second_arrival, abs=1e-6)
     assert figures["failover_s"] < starts[first] + 1.27 - T0
@@ -153,5 +155,5 @@ def test_a_request_in_flight_at_the_onset_can_carry_the_failover() -> None:
     starts = samples["start"].to_numpy()
     in_flight = int(np.searchsorted(starts, T0)) - 1
     samples.loc[samples.index[in_flight], ["end", "latency_ms", "tier"]] = [T0 + 0.055, (T0 + 0.055 - starts[in_flight]) * 1000, "gpu"]
-    figures = measure(samples).faults[0].to_dict()
+    figures = asdict(measure(samples).faults[0])
     assert figures["failover_s"] == pytest.approx(0.055, abs=1e-6)

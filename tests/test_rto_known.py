@@ -5,6 +5,7 @@ RTO must be N within max(50 ms, 2 probe intervals)."""
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import httpx
@@ -80,7 +81,7 @@ def test_measured_rto_matches_known_outage(tmp_path: Path) -> None:
         measure.ObjectiveSpec(rto_s=10),
         measure.MeasureSettings(probe_rate_hz=PROBE_RATE_HZ),
     )
-    fault = m.faults[0].to_dict()
+    fault = asdict(m.faults[0])
     tolerance_s = max(0.05, 2 / PROBE_RATE_HZ)
     assert fault["impact"] == "recovered"
     assert fault["rto_s"] == pytest.approx(OUTAGE_S, abs=tolerance_s), fault

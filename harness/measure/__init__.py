@@ -16,7 +16,7 @@ requests), ``buckets`` (grid, sustained runs), ``phases``, ``recovery`` (per-fau
 from harness.measure.goodness import LatencyBound, good_mask, latency_bound, visible_at
 from harness.measure.model import FaultTiming, MeasureSettings, ObjectiveSpec, Phases
 from harness.measure.objectives import ObjectiveResult, all_met, evaluate_objectives
-from harness.measure.phases import PhaseStats, phase_stats
+from harness.measure.phases import ClosedLoop, PhaseStats, phase_stats
 from harness.measure.recovery import FaultMeasure, measure_fault, resolution_s
 from harness.measure.routing import primary_tier
 from harness.measure.run import METHOD_ID, Measurement, measure_run
@@ -27,6 +27,7 @@ __all__ = [
     "METHOD_ID",
     "SAMPLE_COLUMNS",
     "SAMPLE_DTYPES",
+    "ClosedLoop",
     "FaultMeasure",
     "FaultTiming",
     "MeasureSettings",

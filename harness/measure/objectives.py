@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from harness.measure.model import ObjectiveSpec
 from harness.measure.phases import PhaseStats
@@ -24,17 +23,6 @@ class ObjectiveResult:
     measured: float | int | str | None
     passed: bool
     note: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "name": self.name,
-            "target": self.target,
-            "measured": self.measured,
-            "passed": self.passed,
-        }
-        if self.note:
-            entry["note"] = self.note
-        return entry
 
 
 def evaluate_objectives(

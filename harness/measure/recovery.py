@@ -6,7 +6,6 @@ docs/method.md states the rule; the steps below follow it one by one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,6 @@ from harness.measure.buckets import (
     first_sustained_run,
     unhealthy_buckets,
 )
-from harness.measure.clock import utc_iso
 from harness.measure.goodness import constant_rate_rows
 from harness.measure.model import FaultTiming, MeasureSettings
 from harness.measure.routing import degraded_s, failback_s, failover_s
@@ -89,34 +87,6 @@ class FaultMeasure:
     service_restored_s: float | None = None
     last_impacted_answer_s: float | None = None
     rto_by_stream: dict[str, float | None] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``faults[]`` entry of results.json (DESIGN.md keys first, then additions)."""
-        fault = self.fault
-        return {
-            "name": fault.name,
-            "type": fault.type,
-            "targets": list(fault.targets),
-            "onset_at": utc_iso(fault.onset_at),
-            "onset_source": fault.onset_source,
-            "onset_uncertainty_s": fault.onset_uncertainty_s,
-            "reverted_at": None if fault.reverted_at is None else utc_iso(fault.reverted_at),
-            "time_to_detect_s": _round_s(self.time_to_detect_s),
-            "rto_s": _round_s(self.rto_s),
-            "failover_s": _round_s(self.failover_s),
-            "failback_s": _round_s(self.failback_s),
-            "degraded_s": _round_s(self.degraded_s),
-            "impact": self.impact,
-            "service_restored_s": _round_s(self.service_restored_s),
-            "last_impacted_answer_s": _round_s(self.last_impacted_answer_s),
-            "rto_by_stream": {k: _round_s(v) for k, v in self.rto_by_stream.items()},
-            "recovered_at": None if self.recovered_at is None else utc_iso(self.recovered_at),
-            "lost_requests": self.lost_requests,
-            "data_gaps_s": _round_s(self.data_gaps_s),
-            "resolution_s": _round_s(self.resolution_s),
-            "method": self.method,
-            "notes": dict(self.notes),
-        }
 
 
 def resolution_s(settings: MeasureSettings, onset_uncertainty_s: float) -> float:
@@ -462,8 +432,3 @@ def routing_notes(routing: Routing, primary: str | None, settings: MeasureSettin
 def lost_requests(samples: pd.DataFrame, window: AfterOnset) -> int:
     """Requests started after the onset that got no response at all (status 0)."""
     return int(np.count_nonzero(samples["status"].to_numpy()[window.rows] == 0))
-
-
-def _round_s(value: float | None) -> float | None:
-    # Microseconds: well below any resolution, and stable in JSON.
-    return None if value is None else round(value, 6)

@@ -173,7 +173,10 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
         operator=start.get("user"),
         host=start.get("host"),
         environment=facts.environment,
-        **measured_parts(m),
+        phases={name: PhaseResult.of(stats) for name, stats in m.phases.items()},
+        faults=[FaultResult.of(f) for f in m.faults],
+        objectives=[ObjectiveResult.of(o) for o in m.objectives],
+        measurement=MeasurementInfo.of(m),
         cleanup=cleanup,
     )
     _add_capacity(results, run_dir, samples, scenario, timings)
@@ -184,17 +187,6 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     if facts.stop:
         results.stop = stop_figures(facts.stop)
     return results, _timeline(samples, m, phases, scenario)
-
-
-def measured_parts(m: measure.Measurement) -> dict[str, Any]:
-    """``phases``, ``faults``, ``objectives`` and ``measurement`` of results.json as models: each
-    measure figure validated at the joint (keyword arguments for :class:`RunResults`)."""
-    return {
-        "phases": {name: PhaseResult.model_validate(stats.to_dict()) for name, stats in m.phases.items()},
-        "faults": [FaultResult.model_validate(f.to_dict()) for f in m.faults],
-        "objectives": [ObjectiveResult.model_validate(o.to_dict()) for o in m.objectives],
-        "measurement": MeasurementInfo.model_validate(m.to_dict()["measurement"]),
-    }
 
 
 def _timeline(
@@ -224,7 +216,7 @@ def _add_agreement(results: RunResults, run_dir: Path, phases: measure.Phases) -
         reverted = parse_utc(fault.reverted_at)
         later = [t for t in onsets[i + 1:] if reverted is not None and t >= reverted]
         until = later[0] if later else data_end
-        fault.agreement = Agreement.model_validate(agreement(
+        fault.agreement = Agreement.of(agreement(
             events, onsets[i], until, fault.failover_s, fault.failback_s,
             fault.resolution_s or 0.25, f"{STACK_EVENTS_FILE} (the stack's own routing log)",
         ))

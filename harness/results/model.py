@@ -27,12 +27,27 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
+from harness import measure
+from harness.journal import utc_iso
+from harness.measure.agreement import StackAgreement
+from harness.measure.recovery import CLOCKS
 from harness.verdict import Verdict
 
 SCHEMA: Final = "drill.results/v1"
 
 Seconds = float | None
 """Seconds from a fault's onset (rounded to microseconds); None when not measured."""
+
+LATENCY_STREAM = "probe (constant rate, open loop); Locust users are throughput only"
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    # Seconds to microseconds: well below any resolution, and stable in JSON.
+    return None if value is None else round(value, digits)
+
+
+def _instant(epoch_s: float | None) -> str | None:
+    return None if epoch_s is None else utc_iso(epoch_s)
 
 Target = float | int | str
 
@@ -57,6 +72,11 @@ class ClosedLoopStats(_Model):
     p95_ms: float | None
     note: str
 
+    @classmethod
+    def of(cls, closed: measure.ClosedLoop) -> ClosedLoopStats:
+        return cls(requests=closed.requests, rps=closed.rps, error_rate=closed.error_rate,
+                   p95_ms=closed.p95_ms, note=closed.note)
+
 
 class PhaseResult(_Model):
     start: str
@@ -67,10 +87,20 @@ class PhaseResult(_Model):
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
-    stream: Literal["probe", "all"]
+    stream: str  # probe | all
     stream_requests: int
     latency_samples: int
     closed_loop: ClosedLoopStats | None
+
+    @classmethod
+    def of(cls, stats: measure.PhaseStats) -> PhaseResult:
+        return cls(
+            start=utc_iso(stats.start), end=utc_iso(stats.end), requests=stats.requests,
+            rps=_round(stats.rps, 3), error_rate=_round(stats.error_rate, 6),
+            p50_ms=_round(stats.p50_ms, 3), p95_ms=_round(stats.p95_ms, 3), p99_ms=_round(stats.p99_ms, 3),
+            stream=stats.stream, stream_requests=stats.stream_requests, latency_samples=stats.latency_samples,
+            closed_loop=None if stats.closed_loop is None else ClosedLoopStats.of(stats.closed_loop),
+        )
 
 
 class Agreement(_Model):
@@ -83,6 +113,14 @@ class Agreement(_Model):
     failback_s: Seconds
     failback_delta_s: Seconds
     agrees: bool | None
+
+    @classmethod
+    def of(cls, found: StackAgreement) -> Agreement:
+        return cls(
+            source=found.source, resolution_s=found.resolution_s, failover_s=found.failover_s,
+            failover_delta_s=found.failover_delta_s, failback_s=found.failback_s,
+            failback_delta_s=found.failback_delta_s, agrees=found.agrees,
+        )
 
 
 class FaultCapacity(_Model):
@@ -114,7 +152,7 @@ class FaultResult(_Model):
     failover_s: Seconds
     failback_s: Seconds
     degraded_s: Seconds
-    impact: Literal["none", "recovered", "unrecovered", "not applied"]
+    impact: str  # none | recovered | unrecovered | not applied
     service_restored_s: Seconds = None
     last_impacted_answer_s: Seconds = None
     rto_by_stream: dict[str, Seconds] | None = None
@@ -133,6 +171,25 @@ class FaultResult(_Model):
     capacity_notes: dict[str, str] | None = None
     agreement: Agreement | None = None
 
+    @classmethod
+    def of(cls, figures: measure.FaultMeasure) -> FaultResult:
+        """A measured fault: every key up to ``notes`` (DESIGN.md's keys first, then additions)."""
+        fault = figures.fault
+        return cls(
+            name=fault.name, type=fault.type, targets=list(fault.targets),
+            onset_at=utc_iso(fault.onset_at), onset_source=fault.onset_source,
+            onset_uncertainty_s=fault.onset_uncertainty_s, reverted_at=_instant(fault.reverted_at),
+            time_to_detect_s=_round(figures.time_to_detect_s), rto_s=_round(figures.rto_s),
+            failover_s=_round(figures.failover_s), failback_s=_round(figures.failback_s),
+            degraded_s=_round(figures.degraded_s), impact=figures.impact,
+            service_restored_s=_round(figures.service_restored_s),
+            last_impacted_answer_s=_round(figures.last_impacted_answer_s),
+            rto_by_stream={name: _round(value) for name, value in figures.rto_by_stream.items()},
+            recovered_at=_instant(figures.recovered_at), lost_requests=figures.lost_requests,
+            data_gaps_s=_round(figures.data_gaps_s), resolution_s=_round(figures.resolution_s),
+            method=figures.method, notes=dict(figures.notes),
+        )
+
     def add_capacity(self, capacity: FaultCapacity) -> None:
         """Merge a capacity run's figures for this fault (only the keys the capacity measure set)."""
         for key in capacity.model_fields_set:
@@ -148,6 +205,13 @@ class ObjectiveResult(_Model):
     measured: float | int | str | None
     passed: bool
     note: str | None = None
+
+    @classmethod
+    def of(cls, result: measure.ObjectiveResult) -> ObjectiveResult:
+        made = cls(name=result.name, target=result.target, measured=result.measured, passed=result.passed)
+        if result.note:
+            made.note = result.note
+        return made
 
 
 class MeasurementInfo(_Model):
@@ -166,6 +230,17 @@ class MeasurementInfo(_Model):
     confidence: float
     clocks: dict[str, str]
     lost_requests: int | None
+
+    @classmethod
+    def of(cls, m: measure.Measurement) -> MeasurementInfo:
+        return cls(
+            samples=m.samples, probe_rate_hz=m.settings.probe_rate_hz, resolution_s=round(m.resolution_s, 6),
+            method=m.method, bucket_s=m.settings.bucket_s, recovery_window_s=m.settings.window_s,
+            primary_tier=m.primary_tier, baseline_p95_ms=_round(m.baseline_p95_ms, 3),
+            latency_bound_ms=_round(m.latency_bound_ms, 3), latency_bound_rule=m.latency_bound_rule,
+            latency_stream=LATENCY_STREAM, min_bad_requests=m.settings.min_bad_requests,
+            confidence=m.settings.confidence, clocks=dict(CLOCKS), lost_requests=m.lost_requests,
+        )
 
 
 class Cleanup(_Model):
