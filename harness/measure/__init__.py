@@ -4,7 +4,7 @@ to a stack and never reads or writes a file, and it imports only numpy, pandas a
 
     samples = harness.rundir.frames.read_samples(run_dir)
     m = measure_run(samples, phases, faults, ObjectiveSpec(rto_s=15), MeasureSettings(probe_rate_hz=20))
-    m.objectives_met  # harness/verdict.py decides the verdict; harness/results/ types the figures
+    m.objectives_met  # harness/verdict.py decides the verdict; harness/results/model.py formats m
 
 Modules: ``model`` (inputs), ``samples`` (the sample frame's columns), ``goodness`` (latency bound, good
 requests), ``buckets`` (grid, sustained runs), ``phases``, ``recovery`` (per-fault figures),

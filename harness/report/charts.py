@@ -10,7 +10,7 @@ Input is the per-bucket timeline DataFrame that measure builds:
                    measure's ``tier:<name>`` spelling is accepted too
 - ``bad_ratio``    optional: not-good share (failed or over the latency bound), drawn when present
 
-The capacity chart's input is the raw capacity frame (``harness.measure.capacity.load_capacity``:
+The capacity chart's input is the raw capacity frame (``harness.rundir.frames.read_capacity``:
 ``ts`` epoch seconds, ``ok``, ``regions`` JSON ``{region: healthy nodes}``) or, without it,
 results.json ``capacity.timeline.changes``.
 
@@ -326,7 +326,7 @@ def capacity_steps(results: dict[str, Any], samples: pd.DataFrame | None = None)
     """Healthy GPU nodes per region as a lossless step trace: index ``t_s`` (seconds from run
     start), one column per region, a row wherever a value changed plus the last row.
 
-    From ``samples`` (``load_capacity``'s frame: ``ts``, ``ok``, ``regions`` JSON) when given:
+    From ``samples`` (``read_capacity``'s frame: ``ts``, ``ok``, ``regions`` JSON) when given:
     a failed poll is a row of NaN (the pool endpoint did not answer, the count is unknown).
     Otherwise from results.json ``capacity.timeline.changes``, held to the end of the last phase.
     Empty when there is nothing to draw.
@@ -389,7 +389,7 @@ def capacity_svg(results: dict[str, Any], samples: pd.DataFrame | None = None) -
     """Healthy GPU nodes per region over time (stacked steps), the pool's total, the target line,
     phase shading, fault bands and each fault's capacity restoration instant.
 
-    ``samples`` is the raw capacity frame (``harness.measure.capacity.load_capacity``); without
+    ``samples`` is the raw capacity frame (``harness.rundir.frames.read_capacity``); without
     it the chart is drawn from results.json ``capacity.timeline``. Raises ``ValueError``, saying
     why, when there is nothing to draw (no successful sample, or no phase to place time zero).
     """

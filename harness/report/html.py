@@ -112,7 +112,7 @@ def render_report(
 ) -> str:
     """The report as an HTML string (what :func:`write_report` writes).
 
-    ``capacity_samples`` is the raw capacity frame (``load_capacity``); without it the capacity
+    ``capacity_samples`` is the raw capacity frame (``read_capacity``); without it the capacity
     chart comes from results.json ``capacity.timeline`` and ``capacity_source_note`` says why.
     ``story`` is :meth:`harness.report.story.Story.as_context`; without it the story is told from
     results alone (no impact counts, no runbook view, no journal).
