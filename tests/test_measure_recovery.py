@@ -25,7 +25,10 @@ def fault(uncertainty_s: float = 0.002) -> FaultTiming:
     return FaultTiming("provider-down", "endpoint_kill", T0, "docker-event:die", uncertainty_s, T0 + 10, ["hosted"])
 
 
-def measure(samples: pd.DataFrame, objectives: ObjectiveSpec = ObjectiveSpec(), **settings: float):
+NO_OBJECTIVES = ObjectiveSpec()
+
+
+def measure(samples: pd.DataFrame, objectives: ObjectiveSpec = NO_OBJECTIVES, **settings: float):
     phases = {"baseline": (RUN_START, T0), "fault": (T0, T0 + 10), "recovery": (T0 + 10, T0 + 40)}
     return measure_run(samples, phases, [fault()], objectives, MeasureSettings(RATE_HZ, **settings))
 

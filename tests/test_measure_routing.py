@@ -21,7 +21,10 @@ def stream(end_after_onset_s: float = 45.0) -> pd.DataFrame:
     return probe_stream(T0 + end_after_onset_s, RATE_HZ, phase_s=RUN_START + 0.021)
 
 
-def measure(samples: pd.DataFrame, objectives: ObjectiveSpec = ObjectiveSpec(), primary: str | None = None):
+NO_OBJECTIVES = ObjectiveSpec()
+
+
+def measure(samples: pd.DataFrame, objectives: ObjectiveSpec = NO_OBJECTIVES, primary: str | None = None):
     phases = {"baseline": (RUN_START, T0), "fault": (T0, T0 + 15), "recovery": (T0 + 15, T0 + 45)}
     faults = [FaultTiming("provider-down", "endpoint_kill", T0, "docker-event:die", 0.002, T0 + 15, ["hosted"])]
     return measure_run(samples, phases, faults, objectives, MeasureSettings(RATE_HZ, primary_tier=primary))
@@ -154,6 +157,7 @@ def test_a_request_in_flight_at_the_onset_can_carry_the_failover() -> None:
     samples = set_between(stream(), T0 + 1.0, T0 + 15, tier="gpu")
     starts = samples["start"].to_numpy()
     in_flight = int(np.searchsorted(starts, T0)) - 1
-    samples.loc[samples.index[in_flight], ["end", "latency_ms", "tier"]] = [T0 + 0.055, (T0 + 0.055 - starts[in_flight]) * 1000, "gpu"]
+    retried_latency_ms = (T0 + 0.055 - starts[in_flight]) * 1000
+    samples.loc[samples.index[in_flight], ["end", "latency_ms", "tier"]] = [T0 + 0.055, retried_latency_ms, "gpu"]
     figures = asdict(measure(samples).faults[0])
     assert figures["failover_s"] == pytest.approx(0.055, abs=1e-6)
