@@ -702,7 +702,8 @@ class Drill:
         results, timeline = compute_results(self.run_dir)
         self.journal.write("run.end", verdict=results.verdict.value)
         write_outputs(self.run_dir, results, timeline)
-        return RunResult(self.run_dir, results.verdict, results.verdict.exit_code, results.document(), self.abort_reason)
+        verdict = results.verdict
+        return RunResult(self.run_dir, verdict, verdict.exit_code, results.document(), self.abort_reason)
 
 
 def run_drill(
