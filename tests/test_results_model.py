@@ -68,3 +68,10 @@ def test_a_misspelt_key_is_refused() -> None:
     document["faults"][0]["rto"] = document["faults"][0].pop("rto_s")
     with pytest.raises(ValidationError, match="rto"):
         RunResults.from_document(document)
+
+
+def test_the_report_writes_the_models_schema() -> None:
+    from harness.report.results import SCHEMA as written
+    from harness.results.model import SCHEMA
+
+    assert written == SCHEMA
