@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from harness.measure import FaultTiming, MeasureSettings, ObjectiveSpec, PhaseStats, measure_run
 from harness.measure.testing import probe_stream, set_between
-from harness.results.model import FaultResult, MeasurementInfo, ObjectiveResult, PhaseResult, RunResults
+from harness.report.results import SCHEMA as WRITTEN_SCHEMA
+from harness.results.model import SCHEMA, FaultResult, MeasurementInfo, ObjectiveResult, PhaseResult, RunResults
 
 T0 = 3_000_020.0
 RUN_START = T0 - 20.0
@@ -71,7 +72,4 @@ def test_a_misspelt_key_is_refused() -> None:
 
 
 def test_the_report_writes_the_models_schema() -> None:
-    from harness.report.results import SCHEMA as written
-    from harness.results.model import SCHEMA
-
-    assert written == SCHEMA
+    assert WRITTEN_SCHEMA == SCHEMA
