@@ -13,7 +13,7 @@ be 3.0 s within the resolution (0.25 s), and the bench fails if it is not.
 Timed, each in a FRESH child process (so one size's heap does not inflate the next one's peak),
 with the child's peak RSS from ``getrusage(RUSAGE_SELF).ru_maxrss``:
 
-- read:    ``harness.measure.load_samples`` alone: the floor, just parsing the CSVs
+- read:    ``harness.rundir.frames.read_samples`` alone: the floor, just parsing the CSVs
 - analyse: what ``drill report`` does before rendering: ``compute_results`` (read + every figure
            of results.json and the bucket timeline) + ``write_results`` (results.json)
 
@@ -107,17 +107,17 @@ def make_run(target: Path, total: int) -> Path:
 
 def child(kind: str, run_dir: Path) -> None:
     """Run one timed step in this (fresh) process and print its figures as one JSON line."""
-    from harness.measure import load_samples
     from harness.report.results import write_results
     from harness.results import compute_results
+    from harness.rundir.frames import read_samples
 
     start = time.perf_counter()
     if kind == "read":
-        samples = load_samples(run_dir)
+        samples = read_samples(run_dir)
         rows = len(samples)
         extra: dict[str, object] = {}
     else:
-        results, _timeline = compute_results(run_dir)
+        results = compute_results(run_dir)[0].document()
         write_results(run_dir, results)
         rows = results["measurement"]["samples"]
         fault = results["faults"][0]

@@ -7,7 +7,7 @@ The run directory is the real latency run's journal and scenario (tests/data/lat
 closed-loop users making up the rest; the hosted tier slows by 2 s at the fault's onset and the
 gateway fails over to gpu 1.8 s later). Timed, each the median over ``--rounds``:
 
-- read:    ``harness.measure.load_samples`` alone (the floor: parsing the CSVs)
+- read:    ``harness.rundir.frames.read_samples`` alone (the floor: parsing the CSVs)
 - report:  what ``drill report RUN_DIR`` does: ``compute_results`` + ``write_outputs`` (results.json,
            junit.xml and report.html with its charts, story, impact counts and runbook view)
 - story:   the report's story alone (impact counts, runbook view, event timeline) on loaded samples
@@ -34,9 +34,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from harness.load.samples import COLUMNS  # noqa: E402
-from harness.measure import load_samples  # noqa: E402
 from harness.report.story import build_story  # noqa: E402
 from harness.results import compute_results, write_outputs  # noqa: E402
+from harness.rundir.frames import read_samples  # noqa: E402
 
 
 def make_run(target: Path, total: int) -> Path:
@@ -82,7 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="drill-bench-report-") as tmp:
         run_dir = make_run(Path(tmp) / "run", args.samples)
-        read_s = timed(lambda: load_samples(run_dir), args.rounds)
+        read_s = timed(lambda: read_samples(run_dir), args.rounds)
 
         def report() -> None:
             results, timeline = compute_results(run_dir)
@@ -90,7 +90,7 @@ def main() -> None:
 
         report_s = timed(report, args.rounds)
         results = json.loads((run_dir / "results.json").read_text())
-        samples = load_samples(run_dir)
+        samples = read_samples(run_dir)
         story_s = timed(lambda: build_story(results, run_dir, samples), args.rounds)
         size_mib = (run_dir / "report.html").stat().st_size / 2**20
         print(f"samples={len(samples):,} read={read_s:.2f}s report={report_s:.2f}s story={story_s:.2f}s "

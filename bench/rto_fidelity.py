@@ -45,6 +45,7 @@ from loopback import free_port  # noqa: E402
 
 from harness import measure  # noqa: E402
 from harness.load import LoadPlan, LoadRunner, RequestSpec  # noqa: E402
+from harness.rundir.frames import read_samples  # noqa: E402
 
 SLOW_MS = 750.0
 HEALTHY_GAP_S = 7.0
@@ -148,7 +149,7 @@ def run_series(kind: str, users: int, durations: list[float], repeats: int, rate
     finally:
         runner.stop()
         target.stop()
-    samples = measure.load_samples(run_dir)
+    samples = read_samples(run_dir)
     rows = []
     baseline = (start, start + BASELINE_S)
     for e in episodes:

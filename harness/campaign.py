@@ -31,8 +31,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED, DrillError, ScenarioError
+from harness.rundir import report_path
 from harness.scenario.loader import load_model, path_problem, read_yaml, show_path
 from harness.scenario.units import ScheduleDuration
+from harness.verdict import Verdict
 
 CAMPAIGN_SCHEMA = "drill.campaign/v1"
 SUMMARY_FILE = "campaign.json"
@@ -93,8 +95,8 @@ class CampaignResult:
         return max((r.exit_code for r in self.runs), key=lambda c: _SEVERITY.get(c, 2), default=EXIT_PASSED)
 
     @property
-    def verdict(self) -> str:
-        return {EXIT_PASSED: "passed", EXIT_FAILED: "failed", EXIT_BAD_INPUT: "bad_input"}.get(self.exit_code, "aborted")
+    def verdict(self) -> Verdict:
+        return Verdict.from_exit_code(self.exit_code)
 
     @property
     def summary_path(self) -> Path:
@@ -279,7 +281,7 @@ def render_index(result: CampaignResult) -> str:
 
     rows = []
     for r in result.runs:
-        report = Path(r.run_dir) / "report.html" if r.run_dir else None
+        report = report_path(Path(r.run_dir)) if r.run_dir else None
         rows.append({
             "scenario": Path(r.scenario).name,
             "verdict": r.verdict,

@@ -205,8 +205,8 @@ def report(run_dir: Path) -> None:
     except DrillError as exc:
         _fail(exc)
     write_outputs(run_dir, results, timeline)
-    _print_result(results, run_dir)
-    sys.exit({"passed": 0, "failed": 1}.get(results["verdict"], EXIT_ABORTED))
+    _print_result(results.document(), run_dir)
+    sys.exit(results.verdict.exit_code)
 
 
 @main.command()

@@ -29,9 +29,6 @@ from rich.markup import escape
 
 from harness import __version__
 from harness.errors import (
-    EXIT_ABORTED,
-    EXIT_FAILED,
-    EXIT_PASSED,
     AbortedError,
     DrillError,
     FaultError,
@@ -44,6 +41,7 @@ from harness.journal import JOURNAL_NAME, Journal
 from harness.load.stopwatch import StopTrip, StopWatch
 from harness.scenario import LoadedScenario, load_scenario
 from harness.scenario.model import FaultSpec, RequestSpec
+from harness.verdict import Verdict
 
 WATCHDOG_GRACE_S = 5.0
 TICK_S = 0.05
@@ -217,7 +215,7 @@ class Drill:
                     self.say(f"[red]aborted:[/red] {escape(self.abort_reason)}")
             self.journal.write("run.finished")
             if bad_input is not None and not self._any_fault_applied():
-                self.journal.write("run.end", verdict="bad_input")
+                self.journal.write("run.end", verdict=Verdict.BAD_INPUT.value)
                 self._unregister_when_clean()
                 raise bad_input
             self._unregister_when_clean()
@@ -702,11 +700,10 @@ class Drill:
 
         assert self.journal is not None
         results, timeline = compute_results(self.run_dir)
-        verdict = results["verdict"]
-        self.journal.write("run.end", verdict=verdict)
+        self.journal.write("run.end", verdict=results.verdict.value)
         write_outputs(self.run_dir, results, timeline)
-        code = {"passed": EXIT_PASSED, "failed": EXIT_FAILED}.get(verdict, EXIT_ABORTED)
-        return RunResult(self.run_dir, verdict, code, results, self.abort_reason)
+        verdict = results.verdict
+        return RunResult(self.run_dir, verdict, verdict.exit_code, results.document(), self.abort_reason)
 
 
 def run_drill(
@@ -815,7 +812,7 @@ def run_repeated(
         say(f"[bold]run {i}/{repeat}[/bold]")
         result = run_drill(loaded, out=series_dir / f"run-{i:02d}", runtime=runtime, say=say)
         results.append(result)
-        if result.verdict == "aborted":
+        if result.verdict == Verdict.ABORTED:
             say("[red]run aborted: the series stops here[/red]")
             break
     summary = summarize_repeats([r.results for r in results]) | {

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ScenarioError
+from harness.rundir import JOURNAL_FILE
 
-JOURNAL_NAME = "journal.jsonl"
+JOURNAL_NAME = JOURNAL_FILE  # the run-directory layout is harness/rundir's
 
 
 def utc_iso(ts: float) -> str:

@@ -21,7 +21,7 @@ from harness.results import compute_results  # noqa: E402
 
 def test_synthetic_run_has_the_known_outage_as_its_rto(tmp_path: Path) -> None:
     run_dir = analysis.make_run(tmp_path / "run", 20_000)
-    results, _ = compute_results(run_dir)
+    results = compute_results(run_dir)[0].document()
     fault = results["faults"][0]
     assert results["measurement"]["samples"] == 20_000
     assert fault["rto_s"] == pytest.approx(analysis.OUTAGE_S, abs=fault["resolution_s"])

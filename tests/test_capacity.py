@@ -11,8 +11,9 @@ from aiohttp import web
 from conftest import serve_in_thread
 
 from harness.load.capacity import CAPACITY_FILE, CapacitySampler
-from harness.measure.capacity import load_capacity, measure_capacity
+from harness.measure.capacity import measure_capacity
 from harness.measure.model import FaultTiming
+from harness.rundir.frames import read_capacity
 
 T0 = 1000.0
 
@@ -92,7 +93,7 @@ def test_the_lost_node_coming_back_is_said_in_notes() -> None:
     assert "not a replacement" in f["capacity_notes"]["replacement_region"]
 
 
-def test_sampler_polls_a_real_pool_endpoint_and_load_capacity_reads_it(tmp_path: Path) -> None:
+def test_sampler_polls_a_real_pool_endpoint_and_read_capacity_reads_it(tmp_path: Path) -> None:
     state = {"healthy": True}
 
     async def pool(_: web.Request) -> web.Response:
@@ -117,7 +118,7 @@ def test_sampler_polls_a_real_pool_endpoint_and_load_capacity_reads_it(tmp_path:
         sampler.stop()
         sampler.stop()
     assert not sampler.is_running
-    cap = load_capacity(tmp_path)
+    cap = read_capacity(tmp_path)
     assert cap is not None and (cap["ok"] == 1).all()
     assert set(cap["healthy"]) == {1, 2} and set(cap["target"]) == {2}
     assert cap["healthy_nodes"].iloc[0] == "gpu-a1@region-a;gpu-b1@region-b"
@@ -133,6 +134,6 @@ def test_sampler_records_failed_polls_and_is_bounded(tmp_path: Path) -> None:
     deadline = time.monotonic() + 10
     while sampler.is_running and time.monotonic() < deadline:
         time.sleep(0.02)
-    cap = load_capacity(tmp_path)
+    cap = read_capacity(tmp_path)
     assert len(cap) == 3 and (cap["ok"] == 0).all() and cap["error"].str.contains("Connect").all()
-    assert load_capacity(tmp_path / "nothing") is None
+    assert read_capacity(tmp_path / "nothing") is None

@@ -28,7 +28,7 @@ QUARTERS = ("2026-01-15T10:00:00Z", "2026-04-15T10:00:00Z", "2026-07-15T10:00:00
 
 @pytest.fixture(scope="module")
 def real_results() -> dict[str, Any]:
-    results, _ = compute_results(LATENCY_RUN)
+    results = compute_results(LATENCY_RUN)[0].document()
     return json.loads(json.dumps(results, default=str))
 
 

@@ -82,7 +82,7 @@ def test_rich_markup_in_names_and_folders_is_printed_as_text(tmp_path: Path) -> 
 
 
 def test_the_synthetic_run_reports(tmp_path: Path) -> None:
-    results, _ = compute_results(synthetic_run(tmp_path / "run"))
+    results = compute_results(synthetic_run(tmp_path / "run"))[0].document()
     assert results["faults"][0]["rto_s"] == pytest.approx(3.99, abs=0.06)
 
 

@@ -26,8 +26,10 @@ def test_nothing_measured() -> None:
 
 def test_summary_keys_per_fault_and_phase() -> None:
     runs = [
-        {"run_id": "a", "verdict": "passed", "faults": [{"name": "f", "rto_s": 1.0}], "phases": {"fault": {"p95_ms": 10.0}}},
-        {"run_id": "b", "verdict": "failed", "faults": [{"name": "f", "rto_s": 3.0}], "phases": {"fault": {"p95_ms": 30.0}}},
+        {"run_id": "a", "verdict": "passed", "faults": [{"name": "f", "rto_s": 1.0}],
+         "phases": {"fault": {"p95_ms": 10.0}}},
+        {"run_id": "b", "verdict": "failed", "faults": [{"name": "f", "rto_s": 3.0}],
+         "phases": {"fault": {"p95_ms": 30.0}}},
     ]
     s = summarize_repeats(runs)
     assert s["verdicts"] == {"passed": 1, "failed": 1, "aborted": 0}

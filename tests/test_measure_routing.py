@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,7 +21,10 @@ def stream(end_after_onset_s: float = 45.0) -> pd.DataFrame:
     return probe_stream(T0 + end_after_onset_s, RATE_HZ, phase_s=RUN_START + 0.021)
 
 
-def measure(samples: pd.DataFrame, objectives: ObjectiveSpec = ObjectiveSpec(), primary: str | None = None):
+NO_OBJECTIVES = ObjectiveSpec()
+
+
+def measure(samples: pd.DataFrame, objectives: ObjectiveSpec = NO_OBJECTIVES, primary: str | None = None):
     phases = {"baseline": (RUN_START, T0), "fault": (T0, T0 + 15), "recovery": (T0 + 15, T0 + 45)}
     faults = [FaultTiming("provider-down", "endpoint_kill", T0, "docker-event:die", 0.002, T0 + 15, ["hosted"])]
     return measure_run(samples, phases, faults, objectives, MeasureSettings(RATE_HZ, primary_tier=primary))
@@ -140,7 +145,7 @@ def test_failover_is_stamped_when_the_alternate_answer_arrives() -> None:
     starts = samples["start"].to_numpy()
     first = int(np.searchsorted(starts, T0))
     samples.loc[samples.index[first], ["end", "latency_ms"]] = [starts[first] + 1.27, 1270.0]
-    figures = measure(samples).faults[0].to_dict()
+    figures = asdict(measure(samples).faults[0])
     second_arrival = samples["end"].to_numpy()[first + 1] - T0
     assert figures["failover_s"] == pytest.approx(second_arrival, abs=1e-6)
     assert figures["failover_s"] < starts[first] + 1.27 - T0
@@ -152,6 +157,7 @@ def test_a_request_in_flight_at_the_onset_can_carry_the_failover() -> None:
     samples = set_between(stream(), T0 + 1.0, T0 + 15, tier="gpu")
     starts = samples["start"].to_numpy()
     in_flight = int(np.searchsorted(starts, T0)) - 1
-    samples.loc[samples.index[in_flight], ["end", "latency_ms", "tier"]] = [T0 + 0.055, (T0 + 0.055 - starts[in_flight]) * 1000, "gpu"]
-    figures = measure(samples).faults[0].to_dict()
+    retried_latency_ms = (T0 + 0.055 - starts[in_flight]) * 1000
+    samples.loc[samples.index[in_flight], ["end", "latency_ms", "tier"]] = [T0 + 0.055, retried_latency_ms, "gpu"]
+    figures = asdict(measure(samples).faults[0])
     assert figures["failover_s"] == pytest.approx(0.055, abs=1e-6)

@@ -24,7 +24,8 @@ CSP = re.compile(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">
 def hostile_run(tmp_path: Path, latency_run: Callable[..., Path]) -> Path:
     (tmp_path / "reports" / "latency").mkdir(parents=True)
     run_dir = latency_run(tmp_path / "reports" / "latency", "hostile")
-    results, timeline = compute_results(run_dir)
+    computed, timeline = compute_results(run_dir)
+    results = computed.document()
     results["scenario"]["name"] = f"latency {SCRIPT}"
     results["scenario"]["description"] = f"The provider {ONERROR} slows down."
     results["faults"][0]["name"] = f"slow{ONERROR}"

@@ -224,7 +224,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     shutil.copytree(REPO / "tests" / "data" / "latency-run", run_dir)
     results, timeline = compute_results(run_dir)
     write_outputs(run_dir, results, timeline)
-    results = json.loads(json.dumps(results, default=str))
+    results = json.loads(json.dumps(results.document()))
     for quarter, started, factor in (("q1", "2026-02-10T10:00:00Z", 0.9), ("q2", "2026-05-12T10:00:00Z", 1.0),
                                      ("q3", "2026-08-11T10:00:00Z", 1.5)):
         r = copy.deepcopy(results)

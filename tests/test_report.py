@@ -25,7 +25,6 @@ import pandas as pd
 import pytest
 
 from harness.errors import ScenarioError
-from harness.measure.capacity import load_capacity
 from harness.report import read_results, write_junit, write_report, write_results
 from harness.report.charts import (
     capacity_marks,
@@ -38,6 +37,7 @@ from harness.report.charts import (
 )
 from harness.report.formatting import parse_utc, quantity
 from harness.report.results import SCHEMA
+from harness.rundir.frames import read_capacity
 
 EXAMPLE = Path(__file__).parent / "data" / "results-example.json"
 CAPACITY_EXAMPLE = Path(__file__).parent / "data" / "capacity-example"
@@ -535,7 +535,7 @@ def test_capacity_chart_falls_back_to_results_timeline(tmp_path: Path) -> None:
 
 def test_capacity_steps_from_samples_and_from_results_agree() -> None:
     results = json.loads((CAPACITY_EXAMPLE / "results.json").read_text(encoding="utf-8"))
-    from_csv = capacity_steps(results, load_capacity(CAPACITY_EXAMPLE))
+    from_csv = capacity_steps(results, read_capacity(CAPACITY_EXAMPLE))
     from_results = capacity_steps(results, None)
     assert list(from_csv.columns) == list(from_results.columns) == ["region-a", "region-b"]
     for t_s, expected in ((10.0, [2.0, 0.0]), (30.0, [1.0, 0.0]), (50.0, [1.0, 1.0]), (100.0, [1.0, 1.0])):
@@ -564,7 +564,7 @@ def test_capacity_pool_never_answered_says_why(tmp_path: Path) -> None:
     results["capacity"]["timeline"] = {"changes": [], "min_healthy": None, "max_healthy": None,
                                        "first_healthy": None, "last_healthy": None, "regions": []}
     with pytest.raises(ValueError, match="no successful capacity sample"):
-        capacity_svg(results, load_capacity(run_dir))
+        capacity_svg(results, read_capacity(run_dir))
     page = write_report(run_dir, results, None).read_text(encoding="utf-8")
     assert "<h2>Capacity</h2>" in page and "<svg" not in page
     assert "no successful capacity sample: the pool endpoint never answered" in page

@@ -77,8 +77,8 @@ def test_stop_figures_are_consistent() -> None:
     stop = stop_figures({"condition": "error rate ≥ 5.0 % for 1 s", "error_rate_threshold": 0.05, "for_s": 1.0,
                          "measured": 0.6, "bad_requests": 12, "requests": 20, "held_at": 1000.25,
                          "detected_at": 1000.4, "first_revert_at": 1000.5})
-    assert stop["reaction_s"] == pytest.approx(0.25)
-    assert parse_utc(stop["first_revert_at"]) - parse_utc(stop["held_at"]) == pytest.approx(0.25, abs=1e-5)
+    assert stop.reaction_s == pytest.approx(0.25)
+    assert parse_utc(stop.first_revert_at) - parse_utc(stop.held_at) == pytest.approx(0.25, abs=1e-5)
 
 
 def test_report_marks_the_moment_and_says_the_reaction() -> None:
@@ -88,7 +88,7 @@ def test_report_marks_the_moment_and_says_the_reaction() -> None:
     results["verdict"] = "aborted"
     results["abort_reason"] = "stop condition met: error rate 60.0 % ≥ 5.0 % over the last 1 s"
     results["stop"] = stop_figures({"condition": "error rate ≥ 5.0 % for 1 s", "held_at": origin + 12.0,
-                                    "detected_at": origin + 12.2, "first_revert_at": origin + 12.3})
+                                    "detected_at": origin + 12.2, "first_revert_at": origin + 12.3}).model_dump()
     assert stop_mark_s(results) == pytest.approx(12.0, abs=1e-5)
     timeline = example_timeline(results)
     assert "stop condition held" in timeline_svg(results, timeline)

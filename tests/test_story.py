@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.measure import load_samples
 from harness.report.story import (
     DEFAULT_RUNBOOK,
     build_story,
@@ -24,11 +23,14 @@ from harness.report.story import (
     stack_events,
     summary_sentences,
 )
+from harness.rundir.frames import read_samples
 
 ONSET = 1_000_010.0  # epoch seconds; the run starts at 1_000_000
 
 
-def synthetic(bad_from_s: float = 10.0, bad_until_s: float = 15.0, rate_hz: float = 20.0) -> tuple[dict[str, Any], pd.DataFrame]:
+def synthetic(
+    bad_from_s: float = 10.0, bad_until_s: float = 15.0, rate_hz: float = 20.0
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """A 30 s probe stream at 20 Hz, every request failing between the two offsets."""
     start = 1_000_000.0 + np.arange(0, 30, 1 / rate_hz)
     failing = (start >= 1_000_000 + bad_from_s) & (start < 1_000_000 + bad_until_s)
@@ -77,7 +79,7 @@ def test_no_impact_means_the_trigger_never_fires() -> None:
 def test_impact_counts_match_the_samples(latency_run: Callable[..., Path]) -> None:
     run_dir = latency_run()
     results = json.loads((run_dir / "results.json").read_text())
-    samples = load_samples(run_dir)
+    samples = read_samples(run_dir)
     impact = impact_counts(results, samples)
     onset = pd.Timestamp(results["faults"][0]["onset_at"]).timestamp()
     after = samples[samples["end"] >= onset]
@@ -92,7 +94,7 @@ def test_impact_counts_match_the_samples(latency_run: Callable[..., Path]) -> No
 def test_summary_says_what_broke_when_and_against_which_target(latency_run: Callable[..., Path]) -> None:
     run_dir = latency_run()
     results = json.loads((run_dir / "results.json").read_text())
-    story = build_story(results, run_dir, load_samples(run_dir))
+    story = build_story(results, run_dir, read_samples(run_dir))
     text = " ".join(story.summary)
     assert "The hosted-model link was slowed by 2.00 s at +10.0 s" in text
     # drill.rto/v2 on this run: failover at the arrival of the first gpu answer; the RTO is when
@@ -111,7 +113,8 @@ def test_summary_says_what_broke_when_and_against_which_target(latency_run: Call
 def test_stack_events_join_the_timeline(tmp_path: Path) -> None:
     results, _ = synthetic()
     results["faults"][0]["agreement"] = {"source": "gateway /admin/events", "failover_s": 1.5, "delta_s": 0.1}
-    (tmp_path / "stack-events.jsonl").write_text(json.dumps({"ts": ONSET + 0.7, "event": "breaker_open", "tier": "hosted"}) + "\n")
+    event = {"ts": ONSET + 0.7, "event": "breaker_open", "tier": "hosted"}
+    (tmp_path / "stack-events.jsonl").write_text(json.dumps(event) + "\n")
     events = event_timeline(results, [], stack_events(tmp_path, results, []))
     stack = [(e.at - ONSET, e.text) for e in events if e.source == "stack"]
     assert stack[0] == (pytest.approx(0.7), "breaker_open hosted")

@@ -33,6 +33,9 @@ COLUMNS = [
     "error",
 ]
 
+# The run-directory layout is harness/rundir's; these copies exist because the locustfile loads
+# this module by path in Locust's child process, where it must import nothing from harness.
+# tests/test_measure_imports.py keeps them (and COLUMNS) equal to rundir's and measure's.
 SAMPLES_DIR = "samples"
 LOCUST_FILE = "locust.csv"
 PROBE_FILE = "probe.csv"

@@ -1,11 +1,12 @@
-"""measure: samples in, figures out — phases, RTO, failover, objectives. Pure; never talks
-to a stack and never writes files (``load_samples`` only reads). docs/method.md is the method.
+"""measure: samples in, figures out — phases, RTO, failover, objectives. Pure: it never talks
+to a stack and never reads or writes a file, and it imports only numpy, pandas and itself
+(tests/test_measure_imports.py). docs/method.md is the method.
 
-    samples = load_samples(run_dir)
+    samples = harness.rundir.frames.read_samples(run_dir)
     m = measure_run(samples, phases, faults, ObjectiveSpec(rto_s=15), MeasureSettings(probe_rate_hz=20))
-    results.update(m.to_dict()); results["verdict"] = m.verdict
+    m.objectives_met  # harness/verdict.py decides the verdict; harness/results/model.py formats m
 
-Modules: ``model`` (inputs), ``loading`` (sample files), ``goodness`` (latency bound, good
+Modules: ``model`` (inputs), ``samples`` (the sample frame's columns), ``goodness`` (latency bound, good
 requests), ``buckets`` (grid, sustained runs), ``phases``, ``recovery`` (per-fault figures),
 ``routing`` (tiers), ``objectives``, ``agreement`` (the stack's own failover instants),
 ``timeline`` (chart series), ``capacity``,
@@ -13,18 +14,20 @@ requests), ``buckets`` (grid, sustained runs), ``phases``, ``recovery`` (per-fau
 """
 
 from harness.measure.goodness import LatencyBound, good_mask, latency_bound, visible_at
-from harness.measure.loading import SAMPLE_DTYPES, empty_samples, load_samples, sort_samples
 from harness.measure.model import FaultTiming, MeasureSettings, ObjectiveSpec, Phases
-from harness.measure.objectives import ObjectiveResult, evaluate_objectives, verdict
-from harness.measure.phases import PhaseStats, phase_stats
+from harness.measure.objectives import ObjectiveResult, all_met, evaluate_objectives
+from harness.measure.phases import ClosedLoop, PhaseStats, phase_stats
 from harness.measure.recovery import FaultMeasure, measure_fault, resolution_s
 from harness.measure.routing import primary_tier
 from harness.measure.run import METHOD_ID, Measurement, measure_run
+from harness.measure.samples import SAMPLE_COLUMNS, SAMPLE_DTYPES, empty_samples, sort_samples
 from harness.measure.timeline import timeline
 
 __all__ = [
     "METHOD_ID",
+    "SAMPLE_COLUMNS",
     "SAMPLE_DTYPES",
+    "ClosedLoop",
     "FaultMeasure",
     "FaultTiming",
     "MeasureSettings",
@@ -33,13 +36,13 @@ __all__ = [
     "ObjectiveSpec",
     "PhaseStats",
     "Phases",
+    "all_met",
     "empty_samples",
     "evaluate_objectives",
     "good_mask",
     "LatencyBound",
     "latency_bound",
     "visible_at",
-    "load_samples",
     "measure_fault",
     "measure_run",
     "phase_stats",
@@ -47,5 +50,4 @@ __all__ = [
     "resolution_s",
     "sort_samples",
     "timeline",
-    "verdict",
 ]

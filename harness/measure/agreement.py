@@ -3,10 +3,26 @@ reference gateway's ``/admin/events``) beside the harness's, and the difference.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 FAILOVER_EVENT = "failover"
 FAILBACK_EVENT = "failback"
+
+
+@dataclass(frozen=True)
+class StackAgreement:
+    """The stack's own failover / failback (seconds from the onset, None when its log has none),
+    ``*_delta_s`` = harness - stack, and whether every delta is within the resolution (None when
+    there is nothing to compare)."""
+
+    source: str
+    resolution_s: float
+    failover_s: float | None
+    failover_delta_s: float | None
+    failback_s: float | None
+    failback_delta_s: float | None
+    agrees: bool | None
 
 
 def agreement(
@@ -17,10 +33,11 @@ def agreement(
     failback_s: float | None,
     resolution_s: float,
     source: str,
-) -> dict[str, Any]:
+) -> StackAgreement:
     """The first ``failover`` event at or after the onset less the resolution (and before
-    ``until_s``, the next fault's onset or the end of the data) and the first ``failback`` after it, each as seconds
-    from the onset, with ``delta_s`` = harness - stack and whether |delta| is within resolution.
+    ``until_s``, the next fault's onset or the end of the data) and the first ``failback`` after
+    it, each as seconds from the onset, with ``delta_s`` = harness - stack and whether |delta| is
+    within resolution.
     """
     # The stack can see a fault a little before its onset source does (a killed process resets its
     # connections before Docker emits the `die` event): look back by the resolution.
@@ -32,11 +49,23 @@ def agreement(
             (e["ts"] - onset_s for e in window if e["event"] == FAILBACK_EVENT and e["ts"] - onset_s > stack_failover),
             None,
         )
-    out: dict[str, Any] = {"source": source, "resolution_s": round(resolution_s, 6)}
-    for name, stack, harness in (("failover", stack_failover, failover_s), ("failback", stack_failback, failback_s)):
-        out[f"{name}_s"] = None if stack is None else round(stack, 6)
-        delta = None if stack is None or harness is None else harness - stack
-        out[f"{name}_delta_s"] = None if delta is None else round(delta, 6)
-    deltas = [abs(out[k]) for k in ("failover_delta_s", "failback_delta_s") if out[k] is not None]
-    out["agrees"] = None if not deltas else max(deltas) <= resolution_s
-    return out
+    failover_delta = _delta(failover_s, stack_failover)
+    failback_delta = _delta(failback_s, stack_failback)
+    deltas = [abs(d) for d in (failover_delta, failback_delta) if d is not None]
+    return StackAgreement(
+        source=source,
+        resolution_s=round(resolution_s, 6),
+        failover_s=_round(stack_failover),
+        failover_delta_s=failover_delta,
+        failback_s=_round(stack_failback),
+        failback_delta_s=failback_delta,
+        agrees=None if not deltas else max(deltas) <= resolution_s,
+    )
+
+
+def _delta(harness_s: float | None, stack_s: float | None) -> float | None:
+    return None if harness_s is None or stack_s is None else round(harness_s - stack_s, 6)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)

@@ -1,7 +1,8 @@
 """Capacity: how long until the serving pool is back at its target size, and from where.
 
 Input is the capacity timeline the sampler wrote (``RUN_DIR/samples/capacity.csv``, see
-harness/load/capacity.py): healthy GPU nodes over time, per region and by name. Pure: pandas only.
+harness/load/capacity.py; read by :func:`harness.rundir.frames.read_capacity`): healthy GPU
+nodes over time, per region and by name. Pure: pandas only.
 
 Per fault (docs/method.md, "Capacity"):
 
@@ -21,16 +22,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from harness.errors import ScenarioError
 from harness.measure.model import FaultTiming
 
-CAPACITY_FILE = "capacity.csv"
-SAMPLES_DIR = "samples"
 DEFAULT_SUSTAIN_S = 5.0
 
 
@@ -59,40 +57,6 @@ class CapacityMeasure:
             "timeline": self.timeline,
             "per_fault": self.per_fault,
         }
-
-
-def load_capacity(run_dir: Path) -> pd.DataFrame | None:
-    """The capacity timeline of a run, sorted by ``ts``; None when the run sampled none."""
-    path = Path(run_dir) / SAMPLES_DIR / CAPACITY_FILE
-    if not path.exists():
-        return None
-    try:
-        frame = pd.read_csv(path, dtype={"regions": "string", "healthy_nodes": "string", "error": "string"},
-                            keep_default_na=False, na_values={"healthy": [""], "pool_size": [""], "target": [""]})
-    except (OSError, UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:
-        raise ScenarioError(f"{_damaged_at(path, exc)} cannot be read as the capacity timeline "
-                            f"({type(exc).__name__}); it is written by drill: restore the run directory") from None
-    missing = [c for c in ("ts", "ok", "healthy", "pool_size", "target") if c not in frame.columns]
-    if missing:
-        raise ScenarioError(f"{path}:1 capacity timeline without column(s) {', '.join(missing)}; it is written "
-                            "by drill: restore the run directory")
-    for column in ("ts", "ok", "healthy", "pool_size", "target"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    return frame.sort_values("ts", kind="stable").reset_index(drop=True)
-
-
-def _damaged_at(path: Path, exc: BaseException) -> str:
-    """``FILE:LINE`` of the first byte that is not UTF-8, else ``FILE:``."""
-    if isinstance(exc, UnicodeDecodeError):
-        try:
-            raw = path.read_bytes()
-            raw.decode("utf-8")
-        except UnicodeDecodeError as bad:
-            line = raw[: bad.start].count(b"\n") + 1
-            return f"{path}:{line}"
-        except OSError:
-            pass
-    return f"{path}:"
 
 
 def _nodes(row: pd.Series) -> dict[str, str]:
@@ -186,28 +150,31 @@ def _fault_capacity(
     if len(after) == 0:
         notes["capacity_restored_s"] = "no capacity sample after the onset"
         return out
-    first = ok.index.get_loc(after[0])
+    first = int(np.flatnonzero((ok["ts"] >= t0).to_numpy())[0])
     below = [k for k in range(first, len(ok)) if ok["healthy"].iloc[k] < target]
     if not below:
         out["capacity_restored_s"] = 0.0
         out["degraded_requests"] = 0
-        notes["capacity_restored_s"] = f"no capacity loss observed: the pool stayed at its target of {target} healthy nodes"
+        notes["capacity_restored_s"] = (
+            f"no capacity loss observed: the pool stayed at its target of {target} healthy nodes"
+        )
         return out
     lost = below[0]
     out["capacity_lost_at_s"] = round(float(ok["ts"].iloc[lost]) - t0, 3)
     restored = _restored_index(ok, lost, target, sustain_s)
     stop = restored if restored is not None else len(ok)
     window = ok.iloc[lost:stop]
-    low = window.index[window["healthy"].to_numpy().argmin()]
+    low = window.index[int(window["healthy"].to_numpy().argmin())]
     out["capacity_min_healthy"] = int(ok.loc[low, "healthy"])
     restored_at = float(ok["ts"].iloc[restored]) if restored is not None else None
-    if restored_at is None:
+    if restored is None:
         last = int(ok["healthy"].iloc[-1])
         notes["capacity_restored_s"] = (
             f"pool not back at its target of {target} healthy nodes for {sustain_s:g}s before the "
             f"timeline ended (last seen: {last})"
         )
     else:
+        restored_at = float(ok["ts"].iloc[restored])
         out["capacity_restored_s"] = round(restored_at - t0, 3)
         before = _nodes(ok.loc[low])
         now = _nodes(ok.iloc[restored])
@@ -267,4 +234,4 @@ def measure_capacity(
     return measure
 
 
-__all__ = ["CAPACITY_FILE", "CapacityMeasure", "capacity_timeline", "load_capacity", "measure_capacity"]
+__all__ = ["CapacityMeasure", "capacity_timeline", "measure_capacity"]

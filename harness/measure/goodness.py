@@ -42,7 +42,9 @@ def latency_bound(settings: MeasureSettings, baseline_p95_ms: float | None) -> L
         return LatencyBound(floor, f"default floor {floor:g} ms (baseline p95 unknown)")
     relative = DEFAULT_GOOD_LATENCY_FACTOR * baseline_p95_ms
     if relative >= floor:
-        return LatencyBound(relative, f"default {DEFAULT_GOOD_LATENCY_FACTOR:g}x baseline p95 ({baseline_p95_ms:.1f} ms)")
+        return LatencyBound(
+            relative, f"default {DEFAULT_GOOD_LATENCY_FACTOR:g}x baseline p95 ({baseline_p95_ms:.1f} ms)"
+        )
     return LatencyBound(
         floor,
         f"default max({DEFAULT_GOOD_LATENCY_FACTOR:g}x baseline p95 = {relative:.1f} ms, floor {floor:g} ms)",
@@ -51,7 +53,7 @@ def latency_bound(settings: MeasureSettings, baseline_p95_ms: float | None) -> L
 
 def good_mask(samples: pd.DataFrame, bound_ms: float | None) -> np.ndarray:
     """Boolean array aligned with ``samples``: ok == 1 and (no bound or latency_ms <= bound)."""
-    good = samples["ok"].to_numpy() == 1
+    good = np.asarray(samples["ok"].to_numpy() == 1, dtype=bool)
     if bound_ms is not None:
         good &= samples["latency_ms"].to_numpy() <= bound_ms
     return good
@@ -67,7 +69,7 @@ def visible_at(samples: pd.DataFrame, bound_ms: float | None) -> np.ndarray:
     ends = samples["end"].to_numpy()
     if bound_ms is None:
         return ends
-    return np.minimum(ends, samples["start"].to_numpy() + bound_ms / 1000.0)
+    return np.asarray(np.minimum(ends, samples["start"].to_numpy() + bound_ms / 1000.0), dtype=float)
 
 
 def describe_good(bound: LatencyBound) -> str:
@@ -83,4 +85,4 @@ CONSTANT_RATE_SOURCE = "probe"
 def constant_rate_rows(samples: pd.DataFrame) -> np.ndarray:
     """Rows of the constant-rate (open-loop) probe stream: the only stream whose requests are
     spread evenly over time whatever the stack does, so latency statistics come from it."""
-    return samples["source"].to_numpy() == CONSTANT_RATE_SOURCE
+    return np.asarray(samples["source"].to_numpy() == CONSTANT_RATE_SOURCE, dtype=bool)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from harness.measure.model import ObjectiveSpec
 from harness.measure.phases import PhaseStats
@@ -24,17 +23,6 @@ class ObjectiveResult:
     measured: float | int | str | None
     passed: bool
     note: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "name": self.name,
-            "target": self.target,
-            "measured": self.measured,
-            "passed": self.passed,
-        }
-        if self.note:
-            entry["note"] = self.note
-        return entry
 
 
 def evaluate_objectives(
@@ -75,9 +63,10 @@ def evaluate_objectives(
     return results
 
 
-def verdict(results: list[ObjectiveResult]) -> str:
-    """``passed`` when every objective passed (or none was set), else ``failed``."""
-    return "passed" if all(r.passed for r in results) else "failed"
+def all_met(results: list[ObjectiveResult]) -> bool:
+    """True when every objective passed (or none was set). The verdict is decided from this, the
+    abort and the cleanup in one place: harness/verdict.py."""
+    return all(r.passed for r in results)
 
 
 def _at_most(name: str, target: float | int, measured: float | int | None, why_missing: str) -> ObjectiveResult:
@@ -93,7 +82,9 @@ def _rto(target_s: float, faults: list[FaultMeasure]) -> ObjectiveResult:
         return ObjectiveResult("rto_s", target_s, None, False, "no fault was applied")
     unrecovered = [f.fault.name for f in faults if f.impact == IMPACT_UNRECOVERED or f.rto_s is None]
     if unrecovered:
-        reasons = [f"{f.fault.name}: {f.notes.get('rto_s', 'not recovered')}" for f in faults if f.fault.name in unrecovered]
+        reasons = [
+            f"{f.fault.name}: {f.notes.get('rto_s', 'not recovered')}" for f in faults if f.fault.name in unrecovered
+        ]
         return ObjectiveResult("rto_s", target_s, None, False, "not recovered: " + "; ".join(reasons))
     worst = max(faults, key=lambda f: f.rto_s or 0.0)
     measured = round(worst.rto_s or 0.0, 6)
@@ -122,7 +113,8 @@ def _p95(spec: ObjectiveSpec, window: PhaseStats | None, baseline_p95_ms: float 
         bound_ms = float(spec.p95_ms or 0.0)
         target = bound_ms
     if spec.p95_during != "fault":
-        target = f"{target} ms during {spec.p95_during}" if isinstance(target, float) else f"{target} during {spec.p95_during}"
+        unit = " ms" if isinstance(target, float) else ""
+        target = f"{target}{unit} during {spec.p95_during}"
     if bound_ms is None:
         measured_p95 = None if window is None or window.p95_ms is None else round(window.p95_ms, 3)
         return ObjectiveResult(

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from harness.journal import utc_iso
 from harness.measure.goodness import constant_rate_rows
 from harness.measure.model import Phases
 
 PERCENTILES = (50.0, 95.0, 99.0)
+
+
+@dataclass(frozen=True)
+class ClosedLoop:
+    """The Locust users' own figures in a window: throughput only, never used for a verdict."""
+
+    requests: int
+    rps: float | None
+    error_rate: float | None
+    p95_ms: float | None
+    note: str = "Locust users (closed loop): throughput only, not used for verdicts"
 
 
 @dataclass(frozen=True)
@@ -42,23 +51,7 @@ class PhaseStats:
     stream: str = "probe"
     stream_requests: int = 0
     latency_samples: int = 0
-    closed_loop: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "start": utc_iso(self.start),
-            "end": utc_iso(self.end),
-            "requests": self.requests,
-            "rps": _round(self.rps, 3),
-            "error_rate": _round(self.error_rate, 6),
-            "p50_ms": _round(self.p50_ms, 3),
-            "p95_ms": _round(self.p95_ms, 3),
-            "p99_ms": _round(self.p99_ms, 3),
-            "stream": self.stream,
-            "stream_requests": self.stream_requests,
-            "latency_samples": self.latency_samples,
-            "closed_loop": self.closed_loop,
-        }
+    closed_loop: ClosedLoop | None = None
 
 
 def phase_slice(starts_s: np.ndarray, start: float, end: float) -> slice:
@@ -81,6 +74,9 @@ def stats_for(samples: pd.DataFrame, name: str, start: float, end: float) -> Pha
     chosen_ok = ok[chosen] == 1
     stream_n = int(chosen.sum())
     successes = latency_ms[chosen][chosen_ok]
+    p50: float | None
+    p95: float | None
+    p99: float | None
     if successes.size:
         p50, p95, p99 = (float(v) for v in np.percentile(successes, PERCENTILES))
     else:
@@ -90,13 +86,12 @@ def stats_for(samples: pd.DataFrame, name: str, start: float, end: float) -> Pha
     if closed.any():
         closed_ok = ok[closed] == 1
         closed_latency = latency_ms[closed][closed_ok]
-        closed_loop = {
-            "requests": int(closed.sum()),
-            "rps": _round(int(closed.sum()) / duration_s, 3) if duration_s > 0 else None,
-            "error_rate": _round(float(np.count_nonzero(~closed_ok)) / int(closed.sum()), 6),
-            "p95_ms": _round(float(np.percentile(closed_latency, 95.0)), 3) if closed_latency.size else None,
-            "note": "Locust users (closed loop): throughput only, not used for verdicts",
-        }
+        closed_loop = ClosedLoop(
+            requests=int(closed.sum()),
+            rps=_round(int(closed.sum()) / duration_s, 3) if duration_s > 0 else None,
+            error_rate=_round(float(np.count_nonzero(~closed_ok)) / int(closed.sum()), 6),
+            p95_ms=_round(float(np.percentile(closed_latency, 95.0)), 3) if closed_latency.size else None,
+        )
     return PhaseStats(
         name=name,
         start=start,

@@ -6,12 +6,10 @@ docs/method.md states the rule; the steps below follow it one by one.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from harness.journal import utc_iso
 from harness.measure.buckets import (
     bucket_counts,
     bucket_index,
@@ -89,34 +87,6 @@ class FaultMeasure:
     service_restored_s: float | None = None
     last_impacted_answer_s: float | None = None
     rto_by_stream: dict[str, float | None] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``faults[]`` entry of results.json (DESIGN.md keys first, then additions)."""
-        fault = self.fault
-        return {
-            "name": fault.name,
-            "type": fault.type,
-            "targets": list(fault.targets),
-            "onset_at": utc_iso(fault.onset_at),
-            "onset_source": fault.onset_source,
-            "onset_uncertainty_s": fault.onset_uncertainty_s,
-            "reverted_at": None if fault.reverted_at is None else utc_iso(fault.reverted_at),
-            "time_to_detect_s": _round_s(self.time_to_detect_s),
-            "rto_s": _round_s(self.rto_s),
-            "failover_s": _round_s(self.failover_s),
-            "failback_s": _round_s(self.failback_s),
-            "degraded_s": _round_s(self.degraded_s),
-            "impact": self.impact,
-            "service_restored_s": _round_s(self.service_restored_s),
-            "last_impacted_answer_s": _round_s(self.last_impacted_answer_s),
-            "rto_by_stream": {k: _round_s(v) for k, v in self.rto_by_stream.items()},
-            "recovered_at": None if self.recovered_at is None else utc_iso(self.recovered_at),
-            "lost_requests": self.lost_requests,
-            "data_gaps_s": _round_s(self.data_gaps_s),
-            "resolution_s": _round_s(self.resolution_s),
-            "method": self.method,
-            "notes": dict(self.notes),
-        }
 
 
 def resolution_s(settings: MeasureSettings, onset_uncertainty_s: float) -> float:
@@ -218,7 +188,7 @@ def find_incident(
     first = int(unhealthy_at[0])
     run = first_sustained_run(healthy, w, after=first)
     row = None if run is None else first_after_last_marker(stream.index, stream.bad, ~stream.bad, run)
-    closing = (n if row is None else run) - 1
+    closing = n - 1 if row is None or run is None else run - 1
     in_incident = stream.bad & (stream.index >= first) & (stream.index <= closing)
     visible = stream.visible[in_incident]
     ends = stream.ends[in_incident]
@@ -314,27 +284,71 @@ def measure_fault(
     measured).
     """
     onset_s = fault.onset_at
-    starts_all = samples["start"].to_numpy()
-    if data_end_s is None:
-        data_end_s = float(starts_all[-1]) if starts_all.size else onset_s
-    everything = np.ones(len(samples), dtype=bool)
-    probe_rows = constant_rate_rows(samples)
-    streams = {"all": everything}
-    if probe_rows.any():
-        streams = {"probe": probe_rows, "all": everything}
+    end_s = data_end_or_last_start(samples, onset_s, data_end_s)
+    streams = request_streams(samples)
     incidents = {
         name: find_incident(
-            _stream(samples, good, visible, rows, onset_s, data_end_s, settings.bucket_s),
+            _stream(samples, good, visible, rows, onset_s, end_s, settings.bucket_s),
             onset_s, settings, max_error_rate, samples, bound_ms,
         )
         for name, rows in streams.items()
     }
     incident = incidents["all"]
     resolution = resolution_s(settings, fault.onset_uncertainty_s)
+    quiet = None
+    if incident.impact == IMPACT_NONE:
+        quiet = _quiet_impact(samples, streams.get("probe", streams["all"]), fault, end_s, good)
+    window = after_onset(samples, onset_s, end_s, settings.bucket_s)
+    routing = routing_figures(samples, window, onset_s, primary, settings)
+    rto = incident.rto_s
+    return FaultMeasure(
+        fault=fault,
+        time_to_detect_s=incident.time_to_detect_s,
+        rto_s=rto,
+        recovered_at=None if rto is None else onset_s + rto,
+        failover_s=routing.failover_s,
+        failback_s=routing.failback_s,
+        degraded_s=routing.degraded_s,
+        lost_requests=lost_requests(samples, window),
+        data_gaps_s=incident.data_gaps_s,
+        resolution_s=resolution,
+        impact=incident.impact,
+        method=method,
+        notes=incident_notes(incident, resolution, quiet) | routing_notes(routing, primary, settings),
+        service_restored_s=incident.service_restored_s,
+        last_impacted_answer_s=incident.last_impacted_answer_s,
+        rto_by_stream={name: inc.rto_s for name, inc in incidents.items()},
+    )
+
+
+def data_end_or_last_start(samples: pd.DataFrame, onset_s: float, data_end_s: float | None) -> float:
+    """Where the data ends: ``data_end_s`` when given, else the last request's start (the onset
+    when there are no requests)."""
+    if data_end_s is not None:
+        return data_end_s
+    starts = samples["start"].to_numpy()
+    return float(starts[-1]) if starts.size else onset_s
+
+
+def request_streams(samples: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The streams an incident is judged on, as row masks: ``probe`` (the constant-rate stream,
+    when the run had one) and ``all`` (every request). ``all`` decides the figures; both give
+    ``rto_by_stream``."""
+    everything = np.ones(len(samples), dtype=bool)
+    probe_rows = constant_rate_rows(samples)
+    if probe_rows.any():
+        return {"probe": probe_rows, "all": everything}
+    return {"all": everything}
+
+
+def incident_notes(incident: Incident, resolution: float, quiet_impact: str | None) -> dict[str, str]:
+    """Why the incident's figures are missing or coarse: no impact (with what users saw of the
+    fault, ``quiet_impact``), never recovered, or detected faster than the resolution."""
     notes: dict[str, str] = {}
     if incident.impact == IMPACT_NONE:
         notes["time_to_detect_s"] = "no observed impact: no bucket after the onset was unhealthy on evidence"
-        notes["impact"] = _quiet_impact(samples, probe_rows if probe_rows.any() else everything, fault, data_end_s, good)
+        if quiet_impact is not None:
+            notes["impact"] = quiet_impact
     elif incident.impact == IMPACT_UNRECOVERED:
         notes["rto_s"] = incident.open_reason or "not recovered"
         if incident.time_to_detect_s is None:
@@ -344,55 +358,77 @@ def measure_fault(
             "time_to_detect_s",
             f"finer than the {resolution:.2f} s resolution: read as 'within {resolution:.2f} s'",
         )
+    return notes
 
-    # Routing figures look at every successful answer that arrived after the onset, including
-    # requests in flight at the onset that a gateway retried on another tier: that is when traffic
-    # moved, and what a gateway's routing log records. Whether the answer was fast enough is the
-    # RTO's business: the first answers from the alternate carry the failed attempt's time.
-    answered = samples["ok"].to_numpy() == 1
-    window_rows = slice(
-        int(np.searchsorted(starts_all, onset_s, side="left")),
-        int(np.searchsorted(starts_all, data_end_s, side="left")),
+
+@dataclass(frozen=True)
+class AfterOnset:
+    """The requests that started in [onset, data end): their rows and their buckets from the onset."""
+
+    rows: slice
+    bucket: np.ndarray
+    n_buckets: int
+
+
+def after_onset(samples: pd.DataFrame, onset_s: float, data_end_s: float, bucket_s: float) -> AfterOnset:
+    starts = samples["start"].to_numpy()
+    rows = slice(
+        int(np.searchsorted(starts, onset_s, side="left")),
+        int(np.searchsorted(starts, data_end_s, side="left")),
     )
-    ends_all = samples["end"].to_numpy()
-    tiers_all = samples["tier"].to_numpy()
-    index = bucket_index(starts_all[window_rows], onset_s, settings.bucket_s)
-    n_buckets = int(index[-1]) + 1 if index.size else 0
-    failover = failover_s(ends_all, answered, tiers_all, onset_s, primary)
+    bucket = bucket_index(starts[rows], onset_s, bucket_s)
+    return AfterOnset(rows=rows, bucket=bucket, n_buckets=int(bucket[-1]) + 1 if bucket.size else 0)
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where traffic went after the onset (seconds from the onset; None when not seen)."""
+
+    failover_s: float | None
+    failback_s: float | None
+    degraded_s: float | None
+
+
+def routing_figures(
+    samples: pd.DataFrame, window: AfterOnset, onset_s: float, primary: str | None, settings: MeasureSettings
+) -> Routing:
+    """Failover, failback and degraded time.
+
+    Routing figures look at every successful answer that arrived after the onset, including
+    requests in flight at the onset that a gateway retried on another tier: that is when traffic
+    moved, and what a gateway's routing log records. Whether the answer was fast enough is the
+    RTO's business: the first answers from the alternate carry the failed attempt's time.
+    """
+    answered = samples["ok"].to_numpy() == 1
+    ends = samples["end"].to_numpy()
+    tiers = samples["tier"].to_numpy()
+    rows = window.rows
+    failover = failover_s(ends, answered, tiers, onset_s, primary)
     failback = failback_s(
-        ends_all[window_rows], answered[window_rows], tiers_all[window_rows], index, n_buckets, onset_s, primary,
+        ends[rows], answered[rows], tiers[rows], window.bucket, window.n_buckets, onset_s, primary,
         None if failover is None else int(failover // settings.bucket_s), settings.window_buckets,
     )
+    degraded = degraded_s(
+        answered[rows], samples["degraded"].to_numpy()[rows], window.bucket, window.n_buckets, settings.bucket_s
+    )
+    return Routing(failover_s=failover, failback_s=failback, degraded_s=degraded)
+
+
+def routing_notes(routing: Routing, primary: str | None, settings: MeasureSettings) -> dict[str, str]:
+    """Why failover or failback is missing."""
     if primary is None:
         reason = "primary tier unknown: no good baseline response carried X-Tier"
-        notes["failover_s"] = notes["failback_s"] = reason
-    elif failover is None:
-        notes["failover_s"] = f"no good response from a tier other than {primary} after onset"
-        notes["failback_s"] = "no failover"
-    elif failback is None:
-        notes["failback_s"] = f"never served by {primary} alone for {settings.window_s:g} s after the failover"
-
-    rto = incident.rto_s
-    return FaultMeasure(
-        fault=fault,
-        time_to_detect_s=incident.time_to_detect_s,
-        rto_s=rto,
-        recovered_at=None if rto is None else onset_s + rto,
-        failover_s=failover,
-        failback_s=failback,
-        degraded_s=degraded_s(answered[window_rows], samples["degraded"].to_numpy()[window_rows], index, n_buckets, settings.bucket_s),
-        lost_requests=int(np.count_nonzero(samples["status"].to_numpy()[window_rows] == 0)),
-        data_gaps_s=incident.data_gaps_s,
-        resolution_s=resolution,
-        impact=incident.impact,
-        method=method,
-        notes=notes,
-        service_restored_s=incident.service_restored_s,
-        last_impacted_answer_s=incident.last_impacted_answer_s,
-        rto_by_stream={name: inc.rto_s for name, inc in incidents.items()},
-    )
+        return {"failover_s": reason, "failback_s": reason}
+    if routing.failover_s is None:
+        return {
+            "failover_s": f"no good response from a tier other than {primary} after onset",
+            "failback_s": "no failover",
+        }
+    if routing.failback_s is None:
+        return {"failback_s": f"never served by {primary} alone for {settings.window_s:g} s after the failover"}
+    return {}
 
 
-def _round_s(value: float | None) -> float | None:
-    # Microseconds: well below any resolution, and stable in JSON.
-    return None if value is None else round(value, 6)
+def lost_requests(samples: pd.DataFrame, window: AfterOnset) -> int:
+    """Requests started after the onset that got no response at all (status 0)."""
+    return int(np.count_nonzero(samples["status"].to_numpy()[window.rows] == 0))

@@ -1,20 +1,19 @@
-"""One call from samples to every figure of a run: phases, faults, objectives, verdict."""
+"""One call from samples to every figure of a run: phases, faults, objectives met or not."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from harness.measure.goodness import describe_good, good_mask, latency_bound, visible_at
-from harness.measure.loading import sort_samples
 from harness.measure.model import FaultTiming, MeasureSettings, ObjectiveSpec, Phases
-from harness.measure.objectives import ObjectiveResult, evaluate_objectives, verdict
+from harness.measure.objectives import ObjectiveResult, all_met, evaluate_objectives
 from harness.measure.phases import PhaseStats, phase_stats, stats_for
-from harness.measure.recovery import CLOCKS, FaultMeasure, measure_fault, method_text, resolution_s
+from harness.measure.recovery import FaultMeasure, measure_fault, method_text, resolution_s
 from harness.measure.routing import first_good_from_tier_s, primary_tier
+from harness.measure.samples import sort_samples
 
 METHOD_ID = "drill.rto/v2"
 """Names the method in docs/method.md; bumped whenever a rule there changes."""
@@ -22,7 +21,8 @@ METHOD_ID = "drill.rto/v2"
 
 @dataclass(frozen=True)
 class Measurement:
-    """Everything measured from one run's samples; ``to_dict()`` gives the results.json parts."""
+    """Everything measured from one run's samples (harness/results/model.py formats it for
+    results.json)."""
 
     phases: dict[str, PhaseStats]
     faults: list[FaultMeasure]
@@ -38,9 +38,9 @@ class Measurement:
     p95_window: PhaseStats | None = None
 
     @property
-    def verdict(self) -> str:
-        """``passed`` or ``failed`` from the objectives (``aborted`` is the engine's call)."""
-        return verdict(self.objectives)
+    def objectives_met(self) -> bool:
+        """Every objective passed (or none was set); harness/verdict.py turns this into the verdict."""
+        return all_met(self.objectives)
 
     @property
     def resolution_s(self) -> float:
@@ -48,31 +48,6 @@ class Measurement:
         if not self.faults:
             return resolution_s(self.settings, 0.0)
         return max(f.resolution_s for f in self.faults)
-
-    def to_dict(self) -> dict[str, Any]:
-        """``phases``, ``faults``, ``objectives`` and ``measurement`` of results.json."""
-        return {
-            "phases": {name: stats.to_dict() for name, stats in self.phases.items()},
-            "faults": [f.to_dict() for f in self.faults],
-            "objectives": [o.to_dict() for o in self.objectives],
-            "measurement": {
-                "samples": self.samples,
-                "probe_rate_hz": self.settings.probe_rate_hz,
-                "resolution_s": round(self.resolution_s, 6),
-                "method": self.method,
-                "bucket_s": self.settings.bucket_s,
-                "recovery_window_s": self.settings.window_s,
-                "primary_tier": self.primary_tier,
-                "baseline_p95_ms": None if self.baseline_p95_ms is None else round(self.baseline_p95_ms, 3),
-                "latency_bound_ms": None if self.latency_bound_ms is None else round(self.latency_bound_ms, 3),
-                "latency_bound_rule": self.latency_bound_rule,
-                "latency_stream": "probe (constant rate, open loop); Locust users are throughput only",
-                "min_bad_requests": self.settings.min_bad_requests,
-                "confidence": self.settings.confidence,
-                "clocks": dict(CLOCKS),
-                "lost_requests": self.lost_requests,
-            },
-        }
 
 
 def measure_run(

@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.load.samples import COLUMNS
-from harness.measure.loading import SAMPLE_DTYPES, empty_samples, sort_samples
+from harness.measure.samples import SAMPLE_COLUMNS, SAMPLE_DTYPES, empty_samples, sort_samples
 
 
 def probe_segment(
@@ -56,7 +55,7 @@ def probe_segment(
             "degraded": degraded if ok else 0,
             "error": error,
         },
-        columns=COLUMNS,
+        columns=SAMPLE_COLUMNS,
     )
     return frame.astype(SAMPLE_DTYPES)
 

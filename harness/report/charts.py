@@ -10,7 +10,7 @@ Input is the per-bucket timeline DataFrame that measure builds:
                    measure's ``tier:<name>`` spelling is accepted too
 - ``bad_ratio``    optional: not-good share (failed or over the latency bound), drawn when present
 
-The capacity chart's input is the raw capacity frame (``harness.measure.capacity.load_capacity``:
+The capacity chart's input is the raw capacity frame (``harness.rundir.frames.read_capacity``:
 ``ts`` epoch seconds, ``ok``, ``regions`` JSON ``{region: healthy nodes}``) or, without it,
 results.json ``capacity.timeline.changes``.
 
@@ -305,7 +305,7 @@ def tier_share_svg(results: dict[str, Any], timeline: pd.DataFrame) -> str:
     shares = _changed_rows(shares)
     x = pd.Series(shares.index, dtype=float)
     tiers = [tier_name(c) for c in columns]
-    colours = dict(zip(tiers + ["no good response"], _tier_colours(tiers) + [NO_GOOD_COLOUR]))
+    colours = dict(zip(tiers + ["no good response"], _tier_colours(tiers) + [NO_GOOD_COLOUR], strict=False))
     shares.columns = tiers + ["no good response"]
     drawn = [c for c in shares.columns if (shares[c] > 0).any()]
     ax.stackplot(x, *[shares[c].to_numpy() for c in drawn], colors=[colours[c] for c in drawn],
@@ -326,7 +326,7 @@ def capacity_steps(results: dict[str, Any], samples: pd.DataFrame | None = None)
     """Healthy GPU nodes per region as a lossless step trace: index ``t_s`` (seconds from run
     start), one column per region, a row wherever a value changed plus the last row.
 
-    From ``samples`` (``load_capacity``'s frame: ``ts``, ``ok``, ``regions`` JSON) when given:
+    From ``samples`` (``read_capacity``'s frame: ``ts``, ``ok``, ``regions`` JSON) when given:
     a failed poll is a row of NaN (the pool endpoint did not answer, the count is unknown).
     Otherwise from results.json ``capacity.timeline.changes``, held to the end of the last phase.
     Empty when there is nothing to draw.
@@ -336,7 +336,7 @@ def capacity_steps(results: dict[str, Any], samples: pd.DataFrame | None = None)
         return pd.DataFrame()
     rows: list[tuple[float, dict[str, int] | None]] = []
     if samples is not None and not samples.empty:
-        for ts, ok, regions in zip(samples["ts"], samples["ok"], samples["regions"]):
+        for ts, ok, regions in zip(samples["ts"], samples["ok"], samples["regions"], strict=False):
             if pd.isna(ts):
                 continue
             rows.append((float(ts) - origin, _region_counts(regions) if ok == 1 else None))
@@ -377,7 +377,7 @@ def capacity_marks(results: dict[str, Any]) -> list[CapacityMark]:
     marks = []
     for fault, _, onset in applied_faults(results):
         after = fault.get("capacity_restored_s")
-        after_s = float(after) if _is_number(after) else None
+        after_s = float(after) if after is not None and _is_number(after) else None
         restored = onset + after_s if after_s else None
         region = fault.get("replacement_region")
         marks.append(CapacityMark(str(fault.get("name", "")), onset, restored, after_s,
@@ -389,7 +389,7 @@ def capacity_svg(results: dict[str, Any], samples: pd.DataFrame | None = None) -
     """Healthy GPU nodes per region over time (stacked steps), the pool's total, the target line,
     phase shading, fault bands and each fault's capacity restoration instant.
 
-    ``samples`` is the raw capacity frame (``harness.measure.capacity.load_capacity``); without
+    ``samples`` is the raw capacity frame (``harness.rundir.frames.read_capacity``); without
     it the chart is drawn from results.json ``capacity.timeline``. Raises ``ValueError``, saying
     why, when there is nothing to draw (no successful sample, or no phase to place time zero).
     """
@@ -405,7 +405,7 @@ def capacity_svg(results: dict[str, Any], samples: pd.DataFrame | None = None) -
     ax = fig.subplots()
     _shade(ax, results, label_phases=True, mark_recovery=False)
     regions = list(steps.columns)
-    colours = dict(zip(regions, _cycle(REGION_COLOURS, len(regions))))
+    colours = dict(zip(regions, _cycle(REGION_COLOURS, len(regions)), strict=False))
     x_all = pd.Series(steps.index, dtype=float)
     unanswered = False
     total_label = "healthy GPU nodes (all regions)"
@@ -430,7 +430,7 @@ def capacity_svg(results: dict[str, Any], samples: pd.DataFrame | None = None) -
     capacity = results.get("capacity") or {}
     target = capacity.get("target")
     top_value = float(steps.sum(axis=1, min_count=1).max(skipna=True))
-    if _is_number(target):
+    if target is not None and _is_number(target):
         ax.axhline(float(target), color=TARGET_COLOUR, linestyle=(0, (5, 3)), linewidth=1.1, zorder=3,
                    label=f"target ({float(target):g} healthy node{'' if float(target) == 1 else 's'})")
         top_value = max(top_value, float(target))

@@ -32,6 +32,7 @@ from typing import Any
 
 from harness.errors import ScenarioError
 from harness.report.formatting import MISSING, is_missing, parse_utc, quantity
+from harness.rundir import RESULTS_FILE
 
 FIGURES = ("rto_s", "time_to_detect_s", "error_rate", "capacity_restored_s")
 LABELS = {"rto_s": "RTO", "time_to_detect_s": "time to detect", "error_rate": "error rate (fault phase)",
@@ -160,7 +161,8 @@ def _series_point(members: list[tuple[dict[str, Any], str]], rel: str) -> Point 
     resolutions = [p.resolution_s for p in points if p.resolution_s is not None]
     return Point(
         scenario=first.scenario, description=first.description, run_id=f"{rel} ({len(points)} runs)",
-        started=first.started, verdict="passed" if verdicts == {"passed"} else "failed" if "aborted" not in verdicts else "aborted",
+        started=first.started,
+        verdict="passed" if verdicts == {"passed"} else "failed" if "aborted" not in verdicts else "aborted",
         path=rel, runs=len(points), values=values, ci=ci, resolution_s=max(resolutions) if resolutions else None,
     )
 
@@ -173,7 +175,7 @@ def collect(reports_dir: Path) -> History:
     skipped: list[str] = []
     singles: list[Point] = []
     series: dict[Path, list[tuple[dict[str, Any], str]]] = {}
-    files = sorted(reports_dir.rglob("results.json"))
+    files = sorted(reports_dir.rglob(RESULTS_FILE))
     if len(files) > MAX_RESULTS_FILES:
         skipped.append(f"{len(files) - MAX_RESULTS_FILES} results.json files beyond the first {MAX_RESULTS_FILES}")
         files = files[:MAX_RESULTS_FILES]
@@ -210,7 +212,8 @@ def _regression(figure: str, prev: Point, cur: Point) -> str | None:
         return None
     if now is None:
         if figure == "capacity_restored_s" or figure == "rto_s":
-            return f"{LABELS[figure]} was {quantity(figure, before)} in {prev.run_id}; now not measured (never restored)"
+            return (f"{LABELS[figure]} was {quantity(figure, before)} in {prev.run_id}; "
+                    "now not measured (never restored)")
         return None
     if now <= before:
         return None
@@ -218,7 +221,8 @@ def _regression(figure: str, prev: Point, cur: Point) -> str | None:
     if interval is not None and prev.runs > 1 and now > interval[1]:
         return (f"{LABELS[figure]} {quantity(figure, now)} is above the previous point's 95 % CI "
                 f"({quantity(figure, interval[0])} – {quantity(figure, interval[1])})")
-    resolution = ERROR_RATE_RESOLUTION if figure == "error_rate" else max(prev.resolution_s or 0.0, cur.resolution_s or 0.0)
+    resolution = (ERROR_RATE_RESOLUTION if figure == "error_rate"
+                  else max(prev.resolution_s or 0.0, cur.resolution_s or 0.0))
     if now - before > resolution and (before == 0 or (now - before) / before > REGRESSION_RATIO):
         growth = f"+{(now - before) / before * 100:.0f} %" if before else "from 0"
         return (f"{LABELS[figure]} {quantity(figure, before)} → {quantity(figure, now)} ({growth}, "
@@ -228,7 +232,7 @@ def _regression(figure: str, prev: Point, cur: Point) -> str | None:
 
 def flag_regressions(history: History) -> None:
     for points in history.by_scenario().values():
-        for prev, cur in zip(points, points[1:]):
+        for prev, cur in zip(points, points[1:], strict=False):
             for figure in FIGURES:
                 why = _regression(figure, prev, cur)
                 if why:
@@ -309,13 +313,13 @@ def trend_svg(scenario: str, points: list[Point]) -> str | None:
         return None
     fig = _figure(9.0, 1.9 * math.ceil(len(drawn) / 2) + 0.4)
     axes = fig.subplots(math.ceil(len(drawn) / 2), 2, squeeze=False).ravel()
-    for ax, figure in zip(axes, drawn):
+    for ax, figure in zip(axes, drawn, strict=False):
         xs = [datetime.fromtimestamp(p.started, UTC) for p in points if p.values[figure] is not None]
         ps = [p for p in points if p.values[figure] is not None]
         scale = 100.0 if figure == "error_rate" else 1.0
         ys = [float(p.values[figure] or 0) * scale for p in ps]
         ax.plot(xs, ys, marker="o", markersize=4, color="#2c5d8f", linewidth=1.4)
-        for x, p, y in zip(xs, ps, ys):
+        for x, p, y in zip(xs, ps, ys, strict=False):
             interval = p.ci.get(figure)
             if interval is not None and p.runs > 1:  # a repeat series' CI of the median
                 ax.vlines(x, interval[0] * scale, interval[1] * scale, color="#85929e", linewidth=2.5, alpha=0.7)
@@ -326,9 +330,10 @@ def trend_svg(scenario: str, points: list[Point]) -> str | None:
         intervals = [p.ci.get(figure) for p in ps if p.runs > 1]
         highs = ys + [float(i[1]) * scale for i in intervals if i is not None]
         ax.set_ylim(bottom=0, top=(max(highs) * 1.15) or 1.0)  # room for the regression ring
-        locator = mdates.AutoDateLocator(minticks=2, maxticks=5)
+        # matplotlib.dates leaves these two constructors unannotated.
+        locator = mdates.AutoDateLocator(minticks=2, maxticks=5)  # type: ignore[no-untyped-call]
         ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
         ax.tick_params(labelsize=7)
         ax.grid(axis="y", color="#e5e7e9", linewidth=0.6)
         for side in ("top", "right"):
@@ -377,7 +382,9 @@ def _figure_text(p: Point, figure: str) -> str:
     return text
 
 
-def write_history(reports_dir: Path, out: Path | None = None, csv_out: Path | None = None) -> tuple[History, Path, Path]:
+def write_history(
+    reports_dir: Path, out: Path | None = None, csv_out: Path | None = None
+) -> tuple[History, Path, Path]:
     """Write the trends page and its CSV; returns (history, page, csv). ScenarioError (exit 2)
     when the folder is missing or holds no run."""
     from harness.report.html import render_template

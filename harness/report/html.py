@@ -31,25 +31,16 @@ from harness.report.formatting import (
     utc_text,
 )
 from harness.report.results import atomic_write_text, p95_limit_ms
+from harness.rundir import CAPACITY_FILE, FILE_ROLES, REPORT_FILE, SAMPLES_DIR, report_path
+from harness.rundir.frames import read_capacity
 
-REPORT_NAME = "report.html"
+REPORT_NAME = REPORT_FILE
 TEMPLATE_NAME = "report.html.j2"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 METHOD_DOC = "docs/method.md"
 
-# What each well-known run-directory file holds, so a reader can trace a figure to raw data.
-FILE_ROLES = {
-    "journal.jsonl": "journal: every action and observation, fsynced, in order",
-    "results.json": "machine-readable results (schema drill.results/v1)",
-    "junit.xml": "objectives as JUnit test cases, for CI",
-    "report.html": "this report",
-    "samples/locust.csv": "raw per-request samples from the Locust users",
-    "samples/probe.csv": "raw per-request samples from the fixed-rate probe stream",
-    "samples/capacity.csv": "raw capacity samples: healthy GPU nodes per region, one row per poll of the pool",
-    "scenario.yaml": "the scenario as run",
-}
 MAX_FILES_LISTED = 200
-CAPACITY_SAMPLES = "samples/capacity.csv"
+CAPACITY_SAMPLES = f"{SAMPLES_DIR}/{CAPACITY_FILE}"
 METHOD_CAPACITY = '"Capacity"'
 
 # The capacity figures measure merges into a fault (harness/measure/capacity.py), as table rows.
@@ -99,7 +90,7 @@ def write_report(run_dir: Path, results: dict[str, Any], timeline: pd.DataFrame 
     run_dir = Path(run_dir)
     samples, note = _capacity_samples(run_dir) if results.get("capacity") is not None else (None, None)
     html = render_report(results, timeline, run_files(run_dir), samples, note, story=_story(results, run_dir))
-    return atomic_write_text(run_dir / REPORT_NAME, html)
+    return atomic_write_text(report_path(run_dir), html)
 
 
 def _story(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -121,7 +112,7 @@ def render_report(
 ) -> str:
     """The report as an HTML string (what :func:`write_report` writes).
 
-    ``capacity_samples`` is the raw capacity frame (``load_capacity``); without it the capacity
+    ``capacity_samples`` is the raw capacity frame (``read_capacity``); without it the capacity
     chart comes from results.json ``capacity.timeline`` and ``capacity_source_note`` says why.
     ``story`` is :meth:`harness.report.story.Story.as_context`; without it the story is told from
     results alone (no impact counts, no runbook view, no journal).
@@ -273,7 +264,8 @@ def _fault_row(fault: dict[str, Any], aborted: bool) -> dict[str, Any]:
 
     impact = fault.get("impact")
     rto = cell("rto_s")
-    if fault.get("rto_s") == 0 and (impact in (None, "none", IMPACT_NONE_TEXT) or is_missing(fault.get("time_to_detect_s"))):
+    quiet = impact in (None, "none", IMPACT_NONE_TEXT) or is_missing(fault.get("time_to_detect_s"))
+    if fault.get("rto_s") == 0 and quiet:
         rto = Cell(rto.text, None, "no observed impact")
     uncertainty = fault.get("onset_uncertainty_s")
     recovered = when("recovered_at") if "recovered_at" in fault else None
@@ -327,7 +319,10 @@ def _agreement(agreement: Any) -> Cell | None:
             parts.append(text)
     if not parts:
         return Cell(MISSING, "the stack's log has no failover after the onset")
-    verdict = {True: "agrees within resolution", False: "differs by more than the resolution"}.get(agreement.get("agrees"))
+    agrees = agreement.get("agrees")
+    verdict = None if agrees is None else (
+        "agrees within resolution" if agrees else "differs by more than the resolution"
+    )
     return Cell("; ".join(parts) + (f" — {verdict}" if verdict else ""))
 
 
@@ -398,10 +393,8 @@ def _is_count(value: Any) -> bool:
 
 def _capacity_samples(run_dir: Path) -> tuple[pd.DataFrame | None, str | None]:
     """The raw capacity frame of the run, or None and why the chart falls back to results.json."""
-    from harness.measure.capacity import load_capacity
-
     try:
-        frame = load_capacity(run_dir)
+        frame = read_capacity(run_dir)
     except (OSError, ValueError, KeyError) as exc:
         # A damaged CSV must not cost the whole report: results.json holds the same steps.
         return None, f"{CAPACITY_SAMPLES} could not be read ({exc}); drawn from results.json capacity.timeline"
@@ -497,7 +490,8 @@ def _charts(
         reason = "no timeline: the run recorded no samples"
         return [{"title": timeline_title, "svg": None, "reason": reason},
                 {"title": tiers_title, "svg": None, "reason": reason}]
-    out = [{"title": timeline_title, "svg": Markup(charts.timeline_svg(results, timeline, event_marks)), "reason": None}]
+    timeline_chart = Markup(charts.timeline_svg(results, timeline, event_marks))
+    out = [{"title": timeline_title, "svg": timeline_chart, "reason": None}]
     if charts.tier_columns(timeline):
         out.append({"title": tiers_title, "svg": Markup(charts.tier_share_svg(results, timeline)), "reason": None})
     else:
@@ -525,17 +519,19 @@ def _chart_table(timeline: pd.DataFrame | None) -> dict[str, Any] | None:
     for _, group in frame.groupby("slice"):
         n = float(requests.loc[group.index].sum())
 
-        def weighted(column: str) -> str:
+        def weighted(column: str, group: pd.DataFrame = group, n: float = n) -> str:
             if column not in group or n == 0:
                 return MISSING
             return quantity("error_rate", float((group[column].fillna(0) * requests.loc[group.index]).sum() / n))
 
         p95 = group["p95_ms"].max() if "p95_ms" in group else None
+        worst_p95 = quantity("p95_ms", None if p95 is None or pd.isna(p95) else float(p95))
         rows.append([seconds(float(group["t_s"].min())), f"{n:,.0f}", weighted("error_rate"),
-                     weighted(charts.BAD_RATIO), quantity("p95_ms", None if p95 is None or pd.isna(p95) else float(p95))]
+                     weighted(charts.BAD_RATIO), worst_p95]
                     + [weighted(c) for c in tiers])
     columns = ["from (s after start)", "requests", "error rate", "bad (failed or slow)", "worst bucket p95"]
-    return {"slice": seconds(slice_s), "columns": columns + [f"tier {charts.tier_name(c)}" for c in tiers], "rows": rows}
+    tier_columns = [f"tier {charts.tier_name(c)}" for c in tiers]
+    return {"slice": seconds(slice_s), "columns": columns + tier_columns, "rows": rows}
 
 
 def _method_rows(results: dict[str, Any], timeline: pd.DataFrame | None) -> list[tuple[str, Cell]]:
@@ -550,7 +546,8 @@ def _method_rows(results: dict[str, Any], timeline: pd.DataFrame | None) -> list
     rows = [
         ("samples (requests recorded)", _cell("samples", measurement.get("samples"), "not recorded")),
         ("probe rate", _cell("probe_rate_hz", measurement.get("probe_rate_hz"), "no probe stream")),
-        ("resolution (probe interval + onset uncertainty)", _cell("resolution_s", measurement.get("resolution_s"), "not recorded")),
+        ("resolution (probe interval + onset uncertainty)",
+         _cell("resolution_s", measurement.get("resolution_s"), "not recorded")),
         ("bucket size", _cell("bucket_s", bucket, "not recorded")),
         ("recovery window W", _cell("recovery_window_s", measurement.get("recovery_window_s"), "not recorded")),
     ]
@@ -578,7 +575,8 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
         if isinstance(value, dict) and value:
             rows += _flatten(value, label + ".")
         else:
-            rows.append((label, MISSING if is_missing(value) else plain(value) if not isinstance(value, dict) else "none"))
+            text = MISSING if is_missing(value) else plain(value) if not isinstance(value, dict) else "none"
+            rows.append((label, text))
     return rows
 
 

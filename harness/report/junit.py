@@ -17,8 +17,9 @@ from typing import Any
 
 from harness.report.formatting import MISSING, base_name, parse_utc, plain, quantity, target_text
 from harness.report.results import atomic_write_text, p95_limit_ms
+from harness.rundir import JUNIT_FILE, junit_path
 
-JUNIT_NAME = "junit.xml"
+JUNIT_NAME = JUNIT_FILE
 
 
 def objective_message(objective: dict[str, Any], results: dict[str, Any] | None = None) -> str:
@@ -129,7 +130,7 @@ def write_junit(run_dir: Path, results: dict[str, Any]) -> Path:
     root = build_junit(results).getroot()
     assert root is not None  # build_junit always builds a <testsuites> root
     text = ET.tostring(root, encoding="unicode", xml_declaration=True)
-    return atomic_write_text(Path(run_dir) / JUNIT_NAME, text + "\n")
+    return atomic_write_text(junit_path(run_dir), text + "\n")
 
 
 def combine_junit(name: str, suites: list[tuple[str, Path | None, str | None]]) -> str:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ScenarioError
+from harness.rundir import RESULTS_FILE, SCENARIO_FILE, journal_path, results_path, scenario_path
 
 PACK_SCHEMA = "drill.pack/v1"
 SIGNATURE_SCHEMA = "drill.signature/v1"
@@ -127,7 +128,9 @@ def load_private_key(path: Path) -> Any:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
-        raise ScenarioError(f"{path}: not an unencrypted PEM private key; make one with `drill keygen --out {path}`") from exc
+        raise ScenarioError(
+            f"{path}: not an unencrypted PEM private key; make one with `drill keygen --out {path}`"
+        ) from exc
     if not isinstance(key, Ed25519PrivateKey):
         raise ScenarioError(f"{path}: not an Ed25519 key; make one with `drill keygen --out {path}`")
     return key
@@ -166,9 +169,9 @@ def source_kind(source: Path) -> str:
         raise ScenarioError(f"{source}: no such directory; give a run directory or a campaign run directory")
     if (source / CAMPAIGN_SUMMARY).is_file():
         return "campaign"
-    if (source / "results.json").is_file():
+    if results_path(source).is_file():
         return "run"
-    if (source / "journal.jsonl").is_file():
+    if journal_path(source).is_file():
         raise ScenarioError(f"{source}: no results.json; write it first with `drill report {source}`")
     raise ScenarioError(f"{source}: not a run directory (no results.json) nor a campaign run directory "
                         f"(no {CAMPAIGN_SUMMARY})")
@@ -189,7 +192,7 @@ def _files(root: Path) -> list[Path]:
 def _run_dirs(source: Path, kind: str) -> list[Path]:
     if kind == "run":
         return [source]
-    return sorted(p.parent for p in source.glob("*/results.json"))
+    return sorted(p.parent for p in source.glob(f"*/{RESULTS_FILE}"))
 
 
 def _sha256_file(path: Path) -> str:
@@ -202,13 +205,13 @@ def _sha256_file(path: Path) -> str:
 
 def _scenario_entry(run_dir: Path, pack_dir: str, results: dict[str, Any]) -> dict[str, Any]:
     scenario = results.get("scenario") or {}
-    packed = run_dir / "scenario.yaml"
+    packed = scenario_path(run_dir)
     sha = _sha256_file(packed) if packed.is_file() else None
     recorded = scenario.get("sha256")
     return {
         "name": scenario.get("name"),
         "original_path": scenario.get("path"),
-        "path": pack_dir + "scenario.yaml" if sha else None,
+        "path": pack_dir + SCENARIO_FILE if sha else None,
         "sha256": sha,
         "sha256_at_run_start": recorded,
         "matches_run_start": (sha == recorded) if sha and recorded else None,

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ScenarioError
+from harness.rundir import RESULTS_FILE, results_path
+from harness.verdict import RESULT_VERDICTS
 
 SCHEMA = "drill.results/v1"
-RESULTS_NAME = "results.json"
+RESULTS_NAME = RESULTS_FILE
 REQUIRED_KEYS = (
     "schema",
     "run_id",
@@ -41,7 +43,7 @@ REQUIRED_KEYS = (
     "measurement",
     "cleanup",
 )
-VERDICTS = ("passed", "failed", "aborted")
+VERDICTS = tuple(v.value for v in RESULT_VERDICTS)
 
 
 def objective_target(results: dict[str, Any], name: str) -> Any:
@@ -155,7 +157,7 @@ def write_results(run_dir: Path, results: dict[str, Any]) -> Path:
         allow_nan=False,
         default=_json_default,
     )
-    return atomic_write_text(Path(run_dir) / RESULTS_NAME, text + "\n")
+    return atomic_write_text(results_path(run_dir), text + "\n")
 
 
 def read_results(run_dir: Path) -> dict[str, Any]:
@@ -164,7 +166,7 @@ def read_results(run_dir: Path) -> dict[str, Any]:
     Raises :class:`~harness.errors.ScenarioError` (exit 2) naming the file and what to do when
     the file is missing, is not JSON, is not schema ``drill.results/v1`` or lacks a required key.
     """
-    path = Path(run_dir) / RESULTS_NAME
+    path = results_path(run_dir)
     if not path.is_file():
         raise ScenarioError(
             f"{path}: no results.json here; pass a run directory written by `drill run` "

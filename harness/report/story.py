@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 
 from harness.report.formatting import MISSING, is_missing, milliseconds, parse_utc, percent, seconds, utc_text
+from harness.rundir import STACK_EVENTS_FILE, journal_path, scenario_path
 
 # The playbook's trigger (DESIGN.md): route away when error rate > 10 % or p95 > 2x baseline.
 DEFAULT_RUNBOOK = {"error_rate": 0.10, "p95": "2x baseline", "window_s": 10.0}
 MAX_RUNBOOK_STEPS = 5000  # evaluation instants; a long run is stepped more coarsely
 MAX_TIMELINE_EVENTS = 400
-STACK_EVENT_FILES = ("stack-events.jsonl", "stack-events.json", "gateway-events.json")
+STACK_EVENT_FILES = ("stack-events.jsonl", STACK_EVENTS_FILE, "gateway-events.json")
 
 
 def _number(value: Any) -> float | None:
@@ -149,7 +150,7 @@ def runbook_spec(run_dir: Path | None) -> dict[str, Any]:
         return spec
     import yaml
 
-    path = Path(run_dir) / "scenario.yaml"
+    path = scenario_path(run_dir)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -191,7 +192,9 @@ def _p95_limit(p95: Any, results: dict[str, Any]) -> tuple[float | None, str]:
     return factor * baseline, f"p95 > {factor:g}x baseline ({milliseconds(factor * baseline)})"
 
 
-def runbook_view(results: dict[str, Any], samples: pd.DataFrame | None, spec: dict[str, Any] | None = None) -> RunbookView:
+def runbook_view(
+    results: dict[str, Any], samples: pd.DataFrame | None, spec: dict[str, Any] | None = None
+) -> RunbookView:
     """Walk the run in steps of the bucket width from the first onset; at each instant t the
     trigger looks at the requests *answered* in (t - window, t] (what a dashboard sees) and fires
     when their error rate exceeds the rule's or their p95 exceeds its limit. Cleared is the first
@@ -409,14 +412,14 @@ class Event:
 
 def read_journal_records(run_dir: Path | None) -> list[dict[str, Any]]:
     """The journal's records, or [] when there is none (a report rendered from results alone)."""
-    if run_dir is None or not (Path(run_dir) / "journal.jsonl").is_file():
+    if run_dir is None or not journal_path(run_dir).is_file():
         return []
     from harness.journal import read_journal
 
     # Lenient: the figures were computed from the journal already (damage there is reported as
     # FILE:LINE); the story only draws on the intact lines.
     try:
-        return list(read_journal(Path(run_dir) / "journal.jsonl", lenient=True))
+        return list(read_journal(journal_path(run_dir), lenient=True))
     except (OSError, ValueError):
         return []
 
@@ -611,10 +614,10 @@ def load_run_samples(run_dir: Path | None) -> tuple[pd.DataFrame | None, str | N
     if run_dir is None:
         return None, "no run directory"
     from harness.errors import DrillError
-    from harness.measure import load_samples
+    from harness.rundir.frames import read_samples
 
     try:
-        return load_samples(Path(run_dir)), None
+        return read_samples(Path(run_dir)), None
     except (DrillError, OSError, ValueError, KeyError) as exc:
         return None, f"samples could not be read ({exc})"
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.report.formatting import MISSING, is_missing, parse_utc, plain, quantity, seconds, utc_text
 from harness.report.story import build_story, load_run_samples, offset_text, run_origin
+from harness.rundir import scenario_path
 
 TABLETOP_NAME = "tabletop.html"
 TEMPLATE = "tabletop.html.j2"
@@ -43,7 +44,7 @@ def _scenario_data(run_dir: Path) -> dict[str, Any]:
     import yaml
 
     try:
-        data = yaml.safe_load((run_dir / "scenario.yaml").read_text(encoding="utf-8"))
+        data = yaml.safe_load(scenario_path(run_dir).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -64,9 +65,12 @@ def _injects(run: PackedRun, scenario: dict[str, Any]) -> list[dict[str, str]]:
             "name": name,
             "what": f"{fault.get('type') or MISSING} on {', '.join(map(str, fault.get('targets') or [])) or MISSING}",
             "params": ", ".join(f"{k} {plain(v)}" for k, v in params.items()),
-            "planned": f"fault phase +{plan.get('at', 0)}" + (f" for {plan['duration']}" if plan.get("duration") else ""),
-            "applied": f"{offset_text(onset, origin)} ({utc_text(onset)})" if onset is not None else f"{MISSING} (never took effect)",
-            "removed": f"{offset_text(reverted, origin)} ({utc_text(reverted)})" if reverted is not None else f"{MISSING} (no revert recorded)",
+            "planned": f"fault phase +{plan.get('at', 0)}"
+            + (f" for {plan['duration']}" if plan.get("duration") else ""),
+            "applied": f"{offset_text(onset, origin)} ({utc_text(onset)})"
+            if onset is not None else f"{MISSING} (never took effect)",
+            "removed": f"{offset_text(reverted, origin)} ({utc_text(reverted)})"
+            if reverted is not None else f"{MISSING} (no revert recorded)",
         })
     return rows
 

@@ -143,7 +143,8 @@ def repeat_targets(objectives: Any) -> dict[str, str]:
 
 
 # Column minimum widths shared by every group's table, so the groups line up in one column grid
-# that fits 80 columns: 70 characters of cells and 3 between columns (capacity_restored_s, the longest figure name, is 19 characters).
+# that fits 80 columns: 70 characters of cells and 3 between columns (capacity_restored_s, the
+# longest figure name, is 19 characters).
 _REPEAT_COLUMNS = (
     ("figure", 19, "left"), ("median", 8, "right"), ("min–max", 14, "right"),
     ("95 % CI of median", 14, "right"), ("n", 2, "right"), ("target", 13, "left"),

@@ -1,9 +1,11 @@
-"""Run directory -> results.json content, from the run directory alone.
+"""Run directory -> typed results (:class:`~harness.results.model.RunResults`), from the run
+directory alone.
 
 ``drill run`` and ``drill report RUN_DIR`` both call :func:`compute_results`, so every figure in
 a report can be recomputed from what the run directory keeps: ``journal.jsonl`` (phases, fault
 onsets and reverts, cleanup, environment), ``scenario.yaml`` (objectives, measurement settings)
-and ``samples/`` (one row per request).
+and ``samples/`` (one row per request). The verdict is decided once, by
+:func:`harness.verdict.decide_verdict`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,39 @@ from typing import Any
 
 import pandas as pd
 
+from harness import measure
 from harness.errors import ScenarioError
-from harness.journal import JOURNAL_NAME, read_journal, utc_iso
+from harness.journal import read_journal, utc_iso
+from harness.measure.agreement import agreement
+from harness.measure.capacity import measure_capacity
+from harness.report.formatting import parse_utc
+from harness.report.html import write_report
+from harness.report.junit import write_junit
+from harness.report.results import write_results
+from harness.results.model import (
+    Agreement,
+    CapacityResult,
+    Cleanup,
+    FaultResult,
+    MeasurementInfo,
+    ObjectiveResult,
+    PhaseResult,
+    RunResults,
+    ScenarioRef,
+    StopResult,
+)
+from harness.rundir import (
+    JOURNAL_FILE,
+    SCENARIO_FILE,
+    STACK_EVENTS_FILE,
+    journal_path,
+    read_stack_events,
+    scenario_path,
+)
+from harness.rundir.frames import read_capacity, read_samples
 from harness.scenario.loader import load_model
 from harness.scenario.model import Scenario
+from harness.verdict import decide_verdict
 
 
 @dataclass
@@ -39,9 +70,9 @@ class JournalFacts:
 
 
 def read_facts(run_dir: Path) -> JournalFacts:
-    path = Path(run_dir) / JOURNAL_NAME
+    path = journal_path(run_dir)
     if not path.exists():
-        raise ScenarioError(f"{run_dir}: no {JOURNAL_NAME}: not a drill run directory")
+        raise ScenarioError(f"{run_dir}: no {JOURNAL_FILE}: not a drill run directory")
     facts = JournalFacts(run_id=Path(run_dir).name)
     for rec in read_journal(path):
         ts = rec.get("ts")
@@ -103,68 +134,65 @@ def phase_bounds(facts: JournalFacts, scenario: Scenario) -> dict[str, tuple[flo
 
 
 def load_run_scenario(run_dir: Path) -> Scenario:
-    path = Path(run_dir) / "scenario.yaml"
+    path = scenario_path(run_dir)
     if not path.exists():
-        raise ScenarioError(f"{run_dir}: no scenario.yaml: not a drill run directory")
+        raise ScenarioError(f"{run_dir}: no {SCENARIO_FILE}: not a drill run directory")
     return load_model(path, Scenario)
 
 
-def compute_results(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Recompute results.json content and the report's bucket timeline from a run directory."""
-    from harness import measure
-
+def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
+    """Recompute results.json and the report's bucket timeline from a run directory."""
     run_dir = Path(run_dir)
     facts = read_facts(run_dir)
     scenario = load_run_scenario(run_dir)
     phases = phase_bounds(facts, scenario)
-    samples = measure.load_samples(run_dir)
+    samples = read_samples(run_dir)
+    timings = fault_timings(facts)
     m = measure.measure_run(
         samples=samples,
         phases=phases,
-        faults=_fault_timings(facts),
-        objectives=_objective_spec(scenario),
-        settings=_settings(scenario),
+        faults=timings,
+        objectives=objective_spec(scenario),
+        settings=measure_settings(scenario),
     )
-    if facts.abort_reason:
-        verdict = "aborted"
-    else:
-        verdict = m.verdict
+    never_verified = {"ok": False, "toxics_left": None, "containers_not_running": None}
+    cleanup = Cleanup.model_validate(facts.cleanup or never_verified)
+    decision = decide_verdict(
+        objectives_met=m.objectives_met, abort_reason=facts.abort_reason, cleanup_verified=cleanup.ok is not False,
+    )
     start = facts.start
-    results: dict[str, Any] = {
-        "schema": "drill.results/v1",
-        "run_id": facts.run_id,
-        "scenario": {
-            "name": scenario.name,
-            "path": start.get("scenario_path"),
-            "sha256": start.get("scenario_sha256"),
-            "description": scenario.description,
-        },
-        "started_at": utc_iso(facts.first_ts) if facts.first_ts else None,
-        "ended_at": utc_iso(facts.finished_ts or facts.last_ts) if facts.last_ts else None,
-        "verdict": verdict,
-        "operator": start.get("user"),
-        "host": start.get("host"),
-        "environment": facts.environment,
-        **m.to_dict(),
-        "cleanup": facts.cleanup or {"ok": False, "toxics_left": None, "containers_not_running": None},
-    }
-    _add_capacity(results, run_dir, samples, scenario, facts)
+    results = RunResults(
+        run_id=facts.run_id,
+        scenario=ScenarioRef(
+            name=scenario.name, path=start.get("scenario_path"), sha256=start.get("scenario_sha256"),
+            description=scenario.description,
+        ),
+        started_at=utc_iso(facts.first_ts) if facts.first_ts else None,
+        ended_at=utc_iso(facts.finished_ts or facts.last_ts) if facts.last_ts else None,
+        verdict=decision.verdict,
+        operator=start.get("user"),
+        host=start.get("host"),
+        environment=facts.environment,
+        phases={name: PhaseResult.of(stats) for name, stats in m.phases.items()},
+        faults=[FaultResult.of(f) for f in m.faults],
+        objectives=[ObjectiveResult.of(o) for o in m.objectives],
+        measurement=MeasurementInfo.of(m),
+        cleanup=cleanup,
+    )
+    _add_capacity(results, run_dir, samples, scenario, timings)
     _add_agreement(results, run_dir, phases)
-    _add_fault_facts(results["faults"], facts)
-    if facts.abort_reason:
-        results["abort_reason"] = facts.abort_reason
+    _add_faults_never_applied(results.faults, facts)
+    if decision.abort_reason:
+        results.abort_reason = decision.abort_reason
     if facts.stop:
-        results["stop"] = stop_figures(facts.stop)
-    if results["cleanup"].get("ok") is False and verdict == "passed":
-        results["verdict"] = "aborted"
-        results["abort_reason"] = "cleanup could not be verified: a fault may still be applied"
+        results.stop = stop_figures(facts.stop)
     return results, _timeline(samples, m, phases, scenario)
 
 
-def _timeline(samples: pd.DataFrame, m: Any, phases: dict[str, tuple[float, float]], scenario: Scenario) -> pd.DataFrame:
+def _timeline(
+    samples: pd.DataFrame, m: measure.Measurement, phases: measure.Phases, scenario: Scenario
+) -> pd.DataFrame:
     """The report's per-bucket series, from the run start to the end of the last phase."""
-    from harness import measure
-
     if not phases or samples.empty:
         return pd.DataFrame()
     ordered = measure.sort_samples(samples)
@@ -174,51 +202,45 @@ def _timeline(samples: pd.DataFrame, m: Any, phases: dict[str, tuple[float, floa
     return measure.timeline(ordered, good, start, scenario.measurement.bucket, end)
 
 
-def _add_agreement(results: dict[str, Any], run_dir: Path, phases: dict[str, tuple[float, float]]) -> None:
+def _add_agreement(results: RunResults, run_dir: Path, phases: measure.Phases) -> None:
     """Each fault's failover/failback beside the stack's own record, when the run kept one."""
-    from harness.measure.agreement import agreement
-    from harness.report.formatting import parse_utc
-    from harness.rundir import STACK_EVENTS_FILE, read_stack_events
-
     events = read_stack_events(run_dir)
     if events is None:
         return
-    faults = sorted((f for f in results["faults"] if f.get("onset_at")), key=lambda f: f["onset_at"])
-    onsets = [parse_utc(f["onset_at"]) or 0.0 for f in faults]
+    faults = sorted((f for f in results.faults if f.onset_at), key=lambda f: f.onset_at or "")
+    onsets = [parse_utc(f.onset_at) or 0.0 for f in faults]
     data_end = max(end for _, end in phases.values()) if phases else None
     for i, fault in enumerate(faults):
         # Faults applied together share the stack's events; a later fault's own window starts at
         # the first onset after this one was reverted.
-        reverted = parse_utc(fault.get("reverted_at"))
+        reverted = parse_utc(fault.reverted_at)
         later = [t for t in onsets[i + 1:] if reverted is not None and t >= reverted]
         until = later[0] if later else data_end
-        fault["agreement"] = agreement(
-            events, onsets[i], until, fault.get("failover_s"), fault.get("failback_s"),
-            fault.get("resolution_s") or 0.25, f"{STACK_EVENTS_FILE} (the stack's own routing log)",
-        )
-
-
+        fault.agreement = Agreement.of(agreement(
+            events, onsets[i], until, fault.failover_s, fault.failback_s,
+            fault.resolution_s or 0.25, f"{STACK_EVENTS_FILE} (the stack's own routing log)",
+        ))
 
 
 def _add_capacity(
-    results: dict[str, Any], run_dir: Path, samples: pd.DataFrame, scenario: Scenario, facts: JournalFacts
+    results: RunResults, run_dir: Path, samples: pd.DataFrame, scenario: Scenario, timings: list[measure.FaultTiming]
 ) -> None:
     """Capacity figures when the run sampled the serving pool (``capacity:`` in the scenario)."""
     if scenario.capacity is None:
         return
-    from harness.measure.capacity import load_capacity, measure_capacity
-
-    capacity = load_capacity(run_dir)
+    capacity = read_capacity(run_dir)
     if capacity is None:
         return
-    timings = _fault_timings(facts)
-    cm = measure_capacity(capacity, timings, scenario.capacity.target, samples)
-    results["capacity"] = cm.to_dict()
-    for fault in results["faults"]:
-        fault.update(cm.per_fault.get(fault["name"], {}))
+    figures = CapacityResult.model_validate(
+        measure_capacity(capacity, timings, scenario.capacity.target, samples).to_dict()
+    )
+    results.capacity = figures
+    for fault in results.faults:
+        if fault.name in figures.per_fault:
+            fault.add_capacity(figures.per_fault[fault.name])
 
 
-def stop_figures(stop: dict[str, Any]) -> dict[str, Any]:
+def stop_figures(stop: dict[str, Any]) -> StopResult:
     """results.json ``stop``: the stop condition, what was measured when it held, and how long
     the engine took from that instant to its first revert call (``reaction_s``, goal <= 1 s)."""
     def when(key: str) -> str | None:
@@ -227,23 +249,22 @@ def stop_figures(stop: dict[str, Any]) -> dict[str, Any]:
 
     held, first = stop.get("held_at"), stop.get("first_revert_at")
     reaction = first - held if isinstance(held, (int, float)) and isinstance(first, (int, float)) else None
-    return {
-        "condition": stop.get("condition"),
-        "error_rate_threshold": stop.get("error_rate_threshold"),
-        "for_s": stop.get("for_s"),
-        "measured": stop.get("measured"),
-        "bad_requests": stop.get("bad_requests"),
-        "requests": stop.get("requests"),
-        "held_at": when("held_at"),
-        "detected_at": when("detected_at"),
-        "first_revert_at": when("first_revert_at"),
-        "reaction_s": None if reaction is None else round(reaction, 6),
-    }
+    return StopResult(
+        condition=stop.get("condition"),
+        error_rate_threshold=stop.get("error_rate_threshold"),
+        for_s=stop.get("for_s"),
+        measured=stop.get("measured"),
+        bad_requests=stop.get("bad_requests"),
+        requests=stop.get("requests"),
+        held_at=when("held_at"),
+        detected_at=when("detected_at"),
+        first_revert_at=when("first_revert_at"),
+        reaction_s=None if reaction is None else round(reaction, 6),
+    )
 
 
-def _fault_timings(facts: JournalFacts) -> list[Any]:
-    from harness import measure
-
+def fault_timings(facts: JournalFacts) -> list[measure.FaultTiming]:
+    """The applied faults, as measure is given them."""
     return [
         measure.FaultTiming(
             name=f["name"], type=f["type"], onset_at=f["onset_at"], onset_source=f["onset_source"],
@@ -255,22 +276,20 @@ def _fault_timings(facts: JournalFacts) -> list[Any]:
     ]
 
 
-def _add_fault_facts(faults: list[dict[str, Any]], facts: JournalFacts) -> None:
+def _add_faults_never_applied(faults: list[FaultResult], facts: JournalFacts) -> None:
     """Faults that were intended but never took effect still belong in the results."""
-    measured = {f["name"] for f in faults}
+    measured = {f.name for f in faults}
     for f in facts.faults.values():
         if f["name"] not in measured:
-            faults.append({
-                "name": f["name"], "type": f["type"], "targets": f.get("targets", []),
-                "onset_at": None, "onset_source": None, "onset_uncertainty_s": None,
-                "reverted_at": f.get("reverted_at"), "time_to_detect_s": None, "rto_s": None,
-                "failover_s": None, "failback_s": None, "degraded_s": None, "impact": "not applied",
-            })
+            faults.append(FaultResult(
+                name=f["name"], type=f["type"], targets=f.get("targets", []),
+                onset_at=None, onset_source=None, onset_uncertainty_s=None,
+                reverted_at=f.get("reverted_at"), time_to_detect_s=None, rto_s=None,
+                failover_s=None, failback_s=None, degraded_s=None, impact="not applied",
+            ))
 
 
-def _objective_spec(scenario: Scenario) -> Any:
-    from harness import measure
-
+def objective_spec(scenario: Scenario) -> measure.ObjectiveSpec:
     o = scenario.objectives
     absolute, factor = o.p95_bound
     return measure.ObjectiveSpec(
@@ -284,9 +303,7 @@ def _objective_spec(scenario: Scenario) -> Any:
     )
 
 
-def _settings(scenario: Scenario) -> Any:
-    from harness import measure
-
+def measure_settings(scenario: Scenario) -> measure.MeasureSettings:
     m = scenario.measurement
     absolute, factor = m.good_latency_bound
     return measure.MeasureSettings(
@@ -301,12 +318,9 @@ def _settings(scenario: Scenario) -> Any:
     )
 
 
-def write_outputs(run_dir: Path, results: dict[str, Any], timeline: pd.DataFrame) -> None:
+def write_outputs(run_dir: Path, results: RunResults, timeline: pd.DataFrame) -> None:
     """results.json, junit.xml and report.html, each written atomically."""
-    from harness.report.html import write_report
-    from harness.report.junit import write_junit
-    from harness.report.results import write_results
-
-    write_results(run_dir, results)
-    write_junit(run_dir, results)
-    write_report(run_dir, results, timeline)
+    document = results.document()
+    write_results(run_dir, document)
+    write_junit(run_dir, document)
+    write_report(run_dir, document, timeline)

@@ -1,4 +1,4 @@
-"""load_samples: the run directory's sample CSVs as one typed, start-sorted frame."""
+"""read_samples: the run directory's sample CSVs as one typed, start-sorted frame."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 
 from harness.errors import ScenarioError
 from harness.load.samples import COLUMNS, LOCUST_FILE, PROBE_FILE, SAMPLES_DIR
-from harness.measure import SAMPLE_DTYPES, load_samples
+from harness.measure import SAMPLE_DTYPES
+from harness.rundir.frames import read_samples
 
 
 def row(start: float, status: int = 200, tier: str = "hosted", source: str = "probe") -> list[object]:
@@ -32,7 +33,7 @@ def test_both_sources_are_concatenated_sorted_and_typed(tmp_path: Path) -> None:
     write(tmp_path / SAMPLES_DIR / LOCUST_FILE, [row(10.5, source="locust"), row(10.1, 503, source="locust")])
     write(tmp_path / SAMPLES_DIR / PROBE_FILE, [row(10.0), row(10.3)])
 
-    samples = load_samples(tmp_path)
+    samples = read_samples(tmp_path)
 
     assert list(samples.columns) == COLUMNS
     assert samples["start"].tolist() == [10.0, 10.1, 10.3, 10.5]
@@ -43,7 +44,7 @@ def test_both_sources_are_concatenated_sorted_and_typed(tmp_path: Path) -> None:
 
 
 def test_no_sample_files_gives_an_empty_typed_frame(tmp_path: Path) -> None:
-    samples = load_samples(tmp_path)
+    samples = read_samples(tmp_path)
 
     assert len(samples) == 0
     assert list(samples.columns) == COLUMNS
@@ -53,13 +54,13 @@ def test_no_sample_files_gives_an_empty_typed_frame(tmp_path: Path) -> None:
 def test_header_only_file_gives_no_rows(tmp_path: Path) -> None:
     write(tmp_path / SAMPLES_DIR / PROBE_FILE, [])
 
-    assert len(load_samples(tmp_path)) == 0
+    assert len(read_samples(tmp_path)) == 0
 
 
 def test_a_torn_last_line_is_dropped(tmp_path: Path) -> None:
     write(tmp_path / SAMPLES_DIR / PROBE_FILE, [row(1.0), row(1.05)], torn="probe,1.100000,1.12")
 
-    samples = load_samples(tmp_path)
+    samples = read_samples(tmp_path)
 
     assert samples["start"].tolist() == [1.0, 1.05]
     assert samples.dtypes.astype(str).to_dict() == SAMPLE_DTYPES
@@ -70,7 +71,7 @@ def test_a_foreign_csv_is_named_in_the_error(tmp_path: Path) -> None:
     write(path, [["a", "b"]], header=["when", "what"])
 
     with pytest.raises(ScenarioError, match="notes.csv: missing sample column"):
-        load_samples(tmp_path)
+        read_samples(tmp_path)
 
 
 def test_round_trip_of_a_written_frame(tmp_path: Path) -> None:
@@ -80,4 +81,4 @@ def test_round_trip_of_a_written_frame(tmp_path: Path) -> None:
     (tmp_path / SAMPLES_DIR).mkdir()
     frame.to_csv(tmp_path / SAMPLES_DIR / PROBE_FILE, index=False)
 
-    pd.testing.assert_frame_equal(load_samples(tmp_path), frame, check_exact=False)
+    pd.testing.assert_frame_equal(read_samples(tmp_path), frame, check_exact=False)

@@ -1,0 +1,41 @@
+"""The sample frame measure works on: one row per request, its columns and dtypes.
+
+The load generators write these columns (harness/load/samples.py ``COLUMNS``, the same order;
+tests/test_measure_imports.py keeps the two equal) and :mod:`harness.rundir.frames` reads the
+files into this frame. measure itself never touches a file.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+SAMPLE_DTYPES: dict[str, str] = {
+    "source": "object",
+    "start": "float64",
+    "end": "float64",
+    "status": "int64",
+    "ok": "int8",
+    "latency_ms": "float64",
+    "bytes": "int64",
+    "served_by": "object",
+    "tier": "object",
+    "region": "object",
+    "degraded": "int8",
+    "error": "object",
+}
+"""The dtype of every sample column; text columns hold "" (never NaN) when a value is absent."""
+
+SAMPLE_COLUMNS: list[str] = list(SAMPLE_DTYPES)
+"""The sample columns in file order."""
+
+
+def empty_samples() -> pd.DataFrame:
+    """A frame with no rows and the sample columns and dtypes."""
+    return pd.DataFrame({c: pd.Series(dtype=SAMPLE_DTYPES[c]) for c in SAMPLE_COLUMNS})
+
+
+def sort_samples(samples: pd.DataFrame) -> pd.DataFrame:
+    """``samples`` ordered by start time (stable), with a fresh 0..n-1 index."""
+    if samples["start"].is_monotonic_increasing:
+        return samples.reset_index(drop=True)
+    return samples.sort_values("start", kind="mergesort", ignore_index=True)

@@ -1,0 +1,329 @@
+"""results.json as pydantic models: the typed outcome of one run (schema ``drill.results/v1``).
+
+    RunResults
+    ├── scenario: ScenarioRef            name, path, sha256, description
+    ├── verdict: Verdict                 harness/verdict.py (passed | failed | aborted)
+    ├── environment: {str: JSON}         the run's fingerprint, as the journal recorded it
+    ├── phases: {name: PhaseResult}      baseline / fault / recovery; closed_loop: ClosedLoopStats
+    ├── faults: [FaultResult]            figures on their clocks; agreement: Agreement;
+    │                                    capacity figures of a capacity run (FaultCapacity keys)
+    ├── objectives: [ObjectiveResult]
+    ├── measurement: MeasurementInfo     clocks, resolution, the latency bound, lost requests
+    ├── cleanup: Cleanup
+    ├── capacity: CapacityResult         only in a capacity run
+    ├── abort_reason                     only when aborted
+    └── stop: StopResult                 only when a stop condition held
+
+The keys are those of DESIGN.md's results.json; optional ones are *absent*, not null, when they
+do not apply. :meth:`RunResults.document` gives exactly that JSON shape: a field is written when it
+was given (``exclude_unset``), so build the models with keyword arguments, leaving out what does
+not apply. Models forbid unknown keys, except where the journal's own records pass through
+(``environment``, ``cleanup``).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, JsonValue
+
+from harness import measure
+from harness.journal import utc_iso
+from harness.measure.agreement import StackAgreement
+from harness.measure.recovery import CLOCKS
+from harness.verdict import Verdict
+
+SCHEMA: Final = "drill.results/v1"
+
+Seconds = float | None
+"""Seconds from a fault's onset (rounded to microseconds); None when not measured."""
+
+LATENCY_STREAM = "probe (constant rate, open loop); Locust users are throughput only"
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    # Seconds to microseconds: well below any resolution, and stable in JSON.
+    return None if value is None else round(value, digits)
+
+
+def _instant(epoch_s: float | None) -> str | None:
+    return None if epoch_s is None else utc_iso(epoch_s)
+
+Target = float | int | str
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScenarioRef(_Model):
+    name: str
+    path: str | None
+    sha256: str | None
+    description: str | None
+
+
+class ClosedLoopStats(_Model):
+    """The Locust users' own figures: throughput only, never used for a verdict."""
+
+    requests: int
+    rps: float | None
+    error_rate: float | None
+    p95_ms: float | None
+    note: str
+
+    @classmethod
+    def of(cls, closed: measure.ClosedLoop) -> ClosedLoopStats:
+        return cls(requests=closed.requests, rps=closed.rps, error_rate=closed.error_rate,
+                   p95_ms=closed.p95_ms, note=closed.note)
+
+
+class PhaseResult(_Model):
+    start: str
+    end: str
+    requests: int
+    rps: float | None
+    error_rate: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    stream: str  # probe | all
+    stream_requests: int
+    latency_samples: int
+    closed_loop: ClosedLoopStats | None
+
+    @classmethod
+    def of(cls, stats: measure.PhaseStats) -> PhaseResult:
+        return cls(
+            start=utc_iso(stats.start), end=utc_iso(stats.end), requests=stats.requests,
+            rps=_round(stats.rps, 3), error_rate=_round(stats.error_rate, 6),
+            p50_ms=_round(stats.p50_ms, 3), p95_ms=_round(stats.p95_ms, 3), p99_ms=_round(stats.p99_ms, 3),
+            stream=stats.stream, stream_requests=stats.stream_requests, latency_samples=stats.latency_samples,
+            closed_loop=None if stats.closed_loop is None else ClosedLoopStats.of(stats.closed_loop),
+        )
+
+
+class Agreement(_Model):
+    """The stack's own failover / failback instants beside the harness's (seconds from onset)."""
+
+    source: str
+    resolution_s: float
+    failover_s: Seconds
+    failover_delta_s: Seconds
+    failback_s: Seconds
+    failback_delta_s: Seconds
+    agrees: bool | None
+
+    @classmethod
+    def of(cls, found: StackAgreement) -> Agreement:
+        return cls(
+            source=found.source, resolution_s=found.resolution_s, failover_s=found.failover_s,
+            failover_delta_s=found.failover_delta_s, failback_s=found.failback_s,
+            failback_delta_s=found.failback_delta_s, agrees=found.agrees,
+        )
+
+
+class FaultCapacity(_Model):
+    """The capacity figures a capacity run adds to a fault (harness/measure/capacity.py)."""
+
+    capacity_restored_s: float | None
+    capacity_lost_at_s: float | None = None
+    capacity_min_healthy: int | None = None
+    replacement_region: str | None
+    replacement_nodes: list[str]
+    degraded_requests: int | None
+    capacity_notes: dict[str, str]
+
+
+class FaultResult(_Model):
+    """One fault's figures. A fault that never took effect has only the keys up to ``impact``
+    (``impact`` = ``not applied``); a measured one has them all; capacity figures and
+    ``agreement`` are there when the run kept what they are computed from."""
+
+    name: str
+    type: str
+    targets: list[str]
+    onset_at: str | None
+    onset_source: str | None
+    onset_uncertainty_s: float | None
+    reverted_at: str | None
+    time_to_detect_s: Seconds
+    rto_s: Seconds
+    failover_s: Seconds
+    failback_s: Seconds
+    degraded_s: Seconds
+    impact: str  # none | recovered | unrecovered | not applied
+    service_restored_s: Seconds = None
+    last_impacted_answer_s: Seconds = None
+    rto_by_stream: dict[str, Seconds] | None = None
+    recovered_at: str | None = None
+    lost_requests: int | None = None
+    data_gaps_s: Seconds = None
+    resolution_s: Seconds = None
+    method: str | None = None
+    notes: dict[str, str] | None = None
+    capacity_restored_s: float | None = None
+    capacity_lost_at_s: float | None = None
+    capacity_min_healthy: int | None = None
+    replacement_region: str | None = None
+    replacement_nodes: list[str] | None = None
+    degraded_requests: int | None = None
+    capacity_notes: dict[str, str] | None = None
+    agreement: Agreement | None = None
+
+    @classmethod
+    def of(cls, figures: measure.FaultMeasure) -> FaultResult:
+        """A measured fault: every key up to ``notes`` (DESIGN.md's keys first, then additions)."""
+        fault = figures.fault
+        return cls(
+            name=fault.name, type=fault.type, targets=list(fault.targets),
+            onset_at=utc_iso(fault.onset_at), onset_source=fault.onset_source,
+            onset_uncertainty_s=fault.onset_uncertainty_s, reverted_at=_instant(fault.reverted_at),
+            time_to_detect_s=_round(figures.time_to_detect_s), rto_s=_round(figures.rto_s),
+            failover_s=_round(figures.failover_s), failback_s=_round(figures.failback_s),
+            degraded_s=_round(figures.degraded_s), impact=figures.impact,
+            service_restored_s=_round(figures.service_restored_s),
+            last_impacted_answer_s=_round(figures.last_impacted_answer_s),
+            rto_by_stream={name: _round(value) for name, value in figures.rto_by_stream.items()},
+            recovered_at=_instant(figures.recovered_at), lost_requests=figures.lost_requests,
+            data_gaps_s=_round(figures.data_gaps_s), resolution_s=_round(figures.resolution_s),
+            method=figures.method, notes=dict(figures.notes),
+        )
+
+    def add_capacity(self, capacity: FaultCapacity) -> None:
+        """Merge a capacity run's figures for this fault (only the keys the capacity measure set)."""
+        for key in capacity.model_fields_set:
+            setattr(self, key, getattr(capacity, key))
+
+
+class ObjectiveResult(_Model):
+    """``measured`` None means it could not be measured (and then it failed); ``note`` says why,
+    or how ``target`` was resolved (absent when there is nothing to say)."""
+
+    name: str
+    target: Target
+    measured: float | int | str | None
+    passed: bool
+    note: str | None = None
+
+    @classmethod
+    def of(cls, result: measure.ObjectiveResult) -> ObjectiveResult:
+        made = cls(name=result.name, target=result.target, measured=result.measured, passed=result.passed)
+        if result.note:
+            made.note = result.note
+        return made
+
+
+class MeasurementInfo(_Model):
+    samples: int
+    probe_rate_hz: float
+    resolution_s: float
+    method: str
+    bucket_s: float
+    recovery_window_s: float
+    primary_tier: str | None
+    baseline_p95_ms: float | None
+    latency_bound_ms: float | None
+    latency_bound_rule: str
+    latency_stream: str
+    min_bad_requests: int
+    confidence: float
+    clocks: dict[str, str]
+    lost_requests: int | None
+
+    @classmethod
+    def of(cls, m: measure.Measurement) -> MeasurementInfo:
+        return cls(
+            samples=m.samples, probe_rate_hz=m.settings.probe_rate_hz, resolution_s=round(m.resolution_s, 6),
+            method=m.method, bucket_s=m.settings.bucket_s, recovery_window_s=m.settings.window_s,
+            primary_tier=m.primary_tier, baseline_p95_ms=_round(m.baseline_p95_ms, 3),
+            latency_bound_ms=_round(m.latency_bound_ms, 3), latency_bound_rule=m.latency_bound_rule,
+            latency_stream=LATENCY_STREAM, min_bad_requests=m.settings.min_bad_requests,
+            confidence=m.settings.confidence, clocks=dict(CLOCKS), lost_requests=m.lost_requests,
+        )
+
+
+class Cleanup(_Model):
+    """``cleanup.verified`` as the engine journaled it (``ok`` False when it never was)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    ok: bool | None
+    toxics_left: int | list[JsonValue] | None = None
+    containers_not_running: list[JsonValue] | None = None
+
+
+class CapacityChange(_Model):
+    ts: float
+    healthy: int
+    regions: dict[str, int]
+    nodes: list[str]
+
+
+class CapacityTimeline(_Model):
+    changes: list[CapacityChange]
+    min_healthy: int | None
+    max_healthy: int | None
+    first_healthy: int | None
+    last_healthy: int | None
+    regions: list[str]
+
+
+class CapacityResult(_Model):
+    target: int | None
+    sustain_s: float
+    interval_s: float | None
+    resolution_s: float | None
+    samples: int
+    failed_polls: int
+    timeline: CapacityTimeline
+    per_fault: dict[str, FaultCapacity]
+
+
+class StopResult(_Model):
+    """The stop condition, what was measured when it held, and the engine's reaction time."""
+
+    condition: str | None
+    error_rate_threshold: float | None
+    for_s: float | None
+    measured: float | None
+    bad_requests: int | None
+    requests: int | None
+    held_at: str | None
+    detected_at: str | None
+    first_revert_at: str | None
+    reaction_s: float | None
+
+
+class RunResults(_Model):
+    """The whole results.json."""
+
+    schema_: Literal["drill.results/v1"] = SCHEMA
+    run_id: str
+    scenario: ScenarioRef
+    started_at: str | None
+    ended_at: str | None
+    verdict: Verdict
+    operator: str | None = None
+    host: str | None = None
+    environment: dict[str, JsonValue]
+    phases: dict[str, PhaseResult]
+    faults: list[FaultResult]
+    objectives: list[ObjectiveResult]
+    measurement: MeasurementInfo
+    cleanup: Cleanup
+    capacity: CapacityResult | None = None
+    abort_reason: str | None = None
+    stop: StopResult | None = None
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    def document(self) -> dict[str, JsonValue]:
+        """The results.json object: ``schema`` first, every given key, nothing more."""
+        dumped = self.model_dump(mode="json", exclude_unset=True, exclude={"schema_"})
+        return {"schema": SCHEMA, **dumped}
+
+    @classmethod
+    def from_document(cls, document: dict[str, JsonValue]) -> RunResults:
+        """Validate a results.json object (``schema`` checked by the caller)."""
+        return cls.model_validate({k: v for k, v in document.items() if k != "schema"})

@@ -1,0 +1,135 @@
+"""The run directory: every file a drill writes there, by name, and the small readers of them.
+
+    reports/<scenario>/<timestamp>-<id>/
+        journal.jsonl        every action and observation, fsynced, in order (harness/journal.py)
+        scenario.yaml        the scenario as run
+        samples/locust.csv   one row per request of the Locust users   (harness/load/samples.py)
+        samples/probe.csv    one row per request of the fixed-rate probe
+        samples/capacity.csv one row per poll of the serving pool      (harness/load/capacity.py)
+        stack-events.json    the stack's own routing-event log, fetched at the end of a run
+        stack-logs/          the stack's process / container logs
+        locust.log, prober.log
+        traceback.txt        an unexpected error's traceback (for a bug report)
+        results.json         every figure (schema drill.results/v1, harness/results/model.py)
+        junit.xml            objectives as JUnit test cases
+        report.html          the report
+
+This module is the one place those names are spelled; it imports only the standard library so
+the load generators (a child process whose start-up matters) can use it. The pandas readers of
+the sample and capacity files are in :mod:`harness.rundir.frames`.
+
+``stack-events.json`` is ``{"url": ..., "fetched_at": epoch s, "events": [{"ts", "event", ...}, ...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ScenarioError
+
+JOURNAL_FILE = "journal.jsonl"
+SCENARIO_FILE = "scenario.yaml"
+SAMPLES_DIR = "samples"
+LOCUST_SAMPLES_FILE = "locust.csv"
+PROBE_SAMPLES_FILE = "probe.csv"
+CAPACITY_FILE = "capacity.csv"
+STACK_EVENTS_FILE = "stack-events.json"
+STACK_LOGS_DIR = "stack-logs"
+LOCUST_LOG_FILE = "locust.log"
+PROBER_LOG_FILE = "prober.log"
+TRACEBACK_FILE = "traceback.txt"
+RESULTS_FILE = "results.json"
+JUNIT_FILE = "junit.xml"
+REPORT_FILE = "report.html"
+
+FILE_ROLES = {
+    JOURNAL_FILE: "journal: every action and observation, fsynced, in order",
+    RESULTS_FILE: "machine-readable results (schema drill.results/v1)",
+    JUNIT_FILE: "objectives as JUnit test cases, for CI",
+    REPORT_FILE: "this report",
+    f"{SAMPLES_DIR}/{LOCUST_SAMPLES_FILE}": "raw per-request samples from the Locust users",
+    f"{SAMPLES_DIR}/{PROBE_SAMPLES_FILE}": "raw per-request samples from the fixed-rate probe stream",
+    f"{SAMPLES_DIR}/{CAPACITY_FILE}":
+        "raw capacity samples: healthy GPU nodes per region, one row per poll of the pool",
+    SCENARIO_FILE: "the scenario as run",
+}
+"""What each well-known file holds, so a reader of the report can trace a figure to raw data."""
+
+
+def journal_path(run_dir: Path) -> Path:
+    return Path(run_dir) / JOURNAL_FILE
+
+
+def scenario_path(run_dir: Path) -> Path:
+    return Path(run_dir) / SCENARIO_FILE
+
+
+def samples_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / SAMPLES_DIR
+
+
+def capacity_path(run_dir: Path) -> Path:
+    return samples_dir(run_dir) / CAPACITY_FILE
+
+
+def results_path(run_dir: Path) -> Path:
+    return Path(run_dir) / RESULTS_FILE
+
+
+def report_path(run_dir: Path) -> Path:
+    return Path(run_dir) / REPORT_FILE
+
+
+def junit_path(run_dir: Path) -> Path:
+    return Path(run_dir) / JUNIT_FILE
+
+
+def traceback_path(run_dir: Path) -> Path:
+    return Path(run_dir) / TRACEBACK_FILE
+
+
+def stack_logs_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / STACK_LOGS_DIR
+
+
+def request_sample_files(run_dir: Path) -> list[Path]:
+    """The per-request sample files of a run, sorted (``samples/*.csv`` except the capacity
+    timeline, which is polls of the pool, not requests)."""
+    directory = samples_dir(run_dir)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.glob("*.csv") if p.name != CAPACITY_FILE)
+
+
+def write_stack_events(run_dir: Path, url: str, events: list[Any]) -> Path:
+    """Write the stack's event log atomically into the run directory."""
+    path = Path(run_dir) / STACK_EVENTS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"url": url, "fetched_at": time.time(), "events": events}, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_stack_events(run_dir: Path) -> list[dict[str, Any]] | None:
+    """The events with a numeric ``ts`` and a text ``event`` (others are skipped), or None when
+    the run kept no event log. A damaged file is bad input, named with its path."""
+    path = Path(run_dir) / STACK_EVENTS_FILE
+    if not path.exists():
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ScenarioError(f"{path}: not a readable stack event log ({exc})") from None
+    events = document.get("events") if isinstance(document, dict) else None
+    if not isinstance(events, list):
+        raise ScenarioError(f"{path}: expected an object with an 'events' list")
+    return [
+        e for e in events
+        if isinstance(e, dict) and isinstance(e.get("event"), str)
+        and isinstance(e.get("ts"), (int, float)) and not isinstance(e.get("ts"), bool) and math.isfinite(e["ts"])
+    ]

@@ -1,0 +1,72 @@
+"""A drill's verdict and the exit code it owns, decided in one place.
+
+    passed     every objective met, nothing went wrong             exit 0
+    failed     an objective was missed (and nothing else)          exit 1
+    bad_input  the scenario or a flag was wrong; nothing applied   exit 2
+    aborted    the drill stopped early, or cleanup is in doubt     exit 3
+
+measure says whether the objectives were met (``Measurement.objectives_met``), the journal
+whether the run was aborted and whether cleanup was verified; :func:`decide_verdict` combines
+them. The enum lives outside ``harness.measure`` because measure imports nothing from the rest
+of harness and exit codes are the command line's business, not a measurement. ``drill verify``
+(4) and ``drill campaign status`` (5) check rather than drill: their codes are not verdicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED
+
+CLEANUP_NOT_VERIFIED = "cleanup could not be verified: a fault may still be applied"
+
+
+class Verdict(StrEnum):
+    """A drill's outcome; a ``str``, so it is written to JSON and compared as its value."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    BAD_INPUT = "bad_input"
+    ABORTED = "aborted"
+
+    @property
+    def exit_code(self) -> int:
+        return _EXIT_CODES[self]
+
+    @classmethod
+    def from_exit_code(cls, code: int) -> Verdict:
+        """The verdict a process exit code stands for (anything unknown: ``aborted``)."""
+        return next((v for v, c in _EXIT_CODES.items() if c == code), cls.ABORTED)
+
+
+_EXIT_CODES = {
+    Verdict.PASSED: EXIT_PASSED,
+    Verdict.FAILED: EXIT_FAILED,
+    Verdict.BAD_INPUT: EXIT_BAD_INPUT,
+    Verdict.ABORTED: EXIT_ABORTED,
+}
+
+RESULT_VERDICTS = (Verdict.PASSED, Verdict.FAILED, Verdict.ABORTED)
+"""The verdicts a results.json can hold (a bad-input run writes none)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict and, when it is ``aborted``, why."""
+
+    verdict: Verdict
+    abort_reason: str | None = None
+
+
+def decide_verdict(*, objectives_met: bool, abort_reason: str | None, cleanup_verified: bool) -> Decision:
+    """An abort wins; then missed objectives fail the drill; a drill that met its objectives but
+    whose cleanup could not be verified is aborted (a fault may still be applied: it must not
+    read as a pass). A failed drill stays failed whatever its cleanup: the objectives decide."""
+    if abort_reason:
+        return Decision(Verdict.ABORTED, abort_reason)
+    if not objectives_met:
+        return Decision(Verdict.FAILED)
+    if not cleanup_verified:
+        return Decision(Verdict.ABORTED, CLEANUP_NOT_VERIFIED)
+    return Decision(Verdict.PASSED)
