@@ -108,7 +108,7 @@ def test_param_of_another_fault_type(tmp_path: Path) -> None:
 
 def test_missing_required_param(tmp_path: Path) -> None:
     msg = problem(tmp_path, GOOD.replace("    latency_ms: 300\n", ""))
-    assert "faults[0]: latency faults need 'latency_ms'" in msg
+    assert f"{tmp_path / 's.yaml'}:12 faults[0].latency_ms: required for latency faults" in msg
 
 
 def test_fault_past_its_phase(tmp_path: Path) -> None:
