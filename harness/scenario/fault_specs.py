@@ -86,6 +86,8 @@ def _shown(value: object) -> str:
         return "a list"
     if value is None:
         return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as YAML spells it
     return str(value)
 
 

@@ -368,6 +368,12 @@ def _message(err: ErrorDetails, where: _Where) -> str:
         return "required field is missing"
     if kind == "union_tag_not_found":
         return "required field is missing"
+    if kind in ("model_attributes_type", "model_type", "dict_type"):
+        got = err.get("input")
+        names = {list: "a list", str: "text", type(None): "nothing", bool: "true/false", int: "a number",
+                 float: "a number"}
+        shown = names.get(type(got), "something else")
+        return f"expected a mapping (key: value pairs), got {shown}"
     ctx = err.get("ctx") or {}
     if kind == "union_tag_invalid":
         choices = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
