@@ -149,3 +149,11 @@ def test_shipped_scenarios_validate() -> None:
         if path.name == "quarterly.yaml":
             continue
         assert load_scenario(path).spec.faults
+
+
+def test_key_inside_a_plain_union_member_keeps_its_hint_and_no_member_names(tmp_path: Path) -> None:
+    """``p95_ms`` is ``number | text | {max, during}``: pydantic names the members (``float``,
+    ``LatencyObjective``) in its locations; the message names only the keys as written."""
+    msg = problem(tmp_path, GOOD.replace("p95_ms: 2x baseline", "p95_ms: {max: 2x baseline, durng: fault}"))
+    assert ":17 objectives.p95_ms.durng: unknown key 'durng' (did you mean 'during'?); allowed: max, during" in msg
+    assert ".float" not in msg and "LatencyObjective" not in msg

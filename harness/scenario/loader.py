@@ -339,6 +339,10 @@ def _where(model: type[BaseModel], raw_loc: Loc) -> _Where:
         if isinstance(part, int):
             loc.append(part)
             continue
+        named = next((m for m in current if m.__name__ == part), None)
+        if named is not None:  # a plain union names its member by class: `float | LatencyObjective`
+            current = [named]
+            continue
         member = _tagged(current, part)
         if member is not None:
             collection = next((p for p in reversed(loc) if isinstance(p, str)), None)
@@ -425,8 +429,10 @@ def validation_problems(
     for err in exc.errors():
         where = _where(model, tuple(err.get("loc", ())))
         loc = _data_loc(where.loc, data)
-        # A missing or unknown key is not in the data walk: name it after its parent.
-        if where.loc and isinstance(where.loc[-1], str) and where.loc[-1] not in loc[-1:]:
+        # A missing or unknown key is not in the data walk: name it after its parent. (Other
+        # parts missing from the data are pydantic's names for union members: "float", "str".)
+        missing_key = err["type"] in ("missing", "extra_forbidden")
+        if missing_key and where.loc and isinstance(where.loc[-1], str) and where.loc[-1] not in loc[-1:]:
             loc = loc + (where.loc[-1],)
         # A tagged union that cannot pick its member: the tag key itself is to blame.
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
