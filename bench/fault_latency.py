@@ -57,6 +57,7 @@ from loopback import free_port, wait_http  # noqa: E402
 
 from harness.faults.network import network_fault  # noqa: E402
 from harness.faults.quota import QuotaFault  # noqa: E402
+from harness.scenario.fault_specs import LatencySpec  # noqa: E402
 from harness.toxiproxy import ToxiproxyClient  # noqa: E402
 
 LOAD_CLIENTS = 8
@@ -180,7 +181,10 @@ def toxic_bench(applications: int, latency_ms: int, work: Path) -> ToxicFigures:
             client.create_proxy("bench", f"127.0.0.1:{proxy_port}", f"127.0.0.1:{upstream_port}")
             load = spawn(sys.executable, __file__, "--load", f"http://127.0.0.1:{proxy_port}/", str(out))
             time.sleep(2.0)  # the load child's import and connection warm-up
-            fault = network_fault("onset-bench", "latency", "bench", {"latency_ms": latency_ms}, client)
+            spec = LatencySpec.model_validate(
+                {"name": "onset-bench", "type": "latency", "target": {"proxy": "bench"}, "latency_ms": latency_ms}
+            )
+            fault = network_fault(spec, client)
             deadline = time.monotonic() + applications * (TOXIC_ON_S + TOXIC_OFF_S) * 3 + 60
             for _ in range(applications):
                 if time.monotonic() > deadline:

@@ -19,6 +19,17 @@ import httpx
 import pytest
 from aiohttp import web
 
+from harness.scenario.fault_specs import (
+    BandwidthSpec,
+    BlackholeSpec,
+    DownSpec,
+    JitterSpec,
+    LatencySpec,
+    NetworkFaultSpec,
+    ResetSpec,
+    parse_fault_spec,
+)
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
@@ -57,6 +68,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def network_spec(name: str, type: str, proxy: str, params: dict[str, object]) -> NetworkFaultSpec:
+    """A network fault's spec model, as a scenario's ``faults`` entry would give it."""
+    spec = parse_fault_spec({"name": name, "type": type, "target": {"proxy": proxy}, **params})
+    assert isinstance(spec, (LatencySpec, JitterSpec, BandwidthSpec, BlackholeSpec, ResetSpec, DownSpec))
+    return spec
 
 
 def wait_http(url: str, timeout_s: float = 10.0) -> None:

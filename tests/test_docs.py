@@ -14,10 +14,27 @@ from conftest import REPO
 from test_report import example_results, example_timeline
 
 from harness.report.html import render_report
-from harness.scenario.model import FAULT_RULES, FAULT_TYPES, PARAM_FIELDS, FaultSpec
+from harness.scenario.fault_specs import (
+    FAULT_SPEC_CLASSES,
+    FAULT_TYPES,
+    FaultSpecBase,
+    HookFaultSpec,
+    ServiceFaultSpec,
+    ToxiproxyFaultSpec,
+)
 
 DOC = REPO / "docs" / "scenarios.md"
-TARGET_WORDS = {"proxy": "`{proxy}`", "service": "`{service, labels}`", "hook": "`{hook}`"}
+SPEC_OF = {cls.fault_type(): cls for cls in FAULT_SPEC_CLASSES}
+PARAMETERS = list(dict.fromkeys(name for cls in FAULT_SPEC_CLASSES for name in cls.parameter_names()))
+
+
+def target_words(cls: type[FaultSpecBase]) -> str:
+    if issubclass(cls, ToxiproxyFaultSpec):
+        return "`{proxy}`"
+    if issubclass(cls, ServiceFaultSpec):
+        return "`{service, labels}`"
+    assert issubclass(cls, HookFaultSpec), cls
+    return "`{hook}`"
 
 
 def faults_section() -> str:
@@ -51,20 +68,25 @@ def test_every_fault_type_is_documented_in_order() -> None:
     assert list(type_rows()) == list(FAULT_TYPES)
 
 
+def modes(cls: type[FaultSpecBase]) -> tuple[str, ...]:
+    return typing.get_args(cls.model_fields["mode"].annotation) if "mode" in cls.model_fields else ()
+
+
 @pytest.mark.parametrize("fault_type", FAULT_TYPES)
-def test_each_type_row_matches_its_rules(fault_type: str) -> None:
+def test_each_type_row_matches_its_model(fault_type: str) -> None:
     _, target, params, _ = type_rows()[fault_type]
-    required, optional, target_kind, modes = FAULT_RULES[fault_type]
-    assert target == TARGET_WORDS[target_kind]
+    cls = SPEC_OF[fault_type]
+    names = cls.parameter_names()
+    assert target == target_words(cls)
     outside = re.sub(r"\([^)]*\)", "", params)  # values and notes are in parentheses
-    assert set(ticked(outside)) == set(required) | set(optional)
-    for name in required:
-        assert re.search(rf"`{name}` \(required", params), f"{fault_type}: {name} not marked required"
-    for name in optional:
-        assert not re.search(rf"`{name}` \(required", params), f"{fault_type}: {name} marked required"
-    if modes:
+    assert set(ticked(outside)) == set(names)
+    for name in names:
+        marked = re.search(rf"`{name}` \(required", params) is not None
+        assert marked == cls.model_fields[name].is_required(), f"{fault_type}: {name} required is {not marked}"
+    if modes(cls):
         listed = re.search(r"`mode` \(([^)]*)\)", params)
-        assert listed is not None and tuple(ticked(listed.group(1))) == modes, f"{fault_type} modes"
+        assert listed is not None and tuple(ticked(listed.group(1))) == modes(cls), f"{fault_type} modes"
+        assert cls.model_fields["mode"].default == modes(cls)[0], "the first mode listed is the default"
 
 
 def parameter_rows() -> dict[str, list[str]]:
@@ -73,48 +95,67 @@ def parameter_rows() -> dict[str, list[str]]:
 
 def test_every_parameter_is_documented_with_the_types_that_take_it() -> None:
     rows = parameter_rows()
-    assert set(rows) == set(PARAM_FIELDS)
+    assert set(rows) == set(PARAMETERS)
     for name, (_, _, _, of, _) in rows.items():
-        takers = [t for t, (req, opt, _, _) in FAULT_RULES.items() if name in req + opt]
+        takers = [t for t, cls in SPEC_OF.items() if name in cls.parameter_names()]
         assert ticked(of) == takers, name
 
 
-def _bounds(name: str) -> dict[str, Any]:
+def _bounds(metadata: list[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for item in FaultSpec.model_fields[name].metadata:
+    for item in metadata:
         for kind in ("ge", "gt", "le"):
             if isinstance(item, getattr(annotated_types, kind.capitalize())):
                 out[kind] = getattr(item, kind)
     return out
 
 
-@pytest.mark.parametrize("name", PARAM_FIELDS)
-def test_parameter_values_match_the_model(name: str) -> None:
+def _kinds(annotation: Any) -> list[Any]:
+    """The types a parameter takes, without None and Annotated wrappers."""
+    args = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, type(int | None)) else ()
+    out = []
+    for arg in args or (annotation,):
+        if typing.get_origin(arg) is typing.Annotated:
+            arg = typing.get_args(arg)[0]
+        if arg is not type(None):
+            out.append(arg)
+    return out
+
+
+@pytest.mark.parametrize("name", PARAMETERS)
+def test_parameter_values_match_the_models(name: str) -> None:
+    """Every family that takes the parameter: its values (a fixed set, or a number and its
+    bounds) are in the row; a set that differs per family is listed in the type table instead."""
     value = parameter_rows()[name][1]
-    annotation = FaultSpec.model_fields[name].annotation
-    inner = [a for a in typing.get_args(annotation) if a is not type(None)]
-    bounds = _bounds(name)
-    if inner and typing.get_origin(inner[0]) is typing.Literal:
-        assert sorted(ticked(value)) == sorted(typing.get_args(inner[0]))
+    fields = [cls.model_fields[name] for cls in FAULT_SPEC_CLASSES if name in cls.model_fields]
+    kinds = [kind for field in fields for kind in _kinds(field.annotation)]
+    literals = {typing.get_args(kind) for kind in kinds if typing.get_origin(kind) is typing.Literal}
+    if len(literals) > 1:
+        assert "see the type" in value
         return
-    if int in inner:
-        assert "integer" in value
-    if bounds.get("ge") == 0 and bounds.get("le") == 1:
-        assert "0..1" in value
+    if literals:
+        assert sorted(ticked(value)) == sorted(literals.pop())
         return
-    if "ge" in bounds:
-        assert f"≥ {bounds['ge']:g}" in value
-    if "gt" in bounds:
-        assert f"> {bounds['gt']:g}" in value
-    if "le" in bounds:
-        assert f"≤ {bounds['le']:g}" in value
+    for field in fields:
+        kinds = _kinds(field.annotation)
+        bounds = _bounds(field.metadata)
+        if int in kinds:
+            assert "integer" in value
+        if str in kinds:
+            assert "text" in value
+        if bounds.get("ge") == 0 and bounds.get("le") == 1:
+            assert "0..1" in value
+            continue
+        for kind, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤")):
+            if kind in bounds:
+                assert f"{sign} {bounds[kind]:.15g}" in value, f"{name}: {sign} {bounds[kind]}"
 
 
 def test_the_keys_every_fault_has_are_documented() -> None:
-    common = [name for name in FaultSpec.model_fields if name not in PARAM_FIELDS]
     prose = faults_section().split("| type |")[0]
-    assert common == ["name", "type", "target", "at", "duration"]
-    for name in common:
+    assert list(FaultSpecBase.model_fields) == list(FaultSpecBase.COMMON_KEYS)
+    assert FaultSpecBase.COMMON_KEYS == ("name", "type", "target", "at", "duration")
+    for name in FaultSpecBase.COMMON_KEYS:
         assert f"`{name}`" in prose
 
 

@@ -14,7 +14,7 @@ from harness.errors import ScenarioError
 from harness.faults.base import FaultContext
 from harness.faults.gpu import gpu_fault, select, undo_gpu
 from harness.runtime.local import LocalRuntime, LocalStackSpec
-from harness.scenario.model import FaultSpec
+from harness.scenario.fault_specs import parse_fault_spec
 
 
 def node(name: str, region: str, port: int) -> dict[str, object]:
@@ -42,8 +42,8 @@ def gpu_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalR
 
 
 def build(runtime: LocalRuntime, **fields: object):
-    s = FaultSpec.model_validate({"name": "gpu", "type": "gpu_node_loss", **fields})
-    return gpu_fault(s, s.params(), FaultContext(runtime=runtime))
+    s = parse_fault_spec({"name": "gpu", "type": "gpu_node_loss", **fields})
+    return gpu_fault(s, FaultContext(runtime=runtime))
 
 
 def health(port: int) -> httpx.Response:

@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port
+from conftest import free_port, network_spec
 
-from harness.errors import FaultError, ScenarioError
+from harness.errors import FaultError
 from harness.faults.base import Fault
 from harness.faults.network import (
     NETWORK_FAULT_TYPES,
@@ -55,7 +55,7 @@ def test_fault_types_are_the_network_family() -> None:
     ],
 )
 def test_describe_fills_defaults_and_names_the_undo(type: str, params: dict[str, Any], expected: dict[str, Any]) -> None:
-    fault = network_fault("f1", type, "hosted", params, offline_client())
+    fault = network_fault(network_spec("f1", type, "hosted", params), offline_client())
     assert isinstance(fault, Fault)
     described = fault.describe()
     assert described["targets"] == ["toxiproxy:hosted"]
@@ -70,25 +70,36 @@ def test_describe_fills_defaults_and_names_the_undo(type: str, params: dict[str,
 
 
 @pytest.mark.parametrize(
-    "type, params, message",
+    "type, params, toxic",
     [
-        ("latency", {}, "needs latency_ms"),
-        ("latency", {"latency_ms": "500ms"}, "latency_ms must be a whole number"),
-        ("latency", {"latency_ms": 0}, "latency_ms must be greater than 0"),
-        ("latency", {"latency_ms": 10, "jitter_ms": -1}, "jitter_ms must be 0 or more"),
-        ("latency", {"latency": 10}, "unknown parameter.*latency.*allowed: direction, jitter_ms, latency_ms, toxicity"),
-        ("bandwidth", {"rate_kbps": 1.5}, "rate_kbps must be a whole number"),
-        ("blackhole", {"direction": "sideways"}, "direction must be 'downstream' or 'upstream'"),
-        ("reset", {"toxicity": 1.5}, "toxicity must be a number from 0 to 1"),
-        ("down", {"direction": "upstream"}, "'down' takes no parameters"),
-        ("partition", {}, "not a network fault; use one of bandwidth, blackhole, down"),
+        ("latency", {"latency_ms": 500, "toxicity": 0.25},
+         {"type": "latency", "attributes": {"latency": 500, "jitter": 0}, "stream": "downstream", "toxicity": 0.25}),
+        ("jitter", {"jitter_ms": 80, "direction": "upstream"},
+         {"type": "latency", "attributes": {"latency": 0, "jitter": 80}, "stream": "upstream", "toxicity": 1.0}),
+        ("bandwidth", {"rate_kbps": 64},
+         {"type": "bandwidth", "attributes": {"rate": 64}, "stream": "downstream", "toxicity": 1.0}),
+        ("blackhole", {"timeout_ms": 5},
+         {"type": "timeout", "attributes": {"timeout": 5}, "stream": "downstream", "toxicity": 1.0}),
+        ("reset", {},
+         {"type": "reset_peer", "attributes": {"timeout": 0}, "stream": "downstream", "toxicity": 1.0}),
     ],
 )
-def test_bad_params_are_bad_input(type: str, params: dict[str, Any], message: str) -> None:
-    with pytest.raises(ScenarioError, match=message) as caught:
-        network_fault("f1", type, "hosted", params, offline_client())
-    assert caught.value.exit_code == 2
-    assert "fault 'f1'" in str(caught.value)
+def test_each_spec_becomes_its_toxiproxy_toxic(type: str, params: dict[str, Any], toxic: dict[str, Any]) -> None:
+    """The spec's typed attributes reach Toxiproxy under the README's toxic and attribute names
+    (the parameter rules themselves are tested with the models: test_scenario_fault_specs.py)."""
+    sent: list[dict[str, Any]] = []
+
+    def toxiproxy(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return httpx.Response(200, json={"hosted": {"name": "hosted", "listen": "127.0.0.1:1",
+                                                        "upstream": "127.0.0.1:2", "enabled": True, "toxics": []}})
+        sent.append(json.loads(request.content))
+        return httpx.Response(200, json=sent[-1])
+
+    client = ToxiproxyClient(MOCK_URL, transport=httpx.MockTransport(toxiproxy))
+    fault = network_fault(network_spec("f1", type, "hosted", params), client)
+    fault.apply()
+    assert sent == [{**toxic, "name": "drill-f1"}]
 
 
 # -- revert escalation (MockTransport: removal failures cannot be provoked on a real server) -----
@@ -247,7 +258,7 @@ def assert_healthy(url: str) -> None:
 @pytest.mark.toxiproxy
 def test_latency_adds_at_least_latency_ms(client: ToxiproxyClient, proxy_url: str) -> None:
     assert_healthy(proxy_url)
-    fault = network_fault("slow", "latency", "svc", {"latency_ms": 400}, client)
+    fault = network_fault(network_spec("slow", "latency", "svc", {"latency_ms": 400}), client)
     t_before = time.time()
     onset = fault.apply()
     t_after = time.time()
@@ -268,7 +279,7 @@ def test_latency_adds_at_least_latency_ms(client: ToxiproxyClient, proxy_url: st
 
 @pytest.mark.toxiproxy
 def test_bandwidth_limits_the_rate(client: ToxiproxyClient, proxy_url: str) -> None:
-    fault = network_fault("thin", "bandwidth", "svc", {"rate_kbps": 20}, client)
+    fault = network_fault(network_spec("thin", "bandwidth", "svc", {"rate_kbps": 20}), client)
     fault.apply()
     try:
         response, elapsed_s = timed_fetch(proxy_url + "/big")
@@ -282,7 +293,7 @@ def test_bandwidth_limits_the_rate(client: ToxiproxyClient, proxy_url: str) -> N
 @pytest.mark.toxiproxy
 def test_down_refuses_connections_and_revert_restores(client: ToxiproxyClient, proxy_url: str) -> None:
     assert_healthy(proxy_url)
-    fault = network_fault("cut", "down", "svc", {}, client)
+    fault = network_fault(network_spec("cut", "down", "svc", {}), client)
     fault.apply()
     assert [p.name for p in disabled_proxies(client)] == ["svc"]
     with pytest.raises(httpx.ConnectError):
@@ -297,7 +308,7 @@ def test_down_refuses_connections_and_revert_restores(client: ToxiproxyClient, p
 @pytest.mark.toxiproxy
 @pytest.mark.parametrize("direction", ["downstream", "upstream"])
 def test_blackhole_makes_requests_time_out(client: ToxiproxyClient, proxy_url: str, direction: str) -> None:
-    fault = network_fault("void", "blackhole", "svc", {"direction": direction}, client)
+    fault = network_fault(network_spec("void", "blackhole", "svc", {"direction": direction}), client)
     fault.apply()
     with pytest.raises(httpx.ReadTimeout):
         fetch(proxy_url, timeout_s=0.5)
@@ -308,7 +319,7 @@ def test_blackhole_makes_requests_time_out(client: ToxiproxyClient, proxy_url: s
 
 @pytest.mark.toxiproxy
 def test_reset_fails_requests_with_a_connection_error(client: ToxiproxyClient, proxy_url: str) -> None:
-    fault = network_fault("rst", "reset", "svc", {}, client)
+    fault = network_fault(network_spec("rst", "reset", "svc", {}), client)
     fault.apply()
     with pytest.raises(httpx.TransportError) as caught:
         fetch(proxy_url)
@@ -320,7 +331,7 @@ def test_reset_fails_requests_with_a_connection_error(client: ToxiproxyClient, p
 
 @pytest.mark.toxiproxy
 def test_apply_to_a_missing_proxy_lists_the_existing_ones(client: ToxiproxyClient, proxy_url: str) -> None:
-    fault = network_fault("slow", "latency", "hosted", {"latency_ms": 100}, client)
+    fault = network_fault(network_spec("slow", "latency", "hosted", {"latency_ms": 100}), client)
     with pytest.raises(FaultError, match=r"proxy 'hosted' does not exist \(existing proxies: svc\)") as caught:
         fault.apply()
     assert caught.value.target == "toxiproxy:hosted"
@@ -329,8 +340,8 @@ def test_apply_to_a_missing_proxy_lists_the_existing_ones(client: ToxiproxyClien
 
 @pytest.mark.toxiproxy
 def test_apply_refuses_over_a_leftover_toxic(client: ToxiproxyClient, proxy_url: str) -> None:
-    network_fault("slow", "latency", "svc", {"latency_ms": 100}, client).apply()
-    again = network_fault("slow", "latency", "svc", {"latency_ms": 100}, client)
+    network_fault(network_spec("slow", "latency", "svc", {"latency_ms": 100}), client).apply()
+    again = network_fault(network_spec("slow", "latency", "svc", {"latency_ms": 100}), client)
     with pytest.raises(FaultError, match="toxic 'drill-slow' is already on proxy 'svc'.*drill recover --force"):
         again.apply()
 
@@ -340,7 +351,7 @@ def test_apply_refuses_over_a_leftover_toxic(client: ToxiproxyClient, proxy_url:
 def test_undo_record_alone_reverts_after_a_crash(
     client: ToxiproxyClient, proxy_url: str, type: str, params: dict[str, Any]
 ) -> None:
-    fault = network_fault("crashed", type, "svc", params, client)
+    fault = network_fault(network_spec("crashed", type, "svc", params), client)
     undo = json.loads(json.dumps(fault.describe()["undo"]))  # as read back from the journal
     fault.apply()
     assert stray_toxics(client) or disabled_proxies(client)
@@ -356,8 +367,8 @@ def test_undo_record_alone_reverts_after_a_crash(
 def test_stray_toxics_finds_only_drill_leftovers(client: ToxiproxyClient, proxy_url: str, upstream: str) -> None:
     client.create_proxy("other", f"127.0.0.1:{free_port()}", upstream)
     client.add_toxic("other", "latency", {"latency": 10}, name="someone-elses")
-    network_fault("left", "jitter", "svc", {"jitter_ms": 50}, client).apply()
-    network_fault("left-too", "blackhole", "other", {"direction": "upstream"}, client).apply()
+    network_fault(network_spec("left", "jitter", "svc", {"jitter_ms": 50}), client).apply()
+    network_fault(network_spec("left-too", "blackhole", "other", {"direction": "upstream"}), client).apply()
 
     strays = sorted((proxy, toxic.name, toxic.stream) for proxy, toxic in stray_toxics(client))
     assert strays == [("other", "drill-left-too", "upstream"), ("svc", "drill-left", "downstream")]
@@ -365,6 +376,6 @@ def test_stray_toxics_finds_only_drill_leftovers(client: ToxiproxyClient, proxy_
 
 def test_revert_with_toxiproxy_gone_raises_fault_error() -> None:
     dead = ToxiproxyClient(f"http://127.0.0.1:{free_port()}", timeout_s=1.0)
-    fault = network_fault("slow", "latency", "svc", {"latency_ms": 100}, dead)
+    fault = network_fault(network_spec("slow", "latency", "svc", {"latency_ms": 100}), dead)
     with pytest.raises(FaultError, match="could not revert toxic 'drill-slow'.*unreachable at"):
         fault.revert()

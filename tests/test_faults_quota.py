@@ -13,11 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import free_port, wait_http
+from pydantic import ValidationError
 
-from harness.errors import ScenarioError
 from harness.faults.base import FaultContext
 from harness.faults.quota import active_denials, quota_fault, undo_quota
-from harness.scenario.model import FaultSpec
+from harness.scenario.fault_specs import RegionQuotaDenialSpec, parse_fault_spec
 
 REPO = Path(__file__).resolve().parents[1]
 REGIONS = {"region-a": {"quota": 3, "running": [], "standby": [{"node": "a", "url": "http://127.0.0.1:1"}]},
@@ -38,15 +38,17 @@ def cloud_api() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
-def spec(hook: str, **params: object) -> FaultSpec:
-    return FaultSpec.model_validate({"name": "deny", "type": "region_quota_denial", "target": {"hook": hook},
-                                     "region": "region-a", **params})
+def spec(hook: str, **params: object) -> RegionQuotaDenialSpec:
+    parsed = parse_fault_spec({"name": "deny", "type": "region_quota_denial", "target": {"hook": hook},
+                               "region": "region-a", **params})
+    assert isinstance(parsed, RegionQuotaDenialSpec)
+    return parsed
 
 
 def test_denial_is_in_force_until_reverted_and_revert_is_idempotent(cloud_api: str) -> None:
     hook = f"{cloud_api}/fault"
     s = spec(hook)
-    fault = quota_fault(s, s.params(), FaultContext())
+    fault = quota_fault(s, FaultContext())
     assert fault.describe()["undo"] == {"kind": "quota_hook", "hook": hook,
                                         "body": {"mode": "quota_exceeded", "region": "region-a"}}
     onset = fault.apply()
@@ -66,7 +68,7 @@ def test_denial_is_in_force_until_reverted_and_revert_is_idempotent(cloud_api: s
 def test_insufficient_capacity_per_instance_type_and_recovery_from_undo(cloud_api: str) -> None:
     hook = f"{cloud_api}/fault"
     s = spec(hook, mode="insufficient_capacity", instance_type="gpu.h100")
-    fault = quota_fault(s, s.params(), FaultContext())
+    fault = quota_fault(s, FaultContext())
     fault.apply()
     reply = httpx.post(f"{cloud_api}/instances", json={"region": "region-a", "instance_type": "gpu.h100"})
     assert reply.status_code == 503 and reply.json()["error"]["code"] == "InsufficientCapacity"
@@ -74,13 +76,12 @@ def test_insufficient_capacity_per_instance_type_and_recovery_from_undo(cloud_ap
     assert active_denials(hook) == []
 
 
-def test_hook_must_be_on_loopback_and_mode_known() -> None:
-    s = spec("http://192.0.2.5:8090/fault")
-    with pytest.raises(ScenarioError, match="127.0.0.1"):
-        quota_fault(s, s.params(), FaultContext())
-    s = spec("http://127.0.0.1:8090/fault")
-    with pytest.raises(ScenarioError, match="mode"):
-        quota_fault(s, {**s.params(), "mode": "embargo"}, FaultContext())
+def test_hook_off_loopback_or_unknown_mode_never_reaches_the_fault() -> None:
+    """The spec model refuses them (file:line messages: test_scenario_fault_specs.py)."""
+    with pytest.raises(ValidationError, match="127.0.0.1"):
+        spec("http://192.0.2.5:8090/fault")
+    with pytest.raises(ValidationError, match="mode"):
+        spec("http://127.0.0.1:8090/fault", mode="embargo")
 
 
 def test_onset_bracket_opens_after_the_http_client_is_built(cloud_api: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,7 +96,7 @@ def test_onset_bracket_opens_after_the_http_client_is_built(cloud_api: str, monk
 
     monkeypatch.setattr(httpx.Client, "__init__", recording_init)
     s = spec(f"{cloud_api}/fault")
-    fault = quota_fault(s, s.params(), FaultContext())
+    fault = quota_fault(s, FaultContext())
     built_at.clear()  # only the clients apply() builds
     onset = fault.apply()
     fault.revert()

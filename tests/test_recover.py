@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, require
+from conftest import free_port, network_spec, require
 
 from harness.faults.network import network_fault
 from harness.journal import JOURNAL_NAME, Journal, applied_faults
@@ -47,7 +47,8 @@ def proxies(toxiproxy_url: str) -> Iterator[ToxiproxyClient]:
 
 
 def test_recover_reverts_a_toxic_and_is_idempotent(tmp_path: Path, proxies: ToxiproxyClient) -> None:
-    apply_journaled(tmp_path, network_fault("slow", "latency", "svc-a", {"latency_ms": 500}, proxies), "0-slow")
+    slow = network_spec("slow", "latency", "svc-a", {"latency_ms": 500})
+    apply_journaled(tmp_path, network_fault(slow, proxies), "0-slow")
     assert [t.name for t in proxies.proxies()["svc-a"].toxics] == ["drill-slow"]
 
     first = lines(tmp_path)
@@ -58,7 +59,7 @@ def test_recover_reverts_a_toxic_and_is_idempotent(tmp_path: Path, proxies: Toxi
 
 
 def test_recover_enables_a_disabled_proxy(tmp_path: Path, proxies: ToxiproxyClient) -> None:
-    apply_journaled(tmp_path, network_fault("dead", "down", "svc-b", {}, proxies), "0-dead")
+    apply_journaled(tmp_path, network_fault(network_spec("dead", "down", "svc-b", {}), proxies), "0-dead")
     assert proxies.proxies()["svc-b"].enabled is False
 
     assert lines(tmp_path) == [(f"{tmp_path}: fault dead (down) reverted", True)]
@@ -70,8 +71,9 @@ def test_recover_reverts_faults_newest_first_even_when_the_crash_beat_the_journa
     tmp_path: Path, proxies: ToxiproxyClient
 ) -> None:
     """kill -9 between an apply and its ``fault.applied`` line: the intent alone is enough."""
-    apply_journaled(tmp_path, network_fault("a", "latency", "svc-a", {"latency_ms": 10}, proxies), "0-a")
-    apply_journaled(tmp_path, network_fault("b", "down", "svc-b", {}, proxies), "1-b", record_applied=False)
+    apply_journaled(tmp_path, network_fault(network_spec("a", "latency", "svc-a", {"latency_ms": 10}), proxies), "0-a")
+    down = network_spec("b", "down", "svc-b", {})
+    apply_journaled(tmp_path, network_fault(down, proxies), "1-b", record_applied=False)
 
     assert [message for message, _ in lines(tmp_path)] == [
         f"{tmp_path}: fault b (down) reverted",

@@ -108,7 +108,7 @@ def test_param_of_another_fault_type(tmp_path: Path) -> None:
 
 def test_missing_required_param(tmp_path: Path) -> None:
     msg = problem(tmp_path, GOOD.replace("    latency_ms: 300\n", ""))
-    assert "faults[0]: latency faults need 'latency_ms'" in msg
+    assert f"{tmp_path / 's.yaml'}:12 faults[0].latency_ms: required for latency faults" in msg
 
 
 def test_fault_past_its_phase(tmp_path: Path) -> None:
@@ -149,3 +149,11 @@ def test_shipped_scenarios_validate() -> None:
         if path.name == "quarterly.yaml":
             continue
         assert load_scenario(path).spec.faults
+
+
+def test_key_inside_a_plain_union_member_keeps_its_hint_and_no_member_names(tmp_path: Path) -> None:
+    """``p95_ms`` is ``number | text | {max, during}``: pydantic names the members (``float``,
+    ``LatencyObjective``) in its locations; the message names only the keys as written."""
+    msg = problem(tmp_path, GOOD.replace("p95_ms: 2x baseline", "p95_ms: {max: 2x baseline, durng: fault}"))
+    assert ":17 objectives.p95_ms.durng: unknown key 'durng' (did you mean 'during'?); allowed: max, during" in msg
+    assert ".float" not in msg and "LatencyObjective" not in msg

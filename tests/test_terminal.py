@@ -116,9 +116,9 @@ def test_campaign_status_says_when_how_long_and_a_verdict_per_scenario(tmp_path:
 
 def test_applied_fault_names_what_its_selector_resolved_to() -> None:
     from harness.engine import _hit_text
-    from harness.scenario.model import FaultSpec
+    from harness.scenario.fault_specs import parse_fault_spec
 
-    kill = FaultSpec.model_validate({"name": "k", "type": "endpoint_kill", "target": {"service": "hosted-model"}})
+    kill = parse_fault_spec({"name": "k", "type": "endpoint_kill", "target": {"service": "hosted-model"}})
     assert _hit_text(kill, ["drill-staging-hosted-model-1"]) == "service hosted-model → drill-staging-hosted-model-1"
-    slow = FaultSpec.model_validate({"name": "s", "type": "latency", "latency_ms": 5, "target": {"proxy": "p"}})
+    slow = parse_fault_spec({"name": "s", "type": "latency", "latency_ms": 5, "target": {"proxy": "p"}})
     assert _hit_text(slow, ["toxiproxy:p"]) == "proxy p"  # a proxy names itself once

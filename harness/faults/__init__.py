@@ -3,56 +3,71 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, assert_never
 
 from harness.errors import FaultError, ScenarioError
 from harness.faults.base import Fault, FaultContext, Onset
-from harness.scenario.model import NETWORK_TYPES, FaultSpec
+from harness.faults.gpu import gpu_fault
+from harness.faults.network import network_fault
+from harness.faults.quota import quota_fault
+from harness.scenario.fault_specs import (
+    BandwidthSpec,
+    BlackholeSpec,
+    DownSpec,
+    EndpointKillSpec,
+    FaultSpec,
+    GpuNodeLossSpec,
+    JitterSpec,
+    LatencySpec,
+    NetworkFaultSpec,
+    RegionQuotaDenialSpec,
+    ResetSpec,
+)
 
 __all__ = ["Fault", "FaultContext", "Onset", "build_fault", "undo_fault"]
 
 
 def build_fault(spec: FaultSpec, ctx: FaultContext) -> Fault:
-    """Build (not apply) a fault. Selectors are resolved here so bad ones fail before any apply."""
-    params = spec.params()
-    if spec.type in NETWORK_TYPES:
-        from harness.faults.network import network_fault
-
-        if ctx.toxiproxy is None:
-            raise ScenarioError(
-                f"fault {spec.name!r} ({spec.type}) needs Toxiproxy: set `toxiproxy: {{url: ...}}` "
-                "in the scenario or use a stack that starts one"
-            )
-        return network_fault(spec.name, spec.type, spec.target.proxy or "", params, ctx.toxiproxy)
-    if spec.type == "endpoint_kill":
-        return _endpoint_kill(spec, params, ctx)
-    if spec.type == "gpu_node_loss":
-        from harness.faults.gpu import gpu_fault
-
-        return gpu_fault(spec, params, ctx)
-    if spec.type == "region_quota_denial":
-        from harness.faults.quota import quota_fault
-
-        return quota_fault(spec, params, ctx)
-    raise ScenarioError(f"fault {spec.name!r}: type {spec.type} is not available in this version of drill")
+    """Build (not apply) a fault: one builder per spec model. Selectors are resolved here so bad
+    ones fail before any apply. A new family's model without a case here is a mypy error
+    (``assert_never``)."""
+    match spec:
+        case LatencySpec() | JitterSpec() | BandwidthSpec() | BlackholeSpec() | ResetSpec() | DownSpec():
+            return _network(spec, ctx)
+        case EndpointKillSpec():
+            return _endpoint_kill(spec, ctx)
+        case GpuNodeLossSpec():
+            return gpu_fault(spec, ctx)
+        case RegionQuotaDenialSpec():
+            return quota_fault(spec, ctx)
+        case _:
+            assert_never(spec)
 
 
-def _endpoint_kill(spec: FaultSpec, params: dict[str, Any], ctx: FaultContext) -> Fault:
+def _network(spec: NetworkFaultSpec, ctx: FaultContext) -> Fault:
+    if ctx.toxiproxy is None:
+        raise ScenarioError(
+            f"fault {spec.name!r} ({spec.type}) needs Toxiproxy: set `toxiproxy: {{url: ...}}` "
+            "in the scenario or use a stack that starts one"
+        )
+    return network_fault(spec, ctx.toxiproxy)
+
+
+def _endpoint_kill(spec: EndpointKillSpec, ctx: FaultContext) -> Fault:
     runtime = ctx.runtime
     kind = getattr(runtime, "kind", None)
     if kind == "local":
         from harness.faults.process import process_fault
 
         return process_fault(
-            spec.name, params.get("mode", "kill"), spec.target.service, spec.target.labels,
-            params.get("max_targets", 1), runtime,
+            spec.name, spec.mode, spec.target.service, spec.target.labels, spec.max_targets, runtime,
         )
     if kind == "compose":
         from harness.faults.container import container_fault
 
         return container_fault(
-            spec.name, params.get("mode", "kill"), spec.target.service, spec.target.labels,
-            params.get("max_targets", 1), runtime.project,
+            spec.name, spec.mode, spec.target.service or "", spec.target.labels, spec.max_targets,
+            runtime.project,
         )
     raise ScenarioError(
         f"fault {spec.name!r}: endpoint_kill needs a stack the harness manages "

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, get_args
 
 import docker
 import docker.errors
@@ -34,8 +34,10 @@ from harness.runtime.compose import (
     docker_client,
     find_containers,
 )
+from harness.scenario.fault_specs import EndpointKillMode
 
-MODES = ("kill", "stop", "pause")
+# The spec model holds the rule; the check in ContainerFault is for callers that build one directly.
+MODES: tuple[str, ...] = get_args(EndpointKillMode)
 _EVENT_FOR_MODE = {"kill": "die", "stop": "die", "pause": "pause"}
 # Docker stamps events in nanoseconds, but the engine notices an exit a little after the kernel
 # does; a millisecond covers that lag on a local engine.

@@ -33,9 +33,8 @@ import httpx
 
 from harness.errors import FaultError, ScenarioError
 from harness.faults.base import Fault, FaultContext, Onset
-from harness.scenario.model import FaultSpec
+from harness.scenario.fault_specs import GpuNodeLossSpec, ParamValue
 
-MODES = ("kill", "xid", "hang")
 HOOK_MODES = ("xid", "hang")
 HOOK_TIMEOUT_S = 5.0
 LOOPBACK = ("127.0.0.1", "localhost")
@@ -65,7 +64,7 @@ def _check_selection(name: str, selector: str, matched: list[str], chosen: list[
         )
 
 
-def _selector_text(spec: FaultSpec) -> str:
+def _selector_text(spec: GpuNodeLossSpec) -> str:
     parts = [f"service={spec.target.service}"] if spec.target.service else []
     parts += [f"{k}={v}" for k, v in sorted(spec.target.labels.items())]
     return "(" + (" ".join(parts) or "everything") + ")"
@@ -169,16 +168,10 @@ def _delete_hooks(urls: list[str]) -> None:
         raise FaultError("could not clear GPU fault hooks: " + "; ".join(problems))
 
 
-def gpu_fault(spec: FaultSpec, params: dict[str, Any], ctx: FaultContext) -> Fault:
-    """Build (not apply) a ``gpu_node_loss`` fault; targets are resolved and checked here."""
-    mode = params.get("mode", "kill")
-    if mode not in MODES:
-        raise ScenarioError(f"fault {spec.name!r}: mode {mode!r} is not one of {', '.join(MODES)}")
-    if not spec.target.service and not spec.target.labels:
-        raise ScenarioError(f"fault {spec.name!r}: target needs a service, labels or both")
-    count, percent = params.get("count"), params.get("percent")
-    if count is not None and percent is not None:
-        raise ScenarioError(f"fault {spec.name!r}: give count or percent, not both")
+def gpu_fault(spec: GpuNodeLossSpec, ctx: FaultContext) -> Fault:
+    """Build (not apply) a ``gpu_node_loss`` fault; targets are resolved and checked here (the
+    spec model has checked mode, count/percent and the selector)."""
+    mode, count, percent = spec.mode, spec.count, spec.percent
     runtime = ctx.runtime
     kind = getattr(runtime, "kind", None)
     if kind == "compose":
@@ -194,9 +187,9 @@ def gpu_fault(spec: FaultSpec, params: dict[str, Any], ctx: FaultContext) -> Fau
     matched = sorted(nodes)
     chosen = select(matched, count, percent)
     default_max = len(chosen) if (count is not None or percent is not None) else 1
-    max_targets = int(params.get("max_targets", default_max))
+    max_targets = spec.max_targets if spec.max_targets is not None else default_max
     _check_selection(spec.name, _selector_text(spec), matched, chosen, max_targets)
-    shown = {"mode": mode, "matched": matched, "max_targets": max_targets}
+    shown: dict[str, ParamValue | list[str]] = {"mode": mode, "matched": matched, "max_targets": max_targets}
     if count is not None:
         shown["count"] = count
     if percent is not None:
@@ -240,7 +233,7 @@ def _kill_fault(name: str, runtime: Any, kind: str, chosen: dict[str, dict[str, 
     return fault
 
 
-def _local_nodes(runtime: Any, spec: FaultSpec) -> dict[str, dict[str, Any]]:
+def _local_nodes(runtime: Any, spec: GpuNodeLossSpec) -> dict[str, dict[str, Any]]:
     nodes: dict[str, dict[str, Any]] = {}
     by_name = {p.name: p for p in runtime.spec.processes}
     for name in runtime.find(spec.target.service, spec.target.labels):
@@ -249,7 +242,7 @@ def _local_nodes(runtime: Any, spec: FaultSpec) -> dict[str, dict[str, Any]]:
     return nodes
 
 
-def _compose_nodes(runtime: Any, spec: FaultSpec) -> dict[str, dict[str, Any]]:
+def _compose_nodes(runtime: Any, spec: GpuNodeLossSpec) -> dict[str, dict[str, Any]]:
     from harness.runtime.compose import SERVICE_LABEL
 
     nodes: dict[str, dict[str, Any]] = {}
@@ -277,4 +270,4 @@ def undo_gpu(undo: dict[str, Any]) -> None:
     _delete_hooks(list(undo.get("hooks", [])))
 
 
-__all__ = ["MODES", "HookFault", "KillFault", "gpu_fault", "select", "undo_gpu"]
+__all__ = ["HookFault", "KillFault", "gpu_fault", "select", "undo_gpu"]

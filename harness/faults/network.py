@@ -1,15 +1,15 @@
 """The network fault family: faults applied to a Toxiproxy proxy.
 
-    fault type   params (defaults)                           what Toxiproxy does
-    latency      latency_ms (req), jitter_ms=0               toxic ``latency``
-    jitter       jitter_ms (req), latency_ms=0               toxic ``latency``
-    bandwidth    rate_kbps (req, KB/s)                       toxic ``bandwidth``
-    blackhole    timeout_ms=0 (0 = hold data forever)        toxic ``timeout``
-    reset        timeout_ms=0 (0 = reset on first data)      toxic ``reset_peer``
-    down         (none)                                      proxy disabled
+    fault type   what Toxiproxy does
+    latency      toxic ``latency`` (``latency_ms`` ± ``jitter_ms``)
+    jitter       toxic ``latency`` (led by ``jitter_ms``)
+    bandwidth    toxic ``bandwidth`` (``rate_kbps``, KB/s)
+    blackhole    toxic ``timeout`` (``timeout_ms``; 0 = hold data forever)
+    reset        toxic ``reset_peer`` (``timeout_ms``; 0 = reset on the first data)
+    down         proxy disabled
 
-Toxic faults also take ``direction`` (``downstream``, the default: data flowing back to the
-client; or ``upstream``) and ``toxicity`` (0..1, default 1.0: the share of connections hit).
+Each fault arrives as its typed spec model (harness/scenario/fault_specs.py), which holds every
+parameter rule and default; toxic faults also carry ``direction`` and ``toxicity``.
 
 A ``blackhole`` drops the data but not a close: when the upstream closes the connection after
 answering, the client still sees the close. Use ``direction: upstream`` to hold the requests
@@ -22,14 +22,24 @@ Our toxics are named ``drill-<fault name>`` so a leftover can always be recognis
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
-from harness.errors import FaultError, ScenarioError
+from harness.errors import FaultError
 from harness.faults.base import Onset
+from harness.scenario.fault_specs import (
+    NETWORK_TYPES,
+    BandwidthSpec,
+    BlackholeSpec,
+    DownSpec,
+    JitterSpec,
+    LatencySpec,
+    NetworkFaultSpec,
+    ParamValue,
+    ResetSpec,
+)
 from harness.toxiproxy import Proxy, Toxic, ToxiproxyClient, ToxiproxyError
 
 __all__ = [
@@ -44,26 +54,7 @@ __all__ = [
 
 TOXIC_PREFIX = "drill-"
 ONSET_SOURCE = "toxiproxy-api"
-DIRECTIONS = ("downstream", "upstream")
-
-# fault type -> (toxic type or None for `down`, required params, optional params with defaults)
-_SPECS: dict[str, tuple[str | None, tuple[str, ...], dict[str, int]]] = {
-    "latency": ("latency", ("latency_ms",), {"jitter_ms": 0}),
-    "jitter": ("latency", ("jitter_ms",), {"latency_ms": 0}),
-    "bandwidth": ("bandwidth", ("rate_kbps",), {}),
-    "blackhole": ("timeout", (), {"timeout_ms": 0}),
-    "reset": ("reset_peer", (), {"timeout_ms": 0}),
-    "down": (None, (), {}),
-}
-NETWORK_FAULT_TYPES: frozenset[str] = frozenset(_SPECS)
-
-# our param name -> Toxiproxy attribute name (from the Toxiproxy README's toxic table)
-_ATTRIBUTE_NAMES = {
-    "latency_ms": "latency",
-    "jitter_ms": "jitter",
-    "rate_kbps": "rate",
-    "timeout_ms": "timeout",
-}
+NETWORK_FAULT_TYPES: frozenset[str] = frozenset(NETWORK_TYPES)
 
 
 @dataclass(frozen=True)
@@ -81,96 +72,36 @@ def toxic_name(fault_name: str) -> str:
     return TOXIC_PREFIX + fault_name
 
 
-def _whole_ms(fault: str, key: str, value: Any, *, positive: bool) -> int:
-    """A non-negative (or positive) whole number, or a ScenarioError saying what is expected."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ScenarioError(f"fault {fault!r}: {key} must be a whole number, got {value!r}")
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        raise ScenarioError(f"fault {fault!r}: {key} must be a whole number, got {value!r}")
-    number = int(value)
-    if number < 0 or (positive and number == 0):
-        bound = "greater than 0" if positive else "0 or more"
-        raise ScenarioError(f"fault {fault!r}: {key} must be {bound}, got {value!r}")
-    return number
-
-
-def _normalise(name: str, type: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Params with defaults filled in, checked; raises ScenarioError naming the bad field."""
-    if type not in _SPECS:
-        known = ", ".join(sorted(NETWORK_FAULT_TYPES))
-        raise ScenarioError(f"fault {name!r}: type {type!r} is not a network fault; use one of {known}")
-    toxic_type, required, optional = _SPECS[type]
-    allowed = set(required) | set(optional)
-    if toxic_type is not None:
-        allowed |= {"direction", "toxicity"}
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        if toxic_type is None:
-            raise ScenarioError(
-                f"fault {name!r}: type 'down' takes no parameters (it disables the whole proxy); "
-                f"remove {', '.join(unknown)}"
-            )
-        raise ScenarioError(
-            f"fault {name!r}: unknown parameter(s) {', '.join(unknown)} for type {type!r}; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )
-    missing = [key for key in required if key not in params]
-    if missing:
-        raise ScenarioError(f"fault {name!r}: type {type!r} needs {', '.join(missing)}")
-
-    out: dict[str, Any] = {}
-    for key in required:
-        out[key] = _whole_ms(name, key, params[key], positive=True)
-    for key, default in optional.items():
-        out[key] = _whole_ms(name, key, params.get(key, default), positive=False)
-    if toxic_type is None:
-        return out
-
-    direction = params.get("direction", "downstream")
-    if direction not in DIRECTIONS:
-        raise ScenarioError(
-            f"fault {name!r}: direction must be 'downstream' or 'upstream', got {direction!r}"
-        )
-    toxicity = params.get("toxicity", 1.0)
-    if (
-        isinstance(toxicity, bool)
-        or not isinstance(toxicity, (int, float))
-        or not 0.0 <= float(toxicity) <= 1.0
-    ):
-        raise ScenarioError(f"fault {name!r}: toxicity must be a number from 0 to 1, got {toxicity!r}")
-    out["direction"] = direction
-    out["toxicity"] = float(toxicity)
-    return out
+def _toxic_plan(spec: NetworkFaultSpec) -> _ToxicPlan | None:
+    """The toxic a spec becomes (types and attribute names from the Toxiproxy README's toxic
+    table); None for ``down``, which disables the proxy instead."""
+    match spec:
+        case LatencySpec() | JitterSpec():
+            toxic_type, attributes = "latency", {"latency": spec.latency_ms, "jitter": spec.jitter_ms}
+        case BandwidthSpec():
+            toxic_type, attributes = "bandwidth", {"rate": spec.rate_kbps}
+        case BlackholeSpec():
+            toxic_type, attributes = "timeout", {"timeout": spec.timeout_ms}
+        case ResetSpec():
+            toxic_type, attributes = "reset_peer", {"timeout": spec.timeout_ms}
+        case DownSpec():
+            return None
+        case _:
+            assert_never(spec)
+    return _ToxicPlan(toxic_type, attributes, spec.direction, spec.toxicity)
 
 
 class NetworkFault:
     """One network fault on one Toxiproxy proxy. Build it with :func:`network_fault`."""
 
-    def __init__(
-        self, name: str, type: str, proxy: str, params: dict[str, Any], client: ToxiproxyClient
-    ) -> None:
-        self.name = name
-        self.type = type
-        self.proxy = proxy
-        self.params = _normalise(name, type, params)
+    def __init__(self, spec: NetworkFaultSpec, client: ToxiproxyClient) -> None:
+        self.spec = spec
+        self.name: str = spec.name
+        self.type: str = spec.type
+        self.proxy = spec.proxy
+        self.params: dict[str, ParamValue] = spec.parameters()
         self.client = client
-        self._plan = self._make_plan()
-
-    def _make_plan(self) -> _ToxicPlan | None:
-        toxic_type = _SPECS[self.type][0]
-        if toxic_type is None:
-            return None
-        attributes = {
-            _ATTRIBUTE_NAMES[key]: value
-            for key, value in self.params.items()
-            if key in _ATTRIBUTE_NAMES
-        }
-        return _ToxicPlan(
-            toxic_type=toxic_type,
-            attributes=attributes,
-            stream=self.params["direction"],
-            toxicity=self.params["toxicity"],
-        )
+        self._plan = _toxic_plan(spec)
 
     @property
     def toxic(self) -> str | None:
@@ -250,18 +181,10 @@ class NetworkFault:
         return f"NetworkFault({self.name!r}, {self.type!r}, proxy={self.proxy!r}, params={self.params!r})"
 
 
-def network_fault(
-    name: str, type: str, proxy: str, params: dict[str, Any], client: ToxiproxyClient
-) -> NetworkFault:
-    """Build a network fault (see the module docstring for types and params).
-
-    Raises ScenarioError (exit 2, nothing applied) for an unknown type or a bad parameter.
-    """
-    if not name:
-        raise ScenarioError("a network fault needs a name")
-    if not proxy:
-        raise ScenarioError(f"fault {name!r}: needs a target proxy name")
-    return NetworkFault(name, type, proxy, dict(params or {}), client)
+def network_fault(spec: NetworkFaultSpec, client: ToxiproxyClient) -> NetworkFault:
+    """Build a network fault from its spec (see the module docstring for types and params; the
+    spec model has checked every parameter)."""
+    return NetworkFault(spec, client)
 
 
 def undo_network(undo: dict[str, Any], client: ToxiproxyClient) -> None:

@@ -10,7 +10,8 @@ Both are idempotent and answer 2xx. Onset is the POST's response bracket (source
 ``hook-response``). The undo record (kind ``quota_hook``) holds the hook URL and the body, so
 ``drill recover`` can lift a denial a crashed run left behind.
 
-The hook must be on 127.0.0.1 (or localhost): drills never call other addresses.
+The hook must be on 127.0.0.1 (or localhost): drills never call other addresses (the spec model,
+harness/scenario/fault_specs.py, refuses any other).
 """
 
 from __future__ import annotations
@@ -22,29 +23,9 @@ import httpx
 
 from harness.errors import FaultError, ScenarioError
 from harness.faults.base import Fault, FaultContext, Onset
-from harness.scenario.model import FaultSpec
+from harness.scenario.fault_specs import RegionQuotaDenialSpec
 
-MODES = ("quota_exceeded", "insufficient_capacity")
 HOOK_TIMEOUT_S = 5.0
-
-
-def check_hook_url(name: str, url: str | None) -> str:
-    """The hook URL when it is an http:// URL on loopback; ScenarioError otherwise."""
-    if not url:
-        raise ScenarioError(
-            f"fault {name!r}: region_quota_denial needs target.hook, the control plane's fault hook, "
-            "e.g. http://127.0.0.1:18090/fault"
-        )
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise ScenarioError(f"fault {name!r}: target.hook {url!r} is not a URL: {exc}") from exc
-    if parsed.scheme not in ("http", "https") or parsed.host not in ("127.0.0.1", "localhost"):
-        raise ScenarioError(
-            f"fault {name!r}: target.hook {url!r} must be an http://127.0.0.1:PORT/... URL; "
-            "drills only reach the stack on loopback (publish or port-forward the hook there)"
-        )
-    return url
 
 
 class QuotaFault:
@@ -116,19 +97,13 @@ def _call(
     return payload if isinstance(payload, dict) else {}
 
 
-def quota_fault(spec: FaultSpec, params: dict[str, Any], ctx: FaultContext) -> Fault:
-    """Build (not apply) a ``region_quota_denial`` fault from its scenario spec."""
-    hook = check_hook_url(spec.name, spec.target.hook)
-    mode = params.get("mode", MODES[0])
-    if mode not in MODES:
-        raise ScenarioError(f"fault {spec.name!r}: mode {mode!r} is not one of {', '.join(MODES)}")
-    region = params.get("region")
-    if not region:
-        raise ScenarioError(f"fault {spec.name!r}: region_quota_denial needs `region` (e.g. region-a)")
-    body: dict[str, Any] = {"mode": mode, "region": region}
-    if params.get("instance_type"):
-        body["instance_type"] = params["instance_type"]
-    return QuotaFault(spec.name, hook, body)
+def quota_fault(spec: RegionQuotaDenialSpec, ctx: FaultContext) -> Fault:
+    """Build (not apply) a ``region_quota_denial`` fault from its spec (the spec model has checked
+    the mode, the region and that the hook is on loopback)."""
+    body: dict[str, Any] = {"mode": spec.mode, "region": spec.region}
+    if spec.instance_type:
+        body["instance_type"] = spec.instance_type
+    return QuotaFault(spec.name, spec.hook, body)
 
 
 def active_denials(hook: str) -> list[dict[str, Any]]:
@@ -146,4 +121,4 @@ def undo_quota(undo: dict[str, Any]) -> None:
     _call("recover", "DELETE", str(undo["hook"]), dict(undo.get("body", {})))
 
 
-__all__ = ["MODES", "QuotaFault", "active_denials", "check_hook_url", "quota_fault", "undo_quota"]
+__all__ = ["QuotaFault", "active_denials", "quota_fault", "undo_quota"]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ScenarioError
+from harness.scenario.fault_specs import FAULT_TYPES, FaultSpec, parse_fault_spec
 from harness.scenario.loader import (
     format_loc,
     parse_yaml,
@@ -15,8 +16,6 @@ from harness.scenario.loader import (
     validate_model,
 )
 from harness.scenario.model import (
-    FAULT_TYPES,
-    FaultSpec,
     LoadSpec,
     Objectives,
     Scenario,
@@ -33,6 +32,7 @@ __all__ = [
     "Scenario",
     "load_scenario",
     "parse_duration",
+    "parse_fault_spec",
 ]
 
 

@@ -12,11 +12,14 @@ import math
 import os
 import re
 import stat
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 from harness.errors import ScenarioError
 
@@ -56,14 +59,17 @@ class _Loader(yaml.SafeLoader):
         self._depth = 0
         self.current: yaml.Node | None = None
 
+    def _next_event(self) -> Any:
+        return self.peek_event()  # type: ignore[no-untyped-call]  # types-PyYAML leaves it unannotated
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self._next_event()
             raise _Refused(event.start_mark, f"YAML aliases (*{event.anchor}) are not accepted: write the value out")
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise _Refused(self.peek_event().start_mark, f"nested deeper than {MAX_DEPTH} levels")
+                raise _Refused(self._next_event().start_mark, f"nested deeper than {MAX_DEPTH} levels")
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -276,47 +282,109 @@ def _data_loc(loc: Loc, data: Any) -> Loc:
     return tuple(out)
 
 
-def _fields_of(model: type[BaseModel], loc: Loc) -> list[str]:
-    """Field names (aliases where set) of the model found at ``loc`` below ``model``."""
-    current: Any = model
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
-        field = current.model_fields.get(part)
-        if field is None:
-            return []
-        current = _model_in(field.annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or name for name, f in current.model_fields.items()]
-    return []
-
-
-def _model_in(annotation: Any) -> Any:
-    """The pydantic model inside Optional[...] / list[...] / dict[str, ...], if any."""
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models inside an annotation: itself, or inside Optional / list / dict /
+    Annotated / a union (several for a union of models, such as the fault specs)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_in(arg)
-        if found is not None:
-            return found
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
+
+
+def _tagged(models: list[type[BaseModel]], part: Any) -> type[BaseModel] | None:
+    """The member of a union of models whose Literal tag is ``part``: pydantic puts the tag of
+    a discriminated union into error locations (``faults.0.latency.latency_ms``)."""
+    if len(models) < 2 or not isinstance(part, str):
+        return None
+    for model in models:
+        for field in model.model_fields.values():
+            if get_origin(field.annotation) is Literal and part in get_args(field.annotation):
+                return model
     return None
 
 
-def _message(err: dict[str, Any], model: type[BaseModel], loc: Loc) -> str:
+def _keys(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """A model's fields by the key written in YAML (the alias where one is set)."""
+    return {field.alias or name: field for name, field in model.model_fields.items()}
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a pydantic error sits, for the message: its location without union tags, the model
+    that holds its last key and, when that model is one member of a tagged union, the tag
+    (``latency``), the collection it is in (``faults``) and the union's members."""
+
+    loc: Loc
+    owner: type[BaseModel] | None
+    tag: str | None = None
+    collection: str | None = None
+    members: tuple[type[BaseModel], ...] = ()
+
+    def family(self) -> str:
+        """``latency faults``: the tagged member as a person names it."""
+        return f"{self.tag} {self.collection or 'items'}"
+
+    def common_keys(self) -> set[str]:
+        """Keys every member of the union has (``name``, ``type``, ``target`` ...)."""
+        return set.intersection(*(set(_keys(m)) for m in self.members)) if self.members else set()
+
+
+def _where(model: type[BaseModel], raw_loc: Loc) -> _Where:
+    """Walk ``raw_loc`` through the model types, dropping union tags (see :class:`_Where`)."""
+    loc: list[Any] = []
+    current: list[type[BaseModel]] = [model]
+    owner: type[BaseModel] | None = model
+    pending: _Where | None = None  # a tag just passed, waiting for the key that follows it
+    tagged: _Where | None = None
+    for part in raw_loc:
+        if isinstance(part, int):
+            loc.append(part)
+            continue
+        named = next((m for m in current if m.__name__ == part), None)
+        if named is not None:  # a plain union names its member by class: `float | LatencyObjective`
+            current = [named]
+            continue
+        member = _tagged(current, part)
+        if member is not None:
+            collection = next((p for p in reversed(loc) if isinstance(p, str)), None)
+            pending = _Where((), member, part, collection, tuple(current))
+            current = [member]
+            continue
+        loc.append(part)
+        owner = current[0] if len(current) == 1 else None
+        tagged, pending = pending, None
+        field = _keys(owner).get(part) if owner is not None else None
+        current = _models_in(field.annotation) if field is not None else []
+    if pending is not None:  # the location ends at the member itself (a check across its fields)
+        tagged, owner = pending, pending.owner
+    if tagged is None:
+        return _Where(tuple(loc), owner)
+    return replace(tagged, loc=tuple(loc), owner=owner)
+
+
+def _message(err: ErrorDetails, where: _Where) -> str:
     kind = err.get("type", "")
+    loc = where.loc
     if kind == "extra_forbidden":
-        key = str(loc[-1]) if loc else "?"
-        known = _fields_of(model, loc[:-1])
-        close = difflib.get_close_matches(key, known, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        allowed = f"; allowed: {', '.join(known)}" if known else ""
-        return f"unknown key '{key}'{hint}{allowed}"
+        return _unknown_key_message(str(loc[-1]) if loc else "?", where)
     if kind == "missing":
+        if where.tag is not None and loc and loc[-1] not in where.common_keys():
+            return f"required for {where.family()}"
         return "required field is missing"
+    if kind == "union_tag_not_found":
+        return "required field is missing"
+    if kind in ("model_attributes_type", "model_type", "dict_type"):
+        got = err.get("input")
+        names = {list: "a list", str: "text", type(None): "nothing", bool: "true/false", int: "a number",
+                 float: "a number"}
+        shown = names.get(type(got), "something else")
+        return f"expected a mapping (key: value pairs), got {shown}"
+    ctx = err.get("ctx") or {}
+    if kind == "union_tag_invalid":
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        return _literal_message(str(ctx.get("tag", "")), choices, loc)
     if kind == "literal_error" and isinstance(err.get("input"), str):
-        return _literal_message(err, loc)
+        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        return _literal_message(str(err["input"]), choices, loc)
     msg = str(err.get("msg", "invalid value"))
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
@@ -329,11 +397,23 @@ def _message(err: dict[str, Any], model: type[BaseModel], loc: Loc) -> str:
     return msg
 
 
-def _literal_message(err: dict[str, Any], loc: Loc) -> str:
+def _unknown_key_message(key: str, where: _Where) -> str:
+    """An unknown key, with the closest known one. Inside one member of a tagged union (a fault
+    family), a key another member takes reads "not a parameter of latency faults"."""
+    known = list(_keys(where.owner)) if where.owner is not None else []
+    if where.tag is not None and any(key in _keys(member) for member in where.members):
+        common = where.common_keys()
+        own = [k for k in known if k not in common]
+        return f"not a parameter of {where.family()} (its parameters: {', '.join(own) or 'none'})"
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    allowed = f"; allowed: {', '.join(known)}" if known else ""
+    return f"unknown key '{key}'{hint}{allowed}"
+
+
+def _literal_message(got: str, choices: list[str], loc: Loc) -> str:
     """A value outside a fixed set (a fault type, a mode, a method): the set and the closest match,
     so ``type: latancy`` reads "did you mean 'latency'?" instead of the library's wording."""
-    got = str(err["input"])
-    choices = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
     close = difflib.get_close_matches(got, choices, n=1, cutoff=0.6)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     what = "fault type" if loc[-1:] == ("type",) and "faults" in loc else "value"
@@ -343,16 +423,23 @@ def _literal_message(err: dict[str, Any], loc: Loc) -> str:
 def validation_problems(
     exc: ValidationError, model: type[BaseModel], data: Any, lines: dict[Loc, int], path: Path
 ) -> list[str]:
-    """One ``file:line field: message`` string per pydantic error."""
+    """One ``file:line field: message`` string per pydantic error. The location is the key as
+    written (``faults[0].latency_ms``): union tags pydantic adds are dropped."""
     problems: list[str] = []
     for err in exc.errors():
-        raw_loc = tuple(err.get("loc", ()))
-        loc = _data_loc(raw_loc, data)
-        # A missing or unknown key is not in the data walk: name it after its parent.
-        if raw_loc and isinstance(raw_loc[-1], str) and raw_loc[-1] not in loc[-1:]:
-            loc = loc + (raw_loc[-1],)
+        where = _where(model, tuple(err.get("loc", ())))
+        loc = _data_loc(where.loc, data)
+        # A missing or unknown key is not in the data walk: name it after its parent. (Other
+        # parts missing from the data are pydantic's names for union members: "float", "str".)
+        missing_key = err["type"] in ("missing", "extra_forbidden")
+        if missing_key and where.loc and isinstance(where.loc[-1], str) and where.loc[-1] not in loc[-1:]:
+            loc = loc + (where.loc[-1],)
+        # A tagged union that cannot pick its member: the tag key itself is to blame.
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = loc + (str((err.get("ctx") or {}).get("discriminator", "type")).strip("'"),)
+        where = replace(where, loc=loc)
         line = _line_for(loc, lines)
-        problems.append(f"{show_path(path)}:{line} {format_loc(loc)}: {_message(err, model, loc)}")
+        problems.append(f"{show_path(path)}:{line} {format_loc(loc)}: {_message(err, where)}")
     return list(dict.fromkeys(problems))
 
 

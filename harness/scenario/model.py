@@ -1,8 +1,9 @@
 """The scenario model, ``apiVersion: drill/v1``, ``kind: Scenario`` (reference: docs/scenarios.md).
 
-Field names are the YAML keys. Every model forbids unknown keys. Checks that span fields (a
-parameter that does not belong to a fault type, a fault that outlasts its phase) live in
-:func:`cross_checks`, which returns locations so errors still name the file line.
+Field names are the YAML keys. Every model forbids unknown keys. Faults are one model per family
+(``fault_specs.py``), which hold every rule about a fault's own parameters and target. Checks
+that span the scenario (unique fault names, a fault that outlasts its phase, a proxy nobody
+declared) live in :func:`cross_checks`, which returns locations so errors still name the file line.
 """
 
 from __future__ import annotations
@@ -10,59 +11,34 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from harness.scenario.common import Strict, check_url, control_chars
+from harness.scenario.fault_specs import FaultSpec, TargetSpec
 from harness.scenario.loader import path_problem
 from harness.scenario.units import Duration, parse_latency_bound
 
-NETWORK_TYPES = ("latency", "jitter", "bandwidth", "blackhole", "reset", "down")
-FAULT_TYPES = NETWORK_TYPES + ("endpoint_kill", "gpu_node_loss", "region_quota_denial")
-FaultType = Literal[
-    "latency",
-    "jitter",
-    "bandwidth",
-    "blackhole",
-    "reset",
-    "down",
-    "endpoint_kill",
-    "gpu_node_loss",
-    "region_quota_denial",
+__all__ = [
+    "COMPOSE_PROJECT",
+    "CapacitySpec",
+    "FaultSpec",
+    "LoadSpec",
+    "Measurement",
+    "Objectives",
+    "Phases",
+    "ProxyDecl",
+    "RequestSpec",
+    "Runbook",
+    "SafePath",
+    "Scenario",
+    "StackRef",
+    "StopWhen",
+    "TargetSpec",
+    "ToxiproxyRef",
+    "check_url",
+    "cross_checks",
 ]
-
-# type -> (required params, optional params, target kind, modes (first is the default))
-_NET = ("direction", "toxicity")
-FAULT_RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str, tuple[str, ...]]] = {
-    "latency": (("latency_ms",), ("jitter_ms",) + _NET, "proxy", ()),
-    "jitter": (("jitter_ms",), ("latency_ms",) + _NET, "proxy", ()),
-    "bandwidth": (("rate_kbps",), _NET, "proxy", ()),
-    "blackhole": ((), ("timeout_ms",) + _NET, "proxy", ()),
-    "reset": ((), ("timeout_ms",) + _NET, "proxy", ()),
-    "down": ((), (), "proxy", ()),
-    "endpoint_kill": ((), ("mode", "max_targets"), "service", ("kill", "stop", "pause")),
-    "gpu_node_loss": ((), ("mode", "count", "percent", "max_targets"), "service", ("kill", "xid", "hang")),
-    "region_quota_denial": (
-        ("region",),
-        ("mode", "instance_type"),
-        "hook",
-        ("quota_exceeded", "insufficient_capacity"),
-    ),
-}
-PARAM_FIELDS = (
-    "latency_ms",
-    "jitter_ms",
-    "rate_kbps",
-    "timeout_ms",
-    "direction",
-    "toxicity",
-    "mode",
-    "max_targets",
-    "count",
-    "percent",
-    "region",
-    "instance_type",
-)
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 # What `docker compose -p` accepts (and nothing that could read as an option or a path).
@@ -85,33 +61,6 @@ def _safe_path(value: Any) -> Any:
 
 SafePath = Annotated[Path, BeforeValidator(_safe_path)]
 """A file path from a scenario: short enough, no NUL or control characters, encodable."""
-
-
-def _control_chars(text: str, allow_tab: bool = False) -> bool:
-    return any((ord(c) < 0x20 and not (allow_tab and c == "\t")) or ord(c) == 0x7F for c in text)
-
-
-def check_url(value: str, example: str) -> str:
-    """An http(s) URL with a host and, when given, a port in 1..65535; no spaces or control
-    characters (they would split an HTTP request line)."""
-    if len(value) > 2048 or _control_chars(value) or " " in value:
-        raise ValueError(f"expected an http:// URL like {example} (no spaces or control characters)")
-    if not re.match(r"^https?://[^/]+", value):
-        raise ValueError(f"expected an http:// URL like {example}, got {value!r}")
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"expected a port in 1..65535 in {value!r}") from None
-    if not parts.hostname:
-        raise ValueError(f"expected a host in {value!r}")
-    if port == 0:
-        raise ValueError(f"expected a port in 1..65535 in {value!r}")
-    return value
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class StackRef(Strict):
@@ -165,7 +114,7 @@ class ProxyDecl(Strict):
     @field_validator("listen", "upstream")
     @classmethod
     def _host_port(cls, v: str) -> str:
-        if not re.match(r"^[^:\s]+:\d{1,5}$", v) or _control_chars(v):
+        if not re.match(r"^[^:\s]+:\d{1,5}$", v) or control_chars(v):
             raise ValueError(f"expected host:port like 127.0.0.1:9001, got {v!r}")
         if not 1 <= int(v.rsplit(":", 1)[1]) <= 65535:
             raise ValueError(f"expected a port in 1..65535, got {v!r}")
@@ -189,7 +138,7 @@ class RequestSpec(Strict):
     def _slash(cls, v: str) -> str:
         if not v.startswith("/"):
             raise ValueError(f"expected a path starting with '/', got {v!r}")
-        if len(v) > 2048 or _control_chars(v) or " " in v:
+        if len(v) > 2048 or control_chars(v) or " " in v:
             raise ValueError("a request path holds no spaces, CR/LF or other control characters "
                              "(percent-encode them: %20, %0D, %0A)")
         return v
@@ -200,7 +149,7 @@ class RequestSpec(Strict):
         for name, value in v.items():
             if not _HEADER_NAME.match(name):
                 raise ValueError(f"header name {name!r} is not an HTTP token (letters, digits, '-', ...)")
-            if len(value) > 8192 or _control_chars(value, allow_tab=True):
+            if len(value) > 8192 or control_chars(value, allow_tab=True):
                 raise ValueError(f"header {name} holds CR/LF or another control character")
         return v
 
@@ -241,63 +190,6 @@ class Phases(Strict):
     @property
     def total_s(self) -> float:
         return self.baseline + self.fault + self.recovery
-
-
-class TargetSpec(Strict):
-    """What a fault acts on: a Toxiproxy ``proxy``, a ``service`` (+ ``labels``), or a ``hook`` URL."""
-
-    proxy: str | None = None
-    service: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    hook: str | None = None
-
-    @field_validator("hook")
-    @classmethod
-    def _hook_url(cls, v: str | None) -> str | None:
-        return check_url(v, "http://127.0.0.1:8092/fault") if v is not None else v
-
-    def describe(self) -> str:
-        if self.proxy:
-            return f"proxy {self.proxy}"
-        if self.hook:
-            return f"hook {self.hook}"
-        sel = ",".join(f"{k}={v}" for k, v in self.labels.items())
-        return f"service {self.service or '*'}" + (f" [{sel}]" if sel else "")
-
-
-class FaultSpec(Strict):
-    name: str
-    type: FaultType
-    target: TargetSpec
-    at: Duration = 0.0
-    duration: Duration | None = None
-    latency_ms: int | None = Field(default=None, ge=0)
-    jitter_ms: int | None = Field(default=None, ge=0)
-    rate_kbps: int | None = Field(default=None, ge=0)
-    timeout_ms: int | None = Field(default=None, ge=0)
-    direction: Literal["upstream", "downstream"] | None = None
-    toxicity: float | None = Field(default=None, ge=0, le=1)
-    mode: str | None = None
-    max_targets: int | None = Field(default=None, ge=1)
-    count: int | None = Field(default=None, ge=1)
-    percent: float | None = Field(default=None, gt=0, le=100)
-    region: str | None = None
-    instance_type: str | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _printable(cls, v: str) -> str:
-        if not 1 <= len(v) <= 100 or _control_chars(v):
-            raise ValueError("expected a name of 1 to 100 characters without control characters")
-        return v
-
-    def params(self) -> dict[str, Any]:
-        """The type's parameters that were given, with the mode defaulted."""
-        out = {k: getattr(self, k) for k in PARAM_FIELDS if getattr(self, k) is not None}
-        modes = FAULT_RULES[self.type][3]
-        if modes and "mode" not in out:
-            out["mode"] = modes[0]
-        return out
 
 
 class LatencyObjective(Strict):
@@ -461,35 +353,15 @@ def cross_checks(s: Scenario) -> list[tuple[tuple[Any, ...], str]]:
         if f.name in seen:
             problems.append((loc + ("name",), f"duplicate fault name {f.name!r}: names must be unique"))
         seen.add(f.name)
-        required, optional, target_kind, modes = FAULT_RULES[f.type]
-        allowed = set(required) | set(optional)
-        for key in PARAM_FIELDS:
-            if getattr(f, key) is not None and key not in allowed:
-                listed = ", ".join(required + optional) or "none"
-                problems.append((loc + (key,), f"not a parameter of {f.type} faults (its parameters: {listed})"))
-        for key in required:
-            value = getattr(f, key)
-            if value is None:
-                problems.append((loc, f"{f.type} faults need '{key}'"))
-            elif isinstance(value, (int, float)) and value <= 0:
-                problems.append((loc + (key,), f"must be greater than 0 for {f.type} faults, got {value}"))
-        if f.mode is not None and modes and f.mode not in modes:
-            problems.append((loc + ("mode",), f"expected one of {', '.join(modes)}, got {f.mode!r}"))
         t = f.target
-        if target_kind == "proxy" and not t.proxy:
-            problems.append((loc + ("target",), f"{f.type} faults act on a Toxiproxy proxy: set target.proxy"))
-        if target_kind == "service" and not (t.service or t.labels):
-            problems.append((loc + ("target",), f"{f.type} faults need target.service and/or target.labels"))
-        if target_kind == "hook" and not t.hook:
-            problems.append((loc + ("target",), f"{f.type} faults need target.hook (the control plane's fault hook URL)"))
-        if target_kind != "proxy" and t.proxy:
-            problems.append((loc + ("target", "proxy"), f"{f.type} faults do not act on a proxy"))
         if t.proxy and declared and t.proxy not in declared and s.stack.file is None:
-            problems.append((loc + ("target", "proxy"), f"unknown proxy {t.proxy!r}; declared proxies: {', '.join(sorted(declared))}"))
+            known = ", ".join(sorted(declared))
+            problems.append((loc + ("target", "proxy"), f"unknown proxy {t.proxy!r}; declared proxies: {known}"))
         if f.at >= s.phases.fault:
             problems.append((loc + ("at",), f"starts at {f.at:g}s but the fault phase lasts {s.phases.fault:g}s"))
         elif f.duration is not None and f.at + f.duration > s.phases.fault + 1e-9:
-            problems.append((loc + ("duration",), f"at {f.at:g}s + duration {f.duration:g}s runs past the fault phase ({s.phases.fault:g}s)"))
+            problems.append((loc + ("duration",), f"at {f.at:g}s + duration {f.duration:g}s runs past "
+                             f"the fault phase ({s.phases.fault:g}s)"))
     if s.phases.total_s / s.measurement.bucket > MAX_BUCKETS:
         problems.append((("measurement", "bucket"), f"{s.phases.total_s:g}s of phases in {s.measurement.bucket:g}s "
                          f"buckets is over {MAX_BUCKETS:,} buckets: use a longer bucket"))
