@@ -34,12 +34,13 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gevent
 import gevent.queue
 from locust import FastHttpUser, constant, events, task
 from locust.env import Environment
+from locust.event import EventHook
 from locust.rpc.protocol import Message
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -61,6 +62,19 @@ def _load_samples_module() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+_Listener = TypeVar("_Listener", bound=Callable[..., None])
+
+
+def _on(hook: EventHook) -> Callable[[_Listener], _Listener]:
+    """``@_on(events.request)``: Locust's ``add_listener`` as a typed decorator."""
+
+    def register(listener: _Listener) -> _Listener:
+        hook.add_listener(listener)  # type: ignore[no-untyped-call]  # Locust leaves it unannotated
+        return listener
+
+    return register
 
 
 def _read_env(name: str) -> str:
@@ -229,7 +243,7 @@ class _MasterCollector:
         runner.register_message("drill_ping", self._on_ping)
         runner.register_message("drill_clock", self._on_clock)
         runner.register_message("drill_samples", self._on_samples)
-        events.worker_report.add_listener(self._on_report)
+        _on(events.worker_report)(self._on_report)
 
     def _on_ping(self, environment: Environment, msg: Message, **_: Any) -> None:
         self.runner.send_message("drill_pong", {"t_master": time.time()}, client_id=msg.node_id)
@@ -272,7 +286,7 @@ _writer: _SampleWriter | _WorkerShipper | _MasterCollector | None = None
 _clock_shift_s = 0.0
 
 
-@events.init.add_listener
+@_on(events.init)
 def _open_samples(environment: Environment, **_: Any) -> None:
     # Opened at init, not import: Locust imports locustfiles before it validates the command
     # line, and the runner takes the file's existence as "Locust is up".
@@ -290,14 +304,14 @@ def _open_samples(environment: Environment, **_: Any) -> None:
     _writer = _SampleWriter(samples_path)
 
 
-@events.report_to_master.add_listener
+@_on(events.report_to_master)
 def _attach_samples(client_id: str, data: dict[str, Any], **_: Any) -> None:
     # The final stats report at quit carries whatever the shipper has not sent yet.
     if isinstance(_writer, _WorkerShipper) and _writer.clock is not None and _writer.rows:
         data["drill_samples"] = {"worker": _writer.worker_id, "rows": _writer.drain()}
 
 
-@events.request.add_listener
+@_on(events.request)
 def _record_request(
     response_time: float,
     response: Any = None,
@@ -326,13 +340,13 @@ def _record_request(
     )
 
 
-@events.quitting.add_listener
+@_on(events.quitting)
 def _flush_samples(**_: Any) -> None:
     if _writer is not None:
         _writer.flush()
 
 
-@events.quit.add_listener
+@_on(events.quit)
 def _close_samples(**_: Any) -> None:
     # `quit` fires after runner.quit() has let in-flight requests finish (--stop-timeout);
     # `quitting` fires before, so closing there would drop those last rows.
@@ -343,13 +357,13 @@ def _close_samples(**_: Any) -> None:
 if not _plan.get("locustfile"):
     _request = _plan["request"]
     _headers: dict[str, str] = dict(_request.get("headers") or {})
-    _body: bytes | None = None
+    _body: str | None = None
     if _request.get("json") is not None:
-        _body = json.dumps(_request["json"]).encode()
+        _body = json.dumps(_request["json"])
         if not any(k.lower() == "content-type" for k in _headers):
             _headers["Content-Type"] = "application/json"
     elif _request.get("body") is not None:
-        _body = str(_request["body"]).encode()
+        _body = str(_request["body"])
 
     class DrillUser(FastHttpUser):
         """Sends the plan's request in a closed loop with no wait between requests."""
