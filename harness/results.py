@@ -115,13 +115,16 @@ def compute_results(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
 
     run_dir = Path(run_dir)
     facts = read_facts(run_dir)
+    from harness.load.runner import load_clock
+
+    clock = load_clock(run_dir)  # distributed load: the workers' clock offsets against the master
     scenario = load_run_scenario(run_dir)
     phases = phase_bounds(facts, scenario)
     samples = measure.load_samples(run_dir)
     m = measure.measure_run(
         samples=samples,
         phases=phases,
-        faults=_fault_timings(facts),
+        faults=_fault_timings(facts, clock.uncertainty_s if clock else 0.0),
         objectives=_objective_spec(scenario),
         settings=_settings(scenario),
     )
@@ -151,6 +154,8 @@ def compute_results(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     _add_capacity(results, run_dir, samples, scenario, facts)
     _add_agreement(results, run_dir, phases)
     _add_fault_facts(results["faults"], facts)
+    if clock:
+        results["load_clock"] = clock.to_dict()
     if facts.abort_reason:
         results["abort_reason"] = facts.abort_reason
     if facts.stop:
@@ -241,13 +246,13 @@ def stop_figures(stop: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _fault_timings(facts: JournalFacts) -> list[Any]:
+def _fault_timings(facts: JournalFacts, clock_uncertainty_s: float = 0.0) -> list[Any]:
     from harness import measure
 
     return [
         measure.FaultTiming(
             name=f["name"], type=f["type"], onset_at=f["onset_at"], onset_source=f["onset_source"],
-            onset_uncertainty_s=f["onset_uncertainty_s"], reverted_at=f.get("reverted_at"),
+            onset_uncertainty_s=f["onset_uncertainty_s"] + clock_uncertainty_s, reverted_at=f.get("reverted_at"),
             targets=list(f.get("targets", [])),
         )
         for f in facts.faults.values()

@@ -326,6 +326,35 @@ class LoadRunner:
         self.stop()
 
 
+@dataclass(frozen=True)
+class LoadClock:
+    """The distributed load's clocks (``locust-workers.json``): each worker's offset against the
+    master, its uncertainty (rtt / 2) and row count; ``uncertainty_s`` is the largest, which
+    every figure's resolution carries."""
+
+    workers: dict[str, dict[str, object]]
+    uncertainty_s: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"file": WORKERS_FILE, "uncertainty_s": round(self.uncertainty_s, 6), "workers": self.workers}
+
+
+def load_clock(run_dir: Path) -> LoadClock | None:
+    """The run's :class:`LoadClock`; None when its Locust ran in one process."""
+    import json
+
+    path = Path(run_dir) / WORKERS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        workers = {str(k): dict(v) for k, v in data["workers"].items()}
+        uncertainty_s = max((float(w.get("uncertainty_s") or 0.0) for w in workers.values()), default=0.0)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise LoadError(f"{path}: cannot be read as the load workers' clocks ({exc})") from None
+    return LoadClock(workers, uncertainty_s)
+
+
 def locust_worker_command(plan: LoadPlan, master_host: str, master_port: int) -> list[str]:
     """A Locust worker attached to the master at ``master_host:master_port``; it needs
     ``DRILL_LOAD_PLAN`` (and optionally ``DRILL_WORKER_ID``) in its environment."""
