@@ -1,0 +1,91 @@
+"""Locust's distributed mode in drill: the scenario keys, and that a kill -9'd distributed run
+leaves nothing running once `drill recover --all` has run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from test_live_progress import short_scenario
+
+from harness.errors import ScenarioError
+from harness.load.plan import LoadPlan, split_host_port
+from harness.scenario import load_scenario
+
+DRILL = [sys.executable, "-m", "harness.cli"]
+
+
+def test_master_without_workers_to_wait_for_is_bad_input(tmp_path: Path) -> None:
+    text = short_scenario(tmp_path, workers=0).read_text()
+    path = tmp_path / "master.yaml"
+    path.write_text(text.replace("  workers: 0\n", "  master: {bind: 127.0.0.1:5557}\n"))
+    done = subprocess.run([*DRILL, "validate", str(path)], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert done.returncode == 2
+    assert "load.master" in done.stdout + done.stderr and "expect_workers" in done.stdout + done.stderr
+    path.write_text(text.replace("  workers: 0\n", "  master: {bind: 'localhost:99999', expect_workers: 2}\n"))
+    with pytest.raises(ScenarioError, match="HOST:PORT"):
+        load_scenario(path)
+    path.write_text(text.replace("  workers: 0\n", "  workers: 1\n  master: {bind: 0.0.0.0:5557, expect_workers: 3}\n"))
+    load = load_scenario(path).spec.load
+    assert load.workers == 1 and load.master is not None and load.master.expect_workers == 3
+
+
+def test_plan_round_trips_the_distributed_fields() -> None:
+    plan = LoadPlan(host="http://127.0.0.1:8080", users=4, spawn_rate=4, duration_s=5, workers=2,
+                    master_bind="127.0.0.1:5557", expect_workers=3)
+    again = LoadPlan.from_json(plan.to_json())
+    assert again == plan and again.distributed and again.expected_workers == 3
+    assert not LoadPlan(host="http://127.0.0.1:8080", users=4, spawn_rate=4, duration_s=5).distributed
+    assert split_host_port("[::1]:5557") == ("::1", 5557)
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        split_host_port("5557")
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie left for init to reap counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_kill_9_of_a_distributed_run_then_recover_leaves_no_master_or_worker(tmp_path: Path) -> None:
+    scenario = short_scenario(tmp_path, workers=2)
+    scenario.write_text(scenario.read_text().replace("recovery: 4s", "recovery: 60s"))
+    run_dir = tmp_path / "run"
+    drill = subprocess.Popen([*DRILL, "run", str(scenario), "--out", str(run_dir)], cwd=REPO,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    groups: dict[str, int] = {}
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and drill.poll() is None:
+            journal = run_dir / "journal.jsonl"
+            records = [json.loads(line) for line in journal.read_text().splitlines()] if journal.exists() else []
+            started = [r for r in records if r["event"] == "load.started"]
+            if started and any(r["event"] == "fault.applied" for r in records):
+                groups = started[-1]["process_groups"]
+                break
+            time.sleep(0.2)
+        assert groups, "the distributed drill did not reach its fault phase"
+        load_pids = [pid for name, pid in groups.items() if name.startswith("locust")]
+        assert len(load_pids) == 3 and all(_alive(pid) for pid in load_pids)
+        drill.send_signal(signal.SIGKILL)
+        drill.wait(timeout=10)
+        assert all(_alive(pid) for pid in load_pids)  # nothing stopped them: only recover will
+        done = subprocess.run([*DRILL, "recover", "--all"], capture_output=True, text=True, cwd=REPO, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert [pid for pid in load_pids if _alive(pid)] == []
+    finally:
+        if drill.poll() is None:
+            drill.kill()
+        for pid in groups.values():
+            if pid and _alive(pid):
+                os.killpg(pid, signal.SIGKILL)
