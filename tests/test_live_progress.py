@@ -1,39 +1,77 @@
 """`drill run` watched live: on a terminal (a real tmux pane) it draws the figures of the last
-second; piped, it prints plain lines; --events writes NDJSON, one record per second. The short
-reference drill (local runtime) with two Locust workers also shows Locust's distributed mode:
-samples from both workers merged onto one timeline, each worker's clock offset recorded."""
+second; piped, it prints plain lines; --events writes NDJSON, one record per second. The piped
+drill runs with two Locust workers and also shows Locust's distributed mode: samples from both
+workers merged onto one timeline, each worker's clock offset recorded. A service of the test's
+own behind a private Toxiproxy (free ports), so a reference stack left up elsewhere is no clash."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, require
+from conftest import REPO, free_port, require, serve_in_thread, toxiproxy_binary, wait_http
+from test_engine import own_service
 
 DRILL = [sys.executable, "-m", "harness.cli"]
 PHASES_S = 3 + 4 + 4
 PipedRun = tuple[subprocess.CompletedProcess[str], Path, Path]
 
 
-def short_scenario(tmp_path: Path, workers: int) -> Path:
-    """scenarios/latency.yaml with 11 s of phases (and ``workers`` Locust workers)."""
-    text = (REPO / "scenarios/latency.yaml").read_text()
-    text = text.replace("file: ../targets/local-stack.yaml", f"file: {REPO / 'targets/local-stack.yaml'}")
-    text = text.replace("phases: {baseline: 10s, fault: 20s, recovery: 15s}",
-                        "phases: {baseline: 3s, fault: 4s, recovery: 4s}")
-    text = text.replace("    duration: 20s\n", "    duration: 4s\n").replace("for: 10s", "for: 3s")
-    text = text.replace("  probe_rate_hz: 20\n", f"  probe_rate_hz: 20\n  workers: {workers}\n")
-    assert f"workers: {workers}" in text and "baseline: 3s" in text
-    path = tmp_path / f"short-{workers}.yaml"
-    path.write_text(text)
+def short_scenario(tmp_path: Path, workers: int, toxiproxy_url: str, upstream: str) -> Path:
+    """A user's own service behind a Toxiproxy proxy (free ports: no clash with a reference stack
+    left up), 11 s of phases, ``workers`` Locust workers."""
+    listen_port = free_port()
+    text = f"""\
+        apiVersion: drill/v1
+        kind: Scenario
+        name: live-{workers}
+        toxiproxy: {{url: {toxiproxy_url}}}
+        proxies:
+          - {{name: svc, listen: 127.0.0.1:{listen_port}, upstream: {upstream}}}
+        load:
+          host: http://127.0.0.1:{listen_port}
+          users: 4
+          request: {{method: POST, path: /v1/chat/completions, json: {{model: chat}}}}
+          timeout_s: 2
+          probe_rate_hz: 20
+          workers: {workers}
+        phases: {{baseline: 3s, fault: 4s, recovery: 4s}}
+        faults:
+          - {{name: provider-slow, type: latency, target: {{proxy: svc}}, latency_ms: 300, duration: 4s}}
+        objectives: {{rto_s: 10, p95_ms: 5000}}
+        """
+    path = tmp_path / f"live-{workers}.yaml"
+    path.write_text(textwrap.dedent(text))
     return path
+
+
+@contextlib.contextmanager
+def service_and_toxiproxy() -> Iterator[tuple[str, str]]:
+    """(toxiproxy_url, upstream host:port): a private toxiproxy-server and the own service."""
+    binary = toxiproxy_binary()
+    require(binary is not None, "toxiproxy-server", "run scripts/bootstrap")
+    assert binary is not None
+    port = free_port()
+    proc = subprocess.Popen([binary, "-host", "127.0.0.1", "-port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/version")
+        with serve_in_thread(own_service()) as service:
+            yield url, service.removeprefix("http://")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +80,10 @@ def piped_run(tmp_path_factory: pytest.TempPathFactory) -> PipedRun:
     tmp = tmp_path_factory.mktemp("piped")
     env = os.environ | {"DRILL_STATE_DIR": str(tmp_path_factory.mktemp("piped-state"))}
     run_dir, events = tmp / "run", tmp / "events.ndjson"
-    done = subprocess.run([*DRILL, "run", str(short_scenario(tmp, workers=2)), "--out", str(run_dir),
-                           "--events", str(events)], capture_output=True, text=True, cwd=REPO, env=env, timeout=240)
+    with service_and_toxiproxy() as (toxiproxy_url, upstream):
+        scenario = short_scenario(tmp, 2, toxiproxy_url, upstream)
+        done = subprocess.run([*DRILL, "run", str(scenario), "--out", str(run_dir), "--events", str(events)],
+                              capture_output=True, text=True, cwd=REPO, env=env, timeout=240)
     assert done.returncode in (0, 1), done.stderr[-3000:]
     return done, run_dir, events
 
@@ -97,8 +137,20 @@ def test_a_terminal_shows_live_figures(tmp_path: Path) -> None:
     assert tmux is not None
     socket_name = f"drill-test-{os.getpid()}"
     run_dir = tmp_path / "run"
-    command = (f"cd {REPO} && DRILL_STATE_DIR={os.environ['DRILL_STATE_DIR']} {sys.executable} -m harness.cli run "
-               f"{short_scenario(tmp_path, workers=0)} --out {run_dir}; echo DRILL-EXIT=$?; sleep 300")
+    with service_and_toxiproxy() as (toxiproxy_url, upstream):
+        scenario = short_scenario(tmp_path, 0, toxiproxy_url, upstream)
+        command = (f"cd {REPO} && DRILL_STATE_DIR={os.environ['DRILL_STATE_DIR']} {sys.executable} -m harness.cli "
+                   f"run {scenario} --out {run_dir}; echo DRILL-EXIT=$?; sleep 300")
+        screen, live_screens = _watch_in_tmux(tmux, socket_name, command)
+    assert "DRILL-EXIT=" in screen, screen
+    assert live_screens, screen
+    assert any("fault" in s and "provider-slow" in s and "errors" in s and "p95" in s for s in live_screens), \
+        live_screens[-1]
+    assert "progress phase=" not in "".join(live_screens)  # the live line, not the plain one
+
+
+def _watch_in_tmux(tmux: str, socket_name: str, command: str) -> tuple[str, list[str]]:
+    """Run ``command`` in a 200x40 tmux pane; return the last screen and those showing live figures."""
     subprocess.run([tmux, "-L", socket_name, "new-session", "-d", "-s", "drill", "-x", "200", "-y", "40", command],
                    check=True, timeout=10)
     try:
@@ -113,8 +165,4 @@ def test_a_terminal_shows_live_figures(tmp_path: Path) -> None:
             time.sleep(0.3)
     finally:
         subprocess.run([tmux, "-L", socket_name, "kill-server"], timeout=10, check=False)
-    assert "DRILL-EXIT=" in screen, screen
-    assert live_screens, screen
-    assert any("fault" in s and "provider-slow" in s and "errors" in s and "p95" in s for s in live_screens), \
-        live_screens[-1]
-    assert "progress phase=" not in "".join(live_screens)  # the live line, not the plain one
+    return screen, live_screens

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
-from test_live_progress import short_scenario
+from test_live_progress import service_and_toxiproxy, short_scenario
 
 from harness.errors import ScenarioError
 from harness.load.plan import LoadPlan, split_host_port
@@ -23,7 +23,7 @@ DRILL = [sys.executable, "-m", "harness.cli"]
 
 
 def test_master_without_workers_to_wait_for_is_bad_input(tmp_path: Path) -> None:
-    text = short_scenario(tmp_path, workers=0).read_text()
+    text = short_scenario(tmp_path, 0, "http://127.0.0.1:8474", "127.0.0.1:18001").read_text()
     path = tmp_path / "master.yaml"
     path.write_text(text.replace("  workers: 0\n", "  master: {bind: 127.0.0.1:5557}\n"))
     done = subprocess.run([*DRILL, "validate", str(path)], capture_output=True, text=True, cwd=REPO, timeout=60)
@@ -58,9 +58,13 @@ def _alive(pid: int) -> bool:
 
 
 def test_kill_9_of_a_distributed_run_then_recover_leaves_no_master_or_worker(tmp_path: Path) -> None:
-    scenario = short_scenario(tmp_path, workers=2)
-    scenario.write_text(scenario.read_text().replace("recovery: 4s", "recovery: 60s"))
-    run_dir = tmp_path / "run"
+    with service_and_toxiproxy() as (toxiproxy_url, upstream):
+        scenario = short_scenario(tmp_path, 2, toxiproxy_url, upstream)
+        scenario.write_text(scenario.read_text().replace("recovery: 4s", "recovery: 60s"))
+        _kill_9_then_recover(scenario, tmp_path / "run")
+
+
+def _kill_9_then_recover(scenario: Path, run_dir: Path) -> None:
     drill = subprocess.Popen([*DRILL, "run", str(scenario), "--out", str(run_dir)], cwd=REPO,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     groups: dict[str, int] = {}
