@@ -16,6 +16,7 @@ import pandas as pd
 
 from harness.errors import ScenarioError
 from harness.journal import JOURNAL_NAME, read_journal, utc_iso
+from harness.load.runner import load_clock
 from harness.scenario.loader import load_model
 from harness.scenario.model import Scenario
 
@@ -115,8 +116,6 @@ def compute_results(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
 
     run_dir = Path(run_dir)
     facts = read_facts(run_dir)
-    from harness.load.runner import load_clock
-
     clock = load_clock(run_dir)  # distributed load: the workers' clock offsets against the master
     scenario = load_run_scenario(run_dir)
     phases = phase_bounds(facts, scenario)
