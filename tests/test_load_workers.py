@@ -3,6 +3,7 @@ leaves nothing running once `drill recover --all` has run."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -12,11 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, free_port
 from test_live_progress import service_and_toxiproxy, short_scenario
 
 from harness.errors import ScenarioError
+from harness.load import LoadRunner, RequestSpec
 from harness.load.plan import LoadPlan, split_host_port
+from harness.load.runner import load_clock
 from harness.scenario import load_scenario
 
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -93,3 +96,32 @@ def _kill_9_then_recover(scenario: Path, run_dir: Path) -> None:
         for pid in groups.values():
             if pid and _alive(pid):
                 os.killpg(pid, signal.SIGKILL)
+
+
+def test_drill_worker_attaches_to_a_master_waiting_for_it(tmp_path: Path) -> None:
+    """The other-machine path, on loopback: a master that waits for one worker, and
+    `drill worker --master` supplying it; its samples carry its --id."""
+    with service_and_toxiproxy() as (toxiproxy_url, upstream):
+        scenario = short_scenario(tmp_path, 0, toxiproxy_url, upstream)
+        port = free_port()
+        host = f"http://{upstream}"
+        plan = LoadPlan(host=host, users=2, spawn_rate=2, duration_s=3, request=RequestSpec(method="POST",
+                        path="/v1/chat/completions", json={"model": "chat"}), probe_rate_hz=0,
+                        master_bind=f"127.0.0.1:{port}", expect_workers=1)
+        runner = LoadRunner(plan, tmp_path / "run", run_time_margin_s=0)
+        with runner:
+            worker = subprocess.Popen([*DRILL, "worker", str(scenario), "--master", f"127.0.0.1:{port}",
+                                       "--id", "remote-1"], cwd=REPO, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+            try:
+                outcome = runner.wait(timeout_s=60)  # the master ends by its own --run-time
+                assert worker.wait(timeout=30) == 0  # and tells its worker to quit
+            finally:
+                if worker.poll() is None:
+                    worker.kill()
+    assert outcome.locust_returncode == 0
+    with open(runner.locust_samples, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and {row["worker"] for row in rows} == {"remote-1"}
+    clock = load_clock(runner.run_dir)
+    assert clock is not None and clock.workers["remote-1"]["measured"] is True
