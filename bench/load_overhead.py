@@ -21,6 +21,11 @@ reaped Locust, from ``wait4``/``RUSAGE_CHILDREN``; includes the ~1 s of startup)
 listener's cost even when the target is the bottleneck.
 
 The last line is ``ratio=<harness/plain> harness_rps=<..> plain_rps=<..>`` (medians over rounds).
+
+``--live``: every round runs the pair twice, the second time with ``drill run``'s live progress
+(harness/progress.py) ticking in this process every 50 ms as the engine's drive loop does, in
+plain mode with ``--events`` NDJSON; the last line then also gives ``ratio_live=<..>`` beside
+``ratio`` (live progress must leave it unchanged).
 Everything goes to 127.0.0.1 only.
 """
 
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import os
 import resource
 import statistics
@@ -41,6 +47,9 @@ from pathlib import Path
 from loopback import free_port, wait_http
 
 from harness.load import LoadPlan, LoadRunner, RequestSpec
+from harness.progress import DriveTick, Progress
+
+TICK_S = 0.05  # the engine's drive-loop tick
 
 PLAIN_LOCUSTFILE = '''
 from locust import FastHttpUser, constant, task
@@ -160,11 +169,27 @@ def harness_measurement(runner: LoadRunner, cpu_s: float) -> Measurement:
     return Measurement("harness", rows, rows / duration_s, locust_rps, cpu_s / max(rows, 1) * 1e6)
 
 
-def _run_out(runner: LoadRunner, duration_s: float) -> None:
-    """Let the harness Locust end by its own --run-time, exactly like the plain one does."""
+def _run_out(runner: LoadRunner, duration_s: float, live: bool = False) -> None:
+    """Let the harness Locust end by its own --run-time, exactly like the plain one does; with
+    ``live``, tick the live progress meanwhile as the engine does."""
     deadline = time.monotonic() + duration_s + 60
-    while runner.is_running and time.monotonic() < deadline:
-        time.sleep(0.1)
+    if not live:
+        while runner.is_running and time.monotonic() < deadline:
+            time.sleep(0.1)
+        runner.stop()
+        return
+    from rich.console import Console
+
+    t0 = time.time()
+    phases = {"baseline": [t0, t0 + duration_s / 3], "fault": [t0 + duration_s / 3, t0 + 2 * duration_s / 3],
+              "recovery": [t0 + 2 * duration_s / 3, t0 + duration_s]}
+    events = runner.run_dir / "events.ndjson"
+    with open(os.devnull, "w") as null, Progress(Console(file=null), "plain", events) as progress:
+        while runner.is_running and time.monotonic() < deadline:
+            progress(DriveTick(time.time(), runner.run_dir, phases, ()))
+            time.sleep(TICK_S)
+        if progress.snapshots_written < duration_s - 2:
+            print(f"warning: live progress wrote only {progress.snapshots_written} records", file=sys.stderr)
     runner.stop()
 
 
@@ -176,7 +201,9 @@ def run_harness(host: str, users: int, duration_s: float, work: Path) -> Measure
     return harness_measurement(runner, _children_cpu_s() - cpu_before_s)
 
 
-def run_together(host: str, users: int, duration_s: float, work: Path, plain_first: bool) -> list[Measurement]:
+def run_together(
+    host: str, users: int, duration_s: float, work: Path, plain_first: bool, live: bool = False
+) -> list[Measurement]:
     """Both at once against the same target: background load on the machine hits both alike."""
     cpu_before_s = _children_cpu_s()
     runner = LoadRunner(_harness_plan(host, users, duration_s), work / "harness", run_time_margin_s=0)
@@ -187,11 +214,14 @@ def run_together(host: str, users: int, duration_s: float, work: Path, plain_fir
         runner.start()
         plain_proc = start_plain(host, users, duration_s, work / "plain")
     runner.wait_ready()
-    _run_out(runner, duration_s)
+    _run_out(runner, duration_s, live)
     plain = finish_plain(plain_proc, work / "plain", duration_s)
     # RUSAGE_CHILDREN now holds both reaped Locusts; the plain one's share is known from wait4.
     harness_cpu_s = _children_cpu_s() - cpu_before_s - plain.cpu_us_per_request * plain.requests / 1e6
-    return [plain, harness_measurement(runner, harness_cpu_s)]
+    harness = harness_measurement(runner, harness_cpu_s)
+    if live:
+        plain.mode, harness.mode = "plain+", "live"
+    return [plain, harness]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,11 +234,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run plain then harness one after the other (default: both at the same time)",
     )
+    parser.add_argument("--live", action="store_true",
+                        help="also run each pair with drill run's live progress ticking; print ratio_live")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         serve(args.serve)
         return 0
+    if args.live and args.sequential:
+        parser.error("--live compares pairs run together; drop --sequential")
 
     port = free_port()
     host = f"http://127.0.0.1:{port}"
@@ -227,11 +261,14 @@ def main(argv: list[str] | None = None) -> int:
                     results += run_together(
                         host, args.users, args.duration_s, Path(tmp) / f"round-{i}", plain_first=i % 2 == 0
                     )
+                    if args.live:
+                        results += run_together(host, args.users, args.duration_s, Path(tmp) / f"round-{i}-live",
+                                                plain_first=i % 2 == 0, live=True)
                     continue
                 # Alternate which goes first so a drift in background load does not favour one.
                 pair = [
-                    lambda: run_plain(host, args.users, args.duration_s, Path(tmp) / f"plain-{i}"),
-                    lambda: run_harness(host, args.users, args.duration_s, Path(tmp) / f"harness-{i}"),
+                    functools.partial(run_plain, host, args.users, args.duration_s, Path(tmp) / f"plain-{i}"),
+                    functools.partial(run_harness, host, args.users, args.duration_s, Path(tmp) / f"harness-{i}"),
                 ]
                 for run in pair if i % 2 == 0 else reversed(pair):
                     results.append(run())
@@ -252,6 +289,13 @@ def main(argv: list[str] | None = None) -> int:
         m.cpu_us_per_request for m in harness
     )
     print(f"cpu_efficiency_ratio={cpu_ratio:.2f} (plain cpu/req over harness cpu/req)")
+    if args.live:
+        live_rps = statistics.median(m.rps for m in results if m.mode == "live")
+        plain_live_rps = statistics.median(m.rps for m in results if m.mode == "plain+")
+        print(f"ratio={harness_rps / plain_rps:.2f} ratio_live={live_rps / plain_live_rps:.2f} "
+              f"harness_rps={harness_rps:.1f} live_rps={live_rps:.1f} plain_rps={plain_rps:.1f} "
+              f"plain_beside_live_rps={plain_live_rps:.1f}")
+        return 0
     print(f"ratio={harness_rps / plain_rps:.2f} harness_rps={harness_rps:.1f} plain_rps={plain_rps:.1f}")
     return 0
 

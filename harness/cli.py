@@ -25,6 +25,12 @@ def _say(text: str) -> None:
     console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {text}")
 
 
+def _say_warnings(text: str) -> None:
+    """--quiet: only what someone must act on (the engine marks it red or yellow)."""
+    if "[red]" in text or "[yellow]" in text:
+        _say(text)
+
+
 def _e(value: Any) -> str:
     """User text (names, paths) made safe to print through rich: markup escaped, undecodable
     bytes and lone surrogates shown as escapes."""
@@ -160,9 +166,13 @@ def _kind(path: Path) -> str | None:
               help="Seconds to wait between repeated runs.")
 @click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
               show_default=True, help="Where run directories go when --out is not given.")
+@click.option("--quiet", is_flag=True, help="No live progress and no phase messages; warnings, errors and the "
+              "verdict still print.")
+@click.option("--events", "events_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write live progress as NDJSON to FILE, one record per second (drill.progress/v1).")
 def run(
     scenario: Path, out_dir: Path | None, runtime: str | None, dry_run: bool, repeat: int, settle_s: float,
-    reports_dir: Path,
+    reports_dir: Path, quiet: bool, events_path: Path | None,
 ) -> None:
     """Run a drill: start the stack if the scenario owns one, check steady state, drive load,
     inject the faults, revert them, watch recovery, and write the run directory
@@ -185,12 +195,41 @@ def run(
     if repeat > 1:
         _run_repeated(loaded, repeat, settle_s, out_dir, runtime, reports_dir)
         return
+    from harness.progress import Progress
+
+    mode = Progress.mode_for(console, quiet, sys.stdout.isatty())
     try:
-        result = run_drill(loaded, out=out_dir, runtime=runtime, say=_say, reports_dir=reports_dir)
+        with Progress(console, mode, events_path) as progress:
+            result = run_drill(loaded, out=out_dir, runtime=runtime, say=_say_warnings if quiet else _say,
+                               reports_dir=reports_dir, observer=progress)
     except DrillError as exc:
         _fail(exc)
     _print_result(result.results, result.run_dir)
     sys.exit(result.exit_code)
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--master", "master_address", required=True, metavar="HOST:PORT",
+              help="The drill run's Locust master (the scenario's load.master.bind).")
+@click.option("--id", "worker_id", help="The name this worker's samples carry (default: HOST-PID).")
+def worker(scenario: Path, master_address: str, worker_id: str | None) -> None:
+    """Attach a Locust worker on this machine to a distributed drill (scenario with
+    load.master); it sends the scenario's request until the master quits. See docs/scaling.md.
+
+    \b
+    Example:
+      drill worker scenarios/latency.yaml --master 10.0.0.5:5557
+    """
+    from harness.load.worker import run_worker
+    from harness.scenario import load_scenario
+
+    try:
+        loaded = load_scenario(scenario)
+        code = run_worker(loaded.spec.load, master_address, worker_id)
+    except DrillError as exc:
+        _fail(exc)
+    sys.exit(code)
 
 
 @main.command()

@@ -39,6 +39,7 @@ from harness.errors import (
 from harness.faults import Fault, FaultContext, Onset, build_fault
 from harness.journal import JOURNAL_NAME, Journal
 from harness.load.stopwatch import StopTrip, StopWatch
+from harness.progress import DriveTick
 from harness.scenario import LoadedScenario, load_scenario
 from harness.scenario.model import FaultSpec, RequestSpec
 from harness.verdict import Verdict
@@ -49,6 +50,7 @@ TICK_S = 0.05
 # revert call follows the condition holding within about 0.3 s (goal: within 1 s).
 STOP_CHECK_S = 0.1
 Say = Callable[[str], None]
+Observer = Callable[[DriveTick], None]
 
 
 @dataclass
@@ -132,7 +134,9 @@ class Drill:
         runtime: str | None = None,
         say: Say | None = None,
         stack_key: str | None = None,
+        observer: Observer | None = None,
     ) -> None:
+        self.observer = observer
         self.loaded = loaded
         self.spec = loaded.spec
         self.run_dir = Path(run_dir).resolve()
@@ -391,7 +395,7 @@ class Drill:
         self.load.start()
         # Journaled so that `drill recover` can stop load a kill -9'd harness left running.
         self.journal.write(
-            "load.started", process_groups={"locust": self.load.locust_pid, "prober": self.load.prober_pid}
+            "load.started", process_groups=self.load.process_groups()
         )
         samples_dir = self.run_dir / SAMPLES_DIR
         if self.spec.capacity is not None:
@@ -444,6 +448,9 @@ class Drill:
                 trip = watch.check()
                 if trip is not None:
                     self._stop(trip)
+            if self.observer is not None:
+                self.observer(DriveTick(now, self.run_dir, self.phases, tuple(
+                    a.spec.name for a in self.active if a.onset is not None and a.reverted_at is None)))
             if now >= next_check:
                 next_check = now + 1.0
                 if not self.load.is_running:
@@ -713,6 +720,7 @@ def run_drill(
     runtime: str | None = None,
     say: Say | None = None,
     reports_dir: Path = Path("reports"),
+    observer: Observer | None = None,
 ) -> RunResult:
     """Run one drill and write its run directory. Raises ScenarioError (exit 2) for bad input."""
     from harness.lock import StackLock, stack_key
@@ -722,7 +730,7 @@ def run_drill(
     key = stack_key(loaded.spec, runtime)
     with StackLock(key, run_dir):
         refuse_active_faults(loaded, runtime, key)
-        return Drill(loaded, run_dir, runtime=runtime, say=say, stack_key=key).run()
+        return Drill(loaded, run_dir, runtime=runtime, say=say, stack_key=key, observer=observer).run()
 
 
 def refuse_active_faults(loaded: LoadedScenario, runtime: str | None, key: str) -> None:
@@ -842,6 +850,9 @@ def _load_plan(load: Any, duration_s: float) -> Any:
         timeout_s=load.timeout_s,
         probe_rate_hz=load.probe_rate_hz,
         probe_request=req(load.probe_request),
+        workers=load.workers,
+        master_bind=load.master.bind if load.master else None,
+        expect_workers=load.master.expect_workers if load.master else None,
     )
 
 

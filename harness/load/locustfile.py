@@ -4,6 +4,16 @@ It reads two environment variables:
 
 - ``DRILL_LOAD_PLAN``: the plan as JSON (``LoadPlan.to_json()``).
 - ``DRILL_LOCUST_SAMPLES``: the CSV file to write, normally ``RUN_DIR/samples/locust.csv``.
+- ``DRILL_LOCUST_WORKERS`` (master only): the JSON file for each worker's clock offset.
+- ``DRILL_WORKER_ID`` (worker only): the name this worker's samples carry (default host-pid).
+
+Distributed (Locust's own ``--master``/``--worker`` mode): a worker writes no file. It measures
+its clock against the master once it is connected (a ping-pong over Locust's custom messages:
+offset = (t_send + t_recv) / 2 - t_master on the worker's clock, uncertainty = rtt / 2, best of
+:data:`PING_COUNT`), puts every sample on the master's clock, and ships its rows to the master
+every :data:`FLUSH_INTERVAL_S` (and the rest with its final stats report at quit). The master
+writes all of them into its one sample file with a ``worker`` column, so the run has one
+timeline whatever machine a request came from.
 
 Every request Locust reports through ``events.request`` (ours, or those of a user's own
 locustfile loaded alongside with ``-f harness_locustfile,theirs``) becomes one row in the sample
@@ -20,16 +30,26 @@ import csv
 import importlib.util
 import json
 import os
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gevent
+import gevent.queue
 from locust import FastHttpUser, constant, events, task
+from locust.env import Environment
+from locust.event import EventHook
+from locust.rpc.protocol import Message
+from locust.runners import MasterRunner, WorkerRunner
 
 PLAN_ENV = "DRILL_LOAD_PLAN"
 SAMPLES_ENV = "DRILL_LOCUST_SAMPLES"
+WORKERS_ENV = "DRILL_LOCUST_WORKERS"
+WORKER_ID_ENV = "DRILL_WORKER_ID"
+PING_COUNT = 5
+PONG_TIMEOUT_S = 5.0
 FLUSH_INTERVAL_S = 0.2  # the live stop condition reads these files: keep them fresh
 WRITE_BUFFER_BYTES = 1 << 16
 
@@ -44,6 +64,19 @@ def _load_samples_module() -> Any:
     return module
 
 
+_Listener = TypeVar("_Listener", bound=Callable[..., None])
+
+
+def _on(hook: EventHook) -> Callable[[_Listener], _Listener]:
+    """``@_on(events.request)``: Locust's ``add_listener`` as a typed decorator."""
+
+    def register(listener: _Listener) -> _Listener:
+        hook.add_listener(listener)  # type: ignore[no-untyped-call]  # Locust leaves it unannotated
+        return listener
+
+    return register
+
+
 def _read_env(name: str) -> str:
     value = os.environ.get(name)
     if not value:
@@ -56,7 +89,6 @@ def _read_env(name: str) -> str:
 
 _samples = _load_samples_module()
 _plan: dict[str, Any] = json.loads(_read_env(PLAN_ENV))
-_samples_path = Path(_read_env(SAMPLES_ENV))
 _sample_row = _samples.sample_row
 # FastHttpUser raises LocustBadStatusCode, HttpUser (requests) HTTPError, for a non-2xx/3xx status.
 _BAD_STATUS_ERRORS = frozenset({"LocustBadStatusCode", "HTTPError"})
@@ -91,11 +123,11 @@ class _SampleWriter:
     """Buffered CSV writer: rows go to a 64 KiB buffer, flushed every FLUSH_INTERVAL_S by a
     greenlet and at quit. No per-request flush or fsync: the cost per request is one writerow."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, extra_columns: list[str] | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "w", newline="", buffering=WRITE_BUFFER_BYTES)  # noqa: SIM115
         self._csv = csv.writer(self._file)
-        self._csv.writerow(_samples.COLUMNS)
+        self._csv.writerow([*_samples.COLUMNS, *(extra_columns or [])])
         self._file.flush()
         self.writerow: Callable[[list[str]], object] = self._csv.writerow
         self._flusher = gevent.spawn(self._flush_forever)
@@ -118,18 +150,168 @@ class _SampleWriter:
             self._file.close()
 
 
-_writer: _SampleWriter | None = None
+class _WorkerShipper:
+    """A worker's sample "writer": keeps rows in memory and ships them to the master.
+
+    Rows recorded before the clock is measured are on the worker's own clock; they are held
+    apart and shifted once the offset is known, so every row shipped is on the master's clock.
+    """
+
+    def __init__(self, runner: WorkerRunner, worker_id: str) -> None:
+        self.runner = runner
+        self.worker_id = worker_id
+        self.rows: list[list[str]] = []
+        self.unmeasured: list[list[str]] = []
+        self.clock: dict[str, Any] | None = None
+        self.writerow: Callable[[list[str]], object] = self.unmeasured.append
+        self._pongs: gevent.queue.Queue[dict[str, Any]] = gevent.queue.Queue()
+        runner.register_message("drill_pong", self._on_pong)
+        self._clock_greenlet = gevent.spawn(self._measure_clock)
+        self._flusher = gevent.spawn(self._ship_forever)
+
+    def _on_pong(self, environment: Environment, msg: Message, **_: Any) -> None:
+        self._pongs.put(msg.data)
+
+    def _measure_clock(self) -> None:
+        best: dict[str, Any] | None = None
+        for _ in range(PING_COUNT):
+            t_send = time.time()
+            self.runner.send_message("drill_ping", {"worker": self.worker_id, "t_send": t_send})
+            try:
+                pong = self._pongs.get(timeout=PONG_TIMEOUT_S)
+            except gevent.queue.Empty:
+                break
+            t_recv = time.time()
+            rtt_s = t_recv - t_send
+            if best is None or rtt_s < best["rtt_s"]:
+                best = {
+                    "offset_s": (t_send + t_recv) / 2.0 - float(pong["t_master"]),
+                    "uncertainty_s": rtt_s / 2.0,
+                    "rtt_s": rtt_s,
+                }
+        if best is None:
+            # No answer: the rows stay on the worker's clock, and the record says so.
+            best = {"offset_s": 0.0, "uncertainty_s": PONG_TIMEOUT_S, "rtt_s": None}
+        self.clock = best | {"worker": self.worker_id, "host": socket.gethostname(),
+                             "pings": PING_COUNT, "measured": best["rtt_s"] is not None}
+        self._apply_clock(float(best["offset_s"]))
+        self.runner.send_message("drill_clock", self.clock)
+
+    def _apply_clock(self, offset_s: float) -> None:
+        global _clock_shift_s
+        _clock_shift_s = offset_s
+        for row in self.unmeasured:
+            start, end = float(row[1]) - offset_s, float(row[2]) - offset_s
+            row[1], row[2] = f"{start:.6f}", f"{end:.6f}"
+        self.rows.extend(self.unmeasured)
+        self.unmeasured.clear()
+        self.writerow = self.rows.append
+
+    def drain(self) -> list[list[str]]:
+        rows, self.rows = self.rows, []
+        self.writerow = self.rows.append if self.clock is not None else self.unmeasured.append
+        return rows
+
+    def _ship_forever(self) -> None:
+        while True:
+            gevent.sleep(FLUSH_INTERVAL_S)
+            self.ship()
+
+    def ship(self) -> None:
+        if self.clock is None or not self.rows:
+            return
+        self.runner.send_message("drill_samples", {"worker": self.worker_id, "rows": self.drain()})
+
+    def flush(self) -> None:
+        self.ship()
+
+    def close(self) -> None:
+        self._flusher.kill(block=False)
+        self._clock_greenlet.kill(block=False)
 
 
-@events.init.add_listener
-def _open_samples(**_: Any) -> None:
+class _MasterCollector:
+    """The master's side: answers pings, records each worker's clock, and writes every worker's
+    rows (already on the master's clock) into the one sample file with a ``worker`` column."""
+
+    def __init__(self, runner: MasterRunner, path: Path, workers_path: Path | None) -> None:
+        self.runner = runner
+        self.writer = _SampleWriter(path, extra_columns=["worker"])
+        self.workers_path = workers_path
+        self.workers: dict[str, dict[str, Any]] = {}
+        self.writerow: Callable[[list[str]], object] = _drop_row  # the master runs no users
+        runner.register_message("drill_ping", self._on_ping)
+        runner.register_message("drill_clock", self._on_clock)
+        runner.register_message("drill_samples", self._on_samples)
+        _on(events.worker_report)(self._on_report)
+
+    def _on_ping(self, environment: Environment, msg: Message, **_: Any) -> None:
+        self.runner.send_message("drill_pong", {"t_master": time.time()}, client_id=msg.node_id)
+
+    def _on_clock(self, environment: Environment, msg: Message, **_: Any) -> None:
+        clock = dict(msg.data)
+        self.workers.setdefault(str(clock["worker"]), {"rows": 0}).update(clock)
+        self.save_workers()
+
+    def _on_samples(self, environment: Environment, msg: Message, **_: Any) -> None:
+        self.write(msg.data)
+
+    def _on_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        if data.get("drill_samples"):
+            self.write(data["drill_samples"])
+
+    def write(self, batch: dict[str, Any]) -> None:
+        worker = str(batch["worker"])
+        rows = batch["rows"]
+        writerow = self.writer.writerow
+        for row in rows:
+            writerow([*row, worker])
+        self.workers.setdefault(worker, {"rows": 0})["rows"] += len(rows)
+
+    def save_workers(self) -> None:
+        if self.workers_path is not None:
+            tmp = self.workers_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"schema": "drill.locust-workers/v1", "workers": self.workers}, indent=1))
+            tmp.replace(self.workers_path)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+        self.save_workers()
+
+
+_writer: _SampleWriter | _WorkerShipper | _MasterCollector | None = None
+_clock_shift_s = 0.0
+
+
+@_on(events.init)
+def _open_samples(environment: Environment, **_: Any) -> None:
     # Opened at init, not import: Locust imports locustfiles before it validates the command
     # line, and the runner takes the file's existence as "Locust is up".
     global _writer
-    _writer = _SampleWriter(_samples_path)
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        worker_id = os.environ.get(WORKER_ID_ENV) or f"{socket.gethostname()}-{os.getpid()}"
+        _writer = _WorkerShipper(runner, worker_id)
+        return
+    samples_path = Path(_read_env(SAMPLES_ENV))
+    if isinstance(runner, MasterRunner):
+        workers = os.environ.get(WORKERS_ENV)
+        _writer = _MasterCollector(runner, samples_path, Path(workers) if workers else None)
+        return
+    _writer = _SampleWriter(samples_path)
 
 
-@events.request.add_listener
+@_on(events.report_to_master)
+def _attach_samples(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    # The final stats report at quit carries whatever the shipper has not sent yet.
+    if isinstance(_writer, _WorkerShipper) and _writer.clock is not None and _writer.rows:
+        data["drill_samples"] = {"worker": _writer.worker_id, "rows": _writer.drain()}
+
+
+@_on(events.request)
 def _record_request(
     response_time: float,
     response: Any = None,
@@ -144,6 +326,7 @@ def _record_request(
         # Older Locust or a custom event without start_time: derive it from now - latency.
         start_time = time.time() - response_time / 1000.0
     status = int(getattr(response, "status_code", 0) or 0)
+    start_time -= _clock_shift_s  # 0 unless this is a worker whose clock has been measured
     _writer.writerow(
         _sample_row(
             "locust",
@@ -157,13 +340,13 @@ def _record_request(
     )
 
 
-@events.quitting.add_listener
+@_on(events.quitting)
 def _flush_samples(**_: Any) -> None:
     if _writer is not None:
         _writer.flush()
 
 
-@events.quit.add_listener
+@_on(events.quit)
 def _close_samples(**_: Any) -> None:
     # `quit` fires after runner.quit() has let in-flight requests finish (--stop-timeout);
     # `quitting` fires before, so closing there would drop those last rows.
@@ -174,13 +357,13 @@ def _close_samples(**_: Any) -> None:
 if not _plan.get("locustfile"):
     _request = _plan["request"]
     _headers: dict[str, str] = dict(_request.get("headers") or {})
-    _body: bytes | None = None
+    _body: str | None = None
     if _request.get("json") is not None:
-        _body = json.dumps(_request["json"]).encode()
+        _body = json.dumps(_request["json"])
         if not any(k.lower() == "content-type" for k in _headers):
             _headers["Content-Type"] = "application/json"
     elif _request.get("body") is not None:
-        _body = str(_request["body"]).encode()
+        _body = str(_request["body"])
 
     class DrillUser(FastHttpUser):
         """Sends the plan's request in a closed loop with no wait between requests."""

@@ -90,6 +90,12 @@ class LoadPlan:
     - ``probe_request``: what each probe sends; defaults to ``request``.
     - ``duration_s``: the whole load period (baseline + fault + recovery). Both generators stop by
       themselves shortly after it even if nobody calls ``stop()``.
+    - ``workers``: local Locust worker processes beside a master (Locust's own distributed
+      mode); 0 runs Locust in one process.
+    - ``master_bind``: ``HOST:PORT`` the master listens on for workers (``drill worker`` on
+      other machines attaches there); None: 127.0.0.1 and a free port, for local workers only.
+    - ``expect_workers``: how many workers (local + remote) the master waits for before it
+      starts the users; None means ``workers``.
     """
 
     host: str
@@ -101,6 +107,18 @@ class LoadPlan:
     timeout_s: float = 5.0
     probe_rate_hz: float = 20.0
     probe_request: RequestSpec | None = None
+    workers: int = 0
+    master_bind: str | None = None
+    expect_workers: int | None = None
+
+    @property
+    def distributed(self) -> bool:
+        """Locust runs as a master plus workers (local, remote or both)."""
+        return self.users > 0 and (self.workers > 0 or self.master_bind is not None)
+
+    @property
+    def expected_workers(self) -> int:
+        return self.expect_workers if self.expect_workers is not None else self.workers
 
     def __post_init__(self) -> None:
         found: list[str] = []
@@ -120,6 +138,15 @@ class LoadPlan:
             found.append("load: users and probe_rate_hz are both 0; set at least one to drive load")
         if self.locustfile is not None and not Path(self.locustfile).is_file():
             found.append(f"load.locustfile: {self.locustfile} does not exist or is not a file")
+        if self.workers < 0:
+            found.append(f"load.workers: {self.workers} must be >= 0")
+        if self.distributed and self.expected_workers < 1:
+            found.append("load.master: no worker to wait for: set load.workers or load.master.expect_workers")
+        if self.master_bind is not None:
+            try:
+                split_host_port(self.master_bind)
+            except ValueError as exc:
+                found.append(f"load.master.bind: {exc}")
         found += self.request.problems("load.request")
         if self.probe_request is not None:
             found += self.probe_request.problems("load.probe_request")
@@ -150,6 +177,9 @@ class LoadPlan:
             "timeout_s": self.timeout_s,
             "probe_rate_hz": self.probe_rate_hz,
             "probe_request": self.probe_request.to_dict() if self.probe_request else None,
+            "workers": self.workers,
+            "master_bind": self.master_bind,
+            "expect_workers": self.expect_workers,
         }
 
     def to_json(self) -> str:
@@ -169,8 +199,19 @@ class LoadPlan:
             timeout_s=float(data.get("timeout_s", 5.0)),
             probe_rate_hz=float(data.get("probe_rate_hz", 20.0)),
             probe_request=RequestSpec.from_dict(probe_request) if probe_request else None,
+            workers=int(data.get("workers") or 0),
+            master_bind=data.get("master_bind"),
+            expect_workers=data.get("expect_workers"),
         )
 
     @classmethod
     def from_json(cls, text: str) -> LoadPlan:
         return cls.from_dict(json.loads(text))
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` -> (host, port); ValueError saying what is wrong."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"expected HOST:PORT like 127.0.0.1:5557, got {address!r}")
+    return host.strip("[]"), int(port_text)

@@ -14,6 +14,13 @@ Files written:
 - ``samples/locust.csv``, ``samples/probe.csv``: the samples (``harness/load/samples.py``)
 - ``locust.log``, ``prober.log``: the children's stdout and stderr
 - ``locust_stats.csv`` (and Locust's other ``--csv`` files): Locust's own rounded statistics
+
+Distributed (``plan.workers`` > 0 or ``plan.master_bind``): the Locust child is a master
+(``--master --expect-workers``) and ``plan.workers`` local ``locust --worker`` children, each in
+its own session, attach to it; ``drill worker`` attaches more from other machines. The workers
+ship their samples to the master, which writes them all into ``samples/locust.csv`` (with a
+``worker`` column) on its own clock; ``locust-workers.json`` records each worker's measured clock
+offset and its uncertainty (see ``locustfile.py``). Logs: ``locust-worker-wN.log``.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import dataclasses
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,13 +38,15 @@ from pathlib import Path
 from types import TracebackType
 
 from harness.errors import DrillError
-from harness.load.plan import LoadPlan
+from harness.load.plan import LoadPlan, split_host_port
 from harness.load.samples import LOCUST_FILE, PROBE_FILE, SAMPLES_DIR
 
 HARNESS_LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 RUN_TIME_MARGIN_S = 5.0
 STOP_GRACE_S = 10.0
 LOG_TAIL_CHARS = 2000
+WORKERS_FILE = "locust-workers.json"
+EXPECT_WORKERS_MAX_WAIT_S = 30
 
 
 class LoadError(DrillError):
@@ -57,6 +67,7 @@ class LoadOutcome:
     killed: tuple[str, ...]
     locust_samples: Path
     probe_samples: Path
+    worker_returncodes: tuple[int | None, ...] = ()
 
 
 class LoadRunner:
@@ -78,6 +89,11 @@ class LoadRunner:
         self.locust_stats_prefix = self.run_dir / "locust"
         self._locust: subprocess.Popen[bytes] | None = None
         self._prober: subprocess.Popen[bytes] | None = None
+        self._workers: list[subprocess.Popen[bytes]] = []
+        self.workers_file = self.run_dir / WORKERS_FILE
+        self.master_host, self.master_port = (
+            split_host_port(plan.master_bind) if plan.master_bind else ("127.0.0.1", 0)
+        )
         self._started_at: float | None = None
         self._ready_at: float | None = None
 
@@ -96,6 +112,17 @@ class LoadRunner:
     @property
     def prober_pid(self) -> int | None:
         return self._prober.pid if self._prober else None
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return [w.pid for w in self._workers]
+
+    def process_groups(self) -> dict[str, int | None]:
+        """Every child's process group (each leads its own session), named, for the journal:
+        `drill recover` stops what a kill -9'd harness left running."""
+        groups: dict[str, int | None] = {"locust": self.locust_pid, "prober": self.prober_pid}
+        groups.update({f"locust-worker-w{i}": pid for i, pid in enumerate(self.worker_pids, start=1)})
+        return groups
 
     @property
     def is_running(self) -> bool:
@@ -124,6 +151,18 @@ class LoadRunner:
             "--csv", str(self.locust_stats_prefix),
             # Failed requests are the point of a drill, not a reason for Locust to exit non-zero.
             "--exit-code-on-error", "0",
+            *self._master_options(),
+        ]  # fmt: skip
+
+    def _master_options(self) -> list[str]:
+        if not self.plan.distributed:
+            return []
+        return [
+            "--master",
+            "--master-bind-host", self.master_host,
+            "--master-bind-port", str(self.master_port),
+            "--expect-workers", str(self.plan.expected_workers),
+            "--expect-workers-max-wait", str(EXPECT_WORKERS_MAX_WAIT_S),
         ]  # fmt: skip
 
     def prober_command(self) -> list[str]:
@@ -144,10 +183,22 @@ class LoadRunner:
         (self.run_dir / SAMPLES_DIR).mkdir(parents=True, exist_ok=True)
         self._started_at = time.monotonic()
         if self.locust_enabled:
+            if self.plan.distributed and self.master_port == 0:
+                self.master_port = _free_port(self.master_host)
             env = dict(os.environ)
             env["DRILL_LOAD_PLAN"] = self.plan.to_json()
             env["DRILL_LOCUST_SAMPLES"] = str(self.locust_samples)
+            if self.plan.distributed:
+                env["DRILL_LOCUST_WORKERS"] = str(self.workers_file)
             self._locust = self._spawn(self.locust_command(), self.locust_log, env)
+            # Local workers reach the master on loopback whatever address it binds.
+            connect_host = "127.0.0.1" if self.master_host in ("0.0.0.0", "::", "") else self.master_host
+            for i in range(1, self.plan.workers + 1):
+                worker_env = dict(os.environ)
+                worker_env["DRILL_LOAD_PLAN"] = self.plan.to_json()
+                worker_env["DRILL_WORKER_ID"] = f"w{i}"
+                command = locust_worker_command(self.plan, connect_host, self.master_port)
+                self._workers.append(self._spawn(command, self.run_dir / f"locust-worker-w{i}.log", worker_env))
         if self.prober_enabled:
             self._prober = self._spawn(self.prober_command(), self.prober_log, dict(os.environ))
 
@@ -207,10 +258,22 @@ class LoadRunner:
         ``timeout_s`` (default: the plan's timeout_s + 10 s, so Locust's stop-timeout fits)."""
         if timeout_s is None:
             timeout_s = self.plan.timeout_s + STOP_GRACE_S
+        deadline = time.monotonic() + timeout_s
         for proc in (self._locust, self._prober):
             if proc is not None and proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        return self._reap(time.monotonic() + timeout_s)
+        if self._workers:
+            # The master quits its workers itself and takes their last samples; only then are
+            # workers still running told to stop.
+            if self._locust is not None:
+                try:
+                    self._locust.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+            for worker in self._workers:
+                if worker.poll() is None:
+                    worker.send_signal(signal.SIGTERM)
+        return self._reap(deadline)
 
     def wait(self, timeout_s: float | None = None) -> LoadOutcome:
         """Run the load period out, then :meth:`stop`: block until ``duration_s`` has passed
@@ -226,7 +289,8 @@ class LoadRunner:
 
     def _reap(self, deadline: float) -> LoadOutcome:
         killed: list[str] = []
-        for name, proc in (("locust", self._locust), ("prober", self._prober)):
+        workers = [(f"locust-worker-w{i}", w) for i, w in enumerate(self._workers, start=1)]
+        for name, proc in [("locust", self._locust), ("prober", self._prober), *workers]:
             if proc is None:
                 continue
             try:
@@ -241,6 +305,7 @@ class LoadRunner:
             killed=tuple(killed),
             locust_samples=self.locust_samples,
             probe_samples=self.probe_samples,
+            worker_returncodes=tuple(w.returncode for w in self._workers),
         )
 
     def __enter__(self) -> LoadRunner:
@@ -259,6 +324,58 @@ class LoadRunner:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@dataclass(frozen=True)
+class LoadClock:
+    """The distributed load's clocks (``locust-workers.json``): each worker's offset against the
+    master, its uncertainty (rtt / 2) and row count; ``uncertainty_s`` is the largest, which
+    every figure's resolution carries."""
+
+    workers: dict[str, dict[str, object]]
+    uncertainty_s: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"file": WORKERS_FILE, "uncertainty_s": round(self.uncertainty_s, 6), "workers": self.workers}
+
+
+def load_clock(run_dir: Path) -> LoadClock | None:
+    """The run's :class:`LoadClock`; None when its Locust ran in one process."""
+    import json
+
+    path = Path(run_dir) / WORKERS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        workers = {str(k): dict(v) for k, v in data["workers"].items()}
+        uncertainty_s = max((float(w.get("uncertainty_s") or 0.0) for w in workers.values()), default=0.0)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise LoadError(f"{path}: cannot be read as the load workers' clocks ({exc})") from None
+    return LoadClock(workers, uncertainty_s)
+
+
+def locust_worker_command(plan: LoadPlan, master_host: str, master_port: int) -> list[str]:
+    """A Locust worker attached to the master at ``master_host:master_port``; it needs
+    ``DRILL_LOAD_PLAN`` (and optionally ``DRILL_WORKER_ID``) in its environment."""
+    files = [str(HARNESS_LOCUSTFILE)]
+    if plan.locustfile is not None:
+        files.append(str(Path(plan.locustfile).resolve()))
+    return [
+        sys.executable, "-m", "locust",
+        "-f", ",".join(files),
+        "--worker",
+        "--master-host", master_host,
+        "--master-port", str(master_port),
+        "--loglevel", "WARNING",
+    ]  # fmt: skip
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _log_tail(path: Path) -> str:

@@ -19,6 +19,7 @@ import pandas as pd
 from harness import measure
 from harness.errors import ScenarioError
 from harness.journal import read_journal, utc_iso
+from harness.load.runner import load_clock
 from harness.measure.agreement import agreement
 from harness.measure.capacity import measure_capacity
 from harness.report.formatting import parse_utc
@@ -29,6 +30,7 @@ from harness.results.model import (
     Agreement,
     CapacityResult,
     Cleanup,
+    LoadClockResult,
     FaultResult,
     MeasurementInfo,
     ObjectiveResult,
@@ -144,10 +146,11 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     """Recompute results.json and the report's bucket timeline from a run directory."""
     run_dir = Path(run_dir)
     facts = read_facts(run_dir)
+    clock = load_clock(run_dir)  # distributed load: the workers' clock offsets against the master
     scenario = load_run_scenario(run_dir)
     phases = phase_bounds(facts, scenario)
     samples = read_samples(run_dir)
-    timings = fault_timings(facts)
+    timings = fault_timings(facts, clock.uncertainty_s if clock else 0.0)
     m = measure.measure_run(
         samples=samples,
         phases=phases,
@@ -184,6 +187,8 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     _add_faults_never_applied(results.faults, facts)
     if decision.abort_reason:
         results.abort_reason = decision.abort_reason
+    if clock:
+        results.load_clock = LoadClockResult.model_validate(clock.to_dict())
     if facts.stop:
         results.stop = stop_figures(facts.stop)
     return results, _timeline(samples, m, phases, scenario)
@@ -263,12 +268,13 @@ def stop_figures(stop: dict[str, Any]) -> StopResult:
     )
 
 
-def fault_timings(facts: JournalFacts) -> list[measure.FaultTiming]:
-    """The applied faults, as measure is given them."""
+def fault_timings(facts: JournalFacts, clock_uncertainty_s: float = 0.0) -> list[measure.FaultTiming]:
+    """The applied faults, as measure is given them; ``clock_uncertainty_s`` (distributed load:
+    the workers' clock offsets against the master) widens every onset's uncertainty."""
     return [
         measure.FaultTiming(
             name=f["name"], type=f["type"], onset_at=f["onset_at"], onset_source=f["onset_source"],
-            onset_uncertainty_s=f["onset_uncertainty_s"], reverted_at=f.get("reverted_at"),
+            onset_uncertainty_s=f["onset_uncertainty_s"] + clock_uncertainty_s, reverted_at=f.get("reverted_at"),
             targets=list(f.get("targets", [])),
         )
         for f in facts.faults.values()

@@ -295,6 +295,14 @@ class StopResult(_Model):
     reaction_s: float | None
 
 
+class LoadClockResult(_Model):
+    """Distributed load: each Locust worker's clock offset against the master (``locust-workers.json``)."""
+
+    file: str
+    uncertainty_s: float
+    workers: dict[str, dict[str, JsonValue]]
+
+
 class RunResults(_Model):
     """The whole results.json."""
 
@@ -315,6 +323,7 @@ class RunResults(_Model):
     capacity: CapacityResult | None = None
     abort_reason: str | None = None
     stop: StopResult | None = None
+    load_clock: LoadClockResult | None = None
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

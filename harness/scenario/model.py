@@ -154,6 +154,22 @@ class RequestSpec(Strict):
         return v
 
 
+class MasterSpec(Strict):
+    """``load.master``: Locust's master listens on ``bind`` (HOST:PORT) for ``drill worker``
+    processes on other machines; it starts the users once ``expect_workers`` are attached."""
+
+    bind: str = "127.0.0.1:5557"
+    expect_workers: int | None = Field(default=None, ge=1, le=1000)
+
+    @field_validator("bind")
+    @classmethod
+    def _bind(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or _control_chars(v) or " " in v:
+            raise ValueError(f"expected HOST:PORT like 127.0.0.1:5557, got {v!r}")
+        return v
+
+
 class LoadSpec(Strict):
     host: str
     users: int = Field(default=10, ge=0, le=10_000)
@@ -163,6 +179,8 @@ class LoadSpec(Strict):
     timeout_s: float = Field(default=5.0, gt=0, le=300)
     probe_rate_hz: float = Field(default=20.0, ge=0, le=1000)
     probe: RequestSpec | None = None
+    workers: int = Field(default=0, ge=0, le=64)
+    master: MasterSpec | None = None
 
     @field_validator("host")
     @classmethod
@@ -175,6 +193,9 @@ class LoadSpec(Strict):
     def _default_request(self) -> LoadSpec:
         if self.request is None and self.locustfile is None:
             self.request = RequestSpec()
+        if self.master is not None and self.workers == 0 and self.master.expect_workers is None:
+            raise ValueError("load.master: say how many `drill worker` processes to wait for "
+                             "(master.expect_workers), or start local ones with load.workers")
         return self
 
     @property
