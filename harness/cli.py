@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, DrillError, ScenarioError
+from harness.runtime.base import Runtime
 
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False, soft_wrap=True)
@@ -344,7 +345,7 @@ def _project(value: str) -> str:
     return value
 
 
-def _open(runtime: str, file: Path | None, project: str) -> Any:
+def _open(runtime: str, file: Path | None, project: str) -> Runtime:
     from harness.runtime import open_stack
     from harness.scenario.model import StackRef
 
@@ -398,7 +399,7 @@ def stack_down(runtime: str, file: Path | None, project: str) -> None:
     """Stop the stack and remove its containers and networks."""
     try:
         s = _open(runtime, file, project)
-        s.down() if hasattr(s, "down") else s.stop()
+        s.down()
     except DrillError as exc:
         _fail(exc)
     out.print("stack down")
@@ -414,11 +415,10 @@ def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -
 
     try:
         s = _open(runtime, file, project)
-        status = s.status()
+        services = [member.as_dict() for member in s.members()]
         found = scan(None, s)
     except DrillError as exc:
         _fail(exc)
-    services = [x.as_dict() for x in status] if isinstance(status, list) else status
     report = {"services": services, "active_faults": found.faults, "unchecked": found.unchecked}
     if as_json:
         out.print_json(json.dumps(report, default=str))

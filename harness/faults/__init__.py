@@ -7,6 +7,8 @@ from typing import Any
 
 from harness.errors import FaultError, ScenarioError
 from harness.faults.base import Fault, FaultContext, Onset
+from harness.faults.process import process_fault
+from harness.runtime.base import is_compose, is_local
 from harness.scenario.model import NETWORK_TYPES, FaultSpec
 
 __all__ = ["Fault", "FaultContext", "Onset", "build_fault", "undo_fault"]
@@ -39,20 +41,18 @@ def build_fault(spec: FaultSpec, ctx: FaultContext) -> Fault:
 
 def _endpoint_kill(spec: FaultSpec, params: dict[str, Any], ctx: FaultContext) -> Fault:
     runtime = ctx.runtime
-    kind = getattr(runtime, "kind", None)
-    if kind == "local":
-        from harness.faults.process import process_fault
-
+    if runtime is not None and is_local(runtime):
         return process_fault(
             spec.name, params.get("mode", "kill"), spec.target.service, spec.target.labels,
             params.get("max_targets", 1), runtime,
         )
-    if kind == "compose":
+    if runtime is not None and is_compose(runtime):
+        # Imported here: the docker SDK is only loaded for compose stacks.
         from harness.faults.container import container_fault
 
         return container_fault(
-            spec.name, params.get("mode", "kill"), spec.target.service, spec.target.labels,
-            params.get("max_targets", 1), runtime.project,
+            spec.name, params.get("mode", "kill"), spec.target.service or "", spec.target.labels,
+            params.get("max_targets", 1), runtime.project, runtime.client,
         )
     raise ScenarioError(
         f"fault {spec.name!r}: endpoint_kill needs a stack the harness manages "
