@@ -349,10 +349,8 @@ def _open(runtime: str, file: Path | None, project: str) -> Runtime:
     from harness.runtime import open_stack
     from harness.scenario.model import StackRef
 
-    if runtime == "local" and file is None:
-        file = Path("targets/local-stack.yaml")
-    if runtime == "compose" and file is None:
-        file = Path("compose/staging.yaml")
+    if file is None:
+        file = Path("compose/staging.yaml" if runtime == "compose" else "targets/local-stack.yaml")
     ref = StackRef(runtime=runtime, file=file.resolve(), project=project)
     return open_stack(ref, Path(".drill-stack"), runtime)
 
