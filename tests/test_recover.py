@@ -264,7 +264,7 @@ def test_a_stopped_container_is_a_stray_and_force_starts_it(tmp_path: Path, slee
     compose_file.write_text("services:\n  sleeper: {image: drill-targets:latest}\n")
     runtime = ComposeRuntime(compose_file, project, tmp_path, client=client)
     assert runtime.toxiproxy_url is None
-    (box,) = runtime.find("sleeper")
+    (box,) = runtime.containers("sleeper")
     box.pause()
     strays = active_faults(None, runtime)
     assert [(f["kind"], f["target"], f["detail"]) for f in strays] == [
