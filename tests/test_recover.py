@@ -198,6 +198,8 @@ def test_a_paused_local_process_is_a_stray_and_force_continues_it(tmp_path: Path
         pid = runtime.status()["gpu-x1"]["pid"]
         os.killpg(pid, signal.SIGSTOP)
         try:
+            # SIGSTOP takes effect when the process next runs: await the stop (it is our child).
+            os.waitpid(pid, os.WUNTRACED)
             kinds = [(f["kind"], f["target"]) for f in scan(None, runtime).faults]
             assert ("process_paused", "process:gpu-x1") in kinds
             assert all(ok for _, ok in recover_strays(None, runtime, force=True))
