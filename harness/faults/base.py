@@ -9,12 +9,11 @@ possibly after a failed or partial apply, and by ``drill recover`` through ``und
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from harness.journal import Journal
-    from harness.runtime.base import Runtime
-    from harness.toxiproxy import ToxiproxyClient
+from harness.journal import Journal
+from harness.runtime.base import Runtime
+from harness.toxiproxy import ToxiproxyClient
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from harness.faults.process import ProcessFault
 from harness.runtime.base import Runtime, Target, is_compose, is_local
 from harness.scenario.model import FaultSpec
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the docker SDK is only loaded for compose stacks
     from harness.faults.container import ContainerFault
 
 MODES = ("kill", "xid", "hang")

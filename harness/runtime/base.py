@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, TypeGuard
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # both import this module; compose also loads the docker SDK
     from harness.runtime.compose import ComposeRuntime
     from harness.runtime.local import LocalRuntime
 
