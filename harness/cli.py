@@ -421,7 +421,11 @@ def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -
     if as_json:
         out.print_json(json.dumps(report, default=str))
         return
-    out.print(services)
+    table = Table("member", "service", "state", "healthy", "address")
+    for member in services:
+        table.add_row(_e(member["name"]), _e(member["service"]), _e(member["state"]),
+                      "yes" if member["healthy"] else "no", _e(member["address"] or ""))
+    out.print(table)
     listed = "".join(f"\n  {_e(f['kind'])} {_e(f['target'])}: {_e(f['detail'])}" for f in found.faults)
     out.print(f"active faults: {len(found.faults)}{listed}")
     for line in found.unchecked:
