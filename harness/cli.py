@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, DrillError, ScenarioError
+from harness.runtime.base import Runtime
 
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False, soft_wrap=True)
@@ -383,15 +384,13 @@ def _project(value: str) -> str:
     return value
 
 
-def _open(runtime: str, file: Path | None, project: str) -> Any:
+def _open(runtime: str, file: Path | None, project: str) -> Runtime:
     from harness.runtime import open_stack
     from harness.scenario.model import StackRef
 
-    if runtime == "local" and file is None:
-        file = Path("targets/local-stack.yaml")
-    if runtime == "compose" and file is None:
-        file = Path("compose/staging.yaml")
-    ref = StackRef(runtime=runtime, file=file.resolve() if file else None, project=project)
+    if file is None:
+        file = Path("compose/staging.yaml" if runtime == "compose" else "targets/local-stack.yaml")
+    ref = StackRef(runtime=runtime, file=file.resolve(), project=project)
     return open_stack(ref, Path(".drill-stack"), runtime)
 
 
@@ -437,7 +436,7 @@ def stack_down(runtime: str, file: Path | None, project: str) -> None:
     """Stop the stack and remove its containers and networks."""
     try:
         s = _open(runtime, file, project)
-        s.down() if hasattr(s, "down") else s.stop()
+        s.down()
     except DrillError as exc:
         _fail(exc)
     out.print("stack down")
@@ -453,16 +452,19 @@ def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -
 
     try:
         s = _open(runtime, file, project)
-        status = s.status()
+        services = [member.as_dict() for member in s.members()]
         found = scan(None, s)
     except DrillError as exc:
         _fail(exc)
-    services = [x.as_dict() for x in status] if isinstance(status, list) else status
     report = {"services": services, "active_faults": found.faults, "unchecked": found.unchecked}
     if as_json:
         out.print_json(json.dumps(report, default=str))
         return
-    out.print(services)
+    table = Table("member", "service", "state", "healthy", "address")
+    for member in services:
+        table.add_row(_e(member["name"]), _e(member["service"]), _e(member["state"]),
+                      "yes" if member["healthy"] else "no", _e(member["address"] or ""))
+    out.print(table)
     listed = "".join(f"\n  {_e(f['kind'])} {_e(f['target'])}: {_e(f['detail'])}" for f in found.faults)
     out.print(f"active faults: {len(found.faults)}{listed}")
     for line in found.unchecked:

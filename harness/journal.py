@@ -109,7 +109,8 @@ def _record_problem(record: Any) -> str | None:
         value = record.get(key)
         if key in record and (isinstance(value, bool) or not isinstance(value, types)):
             return f"{event} record: '{key}' has the wrong type ({_short(value)})"
-        if key in record and types is _NUMBER and isinstance(value, int | float) and not 0 <= value <= _NUMBER_RANGE.get(key, MAX_EPOCH_S):
+        if (key in record and types is _NUMBER and isinstance(value, int | float)
+                and not 0 <= value <= _NUMBER_RANGE.get(key, MAX_EPOCH_S)):
             return f"{event} record: '{key}' is out of range ({_short(value)})"
     return None
 

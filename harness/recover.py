@@ -19,8 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.faults import undo_fault
 from harness.journal import JOURNAL_NAME, Journal, applied_faults, read_journal
+from harness.lock import StackBusyError, StackLock
+from harness.runtime.base import Runtime
+from harness.state import registered_runs, subdir, unregister_run
 from harness.strays import recover_strays
+from harness.toxiproxy import ToxiproxyClient
 
 __all__ = ["recover_all", "recover_run", "recover_strays", "run_dirs"]
 
@@ -37,9 +42,6 @@ def recover_all(reports_dir: Path | None, force: bool = False) -> Iterator[tuple
     applied (``force`` removes strays no journal knows). Yields (message, ok); a run whose drill
     is still running is left alone and reported not ok. A registered run is forgotten once
     nothing of it is left applied."""
-    from harness.lock import StackBusyError, StackLock
-    from harness.state import registered_runs, unregister_run
-
     entries = registered_runs()
     seen: set[Path] = set()
     stacks: dict[str, dict[str, Any]] = {}
@@ -87,10 +89,10 @@ def _check_stack(stack: dict[str, Any], force: bool) -> Iterator[tuple[str, bool
     hooks = [h for h in stack.get("hooks") or [] if isinstance(h, str)]
     url = stack.get("toxiproxy_url") if isinstance(stack.get("toxiproxy_url"), str) else None
     try:
-        runtime = None
+        runtime: Runtime | None = None
         if kind == "compose" and stack.get("file"):
+            # Imported here: the docker SDK is only loaded for compose stacks.
             from harness.runtime.compose import ComposeRuntime
-            from harness.state import subdir
 
             runtime = ComposeRuntime(Path(stack["file"]), str(stack.get("project") or "drill-staging"),
                                      subdir("logs"))
@@ -107,8 +109,6 @@ def _check_stack(stack: dict[str, Any], force: bool) -> Iterator[tuple[str, bool
 
 def recover_run(run_dir: Path) -> Iterator[tuple[str, bool]]:
     """Revert what the run's journal says may still be applied; yield (message, ok) per action."""
-    from harness.faults import undo_fault
-
     path = Path(run_dir) / JOURNAL_NAME
     if not path.exists():
         yield f"{run_dir}: no {JOURNAL_NAME}; nothing to recover", False
@@ -137,8 +137,6 @@ def recover_run(run_dir: Path) -> Iterator[tuple[str, bool]]:
             yield f"{run_dir}: fault {entry.name} ({entry.type}) reverted", True
         for undo in proxies:
             try:
-                from harness.toxiproxy import ToxiproxyClient
-
                 with ToxiproxyClient(undo["toxiproxy_url"]) as client:
                     client.delete_proxy(undo["proxy"], missing_ok=True)
             except Exception as exc:
@@ -158,7 +156,7 @@ def _proxies_left(path: Path) -> list[dict[str, Any]]:
         if rec.get("event") == "proxy.intent":
             created[rec["proxy"]] = rec.get("undo", {})
         elif rec.get("event") == "proxy.deleted":
-            created.pop(rec.get("proxy"), None)
+            created.pop(str(rec.get("proxy")), None)
     return [u for u in created.values() if u.get("toxiproxy_url")]
 
 

@@ -16,9 +16,10 @@ Each stray is a dict ``{"kind", "target", "detail", "undo"}``: ``target`` and ``
 people, ``undo`` is what :func:`remove_stray` needs, in the shape of the journal's ``undo``
 records of the same kind (so ``harness.faults.undo_fault`` could revert it too).
 
-Hook URLs come from the stack: every HTTP endpoint a :class:`~harness.runtime.local.LocalRuntime`
-declares or a running container of a :class:`~harness.runtime.compose.ComposeRuntime` publishes
-(Toxiproxy's aside) is asked ``GET /fault``; an endpoint without that route has no hook. Pass
+Members come from the :class:`~harness.runtime.base.Runtime` (``members()``): a container not
+running, a process paused. Hook URLs come from the stack too: every HTTP endpoint a local stack
+declares or a running container of a compose project publishes (Toxiproxy's aside) is asked
+``GET /fault``; an endpoint without that route has no hook. Pass
 ``hooks`` for hook URLs the stack does not publish (e.g. a scenario's ``target.hook``).
 
 Only loopback addresses are ever contacted: the stack's published ports are bound to 127.0.0.1.
@@ -32,13 +33,15 @@ import os
 import signal
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import httpx
 
 from harness.errors import DrillError, FaultError
+from harness.faults.network import disabled_proxies, stray_toxics, undo_network
+from harness.runtime.base import Runtime, is_compose
+from harness.toxiproxy import ToxiproxyClient
 
 __all__ = ["Scan", "scan", "active_faults", "hook_urls", "remove_stray", "recover_strays"]
 
@@ -55,25 +58,23 @@ class Scan:
     unchecked: list[str] = field(default_factory=list)
 
 
-def active_faults(toxiproxy_url: str | None, runtime: Any | None, hooks: Sequence[str] = ()) -> list[dict[str, Any]]:
+def active_faults(
+    toxiproxy_url: str | None, runtime: Runtime | None, hooks: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     """Every fault applied right now on the stack, each ``{kind, target, detail, undo}``; ``[]``
     when clean. ``toxiproxy_url`` defaults to the runtime's own. See :func:`scan` for what could
     not be checked."""
     return scan(toxiproxy_url, runtime, hooks).faults
 
 
-def scan(toxiproxy_url: str | None, runtime: Any | None, hooks: Sequence[str] = ()) -> Scan:
+def scan(toxiproxy_url: str | None, runtime: Runtime | None, hooks: Sequence[str] = ()) -> Scan:
     """Look at Toxiproxy, the runtime's containers or processes, and every fault hook."""
     result = Scan()
-    url = toxiproxy_url or (getattr(runtime, "toxiproxy_url", None) if runtime is not None else None)
+    url = toxiproxy_url or (runtime.toxiproxy_url if runtime is not None else None)
     if url:
         _scan_toxiproxy(url, result)
     if runtime is not None:
-        kind = getattr(runtime, "kind", None)
-        if kind == "compose":
-            _scan_containers(runtime, result)
-        elif hasattr(runtime, "process_groups"):
-            _scan_processes(runtime, result)
+        _scan_members(runtime, result)
     for hook in _unique([*hook_urls(runtime), *(_fault_url(h) for h in hooks)]):
         _scan_hook(hook, result)
     return result
@@ -83,9 +84,6 @@ def scan(toxiproxy_url: str | None, runtime: Any | None, hooks: Sequence[str] = 
 
 
 def _scan_toxiproxy(url: str, result: Scan) -> None:
-    from harness.faults.network import disabled_proxies, stray_toxics
-    from harness.toxiproxy import ToxiproxyClient
-
     try:
         with ToxiproxyClient(url) as client:
             toxics = stray_toxics(client)
@@ -93,13 +91,13 @@ def _scan_toxiproxy(url: str, result: Scan) -> None:
     except DrillError as exc:
         result.unchecked.append(f"toxiproxy at {url}: {exc}")
         return
-    for proxy, toxic in toxics:
+    for proxy_name, toxic in toxics:
         attributes = ", ".join(f"{k}={v}" for k, v in sorted(toxic.attributes.items()))
         result.faults.append({
             "kind": "toxic",
-            "target": f"toxiproxy:{proxy}",
+            "target": f"toxiproxy:{proxy_name}",
             "detail": f"toxic {toxic.name} ({toxic.type} {toxic.stream}{', ' + attributes if attributes else ''})",
-            "undo": {"kind": "toxic", "toxiproxy_url": url, "proxy": proxy, "toxic": toxic.name},
+            "undo": {"kind": "toxic", "toxiproxy_url": url, "proxy": proxy_name, "toxic": toxic.name},
         })
     for proxy in disabled:
         result.faults.append({
@@ -113,89 +111,63 @@ def _scan_toxiproxy(url: str, result: Scan) -> None:
 # --- containers and processes ------------------------------------------------------------------
 
 
-def _scan_containers(runtime: Any, result: Scan) -> None:
-    from harness.faults.container import stopped_stack_containers
-
+def _scan_members(runtime: Runtime, result: Scan) -> None:
+    """A container that is not running (a drill stops or pauses them; the stack runs them all),
+    a process that is paused (a process that exited is the local stack's own failure)."""
     try:
-        stopped = stopped_stack_containers(runtime.project, runtime.client)
+        members = runtime.members()
     except Exception as exc:  # the engine went away or refuses: say so, do not crash a status
-        result.unchecked.append(f"containers of compose project {runtime.project}: {exc}")
+        where = f"containers of compose project {runtime.project}" if is_compose(runtime) else "local stack processes"
+        result.unchecked.append(f"{where}: {exc}")
         return
-    for container in stopped:
-        result.faults.append({
-            "kind": "container",
-            "target": f"container:{container['name']}",
-            "detail": f"service {container['service']} is {container['state']}",
-            "undo": {"kind": "container", "container_ids": [container["id"]], "container_names": [container["name"]]},
-        })
-
-
-def _scan_processes(runtime: Any, result: Scan) -> None:
-    try:
-        status = runtime.status()
-    except DrillError as exc:
-        result.unchecked.append(f"local stack processes: {exc}")
-        return
-    for name, entry in status.items():
-        pid = entry.get("pid")
-        if pid and _process_state(int(pid)) == "T":
+    for member in members:
+        if member.kind == "container" and not member.running:
+            result.faults.append({
+                "kind": "container",
+                "target": f"container:{member.name}",
+                "detail": f"service {member.service} is {member.state}",
+                "undo": {"kind": "container", "container_ids": [member.uid], "container_names": [member.name]},
+            })
+        elif member.kind == "process" and member.state == "paused" and member.pid:
             result.faults.append({
                 "kind": "process_paused",
-                "target": f"process:{name}",
-                "detail": f"process {name} (pid {pid}) is stopped (SIGSTOP)",
-                "undo": {"kind": "process_paused", "pgid": int(pid), "name": name},
+                "target": f"process:{member.name}",
+                "detail": f"process {member.name} (pid {member.pid}) is stopped (SIGSTOP)",
+                "undo": {"kind": "process_paused", "pgid": member.pid, "name": member.name},
             })
-
-
-def _process_state(pid: int) -> str | None:
-    """The one-letter state of /proc/PID/stat (R, S, T, Z...), None when the pid is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name is in parentheses and may hold spaces: the state follows the last ')'.
-    return stat.rsplit(")", 1)[1].split()[0]
 
 
 # --- fault hooks -------------------------------------------------------------------------------
 
 
-def hook_urls(runtime: Any | None) -> list[str]:
+def hook_urls(runtime: Runtime | None) -> list[str]:
     """``http://127.0.0.1:PORT/fault`` of every HTTP endpoint of the stack that may have a hook:
     the declared ports of a local stack's running processes, the published ports of a compose
     project's running containers. Toxiproxy is left out (its API has no ``/fault``); so are
     paused or stopped members, which cannot answer (they are strays of their own)."""
     if runtime is None:
         return []
-    kind = getattr(runtime, "kind", None)
     urls: list[str] = []
-    if kind == "compose":
-        from harness.runtime.compose import SERVICE_LABEL
-
+    if is_compose(runtime):
+        # Every port a container publishes may be its hook's, not only the first (Target.address).
         try:
-            containers = runtime.find()
-        except Exception:  # reported by _scan_containers already
+            containers = runtime.containers()
+        except Exception:  # reported by _scan_members already
             return []
         for container in containers:
-            if container.status != "running" or container.labels.get(SERVICE_LABEL) == "toxiproxy":
+            if container.status != "running" or runtime.target(container).service == "toxiproxy":
                 continue
             for bindings in (container.ports or {}).values():
                 for binding in bindings or []:
                     urls.append(f"http://127.0.0.1:{binding['HostPort']}/fault")
-    elif hasattr(runtime, "endpoints") and hasattr(runtime, "spec"):
-        try:
-            endpoints = runtime.endpoints()
-            status = runtime.status()
-        except Exception:
-            return []
-        # A stopped or paused process cannot answer; its state is reported by _scan_processes.
-        urls = [
-            f"{base.rstrip('/')}/fault"
-            for name, base in endpoints.items()
-            if name != "toxiproxy"
-            and status.get(name, {}).get("running")
-            and _process_state(int(status[name]["pid"])) not in ("T", None)
-        ]
+        return sorted(set(urls))
+    try:
+        members = runtime.members()
+    except Exception:  # reported by _scan_members already
+        return []
+    # A stopped or paused process cannot answer; its state is reported by _scan_members.
+    urls = [f"{m.address.rstrip('/')}/fault" for m in members
+            if m.name != "toxiproxy" and m.running and m.address is not None]
     return sorted(set(urls))
 
 
@@ -259,13 +231,11 @@ def remove_stray(stray: dict[str, Any]) -> str:
     undo = stray.get("undo") or {}
     kind = undo.get("kind")
     if kind in ("toxic", "proxy_disabled"):
-        from harness.faults.network import undo_network
-        from harness.toxiproxy import ToxiproxyClient
-
         with ToxiproxyClient(undo["toxiproxy_url"]) as client:
             undo_network(undo, client)
         return "toxic removed" if kind == "toxic" else "proxy enabled"
     if kind == "container":
+        # Imported here: the docker SDK is only loaded for compose stacks.
         from harness.faults.container import undo_container
 
         return "; ".join(undo_container(undo))
@@ -283,13 +253,15 @@ def remove_stray(stray: dict[str, Any]) -> str:
             except httpx.HTTPError as exc:
                 raise FaultError(f"DELETE {url} failed: {exc}", target=url) from exc
             if response.status_code >= 400:
-                raise FaultError(f"DELETE {url} answered HTTP {response.status_code}: {response.text[:200]}", target=url)
+                raise FaultError(
+                    f"DELETE {url} answered HTTP {response.status_code}: {response.text[:200]}", target=url
+                )
         return "hook fault cleared"
     raise FaultError(f"do not know how to remove a stray recorded as {stray!r}")
 
 
 def recover_strays(
-    toxiproxy_url: str | None, runtime: Any | None, hooks: Sequence[str] = (), force: bool = False
+    toxiproxy_url: str | None, runtime: Runtime | None, hooks: Sequence[str] = (), force: bool = False
 ) -> Iterator[tuple[str, bool]]:
     """List faults applied on the stack that no ledger knows; with ``force``, remove them.
 

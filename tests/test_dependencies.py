@@ -112,7 +112,7 @@ def test_a_stack_container_dying_on_its_own_aborts_with_exit_3(tmp_path: Path, s
     runtime, ports = staging_stack
     run_dir = tmp_path / "run"
     proc = start_drill(compose_latency_scenario(tmp_path / "s.yaml", runtime, ports), run_dir, compose_env(ports))
-    victim = runtime.find("cpu-fallback")[0]
+    victim = runtime.containers("cpu-fallback")[0]
     try:
         wait_event(proc, run_dir, "fault.applied")
         victim.kill()  # not a drill fault: the member dies on its own

@@ -178,19 +178,24 @@ def test_up_publishes_on_loopback_and_every_service_is_healthy(tiny) -> None:
 
 def test_find_by_service_and_labels(tiny) -> None:
     runtime, _ = tiny
-    assert [c.labels["drill.service"] for c in runtime.find("web")] == ["web"]
-    assert sorted(c.labels["drill.service"] for c in runtime.find(labels={"drill.role": "twin"})) == ["twin-a", "twin-b"]
-    assert runtime.find("web", {"drill.role": "twin"}) == []
+    assert [c.labels["drill.service"] for c in runtime.containers("web")] == ["web"]
+    assert sorted(c.labels["drill.service"] for c in runtime.containers(labels={"drill.role": "twin"})) == ["twin-a", "twin-b"]
+    assert runtime.containers("web", {"drill.role": "twin"}) == []
+    (web,) = runtime.find("web")  # the same selection as the Runtime protocol's Target
+    assert (web.kind, web.service, web.state, web.healthy, web.scope) == ("container", "web", "running", True,
+                                                                         runtime.project)
+    assert web.uid == runtime.containers("web")[0].id
 
 
 def test_fingerprint_names_file_images_and_versions(tiny) -> None:
     runtime, _ = tiny
-    fingerprint = runtime.fingerprint()
+    fingerprint = runtime.fingerprint().details
     assert len(fingerprint["compose_file_sha256"]) == 64
     base_id = runtime.client.images.get(BASE_IMAGE).id
     assert fingerprint["images"] == {"web": base_id, "twin-a": base_id, "twin-b": base_id}
     assert fingerprint["engine_version"] not in ("", "unknown")
     assert fingerprint["compose_version"][0].isdigit()
+    assert runtime.fingerprint().tools["docker_engine"] == fingerprint["engine_version"]
 
 
 # --- the endpoint_kill fault ----------------------------------------------------------------
@@ -202,7 +207,7 @@ def test_endpoint_kill_onset_from_docker_event_and_revert(tiny, mode: str, event
     fault = container_fault(f"web-{mode}", mode, "web", {}, 1, runtime.project)
     assert isinstance(fault, Fault)
     undo = fault.describe()["undo"]
-    web = runtime.find("web")[0]
+    web = runtime.containers("web")[0]
     assert undo == {"kind": "container", "container_ids": [web.id], "container_names": [web.name], "mode": mode}
 
     before_s = time.time()
@@ -283,7 +288,7 @@ def test_undo_record_restores_after_a_crashed_run(tiny) -> None:
     fault.apply()
     # the run "crashed": a new process has only the journaled undo record
     done = undo_container(undo)
-    assert done == [f"started {runtime.find('twin-a')[0].name}"]
+    assert done == [f"started {runtime.containers('twin-a')[0].name}"]
     assert states(runtime)["twin-a"] == ("running", "healthy")
 
 

@@ -121,7 +121,7 @@ def test_every_service_is_healthy_and_published_on_loopback_only(staging) -> Non
 
 def test_labels_and_no_docker_socket(staging) -> None:
     runtime, _ = staging
-    for container in runtime.find():
+    for container in runtime.containers():
         service = container.labels["com.docker.compose.service"]
         assert container.labels["drill.service"] == service
         if service in GPU_REGIONS:
@@ -131,7 +131,7 @@ def test_labels_and_no_docker_socket(staging) -> None:
             assert "drill.gpu" not in container.labels
         mounts = [m.get("Source", "") for m in container.attrs.get("Mounts", [])]
         assert not any("docker.sock" in source for source in mounts), (service, mounts)
-    assert sorted(c.labels["drill.service"] for c in runtime.find(labels={"drill.gpu": "true", "drill.region": "region-a"})) == [
+    assert sorted(c.labels["drill.service"] for c in runtime.containers(labels={"drill.gpu": "true", "drill.region": "region-a"})) == [
         "gpu-a1",
         "gpu-a2",
         "gpu-a3",
@@ -165,7 +165,7 @@ def test_killing_the_hosted_model_fails_over_to_gpu_and_back(staging) -> None:
 
 def test_fingerprint_of_the_staging_stack(staging) -> None:
     runtime, _ = staging
-    fingerprint = runtime.fingerprint()
+    fingerprint = runtime.fingerprint().details
     client = runtime.client
     assert fingerprint["images"]["gateway"] == client.images.get("drill-targets:latest").id
     assert fingerprint["images"]["toxiproxy"] == client.images.get("drill-toxiproxy:latest").id
@@ -216,7 +216,7 @@ def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path)
 
     cleanup = result.results["cleanup"]
     assert cleanup["ok"] is True and cleanup["toxics_left"] == 0 and cleanup["containers_not_running"] == []
-    assert all(c.status == "running" for c in runtime.find())
+    assert all(c.status == "running" for c in runtime.containers())
 
 
 def _epoch(iso: str) -> float:
@@ -243,7 +243,7 @@ def test_stack_status_json_shows_active_faults_and_recover_force_removes_them(st
         return json.loads(done.stdout)
 
     assert status()["active_faults"] == []
-    runtime.find("cpu-fallback")[0].pause()
+    runtime.containers("cpu-fallback")[0].pause()
     with ToxiproxyClient(f"http://127.0.0.1:{ports['toxiproxy']}") as client:
         client.add_toxic("gpu-a1", "latency", {"latency": 500}, name="drill-left-behind")
     kinds = sorted(f["kind"] for f in status()["active_faults"])

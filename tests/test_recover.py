@@ -200,6 +200,8 @@ def test_a_paused_local_process_is_a_stray_and_force_continues_it(tmp_path: Path
         pid = runtime.status()["gpu-x1"]["pid"]
         os.killpg(pid, signal.SIGSTOP)
         try:
+            # SIGSTOP takes effect when the process next runs: await the stop (it is our child).
+            os.waitpid(pid, os.WUNTRACED)
             kinds = [(f["kind"], f["target"]) for f in scan(None, runtime).faults]
             assert ("process_paused", "process:gpu-x1") in kinds
             assert all(ok for _, ok in recover_strays(None, runtime, force=True))
@@ -266,7 +268,7 @@ def test_a_stopped_container_is_a_stray_and_force_starts_it(tmp_path: Path, slee
     compose_file.write_text("services:\n  sleeper: {image: drill-targets:latest}\n")
     runtime = ComposeRuntime(compose_file, project, tmp_path, client=client)
     assert runtime.toxiproxy_url is None
-    (box,) = runtime.find("sleeper")
+    (box,) = runtime.containers("sleeper")
     box.pause()
     strays = active_faults(None, runtime)
     assert [(f["kind"], f["target"], f["detail"]) for f in strays] == [

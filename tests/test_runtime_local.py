@@ -130,8 +130,10 @@ def test_refuses_a_busy_port_and_starts_nothing(tmp_path: Path) -> None:
 def test_kill_and_restart_a_process(tmp_path: Path) -> None:
     path, ports = small_stack(tmp_path, with_toxiproxy=False)
     with LocalRuntime(load_stack(path), tmp_path / "logs") as runtime:
-        assert runtime.find("hosted-model", {}) == ["hosted"]
-        assert runtime.find(None, {"tier": "gpu"}) == ["gpu-a1"]
+        (hosted,) = runtime.find("hosted-model", {})
+        assert (hosted.name, hosted.kind, hosted.state, hosted.healthy) == ("hosted", "process", "running", True)
+        assert hosted.address == f"http://127.0.0.1:{ports['hosted']}" and hosted.pid is not None
+        assert [t.name for t in runtime.find(None, {"tier": "gpu"})] == ["gpu-a1"]
         assert runtime.find("gateway", {"tier": "gpu"}) == []
         old_pid = runtime.process_groups()["hosted"]
         runtime.kill("hosted", signal.SIGKILL)

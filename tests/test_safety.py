@@ -376,25 +376,26 @@ def test_stop_condition_through_the_cli_exits_3_and_leaves_nothing(tmp_path: Pat
 def test_watchdog_reverts_at_the_deadline_when_the_engine_is_stuck(
     tmp_path: Path, toxiproxy_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Apply a fault through the engine's own _apply and never call _revert (a stuck engine):
-    the watchdog timer reverts it and journals why=watchdog."""
-    import harness.engine as engine
+    """Apply a fault through the engine's own fault schedule and never revert it (a stuck
+    engine): the watchdog timer reverts it and journals why=watchdog."""
+    import harness.engine.schedule as schedule
+    from harness.faults import FaultContext
     from harness.journal import Journal, fault_ledger
     from harness.scenario import load_scenario
 
-    monkeypatch.setattr(engine, "WATCHDOG_GRACE_S", 0.2)
+    monkeypatch.setattr(schedule, "WATCHDOG_GRACE_S", 0.2)
     ports = {name: free_port() for name in PROXIES}
     upstream = f"127.0.0.1:{free_port()}"
     with ToxiproxyClient(toxiproxy_url) as client:
         prepare_proxies(client, upstream, ports, declared=False)
         path = own_scenario(tmp_path / "s.yaml", toxiproxy_url, upstream, ports, declared=False)
-        drill = engine.Drill(load_scenario(path), tmp_path / "run")
-        drill.journal = Journal(tmp_path / "run" / JOURNAL_NAME)
-        drill.toxiproxy = ToxiproxyClient(toxiproxy_url)
-        drill._build_faults()
-        active = drill.active[0]
+        journal = Journal(tmp_path / "run" / JOURNAL_NAME)
+        faults = schedule.FaultSchedule(journal, lambda text: None, tmp_path / "run")
+        toxiproxy = ToxiproxyClient(toxiproxy_url)
+        faults.build(load_scenario(path), FaultContext(journal=journal, toxiproxy=toxiproxy))
+        active = faults.faults[0]
         active.revert_at = time.time() + 0.3
-        drill._apply(active)
+        faults.apply(active)
         assert [t.name for t in client.proxies()["svc-a"].toxics] == ["drill-a-slow"]
         deadline = time.monotonic() + 10.0
         while time.monotonic() < deadline and active.reverted_at is None:
@@ -405,8 +406,8 @@ def test_watchdog_reverts_at_the_deadline_when_the_engine_is_stuck(
         reverted = [r for r in ledger["0-a-slow"].records if r["event"] == "fault.reverted"]
         assert reverted[0]["why"] == "watchdog"
         assert active.reverted_at >= active.revert_at
-        drill.toxiproxy.close()
-        drill.journal.close()
+        toxiproxy.close()
+        journal.close()
 
 
 # --- the compose reference stack ----------------------------------------------------------------

@@ -9,7 +9,9 @@ from harness.errors import FaultError, ScenarioError
 from harness.faults.base import Fault, FaultContext, Onset
 from harness.faults.gpu import gpu_fault
 from harness.faults.network import network_fault
+from harness.faults.process import process_fault
 from harness.faults.quota import quota_fault
+from harness.runtime.base import is_compose, is_local
 from harness.scenario.fault_specs import (
     BandwidthSpec,
     BlackholeSpec,
@@ -55,19 +57,17 @@ def _network(spec: NetworkFaultSpec, ctx: FaultContext) -> Fault:
 
 def _endpoint_kill(spec: EndpointKillSpec, ctx: FaultContext) -> Fault:
     runtime = ctx.runtime
-    kind = getattr(runtime, "kind", None)
-    if kind == "local":
-        from harness.faults.process import process_fault
-
+    if runtime is not None and is_local(runtime):
         return process_fault(
             spec.name, spec.mode, spec.target.service, spec.target.labels, spec.max_targets, runtime,
         )
-    if kind == "compose":
+    if runtime is not None and is_compose(runtime):
+        # Imported here: the docker SDK is only loaded for compose stacks.
         from harness.faults.container import container_fault
 
         return container_fault(
             spec.name, spec.mode, spec.target.service or "", spec.target.labels, spec.max_targets,
-            runtime.project,
+            runtime.project, runtime.client,
         )
     raise ScenarioError(
         f"fault {spec.name!r}: endpoint_kill needs a stack the harness manages "

@@ -2,18 +2,18 @@
 
 A fault is built from its scenario spec against a :class:`FaultContext`, then driven by the
 engine: ``describe()`` (journaled as the intent, with an ``undo`` record), ``apply()``,
-``revert()``. ``revert()`` must be idempotent: it is called on every exit path, possibly after
-a failed or partial apply, and by ``drill recover`` through ``undo`` records.
+``revert()``, then ``verify()``. ``revert()`` must be idempotent: it is called on every exit path,
+possibly after a failed or partial apply, and by ``drill recover`` through ``undo`` records.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from harness.journal import Journal
-    from harness.toxiproxy import ToxiproxyClient
+from harness.journal import Journal
+from harness.runtime.base import Runtime
+from harness.toxiproxy import ToxiproxyClient
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,11 @@ class Fault(Protocol):
     def revert(self) -> float:
         """Remove the fault (idempotent); return the epoch time it was reverted."""
 
-
-# Optional: a fault whose effect the engine cannot see through Toxiproxy or the runtime (a fault
-# hook) also has ``verify() -> list[str]``, called after revert; each string is a problem that
-# is still there (empty when cleanly reverted). It feeds results.json ``cleanup``.
+    def verify(self) -> list[str]:
+        """After revert, look at the real state: each string is something of this fault that is
+        still there (empty when cleanly reverted, or never applied). Network faults read the
+        proxy back from Toxiproxy, endpoint kills ask the runtime whether their targets run again,
+        hook faults ask the hook. It feeds results.json ``cleanup``."""
 
 
 @dataclass
@@ -55,5 +56,5 @@ class FaultContext:
 
     journal: Journal | None = None
     toxiproxy: ToxiproxyClient | None = None
-    runtime: Any = None  # harness.runtime.local.LocalRuntime | harness.runtime.compose.ComposeRuntime
+    runtime: Runtime | None = None
     extra: dict[str, Any] = field(default_factory=dict)

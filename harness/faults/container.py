@@ -33,6 +33,7 @@ from harness.runtime.compose import (
     container_ready,
     docker_client,
     find_containers,
+    name_of,
 )
 from harness.scenario.fault_specs import EndpointKillMode
 
@@ -169,7 +170,7 @@ class ContainerFault:
                 "earlier run (drill recover)?"
             )
         if len(running) > self.max_targets:
-            names = ", ".join(c.name for c in running)
+            names = ", ".join(name_of(c) for c in running)
             raise ScenarioError(
                 f"fault {self.name}: target {self._selector_text()} matches {len(running)} containers "
                 f"({names}) but max_targets is {self.max_targets}; narrow the labels or raise max_targets"
@@ -203,9 +204,11 @@ class ContainerFault:
         action = _EVENT_FOR_MODE[self.mode]
         started_s = time.time()
         try:
-            watcher = _EventWatcher(self.client, [c.id for c in targets], action, since_s=started_s)
+            watcher = _EventWatcher(self.client, [c.id or "" for c in targets], action, since_s=started_s)
         except docker.errors.DockerException as exc:
-            raise FaultError(f"fault {self.name}: cannot open the Docker event stream: {exc}", target=self.service) from exc
+            raise FaultError(
+                f"fault {self.name}: cannot open the Docker event stream: {exc}", target=self.service
+            ) from exc
         try:
             for container in targets:
                 self._act(container)
@@ -217,7 +220,9 @@ class ContainerFault:
         finished_s = time.time()
         times_ns = watcher.wait(self.event_wait_s)
         if times_ns:
-            return Onset(at=min(times_ns.values()) / 1e9, source=f"docker-event:{action}", uncertainty_s=EVENT_UNCERTAINTY_S)
+            return Onset(
+                at=min(times_ns.values()) / 1e9, source=f"docker-event:{action}", uncertainty_s=EVENT_UNCERTAINTY_S
+            )
         half_width_s = (finished_s - started_s) / 2
         return Onset(at=started_s + half_width_s, source="docker-api", uncertainty_s=half_width_s)
 
@@ -233,12 +238,28 @@ class ContainerFault:
         """Start / unpause the targets and wait until they run (and are healthy). Idempotent."""
         if self._targets is None:
             return time.time()  # never resolved, so never applied
-        ids = [c.id for c in self._targets]
+        ids = [c.id or "" for c in self._targets]
         try:
             reverted_s, _ = _restore(self.client, ids, self.revert_wait_s)
         except docker.errors.DockerException as exc:
             raise FaultError(f"fault {self.name}: revert failed: {exc}", target=self.service) from exc
         return reverted_s
+
+    def verify(self) -> list[str]:
+        """After revert, every target runs again (not exited, not paused), as the Docker engine
+        reports it. Health is the revert's own wait; a member unhealthy later is the stack's."""
+        if self._targets is None:
+            return []
+        problems: list[str] = []
+        for container in self._targets:
+            try:
+                container.reload()
+            except docker.errors.NotFound:
+                problems.append(f"container {name_of(container)} no longer exists")
+                continue
+            if container.status != "running":
+                problems.append(f"container {name_of(container)} is {container.status} after the revert")
+        return problems
 
 
 def container_fault(
@@ -331,7 +352,7 @@ def stopped_stack_containers(project: str, client: docker.DockerClient | None = 
     """
     client = client or docker_client()
     return [
-        {"id": c.id, "name": c.name, "service": c.labels.get(SERVICE_LABEL, "?"), "state": c.status}
+        {"id": c.id or "", "name": name_of(c), "service": c.labels.get(SERVICE_LABEL, "?"), "state": c.status}
         for c in _not_running(find_containers(client, project))
     ]
 

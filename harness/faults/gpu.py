@@ -27,14 +27,18 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from harness.errors import FaultError, ScenarioError
 from harness.faults.base import Fault, FaultContext, Onset
+from harness.faults.process import ProcessFault
+from harness.runtime.base import Runtime, Target, is_compose, is_local
 from harness.scenario.fault_specs import GpuNodeLossSpec, ParamValue
 
+if TYPE_CHECKING:  # the docker SDK is only loaded for compose stacks
+    from harness.faults.container import ContainerFault
 HOOK_MODES = ("xid", "hang")
 HOOK_TIMEOUT_S = 5.0
 LOOPBACK = ("127.0.0.1", "localhost")
@@ -137,7 +141,7 @@ class KillFault:
 
     type = "gpu_node_loss"
 
-    def __init__(self, name: str, inner: Any, params: dict[str, Any]) -> None:
+    def __init__(self, name: str, inner: ProcessFault | ContainerFault, params: dict[str, Any]) -> None:
         self.name = name
         self.inner = inner
         self.params = dict(params)
@@ -152,6 +156,9 @@ class KillFault:
 
     def revert(self) -> float:
         return self.inner.revert()
+
+    def verify(self) -> list[str]:
+        return self.inner.verify()
 
 
 def _delete_hooks(urls: list[str]) -> None:
@@ -173,17 +180,12 @@ def gpu_fault(spec: GpuNodeLossSpec, ctx: FaultContext) -> Fault:
     spec model has checked mode, count/percent and the selector)."""
     mode, count, percent = spec.mode, spec.count, spec.percent
     runtime = ctx.runtime
-    kind = getattr(runtime, "kind", None)
-    if kind == "compose":
-        nodes = _compose_nodes(runtime, spec)
-    elif kind == "local" and hasattr(runtime, "spec"):
-        nodes = _local_nodes(runtime, spec)
-    else:
+    if runtime is None or not (is_local(runtime) or is_compose(runtime)):
         raise ScenarioError(
             f"fault {spec.name!r}: gpu_node_loss needs a stack the harness manages "
             "(stack.runtime: compose, or local with stack.file)"
         )
-    nodes = _serving(nodes, ctx.extra.get("pool_url"))
+    nodes = _serving(_nodes(runtime, spec), ctx.extra.get("pool_url"))
     matched = sorted(nodes)
     chosen = select(matched, count, percent)
     default_max = len(chosen) if (count is not None or percent is not None) else 1
@@ -195,17 +197,23 @@ def gpu_fault(spec: GpuNodeLossSpec, ctx: FaultContext) -> Fault:
     if percent is not None:
         shown["percent"] = percent
     if mode in HOOK_MODES:
-        missing = [n for n in chosen if not nodes[n]["hook"]]
+        hooks = {n: _hook(nodes[n]) for n in chosen}
+        missing = [n for n, hook in hooks.items() if hook is None]
         if missing:
             raise ScenarioError(
                 f"fault {spec.name!r}: mode {mode} needs each node's fault hook on a 127.0.0.1 port, "
                 f"but {', '.join(missing)} publish none; publish the hook port (127.0.0.1:PORT:PORT)"
             )
-        return HookFault(spec.name, mode, {n: nodes[n]["hook"] for n in chosen}, shown)
-    return KillFault(spec.name, _kill_fault(spec.name, runtime, kind, {n: nodes[n] for n in chosen}), shown)
+        return HookFault(spec.name, mode, {n: hook for n, hook in hooks.items() if hook is not None}, shown)
+    return KillFault(spec.name, _kill_fault(spec.name, runtime, [nodes[n] for n in sorted(chosen)]), shown)
 
 
-def _serving(nodes: dict[str, dict[str, Any]], pool_url: str | None) -> dict[str, dict[str, Any]]:
+def _hook(node: Target) -> str | None:
+    """The node's fault hook: ``/fault`` on its HTTP address on 127.0.0.1."""
+    return f"{node.address}/fault" if node.address else None
+
+
+def _serving(nodes: dict[str, Target], pool_url: str | None) -> dict[str, Target]:
     """With a pool to ask (the scenario's ``capacity.pool_url``), keep the nodes that are in the
     pool and healthy: losing a standby node rehearses nothing, and after an earlier drill the
     serving nodes may not be the ones the stack started with."""
@@ -219,48 +227,28 @@ def _serving(nodes: dict[str, dict[str, Any]], pool_url: str | None) -> dict[str
     return {name: info for name, info in nodes.items() if name in serving}
 
 
-def _kill_fault(name: str, runtime: Any, kind: str, chosen: dict[str, dict[str, Any]]) -> Any:
-    if kind == "local":
-        from harness.faults.process import ProcessFault
-
-        return ProcessFault(name, "kill", sorted(chosen), runtime)
+def _kill_fault(name: str, runtime: Runtime, chosen: list[Target]) -> ProcessFault | ContainerFault:
+    if is_local(runtime):
+        return ProcessFault(name, "kill", [t.name for t in chosen], runtime)
+    assert is_compose(runtime)  # gpu_fault refused every other runtime
+    # Imported here: the docker SDK is only loaded for compose stacks.
     from harness.faults.container import ContainerFault
 
     fault = ContainerFault(name, "kill", "", {"drill.gpu": "true"}, max(1, len(chosen)), runtime.project,
                            runtime.client)
     # The selection (count/percent) is ours; hand the container fault its resolved targets.
-    fault._targets = [chosen[n]["container"] for n in sorted(chosen)]
+    by_id = {c.id: c for c in runtime.containers()}
+    fault._targets = [by_id[t.uid] for t in chosen if t.uid in by_id]
     return fault
 
 
-def _local_nodes(runtime: Any, spec: GpuNodeLossSpec) -> dict[str, dict[str, Any]]:
-    nodes: dict[str, dict[str, Any]] = {}
-    by_name = {p.name: p for p in runtime.spec.processes}
-    for name in runtime.find(spec.target.service, spec.target.labels):
-        port = by_name[name].port
-        nodes[name] = {"hook": f"http://127.0.0.1:{port}/fault" if port else None}
-    return nodes
-
-
-def _compose_nodes(runtime: Any, spec: GpuNodeLossSpec) -> dict[str, dict[str, Any]]:
-    from harness.runtime.compose import SERVICE_LABEL
-
-    nodes: dict[str, dict[str, Any]] = {}
-    for container in runtime.find(spec.target.service or None, spec.target.labels):
-        if container.status != "running":
-            continue
-        service = container.labels.get(SERVICE_LABEL, container.name)
-        nodes[service] = {"container": container, "hook": _published_hook(container)}
-    return nodes
-
-
-def _published_hook(container: Any) -> str | None:
-    """The fault hook on the container's first port published on loopback."""
-    for bindings in (container.ports or {}).values():
-        for binding in bindings or []:
-            if binding.get("HostIp") in LOOPBACK:
-                return f"http://127.0.0.1:{binding['HostPort']}/fault"
-    return None
+def _nodes(runtime: Runtime, spec: GpuNodeLossSpec) -> dict[str, Target]:
+    """The members the selector matches, by node name: a local process by its name, a compose
+    container by its service (only running ones: a stopped container cannot be lost again)."""
+    found = runtime.find(spec.target.service or None, spec.target.labels)
+    if is_compose(runtime):
+        return {t.service: t for t in found if t.running}
+    return {t.name: t for t in found}
 
 
 def undo_gpu(undo: dict[str, Any]) -> None:

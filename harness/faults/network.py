@@ -177,6 +177,15 @@ class NetworkFault:
         undo_network(self.describe()["undo"], self.client)
         return time.time()
 
+    def verify(self) -> list[str]:
+        """After revert, Toxiproxy's own view: this fault's toxic is gone and the proxy enabled."""
+        proxy = self.client.get_proxy(self.proxy)
+        if proxy is None:
+            return []
+        if self._plan is None:
+            return [] if proxy.enabled else [f"proxy {self.proxy} is still disabled"]
+        return [f"toxic {t.name} is still on proxy {self.proxy}" for t in proxy.toxics if t.name == self.toxic]
+
     def __repr__(self) -> str:
         return f"NetworkFault({self.name!r}, {self.type!r}, proxy={self.proxy!r}, params={self.params!r})"
 

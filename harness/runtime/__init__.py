@@ -1,48 +1,76 @@
-"""How the harness reaches a stack: ``local`` (processes on 127.0.0.1) or ``compose`` (Docker)."""
+"""How the harness reaches a stack: ``local`` (processes on 127.0.0.1), ``compose`` (Docker), or
+``external`` (the user's own, already running). All three implement :class:`Runtime`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
+from harness.errors import ScenarioError
+from harness.runtime.base import Fingerprint, Runtime, RuntimeKind, Target, is_compose, is_local
+from harness.runtime.local import LocalRuntime, load_stack
 from harness.scenario.model import StackRef
 
+__all__ = ["ExternalRuntime", "Fingerprint", "Runtime", "RuntimeKind", "Target", "is_compose", "is_local",
+           "open_stack"]
 
-class ExternalStack:
-    """A stack the user runs themselves: the harness starts and stops nothing."""
 
-    kind = "local"
-    toxiproxy_url: str | None = None
+class ExternalRuntime:
+    """A stack the user runs themselves (``runtime: local`` without ``stack.file``): the harness
+    starts, stops and kills nothing of it, so it has no members to select."""
 
-    def start(self) -> dict[str, Any]:
+    kind: RuntimeKind = "external"
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+
+    @property
+    def toxiproxy_url(self) -> str | None:
+        return None
+
+    def start(self) -> dict[str, str]:
         return {}
 
     def stop(self) -> None:
         return None
 
-    def find(self, service: str | None, labels: dict[str, str]) -> list[str]:
+    def down(self) -> None:
+        return None
+
+    def find(self, service: str | None = None, labels: Mapping[str, str] | None = None) -> list[Target]:
         return []
 
-    def fingerprint(self) -> dict[str, Any]:
-        return {"runtime": "local", "stack": "external (started by the user)"}
+    def members(self) -> list[Target]:
+        return []
 
     def unhealthy(self) -> list[str]:
         return []
 
+    def not_running(self) -> list[str]:
+        return []
 
-def open_stack(ref: StackRef, run_dir: Path, runtime: str | None = None) -> Any:
+    def process_groups(self) -> dict[str, int]:
+        return {}
+
+    def fingerprint(self) -> Fingerprint:
+        # results.json keeps naming the scenario's runtime word (`local`) for the user's own stack.
+        return Fingerprint({"runtime": "local", "stack": "external (started by the user)"})
+
+
+def open_stack(ref: StackRef, run_dir: Path, runtime: str | None = None) -> Runtime:
     """The runtime for a scenario's ``stack:`` (``runtime`` overrides stack.runtime)."""
     kind = runtime or ref.runtime
     log_dir = run_dir / "stack-logs"
     if kind == "compose":
+        # Imported here: the docker SDK is only loaded for compose stacks.
         from harness.runtime.compose import ComposeRuntime
 
+        if ref.file is None:  # the scenario model refuses this; a caller building a StackRef may not
+            raise ScenarioError("the compose runtime needs stack.file (the compose file)")
         return ComposeRuntime(
             ref.file, ref.project or "drill-staging", log_dir, allow_remote_docker=ref.allow_remote_docker,
             fresh=ref.fresh,
         )
     if ref.file is None:
-        return ExternalStack()
-    from harness.runtime.local import LocalRuntime, load_stack
-
+        return ExternalRuntime(log_dir)
     return LocalRuntime(load_stack(ref.file), log_dir)

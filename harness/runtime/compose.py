@@ -24,6 +24,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ import yaml
 from docker.models.containers import Container
 
 from harness.errors import ScenarioError, StackError
+from harness.runtime.base import Fingerprint, JsonValue, RuntimeKind, Target
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -181,7 +183,7 @@ class ComposeRuntime:
     ``allow_remote_docker`` lifts the refusal of a non-local DOCKER_HOST.
     """
 
-    kind = "compose"
+    kind: RuntimeKind = "compose"
 
     def __init__(
         self,
@@ -211,7 +213,9 @@ class ComposeRuntime:
     def compose(self, *args: str, timeout_s: float = _COMPOSE_TIMEOUT_S) -> str:
         """Run a compose subcommand on this project; output is logged to ``log_dir/compose.log``."""
         _ = self.client  # refuse a remote engine before the CLI touches it
-        return run_compose(self.project, self.file, list(args), log_path=self.log_dir / "compose.log", timeout_s=timeout_s)
+        return run_compose(
+            self.project, self.file, list(args), log_path=self.log_dir / "compose.log", timeout_s=timeout_s
+        )
 
     def config(self) -> dict[str, Any]:
         """The compose file as compose resolves it (ScenarioError when compose rejects the file)."""
@@ -251,7 +255,7 @@ class ComposeRuntime:
         while True:
             waiting = []
             for service in services:
-                containers = self.find(service)
+                containers = self.containers(service)
                 if not containers:
                     waiting.append(f"{service} (no container)")
                     continue
@@ -267,7 +271,7 @@ class ComposeRuntime:
             if not waiting:
                 return
             if time.monotonic() >= deadline:
-                for container in self.find():
+                for container in self.containers():
                     self._save_logs(container)
                 raise StackError(
                     f"compose project {self.project} not healthy within {wait_s:.0f}s; waiting on: "
@@ -284,7 +288,8 @@ class ComposeRuntime:
         self.compose("down", "-v", "--remove-orphans", "-t", "5")
         left = self._leftovers()
         if left:
-            for container in self.client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={self.project}"}):
+            ours: dict[str, str | list[str] | bool] = {"label": f"{PROJECT_LABEL}={self.project}"}
+            for container in self.client.containers.list(all=True, filters=ours):
                 container.remove(force=True, v=True)
             for network in self.client.networks.list(filters={"label": f"{PROJECT_LABEL}={self.project}"}):
                 network.remove()
@@ -293,19 +298,35 @@ class ComposeRuntime:
             raise StackError(f"compose project {self.project} left behind after down: {', '.join(left)}")
 
     def _leftovers(self) -> list[str]:
-        label = {"label": f"{PROJECT_LABEL}={self.project}"}
+        label: dict[str, str | list[str] | bool] = {"label": f"{PROJECT_LABEL}={self.project}"}
         containers = [f"container {c.name}" for c in self.client.containers.list(all=True, filters=label)]
         networks = [f"network {n.name}" for n in self.client.networks.list(filters=label)]
         return containers + networks
 
     # -- observation ------------------------------------------------------------------------
 
-    def find(self, service: str | None = None, labels: dict[str, str] | None = None) -> list[Container]:
+    def containers(self, service: str | None = None, labels: Mapping[str, str] | None = None) -> list[Container]:
         """Containers of this project (any state), optionally of one service and carrying ``labels``.
 
         One-off containers (``compose run``) are left out.
         """
         return find_containers(self.client, self.project, service, labels)
+
+    def find(self, service: str | None = None, labels: Mapping[str, str] | None = None) -> list[Target]:
+        """The project's containers as :class:`Target` s (any state), by service and labels."""
+        return [self.target(c) for c in self.containers(service or None, labels)]
+
+    def members(self) -> list[Target]:
+        return self.find()
+
+    def target(self, container: Container) -> Target:
+        """A container as a :class:`Target`; ``address`` is its first port published on loopback."""
+        return Target(
+            kind="container", name=name_of(container),
+            service=container.labels.get(SERVICE_LABEL, name_of(container)),
+            scope=self.project, uid=container.id or "", state=container.status, healthy=container_ready(container),
+            labels=dict(container.labels), address=published_address(container),
+        )
 
     def status(self) -> list[ServiceStatus]:
         """Every container of the project: service, state and health, sorted by service."""
@@ -313,12 +334,12 @@ class ComposeRuntime:
             (
                 ServiceStatus(
                     service=c.labels.get(SERVICE_LABEL, "?"),
-                    container=c.name,
-                    container_id=c.id,
+                    container=name_of(c),
+                    container_id=c.id or "",
                     state=c.status,
                     health=container_health(c),
                 )
-                for c in self.find()
+                for c in self.containers()
             ),
             key=lambda s: (s.service, s.container),
         )
@@ -326,23 +347,24 @@ class ComposeRuntime:
     def endpoints(self) -> dict[str, dict[str, str]]:
         """Published ports: ``{service: {"8080/tcp": "127.0.0.1:8080"}}`` (services with none are left out)."""
         out: dict[str, dict[str, str]] = {}
-        for container in self.find():
+        for container in self.containers():
             for port, bindings in (container.ports or {}).items():
                 for binding in bindings or []:
-                    service = container.labels.get(SERVICE_LABEL, container.name)
+                    service = container.labels.get(SERVICE_LABEL, name_of(container))
                     out.setdefault(service, {})[port] = f"{binding['HostIp'] or '0.0.0.0'}:{binding['HostPort']}"
         return out
 
-    def fingerprint(self) -> dict[str, Any]:
+    def fingerprint(self) -> Fingerprint:
         """What this stack is made of, for results.json ``environment``.
 
-        ``compose_file_sha256``, ``images`` ({service: image id, of the running container when
-        there is one, else of the image the file names}), ``engine_version``, ``compose_version``.
+        ``details``: ``compose_file_sha256``, ``images`` ({service: image id, of the running
+        container when there is one, else of the image the file names}), ``engine_version``,
+        ``compose_version``; ``tools``: the Docker engine's and the compose CLI's versions.
         """
         config = self.config()
-        images: dict[str, str] = {}
+        images: dict[str, JsonValue] = {}
         for service, spec in sorted(config["services"].items()):
-            running = self.find(service)
+            running = self.containers(service)
             if running:
                 images[service] = str(running[0].attrs.get("Image", ""))
                 continue
@@ -350,15 +372,18 @@ class ComposeRuntime:
                 images[service] = str(self.client.images.get(spec.get("image", "")).id)
             except (docker.errors.ImageNotFound, docker.errors.NullResource):
                 images[service] = "missing"
-        return {
+        engine_version = str(self.client.version().get("Version", "unknown"))
+        details: dict[str, JsonValue] = {
             "compose_file": str(self.file),
             "compose_file_sha256": hashlib.sha256(self.file.read_bytes()).hexdigest(),
             "project": self.project,
             "images": images,
-            "engine_version": str(self.client.version().get("Version", "unknown")),
+            "engine_version": engine_version,
             "compose_version": compose_version(),
             "compose_command": " ".join(compose_command()),
         }
+        tools = {"docker_engine": engine_version, "docker_compose": compose_version()}
+        return Fingerprint(details, {name: version for name, version in tools.items() if version})
 
     # -- the engine's stack interface --------------------------------------------------------
 
@@ -397,11 +422,15 @@ class ComposeRuntime:
 
     def unhealthy(self) -> list[str]:
         """Stack members that are not running and healthy (empty when all are)."""
-        return [f"{c.name}: {c.status}/{container_health(c)}" for c in self.find() if not container_ready(c)]
+        return [f"{c.name}: {c.status}/{container_health(c)}" for c in self.containers() if not container_ready(c)]
 
     def not_running(self) -> list[str]:
         """Names of project containers that are not running (exited, paused, dead)."""
-        return [c.name for c in self.find() if c.status != "running"]
+        return [name_of(c) for c in self.containers() if c.status != "running"]
+
+    def process_groups(self) -> dict[str, int]:
+        """None: the containers are the engine's children, not the harness's."""
+        return {}
 
     # -- checks -----------------------------------------------------------------------------
 
@@ -454,11 +483,25 @@ def _port_host_ip(port: Any) -> str:
     return fields[0] if len(fields) == 3 else "0.0.0.0"
 
 
+def name_of(container: Container) -> str:
+    """The container's name (the SDK types it optional: a container always has one)."""
+    return container.name or (container.id or "")[:12]
+
+
+def published_address(container: Container) -> str | None:
+    """``http://127.0.0.1:PORT`` of the container's first port published on loopback, or None."""
+    for bindings in (container.ports or {}).values():
+        for binding in bindings or []:
+            if binding.get("HostIp") in ("127.0.0.1", "localhost"):
+                return f"http://127.0.0.1:{binding['HostPort']}"
+    return None
+
+
 def find_containers(
     client: docker.DockerClient,
     project: str,
     service: str | None = None,
-    labels: dict[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> list[Container]:
     """Containers of compose ``project`` (any state), by service and extra labels; no one-offs."""
     wanted = [f"{PROJECT_LABEL}={project}"]
@@ -468,7 +511,7 @@ def find_containers(
     found = client.containers.list(all=True, filters={"label": wanted})
     return sorted(
         (c for c in found if c.labels.get(ONEOFF_LABEL, "False") != "True"),
-        key=lambda c: c.name,
+        key=name_of,
     )
 
 

@@ -42,6 +42,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -50,6 +51,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from harness.errors import StackError
+from harness.runtime.base import Fingerprint, JsonValue, RuntimeKind, Target
+from harness.scenario.loader import load_model
+from harness.toxiproxy import ToxiproxyClient, ToxiproxyError
 
 __all__ = [
     "LocalRuntime",
@@ -237,8 +241,6 @@ def _start_waves(processes: list[ProcessSpec]) -> list[list[ProcessSpec]]:
 
 def load_stack(path: str | Path) -> LocalStackSpec:
     """Load a local stack file; raise ScenarioError naming file:line and the field on bad input."""
-    from harness.scenario.loader import load_model
-
     path = Path(path).resolve()
     spec = load_model(path, LocalStackSpec)
     spec._base_dir = path.parent
@@ -337,7 +339,7 @@ class LocalRuntime:
     :meth:`start` / :meth:`stop`; every failure to start is a :class:`StackError` carrying the
     tail of the failing process's log."""
 
-    kind = "local"
+    kind: RuntimeKind = "local"
 
     def __init__(self, spec: LocalStackSpec, log_dir: Path, base_dir: Path | None = None) -> None:
         self.spec = spec
@@ -450,8 +452,6 @@ class LocalRuntime:
     def _create_proxies(self) -> None:
         if not self.spec.proxies or self.toxiproxy_url is None:
             return
-        from harness.toxiproxy import ToxiproxyClient, ToxiproxyError
-
         with ToxiproxyClient(self.toxiproxy_url) as client:
             for proxy in self.spec.proxies:
                 try:
@@ -591,8 +591,6 @@ class LocalRuntime:
         self._verify_ports_free()
 
     def _delete_proxies(self) -> None:
-        from harness.toxiproxy import ToxiproxyClient, ToxiproxyError
-
         try:
             with ToxiproxyClient(self.toxiproxy_url or "") as client:
                 for name in self._created_proxies:
@@ -681,24 +679,56 @@ class LocalRuntime:
             groups["toxiproxy"] = self._toxiproxy.pid
         return groups
 
-    def fingerprint(self) -> dict[str, Any]:
-        info: dict[str, Any] = {"runtime": "local", "stack": self.spec.name, "python": sys.version.split()[0]}
+    def fingerprint(self) -> Fingerprint:
+        info: dict[str, JsonValue] = {"runtime": "local", "stack": self.spec.name, "python": sys.version.split()[0]}
         if self.spec.source is not None:
             info["stack_file"] = str(self.spec.source)
         info["processes"] = {p.name: " ".join(p.argv) for p in self.spec.processes}
-        return info
+        return Fingerprint(info)
 
-    def find(self, service: str | None, labels: dict[str, str] | None = None) -> list[str]:
-        """Names of processes whose name (or ``service`` label) is ``service`` and whose labels
-        include every given label. ``service=None`` selects by labels alone."""
+    def find(self, service: str | None = None, labels: Mapping[str, str] | None = None) -> list[Target]:
+        """Processes whose name (or ``service`` label) is ``service`` and whose labels include
+        every given label, in stack-file order. ``service=None`` selects by labels alone."""
         wanted = labels or {}
-        found: list[str] = []
+        if not self._started:
+            self._adopt_from_state()
+        found: list[Target] = []
         for process in self.spec.processes:
             if service is not None and service not in (process.name, process.labels.get("service")):
                 continue
             if all(process.labels.get(key) == value for key, value in wanted.items()):
-                found.append(process.name)
+                found.append(self._target(process))
         return found
+
+    def members(self) -> list[Target]:
+        """Toxiproxy (when the stack starts one) and every process."""
+        found = self.find()
+        if self.spec.toxiproxy is not None and self.spec.toxiproxy.start:
+            child = self._toxiproxy if self._toxiproxy is not None and self._toxiproxy.alive() else None
+            state = "stopped" if child is None else _process_state(child.pid)
+            found.insert(0, Target(
+                kind="process", name="toxiproxy", service="toxiproxy", scope=self.spec.name,
+                uid=str(child.pid) if child else "", state=state,
+                healthy=child is not None and _http_ok(self.spec.toxiproxy.url + "/version"),
+                address=self.spec.toxiproxy.url, pid=child.pid if child else None,
+            ))
+        return found
+
+    def _target(self, process: ProcessSpec) -> Target:
+        child = self._children.get(process.name)
+        alive = child is not None and child.alive()
+        state = _process_state(child.pid) if child is not None and alive else "stopped"
+        return Target(
+            kind="process", name=process.name, service=process.labels.get("service", process.name),
+            scope=self.spec.name, uid=str(child.pid) if child and alive else "", state=state,
+            healthy=state == "running" and self._is_healthy(process.name), labels=dict(process.labels),
+            address=f"http://127.0.0.1:{process.port}" if process.port is not None else None,
+            pid=child.pid if child and alive else None,
+        )
+
+    def down(self) -> None:
+        """``drill stack down``: the same as :meth:`stop` (a local stack is nobody else's)."""
+        self.stop()
 
     def _child(self, name: str) -> _Child:
         if name not in self._specs:
@@ -732,6 +762,17 @@ class LocalRuntime:
         self._spawn(process)
         self._write_state()
         self._wait_healthy([name])
+
+
+def _process_state(pid: int) -> str:
+    """``running``, or ``paused`` when the process is stopped by SIGSTOP (state T in /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "stopped"
+    # The command name is in parentheses and may hold spaces: the state follows the last ')'.
+    letter = stat.rsplit(")", 1)[1].split()[0]
+    return "paused" if letter == "T" else "exited" if letter in ("Z", "X") else "running"
 
 
 def _wait_gone(child: _Child, timeout_s: float) -> None:

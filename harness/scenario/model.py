@@ -165,7 +165,7 @@ class MasterSpec(Strict):
     @classmethod
     def _bind(cls, v: str) -> str:
         host, sep, port = v.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or _control_chars(v) or " " in v:
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or control_chars(v) or " " in v:
             raise ValueError(f"expected HOST:PORT like 127.0.0.1:5557, got {v!r}")
         return v
 

@@ -1,0 +1,170 @@
+"""The fault schedule: which fault is applied when, and the promise that each is reverted.
+
+Every fault is journaled (``fault.intent``, with its undo record) before it is applied; once
+applied, a watchdog timer reverts it at its deadline plus :data:`WATCHDOG_GRACE_S` even when the
+engine itself is stuck. A revert is retried three times, then reported with the command that
+finishes the job (``drill recover``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.markup import escape
+
+from harness.engine.result import Say
+from harness.errors import ScenarioError
+from harness.faults import Fault, FaultContext, Onset, build_fault
+from harness.journal import Journal
+from harness.scenario import LoadedScenario
+from harness.scenario.model import FaultSpec
+
+WATCHDOG_GRACE_S = 5.0
+
+
+@dataclass
+class ScheduledFault:
+    """A fault the engine drives, with its schedule (epoch seconds) and what happened to it."""
+
+    spec: FaultSpec
+    fault: Fault
+    fault_id: str
+    apply_at: float = 0.0
+    revert_at: float = 0.0
+    onset: Onset | None = None
+    reverted_at: float | None = None
+    apply_started: bool = False
+    targets: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    watchdog: threading.Timer | None = None
+
+
+class FaultSchedule:
+    """The scenario's faults, built before anything is applied, then applied and reverted."""
+
+    def __init__(self, journal: Journal, say: Say, run_dir: Path) -> None:
+        self.journal = journal
+        self.say = say
+        self.run_dir = run_dir
+        self.faults: list[ScheduledFault] = []
+        # When the first revert call of a reaction began (the stop condition's reaction time).
+        self.first_revert_call_at: float | None = None
+
+    def build(self, loaded: LoadedScenario, ctx: FaultContext) -> None:
+        """Build (not apply) every fault; a bad selector or an unknown proxy is ScenarioError."""
+        toxiproxy = ctx.toxiproxy
+        for i, spec in enumerate(loaded.spec.faults):
+            fault = build_fault(spec, ctx)
+            if spec.target.proxy and toxiproxy is not None and toxiproxy.get_proxy(spec.target.proxy) is None:
+                known = ", ".join(sorted(toxiproxy.proxies())) or "none"
+                raise ScenarioError(
+                    f"{loaded.path} faults[{i}].target.proxy: no proxy {spec.target.proxy!r} "
+                    f"on {toxiproxy.url} (known: {known})"
+                )
+            self.faults.append(ScheduledFault(spec=spec, fault=fault, fault_id=f"{i}-{spec.name}"))
+
+    def active_names(self) -> tuple[str, ...]:
+        """The faults in force now: applied (onset known) and not yet reverted."""
+        return tuple(a.spec.name for a in self.faults if a.onset is not None and a.reverted_at is None)
+
+    def plan(self, fault_phase_start: float, fault_phase_s: float) -> None:
+        """Each fault's apply and revert instants: ``at`` into the fault phase, for ``duration``
+        (default: to the end of the fault phase)."""
+        for a in self.faults:
+            a.apply_at = fault_phase_start + a.spec.at
+            length = a.spec.duration if a.spec.duration is not None else fault_phase_s - a.spec.at
+            a.revert_at = a.apply_at + length
+
+    def any_applied(self) -> bool:
+        return any(a.apply_started for a in self.faults)
+
+    def targeted(self) -> set[str]:
+        """Members an applied fault acts on, with and without their kind (``process:gpu-a1``,
+        ``gpu-a1``): their stopping is the drill's doing."""
+        return {name for a in self.faults if a.apply_started for t in a.targets for name in (t, t.split(":", 1)[-1])}
+
+    def unreverted(self) -> list[str]:
+        return [a.fault_id for a in self.faults if a.apply_started and a.reverted_at is None]
+
+    def still_active(self) -> list[str]:
+        """Each applied fault's own check that its revert took (``Fault.verify``)."""
+        problems: list[str] = []
+        for a in self.faults:
+            if not a.apply_started:
+                continue
+            try:
+                problems += a.fault.verify()
+            except Exception as exc:  # the rest of the rollback must still run
+                problems.append(f"{a.spec.name}: could not verify the revert: {exc}")
+        return problems
+
+    def apply(self, a: ScheduledFault) -> None:
+        """Journal the intent (with the undo record), apply, journal the onset, arm the watchdog."""
+        description = a.fault.describe()
+        self.journal.write(
+            "fault.intent", fault_id=a.fault_id, name=a.spec.name, type=a.spec.type,
+            targets=description.get("targets", []), params=description.get("params", {}),
+            undo=description.get("undo", {}), planned_revert_at=a.revert_at,
+        )
+        a.apply_started = True
+        a.targets = [str(t) for t in description.get("targets", [])]
+        try:
+            onset = a.fault.apply()
+        except Exception as exc:
+            self.journal.write("fault.apply_failed", fault_id=a.fault_id, error=str(exc))
+            raise
+        a.onset = onset
+        self.journal.write(
+            "fault.applied", fault_id=a.fault_id, onset_at=onset.at, onset_source=onset.source,
+            onset_uncertainty_s=onset.uncertainty_s,
+        )
+        hit = hit_text(a.spec, description.get("targets", []))
+        self.say(f"[bold]fault {escape(a.spec.name)}[/bold] applied ({a.spec.type} on {escape(hit)})")
+        delay = max(0.0, a.revert_at - time.time()) + WATCHDOG_GRACE_S
+        a.watchdog = threading.Timer(delay, self.revert, args=(a,), kwargs={"why": "watchdog"})
+        a.watchdog.daemon = True
+        a.watchdog.start()
+
+    def revert(self, a: ScheduledFault, why: str) -> None:
+        """Revert once (idempotent, thread-safe: the watchdog may race the engine), retried."""
+        with a.lock:
+            if a.reverted_at is not None or not a.apply_started:
+                return
+            if a.watchdog is not None and why != "watchdog":
+                a.watchdog.cancel()
+            self.journal.write("fault.revert_intent", fault_id=a.fault_id, why=why)
+            last: Exception | None = None
+            for attempt in range(3):
+                try:
+                    if self.first_revert_call_at is None:
+                        self.first_revert_call_at = time.time()
+                    a.reverted_at = a.fault.revert()
+                    break
+                except Exception as exc:  # retried, then reported; never swallowed silently
+                    last = exc
+                    self.journal.write("fault.revert_retry", fault_id=a.fault_id, attempt=attempt, error=str(exc))
+                    time.sleep(0.5 * (attempt + 1))
+            if a.reverted_at is None:
+                self.journal.write("fault.revert_failed", fault_id=a.fault_id, error=str(last))
+                self.say(f"[red]fault {escape(a.spec.name)} could not be reverted: {escape(str(last))}; "
+                         f"run `drill recover {self.run_dir}`")
+                return
+            self.journal.write("fault.reverted", fault_id=a.fault_id, reverted_at=a.reverted_at, why=why)
+        self.say(f"fault {escape(a.spec.name)} reverted ({why})")
+
+    def revert_all(self, why: str) -> None:
+        """Every applied fault, newest first."""
+        for a in reversed(self.faults):
+            self.revert(a, why=why)
+
+
+def hit_text(spec: FaultSpec, targets: list[str]) -> str:
+    """The selector and what it resolved to: ``service gpu-node [tier=gpu] → drill-staging-gpu-a-1``.
+    A proxy names itself, so it is said once."""
+    selector = spec.target.describe()
+    if spec.target.proxy or not targets:
+        return selector
+    return f"{selector} → {', '.join(str(t) for t in targets)}"
