@@ -125,7 +125,7 @@ def test_two_workers_samples_are_merged_with_their_clock_offsets(
     assert set(clock["workers"]) == {"w1", "w2"}
     for worker in clock["workers"].values():
         assert worker["measured"] is True and worker["rows"] > 0
-        assert worker["uncertainty_s"] <= clock["uncertainty_s"]
+        assert worker["uncertainty_s"] <= clock["uncertainty_s"] + 1e-6  # the total is rounded to µs
     journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
     started = next(r for r in journal if r["event"] == "load.started")
     assert {"locust", "prober", "locust-worker-w1", "locust-worker-w2"} <= set(started["process_groups"])
