@@ -35,6 +35,7 @@ import yaml
 from docker.models.containers import Container
 
 from harness.errors import ScenarioError, StackError
+from harness.runtime.ports import published_ports, refuse_busy_ports
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -240,6 +241,7 @@ class ComposeRuntime:
         config = self.config()
         self._check_images(config)
         self._check_ports_local(config)
+        refuse_busy_ports(published_ports(config), f"compose project {self.project}", self.file, own_project=self.project)
         self.compose("up", "-d", "--no-build", "--remove-orphans")
         self.wait_healthy(sorted(config["services"]), wait_s)
         return self.endpoints()

@@ -50,6 +50,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from harness.errors import StackError
+from harness.runtime.ports import refuse_busy_ports
 
 __all__ = [
     "LocalRuntime",
@@ -400,17 +401,7 @@ class LocalRuntime:
         return endpoints
 
     def _refuse_busy_ports(self) -> None:
-        busy = [(owner, port) for owner, port in self.spec.declared_ports() if port_in_use(port)]
-        if not busy:
-            return
-        listing = ", ".join(f"{port} ({owner})" for owner, port in busy)
-        first = busy[0][1]
-        where = f" in {self.spec.source}" if self.spec.source else ""
-        raise StackError(
-            f"cannot start stack {self.spec.name!r}: port(s) already in use on 127.0.0.1: {listing}. "
-            f"Stop what holds them (see `ss -ltnp 'sport = :{first}'`; a stack left by an earlier run "
-            f"stops with `drill stack down`) or change the ports{where}."
-        )
+        refuse_busy_ports(self.spec.declared_ports(), f"stack {self.spec.name!r}", self.spec.source)
 
     def _toxiproxy_binary(self, spec: ToxiproxySpec) -> str:
         if spec.binary:
