@@ -95,7 +95,8 @@ def test_items_are_named_after_scenario_and_fault_and_k_selects_by_fault_type(tm
                               timeout=60)
         return sorted(line for line in done.stdout.splitlines() if "::" in line)
 
-    assert collected() == ["gone.yaml::provider-gone[hosted-down:down]", "slow.yaml::provider-slow[hosted-slow:latency]"]
+    assert collected() == ["gone.yaml::provider-gone[hosted-down:down]",
+                           "slow.yaml::provider-slow[hosted-slow:latency]"]
     assert collected("-k", "latency") == ["slow.yaml::provider-slow[hosted-slow:latency]"]
     assert collected("-k", "down and not latency") == ["gone.yaml::provider-gone[hosted-down:down]"]
 

@@ -88,7 +88,8 @@ def test_compose_and_local_stacks_are_up_side_by_side(tmp_path: Path) -> None:
     from harness.runtime.compose import ComposeRuntime
     from harness.runtime.local import LocalRuntime, load_stack
 
-    require(staging_ready(), "Docker engine with the drill-targets and drill-toxiproxy images", "run scripts/docker-setup")
+    require(staging_ready(), "Docker engine with the drill-targets and drill-toxiproxy images",
+            "run scripts/docker-setup")
     compose_file = REPO / "compose/staging.yaml"
     project = f"drill-ports-{uuid.uuid4().hex[:6]}"
     compose = ComposeRuntime(compose_file, project, tmp_path / "compose-logs")
