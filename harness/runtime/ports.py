@@ -55,10 +55,12 @@ _LOCAL_STATE_FILE = "local-stack.state.json"  # harness.runtime.local.STATE_FILE
 
 @dataclass(frozen=True)
 class PortHolder:
-    """What listens on a port (``what``, for people) and the command that frees it."""
+    """What listens on a port (``what``, for people), the command that frees it, and a detail
+    (e.g. the container) shown when the holder has only this one port."""
 
     what: str
     free_with: str
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -336,8 +338,9 @@ def who_holds(
         if publisher.project:
             service = f", service {publisher.service}" if publisher.service else ""
             return PortHolder(
-                f"compose project {publisher.project} (container {publisher.container}{service})",
+                f"compose project {publisher.project}",
                 _compose_down(publisher.project, publisher.compose_file),
+                f"container {publisher.container}{service}",
             )
         return PortHolder(f"Docker container {publisher.container}", f"docker rm -f {shlex.quote(publisher.container)}")
 
@@ -402,7 +405,8 @@ def busy_ports_message(
         grouped.setdefault(who_holds(port, publishers=publishers, runs=runs), []).append(f"{port} ({owner})")
     lines = [f"cannot start {stack_label}: port(s) already in use on 127.0.0.1:"]
     for holder, ports in grouped.items():
-        lines.append(f"  {', '.join(ports)}: held by {holder.what}")
+        detail = f" ({holder.detail})" if holder.detail and len(ports) == 1 else ""
+        lines.append(f"  {', '.join(ports)}: held by {holder.what}{detail}")
         lines.append(f"    free it with: {holder.free_with}")
     where = f" in {_relative(str(source))}" if source is not None else ""
     lines.append(f"Or move this stack's ports{where}.")
