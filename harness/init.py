@@ -113,7 +113,7 @@ def parse_dependency(value: str) -> Dependency:
     if not sep or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ScenarioError(f"--dependency {value}: write it as NAME=HOST:PORT, e.g. provider=127.0.0.1:9000")
     if not _NAME.match(name):
-        raise ScenarioError(f"--dependency {value}: the name {name!r} must be lowercase letters, digits, '-' "
+        raise ScenarioError(f"--dependency {value}: the name {name} must be lowercase letters, digits, '-' "
                             "or '_' (it names the Toxiproxy proxy)")
     return Dependency(name, host, int(port))
 
@@ -308,7 +308,7 @@ def _duration_s(text: str, flag: str) -> float:
     try:
         return float(parse_duration(text))
     except (ValueError, TypeError):
-        raise click.BadParameter(f"{text!r} is not a duration like 20s, 2m or 500ms", param_hint=flag) from None
+        raise click.BadParameter(f"{text} is not a duration like 20s, 2m or 500ms", param_hint=flag) from None
 
 
 @click.command("init")

@@ -109,3 +109,23 @@ def test_init_then_validate_then_run_gives_a_verdict(tmp_path: Path) -> None:
     results = sorted((tmp_path / "reports").glob("*/*/results.json"))
     assert len(results) == 1
     assert '"verdict": "' in results[0].read_text()
+
+
+def test_on_a_terminal_missing_answers_are_asked_for(tmp_path: Path) -> None:
+    """stdin a terminal (a pty): --url and --dependency are prompted for, --fault takes its default."""
+    import os
+
+    leader, follower = os.openpty()
+    try:
+        proc = subprocess.Popen([DRILL, "init", "--out", "asked.yaml", "--listen-port", str(free_port())],
+                                stdin=follower, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=tmp_path)
+        os.write(leader, b"http://127.0.0.1:8000/v1/chat\nprovider=127.0.0.1:9000\n\n")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert proc.returncode == 0, err
+    assert "Your service's URL" in out and "The dependency to break" in out
+    spec = load_scenario(tmp_path / "asked.yaml").spec
+    assert spec.faults[0].type == "latency" and spec.load.host == "http://127.0.0.1:8000"
