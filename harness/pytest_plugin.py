@@ -2,7 +2,7 @@
 fixture runs scenarios from users' own test functions.
 
 Each scenario file is one item named after the scenario and its faults,
-``latency.yaml::hosted-model-slow[provider-slow:latency]``; the fault types and names are also
+``latency.yaml::latency[provider-slow:latency]``; the fault types and names are also
 keywords, so ``pytest scenarios/ -k endpoint_kill`` runs the drills that kill an endpoint.
 
 A scenario item passes when the drill's verdict is the scenario's ``expect`` (``passed`` unless
