@@ -97,6 +97,10 @@ def test_compose_and_local_stacks_are_up_side_by_side(tmp_path: Path) -> None:
     try:
         compose.up(wait_s=180)
         local.start()
+    except BaseException:
+        compose.down()
+        raise
+    try:
         for gateway in ("http://127.0.0.1:8080", "http://127.0.0.1:28080"):
             assert httpx.get(f"{gateway}/health", timeout=5).status_code == 200
         assert httpx.get("http://127.0.0.1:28474/version", timeout=5).status_code == 200
@@ -107,7 +111,7 @@ def test_compose_and_local_stacks_are_up_side_by_side(tmp_path: Path) -> None:
             second.up(wait_s=30)
         message = str(caught.value)
         print(message)  # shown with -s: the text a user sees
-        assert f"held by compose project {project}" in message
+        assert f": held by compose project {project}\n" in message  # one line for all its ports
         assert f"drill stack down --runtime compose --project {project}" in message
         assert second.find() == []  # refused before compose created anything
     finally:

@@ -400,14 +400,17 @@ def busy_ports_message(
     if publishers is None:
         publishers = docker_publishers(port for _, port in busy)
     runs = _run_stacks()
-    grouped: dict[PortHolder, list[str]] = {}
+    # One line per holder (a compose project holds many ports): grouped on what it is and what
+    # frees it; the detail (its container) is shown when the holder has just this one port.
+    grouped: dict[tuple[str, str], list[tuple[str, PortHolder]]] = {}
     for owner, port in busy:
-        grouped.setdefault(who_holds(port, publishers=publishers, runs=runs), []).append(f"{port} ({owner})")
+        holder = who_holds(port, publishers=publishers, runs=runs)
+        grouped.setdefault((holder.what, holder.free_with), []).append((f"{port} ({owner})", holder))
     lines = [f"cannot start {stack_label}: port(s) already in use on 127.0.0.1:"]
-    for holder, ports in grouped.items():
-        detail = f" ({holder.detail})" if holder.detail and len(ports) == 1 else ""
-        lines.append(f"  {', '.join(ports)}: held by {holder.what}{detail}")
-        lines.append(f"    free it with: {holder.free_with}")
+    for (what, free_with), held in grouped.items():
+        detail = f" ({held[0][1].detail})" if held[0][1].detail and len(held) == 1 else ""
+        lines.append(f"  {', '.join(port for port, _ in held)}: held by {what}{detail}")
+        lines.append(f"    free it with: {free_with}")
     where = f" in {_relative(str(source))}" if source is not None else ""
     lines.append(f"Or move this stack's ports{where}.")
     return "\n".join(lines)
