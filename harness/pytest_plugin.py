@@ -139,9 +139,10 @@ def junit_properties(results: dict[str, Any], run_dir: Path, verdict: str, exit_
     props.extend((figure, str(worst[figure])) for figure in FAULT_FIGURES if figure in worst)
     for objective in results.get("objectives") or []:
         key = f"objective.{objective.get('name')}"
-        props.extend([(f"{key}.measured", str(objective.get("measured"))),
-                      (f"{key}.target", str(objective.get("target"))),
-                      (f"{key}.passed", str(bool(objective.get("passed"))).lower())])
+        for part in ("measured", "target"):
+            if objective.get(part) is not None:  # not measured: left out, never "None"
+                props.append((f"{key}.{part}", str(objective[part])))
+        props.append((f"{key}.passed", str(bool(objective.get("passed"))).lower()))
     for phase, figures in sorted((results.get("phases") or {}).items()):
         for figure in PHASE_FIGURES:
             value = (figures or {}).get(figure)
