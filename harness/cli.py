@@ -16,6 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, DrillError, ScenarioError
+from harness.init import init_command
+from harness.listing import list_command
 from harness.runtime.base import Runtime
 
 console = Console(stderr=True, highlight=False)
@@ -703,6 +705,10 @@ def history(reports_dir: Path, out_path: Path | None, csv_path: Path | None) -> 
     out.print(f"{len(result.points)} run(s), {len(result.regressions)} regression(s)")
     out.print(f"trends: {escape(str(page))}")
     out.print(f"csv: {escape(str(table))}")
+
+
+main.add_command(init_command)  # drill init: harness/init.py
+main.add_command(list_command)  # drill list: harness/listing.py
 
 
 if __name__ == "__main__":

@@ -1,10 +1,19 @@
 """pytest integration: ``pytest scenarios/`` runs every scenario file as a test, and the ``drill``
 fixture runs scenarios from users' own test functions.
 
+Each scenario file is one item named after the scenario and its faults,
+``latency.yaml::latency[provider-slow:latency]``; the fault types and names are also
+keywords, so ``pytest scenarios/ -k endpoint_kill`` runs the drills that kill an endpoint.
+
 A scenario item passes when the drill's verdict is the scenario's ``expect`` (``passed`` unless
-a negative control says ``failed``); otherwise it fails with the missed
-objectives (verdict ``failed``), the abort reason (``aborted``) or the file:line problems (bad
-input). Run ids, verdicts and RTOs reach JUnit XML through ``user_properties``.
+a negative control says ``failed``); otherwise it fails with each missed objective, measured
+against its target (verdict ``failed``), the abort reason (``aborted``) or the file:line
+problems (bad input). The figures reach JUnit XML through ``user_properties``: ``verdict``,
+``exit_code``, ``run_dir``, ``report``, ``resolution_s``; per fault ``rto_s.<fault>``,
+``time_to_detect_s.<fault>``, ``failover_s.<fault>``, ``failback_s.<fault>``, ``degraded_s.<fault>``,
+``impact.<fault>``; the worst of each over the faults as plain ``rto_s``, ``time_to_detect_s``,
+...; per objective ``objective.<name>.measured``, ``.target``, ``.passed``; per phase
+``<phase>.p95_ms``, ``<phase>.error_rate``, ``<phase>.rps``.
 
 Options: ``--drill-reports DIR`` (where run directories go, default ``reports``) and
 ``--drill-runtime local|compose`` (override every scenario's runtime).
@@ -64,9 +73,30 @@ def _runtime(path: Path) -> str:
         return "local"  # a bad file fails fast in runtest, with its file:line message
 
 
+def item_name(path: Path) -> tuple[str, list[str]]:
+    """``scenario-name[fault:type,...]`` and the fault types and names (the item's keywords).
+
+    A file that does not load is named after its stem: its item fails with the file:line problem.
+    """
+    from harness.errors import ScenarioError
+    from harness.scenario import load_scenario
+
+    try:
+        spec = load_scenario(path).spec
+    except ScenarioError:
+        return path.stem, []
+    faults = [(str(f.name), str(f.type)) for f in spec.faults]
+    label = ",".join(f"{name}:{kind}" for name, kind in faults)
+    keywords = sorted({kind for _, kind in faults} | {name for name, _ in faults})
+    return (f"{spec.name}[{label}]" if label else str(spec.name)), keywords
+
+
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        yield ScenarioItem.from_parent(self, name=self.path.stem)
+        name, keywords = item_name(self.path)
+        item = ScenarioItem.from_parent(self, name=name)
+        item.extra_keyword_matches.update(keywords)
+        yield item
 
 
 class DrillFailed(Exception):
@@ -80,10 +110,51 @@ def _expected_verdict(path: Path) -> str:
     return load_scenario(path).spec.expect
 
 
+FAULT_FIGURES = ("rto_s", "time_to_detect_s", "failover_s", "failback_s", "degraded_s", "onset_uncertainty_s")
+PHASE_FIGURES = ("rps", "error_rate", "p50_ms", "p95_ms", "p99_ms")
+
+
+def junit_properties(results: dict[str, Any], run_dir: Path, verdict: str, exit_code: int) -> list[tuple[str, str]]:
+    """The figures of a run as JUnit ``user_properties`` (name, value); missing figures are left out.
+
+    Per fault ``<figure>.<fault>``; the worst (largest) over the faults as plain ``<figure>``, so
+    a dashboard can chart ``rto_s`` without knowing fault names."""
+    props: list[tuple[str, str]] = [
+        ("verdict", verdict), ("exit_code", str(exit_code)), ("run_dir", str(run_dir)),
+        ("report", str(run_dir / "report.html")),
+    ]
+    resolution = (results.get("measurement") or {}).get("resolution_s")
+    if resolution is not None:
+        props.append(("resolution_s", str(resolution)))
+    worst: dict[str, float] = {}
+    for fault in results.get("faults") or []:
+        name = str(fault.get("name"))
+        if fault.get("impact") is not None:
+            props.append((f"impact.{name}", str(fault["impact"])))
+        for figure in FAULT_FIGURES:
+            value = fault.get(figure)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                props.append((f"{figure}.{name}", str(value)))
+                worst[figure] = max(worst.get(figure, float(value)), float(value))
+    props.extend((figure, str(worst[figure])) for figure in FAULT_FIGURES if figure in worst)
+    for objective in results.get("objectives") or []:
+        key = f"objective.{objective.get('name')}"
+        for part in ("measured", "target"):
+            if objective.get(part) is not None:  # not measured: left out, never "None"
+                props.append((f"{key}.{part}", str(objective[part])))
+        props.append((f"{key}.passed", str(bool(objective.get("passed"))).lower()))
+    for phase, figures in sorted((results.get("phases") or {}).items()):
+        for figure in PHASE_FIGURES:
+            value = (figures or {}).get(figure)
+            if value is not None:
+                props.append((f"{phase}.{figure}", str(value)))
+    return props
+
+
 class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         from harness.engine import run_drill
-        from harness.errors import ScenarioError
+        from harness.errors import DrillError, ScenarioError
 
         config = self.config
         try:
@@ -94,17 +165,18 @@ class ScenarioItem(pytest.Item):
             )
         except ScenarioError as exc:
             raise DrillFailed("bad input (nothing applied):\n" + "\n".join(exc.problems)) from None
-        self.user_properties.append(("run_dir", str(result.run_dir)))
-        self.user_properties.append(("verdict", result.verdict))
-        for fault in result.results.get("faults", []):
-            self.user_properties.append((f"rto_s.{fault['name']}", str(fault.get("rto_s"))))
+        except DrillError as exc:
+            raise DrillFailed(f"aborted (exit {exc.exit_code}): {exc}") from None
+        self.user_properties.extend(junit_properties(result.results, result.run_dir, result.verdict,
+                                                     result.exit_code))
         expected = _expected_verdict(self.path)
         if result.verdict != expected:
-            from harness.report.verdict import reasons
+            from harness.report.verdict import fault_line, reasons
 
             why = "\n  ".join(reasons(result.results)) or "every objective passed"
+            figures = "".join(f"\n  fault {f.get('name')}: {fault_line(f)}" for f in result.results.get("faults", []))
             raise DrillFailed(
-                f"verdict {result.verdict} (expected {expected}):\n  {why}\nreport: {result.report_path}"
+                f"verdict {result.verdict} (expected {expected}):\n  {why}{figures}\nreport: {result.report_path}"
             )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
@@ -118,7 +190,8 @@ class ScenarioItem(pytest.Item):
 
 @pytest.fixture
 def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Any]:
-    """Run a scenario and get its :class:`harness.engine.RunResult`::
+    """Run a scenario and get its :class:`harness.engine.RunResult`; the run's figures are added
+    to the test's JUnit ``user_properties`` (see docs/pytest.md)::
 
         def test_failover(drill):
             result = drill("scenarios/latency.yaml")
@@ -129,6 +202,10 @@ def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Any]:
 
     def run(scenario: str | Path, **kwargs: Any) -> Any:
         kwargs.setdefault("out", tmp_path / Path(scenario).stem)
-        return run_drill(scenario, **kwargs)
+        result = run_drill(scenario, **kwargs)
+        request.node.user_properties.extend(
+            junit_properties(result.results, result.run_dir, result.verdict, result.exit_code)
+        )
+        return result
 
     return run

@@ -185,7 +185,7 @@ def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path)
     scenario.write_text(
         shipped.replace("file: ../compose/staging.yaml, project: drill-staging",
                         f"file: {STAGING_FILE}, project: {runtime.project}")
-        .replace("http://127.0.0.1:8080", f"http://127.0.0.1:{ports['gateway']}")
+        .replace("http://127.0.0.1:28080", f"http://127.0.0.1:{ports['gateway']}")
         .replace("phases: {baseline: 10s, fault: 20s, recovery: 15s}",
                  "phases: {baseline: 6s, fault: 10s, recovery: 8s}")
         .replace("duration: 20s", "duration: 10s")

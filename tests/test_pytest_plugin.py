@@ -78,4 +78,54 @@ def test_local_drills_are_collected_before_compose_drills(tmp_path: Path) -> Non
     done = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path), "--collect-only", "-q",
                            "-p", "no:cacheprovider"], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     lines = [line for line in done.stdout.splitlines() if "::" in line]
-    assert [line.split("::")[1] for line in lines] == ["b", "a"], done.stdout
+    assert [line.split("::")[1] for line in lines] == ["b[x:down]", "a[x:down]"], done.stdout
+
+
+def test_items_are_named_after_scenario_and_fault_and_k_selects_by_fault_type(tmp_path: Path) -> None:
+    body = ("apiVersion: drill/v1\nkind: Scenario\nname: {name}\ntoxiproxy: {{url: http://127.0.0.1:9}}\n"
+            "load: {{host: http://127.0.0.1:9}}\nfaults: [{fault}]\n")
+    (tmp_path / "slow.yaml").write_text(body.format(
+        name="provider-slow", fault="{name: hosted-slow, type: latency, target: {proxy: p}, latency_ms: 100}"))
+    (tmp_path / "gone.yaml").write_text(body.format(
+        name="provider-gone", fault="{name: hosted-down, type: down, target: {proxy: p}}"))
+
+    def collected(*args: str) -> list[str]:
+        done = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path), "--collect-only", "-q",
+                               "-p", "no:cacheprovider", *args], capture_output=True, text=True, cwd=tmp_path,
+                              timeout=60)
+        return sorted(line for line in done.stdout.splitlines() if "::" in line)
+
+    assert collected() == ["gone.yaml::provider-gone[hosted-down:down]",
+                           "slow.yaml::provider-slow[hosted-slow:latency]"]
+    assert collected("-k", "latency") == ["slow.yaml::provider-slow[hosted-slow:latency]"]
+    assert collected("-k", "down and not latency") == ["gone.yaml::provider-gone[hosted-down:down]"]
+
+
+@pytest.mark.slow
+def test_junit_carries_the_figures_and_a_miss_shows_measured_against_target(
+    tmp_path: Path, toxiproxy_url: str
+) -> None:
+    """One short drill whose p95 objective is missed: the item fails naming measured vs target,
+    and the JUnit XML carries rto_s, time_to_detect_s and the other figures."""
+    with serve_in_thread(own_service()) as url:
+        path = scenario(
+            tmp_path, toxiproxy_url, url.removeprefix("http://"), free_port(),
+            objectives="{rto_s: 30, p95_ms: 100}",
+            fault="{name: slow, type: latency, target: {proxy: svc}, latency_ms: 400, duration: 3s}",
+        )
+        done, junit = run_pytest(tmp_path, path)
+    assert done.returncode == 1, done.stdout
+    assert re.search(r"p95_ms [\d,.]+ ms > 100 ms", done.stdout), done.stdout
+    assert "fault slow: impact" in done.stdout
+    case = junit.find(".//testcase")
+    assert case is not None and case.get("name") == "own-service[slow:latency]"
+    props = {p.get("name"): p.get("value") for p in junit.iter("property")}
+    assert props["verdict"] == "failed" and props["exit_code"] == "1"
+    for figure in ("rto_s", "time_to_detect_s", "rto_s.slow", "time_to_detect_s.slow"):
+        assert float(props[figure]) >= 0, figure
+    assert props["objective.p95_ms.passed"] == "false"
+    assert float(props["objective.p95_ms.measured"]) > 100 and float(props["objective.p95_ms.target"]) == 100
+    assert "None" not in props.values()
+    assert props["objective.rto_s.passed"] == "true"
+    assert float(props["fault.p95_ms"]) > 100
+    assert float(props["resolution_s"]) > 0

@@ -122,7 +122,7 @@ def test_refuses_a_busy_port_and_starts_nothing(tmp_path: Path) -> None:
             runtime.start()
     message = str(caught.value)
     assert f"{ports['gpu']} (process gpu-a1)" in message and "already in use" in message
-    assert "ss -ltnp" in message  # says what to do
+    assert f"kill {os.getpid()}" in message  # names the holder (this test) and what frees it
     assert not (tmp_path / "logs").exists()
     assert not port_in_use(ports["hosted"])
 

@@ -149,8 +149,8 @@ def test_region_quota_denial_on_compose_replaces_from_region_b(tmp_path: Path, m
     text = (SCENARIOS / "region-quota-denial.yaml").read_text(encoding="utf-8")
     text = text.replace("../compose/staging.gpu-pool.yaml", str(REPO / "compose/staging.gpu-pool.yaml"))
     text = text.replace("project: drill-staging", f"project: {project}")
-    text = text.replace("127.0.0.1:8080", f"127.0.0.1:{ports['gateway']}")
-    text = text.replace("127.0.0.1:18090", f"127.0.0.1:{ports['cloud-api']}")
+    text = text.replace("127.0.0.1:28080", f"127.0.0.1:{ports['gateway']}")
+    text = text.replace("127.0.0.1:28090", f"127.0.0.1:{ports['cloud-api']}")
     scenario = tmp_path / "region-quota-denial.yaml"
     scenario.write_text(text, encoding="utf-8")
     runtime = ComposeRuntime(REPO / "compose/staging.gpu-pool.yaml", project, tmp_path / "logs")

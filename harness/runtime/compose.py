@@ -37,6 +37,7 @@ from docker.models.containers import Container
 
 from harness.errors import ScenarioError, StackError
 from harness.runtime.base import Fingerprint, JsonValue, RuntimeKind, Target
+from harness.runtime.ports import published_ports, refuse_busy_ports
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -244,6 +245,9 @@ class ComposeRuntime:
         config = self.config()
         self._check_images(config)
         self._check_ports_local(config)
+        refuse_busy_ports(
+            published_ports(config), f"compose project {self.project}", self.file, own_project=self.project
+        )
         self.compose("up", "-d", "--no-build", "--remove-orphans")
         self.wait_healthy(sorted(config["services"]), wait_s)
         return self.endpoints()

@@ -38,7 +38,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -52,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from harness.errors import StackError
 from harness.runtime.base import Fingerprint, JsonValue, RuntimeKind, Target
+from harness.runtime.ports import port_in_use, refuse_busy_ports
 from harness.scenario.loader import load_model
 from harness.toxiproxy import ToxiproxyClient, ToxiproxyError
 
@@ -248,18 +248,6 @@ def load_stack(path: str | Path) -> LocalStackSpec:
     return spec
 
 
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    """True when something listens on host:port (TIME_WAIT leftovers do not count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # Servers bind with SO_REUSEADDR too, so only a live listener makes this bind fail.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
 @dataclass
 class ProcessStatus:
     name: str
@@ -402,17 +390,7 @@ class LocalRuntime:
         return endpoints
 
     def _refuse_busy_ports(self) -> None:
-        busy = [(owner, port) for owner, port in self.spec.declared_ports() if port_in_use(port)]
-        if not busy:
-            return
-        listing = ", ".join(f"{port} ({owner})" for owner, port in busy)
-        first = busy[0][1]
-        where = f" in {self.spec.source}" if self.spec.source else ""
-        raise StackError(
-            f"cannot start stack {self.spec.name!r}: port(s) already in use on 127.0.0.1: {listing}. "
-            f"Stop what holds them (see `ss -ltnp 'sport = :{first}'`; a stack left by an earlier run "
-            f"stops with `drill stack down`) or change the ports{where}."
-        )
+        refuse_busy_ports(self.spec.declared_ports(), f"stack {self.spec.name!r}", self.spec.source)
 
     def _toxiproxy_binary(self, spec: ToxiproxySpec) -> str:
         if spec.binary:
