@@ -42,6 +42,8 @@ from harness.errors import (
 from harness.faults import Fault, FaultContext, Onset, build_fault
 from harness.journal import JOURNAL_NAME, Journal
 from harness.load.stopwatch import StopTrip, StopWatch
+from harness.metrics.checks import ConditionTrip
+from harness.metrics.drill import MetricsWatch, open_metrics_watch
 from harness.scenario import LoadedScenario, load_scenario
 from harness.scenario.model import FaultSpec, RequestSpec
 
@@ -148,6 +150,7 @@ class Drill:
         self.active: list[_Active] = []
         self.load: Any = None
         self.capacity: Any = None
+        self.metrics: MetricsWatch | None = None  # issue 15: Prometheus steady state, stop_when, metrics
         self.phases: dict[str, list[float]] = {}
         self.abort_reason: str | None = None
         self.cleanup: dict[str, Any] = {"ok": False, "toxics_left": None, "containers_not_running": None}
@@ -203,6 +206,7 @@ class Drill:
             signals.rolling_back = True
             try:
                 self._save_stack_events()
+                self._save_metrics()
             finally:  # nothing about the stack's log may keep a fault applied
                 self._rollback()
         if not self.abort_reason and self._cleanup_doubts():
@@ -294,6 +298,9 @@ class Drill:
         self._create_proxies()
         self._build_faults()
         self._preflight()
+        self.metrics = open_metrics_watch(self.spec, self.loaded.path, self.stack, self.journal, self.say)
+        if self.metrics is not None:
+            self.metrics.preflight()
         self._drive()
 
     def _check_before_start(self) -> None:
@@ -406,7 +413,8 @@ class Drill:
         tails = [SampleTail(samples_dir / LOCUST_FILE), SampleTail(samples_dir / PROBE_FILE)]
         self._await_first_samples(tails)
         stop_when = self.spec.stop_when
-        watch = StopWatch(stop_when.error_rate, stop_when.for_s) if stop_when is not None else None
+        watch = (StopWatch(stop_when.error_rate, stop_when.for_s)
+                 if stop_when is not None and stop_when.error_rate is not None else None)
         next_stop_check = 0.0
         self._down_at_start = set(self._members_not_running())
 
@@ -446,12 +454,17 @@ class Drill:
                 trip = watch.check()
                 if trip is not None:
                     self._stop(trip)
+            metrics_trip = self.metrics.poll(now) if self.metrics is not None else None
+            if metrics_trip is not None:
+                self._stop_on_metrics(metrics_trip)
             if now >= next_check:
                 next_check = now + 1.0
                 if not self.load.is_running:
                     raise AbortedError("the load generator stopped early (see locust.log)", reason="load")
                 self._check_dependencies()
             time.sleep(TICK_S)
+        if self.metrics is not None:
+            self.metrics.after_recovery(end)
         self.journal.write("phase.end", phase="recovery", ts=end)
 
     def _stop(self, trip: StopTrip) -> None:
@@ -460,6 +473,7 @@ class Drill:
         assert self.journal is not None and self.spec.stop_when is not None
         detected_at = time.time()
         stop_when = self.spec.stop_when
+        assert stop_when.error_rate is not None
         condition = f"error rate ≥ {_percent(stop_when.error_rate)} for {stop_when.for_s:g} s"
         reason = (
             f"stop condition met: error rate {_percent(trip.error_rate)} ≥ {_percent(stop_when.error_rate)} "
@@ -483,6 +497,34 @@ class Drill:
         if first is not None:
             self.say(f"first revert call {first - trip.held_at:.2f} s after the stop condition held")
         raise AbortedError(reason, reason="stop_when")
+
+    def _stop_on_metrics(self, trip: ConditionTrip) -> None:
+        """A PromQL stop condition held: revert every fault (newest first), then measure from the
+        condition in Prometheus to the rollback's end, then abort (exit 3)."""
+        assert self.journal is not None and self.metrics is not None
+        self.metrics.tripped(trip, time.time())
+        self.say(f"[red]aborted:[/red] {escape(trip.reason())}; rolling back")
+        self._abort_said = True
+        self._first_revert_call_at = None
+        for a in reversed(self.active):
+            self._revert(a, why="stop_when")
+        first = self._first_revert_call_at
+        self.journal.write("stop.reverted", first_revert_at=first,
+                           reaction_s=None if first is None else first - trip.held_at)
+        self.metrics.rolled_back(trip, time.time())
+        raise AbortedError(trip.reason(), reason="stop_when")
+
+    def _save_metrics(self) -> None:
+        """The scenario's ``metrics`` queries over the run, before the rollback stops the stack
+        (and a local stack's Prometheus with it). Best effort, like the stack's event log."""
+        if self.metrics is None or "baseline" not in self.phases or self.journal is None:
+            return
+        try:
+            self.metrics.record(self.run_dir, self.phases["baseline"][0], time.time())
+        except OSError as exc:
+            self.journal.write("metrics.error", what="record", error=str(exc))
+        finally:
+            self.metrics.close()
 
     def _await_first_samples(self, tails: list[Any], timeout_s: float = 30.0) -> None:
         """Baseline starts once load is flowing: Locust takes a moment to boot and spawn."""

@@ -16,6 +16,7 @@ import pandas as pd
 
 from harness.errors import ScenarioError
 from harness.journal import JOURNAL_NAME, read_journal, utc_iso
+from harness.metrics.results import add_metrics
 from harness.scenario.loader import load_model
 from harness.scenario.model import Scenario
 
@@ -155,6 +156,7 @@ def compute_results(run_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
         results["abort_reason"] = facts.abort_reason
     if facts.stop:
         results["stop"] = stop_figures(facts.stop)
+    add_metrics(results, run_dir)  # issue 15: Prometheus series, steady state after recovery
     if results["cleanup"].get("ok") is False and verdict == "passed":
         results["verdict"] = "aborted"
         results["abort_reason"] = "cleanup could not be verified: a fault may still be applied"
