@@ -395,10 +395,15 @@ class PromCheck(Strict):
             raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
         return self
 
-    def describe(self) -> str:
+    def bounds_text(self) -> str:
+        """``≥ 1 and ≤ 5``"""
         bounds = [f"≥ {self.min:g}" if self.min is not None else "", f"≤ {self.max:g}" if self.max is not None else ""]
+        return " and ".join(b for b in bounds if b)
+
+    def describe(self) -> str:
+        """The check as a steady state: ``QUERY ≤ 0 for 3 s``."""
         held = f" for {self.for_s:g} s" if self.for_s else ""
-        return f"{self.query} {' and '.join(b for b in bounds if b)}{held}"
+        return f"{self.query} {self.bounds_text()}{held}"
 
 
 class MetricQuery(Strict):
