@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port, require, toxiproxy_binary
+from test_scenarios_capacity import rebased
 
 from harness.engine import run_drill
 from harness.journal import applied_faults, read_journal
@@ -60,8 +61,9 @@ def test_the_local_runtime_runs_a_prometheus_that_scrapes_the_stack(tmp_path: Pa
 def test_a_promql_stop_condition_aborts_mid_fault_and_reverts_everything(tmp_path: Path) -> None:
     need_prometheus()
     require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
-    loaded = load_scenario(REPO / "scenarios" / "stop-when-promql.local.yaml")
-    result = run_drill(loaded, out=tmp_path / "run")
+    # The shipped scenario on free ports (its stack file's Prometheus too).
+    path, _ = rebased(REPO / "scenarios" / "stop-when-promql.local.yaml", tmp_path)
+    result = run_drill(load_scenario(path), out=tmp_path / "run")
     assert result.verdict == "aborted" and result.exit_code == 3
     assert result.abort_reason is not None and "drill_gateway_breaker_state" in result.abort_reason
     journal = list(read_journal(result.run_dir / "journal.jsonl"))
@@ -80,9 +82,9 @@ def test_a_promql_stop_condition_aborts_mid_fault_and_reverts_everything(tmp_pat
 
 def test_an_unmeetable_steady_state_aborts_before_any_fault_naming_the_query(tmp_path: Path) -> None:
     need_prometheus()
-    text = (REPO / "scenarios" / "steady-state.local.yaml").read_text(encoding="utf-8")
-    text = text.replace("../targets/", str(REPO / "targets") + "/")
-    text = text.replace("{query: 'drill_gateway_pool_healthy_nodes', min: 2, for: 3s}",
+    require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
+    shipped, _ = rebased(REPO / "scenarios" / "steady-state.local.yaml", tmp_path)
+    text = shipped.read_text(encoding="utf-8").replace("{query: 'drill_gateway_pool_healthy_nodes', min: 2, for: 3s}",
                         "{query: 'drill_gateway_pool_healthy_nodes', min: 5, for: 0s}")
     path = tmp_path / "impossible.yaml"
     path.write_text(text, encoding="utf-8")
