@@ -517,10 +517,11 @@ class Drill:
     def _save_metrics(self) -> None:
         """The scenario's ``metrics`` queries over the run, before the rollback stops the stack
         (and a local stack's Prometheus with it). Best effort, like the stack's event log."""
-        if self.metrics is None or "baseline" not in self.phases or self.journal is None:
+        if self.metrics is None or self.journal is None:
             return
         try:
-            self.metrics.record(self.run_dir, self.phases["baseline"][0], time.time())
+            if "baseline" in self.phases:
+                self.metrics.record(self.run_dir, self.phases["baseline"][0], time.time())
         except OSError as exc:
             self.journal.write("metrics.error", what="record", error=str(exc))
         finally:

@@ -68,6 +68,10 @@ def plan_lines(loaded: Any, runtime: str | None) -> list[str]:
     lines.append(f"objectives: {escape(objectives_text(s.objectives))}")
     if s.stop_when is not None:
         lines.append(f"stop when: {escape(stop_condition_text(s.stop_when))}")
+    for check in s.steady_state:  # issue 15: PromQL, before any fault and after recovery
+        lines.append(f"steady state: {escape(check.describe())}")
+    if s.metrics:
+        lines.append(f"metrics recorded: {escape('; '.join(m.title for m in s.metrics))}")
     return lines
 
 
