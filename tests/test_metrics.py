@@ -208,3 +208,30 @@ def test_a_steady_state_missed_after_recovery_fails_the_drill_by_name(tmp_path: 
                                       "measured": "{} = 2 (> max 0)", "passed": False}]
     metrics = results["metrics"]
     assert isinstance(metrics, dict) and metrics["series"][0]["name"] == "x"
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+def test_recorded_metrics_are_drawn_under_the_timeline_with_the_fault_bands() -> None:
+    from test_report import example_results, example_timeline
+
+    from harness.report.charts import metric_svg, run_start_epoch
+    from harness.report.html import render_report
+
+    results = example_results()
+    origin = run_start_epoch(results)
+    assert origin is not None
+    points = [[origin + t, 2.0 if 12 <= t < 20 else 0.0] for t in range(0, 40)]
+    hosted = {"labels": {"__name__": "drill_gateway_breaker_state", "tier": "hosted", "job": "drill-stack"},
+              "points": points}
+    results["metrics"] = {"series": [
+        {"name": "breaker <state>", "query": 'drill_gateway_breaker_state{tier="hosted"}', "unit": "",
+         "series": [hosted]},
+        {"name": "nothing", "query": "absent(up)", "unit": "", "series": []},
+    ]}
+    svg = metric_svg(results, results["metrics"]["series"][0])
+    assert svg.startswith("<svg") and "tier=hosted" in svg and "fault onset" in svg
+    page = render_report(results, example_timeline(results))
+    # Titles are user text: escaped, never markup.
+    assert "Stack metric: breaker &lt;state&gt; — PromQL drill_gateway_breaker_state{tier=&#34;hosted&#34;}" in page
+    assert "the query returned no data over the run" in page
