@@ -579,7 +579,7 @@ class Gateway:
     async def admin_register(self, request: web.Request) -> web.Response:
         body = await read_json_object(request)
         name, url, region = body.get("name"), body.get("url"), body.get("region")
-        if not all(isinstance(value, str) and value for value in (name, url, region)):
+        if not (isinstance(name, str) and name and isinstance(url, str) and url and isinstance(region, str) and region):
             return error_response(400, "BadRequest", "body must be {name, url, region} (non-empty strings)")
         existing = self.upstreams.get(name)
         if existing is not None and existing.tier != "gpu":
