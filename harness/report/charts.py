@@ -676,7 +676,9 @@ def metric_svg(results: dict[str, Any], entry: dict[str, Any]) -> str:
     unit = str(entry.get("unit") or "")
     ax.set_ylabel(unit or "value")
     ax.set_xlabel("seconds from run start")
-    ax.set_xlim(_x_limits(results, pd.Series(xs, dtype=float)))
+    # The phases' span, as on the timeline: the recording runs on a moment past the recovery phase.
+    ax.set_xlim(_x_limits(results, pd.Series([], dtype=float)) if phase_bands(results) else
+                _x_limits(results, pd.Series(xs, dtype=float)))
     _legend(fig, [ax], results, extra)
     return _to_svg(fig, f"drill-metric-{abs(hash(str(entry.get('query')))) % 10**8}",
                    str(entry.get("name") or entry.get("query") or "metric"))
