@@ -547,7 +547,8 @@ class Scenario(Strict):
     metrics: list[MetricEntry] = Field(default_factory=list)
     # What a test of this drill expects: negative controls say `failed` (they prove the harness
     # can fail). The CLI's exit code still follows the verdict; pytest compares with this.
-    expect: Literal["passed", "failed"] = "passed"
+    # `aborted`: a drill that proves a stop condition stops it (scenarios/stop-when-promql.local.yaml).
+    expect: Literal["passed", "failed", "aborted"] = "passed"
 
     @field_validator("name")
     @classmethod
