@@ -15,7 +15,7 @@ from harness.metrics.checks import ConditionTracker, breach_of, first_broken_at,
 from harness.metrics.client import PrometheusClient, PrometheusError, PromQLError, Sample, Series
 from harness.metrics.results import add_metrics
 from harness.scenario import load_scenario
-from harness.scenario.model import PromCheck
+from harness.scenario.model import PromCheck, PrometheusRef
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -235,3 +235,29 @@ def test_recorded_metrics_are_drawn_under_the_timeline_with_the_fault_bands() ->
     # Titles are user text: escaped, never markup.
     assert "Stack metric: breaker &lt;state&gt; — PromQL drill_gateway_breaker_state{tier=&#34;hosted&#34;}" in page
     assert "the query returned no data over the run" in page
+
+
+def test_which_prometheus_a_drill_queries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.journal import Journal
+    from harness.metrics.drill import open_metrics_watch, stack_prometheus_url
+    from harness.runtime import ExternalStack
+    from harness.runtime.compose import ComposeRuntime
+    from harness.runtime.local import LocalRuntime, load_stack
+
+    path = write_scenario(tmp_path, "steady_state:\n  - {query: 'up', min: 1}\n")
+    spec = load_scenario(path).spec
+    with Journal(tmp_path / "journal.jsonl") as journal:
+        # The user's own stack runs no Prometheus drill knows of: bad input, said with the fix.
+        with pytest.raises(ScenarioError, match="need a Prometheus: add `prometheus: {url: "):
+            open_metrics_watch(spec, path, ExternalStack(), journal, print)
+        named = spec.model_copy(update={"prometheus": PrometheusRef(url="http://127.0.0.1:9999/")})
+        watch = open_metrics_watch(named, path, ExternalStack(), journal, print)
+        assert watch is not None and watch.client.url == "http://127.0.0.1:9999"
+        watch.close()
+        without = spec.model_copy(update={"steady_state": []})
+        assert open_metrics_watch(without, path, ExternalStack(), journal, print) is None
+    local = LocalRuntime(load_stack(REPO / "targets" / "local-stack.yaml"), tmp_path / "logs")
+    assert stack_prometheus_url(local) == "http://127.0.0.1:9090"
+    monkeypatch.setenv("DRILL_PORT_PROMETHEUS", "19999")
+    compose = ComposeRuntime(REPO / "compose" / "staging.yaml", "drill-staging", tmp_path / "logs")
+    assert stack_prometheus_url(compose) == "http://127.0.0.1:19999"
