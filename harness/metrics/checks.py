@@ -30,9 +30,11 @@ class Breach:
     at: float | None
     bound: str
 
-    def text(self) -> str:
+    def text(self, query: str | None = None) -> str:
+        """``up{tier="gpu"} = 0 (< min 1)``; a series with no labels is named by ``query`` (or
+        ``value``): ``max(x) = 2 (> max 1)``."""
         value = "no number (NaN)" if math.isnan(self.value) else f"{self.value:.6g}"
-        return f"{self.series} = {value} ({self.bound})"
+        return f"{self.series or query or 'value'} = {value} ({self.bound})"
 
 
 def breach_of(check: PromCheck, value: float) -> str | None:
@@ -106,9 +108,15 @@ class ConditionTrip:
     held_at: float
     breach: Breach
 
+    def condition(self) -> str:
+        """``QUERY not ≤ 1 for 1 s``: the stop condition as the dry run and the journal name it."""
+        held = f" for {self.check.for_s:g} s" if self.check.for_s else ""
+        return f"{self.check.query} not {self.check.bounds_text()}{held}"
+
     def reason(self) -> str:
         held = f" for {self.check.for_s:g} s" if self.check.for_s else ""
-        return f"stop condition met: {self.breach.text()}{held} (query {self.check.query})"
+        named = "" if not self.breach.series else f" (query {self.check.query})"
+        return f"stop condition met: {self.breach.text(self.check.query)}{held}{named}"
 
 
 class ConditionTracker:

@@ -54,10 +54,11 @@ class Series:
 
 
 def series_name(labels: dict[str, str]) -> str:
-    """``{service="gpu-a1", tier="gpu"}``, or the metric name when that is all there is."""
+    """``up{service="gpu-a1", tier="gpu"}``; the metric name alone, or "" for an aggregate with no
+    labels left (its query names it)."""
     name = labels.get("__name__", "")
     rest = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
-    return f"{name}{{{rest}}}" if rest else (name or "{}")
+    return f"{name}{{{rest}}}" if rest else name
 
 
 def _number(raw: Any) -> float:

@@ -187,7 +187,7 @@ class MetricsWatch:
 
     def tripped(self, trip: ConditionTrip, detected_at: float) -> None:
         self.journal.write(
-            "stop.tripped", condition=trip.check.describe(), query=trip.check.query, source="prometheus",
+            "stop.tripped", condition=trip.condition(), query=trip.check.query, source="prometheus",
             measured=None if math.isnan(trip.breach.value) else trip.breach.value, series=trip.breach.series,
             for_s=trip.check.for_s, broken_since=trip.broken_since, held_at=trip.held_at, detected_at=detected_at,
         )
