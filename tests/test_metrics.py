@@ -257,7 +257,7 @@ def test_which_prometheus_a_drill_queries(tmp_path: Path, monkeypatch: pytest.Mo
         without = spec.model_copy(update={"steady_state": []})
         assert open_metrics_watch(without, path, ExternalStack(), journal, print) is None
     local = LocalRuntime(load_stack(REPO / "targets" / "local-stack.yaml"), tmp_path / "logs")
-    assert stack_prometheus_url(local) == "http://127.0.0.1:9090"
+    assert stack_prometheus_url(local) == "http://127.0.0.1:18099"
     monkeypatch.setenv("DRILL_PORT_PROMETHEUS", "19999")
     compose = ComposeRuntime(REPO / "compose" / "staging.yaml", "drill-staging", tmp_path / "logs")
     assert stack_prometheus_url(compose) == "http://127.0.0.1:19999"

@@ -2,7 +2,7 @@
 
 A stack file asks for one with a ``prometheus:`` block::
 
-    prometheus: {listen: 127.0.0.1:9090, scrape_interval: 1s}
+    prometheus: {listen: 127.0.0.1:18099, scrape_interval: 1s}
 
 The runtime starts it after every process is healthy, with its configuration and its TSDB in
 the stack's log folder (a drill's run directory, ``stack-logs/prometheus/``), scraping every
