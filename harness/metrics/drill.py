@@ -202,6 +202,9 @@ class MetricsWatch:
             series = self.client.query_range(trip.check.query, trip.held_at - look_back_s, trip.held_at,
                                              REACTION_STEP_S)
             true_at = first_broken_at(trip.check, series, trip.held_at)
+            # The range query's grid lags the breaching sample by up to one step; the engine's own
+            # first evaluation that saw the breach cannot precede the sample: take the earlier.
+            true_at = trip.broken_since if true_at is None else min(true_at, trip.broken_since)
         except PrometheusError as exc:
             self.journal.write("metrics.error", what="stop reaction", error=str(exc))
         held_in_prometheus = None if true_at is None else true_at + trip.check.for_s
