@@ -668,6 +668,9 @@ def metric_svg(results: dict[str, Any], entry: dict[str, Any]) -> str:
         xs += x
         ax.plot(x, [p[1] for p in points], drawstyle="steps-post", linewidth=1.4, zorder=4,
                 color=METRIC_COLOURS[i % len(METRIC_COLOURS)], label=metric_series_label(s.get("labels") or {}))
+    stop_s = stop_mark_s(results)
+    if stop_s is not None:  # the same mark as the timeline's: when the drill decided to stop
+        ax.axvline(stop_s, color=STOP_COLOUR, linewidth=1.6, linestyle="-.", zorder=4, label="stop condition held")
     extra: list[tuple[Any, str]] = []
     if len(series) > MAX_METRIC_SERIES:
         from matplotlib.patches import Patch
