@@ -10,7 +10,8 @@ Every INTERVAL_MS it reads the gateway's ``GET /admin/pool`` and:
    InsufficientCapacity, and registers the standby node it got with the gateway
    (``POST /admin/pool``).
 
-Endpoints: ``GET /health``, ``GET /status`` (loop counters and the recent actions, newest last).
+Endpoints: ``GET /health``, ``GET /status`` (loop counters and the recent actions, newest last),
+``GET /metrics`` (Prometheus: actions by kind and region, loops, the pool it last saw).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
 
 from targets.common import env_float, env_int, env_list, env_str, json_response, now_s, serve
+from targets.metrics import GaugeRows, StateCollector, add_metrics_route
 
 DENIAL_STATUSES = (403, 503)
 
@@ -52,11 +55,31 @@ class Autoscaler:
         self.last_pool: dict[str, Any] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
+        self.registry = CollectorRegistry()
+        self.action_counter = Counter(
+            "drill_autoscaler_actions", "Autoscaler actions (removed, provisioned, registered, denied, ...)",
+            ["action", "region"], registry=self.registry,
+        )
+        self.loop_counter = Counter("drill_autoscaler_loops", "Reconcile passes", registry=self.registry)
+        self.loop_errors = Counter(
+            "drill_autoscaler_loop_errors", "Reconcile passes that failed (gateway or cloud API unreachable)",
+            registry=self.registry,
+        )
+        self.registry.register(StateCollector([
+            ("drill_autoscaler_pool_live_nodes", "Healthy GPU nodes in the pool at the last reconcile", [],
+             self._live_rows),
+        ]))
+
+    def _live_rows(self) -> GaugeRows:
+        if self.last_pool is None:
+            return []
+        return [({}, float(sum(1 for node in self.last_pool.get("nodes", []) if node.get("healthy"))))]
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/health", self.health)
         app.router.add_get("/status", self.status)
+        add_metrics_route(app, self.registry)
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
         return app
@@ -74,6 +97,7 @@ class Autoscaler:
 
     def _act(self, action: str, detail: str, **extra: Any) -> None:
         self.actions.append({"ts": now_s(), "action": action, "detail": detail, **extra})
+        self.action_counter.labels(action, str(extra.get("region") or "none")).inc()
 
     async def _loop(self) -> None:
         while True:
@@ -83,6 +107,8 @@ class Autoscaler:
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 # The gateway or cloud API being unreachable is exactly what drills cause: keep going.
                 self.last_error = f"{type(exc).__name__}: {exc}"
+                self.loop_errors.inc()
+            self.loop_counter.inc()
             self.loops += 1
             self.last_loop_at = now_s()
             await asyncio.sleep(self.interval_s)

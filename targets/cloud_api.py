@@ -20,6 +20,8 @@ Endpoints:
                                    "instance_type" (optional: all types)}; idempotent
     DELETE /fault                 remove denials matching the optional body {mode, region,
                                    instance_type}; no body removes all; idempotent
+    GET    /metrics               Prometheus metrics (docs/metrics.md): provisioning answers per
+                                  region, instances, quota and injected denials per region
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter
 
 from targets.common import (
     ConfigError,
@@ -43,6 +46,7 @@ from targets.common import (
     read_json_object,
     serve,
 )
+from targets.metrics import GaugeRows, StateCollector, add_metrics_route
 
 DENIAL_MODES = {"quota_exceeded": (403, "QuotaExceeded"), "insufficient_capacity": (503, "InsufficientCapacity")}
 
@@ -101,6 +105,16 @@ class CloudApi:
         self.denials: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
+        self.registry = CollectorRegistry()
+        self.provision_requests = Counter(
+            "drill_cloud_api_provision_requests", "POST /instances answers, by region and HTTP status",
+            ["region", "code"], registry=self.registry,
+        )
+        self.registry.register(StateCollector([
+            ("drill_cloud_api_instances", "Active instances per region", ["region"], self._instance_rows),
+            ("drill_cloud_api_quota", "GPU instance quota per region", ["region"], self._quota_rows),
+            ("drill_cloud_api_denials", "Injected denials active per region", ["region"], self._denial_rows),
+        ]))
         for region_name, nodes in running.items():
             for node in nodes:
                 node_id = node if isinstance(node, str) else str(node.get("node"))
@@ -126,7 +140,17 @@ class CloudApi:
         app.router.add_get("/fault", self.get_fault)
         app.router.add_post("/fault", self.set_fault)
         app.router.add_delete("/fault", self.clear_fault)
+        add_metrics_route(app, self.registry)
         return app
+
+    def _instance_rows(self) -> GaugeRows:
+        return [({"region": name}, float(self._active_in(name))) for name in self.regions]
+
+    def _quota_rows(self) -> GaugeRows:
+        return [({"region": name}, float(r.quota)) for name, r in self.regions.items()]
+
+    def _denial_rows(self) -> GaugeRows:
+        return [({"region": name}, float(sum(1 for d in self.denials if d["region"] == name))) for name in self.regions]
 
     def _active_in(self, region: str) -> int:
         return sum(1 for i in self.instances.values() if i.region == region)
@@ -158,6 +182,14 @@ class CloudApi:
 
     async def create_instance(self, request: web.Request) -> web.Response:
         body = await read_json_object(request)
+        response = await self._create_instance(body)
+        region_name = body.get("region")
+        # Only known regions become label values: a caller cannot grow the series without bound.
+        region_label = region_name if isinstance(region_name, str) and region_name in self.regions else "unknown"
+        self.provision_requests.labels(region_label, str(response.status)).inc()
+        return response
+
+    async def _create_instance(self, body: dict[str, Any]) -> web.Response:
         region_name, instance_type = body.get("region"), body.get("instance_type", self.instance_types[0])
         region = self.regions.get(region_name) if isinstance(region_name, str) else None
         if region is None:
@@ -170,7 +202,9 @@ class CloudApi:
             denial = self._denial(region.name, instance_type)
             if denial is not None:
                 status, code = DENIAL_MODES[denial["mode"]]
-                return error_response(status, code, f"{region.name} refuses {instance_type} (injected {denial['mode']})")
+                return error_response(
+                    status, code, f"{region.name} refuses {instance_type} (injected {denial['mode']})"
+                )
             active = self._active_in(region.name)
             if active >= region.quota:
                 return error_response(

@@ -24,6 +24,8 @@ Endpoints:
     POST   /admin/pool            register a GPU node {name, url, region}
     DELETE /admin/pool/{node}     remove a GPU node
     GET    /admin/state           every upstream and every breaker (for debugging and tests)
+    GET    /metrics               Prometheus metrics (docs/metrics.md): requests, errors and latency
+                                  per tier, breaker state, pool size, upstream health
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from targets.common import (
     JSON_TYPE,
@@ -51,8 +54,11 @@ from targets.common import (
     read_json_object,
     serve,
 )
+from targets.metrics import LATENCY_BUCKETS_S, GaugeRows, StateCollector, add_metrics_route
 
 TIER_ORDER = ("hosted", "gpu", "cpu")
+# drill_gateway_breaker_state's values: a number, so PromQL can compare it (max: 0 = never open).
+BREAKER_STATE_VALUE = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 TIER_RANK = {tier: rank for rank, tier in enumerate(TIER_ORDER)}
 NO_UPSTREAM_HEADERS = {"X-Served-By": "none", "X-Tier": "none", "X-Region": "none", "X-Degraded": "false"}
 
@@ -307,6 +313,7 @@ class Gateway:
         self._tasks: list[asyncio.Task[None]] = []
         self._attempt_timeout = aiohttp.ClientTimeout(total=config.upstream_timeout_ms / 1000.0)
         self._health_timeout = aiohttp.ClientTimeout(total=config.health_timeout_ms / 1000.0)
+        self.metrics = GatewayMetrics(self)
 
     def _add_upstream(self, item: dict[str, Any], healthy: bool) -> Upstream:
         tier = item.get("tier", "gpu")
@@ -333,6 +340,7 @@ class Gateway:
         app.router.add_post("/admin/pool", self.admin_register)
         app.router.add_delete("/admin/pool/{node}", self.admin_remove)
         app.router.add_get("/admin/state", self.admin_state)
+        add_metrics_route(app, self.metrics.registry)
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
         return app
@@ -430,6 +438,7 @@ class Gateway:
                 # a node problem (health checks handle it), not a reason to open the whole tier.
                 finished = loop.time()
                 latency_ms = (finished - started) * 1000.0
+                self.metrics.tier_attempt(tier, response is not None)
                 if mode == "probe":
                     breaker.record_probe(finished, response is not None, latency_ms)
                 else:
@@ -437,9 +446,11 @@ class Gateway:
                 if response is not None:
                     if mode != "probe":
                         self._note_served(tier, request_started)
+                    self.metrics.answered(tier, finished - request_started)
                     return response
             if attempted:
                 break
+        self.metrics.answered("none", loop.time() - request_started)
         return error_response(503, "no_upstream", f"all tiers failed: {last_error}", headers=NO_UPSTREAM_HEADERS)
 
     async def _attempt(self, upstream: Upstream, body: bytes, content_type: str) -> tuple[web.Response | None, str]:
@@ -568,7 +579,7 @@ class Gateway:
     async def admin_register(self, request: web.Request) -> web.Response:
         body = await read_json_object(request)
         name, url, region = body.get("name"), body.get("url"), body.get("region")
-        if not all(isinstance(value, str) and value for value in (name, url, region)):
+        if not (isinstance(name, str) and name and isinstance(url, str) and url and isinstance(region, str) and region):
             return error_response(400, "BadRequest", "body must be {name, url, region} (non-empty strings)")
         existing = self.upstreams.get(name)
         if existing is not None and existing.tier != "gpu":
@@ -597,6 +608,82 @@ class Gateway:
                 "breakers": [b.describe() for b in self.breakers.values()],
             }
         )
+
+
+class GatewayMetrics:
+    """The gateway's /metrics: counters and histograms on the request path, the rest read from
+    the gateway's state when Prometheus scrapes."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "drill_gateway_requests", "Client requests answered, by the tier that served them (none: a 503)",
+            ["tier"], registry=self.registry,
+        )
+        self.errors = Counter(
+            "drill_gateway_errors", "Client requests no tier could serve (answered 503)", registry=self.registry,
+        )
+        self.latency = Histogram(
+            "drill_gateway_request_duration_seconds", "Client request latency, by the tier that served it",
+            ["tier"], buckets=LATENCY_BUCKETS_S, registry=self.registry,
+        )
+        self.tier_attempts = Counter(
+            "drill_gateway_tier_attempts", "Requests that reached a tier (the breaker's samples)",
+            ["tier"], registry=self.registry,
+        )
+        self.tier_errors = Counter(
+            "drill_gateway_tier_errors", "Requests a tier failed (every node tried timed out, refused or answered 5xx)",
+            ["tier"], registry=self.registry,
+        )
+        # Children made once: labels() costs a dict lookup and a lock per call on the hot path.
+        self._requests = {tier: self.requests.labels(tier) for tier in TIER_ORDER + ("none",)}
+        self._latency = {tier: self.latency.labels(tier) for tier in TIER_ORDER + ("none",)}
+        self._attempts = {tier: self.tier_attempts.labels(tier) for tier in TIER_ORDER}
+        self._tier_errors = {tier: self.tier_errors.labels(tier) for tier in TIER_ORDER}
+        self.registry.register(StateCollector([
+            ("drill_gateway_breaker_state", "Circuit breaker per tier: 0 closed, 1 half-open, 2 open",
+             ["tier"], self._breakers),
+            ("drill_gateway_pool_nodes", "GPU nodes registered in the pool", [], self._pool_nodes),
+            ("drill_gateway_pool_healthy_nodes", "GPU nodes in the pool passing health checks", [], self._pool_healthy),
+            ("drill_gateway_pool_target_nodes", "The GPU pool's target size", [], self._pool_target),
+            ("drill_gateway_upstream_healthy", "1 while an upstream passes health checks",
+             ["upstream", "tier", "region"], self._upstreams),
+            ("drill_gateway_serving_tier", "1 for the tier that served the last request", ["tier"], self._serving),
+        ]))
+
+    def answered(self, tier: str, duration_s: float) -> None:
+        self._requests[tier].inc()
+        self._latency[tier].observe(duration_s)
+        if tier == "none":
+            self.errors.inc()
+
+    def tier_attempt(self, tier: str, ok: bool) -> None:
+        self._attempts[tier].inc()
+        if not ok:
+            self._tier_errors[tier].inc()
+
+    def _breakers(self) -> GaugeRows:
+        return [({"tier": b.tier}, BREAKER_STATE_VALUE[b.state]) for b in self.gateway.breakers.values()]
+
+    def _gpu_nodes(self) -> list[Upstream]:
+        return [u for u in self.gateway.upstreams.values() if u.tier == "gpu"]
+
+    def _pool_nodes(self) -> GaugeRows:
+        return [({}, float(len(self._gpu_nodes())))]
+
+    def _pool_healthy(self) -> GaugeRows:
+        return [({}, float(sum(1 for u in self._gpu_nodes() if u.healthy)))]
+
+    def _pool_target(self) -> GaugeRows:
+        return [({}, float(self.gateway.config.pool_target_size))]
+
+    def _upstreams(self) -> GaugeRows:
+        return [({"upstream": u.name, "tier": u.tier, "region": u.region or "none"}, 1.0 if u.healthy else 0.0)
+                for u in self.gateway.upstreams.values()]
+
+    def _serving(self) -> GaugeRows:
+        return [({"tier": tier}, 1.0 if tier == self.gateway.serving_tier else 0.0) for tier in TIER_ORDER]
 
 
 def main() -> None:

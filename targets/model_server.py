@@ -10,6 +10,8 @@ Endpoints:
                                    "duration_s": N}; without duration_s the fault stays until
                                    DELETE /fault
     DELETE /fault                 restore (idempotent)
+    GET    /metrics               Prometheus metrics (docs/metrics.md): requests by status, latency,
+                                  queue depth (requests in the node), the active fault
 
 Every response carries X-Served-By (NODE_ID), X-Tier, X-Region and X-Degraded.
 """
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from targets.common import (
     JSON_TYPE,
@@ -37,6 +40,7 @@ from targets.common import (
     read_json_object,
     serve,
 )
+from targets.metrics import LATENCY_BUCKETS_S, GaugeRows, StateCollector, add_metrics_route
 
 TIERS = ("hosted", "gpu", "cpu")
 GPU_ONLY_MODES = ("xid", "hang")
@@ -137,6 +141,27 @@ class ModelServer:
         self.headers = config.headers()
         self.service_time_s = config.service_time_ms / 1000.0
         self._ids = itertools.count(1)
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "drill_model_requests", "Chat requests ended in this node, by HTTP status (cancelled: client left first)",
+            ["code"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "drill_model_request_duration_seconds", "Chat request latency inside this node",
+            buckets=LATENCY_BUCKETS_S, registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "drill_model_queue_depth", "Chat requests inside this node now (waiting, hung or being served)",
+            registry=self.registry,
+        )
+        self.registry.register(StateCollector([
+            ("drill_model_fault_active", "1 while a fault hook is active on this node, by mode", ["mode"],
+             self._fault_rows),
+        ]))
+
+    def _fault_rows(self) -> GaugeRows:
+        active = self.fault.active()
+        return [({"mode": mode}, 1.0 if active == mode else 0.0) for mode in ("xid", "hang", "error")]
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -145,6 +170,7 @@ class ModelServer:
         app.router.add_get("/fault", self.get_fault)
         app.router.add_post("/fault", self.set_fault)
         app.router.add_delete("/fault", self.clear_fault)
+        add_metrics_route(app, self.registry)
         return app
 
     async def _fault_response(self) -> web.Response | None:
@@ -162,6 +188,19 @@ class ModelServer:
         )
 
     async def chat(self, request: web.Request) -> web.Response:
+        started = time.monotonic()
+        self.queue_depth.inc()
+        code = "cancelled"  # the client went away (gateway timeout) before the node answered
+        try:
+            response = await self._chat(request)
+            code = str(response.status)
+            return response
+        finally:
+            self.queue_depth.dec()
+            self.requests.labels(code).inc()
+            self.latency.observe(time.monotonic() - started)
+
+    async def _chat(self, request: web.Request) -> web.Response:
         raw = await request.read()
         forced = await self._fault_response()
         if forced is not None:

@@ -38,6 +38,7 @@ PORT_VARIABLES = {
     "cpu-fallback": "DRILL_PORT_CPU_FALLBACK",
     "cloud-api": "DRILL_PORT_CLOUD_API",
     "autoscaler": "DRILL_PORT_AUTOSCALER",
+    "prometheus": "DRILL_PORT_PROMETHEUS",  # the stack's own metrics (docs/metrics.md)
 }
 GPU_REGIONS = {"gpu-a1": "region-a", "gpu-a2": "region-a", "gpu-a3": "region-a", "gpu-b1": "region-b"}
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
@@ -169,6 +170,7 @@ def test_fingerprint_of_the_staging_stack(staging) -> None:
     client = runtime.client
     assert fingerprint["images"]["gateway"] == client.images.get("drill-targets:latest").id
     assert fingerprint["images"]["toxiproxy"] == client.images.get("drill-toxiproxy:latest").id
+    assert fingerprint["images"]["prometheus"] == client.images.get("drill-prometheus:latest").id
     assert set(fingerprint["images"]) == set(PORT_VARIABLES)
     assert fingerprint["compose_file_sha256"] == hashlib.sha256(STAGING_FILE.read_bytes()).hexdigest()
 

@@ -440,3 +440,59 @@ def test_shipped_local_stack_fails_over_on_hosted_latency_and_back(tmp_path: Pat
         log = events(base)
     kinds = [e["event"] for e in log]
     assert kinds.index("failover") < len(kinds) - 1 - kinds[::-1].index("failback")
+
+
+# -- /metrics (issue 15) ----------------------------------------------------------------------
+
+def scrape(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """``/metrics`` parsed with prometheus-client's own parser: (name, labels) -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    reply = httpx.get(base + "/metrics")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(reply.text) for s in family.samples}
+
+
+def test_gateway_metrics_count_per_tier_and_show_breaker_and_pool(spawn: Callable[..., Program]) -> None:
+    hosted = model_server(spawn, "hosted-1", "hosted", region="external")
+    gpu = model_server(spawn, "gpu-a1", "gpu")
+    gw = gateway(spawn, [upstream("hosted-1", hosted.url, "hosted", "external"),
+                         upstream("gpu-a1", gpu.url, "gpu", "region-a")], BREAKER_COOLDOWN_S=30)
+    with httpx.Client() as client:
+        for _ in range(5):
+            assert chat(client, gw.url).status_code == 200
+        os.killpg(hosted.popen.pid, signal.SIGKILL)
+        hosted.popen.wait(timeout=10)
+        for _ in range(10):
+            assert chat(client, gw.url).status_code == 200
+    seen = poll(lambda: (m := scrape(gw.url))[("drill_gateway_breaker_state", (("tier", "hosted"),))] == 2 and m,
+                10, "the hosted breaker open in /metrics")
+    assert seen[("drill_gateway_requests_total", (("tier", "hosted"),))] == 5
+    assert seen[("drill_gateway_requests_total", (("tier", "gpu"),))] == 10
+    assert seen[("drill_gateway_request_duration_seconds_count", (("tier", "gpu"),))] == 10
+    assert seen[("drill_gateway_tier_errors_total", (("tier", "hosted"),))] >= 1
+    assert seen[("drill_gateway_errors_total", ())] == 0
+    assert seen[("drill_gateway_breaker_state", (("tier", "gpu"),))] == 0
+    assert seen[("drill_gateway_pool_healthy_nodes", ())] == 1
+    healthy = ("drill_gateway_upstream_healthy", (("region", "external"), ("tier", "hosted"), ("upstream", "hosted-1")))
+    assert poll(lambda: scrape(gw.url)[healthy] == 0, 10, "hosted-1 unhealthy in /metrics")
+
+
+def test_model_server_queue_depth_counts_requests_inside_the_node(spawn: Callable[..., Program]) -> None:
+    node = model_server(spawn, "gpu-a1", "gpu")
+    assert httpx.post(node.url + "/fault", json={"mode": "hang"}).status_code == 200
+    replies: list[int] = []
+    stalled = [threading.Thread(target=lambda: replies.append(chat(httpx.Client(timeout=10), node.url).status_code))
+               for _ in range(3)]
+    for thread in stalled:
+        thread.start()
+    poll(lambda: scrape(node.url)[("drill_model_queue_depth", ())] == 3, 10, "three hung requests in the queue")
+    assert scrape(node.url)[("drill_model_fault_active", (("mode", "hang"),))] == 1
+    httpx.delete(node.url + "/fault")
+    for thread in stalled:
+        thread.join(timeout=10)
+    assert replies == [200, 200, 200]
+    after = scrape(node.url)
+    assert after[("drill_model_queue_depth", ())] == 0
+    assert after[("drill_model_requests_total", (("code", "200"),))] == 3

@@ -37,6 +37,8 @@ from harness.load.samples import LOCUST_FILE, PROBE_FILE, SAMPLES_DIR
 from harness.load.stopwatch import StopTrip, StopWatch
 from harness.load.tail import SampleTail
 from harness.lock import StackLock, stack_key
+from harness.metrics.checks import ConditionTrip
+from harness.metrics.drill import MetricsWatch, open_metrics_watch
 from harness.progress import DriveTick
 from harness.results import compute_results, write_outputs
 from harness.runtime import open_stack
@@ -83,6 +85,7 @@ class Drill:
         self.abort_reason: str | None = None
         self.cleanup: dict[str, Any] = {"ok": False, "toxics_left": None, "containers_not_running": None}
         self._abort_said = False
+        self.metrics: MetricsWatch | None = None  # Prometheus: steady state, stop_when queries, series
 
     # --- public ------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -128,6 +131,7 @@ class Drill:
             signals.rolling_back = True
             try:
                 save_stack_events(self.loaded, self.run_dir, journal, self.phases)
+                self._save_metrics(journal)
             finally:  # nothing about the stack's log may keep a fault applied
                 self.cleanup = rollback(parts, self.schedule, "rollback" if self.abort_reason else "end")
         doubts = cleanup_doubts(self.cleanup)
@@ -193,6 +197,9 @@ class Drill:
         proxies.create_declared(self.loaded, parts)
         self._build_faults(parts, stack)
         steady_state(self.loaded, stack, journal, self.say)
+        self.metrics = open_metrics_watch(self.spec, self.loaded.path, stack, journal, self.say)
+        if self.metrics is not None:
+            self.metrics.preflight()
         self._drive(parts)
 
     def _build_faults(self, parts: Parts, stack: Runtime | None) -> None:
@@ -226,7 +233,8 @@ class Drill:
         tails = [SampleTail(samples_dir / LOCUST_FILE), SampleTail(samples_dir / PROBE_FILE)]
         self._await_first_samples(load, tails)
         stop_when = self.spec.stop_when
-        watch = StopWatch(stop_when.error_rate, stop_when.for_s) if stop_when is not None else None
+        watch = (StopWatch(stop_when.error_rate, stop_when.for_s)
+                 if stop_when is not None and stop_when.error_rate is not None else None)
         next_stop_check = 0.0
         down_at_start = set(dependencies.members_not_running(parts))
 
@@ -264,6 +272,9 @@ class Drill:
                 trip = watch.check()
                 if trip is not None:
                     self._stop(trip)
+            metrics_trip = self.metrics.poll(now) if self.metrics is not None else None
+            if metrics_trip is not None:
+                self._stop_on_metrics(metrics_trip)
             if self.observer is not None:
                 self.observer(DriveTick(now, self.run_dir, self.phases, self.schedule.active_names()))
             if now >= next_check:
@@ -272,6 +283,8 @@ class Drill:
                     raise AbortedError("the load generator stopped early (see locust.log)", reason="load")
                 dependencies.check_dependencies(parts, down_at_start, self.schedule.targeted())
             time.sleep(TICK_S)
+        if self.metrics is not None:
+            self.metrics.after_recovery(end)
         journal.write("phase.end", phase="recovery", ts=end)
 
     def _apply(self, a: ScheduledFault) -> None:
@@ -286,6 +299,7 @@ class Drill:
         journal = self.parts.journal
         detected_at = time.time()
         stop_when = self.spec.stop_when
+        assert stop_when.error_rate is not None  # only an error-rate condition makes a StopWatch
         condition = f"error rate ≥ {_percent(stop_when.error_rate)} for {stop_when.for_s:g} s"
         reason = (
             f"stop condition met: error rate {_percent(trip.error_rate)} ≥ {_percent(stop_when.error_rate)} "
@@ -308,6 +322,34 @@ class Drill:
         if first is not None:
             self.say(f"first revert call {first - trip.held_at:.2f} s after the stop condition held")
         raise AbortedError(reason, reason="stop_when")
+
+    def _stop_on_metrics(self, trip: ConditionTrip) -> None:
+        """A PromQL stop condition held: revert every fault (newest first), then measure from the
+        condition in Prometheus to the rollback's end, then abort (exit 3)."""
+        assert self.parts is not None and self.schedule is not None and self.metrics is not None
+        self.metrics.tripped(trip, time.time())
+        self.say(f"[red]aborted:[/red] {escape(trip.reason())}; rolling back")
+        self._abort_said = True
+        self.schedule.first_revert_call_at = None  # a scheduled revert earlier in the run is not a reaction
+        self.schedule.revert_all("stop_when")
+        first = self.schedule.first_revert_call_at
+        self.parts.journal.write("stop.reverted", first_revert_at=first,
+                                 reaction_s=None if first is None else first - trip.held_at)
+        self.metrics.rolled_back(trip, time.time())
+        raise AbortedError(trip.reason(), reason="stop_when")
+
+    def _save_metrics(self, journal: Journal) -> None:
+        """The scenario's ``metrics`` queries over the run, before the rollback stops the stack
+        (and a local stack's Prometheus with it). Best effort, like the stack's event log."""
+        if self.metrics is None:
+            return
+        try:
+            if "baseline" in self.phases:
+                self.metrics.record(self.run_dir, self.phases["baseline"][0], time.time())
+        except OSError as exc:
+            journal.write("metrics.error", what="record", error=str(exc))
+        finally:
+            self.metrics.close()
 
     def _await_first_samples(self, load: LoadRunner, tails: list[SampleTail],
                              timeout_s: float = FIRST_SAMPLE_TIMEOUT_S) -> None:

@@ -633,3 +633,55 @@ def _to_svg(fig: Figure, salt: str, title: str) -> str:
     # and hatch ids carry no ``_<n>`` and are salted by svg.hashsalt already.
     body = re.sub(r'id="([A-Za-z][A-Za-z0-9.]*_\d+)"', lambda m: f'id="{salt}-{m.group(1)}"', text[head_end:])
     return head + body
+
+
+# --- the stack's own metrics (issue 15): one chart per recorded Prometheus query -------------------
+METRIC_COLOURS = ("#2e86c1", "#28b463", "#e67e22", "#8e44ad", "#16a085", "#d4ac0d", "#a93226", "#5d6d7e")
+MAX_METRIC_SERIES = 8  # more lines than this read as noise: the rest are named in the legend's last entry
+
+
+def metric_series_label(labels: dict[str, Any]) -> str:
+    """What tells one series of a query from another: its labels but the metric name and job."""
+    shown = {k: v for k, v in labels.items() if k not in ("__name__", "job", "instance")}
+    return ", ".join(f"{k}={v}" for k, v in sorted(shown.items())) or str(labels.get("__name__") or "value")
+
+
+def metric_svg(results: dict[str, Any], entry: dict[str, Any]) -> str:
+    """One recorded query (results.json ``metrics.series[i]``) over the run, on the same time
+    axis as the timeline, with the same phase shading, fault bands and markers. Raises
+    ``ValueError``, saying why, when there is nothing to draw."""
+    origin = run_start_epoch(results)
+    if origin is None:
+        raise ValueError("no run start to measure time from: the run recorded no phase")
+    if entry.get("error"):
+        raise ValueError(str(entry["error"]))
+    series = [s for s in entry.get("series") or [] if any(_is_number(v) for _, v in s.get("points") or [])]
+    if not series:
+        raise ValueError("the query returned no data over the run")
+    fig = _figure(11.0, 2.6)
+    ax = fig.subplots()
+    _shade(ax, results, label_phases=True)
+    xs: list[float] = []
+    for i, s in enumerate(series[:MAX_METRIC_SERIES]):
+        points = [(float(t) - origin, float(v) if _is_number(v) else math.nan) for t, v in s.get("points") or []]
+        x = [p[0] for p in points]
+        xs += x
+        ax.plot(x, [p[1] for p in points], drawstyle="steps-post", linewidth=1.4, zorder=4,
+                color=METRIC_COLOURS[i % len(METRIC_COLOURS)], label=metric_series_label(s.get("labels") or {}))
+    stop_s = stop_mark_s(results)
+    if stop_s is not None:  # the same mark as the timeline's: when the drill decided to stop
+        ax.axvline(stop_s, color=STOP_COLOUR, linewidth=1.6, linestyle="-.", zorder=4, label="stop condition held")
+    extra: list[tuple[Any, str]] = []
+    if len(series) > MAX_METRIC_SERIES:
+        from matplotlib.patches import Patch
+
+        extra.append((Patch(color="none"), f"+{len(series) - MAX_METRIC_SERIES} more series not drawn"))
+    unit = str(entry.get("unit") or "")
+    ax.set_ylabel(unit or "value")
+    ax.set_xlabel("seconds from run start")
+    # The phases' span, as on the timeline: the recording runs on a moment past the recovery phase.
+    ax.set_xlim(_x_limits(results, pd.Series([], dtype=float)) if phase_bands(results) else
+                _x_limits(results, pd.Series(xs, dtype=float)))
+    _legend(fig, [ax], results, extra)
+    return _to_svg(fig, f"drill-metric-{abs(hash(str(entry.get('query')))) % 10**8}",
+                   str(entry.get("name") or entry.get("query") or "metric"))

@@ -497,6 +497,19 @@ def _charts(
     else:
         out.append({"title": tiers_title, "svg": None,
                     "reason": "no tier information: responses carried no X-Tier header"})
+    return out + _metric_charts(results)
+
+
+def _metric_charts(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """issue 15: the scenario's ``metrics`` queries (Prometheus), under the timeline."""
+    out = []
+    for entry in (results.get("metrics") or {}).get("series") or []:
+        unit = f" ({entry['unit']})" if entry.get("unit") else ""
+        title = f"Stack metric: {entry.get('name') or entry.get('query')}{unit} — PromQL {entry.get('query')}"
+        try:
+            out.append({"title": title, "svg": Markup(charts.metric_svg(results, entry)), "reason": None})
+        except ValueError as exc:  # nothing to draw; metric_svg says why
+            out.append({"title": title, "svg": None, "reason": str(exc)})
     return out
 
 

@@ -68,6 +68,10 @@ def plan_lines(loaded: Any, runtime: str | None) -> list[str]:
     lines.append(f"objectives: {escape(objectives_text(s.objectives))}")
     if s.stop_when is not None:
         lines.append(f"stop when: {escape(stop_condition_text(s.stop_when))}")
+    for check in s.steady_state:  # issue 15: PromQL, before any fault and after recovery
+        lines.append(f"steady state: {escape(check.describe())}")
+    if s.metrics:
+        lines.append(f"metrics recorded: {escape('; '.join(m.title for m in s.metrics))}")
     return lines
 
 
@@ -93,8 +97,13 @@ def p95_target_text(objectives: Any) -> str:
 
 
 def stop_condition_text(stop_when: Any) -> str:
-    """``error rate ≥ 5 % for 1 s``: the stop condition as the abort line names it."""
-    return f"error rate ≥ {quantity('error_rate', stop_when.error_rate)} for {stop_when.for_s:g} s"
+    """``error rate ≥ 5 % for 1 s``: the stop condition as the abort line names it (PromQL
+    conditions follow, each with its own bound and ``for``)."""
+    parts = [] if stop_when.error_rate is None else [
+        f"error rate ≥ {quantity('error_rate', stop_when.error_rate)} for {stop_when.for_s:g} s"]
+    parts += [f"{q.query} not {q.bounds_text()}" + (f" for {q.for_s:g} s" if q.for_s else "")
+              for q in stop_when.queries]
+    return " or ".join(parts)
 
 
 # --- faults with what they hit --------------------------------------------------------------

@@ -22,6 +22,7 @@ from harness.journal import read_journal, utc_iso
 from harness.load.runner import load_clock
 from harness.measure.agreement import agreement
 from harness.measure.capacity import measure_capacity
+from harness.metrics.results import metrics_summary
 from harness.report.formatting import parse_utc
 from harness.report.html import write_report
 from harness.report.junit import write_junit
@@ -30,8 +31,8 @@ from harness.results.model import (
     Agreement,
     CapacityResult,
     Cleanup,
-    LoadClockResult,
     FaultResult,
+    LoadClockResult,
     MeasurementInfo,
     ObjectiveResult,
     PhaseResult,
@@ -160,8 +161,11 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     )
     never_verified = {"ok": False, "toxics_left": None, "containers_not_running": None}
     cleanup = Cleanup.model_validate(facts.cleanup or never_verified)
+    metrics = metrics_summary(run_dir)  # Prometheus: recorded series, steady state after recovery
+    steady_state_held = metrics is None or metrics.steady_state_held
     decision = decide_verdict(
-        objectives_met=m.objectives_met, abort_reason=facts.abort_reason, cleanup_verified=cleanup.ok is not False,
+        objectives_met=m.objectives_met and steady_state_held, abort_reason=facts.abort_reason,
+        cleanup_verified=cleanup.ok is not False,
     )
     start = facts.start
     results = RunResults(
@@ -178,7 +182,8 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
         environment=facts.environment,
         phases={name: PhaseResult.of(stats) for name, stats in m.phases.items()},
         faults=[FaultResult.of(f) for f in m.faults],
-        objectives=[ObjectiveResult.of(o) for o in m.objectives],
+        objectives=[ObjectiveResult.of(o) for o in m.objectives]
+        + [ObjectiveResult.model_validate(o) for o in (metrics.objectives if metrics else [])],
         measurement=MeasurementInfo.of(m),
         cleanup=cleanup,
     )
@@ -191,6 +196,8 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
         results.load_clock = LoadClockResult.model_validate(clock.to_dict())
     if facts.stop:
         results.stop = stop_figures(facts.stop)
+    if metrics is not None:
+        results.metrics = metrics.document
     return results, _timeline(samples, m, phases, scenario)
 
 

@@ -324,6 +324,7 @@ class RunResults(_Model):
     abort_reason: str | None = None
     stop: StopResult | None = None
     load_clock: LoadClockResult | None = None
+    metrics: dict[str, JsonValue] | None = None  # Prometheus (harness/metrics/results.py)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -28,6 +28,10 @@ class ExternalRuntime:
     def toxiproxy_url(self) -> str | None:
         return None
 
+    @property
+    def prometheus_url(self) -> str | None:
+        return None
+
     def start(self) -> dict[str, str]:
         return {}
 

@@ -105,6 +105,14 @@ class Runtime(Protocol):
         ephemeral, so undo records name ``{namespace, service, port}``, never this URL."""
         ...
 
+    @property
+    def prometheus_url(self) -> str | None:
+        """The Prometheus that scrapes the stack's own metrics, or None (a scenario may name one
+        with ``prometheus: {url}``). Known before :meth:`start`. Kubernetes: the cluster's
+        Prometheus (e.g. the kube-prometheus ``prometheus-operated`` Service) through a
+        ``kubectl port-forward`` child started here, as for Toxiproxy."""
+        ...
+
     def start(self) -> dict[str, str]:
         """Bring the stack up (or find it up) and wait until every member is healthy; return its
         endpoints (name -> address). Raises StackError, with nothing of its own left running,

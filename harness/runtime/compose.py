@@ -44,8 +44,8 @@ SERVICE_LABEL = "com.docker.compose.service"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 
 _COMPOSE_TIMEOUT_S = 300.0
-# "127.0.0.1:${DRILL_PORT_TOXIPROXY:-8474}:8474" or "127.0.0.1:8474:8474"
-_TOXIPROXY_PORT = re.compile(r"^(?:[\d.]+:)?(?:\$\{(\w+):-(\d+)\}|(\d+)):8474(?:/tcp)?$")
+# A compose port mapping "[HOST_IP:]HOST_PORT:CONTAINER_PORT" whose host port may be "${VAR:-default}".
+_PUBLISHED_PORT = re.compile(r"^(?:[\d.]+:)?(?:\$\{(\w+):-(\d+)\}|(\d+)):(\d+)(?:/tcp)?$")
 _POLL_INTERVAL_S = 0.25
 
 
@@ -412,14 +412,24 @@ class ComposeRuntime:
     def toxiproxy_url(self) -> str | None:
         """The Toxiproxy API published by the project's ``toxiproxy`` service, from the compose
         file alone (known before the stack is up)."""
+        return self._published_url("toxiproxy", 8474)
+
+    @property
+    def prometheus_url(self) -> str | None:
+        """The project's ``prometheus`` service as published on 127.0.0.1 (from the compose file)."""
+        return self._published_url("prometheus", 9090)
+
+    def _published_url(self, service: str, container_port: int) -> str | None:
+        """``http://127.0.0.1:HOST_PORT`` where the compose file publishes ``service``'s
+        ``container_port`` (``${VAR:-default}`` host ports read from the environment)."""
         try:
             services = yaml.safe_load(self.file.read_text(encoding="utf-8")).get("services", {})
         except (OSError, yaml.YAMLError, AttributeError):
             return None
-        for port in (services.get("toxiproxy") or {}).get("ports") or []:
-            match = _TOXIPROXY_PORT.match(str(port))
-            if match:
-                variable, default, literal = match.groups()
+        for port in (services.get(service) or {}).get("ports") or []:
+            match = _PUBLISHED_PORT.match(str(port))
+            if match and int(match.group(4)) == container_port:
+                variable, default, literal, _ = match.groups()
                 host_port = os.environ.get(variable, default) if variable else literal
                 return f"http://127.0.0.1:{host_port}"
         return None

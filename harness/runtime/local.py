@@ -52,6 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from harness.errors import StackError
 from harness.runtime.base import Fingerprint, JsonValue, RuntimeKind, Target
 from harness.runtime.ports import port_in_use, refuse_busy_ports
+from harness.runtime.prometheus import PrometheusSpec, ScrapeTarget, discard_data, start_prometheus
 from harness.scenario.loader import load_model
 from harness.toxiproxy import ToxiproxyClient, ToxiproxyError
 
@@ -177,6 +178,7 @@ class LocalStackSpec(_Strict):
     toxiproxy: ToxiproxySpec | None = None
     proxies: list[ProxySpec] = Field(default_factory=list)
     processes: list[ProcessSpec] = Field(default_factory=list)
+    prometheus: PrometheusSpec | None = None  # issue 15: a Prometheus scraping the processes
     stop_grace_s: float = Field(default=5.0, ge=0)
 
     _base_dir: Path | None = PrivateAttr(default=None)
@@ -212,6 +214,8 @@ class LocalStackSpec(_Strict):
             ports.append(("toxiproxy", _split_listen(self.toxiproxy.listen)[1]))
         ports.extend((f"proxy {p.name}", _split_listen(p.listen)[1]) for p in self.proxies)
         ports.extend((f"process {p.name}", p.port) for p in self.processes if p.port is not None)
+        if self.prometheus is not None:
+            ports.append(("prometheus", self.prometheus.port))
         return ports
 
     @property
@@ -372,6 +376,10 @@ class LocalRuntime:
                     self._spawn(process)
                 self._write_state()
                 self._wait_healthy([p.name for p in wave])
+            if self.spec.prometheus is not None:  # issue 15; a child like the others: stopped with them
+                self._children["prometheus"] = start_prometheus(
+                    self.spec.prometheus, self._scrape_targets(), self.log_dir / "prometheus", self._popen)
+                self._write_state()
         except BaseException:
             try:
                 self.stop()
@@ -379,6 +387,17 @@ class LocalRuntime:
                 pass  # the start failure is the error to report; stop() did what it could
             raise
         return self.endpoints()
+
+    @property
+    def prometheus_url(self) -> str | None:
+        return None if self.spec.prometheus is None else self.spec.prometheus.url
+
+    def _scrape_targets(self) -> list[ScrapeTarget]:
+        assert self.spec.prometheus is not None
+        wanted = self.spec.prometheus.scrape
+        return [ScrapeTarget(p.name, p.port, {k: v for k, v in p.labels.items() if k in ("tier", "region")})
+                for p in self.spec.processes
+                if p.port is not None and (wanted is None or p.name in wanted)]
 
     def endpoints(self) -> dict[str, str]:
         endpoints: dict[str, str] = {}
@@ -553,6 +572,8 @@ class LocalRuntime:
         if not self._started:
             self._adopt_from_state()
         self._terminate(list(self._children.values()))
+        if self.spec.prometheus is not None:  # issue 15
+            discard_data(self.log_dir / "prometheus")
         if self._toxiproxy is not None:
             self._terminate([self._toxiproxy])
         elif self._created_proxies and self.toxiproxy_url is not None:

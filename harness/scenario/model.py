@@ -256,11 +256,115 @@ class Objectives(Strict):
         return self.p95_ms.during if isinstance(self.p95_ms, LatencyObjective) else "fault"
 
 
-class StopWhen(Strict):
-    """Abort (rollback, exit 3) when the live error rate stays above ``error_rate`` for ``for``."""
+# --- Prometheus: steady_state, stop_when.queries, metrics (issue 15; docs/metrics.md) -----------
+MAX_PROMQL_CHARS = 4096
 
-    error_rate: float = Field(gt=0, le=1)
+
+def check_promql(value: str) -> str:
+    """A PromQL expression the parser accepts (the syntax Prometheus itself uses): a typo is bad
+    input at validate time, not a query error in the middle of a drill."""
+    import promql_parser  # a compiled extension: loaded only by scenarios that use PromQL
+
+    if not value.strip() or len(value) > MAX_PROMQL_CHARS or "\x00" in value:
+        raise ValueError(f"expected a PromQL expression of 1 to {MAX_PROMQL_CHARS} characters")
+    try:
+        promql_parser.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"not valid PromQL: {exc}") from None
+    return value
+
+
+class PrometheusRef(Strict):
+    """An existing Prometheus to query instead of the stack's own."""
+
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        return check_url(v, "http://127.0.0.1:9090").rstrip("/")
+
+
+class PromCheck(Strict):
+    """``{query, max | min, for}``: healthy while every series the query returns stays within
+    [min, max]. A steady state must hold for ``for`` (preflight, and the end of recovery); a stop
+    condition trips when it is broken for ``for``."""
+
+    query: str
+    max: float | None = None
+    min: float | None = None
+    for_s: Duration = Field(default=0.0, alias="for")
+
+    @field_validator("query")
+    @classmethod
+    def _promql(cls, v: str) -> str:
+        return check_promql(v)
+
+    @model_validator(mode="after")
+    def _a_bound(self) -> PromCheck:
+        if self.max is None and self.min is None:
+            raise ValueError("give a bound: max, min or both")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is above max ({self.max:g})")
+        return self
+
+    def bounds_text(self) -> str:
+        """``≥ 1 and ≤ 5``"""
+        bounds = [f"≥ {self.min:g}" if self.min is not None else "", f"≤ {self.max:g}" if self.max is not None else ""]
+        return " and ".join(b for b in bounds if b)
+
+    def describe(self) -> str:
+        """The check as a steady state: ``QUERY ≤ 0 for 3 s``."""
+        held = f" for {self.for_s:g} s" if self.for_s else ""
+        return f"{self.query} {self.bounds_text()}{held}"
+
+
+class MetricQuery(Strict):
+    """A query recorded as time series over the run and drawn under the report's timeline.
+    A plain string is the query; ``name`` titles the chart (default: the query)."""
+
+    query: str
+    name: str | None = None
+    unit: str = ""
+
+    @field_validator("query")
+    @classmethod
+    def _promql(cls, v: str) -> str:
+        return check_promql(v)
+
+    @field_validator("name", "unit")
+    @classmethod
+    def _printable(cls, v: str | None) -> str | None:
+        if v is not None and (len(v) > 100 or control_chars(v)):
+            raise ValueError("expected at most 100 characters without control characters")
+        return v
+
+    @property
+    def title(self) -> str:
+        return self.name or self.query
+
+
+def _metric_from_text(value: Any) -> Any:
+    return {"query": value} if isinstance(value, str) else value
+
+
+MetricEntry = Annotated[MetricQuery, BeforeValidator(_metric_from_text)]
+# --- end of the Prometheus block ----------------------------------------------------------------
+
+
+class StopWhen(Strict):
+    """Abort (rollback, exit 3) when the live error rate stays above ``error_rate`` for ``for``,
+    or when one of the PromQL ``queries`` leaves its bounds for its own ``for``."""
+
+    error_rate: float | None = Field(default=None, gt=0, le=1)
     for_s: Duration = Field(default=10.0, alias="for")
+    queries: list[PromCheck] = Field(default_factory=list)  # issue 15
+
+    @model_validator(mode="after")
+    def _some_condition(self) -> StopWhen:
+        if self.error_rate is None and not self.queries:
+            raise ValueError("give error_rate, queries (PromQL conditions) or both")
+        return self
 
 
 class CapacitySpec(Strict):
@@ -350,9 +454,14 @@ class Scenario(Strict):
     capacity: CapacitySpec | None = None
     measurement: Measurement = Field(default_factory=Measurement)
     runbook: Runbook | None = None
+    # issue 15: the stack's own metrics (docs/metrics.md)
+    prometheus: PrometheusRef | None = None
+    steady_state: list[PromCheck] = Field(default_factory=list)
+    metrics: list[MetricEntry] = Field(default_factory=list)
     # What a test of this drill expects: negative controls say `failed` (they prove the harness
     # can fail). The CLI's exit code still follows the verdict; pytest compares with this.
-    expect: Literal["passed", "failed"] = "passed"
+    # `aborted`: a drill that proves a stop condition stops it (scenarios/stop-when-promql.local.yaml).
+    expect: Literal["passed", "failed", "aborted"] = "passed"
 
     @field_validator("name")
     @classmethod
