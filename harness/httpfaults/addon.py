@@ -157,7 +157,8 @@ class DrillFaults:
         if malformed is not None and malformed.picks():
             malformed.hits += 1
             flow.metadata["drill_malformed"] = malformed.id
-            return  # buffered: the `response` hook rewrites the whole body
+            flow.response.stream = False  # buffered: the `response` hook rewrites the whole body
+            return
         delay = self._active(flow, "first_token_delay")
         if delay is not None:
             delay.hits += 1
