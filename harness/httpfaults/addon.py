@@ -1,0 +1,245 @@
+"""The mitmproxy addon that injects provider faults at the HTTP and streaming layer.
+
+It runs *inside* ``mitmdump`` (its own virtualenv, ``.venv-mitm``: mitmproxy pins h11 and
+cryptography versions drill's own environment cannot share), so it imports only the standard
+library and mitmproxy. The harness drives it like Toxiproxy, over HTTP on the proxy's own
+listeners, through a reserved path::
+
+    GET    /__drill/health                  {"ok": true, "proxies": {...}}
+    GET    /__drill/faults                  [{"id", "type", "proxy", "params", "hits"}, ...]
+    POST   /__drill/faults                  {"id", "type", "proxy", "params"} -> 201
+    DELETE /__drill/faults/<id>             204 (also when it was not there: reverts are idempotent)
+    DELETE /__drill/faults                  204, every fault removed
+
+Proxies are mitmproxy reverse-mode listeners (``--mode reverse:http://UPSTREAM@PORT``); their names
+come from the ``drill_proxies`` option (a JSON object ``{"name": port}``), and a fault applies to
+the flows that arrived on its proxy's port.
+
+Fault types and how each is made (see docs/architecture.md for why mitmproxy):
+
+- ``http_error`` {status, share, retry_after_s, body}: answered by the proxy in the ``request``
+  hook, the upstream is never called.
+- ``first_token_delay`` {delay_ms}: the response headers (and so the first event) are held in the
+  async ``responseheaders`` hook; events that arrive meanwhile follow at once.
+- ``stream_cut`` {after_events | after_ms}: the stream is ended after N events (or N ms) without
+  its ``[DONE]``; the client sees a clean end of body and a missing terminator.
+- ``stream_stall`` {after_events, stall_ms}: after N events, further chunks are held and released
+  with the first upstream chunk at least ``stall_ms`` later (mitmproxy's stream hook is
+  synchronous, so a stall ends on the next upstream chunk, or at the end of the stream).
+- ``malformed`` {share}: the body is cut in half and ends in bytes that are not JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from mitmproxy import ctx, http
+from mitmproxy.addonmanager import Loader
+
+CONTROL_PREFIX = "/__drill/"
+FAULT_TYPES = ("http_error", "first_token_delay", "stream_cut", "stream_stall", "malformed")
+EVENT_END = b"\n\n"  # an SSE event ends with a blank line
+
+_DEFAULT_BODIES = {
+    429: {"error": {"type": "rate_limit_error", "message": "Rate limit reached (injected by drill)"}},
+    529: {"error": {"type": "overloaded_error", "message": "Overloaded (injected by drill)"}},
+}
+
+
+class ActiveFault:
+    # Plain classes, not dataclasses: mitmproxy loads this file as a script, outside sys.modules,
+    # where @dataclass cannot resolve the module's annotations.
+    def __init__(self, fault_id: str, kind: str, proxy: str, params: dict[str, Any]) -> None:
+        self.id, self.type, self.proxy, self.params = fault_id, kind, proxy, params
+        self.hits = 0
+        self.rng = random.Random(fault_id)  # the same share of flows on every run
+
+    def picks(self) -> bool:
+        """Whether this flow is one of the ``share`` the fault acts on."""
+        share = float(self.params.get("share", 1.0))
+        return share >= 1.0 or self.rng.random() < share
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "proxy": self.proxy, "params": self.params, "hits": self.hits}
+
+
+def _json(status: int, payload: Any) -> http.Response:
+    body = b"" if payload is None else json.dumps(payload).encode()
+    return http.Response.make(status, body, {"Content-Type": "application/json"})
+
+
+class DrillFaults:
+    """Holds the active faults and applies them to the flows of their proxy."""
+
+    def __init__(self) -> None:
+        self.faults: dict[str, ActiveFault] = {}
+        self.ports: dict[int, str] = {}
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option("drill_proxies", str, "{}", "JSON object: proxy name -> listen port")
+
+    def configure(self, updated: set[str]) -> None:
+        if "drill_proxies" in updated:
+            names = json.loads(ctx.options.drill_proxies or "{}")
+            self.ports = {int(port): name for name, port in names.items()}
+
+    # --- control API --------------------------------------------------------------------------
+    def _control(self, flow: http.HTTPFlow) -> None:
+        path = flow.request.path.split("?", 1)[0][len(CONTROL_PREFIX):].rstrip("/")
+        method = flow.request.method
+        if path == "health" and method == "GET":
+            flow.response = _json(200, {"ok": True, "proxies": {n: p for p, n in self.ports.items()}})
+        elif path == "faults" and method == "GET":
+            flow.response = _json(200, [f.public() for f in self.faults.values()])
+        elif path == "faults" and method == "POST":
+            flow.response = self._add(flow.request.get_content() or b"")
+        elif path == "faults" and method == "DELETE":
+            self.faults.clear()
+            flow.response = _json(204, None)
+        elif path.startswith("faults/") and method == "DELETE":
+            self.faults.pop(path[len("faults/"):], None)
+            flow.response = _json(204, None)
+        else:
+            flow.response = _json(404, {"error": f"no such control route: {method} /__drill/{path}"})
+
+    def _add(self, raw: bytes) -> http.Response:
+        try:
+            spec = json.loads(raw)
+            fault_id, kind, proxy = str(spec["id"]), str(spec["type"]), str(spec["proxy"])
+            params = dict(spec.get("params") or {})
+        except (ValueError, KeyError, TypeError) as exc:
+            return _json(400, {"error": f"a fault needs id, type, proxy and params: {exc}"})
+        if kind not in FAULT_TYPES:
+            return _json(400, {"error": f"unknown fault type {kind!r}; known: {', '.join(FAULT_TYPES)}"})
+        if proxy not in self.ports.values():
+            return _json(404, {"error": f"no proxy named {proxy!r}; known: {', '.join(sorted(self.ports.values()))}"})
+        if fault_id in self.faults:
+            return _json(409, {"error": f"fault {fault_id!r} is already active"})
+        self.faults[fault_id] = ActiveFault(fault_id, kind, proxy, params)
+        return _json(201, self.faults[fault_id].public())
+
+    # --- traffic ------------------------------------------------------------------------------
+    def _active(self, flow: http.HTTPFlow, kind: str) -> ActiveFault | None:
+        port = flow.client_conn.sockname[1] if flow.client_conn.sockname else None
+        proxy = self.ports.get(port) if isinstance(port, int) else None
+        for fault in self.faults.values():
+            if fault.type == kind and fault.proxy == proxy:
+                return fault
+        return None
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.request.path.startswith(CONTROL_PREFIX):
+            flow.metadata["drill_answered"] = True  # no other fault touches a control call
+            self._control(flow)
+            return
+        fault = self._active(flow, "http_error")
+        if fault is not None and fault.picks():
+            fault.hits += 1
+            status = int(fault.params.get("status", 503))
+            body = fault.params.get("body") or _DEFAULT_BODIES.get(
+                status, {"error": {"type": "api_error", "message": f"HTTP {status} (injected by drill)"}}
+            )
+            flow.response = _json(status, body)
+            if fault.params.get("retry_after_s") is not None:
+                flow.response.headers["Retry-After"] = str(int(round(float(fault.params["retry_after_s"]))))
+            flow.response.headers["X-Drill-Fault"] = fault.id
+            flow.metadata["drill_answered"] = True
+
+    async def responseheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response is None or flow.metadata.get("drill_answered"):
+            return
+        malformed = self._active(flow, "malformed")
+        if malformed is not None and malformed.picks():
+            malformed.hits += 1
+            flow.metadata["drill_malformed"] = malformed.id
+            flow.response.stream = False  # buffered: the `response` hook rewrites the whole body
+            return
+        delay = self._active(flow, "first_token_delay")
+        if delay is not None:
+            delay.hits += 1
+            await asyncio.sleep(float(delay.params.get("delay_ms", 0)) / 1000.0)
+        flow.response.stream = self._stream_for(flow)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None and "drill_malformed" in flow.metadata:
+            body = flow.response.get_content() or b'{"choices": []}'
+            flow.response.content = body[: max(1, len(body) // 2)] + b"\x00<drill: malformed"
+
+    def _stream_for(self, flow: http.HTTPFlow) -> Callable[[bytes], Iterable[bytes] | bytes] | bool:
+        cut = self._active(flow, "stream_cut")
+        stall = self._active(flow, "stream_stall")
+        if cut is None and stall is None:
+            return True
+        state = _StreamState(started=time.monotonic())
+
+        def stream(data: bytes) -> Iterable[bytes] | bytes:
+            # Never hand mitmproxy b"" for "nothing now": an empty chunk ends a chunked body.
+            if state.ended:
+                return []
+            if cut is not None:
+                kept = state.cut(data, cut.params)
+                if kept is not None:
+                    # Send what precedes the cut, then an empty chunk: the body ends there, without
+                    # the stream's own terminator, and the connection is closed.
+                    cut.hits += 1
+                    flow.kill()
+                    return [kept, b""] if kept else b""
+            else:
+                state.events += data.count(EVENT_END)
+            if stall is not None:
+                return state.stall(data, stall)
+            return data
+
+        return stream
+
+
+class _StreamState:
+    """One streamed response's progress: events seen, and what a stall holds back."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.events = 0
+        self.ended = False
+        self.stall_from: float | None = None
+        self.held = b""
+
+    def cut(self, data: bytes, params: dict[str, Any]) -> bytes | None:
+        """The bytes to send before the cut when this chunk reaches it, else None (count and go on)."""
+        after_ms = params.get("after_ms")
+        if after_ms is not None and (time.monotonic() - self.started) * 1000.0 >= float(after_ms):
+            self.ended = True
+            return b""
+        after_events = params.get("after_events")
+        if after_events is None:
+            self.events += data.count(EVENT_END)
+            return None
+        kept_to = 0
+        while self.events < int(after_events):
+            end = data.find(EVENT_END, kept_to)
+            if end < 0:
+                return None  # the whole chunk goes out; the cut is further on
+            self.events += 1
+            kept_to = end + len(EVENT_END)
+        self.ended = True
+        return data[:kept_to]
+
+    def stall(self, data: bytes, fault: ActiveFault) -> Iterable[bytes] | bytes:
+        if self.events <= int(fault.params.get("after_events", 0)) and self.stall_from is None:
+            return data
+        if self.stall_from is None:
+            fault.hits += 1
+            self.stall_from = time.monotonic()
+        held_for_ms = (time.monotonic() - self.stall_from) * 1000.0
+        if data and held_for_ms < float(fault.params.get("stall_ms", 0)):
+            self.held += data
+            return []
+        out, self.held = self.held + data, b""
+        return out
+
+
+addons = [DrillFaults()]
