@@ -13,7 +13,8 @@ import pytest
 from harness.errors import ScenarioError
 from harness.metrics.checks import ConditionTracker, breach_of, first_broken_at, judge_window
 from harness.metrics.client import PrometheusClient, PrometheusError, PromQLError, Sample, Series
-from harness.metrics.results import add_metrics
+from harness.metrics.results import metrics_summary
+from harness.verdict import Verdict, decide_verdict
 from harness.scenario import load_scenario
 from harness.scenario.model import PromCheck, PrometheusRef
 
@@ -201,13 +202,15 @@ def test_a_steady_state_missed_after_recovery_fails_the_drill_by_name(tmp_path: 
     (tmp_path / "journal.jsonl").write_text("".join(json.dumps({"ts": 1.0, **e}) + "\n" for e in events))
     (tmp_path / "metrics.json").write_text(json.dumps({"prometheus_url": "http://p", "scrape_interval_s": 1.0,
                                                        "queries": [{"name": "x", "query": "x", "series": []}]}))
-    results: dict[str, object] = {"verdict": "passed", "objectives": []}
-    add_metrics(results, tmp_path)
-    assert results["verdict"] == "failed"
-    assert results["objectives"] == [{"name": "steady_state[max(x)]", "target": "max(x) ≤ 0 for 3 s",
-                                      "measured": "{} = 2 (> max 0)", "passed": False}]
-    metrics = results["metrics"]
-    assert isinstance(metrics, dict) and metrics["series"][0]["name"] == "x"
+    summary = metrics_summary(tmp_path)
+    assert summary is not None and not summary.steady_state_held
+    assert summary.objectives == [{"name": "steady_state[max(x)]", "target": "max(x) ≤ 0 for 3 s",
+                                   "measured": "{} = 2 (> max 0)", "passed": False}]
+    # The drill's other objectives were met: the missed steady state alone fails it (exit 1).
+    decision = decide_verdict(objectives_met=summary.steady_state_held, abort_reason=None, cleanup_verified=True)
+    assert decision.verdict == Verdict.FAILED and decision.verdict.exit_code == 1
+    series = summary.document["series"]
+    assert isinstance(series, list) and isinstance(series[0], dict) and series[0]["name"] == "x"
 
 
 # --- the report ---------------------------------------------------------------------------------

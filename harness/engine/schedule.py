@@ -106,11 +106,11 @@ class FaultSchedule:
         description = a.fault.describe()
         self.journal.write(
             "fault.intent", fault_id=a.fault_id, name=a.spec.name, type=a.spec.type,
-            targets=description.get("targets", []), params=description.get("params", {}),
-            undo=description.get("undo", {}), planned_revert_at=a.revert_at,
+            targets=description["targets"], params=description["params"],
+            undo=description["undo"], planned_revert_at=a.revert_at,
         )
         a.apply_started = True
-        a.targets = [str(t) for t in description.get("targets", [])]
+        a.targets = list(description["targets"])
         try:
             onset = a.fault.apply()
         except Exception as exc:
@@ -121,7 +121,7 @@ class FaultSchedule:
             "fault.applied", fault_id=a.fault_id, onset_at=onset.at, onset_source=onset.source,
             onset_uncertainty_s=onset.uncertainty_s,
         )
-        hit = hit_text(a.spec, description.get("targets", []))
+        hit = hit_text(a.spec, description["targets"])
         self.say(f"[bold]fault {escape(a.spec.name)}[/bold] applied ({a.spec.type} on {escape(hit)})")
         delay = max(0.0, a.revert_at - time.time()) + WATCHDOG_GRACE_S
         a.watchdog = threading.Timer(delay, self.revert, args=(a,), kwargs={"why": "watchdog"})

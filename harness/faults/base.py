@@ -9,7 +9,9 @@ possibly after a failed or partial apply, and by ``drill recover`` through ``und
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, TypedDict, runtime_checkable
+
+from pydantic import JsonValue
 
 from harness.journal import Journal
 from harness.runtime.base import Runtime
@@ -29,12 +31,20 @@ class Onset:
     uncertainty_s: float
 
 
+class FaultDescription(TypedDict):
+    """What the engine journals before applying a fault (``fault.intent``)."""
+
+    targets: list[str]  # what it acts on, e.g. ``toxiproxy:hosted``, ``container:gpu-a1``
+    params: dict[str, JsonValue]  # its parameters, defaults filled in
+    undo: dict[str, JsonValue]  # enough for ``drill recover`` to revert it without this process
+
+
 @runtime_checkable
 class Fault(Protocol):
     name: str
     type: str
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> FaultDescription:
         """JSON-able: ``targets`` (list of str), ``params`` and ``undo`` (enough to revert later)."""
 
     def apply(self) -> Onset:
@@ -57,4 +67,4 @@ class FaultContext:
     journal: Journal | None = None
     toxiproxy: ToxiproxyClient | None = None
     runtime: Runtime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)

@@ -24,9 +24,10 @@ from typing import Any, get_args
 import docker
 import docker.errors
 from docker.models.containers import Container
+from pydantic import JsonValue
 
 from harness.errors import FaultError, ScenarioError
-from harness.faults.base import Fault, Onset
+from harness.faults.base import Fault, FaultDescription, Onset
 from harness.runtime.compose import (
     SERVICE_LABEL,
     container_health,
@@ -180,14 +181,14 @@ class ContainerFault:
 
     # -- the Fault protocol ---------------------------------------------------------------
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> FaultDescription:
         targets = self.targets()
         return {
-            "targets": [c.name for c in targets],
+            "targets": [str(c.name) for c in targets],
             "params": {
                 "mode": self.mode,
                 "service": self.service,
-                "labels": self.labels,
+                "labels": dict[str, JsonValue](self.labels),
                 "max_targets": self.max_targets,
                 "project": self.project,
             },

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from harness.errors import FaultError, ScenarioError
-from harness.faults.base import Fault, FaultContext, Onset
+from harness.faults.base import Fault, FaultContext, FaultDescription, Onset
 from harness.faults.process import ProcessFault
 from harness.runtime.base import Runtime, Target, is_compose, is_local
 from harness.scenario.fault_specs import GpuNodeLossSpec, ParamValue
@@ -86,7 +86,7 @@ class HookFault:
         self.params = dict(params)
         self._applied = False
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> FaultDescription:
         return {
             "targets": sorted(self.nodes),
             "params": self.params,
@@ -146,10 +146,9 @@ class KillFault:
         self.inner = inner
         self.params = dict(params)
 
-    def describe(self) -> dict[str, Any]:
-        described = dict(self.inner.describe())
-        described["params"] = {**described.get("params", {}), **self.params}
-        return described
+    def describe(self) -> FaultDescription:
+        described = self.inner.describe()
+        return {**described, "params": {**described["params"], **self.params}}
 
     def apply(self) -> Onset:
         return self.inner.apply()

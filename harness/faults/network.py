@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, assert_never
 
 from harness.errors import FaultError
-from harness.faults.base import Onset
+from harness.faults.base import FaultDescription, Onset
 from harness.scenario.fault_specs import (
     NETWORK_TYPES,
     BandwidthSpec,
@@ -108,7 +108,7 @@ class NetworkFault:
         """The toxic name this fault adds, or None for ``down``."""
         return toxic_name(self.name) if self._plan is not None else None
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> FaultDescription:
         """``targets``, ``params`` (defaults filled in) and the ``undo`` record for recovery."""
         return {
             "targets": [f"toxiproxy:{self.proxy}"],

@@ -7,8 +7,10 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import JsonValue
+
 from harness.errors import ScenarioError
-from harness.faults.base import Onset
+from harness.faults.base import FaultDescription, Onset
 from harness.runtime.local import LocalRuntime
 
 _SIGNALS = {"kill": signal.SIGKILL, "stop": signal.SIGTERM, "pause": signal.SIGSTOP}
@@ -25,11 +27,11 @@ class ProcessFault:
         self.runtime = runtime
         self._applied = False
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> FaultDescription:
         return {
             "targets": [f"process:{n}" for n in self.names],
             "params": {"mode": self.mode},
-            "undo": {"kind": "process", "names": self.names, "mode": self.mode},
+            "undo": {"kind": "process", "names": list[JsonValue](self.names), "mode": self.mode},
         }
 
     def apply(self) -> Onset:

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from harness.errors import FaultError, ScenarioError
-from harness.faults.base import Fault, FaultContext, Onset
+from harness.faults.base import Fault, FaultContext, FaultDescription, Onset
 from harness.scenario.fault_specs import RegionQuotaDenialSpec
 
 HOOK_TIMEOUT_S = 5.0
@@ -39,7 +39,7 @@ class QuotaFault:
         self.body = dict(body)
         self._applied = False
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> FaultDescription:
         target = f"{self.body['region']}" + (f"/{self.body['instance_type']}" if "instance_type" in self.body else "")
         return {
             "targets": [f"hook:{self.hook} {target}"],
