@@ -14,9 +14,9 @@ from harness.errors import ScenarioError
 from harness.metrics.checks import ConditionTracker, breach_of, first_broken_at, judge_window
 from harness.metrics.client import PrometheusClient, PrometheusError, PromQLError, Sample, Series
 from harness.metrics.results import metrics_summary
-from harness.verdict import Verdict, decide_verdict
 from harness.scenario import load_scenario
 from harness.scenario.model import PromCheck, PrometheusRef
+from harness.verdict import Verdict, decide_verdict
 
 REPO = Path(__file__).resolve().parent.parent
 
