@@ -19,6 +19,7 @@ from harness.scenario.fault_specs import (
     FAULT_TYPES,
     FaultSpecBase,
     HookFaultSpec,
+    HttpFaultSpec,
     ServiceFaultSpec,
     ToxiproxyFaultSpec,
 )
@@ -33,6 +34,8 @@ def target_words(cls: type[FaultSpecBase]) -> str:
         return "`{proxy}`"
     if issubclass(cls, ServiceFaultSpec):
         return "`{service, labels}`"
+    if issubclass(cls, HttpFaultSpec):
+        return "`{route}`"
     assert issubclass(cls, HookFaultSpec), cls
     return "`{hook}`"
 
@@ -134,7 +137,7 @@ def test_parameter_values_match_the_models(name: str) -> None:
         assert "see the type" in value
         return
     if literals:
-        assert sorted(ticked(value)) == sorted(literals.pop())
+        assert sorted(ticked(value)) == sorted(str(v) for v in literals.pop())
         return
     for field in fields:
         kinds = _kinds(field.annotation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -178,3 +179,101 @@ def test_unreachable_proxy_names_itself() -> None:
     with HttpFaultClient(f"http://127.0.0.1:{free_port()}", timeout_s=0.5) as client:
         with pytest.raises(HttpFaultProxyError, match="no answer"):
             client.faults()
+
+
+# --- the fault family, through the scenario model and the engine -----------------------------------
+
+
+def test_http_fault_applies_verifies_reverts_and_undoes_from_its_record(
+    proxy: tuple[HttpFaultClient, str, str],
+) -> None:
+    from harness.faults import FaultContext, build_fault, undo_fault
+    from harness.scenario.fault_specs import parse_fault_spec
+
+    client, hosted, _ = proxy
+    spec = parse_fault_spec({"name": "storm", "type": "http_error", "target": {"route": "hosted"},
+                             "status": 429, "retry_after_s": 3})
+    fault = build_fault(spec, FaultContext(http_faults=client))
+    described = fault.describe()
+    assert described["targets"] == ["http-route:hosted"]
+    assert described["params"]["status"] == 429 and described["undo"]["kind"] == "http_fault"
+    onset = fault.apply()
+    assert onset.source == "http-fault-proxy-api" and onset.uncertainty_s >= 0
+    seen = call(hosted)
+    assert (seen.status, seen.retry_after) == (429, "3")
+    assert fault.verify() == ["storm: http_error still active on route 'hosted'"]
+    fault.revert()
+    fault.revert()  # idempotent
+    assert fault.verify() == [] and call(hosted).status == 200
+    fault.apply()
+    undo_fault(described["undo"])  # what `drill recover` does after a kill -9
+    assert client.faults() == [] and call(hosted).done
+
+
+def test_http_fault_on_a_route_the_proxy_lacks_is_refused_before_anything_is_applied(
+    proxy: tuple[HttpFaultClient, str, str],
+) -> None:
+    from harness.faults import FaultContext, build_fault
+    from harness.scenario.fault_specs import parse_fault_spec
+
+    spec = parse_fault_spec({"name": "cut", "type": "stream_cut", "target": {"route": "nowhere"}, "after_events": 2})
+    with pytest.raises(FaultError, match="no route 'nowhere' .*it has: fallback, hosted"):
+        build_fault(spec, FaultContext(http_faults=proxy[0]))
+    assert proxy[0].faults() == []
+
+
+@pytest.mark.parametrize(("fault", "message"), [
+    ("{name: c, type: stream_cut, target: {route: hosted}}", "give after_events or after_ms"),
+    ("{name: c, type: stream_cut, target: {route: hosted}, after_events: 2, after_ms: 5}", "give after_events or after_ms"),
+    ("{name: e, type: http_error, target: {route: hosted}, status: 418}", "faults[0].status"),
+    ("{name: e, type: http_error, target: {proxy: hosted}}", "act on a provider route of the HTTP fault proxy"),
+    ("{name: s, type: stream_stall, target: {route: hosted}, after_events: 1}", "faults[0].stall_ms"),
+    ("{name: m, type: malformed, target: {route: hosted}, share: 2}", "faults[0].share"),
+])
+def test_provider_fault_parameters_are_checked_with_file_and_line(tmp_path: Path, fault: str, message: str) -> None:
+    from harness.errors import ScenarioError
+    from harness.scenario import load_scenario
+
+    path = tmp_path / "provider.yaml"
+    path.write_text(
+        "apiVersion: drill/v1\nkind: Scenario\nname: provider\n"
+        "http_fault_proxy: {url: http://127.0.0.1:18300}\n"
+        "load: {host: http://127.0.0.1:18300}\nphases: {baseline: 2s, fault: 2s, recovery: 2s}\n"
+        f"faults:\n  - {fault}\nobjectives: {{rto_s: 5}}\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    assert f"{path}:" in str(caught.value) and message in str(caught.value)
+
+
+@pytest.mark.slow
+def test_a_drill_with_a_429_storm_fails_its_error_budget_and_leaves_nothing_behind(
+    tmp_path: Path, proxy: tuple[HttpFaultClient, str, str],
+) -> None:
+    from harness.engine import run_drill
+
+    client, hosted, _ = proxy
+    path = tmp_path / "storm.yaml"
+    path.write_text(f"""\
+apiVersion: drill/v1
+kind: Scenario
+name: provider-storm
+http_fault_proxy: {{url: {hosted}}}
+load:
+  host: {hosted}
+  users: 1
+  request: {{method: POST, path: "/v1/chat/completions?stream=false", json: {{stream: false}}}}
+  probe_rate_hz: 10
+  timeout_s: 2
+phases: {{baseline: 2s, fault: 3s, recovery: 3s}}
+faults:
+  - {{name: storm, type: http_error, target: {{route: hosted}}, status: 429, retry_after_s: 1, duration: 2s}}
+objectives: {{max_error_rate: 0.01}}
+""")
+    result = run_drill(path, out=tmp_path / "run")
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert result.exit_code == 1, results.get("abort_reason")
+    missed = [o["name"] for o in results["objectives"] if not o["passed"]]
+    assert missed == ["max_error_rate"]
+    assert results["faults"][0]["onset_source"] == "http-fault-proxy-api"
+    assert results["cleanup"]["ok"] is True and client.faults() == []

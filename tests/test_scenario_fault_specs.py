@@ -12,6 +12,7 @@ from harness.scenario import load_scenario
 from harness.scenario.fault_specs import (
     FAULT_SPEC_CLASSES,
     FAULT_TYPES,
+    HTTP_TYPES,
     NETWORK_TYPES,
     BandwidthSpec,
     BlackholeSpec,
@@ -118,8 +119,10 @@ def test_each_family_loads_as_its_model_with_defaults(
 
 def test_the_union_covers_every_family_once() -> None:
     assert FAULT_TYPES == ("latency", "jitter", "bandwidth", "blackhole", "reset", "down",
-                           "endpoint_kill", "gpu_node_loss", "region_quota_denial")
+                           "endpoint_kill", "gpu_node_loss", "region_quota_denial",
+                           "http_error", "first_token_delay", "stream_cut", "stream_stall", "malformed")
     assert NETWORK_TYPES == FAULT_TYPES[:6]
+    assert HTTP_TYPES == FAULT_TYPES[9:]
     assert len({cls.fault_type() for cls in FAULT_SPEC_CLASSES}) == len(FAULT_SPEC_CLASSES)
 
 

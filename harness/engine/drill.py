@@ -30,6 +30,7 @@ from harness.engine.schedule import FaultSchedule, ScheduledFault
 from harness.engine.signals import Signals
 from harness.errors import AbortedError, DrillError, FaultError, InternalError, ScenarioError, StackError
 from harness.faults import FaultContext
+from harness.httpfaults.client import HttpFaultClient
 from harness.journal import JOURNAL_NAME, Journal, applied_faults
 from harness.load.capacity import CAPACITY_FILE, CapacitySampler
 from harness.load.runner import LoadRunner
@@ -205,7 +206,10 @@ class Drill:
     def _build_faults(self, parts: Parts, stack: Runtime | None) -> None:
         assert self.schedule is not None
         extra = {"pool_url": self.spec.capacity.pool_url} if self.spec.capacity else {}
-        ctx = FaultContext(journal=parts.journal, toxiproxy=parts.toxiproxy, runtime=stack, extra=extra)
+        if self.spec.http_fault_proxy is not None:
+            parts.http_faults = HttpFaultClient(self.spec.http_fault_proxy.url)
+        ctx = FaultContext(journal=parts.journal, toxiproxy=parts.toxiproxy, runtime=stack,
+                           http_faults=parts.http_faults, extra=extra)
         self.schedule.build(self.loaded, ctx)
 
     def _drive(self, parts: Parts) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.httpfaults.client import HttpFaultClient
 from harness.journal import Journal
 from harness.load.capacity import CapacitySampler
 from harness.load.runner import LoadRunner
@@ -24,6 +25,7 @@ class Parts:
     stack: Runtime | None = None
     stack_started: bool = False
     toxiproxy: ToxiproxyClient | None = None
+    http_faults: HttpFaultClient | None = None  # the HTTP fault proxy the scenario names
     proxies_created: list[str] = field(default_factory=list)
     load: LoadRunner | None = None
     capacity: CapacitySampler | None = None

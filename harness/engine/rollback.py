@@ -41,6 +41,8 @@ def rollback(parts: Parts, schedule: FaultSchedule | None, why: str) -> dict[str
             journal.write("stack.stop_failed", error=repr(exc))
     if toxiproxy is not None:
         toxiproxy.close()
+    if parts.http_faults is not None:
+        parts.http_faults.close()
     return cleanup
 
 

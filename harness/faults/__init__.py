@@ -8,6 +8,7 @@ from typing import Any, assert_never
 from harness.errors import FaultError, ScenarioError
 from harness.faults.base import Fault, FaultContext, Onset
 from harness.faults.gpu import gpu_fault
+from harness.faults.http import http_fault, undo_http
 from harness.faults.network import network_fault
 from harness.faults.process import process_fault
 from harness.faults.quota import quota_fault
@@ -18,12 +19,17 @@ from harness.scenario.fault_specs import (
     DownSpec,
     EndpointKillSpec,
     FaultSpec,
+    FirstTokenDelaySpec,
     GpuNodeLossSpec,
+    HttpErrorSpec,
     JitterSpec,
     LatencySpec,
+    MalformedSpec,
     NetworkFaultSpec,
     RegionQuotaDenialSpec,
     ResetSpec,
+    StreamCutSpec,
+    StreamStallSpec,
 )
 
 __all__ = ["Fault", "FaultContext", "Onset", "build_fault", "undo_fault"]
@@ -42,6 +48,13 @@ def build_fault(spec: FaultSpec, ctx: FaultContext) -> Fault:
             return gpu_fault(spec, ctx)
         case RegionQuotaDenialSpec():
             return quota_fault(spec, ctx)
+        case HttpErrorSpec() | FirstTokenDelaySpec() | StreamCutSpec() | StreamStallSpec() | MalformedSpec():
+            if ctx.http_faults is None:
+                raise ScenarioError(
+                    f"fault {spec.name!r} ({spec.type}) needs the HTTP fault proxy: set "
+                    "`http_fault_proxy: {url: ...}` in the scenario or use a stack that starts one"
+                )
+            return http_fault(spec, ctx.http_faults)
         case _:
             assert_never(spec)
 
@@ -99,6 +112,9 @@ def undo_fault(undo: dict[str, Any]) -> None:
         from harness.faults.quota import undo_quota
 
         undo_quota(undo)
+        return
+    if kind == "http_fault":
+        undo_http(undo)
         return
     if kind == "process":
         from harness.faults.process import undo_process

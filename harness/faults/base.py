@@ -13,6 +13,7 @@ from typing import Protocol, TypedDict, runtime_checkable
 
 from pydantic import JsonValue
 
+from harness.httpfaults.client import HttpFaultClient
 from harness.journal import Journal
 from harness.runtime.base import Runtime
 from harness.toxiproxy import ToxiproxyClient
@@ -67,4 +68,5 @@ class FaultContext:
     journal: Journal | None = None
     toxiproxy: ToxiproxyClient | None = None
     runtime: Runtime | None = None
+    http_faults: HttpFaultClient | None = None  # the HTTP fault proxy's control API (provider faults)
     extra: dict[str, str] = field(default_factory=dict)

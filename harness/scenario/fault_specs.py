@@ -27,7 +27,15 @@ from __future__ import annotations
 from typing import Annotated, ClassVar, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, TypeAdapter, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from harness.scenario.common import Strict, check_url, control_chars
 from harness.scenario.units import MAX_DURATION_S, Duration
@@ -35,6 +43,7 @@ from harness.scenario.units import MAX_DURATION_S, Duration
 __all__ = [
     "FAULT_SPEC_CLASSES",
     "FAULT_TYPES",
+    "HTTP_TYPES",
     "NETWORK_TYPES",
     "BandwidthSpec",
     "BlackholeSpec",
@@ -44,17 +53,24 @@ __all__ = [
     "EndpointKillSpec",
     "FaultSpec",
     "FaultSpecBase",
+    "FirstTokenDelaySpec",
     "GpuNodeLossMode",
     "GpuNodeLossSpec",
     "HookFaultSpec",
+    "HttpErrorSpec",
+    "HttpFaultSpec",
+    "HttpProviderFaultSpec",
     "JitterSpec",
     "LatencySpec",
+    "MalformedSpec",
     "NetworkFaultSpec",
     "ParamValue",
     "RegionQuotaDenialMode",
     "RegionQuotaDenialSpec",
     "ResetSpec",
     "ServiceFaultSpec",
+    "StreamCutSpec",
+    "StreamStallSpec",
     "TargetSpec",
     "ToxicFaultSpec",
     "ToxiproxyFaultSpec",
@@ -121,10 +137,12 @@ Label = Annotated[str, AfterValidator(_printable)]
 
 
 class TargetSpec(Strict):
-    """What a fault acts on: a Toxiproxy ``proxy``, a ``service`` (+ ``labels``), or a ``hook`` URL.
-    Which of them a fault needs is its family's rule (the ``target`` validator of its base)."""
+    """What a fault acts on: a Toxiproxy ``proxy``, a ``service`` (+ ``labels``), a ``hook`` URL,
+    or a provider ``route`` of the HTTP fault proxy. Which of them a fault needs is its family's
+    rule (the ``target`` validator of its base)."""
 
     proxy: str | None = None
+    route: str | None = None
     service: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     hook: str | None = None
@@ -139,12 +157,15 @@ class TargetSpec(Strict):
             return f"proxy {self.proxy}"
         if self.hook:
             return f"hook {self.hook}"
+        if self.route:
+            return f"route {self.route}"
         sel = ",".join(f"{k}={v}" for k, v in self.labels.items())
         return f"service {self.service or '*'}" + (f" [{sel}]" if sel else "")
 
-    def given(self, *keys: Literal["proxy", "service", "labels", "hook"]) -> list[str]:
+    def given(self, *keys: Literal["proxy", "service", "labels", "hook", "route"]) -> list[str]:
         """Those of ``keys`` this target sets."""
-        values = {"proxy": self.proxy, "service": self.service, "labels": self.labels, "hook": self.hook}
+        values = {"proxy": self.proxy, "service": self.service, "labels": self.labels, "hook": self.hook,
+                  "route": self.route}
         return [key for key in keys if values[key]]
 
 
@@ -195,7 +216,7 @@ class ToxiproxyFaultSpec(FaultSpecBase):
     def _proxy_target(cls, target: TargetSpec) -> TargetSpec:
         if not target.proxy:
             raise ValueError(f"{cls.fault_type()} faults act on a Toxiproxy proxy: set target.proxy")
-        extra = target.given("service", "labels", "hook")
+        extra = target.given("service", "labels", "hook", "route")
         if extra:
             raise ValueError(f"{cls.fault_type()} faults act on a Toxiproxy proxy only: remove target.{extra[0]}")
         return target
@@ -269,7 +290,7 @@ class ServiceFaultSpec(FaultSpecBase):
     def _service_target(cls, target: TargetSpec) -> TargetSpec:
         if not (target.service or target.labels):
             raise ValueError(f"{cls.fault_type()} faults need target.service and/or target.labels")
-        extra = target.given("proxy", "hook")
+        extra = target.given("proxy", "hook", "route")
         if extra:
             raise ValueError(
                 f"{cls.fault_type()} faults act on services, not a {extra[0]}: remove target.{extra[0]} "
@@ -325,7 +346,7 @@ class HookFaultSpec(FaultSpecBase):
                 f"target.hook must be an http://127.0.0.1:PORT/... URL, got {target.hook!r}: drills only "
                 "reach the stack on loopback (publish or port-forward the hook there)"
             )
-        extra = target.given("proxy", "service", "labels")
+        extra = target.given("proxy", "service", "labels", "route")
         if extra:
             raise ValueError(f"{cls.fault_type()} faults act through target.hook only: remove target.{extra[0]}")
         return target
@@ -345,10 +366,88 @@ class RegionQuotaDenialSpec(HookFaultSpec):
     instance_type: Label | None = None
 
 
+# --- provider faults at the HTTP and streaming layer (the HTTP fault proxy) -----------------
+
+HttpErrorStatus = Literal[429, 500, 502, 503, 529]
+
+
+class HttpFaultSpec(FaultSpecBase):
+    """A fault on one provider route of the HTTP fault proxy (mitmproxy; docs/http-faults.md):
+    ``target: {route: NAME}`` and nothing else."""
+
+    @field_validator("target")
+    @classmethod
+    def _route_target(cls, target: TargetSpec) -> TargetSpec:
+        if not target.route:
+            raise ValueError(
+                f"{cls.fault_type()} faults act on a provider route of the HTTP fault proxy: set target.route"
+            )
+        extra = target.given("proxy", "service", "labels", "hook")
+        if extra:
+            raise ValueError(f"{cls.fault_type()} faults act on a provider route only: remove target.{extra[0]}")
+        return target
+
+    @property
+    def route(self) -> str:
+        """The route's name (the target validator makes sure there is one)."""
+        return self.target.route or ""
+
+
+class HttpErrorSpec(HttpFaultSpec):
+    """The proxy answers ``status`` itself (the provider is not called) for a ``share`` of requests,
+    with ``Retry-After: retry_after_s`` when given and a provider-style JSON error body."""
+
+    type: Literal["http_error"]
+    status: HttpErrorStatus = 503
+    share: Number = Field(default=1.0, gt=0, le=1)
+    retry_after_s: WholeNumber | None = Field(default=None, ge=0, le=MAX_DURATION_S)
+    body: str | None = None
+
+
+class FirstTokenDelaySpec(HttpFaultSpec):
+    """The first token (the response headers and first event) is held for ``delay_ms``."""
+
+    type: Literal["first_token_delay"]
+    delay_ms: WholeNumber = Field(gt=0, le=MAX_DELAY_MS)
+
+
+class StreamCutSpec(HttpFaultSpec):
+    """A streamed answer ends after ``after_events`` events or ``after_ms`` (give one), without its
+    ``[DONE]``."""
+
+    type: Literal["stream_cut"]
+    after_events: WholeNumber | None = Field(default=None, ge=0)
+    after_ms: WholeNumber | None = Field(default=None, ge=0, le=MAX_DELAY_MS)
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> StreamCutSpec:
+        if (self.after_events is None) == (self.after_ms is None):
+            raise ValueError("stream_cut: give after_events or after_ms (one of them)")
+        return self
+
+
+class StreamStallSpec(HttpFaultSpec):
+    """After ``after_events`` events nothing arrives for ``stall_ms``; the held events follow."""
+
+    type: Literal["stream_stall"]
+    after_events: WholeNumber = Field(ge=0)
+    stall_ms: WholeNumber = Field(gt=0, le=MAX_DELAY_MS)
+
+
+class MalformedSpec(HttpFaultSpec):
+    """A ``share`` of answers arrive cut in half, ending in bytes that are not JSON."""
+
+    type: Literal["malformed"]
+    share: Number = Field(default=1.0, gt=0, le=1)
+
+
 # --- the union --------------------------------------------------------------------------------
 
 NetworkFaultSpec = LatencySpec | JitterSpec | BandwidthSpec | BlackholeSpec | ResetSpec | DownSpec
 """The faults harness/faults/network.py drives through Toxiproxy."""
+
+HttpProviderFaultSpec = HttpErrorSpec | FirstTokenDelaySpec | StreamCutSpec | StreamStallSpec | MalformedSpec
+"""The faults harness/faults/http.py drives through the HTTP fault proxy."""
 
 FaultSpec = Annotated[
     LatencySpec
@@ -359,7 +458,12 @@ FaultSpec = Annotated[
     | DownSpec
     | EndpointKillSpec
     | GpuNodeLossSpec
-    | RegionQuotaDenialSpec,
+    | RegionQuotaDenialSpec
+    | HttpErrorSpec
+    | FirstTokenDelaySpec
+    | StreamCutSpec
+    | StreamStallSpec
+    | MalformedSpec,
     Field(discriminator="type"),
 ]
 """One fault of a scenario: the family model its ``type`` names."""
@@ -369,6 +473,7 @@ FAULT_TYPES: tuple[str, ...] = tuple(cls.fault_type() for cls in FAULT_SPEC_CLAS
 NETWORK_TYPES: tuple[str, ...] = tuple(
     cls.fault_type() for cls in FAULT_SPEC_CLASSES if issubclass(cls, ToxiproxyFaultSpec)
 )
+HTTP_TYPES: tuple[str, ...] = tuple(cls.fault_type() for cls in FAULT_SPEC_CLASSES if issubclass(cls, HttpFaultSpec))
 
 _ADAPTER: TypeAdapter[FaultSpec] = TypeAdapter(FaultSpec)
 

@@ -104,6 +104,18 @@ class ToxiproxyRef(Strict):
         return check_url(v, "http://127.0.0.1:8474").rstrip("/")
 
 
+class HttpFaultProxyRef(Strict):
+    """A running HTTP fault proxy (mitmdump with drill's addon, docs/http-faults.md) whose routes
+    provider faults (``http_error``, ``stream_cut``, ...) name with ``target.route``."""
+
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        return check_url(v, "http://127.0.0.1:18300").rstrip("/")
+
+
 class ProxyDecl(Strict):
     """A proxy the harness creates before the drill and deletes after it."""
 
@@ -445,6 +457,7 @@ class Scenario(Strict):
     description: str = ""
     stack: StackRef = Field(default_factory=StackRef)
     toxiproxy: ToxiproxyRef | None = None
+    http_fault_proxy: HttpFaultProxyRef | None = None
     proxies: list[ProxyDecl] = Field(default_factory=list)
     load: LoadSpec
     phases: Phases = Field(default_factory=Phases)
