@@ -222,7 +222,7 @@ def worker(scenario: Path, master_address: str, worker_id: str | None) -> None:
 
     \b
     Example:
-      drill worker scenarios/latency.yaml --master 10.0.0.5:5557
+      drill worker scenarios/latency.yaml --master 127.0.0.1:5557    # the master this machine reaches
     """
     from harness.load.worker import run_worker
     from harness.scenario import load_scenario
