@@ -264,3 +264,24 @@ def test_which_prometheus_a_drill_queries(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("DRILL_PORT_PROMETHEUS", "19999")
     compose = ComposeRuntime(REPO / "compose" / "staging.yaml", "drill-staging", tmp_path / "logs")
     assert compose.prometheus_url == "http://127.0.0.1:19999"
+
+
+def test_recording_stops_asking_a_prometheus_that_does_not_answer(tmp_path: Path) -> None:
+    """Recording runs before the rollback: a dead Prometheus costs one timeout, not one per query."""
+    from harness.journal import Journal
+    from harness.metrics.drill import MetricsWatch
+
+    asked: list[str] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params.get("query", ""))
+        raise httpx.ConnectError("refused", request=request)
+
+    spec = load_scenario(REPO / "scenarios" / "steady-state.local.yaml").spec
+    client = PrometheusClient("http://prom.test", transport=httpx.MockTransport(refuse))
+    with Journal(tmp_path / "journal.jsonl") as journal:
+        MetricsWatch(spec, client, journal, print).record(tmp_path, 1.0, 2.0)
+    recorded = json.loads((tmp_path / "metrics.json").read_text())["queries"]
+    assert len(asked) == 1 and len(recorded) == len(spec.metrics) == 4
+    assert all(q["series"] == [] and q["error"] for q in recorded)
+    assert all(q["error"].startswith("not asked: Prometheus failed on an earlier query") for q in recorded[1:])

@@ -223,15 +223,25 @@ class MetricsWatch:
         that fails is noted in the file, never fails the drill)."""
         recorded: list[dict[str, Any]] = []
         step_s = max(self.scrape_interval_s, 0.25)
+        # This runs before the rollback: once Prometheus fails to answer, the rest are not asked,
+        # so a dead server delays the faults' removal by one timeout, not one per query.
+        gave_up: str | None = None
         for metric in self.spec.metrics:
             entry: dict[str, Any] = {"name": metric.title, "query": metric.query, "unit": metric.unit}
+            if gave_up is not None:
+                entry["series"], entry["error"] = [], f"not asked: {gave_up}"
+                recorded.append(entry)
+                continue
             try:
                 entry["series"] = [
                     {"labels": s.labels, "points": [[t, v if math.isfinite(v) else None] for t, v in s.points]}
                     for s in self.client.query_range(metric.query, start, end, step_s)
                 ]
+            except PromQLError as exc:
+                entry["series"], entry["error"] = [], str(exc)
             except PrometheusError as exc:
                 entry["series"], entry["error"] = [], str(exc)
+                gave_up = f"Prometheus failed on an earlier query ({exc})"
             recorded.append(entry)
         document = {"prometheus_url": self.client.url, "scrape_interval_s": self.scrape_interval_s,
                     "start": start, "end": end, "step_s": step_s, "queries": recorded}
