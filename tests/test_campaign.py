@@ -19,7 +19,8 @@ def test_shipped_quarterly_campaign_names_every_mission_fault() -> None:
     spec, paths = load_campaign(REPO / "scenarios/quarterly.yaml")
     assert spec.name == "quarterly"
     assert [p.name for p in paths] == [
-        "endpoint-kill.yaml", "hosted-latency.yaml", "gpu-node-loss.yaml", "region-quota-denial.yaml",
+        "endpoint-kill.yaml", "hosted-latency.yaml", "provider-rate-limited.yaml", "provider-overloaded.yaml",
+        "stream-cut.yaml", "gpu-node-loss.yaml", "region-quota-denial.yaml",
     ]
 
 
