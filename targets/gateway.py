@@ -77,6 +77,7 @@ NO_UPSTREAM_HEADERS = {"X-Served-By": "none", "X-Tier": "none", "X-Region": "non
 EVENT_STREAM_TYPE = "text/event-stream"
 # What one SSE event of a chat stream is to the gateway (CONTRACT-13 section 2).
 TOKEN, DONE, ERROR, OTHER = "token", "done", "error", "other"
+DRAIN_AFTER_DONE_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -274,12 +275,14 @@ def is_json(payload: bytes) -> bool:
 @dataclass
 class UpstreamStream:
     """A stream the gateway has committed to: the upstream sent its first token (or a complete
-    empty answer). ``head`` holds the events read so far, to send first."""
+    empty answer). ``head`` holds the events up to it, to send first; ``pending`` the events that
+    came in the same read after it, still to be judged like every later one."""
 
     upstream: Upstream
     reply: aiohttp.ClientResponse
     splitter: SseSplitter
     head: list[bytes]
+    pending: list[bytes]
     tokens: int
     done: bool
 
@@ -709,15 +712,18 @@ class Gateway:
                     chunk = await reply.content.readany()
                     if not chunk:
                         return None, f"{upstream.name}: stream ended before its first token"
-                    for block in splitter.feed(chunk):
+                    blocks = splitter.feed(chunk)
+                    for index, block in enumerate(blocks):
                         kind = classify_event(block)
                         if kind == ERROR:
                             return None, f"{upstream.name}: error event before the first token"
                         head.append(block)
                         if kind in (TOKEN, DONE):
                             committed = True
+                            pending = blocks[index + 1:] if kind == TOKEN else []
                             return UpstreamStream(
-                                upstream, reply, splitter, head, tokens=1 if kind == TOKEN else 0, done=kind == DONE
+                                upstream, reply, splitter, head, pending,
+                                tokens=1 if kind == TOKEN else 0, done=kind == DONE,
                             ), ""
         except TimeoutError:
             return None, f"{upstream.name}: no first token within {self.config.first_token_timeout_ms} ms"
@@ -751,21 +757,24 @@ class Gateway:
             except ConnectionError:
                 return response, "client_gone"
             deadline = loop.time() + self._stream_idle_timeout_s
+            blocks = stream.pending
             while not done and why is None:
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        chunk = await reply.content.readany()
-                except TimeoutError:
-                    why = f"no token for {self.config.stream_idle_timeout_ms} ms"
-                    break
-                except (aiohttp.ClientError, ConnectionError) as exc:
-                    why = f"the connection broke mid-stream ({type(exc).__name__})"
-                    break
-                if not chunk:
-                    why = "the upstream ended the stream without [DONE]"
-                    break
+                if not blocks:
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            chunk = await reply.content.readany()
+                    except TimeoutError:
+                        why = f"no token for {self.config.stream_idle_timeout_ms} ms"
+                        break
+                    except (aiohttp.ClientError, ConnectionError) as exc:
+                        why = f"the connection broke mid-stream ({type(exc).__name__})"
+                        break
+                    if not chunk:
+                        why = "the upstream ended the stream without [DONE]"
+                        break
+                    blocks = stream.splitter.feed(chunk)
                 out: list[bytes] = []
-                for block in stream.splitter.feed(chunk):
+                for block in blocks:
                     kind = classify_event(block)
                     if kind == ERROR:
                         why = "the upstream sent an error event"  # replaced by the gateway's own
@@ -777,12 +786,14 @@ class Gateway:
                     elif kind == DONE:
                         done = True
                         break
+                blocks = []
                 if out:
                     try:
                         await response.write(b"".join(out))
                     except ConnectionError:
                         return response, "client_gone"
             if done:
+                await self._drain(reply)
                 return response, "completed"
             message = f"{upstream.name}: {why}"
             self.log.add(
@@ -797,6 +808,19 @@ class Gateway:
             return response, "broken"
         finally:
             reply.release()  # closes the connection unless the body was read to its end
+
+    @staticmethod
+    async def _drain(reply: aiohttp.ClientResponse) -> None:
+        """Read what follows [DONE] (normally just the end of the chunked body, already on its
+        way) so the connection goes back to the pool; an upstream that keeps the body open after
+        [DONE] costs at most DRAIN_AFTER_DONE_S and its connection."""
+        if reply.content.at_eof():
+            return
+        try:
+            async with asyncio.timeout(DRAIN_AFTER_DONE_S):
+                await reply.content.read()
+        except (TimeoutError, aiohttp.ClientError, ConnectionError):
+            pass
 
     def _note_served(self, tier: str, request_started: float) -> None:
         current = self.serving_tier
