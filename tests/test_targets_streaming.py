@@ -9,14 +9,17 @@ import json
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiohttp import web
-from conftest import serve_in_thread
+from conftest import free_port, require, serve_in_thread
 from test_targets import Program, events, gateway, model_server, poll, spawn, upstream
 
+from harness.errors import FaultError
+from harness.httpfaults.proxy import HttpRoute, find_mitmdump, running_http_fault_proxy
 from targets.gateway import SseSplitter, classify_event, parse_retry_after
 
 __all__ = ["spawn"]  # the fixture, shared with tests/test_targets.py
@@ -288,3 +291,48 @@ def test_after_the_first_token_a_broken_stream_ends_with_one_error_event_and_no_
     assert metric(gw.url, 'drill_gateway_streams_total{outcome="broken"}') == 3
     assert metric(gw.url, 'drill_gateway_tier_errors_total{tier="hosted"}') == 3  # bad breaker samples
     assert stream(gw.url).done  # the provider streams whole again
+
+
+def mitmdump_available() -> bool:
+    try:
+        find_mitmdump()
+    except FaultError:
+        return False
+    return True
+
+
+def test_through_the_http_fault_proxy_the_gateway_keeps_its_policy(
+    spawn: Callable[..., Program], tmp_path: Path
+) -> None:
+    """The stack's topology (CONTRACT-13): gateway -> mitmdump route "hosted-model" -> hosted."""
+    require(mitmdump_available(), "mitmdump (the HTTP fault proxy)", "run scripts/mitmproxy-setup")
+    hosted = model_server(spawn, "hosted-model", "hosted", region="external", TOKENS_PER_ANSWER=6, TOKEN_INTERVAL_MS=2)
+    gpu = model_server(spawn, "gpu-a1", "gpu", TOKENS_PER_ANSWER=6, TOKEN_INTERVAL_MS=1)
+    route = HttpRoute("hosted-model", free_port(), hosted.url)
+    with running_http_fault_proxy([route], tmp_path / "mitmdump.log") as faults:
+        gw = gateway(
+            spawn,
+            [upstream("hosted-model", route.url, "hosted", "external"), upstream("gpu-a1", gpu.url, "gpu", "region-a")],
+            FIRST_TOKEN_TIMEOUT_MS=300,
+        )
+        whole = stream(gw.url)
+        assert whole.done and len(whole.tokens) == 6 and whole.headers["x-served-by"] == "hosted-model"
+
+        faults.add("slow", "first_token_delay", "hosted-model", {"delay_ms": 1500})
+        slow = stream(gw.url)
+        assert slow.done and slow.headers["x-served-by"] == "gpu-a1"
+        faults.reset()
+
+        faults.add("cut", "stream_cut", "hosted-model", {"after_events": 3})
+        cut = stream(gw.url)
+        assert cut.headers["x-served-by"] == "hosted-model" and len(cut.tokens) == 3 and not cut.done
+        assert [e["tokens_sent"] for e in cut.errors] == [3]
+        faults.reset()
+
+        faults.add("storm", "http_error", "hosted-model", {"status": 429, "retry_after_s": 30})
+        limited = [stream(gw.url) for _ in range(3)]
+        assert all(s.done and s.headers["x-served-by"] == "gpu-a1" for s in limited)
+        (storm,) = faults.faults()
+        assert storm.hits == 1  # skipped for its Retry-After after the first 429
+        (event,) = events(gw.url, "rate_limited")
+        assert event["retry_after_s"] == 30 and event["skip_s"] == 30
