@@ -6,7 +6,18 @@ Routing: ``hosted`` -> ``gpu`` pool (nodes of the first region in GPU_REGION_ORD
 next) -> ``cpu`` (degraded). A tier is skipped when none of its upstreams passes active health
 checks or when its circuit breaker is open. Within a tier a failed attempt (timeout, connection
 error, status >= 500) moves on to the next node, up to MAX_ATTEMPTS_PER_TIER, then to the next
-tier, so a request fails over before the breaker has even opened.
+tier, so a request fails over before the breaker has even opened. A 200 whose body is not JSON
+is a failed attempt too. A 429 is one as well, and the upstream is then skipped until its
+Retry-After (capped by RETRY_AFTER_CAP_S; RATE_LIMIT_SKIP_S without one) has passed.
+
+Streams (``"stream": true``): the gateway reads the upstream's events until the first token and
+only then sends its own headers (those of that upstream), so everything before the first token
+(5xx, 429, a reset, an end or error event, no token within FIRST_TOKEN_TIMEOUT_MS) fails over
+like a non-stream request and the client only sees a longer time to first token. After the
+first token it relays event by event. If the upstream then breaks (ends without [DONE], resets,
+sends an error event, or no token for STREAM_IDLE_TIMEOUT_MS) the gateway does not resume on
+another tier, since the tokens already sent cannot be taken back; it sends one error event
+``{"error": {"type": "upstream_stream_broken", ...}}`` and ends without [DONE].
 
 The breaker is the runbook trigger, per tier, over a sliding window of the requests that reached
 the tier (one sample each: good when some node of the tier served it, with the time spent in the
@@ -31,6 +42,8 @@ Endpoints:
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import json
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -61,6 +74,10 @@ TIER_ORDER = ("hosted", "gpu", "cpu")
 BREAKER_STATE_VALUE = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 TIER_RANK = {tier: rank for rank, tier in enumerate(TIER_ORDER)}
 NO_UPSTREAM_HEADERS = {"X-Served-By": "none", "X-Tier": "none", "X-Region": "none", "X-Degraded": "false"}
+EVENT_STREAM_TYPE = "text/event-stream"
+# What one SSE event of a chat stream is to the gateway (CONTRACT-13 section 2).
+TOKEN, DONE, ERROR, OTHER = "token", "done", "error", "other"
+DRAIN_AFTER_DONE_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -85,6 +102,10 @@ class GatewayConfig:
     breaker_half_open_probes: int
     breaker_eval_interval_ms: int
     events_max: int
+    first_token_timeout_ms: int
+    stream_idle_timeout_ms: int
+    retry_after_cap_s: float
+    rate_limit_skip_s: float
 
     @classmethod
     def from_env(cls) -> GatewayConfig:
@@ -96,11 +117,12 @@ class GatewayConfig:
                 raise ConfigError(f"UPSTREAMS[{index}] must be an object with name, url, tier (and region)")
             if item["tier"] not in TIER_ORDER:
                 raise ConfigError(f"UPSTREAMS[{index}].tier={item['tier']!r} must be one of {', '.join(TIER_ORDER)}")
+        upstream_timeout_ms = env_int("UPSTREAM_TIMEOUT_MS", 1000)
         return cls(
             upstreams=upstreams,
             gpu_region_order=env_list("GPU_REGION_ORDER", ["region-a", "region-b"]),
             pool_target_size=env_int("GPU_POOL_TARGET", 2),
-            upstream_timeout_ms=env_int("UPSTREAM_TIMEOUT_MS", 1000),
+            upstream_timeout_ms=upstream_timeout_ms,
             max_attempts_per_tier=max(1, env_int("MAX_ATTEMPTS_PER_TIER", 2)),
             max_connections=env_int("MAX_CONNECTIONS", 256),
             health_interval_ms=env_int("HEALTH_INTERVAL_MS", 500),
@@ -117,6 +139,10 @@ class GatewayConfig:
             breaker_half_open_probes=max(1, env_int("BREAKER_HALF_OPEN_PROBES", 3)),
             breaker_eval_interval_ms=max(10, env_int("BREAKER_EVAL_INTERVAL_MS", 100)),
             events_max=env_int("EVENTS_MAX", 10000),
+            first_token_timeout_ms=max(1, env_int("FIRST_TOKEN_TIMEOUT_MS", upstream_timeout_ms)),
+            stream_idle_timeout_ms=max(1, env_int("STREAM_IDLE_TIMEOUT_MS", upstream_timeout_ms)),
+            retry_after_cap_s=max(0.0, env_float("RETRY_AFTER_CAP_S", 30.0)),
+            rate_limit_skip_s=max(0.0, env_float("RATE_LIMIT_SKIP_S", 1.0)),
         )
 
 
@@ -138,6 +164,7 @@ class Upstream:
     unhealthy_since: float | None = None
     last_check_at: float | None = None
     last_error: str | None = None
+    rate_limited_until: float = 0.0  # loop time: skipped until then after a 429
 
     def __post_init__(self) -> None:
         base = self.url.rstrip("/")
@@ -162,6 +189,102 @@ class Upstream:
             "last_check_at": self.last_check_at,
             "last_error": self.last_error,
         }
+
+
+def parse_retry_after(value: str | None, now_epoch_s: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or an HTTP date, RFC 9110 10.2.3);
+    None when absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - now_epoch_s
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+class SseSplitter:
+    """Cuts a byte stream into server-sent events (blocks ended by a blank line). The gateway
+    forwards each block as it came; only its ``data:`` lines are read, to classify it."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        buffer = self._buffer + chunk
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n")
+        *blocks, self._buffer = buffer.split(b"\n\n")
+        return [block for block in blocks if block.strip()]
+
+
+def classify_event(block: bytes) -> str:
+    """TOKEN (choices[0].delta.content is a non-empty string), DONE, ERROR (an ``error``
+    object) or OTHER (a finish chunk, a role chunk, a comment, anything unreadable)."""
+    data = b"\n".join(
+        line[5:].removeprefix(b" ") for line in block.split(b"\n") if line.startswith(b"data:")
+    )
+    if data.strip() == b"[DONE]":
+        return DONE
+    try:
+        event = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return OTHER
+    if not isinstance(event, dict):
+        return OTHER
+    if "error" in event:
+        return ERROR
+    choices = event.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        delta = choices[0].get("delta")
+        if isinstance(delta, dict):
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                return TOKEN
+    return OTHER
+
+
+def asks_for_stream(body: bytes) -> bool:
+    """True when the request body is a JSON object with ``"stream": true``."""
+    if b'"stream"' not in body:  # the common case costs no JSON parse
+        return False
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(parsed, dict) and parsed.get("stream") is True
+
+
+def is_json(payload: bytes) -> bool:
+    try:
+        json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
+
+
+@dataclass
+class UpstreamStream:
+    """A stream the gateway has committed to: the upstream sent its first token (or a complete
+    empty answer). ``head`` holds the events up to it, to send first; ``pending`` the events that
+    came in the same read after it, still to be judged like every later one."""
+
+    upstream: Upstream
+    reply: aiohttp.ClientResponse
+    splitter: SseSplitter
+    head: list[bytes]
+    pending: list[bytes]
+    tokens: int
+    done: bool
 
 
 def p95(values: list[float]) -> float:
@@ -313,6 +436,11 @@ class Gateway:
         self._tasks: list[asyncio.Task[None]] = []
         self._attempt_timeout = aiohttp.ClientTimeout(total=config.upstream_timeout_ms / 1000.0)
         self._health_timeout = aiohttp.ClientTimeout(total=config.health_timeout_ms / 1000.0)
+        # A stream's phases are bounded by the gateway itself (first token, then idle gaps).
+        self._stream_timeout = aiohttp.ClientTimeout(total=None)
+        self._first_token_timeout_s = config.first_token_timeout_ms / 1000.0
+        self._stream_idle_timeout_s = config.stream_idle_timeout_ms / 1000.0
+        self._rate_limited_horizon = 0.0  # loop time when the last 429 skip ends
         self.metrics = GatewayMetrics(self)
 
     def _add_upstream(self, item: dict[str, Any], healthy: bool) -> Upstream:
@@ -380,6 +508,12 @@ class Gateway:
         if self._routes_dirty:
             self._rebuild_routes()
         nodes = self._routes[tier]
+        if self._rate_limited_horizon:
+            now = asyncio.get_running_loop().time()
+            if now < self._rate_limited_horizon:
+                nodes = [node for node in nodes if node.rate_limited_until <= now]
+            else:
+                self._rate_limited_horizon = 0.0
         if len(nodes) < 2:
             return nodes
         self._rotation += 1
@@ -399,9 +533,10 @@ class Gateway:
             index = end
         return ordered
 
-    async def chat(self, request: web.Request) -> web.Response:
+    async def chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         content_type = request.headers.get("Content-Type", JSON_TYPE)
+        wants_stream = asks_for_stream(body)
         loop = asyncio.get_running_loop()
         request_started = loop.time()
         last_error = "no healthy upstream in any tier"
@@ -423,11 +558,14 @@ class Gateway:
                 attempted = True
                 limit = 1 if mode == "probe" else self.config.max_attempts_per_tier
                 started = loop.time()
-                response: web.Response | None = None
+                served: web.Response | UpstreamStream | None = None
                 try:
                     for upstream in candidates[:limit]:
-                        response, error = await self._attempt(upstream, body, content_type)
-                        if response is not None:
+                        if wants_stream:
+                            served, error = await self._attempt_stream(upstream, body, content_type)
+                        else:
+                            served, error = await self._attempt(upstream, body, content_type)
+                        if served is not None:
                             break
                         last_error = error
                 except asyncio.CancelledError:
@@ -436,26 +574,85 @@ class Gateway:
                     raise
                 # One sample per tier and request: a node failing while its neighbour serves is
                 # a node problem (health checks handle it), not a reason to open the whole tier.
+                # A stream's latency is its time to first token; its sample is taken at its end.
                 finished = loop.time()
                 latency_ms = (finished - started) * 1000.0
-                self.metrics.tier_attempt(tier, response is not None)
-                if mode == "probe":
-                    breaker.record_probe(finished, response is not None, latency_ms)
-                else:
-                    breaker.record(finished, response is not None, latency_ms)
-                if response is not None:
+                if isinstance(served, UpstreamStream):
                     if mode != "probe":
                         self._note_served(tier, request_started)
                     self.metrics.answered(tier, finished - request_started)
+                    try:
+                        response, outcome = await self._relay(request, tier, served)
+                    except asyncio.CancelledError:
+                        if mode == "probe":
+                            breaker.release_probe()
+                        raise
+                    self.metrics.stream_ended(outcome)
+                    if outcome == "client_gone":
+                        # Says nothing about the upstream: no breaker sample.
+                        if mode == "probe":
+                            breaker.release_probe()
+                        return response
+                    ok = outcome == "completed"
+                    self.metrics.tier_attempt(tier, ok)
+                    if mode == "probe":
+                        breaker.record_probe(loop.time(), ok, latency_ms)
+                    else:
+                        breaker.record(loop.time(), ok, latency_ms)
                     return response
+                self.metrics.tier_attempt(tier, served is not None)
+                if mode == "probe":
+                    breaker.record_probe(finished, served is not None, latency_ms)
+                else:
+                    breaker.record(finished, served is not None, latency_ms)
+                if served is not None:
+                    if mode != "probe":
+                        self._note_served(tier, request_started)
+                    self.metrics.answered(tier, finished - request_started)
+                    return served
             if attempted:
                 break
         self.metrics.answered("none", loop.time() - request_started)
-        return error_response(503, "no_upstream", f"all tiers failed: {last_error}", headers=NO_UPSTREAM_HEADERS)
+        headers = dict(NO_UPSTREAM_HEADERS)
+        retry_after_s = self._rate_limit_remaining_s()
+        if retry_after_s is not None:
+            # Some upstream is rate limited: tell the client when trying again can help.
+            headers["Retry-After"] = str(retry_after_s)
+        return error_response(503, "no_upstream", f"all tiers failed: {last_error}", headers=headers)
+
+    def _rate_limit_remaining_s(self) -> int | None:
+        """Whole seconds until the first rate-limited upstream may be tried again (at least 1),
+        or None when no upstream is skipped for a 429."""
+        now = asyncio.get_running_loop().time()
+        waits = [u.rate_limited_until - now for u in self.upstreams.values() if u.rate_limited_until > now]
+        if not waits:
+            return None
+        return max(1, math.ceil(min(waits)))
+
+    def _rate_limited(self, upstream: Upstream, retry_after: str | None) -> str:
+        """Skip ``upstream`` until its Retry-After (capped) has passed; log it once per skip."""
+        retry_after_s = parse_retry_after(retry_after, now_s())
+        if retry_after_s is None:
+            skip_s = self.config.rate_limit_skip_s
+        else:
+            skip_s = min(retry_after_s, self.config.retry_after_cap_s)
+        now = asyncio.get_running_loop().time()
+        already_skipped = upstream.rate_limited_until > now
+        until = now + skip_s
+        if until > upstream.rate_limited_until:
+            upstream.rate_limited_until = until
+        self._rate_limited_horizon = max(self._rate_limited_horizon, until)
+        self.metrics.rate_limited(upstream.tier)
+        if not already_skipped:  # requests in flight when the limit hit would repeat it
+            self.log.add(
+                "rate_limited", upstream.tier, f"{upstream.name}: HTTP 429, skipped for {skip_s:g} s",
+                node=upstream.name, region=upstream.region, retry_after_s=retry_after_s, skip_s=skip_s,
+            )
+        return f"{upstream.name}: HTTP 429 (rate limited; skipped for {skip_s:g} s)"
 
     async def _attempt(self, upstream: Upstream, body: bytes, content_type: str) -> tuple[web.Response | None, str]:
         """One try on one upstream: the response to pass through, or None and why it failed
-        (timeout, connection error, status >= 500)."""
+        (timeout, connection error, status >= 500, 429, a 2xx body that is not JSON)."""
         assert self._session is not None
         try:
             async with self._session.post(
@@ -464,15 +661,166 @@ class Gateway:
                 payload = await reply.read()
                 status = reply.status
                 reply_type = reply.headers.get("Content-Type", JSON_TYPE)
+                retry_after = reply.headers.get("Retry-After")
         except TimeoutError:
             return None, f"{upstream.name}: timed out after {self.config.upstream_timeout_ms} ms"
         except aiohttp.ClientError as exc:
             return None, f"{upstream.name}: {type(exc).__name__}: {exc}"
+        if status == 429:
+            return None, self._rate_limited(upstream, retry_after)
         if status >= 500:
             return None, f"{upstream.name}: HTTP {status}"
+        if 200 <= status < 300 and not is_json(payload):
+            return None, f"{upstream.name}: HTTP {status} with a body that is not JSON"
         headers = dict(upstream.response_headers)
         headers["Content-Type"] = reply_type
         return web.Response(body=payload, status=status, headers=headers), ""
+
+    async def _attempt_stream(
+        self, upstream: Upstream, body: bytes, content_type: str
+    ) -> tuple[web.Response | UpstreamStream | None, str]:
+        """One streamed try: the upstream's stream once its first token is in hand (the reply
+        stays open), a plain response to pass through (4xx, or a JSON answer), or None and why
+        it failed before its first token."""
+        assert self._session is not None
+        loop = asyncio.get_running_loop()
+        reply: aiohttp.ClientResponse | None = None
+        committed = False
+        try:
+            async with asyncio.timeout_at(loop.time() + self._first_token_timeout_s):
+                reply = await self._session.post(
+                    upstream.chat_url, data=body, headers={"Content-Type": content_type},
+                    timeout=self._stream_timeout,
+                )
+                status = reply.status
+                if status == 429:
+                    await reply.read()
+                    return None, self._rate_limited(upstream, reply.headers.get("Retry-After"))
+                if status >= 500:
+                    await reply.read()
+                    return None, f"{upstream.name}: HTTP {status}"
+                reply_type = reply.headers.get("Content-Type", JSON_TYPE)
+                if status >= 300 or not reply_type.startswith(EVENT_STREAM_TYPE):
+                    payload = await reply.read()
+                    if 200 <= status < 300 and not is_json(payload):
+                        return None, f"{upstream.name}: HTTP {status} with a body that is not JSON"
+                    headers = {**upstream.response_headers, "Content-Type": reply_type}
+                    return web.Response(body=payload, status=status, headers=headers), ""
+                splitter = SseSplitter()
+                head: list[bytes] = []
+                while True:
+                    chunk = await reply.content.readany()
+                    if not chunk:
+                        return None, f"{upstream.name}: stream ended before its first token"
+                    blocks = splitter.feed(chunk)
+                    for index, block in enumerate(blocks):
+                        kind = classify_event(block)
+                        if kind == ERROR:
+                            return None, f"{upstream.name}: error event before the first token"
+                        head.append(block)
+                        if kind in (TOKEN, DONE):
+                            committed = True
+                            pending = blocks[index + 1:] if kind == TOKEN else []
+                            return UpstreamStream(
+                                upstream, reply, splitter, head, pending,
+                                tokens=1 if kind == TOKEN else 0, done=kind == DONE,
+                            ), ""
+        except TimeoutError:
+            return None, f"{upstream.name}: no first token within {self.config.first_token_timeout_ms} ms"
+        except aiohttp.ClientError as exc:
+            return None, f"{upstream.name}: {type(exc).__name__}: {exc}"
+        finally:
+            if reply is not None and not committed:
+                reply.release()  # back to the pool when the body was read to its end, else closed
+
+    async def _relay(
+        self, request: web.Request, tier: str, stream: UpstreamStream
+    ) -> tuple[web.StreamResponse, str]:
+        """Send the stream to the client: headers of the upstream that produced the first token,
+        the events read so far, then event by event. Returns the response and how it ended:
+        ``completed`` ([DONE] relayed), ``broken`` (the upstream broke after the first token:
+        one error event sent, no [DONE]) or ``client_gone``."""
+        upstream = stream.upstream
+        reply = stream.reply
+        loop = asyncio.get_running_loop()
+        response = web.StreamResponse(
+            status=reply.status,
+            headers={**upstream.response_headers, "Content-Type": EVENT_STREAM_TYPE, "Cache-Control": "no-cache"},
+        )
+        tokens = stream.tokens
+        done = stream.done
+        why: str | None = None
+        try:
+            try:
+                await response.prepare(request)
+                await response.write(b"".join(block + b"\n\n" for block in stream.head))
+            except ConnectionError:
+                return response, "client_gone"
+            deadline = loop.time() + self._stream_idle_timeout_s
+            blocks = stream.pending
+            while not done and why is None:
+                if not blocks:
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            chunk = await reply.content.readany()
+                    except TimeoutError:
+                        why = f"no token for {self.config.stream_idle_timeout_ms} ms"
+                        break
+                    except (aiohttp.ClientError, ConnectionError) as exc:
+                        why = f"the connection broke mid-stream ({type(exc).__name__})"
+                        break
+                    if not chunk:
+                        why = "the upstream ended the stream without [DONE]"
+                        break
+                    blocks = stream.splitter.feed(chunk)
+                out: list[bytes] = []
+                for block in blocks:
+                    kind = classify_event(block)
+                    if kind == ERROR:
+                        why = "the upstream sent an error event"  # replaced by the gateway's own
+                        break
+                    out.append(block + b"\n\n")
+                    if kind == TOKEN:
+                        tokens += 1
+                        deadline = loop.time() + self._stream_idle_timeout_s
+                    elif kind == DONE:
+                        done = True
+                        break
+                blocks = []
+                if out:
+                    try:
+                        await response.write(b"".join(out))
+                    except ConnectionError:
+                        return response, "client_gone"
+            if done:
+                await self._drain(reply)
+                return response, "completed"
+            message = f"{upstream.name}: {why}"
+            self.log.add(
+                "stream_broken", tier, f"{message} after {tokens} tokens",
+                node=upstream.name, region=upstream.region, tokens_sent=tokens,
+            )
+            error_event = {"error": {"type": "upstream_stream_broken", "message": message, "tokens_sent": tokens}}
+            try:
+                await response.write(b"data: " + json.dumps(error_event).encode() + b"\n\n")
+            except ConnectionError:
+                return response, "client_gone"
+            return response, "broken"
+        finally:
+            reply.release()  # closes the connection unless the body was read to its end
+
+    @staticmethod
+    async def _drain(reply: aiohttp.ClientResponse) -> None:
+        """Read what follows [DONE] (normally just the end of the chunked body, already on its
+        way) so the connection goes back to the pool; an upstream that keeps the body open after
+        [DONE] costs at most DRAIN_AFTER_DONE_S and its connection."""
+        if reply.content.at_eof():
+            return
+        try:
+            async with asyncio.timeout(DRAIN_AFTER_DONE_S):
+                await reply.content.read()
+        except (TimeoutError, aiohttp.ClientError, ConnectionError):
+            pass
 
     def _note_served(self, tier: str, request_started: float) -> None:
         current = self.serving_tier
@@ -632,6 +980,13 @@ class GatewayMetrics:
             "drill_gateway_tier_attempts", "Requests that reached a tier (the breaker's samples)",
             ["tier"], registry=self.registry,
         )
+        self.streams = Counter(
+            "drill_gateway_streams", "Streams relayed to clients, by how they ended (completed: [DONE]; "
+            "broken: the upstream broke after the first token; client_gone)", ["outcome"], registry=self.registry,
+        )
+        self.rate_limits = Counter(
+            "drill_gateway_rate_limited", "429 answers from upstreams, by tier", ["tier"], registry=self.registry,
+        )
         self.tier_errors = Counter(
             "drill_gateway_tier_errors", "Requests a tier failed (every node tried timed out, refused or answered 5xx)",
             ["tier"], registry=self.registry,
@@ -641,6 +996,8 @@ class GatewayMetrics:
         self._latency = {tier: self.latency.labels(tier) for tier in TIER_ORDER + ("none",)}
         self._attempts = {tier: self.tier_attempts.labels(tier) for tier in TIER_ORDER}
         self._tier_errors = {tier: self.tier_errors.labels(tier) for tier in TIER_ORDER}
+        self._streams = {outcome: self.streams.labels(outcome) for outcome in ("completed", "broken", "client_gone")}
+        self._rate_limits = {tier: self.rate_limits.labels(tier) for tier in TIER_ORDER}
         self.registry.register(StateCollector([
             ("drill_gateway_breaker_state", "Circuit breaker per tier: 0 closed, 1 half-open, 2 open",
              ["tier"], self._breakers),
@@ -657,6 +1014,12 @@ class GatewayMetrics:
         self._latency[tier].observe(duration_s)
         if tier == "none":
             self.errors.inc()
+
+    def stream_ended(self, outcome: str) -> None:
+        self._streams[outcome].inc()
+
+    def rate_limited(self, tier: str) -> None:
+        self._rate_limits[tier].inc()
 
     def tier_attempt(self, tier: str, ok: bool) -> None:
         self._attempts[tier].inc()

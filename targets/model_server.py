@@ -3,7 +3,10 @@
 Run: ``python -m targets.model_server`` (environment variables in targets/README.md).
 
 Endpoints:
-    POST   /v1/chat/completions   a small completion after SERVICE_TIME_MS
+    POST   /v1/chat/completions   a small completion after SERVICE_TIME_MS; with ``"stream": true``
+                                  a text/event-stream of TOKENS_PER_ANSWER tokens (capped by
+                                  ``max_tokens``): the first after SERVICE_TIME_MS, then one every
+                                  TOKEN_INTERVAL_MS, a finish_reason chunk and ``data: [DONE]``
     GET    /health                200 when the node can serve; 500/503 while a fault is active
     GET    /fault                 the active fault (``{"mode": null}`` when none)
     POST   /fault                 {"mode": "xid"|"hang" (gpu only) | "error", "status": 503,
@@ -11,7 +14,13 @@ Endpoints:
                                    DELETE /fault
     DELETE /fault                 restore (idempotent)
     GET    /metrics               Prometheus metrics (docs/metrics.md): requests by status, latency,
-                                  queue depth (requests in the node), the active fault
+                                  queue depth (requests in the node), the active fault, streams
+                                  started and completed
+
+A fault hook acts on a stream too: set before the request, it answers as for any request (the
+status before any token; a hang stalls before the headers); set while a stream is being sent, a
+hang stalls the next token until it ends, and xid or error ends the stream there, cleanly and
+without ``[DONE]`` (the node broke mid-answer).
 
 Every response carries X-Served-By (NODE_ID), X-Tier, X-Region and X-Degraded.
 """
@@ -45,6 +54,16 @@ from targets.metrics import LATENCY_BUCKETS_S, GaugeRows, StateCollector, add_me
 TIERS = ("hosted", "gpu", "cpu")
 GPU_ONLY_MODES = ("xid", "hang")
 XID_MESSAGE = "Xid 79: GPU has fallen off the bus"
+EVENT_STREAM_TYPE = "text/event-stream"
+DONE_EVENT = b"data: [DONE]\n\n"
+
+
+class ClientGone(Exception):
+    """The client closed the connection while a stream was being written."""
+
+    def __init__(self, response: web.StreamResponse) -> None:
+        super().__init__("client closed the stream")
+        self.response = response
 
 
 @dataclass(frozen=True)
@@ -55,6 +74,8 @@ class NodeConfig:
     degraded: bool
     service_time_ms: int
     model: str
+    token_interval_ms: int
+    tokens_per_answer: int
 
     @classmethod
     def from_env(cls) -> NodeConfig:
@@ -68,6 +89,8 @@ class NodeConfig:
             degraded=env_bool("DEGRADED", tier == "cpu"),
             service_time_ms=env_int("SERVICE_TIME_MS", 5),
             model=env_str("MODEL_NAME", f"{tier}-chat"),
+            token_interval_ms=max(0, env_int("TOKEN_INTERVAL_MS", 5)),
+            tokens_per_answer=max(1, env_int("TOKENS_PER_ANSWER", 16)),
         )
 
     def headers(self) -> dict[str, str]:
@@ -154,6 +177,12 @@ class ModelServer:
             "drill_model_queue_depth", "Chat requests inside this node now (waiting, hung or being served)",
             registry=self.registry,
         )
+        self.streams_started = Counter(
+            "drill_model_streams_started", "Streamed answers whose headers were sent", registry=self.registry,
+        )
+        self.streams_completed = Counter(
+            "drill_model_streams_completed", "Streamed answers that ended with data: [DONE]", registry=self.registry,
+        )
         self.registry.register(StateCollector([
             ("drill_model_fault_active", "1 while a fault hook is active on this node, by mode", ["mode"],
              self._fault_rows),
@@ -187,7 +216,7 @@ class ModelServer:
             self.fault.status, "injected_error", f"injected fault on {self.config.node_id}", headers=self.headers
         )
 
-    async def chat(self, request: web.Request) -> web.Response:
+    async def chat(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
         self.queue_depth.inc()
         code = "cancelled"  # the client went away (gateway timeout) before the node answered
@@ -195,12 +224,14 @@ class ModelServer:
             response = await self._chat(request)
             code = str(response.status)
             return response
+        except ClientGone as gone:
+            return gone.response
         finally:
             self.queue_depth.dec()
             self.requests.labels(code).inc()
             self.latency.observe(time.monotonic() - started)
 
-    async def _chat(self, request: web.Request) -> web.Response:
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         forced = await self._fault_response()
         if forced is not None:
@@ -209,6 +240,8 @@ class ModelServer:
             body = json.loads(raw) if raw else {}
         except (json.JSONDecodeError, UnicodeDecodeError):
             return error_response(400, "invalid_request", "body is not valid JSON", headers=self.headers)
+        if isinstance(body, dict) and body.get("stream") is True:
+            return await self._stream(request, body)
         if self.service_time_s > 0:
             await asyncio.sleep(self.service_time_s)
         model = body.get("model", self.config.model) if isinstance(body, dict) else self.config.model
@@ -227,6 +260,60 @@ class ModelServer:
             "usage": {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4},
         }
         return web.Response(body=json.dumps(completion).encode(), content_type=JSON_TYPE, headers=self.headers)
+
+    async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        """The answer as server-sent events, one per token, on a fixed schedule from the start
+        (so a slow write does not slow every later token), then the finish chunk and [DONE]."""
+        max_tokens = body.get("max_tokens")
+        tokens = self.config.tokens_per_answer
+        if max_tokens is not None:
+            if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+                return error_response(
+                    400, "invalid_request", "max_tokens must be a positive integer", headers=self.headers
+                )
+            tokens = min(tokens, max_tokens)
+        model = body.get("model", self.config.model)
+        completion_id = f"chatcmpl-{self.config.node_id}-{next(self._ids)}"
+        created = int(now_s())
+
+        def chunk(delta: dict[str, str], finish_reason: str | None) -> bytes:
+            event = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            }
+            return b"data: " + json.dumps(event).encode() + b"\n\n"
+
+        loop = asyncio.get_running_loop()
+        first_token_at = loop.time() + self.service_time_s
+        interval_s = self.config.token_interval_ms / 1000.0
+        response = web.StreamResponse(
+            headers={**self.headers, "Content-Type": EVENT_STREAM_TYPE, "Cache-Control": "no-cache"}
+        )
+        try:
+            await response.prepare(request)
+            self.streams_started.inc()
+            for index in range(tokens):
+                delay_s = first_token_at + index * interval_s - loop.time()
+                if delay_s > 0:
+                    await asyncio.sleep(delay_s)
+                mode = self.fault.active()
+                if mode == "hang":
+                    while mode == "hang":  # a new hang may replace the one that ended
+                        await self.fault.wait_released()
+                        mode = self.fault.active()
+                    # Go on at the token rate from now, not in a burst of the tokens "due".
+                    first_token_at = loop.time() - index * interval_s
+                if mode is not None:
+                    return response  # xid/error mid-answer: the stream ends here, without [DONE]
+                await response.write(chunk({"content": f"token{index} "}, None))
+            await response.write(chunk({}, "stop") + DONE_EVENT)
+        except ConnectionError:
+            raise ClientGone(response) from None
+        self.streams_completed.inc()
+        return response
 
     async def health(self, request: web.Request) -> web.Response:
         forced = await self._fault_response()
