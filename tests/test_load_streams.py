@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from conftest import serve_in_thread
+from conftest import free_port, serve_in_thread
 
 from harness.load import LoadPlan, LoadRunner, RequestSpec, SampleTail
 from harness.load.prober import Prober
@@ -203,13 +203,15 @@ def _sse_app() -> web.Application:
     async def stall(request: web.Request) -> web.StreamResponse:
         return await _sse(request, 2, "stall")
 
-    async def mixed_endings(request: web.Request) -> web.StreamResponse:
-        """In turn: completed, cut after 2 tokens, the error event after 2 tokens."""
-        turn = next(mixed) % 3
-        return await _sse(request, FULL_TOKENS if turn == 0 else 2, ("done", "cut", "error")[turn])
-
     async def unavailable(_: web.Request) -> web.Response:
         return web.json_response({"error": {"type": "overloaded"}}, status=503, headers={"X-Served-By": "gateway"})
+
+    async def mixed_endings(request: web.Request) -> web.StreamResponse:
+        """In turn: completed, cut after 2 tokens, the error event after 2 tokens, 503."""
+        turn = next(mixed) % 4
+        if turn == 3:
+            return await unavailable(request)
+        return await _sse(request, FULL_TOKENS if turn == 0 else 2, ("done", "cut", "error")[turn])
 
     app = web.Application()
     for path, handler in (("/complete", complete), ("/cut", cut), ("/reset", reset), ("/error", error),
@@ -256,6 +258,10 @@ def _assert_stream_timing(row: dict[str, str]) -> None:
 def _assert_kind(row: dict[str, str]) -> str:
     """Which of the server's endings this row is, checking every stream field of it."""
     _assert_stream_timing(row)
+    if row["status"] == "503":
+        assert (row["ok"], row["error"], row["served_by"]) == ("0", "HTTP 503", "gateway")
+        assert [row[c] for c in STREAM_COLUMNS] == ["1", "", "0", "", "0", "-1"]
+        return "unavailable"
     assert (row["stream"], row["status"], row["served_by"], row["tier"]) == ("1", "200", "gpu-a1", "gpu")
     assert int(row["bytes"]) > 0 and row["ttft_ms"] != ""
     if row["error"] == "":
@@ -290,6 +296,22 @@ def test_the_probe_deadline_mid_stream_is_a_cut_and_503_is_not(sse_target: str, 
         assert [row[c] for c in STREAM_COLUMNS] == list(NON_STREAM_COLUMNS)
 
 
+def test_a_stream_that_got_no_answer_is_not_a_cut_stream(tmp_path: Path) -> None:
+    """Refused: no answer, so the Locust user and the probe record the OS error, stream 1 and no
+    cut (a cut needs a 2xx answer that started)."""
+    nobody = f"http://127.0.0.1:{free_port()}"
+    plan = LoadPlan(host=nobody, users=1, spawn_rate=10, duration_s=1.0, timeout_s=1.0, probe_rate_hz=10,
+                    request=RequestSpec(method="POST", path="/complete", json=STREAM_JSON))
+    runner = LoadRunner(plan, tmp_path)
+    with runner:
+        runner.wait()
+    rows = _read(runner.locust_samples) + _read(runner.probe_samples)
+    assert {r["source"] for r in rows} == {"locust", "probe"}
+    for row in rows:
+        assert (row["status"], row["ok"], row["error"]) == ("0", "0", "ConnectionRefusedError")
+        assert [row[c] for c in STREAM_COLUMNS] == ["1", "", "0", "", "0", "-1"]
+
+
 def _locust_aggregate(run_dir: Path) -> tuple[int, int]:
     """(requests, failures) in Locust's own final stats."""
     (aggregated,) = [r for r in _read(run_dir / "locust_stats.csv") if r["Name"] == "Aggregated"]
@@ -306,17 +328,19 @@ def test_locust_users_stream_and_locusts_own_stats_agree(sse_target: str, tmp_pa
     locust_rows, probe_rows = _read(runner.locust_samples), _read(runner.probe_samples)
     assert {r["source"] for r in locust_rows} == {"locust"}
     kinds = [_assert_kind(r) for r in locust_rows]
-    assert set(kinds) == {"completed", "cut", "error"}
-    assert {_assert_kind(r) for r in probe_rows} <= {"completed", "cut", "error"} and probe_rows
+    assert set(kinds) == {"completed", "cut", "error", "unavailable"}
+    assert {_assert_kind(r) for r in probe_rows} <= set(kinds) and probe_rows
     # Locust's own stats count a cut stream as a failure with the sample's error text, a completed
     # one as a success. Its final stats file misses the last requests (those ending while it
     # stops), so the counts are bounds, each side checked.
     requests, failures = _locust_aggregate(tmp_path)
     occurrences = {r["Error"]: int(r["Occurrences"]) for r in _read(tmp_path / "locust_failures.csv")}
-    assert set(occurrences) == {"CatchResponseError('stream cut after 2 tokens')",
-                                "CatchResponseError('stream error after 2 tokens: upstream_stream_broken')"}
+    stream_failures = {"CatchResponseError('stream cut after 2 tokens')",
+               "CatchResponseError('stream error after 2 tokens: upstream_stream_broken')"}
+    assert stream_failures < set(occurrences)
+    assert all(error in stream_failures or "503" in error for error in occurrences)
     assert sum(occurrences.values()) == failures
-    assert 0 < failures <= kinds.count("cut") + kinds.count("error")
+    assert 0 < failures <= len(kinds) - kinds.count("completed")
     assert 0 < requests - failures <= kinds.count("completed")
 
 

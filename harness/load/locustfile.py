@@ -386,7 +386,10 @@ def stream_once(
         if status == 0:
             return  # no answer: Locust reports its connection error or timeout
         if not 200 <= status < 300:
-            meta["response_length"] = len(response.content or b"")  # read it: frees the connection
+            try:  # read the (small) error body: it frees the connection for the next request
+                meta["response_length"] = len(response.content or b"")
+            except Exception:  # noqa: BLE001, S110 - the status is the observation; a reset body adds nothing
+                pass
             return  # Locust fails it on its status
         try:
             with gevent.Timeout(max(timeout_s - (time.time() - start_s), 0.0), False):
