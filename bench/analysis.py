@@ -77,6 +77,9 @@ def _frame(starts: np.ndarray, source: str, onset_s: float, revert_s: float, rng
         "tier": np.where(outage, "", np.where(on_gpu, "gpu", "hosted")),
         "region": np.where(outage, "", np.where(on_gpu, "region-a", "external")),
         "degraded": 0, "error": np.where(outage, "HTTP 503", ""),
+        # not streamed: the stream columns' defaults (harness/load/samples.py NON_STREAM_COLUMNS)
+        "stream": 0, "ttft_ms": np.nan, "tokens": 0, "max_gap_ms": np.nan, "stream_completed": 0,
+        "cut_after_tokens": -1,
     })[list(COLUMNS)]
     # The load generators write a row when its request ends.
     return frame.sort_values("end", kind="stable")

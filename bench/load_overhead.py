@@ -26,6 +26,10 @@ The last line is ``ratio=<harness/plain> harness_rps=<..> plain_rps=<..>`` (medi
 (harness/progress.py) ticking in this process every 50 ms as the engine's drive loop does, in
 plain mode with ``--events`` NDJSON; the last line then also gives ``ratio_live=<..>`` beside
 ``ratio`` (live progress must leave it unchanged).
+``--stream-parse``: no load; the CPU cost of reading one streamed answer (harness/load/streams.py:
+``StreamTally.feed_chunk`` per SSE event as it arrives, then the sample row), per stream and per
+token, for ``--stream-tokens`` tokens (default 64). The last line is
+``stream_parse_us_per_stream=<..> us_per_token=<..>`` (best of 5 batches).
 Everything goes to 127.0.0.1 only.
 """
 
@@ -47,6 +51,8 @@ from pathlib import Path
 from loopback import free_port, wait_http
 
 from harness.load import LoadPlan, LoadRunner, RequestSpec
+from harness.load.samples import sample_row
+from harness.load.streams import StreamTally
 from harness.progress import DriveTick, Progress
 
 TICK_S = 0.05  # the engine's drive-loop tick
@@ -224,6 +230,33 @@ def run_together(
     return [plain, harness]
 
 
+def stream_parse_cost(tokens: int, streams_per_batch: int = 2000, batches: int = 5) -> tuple[float, float]:
+    """(microseconds per stream, per token) to read a ``tokens``-token OpenAI chat stream that
+    arrives one SSE event per network chunk, and write its sample row; best of ``batches``."""
+    chunks = [
+        ('data: {"id": "c", "object": "chat.completion.chunk", "model": "m", "choices": [{"index": 0, '
+         f'"delta": {{"content": "tok{i} "}}, "finish_reason": null}}]}}\n\n').encode()
+        for i in range(tokens)
+    ]
+    chunks.append(b'data: {"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\n')
+    chunks.append(b"data: [DONE]\n\n")
+    best_s = float("inf")
+    for _ in range(batches):
+        started = time.perf_counter()
+        for _ in range(streams_per_batch):
+            tally = StreamTally(1.0)
+            arrival_s = 1.0
+            for chunk in chunks:
+                arrival_s += 0.02
+                tally.feed_chunk(arrival_s, chunk)
+            tally.end(arrival_s)
+            sample_row("probe", 1.0, arrival_s, 200, tally.body_bytes, None, tally.error_text(200),
+                       tally.columns(200))
+        best_s = min(best_s, time.perf_counter() - started)
+    per_stream_us = best_s / streams_per_batch * 1e6
+    return per_stream_us, per_stream_us / tokens
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=20)
@@ -236,10 +269,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--live", action="store_true",
                         help="also run each pair with drill run's live progress ticking; print ratio_live")
+    parser.add_argument("--stream-parse", action="store_true",
+                        help="no load: the CPU cost of reading one streamed answer, per stream and per token")
+    parser.add_argument("--stream-tokens", type=int, default=64, help="tokens per stream for --stream-parse")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         serve(args.serve)
+        return 0
+    if args.stream_parse:
+        per_stream_us, per_token_us = stream_parse_cost(args.stream_tokens)
+        print(f"stream_parse_us_per_stream={per_stream_us:.1f} us_per_token={per_token_us:.2f} "
+              f"tokens={args.stream_tokens}")
         return 0
     if args.live and args.sequential:
         parser.error("--live compares pairs run together; drop --sequential")

@@ -59,6 +59,9 @@ def make_run(target: Path, total: int) -> Path:
         "latency_ms": latency_ms, "bytes": 297,
         "served_by": np.where(on_gpu, "gpu-a1", "hosted-model"), "tier": np.where(on_gpu, "gpu", "hosted"),
         "region": np.where(on_gpu, "region-a", "external"), "degraded": 0, "error": "",
+        # not streamed: the stream columns' defaults (harness/load/samples.py NON_STREAM_COLUMNS)
+        "stream": 0, "ttft_ms": np.nan, "tokens": 0, "max_gap_ms": np.nan, "stream_completed": 0,
+        "cut_after_tokens": -1,
     })[list(COLUMNS)]
     samples = target / "samples"
     frame[frame["source"] == "probe"].to_csv(samples / "probe.csv", index=False, float_format="%.6f")

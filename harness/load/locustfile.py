@@ -20,8 +20,15 @@ locustfile loaded alongside with ``-f harness_locustfile,theirs``) becomes one r
 schema of ``harness/load/samples.py``. When the plan names a user locustfile this module defines
 no User class, so only the user's classes run.
 
-Deliberately imports nothing from ``harness`` except ``samples.py`` (loaded by path): Locust
-monkey-patches the process with gevent, and the package's ``__init__`` may grow heavy imports.
+When the plan's request JSON has ``"stream": true`` the user is a ``DrillStreamUser`` (Locust's
+``HttpUser``) that reads each answer as it arrives (``streams.py``, as the prober does) and reports
+it to Locust once the stream ended: a success only when ``data: [DONE]`` arrived, a failure
+``stream cut after N tokens`` otherwise, with the whole stream as its response time. Its row
+carries the stream columns; requests of a user's own locustfile are recorded as not streamed.
+
+Deliberately imports nothing from ``harness`` except ``samples.py`` and ``streams.py`` (loaded by
+path): Locust monkey-patches the process with gevent, and the package's ``__init__`` may grow
+heavy imports.
 """
 
 from __future__ import annotations
@@ -34,15 +41,19 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import gevent
 import gevent.queue
-from locust import FastHttpUser, constant, events, task
+from locust import FastHttpUser, HttpUser, constant, events, task
+from locust.clients import HttpSession
 from locust.env import Environment
 from locust.event import EventHook
 from locust.rpc.protocol import Message
 from locust.runners import MasterRunner, WorkerRunner
+
+if TYPE_CHECKING:  # for the type checker only: at run time streams.py is loaded by path below
+    from harness.load.streams import StreamTally
 
 PLAN_ENV = "DRILL_LOAD_PLAN"
 SAMPLES_ENV = "DRILL_LOCUST_SAMPLES"
@@ -54,11 +65,12 @@ FLUSH_INTERVAL_S = 0.2  # the live stop condition reads these files: keep them f
 WRITE_BUFFER_BYTES = 1 << 16
 
 
-def _load_samples_module() -> Any:
-    path = Path(__file__).with_name("samples.py")
-    spec = importlib.util.spec_from_file_location("_drill_samples", path)
+def _load_sibling(file_name: str, module_name: str) -> Any:
+    """A module of this folder loaded by path, so that nothing of the harness package is imported."""
+    path = Path(__file__).with_name(file_name)
+    spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load the sample schema from {path}")
+        raise RuntimeError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -87,9 +99,13 @@ def _read_env(name: str) -> str:
     return value
 
 
-_samples = _load_samples_module()
+_samples = _load_sibling("samples.py", "_drill_samples")
+_streams = _load_sibling("streams.py", "_drill_streams")
 _plan: dict[str, Any] = json.loads(_read_env(PLAN_ENV))
 _sample_row = _samples.sample_row
+_StreamTally: type[StreamTally] = _streams.StreamTally
+# The request's context carries the stream's tally from the user to the request listener.
+STREAM_CONTEXT_KEY = "drill_stream"
 # FastHttpUser raises LocustBadStatusCode, HttpUser (requests) HTTPError, for a non-2xx/3xx status.
 _BAD_STATUS_ERRORS = frozenset({"LocustBadStatusCode", "HTTPError"})
 
@@ -318,6 +334,7 @@ def _record_request(
     exception: BaseException | None = None,
     start_time: float | None = None,
     response_length: int = 0,
+    context: dict[str, Any] | None = None,
     **_: Any,
 ) -> None:
     if _writer is None:
@@ -327,6 +344,14 @@ def _record_request(
         start_time = time.time() - response_time / 1000.0
     status = int(getattr(response, "status_code", 0) or 0)
     start_time -= _clock_shift_s  # 0 unless this is a worker whose clock has been measured
+    stream = context.get(STREAM_CONTEXT_KEY) if context else None
+    if isinstance(stream, _StreamTally):
+        answered = 200 <= status < 300
+        error = stream.error_text(status) if answered else error_text(exception, status)
+        stream_columns = stream.columns(status)
+    else:
+        error = error_text(exception, status)
+        stream_columns = _samples.NON_STREAM_COLUMNS
     _writer.writerow(
         _sample_row(
             "locust",
@@ -335,9 +360,54 @@ def _record_request(
             status,
             response_length or 0,
             getattr(response, "headers", None) if status else None,
-            error_text(exception, status),
+            error,
+            stream_columns,
         )
     )
+
+
+def stream_once(
+    client: HttpSession, method: str, path: str, body: str | None, headers: dict[str, str], timeout_s: float
+) -> None:
+    """One streamed request through Locust's own client, reported once, when the stream ended:
+    Locust's stats count it as a success only when ``[DONE]`` arrived (a cut stream fails with the
+    sample's error text), and its response time is the whole stream. ``timeout_s`` bounds the
+    connect and each read, and the whole stream from the send on (as the prober's deadline)."""
+    tally = _streams.StreamTally(time.time())
+    with client.request(
+        method, path, data=body, headers=headers, stream=True, catch_response=True,
+        timeout=(timeout_s, timeout_s), context={STREAM_CONTEXT_KEY: tally},
+    ) as response:
+        # Locust's request_meta is what its request event reports at the end of this block.
+        meta = cast("dict[str, Any]", response.request_meta)
+        start_s = float(meta["start_time"])
+        tally.sent_s = start_s
+        status = int(response.status_code or 0)
+        if status == 0:
+            return  # no answer: Locust reports its connection error or timeout
+        if not 200 <= status < 300:
+            try:  # read the (small) error body: it frees the connection for the next request
+                meta["response_length"] = len(response.content or b"")
+            except Exception:  # noqa: BLE001, S110 - the status is the observation; a reset body adds nothing
+                pass
+            return  # Locust fails it on its status
+        try:
+            with gevent.Timeout(max(timeout_s - (time.time() - start_s), 0.0), False):
+                for chunk in response.iter_content(chunk_size=None):
+                    tally.feed_chunk(time.time(), chunk)
+        except Exception:  # noqa: BLE001, S110 - a reset mid-stream is a cut stream, recorded below
+            pass
+        finally:
+            response.close()
+        end_s = time.time()
+        tally.end(end_s)
+        meta["response_time"] = (end_s - start_s) * 1000.0
+        meta["response_length"] = tally.body_bytes
+        error = tally.error_text(status)
+        if error:
+            response.failure(error)
+        else:
+            response.success()
 
 
 @_on(events.quitting)
@@ -365,17 +435,41 @@ if not _plan.get("locustfile"):
     elif _request.get("body") is not None:
         _body = str(_request["body"])
 
-    class DrillUser(FastHttpUser):
-        """Sends the plan's request in a closed loop with no wait between requests."""
+    if _streams.wants_stream(_request.get("json")):
 
-        host = _plan["host"]
-        wait_time = constant(0)
-        network_timeout = float(_plan["timeout_s"])
-        connection_timeout = float(_plan["timeout_s"])
-        _method = str(_request.get("method", "GET")).upper()
-        _path = str(_request.get("path", "/"))
+        class DrillStreamUser(HttpUser):
+            """Sends the plan's streamed request in a closed loop with no wait, reading each
+            answer as it arrives. requests, not FastHttpUser: geventhttpclient's iter_content
+            reads fixed-size blocks (a token would be seen only once 1 KiB had arrived), while
+            requests yields each HTTP chunk as it arrives; a stream's length dwarfs the client's
+            own cost per request."""
 
-        @task
-        def send(self) -> None:
-            self.client.request(self._method, self._path, data=_body, headers=_headers)
+            host = _plan["host"]
+            wait_time = constant(0)
+            _method = str(_request.get("method", "GET")).upper()
+            _path = str(_request.get("path", "/"))
+            _timeout_s = float(_plan["timeout_s"])
 
+            def on_start(self) -> None:
+                # No proxy from the environment may sit between the users and the stack.
+                self.client.trust_env = False
+
+            @task
+            def send(self) -> None:
+                stream_once(self.client, self._method, self._path, _body, _headers, self._timeout_s)
+
+    else:
+
+        class DrillUser(FastHttpUser):
+            """Sends the plan's request in a closed loop with no wait between requests."""
+
+            host = _plan["host"]
+            wait_time = constant(0)
+            network_timeout = float(_plan["timeout_s"])
+            connection_timeout = float(_plan["timeout_s"])
+            _method = str(_request.get("method", "GET")).upper()
+            _path = str(_request.get("path", "/"))
+
+            @task
+            def send(self) -> None:
+                self.client.request(self._method, self._path, data=_body, headers=_headers)

@@ -14,6 +14,11 @@ the probe ends, so the file is ordered by end time, not start time:
 - timeout: status 0, ok 0, error ``timeout``
 - no connection / reset: status 0, ok 0, error = the OS error class (``ConnectionRefusedError``)
 - non-2xx answer: the status, ok 0, error ``HTTP <status>``
+- a stream (the request's JSON has ``"stream": true``): read as it arrives
+  (harness/load/streams.py); ok 1 only when ``data: [DONE]`` arrived; a 2xx stream that ended
+  without it (clean end, reset, the gateway's error event, or the probe's deadline mid-stream) is
+  status 2xx, ok 0, error ``stream cut after N tokens`` (``stream error after N tokens: TYPE`` for
+  the error event), ``cut_after_tokens`` N; ``end`` is when the stream ended
 - a launch skipped because ``max_in_flight`` probes were already waiting: status 0, ok 0,
   error ``skipped: too many probes in flight`` (start = end = the launch instant)
 
@@ -36,7 +41,8 @@ from typing import IO
 import httpx
 
 from harness.load.plan import LoadPlan
-from harness.load.samples import COLUMNS, sample_row
+from harness.load.samples import COLUMNS, NON_STREAM_COLUMNS, sample_row
+from harness.load.streams import StreamTally, wants_stream
 
 FLUSH_INTERVAL_S = 0.2  # the live stop condition reads these files: keep them fresh
 EXIT_GRACE_S = 5.0
@@ -79,6 +85,9 @@ class Prober:
         self._method = request.method
         self._url = plan.url(request)
         self._body, self._headers = request.encoded_body()
+        self._stream = wants_stream(request.json)
+        # A skipped launch asked for a stream too (stream 1), though nothing arrived.
+        self._unsent_stream_columns = StreamTally(0.0).columns(0) if self._stream else NON_STREAM_COLUMNS
         self._limit = in_flight_limit if in_flight_limit is not None else max_in_flight(plan)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -113,7 +122,9 @@ class Prober:
                     break
                 if len(self._in_flight) >= limit:
                     now = time.time()
-                    self._csv.writerow(sample_row("probe", now, now, 0, 0, None, SKIPPED_ERROR))
+                    self._csv.writerow(
+                        sample_row("probe", now, now, 0, 0, None, SKIPPED_ERROR, self._unsent_stream_columns)
+                    )
                     self.skipped += 1
                     continue
                 probe = asyncio.create_task(self._probe(client))
@@ -142,6 +153,9 @@ class Prober:
         stop_waiter.cancel()
 
     async def _probe(self, client: httpx.AsyncClient) -> None:
+        if self._stream:
+            await self._probe_stream(client)
+            return
         start_s = time.time()
         try:
             async with asyncio.timeout(self.plan.timeout_s):
@@ -158,6 +172,42 @@ class Prober:
         error = "" if 200 <= status < 300 else f"HTTP {status}"
         self._csv.writerow(
             sample_row("probe", start_s, end_s, status, len(response.content), response.headers, error)
+        )
+
+    async def _probe_stream(self, client: httpx.AsyncClient) -> None:
+        """One streamed probe: the tally follows the body as it arrives; the total deadline, a
+        reset or a clean end without [DONE] ends it, and what arrived until then is recorded."""
+        start_s = time.time()
+        tally = StreamTally(start_s)
+        status = 0
+        headers: httpx.Headers | None = None
+        body_bytes = 0
+        failure: Exception | None = None
+        try:
+            async with asyncio.timeout(self.plan.timeout_s):
+                async with client.stream(
+                    self._method, self._url, content=self._body, headers=self._headers
+                ) as response:
+                    status, headers = response.status_code, response.headers
+                    if 200 <= status < 300:
+                        async for chunk in response.aiter_bytes():
+                            tally.feed_chunk(time.time(), chunk)
+                    else:
+                        body_bytes = len(await response.aread())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a timeout or reset mid-stream is a cut stream
+            failure = exc
+        end_s = time.time()
+        tally.end(end_s)
+        if status == 0:
+            error = error_name(failure) if failure is not None else "no response"
+        elif 200 <= status < 300:
+            error, body_bytes = tally.error_text(status), tally.body_bytes
+        else:
+            error = f"HTTP {status}"
+        self._csv.writerow(
+            sample_row("probe", start_s, end_s, status, body_bytes, headers, error, tally.columns(status))
         )
 
     async def _flush_forever(self) -> None:

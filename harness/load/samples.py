@@ -11,11 +11,25 @@ fixed-rate open-loop prober). Both share :data:`COLUMNS`:
 - ``bytes``       response body length
 - ``served_by``, ``tier``, ``region``  from ``X-Served-By``, ``X-Tier``, ``X-Region`` ("" if absent)
 - ``degraded``    1 when ``X-Degraded`` is true-ish, else 0
-- ``error``       short error text ("" when none), e.g. ``timeout``, ``ConnectionRefused``, ``HTTP 503``
+- ``error``       short error text ("" when none), e.g. ``timeout``, ``ConnectionRefused``, ``HTTP 503``,
+  ``stream cut after 3 tokens``, ``stream error after 3 tokens: upstream_stream_broken``
+- ``stream``      1 when the request asked for a stream (``"stream": true`` in its JSON body), else 0
+- ``ttft_ms``     send -> first token, ms, 3 decimals; "" when no token arrived or not a stream
+- ``tokens``      tokens received (0 when not a stream)
+- ``max_gap_ms``  longest gap between consecutive tokens, ms; "" with fewer than 2 tokens
+- ``stream_completed`` 1 when ``data: [DONE]`` arrived on a 2xx answer, else 0
+- ``cut_after_tokens`` for a stream whose 2xx answer ended without ``[DONE]`` (clean end, reset,
+  the gateway's error event, timeout mid-stream): the tokens it delivered (may be 0); -1 otherwise
+
+A stream's ``ok`` is 1 only when it completed, and its ``end``/``latency_ms`` are when the stream
+ended (harness/load/streams.py reads the stream). Rows of requests that did not ask for a stream
+carry the defaults :data:`NON_STREAM_COLUMNS`.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
 COLUMNS = [
@@ -31,7 +45,16 @@ COLUMNS = [
     "region",
     "degraded",
     "error",
+    "stream",
+    "ttft_ms",
+    "tokens",
+    "max_gap_ms",
+    "stream_completed",
+    "cut_after_tokens",
 ]
+STREAM_COLUMNS = COLUMNS[-6:]
+NON_STREAM_COLUMNS = ("0", "", "0", "", "0", "-1")
+"""The stream columns of a request that did not ask for a stream."""
 
 # The run-directory layout is harness/rundir's; these copies exist because the locustfile loads
 # this module by path in Locust's child process, where it must import nothing from harness.
@@ -52,6 +75,11 @@ def sample_files(run_dir: Path) -> list[Path]:
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FLOAT_COLUMNS = ("start", "end", "latency_ms")
 INT_COLUMNS = ("status", "ok", "bytes", "degraded")
+# Stream columns read back (the "" of an absent ttft/gap becomes NaN); a file written before they
+# existed has none of them, and typed_row fills the non-stream defaults.
+STREAM_FLOAT_COLUMNS = ("ttft_ms", "max_gap_ms")
+STREAM_INT_COLUMNS = ("stream", "tokens", "stream_completed", "cut_after_tokens")
+STREAM_DEFAULTS = dict(zip(STREAM_COLUMNS, NON_STREAM_COLUMNS, strict=True))
 
 
 def sample_row(
@@ -62,12 +90,15 @@ def sample_row(
     body_bytes: int,
     headers: object | None,
     error: str,
+    stream_columns: Sequence[str] = NON_STREAM_COLUMNS,
 ) -> list[str]:
     """One CSV row in :data:`COLUMNS` order.
 
     ``headers`` is any mapping-like object with a case-insensitive ``get`` (Locust's, httpx's and
     requests' header objects all qualify), or None when no response arrived. ``ok`` is 1 only for
     a 2xx status with no ``error`` (a user's locustfile may fail a 2xx response on its body).
+    ``stream_columns``: the :data:`STREAM_COLUMNS` values, from ``StreamTally.columns`` for a
+    stream; a cut stream's ``error`` (``StreamTally.error_text``) makes it not ok.
     """
     get = getattr(headers, "get", None)
     if get is None:
@@ -92,15 +123,22 @@ def sample_row(
         region,
         str(degraded),
         error,
+        *stream_columns,
     ]
 
 
 def typed_row(raw: dict[str, str]) -> dict[str, object]:
     """A row read back from a sample file, with numbers as float/int (see :data:`FLOAT_COLUMNS`,
-    :data:`INT_COLUMNS`); text columns stay str."""
+    :data:`INT_COLUMNS` and the stream columns: an absent ``ttft_ms``/``max_gap_ms`` is NaN);
+    text columns stay str."""
     row: dict[str, object] = dict(raw)
     for name in FLOAT_COLUMNS:
         row[name] = float(raw[name])
     for name in INT_COLUMNS:
         row[name] = int(raw[name])
+    for name in STREAM_FLOAT_COLUMNS:
+        text = raw.get(name, "")
+        row[name] = float(text) if text else math.nan
+    for name in STREAM_INT_COLUMNS:
+        row[name] = int(raw.get(name) or STREAM_DEFAULTS[name])
     return row

@@ -22,6 +22,12 @@ SAMPLE_DTYPES: dict[str, str] = {
     "region": "object",
     "degraded": "int8",
     "error": "object",
+    "stream": "int8",
+    "ttft_ms": "float64",
+    "tokens": "int64",
+    "max_gap_ms": "float64",
+    "stream_completed": "int8",
+    "cut_after_tokens": "int64",
 }
 """The dtype of every sample column; text columns hold "" (never NaN) when a value is absent."""
 
