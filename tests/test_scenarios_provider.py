@@ -1,0 +1,102 @@
+"""The shipped provider drills (issue 13), run for real on the local runtime (free ports) with
+shorter phases: the HTTP fault proxy (mitmdump) in front of the hosted provider, the streaming
+model servers and gateway, streaming Locust users and the streaming probe.
+
+The compose twins run in tests/test_docker_staging.py; the full-length runs of every scenario and
+control on both runtimes are `bench/provider_drills.py` (figures in docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from conftest import require, toxiproxy_binary
+from test_scenarios_capacity import objective, rebased
+
+from harness.engine import run_drill
+from harness.errors import FaultError
+from harness.httpfaults.client import HttpFaultClient
+from harness.httpfaults.proxy import find_mitmdump
+from harness.rundir import REPORT_FILE, STACK_EVENTS_FILE
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIOS = REPO / "scenarios"
+SHIPPED_PHASES = "phases: {baseline: 10s, fault: 20s, recovery: 15s}"
+
+
+def need_proxy() -> None:
+    require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
+    try:
+        find_mitmdump()
+        found = True
+    except FaultError:  # it says how to install it
+        found = False
+    require(found, "mitmdump (the HTTP fault proxy)", "run scripts/mitmproxy-setup")
+
+
+def shortened(text: str) -> str:
+    """The shipped drill with 6 s / 10 s / 8 s phases (the fault lasts the whole fault phase)."""
+    assert SHIPPED_PHASES in text and "duration: 20s" in text
+    return (text.replace(SHIPPED_PHASES, "phases: {baseline: 6s, fault: 10s, recovery: 8s}")
+            .replace("duration: 20s", "duration: 10s"))
+
+
+def run_short(name: str, tmp_path: Path) -> tuple[Any, dict[int, int]]:
+    need_proxy()
+    scenario, mapping = rebased(SCENARIOS / name, tmp_path)
+    scenario.write_text(shortened(scenario.read_text(encoding="utf-8")), encoding="utf-8")
+    return run_drill(scenario, out=tmp_path / "run"), mapping
+
+
+def failed_objectives(results: dict[str, Any]) -> set[str]:
+    return {o["name"] for o in results["objectives"] if not o["passed"]}
+
+
+@pytest.mark.slow
+def test_stream_cut_local_counts_the_cut_streams_as_the_gateway_logged_them(tmp_path: Path) -> None:
+    result, mapping = run_short("stream-cut.local.yaml", tmp_path)
+    r = result.results
+    assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
+    baseline, during = r["phases"]["baseline"]["streaming"], r["phases"]["fault"]["streaming"]
+    assert baseline["streams"] > 0 and baseline["completed"] == baseline["streams"]
+    # The proxy cut the hosted provider's streams after 3 events, each one token: the gateway
+    # relayed the 3 tokens, then its error event. Those streams are counted, not hidden.
+    assert during["cut"] > 0 and during["failed_mid_stream"] > 0
+    assert during["cut_after_tokens_max"] == 3
+    assert objective(r, "min_stream_completion")["passed"] is True
+    assert objective(r, "failover_to")["passed"] is True
+
+    # The same count in the stack's own record: one `stream_broken` per cut stream in the
+    # gateway's routing log (no other cause can cut a stream in this drill).
+    samples = pd.concat([pd.read_csv(p) for p in sorted((result.run_dir / "samples").glob("*.csv"))])
+    cut_rows = samples[(samples["stream"] == 1) & (samples["cut_after_tokens"] >= 0)]
+    assert set(cut_rows["cut_after_tokens"]) == {3}
+    logged = json.loads((result.run_dir / STACK_EVENTS_FILE).read_text())["events"]
+    broken = [e for e in logged if e["event"] == "stream_broken"]
+    assert len(broken) == len(cut_rows), (len(broken), len(cut_rows))
+    assert {e["tokens_sent"] for e in broken} == {3}
+
+    # The report charts TTFT and completion over time.
+    page = (result.run_dir / REPORT_FILE).read_text(encoding="utf-8")
+    assert "Time to first token" in page and "Streams completed, and cut streams" in page
+    assert page.count("<svg") >= 2
+    # Nothing left on the proxy: the fault was removed and verified.
+    assert r["cleanup"]["ok"] is True
+    with HttpFaultClient(f"http://127.0.0.1:{mapping[19101]}") as proxy:
+        assert proxy.faults() == []
+
+
+@pytest.mark.slow
+def test_control_rate_limited_without_fallback_exits_1_naming_stream_completion(tmp_path: Path) -> None:
+    result, _ = run_short("controls/provider-rate-limited.local.yaml", tmp_path)
+    r = result.results
+    assert result.exit_code == 1, (r["objectives"], r.get("abort_reason"))
+    failed = failed_objectives(r)
+    assert {"min_stream_completion", "max_error_rate"} <= failed, r["objectives"]
+    completion = r["measurement"]["streaming"]["completion"]
+    assert completion["completion_rate"] < 0.99 and completion["failed_before_first_token"] > 0
+    assert r["cleanup"]["ok"] is True
