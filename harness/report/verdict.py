@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.report.formatting import quantity
+from harness.report.formatting import base_name, quantity
 
 _COMPARISON = {"failover_to": "not reached"}
+
+
+def at_least(name: str) -> bool:
+    """Objectives that bound from below (``min_stream_completion``): missed when measured < target."""
+    return base_name(name).startswith("min_")
 
 
 def objective_line(objective: dict[str, Any]) -> str:
@@ -24,6 +29,8 @@ def objective_line(objective: dict[str, Any]) -> str:
     if measured is None:
         return f"{name} (target {target_text}): {note or 'not measured'}"
     sign = "<=" if objective.get("passed") else ">"
+    if at_least(name):
+        sign = ">=" if objective.get("passed") else "<"
     line = f"{name} {quantity(name, measured)} {sign} {target_text}"
     if name in _COMPARISON:
         line = f"{name} {quantity(name, measured)} (target {target_text})"
