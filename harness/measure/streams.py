@@ -61,8 +61,9 @@ class StreamStats:
 
 
 def has_streams(samples: pd.DataFrame) -> bool:
-    """True when any request of the run asked for a stream."""
-    return bool(len(samples)) and bool((samples["stream"].to_numpy() == 1).any())
+    """True when any request of the run asked for a stream (a frame without the streaming
+    columns, built by hand from the older columns, streamed nothing)."""
+    return "stream" in samples.columns and bool((samples["stream"].to_numpy() == 1).any())
 
 
 def stream_stats_for(
