@@ -154,6 +154,9 @@ def repeat_targets(objectives: Any) -> dict[str, str]:
         during = getattr(objectives, "p95_during", "fault")
         phase = "recovery" if during == "recovery" else "fault"  # after_failover lies in the fault phase
         targets[f"phases.{phase}.p95_ms"] = "≤ " + p95_target_text(objectives)
+    if objectives.ttft_p95_ms is not None:
+        phase = "recovery" if objectives.ttft_p95_during == "recovery" else "fault"
+        targets[f"phases.{phase}.ttft_p95_ms"] = "≤ " + p95_target_text(objectives, "ttft_p95_ms")
     if objectives.rto_s is not None:
         targets["*.rto_s"] = "≤ " + quantity("rto_s", objectives.rto_s)
     return targets
