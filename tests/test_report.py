@@ -595,6 +595,7 @@ def test_streaming_run_renders_the_table_and_both_charts(tmp_path: Path) -> None
     assert quantity("ttft_p95_ms", fault.ttft_p95_ms) in section
     assert f"cut: {fault.cut:,}" in section and f"failed mid-stream: {fault.failed_mid_stream:,}" in section
     assert "first token&#39;s arrival" in section and "send" in section  # how TTFT is computed, on which clock
+    assert "worst bucket TTFT p95" in page and "streams completed" in page  # the charts' data, as a table
 
 
 def test_results_without_streams_render_no_streaming_section(tmp_path: Path) -> None:

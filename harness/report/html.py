@@ -584,6 +584,7 @@ def _chart_table(timeline: pd.DataFrame | None) -> dict[str, Any] | None:
     frame = timeline.assign(slice=((t - t.min()) // slice_s).astype(int))
     requests = frame["requests"].fillna(0) if "requests" in frame else pd.Series(0.0, index=frame.index)
     tiers = charts.tier_columns(timeline)
+    streamed = charts.has_stream_series(timeline)
     rows = []
     for _, group in frame.groupby("slice"):
         n = float(requests.loc[group.index].sum())
@@ -597,10 +598,19 @@ def _chart_table(timeline: pd.DataFrame | None) -> dict[str, Any] | None:
         worst_p95 = quantity("p95_ms", None if p95 is None or pd.isna(p95) else float(p95))
         rows.append([seconds(float(group["t_s"].min())), f"{n:,.0f}", weighted("error_rate"),
                      weighted(charts.BAD_RATIO), worst_p95]
-                    + [weighted(c) for c in tiers])
+                    + [weighted(c) for c in tiers] + (_stream_cells(group) if streamed else []))
     columns = ["from (s after start)", "requests", "error rate", "bad (failed or slow)", "worst bucket p95"]
     tier_columns = [f"tier {charts.tier_name(c)}" for c in tiers]
-    return {"slice": seconds(slice_s), "columns": columns + tier_columns, "rows": rows}
+    stream_columns = ["streams completed", "cut streams", "worst bucket TTFT p95"] if streamed else []
+    return {"slice": seconds(slice_s), "columns": columns + tier_columns + stream_columns, "rows": rows}
+
+
+def _stream_cells(group: pd.DataFrame) -> list[str]:
+    """A slice of the streaming series: completed of sent, cut streams, the worst TTFT p95."""
+    sent, done = int(group["streams"].fillna(0).sum()), int(group["streams_completed"].fillna(0).sum())
+    worst = group["ttft_p95_ms"].max()
+    return [f"{done:,} of {sent:,}" if sent else MISSING, f"{int(group['streams_cut'].fillna(0).sum()):,}",
+            quantity("ttft_p95_ms", None if pd.isna(worst) else float(worst))]
 
 
 def _method_rows(results: dict[str, Any], timeline: pd.DataFrame | None) -> list[tuple[str, Cell]]:
