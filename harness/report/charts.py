@@ -732,6 +732,9 @@ def completion_svg(results: dict[str, Any], timeline: pd.DataFrame, min_completi
                         label=f"cut: {total_cut:,}")
     ax_cut.fill_between(steps.index, 0, steps["mid"], step="post", color=MID_STREAM_COLOUR, alpha=0.8,
                         linewidth=0, label=f"failed mid-stream: {int(mid.sum()):,}")
+    from matplotlib.ticker import MaxNLocator
+
+    ax_cut.yaxis.set_major_locator(MaxNLocator(integer=True))  # whole streams
     ax_cut.set_ylabel("streams per bucket")
     ax_cut.set_xlabel("seconds from run start (send clock)")
     ax_cut.set_ylim(bottom=0, top=max(1.0, float(max(cut.max(), mid.max())) * 1.15))
