@@ -507,7 +507,7 @@ def _print_plan(loaded: Any, runtime: str | None) -> None:
 
 def _print_result(results: dict[str, Any], run_dir: Path) -> None:
     from harness.report.formatting import quantity, target_text
-    from harness.report.verdict import fault_line, reasons, verdict_line
+    from harness.report.verdict import fault_line, reasons, stream_lines, verdict_line
 
     colour = {"passed": "green", "failed": "red"}.get(str(results.get("verdict")), "yellow")
     title = f"{results['scenario']['name']}: {str(results['verdict']).upper()}"
@@ -525,6 +525,8 @@ def _print_result(results: dict[str, Any], run_dir: Path) -> None:
     for f in results.get("faults", []):
         hit = f" on {', '.join(str(t) for t in f['targets'])}" if f.get("targets") else ""
         out.print(f"fault {escape(f['name'])}{escape(hit)}: {escape(fault_line(f))}")
+    for line in stream_lines(results):  # issue 13: streamed requests, per phase
+        out.print(escape(line))
     cleanup = results.get("cleanup", {})
     out.print(f"cleanup ok: {cleanup.get('ok')} (toxics left: {cleanup.get('toxics_left')})")
     out.print(f"[bold {colour}]{escape(verdict_line(results))}[/bold {colour}]")

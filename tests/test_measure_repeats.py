@@ -36,3 +36,17 @@ def test_summary_keys_per_fault_and_phase() -> None:
     assert s["figures"]["faults.f.rto_s"]["median"] == pytest.approx(2.0)
     assert s["figures"]["faults.f.rto_s"]["values"] == [1.0, 3.0]
     assert s["figures"]["phases.fault.p95_ms"]["max"] == 30.0
+
+
+def test_streamed_runs_summarise_ttft_p95_and_completion() -> None:
+    runs = [
+        {"run_id": "a", "verdict": "passed", "faults": [],
+         "phases": {"fault": {"p95_ms": 10.0, "streaming": {"ttft_p95_ms": 200.0, "completion_rate": 0.9}}}},
+        {"run_id": "b", "verdict": "passed", "faults": [],
+         "phases": {"fault": {"p95_ms": 12.0, "streaming": {"ttft_p95_ms": 400.0, "completion_rate": 0.7}}}},
+    ]
+    figures = summarize_repeats(runs)["figures"]
+    assert figures["phases.fault.ttft_p95_ms"]["median"] == pytest.approx(300.0)
+    assert figures["phases.fault.stream_completion"]["values"] == [0.9, 0.7]
+    plain = summarize_repeats([{"run_id": "c", "verdict": "passed", "phases": {"fault": {"p95_ms": 1.0}}}])
+    assert not [k for k in plain["figures"] if "ttft" in k or "stream" in k]

@@ -569,3 +569,78 @@ def test_capacity_pool_never_answered_says_why(tmp_path: Path) -> None:
     assert "<h2>Capacity</h2>" in page and "<svg" not in page
     assert "no successful capacity sample: the pool endpoint never answered" in page
     assert row_cells(page, "healthy GPU nodes seen") == ["— (no successful sample)"]
+
+
+# --- streamed requests (issue 13) ------------------------------------------------------------------
+def test_streaming_run_renders_the_table_and_both_charts(tmp_path: Path) -> None:
+    from streaming_run import streaming_run
+
+    from harness.results import compute_results, write_outputs
+
+    run_dir = streaming_run(tmp_path)
+    results, timeline = compute_results(run_dir)
+    write_outputs(run_dir, results, timeline)
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    section = page[page.index('<section id="streaming">'):]
+    section = section[: section.index("</section>")]
+    fault = results.phases["fault"].streaming
+    assert fault is not None
+
+    assert section.count("<svg") == 2
+    assert 'aria-label="Time to first token over time (p50 and p95 per bucket)"' in section
+    assert 'aria-label="Share of streams completed and cut streams over time"' in section
+    rows = re.findall(r'<th scope="row">([^<]+)</th>', section)
+    assert rows == ["baseline", "fault", "recovery", "fault + recovery"]
+    assert f"{fault.completed:,} of {fault.streams:,}" in section
+    assert quantity("ttft_p95_ms", fault.ttft_p95_ms) in section
+    assert f"cut: {fault.cut:,}" in section and f"failed mid-stream: {fault.failed_mid_stream:,}" in section
+    assert "first token&#39;s arrival" in section and "send" in section  # how TTFT is computed, on which clock
+    assert "worst bucket TTFT p95" in page and "streams completed" in page  # the charts' data, as a table
+
+
+def test_results_without_streams_render_no_streaming_section(tmp_path: Path) -> None:
+    html = _write_example_run(tmp_path, example_results(), example_timeline(example_results()))
+
+    assert 'id="streaming"' not in html
+
+
+def test_streaming_charts_survive_a_long_run_and_gaps() -> None:
+    """Downsampling keeps the true completion share and the worst TTFT p95; empty buckets are gaps."""
+    from harness.report.charts import completion_svg, downsample_streams, ttft_svg
+
+    results = example_results()
+    timeline = example_timeline(results, bucket_s=0.01)
+    n = len(timeline)
+    streams = np.where(np.arange(n) % 7 == 0, 0, 4)
+    completed = np.where(np.arange(n) % 3 == 0, streams // 2, streams)
+    timeline = timeline.assign(
+        streams=streams, streams_completed=completed,
+        stream_completion=np.where(streams > 0, completed / np.maximum(streams, 1), np.nan),
+        streams_cut=streams - completed, streams_failed_mid_stream=(streams - completed) // 2,
+        ttft_samples=streams, ttft_p50_ms=np.where(streams > 0, 40.0, np.nan),
+        ttft_p95_ms=np.where(streams > 0, 90.0, np.nan))
+    timeline.loc[n // 2, "ttft_p95_ms"] = 4000.0
+
+    merged = downsample_streams(timeline)
+    assert len(merged) <= 720
+    assert merged["ttft_p95_ms"].max() == 4000.0
+    assert merged["streams"].sum() == streams.sum()
+    assert (merged["stream_completion"] * merged["streams"]).sum() == pytest.approx(completed.sum())
+    assert "<svg" in ttft_svg(results, timeline, 100.0) and "<svg" in completion_svg(results, timeline, 0.9)
+
+
+def test_terminal_says_the_streaming_objectives_and_figures() -> None:
+    from harness.report.terminal import objectives_text
+    from harness.report.verdict import stream_lines
+    from harness.scenario.model import Objectives
+
+    objectives = Objectives.model_validate(
+        {"ttft_p95_ms": {"max": "2x baseline", "during": "recovery"}, "min_stream_completion": 0.95})
+    assert objectives_text(objectives) == "ttft_p95_ms ≤ 2x baseline recovery, min_stream_completion ≥ 95.0 %"
+    results = {"phases": {"baseline": {"p95_ms": 20.0}, "fault": {"streaming": {
+        "streams": 400, "completed": 364, "completion_rate": 0.91, "cut": 36, "failed_mid_stream": 30,
+        "failed_before_first_token": 6, "cut_after_tokens_p50": 3.0, "cut_after_tokens_max": 9,
+        "ttft_stream": "probe", "ttft_samples": 394, "ttft_p50_ms": 11.0, "ttft_p95_ms": 509.0, "failed_over": 0}}}}
+    assert stream_lines(results) == [
+        "streams fault: 400 sent, 91.0 % completed; 30 failed mid-stream (36 cut, after a median 3 tokens), "
+        "6 before the first token; TTFT p50 11 ms, p95 509 ms (probe)"]

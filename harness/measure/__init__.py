@@ -9,7 +9,7 @@ to a stack and never reads or writes a file, and it imports only numpy, pandas a
 Modules: ``model`` (inputs), ``samples`` (the sample frame's columns), ``goodness`` (latency bound, good
 requests), ``buckets`` (grid, sustained runs), ``phases``, ``recovery`` (per-fault figures),
 ``routing`` (tiers), ``objectives``, ``agreement`` (the stack's own failover instants),
-``timeline`` (chart series), ``capacity``,
+``timeline`` (chart series), ``streams`` (streamed answers: TTFT, completion, cut streams), ``capacity``,
 ``run`` (everything at once), ``testing`` (synthetic samples).
 """
 
@@ -21,6 +21,7 @@ from harness.measure.recovery import FaultMeasure, measure_fault, resolution_s
 from harness.measure.routing import primary_tier
 from harness.measure.run import METHOD_ID, Measurement, measure_run
 from harness.measure.samples import SAMPLE_COLUMNS, SAMPLE_DTYPES, empty_samples, sort_samples
+from harness.measure.streams import StreamStats, completion_window, stream_phase_stats, stream_stats_for
 from harness.measure.timeline import timeline
 
 __all__ = [
@@ -35,8 +36,10 @@ __all__ = [
     "ObjectiveResult",
     "ObjectiveSpec",
     "PhaseStats",
+    "StreamStats",
     "Phases",
     "all_met",
+    "completion_window",
     "empty_samples",
     "evaluate_objectives",
     "good_mask",
@@ -49,5 +52,7 @@ __all__ = [
     "primary_tier",
     "resolution_s",
     "sort_samples",
+    "stream_phase_stats",
+    "stream_stats_for",
     "timeline",
 ]

@@ -49,6 +49,9 @@ class ObjectiveSpec:
 
     ``p95_ms`` is an absolute bound, ``p95_baseline_factor`` a multiple of the baseline p95
     (``2x baseline`` -> 2.0); set at most one of them. ``failover_to`` names a tier.
+    ``ttft_p95_ms`` / ``ttft_p95_baseline_factor`` / ``ttft_p95_during`` bound the p95 time to
+    first token of streamed requests the same way; ``min_stream_completion`` is the least share
+    of streams (sent in the fault and recovery phases) that must complete.
     """
 
     rto_s: float | None = None
@@ -58,14 +61,30 @@ class ObjectiveSpec:
     p95_during: str = "fault"
     failover_to: str | None = None
     max_lost_requests: int | None = None
+    ttft_p95_ms: float | None = None
+    ttft_p95_baseline_factor: float | None = None
+    ttft_p95_during: str = "fault"
+    min_stream_completion: float | None = None
 
     def __post_init__(self) -> None:
-        if self.p95_ms is not None and self.p95_baseline_factor is not None:
-            raise ValueError(
-                "objectives: set p95_ms either as milliseconds or as 'Nx baseline', not both"
-            )
-        if self.p95_during not in P95_WINDOWS:
-            raise ValueError(f"p95_during must be one of {', '.join(P95_WINDOWS)}, got {self.p95_during!r}")
+        for name, absolute, factor, during in (
+            ("p95_ms", self.p95_ms, self.p95_baseline_factor, self.p95_during),
+            ("ttft_p95_ms", self.ttft_p95_ms, self.ttft_p95_baseline_factor, self.ttft_p95_during),
+        ):
+            if absolute is not None and factor is not None:
+                raise ValueError(f"objectives: set {name} either as milliseconds or as 'Nx baseline', not both")
+            if during not in P95_WINDOWS:
+                raise ValueError(f"{name} during must be one of {', '.join(P95_WINDOWS)}, got {during!r}")
+        if self.min_stream_completion is not None and not 0 <= self.min_stream_completion <= 1:
+            raise ValueError(f"min_stream_completion must be a share in [0, 1], got {self.min_stream_completion!r}")
+
+    @property
+    def has_p95(self) -> bool:
+        return self.p95_ms is not None or self.p95_baseline_factor is not None
+
+    @property
+    def has_ttft_p95(self) -> bool:
+        return self.ttft_p95_ms is not None or self.ttft_p95_baseline_factor is not None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from harness.measure.model import ObjectiveSpec
 from harness.measure.phases import PhaseStats
 from harness.measure.recovery import IMPACT_UNRECOVERED, FaultMeasure
+from harness.measure.streams import StreamStats
 
 Target = float | int | str
 
@@ -34,14 +35,20 @@ def evaluate_objectives(
     p95_window: PhaseStats | None,
     failover_to_s: float | None,
     lost_requests: int | None,
+    baseline_ttft_p95_ms: float | None = None,
+    ttft_window: StreamStats | None = None,
+    completion: StreamStats | None = None,
 ) -> list[ObjectiveResult]:
     """Every objective set in ``spec``, in the order rto_s, max_error_rate, p95_ms,
-    failover_to, max_lost_requests.
+    failover_to, max_lost_requests, ttft_p95_ms, min_stream_completion.
 
     ``rto_s`` is checked against the worst fault; ``max_error_rate`` against the fault phase
     (constant-rate stream); ``p95_ms`` against ``p95_window`` (the window ``spec.p95_during``
     names, None when it does not exist); ``failover_to_s`` is first onset -> first good response
     from that tier; ``lost_requests`` counts status-0 requests after the first onset.
+    ``ttft_p95_ms`` is checked against ``ttft_window`` (the window ``spec.ttft_p95_during`` names,
+    streams only) and a relative bound against ``baseline_ttft_p95_ms``; ``min_stream_completion``
+    against ``completion`` (the streams of the fault and recovery phases).
     """
     results: list[ObjectiveResult] = []
     fault_phase = phases.get("fault")
@@ -52,7 +59,7 @@ def evaluate_objectives(
         results.append(
             _at_most("max_error_rate", spec.max_error_rate, measured, "the fault phase has no requests")
         )
-    if spec.p95_ms is not None or spec.p95_baseline_factor is not None:
+    if spec.has_p95:
         results.append(_p95(spec, p95_window, baseline_p95_ms))
     if spec.failover_to is not None:
         results.append(_failover_to(spec.failover_to, failover_to_s, bool(faults)))
@@ -60,6 +67,10 @@ def evaluate_objectives(
         results.append(
             _at_most("max_lost_requests", spec.max_lost_requests, lost_requests, "no fault was applied")
         )
+    if spec.has_ttft_p95:
+        results.append(_ttft_p95(spec, ttft_window, baseline_ttft_p95_ms))
+    if spec.min_stream_completion is not None:
+        results.append(_stream_completion(spec.min_stream_completion, completion))
     return results
 
 
@@ -104,17 +115,7 @@ WINDOW_WORDS = {
 
 def _p95(spec: ObjectiveSpec, window: PhaseStats | None, baseline_p95_ms: float | None) -> ObjectiveResult:
     where = WINDOW_WORDS[spec.p95_during]
-    target: Target
-    if spec.p95_baseline_factor is not None:
-        factor = f"{spec.p95_baseline_factor:g}x baseline"
-        bound_ms = None if baseline_p95_ms is None else spec.p95_baseline_factor * baseline_p95_ms
-        target = f"{factor} (= {bound_ms:.1f} ms)" if bound_ms is not None else factor
-    else:
-        bound_ms = float(spec.p95_ms or 0.0)
-        target = bound_ms
-    if spec.p95_during != "fault":
-        unit = " ms" if isinstance(target, float) else ""
-        target = f"{target}{unit} during {spec.p95_during}"
+    target, bound_ms = _bound_target(spec.p95_ms, spec.p95_baseline_factor, spec.p95_during, baseline_p95_ms)
     if bound_ms is None:
         measured_p95 = None if window is None or window.p95_ms is None else round(window.p95_ms, 3)
         return ObjectiveResult(
@@ -142,3 +143,68 @@ def _failover_to(tier: str, seen_after_s: float | None, any_fault: bool) -> Obje
             "failover_to", tier, None, False, f"no good response from tier {tier!r} after the first onset"
         )
     return ObjectiveResult("failover_to", tier, f"{tier} after {seen_after_s:.2f} s", True)
+
+
+def _bound_target(
+    absolute_ms: float | None, factor: float | None, during: str, baseline_ms: float | None
+) -> tuple[Target, float | None]:
+    """The target as results.json shows it (``800.0``, ``2x baseline (= 84.0 ms)``, ``... during
+    recovery``) and the bound in ms (None: relative, and the baseline is unknown)."""
+    target: Target
+    if factor is not None:
+        bound_ms = None if baseline_ms is None else factor * baseline_ms
+        target = f"{factor:g}x baseline (= {bound_ms:.1f} ms)" if bound_ms is not None else f"{factor:g}x baseline"
+    else:
+        bound_ms = float(absolute_ms or 0.0)
+        target = bound_ms
+    if during != "fault":
+        unit = " ms" if isinstance(target, float) else ""
+        target = f"{target}{unit} during {during}"
+    return target, bound_ms
+
+
+def _ttft_p95(spec: ObjectiveSpec, window: StreamStats | None, baseline_ms: float | None) -> ObjectiveResult:
+    name = "ttft_p95_ms"
+    where = WINDOW_WORDS[spec.ttft_p95_during]
+    target, bound_ms = _bound_target(spec.ttft_p95_ms, spec.ttft_p95_baseline_factor, spec.ttft_p95_during,
+                                     baseline_ms)
+    if bound_ms is None:
+        measured = None if window is None or window.ttft_p95_ms is None else round(window.ttft_p95_ms, 3)
+        return ObjectiveResult(
+            name, target, measured, False,
+            "not measurable: no streamed baseline request got a first token, so no baseline TTFT p95",
+        )
+    if window is None:
+        why = "no failover was observed" if spec.ttft_p95_during == "after_failover" else f"{where} has no data"
+        return ObjectiveResult(name, target, None, False, f"not measurable: {why}")
+    if window.streams == 0:
+        return ObjectiveResult(
+            name, target, None, False,
+            f"not measurable: no streamed request in {where} (does the load ask for \"stream\": true?)",
+        )
+    if window.ttft_samples < MIN_LATENCY_SAMPLES or window.ttft_p95_ms is None:
+        return ObjectiveResult(
+            name, target, None, False,
+            f"not measurable: {window.ttft_samples} {window.ttft_stream} streams got a first token in {where} "
+            f"(a p95 needs at least {MIN_LATENCY_SAMPLES}); {window.failed_before_first_token} of {window.streams} "
+            "streams failed before their first token",
+        )
+    measured = round(window.ttft_p95_ms, 3)
+    note = f"TTFT p95 of {window.ttft_samples} {window.ttft_stream} streams with a first token in {where}"
+    return ObjectiveResult(name, target, measured, measured <= bound_ms, note)
+
+
+def _stream_completion(target: float, window: StreamStats | None) -> ObjectiveResult:
+    name = "min_stream_completion"
+    if window is None or window.streams == 0 or window.completion_rate is None:
+        return ObjectiveResult(
+            name, target, None, False,
+            "not measurable: no streamed request in the fault and recovery phases "
+            "(does the load ask for \"stream\": true?)",
+        )
+    measured = round(window.completion_rate, 6)
+    note = (
+        f"{window.completed} of {window.streams} streams completed in the fault and recovery phases; "
+        f"{window.failed_mid_stream} failed mid-stream, {window.failed_before_first_token} before the first token"
+    )
+    return ObjectiveResult(name, target, measured, measured >= target, note)

@@ -14,6 +14,8 @@ import numpy as np
 
 FAULT_FIGURES = ("rto_s", "time_to_detect_s", "failover_s", "failback_s", "degraded_s", "capacity_restored_s")
 PHASE_FIGURES = ("error_rate", "p95_ms")
+STREAM_FIGURES = (("ttft_p95_ms", "ttft_p95_ms"), ("completion_rate", "stream_completion"))
+"""(key in ``phases.<phase>.streaming``, figure name): summarised when the runs streamed."""
 
 
 def distribution(
@@ -48,6 +50,10 @@ def summarize_repeats(runs: list[dict[str, Any]]) -> dict[str, Any]:
         for phase, stats in (results.get("phases") or {}).items():
             for figure in PHASE_FIGURES:
                 names.setdefault(f"phases.{phase}.{figure}", [None] * len(runs))[i] = stats.get(figure)
+            streaming = stats.get("streaming")
+            if isinstance(streaming, dict):
+                for key, figure in STREAM_FIGURES:
+                    names.setdefault(f"phases.{phase}.{figure}", [None] * len(runs))[i] = streaming.get(key)
     return {
         "runs": [{"run_id": r.get("run_id"), "verdict": r.get("verdict")} for r in runs],
         "verdicts": {v: sum(1 for r in runs if r.get("verdict") == v) for v in ("passed", "failed", "aborted")},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,7 @@ from harness.measure.phases import PhaseStats, phase_stats, stats_for
 from harness.measure.recovery import FaultMeasure, measure_fault, method_text, resolution_s
 from harness.measure.routing import first_good_from_tier_s, primary_tier
 from harness.measure.samples import sort_samples
+from harness.measure.streams import StreamStats, completion_window, stream_phase_stats, stream_stats_for
 
 METHOD_ID = "drill.rto/v2"
 """Names the method in docs/method.md; bumped whenever a rule there changes."""
@@ -36,6 +37,11 @@ class Measurement:
     method: str
     latency_bound_rule: str = ""
     p95_window: PhaseStats | None = None
+    streams: dict[str, StreamStats] = field(default_factory=dict)
+    """Per phase, the streamed requests' figures; {} when no request of the run streamed."""
+    stream_completion: StreamStats | None = None
+    """The streams of the fault and recovery phases (``min_stream_completion``'s window)."""
+    ttft_window: StreamStats | None = None
 
     @property
     def objectives_met(self) -> bool:
@@ -94,6 +100,10 @@ def measure_run(
             answered = samples["ok"].to_numpy() == 1
             failover_to_s = first_good_from_tier_s(samples, answered, objectives.failover_to, first_onset)
     p95_window = _p95_window(samples, objectives, stats, measured)
+    streams = stream_phase_stats(samples, phases, primary)
+    completion = completion_window(samples, phases, primary) if streams else None
+    ttft_window = _ttft_window(samples, objectives, streams, stats, measured, primary)
+    baseline_streams = streams.get("baseline")
     results = evaluate_objectives(
         objectives,
         phases=stats,
@@ -102,6 +112,9 @@ def measure_run(
         p95_window=p95_window,
         failover_to_s=failover_to_s,
         lost_requests=lost,
+        baseline_ttft_p95_ms=None if baseline_streams is None else baseline_streams.ttft_p95_ms,
+        ttft_window=ttft_window,
+        completion=completion,
     )
     return Measurement(
         phases=stats,
@@ -116,6 +129,9 @@ def measure_run(
         method=f"{METHOD_ID} (docs/method.md): {method}",
         latency_bound_rule=bound.rule,
         p95_window=p95_window,
+        streams=streams,
+        stream_completion=completion,
+        ttft_window=ttft_window,
     )
 
 
@@ -123,15 +139,43 @@ def _p95_window(
     samples: pd.DataFrame, objectives: ObjectiveSpec, stats: dict[str, PhaseStats], faults: list[FaultMeasure]
 ) -> PhaseStats | None:
     """The window a latency objective is judged on: the fault phase, the recovery phase, or
-    ``after_failover``: from the moment traffic has moved to the end of the fault phase. Traffic
-    has moved when the first answer from another tier arrived *and* new requests are good again
-    (the fault's ``service_restored_s``), whichever is later: a window opened while requests were
-    still slow would judge the incident a second time, which the RTO already does. None when the
-    window does not exist (no such phase; no failover)."""
-    if objectives.p95_ms is None and objectives.p95_baseline_factor is None:
+    ``after_failover`` (:func:`_after_failover_span`). None when the window does not exist (no
+    such phase; no failover)."""
+    if not objectives.has_p95:
         return None
     if objectives.p95_during != "after_failover":
         return stats.get(objectives.p95_during)
+    span = _after_failover_span(stats, faults)
+    return None if span is None else stats_for(samples, "after_failover", *span)
+
+
+def _ttft_window(
+    samples: pd.DataFrame,
+    objectives: ObjectiveSpec,
+    streams: dict[str, StreamStats],
+    stats: dict[str, PhaseStats],
+    faults: list[FaultMeasure],
+    primary: str | None,
+) -> StreamStats | None:
+    """The window the TTFT objective is judged on, chosen as for latency (:func:`_p95_window`)."""
+    if not objectives.has_ttft_p95:
+        return None
+    if objectives.ttft_p95_during != "after_failover":
+        phase = stats.get(objectives.ttft_p95_during)
+        if phase is None:
+            return None
+        return streams.get(objectives.ttft_p95_during) or stream_stats_for(
+            samples, phase.name, phase.start, phase.end, primary)
+    span = _after_failover_span(stats, faults)
+    return None if span is None else stream_stats_for(samples, "after_failover", *span, primary)
+
+
+def _after_failover_span(stats: dict[str, PhaseStats], faults: list[FaultMeasure]) -> tuple[float, float] | None:
+    """From the moment traffic has moved to the end of the fault phase. Traffic has moved when the
+    first answer from another tier arrived *and* new requests are good again (the fault's
+    ``service_restored_s``), whichever is later: a window opened while requests were still slow
+    would judge the incident a second time, which the RTO already does. None without a fault
+    phase or a failover inside it."""
     fault_phase = stats.get("fault")
     moved = [
         f.fault.onset_at + max(f.failover_s, f.service_restored_s or 0.0)
@@ -139,4 +183,4 @@ def _p95_window(
     ]
     if fault_phase is None or not moved or min(moved) >= fault_phase.end:
         return None
-    return stats_for(samples, "after_failover", min(moved), fault_phase.end)
+    return min(moved), fault_phase.end

@@ -5,6 +5,9 @@
         probe_segment(10.0, 4.0, rate_hz=20, status=503),      # an outage
         probe_segment(14.0, 10.0, rate_hz=20, tier="gpu"),     # failed over
     )
+
+Streamed answers (``"stream": true``): :func:`stream_segment` — completed, cut after N tokens,
+or failed before the first token (a non-2xx status).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.measure.samples import SAMPLE_COLUMNS, SAMPLE_DTYPES, empty_samples, sort_samples
+from harness.measure.samples import SAMPLE_COLUMNS, SAMPLE_DTYPES, STREAM_DEFAULTS, empty_samples, sort_samples
 
 
 def probe_segment(
@@ -54,9 +57,50 @@ def probe_segment(
             "region": region if ok else "",
             "degraded": degraded if ok else 0,
             "error": error,
+            **STREAM_DEFAULTS,
         },
         columns=SAMPLE_COLUMNS,
     )
+    return frame.astype(SAMPLE_DTYPES)
+
+
+def stream_segment(
+    start_s: float,
+    duration_s: float,
+    rate_hz: float = 20.0,
+    *,
+    status: int = 200,
+    tokens: int = 10,
+    ttft_ms: float = 50.0,
+    gap_ms: float = 5.0,
+    cut_after: int | None = None,
+    tier: str = "hosted",
+    source: str = "probe",
+) -> pd.DataFrame:
+    """Streamed requests every 1/rate_hz s in ``[start_s, start_s + duration_s)``, all alike, as
+    the load generators record them (CONTRACT: the streaming sample columns).
+
+    A 2xx stream delivers ``tokens`` tokens, the first ``ttft_ms`` after the send and the others
+    ``gap_ms`` apart, then ``[DONE]`` (completed, ``ok`` 1) — or, with ``cut_after`` = N, ends
+    after N tokens without ``[DONE]`` (``ok`` 0, ``cut_after_tokens`` N, error ``stream cut after
+    N tokens``). A non-2xx ``status`` fails before any token (no tier, error ``HTTP <status>``).
+    ``end`` is the last token's arrival (the send for a stream that got none, plus ``ttft_ms``).
+    """
+    answered = 200 <= status < 300
+    delivered = (tokens if cut_after is None else cut_after) if answered else 0
+    completed = answered and cut_after is None
+    latency_ms = ttft_ms + gap_ms * max(delivered - 1, 0)
+    frame = probe_segment(start_s, duration_s, rate_hz, status=status, latency_ms=latency_ms, tier=tier,
+                          source=source)
+    frame["stream"] = 1
+    frame["ttft_ms"] = ttft_ms if delivered else float("nan")
+    frame["tokens"] = delivered
+    frame["max_gap_ms"] = gap_ms if delivered >= 2 else float("nan")
+    frame["stream_completed"] = 1 if completed else 0
+    frame["cut_after_tokens"] = delivered if answered and not completed else -1
+    if answered and not completed:
+        frame["ok"] = 0
+        frame["error"] = f"stream cut after {delivered} tokens"
     return frame.astype(SAMPLE_DTYPES)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from harness.measure.buckets import bucket_counts, bucket_index
+from harness.measure.streams import has_streams, stream_timeline
 
 
 def timeline(
@@ -22,6 +23,10 @@ def timeline(
     ``degraded_share`` (of good responses), and ``tier:<name>`` — each tier's share of the good
     responses (``tier:`` for responses without a tier). Empty buckets are kept, with 0 requests
     and NaN rates, so gaps in data show as gaps. ``samples`` must be sorted by ``start``.
+
+    A run with streamed requests gets the streaming series too (TTFT p50/p95, completion share,
+    cut streams: :func:`harness.measure.streams.stream_timeline`); a run without keeps exactly
+    the columns above.
     """
     starts_s = samples["start"].to_numpy()
     first = int(np.searchsorted(starts_s, run_start_s, side="left"))
@@ -50,6 +55,8 @@ def timeline(
         tiers = samples["tier"].to_numpy()[rows]
         for tier in sorted(set(tiers[is_good].tolist())):
             series[f"tier:{tier}"] = bucket_counts(index, n_buckets, is_good & (tiers == tier)) / good_n
+    if has_streams(samples):
+        series.update(stream_timeline(samples, rows, index, n_buckets))
     return pd.DataFrame(series)
 
 

@@ -635,6 +635,114 @@ def _to_svg(fig: Figure, salt: str, title: str) -> str:
     return head + body
 
 
+# --- streamed answers (issue 13): time to first token and completion over time -----------------
+TTFT_P50_COLOUR = "#5dade2"
+TTFT_P95_COLOUR = "#1a5276"
+COMPLETION_COLOUR = "#1e8449"
+CUT_COLOUR = "#c0392b"
+MID_STREAM_COLOUR = "#7b241c"
+STREAM_COLUMNS = ("streams", "streams_completed", "stream_completion", "streams_cut", "streams_failed_mid_stream",
+                  "ttft_samples", "ttft_p50_ms", "ttft_p95_ms")
+"""The streaming series of measure's timeline (harness/measure/streams.py ``stream_timeline``)."""
+_STREAM_COUNTS = ("streams", "streams_completed", "streams_cut", "streams_failed_mid_stream", "ttft_samples")
+
+
+def has_stream_series(timeline: pd.DataFrame | None) -> bool:
+    """True when the timeline carries the streaming series and some bucket holds a stream."""
+    return (timeline is not None and not timeline.empty and all(c in timeline.columns for c in STREAM_COLUMNS)
+            and float(timeline["streams"].fillna(0).sum()) > 0)
+
+
+def downsample_streams(timeline: pd.DataFrame, max_points: int = MAX_POINTS) -> pd.DataFrame:
+    """The streaming series with consecutive buckets merged so at most ``max_points`` remain:
+    counts are summed, the completion share recomputed from the sums (the true share of the merged
+    bucket), the TTFT p95 keeps the worst bucket (a spike never disappears by averaging) and the
+    p50 is the mean of the buckets' p50 weighted by their TTFT samples."""
+    frame = timeline.reset_index(drop=True)
+    n = len(frame)
+    if n <= max_points:
+        return frame
+    group = frame.index // math.ceil(n / max_points)
+    out = pd.DataFrame({"t_s": frame["t_s"].groupby(group).first()})
+    for column in _STREAM_COUNTS:
+        out[column] = frame[column].fillna(0).groupby(group).sum()
+    out["stream_completion"] = (out["streams_completed"] / out["streams"]).where(out["streams"] > 0)
+    out["ttft_p95_ms"] = frame["ttft_p95_ms"].astype(float).groupby(group).max()
+    weights = frame["ttft_samples"].fillna(0).astype(float)
+    known = frame["ttft_p50_ms"].notna() & (weights > 0)
+    total = (frame["ttft_p50_ms"].where(known, 0.0) * weights).groupby(group).sum()
+    denominator = weights.where(known, 0.0).groupby(group).sum()
+    out["ttft_p50_ms"] = (total / denominator).where(denominator > 0)
+    return out.reset_index(drop=True)
+
+
+def ttft_svg(results: dict[str, Any], timeline: pd.DataFrame, limit_ms: float | None = None) -> str:
+    """Time to first token over time: the p50 and p95 of each bucket's streams (the probe's,
+    send clock: first token's arrival - send), phases shaded, faults banded as on the timeline,
+    the ``ttft_p95_ms`` objective as a dashed threshold when it resolves to ms (``limit_ms``).
+    A bucket where no stream got a first token is a gap in the lines. Raises ``ValueError`` when
+    the timeline has no streaming series."""
+    if not has_stream_series(timeline):
+        raise ValueError("no streamed request in the run")
+    frame = downsample_streams(timeline)
+    fig = _figure(11.0, 3.4)
+    ax = fig.subplots()
+    _shade(ax, results, label_phases=True)
+    x = frame["t_s"].astype(float)
+    ax.plot(*_steps(x, frame["ttft_p95_ms"].astype(float)), drawstyle="steps-post", color=TTFT_P95_COLOUR,
+            linewidth=1.3, label="TTFT p95 per bucket")
+    ax.plot(*_steps(x, frame["ttft_p50_ms"].astype(float)), drawstyle="steps-post", color=TTFT_P50_COLOUR,
+            linewidth=1.1, label="TTFT p50 per bucket")
+    if limit_ms is not None:
+        ax.axhline(limit_ms, color=TTFT_P95_COLOUR, linestyle=(0, (4, 3)), linewidth=0.9,
+                   label=f"TTFT p95 objective ({limit_ms:,.0f} ms)")
+    ax.set_ylabel("time to first token (ms)")
+    ax.set_xlabel("seconds from run start (send clock)")
+    ax.set_ylim(bottom=0)
+    ax.set_xlim(_x_limits(results, x))
+    _legend(fig, [ax], results)
+    return _to_svg(fig, "drill-ttft", "Time to first token over time (p50 and p95 per bucket)")
+
+
+def completion_svg(results: dict[str, Any], timeline: pd.DataFrame, min_completion: float | None = None) -> str:
+    """Streams completed over time (top: the share of each bucket's streams that got ``[DONE]``)
+    and the streams that did not (bottom: cut streams per bucket — a 2xx answer that ended without
+    ``[DONE]`` — with those cut after at least one token drawn darker). The ``min_stream_completion``
+    objective is a dashed threshold. Raises ``ValueError`` without streaming series."""
+    if not has_stream_series(timeline):
+        raise ValueError("no streamed request in the run")
+    frame = downsample_streams(timeline)
+    fig = _figure(11.0, 4.6)
+    ax_share, ax_cut = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    for ax in (ax_share, ax_cut):
+        _shade(ax, results, label_phases=ax is ax_share)
+    x = frame["t_s"].astype(float)
+    ax_share.plot(*_steps(x, frame["stream_completion"].astype(float) * 100), drawstyle="steps-post",
+                  color=COMPLETION_COLOUR, linewidth=1.3, label="completed")
+    if min_completion is not None:
+        ax_share.axhline(min_completion * 100, color=COMPLETION_COLOUR, linestyle=(0, (4, 3)), linewidth=0.9,
+                         label=f"objective ≥ {min_completion * 100:g} %")
+    ax_share.set_ylabel("completed (%)")
+    ax_share.set_ylim(0, 105)
+    cut = frame["streams_cut"].astype(float)
+    mid = frame["streams_failed_mid_stream"].astype(float)
+    total_cut = int(cut.sum())
+    steps = _changed_rows(pd.DataFrame({"cut": cut.to_numpy(), "mid": mid.to_numpy()}, index=x.to_numpy()))
+    ax_cut.fill_between(steps.index, 0, steps["cut"], step="post", color=CUT_COLOUR, alpha=0.45, linewidth=0,
+                        label=f"cut: {total_cut:,}")
+    ax_cut.fill_between(steps.index, 0, steps["mid"], step="post", color=MID_STREAM_COLOUR, alpha=0.8,
+                        linewidth=0, label=f"failed mid-stream: {int(mid.sum()):,}")
+    from matplotlib.ticker import MaxNLocator
+
+    ax_cut.yaxis.set_major_locator(MaxNLocator(integer=True))  # whole streams
+    ax_cut.set_ylabel("streams per bucket")
+    ax_cut.set_xlabel("seconds from run start (send clock)")
+    ax_cut.set_ylim(bottom=0, top=max(1.0, float(max(cut.max(), mid.max())) * 1.15))
+    ax_share.set_xlim(_x_limits(results, x))
+    _legend(fig, [ax_share, ax_cut], results)
+    return _to_svg(fig, "drill-completion", "Share of streams completed and cut streams over time")
+
+
 # --- the stack's own metrics (issue 15): one chart per recorded Prometheus query -------------------
 METRIC_COLOURS = ("#2e86c1", "#28b463", "#e67e22", "#8e44ad", "#16a085", "#d4ac0d", "#a93226", "#5d6d7e")
 MAX_METRIC_SERIES = 8  # more lines than this read as noise: the rest are named in the legend's last entry

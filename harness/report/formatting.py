@@ -96,7 +96,7 @@ def quantity(name: str, value: Any) -> str:
         return seconds(value)
     if key.endswith("_hz"):
         return f"{value:g} Hz"
-    if key.endswith("error_rate") or key.endswith("_ratio"):
+    if key.endswith("error_rate") or key.endswith("_ratio") or key.endswith("completion") or key == "completion_rate":
         return percent(value)
     if key == "rps" or key.endswith("_rps"):
         return f"{value:,.1f} req/s"

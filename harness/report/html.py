@@ -30,7 +30,7 @@ from harness.report.formatting import (
     target_text,
     utc_text,
 )
-from harness.report.results import atomic_write_text, p95_limit_ms
+from harness.report.results import atomic_write_text, objective_target, p95_limit_ms, ttft_limit_ms
 from harness.rundir import CAPACITY_FILE, FILE_ROLES, REPORT_FILE, SAMPLES_DIR, report_path
 from harness.rundir.frames import read_capacity
 
@@ -170,6 +170,7 @@ def report_context(
         "phases": _phase_rows(results),
         "charts": _charts(results, timeline, event_marks),
         "chart_table": _chart_table(timeline),
+        "streaming": _streaming_section(results, timeline),
         "method": _method_rows(results, timeline),
         "method_text": (results.get("measurement") or {}).get("method") or "",
         "method_doc": METHOD_DOC,
@@ -513,6 +514,61 @@ def _metric_charts(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _streaming_section(results: dict[str, Any], timeline: pd.DataFrame | None) -> dict[str, Any] | None:
+    """The Streaming section: per phase TTFT p50/p95 and completion, the completion objective's
+    window, and the two charts (TTFT over time, completion over time) or why one is missing.
+    None when no phase has ``streaming`` figures (the run did not stream)."""
+    phases = {name: phase["streaming"] for name, phase in (results.get("phases") or {}).items()
+              if isinstance(phase, dict) and isinstance(phase.get("streaming"), dict)}
+    if not phases:
+        return None
+    info = (results.get("measurement") or {}).get("streaming") or {}
+    rows = [_streaming_row(name, figures) for name, figures in phases.items()]
+    if isinstance(info.get("completion"), dict):
+        rows.append(_streaming_row("fault + recovery", info["completion"]))
+    target = objective_target(results, "min_stream_completion")
+    min_completion = float(target) if isinstance(target, (int, float)) and not isinstance(target, bool) else None
+    ttft_title = "Time to first token (p50 and p95 per bucket, probe streams)"
+    completion_title = "Streams completed, and cut streams"
+    out_charts: list[dict[str, Any]] = []
+    if timeline is None or timeline.empty:
+        reason = "no timeline: the run recorded no samples"
+        out_charts = [{"title": title, "svg": None, "reason": reason} for title in (ttft_title, completion_title)]
+    else:
+        for title, chart in ((ttft_title, "ttft"), (completion_title, "completion")):
+            try:
+                svg = (charts.ttft_svg(results, timeline, ttft_limit_ms(results)) if chart == "ttft"
+                       else charts.completion_svg(results, timeline, min_completion))
+                out_charts.append({"title": title, "svg": Markup(svg), "reason": None})
+            except ValueError as exc:  # nothing to draw; the chart says why
+                out_charts.append({"title": title, "svg": None, "reason": str(exc)})
+    return {"rows": rows, "charts": out_charts, "ttft_clock": info.get("ttft_clock") or "",
+            "method": info.get("method") or ""}
+
+
+def _streaming_row(name: str, figures: dict[str, Any]) -> dict[str, Any]:
+    streams = figures.get("streams") or 0
+    no_stream = "no streamed request"
+    no_token = "no stream got a first token"
+    cut_tokens = figures.get("cut_after_tokens_p50")
+    ttft_from = figures.get("ttft_stream") or "probe"
+    return {
+        "name": name,
+        "streams": _cell("requests", streams, "not recorded"),
+        "completion": _cell("completion_rate", figures.get("completion_rate"), no_stream),
+        "completed": f"{figures.get('completed', 0):,} of {streams:,}",
+        "cut": Cell(f"{figures.get('cut', 0):,}", None,
+                    None if is_missing(cut_tokens) else
+                    f"median {cut_tokens:g} tokens, most {figures.get('cut_after_tokens_max')}"),
+        "mid_stream": _cell("requests", figures.get("failed_mid_stream"), "not recorded"),
+        "before_first_token": _cell("requests", figures.get("failed_before_first_token"), "not recorded"),
+        "ttft_p50": _cell("ttft_p50_ms", figures.get("ttft_p50_ms"), no_token),
+        "ttft_p95": _cell("ttft_p95_ms", figures.get("ttft_p95_ms"), no_token),
+        "ttft_from": f"{ttft_from}: {figures.get('ttft_samples', 0):,} first tokens",
+        "failed_over": _cell("requests", figures.get("failed_over"), "primary tier unknown"),
+    }
+
+
 CHART_TABLE_MAX_ROWS = 120
 
 
@@ -528,6 +584,7 @@ def _chart_table(timeline: pd.DataFrame | None) -> dict[str, Any] | None:
     frame = timeline.assign(slice=((t - t.min()) // slice_s).astype(int))
     requests = frame["requests"].fillna(0) if "requests" in frame else pd.Series(0.0, index=frame.index)
     tiers = charts.tier_columns(timeline)
+    streamed = charts.has_stream_series(timeline)
     rows = []
     for _, group in frame.groupby("slice"):
         n = float(requests.loc[group.index].sum())
@@ -541,10 +598,19 @@ def _chart_table(timeline: pd.DataFrame | None) -> dict[str, Any] | None:
         worst_p95 = quantity("p95_ms", None if p95 is None or pd.isna(p95) else float(p95))
         rows.append([seconds(float(group["t_s"].min())), f"{n:,.0f}", weighted("error_rate"),
                      weighted(charts.BAD_RATIO), worst_p95]
-                    + [weighted(c) for c in tiers])
+                    + [weighted(c) for c in tiers] + (_stream_cells(group) if streamed else []))
     columns = ["from (s after start)", "requests", "error rate", "bad (failed or slow)", "worst bucket p95"]
     tier_columns = [f"tier {charts.tier_name(c)}" for c in tiers]
-    return {"slice": seconds(slice_s), "columns": columns + tier_columns, "rows": rows}
+    stream_columns = ["streams completed", "cut streams", "worst bucket TTFT p95"] if streamed else []
+    return {"slice": seconds(slice_s), "columns": columns + tier_columns + stream_columns, "rows": rows}
+
+
+def _stream_cells(group: pd.DataFrame) -> list[str]:
+    """A slice of the streaming series: completed of sent, cut streams, the worst TTFT p95."""
+    sent, done = int(group["streams"].fillna(0).sum()), int(group["streams_completed"].fillna(0).sum())
+    worst = group["ttft_p95_ms"].max()
+    return [f"{done:,} of {sent:,}" if sent else MISSING, f"{int(group['streams_cut'].fillna(0).sum()):,}",
+            quantity("ttft_p95_ms", None if pd.isna(worst) else float(worst))]
 
 
 def _method_rows(results: dict[str, Any], timeline: pd.DataFrame | None) -> list[tuple[str, Cell]]:

@@ -76,6 +76,28 @@ def p95_limit_ms(results: dict[str, Any]) -> float | None:
     return None
 
 
+def ttft_limit_ms(results: dict[str, Any]) -> float | None:
+    """The ``ttft_p95_ms`` objective in ms: a numeric target as is, the bound a relative target
+    states (``2x baseline (= 84.0 ms)``), else ``Nx baseline`` resolved against the baseline
+    phase's ``streaming.ttft_p95_ms``. None without the objective or without a baseline."""
+    target = objective_target(results, "ttft_p95_ms")
+    if isinstance(target, (int, float)) and not isinstance(target, bool):
+        return float(target)
+    if not isinstance(target, str):
+        return None
+    stated = re.search(r"\(=\s*([0-9][0-9,]*\.?[0-9]*)\s*ms\)", target)
+    if stated:
+        return float(stated.group(1).replace(",", ""))
+    number = re.match(r"\s*([0-9]*\.?[0-9]+)\s*(ms)?\s*(during\b.*)?$", target)
+    if number:
+        return float(number.group(1))
+    factor = re.match(r"\s*([0-9]*\.?[0-9]+)\s*x\s*baseline", target)
+    baseline = (((results.get("phases") or {}).get("baseline") or {}).get("streaming") or {}).get("ttft_p95_ms")
+    if factor and isinstance(baseline, (int, float)) and math.isfinite(baseline):
+        return float(factor.group(1)) * float(baseline)
+    return None
+
+
 def atomic_write_text(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` via a temp file in the same directory and an atomic rename.
 

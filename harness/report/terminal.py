@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.report.formatting import MISSING, parse_utc, plain, quantity, seconds, utc_text
+from harness.report.verdict import at_least
 
 # Below this many runs a bootstrap interval of the median is rough: with 3 values it can only
 # return those values, so it says little about where the next run will land.
@@ -86,14 +87,21 @@ def objectives_text(objectives: Any) -> str:
             parts.append(f"{name} ≤ {quantity(name, target)}")
     if objectives.failover_to is not None:
         parts.append(f"failover_to {objectives.failover_to}")
+    if objectives.ttft_p95_ms is not None:
+        parts.append(f"ttft_p95_ms ≤ {p95_target_text(objectives, 'ttft_p95_ms')}")
+    if objectives.min_stream_completion is not None:
+        parts.append(f"min_stream_completion ≥ {quantity('min_stream_completion', objectives.min_stream_completion)}")
     return ", ".join(parts) or "none (the drill only measures)"
 
 
-def p95_target_text(objectives: Any) -> str:
-    """``2x baseline`` or, judged on another window, ``2x baseline after failover``."""
-    bound = getattr(objectives.p95_ms, "max", objectives.p95_ms)
-    during = getattr(objectives, "p95_during", "fault")
-    return quantity("p95_ms", bound) + ("" if during == "fault" else f" {during.replace('_', ' ')}")
+def p95_target_text(objectives: Any, name: str = "p95_ms") -> str:
+    """``2x baseline`` or, judged on another window, ``2x baseline after failover`` (``name``:
+    ``p95_ms`` or ``ttft_p95_ms``, which share the shape)."""
+    ttft = name == "ttft_p95_ms"
+    objective = objectives.ttft_p95_ms if ttft else objectives.p95_ms
+    bound = getattr(objective, "max", objective)
+    during = objectives.ttft_p95_during if ttft else objectives.p95_during
+    return quantity(name, bound) + ("" if during == "fault" else f" {during.replace('_', ' ')}")
 
 
 def stop_condition_text(stop_when: Any) -> str:
@@ -133,7 +141,7 @@ def _missed_text(objective: dict[str, Any]) -> str:
     target = quantity(name, objective.get("target"))
     if measured is None:
         return f"{name} not measured ({objective.get('note') or 'no data'}), target {target}"
-    return f"{name} {quantity(name, measured)} > target {target}"
+    return f"{name} {quantity(name, measured)} {'<' if at_least(name) else '>'} target {target}"
 
 
 def repeat_targets(objectives: Any) -> dict[str, str]:
@@ -146,6 +154,9 @@ def repeat_targets(objectives: Any) -> dict[str, str]:
         during = getattr(objectives, "p95_during", "fault")
         phase = "recovery" if during == "recovery" else "fault"  # after_failover lies in the fault phase
         targets[f"phases.{phase}.p95_ms"] = "≤ " + p95_target_text(objectives)
+    if objectives.ttft_p95_ms is not None:
+        phase = "recovery" if objectives.ttft_p95_during == "recovery" else "fault"
+        targets[f"phases.{phase}.ttft_p95_ms"] = "≤ " + p95_target_text(objectives, "ttft_p95_ms")
     if objectives.rto_s is not None:
         targets["*.rto_s"] = "≤ " + quantity("rto_s", objectives.rto_s)
     return targets

@@ -180,7 +180,7 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
         operator=start.get("user"),
         host=start.get("host"),
         environment=facts.environment,
-        phases={name: PhaseResult.of(stats) for name, stats in m.phases.items()},
+        phases={name: PhaseResult.of(stats, m.streams.get(name)) for name, stats in m.phases.items()},
         faults=[FaultResult.of(f) for f in m.faults],
         objectives=[ObjectiveResult.of(o) for o in m.objectives]
         + [ObjectiveResult.model_validate(o) for o in (metrics.objectives if metrics else [])],
@@ -305,6 +305,7 @@ def _add_faults_never_applied(faults: list[FaultResult], facts: JournalFacts) ->
 def objective_spec(scenario: Scenario) -> measure.ObjectiveSpec:
     o = scenario.objectives
     absolute, factor = o.p95_bound
+    ttft_absolute, ttft_factor = o.ttft_p95_bound
     return measure.ObjectiveSpec(
         rto_s=o.rto_s,
         max_error_rate=o.max_error_rate,
@@ -313,6 +314,10 @@ def objective_spec(scenario: Scenario) -> measure.ObjectiveSpec:
         p95_during=o.p95_during,
         failover_to=o.failover_to,
         max_lost_requests=o.max_lost_requests,
+        ttft_p95_ms=ttft_absolute,
+        ttft_p95_baseline_factor=ttft_factor,
+        ttft_p95_during=o.ttft_p95_during,
+        min_stream_completion=o.min_stream_completion,
     )
 
 

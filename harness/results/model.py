@@ -4,11 +4,13 @@
     ├── scenario: ScenarioRef            name, path, sha256, description
     ├── verdict: Verdict                 harness/verdict.py (passed | failed | aborted)
     ├── environment: {str: JSON}         the run's fingerprint, as the journal recorded it
-    ├── phases: {name: PhaseResult}      baseline / fault / recovery; closed_loop: ClosedLoopStats
+    ├── phases: {name: PhaseResult}      baseline / fault / recovery; closed_loop: ClosedLoopStats;
+    │                                    streaming: StreamingResult (only when requests streamed)
     ├── faults: [FaultResult]            figures on their clocks; agreement: Agreement;
     │                                    capacity figures of a capacity run (FaultCapacity keys)
     ├── objectives: [ObjectiveResult]
-    ├── measurement: MeasurementInfo     clocks, resolution, the latency bound, lost requests
+    ├── measurement: MeasurementInfo     clocks, resolution, the latency bound, lost requests;
+    │                                    streaming: StreamingInfo (only when requests streamed)
     ├── cleanup: Cleanup
     ├── capacity: CapacityResult         only in a capacity run
     ├── abort_reason                     only when aborted
@@ -39,6 +41,15 @@ Seconds = float | None
 """Seconds from a fault's onset (rounded to microseconds); None when not measured."""
 
 LATENCY_STREAM = "probe (constant rate, open loop); Locust users are throughput only"
+TTFT_CLOCK = "send clock: ttft_ms = first token's arrival - the request's start, per streamed request"
+STREAMING_METHOD = (
+    "streams = requests whose JSON asked for \"stream\": true, placed by their start (send clock); "
+    "completed = [DONE] arrived on a 2xx answer; cut = a 2xx answer that ended without [DONE] "
+    "(cut_after_tokens = tokens it had delivered); failed mid-stream = not completed after >= 1 token; "
+    "failed before the first token = not completed with no token; TTFT p50/p95 over the probe's streams "
+    "that got a first token (every stream when the probe sent none), linear interpolation; "
+    "failed_over = streams answered by a tier other than the primary tier"
+)
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
@@ -78,6 +89,52 @@ class ClosedLoopStats(_Model):
                    p95_ms=closed.p95_ms, note=closed.note)
 
 
+class StreamingResult(_Model):
+    """Streamed requests of one phase or window (harness/measure/streams.py, docs/method.md)."""
+
+    streams: int
+    completed: int
+    completion_rate: float | None
+    cut: int
+    failed_mid_stream: int
+    failed_before_first_token: int
+    cut_after_tokens_p50: float | None
+    cut_after_tokens_max: int | None
+    ttft_stream: str  # probe | all
+    ttft_samples: int
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+    failed_over: int | None
+
+    @classmethod
+    def of(cls, stats: measure.StreamStats) -> StreamingResult:
+        return cls(
+            streams=stats.streams, completed=stats.completed, completion_rate=_round(stats.completion_rate),
+            cut=stats.cut, failed_mid_stream=stats.failed_mid_stream,
+            failed_before_first_token=stats.failed_before_first_token,
+            cut_after_tokens_p50=stats.cut_after_tokens_p50, cut_after_tokens_max=stats.cut_after_tokens_max,
+            ttft_stream=stats.ttft_stream, ttft_samples=stats.ttft_samples,
+            ttft_p50_ms=_round(stats.ttft_p50_ms, 3), ttft_p95_ms=_round(stats.ttft_p95_ms, 3),
+            failed_over=stats.failed_over,
+        )
+
+
+class StreamingInfo(_Model):
+    """How streamed requests were measured, and the streams of ``min_stream_completion``'s window
+    (the fault and recovery phases)."""
+
+    method: str
+    ttft_clock: str
+    completion_window_start: str
+    completion_window_end: str
+    completion: StreamingResult
+
+    @classmethod
+    def of(cls, window: measure.StreamStats) -> StreamingInfo:
+        return cls(method=STREAMING_METHOD, ttft_clock=TTFT_CLOCK, completion_window_start=utc_iso(window.start),
+                   completion_window_end=utc_iso(window.end), completion=StreamingResult.of(window))
+
+
 class PhaseResult(_Model):
     start: str
     end: str
@@ -91,16 +148,20 @@ class PhaseResult(_Model):
     stream_requests: int
     latency_samples: int
     closed_loop: ClosedLoopStats | None
+    streaming: StreamingResult | None = None  # only when some request of the run streamed
 
     @classmethod
-    def of(cls, stats: measure.PhaseStats) -> PhaseResult:
-        return cls(
+    def of(cls, stats: measure.PhaseStats, streams: measure.StreamStats | None = None) -> PhaseResult:
+        made = cls(
             start=utc_iso(stats.start), end=utc_iso(stats.end), requests=stats.requests,
             rps=_round(stats.rps, 3), error_rate=_round(stats.error_rate, 6),
             p50_ms=_round(stats.p50_ms, 3), p95_ms=_round(stats.p95_ms, 3), p99_ms=_round(stats.p99_ms, 3),
             stream=stats.stream, stream_requests=stats.stream_requests, latency_samples=stats.latency_samples,
             closed_loop=None if stats.closed_loop is None else ClosedLoopStats.of(stats.closed_loop),
         )
+        if streams is not None:
+            made.streaming = StreamingResult.of(streams)
+        return made
 
 
 class Agreement(_Model):
@@ -230,10 +291,11 @@ class MeasurementInfo(_Model):
     confidence: float
     clocks: dict[str, str]
     lost_requests: int | None
+    streaming: StreamingInfo | None = None  # only when some request of the run streamed
 
     @classmethod
     def of(cls, m: measure.Measurement) -> MeasurementInfo:
-        return cls(
+        made = cls(
             samples=m.samples, probe_rate_hz=m.settings.probe_rate_hz, resolution_s=round(m.resolution_s, 6),
             method=m.method, bucket_s=m.settings.bucket_s, recovery_window_s=m.settings.window_s,
             primary_tier=m.primary_tier, baseline_p95_ms=_round(m.baseline_p95_ms, 3),
@@ -241,6 +303,9 @@ class MeasurementInfo(_Model):
             latency_stream=LATENCY_STREAM, min_bad_requests=m.settings.min_bad_requests,
             confidence=m.settings.confidence, clocks=dict(CLOCKS), lost_requests=m.lost_requests,
         )
+        if m.stream_completion is not None:
+            made.streaming = StreamingInfo.of(m.stream_completion)
+        return made
 
 
 class Cleanup(_Model):

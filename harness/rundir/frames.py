@@ -15,14 +15,32 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import ScenarioError
-from harness.measure.samples import SAMPLE_COLUMNS, SAMPLE_DTYPES, empty_samples, sort_samples
+from harness.measure.samples import (
+    SAMPLE_COLUMNS,
+    SAMPLE_DTYPES,
+    STREAM_COLUMNS,
+    STREAM_DEFAULTS,
+    empty_samples,
+    sort_samples,
+)
 from harness.rundir import capacity_path, request_sample_files
 
 MAX_EPOCH_S = 1e10  # the year 2286: later instants are damage (and overflow date arithmetic)
 MAX_LATENCY_MS = 1e9
+MAX_TOKENS = 10**9  # more tokens in one answer than any model sends: damage
 _NUMERIC = [c for c, t in SAMPLE_DTYPES.items() if t != "object"]
-# A row without these cannot be measured; the others default to 0 / "".
+# A row without these cannot be measured; the others default to 0 / "" (streaming: STREAM_DEFAULTS).
 _REQUIRED = ["start", "end", "status", "ok", "latency_ms"]
+# Sample files written before streaming was measured lack the streaming columns: they are read with
+# STREAM_DEFAULTS (nothing streamed), so old run directories recompute to the same figures.
+_FILE_COLUMNS = [c for c in SAMPLE_COLUMNS if c not in STREAM_COLUMNS]
+# Empty cells of these read as NaN (no first token; fewer than 2 tokens), never as 0.
+_MAY_BE_EMPTY = {"ttft_ms": [""], "max_gap_ms": [""]}
+# (column, low, high) a load generator can write; checked on every row, located by _damage.
+_RANGES = (("start", 0, MAX_EPOCH_S), ("end", 0, MAX_EPOCH_S), ("latency_ms", 0, MAX_LATENCY_MS),
+           ("status", 0, 999), ("ok", 0, 1), ("stream", 0, 1), ("ttft_ms", 0, MAX_LATENCY_MS),
+           ("tokens", 0, MAX_TOKENS), ("max_gap_ms", 0, MAX_LATENCY_MS), ("stream_completed", 0, 1),
+           ("cut_after_tokens", -1, MAX_TOKENS))
 CAPACITY_NUMERIC = ("ts", "ok", "healthy", "pool_size", "target")
 
 
@@ -89,10 +107,14 @@ def _read_one(path: Path) -> pd.DataFrame:
 
 def _in_range(frame: pd.DataFrame) -> pd.Series:
     """Rows whose numbers a load generator could have written."""
-    return (
-        frame["start"].between(0, MAX_EPOCH_S) & frame["end"].between(0, MAX_EPOCH_S)
-        & frame["latency_ms"].between(0, MAX_LATENCY_MS) & frame["status"].between(0, 999) & frame["ok"].isin([0, 1])
-    )
+    inside = pd.Series(True, index=frame.index)
+    for column, low, high in _RANGES:
+        values = frame[column]
+        within = values.between(low, high)
+        if column in _MAY_BE_EMPTY:
+            within |= values.isna()
+        inside &= within
+    return inside
 
 
 def _damage(path: Path, exc: BaseException | None) -> str:
@@ -114,8 +136,9 @@ def _damage(path: Path, exc: BaseException | None) -> str:
         if not row or (number == len(lines) and not text.endswith("\n")):
             continue  # blank, or torn by a crash mid-write
         values = dict(zip(header, row, strict=False))
-        for column, low, high in (("start", 0, MAX_EPOCH_S), ("end", 0, MAX_EPOCH_S), ("latency_ms", 0, MAX_LATENCY_MS),
-                                  ("status", 0, 999), ("ok", 0, 1)):
+        for column, low, high in _RANGES:
+            if column not in values or (column in _MAY_BE_EMPTY and values[column] == ""):
+                continue
             try:
                 number_value = float(values.get(column, ""))
             except ValueError:
@@ -130,30 +153,41 @@ def _parse_one(path: Path) -> pd.DataFrame:
         header = pd.read_csv(path, nrows=0).columns.tolist()
     except pd.errors.EmptyDataError:
         return empty_samples()
-    missing = [c for c in SAMPLE_COLUMNS if c not in header]
+    missing = [c for c in _FILE_COLUMNS if c not in header]
     if missing:
         raise ScenarioError(
             f"{path}: missing sample column(s) {', '.join(missing)}; this file was not written by "
             f"drill's load generators — move it out of {path.parent} and run `drill report` again"
         )
+    present = [c for c in SAMPLE_COLUMNS if c in header]
     try:
-        frame = pd.read_csv(path, dtype=SAMPLE_DTYPES, usecols=SAMPLE_COLUMNS, keep_default_na=False)
+        frame = pd.read_csv(path, dtype={c: SAMPLE_DTYPES[c] for c in present}, usecols=present,
+                            keep_default_na=False, na_values={c: v for c, v in _MAY_BE_EMPTY.items() if c in present})
     except ValueError:
         # A torn row leaves empty or partial numbers: parse leniently and drop what cannot be measured.
-        frame = _read_lenient(path)
-    return frame[SAMPLE_COLUMNS]
+        frame = _read_lenient(path, present)
+    return _with_stream_defaults(frame)[SAMPLE_COLUMNS]
 
 
-def _read_lenient(path: Path) -> pd.DataFrame:
-    raw = pd.read_csv(path, dtype=str, usecols=SAMPLE_COLUMNS, keep_default_na=False)
-    numbers = {c: pd.to_numeric(raw[c], errors="coerce") for c in _NUMERIC}
+def _with_stream_defaults(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every streaming column it lacks filled with :data:`STREAM_DEFAULTS`."""
+    for column in STREAM_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = pd.Series(STREAM_DEFAULTS[column], index=frame.index, dtype=SAMPLE_DTYPES[column])
+    return frame
+
+
+def _read_lenient(path: Path, present: list[str]) -> pd.DataFrame:
+    raw = pd.read_csv(path, dtype=str, usecols=present, keep_default_na=False)
+    numbers = {c: pd.to_numeric(raw[c], errors="coerce") for c in _NUMERIC if c in present}
     keep = np.ones(len(raw), dtype=bool)
     for column in _REQUIRED:
         keep &= numbers[column].notna().to_numpy()
     frame = pd.DataFrame(index=raw.index[keep])
-    for column in SAMPLE_COLUMNS:
+    for column in present:
         if column in numbers:
-            frame[column] = numbers[column][keep].fillna(0).astype(np.dtype(SAMPLE_DTYPES[column]))
+            default = STREAM_DEFAULTS.get(column, 0)  # NaN stays NaN for ttft_ms / max_gap_ms
+            frame[column] = numbers[column][keep].fillna(default).astype(np.dtype(SAMPLE_DTYPES[column]))
         else:
             frame[column] = raw[column][keep].astype(object)
     return frame.reset_index(drop=True)

@@ -245,8 +245,11 @@ class Objectives(Strict):
     p95_ms: float | str | LatencyObjective | None = None
     failover_to: str | None = None
     max_lost_requests: int | None = Field(default=None, ge=0)
+    # Streamed requests (the load's JSON asks for "stream": true; docs/method.md "Streaming").
+    ttft_p95_ms: float | str | LatencyObjective | None = None
+    min_stream_completion: float | None = Field(default=None, ge=0, le=1)
 
-    @field_validator("p95_ms")
+    @field_validator("p95_ms", "ttft_p95_ms")
     @classmethod
     def _bound(cls, v: Any) -> Any:
         if v is not None and not isinstance(v, LatencyObjective):
@@ -256,16 +259,36 @@ class Objectives(Strict):
     @property
     def p95_bound(self) -> tuple[float | None, float | None]:
         """(absolute ms, baseline factor); both None without a p95 objective."""
-        if self.p95_ms is None:
-            return (None, None)
-        if isinstance(self.p95_ms, LatencyObjective):
-            return parse_latency_bound(self.p95_ms.max)
-        return parse_latency_bound(self.p95_ms)
+        return _latency_bound(self.p95_ms)
 
     @property
     def p95_during(self) -> str:
         """The window the p95 objective is judged on (the short form means the fault phase)."""
         return self.p95_ms.during if isinstance(self.p95_ms, LatencyObjective) else "fault"
+
+    @property
+    def ttft_p95_bound(self) -> tuple[float | None, float | None]:
+        """(absolute ms, baseline factor) of the TTFT objective; both None without one."""
+        return _latency_bound(self.ttft_p95_ms)
+
+    @property
+    def ttft_p95_during(self) -> str:
+        """The window the TTFT objective is judged on (the short form means the fault phase)."""
+        return self.ttft_p95_ms.during if isinstance(self.ttft_p95_ms, LatencyObjective) else "fault"
+
+    @property
+    def streaming_objectives(self) -> list[str]:
+        """The objectives set that only streamed requests can measure."""
+        return [name for name, value in (("ttft_p95_ms", self.ttft_p95_ms),
+                                         ("min_stream_completion", self.min_stream_completion)) if value is not None]
+
+
+def _latency_bound(value: float | str | LatencyObjective | None) -> tuple[float | None, float | None]:
+    if value is None:
+        return (None, None)
+    if isinstance(value, LatencyObjective):
+        return parse_latency_bound(value.max)
+    return parse_latency_bound(value)
 
 
 # --- Prometheus: steady_state, stop_when.queries, metrics (issue 15; docs/metrics.md) -----------
@@ -510,4 +533,19 @@ def cross_checks(s: Scenario) -> list[tuple[tuple[Any, ...], str]]:
                          f"buckets is over {MAX_BUCKETS:,} buckets: use a longer bucket"))
     if s.stack.runtime == "compose" and s.stack.file is None:
         problems.append((("stack", "file"), "the compose runtime needs stack.file (the compose file)"))
+    if not _may_stream(s.load):
+        for name in s.objectives.streaming_objectives:
+            problems.append((("objectives", name), "measures streamed requests, but neither load.request nor "
+                             'load.probe asks for one: add "stream": true to its json body'))
     return problems
+
+
+def _asks_for_stream(request: RequestSpec | None) -> bool:
+    body = None if request is None else request.json_body
+    return isinstance(body, dict) and body.get("stream") is True
+
+
+def _may_stream(load: LoadSpec) -> bool:
+    """Whether any request of the load can stream: the request or the probe asks for it in its
+    JSON body, or a locustfile (whose requests drill cannot see) sends the load."""
+    return load.locustfile is not None or _asks_for_stream(load.request) or _asks_for_stream(load.probe_request)

@@ -1,0 +1,184 @@
+"""Streamed answers (``"stream": true``): time to first token, completion, cut streams.
+
+A *stream* is a sample row with ``stream`` = 1. Per window (a phase, or any ``[start, end)`` on
+the send clock, like :mod:`harness.measure.phases`):
+
+- **completed**: ``[DONE]`` arrived on a 2xx answer (``stream_completed`` = 1);
+- **cut**: a 2xx answer that ended without ``[DONE]`` (``cut_after_tokens`` >= 0: a clean end, a
+  reset, the gateway's error event, a timeout mid-stream), with the tokens it had delivered;
+- **failed mid-stream**: not completed after at least one token (the user saw a partial answer);
+- **failed before the first token**: not completed and no token (an HTTP error, a timeout or a
+  refused connection before the first token, or a 2xx stream cut at 0 tokens) — a client could
+  still retry these invisibly, which it cannot do for a partial answer.
+
+Completed + failed mid-stream + failed before the first token = streams.
+
+**TTFT** (time to first token) = first token's arrival - send, per request (``ttft_ms``). Its
+percentiles come from the **constant-rate probe stream** (``source`` = ``probe``) for the same
+reason as the latency percentiles (coordinated omission: closed-loop users send less when the
+stack is slow); without probe streams in the window they fall back to every stream
+(``ttft_stream`` = ``all``). Only streams whose first token arrived have a TTFT (a stream that
+got none is counted as failed before the first token, never as fast), linear interpolation
+between ranks as for latency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from harness.measure.buckets import bucket_counts
+from harness.measure.goodness import constant_rate_rows
+from harness.measure.phases import phase_slice
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    """Streamed requests that started in ``[start, end)``; None where there is nothing to compute
+    a figure from. ``failed_over`` counts streams answered by a tier other than ``primary_tier``
+    (the baseline's tier); the gateway sends its headers with the first token, so this is the tier
+    that produced the answer (failover before the first token)."""
+
+    name: str
+    start: float
+    end: float
+    streams: int
+    completed: int
+    completion_rate: float | None
+    cut: int
+    failed_mid_stream: int
+    failed_before_first_token: int
+    cut_after_tokens_p50: float | None
+    cut_after_tokens_max: int | None
+    ttft_stream: str
+    ttft_samples: int
+    ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+    failed_over: int | None
+    primary_tier: str | None
+
+
+def has_streams(samples: pd.DataFrame) -> bool:
+    """True when any request of the run asked for a stream (a frame without the streaming
+    columns, built by hand from the older columns, streamed nothing)."""
+    return "stream" in samples.columns and bool((samples["stream"].to_numpy() == 1).any())
+
+
+def stream_stats_for(
+    samples: pd.DataFrame, name: str, start: float, end: float, primary_tier: str | None = None
+) -> StreamStats:
+    """:class:`StreamStats` of one window; ``samples`` must be sorted by ``start``."""
+    rows = phase_slice(samples["start"].to_numpy(), start, end)
+    streamed = samples["stream"].to_numpy()[rows] == 1
+    completed = samples["stream_completed"].to_numpy()[rows][streamed] == 1
+    tokens = samples["tokens"].to_numpy()[rows][streamed]
+    cut_after = samples["cut_after_tokens"].to_numpy()[rows][streamed]
+    ttft_ms = samples["ttft_ms"].to_numpy()[rows][streamed]
+    from_probe = constant_rate_rows(samples)[rows][streamed]
+    tiers = samples["tier"].to_numpy()[rows][streamed]
+    n = int(streamed.sum())
+    failed = ~completed
+    cut = cut_after[cut_after >= 0]
+    ttft_stream = "probe" if from_probe.any() else "all"
+    chosen = ttft_ms[from_probe] if ttft_stream == "probe" else ttft_ms
+    first_tokens = chosen[np.isfinite(chosen)]
+    p50 = p95 = None
+    if first_tokens.size:
+        p50, p95 = (float(v) for v in np.percentile(first_tokens, (50.0, 95.0)))
+    failed_over = None
+    if primary_tier is not None:
+        failed_over = int(np.count_nonzero((tiers != "") & (tiers != primary_tier)))
+    return StreamStats(
+        name=name,
+        start=start,
+        end=end,
+        streams=n,
+        completed=int(completed.sum()),
+        completion_rate=float(completed.sum()) / n if n else None,
+        cut=int(cut.size),
+        failed_mid_stream=int(np.count_nonzero(failed & (tokens >= 1))),
+        failed_before_first_token=int(np.count_nonzero(failed & (tokens < 1))),
+        cut_after_tokens_p50=float(np.median(cut)) if cut.size else None,
+        cut_after_tokens_max=int(cut.max()) if cut.size else None,
+        ttft_stream=ttft_stream,
+        ttft_samples=int(first_tokens.size),
+        ttft_p50_ms=p50,
+        ttft_p95_ms=p95,
+        failed_over=failed_over,
+        primary_tier=primary_tier,
+    )
+
+
+def stream_phase_stats(
+    samples: pd.DataFrame, phases: dict[str, tuple[float, float]], primary_tier: str | None = None
+) -> dict[str, StreamStats]:
+    """:class:`StreamStats` for every phase, in the given order; {} when nothing streamed."""
+    if not has_streams(samples):
+        return {}
+    return {name: stream_stats_for(samples, name, s, e, primary_tier) for name, (s, e) in phases.items()}
+
+
+COMPLETION_WINDOW = ("fault", "recovery")
+"""``min_stream_completion`` is judged on the streams sent in the fault and recovery phases:
+where a fault cuts streams, and where its revert (a failback in the middle of a stream) can too.
+The baseline is left out: a healthy baseline would only dilute the share."""
+
+
+def completion_window(samples: pd.DataFrame, phases: dict[str, tuple[float, float]],
+                      primary_tier: str | None = None) -> StreamStats | None:
+    """Streams sent from the fault phase's start to the recovery phase's end (the phases that
+    exist of the two); None when neither phase ran."""
+    spans = [phases[name] for name in COMPLETION_WINDOW if name in phases]
+    if not spans:
+        return None
+    start = min(s for s, _ in spans)
+    end = max(e for _, e in spans)
+    return stream_stats_for(samples, "fault+recovery", start, end, primary_tier)
+
+
+def stream_timeline(samples: pd.DataFrame, rows: slice, index: np.ndarray, n_buckets: int) -> dict[str, np.ndarray]:
+    """Per-bucket streaming series for the report, for the requests ``rows`` of start-sorted
+    ``samples`` whose buckets are ``index`` (what :func:`harness.measure.timeline.timeline` cut):
+    ``streams``, ``streams_completed``, ``stream_completion`` (completed share of the streams sent
+    in the bucket, NaN without one), ``streams_cut``, ``streams_failed_mid_stream``,
+    ``ttft_samples``, ``ttft_p50_ms`` and ``ttft_p95_ms`` (from the probe's streams; from every
+    stream when the probe never streamed in the run; NaN for a bucket without a first token)."""
+    streamed = samples["stream"].to_numpy()[rows] == 1
+    completed = streamed & (samples["stream_completed"].to_numpy()[rows] == 1)
+    cut = streamed & (samples["cut_after_tokens"].to_numpy()[rows] >= 0)
+    mid_stream = streamed & ~completed & (samples["tokens"].to_numpy()[rows] >= 1)
+    probe = constant_rate_rows(samples)
+    probe_streamed = bool((probe & (samples["stream"].to_numpy() == 1)).any())
+    ttft_ms = samples["ttft_ms"].to_numpy()[rows]
+    ttft_rows = streamed & np.isfinite(ttft_ms)
+    if probe_streamed:
+        ttft_rows &= probe[rows]
+    streams = bucket_counts(index, n_buckets, streamed)
+    done = bucket_counts(index, n_buckets, completed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        completion = done / streams
+    p50, p95 = _bucket_percentiles(index[ttft_rows], ttft_ms[ttft_rows], n_buckets)
+    return {
+        "streams": streams,
+        "streams_completed": done,
+        "stream_completion": completion,
+        "streams_cut": bucket_counts(index, n_buckets, cut),
+        "streams_failed_mid_stream": bucket_counts(index, n_buckets, mid_stream),
+        "ttft_samples": bucket_counts(index, n_buckets, ttft_rows),
+        "ttft_p50_ms": p50,
+        "ttft_p95_ms": p95,
+    }
+
+
+def _bucket_percentiles(index: np.ndarray, values: np.ndarray, n_buckets: int) -> tuple[np.ndarray, np.ndarray]:
+    p50 = np.full(n_buckets, np.nan)
+    p95 = np.full(n_buckets, np.nan)
+    inside = (index >= 0) & (index < n_buckets)
+    if inside.any():
+        grouped = pd.Series(values[inside]).groupby(index[inside])
+        for out, q in ((p50, 0.5), (p95, 0.95)):
+            found = grouped.quantile(q)
+            out[found.index.to_numpy()] = found.to_numpy()
+    return p50, p95
