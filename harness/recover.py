@@ -179,7 +179,8 @@ def _ours(pgid: int) -> bool:
         cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return False
-    return any(mark in cmdline for mark in ("targets.", "toxiproxy-server", "locust", "harness.load.prober"))
+    return any(mark in cmdline for mark in ("targets.", "toxiproxy-server", "mitmdump", "locust",
+                                            "harness.load.prober"))
 
 
 def _stop_group(pgid: int, grace_s: float = 5.0) -> bool:
