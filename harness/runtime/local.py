@@ -556,7 +556,7 @@ class LocalRuntime:
                     )
                 try:
                     served = client.health()
-                except HttpFaultProxyError:
+                except (HttpFaultProxyError, ValueError):  # not listening yet / not JSON yet
                     served = {}
                 if served:
                     return
@@ -574,7 +574,7 @@ class LocalRuntime:
         try:
             with HttpFaultClient(spec.url, timeout_s=1.0) as client:
                 return bool(client.health())
-        except HttpFaultProxyError:
+        except (HttpFaultProxyError, ValueError):
             return False
 
     def _create_proxies(self) -> None:
