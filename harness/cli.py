@@ -449,8 +449,9 @@ def stack_down(runtime: str, file: Path | None, project: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable, with active_faults.")
 def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -> None:
     """Show services and health, and any fault applied on the stack (``active_faults``: stray
-    toxics, disabled proxies, paused or stopped members, hook faults; empty when clean)."""
-    from harness.strays import scan
+    toxics, disabled proxies, paused or stopped members, hook faults, drill's HTTP faults; empty
+    when clean) and every fault on the stack's HTTP fault proxy (``http_faults``)."""
+    from harness.strays import http_faults, scan
 
     try:
         s = _open(runtime, file, project)
@@ -458,7 +459,17 @@ def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -
         found = scan(None, s)
     except DrillError as exc:
         _fail(exc)
-    report = {"services": services, "active_faults": found.faults, "unchecked": found.unchecked}
+    # Every fault on the stack's HTTP fault proxy, drill's or not (a proxy that does not answer
+    # is already listed in `unchecked` by the scan).
+    http: list[dict[str, Any]] = []
+    if s.http_fault_proxy_url:
+        try:
+            http = [{"id": f.id, "type": f.type, "proxy": f.proxy, "params": f.params, "hits": f.hits,
+                     "proxy_url": s.http_fault_proxy_url} for f in http_faults(s.http_fault_proxy_url)]
+        except DrillError:
+            pass
+    report = {"services": services, "active_faults": found.faults, "http_faults": http,
+              "unchecked": found.unchecked}
     if as_json:
         out.print_json(json.dumps(report, default=str))
         return
@@ -469,6 +480,9 @@ def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -
     out.print(table)
     listed = "".join(f"\n  {_e(f['kind'])} {_e(f['target'])}: {_e(f['detail'])}" for f in found.faults)
     out.print(f"active faults: {len(found.faults)}{listed}")
+    if s.http_fault_proxy_url:
+        listed = "".join(f"\n  {_e(f['type'])} {_e(f['id'])} on route {_e(f['proxy'])}: {f['hits']} hits" for f in http)
+        out.print(f"HTTP faults on {_e(s.http_fault_proxy_url)}: {len(http)}{listed}")
     for line in found.unchecked:
         out.print(f"[yellow]not checked:[/yellow] {_e(line)}")
 

@@ -23,6 +23,8 @@ from harness.faults import undo_fault
 from harness.journal import JOURNAL_NAME, Journal, applied_faults, read_journal
 from harness.lock import StackBusyError, StackLock
 from harness.runtime.base import Runtime
+from harness.runtime.local import load_stack
+from harness.runtime.ports import port_in_use
 from harness.state import registered_runs, subdir, unregister_run
 from harness.strays import recover_strays
 from harness.toxiproxy import ToxiproxyClient
@@ -88,6 +90,16 @@ def _check_stack(stack: dict[str, Any], force: bool) -> Iterator[tuple[str, bool
     label = str(stack.get("key"))
     hooks = [h for h in stack.get("hooks") or [] if isinstance(h, str)]
     url = stack.get("toxiproxy_url") if isinstance(stack.get("toxiproxy_url"), str) else None
+    http_url = stack.get("http_fault_proxy_url") if isinstance(stack.get("http_fault_proxy_url"), str) else None
+    if kind == "local" and stack.get("file"):
+        # A local stack that is down (recover_run just stopped it) took its own Toxiproxy and HTTP
+        # fault proxy, and every fault on them, with it: there is nothing left there to ask.
+        gone = _parts_of_a_stopped_local_stack(Path(str(stack["file"])))
+        if gone and (url in gone or http_url in gone):
+            url, http_url = (None if url in gone else url), (None if http_url in gone else http_url)
+            if not url and not http_url and not hooks:
+                yield f"{label}: stopped; its Toxiproxy and HTTP fault proxy went with it", True
+                return
     try:
         runtime: Runtime | None = None
         if kind == "compose" and stack.get("file"):
@@ -96,15 +108,30 @@ def _check_stack(stack: dict[str, Any], force: bool) -> Iterator[tuple[str, bool
 
             runtime = ComposeRuntime(Path(stack["file"]), str(stack.get("project") or "drill-staging"),
                                      subdir("logs"))
-        if runtime is None and not url and not hooks:
+        if runtime is None and not url and not hooks and not http_url:
             return
-        for line, ok in recover_strays(url, runtime, hooks, force=force):
+        for line, ok in recover_strays(url, runtime, hooks, force=force, http_fault_proxy_url=http_url):
             if not ok and not force and line.startswith("stray"):
                 line = line.replace("(run `drill recover --force` to remove it)",
                                     "(no journal knows it: `drill recover --all --force` removes it)")
             yield f"{label}: {line}", ok
     except Exception as exc:  # one stack that cannot be asked must not hide the others
         yield f"{label}: could not check the stack: {exc}", False
+
+
+def _parts_of_a_stopped_local_stack(file: Path) -> set[str]:
+    """The URLs of the Toxiproxy and the HTTP fault proxy a local stack file starts itself, when
+    none of the stack's ports is in use (the stack is down); empty otherwise."""
+    try:
+        spec = load_stack(file)
+    except Exception:  # a stack file changed or gone since the run: scan what was recorded
+        return set()
+    if any(port_in_use(port) for _, port in spec.declared_ports()):
+        return set()
+    own = {spec.http_fault_proxy.url} if spec.http_fault_proxy is not None else set()
+    if spec.toxiproxy is not None and spec.toxiproxy.start:
+        own.add(spec.toxiproxy.url)
+    return own
 
 
 def recover_run(run_dir: Path) -> Iterator[tuple[str, bool]]:
@@ -179,7 +206,8 @@ def _ours(pgid: int) -> bool:
         cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return False
-    return any(mark in cmdline for mark in ("targets.", "toxiproxy-server", "locust", "harness.load.prober"))
+    return any(mark in cmdline for mark in ("targets.", "toxiproxy-server", "mitmdump", "locust",
+                                            "harness.load.prober"))
 
 
 def _stop_group(pgid: int, grace_s: float = 5.0) -> bool:

@@ -11,10 +11,16 @@ so it also finds what a lost journal, a hand-made toxic or another tool left beh
     process_paused  a SIGSTOPped process of a local stack          SIGCONT its process group
     gpu_hook        a model server whose ``GET /fault`` has a mode DELETE /fault
     quota_hook      a cloud-api denial in ``GET /fault``           DELETE /fault {mode, region, ...}
+    http_fault      a fault named ``drill-...`` on the HTTP fault   DELETE /__drill/faults/<id>
+                    proxy (``GET /__drill/faults``)
 
 Each stray is a dict ``{"kind", "target", "detail", "undo"}``: ``target`` and ``detail`` are for
 people, ``undo`` is what :func:`remove_stray` needs, in the shape of the journal's ``undo``
 records of the same kind (so ``harness.faults.undo_fault`` could revert it too).
+
+The HTTP fault proxy asked is the one passed (a scenario's ``http_fault_proxy.url``) or the
+runtime's own (``Runtime.http_fault_proxy_url``); :func:`http_faults` lists every fault on it,
+drill-made or not, for ``drill stack status --json``.
 
 Members come from the :class:`~harness.runtime.base.Runtime` (``members()``): a container not
 running, a process paused. Hook URLs come from the stack too: every HTTP endpoint a local stack
@@ -39,14 +45,18 @@ from urllib.parse import urlparse
 import httpx
 
 from harness.errors import DrillError, FaultError
+from harness.faults.http import undo_http
 from harness.faults.network import disabled_proxies, stray_toxics, undo_network
+from harness.httpfaults.client import ActiveHttpFault, HttpFaultClient
 from harness.runtime.base import Runtime, is_compose
 from harness.toxiproxy import ToxiproxyClient
 
-__all__ = ["Scan", "scan", "active_faults", "hook_urls", "remove_stray", "recover_strays"]
+__all__ = ["Scan", "scan", "active_faults", "hook_urls", "http_faults", "remove_stray", "recover_strays"]
 
 HOOK_TIMEOUT_S = 2.0
-STRAY_KINDS = ("toxic", "proxy_disabled", "container", "process_paused", "gpu_hook", "quota_hook")
+STRAY_KINDS = ("toxic", "proxy_disabled", "container", "process_paused", "gpu_hook", "quota_hook", "http_fault")
+DRILL_PREFIX = "drill-"  # what drill names its faults (toxics, HTTP faults); others are not drill's to remove
+HTTP_FAULT_PROXY_MEMBER = "http-fault-proxy"  # its member/service name on every runtime
 
 
 @dataclass
@@ -59,20 +69,28 @@ class Scan:
 
 
 def active_faults(
-    toxiproxy_url: str | None, runtime: Runtime | None, hooks: Sequence[str] = ()
+    toxiproxy_url: str | None, runtime: Runtime | None, hooks: Sequence[str] = (),
+    http_fault_proxy_url: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every fault applied right now on the stack, each ``{kind, target, detail, undo}``; ``[]``
-    when clean. ``toxiproxy_url`` defaults to the runtime's own. See :func:`scan` for what could
-    not be checked."""
-    return scan(toxiproxy_url, runtime, hooks).faults
+    when clean. ``toxiproxy_url`` and ``http_fault_proxy_url`` default to the runtime's own. See
+    :func:`scan` for what could not be checked."""
+    return scan(toxiproxy_url, runtime, hooks, http_fault_proxy_url).faults
 
 
-def scan(toxiproxy_url: str | None, runtime: Runtime | None, hooks: Sequence[str] = ()) -> Scan:
-    """Look at Toxiproxy, the runtime's containers or processes, and every fault hook."""
+def scan(
+    toxiproxy_url: str | None, runtime: Runtime | None, hooks: Sequence[str] = (),
+    http_fault_proxy_url: str | None = None,
+) -> Scan:
+    """Look at Toxiproxy, the HTTP fault proxy, the runtime's containers or processes, and every
+    fault hook."""
     result = Scan()
     url = toxiproxy_url or (runtime.toxiproxy_url if runtime is not None else None)
     if url:
         _scan_toxiproxy(url, result)
+    http_url = http_fault_proxy_url or (runtime.http_fault_proxy_url if runtime is not None else None)
+    if http_url:
+        _scan_http_fault_proxy(http_url, result)
     if runtime is not None:
         _scan_members(runtime, result)
     for hook in _unique([*hook_urls(runtime), *(_fault_url(h) for h in hooks)]):
@@ -105,6 +123,34 @@ def _scan_toxiproxy(url: str, result: Scan) -> None:
             "target": f"toxiproxy:{proxy.name}",
             "detail": f"proxy {proxy.name} is disabled (listen {proxy.listen}, upstream {proxy.upstream})",
             "undo": {"kind": "proxy_disabled", "toxiproxy_url": url, "proxy": proxy.name, "toxic": None},
+        })
+
+
+# --- the HTTP fault proxy ----------------------------------------------------------------------
+
+
+def http_faults(url: str) -> list[ActiveHttpFault]:
+    """Every fault active on the HTTP fault proxy at ``url`` (drill's or not), with its hits.
+    Raises HttpFaultProxyError (a FaultError) when the proxy does not answer."""
+    with HttpFaultClient(url, timeout_s=HOOK_TIMEOUT_S) as client:
+        return client.faults()
+
+
+def _scan_http_fault_proxy(url: str, result: Scan) -> None:
+    try:
+        found = http_faults(url)
+    except DrillError as exc:
+        result.unchecked.append(f"HTTP fault proxy at {url}: {exc}")
+        return
+    for fault in found:
+        if not fault.id.startswith(DRILL_PREFIX):
+            continue  # someone's own fault (e.g. made by hand with curl): theirs to remove
+        params = ", ".join(f"{k}={v}" for k, v in sorted(fault.params.items()))
+        result.faults.append({
+            "kind": "http_fault",
+            "target": f"http-route:{fault.proxy}",
+            "detail": f"{fault.type} {fault.id}{' (' + params + ')' if params else ''}, {fault.hits} hits",
+            "undo": {"kind": "http_fault", "proxy_url": url, "fault_id": fault.id},
         })
 
 
@@ -143,7 +189,8 @@ def _scan_members(runtime: Runtime, result: Scan) -> None:
 def hook_urls(runtime: Runtime | None) -> list[str]:
     """``http://127.0.0.1:PORT/fault`` of every HTTP endpoint of the stack that may have a hook:
     the declared ports of a local stack's running processes, the published ports of a compose
-    project's running containers. Toxiproxy is left out (its API has no ``/fault``); so are
+    project's running containers. Toxiproxy is left out (its API has no ``/fault``), and so is the
+    HTTP fault proxy (it would forward ``/fault`` to its provider's hook, listed already); so are
     paused or stopped members, which cannot answer (they are strays of their own)."""
     if runtime is None:
         return []
@@ -155,7 +202,9 @@ def hook_urls(runtime: Runtime | None) -> list[str]:
         except Exception:  # reported by _scan_members already
             return []
         for container in containers:
-            if container.status != "running" or runtime.target(container).service == "toxiproxy":
+            # Toxiproxy has no hook; the HTTP fault proxy would forward /fault to its upstream's.
+            if container.status != "running" or runtime.target(container).service in ("toxiproxy",
+                                                                                        HTTP_FAULT_PROXY_MEMBER):
                 continue
             for bindings in (container.ports or {}).values():
                 for binding in bindings or []:
@@ -167,7 +216,7 @@ def hook_urls(runtime: Runtime | None) -> list[str]:
         return []
     # A stopped or paused process cannot answer; its state is reported by _scan_members.
     urls = [f"{m.address.rstrip('/')}/fault" for m in members
-            if m.name != "toxiproxy" and m.running and m.address is not None]
+            if m.name not in ("toxiproxy", HTTP_FAULT_PROXY_MEMBER) and m.running and m.address is not None]
     return sorted(set(urls))
 
 
@@ -245,6 +294,9 @@ def remove_stray(stray: dict[str, Any]) -> str:
         except ProcessLookupError:
             return "process already gone"
         return "process continued (SIGCONT)"
+    if kind == "http_fault":
+        undo_http(undo)
+        return "HTTP fault removed"
     if kind in ("gpu_hook", "quota_hook"):
         calls = [(url, None) for url in undo["hooks"]] if kind == "gpu_hook" else [(undo["hook"], undo.get("body"))]
         for url, body in calls:
@@ -261,7 +313,8 @@ def remove_stray(stray: dict[str, Any]) -> str:
 
 
 def recover_strays(
-    toxiproxy_url: str | None, runtime: Runtime | None, hooks: Sequence[str] = (), force: bool = False
+    toxiproxy_url: str | None, runtime: Runtime | None, hooks: Sequence[str] = (), force: bool = False,
+    http_fault_proxy_url: str | None = None,
 ) -> Iterator[tuple[str, bool]]:
     """List faults applied on the stack that no ledger knows; with ``force``, remove them.
 
@@ -270,7 +323,7 @@ def recover_strays(
     final re-scan reports anything still there. A clean stack yields one ``ok=True`` line. Parts
     that could not be asked are reported with ``ok=False``: clean cannot be claimed for them.
     """
-    found = scan(toxiproxy_url, runtime, hooks)
+    found = scan(toxiproxy_url, runtime, hooks, http_fault_proxy_url)
     for line in found.unchecked:
         yield f"could not check {line}", False
     if not found.faults:
@@ -289,6 +342,6 @@ def recover_strays(
             continue
         yield f"{what}: {done}", True
     if force:
-        left = scan(toxiproxy_url, runtime, hooks).faults
+        left = scan(toxiproxy_url, runtime, hooks, http_fault_proxy_url).faults
         for stray in left:
             yield f"still applied after removal: {stray['kind']} on {stray['target']}: {stray['detail']}", False

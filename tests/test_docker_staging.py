@@ -26,7 +26,7 @@ pytestmark = pytest.mark.docker
 
 STAGING_FILE = REPO / "compose/staging.yaml"
 TOXIPROXY_CONFIG = REPO / "compose/toxiproxy.json"
-IMAGES = ("drill-targets:latest", "drill-toxiproxy:latest")
+IMAGES = ("drill-targets:latest", "drill-toxiproxy:latest", "drill-http-fault-proxy:latest")
 PORT_VARIABLES = {
     "gateway": "DRILL_PORT_GATEWAY",
     "toxiproxy": "DRILL_PORT_TOXIPROXY",
@@ -39,6 +39,7 @@ PORT_VARIABLES = {
     "cloud-api": "DRILL_PORT_CLOUD_API",
     "autoscaler": "DRILL_PORT_AUTOSCALER",
     "prometheus": "DRILL_PORT_PROMETHEUS",  # the stack's own metrics (docs/metrics.md)
+    "http-fault-proxy": "DRILL_PORT_HTTP_FAULT_PROXY",  # provider faults (docs/http-faults.md)
 }
 GPU_REGIONS = {"gpu-a1": "region-a", "gpu-a2": "region-a", "gpu-a3": "region-a", "gpu-b1": "region-b"}
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
@@ -107,6 +108,28 @@ def test_gateway_answers_from_the_hosted_tier(staging) -> None:
     response = wait_for_tier(ports["gateway"], "hosted", timeout_s=30)
     assert response.headers["X-Served-By"] == "hosted-model"
     assert response.json()["choices"][0]["message"]["content"]
+
+
+def test_the_hosted_link_passes_the_http_fault_proxy_whose_faults_the_gateway_sees(staging) -> None:
+    """gateway -> http-fault-proxy route hosted-model -> Toxiproxy -> hosted-model: a 503 storm on
+    the route moves the gateway to the GPU tier while the route's GET /health stays untouched."""
+    from harness.httpfaults.client import HttpFaultClient
+
+    runtime, ports = staging
+    assert runtime.http_fault_proxy_url == f"http://127.0.0.1:{ports['http-fault-proxy']}"
+    with HttpFaultClient(runtime.http_fault_proxy_url) as proxy:
+        assert proxy.health() == {"hosted-model": 19101}
+        wait_for_tier(ports["gateway"], "hosted", timeout_s=30)
+        proxy.add("drill-test-storm", "http_error", "hosted-model", {"status": 503})
+        try:
+            health = httpx.get(f"{runtime.http_fault_proxy_url}/health", timeout=5.0)
+            assert health.status_code == 200, health.text
+            wait_for_tier(ports["gateway"], "gpu", timeout_s=30)
+            hits = {f.id: f.hits for f in proxy.faults()}
+            assert hits["drill-test-storm"] > 0
+        finally:
+            proxy.reset()
+        assert proxy.faults() == []
 
 
 def test_every_service_is_healthy_and_published_on_loopback_only(staging) -> None:

@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 from aiohttp import web
+from conftest import free_port, require, serve_in_thread
 
 from harness.errors import FaultError
 from harness.httpfaults.client import HttpFaultClient, HttpFaultProxyError
 from harness.httpfaults.proxy import HttpRoute, find_mitmdump, running_http_fault_proxy
-from tests.conftest import free_port, require, serve_in_thread
 
 EVENTS = 10
 EVENT_INTERVAL_S = 0.03
@@ -44,8 +44,12 @@ def sse_provider() -> web.Application:
         await response.write(b"data: [DONE]\n\n")
         return response
 
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_get("/health", health)
     return app
 
 
@@ -115,6 +119,19 @@ def test_http_error_answers_429_with_retry_after_on_its_route_only(
     assert b"rate_limit_error" in seen.body
     assert call(proxy[2]).status == 200  # the other route is untouched
     assert [f.hits for f in faults.faults()] == [1]
+
+
+def test_get_health_passes_untouched_while_the_api_fails(
+    faults: HttpFaultClient, proxy: tuple[HttpFaultClient, str, str]
+) -> None:
+    """A provider's rate limit is on its API, not on its status probe (CONTRACT-13 section 1)."""
+    _, hosted, _ = proxy
+    faults.add("drill-storm", "http_error", "hosted", {"status": 503})
+    faults.add("drill-garbled", "malformed", "hosted", {"share": 1.0})
+    assert call(hosted).status == 503
+    health = httpx.get(f"{hosted}/health", timeout=5)
+    assert (health.status_code, health.json()) == (200, {"ok": True})
+    assert {f.id: f.hits for f in faults.faults()} == {"drill-storm": 1, "drill-garbled": 0}
 
 
 def test_http_error_share_picks_a_reproducible_part(faults: HttpFaultClient, proxy: tuple[HttpFaultClient, str, str]) -> None:

@@ -13,7 +13,9 @@ import httpx
 import pytest
 from conftest import free_port, network_spec, require
 
+from harness.errors import FaultError
 from harness.faults.network import network_fault
+from harness.httpfaults.proxy import HttpRoute, find_mitmdump, running_http_fault_proxy
 from harness.journal import JOURNAL_NAME, Journal, applied_faults
 from harness.recover import recover_run, recover_strays
 from harness.strays import active_faults, hook_urls, scan
@@ -278,3 +280,145 @@ def test_a_stopped_container_is_a_stray_and_force_starts_it(tmp_path: Path, slee
     assert runtime.not_running() == [box.name]
     assert all(ok for _, ok in recover_strays(None, runtime, force=True))
     assert runtime.not_running() == [] and active_faults(None, runtime) == []
+
+
+# --- the HTTP fault proxy (issue 13) -----------------------------------------------------------
+
+
+def mitmdump_installed() -> bool:
+    try:
+        find_mitmdump()
+    except FaultError:
+        return False
+    return True
+
+
+def test_a_drill_made_http_fault_is_a_stray_and_force_removes_only_it(tmp_path: Path) -> None:
+    """On the proxy a stack runs: `drill-...` faults are strays (listed, removed with force); a
+    fault someone made by hand with another name is theirs and stays."""
+    require(mitmdump_installed(), "mitmdump (the HTTP fault proxy)", "run scripts/mitmproxy-setup")
+    route = HttpRoute("hosted-model", free_port(), f"http://127.0.0.1:{free_port()}")
+    with running_http_fault_proxy([route], tmp_path / "mitmdump.log") as client:
+        client.add("drill-storm", "http_error", "hosted-model", {"status": 429})
+        client.add("by-hand", "first_token_delay", "hosted-model", {"delay_ms": 10})
+        found = scan(None, None, http_fault_proxy_url=route.url)
+        assert [(f["kind"], f["target"], f["undo"]["fault_id"]) for f in found.faults] == [
+            ("http_fault", "http-route:hosted-model", "drill-storm")
+        ]
+        listed = list(recover_strays(None, None, http_fault_proxy_url=route.url))
+        assert [ok for _, ok in listed] == [False] and "--force" in listed[0][0]
+        forced = list(recover_strays(None, None, force=True, http_fault_proxy_url=route.url))
+        assert forced == [(f"stray http_fault on http-route:hosted-model: {found.faults[0]['detail']}: "
+                           "HTTP fault removed", True)]
+        assert [f.id for f in client.faults()] == ["by-hand"]
+
+
+def kill9_stack(tmp_path: Path) -> tuple[Path, dict[str, int]]:
+    """toxiproxy + one model server behind Toxiproxy proxy hosted-model + the HTTP fault proxy
+    route hosted-model in front of it (the reference topology, one tier), on free ports."""
+    ports = {name: free_port() for name in ("toxiproxy", "proxy", "hosted", "route")}
+    path = tmp_path / "stack.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        kind: Stack
+        name: http-kill9
+        stop_grace_s: 3
+        toxiproxy: {{listen: 127.0.0.1:{ports['toxiproxy']}}}
+        proxies:
+          - {{name: hosted-model, listen: 127.0.0.1:{ports['proxy']}, upstream: 127.0.0.1:{ports['hosted']}}}
+        http_fault_proxy:
+          routes:
+            - {{name: hosted-model, listen: 127.0.0.1:{ports['route']}, upstream: http://127.0.0.1:{ports['proxy']}}}
+        processes:
+          - name: hosted-model
+            argv: [python, -m, targets.model_server]
+            env: {{HOST: 127.0.0.1, PORT: {ports['hosted']}, NODE_ID: hosted-model, TIER: hosted}}
+            port: {ports['hosted']}
+            health: http://127.0.0.1:{ports['hosted']}/health
+        """))
+    return path, ports
+
+
+@pytest.mark.slow
+def test_kill_9_mid_http_fault_then_recover_all_leaves_no_http_fault(tmp_path: Path) -> None:
+    """Must show (issue 13): a drill on the local runtime applies a 429 storm through the stack's
+    own HTTP fault proxy; kill -9 while it is active; `drill recover --all`; then `drill stack
+    status --json` shows no HTTP fault, and nothing of the stack is left running."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import toxiproxy_binary
+
+    from harness.httpfaults.client import HttpFaultClient
+    from harness.journal import read_journal
+    from harness.runtime.local import port_in_use
+
+    require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
+    require(mitmdump_installed(), "mitmdump (the HTTP fault proxy)", "run scripts/mitmproxy-setup")
+    stack_path, ports = kill9_stack(tmp_path)
+    route_url = f"http://127.0.0.1:{ports['route']}"
+    scenario = tmp_path / "storm.yaml"
+    scenario.write_text(textwrap.dedent(f"""\
+        apiVersion: drill/v1
+        kind: Scenario
+        name: http-kill9
+        stack: {{runtime: local, file: {stack_path}}}
+        load:
+          host: {route_url}
+          users: 1
+          request: {{method: POST, path: /v1/chat/completions, json: {{model: chat}}}}
+          timeout_s: 2
+          probe_rate_hz: 10
+        phases: {{baseline: 2s, fault: 60s, recovery: 2s}}
+        faults:
+          - {{name: storm, type: http_error, target: {{route: hosted-model}}, status: 429, retry_after_s: 1}}
+        """))
+    cli = [sys.executable, "-m", "harness.cli"]
+    run_dir = tmp_path / "run"
+    with open(tmp_path / "drill.log", "wb") as log:
+        drill = subprocess.Popen([*cli, "run", str(scenario), "--out", str(run_dir)], cwd=tmp_path,
+                                 stdout=log, stderr=subprocess.STDOUT)
+    try:
+        # Await the fault on the proxy itself, with hits: it is applied and acting.
+        deadline = time.monotonic() + 90
+        active: list[str] = []
+        while not active:
+            assert drill.poll() is None, (tmp_path / "drill.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the HTTP fault never became active"
+            try:
+                with HttpFaultClient(route_url, timeout_s=1.0) as proxy:
+                    active = [f.id for f in proxy.faults() if f.hits > 0]
+            except FaultError:
+                pass  # the stack is still starting
+            time.sleep(0.1)
+        drill.send_signal(signal.SIGKILL)
+        assert drill.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if drill.poll() is None:
+            drill.kill()
+            drill.wait()
+
+    def status() -> dict[str, Any]:
+        done = subprocess.run([*cli, "stack", "status", "--file", str(stack_path), "--json"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    left = status()  # the fault outlived its drill: status sees it
+    assert [(f["id"], f["type"], f["proxy"]) for f in left["http_faults"]] == [("drill-storm", "http_error", "hosted-model")]
+    assert left["http_faults"][0]["hits"] > 0
+    assert [f["kind"] for f in left["active_faults"]] == ["http_fault"]
+
+    recovered = subprocess.run([*cli, "recover", "--all", "--reports-dir", str(tmp_path)], cwd=tmp_path,
+                               capture_output=True, text=True, timeout=120)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert "fault storm (http_error) reverted" in recovered.stdout
+    reverted = [r for r in read_journal(run_dir / JOURNAL_NAME) if r.get("event") == "fault.reverted"]
+    assert [(r["fault_id"], r.get("why")) for r in reverted] == [("0-storm", "recover")]
+
+    after = status()
+    assert after["http_faults"] == []
+    assert [f for f in after["active_faults"] if f["kind"] == "http_fault"] == []
+    assert not any(port_in_use(port) for port in ports.values())  # mitmdump and the stack are gone

@@ -13,7 +13,9 @@ import pytest
 import yaml
 from conftest import free_port, require, toxiproxy_binary
 
-from harness.errors import ScenarioError, StackError
+from harness.errors import FaultError, ScenarioError, StackError
+from harness.httpfaults.client import HttpFaultClient
+from harness.httpfaults.proxy import find_mitmdump
 from harness.runtime.local import LocalRuntime, LocalStackSpec, load_stack, port_in_use
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
@@ -230,3 +232,105 @@ def test_shipped_local_stack_declares_the_documented_ports_and_proxies() -> None
     ports = dict(spec.declared_ports())
     assert ports["process gateway"] == 8080
     assert all(18000 <= port < 20000 for owner, port in ports.items() if owner not in ("process gateway", "toxiproxy"))
+
+
+# --- the HTTP fault proxy (issue 13) -----------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def mitmdump_installed() -> bool:
+    try:
+        find_mitmdump()
+    except FaultError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("routes", "line", "expected"),
+    [
+        ("    - {name: hosted, listen: 0.0.0.0:19101, upstream: http://127.0.0.1:19001}\n", 4,
+         "only listens on 127.0.0.1"),
+        ("    - {name: hosted, listen: 127.0.0.1:19101, upstream: http://192.0.2.1:19001}\n", 4,
+         "http://127.0.0.1:PORT"),
+        ("    - {name: hosted, listen: 127.0.0.1:19101, upstream: 127.0.0.1:19001}\n", 4, "http://127.0.0.1:PORT"),
+        ("    - {name: hosted, listen: 127.0.0.1:19101, upstream: http://127.0.0.1:19001, colour: blue}\n", 4,
+         "colour"),
+        ("    - {name: a, listen: 127.0.0.1:19101, upstream: http://127.0.0.1:1}\n"
+         "    - {name: a, listen: 127.0.0.1:19102, upstream: http://127.0.0.1:1}\n", 2, "a repeated"),
+        ("    - {name: a, listen: 127.0.0.1:18001, upstream: http://127.0.0.1:1}\n", 1, "declared twice"),
+        ("    []\n", 3, "at least 1"),
+    ],
+)
+def test_http_fault_proxy_key_errors_name_the_file_line_and_field(
+    tmp_path: Path, routes: str, line: int, expected: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "kind: Stack\nhttp_fault_proxy:\n  routes:\n" + routes
+        + "processes:\n  - {name: hosted, argv: [python], port: 18001}\n"
+    )
+    with pytest.raises(ScenarioError) as caught:
+        load_stack(bad)
+    assert f"{bad}:{line}" in str(caught.value), str(caught.value)
+    assert expected in str(caught.value)
+
+
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "targets").glob("local-stack*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_local_stack_routes_hosted_model_through_the_http_fault_proxy(path: Path) -> None:
+    spec = load_stack(path)
+    assert spec.http_fault_proxy is not None
+    assert [(r.name, r.listen, r.upstream) for r in spec.http_fault_proxy.routes] == [
+        ("hosted-model", "127.0.0.1:19101", "http://127.0.0.1:19001")
+    ]
+    assert dict(spec.declared_ports())["http route hosted-model"] == 19101
+    gateway = next(p for p in spec.processes if p.name == "gateway")
+    hosted = [u["url"] for u in yaml.safe_load(gateway.env["UPSTREAMS"]) if u["name"] == "hosted-model"]
+    assert hosted in ([], ["http://127.0.0.1:19101"])  # the gpu-pool variants route no hosted tier
+
+
+def test_http_fault_proxy_starts_with_the_stack_and_another_command_stops_it(tmp_path: Path) -> None:
+    """mitmdump is a child like the others: in status and members, in the state file (so
+    `drill stack down` from another command stops it) and its port is free after stop."""
+    require(mitmdump_installed(), "mitmdump (the HTTP fault proxy)", "run scripts/mitmproxy-setup")
+    route_port = free_port()
+    path = tmp_path / "stack.yaml"
+    path.write_text(
+        "kind: Stack\nname: http-only\nstop_grace_s: 3\nhttp_fault_proxy:\n  routes:\n"
+        f"    - {{name: hosted-model, listen: 127.0.0.1:{route_port}, upstream: http://127.0.0.1:{free_port()}}}\n"
+    )
+    first = LocalRuntime(load_stack(path), tmp_path / "logs")
+    try:
+        first.start()
+        assert first.http_fault_proxy_url == f"http://127.0.0.1:{route_port}"
+        with HttpFaultClient(first.http_fault_proxy_url) as client:
+            assert client.health() == {"hosted-model": route_port}
+        assert first.status()["http-fault-proxy"]["healthy"] is True
+        member = next(m for m in first.members() if m.name == "http-fault-proxy")
+        assert member.running and member.healthy and member.address == first.http_fault_proxy_url
+        assert (tmp_path / "logs" / "http-fault-proxy.log").exists()
+        pid = first.process_groups()["http-fault-proxy"]
+
+        second = LocalRuntime(load_stack(path), tmp_path / "logs")  # e.g. `drill stack down`
+        assert second.not_running() == []
+        second.stop()
+        assert not pid_alive(pid)
+        assert not port_in_use(route_port)
+    finally:
+        first.stop()
+
+
+def test_a_busy_route_port_is_refused_naming_the_route(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        path = tmp_path / "stack.yaml"
+        path.write_text(
+            "kind: Stack\nhttp_fault_proxy:\n  routes:\n"
+            f"    - {{name: hosted-model, listen: 127.0.0.1:{port}, upstream: http://127.0.0.1:1}}\n"
+        )
+        with pytest.raises(StackError) as caught:
+            LocalRuntime(load_stack(path), tmp_path / "logs").start()
+    assert f"{port} (http route hosted-model)" in str(caught.value)

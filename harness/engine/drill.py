@@ -182,7 +182,8 @@ class Drill:
     def _execute(self, parts: Parts) -> None:
         journal = parts.journal
         stack = parts.stack = open_stack(self.spec.stack, self.run_dir, self.runtime_kind)
-        update_run(self.run_dir, toxiproxy_url=stack.toxiproxy_url)
+        update_run(self.run_dir, toxiproxy_url=stack.toxiproxy_url,
+                   http_fault_proxy_url=self._http_fault_proxy_url(stack))  # issue 13: recover scans it
         require_toxiproxy(self.loaded, stack)
         self.say(f"starting stack ({self.runtime_kind})")
         journal.write("stack.starting", runtime=self.runtime_kind, file=str(self.spec.stack.file or ""))
@@ -206,11 +207,18 @@ class Drill:
     def _build_faults(self, parts: Parts, stack: Runtime | None) -> None:
         assert self.schedule is not None
         extra = {"pool_url": self.spec.capacity.pool_url} if self.spec.capacity else {}
-        if self.spec.http_fault_proxy is not None:
-            parts.http_faults = HttpFaultClient(self.spec.http_fault_proxy.url)
+        http_url = self._http_fault_proxy_url(stack)
+        if http_url is not None:
+            parts.http_faults = HttpFaultClient(http_url)
         ctx = FaultContext(journal=parts.journal, toxiproxy=parts.toxiproxy, runtime=stack,
                            http_faults=parts.http_faults, extra=extra)
         self.schedule.build(self.loaded, ctx)
+
+    def _http_fault_proxy_url(self, stack: Runtime | None) -> str | None:
+        """The scenario's ``http_fault_proxy: {url}``, else the one the runtime starts (issue 13)."""
+        if self.spec.http_fault_proxy is not None:
+            return self.spec.http_fault_proxy.url
+        return stack.http_fault_proxy_url if stack is not None else None
 
     def _drive(self, parts: Parts) -> None:
         """Load, then the phases in order, applying and reverting faults on schedule, watching the

@@ -15,6 +15,9 @@ Proxies are mitmproxy reverse-mode listeners (``--mode reverse:http://UPSTREAM@P
 come from the ``drill_proxies`` option (a JSON object ``{"name": port}``), and a fault applies to
 the flows that arrived on its proxy's port.
 
+Faults act on API calls only: ``GET /health`` passes through untouched (a provider's rate limit
+is on its API, not on its status probe).
+
 Fault types and how each is made (see docs/architecture.md for why mitmproxy):
 
 - ``http_error`` {status, share, retry_after_s, body}: answered by the proxy in the ``request``
@@ -42,6 +45,9 @@ from mitmproxy import ctx, http
 from mitmproxy.addonmanager import Loader
 
 CONTROL_PREFIX = "/__drill/"
+# A provider's rate limit or outage is on its API, not on a status probe: health checks pass
+# through untouched by every fault (the gateway's view of "up" stays the provider's own).
+UNTOUCHED = (("GET", "/health"),)
 FAULT_TYPES = ("http_error", "first_token_delay", "stream_cut", "stream_stall", "malformed")
 EVENT_END = b"\n\n"  # an SSE event ends with a blank line
 
@@ -137,6 +143,9 @@ class DrillFaults:
             flow.metadata["drill_answered"] = True  # no other fault touches a control call
             self._control(flow)
             return
+        if (flow.request.method, flow.request.path.split("?", 1)[0]) in UNTOUCHED:
+            flow.metadata["drill_untouched"] = True
+            return
         fault = self._active(flow, "http_error")
         if fault is not None and fault.picks():
             fault.hits += 1
@@ -152,6 +161,9 @@ class DrillFaults:
 
     async def responseheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is None or flow.metadata.get("drill_answered"):
+            return
+        if flow.metadata.get("drill_untouched"):
+            flow.response.stream = True
             return
         malformed = self._active(flow, "malformed")
         if malformed is not None and malformed.picks():

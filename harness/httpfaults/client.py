@@ -49,7 +49,9 @@ class HttpFaultClient:
     def __init__(self, url: str, timeout_s: float = DEFAULT_TIMEOUT_S,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url + CONTROL_PREFIX, timeout=timeout_s, transport=transport)
+        # trust_env=False: no proxy from the environment may sit between drill and its own proxy.
+        self._http = httpx.Client(base_url=self.url + CONTROL_PREFIX, timeout=timeout_s, transport=transport,
+                                  trust_env=False)
 
     def __enter__(self) -> HttpFaultClient:
         return self

@@ -32,6 +32,10 @@ class ExternalRuntime:
     def prometheus_url(self) -> str | None:
         return None
 
+    @property
+    def http_fault_proxy_url(self) -> str | None:
+        return None  # the user's own stack: a scenario names its proxy with http_fault_proxy: {url}
+
     def start(self) -> dict[str, str]:
         return {}
 

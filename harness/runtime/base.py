@@ -113,6 +113,16 @@ class Runtime(Protocol):
         ``kubectl port-forward`` child started here, as for Toxiproxy."""
         ...
 
+    @property
+    def http_fault_proxy_url(self) -> str | None:
+        """The HTTP fault proxy (mitmdump with drill's addon) in front of the stack's provider
+        routes, or None; the engine uses it when the scenario names none with
+        ``http_fault_proxy: {url}``. Known before :meth:`start`. Kubernetes: a mitmdump sidecar
+        or Deployment with the addon in a ConfigMap, its ``http-fault-proxy`` Service reached
+        through a ``kubectl port-forward`` child started here, as for Toxiproxy; undo records
+        name ``{namespace, service, port, fault_id}``, never this URL."""
+        ...
+
     def start(self) -> dict[str, str]:
         """Bring the stack up (or find it up) and wait until every member is healthy; return its
         endpoints (name -> address). Raises StackError, with nothing of its own left running,

@@ -43,6 +43,9 @@ PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 
+HTTP_FAULT_PROXY_SERVICE = "http-fault-proxy"
+HTTP_FAULT_PROXY_PORT = 19101  # its hosted-model route inside the network (compose/staging.yaml)
+
 _COMPOSE_TIMEOUT_S = 300.0
 # A compose port mapping "[HOST_IP:]HOST_PORT:CONTAINER_PORT" whose host port may be "${VAR:-default}".
 _PUBLISHED_PORT = re.compile(r"^(?:[\d.]+:)?(?:\$\{(\w+):-(\d+)\}|(\d+)):(\d+)(?:/tcp)?$")
@@ -418,6 +421,12 @@ class ComposeRuntime:
     def prometheus_url(self) -> str | None:
         """The project's ``prometheus`` service as published on 127.0.0.1 (from the compose file)."""
         return self._published_url("prometheus", 9090)
+
+    @property
+    def http_fault_proxy_url(self) -> str | None:
+        """The project's ``http-fault-proxy`` service (mitmdump + drill's addon) as published on
+        127.0.0.1 (from the compose file): its ``hosted-model`` route and control API."""
+        return self._published_url(HTTP_FAULT_PROXY_SERVICE, HTTP_FAULT_PROXY_PORT)
 
     def _published_url(self, service: str, container_port: int) -> str | None:
         """``http://127.0.0.1:HOST_PORT`` where the compose file publishes ``service``'s

@@ -9,6 +9,9 @@ on it, and the processes to run::
     toxiproxy: {listen: 127.0.0.1:8474}
     proxies:
       - {name: hosted-model, listen: 127.0.0.1:19001, upstream: 127.0.0.1:18001}
+    http_fault_proxy:                                 # mitmdump + drill's addon (docs/http-faults.md)
+      routes:
+        - {name: hosted-model, listen: 127.0.0.1:19101, upstream: http://127.0.0.1:19001}
     processes:
       - name: hosted-model
         argv: [python, -m, targets.model_server]      # "python" means this interpreter
@@ -19,12 +22,13 @@ on it, and the processes to run::
         start_after: []
 
 ``LocalRuntime(load_stack(path), log_dir)`` starts Toxiproxy first, then the proxies, then the
-processes in dependency order (``start_after``), each in its own process group with its output
-in ``log_dir/<name>.log``, and waits for every health URL. ``stop()`` terminates every group
-(SIGTERM, then SIGKILL after ``stop_grace_s``) and checks the ports are free again. Nothing is
-left behind: an ``atexit`` hook stops every runtime still running, and a state file in
-``log_dir`` lets another ``LocalRuntime`` on the same ``log_dir`` (``drill stack status|down``)
-see and stop the processes.
+HTTP fault proxy (``mitmdump``, one reverse listener per route, its log in
+``log_dir/http-fault-proxy.log``), then the processes in dependency order (``start_after``), each
+in its own process group with its output in ``log_dir/<name>.log``, and waits for every health
+URL. ``stop()`` terminates every group (SIGTERM, then SIGKILL after ``stop_grace_s``) and checks
+the ports are free again. Nothing is left behind: an ``atexit`` hook stops every runtime still
+running, and a state file in ``log_dir`` lets another ``LocalRuntime`` on the same ``log_dir``
+(``drill stack status|down``) see and stop the processes.
 
 Relative paths (``cwd``, a relative ``argv[0]``, ``toxiproxy.binary``) resolve against the stack
 file's folder, which is also every process's default working directory. The repository root is
@@ -49,7 +53,9 @@ from typing import IO, Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from harness.errors import StackError
+from harness.errors import FaultError, StackError
+from harness.httpfaults.client import HttpFaultClient, HttpFaultProxyError
+from harness.httpfaults.proxy import HttpRoute, find_mitmdump, mitmdump_argv
 from harness.runtime.base import Fingerprint, JsonValue, RuntimeKind, Target
 from harness.runtime.ports import port_in_use, refuse_busy_ports
 from harness.runtime.prometheus import PrometheusSpec, ScrapeTarget, discard_data, start_prometheus
@@ -57,6 +63,8 @@ from harness.scenario.loader import load_model
 from harness.toxiproxy import ToxiproxyClient, ToxiproxyError
 
 __all__ = [
+    "HttpFaultProxySpec",
+    "HttpRouteSpec",
     "LocalRuntime",
     "LocalStackSpec",
     "ProcessSpec",
@@ -71,6 +79,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 STATE_FILE = "local-stack.state.json"
 LOG_TAIL_LINES = 30
+HTTP_FAULT_PROXY = "http-fault-proxy"  # its member name, log file and state-file entry
+HTTP_FAULT_PROXY_READY_S = 20.0  # mitmdump imports a lot of Python before it listens
 
 
 def _split_listen(value: str) -> tuple[str, int]:
@@ -122,6 +132,56 @@ class ProxySpec(_Strict):
     def _upstream(cls, value: str) -> str:
         _split_listen(value)
         return value
+
+
+class HttpRouteSpec(_Strict):
+    """One route of the HTTP fault proxy: ``listen`` (127.0.0.1:PORT) reverse-proxies to
+    ``upstream`` (an http://127.0.0.1:PORT URL); provider faults name it (``target.route``)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    listen: str
+    upstream: str
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        _split_listen(value)
+        return value
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream(cls, value: str) -> str:
+        url = httpx.URL(value)
+        if url.scheme != "http" or url.host not in LOOPBACK_HOSTS or url.port is None:
+            raise ValueError(f"{value!r} must be an http://127.0.0.1:PORT URL (the local runtime stays on loopback)")
+        if url.path not in ("", "/") or url.query:
+            raise ValueError(f"{value!r}: an upstream is a base URL, without a path")
+        return value
+
+    @property
+    def port(self) -> int:
+        return _split_listen(self.listen)[1]
+
+
+class HttpFaultProxySpec(_Strict):
+    """The HTTP fault proxy (``mitmdump`` with drill's addon, docs/http-faults.md): one reverse
+    listener per route, started before the processes, stopped with them."""
+
+    routes: list[HttpRouteSpec] = Field(min_length=1)
+    binary: str | None = Field(default=None, description="default: $DRILL_MITMDUMP, .venv-mitm, or on PATH")
+
+    @model_validator(mode="after")
+    def _unique(self) -> HttpFaultProxySpec:
+        names = [r.name for r in self.routes]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"route names must be unique: {', '.join(repeated)} repeated")
+        return self
+
+    @property
+    def url(self) -> str:
+        """The control API (any listener answers it; the first route's is used)."""
+        return f"http://{self.routes[0].listen}"
 
 
 class ProcessSpec(_Strict):
@@ -177,6 +237,7 @@ class LocalStackSpec(_Strict):
     description: str | None = None
     toxiproxy: ToxiproxySpec | None = None
     proxies: list[ProxySpec] = Field(default_factory=list)
+    http_fault_proxy: HttpFaultProxySpec | None = None
     processes: list[ProcessSpec] = Field(default_factory=list)
     prometheus: PrometheusSpec | None = None  # issue 15: a Prometheus scraping the processes
     stop_grace_s: float = Field(default=5.0, ge=0)
@@ -195,6 +256,8 @@ class LocalStackSpec(_Strict):
             raise ValueError("proxy names must be unique")
         if self.proxies and self.toxiproxy is None:
             raise ValueError("proxies need a toxiproxy: add `toxiproxy: {listen: 127.0.0.1:8474}`")
+        if self.http_fault_proxy is not None and HTTP_FAULT_PROXY in names:
+            raise ValueError(f"a process may not be named {HTTP_FAULT_PROXY!r}: the HTTP fault proxy is")
         for process in self.processes:
             unknown = [d for d in process.start_after if d not in names]
             if unknown:
@@ -213,6 +276,8 @@ class LocalStackSpec(_Strict):
         if self.toxiproxy is not None and self.toxiproxy.start:
             ports.append(("toxiproxy", _split_listen(self.toxiproxy.listen)[1]))
         ports.extend((f"proxy {p.name}", _split_listen(p.listen)[1]) for p in self.proxies)
+        if self.http_fault_proxy is not None:
+            ports.extend((f"http route {r.name}", r.port) for r in self.http_fault_proxy.routes)
         ports.extend((f"process {p.name}", p.port) for p in self.processes if p.port is not None)
         if self.prometheus is not None:
             ports.append(("prometheus", self.prometheus.port))
@@ -288,13 +353,21 @@ class _Child:
         return _pid_matches(self.pid, self.argv)
 
 
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="surrogateescape") for part in raw.rstrip(b"\0").split(b"\0")] if raw else []
+
+
 def _pid_matches(pid: int, argv: list[str]) -> bool:
     """The pid is alive and still runs ``argv`` (so a reused pid is never signalled)."""
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return raw.rstrip(b"\0").split(b"\0") == [a.encode() for a in argv]
+    return raw.rstrip(b"\0").split(b"\0") == [a.encode(errors="surrogateescape") for a in argv]
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -371,6 +444,8 @@ class LocalRuntime:
             if self.spec.toxiproxy is not None:
                 self._start_toxiproxy(self.spec.toxiproxy)
             self._create_proxies()
+            if self.spec.http_fault_proxy is not None:
+                self._start_http_fault_proxy(self.spec.http_fault_proxy)
             for wave in _start_waves(self.spec.processes):
                 for process in wave:
                     self._spawn(process)
@@ -392,6 +467,11 @@ class LocalRuntime:
     def prometheus_url(self) -> str | None:
         return None if self.spec.prometheus is None else self.spec.prometheus.url
 
+    @property
+    def http_fault_proxy_url(self) -> str | None:
+        """The HTTP fault proxy's control API (its first route's listener), from the stack file."""
+        return None if self.spec.http_fault_proxy is None else self.spec.http_fault_proxy.url
+
     def _scrape_targets(self) -> list[ScrapeTarget]:
         assert self.spec.prometheus is not None
         wanted = self.spec.prometheus.scrape
@@ -403,6 +483,9 @@ class LocalRuntime:
         endpoints: dict[str, str] = {}
         if self.toxiproxy_url is not None:
             endpoints["toxiproxy"] = self.toxiproxy_url
+        if self.spec.http_fault_proxy is not None:
+            for route in self.spec.http_fault_proxy.routes:
+                endpoints[f"http route {route.name}"] = f"http://{route.listen}"
         for process in self.spec.processes:
             if process.port is not None:
                 endpoints[process.name] = f"http://127.0.0.1:{process.port}"
@@ -445,6 +528,54 @@ class LocalRuntime:
             if time.monotonic() > deadline:
                 raise StackError(f"toxiproxy-server did not answer on {spec.url} within 15 s")
             time.sleep(0.05)
+
+    def _mitmdump_binary(self, spec: HttpFaultProxySpec) -> str:
+        if spec.binary:
+            candidate = Path(spec.binary)
+            return str(candidate if candidate.is_absolute() else self.base_dir / candidate)
+        try:
+            return find_mitmdump()
+        except FaultError as exc:
+            raise StackError(f"stack {self.spec.name!r} has an http_fault_proxy: {exc}") from exc
+
+    def _start_http_fault_proxy(self, spec: HttpFaultProxySpec) -> None:
+        """mitmdump in reverse mode, one listener per route, as a child like the others; ready
+        when its control API answers on the first route."""
+        routes = [HttpRoute(r.name, r.port, r.upstream) for r in spec.routes]
+        child = self._popen(HTTP_FAULT_PROXY, mitmdump_argv(self._mitmdump_binary(spec), routes),
+                            dict(os.environ), self.base_dir)
+        self._children[HTTP_FAULT_PROXY] = child
+        self._write_state()
+        deadline = time.monotonic() + HTTP_FAULT_PROXY_READY_S
+        with HttpFaultClient(spec.url, timeout_s=1.0) as client:
+            while True:
+                if not child.alive():
+                    raise StackError(
+                        f"the HTTP fault proxy (mitmdump) exited at start; last lines of {child.log_path}:\n"
+                        f"{_tail(child.log_path)}"
+                    )
+                try:
+                    served = client.health()
+                except (HttpFaultProxyError, ValueError):  # not listening yet / not JSON yet
+                    served = {}
+                if served:
+                    return
+                if time.monotonic() > deadline:
+                    raise StackError(
+                        f"the HTTP fault proxy did not answer on {spec.url} within {HTTP_FAULT_PROXY_READY_S:g} s; "
+                        f"last lines of {child.log_path}:\n{_tail(child.log_path)}"
+                    )
+                time.sleep(0.1)
+
+    def _http_fault_proxy_healthy(self) -> bool:
+        spec = self.spec.http_fault_proxy
+        if spec is None:
+            return False
+        try:
+            with HttpFaultClient(spec.url, timeout_s=1.0) as client:
+                return bool(client.health())
+        except (HttpFaultProxyError, ValueError):
+            return False
 
     def _create_proxies(self) -> None:
         if not self.spec.proxies or self.toxiproxy_url is None:
@@ -491,7 +622,11 @@ class LocalRuntime:
         except OSError as exc:
             log_file.close()
             raise StackError(f"could not start {name} ({argv[0]}): {exc}") from exc
-        return _Child(name=name, argv=argv, pid=popen.pid, popen=popen, log_path=log_path, log_file=log_file)
+        # The command line /proc shows is what a later command matches the pid against (the state
+        # file): for a script (mitmdump) it starts with the interpreter of its shebang, not argv[0].
+        # Popen returns once the exec has happened, so /proc already shows it.
+        shown = _cmdline(popen.pid) or argv
+        return _Child(name=name, argv=shown, pid=popen.pid, popen=popen, log_path=log_path, log_file=log_file)
 
     def _spawn(self, process: ProcessSpec) -> None:
         self._children[process.name] = self._popen(
@@ -651,6 +786,17 @@ class LocalRuntime:
                 port=port,
                 labels={},
             ).as_dict()
+        if self.spec.http_fault_proxy is not None:
+            child = self._children.get(HTTP_FAULT_PROXY)
+            running = child is not None and child.alive()
+            report[HTTP_FAULT_PROXY] = ProcessStatus(
+                name=HTTP_FAULT_PROXY,
+                running=running,
+                pid=child.pid if running and child else None,
+                healthy=running and self._http_fault_proxy_healthy(),
+                port=self.spec.http_fault_proxy.routes[0].port,
+                labels={},
+            ).as_dict()
         for process in self.spec.processes:
             child = self._children.get(process.name)
             running = child is not None and child.alive()
@@ -700,8 +846,19 @@ class LocalRuntime:
         return found
 
     def members(self) -> list[Target]:
-        """Toxiproxy (when the stack starts one) and every process."""
+        """Toxiproxy (when the stack starts one), the HTTP fault proxy (when it has one) and every
+        process."""
         found = self.find()
+        if self.spec.http_fault_proxy is not None:
+            proxy = self._children.get(HTTP_FAULT_PROXY)
+            proxy = proxy if proxy is not None and proxy.alive() else None
+            state = "stopped" if proxy is None else _process_state(proxy.pid)
+            found.insert(0, Target(
+                kind="process", name=HTTP_FAULT_PROXY, service=HTTP_FAULT_PROXY, scope=self.spec.name,
+                uid=str(proxy.pid) if proxy else "", state=state,
+                healthy=state == "running" and self._http_fault_proxy_healthy(),
+                address=self.spec.http_fault_proxy.url, pid=proxy.pid if proxy else None,
+            ))
         if self.spec.toxiproxy is not None and self.spec.toxiproxy.start:
             child = self._toxiproxy if self._toxiproxy is not None and self._toxiproxy.alive() else None
             state = "stopped" if child is None else _process_state(child.pid)
