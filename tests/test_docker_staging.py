@@ -20,6 +20,7 @@ from conftest import REPO, free_port, require, under_ci
 
 from harness.errors import DrillError
 from harness.faults.container import container_fault
+from harness.httpfaults.client import HttpFaultClient
 from harness.runtime.compose import PROJECT_LABEL, ComposeRuntime, docker_client
 
 pytestmark = pytest.mark.docker
@@ -113,8 +114,6 @@ def test_gateway_answers_from_the_hosted_tier(staging) -> None:
 def test_the_hosted_link_passes_the_http_fault_proxy_whose_faults_the_gateway_sees(staging) -> None:
     """gateway -> http-fault-proxy route hosted-model -> Toxiproxy -> hosted-model: a 503 storm on
     the route moves the gateway to the GPU tier while the route's GET /health stays untouched."""
-    from harness.httpfaults.client import HttpFaultClient
-
     runtime, ports = staging
     assert runtime.http_fault_proxy_url == f"http://127.0.0.1:{ports['http-fault-proxy']}"
     with HttpFaultClient(runtime.http_fault_proxy_url) as proxy:
@@ -242,6 +241,39 @@ def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path)
     cleanup = result.results["cleanup"]
     assert cleanup["ok"] is True and cleanup["toxics_left"] == 0 and cleanup["containers_not_running"] == []
     assert all(c.status == "running" for c in runtime.containers())
+
+
+def test_provider_overloaded_drill_on_compose_streams_through_the_http_fault_proxy(staging, tmp_path) -> None:
+    """The shipped compose provider drill (shorter phases): the hosted provider answers 529 on the
+    compose stack's HTTP fault proxy; streams fail over before their first token and complete."""
+    from harness.engine import run_drill
+
+    runtime, ports = staging
+    scenario = tmp_path / "provider-overloaded.yaml"
+    shipped = (REPO / "scenarios/provider-overloaded.yaml").read_text()
+    scenario.write_text(
+        shipped.replace("file: ../compose/staging.yaml, project: drill-staging",
+                        f"file: {STAGING_FILE}, project: {runtime.project}")
+        .replace("http://127.0.0.1:28080", f"http://127.0.0.1:{ports['gateway']}")
+        .replace("phases: {baseline: 10s, fault: 20s, recovery: 15s}",
+                 "phases: {baseline: 6s, fault: 10s, recovery: 8s}")
+        .replace("duration: 20s", "duration: 10s")
+    )
+    wait_for_tier(ports["gateway"], "hosted")
+    result = run_drill(scenario, out=tmp_path / "run")
+    r = result.results
+    assert result.exit_code == 0, (result.abort_reason, r["objectives"])
+    fault = r["faults"][0]
+    assert fault["onset_source"] == "http-fault-proxy-api"
+    during = r["phases"]["fault"]["streaming"]
+    assert during["streams"] > 0 and during["failed_over"] > 0  # answered by the GPU pool
+    assert r["measurement"]["streaming"]["completion"]["completion_rate"] >= 0.99
+    # The stack's own record: the gateway logged its failovers away from the hosted tier.
+    logged = json.loads((result.run_dir / "stack-events.json").read_text())["events"]
+    assert any(e["event"] == "failover" for e in logged), logged[-5:]
+    assert r["cleanup"]["ok"] is True
+    with HttpFaultClient(f"http://127.0.0.1:{ports['http-fault-proxy']}") as proxy:
+        assert proxy.faults() == []  # the compose stack stays up after a drill: read it back
 
 
 def _epoch(iso: str) -> float:

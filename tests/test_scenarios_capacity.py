@@ -80,7 +80,7 @@ def test_rebased_scenario_moves_every_fixed_port(tmp_path: Path) -> None:
     assert 8080 in mapping and 18090 in mapping
     assert f"127.0.0.1:{mapping[8080]}/admin/pool" in text
     assert f"127.0.0.1:{mapping[18090]}/fault" in text
-    for old in (8080, 8474, 18011, 19011, 18090):
+    for old in (8080, 8474, 18011, 19011, 18090, 19101):
         assert not re.search(rf"\b{old}\b", text + stack_text)
 
 
