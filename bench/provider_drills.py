@@ -11,8 +11,9 @@ the fault phase. A drill passes this bench when its exit code is the one its fil
 (0, or 1 for a control). The last line is ``drills=<n> as_expected=<n>``.
 
 Each drill takes about 50 s (10 s baseline, 20 s fault, 15 s recovery, stack start and stop);
-compose needs Docker (scripts/docker-setup). The stacks use their fixed ports on 127.0.0.1, so
-nothing else may hold them; traffic goes to 127.0.0.1 only, and every drill ends by itself.
+compose needs Docker (scripts/docker-setup); the compose project ``drill-staging`` is taken down at
+the end unless it was up before. The stacks use their fixed ports on 127.0.0.1, so nothing else
+may hold them; traffic goes to 127.0.0.1 only, and every drill ends by itself.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from harness.engine import run_drill  # noqa: E402 - after the path is set for a checkout
+from harness.runtime.compose import ComposeRuntime  # noqa: E402
 
 SCENARIOS = REPO / "scenarios"
+COMPOSE_FILE = REPO / "compose" / "staging.yaml"
+COMPOSE_PROJECT = "drill-staging"  # the project the shipped compose scenarios name
 NAMES = ("provider-rate-limited", "provider-overloaded", "stream-cut")
 
 
@@ -72,11 +76,18 @@ def main() -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="drill-provider-bench-"))
     as_expected = 0
     plan = drills(runtimes)
-    for index, (label, scenario, expected) in enumerate(plan):
-        result = run_drill(scenario, out=out / f"{index:02d}-{scenario.stem}")
-        line = row(label, expected, result.exit_code, result.results or {})
-        print(line, flush=True)
-        as_expected += result.exit_code == expected
+    # A compose drill leaves its stack up by design; the bench takes down what it brought up.
+    compose = ComposeRuntime(COMPOSE_FILE, COMPOSE_PROJECT, out / "compose-logs") if "compose" in runtimes else None
+    compose_was_up = compose is not None and bool(compose.containers())
+    try:
+        for index, (label, scenario, expected) in enumerate(plan):
+            result = run_drill(scenario, out=out / f"{index:02d}-{scenario.stem}")
+            line = row(label, expected, result.exit_code, result.results or {})
+            print(line, flush=True)
+            as_expected += result.exit_code == expected
+    finally:
+        if compose is not None and not compose_was_up:
+            compose.down()
     print(f"runs in {out}")
     print(f"drills={len(plan)} as_expected={as_expected}")
     return 0 if as_expected == len(plan) else 1

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from conftest import require, toxiproxy_binary
-from test_scenarios_capacity import objective, rebased
+from test_scenarios_capacity import objective, rebased, shortened
 
 from harness.engine import run_drill
 from harness.errors import FaultError
@@ -24,7 +24,6 @@ from harness.rundir import REPORT_FILE, STACK_EVENTS_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
-SHIPPED_PHASES = "phases: {baseline: 10s, fault: 20s, recovery: 15s}"
 
 
 def need_proxy() -> None:
@@ -35,13 +34,6 @@ def need_proxy() -> None:
     except FaultError:  # it says how to install it
         found = False
     require(found, "mitmdump (the HTTP fault proxy)", "run scripts/mitmproxy-setup")
-
-
-def shortened(text: str) -> str:
-    """The shipped drill with 6 s / 10 s / 8 s phases (the fault lasts the whole fault phase)."""
-    assert SHIPPED_PHASES in text and "duration: 20s" in text
-    return (text.replace(SHIPPED_PHASES, "phases: {baseline: 6s, fault: 10s, recovery: 8s}")
-            .replace("duration: 20s", "duration: 10s"))
 
 
 def run_short(name: str, tmp_path: Path) -> tuple[Any, dict[int, int]]:
