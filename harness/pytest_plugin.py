@@ -13,7 +13,9 @@ problems (bad input). The figures reach JUnit XML through ``user_properties``: `
 ``time_to_detect_s.<fault>``, ``failover_s.<fault>``, ``failback_s.<fault>``, ``degraded_s.<fault>``,
 ``impact.<fault>``; the worst of each over the faults as plain ``rto_s``, ``time_to_detect_s``,
 ...; per objective ``objective.<name>.measured``, ``.target``, ``.passed``; per phase
-``<phase>.p95_ms``, ``<phase>.error_rate``, ``<phase>.rps``.
+``<phase>.p95_ms``, ``<phase>.error_rate``, ``<phase>.rps``; when requests streamed, per phase
+``<phase>.ttft_p50_ms``, ``<phase>.ttft_p95_ms``, ``<phase>.stream_completion_rate``,
+``<phase>.streams_cut``.
 
 Options: ``--drill-reports DIR`` (where run directories go, default ``reports``) and
 ``--drill-runtime local|compose`` (override every scenario's runtime).
@@ -112,6 +114,9 @@ def _expected_verdict(path: Path) -> str:
 
 FAULT_FIGURES = ("rto_s", "time_to_detect_s", "failover_s", "failback_s", "degraded_s", "onset_uncertainty_s")
 PHASE_FIGURES = ("rps", "error_rate", "p50_ms", "p95_ms", "p99_ms")
+# phases.<phase>.streaming key -> property suffix (present only when requests streamed)
+STREAM_FIGURES = {"ttft_p50_ms": "ttft_p50_ms", "ttft_p95_ms": "ttft_p95_ms",
+                  "completion_rate": "stream_completion_rate", "cut": "streams_cut"}
 
 
 def junit_properties(results: dict[str, Any], run_dir: Path, verdict: str, exit_code: int) -> list[tuple[str, str]]:
@@ -148,6 +153,10 @@ def junit_properties(results: dict[str, Any], run_dir: Path, verdict: str, exit_
             value = (figures or {}).get(figure)
             if value is not None:
                 props.append((f"{phase}.{figure}", str(value)))
+        streaming = (figures or {}).get("streaming") or {}
+        for key, suffix in STREAM_FIGURES.items():
+            if streaming.get(key) is not None:
+                props.append((f"{phase}.{suffix}", str(streaming[key])))
     return props
 
 

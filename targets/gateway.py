@@ -88,6 +88,7 @@ class GatewayConfig:
     upstream_timeout_ms: int
     max_attempts_per_tier: int
     max_connections: int
+    upstream_keepalive_s: float
     health_interval_ms: int
     health_timeout_ms: int
     health_fails_to_down: int
@@ -125,6 +126,7 @@ class GatewayConfig:
             upstream_timeout_ms=upstream_timeout_ms,
             max_attempts_per_tier=max(1, env_int("MAX_ATTEMPTS_PER_TIER", 2)),
             max_connections=env_int("MAX_CONNECTIONS", 256),
+            upstream_keepalive_s=env_float("UPSTREAM_KEEPALIVE_S", 60.0),
             health_interval_ms=env_int("HEALTH_INTERVAL_MS", 500),
             health_timeout_ms=env_int("HEALTH_TIMEOUT_MS", 500),
             health_fails_to_down=max(1, env_int("HEALTH_FAILS_TO_DOWN", 2)),
@@ -474,7 +476,11 @@ class Gateway:
         return app
 
     async def _start(self, app: web.Application) -> None:
-        connector = aiohttp.TCPConnector(limit=self.config.max_connections, limit_per_host=0, ttl_dns_cache=300)
+        # Idle upstream connections are kept for UPSTREAM_KEEPALIVE_S (aiohttp's default is 15 s): a
+        # tier skipped for a 20 s outage keeps its warm connections, so failing back does not open
+        # a burst of new ones (through the HTTP fault proxy that burst was a visible slow second).
+        connector = aiohttp.TCPConnector(limit=self.config.max_connections, limit_per_host=0, ttl_dns_cache=300,
+                                         keepalive_timeout=self.config.upstream_keepalive_s)
         self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
         self._health_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
         self._tasks = [

@@ -129,3 +129,20 @@ def test_junit_carries_the_figures_and_a_miss_shows_measured_against_target(
     assert props["objective.rto_s.passed"] == "true"
     assert float(props["fault.p95_ms"]) > 100
     assert float(props["resolution_s"]) > 0
+
+
+def test_junit_properties_carry_the_streaming_figures_of_each_phase(tmp_path: Path) -> None:
+    """Pure: a results document with a streamed fault phase and a baseline that did not stream."""
+    from harness.pytest_plugin import junit_properties
+
+    results = {
+        "phases": {
+            "baseline": {"p95_ms": 20.0},
+            "fault": {"p95_ms": 31.5, "streaming": {"ttft_p50_ms": 15.0, "ttft_p95_ms": 31.2,
+                                                    "completion_rate": 0.988, "cut": 25}},
+        },
+    }
+    props = dict(junit_properties(results, tmp_path, "passed", 0))
+    assert props["fault.ttft_p95_ms"] == "31.2" and props["fault.ttft_p50_ms"] == "15.0"
+    assert props["fault.stream_completion_rate"] == "0.988" and props["fault.streams_cut"] == "25"
+    assert "baseline.ttft_p95_ms" not in props and props["baseline.p95_ms"] == "20.0"

@@ -143,3 +143,29 @@ def test_runbook_trigger_is_drawn_on_the_timeline_chart(latency_run: Callable[..
     chart = page[page.index('aria-label="Error rate and p95 latency over time"'):]
     chart = chart[:chart.index("</svg>")]
     assert "runbook trigger fires" in chart and "runbook trigger clears" in chart
+
+
+def test_provider_faults_and_streams_are_told_in_plain_words() -> None:
+    """Pure: a 429 storm and a stream cut say what the provider did; the streams' ends are counted."""
+    faults = [
+        {"name": "storm", "type": "http_error", "targets": ["http-route:hosted-model"],
+         "onset_at": "2026-01-14T10:00:10Z"},
+        {"name": "cut", "type": "stream_cut", "targets": ["http-route:hosted-model"],
+         "onset_at": "2026-01-14T10:00:20Z"},
+    ]
+    results = {
+        "phases": {"baseline": {"start": "2026-01-14T10:00:00Z"}},
+        "faults": faults,
+        "measurement": {"streaming": {"completion": {
+            "streams": 3523, "completed": 3498, "failed_mid_stream": 25, "failed_before_first_token": 0,
+            "cut_after_tokens_p50": 3.0}}},
+        "objectives": [{"name": "min_stream_completion", "target": 0.9, "measured": 0.993, "passed": True}],
+        "verdict": "passed",
+    }
+    params = {"storm": {"status": 429, "share": 0.5, "retry_after_s": 5}, "cut": {"after_events": 3}}
+    text = " ".join(summary_sentences(results, None, params))
+    assert "The provider behind route hosted-model answered HTTP 429 to 50.0 % of calls with Retry-After 5.00 s" in text
+    assert "The provider behind route hosted-model cut its streams after 3 events" in text
+    assert ("Of 3,523 streamed answers in the fault and recovery phases, 3,498 completed; "
+            "25 broke mid-stream (after a median of 3 tokens).") in text
+    assert "Stream completion objective 90.0 %: passed" in text

@@ -314,7 +314,44 @@ def _what_broke(fault: dict[str, Any], params: dict[str, Any]) -> str:
         "gpu_node_loss": f"GPU node {target} was lost",
         "region_quota_denial": (f"region {params.get('region')} refused new GPU instances"
                                 if params.get("region") else f"{target} refused new GPU instances"),
+        "http_error": _http_error_words(target, params),
+        "first_token_delay": f"the provider behind route {target} held each first token"
+                             + (f" for {seconds(delay / 1000)}" if (delay := _number(params.get("delay_ms"))) else ""),
+        "stream_cut": f"the provider behind route {target} cut its streams"
+                      + (f" after {int(after)} events" if (after := _number(params.get("after_events"))) is not None
+                         else ""),
+        "stream_stall": f"the provider behind route {target} stalled its streams mid-answer",
+        "malformed": f"the provider behind route {target} sent malformed answers",
     }.get(kind, f"fault {kind or '?'} hit {target}")
+
+
+def _http_error_words(target: str, params: dict[str, Any]) -> str:
+    status = _number(params.get("status"))
+    share = _number(params.get("share"))
+    retry = _number(params.get("retry_after_s"))
+    words = f"the provider behind route {target} answered HTTP {int(status) if status else 'errors'}"
+    if share is not None and share < 1:
+        words += f" to {percent(share)} of calls"
+    return words + (f" with Retry-After {seconds(retry)}" if retry is not None else "")
+
+
+def _streaming_sentence(results: dict[str, Any]) -> str | None:
+    """How the streams of the fault and recovery phases ended, when requests streamed."""
+    window = ((results.get("measurement") or {}).get("streaming") or {}).get("completion") or {}
+    streams, completed = _number(window.get("streams")), _number(window.get("completed"))
+    if not streams or completed is None:
+        return None
+    mid = int(_number(window.get("failed_mid_stream")) or 0)
+    before = int(_number(window.get("failed_before_first_token")) or 0)
+    sentence = f"Of {int(streams):,} streamed answers in the fault and recovery phases, {int(completed):,} completed"
+    details = []
+    if mid:
+        median = _number(window.get("cut_after_tokens_p50"))
+        tokens = f" (after a median of {median:g} tokens)" if median is not None else ""
+        details.append(f"{mid:,} broke mid-stream{tokens}")
+    if before:
+        details.append(f"{before:,} failed before their first token")
+    return sentence + (f"; {' and '.join(details)}." if details else ".")
 
 
 def _failover_tier(results: dict[str, Any]) -> str | None:
@@ -329,7 +366,9 @@ def _objective_sentence(objective: dict[str, Any]) -> str:
 
     name = str(objective.get("name", "?"))
     label = {"rto_s": "RTO", "max_error_rate": "Error budget", "p95_ms": "p95 latency",
-             "failover_to": "Failover", "max_lost_requests": "Lost requests"}.get(name.split("[")[0], name)
+             "failover_to": "Failover", "max_lost_requests": "Lost requests",
+             "ttft_p95_ms": "Time-to-first-token p95", "min_stream_completion": "Stream completion",
+             }.get(name.split("[")[0], name)
     target = quantity(name, objective.get("target"))
     measured = quantity(name, objective.get("measured"))
     passed = objective.get("passed")
@@ -392,6 +431,9 @@ def summary_sentences(
             failed = "none" if impact.failed == 0 else f"{impact.failed:,}"
             sentences.append(f"Of {impact.requests:,} requests after onset, {failed} failed and {slow} were slow; "
                              f"users were affected for {seconds(impact.affected_s)}.")
+    streaming = _streaming_sentence(results)
+    if streaming is not None:
+        sentences.append(streaming)
     for objective in results.get("objectives") or []:
         sentences.append(_objective_sentence(objective))
     verdict = str(results.get("verdict") or "aborted")
