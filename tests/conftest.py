@@ -90,6 +90,17 @@ def wait_http(url: str, timeout_s: float = 10.0) -> None:
     raise TimeoutError(f"{url} did not answer within {timeout_s}s: {last}")
 
 
+def require_mitmdump() -> None:
+    """The HTTP fault proxy (mitmdump) is installed, or the test fails (CI=true) / skips, saying how."""
+    from harness.errors import FaultError
+    from harness.httpfaults.proxy import find_mitmdump
+
+    try:
+        find_mitmdump()
+    except FaultError:
+        require(False, "mitmdump (the HTTP fault proxy)", "run scripts/mitmproxy-setup")
+
+
 def toxiproxy_binary() -> str | None:
     for candidate in (VENV_BIN / "toxiproxy-server", REPO / ".venv/bin/toxiproxy-server"):
         if candidate.exists():

@@ -12,6 +12,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker.errors
 import httpx
@@ -102,6 +103,22 @@ def wait_for_tier(gateway_port: int, tier: str, timeout_s: float = 60.0) -> http
             last = repr(exc)
         time.sleep(0.05)
     raise AssertionError(f"gateway never answered from tier {tier} within {timeout_s}s; last: {last}")
+
+
+def shipped_drill(runtime: ComposeRuntime, ports: dict[str, int], name: str, tmp_path: Path) -> Path:
+    """A copy of the shipped compose drill ``scenarios/<name>.yaml`` on this module's project and
+    ports, with 6 s / 10 s / 8 s phases (its fault lasting the fault phase)."""
+    scenario = tmp_path / f"{name}.yaml"
+    shipped = (REPO / f"scenarios/{name}.yaml").read_text()
+    scenario.write_text(
+        shipped.replace("file: ../compose/staging.yaml, project: drill-staging",
+                        f"file: {STAGING_FILE}, project: {runtime.project}")
+        .replace("http://127.0.0.1:28080", f"http://127.0.0.1:{ports['gateway']}")
+        .replace("phases: {baseline: 10s, fault: 20s, recovery: 15s}",
+                 "phases: {baseline: 6s, fault: 10s, recovery: 8s}")
+        .replace("duration: 20s", "duration: 10s")
+    )
+    return scenario
 
 
 def test_gateway_answers_from_the_hosted_tier(staging) -> None:
@@ -204,16 +221,7 @@ def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path)
     from harness.engine import run_drill
 
     runtime, ports = staging
-    scenario = tmp_path / "endpoint-kill.yaml"
-    shipped = (REPO / "scenarios/endpoint-kill.yaml").read_text()
-    scenario.write_text(
-        shipped.replace("file: ../compose/staging.yaml, project: drill-staging",
-                        f"file: {STAGING_FILE}, project: {runtime.project}")
-        .replace("http://127.0.0.1:28080", f"http://127.0.0.1:{ports['gateway']}")
-        .replace("phases: {baseline: 10s, fault: 20s, recovery: 15s}",
-                 "phases: {baseline: 6s, fault: 10s, recovery: 8s}")
-        .replace("duration: 20s", "duration: 10s")
-    )
+    scenario = shipped_drill(runtime, ports, "endpoint-kill", tmp_path)
     wait_for_tier(ports["gateway"], "hosted")
     result = run_drill(scenario, out=tmp_path / "run")
     assert result.exit_code == 0, (result.abort_reason, result.results["objectives"])
@@ -249,16 +257,7 @@ def test_provider_overloaded_drill_on_compose_streams_through_the_http_fault_pro
     from harness.engine import run_drill
 
     runtime, ports = staging
-    scenario = tmp_path / "provider-overloaded.yaml"
-    shipped = (REPO / "scenarios/provider-overloaded.yaml").read_text()
-    scenario.write_text(
-        shipped.replace("file: ../compose/staging.yaml, project: drill-staging",
-                        f"file: {STAGING_FILE}, project: {runtime.project}")
-        .replace("http://127.0.0.1:28080", f"http://127.0.0.1:{ports['gateway']}")
-        .replace("phases: {baseline: 10s, fault: 20s, recovery: 15s}",
-                 "phases: {baseline: 6s, fault: 10s, recovery: 8s}")
-        .replace("duration: 20s", "duration: 10s")
-    )
+    scenario = shipped_drill(runtime, ports, "provider-overloaded", tmp_path)
     wait_for_tier(ports["gateway"], "hosted")
     result = run_drill(scenario, out=tmp_path / "run")
     r = result.results

@@ -12,22 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 from aiohttp import web
-from conftest import free_port, require, serve_in_thread
+from conftest import free_port, require_mitmdump, serve_in_thread
 
 from harness.errors import FaultError
 from harness.httpfaults.client import HttpFaultClient, HttpFaultProxyError
-from harness.httpfaults.proxy import HttpRoute, find_mitmdump, running_http_fault_proxy
+from harness.httpfaults.proxy import HttpRoute, running_http_fault_proxy
 
 EVENTS = 10
 EVENT_INTERVAL_S = 0.03
-
-
-def mitmdump_available() -> bool:
-    try:
-        find_mitmdump()
-        return True
-    except FaultError:
-        return False
 
 
 def sse_provider() -> web.Application:
@@ -89,7 +81,7 @@ def call(url: str, stream: bool = True) -> Seen:
 
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HttpFaultClient, str, str]]:
-    require(mitmdump_available(), "mitmdump (the HTTP fault proxy)", "run scripts/mitmproxy-setup")
+    require_mitmdump()
     log = Path(tmp_path_factory.mktemp("mitm")) / "mitmdump.log"
     with serve_in_thread(sse_provider()) as upstream:
         routes = [HttpRoute("hosted", free_port(), upstream), HttpRoute("fallback", free_port(), upstream)]

@@ -11,11 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, network_spec, require
+from conftest import free_port, network_spec, require, require_mitmdump
 
 from harness.errors import FaultError
 from harness.faults.network import network_fault
-from harness.httpfaults.proxy import HttpRoute, find_mitmdump, running_http_fault_proxy
+from harness.httpfaults.proxy import HttpRoute, running_http_fault_proxy
 from harness.journal import JOURNAL_NAME, Journal, applied_faults
 from harness.recover import recover_run, recover_strays
 from harness.strays import active_faults, hook_urls, scan
@@ -285,18 +285,10 @@ def test_a_stopped_container_is_a_stray_and_force_starts_it(tmp_path: Path, slee
 # --- the HTTP fault proxy (issue 13) -----------------------------------------------------------
 
 
-def mitmdump_installed() -> bool:
-    try:
-        find_mitmdump()
-    except FaultError:
-        return False
-    return True
-
-
 def test_a_drill_made_http_fault_is_a_stray_and_force_removes_only_it(tmp_path: Path) -> None:
     """On the proxy a stack runs: `drill-...` faults are strays (listed, removed with force); a
     fault someone made by hand with another name is theirs and stays."""
-    require(mitmdump_installed(), "mitmdump (the HTTP fault proxy)", "run scripts/mitmproxy-setup")
+    require_mitmdump()
     route = HttpRoute("hosted-model", free_port(), f"http://127.0.0.1:{free_port()}")
     with running_http_fault_proxy([route], tmp_path / "mitmdump.log") as client:
         client.add("drill-storm", "http_error", "hosted-model", {"status": 429})
@@ -356,7 +348,7 @@ def test_kill_9_mid_http_fault_then_recover_all_leaves_no_http_fault(tmp_path: P
     from harness.runtime.local import port_in_use
 
     require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
-    require(mitmdump_installed(), "mitmdump (the HTTP fault proxy)", "run scripts/mitmproxy-setup")
+    require_mitmdump()
     stack_path, ports = kill9_stack(tmp_path)
     route_url = f"http://127.0.0.1:{ports['route']}"
     scenario = tmp_path / "storm.yaml"

@@ -11,11 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import free_port, require, toxiproxy_binary
+from conftest import free_port, require, require_mitmdump, toxiproxy_binary
 
-from harness.errors import FaultError, ScenarioError, StackError
+from harness.errors import ScenarioError, StackError
 from harness.httpfaults.client import HttpFaultClient
-from harness.httpfaults.proxy import find_mitmdump
 from harness.runtime.local import LocalRuntime, LocalStackSpec, load_stack, port_in_use
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
@@ -239,14 +238,6 @@ def test_shipped_local_stack_declares_the_documented_ports_and_proxies() -> None
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def mitmdump_installed() -> bool:
-    try:
-        find_mitmdump()
-    except FaultError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize(
     ("routes", "line", "expected"),
     [
@@ -293,7 +284,7 @@ def test_every_shipped_local_stack_routes_hosted_model_through_the_http_fault_pr
 def test_http_fault_proxy_starts_with_the_stack_and_another_command_stops_it(tmp_path: Path) -> None:
     """mitmdump is a child like the others: in status and members, in the state file (so
     `drill stack down` from another command stops it) and its port is free after stop."""
-    require(mitmdump_installed(), "mitmdump (the HTTP fault proxy)", "run scripts/mitmproxy-setup")
+    require_mitmdump()
     route_port = free_port()
     path = tmp_path / "stack.yaml"
     path.write_text(

@@ -14,12 +14,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import require, toxiproxy_binary
+from conftest import require, require_mitmdump, toxiproxy_binary
 from test_scenarios_capacity import objective, rebased, shortened
 
 from harness.engine import run_drill
-from harness.errors import FaultError
-from harness.httpfaults.proxy import find_mitmdump
 from harness.rundir import REPORT_FILE, STACK_EVENTS_FILE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,12 +26,7 @@ SCENARIOS = REPO / "scenarios"
 
 def need_proxy() -> None:
     require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
-    try:
-        find_mitmdump()
-        found = True
-    except FaultError:  # it says how to install it
-        found = False
-    require(found, "mitmdump (the HTTP fault proxy)", "run scripts/mitmproxy-setup")
+    require_mitmdump()
 
 
 def run_short(name: str, tmp_path: Path) -> tuple[Any, dict[int, int]]:

@@ -15,11 +15,10 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from conftest import free_port, require, serve_in_thread
+from conftest import free_port, require_mitmdump, serve_in_thread
 from test_targets import Program, events, gateway, model_server, poll, spawn, upstream
 
-from harness.errors import FaultError
-from harness.httpfaults.proxy import HttpRoute, find_mitmdump, running_http_fault_proxy
+from harness.httpfaults.proxy import HttpRoute, running_http_fault_proxy
 from targets.gateway import SseSplitter, classify_event, parse_retry_after
 
 __all__ = ["spawn"]  # the fixture, shared with tests/test_targets.py
@@ -293,19 +292,11 @@ def test_after_the_first_token_a_broken_stream_ends_with_one_error_event_and_no_
     assert stream(gw.url).done  # the provider streams whole again
 
 
-def mitmdump_available() -> bool:
-    try:
-        find_mitmdump()
-    except FaultError:
-        return False
-    return True
-
-
 def test_through_the_http_fault_proxy_the_gateway_keeps_its_policy(
     spawn: Callable[..., Program], tmp_path: Path
 ) -> None:
     """The stack's topology (CONTRACT-13): gateway -> mitmdump route "hosted-model" -> hosted."""
-    require(mitmdump_available(), "mitmdump (the HTTP fault proxy)", "run scripts/mitmproxy-setup")
+    require_mitmdump()
     hosted = model_server(spawn, "hosted-model", "hosted", region="external", TOKENS_PER_ANSWER=6, TOKEN_INTERVAL_MS=2)
     gpu = model_server(spawn, "gpu-a1", "gpu", TOKENS_PER_ANSWER=6, TOKEN_INTERVAL_MS=1)
     route = HttpRoute("hosted-model", free_port(), hosted.url)
