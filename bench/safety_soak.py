@@ -8,7 +8,7 @@ reports folder) and, once the journal shows the first `fault.applied`, waits a r
 the fault phase and sends SIGTERM, SIGINT or SIGKILL. After SIGKILL it runs `drill recover --all`
 (with no --reports-dir pointing at DIR: the run is found through drill's register alone), which
 must exit 0. Then it looks at the stack itself for anything left: toxics or disabled proxies on
-Toxiproxy, paused or stopped containers, hook faults (harness.strays), the run's fault ledger,
+Toxiproxy, paused or stopped containers, hook faults (harness.safety.strays), the run's fault ledger,
 and a run still registered.
 
 * local: the user's own HTTP service (aiohttp, in this process) behind a real toxiproxy-server;
@@ -46,8 +46,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from conftest import free_port, serve_in_thread, toxiproxy_binary, wait_http  # noqa: E402
 from test_engine import own_service  # noqa: E402
 
-from harness.journal import JOURNAL_NAME, applied_faults, read_journal  # noqa: E402
-from harness.strays import active_faults  # noqa: E402
+from harness.safety.journal import JOURNAL_NAME, applied_faults, read_journal  # noqa: E402
+from harness.safety.strays import active_faults  # noqa: E402
 from harness.toxiproxy import ToxiproxyClient  # noqa: E402
 
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -129,7 +129,7 @@ def _ended_before_signal(run_dir: Path) -> bool:
 
 
 def still_registered(env: dict[str, str]) -> list[str]:
-    from harness.state import registered_runs
+    from harness.safety.state import registered_runs
 
     old = os.environ.get("DRILL_STATE_DIR")
     os.environ["DRILL_STATE_DIR"] = env["DRILL_STATE_DIR"]

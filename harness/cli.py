@@ -70,7 +70,7 @@ def _save_traceback(exc: BaseException) -> str:
 
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
-        from harness.state import subdir
+        from harness.safety.state import subdir
 
         directory = subdir("crashes")
     except Exception:  # the state dir itself may be what failed
@@ -282,7 +282,7 @@ def recover(
       drill recover --all
       drill recover --all --force --runtime compose
     """
-    from harness.recover import recover_all, recover_run, recover_strays
+    from harness.safety.recover import recover_all, recover_run, recover_strays
 
     scan_stack = force and not all_runs or runtime or toxiproxy_url or hooks
     if not run_dir and not all_runs and not scan_stack:
@@ -451,7 +451,7 @@ def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -
     """Show services and health, and any fault applied on the stack (``active_faults``: stray
     toxics, disabled proxies, paused or stopped members, hook faults, drill's HTTP faults; empty
     when clean) and every fault on the stack's HTTP fault proxy (``http_faults``)."""
-    from harness.strays import http_faults, scan
+    from harness.safety.strays import http_faults, scan
 
     try:
         s = _open(runtime, file, project)
@@ -521,7 +521,7 @@ def _print_plan(loaded: Any, runtime: str | None) -> None:
 
 def _print_result(results: dict[str, Any], run_dir: Path) -> None:
     from harness.report.formatting import quantity, target_text
-    from harness.report.verdict import fault_line, reasons, stream_lines, verdict_line
+    from harness.report.reasons import fault_line, reasons, stream_lines, verdict_line
 
     colour = {"passed": "green", "failed": "red"}.get(str(results.get("verdict")), "yellow")
     title = f"{results['scenario']['name']}: {str(results['verdict']).upper()}"
@@ -614,7 +614,7 @@ def keygen(out_path: Path, force: bool) -> None:
       drill keygen --out ~/.drill/pack-key
       drill pack reports/latency/<run> --out latency.zip --sign ~/.drill/pack-key
     """
-    from harness.report.pack import generate_key
+    from harness.evidence.pack import generate_key
 
     try:
         key, pub, kid = generate_key(out_path, force=force)
@@ -647,7 +647,7 @@ def pack(source: Path, out_path: Path, approver: str | None, participants: tuple
           --participants "B. Oncall,C. SRE" --sign ~/.drill/pack-key
       drill verify latency.zip --pubkey ~/.drill/pack-key.pub
     """
-    from harness.report.pack import build_pack
+    from harness.evidence.pack import build_pack
 
     try:
         result = build_pack(source, out_path, approver=approver, participants=participants, sign_key=sign_key,
@@ -671,7 +671,7 @@ def verify(pack_path: Path, pubkey: Path | None) -> None:
     key); 2 bad input (no such file, not a zip, unreadable key).
     """
     from harness.errors import EXIT_NOT_VERIFIED
-    from harness.report.pack import verify_pack
+    from harness.evidence.pack import verify_pack
 
     try:
         result = verify_pack(pack_path, pubkey)

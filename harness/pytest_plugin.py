@@ -180,7 +180,7 @@ class ScenarioItem(pytest.Item):
                                                      result.exit_code))
         expected = _expected_verdict(self.path)
         if result.verdict != expected:
-            from harness.report.verdict import fault_line, reasons
+            from harness.report.reasons import fault_line, reasons
 
             why = "\n  ".join(reasons(result.results)) or "every objective passed"
             figures = "".join(f"\n  fault {f.get('name')}: {fault_line(f)}" for f in result.results.get("faults", []))

@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO, free_port, serve_in_thread
 from test_engine import own_service, scenario
 
-from harness.lock import StackBusyError, StackLock
+from harness.safety.lock import StackBusyError, StackLock
 from harness.toxiproxy import ToxiproxyClient
 
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -110,7 +110,7 @@ def test_second_drill_on_the_same_stack_is_refused(tmp_path: Path) -> None:
 def test_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import os, sys, time
-        from harness.lock import StackLock
+        from harness.safety.lock import StackLock
         with StackLock("compose project crashy", "{tmp_path}"):
             print("held", flush=True)
             time.sleep(60)

@@ -17,8 +17,8 @@ from conftest import free_port, require, serve_in_thread, toxiproxy_binary, wait
 from test_engine import own_service
 from test_safety import EXIT_TIMEOUT_S, compose_env, compose_problems, staging_stack, start_drill, tail, wait_event
 
-from harness.journal import JOURNAL_NAME, read_journal
-from harness.state import registered_runs
+from harness.safety.journal import JOURNAL_NAME, read_journal
+from harness.safety.state import registered_runs
 from harness.toxiproxy import ToxiproxyClient
 
 __all__ = ["staging_stack"]  # the compose fixture, shared with the safety loops

@@ -145,7 +145,7 @@ def test_an_exception_in_the_engine_after_a_fault_is_applied_rolls_back_and_exit
     from conftest import free_port, serve_in_thread
     from test_engine import own_service
 
-    from harness.journal import JOURNAL_NAME, applied_faults, read_journal
+    from harness.safety.journal import JOURNAL_NAME, applied_faults, read_journal
     from harness.toxiproxy import ToxiproxyClient
 
     with serve_in_thread(own_service()) as url, ToxiproxyClient(toxiproxy_url) as client:

@@ -30,7 +30,7 @@ from harness.measure import FaultTiming, MeasureSettings, ObjectiveSpec, measure
 from harness.measure.streams import completion_window, has_streams, stream_phase_stats, stream_stats_for
 from harness.measure.testing import concat_samples, probe_segment, stream_segment
 from harness.measure.timeline import timeline
-from harness.report.verdict import objective_line
+from harness.report.reasons import objective_line
 from harness.scenario import load_scenario
 
 PHASES = {"baseline": (0.0, 10.0), "fault": (10.0, 20.0), "recovery": (20.0, 30.0)}

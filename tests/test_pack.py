@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import EXIT_BAD_INPUT, EXIT_NOT_VERIFIED
-from harness.report.pack import MANIFEST_NAME, SIGNATURE_NAME, build_pack, generate_key, verify_pack
+from harness.evidence.pack import MANIFEST_NAME, SIGNATURE_NAME, build_pack, generate_key, verify_pack
 
 DRILL = [sys.executable, "-m", "harness.cli"]
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
+from harness.evidence.pack import build_pack
 from harness.report.history import write_history
 from harness.report.html import write_report
-from harness.report.pack import build_pack
 from harness.report.results import write_results
 from harness.results import compute_results
 

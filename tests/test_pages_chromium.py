@@ -29,8 +29,8 @@ import httpx
 import pytest
 from conftest import REPO, free_port, require
 
+from harness.evidence.pack import build_pack
 from harness.report.history import write_history
-from harness.report.pack import build_pack
 
 VIEW_WIDTH_PX = 1200
 MAX_HEIGHT_PX = 12000

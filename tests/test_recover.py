@@ -16,9 +16,9 @@ from conftest import free_port, network_spec, require, require_mitmdump
 from harness.errors import FaultError
 from harness.faults.network import network_fault
 from harness.httpfaults.proxy import HttpRoute, running_http_fault_proxy
-from harness.journal import JOURNAL_NAME, Journal, applied_faults
-from harness.recover import recover_run, recover_strays
-from harness.strays import active_faults, hook_urls, scan
+from harness.safety.journal import JOURNAL_NAME, Journal, applied_faults
+from harness.safety.recover import recover_run, recover_strays
+from harness.safety.strays import active_faults, hook_urls, scan
 from harness.toxiproxy import ToxiproxyClient
 
 
@@ -344,8 +344,8 @@ def test_kill_9_mid_http_fault_then_recover_all_leaves_no_http_fault(tmp_path: P
     from conftest import toxiproxy_binary
 
     from harness.httpfaults.client import HttpFaultClient
-    from harness.journal import read_journal
     from harness.runtime.local import port_in_use
+    from harness.safety.journal import read_journal
 
     require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
     require_mitmdump()

@@ -630,8 +630,8 @@ def test_streaming_charts_survive_a_long_run_and_gaps() -> None:
 
 
 def test_terminal_says_the_streaming_objectives_and_figures() -> None:
+    from harness.report.reasons import stream_lines
     from harness.report.terminal import objectives_text
-    from harness.report.verdict import stream_lines
     from harness.scenario.model import Objectives
 
     objectives = Objectives.model_validate(

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from streaming_run import CUT_AFTER_TOKENS, SLOW_MS, recorded_probe, streaming_run
 
 from harness.cli import main
-from harness.journal import utc_iso
 from harness.results import RunResults, compute_results
+from harness.safety.journal import utc_iso
 
 FAULT_START = 1796024411.365958  # journal.jsonl phase.start fault
 RECOVERY_START = 1796024431.365958

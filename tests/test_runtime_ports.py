@@ -19,9 +19,9 @@ from conftest import REPO, VENV_BIN, require
 from test_runtime_local import small_stack
 
 from harness.errors import StackError
-from harness.journal import Journal
 from harness.runtime.ports import listening_pids, published_ports, who_holds
-from harness.state import read_private_json, register_run, write_private_json
+from harness.safety.journal import Journal
+from harness.safety.state import read_private_json, register_run, write_private_json
 
 LISTENER = "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); " \
            "print(s.getsockname()[1], flush=True); time.sleep(120)"

@@ -30,8 +30,8 @@ import pytest
 from conftest import REPO, free_port, require, serve_in_thread
 from test_engine import own_service
 
-from harness.journal import JOURNAL_NAME, applied_faults, read_journal
-from harness.strays import active_faults
+from harness.safety.journal import JOURNAL_NAME, applied_faults, read_journal
+from harness.safety.strays import active_faults
 from harness.toxiproxy import ToxiproxyClient
 
 TRIALS = int(os.environ.get("DRILL_SAFETY_TRIALS", "3"))
@@ -380,7 +380,7 @@ def test_watchdog_reverts_at_the_deadline_when_the_engine_is_stuck(
     engine): the watchdog timer reverts it and journals why=watchdog."""
     import harness.engine.schedule as schedule
     from harness.faults import FaultContext
-    from harness.journal import Journal, fault_ledger
+    from harness.safety.journal import Journal, fault_ledger
     from harness.scenario import load_scenario
 
     monkeypatch.setattr(schedule, "WATCHDOG_GRACE_S", 0.2)

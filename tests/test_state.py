@@ -17,10 +17,10 @@ from conftest import REPO, free_port, require, serve_in_thread
 from test_engine import own_service
 
 from harness.errors import StackError
-from harness.journal import JOURNAL_NAME, applied_faults
-from harness.lock import StackBusyError, StackLock
-from harness.state import register_run, registered_runs, state_dir, unregister_run
-from harness.strays import active_faults
+from harness.safety.journal import JOURNAL_NAME, applied_faults
+from harness.safety.lock import StackBusyError, StackLock
+from harness.safety.state import register_run, registered_runs, state_dir, unregister_run
+from harness.safety.strays import active_faults
 from harness.toxiproxy import ToxiproxyClient
 
 DRILL = [sys.executable, "-m", "harness.cli"]

@@ -13,12 +13,12 @@ from test_engine import own_service, scenario
 from test_report import example_results, example_timeline
 
 from harness.engine import run_drill
-from harness.journal import applied_faults, read_journal
 from harness.load.stopwatch import StopWatch
 from harness.report.charts import stop_mark_s, timeline_svg
 from harness.report.formatting import parse_utc
 from harness.report.html import render_report
 from harness.results import stop_figures
+from harness.safety.journal import applied_faults, read_journal
 
 
 def rows(start: float, stop: float, step: float, ok: int) -> list[dict[str, Any]]:

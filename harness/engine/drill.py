@@ -31,21 +31,21 @@ from harness.engine.signals import Signals
 from harness.errors import AbortedError, DrillError, FaultError, InternalError, ScenarioError, StackError
 from harness.faults import FaultContext
 from harness.httpfaults.client import HttpFaultClient
-from harness.journal import JOURNAL_NAME, Journal, applied_faults
 from harness.load.capacity import CAPACITY_FILE, CapacitySampler
 from harness.load.runner import LoadRunner
 from harness.load.samples import LOCUST_FILE, PROBE_FILE, SAMPLES_DIR
 from harness.load.stopwatch import StopTrip, StopWatch
 from harness.load.tail import SampleTail
-from harness.lock import StackLock, stack_key
 from harness.metrics.checks import ConditionTrip
 from harness.metrics.drill import MetricsWatch, open_metrics_watch
 from harness.progress import DriveTick
 from harness.results import compute_results, write_outputs
 from harness.runtime import open_stack
 from harness.runtime.base import Runtime
+from harness.safety.journal import JOURNAL_NAME, Journal, applied_faults
+from harness.safety.lock import StackLock, stack_key
+from harness.safety.state import register_run, unregister_run, update_run
 from harness.scenario import LoadedScenario, load_scenario
-from harness.state import register_run, unregister_run, update_run
 from harness.verdict import Verdict
 
 TICK_S = 0.05

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from harness.journal import Journal
 from harness.rundir import STACK_EVENTS_FILE, write_stack_events
+from harness.safety.journal import Journal
 from harness.scenario import LoadedScenario
 
 FETCH_TIMEOUT_S = 2.0

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.httpfaults.client import HttpFaultClient
-from harness.journal import Journal
 from harness.load.capacity import CapacitySampler
 from harness.load.runner import LoadRunner
 from harness.runtime.base import Runtime
+from harness.safety.journal import Journal
 from harness.toxiproxy import ToxiproxyClient
 
 

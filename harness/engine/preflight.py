@@ -12,12 +12,12 @@ import httpx
 from harness.engine.paths import tempfile_dir
 from harness.engine.result import Say
 from harness.errors import AbortedError, ScenarioError, StackError
-from harness.journal import JOURNAL_NAME, Journal, applied_faults
 from harness.runtime import open_stack
 from harness.runtime.base import Runtime
+from harness.safety.journal import JOURNAL_NAME, Journal, applied_faults
+from harness.safety.state import registered_runs
+from harness.safety.strays import scan
 from harness.scenario import LoadedScenario
-from harness.state import registered_runs
-from harness.strays import scan
 
 STEADY_STATE_PROBES = 5
 

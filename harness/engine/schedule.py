@@ -18,7 +18,7 @@ from rich.markup import escape
 from harness.engine.result import Say
 from harness.errors import ScenarioError
 from harness.faults import Fault, FaultContext, Onset, build_fault
-from harness.journal import Journal
+from harness.safety.journal import Journal
 from harness.scenario import LoadedScenario
 from harness.scenario.model import FaultSpec
 

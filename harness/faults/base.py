@@ -14,8 +14,8 @@ from typing import Protocol, TypedDict, runtime_checkable
 from pydantic import JsonValue
 
 from harness.httpfaults.client import HttpFaultClient
-from harness.journal import Journal
 from harness.runtime.base import Runtime
+from harness.safety.journal import Journal
 from harness.toxiproxy import ToxiproxyClient
 
 

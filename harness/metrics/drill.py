@@ -28,11 +28,11 @@ from typing import Any
 from rich.markup import escape
 
 from harness.errors import AbortedError, ScenarioError
-from harness.journal import Journal
 from harness.metrics import METRICS_FILE
 from harness.metrics.checks import CheckOutcome, ConditionTracker, ConditionTrip, first_broken_at, judge_window
 from harness.metrics.client import PrometheusClient, PrometheusError, PromQLError, Series
 from harness.runtime.base import Runtime
+from harness.safety.journal import Journal
 from harness.scenario.model import PromCheck, Scenario
 
 POLL_S = 0.25  # stop conditions: well under the 1 s scrape interval, so a new sample is seen within 0.25 s

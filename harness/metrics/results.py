@@ -26,9 +26,9 @@ from typing import Any
 from pydantic import JsonValue
 
 from harness.errors import ScenarioError
-from harness.journal import read_journal
 from harness.metrics import METRICS_FILE
 from harness.rundir import journal_path
+from harness.safety.journal import read_journal
 
 
 def read_metrics_file(run_dir: Path) -> dict[str, Any] | None:

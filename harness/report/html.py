@@ -126,10 +126,13 @@ def render_report(
     return render_template(TEMPLATE_NAME, **context, story=story)
 
 
-def render_template(name: str, **context: Any) -> str:
-    """Render one of the package's templates (autoescaped, undefined names are errors)."""
+def render_template(name: str, templates_dir: Path = TEMPLATES_DIR, **context: Any) -> str:
+    """Render one of the package's templates (autoescaped, undefined names are errors).
+
+    ``templates_dir`` is searched first, then the report's own (for the shared ``_csp.html.j2``).
+    """
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        loader=jinja2.FileSystemLoader([templates_dir, TEMPLATES_DIR]),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.report.formatting import MISSING, parse_utc, plain, quantity, seconds, utc_text
-from harness.report.verdict import at_least
+from harness.report.reasons import at_least
 
 # Below this many runs a bootstrap interval of the median is rough: with 3 values it can only
 # return those values, so it says little about where the next run will land.

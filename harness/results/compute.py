@@ -18,7 +18,6 @@ import pandas as pd
 
 from harness import measure
 from harness.errors import ScenarioError
-from harness.journal import read_journal, utc_iso
 from harness.load.runner import load_clock
 from harness.measure.agreement import agreement
 from harness.measure.capacity import measure_capacity
@@ -49,6 +48,7 @@ from harness.rundir import (
     scenario_path,
 )
 from harness.rundir.frames import read_capacity, read_samples
+from harness.safety.journal import read_journal, utc_iso
 from harness.scenario.loader import load_model
 from harness.scenario.model import Scenario
 from harness.verdict import decide_verdict

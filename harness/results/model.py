@@ -30,9 +30,9 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from harness import measure
-from harness.journal import utc_iso
 from harness.measure.agreement import StackAgreement
 from harness.measure.recovery import CLOCKS
+from harness.safety.journal import utc_iso
 from harness.verdict import Verdict
 
 SCHEMA: Final = "drill.results/v1"

@@ -1,7 +1,7 @@
 """The run directory: every file a drill writes there, by name, and the small readers of them.
 
     reports/<scenario>/<timestamp>-<id>/
-        journal.jsonl        every action and observation, fsynced, in order (harness/journal.py)
+        journal.jsonl        every action and observation, fsynced, in order (harness/safety/journal.py)
         scenario.yaml        the scenario as run
         samples/locust.csv   one row per request of the Locust users   (harness/load/samples.py)
         samples/probe.csv    one row per request of the fixed-rate probe

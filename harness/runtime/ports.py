@@ -272,8 +272,8 @@ def _relative(path: str) -> str:
 
 def _run_stacks() -> list[_RunStack]:
     """Registered runs and the process groups of the local stack each one started."""
-    from harness.journal import read_journal
-    from harness.state import registered_runs
+    from harness.safety.journal import read_journal
+    from harness.safety.state import registered_runs
 
     try:
         entries = registered_runs()

@@ -20,6 +20,7 @@ from harness.rundir import scenario_path
 
 TABLETOP_NAME = "tabletop.html"
 TEMPLATE = "tabletop.html.j2"
+TEMPLATES_DIR = Path(__file__).parent / "templates"
 BLANK_FINDING_ROWS = 3
 
 
@@ -195,5 +196,5 @@ def tabletop_context(
 def render_tabletop(runs: list[PackedRun], **kwargs: Any) -> str:
     from harness.report.html import render_template
 
-    return render_template(TEMPLATE, **tabletop_context(runs, **kwargs))
+    return render_template(TEMPLATE, TEMPLATES_DIR, **tabletop_context(runs, **kwargs))
 

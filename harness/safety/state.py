@@ -1,7 +1,7 @@
 """drill's private per-machine state: stack locks and the register of runs not yet finished.
 
     <state dir>/            0700, owned by the user running drill
-      locks/<key>.lock      flock target, one per stack (harness.lock)
+      locks/<key>.lock      flock target, one per stack (harness.safety.lock)
       locks/<key>.json      who holds it (written by rename, never by truncation)
       runs/<id>.json        one per run that may still have something applied (this module)
 

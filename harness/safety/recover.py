@@ -7,7 +7,7 @@ stack the run started is stopped. Each action is appended to the same journal, s
 
 Faults no journal knows (a lost run directory, a hand-made ``drill-`` toxic, a container left
 paused) are found on the stack itself by :func:`recover_strays` (``drill recover --force``),
-from :mod:`harness.strays`.
+from :mod:`harness.safety.strays`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.faults import undo_fault
-from harness.journal import JOURNAL_NAME, Journal, applied_faults, read_journal
-from harness.lock import StackBusyError, StackLock
 from harness.runtime.base import Runtime
 from harness.runtime.local import load_stack
 from harness.runtime.ports import port_in_use
-from harness.state import registered_runs, subdir, unregister_run
-from harness.strays import recover_strays
+from harness.safety.journal import JOURNAL_NAME, Journal, applied_faults, read_journal
+from harness.safety.lock import StackBusyError, StackLock
+from harness.safety.state import registered_runs, subdir, unregister_run
+from harness.safety.strays import recover_strays
 from harness.toxiproxy import ToxiproxyClient
 
 __all__ = ["recover_all", "recover_run", "recover_strays", "run_dirs"]
@@ -85,7 +85,7 @@ def recover_all(reports_dir: Path | None, force: bool = False) -> Iterator[tuple
 
 
 def _check_stack(stack: dict[str, Any], force: bool) -> Iterator[tuple[str, bool]]:
-    """Scan a registered run's stack for faults still applied (see harness.strays)."""
+    """Scan a registered run's stack for faults still applied (see harness.safety.strays)."""
     kind = stack.get("runtime")
     label = str(stack.get("key"))
     hooks = [h for h in stack.get("hooks") or [] if isinstance(h, str)]

@@ -4,7 +4,7 @@ A pack holds every file of the run directory (report, results, JUnit, journal, s
 scenario as run, stack logs) under ``run/`` — or the campaign directory under ``campaign/`` —
 and adds:
 
-- ``tabletop.html``      the printable tabletop sheet (harness/report/tabletop.py)
+- ``tabletop.html``      the printable tabletop sheet (harness/evidence/tabletop.py)
 - ``environment.json``   the environment fingerprint: each run's recorded environment, a SHA-256
                          over it, and the machine that made the pack
 - ``pack.json``          what was packed: each run's id, verdict, scenario file and its hashes
@@ -238,7 +238,7 @@ def build_pack(
     ScenarioError (exit 2) for a bad source, output or key.
     """
     from harness import __version__ as drill_version
-    from harness.report.tabletop import PackedRun, render_tabletop
+    from harness.evidence.tabletop import PackedRun, render_tabletop
 
     source, out = Path(source), Path(out)
     kind = source_kind(source)
@@ -256,7 +256,7 @@ def build_pack(
     prefix = "run/" if kind == "run" else "campaign/"
     runs: list[PackedRun] = []
     for run_dir in _run_dirs(source, kind):
-        from harness.report.tabletop import read_run_results
+        from harness.evidence.tabletop import read_run_results
 
         rel = run_dir.relative_to(source).as_posix()
         pack_dir = prefix + ("" if rel == "." else rel + "/")
