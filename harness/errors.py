@@ -8,6 +8,8 @@
     └── InternalError    (exit 3)   a bug: an unexpected exception, its traceback saved to a file
 
 A drill whose objectives are missed is not an error: it ends with verdict ``failed`` (exit 1).
+A drill whose instrument could not see well enough to decide an objective (a host stall, probe
+lag, lost samples inside a deciding window) ends ``inconclusive`` (exit 6), never 0 or 1.
 
 Two commands that check rather than drill have codes of their own, so a script never mistakes
 them for a drill's verdict: ``drill verify`` exits 4 when a pack is not intact (a file changed,
@@ -25,6 +27,7 @@ EXIT_BAD_INPUT = 2
 EXIT_ABORTED = 3
 EXIT_NOT_VERIFIED = 4
 EXIT_OVERDUE = 5
+EXIT_INCONCLUSIVE = 6
 
 
 class DrillError(Exception):

@@ -4,6 +4,8 @@
     failed     an objective was missed (and nothing else)          exit 1
     bad_input  the scenario or a flag was wrong; nothing applied   exit 2
     aborted    the drill stopped early, or cleanup is in doubt     exit 3
+    inconclusive  the instrument could not see: an objective could   exit 6
+               flip within the measurement's own trouble
 
 measure says whether the objectives were met (``Measurement.objectives_met``), the journal
 whether the run was aborted and whether cleanup was verified; :func:`decide_verdict` combines
@@ -17,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED
+from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_PASSED
 
 CLEANUP_NOT_VERIFIED = "cleanup could not be verified: a fault may still be applied"
 
@@ -29,6 +31,7 @@ class Verdict(StrEnum):
     FAILED = "failed"
     BAD_INPUT = "bad_input"
     ABORTED = "aborted"
+    INCONCLUSIVE = "inconclusive"
 
     @property
     def exit_code(self) -> int:
@@ -45,9 +48,10 @@ _EXIT_CODES = {
     Verdict.FAILED: EXIT_FAILED,
     Verdict.BAD_INPUT: EXIT_BAD_INPUT,
     Verdict.ABORTED: EXIT_ABORTED,
+    Verdict.INCONCLUSIVE: EXIT_INCONCLUSIVE,
 }
 
-RESULT_VERDICTS = (Verdict.PASSED, Verdict.FAILED, Verdict.ABORTED)
+RESULT_VERDICTS = (Verdict.PASSED, Verdict.FAILED, Verdict.ABORTED, Verdict.INCONCLUSIVE)
 """The verdicts a results.json can hold (a bad-input run writes none)."""
 
 

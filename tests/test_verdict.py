@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_NOT_VERIFIED, EXIT_OVERDUE, EXIT_PASSED
+from harness.errors import (
+    EXIT_ABORTED,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INCONCLUSIVE,
+    EXIT_NOT_VERIFIED,
+    EXIT_OVERDUE,
+    EXIT_PASSED,
+)
 from harness.verdict import CLEANUP_NOT_VERIFIED, Verdict, decide_verdict
 
 
@@ -14,6 +22,7 @@ def test_each_verdict_owns_its_exit_code() -> None:
     assert {v: v.exit_code for v in Verdict} == {
         Verdict.PASSED: EXIT_PASSED, Verdict.FAILED: EXIT_FAILED,
         Verdict.BAD_INPUT: EXIT_BAD_INPUT, Verdict.ABORTED: EXIT_ABORTED,
+        Verdict.INCONCLUSIVE: EXIT_INCONCLUSIVE,
     }
     assert [Verdict.from_exit_code(v.exit_code) for v in Verdict] == list(Verdict)
 

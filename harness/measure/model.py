@@ -137,3 +137,34 @@ class MeasureSettings:
     @property
     def probe_interval_s(self) -> float:
         return 1.0 / self.probe_rate_hz
+
+
+TROUBLE_KINDS = (
+    "host_stall",      # the watchdog overslept: every process on the host may have been frozen
+    "probe_lag",       # probes went out later than their schedule (from the samples' ``intended``)
+    "probe_skipped",   # probes not sent at all (too many in flight)
+    "worker_cpu",      # a Locust worker above its CPU bound (its own schedule slips)
+    "proxy_delay",     # a fault proxy added time of its own (mitmproxy's per-flow timestamps)
+    "sample_gap",      # a stretch with no rows in a sample file while the load ran
+    "write_error",     # a sample or journal write failed (full disk, I/O error): data after is partial
+    "clock_step",      # the wall clock stepped against the monotonic clock
+    "docker_restart",  # the Docker daemon went away and came back during the drill
+)
+
+
+@dataclass(frozen=True)
+class HarnessTrouble:
+    """One stretch of time in which the instrument itself could not see well.
+
+    Instants are epoch seconds on the samples' wall clock. ``magnitude_s`` is how much time the
+    trouble can move a figure by (a stall's length, a lag, a clock step's size). ``partial`` is
+    True when data after ``start_s`` may be missing (a failed write): no PASS or FAIL can rest on
+    what follows it. ``detail`` is the trouble in words for a person ("host stalled 0.71 s").
+    """
+
+    kind: str
+    start_s: float
+    end_s: float
+    magnitude_s: float
+    detail: str
+    partial: bool = False

@@ -7,6 +7,7 @@
         samples/probe.csv    one row per request of the fixed-rate probe
         samples/capacity.csv one row per poll of the serving pool      (harness/load/capacity.py)
         stack-events.json    the stack's own routing-event log, fetched at the end of a run
+        health.jsonl         the instrument's own trouble (host stalls, clock steps, write errors)
         stack-logs/          the stack's process / container logs
         locust.log, prober.log
         traceback.txt        an unexpected error's traceback (for a bug report)
@@ -46,6 +47,7 @@ TRACEBACK_FILE = "traceback.txt"
 RESULTS_FILE = "results.json"
 JUNIT_FILE = "junit.xml"
 REPORT_FILE = "report.html"
+HEALTH_FILE = "health.jsonl"
 
 FILE_ROLES = {
     JOURNAL_FILE: "journal: every action and observation, fsynced, in order",
@@ -57,6 +59,7 @@ FILE_ROLES = {
     f"{SAMPLES_DIR}/{CAPACITY_FILE}":
         "raw capacity samples: healthy GPU nodes per region, one row per poll of the pool",
     SCENARIO_FILE: "the scenario as run",
+    HEALTH_FILE: "the instrument's own trouble: host stalls, clock steps, write errors",
 }
 """What each well-known file holds, so a reader of the report can trace a figure to raw data."""
 
