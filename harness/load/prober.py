@@ -42,7 +42,7 @@ import httpx
 
 from harness.load.plan import LoadPlan
 from harness.load.samples import COLUMNS, NON_STREAM_COLUMNS, sample_row
-from harness.load.streams import StreamTally, wants_stream
+from harness.load.streams import StreamTally, expected_answer, wants_stream
 
 FLUSH_INTERVAL_S = 0.2  # the live stop condition reads these files: keep them fresh
 EXIT_GRACE_S = 5.0
@@ -86,6 +86,7 @@ class Prober:
         self._url = plan.url(request)
         self._body, self._headers = request.encoded_body()
         self._stream = wants_stream(request.json)
+        self._expected = expected_answer(request.json) if self._stream else None  # tokens checked against it
         # A skipped launch asked for a stream too (stream 1), though nothing arrived.
         self._unsent_stream_columns = StreamTally(0.0).columns(0) if self._stream else NON_STREAM_COLUMNS
         self._limit = in_flight_limit if in_flight_limit is not None else max_in_flight(plan)
@@ -178,7 +179,7 @@ class Prober:
         """One streamed probe: the tally follows the body as it arrives; the total deadline, a
         reset or a clean end without [DONE] ends it, and what arrived until then is recorded."""
         start_s = time.time()
-        tally = StreamTally(start_s)
+        tally = StreamTally(start_s, self._expected)
         status = 0
         headers: httpx.Headers | None = None
         body_bytes = 0

@@ -20,6 +20,13 @@ fixed-rate open-loop prober). Both share :data:`COLUMNS`:
 - ``stream_completed`` 1 when ``data: [DONE]`` arrived on a 2xx answer, else 0
 - ``cut_after_tokens`` for a stream whose 2xx answer ended without ``[DONE]`` (clean end, reset,
   the gateway's error event, timeout mid-stream): the tokens it delivered (may be 0); -1 otherwise
+- ``splices``     times the answer went on from another source mid-stream (the chunk ``id``
+  changed, or a token did not follow the one before in the expected answer); 0 when none
+- ``splice_tokens_before`` tokens received before the first splice; -1 without a splice
+- ``splice_gap_ms`` the longest arrival gap across a splice, ms; "" without a splice
+- ``tokens_lost``, ``tokens_repeated``, ``foreign_tokens`` the answer checked token by token
+  against the reference answer to the request's model and prompt (harness/load/streams.py):
+  tokens skipped, tokens received twice, tokens of another answer; -1 when not checked
 
 A stream's ``ok`` is 1 only when it completed, and its ``end``/``latency_ms`` are when the stream
 ended (harness/load/streams.py reads the stream). Rows of requests that did not ask for a stream
@@ -32,7 +39,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-COLUMNS = [
+BASE_COLUMNS = [
     "source",
     "start",
     "end",
@@ -45,15 +52,23 @@ COLUMNS = [
     "region",
     "degraded",
     "error",
+]
+STREAM_COLUMNS = [
     "stream",
     "ttft_ms",
     "tokens",
     "max_gap_ms",
     "stream_completed",
     "cut_after_tokens",
+    "splices",
+    "splice_tokens_before",
+    "splice_gap_ms",
+    "tokens_lost",
+    "tokens_repeated",
+    "foreign_tokens",
 ]
-STREAM_COLUMNS = COLUMNS[-6:]
-NON_STREAM_COLUMNS = ("0", "", "0", "", "0", "-1")
+COLUMNS = BASE_COLUMNS + STREAM_COLUMNS
+NON_STREAM_COLUMNS = ("0", "", "0", "", "0", "-1", "0", "-1", "", "-1", "-1", "-1")
 """The stream columns of a request that did not ask for a stream."""
 
 # The run-directory layout is harness/rundir's; these copies exist because the locustfile loads
@@ -75,10 +90,11 @@ def sample_files(run_dir: Path) -> list[Path]:
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FLOAT_COLUMNS = ("start", "end", "latency_ms")
 INT_COLUMNS = ("status", "ok", "bytes", "degraded")
-# Stream columns read back (the "" of an absent ttft/gap becomes NaN); a file written before they
+# Stream columns read back (the "" of an absent ttft/gap/splice gap becomes NaN); a file written before they
 # existed has none of them, and typed_row fills the non-stream defaults.
-STREAM_FLOAT_COLUMNS = ("ttft_ms", "max_gap_ms")
-STREAM_INT_COLUMNS = ("stream", "tokens", "stream_completed", "cut_after_tokens")
+STREAM_FLOAT_COLUMNS = ("ttft_ms", "max_gap_ms", "splice_gap_ms")
+STREAM_INT_COLUMNS = ("stream", "tokens", "stream_completed", "cut_after_tokens", "splices", "splice_tokens_before",
+                      "tokens_lost", "tokens_repeated", "foreign_tokens")
 STREAM_DEFAULTS = dict(zip(STREAM_COLUMNS, NON_STREAM_COLUMNS, strict=True))
 
 
