@@ -21,7 +21,7 @@ from harness.measure.recovery import FaultMeasure, measure_fault, resolution_s
 from harness.measure.routing import primary_tier
 from harness.measure.run import METHOD_ID, Measurement, measure_run
 from harness.measure.samples import SAMPLE_COLUMNS, SAMPLE_DTYPES, empty_samples, sort_samples
-from harness.measure.streams import StreamStats, completion_window, stream_phase_stats, stream_stats_for
+from harness.measure.streams import SpliceStats, StreamStats, completion_window, stream_phase_stats, stream_stats_for
 from harness.measure.timeline import timeline
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "ObjectiveResult",
     "ObjectiveSpec",
     "PhaseStats",
+    "SpliceStats",
     "StreamStats",
     "Phases",
     "all_met",

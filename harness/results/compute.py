@@ -318,6 +318,10 @@ def objective_spec(scenario: Scenario) -> measure.ObjectiveSpec:
         ttft_p95_baseline_factor=ttft_factor,
         ttft_p95_during=o.ttft_p95_during,
         min_stream_completion=o.min_stream_completion,
+        splice_gap_p95_ms=o.splice_gap_p95_ms,
+        max_tokens_lost=o.max_tokens_lost,
+        max_tokens_repeated=o.max_tokens_repeated,
+        max_foreign_tokens=o.max_foreign_tokens,
     )
 
 

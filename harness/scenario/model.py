@@ -248,6 +248,12 @@ class Objectives(Strict):
     # Streamed requests (the load's JSON asks for "stream": true; docs/method.md "Streaming").
     ttft_p95_ms: float | str | LatencyObjective | None = None
     min_stream_completion: float | None = Field(default=None, ge=0, le=1)
+    # Streams checked token by token (docs/method.md "Splices"): judged on the probe's streams of
+    # the fault and recovery phases.
+    splice_gap_p95_ms: float | None = Field(default=None, gt=0)
+    max_tokens_lost: int | None = Field(default=None, ge=0)
+    max_tokens_repeated: int | None = Field(default=None, ge=0)
+    max_foreign_tokens: int | None = Field(default=None, ge=0)
 
     @field_validator("p95_ms", "ttft_p95_ms")
     @classmethod
@@ -280,7 +286,11 @@ class Objectives(Strict):
     def streaming_objectives(self) -> list[str]:
         """The objectives set that only streamed requests can measure."""
         return [name for name, value in (("ttft_p95_ms", self.ttft_p95_ms),
-                                         ("min_stream_completion", self.min_stream_completion)) if value is not None]
+                                         ("min_stream_completion", self.min_stream_completion),
+                                         ("splice_gap_p95_ms", self.splice_gap_p95_ms),
+                                         ("max_tokens_lost", self.max_tokens_lost),
+                                         ("max_tokens_repeated", self.max_tokens_repeated),
+                                         ("max_foreign_tokens", self.max_foreign_tokens)) if value is not None]
 
 
 def _latency_bound(value: float | str | LatencyObjective | None) -> tuple[float | None, float | None]:
