@@ -101,6 +101,137 @@ def expected_answer(request_json: object) -> ExpectedAnswer | None:
     return ExpectedAnswer(model, "\n".join(c for c in contents if isinstance(c, str)))
 
 
+# --- answers checked against their API (OpenAI-compatible; the scenario's answer_schema) ------
+
+SCHEMAS = ("openai.chat", "openai.embeddings")
+INVALID_PREFIX = "invalid: "
+"""The sample's ``error`` of an answer that arrived (2xx) but does not match its API."""
+
+
+def _field(value: object, path: str, kinds: tuple[type, ...], what: str, *, none_ok: bool = False) -> str | None:
+    if value is None and none_ok:
+        return None
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        return f"{path}: expected {what}, got {_shown(value)}"
+    return None
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "nothing (missing or null)"
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _first(*problems: str | None) -> str | None:
+    return next((p for p in problems if p is not None), None)
+
+
+def _object_of(data: dict[str, object], expected: str) -> str | None:
+    found = data.get("object")
+    return None if found == expected else f"object: expected \"{expected}\", got {_shown(found)}"
+
+
+def _common(data: dict[str, object], expected_object: str) -> str | None:
+    return _first(
+        _field(data.get("id"), "id", (str,), "a string"),
+        _object_of(data, expected_object),
+        _field(data.get("created"), "created", (int,), "an integer"),
+        _field(data.get("model"), "model", (str,), "a string"),
+    )
+
+
+def check_chat_completion(data: object) -> str | None:
+    """Why a whole chat completion (``"object": "chat.completion"``) is not one, or None."""
+    if not isinstance(data, dict):
+        return f"body: expected a JSON object, got {_shown(data)}"
+    problem = _common(data, "chat.completion")
+    if problem:
+        return problem
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return f"choices: expected a non-empty list, got {_shown(choices)}"
+    for i, choice in enumerate(choices):
+        where = f"choices[{i}]"
+        if not isinstance(choice, dict):
+            return f"{where}: expected an object, got {_shown(choice)}"
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            return f"{where}.message: expected an object, got {_shown(message)}"
+        problem = _first(
+            _field(choice.get("index"), f"{where}.index", (int,), "an integer"),
+            _field(message.get("role"), f"{where}.message.role", (str,), "a string"),
+            _field(message.get("content"), f"{where}.message.content", (str,), "a string or null", none_ok=True),
+            _field(choice.get("finish_reason"), f"{where}.finish_reason", (str,), "a string or null", none_ok=True),
+        )
+        if problem:
+            return problem
+    return None
+
+
+def check_chat_chunk(data: object) -> str | None:
+    """Why one event of a chat stream (``"object": "chat.completion.chunk"``) is not one, or None."""
+    if not isinstance(data, dict):
+        return f"expected a JSON object, got {_shown(data)}"
+    problem = _common(data, "chat.completion.chunk")
+    if problem:
+        return problem
+    choices = data.get("choices")
+    if not isinstance(choices, list):
+        return f"choices: expected a list, got {_shown(choices)}"
+    for i, choice in enumerate(choices):
+        where = f"choices[{i}]"
+        if not isinstance(choice, dict):
+            return f"{where}: expected an object, got {_shown(choice)}"
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            return f"{where}.delta: expected an object, got {_shown(delta)}"
+        problem = _first(
+            _field(choice.get("index"), f"{where}.index", (int,), "an integer"),
+            _field(delta.get("content"), f"{where}.delta.content", (str,), "a string or null", none_ok=True),
+            _field(choice.get("finish_reason"), f"{where}.finish_reason", (str,), "a string or null", none_ok=True),
+        )
+        if problem:
+            return problem
+    return None
+
+
+def check_embeddings(data: object) -> str | None:
+    """Why an embeddings answer (``"object": "list"`` of ``"embedding"``) is not one, or None."""
+    if not isinstance(data, dict):
+        return f"body: expected a JSON object, got {_shown(data)}"
+    problem = _first(_object_of(data, "list"), _field(data.get("model"), "model", (str,), "a string"))
+    if problem:
+        return problem
+    items = data.get("data")
+    if not isinstance(items, list) or not items:
+        return f"data: expected a non-empty list, got {_shown(items)}"
+    for i, item in enumerate(items):
+        where = f"data[{i}]"
+        if not isinstance(item, dict):
+            return f"{where}: expected an object, got {_shown(item)}"
+        problem = _first(_object_of(item, "embedding"),
+                         _field(item.get("index"), f"{where}.index", (int,), "an integer"))
+        if problem:
+            return f"{where}.{problem}" if problem.startswith("object") else problem
+        vector = item.get("embedding")
+        if not isinstance(vector, list) or not vector:
+            return f"{where}.embedding: expected a non-empty list of numbers, got {_shown(vector)}"
+        if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in vector):
+            return f"{where}.embedding: expected numbers only"
+    return None
+
+
+def check_body(schema: str, body: bytes) -> str | None:
+    """Why a whole 2xx answer's ``body`` does not match ``schema`` (one of :data:`SCHEMAS`),
+    or None when it does."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return f"body is not JSON ({len(body)} bytes)"
+    return check_embeddings(data) if schema == "openai.embeddings" else check_chat_completion(data)
+
+
 def wants_stream(request_json: object) -> bool:
     """The request's JSON body asks for a streamed answer (``"stream": true``)."""
     return isinstance(request_json, dict) and request_json.get(STREAM_FIELD) is True
@@ -113,11 +244,14 @@ class StreamTally:
     __slots__ = ("sent_s", "tokens", "first_token_s", "last_token_s", "max_gap_s", "done",
                  "error_type", "body_bytes", "_pending", "expected", "splices", "splice_tokens_before",
                  "splice_gap_s", "tokens_lost", "tokens_repeated", "foreign_tokens", "_last_id",
-                 "_last_index", "_high", "_had_word")
+                 "_last_index", "_high", "_had_word", "check_chunks", "invalid", "_events")
 
-    def __init__(self, sent_s: float, expected: ExpectedAnswer | None = None) -> None:
+    def __init__(self, sent_s: float, expected: ExpectedAnswer | None = None, check_chunks: bool = False) -> None:
         self.sent_s = sent_s
         self.expected = expected
+        self.check_chunks = check_chunks  # every event checked against the chat chunk schema
+        self.invalid: str | None = None  # why the first invalid event was invalid
+        self._events = 0
         self.splices = 0
         self.splice_tokens_before = -1  # tokens received before the first splice
         self.splice_gap_s: float | None = None  # the longest arrival gap across a splice
@@ -170,16 +304,23 @@ class StreamTally:
         if data == DONE_DATA:
             self.done = True
             return
+        self._events += 1
         try:
             event = json.loads(data)
         except ValueError:
+            self._invalid(f"data is not JSON: {_shown(data)}")
             return
         if not isinstance(event, dict):
+            self._invalid(f"data is not a JSON object: {_shown(event)}")
             return
         error = event.get("error")
         if isinstance(error, dict):
             self.error_type = str(error.get("type") or "error")
             return
+        if self.check_chunks and self.invalid is None:
+            problem = check_chat_chunk(event)
+            if problem:
+                self._invalid(problem)
         content = _content(event)
         if content:
             chunk_id = event.get("id")
@@ -233,13 +374,20 @@ class StreamTally:
             self._had_word = True
         return breaks
 
+    def _invalid(self, why: str) -> None:
+        if self.check_chunks and self.invalid is None:
+            self.invalid = f"event {self._events}: {why}"
+
     def completed(self, status: int) -> bool:
         """A 2xx answer whose ``[DONE]`` arrived."""
         return self.done and 200 <= status < 300
 
     def error_text(self, status: int) -> str:
-        """The sample's ``error`` for a 2xx answer: "" when it completed, else ``stream error
-        after N tokens: TYPE`` (the gateway's error event) or ``stream cut after N tokens``."""
+        """The sample's ``error`` for a 2xx answer: ``invalid: event N: WHY`` when an event did
+        not match the chat chunk schema (``check_chunks``), "" when it completed, else ``stream
+        error after N tokens: TYPE`` (the gateway's error event) or ``stream cut after N tokens``."""
+        if self.invalid is not None and 200 <= status < 300:
+            return INVALID_PREFIX + self.invalid
         if self.completed(status):
             return ""
         if self.error_type is not None:

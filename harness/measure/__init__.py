@@ -13,6 +13,7 @@ requests), ``buckets`` (grid, sustained runs), ``phases``, ``recovery`` (per-fau
 ``run`` (everything at once), ``testing`` (synthetic samples).
 """
 
+from harness.measure.answers import AnswerStats, answer_phase_stats
 from harness.measure.goodness import LatencyBound, good_mask, latency_bound, visible_at
 from harness.measure.model import FaultTiming, MeasureSettings, ObjectiveSpec, Phases
 from harness.measure.objectives import ObjectiveResult, all_met, evaluate_objectives
@@ -25,6 +26,8 @@ from harness.measure.streams import SpliceStats, StreamStats, completion_window,
 from harness.measure.timeline import timeline
 
 __all__ = [
+    "AnswerStats",
+    "answer_phase_stats",
     "METHOD_ID",
     "SAMPLE_COLUMNS",
     "SAMPLE_DTYPES",

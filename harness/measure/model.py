@@ -53,7 +53,8 @@ class ObjectiveSpec:
     first token of streamed requests the same way; ``min_stream_completion`` is the least share
     of streams (sent in the fault and recovery phases) that must complete. ``splice_gap_p95_ms``,
     ``max_tokens_lost``, ``max_tokens_repeated`` and ``max_foreign_tokens`` bound the splice
-    figures of those streams (harness/measure/streams.py).
+    figures of those streams (harness/measure/streams.py). ``max_invalid_answer_rate`` bounds the
+    share of the fault phase's probe answers that did not match their API (measure/answers.py).
     """
 
     rto_s: float | None = None
@@ -71,6 +72,7 @@ class ObjectiveSpec:
     max_tokens_lost: int | None = None
     max_tokens_repeated: int | None = None
     max_foreign_tokens: int | None = None
+    max_invalid_answer_rate: float | None = None
 
     def __post_init__(self) -> None:
         for name, absolute, factor, during in (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.measure.answers import AnswerStats
 from harness.measure.model import ObjectiveSpec
 from harness.measure.phases import PhaseStats
 from harness.measure.recovery import IMPACT_UNRECOVERED, FaultMeasure
@@ -38,10 +39,11 @@ def evaluate_objectives(
     baseline_ttft_p95_ms: float | None = None,
     ttft_window: StreamStats | None = None,
     completion: StreamStats | None = None,
+    answers: AnswerStats | None = None,
 ) -> list[ObjectiveResult]:
     """Every objective set in ``spec``, in the order rto_s, max_error_rate, p95_ms,
     failover_to, max_lost_requests, ttft_p95_ms, min_stream_completion, splice_gap_p95_ms,
-    max_tokens_lost, max_tokens_repeated, max_foreign_tokens.
+    max_tokens_lost, max_tokens_repeated, max_foreign_tokens, max_invalid_answer_rate.
 
     ``rto_s`` is checked against the worst fault; ``max_error_rate`` against the fault phase
     (constant-rate stream); ``p95_ms`` against ``p95_window`` (the window ``spec.p95_during``
@@ -50,7 +52,8 @@ def evaluate_objectives(
     ``ttft_p95_ms`` is checked against ``ttft_window`` (the window ``spec.ttft_p95_during`` names,
     streams only) and a relative bound against ``baseline_ttft_p95_ms``; ``min_stream_completion``
     against ``completion`` (the streams of the fault and recovery phases), and so are the splice
-    objectives (its probe streams).
+    objectives (its probe streams); ``max_invalid_answer_rate`` against ``answers`` (the fault
+    phase's).
     """
     results: list[ObjectiveResult] = []
     fault_phase = phases.get("fault")
@@ -79,6 +82,8 @@ def evaluate_objectives(
                         ("max_foreign_tokens", spec.max_foreign_tokens)):
         if bound is not None:
             results.append(_answer_tokens(name, bound, completion))
+    if spec.max_invalid_answer_rate is not None:
+        results.append(_invalid_answers(spec.max_invalid_answer_rate, answers))
     return results
 
 
@@ -258,3 +263,16 @@ def _answer_tokens(name: str, target: int, window: StreamStats | None) -> Object
     note = (f"worst of {splices.checked} checked {splices.stream} streams in {SPLICE_WHERE}; {total} tokens "
             f"{word} in all, {splices.spliced} streams spliced")
     return ObjectiveResult(name, target, worst, worst <= target, note)
+
+
+def _invalid_answers(target: float, answers: AnswerStats | None) -> ObjectiveResult:
+    name = "max_invalid_answer_rate"
+    if answers is None or answers.invalid_rate is None:
+        return ObjectiveResult(name, target, None, False, "not measurable: the fault phase has no requests")
+    measured = round(answers.invalid_rate, 6)
+    note = (f"{answers.invalid} of {answers.requests} {answers.stream} answers in the fault phase "
+            "did not match their API")
+    if answers.reasons:
+        reason, count = next(iter(answers.reasons.items()))
+        note += f"; most often ({count}): {reason}"
+    return ObjectiveResult(name, target, measured, measured <= target, note)

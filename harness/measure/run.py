@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from harness.measure.answers import AnswerStats, answer_phase_stats, has_invalid_answers
 from harness.measure.goodness import describe_good, good_mask, latency_bound, visible_at
 from harness.measure.model import FaultTiming, MeasureSettings, ObjectiveSpec, Phases
 from harness.measure.objectives import ObjectiveResult, all_met, evaluate_objectives
@@ -42,6 +43,8 @@ class Measurement:
     stream_completion: StreamStats | None = None
     """The streams of the fault and recovery phases (``min_stream_completion``'s window)."""
     ttft_window: StreamStats | None = None
+    answers: dict[str, AnswerStats] = field(default_factory=dict)
+    """Per phase, answers checked against their API; {} when none was invalid and no objective asks."""
 
     @property
     def objectives_met(self) -> bool:
@@ -104,6 +107,9 @@ def measure_run(
     completion = completion_window(samples, phases, primary) if streams else None
     ttft_window = _ttft_window(samples, objectives, streams, stats, measured, primary)
     baseline_streams = streams.get("baseline")
+    answers: dict[str, AnswerStats] = {}
+    if objectives.max_invalid_answer_rate is not None or has_invalid_answers(samples):
+        answers = answer_phase_stats(samples, phases)
     results = evaluate_objectives(
         objectives,
         phases=stats,
@@ -115,6 +121,7 @@ def measure_run(
         baseline_ttft_p95_ms=None if baseline_streams is None else baseline_streams.ttft_p95_ms,
         ttft_window=ttft_window,
         completion=completion,
+        answers=answers.get("fault"),
     )
     return Measurement(
         phases=stats,
@@ -132,6 +139,7 @@ def measure_run(
         streams=streams,
         stream_completion=completion,
         ttft_window=ttft_window,
+        answers=answers,
     )
 
 

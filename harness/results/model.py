@@ -173,6 +173,22 @@ class StreamingInfo(_Model):
                    completion_window_end=utc_iso(window.end), completion=StreamingResult.of(window))
 
 
+class AnswerResult(_Model):
+    """Answers checked against their API in one phase (harness/measure/answers.py)."""
+
+    stream: str  # probe | all
+    requests: int
+    invalid: int
+    invalid_rate: float | None
+    by_tier: dict[str, int]
+    reasons: dict[str, int]
+
+    @classmethod
+    def of(cls, stats: measure.AnswerStats) -> AnswerResult:
+        return cls(stream=stats.stream, requests=stats.requests, invalid=stats.invalid,
+                   invalid_rate=_round(stats.invalid_rate), by_tier=dict(stats.by_tier), reasons=dict(stats.reasons))
+
+
 class PhaseResult(_Model):
     start: str
     end: str
@@ -187,9 +203,11 @@ class PhaseResult(_Model):
     latency_samples: int
     closed_loop: ClosedLoopStats | None
     streaming: StreamingResult | None = None  # only when some request of the run streamed
+    answers: AnswerResult | None = None  # only when answers were checked against their API
 
     @classmethod
-    def of(cls, stats: measure.PhaseStats, streams: measure.StreamStats | None = None) -> PhaseResult:
+    def of(cls, stats: measure.PhaseStats, streams: measure.StreamStats | None = None,
+           answers: measure.AnswerStats | None = None) -> PhaseResult:
         made = cls(
             start=utc_iso(stats.start), end=utc_iso(stats.end), requests=stats.requests,
             rps=_round(stats.rps, 3), error_rate=_round(stats.error_rate, 6),
@@ -199,6 +217,8 @@ class PhaseResult(_Model):
         )
         if streams is not None:
             made.streaming = StreamingResult.of(streams)
+        if answers is not None:
+            made.answers = AnswerResult.of(answers)
         return made
 
 

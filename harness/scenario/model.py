@@ -139,6 +139,9 @@ class RequestSpec(Strict):
     json_body: Any = Field(default=None, alias="json")
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
+    # The API its 2xx answers must match (whole bodies and every stream event), checked on the
+    # probe's answers: an answer that does not is a bad one, ``invalid: WHY`` (docs/method.md).
+    answer_schema: Literal["openai.chat", "openai.embeddings"] | None = None
 
     @field_validator("method", mode="before")
     @classmethod
@@ -254,6 +257,8 @@ class Objectives(Strict):
     max_tokens_lost: int | None = Field(default=None, ge=0)
     max_tokens_repeated: int | None = Field(default=None, ge=0)
     max_foreign_tokens: int | None = Field(default=None, ge=0)
+    # Answers checked against load.request.answer_schema (docs/method.md "Answers checked").
+    max_invalid_answer_rate: float | None = Field(default=None, ge=0, le=1)
 
     @field_validator("p95_ms", "ttft_p95_ms")
     @classmethod
