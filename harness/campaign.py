@@ -30,16 +30,26 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED, DrillError, ScenarioError
+from harness.errors import (
+    EXIT_ABORTED,
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INCONCLUSIVE,
+    EXIT_PASSED,
+    DrillError,
+    ScenarioError,
+)
 from harness.rundir import report_path
 from harness.scenario.loader import load_model, path_problem, read_yaml, show_path
 from harness.scenario.units import ScheduleDuration
-from harness.verdict import Verdict
+from harness.verdict import VERDICT_COUNTS, Verdict
 
 CAMPAIGN_SCHEMA = "drill.campaign/v1"
 SUMMARY_FILE = "campaign.json"
 INDEX_FILE = "index.html"
-_SEVERITY = {EXIT_PASSED: 0, EXIT_FAILED: 1, EXIT_ABORTED: 2, EXIT_BAD_INPUT: 3}
+# A campaign's exit is its worst run's: a decided failure outranks an inconclusive run (the
+# instrument could not see), an abort or bad input outranks both.
+_SEVERITY = {EXIT_PASSED: 0, EXIT_INCONCLUSIVE: 1, EXIT_FAILED: 2, EXIT_ABORTED: 3, EXIT_BAD_INPUT: 4}
 Say = Callable[[str], None]
 
 
@@ -92,7 +102,7 @@ class CampaignResult:
 
     @property
     def exit_code(self) -> int:
-        return max((r.exit_code for r in self.runs), key=lambda c: _SEVERITY.get(c, 2), default=EXIT_PASSED)
+        return max((r.exit_code for r in self.runs), key=lambda c: _SEVERITY.get(c, 3), default=EXIT_PASSED)
 
     @property
     def verdict(self) -> Verdict:
@@ -114,6 +124,7 @@ class CampaignResult:
             "ended_at": self.ended_at,
             "verdict": self.verdict,
             "exit_code": self.exit_code,
+            "verdicts": {v: sum(1 for r in self.runs if r.verdict == v) for v in VERDICT_COUNTS},
             "every_s": self.every_s,
             "runs": [r.to_dict() for r in self.runs],
         }
