@@ -329,15 +329,17 @@ def _error_rate_undecided(
     objective: ObjectiveResult, fault_phase: PhaseStats | None, problems: list[HealthProblem],
     run_start_s: float | None,
 ) -> tuple[str, ...]:
-    """The fault phase's error rate can move by at most the share of its time the problems cover
-    (the probes of that time were displaced or missing)."""
+    """The fault phase's error rate can move by at most the share of its probes the problems
+    displaced: the share of the phase's time they cover (at least their magnitude, for a problem
+    with no length such as a clock step). A probe due in a stall went out after it; had it gone on
+    time its outcome could have been the other one."""
     if fault_phase is None or not isinstance(objective.measured, int | float) or fault_phase.end <= fault_phase.start:
         return ()
     touching = [p for p in problems if not p.partial and p.overlaps(fault_phase.start, fault_phase.end)]
     if not touching:
         return ()
     length = fault_phase.end - fault_phase.start
-    share = sum(min(p.end_s, fault_phase.end) - max(p.start_s, fault_phase.start) + p.magnitude_s
+    share = sum(max(min(p.end_s, fault_phase.end) - max(p.start_s, fault_phase.start), p.magnitude_s)
                 for p in touching) / length
     target = float(objective.target) if isinstance(objective.target, int | float) else None
     if target is not None and abs(float(objective.measured) - target) <= share:
