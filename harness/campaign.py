@@ -299,7 +299,8 @@ def render_index(result: CampaignResult) -> str:
             "exit_code": r.exit_code,
             "error": r.error or "",
             "faults": r.figures.get("faults", []),
-            "missed": [o["name"] for o in r.figures.get("objectives", []) if not o.get("passed")],
+            "missed": [o["name"] for o in r.figures.get("objectives", [])
+                       if not o.get("passed") and not o.get("undecided")],
             "report": os.path.relpath(report, result.campaign_dir) if report and report.exists() else None,
         })
     return render_template("campaign.html.j2", campaign=result, rows=rows)

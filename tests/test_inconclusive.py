@@ -190,3 +190,27 @@ def test_pytest_item_of_an_inconclusive_drill_is_never_a_plain_pass(tmp_path: Pa
     assert case is not None
     props = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert props.get("verdict") == "inconclusive" and props.get("exit_code") == "6"
+
+
+def test_series_count_inconclusive_apart() -> None:
+    from harness.campaign import CampaignResult, CampaignRun
+    from harness.measure.repeats import summarize_repeats
+    from harness.report.history import Point, passed_text, series_verdict
+
+    assert series_verdict({"passed", "inconclusive"}) == "inconclusive"
+    assert series_verdict({"failed", "inconclusive"}) == "failed"
+    assert series_verdict({"passed"}) == "passed"
+    points = [Point("s", "", str(i), 0.0, v, "p", 1, {}, {}, None) for i, v in
+              enumerate(["passed", "inconclusive", "passed", "failed"])]
+    assert passed_text(points) == "2 of 4 (1 inconclusive)"
+    summary = summarize_repeats([{"verdict": "passed"}, {"verdict": "inconclusive"}])
+    assert summary["verdicts"] == {"passed": 1, "failed": 0, "inconclusive": 1, "aborted": 0}
+
+    def campaign(*codes: int) -> CampaignResult:
+        runs = [CampaignRun(f"s{i}.yaml", code, Verdict.from_exit_code(code).value, None) for i, code in enumerate(codes)]
+        return CampaignResult(name="q", campaign_dir=Path("."), runs=runs, started_at="", ended_at="")
+
+    assert campaign(0, 6).exit_code == 6 and campaign(0, 6).verdict == Verdict.INCONCLUSIVE
+    assert campaign(1, 6).exit_code == 1  # a decided failure outranks an inconclusive run
+    assert campaign(3, 6).exit_code == 3
+    assert campaign(0, 6, 6).to_dict()["verdicts"] == {"passed": 1, "failed": 0, "inconclusive": 2, "aborted": 0}

@@ -254,10 +254,12 @@ def campaign_verdict_lines(summary: dict[str, Any]) -> list[str]:
         if r.get("error"):
             lines.append(f"{head}: {escape(' '.join(str(r['error']).split()))}")
             continue
-        missed = [o for o in r.get("objectives") or [] if not o.get("passed")]
+        objectives = r.get("objectives") or []
+        missed = [o for o in objectives if not o.get("passed") and not o.get("undecided")]
         rtos = [f"{escape(str(f.get('name')))} {quantity('rto_s', f.get('rto_s'))}"
                 for f in r.get("faults") or [] if "rto_s" in f]
-        why = "; ".join(escape(_missed_text(o)) for o in missed) if missed else ""
+        why = "; ".join([escape(_missed_text(o)) for o in missed]
+                        + [f"{escape(str(o.get('name')))} undecided" for o in objectives if o.get("undecided")])
         rto = f"RTO {', '.join(rtos)}" if rtos else ""
         lines.append(head + (": " if why or rto else "") + "; ".join(x for x in (why, rto) if x))
     return lines
