@@ -30,26 +30,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from harness.errors import (
-    EXIT_ABORTED,
-    EXIT_BAD_INPUT,
-    EXIT_FAILED,
-    EXIT_INCONCLUSIVE,
-    EXIT_PASSED,
-    DrillError,
-    ScenarioError,
-)
+from harness.errors import EXIT_BAD_INPUT, DrillError, ScenarioError
 from harness.rundir import report_path
 from harness.scenario.loader import load_model, path_problem, read_yaml, show_path
 from harness.scenario.units import ScheduleDuration
-from harness.verdict import VERDICT_COUNTS, Verdict
+from harness.verdict import VERDICT_COUNTS, Verdict, worst_exit_code
 
 CAMPAIGN_SCHEMA = "drill.campaign/v1"
 SUMMARY_FILE = "campaign.json"
 INDEX_FILE = "index.html"
-# A campaign's exit is its worst run's: a decided failure outranks an inconclusive run (the
-# instrument could not see), an abort or bad input outranks both.
-_SEVERITY = {EXIT_PASSED: 0, EXIT_INCONCLUSIVE: 1, EXIT_FAILED: 2, EXIT_ABORTED: 3, EXIT_BAD_INPUT: 4}
 Say = Callable[[str], None]
 
 
@@ -102,7 +91,7 @@ class CampaignResult:
 
     @property
     def exit_code(self) -> int:
-        return max((r.exit_code for r in self.runs), key=lambda c: _SEVERITY.get(c, 3), default=EXIT_PASSED)
+        return worst_exit_code([r.exit_code for r in self.runs])
 
     @property
     def verdict(self) -> Verdict:

@@ -509,7 +509,9 @@ def _run_repeated(
     out.print(f"summary: {path}")
     for r in results:
         out.print(f"report: {r.report_path} ({r.verdict})")
-    sys.exit(max(r.exit_code for r in results))
+    from harness.verdict import worst_exit_code
+
+    sys.exit(worst_exit_code([r.exit_code for r in results]))
 
 
 def _print_plan(loaded: Any, runtime: str | None) -> None:

@@ -56,6 +56,15 @@ RESULT_VERDICTS = (Verdict.PASSED, Verdict.FAILED, Verdict.ABORTED, Verdict.INCO
 """The verdicts a results.json can hold (a bad-input run writes none)."""
 
 VERDICT_COUNTS = ("passed", "failed", "inconclusive", "aborted")
+
+_SEVERITY = {EXIT_PASSED: 0, EXIT_INCONCLUSIVE: 1, EXIT_FAILED: 2, EXIT_ABORTED: 3, EXIT_BAD_INPUT: 4}
+
+
+def worst_exit_code(codes: Sequence[int]) -> int:
+    """The exit code of a series (``--repeat``, a campaign): its worst run's. A decided failure
+    outranks an inconclusive run (the instrument could not see), an abort or bad input outranks
+    both; an unknown code counts as an abort. No runs: 0."""
+    return max(codes, key=lambda c: _SEVERITY.get(c, _SEVERITY[EXIT_ABORTED]), default=EXIT_PASSED)
 """The verdicts a series (``--repeat``, a campaign, a history quarter) counts, each apart: an
 inconclusive run is neither a pass nor a failure."""
 

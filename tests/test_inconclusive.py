@@ -214,3 +214,12 @@ def test_series_count_inconclusive_apart() -> None:
     assert campaign(1, 6).exit_code == 1  # a decided failure outranks an inconclusive run
     assert campaign(3, 6).exit_code == 3
     assert campaign(0, 6, 6).to_dict()["verdicts"] == {"passed": 1, "failed": 0, "inconclusive": 2, "aborted": 0}
+
+
+def test_a_series_exits_with_its_worst_run() -> None:
+    from harness.verdict import worst_exit_code
+
+    assert worst_exit_code([0, 6, 0]) == 6
+    assert worst_exit_code([6, 1]) == 1  # --repeat: a decided failure outranks an inconclusive run
+    assert worst_exit_code([6, 3, 1]) == 3
+    assert worst_exit_code([]) == 0
