@@ -156,3 +156,9 @@ def test_latency_from_the_intended_instant_adds_the_lag() -> None:
 def test_a_run_without_schedules_has_no_health() -> None:
     m = measure_run(outage_run(), PHASES, [ONSET], ObjectiveSpec(rto_s=3), SETTINGS)
     assert m.health is None and m.undecided == []
+
+
+def test_no_gap_before_the_first_or_after_the_last_request() -> None:
+    samples = outage_run()
+    stopped_early = samples[samples["start"] < 25.0]  # an abort: load stopped, the phase ran on
+    assert find_problems(stopped_early, [], PHASES, 0.05) == []

@@ -199,11 +199,12 @@ def skipped_problems(samples: pd.DataFrame, probe_interval_s: float) -> list[Hea
 
 
 def gap_problems(samples: pd.DataFrame, start_s: float, end_s: float) -> list[HealthProblem]:
-    """Stretches of at least :data:`SAMPLE_GAP_S` in ``[start_s, end_s)`` in which no request of
-    any source was sent (or none was recorded)."""
+    """Stretches of at least :data:`SAMPLE_GAP_S` between two requests sent in ``[start_s,
+    end_s)`` in which no request of any source was sent (or none was recorded). Before the first
+    and after the last there is no gap: load had not started or had stopped (an abort, the end);
+    data lost after a failed write is the write error's own ``partial`` trouble."""
     starts = samples["start"].to_numpy()
-    starts = np.sort(starts[(starts >= start_s) & (starts < end_s)])
-    edges = np.concatenate(([start_s], starts, [end_s]))
+    edges = np.sort(starts[(starts >= start_s) & (starts < end_s)])
     gaps = np.diff(edges)
     problems = []
     for k in np.flatnonzero(gaps >= SAMPLE_GAP_S):
