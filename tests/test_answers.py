@@ -17,7 +17,7 @@ import pytest
 from test_targets import Program, events, gateway, model_server, spawn, upstream
 
 from harness.load import streams
-from harness.load.samples import STREAM_COLUMNS
+from harness.load.samples import SPLICE_COLUMNS
 from harness.load.streams import ExpectedAnswer, StreamTally, expected_answer, read_stream
 from targets import answers
 
@@ -50,7 +50,7 @@ def _chunk(content: str, chunk_id: str = "c1") -> str:
 
 
 def _splice_columns(tally: StreamTally) -> dict[str, str]:
-    return dict(zip(STREAM_COLUMNS[6:], tally.columns(200)[6:], strict=True))
+    return dict(zip(SPLICE_COLUMNS, tally.splice_columns(), strict=True))
 
 
 def _answer(indices: list[int], model: str = "chat") -> list[str]:
@@ -141,7 +141,7 @@ def test_the_gateways_resume_policies_seen_token_by_token_agree_with_its_log(
 ) -> None:
     gw, hosted = _stack(spawn, policy)
     tally = _stream_and_break(gw, hosted, after_tokens=4)
-    columns = dict(zip(STREAM_COLUMNS, tally.columns(200), strict=True))
+    columns = _splice_columns(tally)
     if policy == "off":
         assert tally.error_type == "upstream_stream_broken" and not tally.done
         assert columns["splices"] == "0" and events(gw.url, "stream_resumed") == []
@@ -166,6 +166,6 @@ def test_the_gateways_resume_policies_seen_token_by_token_agree_with_its_log(
 def test_a_fallback_serving_another_model_continues_with_foreign_tokens(spawn: Callable[..., Program]) -> None:
     gw, hosted = _stack(spawn, "resume", ANSWER_MODEL="some-other-model")
     tally = _stream_and_break(gw, hosted, after_tokens=3)
-    columns = dict(zip(STREAM_COLUMNS, tally.columns(200), strict=True))
+    columns = _splice_columns(tally)
     assert tally.done and columns["splices"] == "1"
     assert int(columns["foreign_tokens"]) == tally.tokens - int(columns["splice_tokens_before"]) > 0

@@ -19,7 +19,7 @@ from conftest import free_port, serve_in_thread
 
 from harness.load import LoadPlan, LoadRunner, RequestSpec, SampleTail
 from harness.load.prober import Prober
-from harness.load.samples import BASE_COLUMNS, COLUMNS, NON_STREAM_COLUMNS, STREAM_COLUMNS, sample_row
+from harness.load.samples import COLUMNS, NON_STREAM_COLUMNS, SPLICE_COLUMNS, STREAM_COLUMNS, sample_row
 from harness.load.streams import StreamTally, read_stream, wants_stream
 
 # --- the pure reading --------------------------------------------------------------------------
@@ -49,11 +49,8 @@ def _lines(*items: tuple[float, str]) -> list[tuple[float, str]]:
     return out
 
 
-BASIC = STREAM_COLUMNS[:6]  # the splice and answer columns are checked in tests/test_answers.py
-
-
 def _columns(tally: StreamTally, status: int = 200) -> dict[str, str]:
-    return dict(zip(BASIC, tally.columns(status)[:6], strict=True))
+    return dict(zip(STREAM_COLUMNS, tally.columns(status), strict=True))
 
 
 def test_a_completed_stream_counts_tokens_ttft_and_the_longest_gap() -> None:
@@ -125,8 +122,8 @@ def test_chunks_split_lines_anywhere_and_crlf_is_accepted() -> None:
 
 
 def test_sample_rows_carry_the_stream_columns_and_non_streams_the_defaults() -> None:
-    assert COLUMNS[len(BASE_COLUMNS):][:6] == ["stream", "ttft_ms", "tokens", "max_gap_ms", "stream_completed",
-                                               "cut_after_tokens"]
+    assert STREAM_COLUMNS == ["stream", "ttft_ms", "tokens", "max_gap_ms", "stream_completed", "cut_after_tokens"]
+    assert COLUMNS[-13:-7] == STREAM_COLUMNS and COLUMNS[-7] == "intended" and COLUMNS[-6:] == SPLICE_COLUMNS
     plain = dict(zip(COLUMNS, sample_row("probe", 1.0, 1.5, 200, 12, None, ""), strict=True))
     assert [plain[c] for c in STREAM_COLUMNS] == list(NON_STREAM_COLUMNS) and plain["ok"] == "1"
     cut = read_stream(1.0, _lines((1.1, _token("a"))))
@@ -150,10 +147,10 @@ def test_the_tail_reads_stream_columns_and_files_written_before_them(tmp_path: P
     assert math.isnan(float(str(streamed["max_gap_ms"])))
     assert (plain["stream"], plain["tokens"], plain["cut_after_tokens"]) == (0, 0, -1)
     old = tmp_path / "old.csv"
-    old.write_text(",".join(BASE_COLUMNS) + "\r\nprobe,1.000000,1.250000,200,1,250.000,12,gpu-a1,gpu,region-a,0,\r\n")
+    old.write_text(",".join(COLUMNS[:-13]) + "\r\nprobe,1.000000,1.250000,200,1,250.000,12,gpu-a1,gpu,region-a,0,\r\n")
     (row,) = SampleTail(old).read_new()
     assert (row["stream"], row["stream_completed"], row["cut_after_tokens"]) == (0, 0, -1)
-    assert math.isnan(float(str(row["ttft_ms"])))
+    assert math.isnan(float(str(row["ttft_ms"]))) and math.isnan(float(str(row["intended"])))
 
 
 # --- a real SSE server ---------------------------------------------------------------------------
@@ -264,7 +261,7 @@ def _assert_kind(row: dict[str, str]) -> str:
     _assert_stream_timing(row)
     if row["status"] == "503":
         assert (row["ok"], row["error"], row["served_by"]) == ("0", "HTTP 503", "gateway")
-        assert [row[c] for c in BASIC] == ["1", "", "0", "", "0", "-1"]
+        assert [row[c] for c in STREAM_COLUMNS] == ["1", "", "0", "", "0", "-1"]
         return "unavailable"
     assert (row["stream"], row["status"], row["served_by"], row["tier"]) == ("1", "200", "gpu-a1", "gpu")
     assert int(row["bytes"]) > 0 and row["ttft_ms"] != ""
@@ -293,7 +290,7 @@ def test_the_probe_deadline_mid_stream_is_a_cut_and_503_is_not(sse_target: str, 
     unavailable = _probe(sse_target, "/unavailable", tmp_path)
     for row in unavailable:
         assert (row["status"], row["ok"], row["error"], row["served_by"]) == ("503", "0", "HTTP 503", "gateway")
-        assert [row[c] for c in BASIC] == ["1", "", "0", "", "0", "-1"]
+        assert [row[c] for c in STREAM_COLUMNS] == ["1", "", "0", "", "0", "-1"]
     plain = _probe(sse_target, "/complete", tmp_path, json_body={"model": "chat"})
     for row in plain:
         assert (row["ok"], row["error"]) == ("1", "")
@@ -313,7 +310,7 @@ def test_a_stream_that_got_no_answer_is_not_a_cut_stream(tmp_path: Path) -> None
     assert {r["source"] for r in rows} == {"locust", "probe"}
     for row in rows:
         assert (row["status"], row["ok"], row["error"]) == ("0", "0", "ConnectionRefusedError")
-        assert [row[c] for c in BASIC] == ["1", "", "0", "", "0", "-1"]
+        assert [row[c] for c in STREAM_COLUMNS] == ["1", "", "0", "", "0", "-1"]
 
 
 def _locust_aggregate(run_dir: Path) -> tuple[int, int]:

@@ -21,7 +21,7 @@ import pytest
 
 from harness.errors import ScenarioError
 from harness.measure import ObjectiveSpec, evaluate_objectives
-from harness.measure.samples import STREAM_DEFAULTS
+from harness.measure.samples import SPLICE_DEFAULTS
 from harness.measure.streams import completion_window, stream_phase_stats
 from harness.measure.testing import concat_samples, stream_segment
 from harness.scenario import load_scenario
@@ -62,7 +62,7 @@ def test_splice_figures_come_from_the_probes_streams() -> None:
 def test_a_run_without_checked_or_spliced_streams_has_no_splice_figures() -> None:
     plain = concat_samples(stream_segment(0.0, 30.0))  # the columns' defaults: never checked
     assert all(s.splices is None for s in stream_phase_stats(plain, PHASES).values())
-    assert plain["splices"].eq(STREAM_DEFAULTS["splices"]).all()
+    assert plain["splices"].eq(SPLICE_DEFAULTS["splices"]).all()
 
 
 def test_the_splice_objectives_pass_and_fail_on_the_worst_probe_stream() -> None:

@@ -349,9 +349,11 @@ def _record_request(
         answered = 200 <= status < 300
         error = stream.error_text(status) if answered else error_text(exception, status)
         stream_columns = stream.columns(status)
+        splice_columns = stream.splice_columns()
     else:
         error = error_text(exception, status)
         stream_columns = _samples.NON_STREAM_COLUMNS
+        splice_columns = _samples.NO_SPLICE_COLUMNS
     _writer.writerow(
         _sample_row(
             "locust",
@@ -362,6 +364,8 @@ def _record_request(
             getattr(response, "headers", None) if status else None,
             error,
             stream_columns,
+            None,
+            splice_columns,
         )
     )
 

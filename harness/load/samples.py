@@ -20,13 +20,20 @@ fixed-rate open-loop prober). Both share :data:`COLUMNS`:
 - ``stream_completed`` 1 when ``data: [DONE]`` arrived on a 2xx answer, else 0
 - ``cut_after_tokens`` for a stream whose 2xx answer ended without ``[DONE]`` (clean end, reset,
   the gateway's error event, timeout mid-stream): the tokens it delivered (may be 0); -1 otherwise
-- ``splices``     times the answer went on from another source mid-stream (the chunk ``id``
+
+- ``intended``    probe rows: the instant the probe was due by the schedule (epoch seconds, the
+  same wall clock as ``start``, 6 decimals), so ``start - intended`` is its schedule lag; ""
+  on Locust rows (closed-loop users have no schedule). Files written before it lack the column
+  and read as "" (harness/rundir/frames.py).
+- ``splices``     times a stream's answer went on from another source mid-stream (the chunk ``id``
   changed, or a token did not follow the one before in the expected answer); 0 when none
 - ``splice_tokens_before`` tokens received before the first splice; -1 without a splice
 - ``splice_gap_ms`` the longest arrival gap across a splice, ms; "" without a splice
 - ``tokens_lost``, ``tokens_repeated``, ``foreign_tokens`` the answer checked token by token
   against the reference answer to the request's model and prompt (harness/load/streams.py):
-  tokens skipped, tokens received twice, tokens of another answer; -1 when not checked
+  tokens skipped, tokens received twice, tokens of another answer; -1 when not checked.
+  These six (:data:`SPLICE_COLUMNS`) come last; files written before them read with
+  :data:`NO_SPLICE_COLUMNS`.
 
 A stream's ``ok`` is 1 only when it completed, and its ``end``/``latency_ms`` are when the stream
 ended (harness/load/streams.py reads the stream). Rows of requests that did not ask for a stream
@@ -39,7 +46,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-BASE_COLUMNS = [
+COLUMNS = [
     "source",
     "start",
     "end",
@@ -52,14 +59,13 @@ BASE_COLUMNS = [
     "region",
     "degraded",
     "error",
-]
-STREAM_COLUMNS = [
     "stream",
     "ttft_ms",
     "tokens",
     "max_gap_ms",
     "stream_completed",
     "cut_after_tokens",
+    "intended",
     "splices",
     "splice_tokens_before",
     "splice_gap_ms",
@@ -67,9 +73,12 @@ STREAM_COLUMNS = [
     "tokens_repeated",
     "foreign_tokens",
 ]
-COLUMNS = BASE_COLUMNS + STREAM_COLUMNS
-NON_STREAM_COLUMNS = ("0", "", "0", "", "0", "-1", "0", "-1", "", "-1", "-1", "-1")
+STREAM_COLUMNS = COLUMNS[-13:-7]
+NON_STREAM_COLUMNS = ("0", "", "0", "", "0", "-1")
 """The stream columns of a request that did not ask for a stream."""
+SPLICE_COLUMNS = COLUMNS[-6:]
+NO_SPLICE_COLUMNS = ("0", "-1", "", "-1", "-1", "-1")
+"""The splice columns of a request that did not stream (or whose answer was not checked)."""
 
 # The run-directory layout is harness/rundir's; these copies exist because the locustfile loads
 # this module by path in Locust's child process, where it must import nothing from harness.
@@ -90,12 +99,13 @@ def sample_files(run_dir: Path) -> list[Path]:
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FLOAT_COLUMNS = ("start", "end", "latency_ms")
 INT_COLUMNS = ("status", "ok", "bytes", "degraded")
-# Stream columns read back (the "" of an absent ttft/gap/splice gap becomes NaN); a file written before they
+# Stream and splice columns read back (the "" of an absent ttft/gap/splice gap becomes NaN); a file written before they
 # existed has none of them, and typed_row fills the non-stream defaults.
 STREAM_FLOAT_COLUMNS = ("ttft_ms", "max_gap_ms", "splice_gap_ms")
 STREAM_INT_COLUMNS = ("stream", "tokens", "stream_completed", "cut_after_tokens", "splices", "splice_tokens_before",
                       "tokens_lost", "tokens_repeated", "foreign_tokens")
-STREAM_DEFAULTS = dict(zip(STREAM_COLUMNS, NON_STREAM_COLUMNS, strict=True))
+STREAM_DEFAULTS = {**dict(zip(STREAM_COLUMNS, NON_STREAM_COLUMNS, strict=True)),
+                   **dict(zip(SPLICE_COLUMNS, NO_SPLICE_COLUMNS, strict=True))}
 
 
 def sample_row(
@@ -107,6 +117,8 @@ def sample_row(
     headers: object | None,
     error: str,
     stream_columns: Sequence[str] = NON_STREAM_COLUMNS,
+    intended_s: float | None = None,
+    splice_columns: Sequence[str] = NO_SPLICE_COLUMNS,
 ) -> list[str]:
     """One CSV row in :data:`COLUMNS` order.
 
@@ -115,6 +127,8 @@ def sample_row(
     a 2xx status with no ``error`` (a user's locustfile may fail a 2xx response on its body).
     ``stream_columns``: the :data:`STREAM_COLUMNS` values, from ``StreamTally.columns`` for a
     stream; a cut stream's ``error`` (``StreamTally.error_text``) makes it not ok.
+    ``intended_s``: when the request was due by a schedule (the prober's); None for Locust.
+    ``splice_columns``: the :data:`SPLICE_COLUMNS` values, from ``StreamTally.splice_columns``.
     """
     get = getattr(headers, "get", None)
     if get is None:
@@ -140,12 +154,14 @@ def sample_row(
         str(degraded),
         error,
         *stream_columns,
+        "" if intended_s is None else f"{intended_s:.6f}",
+        *splice_columns,
     ]
 
 
 def typed_row(raw: dict[str, str]) -> dict[str, object]:
     """A row read back from a sample file, with numbers as float/int (see :data:`FLOAT_COLUMNS`,
-    :data:`INT_COLUMNS` and the stream columns: an absent ``ttft_ms``/``max_gap_ms`` is NaN);
+    :data:`INT_COLUMNS` and the stream columns: an absent ``ttft_ms``/``max_gap_ms``/``intended`` is NaN);
     text columns stay str."""
     row: dict[str, object] = dict(raw)
     for name in FLOAT_COLUMNS:
@@ -157,4 +173,6 @@ def typed_row(raw: dict[str, str]) -> dict[str, object]:
         row[name] = float(text) if text else math.nan
     for name in STREAM_INT_COLUMNS:
         row[name] = int(raw.get(name) or STREAM_DEFAULTS[name])
+    intended = raw.get("intended", "")
+    row["intended"] = float(intended) if intended else math.nan
     return row

@@ -395,20 +395,24 @@ class StreamTally:
         return f"stream cut after {self.tokens} tokens"
 
     def columns(self, status: int) -> list[str]:
-        """The stream columns (samples.STREAM_COLUMNS order) for this answer's ``status`` (0 when
-        no answer arrived)."""
+        """The six stream columns (samples.STREAM_COLUMNS order) for this answer's ``status`` (0
+        when no answer arrived)."""
         answered = 200 <= status < 300
         completed = self.completed(status)
         ttft = "" if self.first_token_s is None else f"{(self.first_token_s - self.sent_s) * 1000.0:.3f}"
         gap = "" if self.max_gap_s is None else f"{self.max_gap_s * 1000.0:.3f}"
         cut_after = str(self.tokens) if answered and not completed else "-1"
+        return ["1", ttft, str(self.tokens), gap, "1" if completed else "0", cut_after]
+
+    def splice_columns(self) -> list[str]:
+        """The splice columns (samples.SPLICE_COLUMNS order): splices, tokens before the first,
+        the longest gap across one, and tokens lost / repeated / foreign (-1 when not checked)."""
         splice_gap = "" if self.splice_gap_s is None else f"{self.splice_gap_s * 1000.0:.3f}"
         checked = self.expected is not None and self._had_word
         lost, repeated, foreign = (
             (str(self.tokens_lost), str(self.tokens_repeated), str(self.foreign_tokens)) if checked else ("-1",) * 3
         )
-        return ["1", ttft, str(self.tokens), gap, "1" if completed else "0", cut_after,
-                str(self.splices), str(self.splice_tokens_before), splice_gap, lost, repeated, foreign]
+        return [str(self.splices), str(self.splice_tokens_before), splice_gap, lost, repeated, foreign]
 
 
 def _content(event: dict[str, object]) -> str:
