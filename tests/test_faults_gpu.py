@@ -13,7 +13,8 @@ from conftest import free_port
 from harness.errors import ScenarioError
 from harness.faults.base import FaultContext
 from harness.faults.gpu import gpu_fault, select, undo_gpu
-from harness.runtime.local import LocalRuntime, LocalStackSpec
+from harness.runtime.local import LocalRuntime
+from harness.runtime.stackfile import LocalStackSpec
 from harness.scenario.fault_specs import parse_fault_spec
 
 

@@ -15,8 +15,10 @@ from test_scenarios_capacity import rebased
 
 from harness.engine import run_drill
 from harness.metrics.client import PrometheusClient, PromQLError
-from harness.runtime.local import LocalRuntime, LocalStackSpec, port_in_use
-from harness.safety.journal import applied_faults, read_journal
+from harness.rundir.journal import applied_faults, read_journal
+from harness.runtime.local import LocalRuntime
+from harness.runtime.ports import port_in_use
+from harness.runtime.stackfile import LocalStackSpec
 from harness.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parent.parent

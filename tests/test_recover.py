@@ -16,7 +16,8 @@ from conftest import free_port, network_spec, require, require_mitmdump
 from harness.errors import FaultError
 from harness.faults.network import network_fault
 from harness.httpfaults.proxy import HttpRoute, running_http_fault_proxy
-from harness.safety.journal import JOURNAL_NAME, Journal, applied_faults
+from harness.rundir import JOURNAL_FILE
+from harness.rundir.journal import Journal, applied_faults
 from harness.safety.recover import recover_run, recover_strays
 from harness.safety.strays import active_faults, hook_urls, scan
 from harness.toxiproxy import ToxiproxyClient
@@ -26,7 +27,7 @@ def apply_journaled(run_dir: Path, fault: Any, fault_id: str, *, record_applied:
     """Apply ``fault`` for real and journal it as the engine does (intent before, outcome after);
     ``record_applied=False`` is a crash between the apply and its journal line."""
     description = fault.describe()
-    with Journal(run_dir / JOURNAL_NAME) as journal:
+    with Journal(run_dir / JOURNAL_FILE) as journal:
         journal.write("fault.intent", fault_id=fault_id, name=fault.name, type=fault.type, undo=description["undo"])
         onset = fault.apply()
         if record_applied:
@@ -56,7 +57,7 @@ def test_recover_reverts_a_toxic_and_is_idempotent(tmp_path: Path, proxies: Toxi
     first = lines(tmp_path)
     assert first == [(f"{tmp_path}: fault slow (latency) reverted", True)]
     assert proxies.proxies()["svc-a"].toxics == []
-    assert applied_faults(tmp_path / JOURNAL_NAME) == []
+    assert applied_faults(tmp_path / JOURNAL_FILE) == []
     assert lines(tmp_path) == [(f"{tmp_path}: clean (nothing left applied)", True)]
 
 
@@ -88,7 +89,7 @@ def test_recover_reverts_faults_newest_first_even_when_the_crash_beat_the_journa
 
 def test_recover_deletes_proxies_the_run_created(tmp_path: Path, proxies: ToxiproxyClient) -> None:
     undo = {"kind": "proxy_created", "toxiproxy_url": proxies.url, "proxy": "made-by-run"}
-    with Journal(tmp_path / JOURNAL_NAME) as journal:
+    with Journal(tmp_path / JOURNAL_FILE) as journal:
         journal.write("proxy.intent", proxy="made-by-run", undo=undo)
         proxies.create_proxy("made-by-run", f"127.0.0.1:{free_port()}", "127.0.0.1:1")
         journal.write("proxy.created", proxy="made-by-run")
@@ -101,18 +102,18 @@ def test_recover_deletes_proxies_the_run_created(tmp_path: Path, proxies: Toxipr
 def test_recover_reports_failure_and_keeps_the_fault_in_the_ledger(tmp_path: Path, toxiproxy_url: str) -> None:
     """When the revert cannot be done (Toxiproxy gone), say so and leave it for the next recover."""
     dead_url = f"http://127.0.0.1:{free_port()}"
-    with Journal(tmp_path / JOURNAL_NAME) as journal:
+    with Journal(tmp_path / JOURNAL_FILE) as journal:
         journal.write(
             "fault.intent", fault_id="0-x", name="x", type="latency",
             undo={"kind": "toxic", "toxiproxy_url": dead_url, "proxy": "p", "toxic": "drill-x"},
         )
     result = lines(tmp_path)
     assert len(result) == 1 and result[0][1] is False and "NOT reverted" in result[0][0]
-    assert [e.fault_id for e in applied_faults(tmp_path / JOURNAL_NAME)] == ["0-x"]
+    assert [e.fault_id for e in applied_faults(tmp_path / JOURNAL_FILE)] == ["0-x"]
 
 
 def test_recover_of_a_folder_without_journal_says_so(tmp_path: Path) -> None:
-    assert lines(tmp_path) == [(f"{tmp_path}: no {JOURNAL_NAME}; nothing to recover", False)]
+    assert lines(tmp_path) == [(f"{tmp_path}: no {JOURNAL_FILE}; nothing to recover", False)]
 
 
 # --- stray faults: Toxiproxy and hooks on a real local stack ---------------------------------------
@@ -120,7 +121,8 @@ def test_recover_of_a_folder_without_journal_says_so(tmp_path: Path) -> None:
 
 def hook_stack(tmp_path: Path) -> Any:
     """A local stack of one GPU model server and the cloud-api, on free ports (real processes)."""
-    from harness.runtime.local import LocalRuntime, load_stack
+    from harness.runtime.local import LocalRuntime
+    from harness.runtime.stackfile import load_stack
 
     gpu, cloud = free_port(), free_port()
     path = tmp_path / "stack.yaml"
@@ -344,8 +346,8 @@ def test_kill_9_mid_http_fault_then_recover_all_leaves_no_http_fault(tmp_path: P
     from conftest import toxiproxy_binary
 
     from harness.httpfaults.client import HttpFaultClient
-    from harness.runtime.local import port_in_use
-    from harness.safety.journal import read_journal
+    from harness.rundir.journal import read_journal
+    from harness.runtime.ports import port_in_use
 
     require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
     require_mitmdump()
@@ -407,7 +409,7 @@ def test_kill_9_mid_http_fault_then_recover_all_leaves_no_http_fault(tmp_path: P
                                capture_output=True, text=True, timeout=120)
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     assert "fault storm (http_error) reverted" in recovered.stdout
-    reverted = [r for r in read_journal(run_dir / JOURNAL_NAME) if r.get("event") == "fault.reverted"]
+    reverted = [r for r in read_journal(run_dir / JOURNAL_FILE) if r.get("event") == "fault.reverted"]
     assert [(r["fault_id"], r.get("why")) for r in reverted] == [("0-storm", "recover")]
 
     after = status()

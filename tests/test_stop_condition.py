@@ -18,7 +18,7 @@ from harness.report.charts import stop_mark_s, timeline_svg
 from harness.report.formatting import parse_utc
 from harness.report.html import render_report
 from harness.results import stop_figures
-from harness.safety.journal import applied_faults, read_journal
+from harness.rundir.journal import applied_faults, read_journal
 
 
 def rows(start: float, stop: float, step: float, ok: int) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from harness import measure
 from harness.measure.agreement import StackAgreement
 from harness.measure.recovery import CLOCKS
-from harness.safety.journal import utc_iso
+from harness.rundir.journal import utc_iso
 from harness.verdict import Verdict
 
 SCHEMA: Final = "drill.results/v1"
