@@ -27,7 +27,7 @@ EXIT_ABORTED = 3
 
 
 def events(run_dir: Path) -> list[dict[str, Any]]:
-    return list(read_journal(run_dir / JOURNAL_FILE, lenient=True))
+    return [record.document() for record in read_journal(run_dir / JOURNAL_FILE, lenient=True)]
 
 
 @pytest.fixture

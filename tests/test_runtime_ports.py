@@ -19,6 +19,7 @@ from conftest import REPO, VENV_BIN, require
 from test_runtime_local import small_stack
 
 from harness.errors import StackError
+from harness.rundir.events import StackStarted
 from harness.rundir.journal import Journal
 from harness.rundir.state import read_private_json, register_run, write_private_json
 from harness.runtime.ports import listening_pids, published_ports, who_holds
@@ -64,7 +65,7 @@ def test_a_crashed_runs_stack_is_named_with_drill_recover_all(tmp_path: Path) ->
         run_dir.mkdir(parents=True)
         entry_path = register_run(run_dir, "latency", {"key": "local", "runtime": "local"})
         with Journal(run_dir / "journal.jsonl") as journal:
-            journal.write("stack.started", process_groups={"gateway": orphan.pid})
+            journal.write(StackStarted(process_groups={"gateway": orphan.pid}))
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True)
         entry = read_private_json(entry_path)

@@ -31,6 +31,7 @@ from conftest import REPO, free_port, require, serve_in_thread
 from test_engine import own_service
 
 from harness.rundir import JOURNAL_FILE
+from harness.rundir.events import FaultReverted
 from harness.rundir.journal import applied_faults, read_journal
 from harness.safety.strays import active_faults
 from harness.toxiproxy import ToxiproxyClient
@@ -48,7 +49,7 @@ EXIT_TIMEOUT_S = 150.0
 
 def events(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / JOURNAL_FILE
-    return list(read_journal(path)) if path.exists() else []
+    return [record.document() for record in read_journal(path)] if path.exists() else []
 
 
 class DrillEnded(AssertionError):
@@ -404,8 +405,8 @@ def test_watchdog_reverts_at_the_deadline_when_the_engine_is_stuck(
         assert client.proxies()["svc-a"].toxics == []
         ledger = fault_ledger(tmp_path / "run" / JOURNAL_FILE)
         assert ledger["0-a-slow"].state == "reverted"
-        reverted = [r for r in ledger["0-a-slow"].records if r["event"] == "fault.reverted"]
-        assert reverted[0]["why"] == "watchdog"
+        reverted = [r.event for r in ledger["0-a-slow"].records if isinstance(r.event, FaultReverted)]
+        assert reverted[0].why == "watchdog"
         assert active.reverted_at >= active.revert_at
         toxiproxy.close()
         journal.close()

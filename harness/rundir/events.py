@@ -99,7 +99,8 @@ class Event(BaseModel):
     def fields(self) -> dict[str, Any]:
         """The fields as written after ``event``: those given at construction (or read), in
         declaration order, as JSON values."""
-        return self.model_dump(mode="json", exclude_unset=True, exclude={"event"})
+        # Only the top level is trimmed to what was given: a nested undo record is written whole.
+        return self.model_dump(mode="json", include=self.model_fields_set - {"event"})
 
 
 # --- the run ----------------------------------------------------------------------------------

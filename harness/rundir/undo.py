@@ -27,7 +27,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    JsonValue,
+    Tag,
+    TypeAdapter,
+    model_serializer,
+    model_validator,
+)
 
 
 class _UndoRecord(BaseModel):
@@ -141,3 +151,11 @@ Undo = Annotated[
     Discriminator(_kind),
 ]
 """Every undo record, discriminated on ``kind``; an unknown kind reads as :class:`UnknownUndo`."""
+
+_UNDO = TypeAdapter(Undo)
+
+
+def parse_undo(record: dict[str, JsonValue]) -> Undo:
+    """An undo record as the journal holds it (a JSON object) -> its model; an unknown kind reads
+    as :class:`UnknownUndo`. Raises pydantic's ``ValidationError`` for a known kind that is damaged."""
+    return _UNDO.validate_python(record)
