@@ -173,7 +173,7 @@ def test_strays_found_listed_and_removed_only_with_force(tmp_path: Path, proxies
             ("gpu_hook", f"hook:{gpu_hook}"),
             ("quota_hook", f"hook:{cloud_hook} region region-a"),
         ])
-        assert all(set(f) >= {"kind", "target", "detail"} for f in found)
+        assert all(set(f.document()) == {"kind", "target", "detail", "undo"} for f in found)
 
         listed = list(recover_strays(url, runtime, force=False))
         assert len(listed) == 4 and all(ok is False and "--force" in message for message, ok in listed)
