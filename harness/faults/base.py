@@ -47,7 +47,8 @@ class Fault(Protocol):
     type: str
 
     def describe(self) -> FaultDescription:
-        """JSON-able: ``targets`` (list of str), ``params`` and ``undo`` (enough to revert later)."""
+        """``targets`` (list of str), ``params`` (JSON values) and ``undo`` (a typed undo record,
+        :mod:`harness.rundir.undo`: enough to revert it later, journaled inside ``FaultIntent``)."""
 
     def apply(self) -> Onset:
         """Inject the fault; return its onset. Raise FaultError when it cannot be applied."""

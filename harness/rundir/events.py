@@ -90,9 +90,11 @@ Seconds = Annotated[float, Field(ge=0, le=1e6)]
 
 
 class Event(BaseModel):
-    """One journal record's payload. Strict: a field of the wrong type is damage, not coerced."""
+    """One journal record's payload. Read strictly (:func:`parse_event`: a field of the wrong type
+    is damage, never coerced); built leniently, so a writer handing over a numpy integer never
+    fails on the way to the journal (mypy checks the writers' types)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     event: str
 
@@ -426,7 +428,7 @@ class OtherEvent(Event):
     """A record of an event this version does not know (written by another version of drill):
     its name and its fields, kept whole."""
 
-    model_config = ConfigDict(frozen=True, extra="allow", strict=True)
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     def fields(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -457,4 +459,4 @@ def parse_event(record: dict[str, Any]) -> JournalEvent:
     """A parsed journal line as its typed event (``ts`` and ``at`` are the reader's). Raises
     pydantic's ``ValidationError`` when a known event's field is missing or of the wrong type."""
     model = CATALOGUE.get(str(record.get("event")), OtherEvent)
-    return cast(JournalEvent, model.model_validate(record))
+    return cast(JournalEvent, model.model_validate(record, strict=True))

@@ -41,7 +41,7 @@ from pydantic import (
 
 
 class _UndoRecord(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", strict=True)
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     def document(self) -> dict[str, JsonValue]:
         """The record as the journal writes it (field order = declaration order)."""
@@ -158,4 +158,4 @@ _UNDO = TypeAdapter(Undo)
 def parse_undo(record: dict[str, JsonValue]) -> Undo:
     """An undo record as the journal holds it (a JSON object) -> its model; an unknown kind reads
     as :class:`UnknownUndo`. Raises pydantic's ``ValidationError`` for a known kind that is damaged."""
-    return _UNDO.validate_python(record)
+    return _UNDO.validate_python(record, strict=True)
