@@ -10,6 +10,7 @@
         health.jsonl         the instrument's own trouble (host stalls, clock steps, write errors)
         stack-logs/          the stack's process / container logs, and the local supervisor's
                              local-stack.state.json (the processes it started, for a later drill)
+        locust-workers.json  distributed load: each worker's clock offset against the master
         locust.log, prober.log
         traceback.txt        an unexpected error's traceback (for a bug report)
         results.json         every figure (schema drill.results/v1, harness/results/model.py)
@@ -17,8 +18,13 @@
         report.html          the report
 
 This module is the one place those names are spelled; it imports only the standard library so
-the load generators (a child process whose start-up matters) can use it. The pandas readers of
-the sample and capacity files are in :mod:`harness.rundir.frames`.
+the load generators (a child process whose start-up matters) can use it. The readers:
+:mod:`~harness.rundir.journal` (the journal's writer and its one reader, typed records whose
+events are catalogued in :mod:`~harness.rundir.events`, undo records in
+:mod:`~harness.rundir.undo`), :mod:`~harness.rundir.frames` (samples and capacity as pandas
+frames), :mod:`~harness.rundir.health`, :mod:`~harness.rundir.clock` (``locust-workers.json``).
+Beside the run directory, drill's private state directory (:mod:`~harness.rundir.state`) keeps
+the registry of live runs, read for the port-holder lookup by :mod:`~harness.rundir.runs`.
 
 ``stack-events.json`` is ``{"url": ..., "fetched_at": epoch s, "events": [{"ts", "event", ...}, ...]}``.
 """
