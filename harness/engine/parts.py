@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from harness.httpfaults.client import HttpFaultClient
 from harness.load.capacity import CapacitySampler
 from harness.load.runner import LoadRunner
+from harness.rundir.journal import Journal
 from harness.runtime.base import Runtime
-from harness.safety.journal import Journal
 from harness.toxiproxy import ToxiproxyClient
 
 

@@ -4,24 +4,39 @@ failure is journaled and the next step still runs."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from harness.engine.parts import Parts
 from harness.engine.schedule import FaultSchedule
+from harness.rundir.events import (
+    CapacityStopFailed,
+    CapacityStopped,
+    CleanupCheckFailed,
+    CleanupVerified,
+    LoadStopFailed,
+    LoadStopped,
+    ProxyDeleted,
+    ProxyDeleteFailed,
+    StackStopFailed,
+    StackStopped,
+)
 
 
-def rollback(parts: Parts, schedule: FaultSchedule | None, why: str) -> dict[str, Any]:
+def rollback(parts: Parts, schedule: FaultSchedule | None, why: str) -> CleanupVerified:
     """Undo everything the drill did; return the cleanup check (results.json ``cleanup``)."""
     journal = parts.journal
-    for name, part in (("load", parts.load), ("capacity", parts.capacity)):
-        if part is None:
-            continue
+    if parts.load is not None:
         try:
-            part.stop()
+            parts.load.stop()
         except Exception as exc:
-            journal.write(f"{name}.stop_failed", error=repr(exc))
+            journal.write(LoadStopFailed(error=repr(exc)))
         else:
-            journal.write(f"{name}.stopped")
+            journal.write(LoadStopped())
+    if parts.capacity is not None:
+        try:
+            parts.capacity.stop()
+        except Exception as exc:
+            journal.write(CapacityStopFailed(error=repr(exc)))
+        else:
+            journal.write(CapacityStopped())
     if schedule is not None:
         schedule.revert_all(why)
     cleanup = verify_cleanup(parts, schedule)
@@ -30,15 +45,15 @@ def rollback(parts: Parts, schedule: FaultSchedule | None, why: str) -> dict[str
         try:
             assert toxiproxy is not None  # proxies are only created through it
             toxiproxy.delete_proxy(name)
-            journal.write("proxy.deleted", proxy=name)
+            journal.write(ProxyDeleted(proxy=name))
         except Exception as exc:
-            journal.write("proxy.delete_failed", proxy=name, error=str(exc))
+            journal.write(ProxyDeleteFailed(proxy=name, error=str(exc)))
     if parts.stack is not None and parts.stack_started:
         try:
             parts.stack.stop()
-            journal.write("stack.stopped")
+            journal.write(StackStopped())
         except Exception as exc:
-            journal.write("stack.stop_failed", error=repr(exc))
+            journal.write(StackStopFailed(error=repr(exc)))
     if toxiproxy is not None:
         toxiproxy.close()
     if parts.http_faults is not None:
@@ -46,7 +61,7 @@ def rollback(parts: Parts, schedule: FaultSchedule | None, why: str) -> dict[str
     return cleanup
 
 
-def verify_cleanup(parts: Parts, schedule: FaultSchedule | None) -> dict[str, Any]:
+def verify_cleanup(parts: Parts, schedule: FaultSchedule | None) -> CleanupVerified:
     """After the reverts, look at the real state: toxics left, stack members not running, and
     each fault's own ``verify()``. Journaled as ``cleanup.verified``."""
     journal = parts.journal
@@ -56,29 +71,22 @@ def verify_cleanup(parts: Parts, schedule: FaultSchedule | None) -> dict[str, An
         try:
             toxics_left = sum(len(p.toxics) + (0 if p.enabled else 1) for p in parts.toxiproxy.proxies().values())
         except Exception as exc:
-            journal.write("cleanup.check_failed", what="toxiproxy", error=str(exc))
+            journal.write(CleanupCheckFailed(what="toxiproxy", error=str(exc)))
             toxics_left = None
     if parts.stack is not None and parts.stack_started:
         try:
             not_running = list(parts.stack.not_running())
         except Exception as exc:
-            journal.write("cleanup.check_failed", what="stack", error=str(exc))
+            journal.write(CleanupCheckFailed(what="stack", error=str(exc)))
             not_running = None
     unreverted = schedule.unreverted() if schedule is not None else []
     still_active = schedule.still_active() if schedule is not None else []
-    cleanup = {
-        "ok": toxics_left == 0 and not_running == [] and not unreverted and not still_active,
-        "toxics_left": toxics_left,
-        "containers_not_running": not_running,
-        "faults_not_reverted": unreverted,
-        "hook_faults_active": still_active,
-    }
-    journal.write("cleanup.verified", **cleanup)
+    cleanup = CleanupVerified(
+        ok=toxics_left == 0 and not_running == [] and not unreverted and not still_active,
+        toxics_left=toxics_left,
+        containers_not_running=not_running,
+        faults_not_reverted=unreverted,
+        hook_faults_active=still_active,
+    )
+    journal.write(cleanup)
     return cleanup
-
-
-def cleanup_doubts(cleanup: dict[str, Any]) -> list[str]:
-    """What the rollback's own check found still applied or not running (empty when clean)."""
-    return [f"{key}: {', '.join(map(str, cleanup[key]))}"
-            for key in ("faults_not_reverted", "hook_faults_active", "containers_not_running")
-            if cleanup.get(key)]

@@ -34,7 +34,7 @@ from harness import measure
 from harness.measure.agreement import StackAgreement
 from harness.measure.health import LATE_S, Health, HealthProblem
 from harness.measure.recovery import CLOCKS
-from harness.safety.journal import utc_iso
+from harness.rundir.journal import utc_iso
 from harness.verdict import Verdict
 
 SCHEMA: Final = "drill.results/v1"
