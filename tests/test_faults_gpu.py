@@ -8,13 +8,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port
 
 from harness.errors import ScenarioError
 from harness.faults.base import FaultContext
 from harness.faults.gpu import gpu_fault, select, undo_gpu
 from harness.runtime.local import LocalRuntime, LocalStackSpec
 from harness.scenario.fault_specs import parse_fault_spec
+from harness.testing import free_port
 
 
 def node(name: str, region: str, port: int) -> dict[str, object]:

@@ -13,14 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port
-from test_live_progress import service_and_toxiproxy, short_scenario
 
 from harness.errors import ScenarioError
 from harness.load import LoadRunner, RequestSpec
 from harness.load.plan import LoadPlan, split_host_port
 from harness.load.runner import load_clock
 from harness.scenario import load_scenario
+from harness.testing import REPO, free_port
+from harness.testing.drills import service_and_toxiproxy, short_scenario
 
 DRILL = [sys.executable, "-m", "harness.cli"]
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import require, require_mitmdump, toxiproxy_binary
-from test_scenarios_capacity import objective, rebased, shortened
 
 from harness.engine import run_drill
 from harness.rundir import REPORT_FILE, STACK_EVENTS_FILE
+from harness.testing import require, require_mitmdump, toxiproxy_binary
+from harness.testing.drills import objective, rebased, shortened
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
