@@ -177,6 +177,7 @@ def test_fingerprint_of_the_staging_stack(staging) -> None:
     assert fingerprint["compose_file_sha256"] == hashlib.sha256(STAGING_FILE.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path) -> None:
     """A whole drill on the compose stack: docker kill of hosted-model under load. The harness's
     failover time (from samples) and the gateway's own routing log must agree within the stated
@@ -214,6 +215,7 @@ def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path)
     assert all(c.status == "running" for c in runtime.containers())
 
 
+@pytest.mark.slow
 def test_provider_overloaded_drill_on_compose_streams_through_the_http_fault_proxy(staging, tmp_path) -> None:
     """The shipped compose provider drill (shorter phases): the hosted provider answers 529 on the
     compose stack's HTTP fault proxy; streams fail over before their first token and complete."""

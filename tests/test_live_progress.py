@@ -23,6 +23,8 @@ from harness.testing.drills import service_and_toxiproxy, short_scenario
 DRILL = [sys.executable, "-m", "harness.cli"]
 PHASES_S = 3 + 4 + 4
 PipedRun = tuple[subprocess.CompletedProcess[str], Path, Path]
+# Every test here watches a real drill (11 s of phases) run: the fast lane leaves them out.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

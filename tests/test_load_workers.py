@@ -60,6 +60,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_kill_9_of_a_distributed_run_then_recover_leaves_no_master_or_worker(tmp_path: Path) -> None:
     with service_and_toxiproxy() as (toxiproxy_url, upstream):
         scenario = short_scenario(tmp_path, 2, toxiproxy_url, upstream)

@@ -79,6 +79,7 @@ def test_a_crashed_runs_stack_is_named_with_drill_recover_all(tmp_path: Path) ->
         orphan.wait(timeout=10)
 
 
+@pytest.mark.slow
 @pytest.mark.docker
 def test_compose_and_local_stacks_are_up_side_by_side(tmp_path: Path) -> None:
     """Both reference stacks on their default ports at once; a second compose project on the same

@@ -32,6 +32,7 @@ def test_rebased_scenario_moves_every_fixed_port(tmp_path: Path) -> None:
         assert not re.search(rf"\b{old}\b", text + stack_text)
 
 
+@pytest.mark.slow
 def test_gpu_node_loss_local_passes_with_a_region_a_replacement(tmp_path: Path) -> None:
     result, _ = run_local("gpu-node-loss.local.yaml", tmp_path)
     r = result.results
@@ -51,6 +52,7 @@ def test_gpu_node_loss_local_passes_with_a_region_a_replacement(tmp_path: Path) 
     assert abs(agreement["failover_delta_s"]) <= lost["resolution_s"], agreement
 
 
+@pytest.mark.slow
 def test_region_quota_denial_local_replaces_from_region_b_and_lifts_the_quota(tmp_path: Path) -> None:
     result, mapping = run_local("region-quota-denial.local.yaml", tmp_path)
     r = result.results
@@ -71,6 +73,7 @@ def test_region_quota_denial_local_replaces_from_region_b_and_lifts_the_quota(tm
     }
 
 
+@pytest.mark.slow
 def test_control_gpu_node_loss_without_fallback_exits_1_naming_the_objectives(tmp_path: Path) -> None:
     result, _ = run_local("controls/gpu-node-loss.local.yaml", tmp_path, short=True)
     r = result.results
@@ -82,6 +85,7 @@ def test_control_gpu_node_loss_without_fallback_exits_1_naming_the_objectives(tm
     assert r["cleanup"]["ok"] is True
 
 
+@pytest.mark.slow
 @pytest.mark.docker
 def test_region_quota_denial_on_compose_replaces_from_region_b(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The shipped compose drill, under a unique project with every published port moved."""
@@ -119,6 +123,7 @@ def test_region_quota_denial_on_compose_replaces_from_region_b(tmp_path: Path, m
         runtime.down()
 
 
+@pytest.mark.slow
 def test_hosted_latency_control_without_fallback_exits_1_naming_the_objectives(tmp_path: Path) -> None:
     result, _ = run_local("controls/hosted-latency.yaml", tmp_path, short=True)
     r = result.results
