@@ -62,3 +62,33 @@ def test_scripts_test_fast_is_the_not_slow_lane() -> None:
     assert "--fast" in text and '"not slow"' in text
     done = subprocess.run(["bash", "-n", str(REPO / "scripts" / "test")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_docker_tests_and_a_shared_fixtures_module_each_keep_to_one_worker(tmp_path: Path) -> None:
+    """The groups of tests/conftest.py reach pytest-xdist: the suite's conftest over a small suite
+    on 2 workers, every test's worker and id read from the verbose log."""
+    import shutil
+    import sys
+
+    (tmp_path / "tests").mkdir()
+    shutil.copy(TESTS / "conftest.py", tmp_path / "tests" / "conftest.py")
+    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    docker: needs Docker\n")
+    body = "".join(f"@pytest.mark.docker\ndef test_docker_{i}():\n    pass\n\n" for i in range(4))
+    (tmp_path / "tests" / "test_a.py").write_text("import pytest\n\n" + body
+                                                 + "".join(f"def test_free_{i}():\n    pass\n\n" for i in range(4)))
+    (tmp_path / "tests" / "test_b.py").write_text(
+        "import pytest\n\n@pytest.fixture(scope='module')\ndef shared():\n    return 1\n\n"
+        + "".join(f"def test_shared_{i}(shared):\n    pass\n\n" for i in range(4)))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider",
+                           "tests"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    workers: dict[str, set[str]] = {}
+    for line in done.stdout.splitlines():
+        if " PASSED " in line:
+            worker, test = line.split()[0], line.split(" PASSED ")[1].strip()
+            name, _, group = test.split("::", 1)[1].partition("@")  # test_docker_0@docker
+            kind = name.rsplit("_", 1)[0]
+            workers.setdefault(f"{kind}@{group}" if group else kind, set()).add(worker)
+    assert workers["test_docker@docker"] and len(workers["test_docker@docker"]) == 1, workers
+    assert len(workers["test_shared@module:tests/test_b.py"]) == 1, workers
+    assert "test_free" in workers  # no group: either worker
