@@ -19,6 +19,7 @@ from aiohttp import web
 from harness.httpfaults.proxy import HttpRoute, running_http_fault_proxy
 from harness.testing import free_port, require_mitmdump, serve_in_thread
 from harness.testing.stacks import Program, events, gateway, model_server, poll, upstream
+from targets.answers import answer_token
 from targets.gateway import SseSplitter, classify_event, parse_retry_after
 
 STREAM = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": True}
@@ -177,7 +178,7 @@ def test_model_server_streams_one_chunk_per_token_then_finish_and_done(spawn: Ca
     seen = stream(node.url)
     assert seen.status == 200 and seen.headers["content-type"].startswith("text/event-stream")
     assert seen.headers["x-served-by"] == "gpu-s"
-    assert seen.tokens == [f"token{index} " for index in range(6)]
+    assert seen.tokens == [answer_token("chat", "hi", index) for index in range(6)]  # the reference answer
     finish = json.loads(seen.data[-2])
     assert finish["object"] == "chat.completion.chunk" and finish["choices"][0]["finish_reason"] == "stop"
     assert seen.done and len(seen.data) == 6 + 2

@@ -187,7 +187,8 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
         operator=start.get("user"),
         host=start.get("host"),
         environment=facts.environment,
-        phases={name: PhaseResult.of(stats, m.streams.get(name)) for name, stats in m.phases.items()},
+        phases={name: PhaseResult.of(stats, m.streams.get(name), m.answers.get(name))
+                for name, stats in m.phases.items()},
         faults=[FaultResult.of(f) for f in m.faults],
         objectives=[ObjectiveResult.of(o, undecided.get(o.name, ())) for o in m.objectives]
         + [ObjectiveResult.model_validate(o) for o in (metrics.objectives if metrics else [])],
@@ -325,6 +326,11 @@ def objective_spec(scenario: Scenario) -> measure.ObjectiveSpec:
         ttft_p95_baseline_factor=ttft_factor,
         ttft_p95_during=o.ttft_p95_during,
         min_stream_completion=o.min_stream_completion,
+        splice_gap_p95_ms=o.splice_gap_p95_ms,
+        max_tokens_lost=o.max_tokens_lost,
+        max_tokens_repeated=o.max_tokens_repeated,
+        max_foreign_tokens=o.max_foreign_tokens,
+        max_invalid_answer_rate=o.max_invalid_answer_rate,
     )
 
 

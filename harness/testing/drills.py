@@ -21,7 +21,15 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from harness.testing.parts import REPO, free_port, require, serve_in_thread, toxiproxy_binary, toxiproxy_server
+from harness.testing.parts import (
+    REPO,
+    free_port,
+    require,
+    require_mitmdump,
+    serve_in_thread,
+    toxiproxy_binary,
+    toxiproxy_server,
+)
 
 SCENARIOS = REPO / "scenarios"
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -169,6 +177,28 @@ def run_local(name: str, tmp_path: Path, *, short: bool = False) -> tuple[Any, d
         scenario.write_text(shortened(scenario.read_text(encoding="utf-8")), encoding="utf-8")
     result = run_drill(scenario, out=tmp_path / "run")
     return result, mapping
+
+
+def need_proxy() -> None:
+    """Toxiproxy and the HTTP fault proxy (mitmdump) are installed, or the test fails (CI) / skips."""
+    need_local()
+    require_mitmdump()
+
+
+def run_short(name: str, tmp_path: Path) -> tuple[Any, dict[int, int]]:
+    """Run the shipped local provider drill ``scenarios/<name>`` on free ports, shortened (a
+    control's verdict or a count holds at any length): (the engine's RunResult, old -> new port)."""
+    from harness.engine import run_drill
+
+    need_proxy()
+    scenario, mapping = rebased(SCENARIOS / name, tmp_path)
+    scenario.write_text(shortened(scenario.read_text(encoding="utf-8")), encoding="utf-8")
+    return run_drill(scenario, out=tmp_path / "run"), mapping
+
+
+def failed_objectives(results: dict[str, Any]) -> set[str]:
+    """The names of the objectives results.json says were missed."""
+    return {o["name"] for o in results["objectives"] if not o["passed"]}
 
 
 def fault(results: dict[str, Any], name: str) -> dict[str, Any]:
