@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/hostile_inputs.py
 
-Every scenario of tests/hostile_cases.py goes through ``drill validate FILE`` and every damaged
+Every scenario of harness/testing/hostile.py goes through ``drill validate FILE`` and every damaged
 run directory through ``drill report RUN_DIR``, each in a fresh process (peak RSS from
 ``wait4``, so it is that process's own). The contract: exit 2, one message naming FILE(:LINE),
 within 2 s and 200 MB. The last line is ``cases=<n> failed=<k> max_s=<..> max_mb=<..>``.
@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
 
-from hostile_cases import DAMAGES, synthetic_run, write_cases  # noqa: E402
+from harness.testing.hostile import DAMAGES, synthetic_run, write_cases  # noqa: E402
 
 LIMIT_S = 2.0
 LIMIT_MB = 200.0

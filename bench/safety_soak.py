@@ -41,15 +41,14 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-
-from conftest import free_port, serve_in_thread, toxiproxy_binary, wait_http  # noqa: E402
-from test_engine import own_service  # noqa: E402
+sys.path.insert(0, str(REPO))
 
 from harness.rundir import JOURNAL_FILE  # noqa: E402
 from harness.rundir.events import FaultApplied, JournalEvent, PhaseEnd  # noqa: E402
 from harness.rundir.journal import applied_faults, read_journal  # noqa: E402
 from harness.safety.strays import active_faults  # noqa: E402
+from harness.testing import free_port, serve_in_thread, toxiproxy_binary, wait_http  # noqa: E402
+from harness.testing.drills import own_service  # noqa: E402
 from harness.toxiproxy import ToxiproxyClient  # noqa: E402
 
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -203,9 +202,8 @@ class ComposeBed:
     """The reference stack under its own project on free ports."""
 
     def __init__(self, work: Path) -> None:
-        from test_docker_staging import PORT_VARIABLES, STAGING_FILE
-
         from harness.runtime.compose import ComposeRuntime
+        from harness.testing.stacks import PORT_VARIABLES, STAGING_FILE
 
         self.ports = {service: free_port() for service in PORT_VARIABLES}
         self.env = {PORT_VARIABLES[s]: str(p) for s, p in self.ports.items()}

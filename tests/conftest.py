@@ -1,37 +1,78 @@
-"""Shared fixtures. Tests that need real parts (Toxiproxy, Docker) *fail* under CI=true when the
-part is missing, and skip with the reason elsewhere — never a silent green."""
+"""Shared fixtures; the helpers behind them live in the package (:mod:`harness.testing`), which
+test modules import from: never from each other or from this file (tests/test_suite_layout.py
+checks). Tests that need real parts (Toxiproxy, Docker) *fail* under CI=true when the part is
+missing, and skip with the reason elsewhere — never a silent green.
+
+Lanes and parallel runs (docs/pytest.md, "drill's own suite"): ``slow`` marks a test that runs a
+real-time drill or a whole setup step, so ``scripts/test --fast`` (``-m "not slow"``) stays within
+3 minutes. Under pytest-xdist (``scripts/test`` runs ``-n 2 --dist loadgroup``) tests that share
+something keep to one worker: see :func:`pytest_collection_modifyitems`.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import httpx
 import pytest
-from aiohttp import web
 
-from harness.scenario.fault_specs import (
-    BandwidthSpec,
-    BlackholeSpec,
-    DownSpec,
-    JitterSpec,
-    LatencySpec,
-    NetworkFaultSpec,
-    ResetSpec,
-    parse_fault_spec,
-)
+from harness.testing import toxiproxy_server
+from harness.testing.runs import latency_run as make_latency_run
+from harness.testing.stacks import Spawn, programs
+from harness.testing.stacks import staging_stack as compose_staging_stack
 
-REPO = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
+DOCKER_GROUP = "docker"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for ``--dist loadgroup``; a test's own ``xdist_group`` mark wins.
+
+    What tests share, read from the runtimes and the fixtures: every local stack, Toxiproxy,
+    mitmdump and compose project a test starts is on free ports under a name of its own
+    (``harness.testing``), so no two tests meet on a port. What is left to share is:
+    - Docker (``docker`` mark): compose stacks of a dozen containers, up to a few minutes each to
+      build and health-check on two cores; one at a time keeps the compose drills' verdicts and
+      health waits as steady as in a serial run, and a module's compose stack is built once.
+    - A module- or session-scoped fixture of the suite (a stack, a drill run once and read by
+      several tests): its module stays on one worker, so the fixture is built once.
+    Everything else goes to whichever worker is free."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            if item.get_closest_marker("docker") is not None:
+                item.add_marker(pytest.mark.xdist_group(DOCKER_GROUP))
+            elif _uses_a_shared_fixture(item):
+                item.add_marker(pytest.mark.xdist_group(f"module:{item.nodeid.split('::', 1)[0]}"))
+        if config.getoption("loadgroup", default=False):  # set on pytest-xdist's workers
+            _name_the_group(item)
+
+
+def _name_the_group(item: pytest.Item) -> None:
+    """Put the group in the test's id as pytest-xdist's ``--dist loadgroup`` expects
+    (``path::test@group``). pytest-xdist 3.8 writes ``item._nodeid``, which pytest 9.2 no longer
+    reads (its ids are structured, ``item._id``), so every group is silently ignored
+    (pytest-dev/pytest-xdist#1386, fix open in #1388); this does what it meant to, and nothing on
+    a pytest that still has ``_nodeid``. tests/test_suite_layout.py checks groups hold."""
+    groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                     for m in item.iter_markers("xdist_group")})
+    structured = getattr(item, "_id", None)
+    if not groups or structured is None or hasattr(item, "_nodeid") or "@" in item.nodeid.rsplit("]", 1)[-1]:
+        return
+    item._id = type(structured).parse(f"{item.nodeid}@{'_'.join(groups)}")  # type: ignore[attr-defined]
+
+
+def _uses_a_shared_fixture(item: pytest.Item) -> bool:
+    """The test uses a fixture of this suite (not pytest's own) wider than one test."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    for definitions in info.name2fixturedefs.values():
+        for definition in definitions:
+            if definition.scope != "function" and definition.baseid.startswith("tests"):
+                return True
+    return False
 
 
 @pytest.fixture(autouse=True)
@@ -50,110 +91,11 @@ def private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
         os.environ["DRILL_STATE_DIR"] = previous
 
 
-def under_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
-def require(available: bool, what: str, how: str) -> None:
-    """Fail under CI=true, skip elsewhere, when a real part a test needs is missing."""
-    if available:
-        return
-    message = f"{what} is not available: {how}"
-    if under_ci():
-        pytest.fail(message + " (CI=true: a missing part fails the suite)", pytrace=False)
-    pytest.skip(message)  # only outside CI: under CI=true the missing part failed just above
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def network_spec(name: str, type: str, proxy: str, params: dict[str, object]) -> NetworkFaultSpec:
-    """A network fault's spec model, as a scenario's ``faults`` entry would give it."""
-    spec = parse_fault_spec({"name": name, "type": type, "target": {"proxy": proxy}, **params})
-    assert isinstance(spec, (LatencySpec, JitterSpec, BandwidthSpec, BlackholeSpec, ResetSpec, DownSpec))
-    return spec
-
-
-def wait_http(url: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=0.5)
-            return
-        except httpx.HTTPError as exc:
-            last = exc
-            time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout_s}s: {last}")
-
-
-def require_mitmdump() -> None:
-    """The HTTP fault proxy (mitmdump) is installed, or the test fails (CI=true) / skips, saying how."""
-    from harness.errors import FaultError
-    from harness.httpfaults.proxy import find_mitmdump
-
-    try:
-        find_mitmdump()
-    except FaultError:
-        require(False, "mitmdump (the HTTP fault proxy)", "run scripts/mitmproxy-setup")
-
-
-def toxiproxy_binary() -> str | None:
-    for candidate in (VENV_BIN / "toxiproxy-server", REPO / ".venv/bin/toxiproxy-server"):
-        if candidate.exists():
-            return str(candidate)
-    return shutil.which("toxiproxy-server")
-
-
 @pytest.fixture
-def toxiproxy_url():
+def toxiproxy_url() -> Iterator[str]:
     """A real toxiproxy-server on a free loopback port, stopped after the test."""
-    binary = toxiproxy_binary()
-    require(binary is not None, "toxiproxy-server", "run scripts/bootstrap")
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "-host", "127.0.0.1", "-port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/version")
+    with toxiproxy_server() as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def serve_in_thread(app: web.Application) -> Iterator[str]:
-    """Serve an aiohttp app on a free loopback port from a thread with its own event loop."""
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app, access_log=None)
-
-    async def start() -> None:
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-
-    loop.run_until_complete(start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-
-
-# --- a real run's files (tests/data/latency-run), for report, pack and history tests -------------
-
-LATENCY_RUN = REPO / "tests" / "data" / "latency-run"
 
 
 @pytest.fixture
@@ -163,12 +105,23 @@ def latency_run(tmp_path: Path):  # type: ignore[no-untyped-def]
     junit.xml and report.html from them exactly as `drill report` does."""
 
     def make(parent: Path | None = None, name: str = "run") -> Path:
-        from harness.results import compute_results, write_outputs
-
-        run_dir = (parent or tmp_path) / name
-        shutil.copytree(LATENCY_RUN, run_dir)
-        results, timeline = compute_results(run_dir)
-        write_outputs(run_dir, results, timeline)
-        return run_dir
+        return make_latency_run(parent or tmp_path, name)
 
     return make
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[Spawn]:
+    """Start a reference program (``spawn("gateway", **env) -> Program``) on a free port; every
+    one is killed at teardown."""
+    with programs(tmp_path) as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def staging_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[str, int]]]:
+    """The compose reference stack under its own project on free ports, once per module."""
+    with compose_staging_stack(tmp_path_factory.mktemp("logs"), prefix="drill-safety") as up:
+        yield up
+
+

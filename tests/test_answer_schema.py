@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from conftest import serve_in_thread
 
 from harness.load import LoadPlan, RequestSpec
 from harness.load.prober import Prober
@@ -21,6 +20,7 @@ from harness.load.streams import StreamTally, check_body, check_chat_chunk, read
 from harness.measure import MeasureSettings, ObjectiveSpec, measure_run
 from harness.measure.answers import answer_phase_stats
 from harness.rundir.frames import read_samples
+from harness.testing import serve_in_thread
 
 CHAT = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "chat",
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}

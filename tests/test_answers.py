@@ -14,14 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from test_targets import Program, events, gateway, model_server, spawn, upstream
 
 from harness.load import streams
 from harness.load.samples import SPLICE_COLUMNS
 from harness.load.streams import ExpectedAnswer, StreamTally, expected_answer, read_stream
+from harness.testing.stacks import Program, events, gateway, model_server, upstream
 from targets import answers
-
-__all__ = ["spawn"]  # the fixture, from tests/test_targets.py
 
 PROMPT_BODY = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 

@@ -20,7 +20,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port, require
+
+from harness.testing import REPO, free_port, require
 
 GO_PARSE_ERROR = "invalid go version '1.23.0': must match format 1.23"
 STAND_IN_GO_119 = f"""#!/bin/sh

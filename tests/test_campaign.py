@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import free_port, serve_in_thread
-from test_engine import own_service, scenario
 
 from harness.campaign import campaign_status, load_campaign, run_campaign
 from harness.errors import ScenarioError
+from harness.testing import free_port, serve_in_thread
+from harness.testing.drills import own_service
+from harness.testing.drills import own_service_scenario as scenario
 
 REPO = Path(__file__).resolve().parents[1]
 

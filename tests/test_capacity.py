@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 from aiohttp import web
-from conftest import serve_in_thread
 
 from harness.load.capacity import CAPACITY_FILE, CapacitySampler
 from harness.measure.capacity import measure_capacity
 from harness.measure.model import FaultTiming
 from harness.rundir.frames import read_capacity
+from harness.testing import serve_in_thread
 
 T0 = 1000.0
 
@@ -126,7 +126,7 @@ def test_sampler_polls_a_real_pool_endpoint_and_read_capacity_reads_it(tmp_path:
 
 
 def test_sampler_records_failed_polls_and_is_bounded(tmp_path: Path) -> None:
-    from conftest import free_port
+    from harness.testing import free_port
 
     out = tmp_path / "samples" / CAPACITY_FILE
     sampler = CapacitySampler(f"http://127.0.0.1:{free_port()}/admin/pool", out, 0.05, max_samples=3)

@@ -11,10 +11,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port, serve_in_thread
-from test_engine import own_service, scenario
 
 from harness.safety.lock import StackBusyError, StackLock
+from harness.testing import REPO, free_port, serve_in_thread
+from harness.testing.drills import own_service
+from harness.testing.drills import own_service_scenario as scenario
 from harness.toxiproxy import ToxiproxyClient
 
 DRILL = [sys.executable, "-m", "harness.cli"]

@@ -13,16 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port, require, serve_in_thread, toxiproxy_binary, wait_http
-from test_engine import own_service
-from test_safety import EXIT_TIMEOUT_S, compose_env, compose_problems, staging_stack, start_drill, tail, wait_event
 
 from harness.rundir import JOURNAL_FILE
 from harness.rundir.journal import read_journal
 from harness.rundir.state import registered_runs
+from harness.testing import free_port, require, serve_in_thread, toxiproxy_binary, wait_http
+from harness.testing.drills import EXIT_TIMEOUT_S, own_service, start_drill, tail, wait_event
+from harness.testing.stacks import compose_env, compose_problems
 from harness.toxiproxy import ToxiproxyClient
 
-__all__ = ["staging_stack"]  # the compose fixture, shared with the safety loops
 EXIT_ABORTED = 3
 
 

@@ -20,7 +20,6 @@ import docker
 import docker.errors
 import httpx
 import pytest
-from conftest import REPO, require, under_ci
 
 import harness.faults.container as container_module
 from harness.errors import DrillError, FaultError, ScenarioError
@@ -34,6 +33,7 @@ from harness.runtime.compose import (
     docker_host_is_local,
     run_compose,
 )
+from harness.testing import REPO, require, under_ci
 
 pytestmark = pytest.mark.docker
 

@@ -14,57 +14,20 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import docker.errors
 import httpx
 import pytest
-from conftest import REPO, free_port, require, under_ci
 
-from harness.errors import DrillError
 from harness.faults.container import container_fault
 from harness.httpfaults.client import HttpFaultClient
-from harness.runtime.compose import PROJECT_LABEL, ComposeRuntime, docker_client
+from harness.runtime.compose import PROJECT_LABEL, ComposeRuntime
+from harness.testing import REPO, free_port, require
+from harness.testing.stacks import PORT_VARIABLES, STAGING_FILE, staging_ready
 
 pytestmark = pytest.mark.docker
 
-STAGING_FILE = REPO / "compose/staging.yaml"
 TOXIPROXY_CONFIG = REPO / "compose/toxiproxy.json"
-IMAGES = ("drill-targets:latest", "drill-toxiproxy:latest", "drill-http-fault-proxy:latest")
-PORT_VARIABLES = {
-    "gateway": "DRILL_PORT_GATEWAY",
-    "toxiproxy": "DRILL_PORT_TOXIPROXY",
-    "hosted-model": "DRILL_PORT_HOSTED_MODEL",
-    "gpu-a1": "DRILL_PORT_GPU_A1",
-    "gpu-a2": "DRILL_PORT_GPU_A2",
-    "gpu-a3": "DRILL_PORT_GPU_A3",
-    "gpu-b1": "DRILL_PORT_GPU_B1",
-    "cpu-fallback": "DRILL_PORT_CPU_FALLBACK",
-    "cloud-api": "DRILL_PORT_CLOUD_API",
-    "autoscaler": "DRILL_PORT_AUTOSCALER",
-    "prometheus": "DRILL_PORT_PROMETHEUS",  # the stack's own metrics (docs/metrics.md)
-    "http-fault-proxy": "DRILL_PORT_HTTP_FAULT_PROXY",  # provider faults (docs/http-faults.md)
-}
 GPU_REGIONS = {"gpu-a1": "region-a", "gpu-a2": "region-a", "gpu-a3": "region-a", "gpu-b1": "region-b"}
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
-
-
-def _images_present() -> bool:
-    try:
-        client = docker_client()
-        for image in IMAGES:
-            client.images.get(image)
-    except (DrillError, docker.errors.DockerException):
-        return False
-    return True
-
-
-def staging_ready() -> bool:
-    """Engine up and the stack's images built; under CI=true, scripts/docker-setup makes them."""
-    if _images_present():
-        return True
-    if under_ci():
-        subprocess.run([str(REPO / "scripts/docker-setup")], check=False, timeout=1800)
-        return _images_present()
-    return False
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +177,7 @@ def test_fingerprint_of_the_staging_stack(staging) -> None:
     assert fingerprint["compose_file_sha256"] == hashlib.sha256(STAGING_FILE.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path) -> None:
     """A whole drill on the compose stack: docker kill of hosted-model under load. The harness's
     failover time (from samples) and the gateway's own routing log must agree within the stated
@@ -251,6 +215,7 @@ def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path)
     assert all(c.status == "running" for c in runtime.containers())
 
 
+@pytest.mark.slow
 def test_provider_overloaded_drill_on_compose_streams_through_the_http_fault_proxy(staging, tmp_path) -> None:
     """The shipped compose provider drill (shorter phases): the hosted provider answers 529 on the
     compose stack's HTTP fault proxy; streams fail over before their first token and complete."""

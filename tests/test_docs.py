@@ -10,8 +10,6 @@ from typing import Any
 
 import annotated_types
 import pytest
-from conftest import REPO
-from test_report import example_results, example_timeline
 
 from harness.report.html import render_report
 from harness.scenario.fault_specs import (
@@ -23,6 +21,8 @@ from harness.scenario.fault_specs import (
     ServiceFaultSpec,
     ToxiproxyFaultSpec,
 )
+from harness.testing import REPO
+from harness.testing.runs import example_results, example_timeline
 
 DOC = REPO / "docs" / "scenarios.md"
 SPEC_OF = {cls.fault_type(): cls for cls in FAULT_SPEC_CLASSES}

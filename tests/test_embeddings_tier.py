@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import free_port, wait_http
 
 from harness.measure.quality import recall_at_k
+from harness.testing import free_port, wait_http
 
 REPO = Path(__file__).resolve().parents[1]
 CANARIES = json.loads((REPO / "targets" / "data" / "embeddings-canaries.json").read_text(encoding="utf-8"))

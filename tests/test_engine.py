@@ -9,50 +9,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from conftest import free_port, serve_in_thread
 
 from harness.engine import run_drill
 from harness.errors import ScenarioError
 from harness.rundir.journal import applied_faults
+from harness.testing import free_port, serve_in_thread
+from harness.testing.drills import own_service
+from harness.testing.drills import own_service_scenario as scenario
 from harness.toxiproxy import ToxiproxyClient
-
-
-def own_service() -> web.Application:
-    async def chat(_: web.Request) -> web.Response:
-        return web.json_response({"choices": []}, headers={"X-Served-By": "svc-1", "X-Tier": "hosted"})
-
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    return app
-
-
-def scenario(tmp_path: Path, toxiproxy_url: str, upstream: str, listen_port: int, **over: str) -> Path:
-    fault = over.get("fault", "{name: slow, type: latency, target: {proxy: svc}, latency_ms: 300, duration: 3s}")
-    objectives = over.get("objectives", "{rto_s: 10, p95_ms: 5000}")
-    stop_when = over.get("stop_when", "")
-    text = f"""\
-        apiVersion: drill/v1
-        kind: Scenario
-        name: own-service
-        toxiproxy: {{url: {toxiproxy_url}}}
-        proxies:
-          - {{name: svc, listen: 127.0.0.1:{listen_port}, upstream: {upstream}}}
-        load:
-          host: http://127.0.0.1:{listen_port}
-          users: 2
-          request: {{method: POST, path: /v1/chat/completions, json: {{model: chat}}}}
-          timeout_s: 2
-          probe_rate_hz: 20
-        phases: {{baseline: 3s, fault: 3s, recovery: 6s}}
-        faults:
-          - {fault}
-        objectives: {objectives}
-        {stop_when}
-        """
-    path = tmp_path / "own.yaml"
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 @pytest.mark.slow

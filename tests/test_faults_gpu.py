@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port
 
 from harness.errors import ScenarioError
 from harness.faults.base import FaultContext
@@ -16,6 +15,7 @@ from harness.faults.gpu import gpu_fault, select, undo_gpu
 from harness.runtime.local import LocalRuntime
 from harness.runtime.stackfile import LocalStackSpec
 from harness.scenario.fault_specs import parse_fault_spec
+from harness.testing import free_port
 
 
 def node(name: str, region: str, port: int) -> dict[str, object]:

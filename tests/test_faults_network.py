@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, network_spec
 
 from harness.errors import FaultError
 from harness.faults.base import Fault
@@ -24,6 +23,7 @@ from harness.faults.network import (
     undo_network,
 )
 from harness.rundir.undo import ProxyDisabledUndo, ToxicUndo, parse_undo
+from harness.testing import free_port, network_spec
 from harness.toxiproxy import ToxiproxyClient
 
 MOCK_URL = "http://127.0.0.1:8474"

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, wait_http
 from pydantic import ValidationError
 
 from harness.faults.base import FaultContext
 from harness.faults.quota import active_denials, quota_fault, undo_quota
 from harness.scenario.fault_specs import RegionQuotaDenialSpec, parse_fault_spec
+from harness.testing import free_port, wait_http
 
 REPO = Path(__file__).resolve().parents[1]
 REGIONS = {"region-a": {"quota": 3, "running": [], "standby": [{"node": "a", "url": "http://127.0.0.1:1"}]},

@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 import yaml
-from hostile_cases import BASE, synthetic_run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.errors import ScenarioError
 from harness.results import compute_results
 from harness.scenario import load_scenario
+from harness.testing.hostile import BASE, synthetic_run
 
 EXAMPLES = int(os.environ.get("DRILL_FUZZ_EXAMPLES", "120"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,

@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-from hostile_cases import BASE, DAMAGES, synthetic_run, write_cases
 
 from harness.errors import ScenarioError
 from harness.results import compute_results
 from harness.scenario import load_scenario
+from harness.testing import REPO
+from harness.testing.hostile import BASE, DAMAGES, synthetic_run, write_cases
 
 DRILL = [sys.executable, "-m", "harness.cli"]
 MAX_RSS_BYTES = 200 * 1024 * 1024
@@ -142,12 +142,11 @@ def test_an_exception_in_the_engine_after_a_fault_is_applied_rolls_back_and_exit
     revert it, save the traceback in the run directory, say so in one line and exit 3."""
     import json
 
-    from conftest import free_port, serve_in_thread
-    from test_engine import own_service
-
     from harness.rundir import JOURNAL_FILE
     from harness.rundir.events import FaultApplied, FaultReverted, RunError
     from harness.rundir.journal import applied_faults, read_journal
+    from harness.testing import free_port, serve_in_thread
+    from harness.testing.drills import own_service
     from harness.toxiproxy import ToxiproxyClient
 
     with serve_in_thread(own_service()) as url, ToxiproxyClient(toxiproxy_url) as client:

@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 from aiohttp import web
-from conftest import free_port, require_mitmdump, serve_in_thread
 
 from harness.errors import FaultError
 from harness.httpfaults.client import HttpFaultClient, HttpFaultProxyError
 from harness.httpfaults.proxy import HttpRoute, running_http_fault_proxy
+from harness.testing import free_port, require_mitmdump, serve_in_thread
 
 EVENTS = 10
 EVENT_INTERVAL_S = 0.03

@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_scenarios_capacity import need_local, objective, rebased, shortened
 
 from harness.engine import run_drill
 from harness.progress import DriveTick
 from harness.rundir.events import FaultApplied, LoadStarted
 from harness.rundir.journal import read_journal
+from harness.testing.drills import need_local, objective, rebased, shortened
 
 STALL_AFTER_ONSET_S = 2.3
 STALL_S = 0.7

@@ -13,11 +13,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import VENV_BIN, free_port, require, serve_in_thread, toxiproxy_binary
 
 from harness.errors import ScenarioError
 from harness.init import parse_dependency, plan_scenario, write_scenario
 from harness.scenario import load_scenario
+from harness.testing import VENV_BIN, free_port, require, serve_in_thread, toxiproxy_binary
 
 DRILL = str(VENV_BIN / "drill")
 

@@ -6,9 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import REPO, VENV_BIN
-
 from harness.listing import last_verdict, list_entries
+from harness.testing import REPO, VENV_BIN
 
 SCENARIO = """\
 apiVersion: drill/v1

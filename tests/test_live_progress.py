@@ -6,72 +6,25 @@ own behind a private Toxiproxy (free ports), so a reference stack left up elsewh
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port, require, serve_in_thread, toxiproxy_binary, wait_http
-from test_engine import own_service
+
+from harness.testing import REPO, require
+from harness.testing.drills import service_and_toxiproxy, short_scenario
 
 DRILL = [sys.executable, "-m", "harness.cli"]
 PHASES_S = 3 + 4 + 4
 PipedRun = tuple[subprocess.CompletedProcess[str], Path, Path]
-
-
-def short_scenario(tmp_path: Path, workers: int, toxiproxy_url: str, upstream: str) -> Path:
-    """A user's own service behind a Toxiproxy proxy (free ports: no clash with a reference stack
-    left up), 11 s of phases, ``workers`` Locust workers."""
-    listen_port = free_port()
-    text = f"""\
-        apiVersion: drill/v1
-        kind: Scenario
-        name: live-{workers}
-        toxiproxy: {{url: {toxiproxy_url}}}
-        proxies:
-          - {{name: svc, listen: 127.0.0.1:{listen_port}, upstream: {upstream}}}
-        load:
-          host: http://127.0.0.1:{listen_port}
-          users: 4
-          request: {{method: POST, path: /v1/chat/completions, json: {{model: chat}}}}
-          timeout_s: 2
-          probe_rate_hz: 20
-          workers: {workers}
-        phases: {{baseline: 3s, fault: 4s, recovery: 4s}}
-        faults:
-          - {{name: provider-slow, type: latency, target: {{proxy: svc}}, latency_ms: 300, duration: 4s}}
-        objectives: {{rto_s: 10, p95_ms: 5000}}
-        """
-    path = tmp_path / f"live-{workers}.yaml"
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-@contextlib.contextmanager
-def service_and_toxiproxy() -> Iterator[tuple[str, str]]:
-    """(toxiproxy_url, upstream host:port): a private toxiproxy-server and the own service."""
-    binary = toxiproxy_binary()
-    require(binary is not None, "toxiproxy-server", "run scripts/bootstrap")
-    assert binary is not None
-    port = free_port()
-    proc = subprocess.Popen([binary, "-host", "127.0.0.1", "-port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/version")
-        with serve_in_thread(own_service()) as service:
-            yield url, service.removeprefix("http://")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+# Every test here watches a real drill (11 s of phases) run: the fast lane leaves them out.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

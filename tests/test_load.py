@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 from aiohttp import web
-from conftest import free_port, wait_http
 
 from harness.errors import ScenarioError
 from harness.load import LoadError, LoadPlan, LoadRunner, RequestSpec, SampleTail
 from harness.load.prober import SKIPPED_ERROR, Prober, error_name
 from harness.load.samples import COLUMNS
+from harness.testing import free_port, wait_http
 
 ROUTING_HEADERS = {"X-Served-By": "gpu-a1", "X-Tier": "gpu", "X-Region": "region-a", "X-Degraded": "true"}
 SLOW_REPLY_S = 3.0

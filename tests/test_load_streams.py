@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from conftest import free_port, serve_in_thread
 
 from harness.load import LoadPlan, LoadRunner, RequestSpec, SampleTail
 from harness.load.prober import Prober
 from harness.load.samples import COLUMNS, NON_STREAM_COLUMNS, SPLICE_COLUMNS, STREAM_COLUMNS, sample_row
 from harness.load.streams import StreamTally, read_stream, wants_stream
+from harness.testing import free_port, serve_in_thread
 
 # --- the pure reading --------------------------------------------------------------------------
 

@@ -13,14 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port
-from test_live_progress import service_and_toxiproxy, short_scenario
 
 from harness.errors import ScenarioError
 from harness.load import LoadRunner, RequestSpec
 from harness.load.plan import LoadPlan, split_host_port
 from harness.rundir.clock import load_clock
 from harness.scenario import load_scenario
+from harness.testing import REPO, free_port
+from harness.testing.drills import service_and_toxiproxy, short_scenario
 
 DRILL = [sys.executable, "-m", "harness.cli"]
 
@@ -60,6 +60,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_kill_9_of_a_distributed_run_then_recover_leaves_no_master_or_worker(tmp_path: Path) -> None:
     with service_and_toxiproxy() as (toxiproxy_url, upstream):
         scenario = short_scenario(tmp_path, 2, toxiproxy_url, upstream)

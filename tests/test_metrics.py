@@ -216,10 +216,9 @@ def test_a_steady_state_missed_after_recovery_fails_the_drill_by_name(tmp_path: 
 # --- the report ---------------------------------------------------------------------------------
 
 def test_recorded_metrics_are_drawn_under_the_timeline_with_the_fault_bands() -> None:
-    from test_report import example_results, example_timeline
-
     from harness.report.charts import metric_svg, run_start_epoch
     from harness.report.html import render_report
+    from harness.testing.runs import example_results, example_timeline
 
     results = example_results()
     origin = run_start_epoch(results)

@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import free_port, require, toxiproxy_binary
-from test_scenarios_capacity import rebased
 
 from harness.engine import run_drill
 from harness.metrics.client import PrometheusClient, PromQLError
@@ -28,6 +26,8 @@ from harness.runtime.local import LocalRuntime
 from harness.runtime.ports import port_in_use
 from harness.runtime.stackfile import LocalStackSpec
 from harness.scenario import load_scenario
+from harness.testing import free_port, require, toxiproxy_binary
+from harness.testing.drills import rebased
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow

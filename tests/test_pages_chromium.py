@@ -27,10 +27,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import REPO, free_port, require
 
 from harness.evidence.pack import build_pack
 from harness.report.history import write_history
+from harness.testing import REPO, free_port, require
 
 VIEW_WIDTH_PX = 1200
 MAX_HEIGHT_PX = 12000

@@ -9,8 +9,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import free_port, serve_in_thread
-from test_engine import own_service, scenario
+
+from harness.testing import free_port, serve_in_thread
+from harness.testing.drills import own_service
+from harness.testing.drills import own_service_scenario as scenario
 
 
 def run_pytest(tmp_path: Path, target: Path) -> tuple[subprocess.CompletedProcess[str], ET.Element]:

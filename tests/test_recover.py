@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, network_spec, require, require_mitmdump
 
 from harness.errors import FaultError
 from harness.faults.network import network_fault
@@ -22,6 +21,7 @@ from harness.rundir.journal import Journal, applied_faults
 from harness.rundir.undo import ProxyCreatedUndo, ToxicUndo
 from harness.safety.recover import recover_run, recover_strays
 from harness.safety.strays import active_faults, hook_urls, scan
+from harness.testing import free_port, network_spec, require, require_mitmdump
 from harness.toxiproxy import ToxiproxyClient
 
 
@@ -346,11 +346,10 @@ def test_kill_9_mid_http_fault_then_recover_all_leaves_no_http_fault(tmp_path: P
     import sys
     import time
 
-    from conftest import toxiproxy_binary
-
     from harness.httpfaults.client import HttpFaultClient
     from harness.rundir.journal import read_journal
     from harness.runtime.ports import port_in_use
+    from harness.testing import toxiproxy_binary
 
     require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
     require_mitmdump()

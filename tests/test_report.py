@@ -35,54 +35,13 @@ from harness.report.charts import (
     tier_share_svg,
     timeline_svg,
 )
-from harness.report.formatting import parse_utc, quantity
+from harness.report.formatting import quantity
 from harness.report.results import SCHEMA
 from harness.rundir.frames import read_capacity
+from harness.testing.runs import EXAMPLE, example_results, example_timeline
+from harness.testing.runs import epoch as _epoch
 
-EXAMPLE = Path(__file__).parent / "data" / "results-example.json"
 CAPACITY_EXAMPLE = Path(__file__).parent / "data" / "capacity-example"
-BUCKET_S = 0.25
-
-
-def example_results() -> dict[str, Any]:
-    return json.loads(EXAMPLE.read_text(encoding="utf-8"))
-
-
-def example_timeline(results: dict[str, Any], bucket_s: float = BUCKET_S, seed: int = 7) -> pd.DataFrame:
-    """Buckets matching the example: hosted serves, dies at the first fault's onset, gpu takes
-    over after ``failover_s``, errors stop at onset + RTO, hosted is back after revert + failback."""
-    rng = np.random.default_rng(seed)
-    phases = results["phases"]
-    origin = _epoch(phases["baseline"]["start"])
-    end_s = _epoch(phases["recovery"]["end"]) - origin
-    fault = results["faults"][0]
-    onset_s = _epoch(fault["onset_at"]) - origin
-    recovered_s = onset_s + fault["rto_s"]
-    failover_s = onset_s + fault["failover_s"]
-    failback_s = _epoch(fault["reverted_at"]) - origin + fault["failback_s"]
-    t = np.arange(0.0, end_s, bucket_s)
-    requests = rng.poisson(28, len(t)).astype(float)
-    error_rate = np.where((t >= onset_s) & (t < recovered_s), np.clip(0.9 - (t - onset_s) / 10, 0.05, 1), 0.0)
-    p95_ms = 118 + rng.normal(0, 6, len(t))
-    p95_ms = np.where((t >= onset_s) & (t < failover_s), 5000.0, p95_ms)
-    p95_ms = np.where((t >= failover_s) & (t < failback_s), 240 + rng.normal(0, 20, len(t)), p95_ms)
-    on_gpu = (t >= failover_s) & (t < failback_s)
-    hosted = np.where(on_gpu | ((t >= onset_s) & (t < failover_s)), 0.0, 1.0)
-    gpu = np.where(on_gpu, 1.0 - error_rate, 0.0)
-    # A few requests just over the latency bound while on gpu: bad but not failed.
-    bad_ratio = np.where(on_gpu & (t < recovered_s + 2), np.maximum(error_rate, 0.08), error_rate)
-    return pd.DataFrame(
-        {"t_s": t, "requests": requests, "error_rate": error_rate, "bad_ratio": bad_ratio, "p95_ms": p95_ms,
-         "tier:hosted": hosted * (1 - error_rate), "tier:gpu": gpu, "tier:cpu": 0.0}
-    )
-
-
-def _epoch(value: Any) -> float:
-    epoch = parse_utc(value)
-    assert epoch is not None, value
-    return epoch
-
-
 def as_epoch_seconds(results: dict[str, Any]) -> dict[str, Any]:
     """The example with phase and fault times as epoch seconds (the other spelling we accept)."""
     out = copy.deepcopy(results)
@@ -573,9 +532,8 @@ def test_capacity_pool_never_answered_says_why(tmp_path: Path) -> None:
 
 # --- streamed requests (issue 13) ------------------------------------------------------------------
 def test_streaming_run_renders_the_table_and_both_charts(tmp_path: Path) -> None:
-    from streaming_run import streaming_run
-
     from harness.results import compute_results, write_outputs
+    from harness.testing.runs import streaming_run
 
     run_dir = streaming_run(tmp_path)
     results, timeline = compute_results(run_dir)

@@ -1,6 +1,6 @@
 """results.json for a run whose requests streamed: phases.*.streaming and measurement.streaming,
 computed from the run directory alone, and `drill report` failing (exit 1) on a missed streaming
-objective, naming it. Built from the recorded latency run (tests/streaming_run.py): no stack."""
+objective, naming it. Built from the recorded latency run (harness.testing.runs.streaming_run): no stack."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 from click.testing import CliRunner
-from streaming_run import CUT_AFTER_TOKENS, SLOW_MS, recorded_probe, streaming_run
 
 from harness.cli import main
 from harness.results import RunResults, compute_results
 from harness.rundir.journal import utc_iso
+from harness.testing.runs import CUT_AFTER_TOKENS, SLOW_MS, recorded_probe, streaming_run
 
 FAULT_START = 1796024411.365958  # journal.jsonl phase.start fault
 RECOVERY_START = 1796024431.365958

@@ -11,11 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 from aiohttp import web
-from conftest import serve_in_thread
 
 from harness import measure
 from harness.load import LoadPlan, LoadRunner, RequestSpec
 from harness.rundir.frames import read_samples
+from harness.testing import serve_in_thread
 
 OUTAGE_S = 2.0
 PROBE_RATE_HZ = 20.0

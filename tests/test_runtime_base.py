@@ -7,11 +7,11 @@ import inspect
 import re
 
 import pytest
-from conftest import REPO
 
 from harness.runtime import ExternalRuntime, Runtime
 from harness.runtime.compose import ComposeRuntime
 from harness.runtime.local import LocalRuntime
+from harness.testing import REPO
 
 MEMBERS = sorted(
     name for name, value in vars(Runtime).items()

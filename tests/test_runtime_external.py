@@ -9,12 +9,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port
 
 from harness.errors import ScenarioError
 from harness.faults import FaultContext, build_fault
 from harness.runtime import ExternalRuntime, open_stack
 from harness.scenario import load_scenario
+from harness.testing import REPO, free_port
 
 MANAGED = "needs a stack the harness manages"
 

@@ -11,13 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import free_port, require, require_mitmdump, toxiproxy_binary
 
 from harness.errors import ScenarioError, StackError
 from harness.httpfaults.client import HttpFaultClient
 from harness.runtime.local import LocalRuntime
 from harness.runtime.ports import port_in_use
 from harness.runtime.stackfile import LocalStackSpec, load_stack
+from harness.testing import free_port, require, require_mitmdump, toxiproxy_binary
+from harness.testing.stacks import small_stack
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -32,57 +33,6 @@ def pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
-
-
-def small_stack(tmp_path: Path, with_toxiproxy: bool = True) -> tuple[Path, dict[str, int]]:
-    """toxiproxy + one hosted model server behind a proxy + a gpu node + a gateway, free ports."""
-    ports = {name: free_port() for name in ("toxiproxy", "proxy", "hosted", "gpu", "gateway")}
-    hosted_url = f"http://127.0.0.1:{ports['proxy'] if with_toxiproxy else ports['hosted']}"
-    upstreams = (
-        f'[{{"name": "hosted", "url": "{hosted_url}", "tier": "hosted", "region": "external"}},'
-        f' {{"name": "gpu-a1", "url": "http://127.0.0.1:{ports["gpu"]}", "tier": "gpu", "region": "region-a"}}]'
-    )
-    stack: dict[str, object] = {
-        "apiVersion": "drill/v1",
-        "kind": "Stack",
-        "name": "test-stack",
-        "stop_grace_s": 3,
-        "processes": [
-            {
-                "name": "hosted",
-                "argv": ["python", "-m", "targets.model_server"],
-                "env": {"HOST": "127.0.0.1", "PORT": ports["hosted"], "TIER": "hosted", "NODE_ID": "hosted"},
-                "port": ports["hosted"],
-                "health": f"http://127.0.0.1:{ports['hosted']}/health",
-                "labels": {"service": "hosted-model", "tier": "hosted"},
-            },
-            {
-                "name": "gpu-a1",
-                "argv": ["python", "-m", "targets.model_server"],
-                "env": {"HOST": "127.0.0.1", "PORT": ports["gpu"], "TIER": "gpu", "NODE_ID": "gpu-a1"},
-                "port": ports["gpu"],
-                "health": f"http://127.0.0.1:{ports['gpu']}/health",
-                "labels": {"tier": "gpu", "region": "region-a"},
-            },
-            {
-                "name": "gateway",
-                "argv": ["python", "-m", "targets.gateway"],
-                "env": {"HOST": "127.0.0.1", "PORT": ports["gateway"], "UPSTREAMS": upstreams},
-                "port": ports["gateway"],
-                "health": f"http://127.0.0.1:{ports['gateway']}/health",
-                "labels": {"service": "gateway"},
-                "start_after": ["hosted", "gpu-a1"],
-            },
-        ],
-    }
-    if with_toxiproxy:
-        stack["toxiproxy"] = {"listen": f"127.0.0.1:{ports['toxiproxy']}"}
-        stack["proxies"] = [
-            {"name": "hosted", "listen": f"127.0.0.1:{ports['proxy']}", "upstream": f"127.0.0.1:{ports['hosted']}"}
-        ]
-    path = tmp_path / "stack.yaml"
-    path.write_text(yaml.safe_dump(stack, sort_keys=False))
-    return path, ports
 
 
 @pytest.fixture

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPO, VENV_BIN, require
-from test_runtime_local import small_stack
 
 from harness.errors import StackError
 from harness.rundir.events import StackStarted
 from harness.rundir.journal import Journal
 from harness.rundir.state import read_private_json, register_run, write_private_json
 from harness.runtime.ports import listening_pids, published_ports, who_holds
+from harness.testing import REPO, VENV_BIN, require
+from harness.testing.stacks import small_stack
 
 LISTENER = "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); " \
            "print(s.getsockname()[1], flush=True); time.sleep(120)"
@@ -80,15 +80,15 @@ def test_a_crashed_runs_stack_is_named_with_drill_recover_all(tmp_path: Path) ->
         orphan.wait(timeout=10)
 
 
+@pytest.mark.slow
 @pytest.mark.docker
 def test_compose_and_local_stacks_are_up_side_by_side(tmp_path: Path) -> None:
     """Both reference stacks on their default ports at once; a second compose project on the same
     ports is refused naming the first and the command that removes it."""
-    from test_docker_staging import staging_ready
-
     from harness.runtime.compose import ComposeRuntime
     from harness.runtime.local import LocalRuntime
     from harness.runtime.stackfile import load_stack
+    from harness.testing.stacks import staging_ready
 
     require(staging_ready(), "Docker engine with the drill-targets and drill-toxiproxy images",
             "run scripts/docker-setup")

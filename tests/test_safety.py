@@ -17,88 +17,38 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import textwrap
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, free_port, require, serve_in_thread
-from test_engine import own_service
 
 from harness.rundir import JOURNAL_FILE
 from harness.rundir.events import FaultReverted
-from harness.rundir.journal import applied_faults, read_journal
+from harness.rundir.journal import applied_faults
 from harness.safety.strays import active_faults
+from harness.testing import REPO, free_port, serve_in_thread
+from harness.testing.drills import (
+    DRILL,
+    EXIT_TIMEOUT_S,
+    DrillEnded,
+    own_service,
+    signal_after,
+    start_drill,
+    tail,
+    wait_event,
+)
+from harness.testing.drills import journal_events as events
+from harness.testing.stacks import compose_env, compose_problems
 from harness.toxiproxy import ToxiproxyClient
 
 TRIALS = int(os.environ.get("DRILL_SAFETY_TRIALS", "3"))
 SEED = int(os.environ.get("DRILL_SAFETY_SEED", str(int(time.time()))))
-DRILL = [sys.executable, "-m", "harness.cli"]
 EXIT_ABORTED = 3
-EVENT_TIMEOUT_S = 90.0
-EXIT_TIMEOUT_S = 150.0
-
-
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def events(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / JOURNAL_FILE
-    return [record.document() for record in read_journal(path)] if path.exists() else []
-
-
-class DrillEnded(AssertionError):
-    """The drill exited before the awaited event."""
-
-
-def wait_event(
-    proc: subprocess.Popen[bytes], run_dir: Path, event: str, where: Callable[[dict[str, Any]], bool] = lambda r: True
-) -> dict[str, Any]:
-    """Poll the run's journal until ``event`` appears; fail when the drill exits first or in time."""
-    deadline = time.monotonic() + EVENT_TIMEOUT_S
-    while time.monotonic() < deadline:
-        for record in events(run_dir):
-            if record.get("event") == event and where(record):
-                return record
-        if proc.poll() is not None:
-            raise DrillEnded(f"drill exited ({proc.returncode}) before {event}; log: {tail(run_dir)}")
-        time.sleep(0.02)
-    proc.terminate()  # never leave a drill running behind a failed test: SIGTERM rolls it back
-    proc.wait(timeout=EXIT_TIMEOUT_S)
-    raise AssertionError(f"no {event} in the journal within {EVENT_TIMEOUT_S:g}s; log: {tail(run_dir)}")
-
-
-def tail(run_dir: Path) -> str:
-    log = run_dir.parent / f"{run_dir.name}.log"
-    return log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
-
-
-def start_drill(scenario: Path, run_dir: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    log = open(run_dir.parent / f"{run_dir.name}.log", "wb")
-    return subprocess.Popen(
-        [*DRILL, "run", str(scenario), "--out", str(run_dir)],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-    )
-
-
-def children_of(pid: int) -> list[int]:
-    """Pids whose parent is ``pid`` (the load generators of a drill), from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def stop_orphans(pids: list[int]) -> None:
@@ -126,21 +76,6 @@ def still_running(pids: list[int], timeout_s: float = 10.0) -> list[int]:
         if not alive or time.monotonic() > deadline:
             return alive
         time.sleep(0.1)
-
-
-def signal_after(proc: subprocess.Popen[str], delay_s: float, sig: int) -> tuple[int, list[int]]:
-    """Send ``sig`` to the drill after ``delay_s`` (the random moment; nothing to await), and
-    return its exit code and the load children it had (after kill -9 they are `drill recover`'s
-    to stop)."""
-    try:
-        time.sleep(delay_s)
-        orphans = children_of(proc.pid)
-        proc.send_signal(sig)
-        return proc.wait(timeout=EXIT_TIMEOUT_S), orphans
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def recovered_problems(first: subprocess.CompletedProcess[str], orphans: list[int]) -> list[str]:
@@ -415,27 +350,6 @@ def test_watchdog_reverts_at_the_deadline_when_the_engine_is_stuck(
 # --- the compose reference stack ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def staging_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[str, int]]]:
-    """The reference stack under its own compose project on free ports (see test_docker_staging)."""
-    from test_docker_staging import PORT_VARIABLES, STAGING_FILE, staging_ready
-
-    from harness.runtime.compose import ComposeRuntime
-
-    require(staging_ready(), "Docker engine with the drill-targets and drill-toxiproxy images", "run scripts/docker-setup")
-    ports = {service: free_port() for service in PORT_VARIABLES}
-    env = {PORT_VARIABLES[service]: str(port) for service, port in ports.items()}
-    with pytest.MonkeyPatch.context() as patch:
-        for variable, value in env.items():
-            patch.setenv(variable, value)
-        runtime = ComposeRuntime(STAGING_FILE, f"drill-safety-{uuid.uuid4().hex[:8]}", tmp_path_factory.mktemp("logs"))
-        try:
-            runtime.up(wait_s=180)
-            yield runtime, ports
-        finally:
-            runtime.down()
-
-
 def compose_scenario(path: Path, runtime: Any, ports: dict[str, int], mode: str) -> Path:
     path.write_text(textwrap.dedent(f"""\
         apiVersion: drill/v1
@@ -456,16 +370,6 @@ def compose_scenario(path: Path, runtime: Any, ports: dict[str, int], mode: str)
     return path
 
 
-def compose_problems(runtime: Any, run_dir: Path) -> list[str]:
-    problems = [f"not running: {name}" for name in runtime.not_running()]
-    left = applied_faults(run_dir / JOURNAL_FILE)
-    if left:
-        problems.append(f"ledger not empty: {[e.fault_id for e in left]}")
-    strays = active_faults(None, runtime)
-    if strays:
-        problems.append(f"active faults: {strays}")
-    return problems
-
 
 def fault_phase_reached(proc: subprocess.Popen[bytes], run_dir: Path, runtime: Any, loop: Loop) -> bool:
     """Wait for the first applied fault. When the drill aborted before any fault phase — runc's
@@ -483,12 +387,6 @@ def fault_phase_reached(proc: subprocess.Popen[bytes], run_dir: Path, runtime: A
     loop.not_reached += 1
     runtime.wait_healthy([s.service for s in runtime.status()], 180)
     return False
-
-
-def compose_env(ports: dict[str, int]) -> dict[str, str]:
-    from test_docker_staging import PORT_VARIABLES
-
-    return {PORT_VARIABLES[service]: str(port) for service, port in ports.items()}
 
 
 @pytest.mark.docker

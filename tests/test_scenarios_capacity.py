@@ -12,81 +12,15 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import yaml
-from conftest import free_port, require, toxiproxy_binary
 
 from harness.engine import run_drill
-from harness.runtime.stackfile import load_stack
+from harness.testing import free_port, require
+from harness.testing.drills import SCENARIOS, fault, rebased, run_local
 
 REPO = Path(__file__).resolve().parents[1]
-SCENARIOS = REPO / "scenarios"
-
-
-def rebased(scenario: Path, tmp_path: Path) -> tuple[Path, dict[int, int]]:
-    """Copies of ``scenario`` and its local stack file with every fixed port of the stack moved
-    to a free one. Returns (the new scenario path, old port -> new port)."""
-    text = scenario.read_text(encoding="utf-8")
-    spec = yaml.safe_load(text)
-    stack_path = (scenario.parent / spec["stack"]["file"]).resolve()
-    stack = load_stack(stack_path)
-    ports = {port for _, port in stack.declared_ports()}
-    ports |= {int(p.listen.rsplit(":", 1)[1]) for p in stack.proxies}
-    mapping: dict[int, int] = {}
-    for port in sorted(ports):
-        moved_to = free_port()
-        while moved_to in mapping.values():  # a free port can be handed out twice in a row
-            moved_to = free_port()
-        mapping[port] = moved_to
-    pattern = re.compile(r"\b(" + "|".join(str(p) for p in sorted(ports, reverse=True)) + r")\b")
-
-    def move(source: str) -> str:
-        return pattern.sub(lambda m: str(mapping[int(m.group(1))]), source)
-
-    new_stack = tmp_path / stack_path.name
-    new_stack.write_text(move(stack_path.read_text(encoding="utf-8")), encoding="utf-8")
-    moved = move(text).replace(str(spec["stack"]["file"]), str(new_stack))
-    new_scenario = tmp_path / scenario.name
-    new_scenario.write_text(moved, encoding="utf-8")
-    return new_scenario, mapping
-
-
-def need_local() -> None:
-    require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
-
-
-SHIPPED_PHASES = "phases: {baseline: 10s, fault: 20s, recovery: 15s}"
-
-
-def shortened(text: str) -> str:
-    """A shipped drill with 6 s / 10 s / 8 s phases, every fault lasting the 10 s fault phase:
-    for tests whose point holds at any length (a control's verdict, a count), so the suite stays
-    within its time budget. The shipped lengths run in bench/ and by hand."""
-    assert SHIPPED_PHASES in text, "not a shipped drill's phases"
-    text = text.replace(SHIPPED_PHASES, "phases: {baseline: 6s, fault: 10s, recovery: 8s}")
-    return re.sub(r"duration: (15|20)s", "duration: 10s", text)
-
-
-def run_local(name: str, tmp_path: Path, *, short: bool = False) -> tuple[Any, dict[int, int]]:
-    need_local()
-    scenario, mapping = rebased(SCENARIOS / name, tmp_path)
-    if short:
-        scenario.write_text(shortened(scenario.read_text(encoding="utf-8")), encoding="utf-8")
-    result = run_drill(scenario, out=tmp_path / "run")
-    return result, mapping
-
-
-def fault(results: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(f for f in results["faults"] if f["name"] == name)
-
-
-def objective(results: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(o for o in results["objectives"] if o["name"] == name)
-
-
 def test_rebased_scenario_moves_every_fixed_port(tmp_path: Path) -> None:
     scenario, mapping = rebased(SCENARIOS / "region-quota-denial.local.yaml", tmp_path)
     text = scenario.read_text()
@@ -98,6 +32,7 @@ def test_rebased_scenario_moves_every_fixed_port(tmp_path: Path) -> None:
         assert not re.search(rf"\b{old}\b", text + stack_text)
 
 
+@pytest.mark.slow
 def test_gpu_node_loss_local_passes_with_a_region_a_replacement(tmp_path: Path) -> None:
     result, _ = run_local("gpu-node-loss.local.yaml", tmp_path)
     r = result.results
@@ -117,6 +52,7 @@ def test_gpu_node_loss_local_passes_with_a_region_a_replacement(tmp_path: Path) 
     assert abs(agreement["failover_delta_s"]) <= lost["resolution_s"], agreement
 
 
+@pytest.mark.slow
 def test_region_quota_denial_local_replaces_from_region_b_and_lifts_the_quota(tmp_path: Path) -> None:
     result, mapping = run_local("region-quota-denial.local.yaml", tmp_path)
     r = result.results
@@ -137,6 +73,7 @@ def test_region_quota_denial_local_replaces_from_region_b_and_lifts_the_quota(tm
     }
 
 
+@pytest.mark.slow
 def test_control_gpu_node_loss_without_fallback_exits_1_naming_the_objectives(tmp_path: Path) -> None:
     result, _ = run_local("controls/gpu-node-loss.local.yaml", tmp_path, short=True)
     r = result.results
@@ -148,12 +85,12 @@ def test_control_gpu_node_loss_without_fallback_exits_1_naming_the_objectives(tm
     assert r["cleanup"]["ok"] is True
 
 
+@pytest.mark.slow
 @pytest.mark.docker
 def test_region_quota_denial_on_compose_replaces_from_region_b(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The shipped compose drill, under a unique project with every published port moved."""
-    from test_docker_staging import PORT_VARIABLES, staging_ready
-
     from harness.runtime.compose import ComposeRuntime
+    from harness.testing.stacks import PORT_VARIABLES, staging_ready
 
     require(staging_ready(), "Docker engine with the drill-targets and drill-toxiproxy images", "run scripts/docker-setup")
     ports = {service: free_port() for service in PORT_VARIABLES}
@@ -186,6 +123,7 @@ def test_region_quota_denial_on_compose_replaces_from_region_b(tmp_path: Path, m
         runtime.down()
 
 
+@pytest.mark.slow
 def test_hosted_latency_control_without_fallback_exits_1_naming_the_objectives(tmp_path: Path) -> None:
     result, _ = run_local("controls/hosted-latency.yaml", tmp_path, short=True)
     r = result.results

@@ -10,34 +10,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import require, require_mitmdump, toxiproxy_binary
-from test_scenarios_capacity import objective, rebased, shortened
 
-from harness.engine import run_drill
 from harness.rundir import REPORT_FILE, STACK_EVENTS_FILE
+from harness.testing.drills import failed_objectives, objective, run_short
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
-
-
-def need_proxy() -> None:
-    require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
-    require_mitmdump()
-
-
-def run_short(name: str, tmp_path: Path) -> tuple[Any, dict[int, int]]:
-    need_proxy()
-    scenario, mapping = rebased(SCENARIOS / name, tmp_path)
-    scenario.write_text(shortened(scenario.read_text(encoding="utf-8")), encoding="utf-8")
-    return run_drill(scenario, out=tmp_path / "run"), mapping
-
-
-def failed_objectives(results: dict[str, Any]) -> set[str]:
-    return {o["name"] for o in results["objectives"] if not o["passed"]}
 
 
 @pytest.mark.slow

@@ -13,10 +13,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from test_scenarios_capacity import objective
-from test_scenarios_provider import failed_objectives, run_short
 
 from harness.rundir import REPORT_FILE, STACK_EVENTS_FILE
+from harness.testing.drills import failed_objectives, objective, run_short
 
 
 def _resumed(run_dir: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_scenarios_capacity import fault, objective, run_local
+
+from harness.testing.drills import fault, objective, run_local
 
 
 @pytest.mark.slow

@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, free_port, require, serve_in_thread
-from test_engine import own_service
 
 from harness.errors import StackError
 from harness.rundir import JOURNAL_FILE
@@ -22,6 +20,8 @@ from harness.rundir.journal import applied_faults
 from harness.rundir.state import register_run, registered_runs, state_dir, unregister_run
 from harness.safety.lock import StackBusyError, StackLock
 from harness.safety.strays import active_faults
+from harness.testing import REPO, free_port, require, serve_in_thread
+from harness.testing.drills import own_service
 from harness.toxiproxy import ToxiproxyClient
 
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -125,7 +125,7 @@ def drill(*args: str) -> subprocess.CompletedProcess[str]:
 def test_recover_all_finds_a_kill_9_run_whose_out_was_anywhere(
     tmp_path: Path, own: tuple[ToxiproxyClient, Path], fresh_state: Path
 ) -> None:
-    from test_safety import signal_after, start_drill, wait_event
+    from harness.testing.drills import signal_after, start_drill, wait_event
 
     client, scenario = own
     run_dir = tmp_path / "somewhere" / "else" / "run"

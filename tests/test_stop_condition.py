@@ -8,9 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port, serve_in_thread
-from test_engine import own_service, scenario
-from test_report import example_results, example_timeline
 
 from harness.engine import run_drill
 from harness.load.stopwatch import StopWatch
@@ -20,6 +17,10 @@ from harness.report.html import render_report
 from harness.results import stop_figures
 from harness.rundir.events import FaultRevertIntent, LoadStopped, StopTripped
 from harness.rundir.journal import applied_faults, read_journal
+from harness.testing import free_port, serve_in_thread
+from harness.testing.drills import own_service
+from harness.testing.drills import own_service_scenario as scenario
+from harness.testing.runs import example_results, example_timeline
 
 
 def rows(start: float, stop: float, step: float, ok: int) -> list[dict[str, Any]]:

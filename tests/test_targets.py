@@ -6,102 +6,24 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import REPO, free_port, wait_http
+
+from harness.testing import REPO, free_port
+from harness.testing.stacks import Program, events, gateway, model_server, poll, upstream
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 HEADERS = ("x-served-by", "x-tier", "x-region", "x-degraded")
 
 
-@dataclass
-class Program:
-    url: str
-    port: int
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[Callable[..., Program]]:
-    """Start a target program with the given environment; every one is killed at teardown."""
-    started: list[Program] = []
-
-    def _spawn(module: str, port: int | None = None, **env: Any) -> Program:
-        port = port or free_port()
-        log = tmp_path / f"{module}-{port}.log"
-        full_env = {**os.environ, "PYTHONPATH": str(REPO), "HOST": "127.0.0.1", "PORT": str(port)}
-        full_env.update({key: str(value) for key, value in env.items()})
-        with log.open("wb") as out:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", f"targets.{module}"], env=full_env, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        program = Program(url=f"http://127.0.0.1:{port}", port=port, popen=popen, log=log)
-        started.append(program)
-        try:
-            wait_http(program.url + "/health", timeout_s=15)
-        except TimeoutError:
-            raise AssertionError(f"{module} did not start:\n{log.read_text()}") from None
-        return program
-
-    yield _spawn
-    for program in started:
-        if program.popen.poll() is None:
-            os.killpg(program.popen.pid, signal.SIGKILL)
-        program.popen.wait(timeout=10)
-
-
-def model_server(spawn: Callable[..., Program], node: str, tier: str, region: str = "region-a", **env: Any) -> Program:
-    return spawn("model_server", NODE_ID=node, TIER=tier, REGION=region, **env)
-
-
-def upstream(name: str, url: str, tier: str, region: str) -> dict[str, str]:
-    return {"name": name, "url": url, "tier": tier, "region": region}
-
-
-def gateway(spawn: Callable[..., Program], upstreams: list[dict[str, str]], **env: Any) -> Program:
-    settings: dict[str, Any] = {
-        "UPSTREAMS": json.dumps(upstreams),
-        "HEALTH_INTERVAL_MS": 200,
-        "HEALTH_TIMEOUT_MS": 300,
-        "BREAKER_COOLDOWN_S": 1,
-        "BREAKER_WINDOW_S": 2,
-        "BREAKER_MIN_SAMPLES": 5,
-        "BREAKER_BASELINE_MIN_SAMPLES": 10,
-    }
-    settings.update(env)
-    return spawn("gateway", **settings)
-
-
 def chat(client: httpx.Client, base: str) -> httpx.Response:
     return client.post(base + "/v1/chat/completions", json=CHAT)
-
-
-def poll(check: Callable[[], Any], timeout_s: float, what: str, step_s: float = 0.05) -> Any:
-    """Call ``check`` until it returns something truthy; fail naming ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(step_s)
-
-
-def events(base: str, kind: str | None = None) -> list[dict[str, Any]]:
-    found = httpx.get(base + "/admin/events").json()
-    return [e for e in found if kind is None or e["event"] == kind]
 
 
 # -- model server --------------------------------------------------------------------------
@@ -414,10 +336,10 @@ def _local_stack_on_free_ports(tmp_path: Path) -> Path:
 
 @pytest.mark.toxiproxy
 def test_shipped_local_stack_fails_over_on_hosted_latency_and_back(tmp_path: Path) -> None:
-    from conftest import require, toxiproxy_binary
 
     from harness.runtime.local import LocalRuntime
     from harness.runtime.stackfile import load_stack
+    from harness.testing import require, toxiproxy_binary
 
     require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
     spec = load_stack(_local_stack_on_free_ports(tmp_path))

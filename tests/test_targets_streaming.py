@@ -15,14 +15,12 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from conftest import free_port, require_mitmdump, serve_in_thread
-from test_targets import Program, events, gateway, model_server, poll, spawn, upstream
 
 from harness.httpfaults.proxy import HttpRoute, running_http_fault_proxy
+from harness.testing import free_port, require_mitmdump, serve_in_thread
+from harness.testing.stacks import Program, events, gateway, model_server, poll, upstream
 from targets.answers import answer_token
 from targets.gateway import SseSplitter, classify_event, parse_retry_after
-
-__all__ = ["spawn"]  # the fixture, shared with tests/test_targets.py
 
 STREAM = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}

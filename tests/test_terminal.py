@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import REPO
 from rich.console import Console
 
 from harness.cli import main
@@ -21,6 +20,7 @@ from harness.report.terminal import (
     small_sample_caution,
 )
 from harness.scenario import load_scenario
+from harness.testing import REPO
 
 REPRS = ("{'", "['", "{\"", "[\"", "='")  # dict, list and pydantic model reprs
 SHIPPED = sorted((REPO / "scenarios").rglob("*.yaml"))

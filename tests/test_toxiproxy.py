@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from conftest import free_port
 
 from harness.errors import EXIT_ABORTED, FaultError
+from harness.testing import free_port
 from harness.toxiproxy import Proxy, Toxic, ToxiproxyClient, ToxiproxyError
 
 URL = "http://127.0.0.1:8474"

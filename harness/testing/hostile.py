@@ -1,8 +1,10 @@
 """Hostile scenario files, each of which must end in exit 2 and one ``FILE:LINE`` message.
 
-Shared by ``tests/test_hostile.py`` (exit code and message) and ``bench/hostile_inputs.py``
-(time and memory per case). ``write_cases(folder)`` writes them and returns name -> path.
+Shared by ``tests/test_hostile.py`` and ``tests/test_fuzz.py`` (exit code and message) and
+``bench/hostile_inputs.py`` (time and memory per case). ``write_cases(folder)`` writes them and
+returns name -> path.
 """
+# ruff: noqa: E501 - one case a line: the tables read best unbroken, as in tests/
 
 from __future__ import annotations
 
@@ -161,12 +163,15 @@ DAMAGES = {
     "bucket-zero": (lambda d: _append(d, "scenario.yaml", b"measurement: {bucket: 0}\n"), "scenario.yaml", 9),
     "bucket-nan": (lambda d: _append(d, "scenario.yaml", b"measurement: {bucket: .nan}\n"), "scenario.yaml", 9),
     "bucket-1ns": (lambda d: _append(d, "scenario.yaml", b"measurement: {bucket: 0.000000001}\n"), "scenario.yaml", 9),
-    "capacity-not-utf8": (lambda d: (_append(d, "scenario.yaml", b'capacity: {pool_url: "http://127.0.0.1:9/pool"}\n'),
-                                     (d / "samples/capacity.csv").write_bytes(b"ts,ok\n1,1\n\xff,1\n")),
-                          "capacity.csv", 3),
+    "capacity-not-utf8": (lambda d: _capacity_not_utf8(d), "capacity.csv", 3),
     "samples-file-is-a-folder": (lambda d: ((d / "samples/probe.csv").unlink(), (d / "samples/probe.csv").mkdir()),
                                  "probe.csv", None),
 }
+
+
+def _capacity_not_utf8(run_dir: Path) -> None:
+    _append(run_dir, "scenario.yaml", b'capacity: {pool_url: "http://127.0.0.1:9/pool"}\n')
+    (run_dir / "samples/capacity.csv").write_bytes(b"ts,ok\n1,1\n\xff,1\n")
 
 
 def _append(run_dir: Path, name: str, text: bytes) -> None:

@@ -1,0 +1,294 @@
+"""Drills for tests: a service of the test's own behind a private Toxiproxy, the shipped drills
+moved onto free ports and shortened, and `drill run` as a subprocess awaited through its journal.
+
+Every scenario here puts each port on a free one, so drills of parallel tests (pytest-xdist
+workers) and a reference stack left up on the default ports never meet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from harness.testing.parts import (
+    REPO,
+    free_port,
+    require,
+    require_mitmdump,
+    serve_in_thread,
+    toxiproxy_binary,
+    toxiproxy_server,
+)
+
+SCENARIOS = REPO / "scenarios"
+DRILL = [sys.executable, "-m", "harness.cli"]
+# How long a subprocess drill may take to reach a journal event, and to exit after a signal.
+EVENT_TIMEOUT_S = 90.0
+EXIT_TIMEOUT_S = 150.0
+
+
+# --- a user's own service ------------------------------------------------------------------------
+
+
+def own_service() -> web.Application:
+    """A chat endpoint that always answers 200, served by "svc-1" of the hosted tier."""
+
+    async def chat(_: web.Request) -> web.Response:
+        return web.json_response({"choices": []}, headers={"X-Served-By": "svc-1", "X-Tier": "hosted"})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    return app
+
+
+def own_service_scenario(tmp_path: Path, toxiproxy_url: str, upstream: str, listen_port: int, **over: str) -> Path:
+    """``own.yaml``: the own service behind proxy ``svc`` on ``listen_port``, 3/3/6 s phases, a
+    300 ms latency fault; ``fault``, ``objectives`` and ``stop_when`` replace their defaults."""
+    fault = over.get("fault", "{name: slow, type: latency, target: {proxy: svc}, latency_ms: 300, duration: 3s}")
+    objectives = over.get("objectives", "{rto_s: 10, p95_ms: 5000}")
+    stop_when = over.get("stop_when", "")
+    text = f"""\
+        apiVersion: drill/v1
+        kind: Scenario
+        name: own-service
+        toxiproxy: {{url: {toxiproxy_url}}}
+        proxies:
+          - {{name: svc, listen: 127.0.0.1:{listen_port}, upstream: {upstream}}}
+        load:
+          host: http://127.0.0.1:{listen_port}
+          users: 2
+          request: {{method: POST, path: /v1/chat/completions, json: {{model: chat}}}}
+          timeout_s: 2
+          probe_rate_hz: 20
+        phases: {{baseline: 3s, fault: 3s, recovery: 6s}}
+        faults:
+          - {fault}
+        objectives: {objectives}
+        {stop_when}
+        """
+    path = tmp_path / "own.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def short_scenario(tmp_path: Path, workers: int, toxiproxy_url: str, upstream: str) -> Path:
+    """A user's own service behind a Toxiproxy proxy (free ports: no clash with a reference stack
+    left up), 11 s of phases, ``workers`` Locust workers."""
+    listen_port = free_port()
+    text = f"""\
+        apiVersion: drill/v1
+        kind: Scenario
+        name: live-{workers}
+        toxiproxy: {{url: {toxiproxy_url}}}
+        proxies:
+          - {{name: svc, listen: 127.0.0.1:{listen_port}, upstream: {upstream}}}
+        load:
+          host: http://127.0.0.1:{listen_port}
+          users: 4
+          request: {{method: POST, path: /v1/chat/completions, json: {{model: chat}}}}
+          timeout_s: 2
+          probe_rate_hz: 20
+          workers: {workers}
+        phases: {{baseline: 3s, fault: 4s, recovery: 4s}}
+        faults:
+          - {{name: provider-slow, type: latency, target: {{proxy: svc}}, latency_ms: 300, duration: 4s}}
+        objectives: {{rto_s: 10, p95_ms: 5000}}
+        """
+    path = tmp_path / f"live-{workers}.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@contextlib.contextmanager
+def service_and_toxiproxy() -> Iterator[tuple[str, str]]:
+    """(toxiproxy_url, upstream host:port): a private toxiproxy-server and the own service."""
+    with toxiproxy_server() as url, serve_in_thread(own_service()) as service:
+        yield url, service.removeprefix("http://")
+
+
+# --- the shipped drills, on free ports -----------------------------------------------------------
+
+
+def rebased(scenario: Path, tmp_path: Path) -> tuple[Path, dict[int, int]]:
+    """Copies of ``scenario`` and its local stack file with every fixed port of the stack moved
+    to a free one. Returns (the new scenario path, old port -> new port)."""
+    from harness.runtime.stackfile import load_stack
+
+    text = scenario.read_text(encoding="utf-8")
+    spec = yaml.safe_load(text)
+    stack_path = (scenario.parent / spec["stack"]["file"]).resolve()
+    stack = load_stack(stack_path)
+    ports = {port for _, port in stack.declared_ports()}
+    ports |= {int(p.listen.rsplit(":", 1)[1]) for p in stack.proxies}
+    mapping: dict[int, int] = {}
+    for port in sorted(ports):
+        moved_to = free_port()
+        while moved_to in mapping.values():  # a free port can be handed out twice in a row
+            moved_to = free_port()
+        mapping[port] = moved_to
+    pattern = re.compile(r"\b(" + "|".join(str(p) for p in sorted(ports, reverse=True)) + r")\b")
+
+    def move(source: str) -> str:
+        return pattern.sub(lambda m: str(mapping[int(m.group(1))]), source)
+
+    new_stack = tmp_path / stack_path.name
+    new_stack.write_text(move(stack_path.read_text(encoding="utf-8")), encoding="utf-8")
+    moved = move(text).replace(str(spec["stack"]["file"]), str(new_stack))
+    new_scenario = tmp_path / scenario.name
+    new_scenario.write_text(moved, encoding="utf-8")
+    return new_scenario, mapping
+
+
+def need_local() -> None:
+    require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
+
+
+SHIPPED_PHASES = "phases: {baseline: 10s, fault: 20s, recovery: 15s}"
+
+
+def shortened(text: str) -> str:
+    """A shipped drill with 6 s / 10 s / 8 s phases, every fault lasting the 10 s fault phase:
+    for tests whose point holds at any length (a control's verdict, a count), so the suite stays
+    within its time budget. The shipped lengths run in bench/ and by hand."""
+    assert SHIPPED_PHASES in text, "not a shipped drill's phases"
+    text = text.replace(SHIPPED_PHASES, "phases: {baseline: 6s, fault: 10s, recovery: 8s}")
+    return re.sub(r"duration: (15|20)s", "duration: 10s", text)
+
+
+def run_local(name: str, tmp_path: Path, *, short: bool = False) -> tuple[Any, dict[int, int]]:
+    """Run the shipped local drill ``scenarios/<name>`` on free ports (shortened when ``short``):
+    (the engine's RunResult, old port -> new port)."""
+    from harness.engine import run_drill
+
+    need_local()
+    scenario, mapping = rebased(SCENARIOS / name, tmp_path)
+    if short:
+        scenario.write_text(shortened(scenario.read_text(encoding="utf-8")), encoding="utf-8")
+    result = run_drill(scenario, out=tmp_path / "run")
+    return result, mapping
+
+
+def need_proxy() -> None:
+    """Toxiproxy and the HTTP fault proxy (mitmdump) are installed, or the test fails (CI) / skips."""
+    need_local()
+    require_mitmdump()
+
+
+def run_short(name: str, tmp_path: Path) -> tuple[Any, dict[int, int]]:
+    """Run the shipped local provider drill ``scenarios/<name>`` on free ports, shortened (a
+    control's verdict or a count holds at any length): (the engine's RunResult, old -> new port)."""
+    from harness.engine import run_drill
+
+    need_proxy()
+    scenario, mapping = rebased(SCENARIOS / name, tmp_path)
+    scenario.write_text(shortened(scenario.read_text(encoding="utf-8")), encoding="utf-8")
+    return run_drill(scenario, out=tmp_path / "run"), mapping
+
+
+def failed_objectives(results: dict[str, Any]) -> set[str]:
+    """The names of the objectives results.json says were missed."""
+    return {o["name"] for o in results["objectives"] if not o["passed"]}
+
+
+def fault(results: dict[str, Any], name: str) -> dict[str, Any]:
+    """The entry of results.json's ``faults`` named ``name``."""
+    found: dict[str, Any] = next(f for f in results["faults"] if f["name"] == name)
+    return found
+
+
+def objective(results: dict[str, Any], name: str) -> dict[str, Any]:
+    """The entry of results.json's ``objectives`` named ``name``."""
+    found: dict[str, Any] = next(o for o in results["objectives"] if o["name"] == name)
+    return found
+
+
+# --- `drill run` as a subprocess -----------------------------------------------------------------
+
+
+class DrillEnded(AssertionError):
+    """The drill exited before the awaited event."""
+
+
+def journal_events(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's journal records so far (none before the journal exists)."""
+    from harness.rundir import JOURNAL_FILE
+    from harness.rundir.journal import read_journal
+
+    path = run_dir / JOURNAL_FILE
+    return [record.document() for record in read_journal(path)] if path.exists() else []
+
+
+def tail(run_dir: Path) -> str:
+    """The last 2000 characters of the log :func:`start_drill` wrote beside ``run_dir``."""
+    log = run_dir.parent / f"{run_dir.name}.log"
+    return log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+
+
+def start_drill(scenario: Path, run_dir: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`drill run SCENARIO --out RUN_DIR` as a child, its output in ``RUN_DIR.log``."""
+    log = open(run_dir.parent / f"{run_dir.name}.log", "wb")  # the child writes it; closed with the process
+    return subprocess.Popen(
+        [*DRILL, "run", str(scenario), "--out", str(run_dir)],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+    )
+
+
+def wait_event(
+    proc: subprocess.Popen[bytes],
+    run_dir: Path,
+    event: str,
+    where: Callable[[dict[str, Any]], bool] = lambda r: True,
+) -> dict[str, Any]:
+    """Poll the run's journal until ``event`` appears; fail when the drill exits first or in time."""
+    deadline = time.monotonic() + EVENT_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for record in journal_events(run_dir):
+            if record.get("event") == event and where(record):
+                return record
+        if proc.poll() is not None:
+            raise DrillEnded(f"drill exited ({proc.returncode}) before {event}; log: {tail(run_dir)}")
+        time.sleep(0.02)
+    proc.terminate()  # never leave a drill running behind a failed test: SIGTERM rolls it back
+    proc.wait(timeout=EXIT_TIMEOUT_S)
+    raise AssertionError(f"no {event} in the journal within {EVENT_TIMEOUT_S:g}s; log: {tail(run_dir)}")
+
+
+def children_of(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (the load generators of a drill), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def signal_after(proc: subprocess.Popen[Any], delay_s: float, sig: int) -> tuple[int, list[int]]:
+    """Send ``sig`` to the drill after ``delay_s`` (the random moment; nothing to await), and
+    return its exit code and the load children it had (after kill -9 they are `drill recover`'s
+    to stop)."""
+    try:
+        time.sleep(delay_s)
+        orphans = children_of(proc.pid)
+        proc.send_signal(sig)
+        return proc.wait(timeout=EXIT_TIMEOUT_S), orphans
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,143 @@
+"""Real parts for tests, each on a free loopback port, and the rule for a part that is missing:
+under ``CI=true`` the test fails (never a silent green), elsewhere it skips saying how to get it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from aiohttp import web
+
+from harness.scenario.fault_specs import (
+    BandwidthSpec,
+    BlackholeSpec,
+    DownSpec,
+    JitterSpec,
+    LatencySpec,
+    NetworkFaultSpec,
+    ResetSpec,
+    parse_fault_spec,
+)
+
+# The source checkout this package runs from (scenarios/, compose/, scripts/, tests/data/): only
+# meaningful for an editable install or a PYTHONPATH checkout, as drill's own suite runs.
+REPO = Path(__file__).resolve().parents[2]
+# The virtualenv's bin/ (drill, toxiproxy-server after scripts/bootstrap).
+VENV_BIN = Path(sys.executable).parent
+
+
+def under_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require(available: bool, what: str, how: str) -> None:
+    """Fail under CI=true, skip elsewhere, when a real part a test needs is missing."""
+    if available:
+        return
+    message = f"{what} is not available: {how}"
+    if under_ci():
+        pytest.fail(message + " (CI=true: a missing part fails the suite)", pytrace=False)
+    pytest.skip(message)  # only outside CI: under CI=true the missing part failed just above
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the OS's pick on 127.0.0.1)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def network_spec(name: str, type: str, proxy: str, params: dict[str, object]) -> NetworkFaultSpec:
+    """A network fault's spec model, as a scenario's ``faults`` entry would give it."""
+    spec = parse_fault_spec({"name": name, "type": type, "target": {"proxy": proxy}, **params})
+    assert isinstance(spec, (LatencySpec, JitterSpec, BandwidthSpec, BlackholeSpec, ResetSpec, DownSpec))
+    return spec
+
+
+def wait_http(url: str, timeout_s: float = 10.0) -> None:
+    """Return once ``url`` answers at all (any status); TimeoutError naming the last error."""
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=0.5)
+            return
+        except httpx.HTTPError as exc:
+            last = exc
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout_s}s: {last}")
+
+
+def require_mitmdump() -> None:
+    """The HTTP fault proxy (mitmdump) is installed, or the test fails (CI=true) / skips, saying how."""
+    from harness.errors import FaultError
+    from harness.httpfaults.proxy import find_mitmdump
+
+    try:
+        find_mitmdump()
+    except FaultError:
+        require(False, "mitmdump (the HTTP fault proxy)", "run scripts/mitmproxy-setup")
+
+
+def toxiproxy_binary() -> str | None:
+    for candidate in (VENV_BIN / "toxiproxy-server", REPO / ".venv/bin/toxiproxy-server"):
+        if candidate.exists():
+            return str(candidate)
+    return shutil.which("toxiproxy-server")
+
+
+@contextlib.contextmanager
+def toxiproxy_server() -> Iterator[str]:
+    """A real toxiproxy-server of the test's own on a free loopback port; yields its API URL and
+    stops it afterwards. Requires the binary (see :func:`require`)."""
+    binary = toxiproxy_binary()
+    require(binary is not None, "toxiproxy-server", "run scripts/bootstrap")
+    assert binary is not None
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "-host", "127.0.0.1", "-port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/version")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: web.Application) -> Iterator[str]:
+    """Serve an aiohttp app on a free loopback port from a thread with its own event loop."""
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app, access_log=None)
+
+    async def start() -> None:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+
+    loop.run_until_complete(start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()

@@ -1,0 +1,94 @@
+"""The suite's own rules: test modules import shared helpers from the package (harness.testing),
+never from each other or from conftest.py, so a helper has one home and a test module can move or
+go without breaking another; the lanes scripts/test offers are the ones the docs name."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+from pathlib import Path
+
+import harness.testing
+from harness.testing import REPO
+
+TESTS = REPO / "tests"
+
+
+def sibling_imports(path: Path, siblings: set[str], root: Path = REPO) -> list[str]:
+    """``FILE:LINE module`` for every import in ``path`` of a module that lives in tests/."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.ImportFrom):
+            names = [f"{'.' * node.level}{node.module or ''}"]  # a relative import: tests/ is no package
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            if top in siblings or top == "tests" or name.startswith("."):
+                found.append(f"{path.relative_to(root)}:{node.lineno} {name}")
+    return found
+
+
+def test_test_modules_import_helpers_from_the_package_not_from_each_other() -> None:
+    siblings = {p.stem for p in TESTS.glob("*.py")}
+    offending = [hit for path in sorted(TESTS.rglob("*.py")) if "data" not in path.parts
+                 for hit in sibling_imports(path, siblings)]
+    assert offending == [], (
+        "move the shared helper into harness/testing/ and import it from there "
+        "(fixtures shared by modules go in tests/conftest.py):\n" + "\n".join(offending)
+    )
+
+
+def test_the_rule_sees_every_kind_of_sibling_import(tmp_path: Path) -> None:
+    module = tmp_path / "test_x.py"
+    module.write_text("import os\nfrom conftest import free_port\nimport test_engine\n"
+                      "def f():\n    from tests.streaming_run import streaming_run\n"
+                      "from harness.testing import free_port\n")
+    hits = [hit.split(" ", 1)[1] for hit in sibling_imports(module, {"conftest", "test_engine"}, root=tmp_path)]
+    assert hits == ["conftest", "test_engine", "tests.streaming_run"]
+
+
+def test_the_shipped_helpers_are_importable_as_documented() -> None:
+    for name in harness.testing.__all__:
+        assert getattr(harness.testing, name) is not None, name
+
+
+def test_scripts_test_fast_is_the_not_slow_lane() -> None:
+    text = (REPO / "scripts" / "test").read_text(encoding="utf-8")
+    assert "--fast" in text and '"not slow"' in text
+    done = subprocess.run(["bash", "-n", str(REPO / "scripts" / "test")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_docker_tests_and_a_shared_fixtures_module_each_keep_to_one_worker(tmp_path: Path) -> None:
+    """The groups of tests/conftest.py reach pytest-xdist: the suite's conftest over a small suite
+    on 2 workers, every test's worker and id read from the verbose log."""
+    import shutil
+    import sys
+
+    (tmp_path / "tests").mkdir()
+    shutil.copy(TESTS / "conftest.py", tmp_path / "tests" / "conftest.py")
+    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    docker: needs Docker\n")
+    body = "".join(f"@pytest.mark.docker\ndef test_docker_{i}():\n    pass\n\n" for i in range(4))
+    (tmp_path / "tests" / "test_a.py").write_text("import pytest\n\n" + body
+                                                 + "".join(f"def test_free_{i}():\n    pass\n\n" for i in range(4)))
+    (tmp_path / "tests" / "test_b.py").write_text(
+        "import pytest\n\n@pytest.fixture(scope='module')\ndef shared():\n    return 1\n\n"
+        + "".join(f"def test_shared_{i}(shared):\n    pass\n\n" for i in range(4)))
+    done = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider",
+                           "tests"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    workers: dict[str, set[str]] = {}
+    for line in done.stdout.splitlines():
+        if " PASSED " in line:
+            worker, test = line.split()[0], line.split(" PASSED ")[1].strip()
+            name, _, group = test.split("::", 1)[1].partition("@")  # test_docker_0@docker
+            kind = name.rsplit("_", 1)[0]
+            workers.setdefault(f"{kind}@{group}" if group else kind, set()).add(worker)
+    assert workers["test_docker@docker"] and len(workers["test_docker@docker"]) == 1, workers
+    assert len(workers["test_shared@module:tests/test_b.py"]) == 1, workers
+    assert "test_free" in workers  # no group: either worker
