@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from harness.load.samples import COLUMNS  # noqa: E402
+from harness.measure.samples import SPLICE_DEFAULTS  # noqa: E402
 from harness.rundir.events import FaultApplied, FaultReverted, PhaseStart  # noqa: E402
 from harness.rundir.journal import read_journal  # noqa: E402
 
@@ -84,6 +85,8 @@ def _frame(starts: np.ndarray, source: str, onset_s: float, revert_s: float, rng
         "cut_after_tokens": -1,
         # probes on schedule (harness/load/prober.py); Locust users have none
         "intended": starts if source == "probe" else np.nan,
+        # no splices (harness/measure/samples.py SPLICE_DEFAULTS)
+        **SPLICE_DEFAULTS,
     })[list(COLUMNS)]
     # The load generators write a row when its request ends.
     return frame.sort_values("end", kind="stable")

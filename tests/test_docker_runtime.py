@@ -25,6 +25,7 @@ import harness.faults.container as container_module
 from harness.errors import DrillError, FaultError, ScenarioError
 from harness.faults.base import Fault
 from harness.faults.container import container_fault, stopped_stack_containers, undo_container
+from harness.rundir.undo import ContainerUndo
 from harness.runtime.compose import (
     PROJECT_LABEL,
     ComposeRuntime,
@@ -295,7 +296,7 @@ def test_undo_record_restores_after_a_crashed_run(tiny) -> None:
 def test_revert_of_a_removed_container_says_what_to_do() -> None:
     require(docker_ready(), "Docker engine", SETUP_HOW)
     with pytest.raises(FaultError, match="drill stack up"):
-        undo_container({"kind": "container", "container_ids": ["0" * 64], "mode": "kill"})
+        undo_container(ContainerUndo(container_ids=["0" * 64], mode="kill"))
 
 
 # --- down -----------------------------------------------------------------------------------
