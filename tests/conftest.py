@@ -163,7 +163,8 @@ def latency_run(tmp_path: Path):  # type: ignore[no-untyped-def]
     junit.xml and report.html from them exactly as `drill report` does."""
 
     def make(parent: Path | None = None, name: str = "run") -> Path:
-        from harness.results import compute_results, write_outputs
+        from harness.engine.outputs import write_outputs
+        from harness.results import compute_results
 
         run_dir = (parent or tmp_path) / name
         shutil.copytree(LATENCY_RUN, run_dir)

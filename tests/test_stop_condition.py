@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import free_port, serve_in_thread
 from test_engine import own_service, scenario
-from test_report import example_results, example_timeline
+from test_report import example_results, example_timeline, typed
 
 from harness.engine import run_drill
 from harness.load.stopwatch import StopWatch
@@ -89,10 +89,10 @@ def test_report_marks_the_moment_and_says_the_reaction() -> None:
     results["abort_reason"] = "stop condition met: error rate 60.0 % ≥ 5.0 % over the last 1 s"
     results["stop"] = stop_figures({"condition": "error rate ≥ 5.0 % for 1 s", "held_at": origin + 12.0,
                                     "detected_at": origin + 12.2, "first_revert_at": origin + 12.3}).model_dump()
-    assert stop_mark_s(results) == pytest.approx(12.0, abs=1e-5)
+    assert stop_mark_s(typed(results)) == pytest.approx(12.0, abs=1e-5)
     timeline = example_timeline(results)
-    assert "stop condition held" in timeline_svg(results, timeline)
-    html = render_report(results, timeline)
+    assert "stop condition held" in timeline_svg(typed(results), timeline)
+    html = render_report(typed(results), timeline)
     assert "The stop condition (error rate ≥ 5.0 % for 1 s) held at" in html
     assert "first revert call followed 0.30 s later" in html
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from harness.measure.goodness import describe_good, good_mask, latency_bound, visible_at
+from harness.measure.impact import Impact, measure_impact
 from harness.measure.model import FaultTiming, MeasureSettings, ObjectiveSpec, Phases
 from harness.measure.objectives import ObjectiveResult, all_met, evaluate_objectives
 from harness.measure.phases import PhaseStats, phase_stats, stats_for
@@ -42,6 +43,8 @@ class Measurement:
     stream_completion: StreamStats | None = None
     """The streams of the fault and recovery phases (``min_stream_completion``'s window)."""
     ttft_window: StreamStats | None = None
+    impact: Impact | None = None
+    """What users felt from the first onset on, on the RTO's evidence rule (None without a fault)."""
 
     @property
     def objectives_met(self) -> bool:
@@ -132,6 +135,7 @@ def measure_run(
         streams=streams,
         stream_completion=completion,
         ttft_window=ttft_window,
+        impact=measure_impact(samples, good, bound.ms, measured, data_end_s, settings, objectives.max_error_rate),
     )
 
 

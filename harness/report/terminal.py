@@ -19,6 +19,7 @@ from rich.text import Text
 
 from harness.report.formatting import MISSING, parse_utc, plain, quantity, seconds, utc_text
 from harness.report.reasons import at_least
+from harness.results.model import ObjectiveResult, RunResults
 
 # Below this many runs a bootstrap interval of the median is rough: with 3 values it can only
 # return those values, so it says little about where the next run will land.
@@ -121,13 +122,13 @@ def targets_text(targets: Iterable[Any]) -> str:
 
 
 # --- drill run --repeat ---------------------------------------------------------------------
-def run_verdict_line(index: int, total: int, results: dict[str, Any]) -> str:
+def run_verdict_line(index: int, total: int, results: RunResults) -> str:
     """``run 2/3 FAILED: rto_s 12.1 s > target 10.0 s`` — the verdict and the reason together."""
-    head = f"run {index}/{total} {verdict_word(results.get('verdict'))}"
-    if results.get("verdict") == "aborted":
-        return f"{head}: {escape(str(results.get('abort_reason') or 'no reason recorded'))}"
-    objectives = results.get("objectives") or []
-    missed = [o for o in objectives if not o.get("passed")]
+    head = f"run {index}/{total} {verdict_word(results.verdict)}"
+    if results.verdict == "aborted":
+        return f"{head}: {escape(results.abort_reason or 'no reason recorded')}"
+    objectives = results.objectives
+    missed = [o for o in objectives if not o.passed]
     if not objectives:
         return f"{head}: no objectives set (measured only)"
     if not missed:
@@ -135,12 +136,12 @@ def run_verdict_line(index: int, total: int, results: dict[str, Any]) -> str:
     return f"{head}: " + "; ".join(escape(_missed_text(o)) for o in missed)
 
 
-def _missed_text(objective: dict[str, Any]) -> str:
-    name = str(objective.get("name"))
-    measured = objective.get("measured")
-    target = quantity(name, objective.get("target"))
+def _missed_text(objective: ObjectiveResult) -> str:
+    name = objective.name
+    measured = objective.measured
+    target = quantity(name, objective.target)
     if measured is None:
-        return f"{name} not measured ({objective.get('note') or 'no data'}), target {target}"
+        return f"{name} not measured ({objective.note or 'no data'}), target {target}"
     return f"{name} {quantity(name, measured)} {'<' if at_least(name) else '>'} target {target}"
 
 
@@ -252,7 +253,8 @@ def campaign_verdict_lines(summary: dict[str, Any]) -> list[str]:
         if r.get("error"):
             lines.append(f"{head}: {escape(' '.join(str(r['error']).split()))}")
             continue
-        missed = [o for o in r.get("objectives") or [] if not o.get("passed")]
+        # campaign.json keeps each objective's results.json keys: read them with the model.
+        missed = [ObjectiveResult.model_validate(o) for o in r.get("objectives") or [] if not o.get("passed")]
         rtos = [f"{escape(str(f.get('name')))} {quantity('rto_s', f.get('rto_s'))}"
                 for f in r.get("faults") or [] if "rto_s" in f]
         why = "; ".join(escape(_missed_text(o)) for o in missed) if missed else ""
