@@ -113,7 +113,7 @@ def difference_note(
         return (f"Users were affected for longer than {what} ({affected:.2f} s against {span:.2f} s): "
                 f"{later} unhealthy bucket{'s' if later != 1 else ''} came after service had been healthy for "
                 f"{settings.window_s:g} s, which ends an incident.")
-    healthy_inside = int(np.count_nonzero(~unhealthy & (starts < span)))
+    healthy_inside = int(np.count_nonzero(~unhealthy & (starts + settings.bucket_s <= span + 1e-9)))
     return (f"Users were affected for less than {what} ({affected:.2f} s against {span:.2f} s): affected time "
             f"counts only the unhealthy {settings.bucket_s:g} s buckets, while {what} also spans "
             f"{healthy_inside} healthy bucket{'s' if healthy_inside != 1 else ''} inside the incident and runs "
