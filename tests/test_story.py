@@ -117,7 +117,8 @@ def test_summary_says_what_broke_when_and_against_which_target(latency_run: Call
     assert "RTO objective 10.0 s: passed (measured 2.80 s)" in text
     assert "traffic moved back 0.39 s after the revert" in text
     assert "p95 latency objective 2x baseline (= 45.9 ms): FAILED" in text
-    assert "users were affected for 1.75 s" in text and "less than the RTO" in text
+    assert "users were affected for 1.75 s (see Impact for why that is not the RTO)." in text
+    assert story.impact_note is not None and story.impact_note.startswith("Users were affected for less than the RTO")
     sources = {e["source"] for e in story.timeline}
     assert sources == {"journal", "measured", "runbook"}
     texts = [e["text"] for e in story.timeline]
@@ -227,3 +228,13 @@ def test_provider_faults_and_streams_are_told_in_plain_words() -> None:
     assert ("Of 3,523 streamed answers in the fault and recovery phases, 3,498 completed; "
             "25 broke mid-stream (after a median of 3 tokens).") in text
     assert "Stream completion objective 90.0 %: passed" in text
+
+
+def test_the_tabletop_sheet_carries_the_same_impact_and_why(latency_run: Callable[..., Path]) -> None:
+    from harness.evidence.tabletop import PackedRun, render_tabletop
+
+    run_dir = latency_run()
+    sheet = render_tabletop([PackedRun(run_dir, "run/", read_results(run_dir))], title="latency", approver=None,
+                            participants=[], created_at="2026-12-06T14:00:00Z", key_id=None)
+    assert "<td>1.75 s</td>" in sheet
+    assert "<th>why that is not the RTO</th><td>Users were affected for less than the RTO (1.75 s" in sheet

@@ -170,6 +170,7 @@ def tabletop_context(
             "timeline": story.timeline,
             "runbook": story.runbook,
             "impact": story.impact,
+            "impact_note": story.impact_note,
             "objectives": _objectives(results),
             "faults": [{"name": f.name or MISSING, "questions": _questions(f, results)} for f in results.faults],
             "findings": _findings(results),

@@ -299,9 +299,8 @@ def summary_sentences(results: RunResults, params: dict[str, dict[str, Any]] | N
             slow = "none" if impact.slow == 0 else f"{impact.slow:,}"
             failed = "none" if impact.failed == 0 else f"{impact.failed:,}"
             sentences.append(f"Of {impact.requests:,} requests after onset, {failed} failed and {slow} were slow; "
-                             f"users were affected for {seconds(impact.affected_s)}.")
-        if impact.note:
-            sentences.append(impact.note)
+                             f"users were affected for {seconds(impact.affected_s)}"
+                             + (" (see Impact for why that is not the RTO)." if impact.note else "."))
     streaming = _streaming_sentence(results)
     if streaming is not None:
         sentences.append(streaming)
