@@ -3,7 +3,8 @@
 - one ``<testsuite>`` named for the scenario, with properties ``run_id``, ``verdict`` and
   ``rto_s[<fault name>]`` per fault (plus ``abort_reason`` when aborted);
 - one ``<testcase>`` per objective, with ``<failure message="measured X, target Y">`` when missed
-  and ``<skipped>`` when it was not evaluated (``passed`` is null, e.g. an aborted run);
+  (an objective that could not be measured, e.g. in an aborted run, is missed: ``measured —``
+  and why);
 - a ``cleanup`` testcase that fails when ``cleanup.ok`` is false;
 - an ``aborted`` testcase carrying an ``<error>`` when the verdict is ``aborted``, so an aborted
   drill is never green in CI.
