@@ -30,6 +30,7 @@ from harness.report.formatting import (
     target_text,
     utc_text,
 )
+from harness.report.health import health_section
 from harness.report.limits import objective_target, p95_limit_ms, ttft_limit_ms
 from harness.results.model import (
     Agreement,
@@ -183,6 +184,7 @@ def report_context(
         "charts": _charts(results, timeline, event_marks),
         "chart_table": _chart_table(timeline),
         "streaming": _streaming_section(results, timeline),
+        "health": health_section(results.measurement.health),
         "method": _method_rows(results, timeline),
         "method_text": results.measurement.method,
         "method_doc": METHOD_DOC,
@@ -241,7 +243,7 @@ def _objective_rows(results: RunResults) -> list[dict[str, Any]]:
                 "target": _target_cell(results, name, objective.target),
                 "measured": _cell(name, objective.measured, missing_reason),
                 "note": note if not is_missing(objective.measured) else None,
-                "status": "pass" if objective.passed else "fail",
+                "status": "undecided" if objective.undecided else "pass" if objective.passed else "fail",
             }
         )
     return rows

@@ -7,7 +7,11 @@
   and why);
 - a ``cleanup`` testcase that fails when ``cleanup.ok`` is false;
 - an ``aborted`` testcase carrying an ``<error>`` when the verdict is ``aborted``, so an aborted
-  drill is never green in CI.
+  drill is never green in CI;
+- an objective the measurement's own trouble left undecided is ``<skipped>`` with its causes
+  (neither a pass nor a failure), and an ``inconclusive`` run adds an ``inconclusive`` testcase
+  carrying an ``<error type="Inconclusive">`` with one line per cause: an inconclusive drill is
+  counted apart from passes and failures, and never green in CI either.
 """
 
 from __future__ import annotations
@@ -84,7 +88,10 @@ def build_junit(results: RunResults) -> ET.ElementTree:
     for objective in results.objectives:
         tests += 1
         case = ET.SubElement(suite, "testcase", classname=classname, name=objective.name)
-        if not objective.passed:
+        if objective.undecided:
+            skipped += 1
+            ET.SubElement(case, "skipped", message="undecided: " + "; ".join(objective.undecided))
+        elif not objective.passed:
             failures += 1
             message = objective_message(objective, results)
             failure = ET.SubElement(case, "failure", message=message, type="ObjectiveMissed")
@@ -105,6 +112,15 @@ def build_junit(results: RunResults) -> ET.ElementTree:
         reason = results.abort_reason or "the run was aborted (no reason recorded)"
         error = ET.SubElement(case, "error", message=str(reason), type="Aborted")
         error.text = str(reason)
+
+    if results.verdict == "inconclusive":
+        tests += 1
+        errors += 1
+        case = ET.SubElement(suite, "testcase", classname=classname, name="inconclusive")
+        causes = [line for o in results.objectives for line in (o.undecided or [])]
+        message = "; ".join(causes) or "the instrument could not see well enough to decide"
+        error = ET.SubElement(case, "error", message=message, type="Inconclusive")
+        error.text = "\n".join(causes) or message
 
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))

@@ -247,6 +247,8 @@ def _objective_sentence(objective: ObjectiveResult) -> str:
     target = quantity(name, objective.target)
     measured = quantity(name, objective.measured)
     status = "passed" if objective.passed else "FAILED"
+    if objective.undecided:  # the instrument could not see well enough (measurement health)
+        status = "UNDECIDED"
     return f"{label} objective {target}: {status} (measured {measured})."
 
 
@@ -308,6 +310,9 @@ def summary_sentences(results: RunResults, params: dict[str, dict[str, Any]] | N
         sentences.append(_objective_sentence(objective))
     if results.verdict == "aborted":
         sentences.append(f"The drill was aborted: {results.abort_reason or 'no reason recorded'}.")
+    if results.verdict == "inconclusive":
+        sentences.append("The drill is inconclusive: the instrument could not see well enough to decide "
+                         "(see Measurement health).")
     return sentences
 
 
