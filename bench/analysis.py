@@ -117,8 +117,7 @@ def make_run(target: Path, total: int) -> Path:
 
 def child(kind: str, run_dir: Path) -> None:
     """Run one timed step in this (fresh) process and print its figures as one JSON line."""
-    from harness.report.results import write_results
-    from harness.results import compute_results
+    from harness.results import compute_results, write_results
     from harness.rundir.frames import read_samples
 
     start = time.perf_counter()
@@ -127,11 +126,11 @@ def child(kind: str, run_dir: Path) -> None:
         rows = len(samples)
         extra: dict[str, object] = {}
     else:
-        results = compute_results(run_dir)[0].document()
+        results = compute_results(run_dir)[0]
         write_results(run_dir, results)
-        rows = results["measurement"]["samples"]
-        fault = results["faults"][0]
-        extra = {"rto_s": fault["rto_s"], "resolution_s": fault["resolution_s"], "verdict": results["verdict"]}
+        rows = results.measurement.samples
+        fault = results.faults[0]
+        extra = {"rto_s": fault.rto_s, "resolution_s": fault.resolution_s, "verdict": str(results.verdict)}
     elapsed_s = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"s": elapsed_s, "peak_gib": peak_kib / 2**20, "rows": rows, **extra}))

@@ -19,7 +19,6 @@ Files only: no stack, no network.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -33,9 +32,10 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from harness.engine.outputs import write_outputs  # noqa: E402
 from harness.load.samples import COLUMNS  # noqa: E402
 from harness.report.story import build_story  # noqa: E402
-from harness.results import compute_results, write_outputs  # noqa: E402
+from harness.results import compute_results, read_results  # noqa: E402
 from harness.rundir.events import FaultApplied, PhaseStart  # noqa: E402
 from harness.rundir.frames import read_samples  # noqa: E402
 from harness.rundir.journal import read_journal  # noqa: E402
@@ -95,9 +95,9 @@ def main() -> None:
             write_outputs(run_dir, results, timeline)
 
         report_s = timed(report, args.rounds)
-        results = json.loads((run_dir / "results.json").read_text())
+        results = read_results(run_dir)
         samples = read_samples(run_dir)
-        story_s = timed(lambda: build_story(results, run_dir, samples), args.rounds)
+        story_s = timed(lambda: build_story(results, run_dir), args.rounds)
         size_mib = (run_dir / "report.html").stat().st_size / 2**20
         print(f"samples={len(samples):,} read={read_s:.2f}s report={report_s:.2f}s story={story_s:.2f}s "
               f"report.html={size_mib:.2f} MiB")

@@ -4,7 +4,7 @@ The few things a Python user needs::
 
     from harness import load_scenario, run_drill
     result = run_drill("scenarios/latency.yaml", out="reports/latency/manual")
-    assert result.verdict == "passed", result.results["objectives"]
+    assert result.verdict == "passed", result.results.objectives   # typed: harness.results.RunResults
 
 Everything else lives in the rooms (``harness.scenario``, ``harness.faults``, ``harness.load``,
 ``harness.measure``, ``harness.report``). Names are imported on first use, so importing

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -35,6 +35,9 @@ from harness.rundir import report_path
 from harness.scenario.loader import load_model, path_problem, read_yaml, show_path
 from harness.scenario.units import ScheduleDuration
 from harness.verdict import VERDICT_COUNTS, Verdict, worst_exit_code
+
+if TYPE_CHECKING:
+    from harness.results.model import RunResults
 
 CAMPAIGN_SCHEMA = "drill.campaign/v1"
 SUMMARY_FILE = "campaign.json"
@@ -135,14 +138,15 @@ def load_campaign(path: str | Path) -> tuple[CampaignSpec, list[Path]]:
     return spec, scenarios
 
 
-def _figures(results: dict[str, Any]) -> dict[str, Any]:
+def _figures(results: RunResults) -> dict[str, Any]:
+    """A run's headline figures for campaign.json (the keys each fault carries, as results.json has them)."""
     keep = ("name", "type", "rto_s", "time_to_detect_s", "capacity_restored_s", "replacement_region",
             "degraded_requests")
     return {
-        "run_id": results.get("run_id"),
-        "faults": [{k: f.get(k) for k in keep if k in f} for f in results.get("faults", [])],
-        "objectives": [{k: o.get(k) for k in ("name", "target", "measured", "passed")}
-                       for o in results.get("objectives", [])],
+        "run_id": results.run_id,
+        "faults": [{k: getattr(f, k) for k in keep if k in f.model_fields_set} for f in results.faults],
+        "objectives": [{"name": o.name, "target": o.target, "measured": o.measured, "passed": o.passed}
+                       | ({"undecided": o.undecided} if o.undecided else {}) for o in results.objectives],
     }
 
 
@@ -268,7 +272,7 @@ def _write(result: CampaignResult) -> None:
 def _write_junit(result: CampaignResult) -> None:
     """One junit.xml for the whole campaign (every run's suite), so CI shows it as one result."""
     from harness.report.junit import JUNIT_NAME, combine_junit
-    from harness.report.results import atomic_write_text
+    from harness.results.store import atomic_write_text
 
     suites = [(Path(r.scenario).stem, Path(r.run_dir) / JUNIT_NAME if r.run_dir else None, r.error)
               for r in result.runs]

@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -19,6 +19,9 @@ from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, DrillError, ScenarioErr
 from harness.init import init_command
 from harness.listing import list_command
 from harness.runtime.base import Runtime
+
+if TYPE_CHECKING:
+    from harness.results.model import RunResults
 
 console = Console(stderr=True, highlight=False)
 out = Console(highlight=False, soft_wrap=True)
@@ -240,14 +243,15 @@ def worker(scenario: Path, master_address: str, worker_id: str | None) -> None:
 def report(run_dir: Path) -> None:
     """Recompute every figure and rewrite report.html, results.json and junit.xml from the run
     directory alone (journal.jsonl, scenario.yaml, samples/). Exit code follows the verdict."""
-    from harness.results import compute_results, write_outputs
+    from harness.engine.outputs import write_outputs
+    from harness.results import compute_results
 
     try:
         results, timeline = compute_results(run_dir)
     except DrillError as exc:
         _fail(exc)
     write_outputs(run_dir, results, timeline)
-    _print_result(results.document(), run_dir)
+    _print_result(results, run_dir)
     sys.exit(results.verdict.exit_code)
 
 
@@ -521,31 +525,30 @@ def _print_plan(loaded: Any, runtime: str | None) -> None:
         out.print(line)
 
 
-def _print_result(results: dict[str, Any], run_dir: Path) -> None:
+def _print_result(results: RunResults, run_dir: Path) -> None:
     from harness.report.formatting import quantity, target_text
     from harness.report.reasons import fault_line, reasons, stream_lines, verdict_line
 
-    colour = {"passed": "green", "failed": "red", "inconclusive": "magenta"}.get(str(results.get("verdict")), "yellow")
-    title = f"{results['scenario']['name']}: {str(results['verdict']).upper()}"
-    if results.get("phases"):
+    colour = {"passed": "green", "failed": "red", "inconclusive": "magenta"}.get(str(results.verdict), "yellow")
+    title = f"{results.scenario.name}: {str(results.verdict).upper()}"
+    if results.phases:
         table = Table(title=escape(title), show_lines=False)
         for col in ("objective", "target", "measured", "result"):
             table.add_column(col)
-        for o in results.get("objectives", []):
-            table.add_row(o["name"], escape(target_text(o["name"], o["target"])),
-                          escape(quantity(o["name"], o["measured"])),
-                          "[yellow]undecided[/yellow]" if o.get("undecided")
-                          else "[green]pass[/green]" if o["passed"] else "[red]FAIL[/red]")
+        for o in results.objectives:
+            table.add_row(o.name, escape(target_text(o.name, o.target)), escape(quantity(o.name, o.measured)),
+                          "[yellow]undecided[/yellow]" if o.undecided
+                          else "[green]pass[/green]" if o.passed else "[red]FAIL[/red]")
         out.print(table)
     else:
         out.print(f"[bold]{escape(title)}[/bold] (before any load: nothing was measured)")
-    for f in results.get("faults", []):
-        hit = f" on {', '.join(str(t) for t in f['targets'])}" if f.get("targets") else ""
-        out.print(f"fault {escape(f['name'])}{escape(hit)}: {escape(fault_line(f))}")
+    for f in results.faults:
+        hit = f" on {', '.join(f.targets)}" if f.targets else ""
+        out.print(f"fault {escape(f.name)}{escape(hit)}: {escape(fault_line(f))}")
     for line in stream_lines(results):  # issue 13: streamed requests, per phase
         out.print(escape(line))
-    cleanup = results.get("cleanup", {})
-    out.print(f"cleanup ok: {cleanup.get('ok')} (toxics left: {cleanup.get('toxics_left')})")
+    cleanup = results.cleanup
+    out.print(f"cleanup ok: {cleanup.ok} (toxics left: {cleanup.toxics_left})")
     out.print(f"[bold {colour}]{escape(verdict_line(results))}[/bold {colour}]")
     for line in reasons(results)[1:]:
         out.print(f"  [{colour}]{escape(line)}[/{colour}]")

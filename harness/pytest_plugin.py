@@ -33,9 +33,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from harness.results.model import RunResults
 
 INCONCLUSIVE_KEY = pytest.StashKey[list[str]]()
 """The node ids of inconclusive scenario items (counted in the terminal summary)."""
@@ -146,7 +149,7 @@ STREAM_FIGURES = {"ttft_p50_ms": "ttft_p50_ms", "ttft_p95_ms": "ttft_p95_ms",
                   "completion_rate": "stream_completion_rate", "cut": "streams_cut"}
 
 
-def junit_properties(results: dict[str, Any], run_dir: Path, verdict: str, exit_code: int) -> list[tuple[str, str]]:
+def junit_properties(results: RunResults, run_dir: Path, verdict: str, exit_code: int) -> list[tuple[str, str]]:
     """The figures of a run as JUnit ``user_properties`` (name, value); missing figures are left out.
 
     Per fault ``<figure>.<fault>``; the worst (largest) over the faults as plain ``<figure>``, so
@@ -155,35 +158,32 @@ def junit_properties(results: dict[str, Any], run_dir: Path, verdict: str, exit_
         ("verdict", verdict), ("exit_code", str(exit_code)), ("run_dir", str(run_dir)),
         ("report", str(run_dir / "report.html")),
     ]
-    resolution = (results.get("measurement") or {}).get("resolution_s")
-    if resolution is not None:
-        props.append(("resolution_s", str(resolution)))
+    props.append(("resolution_s", str(results.measurement.resolution_s)))
     worst: dict[str, float] = {}
-    for fault in results.get("faults") or []:
-        name = str(fault.get("name"))
-        if fault.get("impact") is not None:
-            props.append((f"impact.{name}", str(fault["impact"])))
+    for fault in results.faults:
+        props.append((f"impact.{fault.name}", fault.impact))
         for figure in FAULT_FIGURES:
-            value = fault.get(figure)
+            value = getattr(fault, figure)
             if isinstance(value, int | float) and not isinstance(value, bool):
-                props.append((f"{figure}.{name}", str(value)))
+                props.append((f"{figure}.{fault.name}", str(value)))
                 worst[figure] = max(worst.get(figure, float(value)), float(value))
     props.extend((figure, str(worst[figure])) for figure in FAULT_FIGURES if figure in worst)
-    for objective in results.get("objectives") or []:
-        key = f"objective.{objective.get('name')}"
-        for part in ("measured", "target"):
-            if objective.get(part) is not None:  # not measured: left out, never "None"
-                props.append((f"{key}.{part}", str(objective[part])))
-        props.append((f"{key}.passed", str(bool(objective.get("passed"))).lower()))
-    for phase, figures in sorted((results.get("phases") or {}).items()):
+    for objective in results.objectives:
+        key = f"objective.{objective.name}"
+        for part, given in (("measured", objective.measured), ("target", objective.target)):
+            if given is not None:  # not measured: left out, never "None"
+                props.append((f"{key}.{part}", str(given)))
+        props.append((f"{key}.passed", str(objective.passed).lower()))
+    for phase, figures in sorted(results.phases.items()):
         for figure in PHASE_FIGURES:
-            value = (figures or {}).get(figure)
+            value = getattr(figures, figure)
             if value is not None:
                 props.append((f"{phase}.{figure}", str(value)))
-        streaming = (figures or {}).get("streaming") or {}
-        for key, suffix in STREAM_FIGURES.items():
-            if streaming.get(key) is not None:
-                props.append((f"{phase}.{suffix}", str(streaming[key])))
+        streaming = figures.streaming
+        for attr, suffix in STREAM_FIGURES.items():
+            value = getattr(streaming, attr) if streaming is not None else None
+            if value is not None:
+                props.append((f"{phase}.{suffix}", str(value)))
     return props
 
 
@@ -212,7 +212,7 @@ class ScenarioItem(pytest.Item):
             from harness.report.reasons import fault_line, reasons
 
             why = "\n  ".join(reasons(result.results)) or "every objective passed"
-            figures = "".join(f"\n  fault {f.get('name')}: {fault_line(f)}" for f in result.results.get("faults", []))
+            figures = "".join(f"\n  fault {f.name}: {fault_line(f)}" for f in result.results.faults)
             raise DrillFailed(
                 f"verdict {result.verdict} (expected {expected}):\n  {why}{figures}\nreport: {result.report_path}"
             )
@@ -246,7 +246,7 @@ def drill(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., Any]:
         def test_failover(drill):
             result = drill("scenarios/latency.yaml")
             assert result.verdict == "passed"
-            assert result.results["faults"][0]["rto_s"] < 10
+            assert result.results.faults[0].rto_s < 10   # results: harness.results.RunResults
     """
     from harness.engine import run_drill
 

@@ -188,11 +188,11 @@ def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path)
     scenario = shipped_drill(runtime, ports, "endpoint-kill", tmp_path)
     wait_for_tier(ports["gateway"], "hosted")
     result = run_drill(scenario, out=tmp_path / "run")
-    assert result.exit_code == 0, (result.abort_reason, result.results["objectives"])
-    fault = result.results["faults"][0]
+    assert result.exit_code == 0, (result.abort_reason, result.results.document()["objectives"])
+    fault = result.results.document()["faults"][0]
     assert fault["onset_source"] == "docker-event:die"
     assert fault["failover_s"] is not None and fault["rto_s"] is not None
-    tools = result.results["environment"]["tools"]
+    tools = result.results.document()["environment"]["tools"]
     assert tools["docker_engine"] == runtime.client.version()["Version"]
     # toxiproxy is whatever the drill-toxiproxy image answers ("git" in images built from
     # binaries that bootstrap built before it stamped the version); the compose CLI's is a number.
@@ -203,14 +203,14 @@ def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path)
     failovers = [e for e in events if e["event"] == "failover" and e["ts"] >= onset - 1]
     assert failovers, events
     gateway_failover_s = failovers[0]["ts"] - onset
-    resolution_s = result.results["measurement"]["resolution_s"]
+    resolution_s = result.results.document()["measurement"]["resolution_s"]
     assert abs(gateway_failover_s - fault["failover_s"]) <= resolution_s, (gateway_failover_s, fault["failover_s"])
     # The run kept the gateway's log itself, and results carry the same comparison.
     agreement = fault["agreement"]
     assert agreement["failover_s"] == pytest.approx(gateway_failover_s, abs=1e-3)
     assert abs(agreement["failover_delta_s"]) <= resolution_s, agreement
 
-    cleanup = result.results["cleanup"]
+    cleanup = result.results.document()["cleanup"]
     assert cleanup["ok"] is True and cleanup["toxics_left"] == 0 and cleanup["containers_not_running"] == []
     assert all(c.status == "running" for c in runtime.containers())
 
@@ -225,7 +225,7 @@ def test_provider_overloaded_drill_on_compose_streams_through_the_http_fault_pro
     scenario = shipped_drill(runtime, ports, "provider-overloaded", tmp_path)
     wait_for_tier(ports["gateway"], "hosted")
     result = run_drill(scenario, out=tmp_path / "run")
-    r = result.results
+    r = result.results.document()
     assert result.exit_code == 0, (result.abort_reason, r["objectives"])
     fault = r["faults"][0]
     assert fault["onset_source"] == "http-fault-proxy-api"

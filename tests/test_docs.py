@@ -22,7 +22,7 @@ from harness.scenario.fault_specs import (
     ToxiproxyFaultSpec,
 )
 from harness.testing import REPO
-from harness.testing.runs import example_results, example_timeline
+from harness.testing.runs import example_results, example_timeline, typed
 
 DOC = REPO / "docs" / "scenarios.md"
 SPEC_OF = {cls.fault_type(): cls for cls in FAULT_SPEC_CLASSES}
@@ -165,5 +165,5 @@ def test_the_keys_every_fault_has_are_documented() -> None:
 def test_report_shows_the_scenario_description_escaped() -> None:
     results = example_results()
     results["scenario"]["description"] = "The hosted model goes dark; the gateway <b>must</b> fail over."
-    html = render_report(results, example_timeline(results))
+    html = render_report(typed(results), example_timeline(results))
     assert "The hosted model goes dark; the gateway &lt;b&gt;must&lt;/b&gt; fail over." in html

@@ -56,9 +56,9 @@ def test_latency_objective_missed_exits_1(tmp_path: Path, toxiproxy_url: str) ->
         )
         result = run_drill(path, out=tmp_path / "run")
     assert result.verdict == "failed" and result.exit_code == 1
-    missed = {o["name"] for o in result.results["objectives"] if not o["passed"]}
+    missed = {o["name"] for o in result.results.document()["objectives"] if not o["passed"]}
     assert "p95_ms" in missed
-    assert result.results["cleanup"]["toxics_left"] == 0
+    assert result.results.document()["cleanup"]["toxics_left"] == 0
 
 
 @pytest.mark.slow
@@ -72,7 +72,7 @@ def test_stop_condition_aborts_with_exit_3_and_cleans_up(tmp_path: Path, toxipro
         result = run_drill(path, out=tmp_path / "run")
     assert result.verdict == "aborted" and result.exit_code == 3
     assert "stop condition" in (result.abort_reason or "")
-    assert result.results["cleanup"]["ok"] is True
+    assert result.results.document()["cleanup"]["ok"] is True
     assert applied_faults(tmp_path / "run" / "journal.jsonl") == []
 
 

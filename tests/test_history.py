@@ -18,8 +18,8 @@ import pytest
 
 from harness.errors import EXIT_BAD_INPUT
 from harness.report.history import collect, write_history
-from harness.report.results import write_results
-from harness.results import compute_results
+from harness.results import RunResults, compute_results
+from harness.results import write_results as write_typed
 
 LATENCY_RUN = Path(__file__).parent / "data" / "latency-run"
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -30,6 +30,11 @@ QUARTERS = ("2026-01-15T10:00:00Z", "2026-04-15T10:00:00Z", "2026-07-15T10:00:00
 def real_results() -> dict[str, Any]:
     results = compute_results(LATENCY_RUN)[0].document()
     return json.loads(json.dumps(results, default=str))
+
+
+def write_results(run_dir: Path, document: dict[str, Any]) -> Path:
+    """Write a results.json document (a real run's, edited here) through the typed model."""
+    return write_typed(run_dir, RunResults.from_document(document))
 
 
 def place(reports: Path, results: dict[str, Any], started: str, run_id: str, rto_factor: float = 1.0) -> dict[str, Any]:

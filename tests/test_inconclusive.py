@@ -19,7 +19,7 @@ from harness.errors import EXIT_INCONCLUSIVE
 from harness.report.html import render_report
 from harness.report.junit import build_junit
 from harness.report.reasons import reasons, verdict_line
-from harness.results import compute_results
+from harness.results import RunResults, compute_results
 from harness.rundir.frames import read_samples, records_schedule
 from harness.rundir.health import append_trouble
 from harness.verdict import CLEANUP_NOT_VERIFIED, Verdict, decide_verdict
@@ -79,7 +79,7 @@ def test_a_run_on_schedule_has_an_empty_health_record_and_keeps_its_figures(tmp_
     expected = before.document()
     for key in ("phases", "faults", "objectives", "verdict"):
         assert doc[key] == expected[key], key
-    html = render_report(after.document(), None)
+    html = render_report(after, None)
     assert "Measurement health" in html and "The instrument saw the whole run" in html
 
 
@@ -117,29 +117,35 @@ def test_a_recorded_host_stall_inside_the_recovery_window_is_inconclusive_everyw
     assert rto["undecided"] and "host stalled 0.70 s at +" in rto["undecided"][0]  # type: ignore[index]
     assert "decides rto_s" in rto["undecided"][0]  # type: ignore[index]
     if results.verdict == Verdict.INCONCLUSIVE:
-        line = verdict_line(doc)
+        line = verdict_line(results)
         assert line.startswith("INCONCLUSIVE: host stalled 0.70 s at +")
-        suite = build_junit(doc).getroot().find("testsuite")
+        suite = build_junit(results).getroot().find("testsuite")
         assert suite is not None
         names = {c.get("name"): c for c in suite.iter("testcase")}
         assert names["inconclusive"].find("error") is not None
         assert names["rto_s"].find("skipped") is not None
     else:  # another objective of this recorded run was missed, decided: still FAILED
         assert results.verdict == Verdict.FAILED
-        assert any(r.startswith("undecided: host stalled") for r in reasons(doc))
-    html = render_report(doc, None)
+        assert any(r.startswith("undecided: host stalled") for r in reasons(results))
+    html = render_report(results, None)
     assert "host stalled 0.70 s" in html and "Undecided objectives" in html
 
 
-def test_verdict_line_and_junit_of_an_inconclusive_document() -> None:
-    doc = {
-        "verdict": "inconclusive", "scenario": {"name": "latency"},
+def inconclusive_results() -> RunResults:
+    """The example results.json, inconclusive: rto_s undecided, cleanup verified."""
+    doc = json.loads((DATA / "results-example.json").read_text(encoding="utf-8")) | {
+        "verdict": "inconclusive",
         "objectives": [
             {"name": "rto_s", "target": 3, "measured": 3.23, "passed": False, "undecided": [CAUSE]},
             {"name": "max_error_rate", "target": 0.1, "measured": 0.05, "passed": True},
         ],
         "cleanup": {"ok": True},
     }
+    return RunResults.from_document(doc)
+
+
+def test_verdict_line_and_junit_of_an_inconclusive_document() -> None:
+    doc = inconclusive_results()
     assert verdict_line(doc) == f"INCONCLUSIVE: {CAUSE}"
     root = build_junit(doc).getroot()
     suite = root.find("testsuite")
@@ -150,18 +156,20 @@ def test_verdict_line_and_junit_of_an_inconclusive_document() -> None:
 
 
 CONFTEST = '''
+import json
 from pathlib import Path
 import harness.engine
 from harness.engine.result import RunResult
+from harness.results import RunResults
 from harness.verdict import Verdict
 
 CAUSE = {cause!r}
 
 def fake_run_drill(path, **kwargs):
-    results = {{"verdict": "inconclusive", "objectives": [
+    doc = json.loads(Path({example!r}).read_text(encoding="utf-8")) | {{"verdict": "inconclusive", "objectives": [
         {{"name": "rto_s", "target": 3, "measured": 3.23, "passed": False, "undecided": [CAUSE]}}],
         "faults": [], "cleanup": {{"ok": True}}}}
-    return RunResult(Path("run"), Verdict.INCONCLUSIVE, 6, results)
+    return RunResult(Path("run"), Verdict.INCONCLUSIVE, 6, RunResults.from_document(doc))
 
 harness.engine.run_drill = fake_run_drill
 '''
@@ -173,7 +181,7 @@ SCENARIO = (ROOT / "scenarios" / "latency.yaml").read_text(encoding="utf-8").rep
 
 @pytest.mark.parametrize(("ci", "outcome"), [("", "skipped"), ("true", "failed")])
 def test_pytest_item_of_an_inconclusive_drill_is_never_a_plain_pass(tmp_path: Path, ci: str, outcome: str) -> None:
-    (tmp_path / "conftest.py").write_text(CONFTEST.format(cause=CAUSE))
+    (tmp_path / "conftest.py").write_text(CONFTEST.format(cause=CAUSE, example=str(DATA / "results-example.json")))
     (tmp_path / "stalled.yaml").write_text(SCENARIO)
     env = {k: v for k, v in os.environ.items() if k != "CI"} | ({"CI": ci} if ci else {})
     done = subprocess.run(

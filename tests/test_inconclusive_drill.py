@@ -95,7 +95,7 @@ def run_latency(tmp_path: Path, rto_s: float, stall: bool) -> tuple[dict[str, An
         result = run_drill(scenario, out=tmp_path / "run", observer=hook if stall else None)
     finally:
         hook.close()
-    return result.results, result.exit_code, hook
+    return result.results.document(), result.exit_code, hook
 
 
 def health(results: dict[str, Any]) -> dict[str, Any]:

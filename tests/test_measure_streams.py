@@ -31,6 +31,7 @@ from harness.measure.streams import completion_window, has_streams, stream_phase
 from harness.measure.testing import concat_samples, probe_segment, stream_segment
 from harness.measure.timeline import timeline
 from harness.report.reasons import objective_line
+from harness.results.model import ObjectiveResult
 from harness.scenario import load_scenario
 
 PHASES = {"baseline": (0.0, 10.0), "fault": (10.0, 20.0), "recovery": (20.0, 30.0)}
@@ -155,8 +156,7 @@ def test_min_stream_completion_fails_naming_itself() -> None:
     assert (result.name, result.passed, result.target) == ("min_stream_completion", False, 0.8)
     assert result.note == ("310 of 410 streams completed in the fault and recovery phases; "
                            "40 failed mid-stream, 60 before the first token")
-    line = objective_line({"name": result.name, "target": result.target, "measured": result.measured,
-                           "passed": result.passed, "note": result.note})
+    line = objective_line(ObjectiveResult.of(result))
     assert line.startswith("min_stream_completion 75.6 % < 80.0 %")
 
 

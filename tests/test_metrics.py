@@ -218,10 +218,10 @@ def test_a_steady_state_missed_after_recovery_fails_the_drill_by_name(tmp_path: 
 def test_recorded_metrics_are_drawn_under_the_timeline_with_the_fault_bands() -> None:
     from harness.report.charts import metric_svg, run_start_epoch
     from harness.report.html import render_report
-    from harness.testing.runs import example_results, example_timeline
+    from harness.testing.runs import example_results, example_timeline, typed
 
     results = example_results()
-    origin = run_start_epoch(results)
+    origin = run_start_epoch(typed(results))
     assert origin is not None
     points = [[origin + t, 2.0 if 12 <= t < 20 else 0.0] for t in range(0, 40)]
     hosted = {"labels": {"__name__": "drill_gateway_breaker_state", "tier": "hosted", "job": "drill-stack"},
@@ -231,9 +231,11 @@ def test_recorded_metrics_are_drawn_under_the_timeline_with_the_fault_bands() ->
          "series": [hosted]},
         {"name": "nothing", "query": "absent(up)", "unit": "", "series": []},
     ]}
-    svg = metric_svg(results, results["metrics"]["series"][0])
+    [query, _] = typed(results).metric_queries
+    assert not isinstance(query, str)
+    svg = metric_svg(typed(results), query)
     assert svg.startswith("<svg") and "tier=hosted" in svg and "fault onset" in svg
-    page = render_report(results, example_timeline(results))
+    page = render_report(typed(results), example_timeline(results))
     # Titles are user text: escaped, never markup.
     assert "Stack metric: breaker &lt;state&gt; — PromQL drill_gateway_breaker_state{tier=&#34;hosted&#34;}" in page
     assert "the query returned no data over the run" in page

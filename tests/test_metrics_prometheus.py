@@ -81,11 +81,11 @@ def test_a_promql_stop_condition_aborts_mid_fault_and_reverts_everything(tmp_pat
     # Tripped during the fault phase, with the fault applied, and everything reverted before the end.
     assert events.index(FaultApplied) < events.index(StopTripped) < events.index(FaultReverted)
     assert applied_faults(result.run_dir / "journal.jsonl") == []
-    assert result.results["cleanup"]["ok"] is True
-    reaction = result.results["metrics"]["stop_reaction"]
+    assert result.results.document()["cleanup"]["ok"] is True
+    reaction = result.results.document()["metrics"]["stop_reaction"]
     assert reaction["condition_true_at"] is not None
     assert reaction["condition_true_at"] <= reaction["condition_held_at"] < reaction["rollback_done_at"]
-    charted = {entry["name"]: entry for entry in result.results["metrics"]["series"]}
+    charted = {entry["name"]: entry for entry in result.results.document()["metrics"]["series"]}
     assert any(s["labels"].get("tier") == "hosted" for s in charted["circuit breaker state per tier"]["series"])
     assert "Stack metric: circuit breaker state per tier" in result.report_path.read_text(encoding="utf-8")
 

@@ -13,8 +13,7 @@ from pathlib import Path
 from harness.evidence.pack import build_pack
 from harness.report.history import write_history
 from harness.report.html import write_report
-from harness.report.results import write_results
-from harness.results import compute_results
+from harness.results import RunResults, compute_results, write_results
 
 SCRIPT = "<script>alert(1)</script>"
 ONERROR = '<img src=x onerror="alert(2)">'
@@ -29,8 +28,8 @@ def hostile_run(tmp_path: Path, latency_run: Callable[..., Path]) -> Path:
     results["scenario"]["name"] = f"latency {SCRIPT}"
     results["scenario"]["description"] = f"The provider {ONERROR} slows down."
     results["faults"][0]["name"] = f"slow{ONERROR}"
-    write_results(run_dir, results)
-    write_report(run_dir, results, timeline)
+    write_results(run_dir, RunResults.from_document(results))
+    write_report(run_dir, RunResults.from_document(results), timeline)
     return run_dir
 
 

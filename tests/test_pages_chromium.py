@@ -215,8 +215,8 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """report.html, tabletop.html and trends.html from the real latency run's files."""
     import copy
 
-    from harness.report.results import write_results
-    from harness.results import compute_results, write_outputs
+    from harness.engine.outputs import write_outputs
+    from harness.results import RunResults, compute_results, write_results
 
     root = tmp_path_factory.mktemp("pages")
     reports = root / "reports" / "latency"
@@ -230,7 +230,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         r = copy.deepcopy(results)
         r["run_id"], r["started_at"] = quarter, started
         r["faults"][0]["rto_s"] *= factor
-        write_results(reports / quarter, r)
+        write_results(reports / quarter, RunResults.from_document(r))
     pack = build_pack(run_dir, root / "pack.zip", approver="A. Lead", participants=["B. Oncall", "C. SRE"]).path
     with zipfile.ZipFile(pack) as zf:
         (root / "tabletop.html").write_bytes(zf.read("tabletop.html"))

@@ -134,17 +134,18 @@ def test_junit_carries_the_figures_and_a_miss_shows_measured_against_target(
 
 
 def test_junit_properties_carry_the_streaming_figures_of_each_phase(tmp_path: Path) -> None:
-    """Pure: a results document with a streamed fault phase and a baseline that did not stream."""
+    """Pure: results with a streamed fault phase and a baseline that did not stream."""
     from harness.pytest_plugin import junit_properties
+    from harness.testing.runs import example_results, typed
 
-    results = {
-        "phases": {
-            "baseline": {"p95_ms": 20.0},
-            "fault": {"p95_ms": 31.5, "streaming": {"ttft_p50_ms": 15.0, "ttft_p95_ms": 31.2,
-                                                    "completion_rate": 0.988, "cut": 25}},
-        },
-    }
-    props = dict(junit_properties(results, tmp_path, "passed", 0))
+    document = example_results()
+    document["phases"]["baseline"]["p95_ms"] = 20.0
+    document["phases"]["fault"]["p95_ms"] = 31.5
+    document["phases"]["fault"]["streaming"] = {
+        "streams": 400, "completed": 395, "completion_rate": 0.988, "cut": 25, "failed_mid_stream": 5,
+        "failed_before_first_token": 0, "cut_after_tokens_p50": 3.0, "cut_after_tokens_max": 9,
+        "ttft_stream": "probe", "ttft_samples": 394, "ttft_p50_ms": 15.0, "ttft_p95_ms": 31.2, "failed_over": 0}
+    props = dict(junit_properties(typed(document), tmp_path, "passed", 0))
     assert props["fault.ttft_p95_ms"] == "31.2" and props["fault.ttft_p50_ms"] == "15.0"
     assert props["fault.stream_completion_rate"] == "0.988" and props["fault.streams_cut"] == "25"
     assert "baseline.ttft_p95_ms" not in props and props["baseline.p95_ms"] == "20.0"

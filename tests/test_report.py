@@ -9,7 +9,6 @@ region-a, replacement in region-b, three failed polls), measured by harness.meas
 
 from __future__ import annotations
 
-import copy
 import html as html_lib
 import json
 import re
@@ -23,9 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from harness.errors import ScenarioError
-from harness.report import read_results, write_junit, write_report, write_results
+from harness.report import write_junit, write_report
 from harness.report.charts import (
     capacity_marks,
     capacity_steps,
@@ -36,22 +36,13 @@ from harness.report.charts import (
     timeline_svg,
 )
 from harness.report.formatting import quantity
-from harness.report.results import SCHEMA
+from harness.results import SCHEMA, RunResults, read_results, write_results
 from harness.rundir.frames import read_capacity
-from harness.testing.runs import EXAMPLE, example_results, example_timeline
+from harness.rundir.journal import utc_iso
+from harness.testing.runs import EXAMPLE, example_results, example_timeline, typed
 from harness.testing.runs import epoch as _epoch
 
 CAPACITY_EXAMPLE = Path(__file__).parent / "data" / "capacity-example"
-def as_epoch_seconds(results: dict[str, Any]) -> dict[str, Any]:
-    """The example with phase and fault times as epoch seconds (the other spelling we accept)."""
-    out = copy.deepcopy(results)
-    for phase in out["phases"].values():
-        phase["start"], phase["end"] = _epoch(phase["start"]), _epoch(phase["end"])
-    for fault in out["faults"]:
-        for key in ("onset_at", "reverted_at", "recovered_at"):
-            if fault.get(key) is not None:
-                fault[key] = _epoch(fault[key])
-    return out
 
 
 def missed_objectives(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -61,27 +52,30 @@ def missed_objectives(results: dict[str, Any]) -> list[dict[str, Any]]:
 # --- results.json -----------------------------------------------------------------------------
 
 
-def test_results_round_trip_keeps_key_order(tmp_path: Path) -> None:
+def test_results_round_trip_in_the_models_key_order(tmp_path: Path) -> None:
     results = example_results()
-    path = write_results(tmp_path, results)
+    path = write_results(tmp_path, typed(results))
     assert path == tmp_path / "results.json"
-    assert read_results(tmp_path) == results
+    assert read_results(tmp_path) == typed(results)
     text = path.read_text(encoding="utf-8")
-    assert list(json.loads(text)) == list(results)  # caller's order, not sorted
+    assert json.loads(text) == results
+    fields = [name.rstrip("_") for name in RunResults.model_fields]
+    keys = list(json.loads(text))
+    assert keys == sorted(keys, key=fields.index)  # the model's order (DESIGN.md's), not sorted by name
     assert text.startswith('{\n  "schema": "drill.results/v1"')  # indent 2
 
 
 def test_atomic_write_leaves_no_tmp_file(tmp_path: Path) -> None:
-    write_results(tmp_path, example_results())
+    write_results(tmp_path, typed(example_results()))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
 
 
 def test_failed_write_keeps_previous_results_and_leaves_no_tmp(tmp_path: Path) -> None:
-    write_results(tmp_path, example_results())
+    write_results(tmp_path, typed(example_results()))
     before = (tmp_path / "results.json").read_bytes()
-    broken = example_results()
-    broken["environment"]["handle"] = object()  # JSON cannot hold it
-    with pytest.raises(TypeError, match="results.json cannot hold"):
+    broken = typed(example_results())
+    broken.environment["handle"] = object()  # type: ignore[assignment]  # JSON cannot hold it
+    with pytest.raises(ValueError, match="object"):
         write_results(tmp_path, broken)
     assert (tmp_path / "results.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
@@ -92,11 +86,11 @@ def test_nan_and_numpy_values_become_json(tmp_path: Path) -> None:
     results["faults"][0]["rto_s"] = np.float64(8.75)
     results["faults"][1]["failover_s"] = float("nan")
     results["measurement"]["samples"] = np.int64(28412)
-    write_results(tmp_path, results)
+    write_results(tmp_path, typed(results))
     back = read_results(tmp_path)
-    assert back["faults"][0]["rto_s"] == 8.75
-    assert back["faults"][1]["failover_s"] is None
-    assert back["measurement"]["samples"] == 28412
+    assert back.faults[0].rto_s == 8.75
+    assert back.faults[1].failover_s is None
+    assert back.measurement.samples == 28412
 
 
 def test_read_results_rejects_other_schema(tmp_path: Path) -> None:
@@ -123,12 +117,18 @@ def test_read_results_names_missing_required_key(tmp_path: Path) -> None:
         read_results(tmp_path)
 
 
-def test_write_results_refuses_another_schema(tmp_path: Path) -> None:
+def test_read_results_names_a_field_the_model_refuses(tmp_path: Path) -> None:
     document = example_results()
-    document["schema"] = "drill.results/v2"
-    with pytest.raises(ValueError, match="drill.results/v2"):
-        write_results(tmp_path, document)
-    assert list(tmp_path.iterdir()) == []
+    document["faults"][0]["rto_s"] = "soon"
+    (tmp_path / "results.json").write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(ScenarioError, match=r"results.json: field 'faults.0.rto_s': .*drill report"):
+        read_results(tmp_path)
+
+
+def test_the_model_refuses_another_schema() -> None:
+    document = {k: v for k, v in example_results().items() if k != "schema"}
+    with pytest.raises(ValidationError, match="drill.results/v1"):
+        RunResults.model_validate(document | {"schema_": "drill.results/v2"})
 
 
 # --- junit.xml --------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def _suite(path: Path) -> ET.Element:
 
 def test_junit_one_failure_per_missed_objective(tmp_path: Path) -> None:
     results = example_results()
-    suite = _suite(write_junit(tmp_path, results))
+    suite = _suite(write_junit(tmp_path, typed(results)))
     assert suite.get("name") == "hosted-model-outage"
     cases = {c.get("name"): c for c in suite.findall("testcase")}
     assert set(cases) == {o["name"] for o in results["objectives"]} | {"cleanup"}
@@ -159,7 +159,7 @@ def test_junit_failure_message_has_units(tmp_path: Path) -> None:
     results = example_results()
     results["objectives"][0].update(measured=18.25, passed=False)
     results["objectives"][1].update(measured=0.2345, passed=False)
-    suite = _suite(write_junit(tmp_path, results))
+    suite = _suite(write_junit(tmp_path, typed(results)))
     messages = {c.get("name"): c.find("failure").get("message")  # type: ignore[union-attr]
                 for c in suite.findall("testcase") if c.find("failure") is not None}
     assert messages["rto_s"] == "measured 18.2 s, target 15.0 s"
@@ -168,7 +168,7 @@ def test_junit_failure_message_has_units(tmp_path: Path) -> None:
 
 
 def test_junit_properties(tmp_path: Path) -> None:
-    suite = _suite(write_junit(tmp_path, example_results()))
+    suite = _suite(write_junit(tmp_path, typed(example_results())))
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert props["run_id"] == "20260114T095958Z-7f3a9c"
     assert props["verdict"] == "failed"
@@ -180,7 +180,7 @@ def test_junit_cleanup_fails_when_not_ok(tmp_path: Path) -> None:
     results = example_results()
     results["cleanup"] = {"ok": False, "toxics_left": ["gpu-a-upstream/latency_downstream"],
                           "containers_not_running": ["drill-staging-hosted-model-1"]}
-    suite = _suite(write_junit(tmp_path, results))
+    suite = _suite(write_junit(tmp_path, typed(results)))
     cleanup = next(c for c in suite.findall("testcase") if c.get("name") == "cleanup")
     failure = cleanup.find("failure")
     assert failure is not None
@@ -189,15 +189,16 @@ def test_junit_cleanup_fails_when_not_ok(tmp_path: Path) -> None:
     assert suite.get("failures") == "2"
 
 
-def test_junit_aborted_run_is_an_error_and_unevaluated_objectives_skip(tmp_path: Path) -> None:
+def test_junit_aborted_run_is_an_error_and_unmeasured_objectives_fail(tmp_path: Path) -> None:
     results = example_results()
     results["verdict"] = "aborted"
     results["abort_reason"] = "stop condition: error_rate 0.97 >= 0.9 for 15 s"
     for objective in results["objectives"]:
-        objective.update(measured=None, passed=None)
-    suite = _suite(write_junit(tmp_path, results))
+        objective.update(measured=None, passed=False)
+    suite = _suite(write_junit(tmp_path, typed(results)))
     assert suite.get("errors") == "1"
-    assert suite.get("skipped") == str(len(results["objectives"]))
+    assert suite.get("failures") == str(len(results["objectives"]))
+    assert suite.get("skipped") == "0"
     aborted = next(c for c in suite.findall("testcase") if c.get("name") == "aborted")
     assert aborted.find("error").get("message") == results["abort_reason"]  # type: ignore[union-attr]
 
@@ -208,12 +209,12 @@ def test_junit_aborted_run_is_an_error_and_unevaluated_objectives_skip(tmp_path:
 def test_charts_are_vector_svg_with_bands() -> None:
     results = example_results()
     timeline = example_timeline(results)
-    svg = timeline_svg(results, timeline)
+    svg = timeline_svg(typed(results), timeline)
     assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
     assert "<image" not in svg  # nothing rasterized
     for label in ("baseline", "fault", "recovery", "provider-down", "RTO 8.75 s", "recovery instant"):
         assert label in svg
-    tiers = tier_share_svg(results, timeline)
+    tiers = tier_share_svg(typed(results), timeline)
     for tier in ("hosted", "gpu", "cpu", "no good response"):
         assert tier in tiers
     # Two charts inline in one page must not share element ids.
@@ -225,7 +226,7 @@ def test_chart_legend_only_names_what_is_drawn() -> None:
     results = example_results()
     timeline = example_timeline(results)
     results["faults"] = []
-    svg = timeline_svg(results, timeline)
+    svg = timeline_svg(typed(results), timeline)
     assert "fault onset" not in svg and "recovery instant" not in svg
     assert "error objective (10 %)" in svg and "p95 objective (236 ms)" in svg
 
@@ -236,9 +237,9 @@ def test_charts_survive_empty_buckets_and_an_unreverted_fault() -> None:
     results["faults"][0].update(reverted_at=None, rto_s=None, recovered_at=None, impact="unrecovered")
     timeline.loc[40:60, ["requests"]] = 0
     timeline.loc[40:60, ["error_rate", "p95_ms"]] = float("nan")
-    svg = timeline_svg(results, timeline)
+    svg = timeline_svg(typed(results), timeline)
     assert "provider-down" in svg and "recovery instant" not in svg
-    assert "<svg" in tier_share_svg(results, timeline)
+    assert "<svg" in tier_share_svg(typed(results), timeline)
 
 
 def test_downsample_keeps_true_ratios_and_worst_latency() -> None:
@@ -261,10 +262,10 @@ def test_downsample_keeps_true_ratios_and_worst_latency() -> None:
 def test_long_run_svg_stays_small() -> None:
     results = example_results()
     origin = _epoch(results["phases"]["baseline"]["start"])
-    results["phases"]["recovery"]["end"] = origin + 3600
+    results["phases"]["recovery"]["end"] = utc_iso(origin + 3600)
     timeline = example_timeline(results)
     assert len(timeline) == 14_400
-    svg = timeline_svg(results, timeline)
+    svg = timeline_svg(typed(results), timeline)
     assert len(svg.encode()) < 400_000
 
 
@@ -274,7 +275,8 @@ def test_importing_harness_report_does_not_import_matplotlib() -> None:
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported at import time';"
         "import json, pandas as pd;"
         "from harness.report.charts import timeline_svg;"
-        f"r = json.load(open({str(EXAMPLE)!r}));"
+        "from harness.results.model import RunResults;"
+        f"r = RunResults.from_document(json.load(open({str(EXAMPLE)!r})));"
         "timeline_svg(r, pd.DataFrame({'t_s': [0.0, 0.25], 'requests': [5, 5], 'error_rate': [0, 0], 'p95_ms': [1, 2]}));"
         "import matplotlib;"
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported';"
@@ -287,10 +289,11 @@ def test_importing_harness_report_does_not_import_matplotlib() -> None:
 # --- report.html ------------------------------------------------------------------------------
 
 
-def _write_example_run(run_dir: Path, results: dict[str, Any], timeline: pd.DataFrame | None) -> str:
+def _write_example_run(run_dir: Path, document: dict[str, Any], timeline: pd.DataFrame | None) -> str:
     (run_dir / "samples").mkdir(parents=True)
     (run_dir / "samples" / "probe.csv").write_text("source,start\n", encoding="utf-8")
     (run_dir / "journal.jsonl").write_text('{"event":"run.start"}\n', encoding="utf-8")
+    results = typed(document)
     write_results(run_dir, results)
     write_junit(run_dir, results)
     path = write_report(run_dir, results, timeline)
@@ -348,7 +351,7 @@ def test_report_aborted_run_shows_reason_and_missing_figures(tmp_path: Path) -> 
     results["verdict"] = "aborted"
     results["abort_reason"] = "stop condition: error_rate 0.97 >= 0.9 for 15 s"
     results["faults"][0].update(rto_s=None, failback_s=None)
-    results["objectives"][0].update(measured=None, passed=None)
+    results["objectives"][0].update(measured=None, passed=False)
     del results["objectives"][0]["note"]
     results["cleanup"] = {"ok": False, "toxics_left": [], "containers_not_running": ["drill-staging-hosted-model-1"]}
     html = _write_example_run(tmp_path, results, None)
@@ -369,21 +372,11 @@ def test_report_without_tier_columns_says_why(tmp_path: Path) -> None:
     assert "no tier information" in html
 
 
-def test_epoch_second_times_render_like_iso_times(tmp_path: Path) -> None:
-    iso = example_results()
-    epoch = as_epoch_seconds(iso)
-    timeline = example_timeline(iso)
-    assert timeline_svg(epoch, timeline) == timeline_svg(iso, timeline)
-    html = _write_example_run(tmp_path, epoch, timeline)
-    assert "2026-01-14 10:00:20.184 UTC" in html  # provider-down onset
-    assert "60.0 s" in html  # fault phase duration
-
-
 def test_tier_underscore_spelling_is_accepted() -> None:
     results = example_results()
     timeline = example_timeline(results).rename(columns=lambda c: c.replace("tier:", "tier_"))
     assert tier_columns(timeline) == ["tier_hosted", "tier_gpu", "tier_cpu"]
-    svg = tier_share_svg(results, timeline)
+    svg = tier_share_svg(typed(results), timeline)
     assert "hosted" in svg and "gpu" in svg and "(no tier)" not in svg
 
 
@@ -408,8 +401,8 @@ def test_report_from_measure_timeline(tmp_path: Path) -> None:
 def test_example_results_file_is_valid(tmp_path: Path) -> None:
     results = example_results()
     assert results["schema"] == SCHEMA
-    write_results(tmp_path, results)
-    assert read_results(tmp_path)["verdict"] == "failed"
+    write_results(tmp_path, typed(results))
+    assert read_results(tmp_path).verdict == "failed"
 
 
 # --- capacity ---------------------------------------------------------------------------------
@@ -432,7 +425,7 @@ def row_cells(page: str, label: str) -> list[str]:
 
 def test_capacity_example_renders_section_chart_and_fault_rows(tmp_path: Path) -> None:
     run_dir, results = capacity_run(tmp_path)
-    page = write_report(run_dir, results, example_timeline(results)).read_text(encoding="utf-8")
+    page = write_report(run_dir, typed(results), example_timeline(results)).read_text(encoding="utf-8")
     assert '<section id="capacity">' in page and "<h2>Capacity</h2>" in page
     assert page.count("<svg") == 3
     capacity_chart = page[page.index('<section id="capacity">'):page.index('<section id="method">')]
@@ -474,8 +467,11 @@ def test_capacity_fault_rows_say_why_a_figure_is_missing(tmp_path: Path) -> None
     lost["capacity_notes"] = {"capacity_restored_s": "pool not back at its target of 2 healthy nodes for 5s "
                                                      "before the timeline ended (last seen: 1)",
                               "degraded_requests": "no request samples"}
-    results["faults"].append({"name": "never-applied", "type": "latency", "targets": [], "onset_at": None})
-    page = write_report(run_dir, results, None).read_text(encoding="utf-8")
+    results["faults"].append({
+        "name": "never-applied", "type": "latency", "targets": [], "onset_at": None, "onset_source": None,
+        "onset_uncertainty_s": None, "reverted_at": None, "time_to_detect_s": None, "rto_s": None,
+        "failover_s": None, "failback_s": None, "degraded_s": None, "impact": "not applied"})
+    page = write_report(run_dir, typed(results), None).read_text(encoding="utf-8")
     assert row_cells(page, "capacity restored (after t0)")[0] == (
         "— (pool not back at its target of 2 healthy nodes for 5s before the timeline ended (last seen: 1))")
     assert row_cells(page, "replacement region")[0] == "— (capacity was not restored)"
@@ -486,7 +482,7 @@ def test_capacity_fault_rows_say_why_a_figure_is_missing(tmp_path: Path) -> None
 def test_capacity_chart_falls_back_to_results_timeline(tmp_path: Path) -> None:
     run_dir, results = capacity_run(tmp_path)
     (run_dir / "samples" / "capacity.csv").unlink()
-    page = write_report(run_dir, results, None).read_text(encoding="utf-8")
+    page = write_report(run_dir, typed(results), None).read_text(encoding="utf-8")
     assert page.count("<svg") == 1 and "capacity restored: t0 + 14.5 s · region-b" in page
     assert "samples/capacity.csv not found; drawn from results.json capacity.timeline" in page
     assert "pool endpoint did not answer" not in page  # failed polls are only in the CSV
@@ -494,8 +490,8 @@ def test_capacity_chart_falls_back_to_results_timeline(tmp_path: Path) -> None:
 
 def test_capacity_steps_from_samples_and_from_results_agree() -> None:
     results = json.loads((CAPACITY_EXAMPLE / "results.json").read_text(encoding="utf-8"))
-    from_csv = capacity_steps(results, read_capacity(CAPACITY_EXAMPLE))
-    from_results = capacity_steps(results, None)
+    from_csv = capacity_steps(typed(results), read_capacity(CAPACITY_EXAMPLE))
+    from_results = capacity_steps(typed(results), None)
     assert list(from_csv.columns) == list(from_results.columns) == ["region-a", "region-b"]
     for t_s, expected in ((10.0, [2.0, 0.0]), (30.0, [1.0, 0.0]), (50.0, [1.0, 1.0]), (100.0, [1.0, 1.0])):
         for steps in (from_csv, from_results):
@@ -508,7 +504,7 @@ def test_capacity_steps_from_samples_and_from_results_agree() -> None:
 
 def test_capacity_marks_place_restoration_at_onset_plus_restored_s() -> None:
     results = json.loads((CAPACITY_EXAMPLE / "results.json").read_text(encoding="utf-8"))
-    lost, latency = capacity_marks(results)
+    lost, latency = capacity_marks(typed(results))
     assert (lost.name, lost.region, lost.after_s) == ("gpu-node-lost", "region-b", 14.5)
     assert lost.restored_s == pytest.approx(lost.onset_s + 14.5)
     assert latency.after_s == 0 and latency.restored_s is None  # never lost: nothing to mark
@@ -523,8 +519,8 @@ def test_capacity_pool_never_answered_says_why(tmp_path: Path) -> None:
     results["capacity"]["timeline"] = {"changes": [], "min_healthy": None, "max_healthy": None,
                                        "first_healthy": None, "last_healthy": None, "regions": []}
     with pytest.raises(ValueError, match="no successful capacity sample"):
-        capacity_svg(results, read_capacity(run_dir))
-    page = write_report(run_dir, results, None).read_text(encoding="utf-8")
+        capacity_svg(typed(results), read_capacity(run_dir))
+    page = write_report(run_dir, typed(results), None).read_text(encoding="utf-8")
     assert "<h2>Capacity</h2>" in page and "<svg" not in page
     assert "no successful capacity sample: the pool endpoint never answered" in page
     assert row_cells(page, "healthy GPU nodes seen") == ["— (no successful sample)"]
@@ -532,7 +528,8 @@ def test_capacity_pool_never_answered_says_why(tmp_path: Path) -> None:
 
 # --- streamed requests (issue 13) ------------------------------------------------------------------
 def test_streaming_run_renders_the_table_and_both_charts(tmp_path: Path) -> None:
-    from harness.results import compute_results, write_outputs
+    from harness.engine.outputs import write_outputs
+    from harness.results import compute_results
     from harness.testing.runs import streaming_run
 
     run_dir = streaming_run(tmp_path)
@@ -584,7 +581,7 @@ def test_streaming_charts_survive_a_long_run_and_gaps() -> None:
     assert merged["ttft_p95_ms"].max() == 4000.0
     assert merged["streams"].sum() == streams.sum()
     assert (merged["stream_completion"] * merged["streams"]).sum() == pytest.approx(completed.sum())
-    assert "<svg" in ttft_svg(results, timeline, 100.0) and "<svg" in completion_svg(results, timeline, 0.9)
+    assert "<svg" in ttft_svg(typed(results), timeline, 100.0) and "<svg" in completion_svg(typed(results), timeline, 0.9)
 
 
 def test_terminal_says_the_streaming_objectives_and_figures() -> None:
@@ -595,10 +592,11 @@ def test_terminal_says_the_streaming_objectives_and_figures() -> None:
     objectives = Objectives.model_validate(
         {"ttft_p95_ms": {"max": "2x baseline", "during": "recovery"}, "min_stream_completion": 0.95})
     assert objectives_text(objectives) == "ttft_p95_ms ≤ 2x baseline recovery, min_stream_completion ≥ 95.0 %"
-    results = {"phases": {"baseline": {"p95_ms": 20.0}, "fault": {"streaming": {
+    results = example_results()
+    results["phases"]["fault"]["streaming"] = {
         "streams": 400, "completed": 364, "completion_rate": 0.91, "cut": 36, "failed_mid_stream": 30,
         "failed_before_first_token": 6, "cut_after_tokens_p50": 3.0, "cut_after_tokens_max": 9,
-        "ttft_stream": "probe", "ttft_samples": 394, "ttft_p50_ms": 11.0, "ttft_p95_ms": 509.0, "failed_over": 0}}}}
-    assert stream_lines(results) == [
+        "ttft_stream": "probe", "ttft_samples": 394, "ttft_p50_ms": 11.0, "ttft_p95_ms": 509.0, "failed_over": 0}
+    assert stream_lines(typed(results)) == [
         "streams fault: 400 sent, 91.0 % completed; 30 failed mid-stream (36 cut, after a median 3 tokens), "
         "6 before the first token; TTFT p50 11 ms, p95 509 ms (probe)"]

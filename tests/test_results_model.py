@@ -11,7 +11,6 @@ from pydantic import ValidationError
 
 from harness.measure import FaultTiming, MeasureSettings, ObjectiveSpec, PhaseStats, measure_run
 from harness.measure.testing import probe_stream, set_between
-from harness.report.results import SCHEMA as WRITTEN_SCHEMA
 from harness.results.model import SCHEMA, FaultResult, MeasurementInfo, ObjectiveResult, PhaseResult, RunResults
 
 T0 = 3_000_020.0
@@ -71,5 +70,12 @@ def test_a_misspelt_key_is_refused() -> None:
         RunResults.from_document(document)
 
 
-def test_the_report_writes_the_models_schema() -> None:
-    assert WRITTEN_SCHEMA == SCHEMA
+def test_one_schema_constant_names_results_json() -> None:
+    """results.json's schema is spelled once, in results/model.py; the store writes and checks it."""
+    from harness.results import store
+
+    harness = Path(__file__).parent.parent / "harness"
+    spelled = [p.relative_to(harness).as_posix() for p in harness.rglob("*.py")
+               if '"drill.results/v1"' in p.read_text(encoding="utf-8")]
+    assert spelled == ["results/model.py"]
+    assert store.SCHEMA is SCHEMA

@@ -35,7 +35,7 @@ def test_rebased_scenario_moves_every_fixed_port(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_gpu_node_loss_local_passes_with_a_region_a_replacement(tmp_path: Path) -> None:
     result, _ = run_local("gpu-node-loss.local.yaml", tmp_path)
-    r = result.results
+    r = result.results.document()
     assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
     lost = fault(r, "gpu-node-lost")
     assert lost["targets"] == ["process:gpu-a1"]
@@ -55,7 +55,7 @@ def test_gpu_node_loss_local_passes_with_a_region_a_replacement(tmp_path: Path) 
 @pytest.mark.slow
 def test_region_quota_denial_local_replaces_from_region_b_and_lifts_the_quota(tmp_path: Path) -> None:
     result, mapping = run_local("region-quota-denial.local.yaml", tmp_path)
-    r = result.results
+    r = result.results.document()
     assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
     lost = fault(r, "gpu-node-lost")
     assert lost["replacement_region"] == "region-b"
@@ -76,7 +76,7 @@ def test_region_quota_denial_local_replaces_from_region_b_and_lifts_the_quota(tm
 @pytest.mark.slow
 def test_control_gpu_node_loss_without_fallback_exits_1_naming_the_objectives(tmp_path: Path) -> None:
     result, _ = run_local("controls/gpu-node-loss.local.yaml", tmp_path, short=True)
-    r = result.results
+    r = result.results.document()
     assert result.exit_code == 1, (r["objectives"], r.get("abort_reason"))
     failed = {o["name"] for o in r["objectives"] if not o["passed"]}
     assert "failover_to" in failed
@@ -107,7 +107,7 @@ def test_region_quota_denial_on_compose_replaces_from_region_b(tmp_path: Path, m
     runtime = ComposeRuntime(REPO / "compose/staging.gpu-pool.yaml", project, tmp_path / "logs")
     try:
         result = run_drill(scenario, out=tmp_path / "run")
-        r = result.results
+        r = result.results.document()
         assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
         lost = fault(r, "gpu-node-lost")
         assert lost["targets"] == [f"{project}_gpu-a1_1"] or lost["targets"][0].endswith("gpu-a1-1")
@@ -126,7 +126,7 @@ def test_region_quota_denial_on_compose_replaces_from_region_b(tmp_path: Path, m
 @pytest.mark.slow
 def test_hosted_latency_control_without_fallback_exits_1_naming_the_objectives(tmp_path: Path) -> None:
     result, _ = run_local("controls/hosted-latency.yaml", tmp_path, short=True)
-    r = result.results
+    r = result.results.document()
     assert result.exit_code == 1, (r["objectives"], r.get("abort_reason"))
     failed = {o["name"] for o in r["objectives"] if not o["passed"]}
     assert "failover_to" in failed

@@ -24,7 +24,7 @@ SCENARIOS = REPO / "scenarios"
 @pytest.mark.slow
 def test_stream_cut_local_counts_the_cut_streams_as_the_gateway_logged_them(tmp_path: Path) -> None:
     result, _ = run_short("stream-cut.local.yaml", tmp_path)
-    r = result.results
+    r = result.results.document()
     assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
     baseline, during = r["phases"]["baseline"]["streaming"], r["phases"]["fault"]["streaming"]
     assert baseline["streams"] > 0 and baseline["completed"] == baseline["streams"]
@@ -59,7 +59,7 @@ def test_stream_cut_local_counts_the_cut_streams_as_the_gateway_logged_them(tmp_
 @pytest.mark.slow
 def test_control_rate_limited_without_fallback_exits_1_naming_stream_completion(tmp_path: Path) -> None:
     result, _ = run_short("controls/provider-rate-limited.local.yaml", tmp_path)
-    r = result.results
+    r = result.results.document()
     assert result.exit_code == 1, (r["objectives"], r.get("abort_reason"))
     failed = failed_objectives(r)
     assert {"min_stream_completion", "max_error_rate"} <= failed, r["objectives"]

@@ -15,7 +15,7 @@ from harness.testing.drills import fault, objective, run_local
 @pytest.mark.slow
 def test_default_drill_figures_are_consistent_and_agree_with_the_gateway(tmp_path: Path) -> None:
     result, _ = run_local("latency.yaml", tmp_path)
-    r = result.results
+    r = result.results.document()
     assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
     slow = fault(r, "provider-slow")
     resolution_s = slow["resolution_s"]
@@ -40,7 +40,7 @@ def test_default_drill_figures_are_consistent_and_agree_with_the_gateway(tmp_pat
 @pytest.mark.slow
 def test_control_with_a_slow_fallback_fails_naming_the_latency_objective(tmp_path: Path) -> None:
     result, _ = run_local("controls/slow-fallback.yaml", tmp_path, short=True)
-    r = result.results
+    r = result.results.document()
     assert result.exit_code == 1, (r["objectives"], r.get("abort_reason"))
     failed = [o["name"] for o in r["objectives"] if not o["passed"]]
     assert failed == ["p95_ms"], r["objectives"]

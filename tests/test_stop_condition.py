@@ -20,7 +20,7 @@ from harness.rundir.journal import applied_faults, read_journal
 from harness.testing import free_port, serve_in_thread
 from harness.testing.drills import own_service
 from harness.testing.drills import own_service_scenario as scenario
-from harness.testing.runs import example_results, example_timeline
+from harness.testing.runs import example_results, example_timeline, typed
 
 
 def rows(start: float, stop: float, step: float, ok: int) -> list[dict[str, Any]]:
@@ -91,10 +91,10 @@ def test_report_marks_the_moment_and_says_the_reaction() -> None:
     results["abort_reason"] = "stop condition met: error rate 60.0 % ≥ 5.0 % over the last 1 s"
     results["stop"] = stop_figures({"condition": "error rate ≥ 5.0 % for 1 s", "held_at": origin + 12.0,
                                     "detected_at": origin + 12.2, "first_revert_at": origin + 12.3}).model_dump()
-    assert stop_mark_s(results) == pytest.approx(12.0, abs=1e-5)
+    assert stop_mark_s(typed(results)) == pytest.approx(12.0, abs=1e-5)
     timeline = example_timeline(results)
-    assert "stop condition held" in timeline_svg(results, timeline)
-    html = render_report(results, timeline)
+    assert "stop condition held" in timeline_svg(typed(results), timeline)
+    html = render_report(typed(results), timeline)
     assert "The stop condition (error rate ≥ 5.0 % for 1 s) held at" in html
     assert "first revert call followed 0.30 s later" in html
 

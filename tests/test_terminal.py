@@ -19,6 +19,7 @@ from harness.report.terminal import (
     run_verdict_line,
     small_sample_caution,
 )
+from harness.results.model import RunResults
 from harness.scenario import load_scenario
 from harness.testing import REPO
 
@@ -79,11 +80,20 @@ def test_repeat_summary_fits_80_columns_with_units_targets_and_whole_names() -> 
     assert not [r for r in REPRS if r in text]
 
 
+def _typed_run(verdict: str, rto: float | None, **extra: object) -> RunResults:
+    """A run's typed results (the example results.json) with one RTO objective."""
+    from harness.testing.runs import example_results
+
+    document = example_results() | {"verdict": verdict, **extra}
+    document["objectives"] = _run(verdict, rto)["objectives"]
+    return RunResults.from_document(document)
+
+
 def test_repeat_verdict_line_per_run_and_caution_below_five_runs() -> None:
-    assert "all 1 objectives met" in run_verdict_line(1, 3, _run("passed", 2.5))
-    failed = run_verdict_line(2, 3, _run("failed", 12.0))
+    assert "all 1 objectives met" in run_verdict_line(1, 3, _typed_run("passed", 2.5))
+    failed = run_verdict_line(2, 3, _typed_run("failed", 12.0))
     assert "run 2/3" in failed and "FAILED" in failed and "rto_s 12.0 s > target 10.0 s" in failed
-    aborted = run_verdict_line(3, 3, _run("aborted", None, abort_reason="stop condition met"))
+    aborted = run_verdict_line(3, 3, _typed_run("aborted", None, abort_reason="stop condition met"))
     assert "ABORTED" in aborted and "stop condition met" in aborted
     caution = small_sample_caution(3)
     assert caution is not None and "n = 3" in caution and "95 %" in caution

@@ -21,6 +21,7 @@ from harness.engine import dependencies, proxies
 from harness.engine.events import save_stack_events
 from harness.engine.fingerprint import environment, user
 from harness.engine.loadplan import load_plan
+from harness.engine.outputs import write_outputs
 from harness.engine.parts import Parts
 from harness.engine.paths import new_run_dir, write_traceback
 from harness.engine.preflight import refuse_active_faults, require_toxiproxy, stack_record, steady_state
@@ -39,7 +40,7 @@ from harness.load.tail import SampleTail
 from harness.metrics.checks import ConditionTrip
 from harness.metrics.drill import MetricsWatch, open_metrics_watch
 from harness.progress import DriveTick
-from harness.results import compute_results, write_outputs
+from harness.results import compute_results
 from harness.rundir import JOURNAL_FILE
 from harness.rundir.events import (
     CleanupVerified,
@@ -404,7 +405,7 @@ class Drill:
         journal.write(RunEnd(verdict=results.verdict.value))
         write_outputs(self.run_dir, results, timeline)
         verdict = results.verdict
-        return RunResult(self.run_dir, verdict, verdict.exit_code, results.document(), self.abort_reason)
+        return RunResult(self.run_dir, verdict, verdict.exit_code, results, self.abort_reason)
 
 
 def run_drill(

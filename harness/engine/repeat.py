@@ -43,7 +43,7 @@ def run_repeated(
         if result.verdict == Verdict.ABORTED:
             say("[red]run aborted: the series stops here[/red]")
             break
-    summary = summarize_repeats([r.results for r in results]) | {
+    summary = summarize_repeats([r.results.document() for r in results]) | {
         "schema": "drill.repeat/v1", "scenario": loaded.spec.name, "requested": repeat, "settle_s": settle_s,
     }
     path = series_dir / "repeat-summary.json"

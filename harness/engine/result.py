@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from harness.results.model import RunResults
 from harness.rundir import REPORT_FILE
 from harness.verdict import Verdict
 
@@ -20,12 +20,13 @@ def say_nothing(text: str) -> None:
 
 @dataclass
 class RunResult:
-    """What a drill produced: its directory, verdict, exit code and the results.json content."""
+    """What a drill produced: its directory, verdict, exit code and its typed results
+    (``results.document()`` is the results.json content)."""
 
     run_dir: Path
     verdict: Verdict
     exit_code: int
-    results: dict[str, Any]
+    results: RunResults
     abort_reason: str | None = None
 
     @property

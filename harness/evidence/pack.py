@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ScenarioError
+from harness.results.model import RunResults
 from harness.rundir import RESULTS_FILE, SCENARIO_FILE, journal_path, results_path, scenario_path
 
 PACK_SCHEMA = "drill.pack/v1"
@@ -203,14 +204,14 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _scenario_entry(run_dir: Path, pack_dir: str, results: dict[str, Any]) -> dict[str, Any]:
-    scenario = results.get("scenario") or {}
+def _scenario_entry(run_dir: Path, pack_dir: str, results: RunResults) -> dict[str, Any]:
+    scenario = results.scenario
     packed = scenario_path(run_dir)
     sha = _sha256_file(packed) if packed.is_file() else None
-    recorded = scenario.get("sha256")
+    recorded = scenario.sha256
     return {
-        "name": scenario.get("name"),
-        "original_path": scenario.get("path"),
+        "name": scenario.name,
+        "original_path": scenario.path,
         "path": pack_dir + SCENARIO_FILE if sha else None,
         "sha256": sha,
         "sha256_at_run_start": recorded,
@@ -268,10 +269,10 @@ def build_pack(
         summary = json.loads((source / CAMPAIGN_SUMMARY).read_text(encoding="utf-8"))
         title = f"campaign {summary.get('name') or source.name}"
     else:
-        title = str((runs[0].results.get("scenario") or {}).get("name") or source.name)
+        title = runs[0].results.scenario.name or source.name
     tabletop = render_tabletop(runs, title=title, approver=approver, participants=participants,
                                created_at=created, key_id=kid)
-    environments = {str(r.results.get("run_id") or r.pack_dir): r.results.get("environment") or {} for r in runs}
+    environments = {r.results.run_id or r.pack_dir: r.results.environment for r in runs}
     environment = {
         "fingerprint_sha256": hashlib.sha256(_canonical(environments)).hexdigest(),
         "runs": environments,
@@ -289,9 +290,9 @@ def build_pack(
         "signed_by_key_id": kid,
         "runs": [{
             "path": r.pack_dir,
-            "run_id": r.results.get("run_id"),
-            "verdict": r.results.get("verdict"),
-            "started_at": r.results.get("started_at"),
+            "run_id": r.results.run_id,
+            "verdict": str(r.results.verdict),
+            "started_at": r.results.started_at,
             "scenario": _scenario_entry(r.run_dir, r.pack_dir, r.results),
         } for r in runs],
     }

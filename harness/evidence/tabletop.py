@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.report.formatting import MISSING, is_missing, parse_utc, plain, quantity, seconds, utc_text
-from harness.report.story import build_story, load_run_samples, offset_text, run_origin
+from harness.report.formatting import MISSING, is_missing, plain, quantity, seconds, utc_text
+from harness.report.story import build_story, offset_text, run_origin
+from harness.results.model import FaultResult, RunResults
+from harness.results.store import read_results
 from harness.rundir import scenario_path
 
 TABLETOP_NAME = "tabletop.html"
@@ -30,13 +32,11 @@ class PackedRun:
 
     run_dir: Path
     pack_dir: str  # e.g. "run/" or "campaign/01-latency/"
-    results: dict[str, Any]
+    results: RunResults
 
 
-def read_run_results(run_dir: Path) -> dict[str, Any]:
-    """results.json as written (checked like ``drill report`` checks it)."""
-    from harness.report.results import read_results
-
+def read_run_results(run_dir: Path) -> RunResults:
+    """results.json as written, read back with the model (checked like ``drill report`` checks it)."""
     return read_results(run_dir)
 
 
@@ -57,14 +57,14 @@ def _injects(run: PackedRun, scenario: dict[str, Any]) -> list[dict[str, str]]:
     origin = run_origin(results)
     planned = {str(f.get("name")): f for f in scenario.get("faults") or [] if isinstance(f, dict)}
     rows = []
-    for fault in results.get("faults") or []:
-        name = str(fault.get("name") or MISSING)
+    for fault in results.faults:
+        name = fault.name or MISSING
         plan = planned.get(name, {})
         params = {k: v for k, v in plan.items() if k not in ("name", "type", "target", "at", "duration")}
-        onset, reverted = parse_utc(fault.get("onset_at")), parse_utc(fault.get("reverted_at"))
+        onset, reverted = fault.onset_epoch, fault.reverted_epoch
         rows.append({
             "name": name,
-            "what": f"{fault.get('type') or MISSING} on {', '.join(map(str, fault.get('targets') or [])) or MISSING}",
+            "what": f"{fault.type or MISSING} on {', '.join(fault.targets) or MISSING}",
             "params": ", ".join(f"{k} {plain(v)}" for k, v in params.items()),
             "planned": f"fault phase +{plan.get('at', 0)}"
             + (f" for {plan['duration']}" if plan.get("duration") else ""),
@@ -76,29 +76,27 @@ def _injects(run: PackedRun, scenario: dict[str, Any]) -> list[dict[str, str]]:
     return rows
 
 
-def _objectives(results: dict[str, Any]) -> list[dict[str, str]]:
+def _objectives(results: RunResults) -> list[dict[str, str]]:
     rows = []
-    for o in results.get("objectives") or []:
-        name = str(o.get("name", MISSING))
-        passed = o.get("passed")
+    for o in results.objectives:
         rows.append({
-            "name": name,
-            "expected": quantity(name, o.get("target")),
-            "observed": quantity(name, o.get("measured")),
-            "status": "met" if passed is True else "MISSED" if passed is False else "not evaluated",
-            "note": str(o.get("note") or ""),
+            "name": o.name,
+            "expected": quantity(o.name, o.target),
+            "observed": quantity(o.name, o.measured),
+            "status": "met" if o.passed else "MISSED",
+            "note": o.note or "",
         })
     return rows
 
 
-def _figure(fault: dict[str, Any], key: str) -> str:
-    value = fault.get(key)
+def _figure(fault: FaultResult, key: str) -> str:
+    value = getattr(fault, key)
     return MISSING if is_missing(value) else quantity(key, value)
 
 
-def _questions(fault: dict[str, Any], results: dict[str, Any]) -> list[str]:
+def _questions(fault: FaultResult, results: RunResults) -> list[str]:
     """Questions for the room, specific to the fault family and carrying the run's figures."""
-    kind = str(fault.get("type") or "")
+    kind = fault.type
     rto, ttd, failover = _figure(fault, "rto_s"), _figure(fault, "time_to_detect_s"), _figure(fault, "failover_s")
     questions = [
         f"Clients first felt this {ttd} after onset. Who would have noticed first — an alert, a dashboard, "
@@ -119,29 +117,27 @@ def _questions(fault: dict[str, Any], results: dict[str, Any]) -> list[str]:
                          "Is that within our capacity objective, and what did users get meanwhile?")
         questions.append("If the replacement could not be provisioned at all, what is the next step and who takes it?")
     if kind == "region_quota_denial":
-        region = fault.get("replacement_region")
+        region = fault.replacement_region
         questions.append(f"The replacement came from {region or 'another region'}. Are data residency, export "
                          "controls and latency acceptable there?")
         questions.append("Who owns quota and capacity requests with the cloud provider, and how long do they take?")
-    if results.get("verdict") == "aborted":
-        questions.append(f"The drill was aborted ({results.get('abort_reason') or 'no reason recorded'}). "
+    if results.verdict == "aborted":
+        questions.append(f"The drill was aborted ({results.abort_reason or 'no reason recorded'}). "
                          "Would production have hit the same stop condition?")
     questions.append("What did the runbook say to do here, and was any step unclear or out of date?")
     return questions
 
 
-def _findings(results: dict[str, Any]) -> list[dict[str, str]]:
+def _findings(results: RunResults) -> list[dict[str, str]]:
     """Findings the run itself suggests (each missed objective, an abort, a cleanup problem)."""
     found = []
-    for o in results.get("objectives") or []:
-        if o.get("passed") is False:
-            name = str(o.get("name"))
-            found.append(f"Objective {name} missed: expected {quantity(name, o.get('target'))}, "
-                         f"observed {quantity(name, o.get('measured'))}.")
-    if results.get("verdict") == "aborted":
-        found.append(f"Drill aborted: {results.get('abort_reason') or 'no reason recorded'}.")
-    cleanup = results.get("cleanup") or {}
-    if cleanup.get("ok") is False:
+    for o in results.objectives:
+        if not o.passed:
+            found.append(f"Objective {o.name} missed: expected {quantity(o.name, o.target)}, "
+                         f"observed {quantity(o.name, o.measured)}.")
+    if results.verdict == "aborted":
+        found.append(f"Drill aborted: {results.abort_reason or 'no reason recorded'}.")
+    if results.cleanup.ok is False:
         found.append("Cleanup could not be verified: check that nothing is left applied (drill recover).")
     return [{"finding": f, "owner": "", "due": "", "status": "open"} for f in found]
 
@@ -159,26 +155,24 @@ def tabletop_context(
     for run in runs:
         results = run.results
         scenario = _scenario_data(run.run_dir)
-        samples, _ = load_run_samples(run.run_dir)
-        story = build_story(results, run.run_dir, samples)
-        started = parse_utc(results.get("started_at"))
-        ended = parse_utc(results.get("ended_at"))
+        story = build_story(results, run.run_dir)
+        started, ended = results.started_epoch, results.ended_epoch
         sections.append({
             "pack_dir": run.pack_dir,
-            "name": str((results.get("scenario") or {}).get("name") or scenario.get("name") or MISSING),
-            "description": str((results.get("scenario") or {}).get("description") or scenario.get("description") or ""),
-            "run_id": str(results.get("run_id") or MISSING),
-            "verdict": str(results.get("verdict") or "aborted"),
-            "when": f"{utc_text(results.get('started_at'))} to {utc_text(results.get('ended_at'))}"
+            "name": str(results.scenario.name or scenario.get("name") or MISSING),
+            "description": str(results.scenario.description or scenario.get("description") or ""),
+            "run_id": results.run_id or MISSING,
+            "verdict": str(results.verdict),
+            "when": f"{utc_text(results.started_at)} to {utc_text(results.ended_at)}"
                     + (f" ({seconds(ended - started)})" if started is not None and ended is not None else ""),
             "summary": story.summary,
             "injects": _injects(run, scenario),
             "timeline": story.timeline,
             "runbook": story.runbook,
             "impact": story.impact,
+            "impact_note": story.impact_note,
             "objectives": _objectives(results),
-            "faults": [{"name": str(f.get("name") or MISSING), "questions": _questions(f, results)}
-                       for f in results.get("faults") or []],
+            "faults": [{"name": f.name or MISSING, "questions": _questions(f, results)} for f in results.faults],
             "findings": _findings(results),
         })
     return {

@@ -8,13 +8,15 @@ to a stack and never reads or writes a file, and it imports only numpy, pandas a
 
 Modules: ``model`` (inputs), ``samples`` (the sample frame's columns), ``goodness`` (latency bound, good
 requests), ``buckets`` (grid, sustained runs), ``phases``, ``recovery`` (per-fault figures),
-``routing`` (tiers), ``objectives``, ``agreement`` (the stack's own failover instants),
+``routing`` (tiers), ``objectives``,
+``impact`` (what users felt, the runbook trigger's walk), ``agreement`` (the stack's own failover instants),
 ``timeline`` (chart series), ``streams`` (streamed answers: TTFT, completion, cut streams), ``capacity``,
 ``run`` (everything at once), ``testing`` (synthetic samples).
 """
 
 from harness.measure.answers import AnswerStats, answer_phase_stats
 from harness.measure.goodness import LatencyBound, good_mask, latency_bound, visible_at
+from harness.measure.impact import Impact, RunbookTrigger, RunbookWalk, measure_impact, runbook_walk
 from harness.measure.model import FaultTiming, MeasureSettings, ObjectiveSpec, Phases
 from harness.measure.objectives import ObjectiveResult, all_met, evaluate_objectives
 from harness.measure.phases import ClosedLoop, PhaseStats, phase_stats
@@ -34,6 +36,9 @@ __all__ = [
     "ClosedLoop",
     "FaultMeasure",
     "FaultTiming",
+    "Impact",
+    "RunbookTrigger",
+    "RunbookWalk",
     "MeasureSettings",
     "Measurement",
     "ObjectiveResult",
@@ -51,6 +56,8 @@ __all__ = [
     "latency_bound",
     "visible_at",
     "measure_fault",
+    "measure_impact",
+    "runbook_walk",
     "measure_run",
     "phase_stats",
     "primary_tier",

@@ -10,6 +10,7 @@ import pandas as pd
 from harness.measure.answers import AnswerStats, answer_phase_stats, has_invalid_answers
 from harness.measure.goodness import describe_good, good_mask, latency_bound, visible_at
 from harness.measure.health import Health, assess_health
+from harness.measure.impact import Impact, measure_impact
 from harness.measure.model import FaultTiming, HarnessTrouble, MeasureSettings, ObjectiveSpec, Phases
 from harness.measure.objectives import ObjectiveResult, all_met, evaluate_objectives
 from harness.measure.phases import PhaseStats, phase_stats, stats_for
@@ -46,6 +47,8 @@ class Measurement:
     ttft_window: StreamStats | None = None
     answers: dict[str, AnswerStats] = field(default_factory=dict)
     """Per phase, answers checked against their API; {} when none was invalid and no objective asks."""
+    impact: Impact | None = None
+    """What users felt from the first onset on, on the RTO's evidence rule (None without a fault)."""
     health: Health | None = None
     """The instrument's own health (measure/health.py); None for a run directory made before the
     harness recorded it (no ``intended`` column): such runs recompute to the figures they gave."""
@@ -167,6 +170,7 @@ def measure_run(
         stream_completion=completion,
         ttft_window=ttft_window,
         answers=answers,
+        impact=measure_impact(samples, good, bound.ms, measured, data_end_s, settings, objectives.max_error_rate),
         health=health,
     )
 

@@ -14,7 +14,7 @@ The capacity chart's input is the raw capacity frame (``harness.rundir.frames.re
 ``ts`` epoch seconds, ``ok``, ``regions`` JSON ``{region: healthy nodes}``) or, without it,
 results.json ``capacity.timeline.changes``.
 
-Phase boundaries and fault bands come from the results dict (epoch seconds). matplotlib is
+Phase boundaries and fault bands come from the typed results (their instants as epoch seconds). matplotlib is
 imported only when a chart is drawn, so importing ``harness`` stays cheap and never touches a
 user's pyplot state. Text stays text (``svg.fonttype: none``), nothing is rasterized, and long
 runs are downsampled to at most :data:`MAX_POINTS` buckets so the SVG stays small.
@@ -33,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from harness.report.formatting import parse_utc, seconds
+from harness.report.formatting import seconds
 from harness.report.health import health_spans
-from harness.report.results import objective_target, p95_limit_ms
+from harness.report.limits import objective_target, p95_limit_ms
+from harness.results.model import FaultResult, MetricQuery, RunResults
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -94,69 +95,64 @@ class FaultMarks:
     rto_s: float | None
 
 
-def run_start_epoch(results: dict[str, Any]) -> float | None:
+def run_start_epoch(results: RunResults) -> float | None:
     """Epoch seconds of t_s = 0: ``phases.baseline.start``, else the earliest phase start."""
-    phases = results.get("phases") or {}
-    baseline = parse_utc((phases.get("baseline") or {}).get("start"))
+    baseline = results.phases.get("baseline")
     if baseline is not None:
-        return baseline
-    starts = [parse_utc(p.get("start")) for p in phases.values() if isinstance(p, dict)]
-    known = [s for s in starts if s is not None]
+        return baseline.start_epoch
+    known = [s for s in (p.start_epoch for p in results.phases.values()) if s is not None]
     return min(known) if known else None
 
 
-def phase_bands(results: dict[str, Any]) -> list[Band]:
+def phase_bands(results: RunResults) -> list[Band]:
     """baseline / fault / recovery spans relative to the run start, in time order."""
     origin = run_start_epoch(results)
     if origin is None:
         return []
     bands = []
-    for name, phase in (results.get("phases") or {}).items():
-        if not isinstance(phase, dict):
-            continue
-        start, end = parse_utc(phase.get("start")), parse_utc(phase.get("end"))
+    for name, phase in results.phases.items():
+        start, end = phase.start_epoch, phase.end_epoch
         if start is not None and end is not None:
             bands.append(Band(name, start - origin, end - origin))
     return sorted(bands, key=lambda b: b.start_s)
 
 
-def applied_faults(results: dict[str, Any]) -> Iterator[tuple[dict[str, Any], float, float]]:
+def applied_faults(results: RunResults) -> Iterator[tuple[FaultResult, float, float]]:
     """(fault, run start epoch, onset relative to run start) for each fault that took effect."""
     origin = run_start_epoch(results)
     if origin is None:
         return
-    for fault in results.get("faults") or []:
-        onset_at = parse_utc(fault.get("onset_at"))
+    for fault in results.faults:
+        onset_at = fault.onset_epoch
         if onset_at is not None:
             yield fault, origin, onset_at - origin
 
 
-def fault_marks(results: dict[str, Any]) -> list[FaultMarks]:
+def fault_marks(results: RunResults) -> list[FaultMarks]:
     """Each applied fault's onset, revert and recovery instant, relative to run start.
 
     The recovery instant is ``recovered_at`` when measure recorded it, else onset + RTO.
     """
     marks = []
     for fault, origin, onset in applied_faults(results):
-        reverted_at = parse_utc(fault.get("reverted_at"))
-        rto = float(fault["rto_s"]) if _is_number(fault.get("rto_s")) else None
-        recovered_at = parse_utc(fault.get("recovered_at"))
+        reverted_at = fault.reverted_epoch
+        rto = fault.rto_s
+        recovered_at = fault.recovered_epoch
         if not rto:
             recovered = None
         elif recovered_at is not None:
             recovered = recovered_at - origin
         else:
             recovered = onset + rto
-        marks.append(FaultMarks(
-            str(fault.get("name", "")), onset, None if reverted_at is None else reverted_at - origin, recovered, rto
-        ))
+        reverted = None if reverted_at is None else reverted_at - origin
+        marks.append(FaultMarks(fault.name, onset, reverted, recovered, rto))
     return marks
 
 
-def stop_mark_s(results: dict[str, Any]) -> float | None:
+def stop_mark_s(results: RunResults) -> float | None:
     """When the stop condition held (results.json ``stop.held_at``), relative to run start."""
     origin = run_start_epoch(results)
-    held_at = parse_utc((results.get("stop") or {}).get("held_at"))
+    held_at = results.stop.held_epoch if results.stop is not None else None
     return None if origin is None or held_at is None else held_at - origin
 
 
@@ -210,7 +206,7 @@ def downsample(timeline: pd.DataFrame, max_points: int = MAX_POINTS) -> pd.DataF
 
 
 def timeline_svg(
-    results: dict[str, Any], timeline: pd.DataFrame, event_marks: list[tuple[float, str]] | None = None
+    results: RunResults, timeline: pd.DataFrame, event_marks: list[tuple[float, str]] | None = None
 ) -> str:
     """Error rate (top) and p95 latency (bottom) over time, phases shaded, faults banded.
 
@@ -288,7 +284,7 @@ def timeline_svg(
     return _to_svg(fig, "drill-timeline", "Error rate and p95 latency over time")
 
 
-def tier_share_svg(results: dict[str, Any], timeline: pd.DataFrame) -> str:
+def tier_share_svg(results: RunResults, timeline: pd.DataFrame) -> str:
     """Share of good responses per tier over time (stacked area), so failover/failback show.
 
     The grey band on top is the share of the bucket with no good response at all.
@@ -324,7 +320,7 @@ def tier_share_svg(results: dict[str, Any], timeline: pd.DataFrame) -> str:
     return _to_svg(fig, "drill-tiers", "Share of good responses per tier over time")
 
 
-def capacity_steps(results: dict[str, Any], samples: pd.DataFrame | None = None) -> pd.DataFrame:
+def capacity_steps(results: RunResults, samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """Healthy GPU nodes per region as a lossless step trace: index ``t_s`` (seconds from run
     start), one column per region, a row wherever a value changed plus the last row.
 
@@ -343,10 +339,9 @@ def capacity_steps(results: dict[str, Any], samples: pd.DataFrame | None = None)
                 continue
             rows.append((float(ts) - origin, _region_counts(regions) if ok == 1 else None))
     else:
-        changes = ((results.get("capacity") or {}).get("timeline") or {}).get("changes") or []
+        changes = results.capacity.timeline.changes if results.capacity is not None else []
         for change in changes:
-            if _is_number(change.get("ts")):
-                rows.append((float(change["ts"]) - origin, _region_counts(change.get("regions"))))
+            rows.append((change.ts - origin, dict(change.regions)))
         if rows:
             end_s = max([b.end_s for b in phase_bands(results)] + [rows[-1][0]])
             rows.append((end_s, rows[-1][1]))
@@ -374,20 +369,18 @@ class CapacityMark:
     region: str | None
 
 
-def capacity_marks(results: dict[str, Any]) -> list[CapacityMark]:
+def capacity_marks(results: RunResults) -> list[CapacityMark]:
     """Each applied fault's capacity restoration instant (onset + ``capacity_restored_s``)."""
     marks = []
     for fault, _, onset in applied_faults(results):
-        after = fault.get("capacity_restored_s")
-        after_s = float(after) if after is not None and _is_number(after) else None
+        after_s = fault.capacity_restored_s
         restored = onset + after_s if after_s else None
-        region = fault.get("replacement_region")
-        marks.append(CapacityMark(str(fault.get("name", "")), onset, restored, after_s,
-                                  str(region) if region else None))
+        region = fault.replacement_region
+        marks.append(CapacityMark(fault.name, onset, restored, after_s, region or None))
     return marks
 
 
-def capacity_svg(results: dict[str, Any], samples: pd.DataFrame | None = None) -> str:
+def capacity_svg(results: RunResults, samples: pd.DataFrame | None = None) -> str:
     """Healthy GPU nodes per region over time (stacked steps), the pool's total, the target line,
     phase shading, fault bands and each fault's capacity restoration instant.
 
@@ -429,10 +422,9 @@ def capacity_svg(results: dict[str, Any], samples: pd.DataFrame | None = None) -
         unanswered = True
         ax.axvspan(start_s, end_s, facecolor="none", edgecolor=UNANSWERED_COLOUR, hatch="xx",
                    linewidth=0, zorder=1)
-    capacity = results.get("capacity") or {}
-    target = capacity.get("target")
+    target = results.capacity.target if results.capacity is not None else None
     top_value = float(steps.sum(axis=1, min_count=1).max(skipna=True))
-    if target is not None and _is_number(target):
+    if target is not None:
         ax.axhline(float(target), color=TARGET_COLOUR, linestyle=(0, (5, 3)), linewidth=1.1, zorder=3,
                    label=f"target ({float(target):g} healthy node{'' if float(target) == 1 else 's'})")
         top_value = max(top_value, float(target))
@@ -546,7 +538,7 @@ def _figure(width_in: float, height_in: float) -> Figure:
     return Figure(figsize=(width_in, height_in), layout="constrained")
 
 
-def _shade(ax: Axes, results: dict[str, Any], label_phases: bool, mark_recovery: bool = True) -> None:
+def _shade(ax: Axes, results: RunResults, label_phases: bool, mark_recovery: bool = True) -> None:
     for band in phase_bands(results):
         ax.axvspan(band.start_s, band.end_s, color=PHASE_COLOURS.get(band.label, "#f2f3f4"), zorder=0, linewidth=0)
         if label_phases:
@@ -574,7 +566,7 @@ def _shade(ax: Axes, results: dict[str, Any], label_phases: bool, mark_recovery:
 def _legend(
     fig: Figure,
     axes: list[Axes],
-    results: dict[str, Any],
+    results: RunResults,
     extra: list[tuple[Any, str]] | None = None,
     mark_recovery: bool = True,
 ) -> None:
@@ -604,7 +596,7 @@ def _legend(
     fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 7), fontsize=8, frameon=False)
 
 
-def _x_limits(results: dict[str, Any], x: pd.Series) -> tuple[float, float]:
+def _x_limits(results: RunResults, x: pd.Series) -> tuple[float, float]:
     bands = phase_bands(results)
     low = min([0.0] + [b.start_s for b in bands] + ([float(x.min())] if len(x) else []))
     high = max([b.end_s for b in bands] + ([float(x.max())] if len(x) else []) + [low + 1.0])
@@ -685,7 +677,7 @@ def downsample_streams(timeline: pd.DataFrame, max_points: int = MAX_POINTS) -> 
     return out.reset_index(drop=True)
 
 
-def ttft_svg(results: dict[str, Any], timeline: pd.DataFrame, limit_ms: float | None = None) -> str:
+def ttft_svg(results: RunResults, timeline: pd.DataFrame, limit_ms: float | None = None) -> str:
     """Time to first token over time: the p50 and p95 of each bucket's streams (the probe's,
     send clock: first token's arrival - send), phases shaded, faults banded as on the timeline,
     the ``ttft_p95_ms`` objective as a dashed threshold when it resolves to ms (``limit_ms``).
@@ -713,7 +705,7 @@ def ttft_svg(results: dict[str, Any], timeline: pd.DataFrame, limit_ms: float | 
     return _to_svg(fig, "drill-ttft", "Time to first token over time (p50 and p95 per bucket)")
 
 
-def completion_svg(results: dict[str, Any], timeline: pd.DataFrame, min_completion: float | None = None) -> str:
+def completion_svg(results: RunResults, timeline: pd.DataFrame, min_completion: float | None = None) -> str:
     """Streams completed over time (top: the share of each bucket's streams that got ``[DONE]``)
     and the streams that did not (bottom: cut streams per bucket — a 2xx answer that ended without
     ``[DONE]`` — with those cut after at least one token drawn darker). The ``min_stream_completion``
@@ -757,22 +749,22 @@ METRIC_COLOURS = ("#2e86c1", "#28b463", "#e67e22", "#8e44ad", "#16a085", "#d4ac0
 MAX_METRIC_SERIES = 8  # more lines than this read as noise: the rest are named in the legend's last entry
 
 
-def metric_series_label(labels: dict[str, Any]) -> str:
+def metric_series_label(labels: dict[str, str]) -> str:
     """What tells one series of a query from another: its labels but the metric name and job."""
     shown = {k: v for k, v in labels.items() if k not in ("__name__", "job", "instance")}
     return ", ".join(f"{k}={v}" for k, v in sorted(shown.items())) or str(labels.get("__name__") or "value")
 
 
-def metric_svg(results: dict[str, Any], entry: dict[str, Any]) -> str:
+def metric_svg(results: RunResults, entry: MetricQuery) -> str:
     """One recorded query (results.json ``metrics.series[i]``) over the run, on the same time
     axis as the timeline, with the same phase shading, fault bands and markers. Raises
     ``ValueError``, saying why, when there is nothing to draw."""
     origin = run_start_epoch(results)
     if origin is None:
         raise ValueError("no run start to measure time from: the run recorded no phase")
-    if entry.get("error"):
-        raise ValueError(str(entry["error"]))
-    series = [s for s in entry.get("series") or [] if any(_is_number(v) for _, v in s.get("points") or [])]
+    if entry.error:
+        raise ValueError(entry.error)
+    series = [s for s in entry.series if any(_is_number(v) for _, v in s.points)]
     if not series:
         raise ValueError("the query returned no data over the run")
     fig = _figure(11.0, 2.6)
@@ -780,11 +772,11 @@ def metric_svg(results: dict[str, Any], entry: dict[str, Any]) -> str:
     _shade(ax, results, label_phases=True)
     xs: list[float] = []
     for i, s in enumerate(series[:MAX_METRIC_SERIES]):
-        points = [(float(t) - origin, float(v) if _is_number(v) else math.nan) for t, v in s.get("points") or []]
+        points = [(t - origin, v if v is not None and _is_number(v) else math.nan) for t, v in s.points]
         x = [p[0] for p in points]
         xs += x
         ax.plot(x, [p[1] for p in points], drawstyle="steps-post", linewidth=1.4, zorder=4,
-                color=METRIC_COLOURS[i % len(METRIC_COLOURS)], label=metric_series_label(s.get("labels") or {}))
+                color=METRIC_COLOURS[i % len(METRIC_COLOURS)], label=metric_series_label(s.labels))
     stop_s = stop_mark_s(results)
     if stop_s is not None:  # the same mark as the timeline's: when the drill decided to stop
         ax.axvline(stop_s, color=STOP_COLOUR, linewidth=1.6, linestyle="-.", zorder=4, label="stop condition held")
@@ -793,12 +785,12 @@ def metric_svg(results: dict[str, Any], entry: dict[str, Any]) -> str:
         from matplotlib.patches import Patch
 
         extra.append((Patch(color="none"), f"+{len(series) - MAX_METRIC_SERIES} more series not drawn"))
-    unit = str(entry.get("unit") or "")
+    unit = entry.unit or ""
     ax.set_ylabel(unit or "value")
     ax.set_xlabel("seconds from run start")
     # The phases' span, as on the timeline: the recording runs on a moment past the recovery phase.
     ax.set_xlim(_x_limits(results, pd.Series([], dtype=float)) if phase_bands(results) else
                 _x_limits(results, pd.Series(xs, dtype=float)))
     _legend(fig, [ax], results, extra)
-    return _to_svg(fig, f"drill-metric-{abs(hash(str(entry.get('query')))) % 10**8}",
-                   str(entry.get("name") or entry.get("query") or "metric"))
+    return _to_svg(fig, f"drill-metric-{abs(hash(str(entry.query))) % 10**8}",
+                   entry.name or entry.query or "metric")

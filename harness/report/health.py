@@ -5,10 +5,9 @@ formats what measure/health.py found and computes nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # harness.results imports the report to write it: the model is imported late
-    from harness.results.model import HealthResult
+from harness.results.model import HealthResult, RunResults
 
 CLEAN = "The instrument saw the whole run: no host stall, no probe sent late by more than {late}, no sample gap."
 NOT_RECORDED = ("This run directory predates measurement health (no probe schedule was recorded): the "
@@ -18,14 +17,6 @@ KIND_WORDS = {
     "worker_cpu": "Locust worker CPU", "proxy_delay": "fault proxy delay", "sample_gap": "sample gap",
     "write_error": "write error", "clock_step": "clock step", "docker_restart": "Docker restart",
 }
-
-
-def typed_health(results: dict[str, Any]) -> HealthResult | None:
-    """results.json's ``measurement.health`` as its model; None when the run recorded none."""
-    from harness.results.model import HealthResult
-
-    found = (results.get("measurement") or {}).get("health")
-    return HealthResult.model_validate(found) if isinstance(found, dict) else None
 
 
 def health_section(health: HealthResult | None) -> dict[str, Any]:
@@ -65,9 +56,9 @@ def health_section(health: HealthResult | None) -> dict[str, Any]:
     }
 
 
-def health_spans(results: dict[str, Any]) -> list[tuple[float, float]]:
+def health_spans(results: RunResults) -> list[tuple[float, float]]:
     """(start, length) in seconds from the run start of every health problem, for the timeline."""
-    health = typed_health(results)
+    health = results.measurement.health
     if health is None:
         return []
     return [(p.at_s, p.length_s) for p in health.problems if p.at_s is not None]

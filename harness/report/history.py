@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -31,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ScenarioError
-from harness.report.formatting import MISSING, is_missing, parse_utc, quantity
+from harness.report.formatting import MISSING, is_missing, quantity
+from harness.results.model import FaultResult, RunResults
+from harness.results.store import atomic_write_text, parse_results
 from harness.rundir import RESULTS_FILE
 
 FIGURES = ("rto_s", "time_to_detect_s", "error_rate", "capacity_restored_s")
@@ -93,24 +94,23 @@ def _number(value: Any) -> float | None:
     return float(value) if math.isfinite(float(value)) else None
 
 
-def _worst(faults: list[dict[str, Any]], key: str) -> float | None:
+def _worst(faults: list[FaultResult], key: str) -> float | None:
     """The largest value of ``key`` over the faults that took effect; None if one of them lacks
     it while others carry it (a fault that never recovered has no RTO: the worst is unknown)."""
-    applied = [f for f in faults if f.get("onset_at") is not None and key in f]
-    values = [_number(f.get(key)) for f in applied]
+    applied = [f for f in faults if f.onset_at is not None and key in f.model_fields_set]
+    values = [_number(getattr(f, key)) for f in applied]
     if not applied or any(v is None for v in values):
         return None
     return max(v for v in values if v is not None)
 
 
-def run_figures(results: dict[str, Any]) -> dict[str, float | None]:
-    faults = [f for f in results.get("faults") or [] if isinstance(f, dict)]
-    fault_phase = (results.get("phases") or {}).get("fault") or {}
+def run_figures(results: RunResults) -> dict[str, float | None]:
+    fault_phase = results.phases.get("fault")
     return {
-        "rto_s": _worst(faults, "rto_s"),
-        "time_to_detect_s": _worst(faults, "time_to_detect_s"),
-        "error_rate": _number(fault_phase.get("error_rate")) if isinstance(fault_phase, dict) else None,
-        "capacity_restored_s": _worst(faults, "capacity_restored_s"),
+        "rto_s": _worst(results.faults, "rto_s"),
+        "time_to_detect_s": _worst(results.faults, "time_to_detect_s"),
+        "error_rate": _number(fault_phase.error_rate) if fault_phase is not None else None,
+        "capacity_restored_s": _worst(results.faults, "capacity_restored_s"),
     }
 
 
@@ -120,31 +120,32 @@ def _wilson(rate: float, n: float, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _resolution(results: dict[str, Any]) -> float | None:
-    values = [_number(f.get("resolution_s")) for f in results.get("faults") or [] if isinstance(f, dict)]
-    values.append(_number((results.get("measurement") or {}).get("resolution_s")))
+def _resolution(results: RunResults) -> float | None:
+    values = [_number(f.resolution_s) for f in results.faults]
+    values.append(_number(results.measurement.resolution_s))
     known = [v for v in values if v is not None]
     return max(known) if known else None
 
 
-def _single_point(results: dict[str, Any], rel: str) -> Point | None:
-    scenario = results.get("scenario") or {}
-    started = parse_utc(results.get("started_at"))
-    if started is None or not isinstance(scenario, dict):
+def _single_point(results: RunResults, rel: str) -> Point | None:
+    scenario = results.scenario
+    started = results.started_epoch
+    if started is None:
         return None
     values = run_figures(results)
     ci: dict[str, tuple[float, float] | None] = {f: None for f in FIGURES}
-    requests = _number(((results.get("phases") or {}).get("fault") or {}).get("requests"))
+    fault_phase = results.phases.get("fault")
+    requests = fault_phase.requests if fault_phase is not None else None
     if values["error_rate"] is not None and requests:
         ci["error_rate"] = _wilson(values["error_rate"], requests)
     return Point(
-        scenario=str(scenario.get("name") or "?"), description=str(scenario.get("description") or ""),
-        run_id=str(results.get("run_id") or rel), started=started, verdict=str(results.get("verdict") or "?"),
+        scenario=scenario.name or "?", description=scenario.description or "",
+        run_id=results.run_id or rel, started=started, verdict=str(results.verdict),
         path=rel, runs=1, values=values, ci=ci, resolution_s=_resolution(results),
     )
 
 
-def _series_point(members: list[tuple[dict[str, Any], str]], rel: str) -> Point | None:
+def _series_point(members: list[tuple[RunResults, str]], rel: str) -> Point | None:
     from harness.measure.repeats import distribution
 
     points = [p for p in (_single_point(r, path) for r, path in members) if p is not None]
@@ -191,7 +192,7 @@ def collect(reports_dir: Path) -> History:
         raise ScenarioError(f"{reports_dir}: no such directory; give the folder drill writes runs to (reports/)")
     skipped: list[str] = []
     singles: list[Point] = []
-    series: dict[Path, list[tuple[dict[str, Any], str]]] = {}
+    series: dict[Path, list[tuple[RunResults, str]]] = {}
     files = sorted(reports_dir.rglob(RESULTS_FILE))
     if len(files) > MAX_RESULTS_FILES:
         skipped.append(f"{len(files) - MAX_RESULTS_FILES} results.json files beyond the first {MAX_RESULTS_FILES}")
@@ -199,12 +200,12 @@ def collect(reports_dir: Path) -> History:
     for path in files:
         rel = path.parent.relative_to(reports_dir).as_posix()
         try:
-            results = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            skipped.append(f"{rel}/results.json: not readable JSON ({type(exc).__name__})")
+            results = parse_results(path.read_text(encoding="utf-8"), path)
+        except (OSError, UnicodeDecodeError) as exc:
+            skipped.append(f"{rel}/results.json: not readable ({type(exc).__name__})")
             continue
-        if not isinstance(results, dict) or results.get("schema") != "drill.results/v1":
-            skipped.append(f"{rel}/results.json: not a drill.results/v1 file")
+        except ScenarioError as exc:
+            skipped.append(f"{rel}/results.json: {str(exc).removeprefix(str(path) + ':').strip()}")
             continue
         if (path.parent.parent / REPEAT_MARKER).is_file():
             series.setdefault(path.parent.parent, []).append((results, rel))
@@ -405,7 +406,6 @@ def write_history(
     """Write the trends page and its CSV; returns (history, page, csv). ScenarioError (exit 2)
     when the folder is missing or holds no run."""
     from harness.report.html import render_template
-    from harness.report.results import atomic_write_text
 
     reports_dir = Path(reports_dir)
     history = collect(reports_dir)

@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 from markupsafe import Markup
+from pydantic import JsonValue
 
 from harness.report import charts
 from harness.report.formatting import (
@@ -23,15 +24,26 @@ from harness.report.formatting import (
     base_name,
     byte_size,
     is_missing,
-    parse_utc,
     plain,
     quantity,
     seconds,
     target_text,
     utc_text,
 )
-from harness.report.health import health_section, typed_health
-from harness.report.results import atomic_write_text, objective_target, p95_limit_ms, ttft_limit_ms
+from harness.report.health import health_section
+from harness.report.limits import objective_target, p95_limit_ms, ttft_limit_ms
+from harness.results.model import (
+    Agreement,
+    CapacityResult,
+    Cleanup,
+    FaultResult,
+    PhaseResult,
+    RunResults,
+    SpliceResult,
+    StopResult,
+    StreamingResult,
+)
+from harness.results.store import atomic_write_text
 from harness.rundir import CAPACITY_FILE, FILE_ROLES, REPORT_FILE, SAMPLES_DIR, report_path
 from harness.rundir.frames import read_capacity
 
@@ -80,7 +92,7 @@ class Cell:
     detail: str | None = None
 
 
-def write_report(run_dir: Path, results: dict[str, Any], timeline: pd.DataFrame | None) -> Path:
+def write_report(run_dir: Path, results: RunResults, timeline: pd.DataFrame | None) -> Path:
     """Render ``RUN_DIR/report.html`` atomically from ``results`` and the per-bucket timeline.
 
     ``timeline`` may be None or empty (e.g. a run aborted before load started); the charts are
@@ -89,22 +101,21 @@ def write_report(run_dir: Path, results: dict[str, Any], timeline: pd.DataFrame 
     missing or unreadable). Returns the path written.
     """
     run_dir = Path(run_dir)
-    samples, note = _capacity_samples(run_dir) if results.get("capacity") is not None else (None, None)
+    samples, note = _capacity_samples(run_dir) if results.capacity is not None else (None, None)
     html = render_report(results, timeline, run_files(run_dir), samples, note, story=_story(results, run_dir))
     return atomic_write_text(report_path(run_dir), html)
 
 
-def _story(results: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-    """The story sections (summary, impact, runbook view, event timeline) from the run directory;
-    a run directory that cannot tell the story still gets a report."""
-    from harness.report.story import build_story, load_run_samples
+def _story(results: RunResults, run_dir: Path) -> dict[str, Any]:
+    """The story sections (summary, impact, runbook view, event timeline): the results' figures
+    with the run directory's journal and stack events."""
+    from harness.report.story import build_story
 
-    request_samples, _ = load_run_samples(run_dir)
-    return build_story(results, run_dir, request_samples).as_context()
+    return build_story(results, run_dir).as_context()
 
 
 def render_report(
-    results: dict[str, Any],
+    results: RunResults,
     timeline: pd.DataFrame | None,
     files: list[dict[str, str]] | None = None,
     capacity_samples: pd.DataFrame | None = None,
@@ -116,12 +127,12 @@ def render_report(
     ``capacity_samples`` is the raw capacity frame (``read_capacity``); without it the capacity
     chart comes from results.json ``capacity.timeline`` and ``capacity_source_note`` says why.
     ``story`` is :meth:`harness.report.story.Story.as_context`; without it the story is told from
-    results alone (no impact counts, no runbook view, no journal).
+    results alone (no journal, no stack event log).
     """
     if story is None:
         from harness.report.story import build_story
 
-        story = build_story(results, None, None).as_context()
+        story = build_story(results, None).as_context()
     context = report_context(results, timeline, files or [], capacity_samples, capacity_source_note,
                              event_marks=story.get("chart_marks") or [])
     return render_template(TEMPLATE_NAME, **context, story=story)
@@ -143,7 +154,7 @@ def render_template(name: str, templates_dir: Path = TEMPLATES_DIR, **context: A
 
 
 def report_context(
-    results: dict[str, Any],
+    results: RunResults,
     timeline: pd.DataFrame | None,
     files: list[dict[str, str]],
     capacity_samples: pd.DataFrame | None = None,
@@ -151,22 +162,21 @@ def report_context(
     event_marks: list[tuple[float, str]] | None = None,
 ) -> dict[str, Any]:
     """Everything the template shows, already formatted (the template only lays it out)."""
-    scenario = results.get("scenario") or {}
-    verdict = str(results.get("verdict") or "aborted")
-    started = parse_utc(results.get("started_at"))
-    ended = parse_utc(results.get("ended_at"))
+    scenario = results.scenario
+    verdict = str(results.verdict)
+    started, ended = results.started_epoch, results.ended_epoch
     return {
-        "scenario_name": scenario.get("name") or MISSING,
-        "scenario_path": scenario.get("path") or MISSING,
-        "scenario_description": str(scenario.get("description") or ""),
-        "scenario_sha256": scenario.get("sha256") or MISSING,
-        "run_id": results.get("run_id") or MISSING,
-        "started": utc_text(results.get("started_at")),
-        "ended": utc_text(results.get("ended_at")),
+        "scenario_name": scenario.name or MISSING,
+        "scenario_path": scenario.path or MISSING,
+        "scenario_description": scenario.description or "",
+        "scenario_sha256": scenario.sha256 or MISSING,
+        "run_id": results.run_id or MISSING,
+        "started": utc_text(results.started_at),
+        "ended": utc_text(results.ended_at),
         "duration": seconds(ended - started) if started is not None and ended is not None else MISSING,
         "verdict": verdict,
         "abort_reason": _abort_reason(results) if verdict == "aborted" else None,
-        "stop_text": _stop_text(results.get("stop")),
+        "stop_text": _stop_text(results.stop),
         "objectives": _objective_rows(results),
         "faults": _fault_rows(results),
         "capacity_fault_rows": _capacity_fault_rows(results),
@@ -176,14 +186,14 @@ def report_context(
         "chart_table": _chart_table(timeline),
         "streaming": _streaming_section(results, timeline),
         "splices": _splice_section(results),
-        "health": health_section(typed_health(results)),
+        "health": health_section(results.measurement.health),
         "method": _method_rows(results, timeline),
-        "method_text": (results.get("measurement") or {}).get("method") or "",
+        "method_text": results.measurement.method,
         "method_doc": METHOD_DOC,
-        "environment": _flatten(results.get("environment") or {}),
-        "cleanup": _cleanup(results.get("cleanup") or {}),
+        "environment": _flatten(results.environment),
+        "cleanup": _cleanup(results.cleanup),
         "files": files,
-        "schema": results.get("schema") or MISSING,
+        "schema": results.schema_,
     }
 
 
@@ -207,54 +217,57 @@ def _cell(name: str, value: Any, reason: str | None = None) -> Cell:
     return Cell(text, reason if text == MISSING else None)
 
 
-def _abort_reason(results: dict[str, Any]) -> str:
-    return str(results.get("abort_reason") or "no reason was recorded — see journal.jsonl")
+def _abort_reason(results: RunResults) -> str:
+    return results.abort_reason or "no reason was recorded — see journal.jsonl"
 
 
-def _stop_text(stop: Any) -> str | None:
+def _stop_text(stop: StopResult | None) -> str | None:
     """One sentence on the stop condition: when it held and how soon the first revert followed."""
-    if not isinstance(stop, dict) or not stop.get("held_at"):
+    if stop is None or not stop.held_at:
         return None
-    text = f"The stop condition ({stop.get('condition') or 'stop_when'}) held at {utc_text(stop['held_at'])}"
-    reaction = stop.get("reaction_s")
+    text = f"The stop condition ({stop.condition or 'stop_when'}) held at {utc_text(stop.held_at)}"
+    reaction = stop.reaction_s
     if is_missing(reaction):
         return text + "; no fault was applied then, so nothing needed reverting."
     return text + f"; the first revert call followed {quantity('reaction_s', reaction)} later (goal: within 1 s)."
 
 
-def _objective_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+def _objective_rows(results: RunResults) -> list[dict[str, Any]]:
     rows = []
-    aborted = results.get("verdict") == "aborted"
-    for objective in results.get("objectives") or []:
-        name = str(objective.get("name", ""))
-        passed = objective.get("passed")
-        note = objective.get("note")
+    aborted = results.verdict == "aborted"
+    for objective in results.objectives:
+        name = objective.name
+        note = objective.note
         missing_reason = note or ("the run was aborted before it was measured" if aborted else "not measured")
         rows.append(
             {
                 "name": name,
-                "target": _target_cell(results, name, objective.get("target")),
-                "measured": _cell(name, objective.get("measured"), missing_reason),
-                "note": note if not is_missing(objective.get("measured")) else None,
-                "status": "undecided" if objective.get("undecided")
-                else "pass" if passed is True else "fail" if passed is False else "n/a",
+                "target": _target_cell(results, name, objective.target),
+                "measured": _cell(name, objective.measured, missing_reason),
+                "note": note if not is_missing(objective.measured) else None,
+                "status": "undecided" if objective.undecided else "pass" if objective.passed else "fail",
             }
         )
     return rows
 
 
-def _target_cell(results: dict[str, Any], name: str, target: Any) -> Cell:
+def _target_cell(results: RunResults, name: str, target: Any) -> Cell:
     resolved = p95_limit_ms(results) if base_name(name) == "p95_ms" else None
     text = target_text(name, target, resolved)
     return Cell(text, "no target given" if text == MISSING else None)
 
 
-def _fault_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    return [_fault_row(fault, aborted=results.get("verdict") == "aborted") for fault in results.get("faults") or []]
+def _fault_rows(results: RunResults) -> list[dict[str, Any]]:
+    return [_fault_row(fault, aborted=results.verdict == "aborted") for fault in results.faults]
 
 
-def _fault_row(fault: dict[str, Any], aborted: bool) -> dict[str, Any]:
-    notes = fault.get("notes") or {}
+def _given(fault: FaultResult, key: str) -> bool:
+    """Whether results.json carries ``key`` for this fault (an absent key, not a null one)."""
+    return key in fault.model_fields_set
+
+
+def _fault_row(fault: FaultResult, aborted: bool) -> dict[str, Any]:
+    notes = fault.notes or {}
 
     def reason(key: str) -> str:
         if notes.get(key):
@@ -264,27 +277,30 @@ def _fault_row(fault: dict[str, Any], aborted: bool) -> dict[str, Any]:
         return DEFAULT_MISSING_REASONS.get(key, "not recorded")
 
     def cell(key: str) -> Cell:
-        return _cell(key, fault.get(key), reason(key))
+        return _cell(key, getattr(fault, key), reason(key))
 
     def when(key: str) -> Cell:
-        value = fault.get(key)
+        value = getattr(fault, key)
         return Cell(utc_text(value), reason(key) if is_missing(value) else None)
 
-    impact = fault.get("impact")
+    def given(key: str) -> Cell | None:
+        return cell(key) if _given(fault, key) else None
+
+    impact = fault.impact
     rto = cell("rto_s")
-    quiet = impact in (None, "none", IMPACT_NONE_TEXT) or is_missing(fault.get("time_to_detect_s"))
-    if fault.get("rto_s") == 0 and quiet:
+    quiet = impact in ("none", IMPACT_NONE_TEXT) or is_missing(fault.time_to_detect_s)
+    if fault.rto_s == 0 and quiet:
         rto = Cell(rto.text, None, "no observed impact")
-    uncertainty = fault.get("onset_uncertainty_s")
-    recovered = when("recovered_at") if "recovered_at" in fault else None
-    if recovered is not None and fault.get("rto_s") == 0:
+    uncertainty = fault.onset_uncertainty_s
+    recovered = when("recovered_at") if _given(fault, "recovered_at") else None
+    if recovered is not None and fault.rto_s == 0:
         recovered = Cell(MISSING, "no observed impact: nothing to recover from")
     return {
-        "name": fault.get("name") or MISSING,
-        "type": fault.get("type") or MISSING,
-        "targets": plain(fault.get("targets") or []),
+        "name": fault.name or MISSING,
+        "type": fault.type or MISSING,
+        "targets": plain(fault.targets),
         "onset": when("onset_at"),
-        "onset_source": fault.get("onset_source") or MISSING,
+        "onset_source": fault.onset_source or MISSING,
         "onset_uncertainty": "± " + quantity("uncertainty_s", uncertainty) if not is_missing(uncertainty) else "",
         "reverted": when("reverted_at"),
         "recovered": recovered,
@@ -293,33 +309,32 @@ def _fault_row(fault: dict[str, Any], aborted: bool) -> dict[str, Any]:
         "failover": cell("failover_s"),
         "failback": cell("failback_s"),
         "degraded": cell("degraded_s"),
-        "lost_requests": cell("lost_requests") if "lost_requests" in fault else None,
-        "data_gaps": cell("data_gaps_s") if "data_gaps_s" in fault else None,
-        "resolution": cell("resolution_s") if "resolution_s" in fault else None,
+        "lost_requests": given("lost_requests"),
+        "data_gaps": given("data_gaps_s"),
+        "resolution": given("resolution_s"),
         "impact": _impact(impact, notes.get("impact")),
-        "service_restored": cell("service_restored_s") if "service_restored_s" in fault else None,
-        "last_impacted_answer": cell("last_impacted_answer_s") if "last_impacted_answer_s" in fault else None,
-        "rto_by_stream": _by_stream(fault.get("rto_by_stream")),
-        "agreement": _agreement(fault.get("agreement")),
+        "service_restored": given("service_restored_s"),
+        "last_impacted_answer": given("last_impacted_answer_s"),
+        "rto_by_stream": _by_stream(fault.rto_by_stream),
+        "agreement": _agreement(fault.agreement),
     }
 
 
-def _by_stream(by_stream: Any) -> Cell | None:
+def _by_stream(by_stream: dict[str, float | None] | None) -> Cell | None:
     """``probe 2.72 s · all 2.72 s``: the RTO from the constant-rate probe alone and from every
     request; they agree within resolution when the figure does not depend on the load mix."""
-    if not isinstance(by_stream, dict) or not by_stream:
+    if not by_stream:
         return None
     return Cell(" · ".join(f"{name} {quantity('rto_s', value)}" for name, value in by_stream.items()))
 
 
-def _agreement(agreement: Any) -> Cell | None:
+def _agreement(agreement: Agreement | None) -> Cell | None:
     """The stack's own failover instant beside the harness's, and the difference."""
-    if not isinstance(agreement, dict):
+    if agreement is None:
         return None
     parts = []
-    for key, word in (("failover", "failover"), ("failback", "failback")):
-        stack = agreement.get(f"{key}_s")
-        delta = agreement.get(f"{key}_delta_s")
+    for word, stack, delta in (("failover", agreement.failover_s, agreement.failover_delta_s),
+                               ("failback", agreement.failback_s, agreement.failback_delta_s)):
         if stack is not None:
             text = f"{word} {quantity('x_s', stack)}"
             if delta is not None:
@@ -327,7 +342,7 @@ def _agreement(agreement: Any) -> Cell | None:
             parts.append(text)
     if not parts:
         return Cell(MISSING, "the stack's log has no failover after the onset")
-    agrees = agreement.get("agrees")
+    agrees = agreement.agrees
     verdict = None if agrees is None else (
         "agrees within resolution" if agrees else "differs by more than the resolution"
     )
@@ -343,33 +358,31 @@ IMPACT_WORDS = {
 }
 
 
-def _impact(impact: Any, note: str | None) -> list[tuple[str, str]]:
-    """Impact as (label, value) lines: a dict is itemised with units, measure's words spelled out."""
-    if is_missing(impact) or impact == {} or impact == "":
+def _impact(impact: str, note: str | None) -> list[tuple[str, str]]:
+    """A fault's impact as (label, value) lines, measure's words spelled out."""
+    if is_missing(impact) or impact == "":
         return [("", f"{MISSING} ({note or DEFAULT_MISSING_REASONS['impact']})")]
-    if isinstance(impact, dict):
-        return [(key.replace("_", " "), quantity(key, value)) for key, value in impact.items()]
-    return [("", IMPACT_WORDS.get(str(impact), plain(impact)))]
+    return [("", IMPACT_WORDS.get(impact, plain(impact)))]
 
 
-def _capacity_fault_rows(results: dict[str, Any]) -> list[tuple[str, list[Cell]]]:
+def _capacity_fault_rows(results: RunResults) -> list[tuple[str, list[Cell]]]:
     """(label, one cell per fault) for each capacity figure some fault carries; [] without any."""
-    faults = results.get("faults") or []
-    target = (results.get("capacity") or {}).get("target")
+    faults = results.faults
+    target = results.capacity.target if results.capacity is not None else None
     rows = []
     for key, label in CAPACITY_FAULT_ROWS:
-        if any(key in fault for fault in faults):
+        if any(_given(fault, key) for fault in faults):
             rows.append((label, [_capacity_cell(fault, key, target) for fault in faults]))
     return rows
 
 
-def _capacity_cell(fault: dict[str, Any], key: str, target: Any) -> Cell:
+def _capacity_cell(fault: FaultResult, key: str, target: int | None) -> Cell:
     """One capacity figure of a fault; a missing one says why (measure's ``capacity_notes``
     first), a present one carries its note as detail (e.g. "no capacity loss observed")."""
-    notes = fault.get("capacity_notes") or {}
+    notes = fault.capacity_notes or {}
     note = str(notes[key]) if notes.get(key) else None
-    value = fault.get(key)
-    if key not in fault:
+    value = getattr(fault, key)
+    if not _given(fault, key):
         return Cell(MISSING, note or "no capacity figures for this fault")
     if isinstance(value, (list, tuple)):
         value = ", ".join(str(v) for v in value) or None
@@ -379,7 +392,7 @@ def _capacity_cell(fault: dict[str, Any], key: str, target: Any) -> Cell:
         else:
             text = quantity(key, value)
         return Cell(text, None, note)
-    restored = fault.get("capacity_restored_s")
+    restored = fault.capacity_restored_s
     if note:
         reason = note
     elif restored == 0:
@@ -412,30 +425,30 @@ def _capacity_samples(run_dir: Path) -> tuple[pd.DataFrame | None, str | None]:
 
 
 def _capacity_section(
-    results: dict[str, Any], samples: pd.DataFrame | None, source_note: str | None
+    results: RunResults, samples: pd.DataFrame | None, source_note: str | None
 ) -> dict[str, Any] | None:
     """The Capacity section (figures, chart or the reason there is none); None without ``capacity``."""
-    capacity = results.get("capacity")
-    if not isinstance(capacity, dict):
+    capacity: CapacityResult | None = results.capacity
+    if capacity is None:
         return None
-    timeline = capacity.get("timeline") or {}
-    target = capacity.get("target")
+    timeline = capacity.timeline
+    target = capacity.target
     target_text = f"{target:g} healthy GPU node{'' if target == 1 else 's'}" if _is_count(target) else MISSING
-    low, high = timeline.get("min_healthy"), timeline.get("max_healthy")
-    first, last = timeline.get("first_healthy"), timeline.get("last_healthy")
+    low, high = timeline.min_healthy, timeline.max_healthy
+    first, last = timeline.first_healthy, timeline.last_healthy
     seen = (f"lowest {low}, highest {high} (first {first}, last {last})"
             if not any(is_missing(v) for v in (low, high, first, last)) else MISSING)
-    regions = timeline.get("regions") or []
+    regions = timeline.regions
     too_few = "fewer than two successful samples"
-    sustain_s = capacity.get("sustain_s")
+    sustain_s = capacity.sustain_s
     rows = [
         ("target size", Cell(target_text, "no target size known" if target_text == MISSING else None)),
         ("sustain window", _cell("sustain_s", sustain_s, "not recorded")),
-        ("sampling interval (median)", _cell("interval_s", capacity.get("interval_s"), too_few)),
+        ("sampling interval (median)", _cell("interval_s", capacity.interval_s, too_few)),
         ("resolution (sampling interval + onset uncertainty)",
-         _cell("resolution_s", capacity.get("resolution_s"), too_few)),
-        ("samples (polls of the pool)", _cell("samples", capacity.get("samples"), "not recorded")),
-        ("failed polls", _cell("samples", capacity.get("failed_polls"), "not recorded")),
+         _cell("resolution_s", capacity.resolution_s, too_few)),
+        ("samples (polls of the pool)", _cell("samples", capacity.samples, "not recorded")),
+        ("failed polls", _cell("samples", capacity.failed_polls, "not recorded")),
         ("healthy GPU nodes seen", Cell(seen, "no successful sample" if seen == MISSING else None)),
         ("regions", Cell(", ".join(str(r) for r in regions) if regions else MISSING,
                          None if regions else "no successful sample")),
@@ -456,40 +469,37 @@ def _capacity_section(
     }
 
 
-def _phase_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+def _phase_rows(results: RunResults) -> list[dict[str, Any]]:
     rows = []
-    for name, phase in (results.get("phases") or {}).items():
-        if not isinstance(phase, dict):
-            continue
-        start, end = parse_utc(phase.get("start")), parse_utc(phase.get("end"))
+    for name, phase in results.phases.items():
+        start, end = phase.start_epoch, phase.end_epoch
         duration = end - start if start is not None and end is not None else None
         rows.append(
             {
                 "name": name,
-                "start": utc_text(phase.get("start")),
+                "start": utc_text(phase.start),
                 "duration": _cell("duration_s", duration, "phase did not run to its end"),
-                "requests": _cell("requests", phase.get("requests"), "not recorded"),
-                "rps": _cell("rps", phase.get("rps"), "no requests"),
-                "error_rate": _cell("error_rate", phase.get("error_rate"), "no requests"),
-                "p50": _cell("p50_ms", phase.get("p50_ms"), "no responses"),
-                "p95": _cell("p95_ms", phase.get("p95_ms"), "no responses"),
-                "p99": _cell("p99_ms", phase.get("p99_ms"), "no responses"),
+                "requests": _cell("requests", phase.requests, "not recorded"),
+                "rps": _cell("rps", phase.rps, "no requests"),
+                "error_rate": _cell("error_rate", phase.error_rate, "no requests"),
+                "p50": _cell("p50_ms", phase.p50_ms, "no responses"),
+                "p95": _cell("p95_ms", phase.p95_ms, "no responses"),
+                "p99": _cell("p99_ms", phase.p99_ms, "no responses"),
                 "stream": _stream_text(phase),
             }
         )
     return rows
 
 
-def _stream_text(phase: dict[str, Any]) -> str:
+def _stream_text(phase: PhaseResult) -> str:
     """Where a phase's error rate and percentiles come from, e.g. ``probe: 400 requests, 400 ok``."""
-    stream = phase.get("stream")
-    if not stream:
+    if not phase.stream:
         return "all requests"
-    return f"{stream}: {phase.get('stream_requests', 0):,} requests, {phase.get('latency_samples', 0):,} successful"
+    return f"{phase.stream}: {phase.stream_requests:,} requests, {phase.latency_samples:,} successful"
 
 
 def _charts(
-    results: dict[str, Any], timeline: pd.DataFrame | None, event_marks: list[tuple[float, str]] | None = None
+    results: RunResults, timeline: pd.DataFrame | None, event_marks: list[tuple[float, str]] | None = None
 ) -> list[dict[str, Any]]:
     """Both charts, each either an SVG (Markup: matplotlib output, trusted) or a reason."""
     timeline_title = "Error rate and p95 latency"
@@ -508,12 +518,16 @@ def _charts(
     return out + _metric_charts(results)
 
 
-def _metric_charts(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """issue 15: the scenario's ``metrics`` queries (Prometheus), under the timeline."""
+def _metric_charts(results: RunResults) -> list[dict[str, Any]]:
+    """issue 15: the scenario's ``metrics`` queries (Prometheus), under the timeline. ``metrics``
+    is kept as the Prometheus room wrote it (JSON): each series entry is read as such."""
     out = []
-    for entry in (results.get("metrics") or {}).get("series") or []:
-        unit = f" ({entry['unit']})" if entry.get("unit") else ""
-        title = f"Stack metric: {entry.get('name') or entry.get('query')}{unit} — PromQL {entry.get('query')}"
+    for entry in results.metric_queries:
+        if isinstance(entry, str):
+            out.append({"title": "Stack metric", "svg": None, "reason": entry})
+            continue
+        unit = f" ({entry.unit})" if entry.unit else ""
+        title = f"Stack metric: {entry.name or entry.query}{unit} — PromQL {entry.query}"
         try:
             out.append({"title": title, "svg": Markup(charts.metric_svg(results, entry)), "reason": None})
         except ValueError as exc:  # nothing to draw; metric_svg says why
@@ -521,18 +535,17 @@ def _metric_charts(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _streaming_section(results: dict[str, Any], timeline: pd.DataFrame | None) -> dict[str, Any] | None:
+def _streaming_section(results: RunResults, timeline: pd.DataFrame | None) -> dict[str, Any] | None:
     """The Streaming section: per phase TTFT p50/p95 and completion, the completion objective's
     window, and the two charts (TTFT over time, completion over time) or why one is missing.
     None when no phase has ``streaming`` figures (the run did not stream)."""
-    phases = {name: phase["streaming"] for name, phase in (results.get("phases") or {}).items()
-              if isinstance(phase, dict) and isinstance(phase.get("streaming"), dict)}
+    phases = {name: phase.streaming for name, phase in results.phases.items() if phase.streaming is not None}
     if not phases:
         return None
-    info = (results.get("measurement") or {}).get("streaming") or {}
+    info = results.measurement.streaming
     rows = [_streaming_row(name, figures) for name, figures in phases.items()]
-    if isinstance(info.get("completion"), dict):
-        rows.append(_streaming_row("fault + recovery", info["completion"]))
+    if info is not None:
+        rows.append(_streaming_row("fault + recovery", info.completion))
     target = objective_target(results, "min_stream_completion")
     min_completion = float(target) if isinstance(target, (int, float)) and not isinstance(target, bool) else None
     ttft_title = "Time to first token (p50 and p95 per bucket, probe streams)"
@@ -549,71 +562,75 @@ def _streaming_section(results: dict[str, Any], timeline: pd.DataFrame | None) -
                 out_charts.append({"title": title, "svg": Markup(svg), "reason": None})
             except ValueError as exc:  # nothing to draw; the chart says why
                 out_charts.append({"title": title, "svg": None, "reason": str(exc)})
-    return {"rows": rows, "charts": out_charts, "ttft_clock": info.get("ttft_clock") or "",
-            "method": info.get("method") or ""}
+    return {"rows": rows, "charts": out_charts, "ttft_clock": info.ttft_clock if info is not None else "",
+            "method": info.method if info is not None else ""}
 
 
-def _splice_section(results: dict[str, Any]) -> dict[str, Any] | None:
+def _splice_section(results: RunResults) -> dict[str, Any] | None:
     """The "Splices and answers" section (issue 27): per phase, the splice figures of the probe's
     streams checked token by token, and the answers that did not match their API; None when the
     run has neither. Renders results as they are: nothing is recomputed here."""
-    phases = {name: phase for name, phase in (results.get("phases") or {}).items() if isinstance(phase, dict)}
-    window = ((results.get("measurement") or {}).get("streaming") or {}).get("completion") or {}
+    streaming = results.measurement.streaming
+    windows: list[tuple[str, SpliceResult | None]] = [
+        *((name, phase.streaming.splices if phase.streaming is not None else None)
+          for name, phase in results.phases.items()),
+        ("fault + recovery", streaming.completion.splices if streaming is not None else None),
+    ]
     rows: list[dict[str, str]] = []
-    for name, splices in [*((n, (p.get("streaming") or {}).get("splices")) for n, p in phases.items()),
-                          ("fault + recovery", window.get("splices"))]:
-        if not isinstance(splices, dict):
+    for name, splices in windows:
+        if splices is None:
             continue
-
-        def ms(key: str, figures: dict[str, Any] = splices) -> str:
-            value = figures.get(key)
-            return "—" if value is None else f"{value:,.1f} ms"
-
-        def worst(total: str, most: str, figures: dict[str, Any] = splices) -> str:
-            return "—" if figures.get(most) is None else f"{figures.get(total, 0):,} (most {figures[most]} in one)"
-
         rows.append({
-            "name": name, "spliced": f"{splices.get('spliced', 0):,} of {splices.get('streams', 0):,}",
-            "gap_p50": ms("splice_gap_p50_ms"), "gap_p95": ms("splice_gap_p95_ms"), "gap_max": ms("splice_gap_max_ms"),
-            "before_after": "—" if splices.get("tokens_before_splice_p50") is None else
-            f"{splices['tokens_before_splice_p50']:g} / {splices.get('tokens_after_splice_p50') or 0:g}",
-            "lost": worst("tokens_lost", "tokens_lost_max"),
-            "repeated": worst("tokens_repeated", "tokens_repeated_max"),
-            "foreign": worst("foreign_tokens", "foreign_tokens_max"), "from": str(splices.get("stream") or ""),
+            "name": name, "spliced": f"{splices.spliced:,} of {splices.streams:,}",
+            "gap_p50": _ms_or_dash(splices.splice_gap_p50_ms), "gap_p95": _ms_or_dash(splices.splice_gap_p95_ms),
+            "gap_max": _ms_or_dash(splices.splice_gap_max_ms),
+            "before_after": "—" if splices.tokens_before_splice_p50 is None else
+            f"{splices.tokens_before_splice_p50:g} / {splices.tokens_after_splice_p50 or 0:g}",
+            "lost": _worst(splices.tokens_lost, splices.tokens_lost_max),
+            "repeated": _worst(splices.tokens_repeated, splices.tokens_repeated_max),
+            "foreign": _worst(splices.foreign_tokens, splices.foreign_tokens_max), "from": splices.stream,
         })
     answers = []
-    for name, phase in phases.items():
-        figures = phase.get("answers")
-        if isinstance(figures, dict):
-            reasons = "; ".join(f"{count:,} × {why}" for why, count in (figures.get("reasons") or {}).items())
-            tiers = ", ".join(f"{tier} {count:,}" for tier, count in (figures.get("by_tier") or {}).items())
-            answers.append({"name": name, "invalid": f"{figures.get('invalid', 0):,} of {figures.get('requests', 0):,}",
+    for name, phase in results.phases.items():
+        figures = phase.answers
+        if figures is not None:
+            reasons = "; ".join(f"{count:,} × {why}" for why, count in figures.reasons.items())
+            tiers = ", ".join(f"{tier} {count:,}" for tier, count in figures.by_tier.items())
+            answers.append({"name": name, "invalid": f"{figures.invalid:,} of {figures.requests:,}",
                             "tiers": tiers or "—", "reasons": reasons or "—"})
     if not rows and not answers:
         return None
     return {"rows": rows, "answers": answers}
 
 
-def _streaming_row(name: str, figures: dict[str, Any]) -> dict[str, Any]:
-    streams = figures.get("streams") or 0
+def _ms_or_dash(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f} ms"
+
+
+def _worst(total: int, most: int | None) -> str:
+    return "—" if most is None else f"{total:,} (most {most} in one)"
+
+
+def _streaming_row(name: str, figures: StreamingResult) -> dict[str, Any]:
+    streams = figures.streams
     no_stream = "no streamed request"
     no_token = "no stream got a first token"
-    cut_tokens = figures.get("cut_after_tokens_p50")
-    ttft_from = figures.get("ttft_stream") or "probe"
+    cut_tokens = figures.cut_after_tokens_p50
+    ttft_from = figures.ttft_stream or "probe"
     return {
         "name": name,
         "streams": _cell("requests", streams, "not recorded"),
-        "completion": _cell("completion_rate", figures.get("completion_rate"), no_stream),
-        "completed": f"{figures.get('completed', 0):,} of {streams:,}",
-        "cut": Cell(f"{figures.get('cut', 0):,}", None,
+        "completion": _cell("completion_rate", figures.completion_rate, no_stream),
+        "completed": f"{figures.completed:,} of {streams:,}",
+        "cut": Cell(f"{figures.cut:,}", None,
                     None if is_missing(cut_tokens) else
-                    f"median {cut_tokens:g} tokens, most {figures.get('cut_after_tokens_max')}"),
-        "mid_stream": _cell("requests", figures.get("failed_mid_stream"), "not recorded"),
-        "before_first_token": _cell("requests", figures.get("failed_before_first_token"), "not recorded"),
-        "ttft_p50": _cell("ttft_p50_ms", figures.get("ttft_p50_ms"), no_token),
-        "ttft_p95": _cell("ttft_p95_ms", figures.get("ttft_p95_ms"), no_token),
-        "ttft_from": f"{ttft_from}: {figures.get('ttft_samples', 0):,} first tokens",
-        "failed_over": _cell("requests", figures.get("failed_over"), "primary tier unknown"),
+                    f"median {cut_tokens:g} tokens, most {figures.cut_after_tokens_max}"),
+        "mid_stream": _cell("requests", figures.failed_mid_stream, "not recorded"),
+        "before_first_token": _cell("requests", figures.failed_before_first_token, "not recorded"),
+        "ttft_p50": _cell("ttft_p50_ms", figures.ttft_p50_ms, no_token),
+        "ttft_p95": _cell("ttft_p95_ms", figures.ttft_p95_ms, no_token),
+        "ttft_from": f"{ttft_from}: {figures.ttft_samples:,} first tokens",
+        "failed_over": _cell("requests", figures.failed_over, "primary tier unknown"),
     }
 
 
@@ -661,40 +678,26 @@ def _stream_cells(group: pd.DataFrame) -> list[str]:
             quantity("ttft_p95_ms", None if pd.isna(worst) else float(worst))]
 
 
-def _method_rows(results: dict[str, Any], timeline: pd.DataFrame | None) -> list[tuple[str, Cell]]:
-    measurement = results.get("measurement") or {}
-    bucket = measurement.get("bucket_s")
-    bucket_reason = "not recorded"
-    if is_missing(bucket) and timeline is not None and len(timeline) > 1:
-        # Buckets are equal width: the step between bucket starts is the width.
-        steps = timeline["t_s"].astype(float).diff().dropna()
-        bucket = float(steps.median()) if len(steps) else None
-        bucket_reason = "derived from the timeline"
+def _method_rows(results: RunResults, timeline: pd.DataFrame | None) -> list[tuple[str, Cell]]:
+    measurement = results.measurement
     rows = [
-        ("samples (requests recorded)", _cell("samples", measurement.get("samples"), "not recorded")),
-        ("probe rate", _cell("probe_rate_hz", measurement.get("probe_rate_hz"), "no probe stream")),
+        ("samples (requests recorded)", _cell("samples", measurement.samples, "not recorded")),
+        ("probe rate", _cell("probe_rate_hz", measurement.probe_rate_hz, "no probe stream")),
         ("resolution (probe interval + onset uncertainty)",
-         _cell("resolution_s", measurement.get("resolution_s"), "not recorded")),
-        ("bucket size", _cell("bucket_s", bucket, "not recorded")),
-        ("recovery window W", _cell("recovery_window_s", measurement.get("recovery_window_s"), "not recorded")),
+         _cell("resolution_s", measurement.resolution_s, "not recorded")),
+        ("bucket size", _cell("bucket_s", measurement.bucket_s, "not recorded")),
+        ("recovery window W", _cell("recovery_window_s", measurement.recovery_window_s, "not recorded")),
+        ("latency bound for a good request", _cell("latency_bound_ms", measurement.latency_bound_ms, "not measured")),
+        ("how the bound was set", _cell("latency_bound_rule", measurement.latency_bound_rule, "not measured")),
+        ("baseline p95", _cell("baseline_p95_ms", measurement.baseline_p95_ms, "not measured")),
+        ("primary tier (before the fault)", _cell("primary_tier", measurement.primary_tier, "not measured")),
+        ("lost requests (no response, after the first onset)",
+         _cell("lost_requests", measurement.lost_requests, "not measured")),
     ]
-    if is_missing(measurement.get("bucket_s")) and bucket is not None:
-        rows[3] = ("bucket size", Cell(quantity("bucket_s", bucket), None, bucket_reason))
-    # measure's additions, shown when present.
-    extras = (
-        ("latency bound for a good request", "latency_bound_ms"),
-        ("how the bound was set", "latency_bound_rule"),
-        ("baseline p95", "baseline_p95_ms"),
-        ("primary tier (before the fault)", "primary_tier"),
-        ("lost requests (no response, after the first onset)", "lost_requests"),
-    )
-    for label, key in extras:
-        if key in measurement:
-            rows.append((label, _cell(key, measurement.get(key), "not measured")))
     return rows
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+def _flatten(tree: dict[str, JsonValue], prefix: str = "") -> list[tuple[str, str]]:
     """Nested environment dict -> (dotted key, text) rows, in the writer's order."""
     rows: list[tuple[str, str]] = []
     for key, value in tree.items():
@@ -707,13 +710,13 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     return rows
 
 
-def _cleanup(cleanup: dict[str, Any]) -> dict[str, Any]:
-    ok = cleanup.get("ok")
+def _cleanup(cleanup: Cleanup) -> dict[str, Any]:
+    ok = cleanup.ok
     return {
         "ok": ok is True,
         "ok_text": "yes" if ok is True else "no" if ok is False else f"{MISSING} (not recorded)",
-        "toxics_left": _as_list(cleanup.get("toxics_left"), "toxic"),
-        "containers_not_running": _as_list(cleanup.get("containers_not_running"), "container"),
+        "toxics_left": _as_list(cleanup.toxics_left, "toxic"),
+        "containers_not_running": _as_list(cleanup.containers_not_running, "container"),
     }
 
 

@@ -3,7 +3,8 @@
 - one ``<testsuite>`` named for the scenario, with properties ``run_id``, ``verdict`` and
   ``rto_s[<fault name>]`` per fault (plus ``abort_reason`` when aborted);
 - one ``<testcase>`` per objective, with ``<failure message="measured X, target Y">`` when missed
-  and ``<skipped>`` when it was not evaluated (``passed`` is null, e.g. an aborted run);
+  (an objective that could not be measured, e.g. in an aborted run, is missed: ``measured —``
+  and why);
 - a ``cleanup`` testcase that fails when ``cleanup.ok`` is false;
 - an ``aborted`` testcase carrying an ``<error>`` when the verdict is ``aborted``, so an aborted
   drill is never green in CI;
@@ -17,37 +18,37 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
-from harness.report.formatting import MISSING, base_name, parse_utc, plain, quantity, target_text
-from harness.report.results import atomic_write_text, p95_limit_ms
+from harness.report.formatting import MISSING, base_name, plain, quantity, target_text
+from harness.report.limits import p95_limit_ms
+from harness.results.model import Cleanup, ObjectiveResult, RunResults
+from harness.results.store import atomic_write_text
 from harness.rundir import JUNIT_FILE, junit_path
 
 JUNIT_NAME = JUNIT_FILE
 
 
-def objective_message(objective: dict[str, Any], results: dict[str, Any] | None = None) -> str:
+def objective_message(objective: ObjectiveResult, results: RunResults | None = None) -> str:
     """``measured 18.2 s, target 15.0 s`` (units from the objective's name).
 
     With ``results``, a relative p95 target shows what it resolved to: ``2x baseline (236 ms)``.
     """
-    name = str(objective.get("name", ""))
-    measured = quantity(name, objective.get("measured"))
-    target = target_text(name, objective.get("target"), _resolved(name, results))
+    name = objective.name
+    measured = quantity(name, objective.measured)
+    target = target_text(name, objective.target, _resolved(name, results))
     message = f"measured {measured}, target {target}"
-    note = objective.get("note")
-    if measured == MISSING and note:
-        message += f" ({note})"
+    if measured == MISSING and objective.note:
+        message += f" ({objective.note})"
     return message
 
 
-def _resolved(name: str, results: dict[str, Any] | None) -> float | None:
+def _resolved(name: str, results: RunResults | None) -> float | None:
     return p95_limit_ms(results) if results is not None and base_name(name) == "p95_ms" else None
 
 
-def _cleanup_message(cleanup: dict[str, Any]) -> str:
-    toxics = cleanup.get("toxics_left") or []
-    containers = cleanup.get("containers_not_running") or []
+def _cleanup_message(cleanup: Cleanup) -> str:
+    toxics = cleanup.toxics_left or []
+    containers = cleanup.containers_not_running or []
     parts = []
     if toxics:
         parts.append(f"toxics left: {plain(toxics)}")
@@ -57,73 +58,66 @@ def _cleanup_message(cleanup: dict[str, Any]) -> str:
     return f"{detail} — run `drill recover RUN_DIR` to revert what is left"
 
 
-def _duration_s(results: dict[str, Any]) -> float:
-    start = parse_utc(results.get("started_at"))
-    end = parse_utc(results.get("ended_at"))
+def _duration_s(results: RunResults) -> float:
+    start, end = results.started_epoch, results.ended_epoch
     if start is None or end is None or end < start:
         return 0.0
     return end - start
 
 
-def build_junit(results: dict[str, Any]) -> ET.ElementTree:
+def build_junit(results: RunResults) -> ET.ElementTree:
     """The JUnit XML tree for ``results`` (see the module docstring for its shape)."""
-    scenario = (results.get("scenario") or {}).get("name") or "scenario"
+    scenario = results.scenario.name or "scenario"
     classname = f"drill.{scenario}"
     suites = ET.Element("testsuites", name="drill")
     suite = ET.SubElement(suites, "testsuite", name=str(scenario))
 
     properties = ET.SubElement(suite, "properties")
 
-    def prop(name: str, value: Any) -> None:
-        ET.SubElement(properties, "property", name=name, value="" if value is None else str(value))
+    def prop(name: str, value: str) -> None:
+        ET.SubElement(properties, "property", name=name, value=value)
 
-    prop("run_id", results.get("run_id"))
-    prop("verdict", results.get("verdict"))
-    for fault in results.get("faults") or []:
-        rto = fault.get("rto_s")
-        prop(f"rto_s[{fault.get('name', '')}]", "" if rto is None else f"{float(rto):.3f}")
-    if results.get("abort_reason"):
-        prop("abort_reason", results["abort_reason"])
+    prop("run_id", results.run_id)
+    prop("verdict", str(results.verdict))
+    for fault in results.faults:
+        prop(f"rto_s[{fault.name}]", "" if fault.rto_s is None else f"{float(fault.rto_s):.3f}")
+    if results.abort_reason:
+        prop("abort_reason", results.abort_reason)
 
     tests = failures = errors = skipped = 0
-    for objective in results.get("objectives") or []:
+    for objective in results.objectives:
         tests += 1
-        case = ET.SubElement(suite, "testcase", classname=classname, name=str(objective.get("name")))
-        passed = objective.get("passed")
-        if objective.get("undecided"):
+        case = ET.SubElement(suite, "testcase", classname=classname, name=objective.name)
+        if objective.undecided:
             skipped += 1
-            ET.SubElement(case, "skipped", message="undecided: " + "; ".join(map(str, objective["undecided"])))
-        elif passed is None:
-            skipped += 1
-            ET.SubElement(case, "skipped", message="not evaluated: " + objective_message(objective, results))
-        elif not passed:
+            ET.SubElement(case, "skipped", message="undecided: " + "; ".join(objective.undecided))
+        elif not objective.passed:
             failures += 1
             message = objective_message(objective, results)
             failure = ET.SubElement(case, "failure", message=message, type="ObjectiveMissed")
             failure.text = message
 
-    cleanup = results.get("cleanup") or {}
     tests += 1
     case = ET.SubElement(suite, "testcase", classname=classname, name="cleanup")
-    if not cleanup.get("ok", False):
+    if not results.cleanup.ok:
         failures += 1
-        message = _cleanup_message(cleanup)
+        message = _cleanup_message(results.cleanup)
         failure = ET.SubElement(case, "failure", message=message, type="CleanupIncomplete")
         failure.text = message
 
-    if results.get("verdict") == "aborted":
+    if results.verdict == "aborted":
         tests += 1
         errors += 1
         case = ET.SubElement(suite, "testcase", classname=classname, name="aborted")
-        reason = results.get("abort_reason") or "the run was aborted (no reason recorded)"
+        reason = results.abort_reason or "the run was aborted (no reason recorded)"
         error = ET.SubElement(case, "error", message=str(reason), type="Aborted")
         error.text = str(reason)
 
-    if results.get("verdict") == "inconclusive":
+    if results.verdict == "inconclusive":
         tests += 1
         errors += 1
         case = ET.SubElement(suite, "testcase", classname=classname, name="inconclusive")
-        causes = [str(line) for o in results.get("objectives") or [] for line in (o.get("undecided") or [])]
+        causes = [line for o in results.objectives for line in (o.undecided or [])]
         message = "; ".join(causes) or "the instrument could not see well enough to decide"
         error = ET.SubElement(case, "error", message=message, type="Inconclusive")
         error.text = "\n".join(causes) or message
@@ -133,15 +127,15 @@ def build_junit(results: dict[str, Any]) -> ET.ElementTree:
     suite.set("errors", str(errors))
     suite.set("skipped", str(skipped))
     suite.set("time", f"{_duration_s(results):.3f}")
-    if results.get("started_at"):
-        suite.set("timestamp", str(results["started_at"]))
+    if results.started_at:
+        suite.set("timestamp", results.started_at)
     for key in ("tests", "failures", "errors", "skipped", "time"):
         suites.set(key, suite.get(key, "0"))
     ET.indent(suites)
     return ET.ElementTree(suites)
 
 
-def write_junit(run_dir: Path, results: dict[str, Any]) -> Path:
+def write_junit(run_dir: Path, results: RunResults) -> Path:
     """Write ``RUN_DIR/junit.xml`` atomically and return its path."""
     root = build_junit(results).getroot()
     assert root is not None  # build_junit always builds a <testsuites> root

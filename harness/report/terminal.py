@@ -19,6 +19,7 @@ from rich.text import Text
 
 from harness.report.formatting import MISSING, parse_utc, plain, quantity, seconds, utc_text
 from harness.report.reasons import at_least
+from harness.results.model import ObjectiveResult, RunResults
 from harness.verdict import VERDICT_COUNTS
 
 # Below this many runs a bootstrap interval of the median is rough: with 3 values it can only
@@ -123,13 +124,13 @@ def targets_text(targets: Iterable[Any]) -> str:
 
 
 # --- drill run --repeat ---------------------------------------------------------------------
-def run_verdict_line(index: int, total: int, results: dict[str, Any]) -> str:
+def run_verdict_line(index: int, total: int, results: RunResults) -> str:
     """``run 2/3 FAILED: rto_s 12.1 s > target 10.0 s`` — the verdict and the reason together."""
-    head = f"run {index}/{total} {verdict_word(results.get('verdict'))}"
-    if results.get("verdict") == "aborted":
-        return f"{head}: {escape(str(results.get('abort_reason') or 'no reason recorded'))}"
-    objectives = results.get("objectives") or []
-    missed = [o for o in objectives if not o.get("passed")]
+    head = f"run {index}/{total} {verdict_word(results.verdict)}"
+    if results.verdict == "aborted":
+        return f"{head}: {escape(results.abort_reason or 'no reason recorded')}"
+    objectives = results.objectives
+    missed = [o for o in objectives if not o.passed]
     if not objectives:
         return f"{head}: no objectives set (measured only)"
     if not missed:
@@ -137,12 +138,12 @@ def run_verdict_line(index: int, total: int, results: dict[str, Any]) -> str:
     return f"{head}: " + "; ".join(escape(_missed_text(o)) for o in missed)
 
 
-def _missed_text(objective: dict[str, Any]) -> str:
-    name = str(objective.get("name"))
-    measured = objective.get("measured")
-    target = quantity(name, objective.get("target"))
+def _missed_text(objective: ObjectiveResult) -> str:
+    name = objective.name
+    measured = objective.measured
+    target = quantity(name, objective.target)
     if measured is None:
-        return f"{name} not measured ({objective.get('note') or 'no data'}), target {target}"
+        return f"{name} not measured ({objective.note or 'no data'}), target {target}"
     return f"{name} {quantity(name, measured)} {'<' if at_least(name) else '>'} target {target}"
 
 
@@ -254,12 +255,13 @@ def campaign_verdict_lines(summary: dict[str, Any]) -> list[str]:
         if r.get("error"):
             lines.append(f"{head}: {escape(' '.join(str(r['error']).split()))}")
             continue
-        objectives = r.get("objectives") or []
-        missed = [o for o in objectives if not o.get("passed") and not o.get("undecided")]
+        # campaign.json keeps each objective's results.json keys: read them with the model.
+        objectives = [ObjectiveResult.model_validate(o) for o in r.get("objectives") or []]
+        missed = [o for o in objectives if not o.passed and not o.undecided]
         rtos = [f"{escape(str(f.get('name')))} {quantity('rto_s', f.get('rto_s'))}"
                 for f in r.get("faults") or [] if "rto_s" in f]
         why = "; ".join([escape(_missed_text(o)) for o in missed]
-                        + [f"{escape(str(o.get('name')))} undecided" for o in objectives if o.get("undecided")])
+                        + [f"{escape(o.name)} undecided" for o in objectives if o.undecided])
         rto = f"RTO {', '.join(rtos)}" if rtos else ""
         lines.append(head + (": " if why or rto else "") + "; ".join(x for x in (why, rto) if x))
     return lines

@@ -21,19 +21,17 @@ from harness.errors import ScenarioError
 from harness.measure.agreement import agreement
 from harness.measure.capacity import measure_capacity
 from harness.metrics.results import metrics_summary
-from harness.report.formatting import parse_utc
-from harness.report.html import write_report
-from harness.report.junit import write_junit
-from harness.report.results import write_results
 from harness.results.model import (
     Agreement,
     CapacityResult,
     Cleanup,
     FaultResult,
+    ImpactResult,
     LoadClockResult,
     MeasurementInfo,
     ObjectiveResult,
     PhaseResult,
+    RunbookResult,
     RunResults,
     ScenarioRef,
     StopResult,
@@ -65,7 +63,8 @@ from harness.rundir.frames import read_capacity, read_samples, records_schedule
 from harness.rundir.health import health_path, read_health
 from harness.rundir.journal import read_journal, utc_iso
 from harness.scenario.loader import load_model
-from harness.scenario.model import Scenario
+from harness.scenario.model import Runbook, Scenario
+from harness.scenario.units import parse_latency_bound
 from harness.verdict import decide_verdict
 
 
@@ -221,7 +220,26 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
         results.stop = stop_figures(facts.stop)
     if metrics is not None:
         results.metrics = metrics.document
+    if m.impact is not None:
+        results.impact = ImpactResult.of(m.impact)
+    results.runbook = runbook_figures(scenario, samples, m, phases)
     return results, _timeline(samples, m, phases, scenario)
+
+
+def runbook_figures(
+    scenario: Scenario, samples: pd.DataFrame, m: measure.Measurement, phases: measure.Phases
+) -> RunbookResult:
+    """The scenario's runbook trigger (the playbook's without ``runbook:``) walked over the run."""
+    runbook = scenario.runbook or Runbook()
+    absolute, factor = parse_latency_bound(runbook.p95)
+    limit = absolute
+    if absolute is None and factor is not None and m.baseline_p95_ms is not None:
+        limit = factor * m.baseline_p95_ms
+    trigger = measure.RunbookTrigger(error_rate=runbook.error_rate, p95_limit_ms=limit, window_s=float(runbook.window))
+    onsets = [f.fault.onset_at for f in m.faults]
+    data_end = max(end for _, end in phases.values()) if phases else None
+    walk = measure.runbook_walk(samples, trigger, min(onsets) if onsets else None, data_end, m.settings.bucket_s)
+    return RunbookResult.of(runbook.error_rate, runbook.p95, trigger, walk)
 
 
 def _timeline(
@@ -243,12 +261,12 @@ def _add_agreement(results: RunResults, run_dir: Path, phases: measure.Phases) -
     if events is None:
         return
     faults = sorted((f for f in results.faults if f.onset_at), key=lambda f: f.onset_at or "")
-    onsets = [parse_utc(f.onset_at) or 0.0 for f in faults]
+    onsets = [f.onset_epoch or 0.0 for f in faults]
     data_end = max(end for _, end in phases.values()) if phases else None
     for i, fault in enumerate(faults):
         # Faults applied together share the stack's events; a later fault's own window starts at
         # the first onset after this one was reverted.
-        reverted = parse_utc(fault.reverted_at)
+        reverted = fault.reverted_epoch
         later = [t for t in onsets[i + 1:] if reverted is not None and t >= reverted]
         until = later[0] if later else data_end
         fault.agreement = Agreement.of(agreement(
@@ -363,10 +381,3 @@ def measure_settings(scenario: Scenario) -> measure.MeasureSettings:
         confidence=m.confidence,
     )
 
-
-def write_outputs(run_dir: Path, results: RunResults, timeline: pd.DataFrame) -> None:
-    """results.json, junit.xml and report.html, each written atomically."""
-    document = results.document()
-    write_results(run_dir, document)
-    write_junit(run_dir, document)
-    write_report(run_dir, document, timeline)

@@ -15,7 +15,9 @@
     ├── cleanup: Cleanup
     ├── capacity: CapacityResult         only in a capacity run
     ├── abort_reason                     only when aborted
-    └── stop: StopResult                 only when a stop condition held
+    ├── stop: StopResult                 only when a stop condition held
+    ├── impact: ImpactResult             what users felt (the RTO's evidence rule); only after an onset
+    └── runbook: RunbookResult           when the runbook trigger would have fired and cleared
 
 The keys are those of DESIGN.md's results.json; optional ones are *absent*, not null, when they
 do not apply. :meth:`RunResults.document` gives exactly that JSON shape: a field is written when it
@@ -26,6 +28,7 @@ not apply. Models forbid unknown keys, except where the journal's own records pa
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue
@@ -65,6 +68,17 @@ def _round(value: float | None, digits: int = 6) -> float | None:
 
 def _instant(epoch_s: float | None) -> str | None:
     return None if epoch_s is None else utc_iso(epoch_s)
+
+
+def epoch(instant: str | None) -> float | None:
+    """An instant as results.json writes it (UTC ISO, microseconds) -> epoch seconds; None for None.
+
+    The one reader of results.json's instants: the report, history and packs take their epoch
+    seconds from the models' ``*_epoch`` properties, which call this."""
+    if instant is None:
+        return None
+    when = datetime.fromisoformat(instant.replace("Z", "+00:00"))
+    return (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).timestamp()
 
 Target = float | int | str
 
@@ -227,6 +241,14 @@ class PhaseResult(_Model):
             made.answers = AnswerResult.of(answers)
         return made
 
+    @property
+    def start_epoch(self) -> float | None:
+        return epoch(self.start)
+
+    @property
+    def end_epoch(self) -> float | None:
+        return epoch(self.end)
+
 
 class Agreement(_Model):
     """The stack's own failover / failback instants beside the harness's (seconds from onset)."""
@@ -314,6 +336,18 @@ class FaultResult(_Model):
             data_gaps_s=_round(figures.data_gaps_s), resolution_s=_round(figures.resolution_s),
             method=figures.method, notes=dict(figures.notes),
         )
+
+    @property
+    def onset_epoch(self) -> float | None:
+        return epoch(self.onset_at)
+
+    @property
+    def reverted_epoch(self) -> float | None:
+        return epoch(self.reverted_at)
+
+    @property
+    def recovered_epoch(self) -> float | None:
+        return epoch(self.recovered_at)
 
     def add_capacity(self, capacity: FaultCapacity) -> None:
         """Merge a capacity run's figures for this fault (only the keys the capacity measure set)."""
@@ -517,6 +551,10 @@ class StopResult(_Model):
     first_revert_at: str | None
     reaction_s: float | None
 
+    @property
+    def held_epoch(self) -> float | None:
+        return epoch(self.held_at)
+
 
 class LoadClockResult(_Model):
     """Distributed load: each Locust worker's clock offset against the master (``locust-workers.json``)."""
@@ -524,6 +562,89 @@ class LoadClockResult(_Model):
     file: str
     uncertainty_s: float
     workers: dict[str, dict[str, JsonValue]]
+
+
+class ImpactResult(_Model):
+    """What users felt from the first onset on (harness/measure/impact.py): requests that ended at
+    or after it, how many failed or were slow, and the time users were affected = unhealthy
+    buckets (the RTO's evidence rule) x ``bucket_s``. ``note`` says why that differs from the RTO."""
+
+    requests: int
+    failed: int
+    slow: int
+    affected_s: float
+    unhealthy_buckets: int
+    judged_buckets: int
+    bucket_s: float
+    note: str | None = None
+
+    @classmethod
+    def of(cls, impact: measure.Impact) -> ImpactResult:
+        made = cls(requests=impact.requests, failed=impact.failed, slow=impact.slow, affected_s=impact.affected_s,
+                   unhealthy_buckets=impact.unhealthy_buckets, judged_buckets=impact.judged_buckets,
+                   bucket_s=impact.bucket_s)
+        if impact.note:
+            made.note = impact.note
+        return made
+
+
+class RunbookResult(_Model):
+    """The runbook trigger (the scenario's ``runbook:``, else the playbook's) and when it would have
+    fired and cleared (harness/measure/impact.py). ``p95_limit_ms`` is ``p95`` resolved (None: a
+    relative bound without a baseline p95); ``reason`` says why nothing was computed."""
+
+    error_rate: float
+    p95: float | str
+    p95_limit_ms: float | None
+    window_s: float
+    stream: str | None
+    fired_at: str | None
+    fired_by: str | None  # error_rate | p95
+    fired_value: float | None
+    fired_answers: int | None
+    cleared_at: str | None
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, error_rate: float, p95: float | str, trigger: measure.RunbookTrigger,
+           walk: measure.RunbookWalk) -> RunbookResult:
+        made = cls(
+            error_rate=error_rate, p95=p95, p95_limit_ms=_round(trigger.p95_limit_ms, 3), window_s=trigger.window_s,
+            stream=walk.stream, fired_at=_instant(walk.fired_at), fired_by=walk.fired_by,
+            fired_value=_round(walk.fired_value), fired_answers=walk.fired_answers,
+            cleared_at=_instant(walk.cleared_at),
+        )
+        if walk.reason:
+            made.reason = walk.reason
+        return made
+
+    @property
+    def fired_epoch(self) -> float | None:
+        return epoch(self.fired_at)
+
+    @property
+    def cleared_epoch(self) -> float | None:
+        return epoch(self.cleared_at)
+
+
+class MetricSeries(BaseModel):
+    """One Prometheus series of a recorded query: its labels and (epoch s, value) points."""
+
+    labels: dict[str, str] = {}
+    points: list[tuple[float, float | None]] = []
+
+
+class MetricQuery(BaseModel):
+    """One recorded query of results.json ``metrics.series`` (harness/metrics/results.py writes
+    ``metrics`` as JSON; this is how the report reads an entry of it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = None
+    query: str | None = None
+    unit: str | None = None
+    error: str | None = None
+    series: list[MetricSeries] = []
 
 
 class RunResults(_Model):
@@ -548,6 +669,8 @@ class RunResults(_Model):
     stop: StopResult | None = None
     load_clock: LoadClockResult | None = None
     metrics: dict[str, JsonValue] | None = None  # Prometheus (harness/metrics/results.py)
+    impact: ImpactResult | None = None  # absent in results.json written before it, and without a fault
+    runbook: RunbookResult | None = None  # absent in results.json written before it
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -555,6 +678,26 @@ class RunResults(_Model):
         """The results.json object: ``schema`` first, every given key, nothing more."""
         dumped = self.model_dump(mode="json", exclude_unset=True, exclude={"schema_"})
         return {"schema": SCHEMA, **dumped}
+
+    @property
+    def metric_queries(self) -> list[MetricQuery | str]:
+        """``metrics.series`` as typed queries; an entry that does not read as one is the reason why."""
+        entries = (self.metrics or {}).get("series")
+        out: list[MetricQuery | str] = []
+        for entry in entries if isinstance(entries, list) else []:
+            try:
+                out.append(MetricQuery.model_validate(entry))
+            except ValueError as exc:
+                out.append(f"unreadable metrics entry ({str(exc).splitlines()[0]})")
+        return out
+
+    @property
+    def started_epoch(self) -> float | None:
+        return epoch(self.started_at)
+
+    @property
+    def ended_epoch(self) -> float | None:
+        return epoch(self.ended_at)
 
     @classmethod
     def from_document(cls, document: dict[str, JsonValue]) -> RunResults:

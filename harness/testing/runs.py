@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from harness.results import RunResults
 
 import numpy as np
 import pandas as pd
@@ -24,7 +27,8 @@ def latency_run(parent: Path, name: str = "run") -> Path:
     """``parent/name``: the journal, scenario and probe samples of a real `drill run
     scenarios/latency.yaml`, with results.json, junit.xml and report.html written from them exactly
     as `drill report` does."""
-    from harness.results import compute_results, write_outputs
+    from harness.engine.outputs import write_outputs
+    from harness.results import compute_results
 
     run_dir = parent / name
     shutil.copytree(LATENCY_RUN, run_dir)
@@ -40,6 +44,13 @@ def example_results() -> dict[str, Any]:
     """tests/data/results-example.json: an outage of the hosted tier with failover to gpu."""
     loaded: dict[str, Any] = json.loads(EXAMPLE.read_text(encoding="utf-8"))
     return loaded
+
+
+def typed(document: dict[str, Any]) -> RunResults:
+    """A results.json document as the report takes it: the typed model."""
+    from harness.results import RunResults
+
+    return RunResults.from_document(document)
 
 
 def epoch(value: Any) -> float:
