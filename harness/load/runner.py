@@ -188,6 +188,7 @@ class LoadRunner:
             env = dict(os.environ)
             env["DRILL_LOAD_PLAN"] = self.plan.to_json()
             env["DRILL_LOCUST_SAMPLES"] = str(self.locust_samples)
+            env["DRILL_RUN_DIR"] = str(self.run_dir)  # health.jsonl: write errors, CPU above 90 %
             if self.plan.distributed:
                 env["DRILL_LOCUST_WORKERS"] = str(self.workers_file)
             self._locust = self._spawn(self.locust_command(), self.locust_log, env)
@@ -197,6 +198,7 @@ class LoadRunner:
                 worker_env = dict(os.environ)
                 worker_env["DRILL_LOAD_PLAN"] = self.plan.to_json()
                 worker_env["DRILL_WORKER_ID"] = f"w{i}"
+                worker_env["DRILL_RUN_DIR"] = str(self.run_dir)
                 command = locust_worker_command(self.plan, connect_host, self.master_port)
                 self._workers.append(self._spawn(command, self.run_dir / f"locust-worker-w{i}.log", worker_env))
         if self.prober_enabled:
