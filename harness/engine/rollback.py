@@ -13,7 +13,7 @@ from harness.engine.schedule import FaultSchedule
 def rollback(parts: Parts, schedule: FaultSchedule | None, why: str) -> dict[str, Any]:
     """Undo everything the drill did; return the cleanup check (results.json ``cleanup``)."""
     journal = parts.journal
-    for name, part in (("load", parts.load), ("capacity", parts.capacity)):
+    for name, part in (("load", parts.load), ("capacity", parts.capacity), ("watchdog", parts.watchdog)):
         if part is None:
             continue
         try:

@@ -39,7 +39,7 @@ from types import TracebackType
 
 from harness.errors import DrillError
 from harness.load.plan import LoadPlan, split_host_port
-from harness.load.samples import LOCUST_FILE, PROBE_FILE, SAMPLES_DIR
+from harness.load.samples import EXIT_WRITE_ERROR, LOCUST_FILE, PROBE_FILE, SAMPLES_DIR
 
 HARNESS_LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 RUN_TIME_MARGIN_S = 5.0
@@ -128,6 +128,13 @@ class LoadRunner:
     def is_running(self) -> bool:
         """True while either child is still running."""
         return any(p is not None and p.poll() is None for p in (self._locust, self._prober))
+
+    def write_failures(self) -> list[str]:
+        """The children that exited because they could not write their samples (a full disk, an
+        I/O error: exit ``EXIT_WRITE_ERROR``), named as in :meth:`process_groups`."""
+        children = [("locust", self._locust), ("prober", self._prober),
+                    *((f"locust-worker-w{i}", w) for i, w in enumerate(self._workers, start=1))]
+        return [name for name, proc in children if proc is not None and proc.poll() == EXIT_WRITE_ERROR]
 
     def locust_command(self) -> list[str]:
         """The Locust command line (headless, stops by itself after duration_s + margin)."""
