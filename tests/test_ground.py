@@ -213,3 +213,43 @@ def test_daemon_id_is_the_dockerd_answering_on_the_socket() -> None:
     assert Path(f"/proc/{found.pid}/comm").read_text().strip() == "dockerd"
     assert daemon_id() == found  # the same daemon reads the same
     assert daemon_id("/nonexistent.sock") is None
+
+
+def _listen(path: Path) -> subprocess.Popen[bytes]:
+    """A process listening on a unix socket at ``path`` (a stand-in daemon), ready when it returns."""
+    code = ("import socket, sys, time; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(8); "
+            "print('up', flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
+    return proc
+
+
+def test_daemon_watch_tells_a_restarted_daemon_from_the_same_one(tmp_path: Path) -> None:
+    """The Docker daemon's identity is the process answering on its socket: a daemon that went
+    away, then one started again on the same socket, are each a docker_restart trouble (partial:
+    its containers, and their faults, may have gone with it). Real processes and sockets; the
+    shared dockerd is not restarted here (the compose stack of other tests runs on it)."""
+    from harness.engine.ground import DaemonWatch
+
+    sock = tmp_path / "d.sock"
+    first = _listen(sock)
+    try:
+        watch = DaemonWatch(tmp_path, str(sock))
+        assert watch.first is not None and watch.first.pid == first.pid
+        assert watch.moved() is None
+    finally:
+        first.kill()
+        first.wait()
+    gone = watch.moved()
+    assert gone is not None and "stopped answering" in gone.detail
+    sock.unlink()
+    second = _listen(sock)
+    try:
+        again = watch.moved()
+    finally:
+        second.kill()
+        second.wait()
+    assert again is not None and f"restarted (pid {first.pid} -> {second.pid})" in again.detail
+    troubles = read_health(tmp_path)
+    assert [t.kind for t in troubles] == ["docker_restart", "docker_restart"]
+    assert all(t.partial for t in troubles)

@@ -20,7 +20,7 @@ from harness import __version__
 from harness.engine import dependencies, proxies
 from harness.engine.events import save_stack_events
 from harness.engine.fingerprint import environment, user
-from harness.engine.ground import DaemonWatch, disk_lost
+from harness.engine.ground import DaemonWatch, disk_full, disk_lost
 from harness.engine.loadplan import load_plan
 from harness.engine.parts import Parts
 from harness.engine.paths import new_run_dir, write_traceback
@@ -332,8 +332,9 @@ class Drill:
             if now >= next_check:
                 next_check = now + 1.0
                 failed = load.write_failures()
-                if failed:
-                    raise AbortedError(self._disk_lost(", ".join(failed)), reason="write_error")
+                if failed or disk_full(self.run_dir):
+                    raise AbortedError(self._disk_lost(", ".join(failed) or "the run directory's disk is full"),
+                                       reason="write_error")
                 moved = daemon.moved() if daemon is not None else None
                 if moved is not None:
                     journal.write("dependency.lost", what="docker daemon", error=moved.detail)

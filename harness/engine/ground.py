@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.load.samples import SAMPLES_DIR, sample_files
 from harness.load.watchdog import Trouble, free_reserve, record
 
 DOCKER_SOCKET = "/var/run/docker.sock"
@@ -82,6 +83,17 @@ class DaemonWatch:
         return trouble
 
 
+def disk_full(run_dir: Path) -> bool:
+    """No block left for this process on the run directory's file system (root may use the
+    blocks ext4 keeps for it; others may not). A sample writer that failed says so itself (exit
+    74); this catches the engine's own files and a writer that could not say it."""
+    try:
+        st = os.statvfs(run_dir)
+    except OSError:
+        return False
+    return st.f_bfree == 0 or (os.geteuid() != 0 and st.f_bavail == 0)
+
+
 def disk_lost(run_dir: Path, what: str, exc: OSError | None = None) -> str:
     """The run directory can take no more data: free the reserve (the rollback needs it), record
     a ``write_error`` trouble unless a sample writer already did, and return the abort reason,
@@ -92,9 +104,35 @@ def disk_lost(run_dir: Path, what: str, exc: OSError | None = None) -> str:
     written = [t for t in read_health(run_dir) if t.kind == "write_error"]
     if written:
         return f"sample writing failed ({what}): " + "; ".join(t.detail for t in written)
-    reason = exc.strerror if exc is not None and exc.strerror else "write failed"
-    detail = (f"{what}: the run directory could not be written ({reason}); the samples end where "
-              f"their files end")
+    reason = exc.strerror if exc is not None and exc.strerror else "no space left"
+    ends = [f"{SAMPLES_DIR}/{path.name} ends at {_iso(at)}"
+            for path in sample_files(run_dir) if (at := last_sample_start(path)) is not None]
+    detail = (f"{what}: the run directory could not be written ({reason}); its samples end there: "
+              + ("; ".join(ends) or "no sample was written"))
     now = time.time()
-    record(run_dir, Trouble("write_error", now, now, 0.0, detail), partial=True)
+    first_end = min((at for path in sample_files(run_dir) if (at := last_sample_start(path)) is not None),
+                    default=now)
+    record(run_dir, Trouble("write_error", first_end, now, 0.0, detail), partial=True)
     return detail
+
+
+def last_sample_start(path: Path, tail_bytes: int = 1 << 16) -> float | None:
+    """The ``start`` of the last whole row of a sample file (a torn last line is skipped)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - tail_bytes))
+            lines = fh.read().split(b"\n")[:-1]  # what follows the last newline is torn
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            return float(line.split(b",")[1])
+        except (IndexError, ValueError):
+            continue
+    return None
+
+
+def _iso(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"

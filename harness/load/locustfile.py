@@ -163,8 +163,10 @@ class _SampleWriter:
         must not go on and be judged on samples that are no longer written."""
         from harness.load.watchdog import report_write_error
 
-        report_write_error(self.path, exc, last_flushed_s)
-        os._exit(_samples.EXIT_WRITE_ERROR)
+        try:
+            report_write_error(self.path, exc, last_flushed_s)
+        finally:
+            os._exit(_samples.EXIT_WRITE_ERROR)
 
     def flush(self) -> None:
         if not self._file.closed:

@@ -45,7 +45,7 @@ import httpx
 from harness.load.plan import LoadPlan
 from harness.load.samples import COLUMNS, EXIT_WRITE_ERROR, NON_STREAM_COLUMNS, GuardedFile, sample_row
 from harness.load.streams import StreamTally, wants_stream
-from harness.load.watchdog import report_write_error
+from harness.load.watchdog import report_write_error, say
 
 FLUSH_INTERVAL_S = 0.2  # the live stop condition reads these files: keep them fresh
 EXIT_GRACE_S = 5.0
@@ -240,10 +240,10 @@ async def _main(plan: LoadPlan, out_path: Path) -> int:
         try:
             await asyncio.wait_for(prober.run(), timeout=hard_limit_s)
         except TimeoutError:
-            print(f"prober: hard time limit {hard_limit_s:.1f}s reached, exiting", file=sys.stderr)
+            say(f"prober: hard time limit {hard_limit_s:.1f}s reached, exiting")
     finally:
         out.close()
-    print(f"prober: launched={prober.launched} skipped={prober.skipped}", file=sys.stderr)
+    say(f"prober: launched={prober.launched} skipped={prober.skipped}")  # prober.log may be on the full disk
     return EXIT_WRITE_ERROR if out.failed is not None else 0
 
 

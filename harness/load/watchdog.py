@@ -180,10 +180,17 @@ def record(run_dir: Path, trouble: Trouble, partial: bool = False) -> bool:
         append_trouble(run_dir, trouble.kind, trouble.start_s, trouble.end_s, trouble.magnitude_s,
                        trouble.detail, partial=partial)
     except OSError as exc:
-        print(f"drill: could not record {trouble.kind} in health.jsonl ({exc}): {trouble.detail}",
-              file=sys.stderr, flush=True)
+        say(f"drill: could not record {trouble.kind} in health.jsonl ({exc}): {trouble.detail}")
         return False
     return True
+
+
+def say(line: str) -> None:
+    """A line on stderr (a log file in the run directory, which may be the full disk): best effort."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
 
 
 def report_write_error(samples_path: Path, exc: OSError, last_flushed_s: float) -> None:
@@ -193,7 +200,7 @@ def report_write_error(samples_path: Path, exc: OSError, last_flushed_s: float) 
     from harness.load.samples import write_error_detail
 
     detail = write_error_detail(samples_path, exc, last_flushed_s)
-    print(f"drill: {detail}", file=sys.stderr, flush=True)
+    say(f"drill: {detail}")
     run_dir = Path(os.path.abspath(samples_path)).parent.parent  # not resolve(): a symlinked file
     record(run_dir, Trouble("write_error", last_flushed_s, time.time(), 0.0, detail), partial=True)
 
@@ -237,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     written = watch(args.run_dir, parent=args.parent, max_s=args.max_s, interval_s=args.interval_s,
                     stop=lambda: stopping)
-    print(f"watchdog: {written} trouble(s) recorded", file=sys.stderr, flush=True)
+    say(f"watchdog: {written} trouble(s) recorded")
     return 0
 
 
