@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -46,13 +47,14 @@ def small_disk(where: Path, size: str = "8m") -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def wait_for_event(journal: Path, event: str, proc: subprocess.Popen[str], timeout_s: float = 90.0) -> None:
+def wait_for_event(journal: Path, event: str, proc: subprocess.Popen[str], timeout_s: float = 90.0,
+                   poll_s: float = 0.1) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if journal.exists() and any(r["event"] == event for r in read_journal(journal, lenient=True)):
             return
         assert proc.poll() is None, f"the drill ended before {event}: {proc.communicate()}"
-        time.sleep(0.1)
+        time.sleep(poll_s)
     raise AssertionError(f"no {event} in {journal} within {timeout_s} s")
 
 
@@ -111,23 +113,31 @@ def test_full_disk_mid_drill_aborts_reverts_and_keeps_what_was_written(tmp_path:
 @pytest.mark.slow
 def test_a_full_disk_before_the_results_fails_with_one_message_after_the_rollback(tmp_path: Path,
                                                                                   toxiproxy_url: str) -> None:
-    """The disk fills when the phases are over and the load has stopped: no sample writer sees
-    it; the engine's own writes (journal, results) fail. One clear message, exit 3, faults
-    reverted all the same (the reserve held room for the rollback's records)."""
+    """The disk fills once the rollback has checked the stack (``cleanup.verified``), the drill
+    held still meanwhile (SIGSTOP) so it cannot finish first: the engine's last journal records
+    and the results cannot be written. One clear message, exit 3, no traceback; the fault was
+    reverted before."""
     with small_disk(tmp_path / "disk") as disk, serve_in_thread(own_service()) as url:
         path = scenario(tmp_path, toxiproxy_url, url.removeprefix("http://"), free_port(), fault=WHOLE_FAULT_PHASE)
         run_dir = disk / "run"
         proc = subprocess.Popen([*DRILL, "run", str(path), "--out", str(run_dir)], text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            wait_for_event(run_dir / "journal.jsonl", "fault.reverted", proc)
-            fill(disk / "filler")
+            wait_for_event(run_dir / "journal.jsonl", "cleanup.verified", proc, poll_s=0.01)
+            os.kill(proc.pid, signal.SIGSTOP)
+            try:
+                fill(disk / "filler")
+            finally:
+                os.kill(proc.pid, signal.SIGCONT)
             out, err = proc.communicate(timeout=120)
         finally:
             if proc.poll() is None:
                 proc.kill()
-        assert proc.returncode not in (0, 1), out + err
+        assert proc.returncode == 3, out + err
         assert "Traceback" not in out + err
+        assert "its faults were rolled back, but its results could not be written" in out + err
+        assert "No space left on device" in out + err
+        assert not (run_dir / "results.json").exists() or "verdict" not in (run_dir / "results.json").read_text()
         with ToxiproxyClient(toxiproxy_url) as client:
             assert all(not p.toxics for p in client.proxies().values())
         assert applied_faults(run_dir / "journal.jsonl") == []

@@ -143,8 +143,8 @@ class Drill:
                 save_stack_events(self.loaded, self.run_dir, journal, self.phases)
                 self._save_metrics(journal)
             finally:  # nothing about the stack's log may keep a fault applied
+                free_reserve(self.run_dir)  # the rollback's journal records, then the results, need the room
                 self.cleanup = rollback(parts, self.schedule, "rollback" if self.abort_reason else "end")
-                free_reserve(self.run_dir)  # the results need the room now
         doubts = cleanup_doubts(self.cleanup)
         if not self.abort_reason and doubts:
             self.abort_reason = ("the rollback could not verify that everything was put back ("
@@ -171,14 +171,14 @@ class Drill:
             except OSError as exc:
                 if not is_write_error(exc):
                     raise self._internal_error(journal, exc) from None
-                raise DrillError(
-                    f"the drill ran and its faults were rolled back, but its results could not be written "
-                    f"to {self.run_dir} ({exc.strerror or exc}); free some space there and run "
-                    f"`drill report {self.run_dir}`"
-                ) from None
+                raise self._unwritten(exc) from None
             except Exception as exc:  # the faults are reverted: say where the traceback went
                 raise self._internal_error(journal, exc) from None
             return result
+        except OSError as exc:  # the journal's last records on a full disk (the faults are reverted)
+            if not is_write_error(exc):
+                raise
+            raise self._unwritten(exc) from None
         finally:
             signals.restore()
             try:
@@ -192,6 +192,14 @@ class Drill:
         return InternalError(
             f"internal error while writing the results ({type(exc).__name__}); faults were "
             f"rolled back; traceback in {saved}", saved
+        )
+
+    def _unwritten(self, exc: OSError) -> DrillError:
+        """The run directory took no more data after the rollback: one message, exit 3."""
+        return DrillError(
+            f"the drill ran and its faults were rolled back, but its results could not be written "
+            f"to {self.run_dir} ({exc.strerror or exc}); free some space there and run "
+            f"`drill report {self.run_dir}`"
         )
 
     def _disk_lost(self, what: str, exc: OSError | None = None) -> str:

@@ -1,6 +1,7 @@
 """The rollback, on every exit path: stop load, revert faults newest first, check what is really
 left, delete the proxies the drill created, stop the stack. Nothing here may raise: each step's
-failure is journaled and the next step still runs."""
+failure is journaled and the next step still runs; a journal record that cannot be written (a
+full disk) is skipped, never a reason to stop reverting."""
 
 from __future__ import annotations
 
@@ -8,6 +9,15 @@ from typing import Any
 
 from harness.engine.parts import Parts
 from harness.engine.schedule import FaultSchedule
+from harness.safety.journal import Journal
+
+
+def _note(journal: Journal, event: str, **fields: Any) -> None:
+    """A rollback record, best effort: the disk may be full, and the rollback must go on."""
+    try:
+        journal.write(event, **fields)
+    except OSError:
+        pass
 
 
 def rollback(parts: Parts, schedule: FaultSchedule | None, why: str) -> dict[str, Any]:
@@ -19,9 +29,9 @@ def rollback(parts: Parts, schedule: FaultSchedule | None, why: str) -> dict[str
         try:
             part.stop()
         except Exception as exc:
-            journal.write(f"{name}.stop_failed", error=repr(exc))
+            _note(journal, f"{name}.stop_failed", error=repr(exc))
         else:
-            journal.write(f"{name}.stopped")
+            _note(journal, f"{name}.stopped")
     if schedule is not None:
         schedule.revert_all(why)
     cleanup = verify_cleanup(parts, schedule)
@@ -30,15 +40,15 @@ def rollback(parts: Parts, schedule: FaultSchedule | None, why: str) -> dict[str
         try:
             assert toxiproxy is not None  # proxies are only created through it
             toxiproxy.delete_proxy(name)
-            journal.write("proxy.deleted", proxy=name)
+            _note(journal, "proxy.deleted", proxy=name)
         except Exception as exc:
-            journal.write("proxy.delete_failed", proxy=name, error=str(exc))
+            _note(journal, "proxy.delete_failed", proxy=name, error=str(exc))
     if parts.stack is not None and parts.stack_started:
         try:
             parts.stack.stop()
-            journal.write("stack.stopped")
+            _note(journal, "stack.stopped")
         except Exception as exc:
-            journal.write("stack.stop_failed", error=repr(exc))
+            _note(journal, "stack.stop_failed", error=repr(exc))
     if toxiproxy is not None:
         toxiproxy.close()
     if parts.http_faults is not None:
@@ -56,13 +66,13 @@ def verify_cleanup(parts: Parts, schedule: FaultSchedule | None) -> dict[str, An
         try:
             toxics_left = sum(len(p.toxics) + (0 if p.enabled else 1) for p in parts.toxiproxy.proxies().values())
         except Exception as exc:
-            journal.write("cleanup.check_failed", what="toxiproxy", error=str(exc))
+            _note(journal, "cleanup.check_failed", what="toxiproxy", error=str(exc))
             toxics_left = None
     if parts.stack is not None and parts.stack_started:
         try:
             not_running = list(parts.stack.not_running())
         except Exception as exc:
-            journal.write("cleanup.check_failed", what="stack", error=str(exc))
+            _note(journal, "cleanup.check_failed", what="stack", error=str(exc))
             not_running = None
     unreverted = schedule.unreverted() if schedule is not None else []
     still_active = schedule.still_active() if schedule is not None else []
@@ -73,7 +83,7 @@ def verify_cleanup(parts: Parts, schedule: FaultSchedule | None) -> dict[str, An
         "faults_not_reverted": unreverted,
         "hook_faults_active": still_active,
     }
-    journal.write("cleanup.verified", **cleanup)
+    _note(journal, "cleanup.verified", **cleanup)
     return cleanup
 
 
