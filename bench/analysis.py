@@ -80,6 +80,8 @@ def _frame(starts: np.ndarray, source: str, onset_s: float, revert_s: float, rng
         # not streamed: the stream columns' defaults (harness/load/samples.py NON_STREAM_COLUMNS)
         "stream": 0, "ttft_ms": np.nan, "tokens": 0, "max_gap_ms": np.nan, "stream_completed": 0,
         "cut_after_tokens": -1,
+        # probes on schedule (harness/load/prober.py); Locust users have none
+        "intended": starts if source == "probe" else np.nan,
     })[list(COLUMNS)]
     # The load generators write a row when its request ends.
     return frame.sort_values("end", kind="stable")

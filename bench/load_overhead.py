@@ -30,6 +30,13 @@ plain mode with ``--events`` NDJSON; the last line then also gives ``ratio_live=
 ``StreamTally.feed_chunk`` per SSE event as it arrives, then the sample row), per stream and per
 token, for ``--stream-tokens`` tokens (default 64). The last line is
 ``stream_parse_us_per_stream=<..> us_per_token=<..>`` (best of 5 batches).
+``--intended``: the cost of the probe's intended-time bookkeeping (issue 24: each probe row carries
+its scheduled instant beside the actual send), on vs off side by side: (1) the row path alone —
+``sample_row`` + ``csv.writer.writerow`` per probe, with and without ``intended_s`` (best of 5
+batches of 20,000) — and (2) the whole prober (``harness.load.prober.Prober``, in this process)
+driving the loopback target at ``--probe-rate-hz`` for ``--duration-s``, ``record_intended`` on
+and off alternately over ``--rounds`` rounds, CPU time (user+sys of this process) per probe. The
+last line is ``intended_row_ratio=<on/off> intended_prober_cpu_ratio=<on/off>`` (medians).
 Everything goes to 127.0.0.1 only.
 """
 
@@ -257,6 +264,67 @@ def stream_parse_cost(tokens: int, streams_per_batch: int = 2000, batches: int =
     return per_stream_us, per_stream_us / tokens
 
 
+def intended_row_cost(rows_per_batch: int = 20_000, batches: int = 5) -> tuple[float, float]:
+    """(us per probe row without ``intended``, with it): the row path the prober runs per probe."""
+    import io
+
+    best = {False: float("inf"), True: float("inf")}
+    for _ in range(batches):
+        for with_intended in (False, True):
+            out = csv.writer(io.StringIO())
+            wall_t0, interval_s = 1_733_490_000.0, 0.05
+            started = time.perf_counter()
+            for i in range(rows_per_batch):
+                intended_s = wall_t0 + i * interval_s if with_intended else None
+                out.writerow(sample_row("probe", wall_t0 + i * interval_s, wall_t0 + i * interval_s + 0.012, 200, 64,
+                                        None, "", intended_s=intended_s))
+            best[with_intended] = min(best[with_intended], time.perf_counter() - started)
+    return best[False] / rows_per_batch * 1e6, best[True] / rows_per_batch * 1e6
+
+
+def prober_cpu_per_probe(host: str, rate_hz: float, duration_s: float, record_intended: bool) -> float:
+    """CPU microseconds (user+sys of this process) per probe of a Prober run in this process."""
+    import asyncio
+    import io
+
+    from harness.load.prober import Prober
+
+    plan = LoadPlan(host=host, users=0, spawn_rate=1, duration_s=duration_s, probe_rate_hz=rate_hz,
+                    request=RequestSpec(method="GET", path="/"), timeout_s=2.0)
+    prober = Prober(plan, io.StringIO(), record_intended=record_intended)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    asyncio.run(prober.run())
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu_s / max(prober.launched, 1) * 1e6
+
+
+def bench_intended(rate_hz: float, duration_s: float, rounds: int) -> int:
+    off_us, on_us = intended_row_cost()
+    print(f"row path: {off_us:.2f} us/probe without intended, {on_us:.2f} us/probe with it")
+    port = free_port()
+    host = f"http://127.0.0.1:{port}"
+    target = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+    try:
+        wait_http(host + "/", timeout_s=15)
+        for i in range(rounds):
+            for record in ((False, True) if i % 2 == 0 else (True, False)):
+                cpu[record].append(prober_cpu_per_probe(host, rate_hz, duration_s, record))
+    finally:
+        target.terminate()
+        target.wait(timeout=10)
+    print(f"prober at {rate_hz:g} Hz for {duration_s:g} s, {rounds} rounds: cpu us/probe off "
+          f"{', '.join(f'{v:.0f}' for v in cpu[False])}; on {', '.join(f'{v:.0f}' for v in cpu[True])}")
+    row_ratio = on_us / off_us
+    prober_ratio = statistics.median(cpu[True]) / statistics.median(cpu[False])
+    print(f"intended_row_ratio={row_ratio:.3f} intended_prober_cpu_ratio={prober_ratio:.3f} "
+          f"row_us_off={off_us:.2f} row_us_on={on_us:.2f} prober_cpu_us_off={statistics.median(cpu[False]):.0f} "
+          f"prober_cpu_us_on={statistics.median(cpu[True]):.0f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=20)
@@ -272,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stream-parse", action="store_true",
                         help="no load: the CPU cost of reading one streamed answer, per stream and per token")
     parser.add_argument("--stream-tokens", type=int, default=64, help="tokens per stream for --stream-parse")
+    parser.add_argument("--intended", action="store_true",
+                        help="the probe's intended-time bookkeeping, on vs off (row path and whole prober)")
+    parser.add_argument("--probe-rate-hz", type=float, default=200.0, help="probe rate for --intended")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -282,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stream_parse_us_per_stream={per_stream_us:.1f} us_per_token={per_token_us:.2f} "
               f"tokens={args.stream_tokens}")
         return 0
+    if args.intended:
+        return bench_intended(args.probe_rate_hz, args.duration_s, args.rounds)
     if args.live and args.sequential:
         parser.error("--live compares pairs run together; drop --sequential")
 

@@ -62,6 +62,7 @@ def make_run(target: Path, total: int) -> Path:
         # not streamed: the stream columns' defaults (harness/load/samples.py NON_STREAM_COLUMNS)
         "stream": 0, "ttft_ms": np.nan, "tokens": 0, "max_gap_ms": np.nan, "stream_completed": 0,
         "cut_after_tokens": -1,
+        "intended": np.where(source == "probe", starts, np.nan),  # probes on schedule
     })[list(COLUMNS)]
     samples = target / "samples"
     frame[frame["source"] == "probe"].to_csv(samples / "probe.csv", index=False, float_format="%.6f")

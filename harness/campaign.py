@@ -30,16 +30,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from harness.errors import EXIT_ABORTED, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_PASSED, DrillError, ScenarioError
+from harness.errors import EXIT_BAD_INPUT, DrillError, ScenarioError
 from harness.rundir import report_path
 from harness.scenario.loader import load_model, path_problem, read_yaml, show_path
 from harness.scenario.units import ScheduleDuration
-from harness.verdict import Verdict
+from harness.verdict import VERDICT_COUNTS, Verdict, worst_exit_code
 
 CAMPAIGN_SCHEMA = "drill.campaign/v1"
 SUMMARY_FILE = "campaign.json"
 INDEX_FILE = "index.html"
-_SEVERITY = {EXIT_PASSED: 0, EXIT_FAILED: 1, EXIT_ABORTED: 2, EXIT_BAD_INPUT: 3}
 Say = Callable[[str], None]
 
 
@@ -92,7 +91,7 @@ class CampaignResult:
 
     @property
     def exit_code(self) -> int:
-        return max((r.exit_code for r in self.runs), key=lambda c: _SEVERITY.get(c, 2), default=EXIT_PASSED)
+        return worst_exit_code([r.exit_code for r in self.runs])
 
     @property
     def verdict(self) -> Verdict:
@@ -114,6 +113,7 @@ class CampaignResult:
             "ended_at": self.ended_at,
             "verdict": self.verdict,
             "exit_code": self.exit_code,
+            "verdicts": {v: sum(1 for r in self.runs if r.verdict == v) for v in VERDICT_COUNTS},
             "every_s": self.every_s,
             "runs": [r.to_dict() for r in self.runs],
         }
@@ -288,7 +288,8 @@ def render_index(result: CampaignResult) -> str:
             "exit_code": r.exit_code,
             "error": r.error or "",
             "faults": r.figures.get("faults", []),
-            "missed": [o["name"] for o in r.figures.get("objectives", []) if not o.get("passed")],
+            "missed": [o["name"] for o in r.figures.get("objectives", [])
+                       if not o.get("passed") and not o.get("undecided")],
             "report": os.path.relpath(report, result.campaign_dir) if report and report.exists() else None,
         })
     return render_template("campaign.html.j2", campaign=result, rows=rows)

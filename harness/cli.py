@@ -509,7 +509,9 @@ def _run_repeated(
     out.print(f"summary: {path}")
     for r in results:
         out.print(f"report: {r.report_path} ({r.verdict})")
-    sys.exit(max(r.exit_code for r in results))
+    from harness.verdict import worst_exit_code
+
+    sys.exit(worst_exit_code([r.exit_code for r in results]))
 
 
 def _print_plan(loaded: Any, runtime: str | None) -> None:
@@ -523,7 +525,7 @@ def _print_result(results: dict[str, Any], run_dir: Path) -> None:
     from harness.report.formatting import quantity, target_text
     from harness.report.reasons import fault_line, reasons, stream_lines, verdict_line
 
-    colour = {"passed": "green", "failed": "red"}.get(str(results.get("verdict")), "yellow")
+    colour = {"passed": "green", "failed": "red", "inconclusive": "magenta"}.get(str(results.get("verdict")), "yellow")
     title = f"{results['scenario']['name']}: {str(results['verdict']).upper()}"
     if results.get("phases"):
         table = Table(title=escape(title), show_lines=False)
@@ -532,7 +534,8 @@ def _print_result(results: dict[str, Any], run_dir: Path) -> None:
         for o in results.get("objectives", []):
             table.add_row(o["name"], escape(target_text(o["name"], o["target"])),
                           escape(quantity(o["name"], o["measured"])),
-                          "[green]pass[/green]" if o["passed"] else "[red]FAIL[/red]")
+                          "[yellow]undecided[/yellow]" if o.get("undecided")
+                          else "[green]pass[/green]" if o["passed"] else "[red]FAIL[/red]")
         out.print(table)
     else:
         out.print(f"[bold]{escape(title)}[/bold] (before any load: nothing was measured)")

@@ -136,7 +136,8 @@ def list_entries(directory: Path, reports_dir: Path) -> tuple[list[Entry], bool]
     return entries, cut
 
 
-_VERDICT_STYLE = {"passed": "green", "failed": "red", "aborted": "yellow", "bad_input": "yellow"}
+_VERDICT_STYLE = {"passed": "green", "failed": "red", "aborted": "yellow", "bad_input": "yellow",
+                  "inconclusive": "magenta"}
 
 
 def _table(entries: list[Entry], directory: Path) -> Table:

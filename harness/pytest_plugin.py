@@ -8,7 +8,15 @@ keywords, so ``pytest scenarios/ -k endpoint_kill`` runs the drills that kill an
 A scenario item passes when the drill's verdict is the scenario's ``expect`` (``passed`` unless
 a negative control says ``failed``); otherwise it fails with each missed objective, measured
 against its target (verdict ``failed``), the abort reason (``aborted``) or the file:line
-problems (bad input). The figures reach JUnit XML through ``user_properties``: ``verdict``,
+problems (bad input).
+
+An **inconclusive** drill (the instrument could not see well enough to decide an objective,
+exit 6) is neither a pass nor a failure: outside CI the item is *skipped* with ``INCONCLUSIVE:``
+and one line per cause; with ``CI`` set (``CI=true``, as CI systems do) it *fails* with the same
+lines, because a skip goes green there and nothing may silently go green. Either way the terminal
+summary counts inconclusive drills on a line of their own.
+
+The figures reach JUnit XML through ``user_properties``: ``verdict``,
 ``exit_code``, ``run_dir``, ``report``, ``resolution_s``; per fault ``rto_s.<fault>``,
 ``time_to_detect_s.<fault>``, ``failover_s.<fault>``, ``failback_s.<fault>``, ``degraded_s.<fault>``,
 ``impact.<fault>``; the worst of each over the faults as plain ``rto_s``, ``time_to_detect_s``,
@@ -28,6 +36,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+INCONCLUSIVE_KEY = pytest.StashKey[list[str]]()
+"""The node ids of inconclusive scenario items (counted in the terminal summary)."""
+
+
+def in_ci() -> bool:
+    """True when the ``CI`` environment variable says so (GitHub, GitLab, ... set ``CI=true``)."""
+    import os
+
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -91,6 +109,15 @@ def item_name(path: Path) -> tuple[str, list[str]]:
     label = ",".join(f"{name}:{kind}" for name, kind in faults)
     keywords = sorted({kind for _, kind in faults} | {name for name, _ in faults})
     return (f"{spec.name}[{label}]" if label else str(spec.name)), keywords
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """A line of its own for inconclusive drills: they are neither passes nor failures."""
+    found = config.stash.get(INCONCLUSIVE_KEY, [])
+    if found:
+        terminalreporter.write_line(
+            f"drill: {len(found)} inconclusive (neither passed nor failed): " + ", ".join(found), yellow=True
+        )
 
 
 class ScenarioFile(pytest.File):
@@ -179,6 +206,8 @@ class ScenarioItem(pytest.Item):
         self.user_properties.extend(junit_properties(result.results, result.run_dir, result.verdict,
                                                      result.exit_code))
         expected = _expected_verdict(self.path)
+        if result.verdict == "inconclusive" and expected != "inconclusive":
+            self._inconclusive(result)
         if result.verdict != expected:
             from harness.report.reasons import fault_line, reasons
 
@@ -187,6 +216,18 @@ class ScenarioItem(pytest.Item):
             raise DrillFailed(
                 f"verdict {result.verdict} (expected {expected}):\n  {why}{figures}\nreport: {result.report_path}"
             )
+
+    def _inconclusive(self, result: Any) -> None:
+        """Skip (or, under CI, fail) with one line per cause: never a plain pass or fail."""
+        from harness.report.reasons import reasons
+
+        self.config.stash.setdefault(INCONCLUSIVE_KEY, []).append(self.nodeid)
+        why = "\n  ".join(reasons(result.results))
+        text = (f"INCONCLUSIVE (the instrument could not see well enough to decide):\n  {why}\n"
+                f"report: {result.report_path}")
+        if in_ci():
+            raise DrillFailed(text + "\n(CI is set: an inconclusive drill fails the job rather than go green)")
+        pytest.skip(text)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, DrillFailed):

@@ -16,6 +16,7 @@ of harness and exit codes are the command line's business, not a measurement. ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -54,23 +55,52 @@ _EXIT_CODES = {
 RESULT_VERDICTS = (Verdict.PASSED, Verdict.FAILED, Verdict.ABORTED, Verdict.INCONCLUSIVE)
 """The verdicts a results.json can hold (a bad-input run writes none)."""
 
+VERDICT_COUNTS = ("passed", "failed", "inconclusive", "aborted")
+
+_SEVERITY = {EXIT_PASSED: 0, EXIT_INCONCLUSIVE: 1, EXIT_FAILED: 2, EXIT_ABORTED: 3, EXIT_BAD_INPUT: 4}
+
+
+def worst_exit_code(codes: Sequence[int]) -> int:
+    """The exit code of a series (``--repeat``, a campaign): its worst run's. A decided failure
+    outranks an inconclusive run (the instrument could not see), an abort or bad input outranks
+    both; an unknown code counts as an abort. No runs: 0."""
+    return max(codes, key=lambda c: _SEVERITY.get(c, _SEVERITY[EXIT_ABORTED]), default=EXIT_PASSED)
+"""The verdicts a series (``--repeat``, a campaign, a history quarter) counts, each apart: an
+inconclusive run is neither a pass nor a failure."""
+
 
 @dataclass(frozen=True)
 class Decision:
-    """The verdict and, when it is ``aborted``, why."""
+    """The verdict and, when it is ``aborted``, why; ``undecided`` the lines that made it
+    ``inconclusive`` (and, beside a ``failed`` verdict, the objectives that could not be decided)."""
 
     verdict: Verdict
     abort_reason: str | None = None
+    undecided: tuple[str, ...] = ()
 
 
-def decide_verdict(*, objectives_met: bool, abort_reason: str | None, cleanup_verified: bool) -> Decision:
-    """An abort wins; then missed objectives fail the drill; a drill that met its objectives but
-    whose cleanup could not be verified is aborted (a fault may still be applied: it must not
-    read as a pass). A failed drill stays failed whatever its cleanup: the objectives decide."""
+def decide_verdict(
+    *, objectives_met: bool, abort_reason: str | None, cleanup_verified: bool, undecided: Sequence[str] = ()
+) -> Decision:
+    """The rule, in order (docs/method.md, "The decision"):
+
+    1. an abort wins (``aborted``);
+    2. a *decided* objective missed fails the drill (``failed``), whatever the others: its
+       measurement carried it, so "exit 1: objectives failed" stays true. ``objectives_met`` is
+       about the decided objectives only; the undecided ones ride along in ``undecided``;
+    3. cleanup that could not be verified aborts (a fault may still be applied);
+    4. any undecided objective — its pass/fail could flip within the instrument's own trouble —
+       makes the run ``inconclusive`` (exit 6), never passed or failed; ``undecided`` holds one
+       line per cause;
+    5. otherwise ``passed``.
+    """
+    reasons = tuple(undecided)
     if abort_reason:
-        return Decision(Verdict.ABORTED, abort_reason)
+        return Decision(Verdict.ABORTED, abort_reason, reasons)
     if not objectives_met:
-        return Decision(Verdict.FAILED)
+        return Decision(Verdict.FAILED, None, reasons)
     if not cleanup_verified:
-        return Decision(Verdict.ABORTED, CLEANUP_NOT_VERIFIED)
+        return Decision(Verdict.ABORTED, CLEANUP_NOT_VERIFIED, reasons)
+    if reasons:
+        return Decision(Verdict.INCONCLUSIVE, None, reasons)
     return Decision(Verdict.PASSED)

@@ -132,6 +132,14 @@ def test_runner_records_locust_and_probe_samples(target: str, tmp_path: Path) ->
         )  # fmt: skip
         assert float(row["end"]) >= float(row["start"])
         assert int(row["bytes"]) > 0
+    # The probe's schedule beside its actual send (Locust users have none): due every 1/rate s,
+    # each sent at or after its due instant, on the same wall clock.
+    assert {r["intended"] for r in locust_rows} == {""}
+    intended = sorted(float(r["intended"]) for r in probe_rows)
+    interval_s = 1 / plan.probe_rate_hz
+    steps = [(b - a) / interval_s for a, b in zip(intended, intended[1:], strict=False)]
+    assert all(abs(step - round(step)) < 1e-3 and round(step) >= 1 for step in steps), steps
+    assert all(float(r["start"]) >= float(r["intended"]) - 1e-6 for r in probe_rows)
     _assert_gone(runner.locust_pid)
     _assert_gone(runner.prober_pid)
     assert (tmp_path / "locust_stats.csv").exists()
@@ -222,6 +230,16 @@ def test_prober_records_skipped_launches_instead_of_queueing(target: str, tmp_pa
     assert prober.skipped > 0 and prober.launched + prober.skipped == plan.probe_count
     assert sum(r["error"] == SKIPPED_ERROR for r in rows) == prober.skipped
     assert sum(r["error"] == "timeout" for r in rows) == prober.launched
+    assert all(r["intended"] for r in rows)  # skipped probes keep their due instant
+
+
+def test_prober_without_intended_bookkeeping_leaves_the_column_empty(target: str, tmp_path: Path) -> None:
+    plan = _plan(target, "/ok", users=0, duration_s=0.5, probe_rate_hz=20)
+    out_path = tmp_path / "probe.csv"
+    with open(out_path, "w", newline="") as out:
+        asyncio.run(Prober(plan, out, record_intended=False).run())
+    rows = _rows(out_path)
+    assert rows and {r["intended"] for r in rows} == {""}
 
 
 def test_sample_tail_returns_only_complete_new_rows(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def test_summary_keys_per_fault_and_phase() -> None:
          "phases": {"fault": {"p95_ms": 30.0}}},
     ]
     s = summarize_repeats(runs)
-    assert s["verdicts"] == {"passed": 1, "failed": 1, "aborted": 0}
+    assert s["verdicts"] == {"passed": 1, "failed": 1, "inconclusive": 0, "aborted": 0}
     assert s["figures"]["faults.f.rto_s"]["median"] == pytest.approx(2.0)
     assert s["figures"]["faults.f.rto_s"]["values"] == [1.0, 3.0]
     assert s["figures"]["phases.fault.p95_ms"]["max"] == 30.0

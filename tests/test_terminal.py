@@ -75,7 +75,7 @@ def test_repeat_summary_fits_80_columns_with_units_targets_and_whole_names() -> 
     rto_row = next(line for line in lines if line.startswith("rto_s "))
     assert "3.00 s" in rto_row and "2.50–12.0 s" in rto_row and "≤ 10.0 s" in rto_row  # units, target
     assert "≤ 10.0 %" in text and "≤ 2x" in text and "after" in text  # p95 judged after failover
-    assert "2 passed, 1 failed, 0 aborted" in text
+    assert "2 passed, 1 failed, 0 inconclusive, 0 aborted" in text
     assert not [r for r in REPRS if r in text]
 
 

@@ -8,6 +8,12 @@ bucket of time holds its share of probes (5 per 250 ms at 20 Hz). The schedule i
 t0, so it does not drift. The stream is bounded: at most ``ceil(rate * duration_s)`` probes,
 and the process exits by ``duration_s + timeout_s + EXIT_GRACE_S`` at the latest.
 
+Each row carries the probe's intended send instant (``intended``: wall-clock t0 + i / rate, the
+schedule) beside the actual one (``start``), so a probe sent late — the prober's loop or the whole
+host stalled — shows its schedule lag instead of hiding in a burst (HdrHistogram's
+``recordValueWithExpectedInterval`` and k6's ``dropped_iterations`` are the models; measure's
+health step reads them).
+
 Each probe has its own total deadline of ``timeout_s``. Rows (source ``probe``) are written when
 the probe ends, so the file is ordered by end time, not start time:
 
@@ -20,7 +26,8 @@ the probe ends, so the file is ordered by end time, not start time:
   status 2xx, ok 0, error ``stream cut after N tokens`` (``stream error after N tokens: TYPE`` for
   the error event), ``cut_after_tokens`` N; ``end`` is when the stream ended
 - a launch skipped because ``max_in_flight`` probes were already waiting: status 0, ok 0,
-  error ``skipped: too many probes in flight`` (start = end = the launch instant)
+  error ``skipped: too many probes in flight`` (start = end = the launch instant, ``intended``
+  its due instant)
 
 SIGTERM or SIGINT stops launching, abandons probes still in flight (they are not recorded: they
 have no outcome), flushes the file and exits 0. A failed write (a full disk, an I/O error) ends
@@ -77,8 +84,11 @@ def error_name(exc: BaseException) -> str:
 class Prober:
     """Drives the probe stream for one plan into one CSV file. Use :meth:`run`."""
 
-    def __init__(self, plan: LoadPlan, out: IO[str], in_flight_limit: int | None = None) -> None:
-        """``in_flight_limit`` defaults to :func:`max_in_flight` of the plan."""
+    def __init__(
+        self, plan: LoadPlan, out: IO[str], in_flight_limit: int | None = None, *, record_intended: bool = True
+    ) -> None:
+        """``in_flight_limit`` defaults to :func:`max_in_flight` of the plan. ``record_intended``
+        False leaves the ``intended`` column empty (bench/load_overhead.py: its cost, off)."""
         if plan.probe_rate_hz <= 0:
             raise ValueError("probe_rate_hz is 0: the prober is disabled for this plan")
         self.plan = plan
@@ -94,6 +104,7 @@ class Prober:
         self._limit = in_flight_limit if in_flight_limit is not None else max_in_flight(plan)
         self._in_flight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
+        self._record_intended = record_intended
         self.launched = 0
         self.skipped = 0
 
@@ -112,9 +123,13 @@ class Prober:
         flusher = asyncio.create_task(self._flush_forever())
         # trust_env=False: no proxy from the environment may sit between the probes and the stack.
         async with httpx.AsyncClient(timeout=plan.timeout_s, limits=limits, trust_env=False) as client:
+            # The schedule runs on the monotonic clock (it cannot step); ``intended`` is written
+            # on the wall clock ``start`` uses, anchored at the same instant.
             t0 = time.monotonic()
+            wall_t0 = time.time()
             for i in range(plan.probe_count):
                 due = t0 + i * interval_s
+                intended_s = wall_t0 + i * interval_s if self._record_intended else None
                 delay_s = due - time.monotonic()
                 if delay_s > 0:
                     try:
@@ -126,11 +141,12 @@ class Prober:
                 if len(self._in_flight) >= limit:
                     now = time.time()
                     self._csv.writerow(
-                        sample_row("probe", now, now, 0, 0, None, SKIPPED_ERROR, self._unsent_stream_columns)
+                        sample_row("probe", now, now, 0, 0, None, SKIPPED_ERROR, self._unsent_stream_columns,
+                                   intended_s)
                     )
                     self.skipped += 1
                     continue
-                probe = asyncio.create_task(self._probe(client))
+                probe = asyncio.create_task(self._probe(client, intended_s))
                 self._in_flight.add(probe)
                 probe.add_done_callback(self._in_flight.discard)
                 self.launched += 1
@@ -155,9 +171,9 @@ class Prober:
             )
         stop_waiter.cancel()
 
-    async def _probe(self, client: httpx.AsyncClient) -> None:
+    async def _probe(self, client: httpx.AsyncClient, intended_s: float | None) -> None:
         if self._stream:
-            await self._probe_stream(client)
+            await self._probe_stream(client, intended_s)
             return
         start_s = time.time()
         try:
@@ -168,16 +184,18 @@ class Prober:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure is an observation, not a crash
-            self._csv.writerow(sample_row("probe", start_s, time.time(), 0, 0, None, error_name(exc)))
+            self._csv.writerow(sample_row("probe", start_s, time.time(), 0, 0, None, error_name(exc),
+                                          NON_STREAM_COLUMNS, intended_s))
             return
         end_s = time.time()
         status = response.status_code
         error = "" if 200 <= status < 300 else f"HTTP {status}"
         self._csv.writerow(
-            sample_row("probe", start_s, end_s, status, len(response.content), response.headers, error)
+            sample_row("probe", start_s, end_s, status, len(response.content), response.headers, error,
+                       NON_STREAM_COLUMNS, intended_s)
         )
 
-    async def _probe_stream(self, client: httpx.AsyncClient) -> None:
+    async def _probe_stream(self, client: httpx.AsyncClient, intended_s: float | None) -> None:
         """One streamed probe: the tally follows the body as it arrives; the total deadline, a
         reset or a clean end without [DONE] ends it, and what arrived until then is recorded."""
         start_s = time.time()
@@ -210,7 +228,8 @@ class Prober:
         else:
             error = f"HTTP {status}"
         self._csv.writerow(
-            sample_row("probe", start_s, end_s, status, body_bytes, headers, error, tally.columns(status))
+            sample_row("probe", start_s, end_s, status, body_bytes, headers, error, tally.columns(status),
+                       intended_s)
         )
 
     async def _flush_forever(self) -> None:

@@ -21,6 +21,11 @@ fixed-rate open-loop prober). Both share :data:`COLUMNS`:
 - ``cut_after_tokens`` for a stream whose 2xx answer ended without ``[DONE]`` (clean end, reset,
   the gateway's error event, timeout mid-stream): the tokens it delivered (may be 0); -1 otherwise
 
+- ``intended``    probe rows: the instant the probe was due by the schedule (epoch seconds, the
+  same wall clock as ``start``, 6 decimals), so ``start - intended`` is its schedule lag; ""
+  on Locust rows (closed-loop users have no schedule). Files written before it lack the column
+  and read as "" (harness/rundir/frames.py).
+
 A stream's ``ok`` is 1 only when it completed, and its ``end``/``latency_ms`` are when the stream
 ended (harness/load/streams.py reads the stream). Rows of requests that did not ask for a stream
 carry the defaults :data:`NON_STREAM_COLUMNS`.
@@ -53,8 +58,9 @@ COLUMNS = [
     "max_gap_ms",
     "stream_completed",
     "cut_after_tokens",
+    "intended",
 ]
-STREAM_COLUMNS = COLUMNS[-6:]
+STREAM_COLUMNS = COLUMNS[-7:-1]
 NON_STREAM_COLUMNS = ("0", "", "0", "", "0", "-1")
 """The stream columns of a request that did not ask for a stream."""
 
@@ -93,6 +99,7 @@ def sample_row(
     headers: object | None,
     error: str,
     stream_columns: Sequence[str] = NON_STREAM_COLUMNS,
+    intended_s: float | None = None,
 ) -> list[str]:
     """One CSV row in :data:`COLUMNS` order.
 
@@ -101,6 +108,7 @@ def sample_row(
     a 2xx status with no ``error`` (a user's locustfile may fail a 2xx response on its body).
     ``stream_columns``: the :data:`STREAM_COLUMNS` values, from ``StreamTally.columns`` for a
     stream; a cut stream's ``error`` (``StreamTally.error_text``) makes it not ok.
+    ``intended_s``: when the request was due by a schedule (the prober's); None for Locust.
     """
     get = getattr(headers, "get", None)
     if get is None:
@@ -126,12 +134,13 @@ def sample_row(
         str(degraded),
         error,
         *stream_columns,
+        "" if intended_s is None else f"{intended_s:.6f}",
     ]
 
 
 def typed_row(raw: dict[str, str]) -> dict[str, object]:
     """A row read back from a sample file, with numbers as float/int (see :data:`FLOAT_COLUMNS`,
-    :data:`INT_COLUMNS` and the stream columns: an absent ``ttft_ms``/``max_gap_ms`` is NaN);
+    :data:`INT_COLUMNS` and the stream columns: an absent ``ttft_ms``/``max_gap_ms``/``intended`` is NaN);
     text columns stay str."""
     row: dict[str, object] = dict(raw)
     for name in FLOAT_COLUMNS:
@@ -143,6 +152,8 @@ def typed_row(raw: dict[str, str]) -> dict[str, object]:
         row[name] = float(text) if text else math.nan
     for name in STREAM_INT_COLUMNS:
         row[name] = int(raw.get(name) or STREAM_DEFAULTS[name])
+    intended = raw.get("intended", "")
+    row["intended"] = float(intended) if intended else math.nan
     return row
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from harness.measure.goodness import describe_good, good_mask, latency_bound, visible_at
-from harness.measure.model import FaultTiming, MeasureSettings, ObjectiveSpec, Phases
+from harness.measure.health import Health, assess_health
+from harness.measure.model import FaultTiming, HarnessTrouble, MeasureSettings, ObjectiveSpec, Phases
 from harness.measure.objectives import ObjectiveResult, all_met, evaluate_objectives
 from harness.measure.phases import PhaseStats, phase_stats, stats_for
 from harness.measure.recovery import FaultMeasure, measure_fault, method_text, resolution_s
@@ -42,11 +43,28 @@ class Measurement:
     stream_completion: StreamStats | None = None
     """The streams of the fault and recovery phases (``min_stream_completion``'s window)."""
     ttft_window: StreamStats | None = None
+    health: Health | None = None
+    """The instrument's own health (measure/health.py); None for a run directory made before the
+    harness recorded it (no ``intended`` column): such runs recompute to the figures they gave."""
 
     @property
     def objectives_met(self) -> bool:
         """Every objective passed (or none was set); harness/verdict.py turns this into the verdict."""
         return all_met(self.objectives)
+
+    @property
+    def undecided(self) -> list[str]:
+        """One line per cause, ``objective: why`` for every objective the health step left
+        undecided (harness/verdict.py: any makes the run inconclusive)."""
+        if self.health is None:
+            return []
+        return [line for u in self.health.undecided for line in u.reasons]
+
+    @property
+    def decided_objectives_met(self) -> bool:
+        """Every objective that the health step did not leave undecided passed."""
+        undecided = set(self.health.undecided_names) if self.health is not None else set()
+        return all_met([o for o in self.objectives if o.name not in undecided])
 
     @property
     def resolution_s(self) -> float:
@@ -62,6 +80,7 @@ def measure_run(
     faults: list[FaultTiming],
     objectives: ObjectiveSpec,
     settings: MeasureSettings,
+    troubles: list[HarnessTrouble] | None = None,
 ) -> Measurement:
     """Measure a run. ``samples`` has the sample columns (any order of rows); ``phases`` maps
     ``baseline``/``fault``/``recovery`` to (start_epoch_s, end_epoch_s).
@@ -70,6 +89,9 @@ def measure_run(
     not judged). The latency bound of a good request comes from the settings (default: the
     runbook trigger, see :func:`~harness.measure.goodness.latency_bound`); the primary tier from
     ``settings.primary_tier`` or, when None, the baseline's good responses.
+
+    ``troubles``: the harness's own trouble records; given (even empty), the run's measurement
+    health is assessed (``Measurement.health``); None for run directories made before it existed.
     """
     samples = sort_samples(samples)
     stats = phase_stats(samples, phases)
@@ -116,6 +138,11 @@ def measure_run(
         ttft_window=ttft_window,
         completion=completion,
     )
+    health = None if troubles is None else assess_health(
+        samples, phases, troubles, spec=objectives, objectives=results, stats=stats, faults=measured,
+        p95_window=p95_window, baseline_p95_ms=baseline_p95, probe_interval_s=settings.probe_interval_s,
+        window_s=settings.window_s,
+    )
     return Measurement(
         phases=stats,
         faults=measured,
@@ -132,6 +159,7 @@ def measure_run(
         streams=streams,
         stream_completion=completion,
         ttft_window=ttft_window,
+        health=health,
     )
 
 

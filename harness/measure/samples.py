@@ -28,6 +28,7 @@ SAMPLE_DTYPES: dict[str, str] = {
     "max_gap_ms": "float64",
     "stream_completed": "int8",
     "cut_after_tokens": "int64",
+    "intended": "float64",
 }
 """The dtype of every sample column; text columns hold "" (never NaN) when a value is absent.
 
@@ -36,7 +37,9 @@ wire format is in harness/load): ``stream`` 1 when the request asked for a strea
 send -> first token (NaN when no token arrived or not a stream), ``tokens`` received,
 ``max_gap_ms`` the longest gap between consecutive tokens (NaN with fewer than 2),
 ``stream_completed`` 1 when ``[DONE]`` arrived on a 2xx answer, ``cut_after_tokens`` the tokens a
-2xx stream had delivered when it ended without ``[DONE]`` (-1 otherwise)."""
+2xx stream had delivered when it ended without ``[DONE]`` (-1 otherwise). ``intended`` (last) is
+the instant a probe was due by its schedule (epoch s; NaN on Locust rows and in files written
+before the column existed): ``start - intended`` is the probe's schedule lag."""
 
 STREAM_DEFAULTS: dict[str, float | int] = {
     "stream": 0,
@@ -50,7 +53,11 @@ STREAM_DEFAULTS: dict[str, float | int] = {
 those columns existed read with these values (harness/rundir/frames.py)."""
 
 STREAM_COLUMNS: list[str] = list(STREAM_DEFAULTS)
-"""The streaming columns, in file order (the last six)."""
+"""The streaming columns, in file order (the six before ``intended``)."""
+
+OPTIONAL_DEFAULTS: dict[str, float | int] = {**STREAM_DEFAULTS, "intended": float("nan")}
+"""Every column a sample file may lack because it was written before the column existed, and the
+value such a file reads with (harness/rundir/frames.py)."""
 
 SAMPLE_COLUMNS: list[str] = list(SAMPLE_DTYPES)
 """The sample columns in file order."""

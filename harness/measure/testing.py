@@ -157,3 +157,25 @@ def drop_between(samples: pd.DataFrame, from_s: float, to_s: float) -> pd.DataFr
     """``samples`` without the requests starting in ``[from_s, to_s)``: a gap in data."""
     keep = ~((samples["start"] >= from_s) & (samples["start"] < to_s))
     return samples[keep].reset_index(drop=True)
+
+
+def scheduled(samples: pd.DataFrame) -> pd.DataFrame:
+    """A copy where every probe row was sent exactly on schedule (``intended`` = ``start``)."""
+    out = samples.copy()
+    probes = (out["source"] == "probe").to_numpy()
+    out.loc[probes, "intended"] = out.loc[probes, "start"]
+    return out
+
+
+def stall_probes(samples: pd.DataFrame, from_s: float, length_s: float) -> pd.DataFrame:
+    """A copy where the probes due in ``[from_s, from_s + length_s)`` went out late, in a burst
+    at ``from_s + length_s`` (the prober frozen, then catching up): ``start``/``end`` move,
+    ``intended`` keeps the schedule. Rows without ``intended`` get it from ``start`` first."""
+    out = samples.copy()
+    due = out["intended"].fillna(out["start"])
+    out["intended"] = due.where(out["source"] == "probe")
+    rows = ((due >= from_s) & (due < from_s + length_s) & (out["source"] == "probe")).to_numpy()
+    shift = (from_s + length_s) - out.loc[rows, "start"]
+    out.loc[rows, "start"] = out.loc[rows, "start"] + shift
+    out.loc[rows, "end"] = out.loc[rows, "end"] + shift
+    return sort_samples(out.astype(SAMPLE_DTYPES))

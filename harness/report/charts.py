@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from harness.report.formatting import parse_utc, seconds
+from harness.report.health import health_spans
 from harness.report.results import objective_target, p95_limit_ms
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ BAD_RATIO = "bad_ratio"
 
 PHASE_COLOURS = {"baseline": "#e8eef7", "fault": "#fcf3e0", "recovery": "#e2f1e4"}
 FAULT_COLOUR = "#c0392b"
+HEALTH_COLOUR = "#8e44ad"  # a measurement problem: the instrument could not see (report/health.py)
 RECOVERY_COLOUR = "#1e8449"
 ERROR_COLOUR = "#c0392b"
 BAD_COLOUR = "#7d3c98"
@@ -561,6 +563,8 @@ def _shade(ax: Axes, results: dict[str, Any], label_phases: bool, mark_recovery:
             ax.axvline(mark.reverted_s, color=FAULT_COLOUR, linewidth=1.0, linestyle=":", zorder=3)
         if mark_recovery and mark.recovered_s is not None:
             ax.axvline(mark.recovered_s, color=RECOVERY_COLOUR, linewidth=1.2, linestyle="--", zorder=3)
+    for start_s, length_s in health_spans(results):  # the instrument's own trouble (measure/health.py)
+        ax.axvspan(start_s, start_s + max(length_s, 0.05), color=HEALTH_COLOUR, alpha=0.35, linewidth=0, zorder=2)
     ax.grid(axis="y", color="#e5e7e9", linewidth=0.6)
     ax.set_axisbelow(True)
     for side in ("top", "right"):
@@ -582,6 +586,11 @@ def _legend(
         h, lab = ax.get_legend_handles_labels()
         handles += h
         labels += lab
+    if health_spans(results):
+        from matplotlib.patches import Patch
+
+        handles += [Patch(color=HEALTH_COLOUR, alpha=0.35)]
+        labels += ["measurement problem"]
     marks = fault_marks(results)
     if marks:
         handles += [Line2D([], [], color=FAULT_COLOUR, linewidth=1.0)]

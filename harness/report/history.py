@@ -162,9 +162,26 @@ def _series_point(members: list[tuple[dict[str, Any], str]], rel: str) -> Point 
     return Point(
         scenario=first.scenario, description=first.description, run_id=f"{rel} ({len(points)} runs)",
         started=first.started,
-        verdict="passed" if verdicts == {"passed"} else "failed" if "aborted" not in verdicts else "aborted",
+        verdict=series_verdict(verdicts),
         path=rel, runs=len(points), values=values, ci=ci, resolution_s=max(resolutions) if resolutions else None,
     )
+
+
+def series_verdict(verdicts: set[str]) -> str:
+    """A ``--repeat`` series as one point: aborted if any run aborted, else failed if any failed,
+    else inconclusive if any was (the instrument could not see), else passed."""
+    for verdict in ("aborted", "failed", "inconclusive"):
+        if verdict in verdicts:
+            return verdict
+    return "passed"
+
+
+def passed_text(members: list[Point]) -> str:
+    """``3 of 5`` or ``3 of 5 (1 inconclusive)``: inconclusive runs are neither passes nor failures."""
+    passed = sum(1 for p in members if p.verdict == "passed")
+    inconclusive = sum(1 for p in members if p.verdict == "inconclusive")
+    more = f" ({inconclusive} inconclusive)" if inconclusive else ""
+    return f"{passed} of {len(members)}{more}"
 
 
 def collect(reports_dir: Path) -> History:
@@ -292,7 +309,7 @@ def quarter_rows(history: History) -> list[dict[str, Any]]:
                 change = f"{(rto - previous_rto) / previous_rto * 100:+.0f} %"
             rows.append({
                 "scenario": scenario, "quarter": quarter, "runs": sum(p.runs for p in members),
-                "passed": f"{sum(1 for p in members if p.verdict == 'passed')} of {len(members)}",
+                "passed": passed_text(members),
                 "figures": [quantity(f, medians[f]) for f in FIGURES],
                 "rto_change": change,
                 "regressions": sum(len(p.regressions) for p in members),

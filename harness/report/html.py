@@ -30,6 +30,7 @@ from harness.report.formatting import (
     target_text,
     utc_text,
 )
+from harness.report.health import health_section, typed_health
 from harness.report.results import atomic_write_text, objective_target, p95_limit_ms, ttft_limit_ms
 from harness.rundir import CAPACITY_FILE, FILE_ROLES, REPORT_FILE, SAMPLES_DIR, report_path
 from harness.rundir.frames import read_capacity
@@ -174,6 +175,7 @@ def report_context(
         "charts": _charts(results, timeline, event_marks),
         "chart_table": _chart_table(timeline),
         "streaming": _streaming_section(results, timeline),
+        "health": health_section(typed_health(results)),
         "method": _method_rows(results, timeline),
         "method_text": (results.get("measurement") or {}).get("method") or "",
         "method_doc": METHOD_DOC,
@@ -233,7 +235,8 @@ def _objective_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "target": _target_cell(results, name, objective.get("target")),
                 "measured": _cell(name, objective.get("measured"), missing_reason),
                 "note": note if not is_missing(objective.get("measured")) else None,
-                "status": "pass" if passed is True else "fail" if passed is False else "n/a",
+                "status": "undecided" if objective.get("undecided")
+                else "pass" if passed is True else "fail" if passed is False else "n/a",
             }
         )
     return rows

@@ -6,7 +6,11 @@
   and ``<skipped>`` when it was not evaluated (``passed`` is null, e.g. an aborted run);
 - a ``cleanup`` testcase that fails when ``cleanup.ok`` is false;
 - an ``aborted`` testcase carrying an ``<error>`` when the verdict is ``aborted``, so an aborted
-  drill is never green in CI.
+  drill is never green in CI;
+- an objective the measurement's own trouble left undecided is ``<skipped>`` with its causes
+  (neither a pass nor a failure), and an ``inconclusive`` run adds an ``inconclusive`` testcase
+  carrying an ``<error type="Inconclusive">`` with one line per cause: an inconclusive drill is
+  counted apart from passes and failures, and never green in CI either.
 """
 
 from __future__ import annotations
@@ -86,7 +90,10 @@ def build_junit(results: dict[str, Any]) -> ET.ElementTree:
         tests += 1
         case = ET.SubElement(suite, "testcase", classname=classname, name=str(objective.get("name")))
         passed = objective.get("passed")
-        if passed is None:
+        if objective.get("undecided"):
+            skipped += 1
+            ET.SubElement(case, "skipped", message="undecided: " + "; ".join(map(str, objective["undecided"])))
+        elif passed is None:
             skipped += 1
             ET.SubElement(case, "skipped", message="not evaluated: " + objective_message(objective, results))
         elif not passed:
@@ -111,6 +118,15 @@ def build_junit(results: dict[str, Any]) -> ET.ElementTree:
         reason = results.get("abort_reason") or "the run was aborted (no reason recorded)"
         error = ET.SubElement(case, "error", message=str(reason), type="Aborted")
         error.text = str(reason)
+
+    if results.get("verdict") == "inconclusive":
+        tests += 1
+        errors += 1
+        case = ET.SubElement(suite, "testcase", classname=classname, name="inconclusive")
+        causes = [str(line) for o in results.get("objectives") or [] for line in (o.get("undecided") or [])]
+        message = "; ".join(causes) or "the instrument could not see well enough to decide"
+        error = ET.SubElement(case, "error", message=message, type="Inconclusive")
+        error.text = "\n".join(causes) or message
 
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))

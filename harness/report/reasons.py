@@ -2,7 +2,11 @@
 
     FAILED: rto_s 6.20 s > 3.00 s (provider-down: never healthy for 5 s after bucket +6.00 s ...)
 
-One line per missed objective, measured against target; an unmeasurable one says why.
+One line per missed objective, measured against target; an unmeasurable one says why. An
+inconclusive run says one line per cause instead:
+
+    INCONCLUSIVE: probe schedule slipped 0.70 s (14 probes sent late) at +12.3 s, inside the
+    recovery window that decides rto_s
 """
 
 from __future__ import annotations
@@ -37,9 +41,21 @@ def objective_line(objective: dict[str, Any]) -> str:
     return f"{line} ({note})" if note and not objective.get("passed") else line
 
 
+def undecided_lines(results: dict[str, Any]) -> list[str]:
+    """One line per cause of every objective the measurement's own trouble left undecided."""
+    return [str(line) for o in results.get("objectives", []) for line in (o.get("undecided") or [])]
+
+
 def reasons(results: dict[str, Any]) -> list[str]:
-    """Every reason the verdict is not ``passed``: missed objectives, then the abort reason."""
-    lines = [objective_line(o) for o in results.get("objectives", []) if not o.get("passed")]
+    """Every reason the verdict is not ``passed``: missed (decided) objectives, the causes that
+    left objectives undecided (first, when the run is inconclusive), then the abort reason."""
+    missed = [objective_line(o) for o in results.get("objectives", [])
+              if not o.get("passed") and not o.get("undecided")]
+    undecided = undecided_lines(results)
+    if results.get("verdict") == "inconclusive":
+        lines = undecided + missed
+    else:
+        lines = missed + [f"undecided: {line}" for line in undecided]
     if results.get("abort_reason"):
         lines.append(f"aborted: {results['abort_reason']}")
     return lines

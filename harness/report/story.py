@@ -373,6 +373,8 @@ def _objective_sentence(objective: dict[str, Any]) -> str:
     measured = quantity(name, objective.get("measured"))
     passed = objective.get("passed")
     status = "passed" if passed is True else "FAILED" if passed is False else "not evaluated"
+    if objective.get("undecided"):  # the instrument could not see well enough (measurement health)
+        status = "UNDECIDED"
     return f"{label} objective {target}: {status} (measured {measured})."
 
 
@@ -439,6 +441,9 @@ def summary_sentences(
     verdict = str(results.get("verdict") or "aborted")
     if verdict == "aborted":
         sentences.append(f"The drill was aborted: {results.get('abort_reason') or 'no reason recorded'}.")
+    if verdict == "inconclusive":
+        sentences.append("The drill is inconclusive: the instrument could not see well enough to decide "
+                         "(see Measurement health).")
     return sentences
 
 

@@ -19,11 +19,13 @@ from rich.text import Text
 
 from harness.report.formatting import MISSING, parse_utc, plain, quantity, seconds, utc_text
 from harness.report.reasons import at_least
+from harness.verdict import VERDICT_COUNTS
 
 # Below this many runs a bootstrap interval of the median is rough: with 3 values it can only
 # return those values, so it says little about where the next run will land.
 MIN_RUNS_FOR_CI = 5
-VERDICT_STYLE = {"passed": "green", "failed": "red", "aborted": "yellow", "bad_input": "red"}
+VERDICT_STYLE = {"passed": "green", "failed": "red", "aborted": "yellow", "bad_input": "red",
+                 "inconclusive": "magenta"}
 
 
 def value_text(value: Any) -> str:
@@ -190,7 +192,7 @@ def repeat_table(name: str, summary: dict[str, Any], targets: dict[str, str]) ->
     carries the whole fault name (so no name is cut), short figure names, units on every number,
     and the objective's target beside the figure it bounds."""
     verdicts = summary.get("verdicts") or {}
-    counts = ", ".join(f"{verdicts.get(v, 0)} {v}" for v in ("passed", "failed", "aborted"))
+    counts = ", ".join(f"{verdicts.get(v, 0)} {v}" for v in VERDICT_COUNTS)
     groups: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
     for key, d in (summary.get("figures") or {}).items():
         if d.get("n", 0) == 0:
@@ -252,10 +254,12 @@ def campaign_verdict_lines(summary: dict[str, Any]) -> list[str]:
         if r.get("error"):
             lines.append(f"{head}: {escape(' '.join(str(r['error']).split()))}")
             continue
-        missed = [o for o in r.get("objectives") or [] if not o.get("passed")]
+        objectives = r.get("objectives") or []
+        missed = [o for o in objectives if not o.get("passed") and not o.get("undecided")]
         rtos = [f"{escape(str(f.get('name')))} {quantity('rto_s', f.get('rto_s'))}"
                 for f in r.get("faults") or [] if "rto_s" in f]
-        why = "; ".join(escape(_missed_text(o)) for o in missed) if missed else ""
+        why = "; ".join([escape(_missed_text(o)) for o in missed]
+                        + [f"{escape(str(o.get('name')))} undecided" for o in objectives if o.get("undecided")])
         rto = f"RTO {', '.join(rtos)}" if rtos else ""
         lines.append(head + (": " if why or rto else "") + "; ".join(x for x in (why, rto) if x))
     return lines

@@ -47,7 +47,8 @@ from harness.rundir import (
     read_stack_events,
     scenario_path,
 )
-from harness.rundir.frames import read_capacity, read_samples
+from harness.rundir.frames import read_capacity, read_samples, records_schedule
+from harness.rundir.health import health_path, read_health
 from harness.safety.journal import read_journal, utc_iso
 from harness.scenario.loader import load_model
 from harness.scenario.model import Scenario
@@ -152,21 +153,27 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     phases = phase_bounds(facts, scenario)
     samples = read_samples(run_dir)
     timings = fault_timings(facts, clock.uncertainty_s if clock else 0.0)
+    # A run directory made before the harness measured its own health (no ``intended`` column, no
+    # health.jsonl) recomputes without it, to the figures and verdict it gave.
+    troubles = read_health(run_dir) if records_schedule(run_dir) or health_path(run_dir).exists() else None
     m = measure.measure_run(
         samples=samples,
         phases=phases,
         faults=timings,
         objectives=objective_spec(scenario),
         settings=measure_settings(scenario),
+        troubles=troubles,
     )
     never_verified = {"ok": False, "toxics_left": None, "containers_not_running": None}
     cleanup = Cleanup.model_validate(facts.cleanup or never_verified)
     metrics = metrics_summary(run_dir)  # Prometheus: recorded series, steady state after recovery
     steady_state_held = metrics is None or metrics.steady_state_held
     decision = decide_verdict(
-        objectives_met=m.objectives_met and steady_state_held, abort_reason=facts.abort_reason,
+        objectives_met=m.decided_objectives_met and steady_state_held, abort_reason=facts.abort_reason,
         cleanup_verified=cleanup.ok is not False,
+        undecided=m.undecided,
     )
+    undecided = {u.name: u.reasons for u in m.health.undecided} if m.health is not None else {}
     start = facts.start
     results = RunResults(
         run_id=facts.run_id,
@@ -182,7 +189,7 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
         environment=facts.environment,
         phases={name: PhaseResult.of(stats, m.streams.get(name)) for name, stats in m.phases.items()},
         faults=[FaultResult.of(f) for f in m.faults],
-        objectives=[ObjectiveResult.of(o) for o in m.objectives]
+        objectives=[ObjectiveResult.of(o, undecided.get(o.name, ())) for o in m.objectives]
         + [ObjectiveResult.model_validate(o) for o in (metrics.objectives if metrics else [])],
         measurement=MeasurementInfo.of(m),
         cleanup=cleanup,

@@ -10,7 +10,8 @@
     │                                    capacity figures of a capacity run (FaultCapacity keys)
     ├── objectives: [ObjectiveResult]
     ├── measurement: MeasurementInfo     clocks, resolution, the latency bound, lost requests;
-    │                                    streaming: StreamingInfo (only when requests streamed)
+    │                                    streaming: StreamingInfo (only when requests streamed);
+    │                                    health: HealthResult (runs that record probe schedules)
     ├── cleanup: Cleanup
     ├── capacity: CapacityResult         only in a capacity run
     ├── abort_reason                     only when aborted
@@ -31,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 
 from harness import measure
 from harness.measure.agreement import StackAgreement
+from harness.measure.health import LATE_S, Health, HealthProblem
 from harness.measure.recovery import CLOCKS
 from harness.safety.journal import utc_iso
 from harness.verdict import Verdict
@@ -40,6 +42,10 @@ SCHEMA: Final = "drill.results/v1"
 Seconds = float | None
 """Seconds from a fault's onset (rounded to microseconds); None when not measured."""
 
+LATENCY_CLOCK = (
+    "latency figures and objectives are judged on the actual send (end - start); latency_from_intended "
+    "(end - intended) is reported beside them, and a probe sent late is a health problem, never a slow answer"
+)
 LATENCY_STREAM = "probe (constant rate, open loop); Locust users are throughput only"
 TTFT_CLOCK = "send clock: ttft_ms = first token's arrival - the request's start, per streamed request"
 STREAMING_METHOD = (
@@ -266,13 +272,104 @@ class ObjectiveResult(_Model):
     measured: float | int | str | None
     passed: bool
     note: str | None = None
+    undecided: list[str] | None = None
+    """Only when the measurement's own trouble could flip ``passed``: one line per cause
+    (``measurement.health``); ``passed`` is then what the figure said, not a decision."""
 
     @classmethod
-    def of(cls, result: measure.ObjectiveResult) -> ObjectiveResult:
+    def of(cls, result: measure.ObjectiveResult, undecided: tuple[str, ...] = ()) -> ObjectiveResult:
         made = cls(name=result.name, target=result.target, measured=result.measured, passed=result.passed)
         if result.note:
             made.note = result.note
+        if undecided:
+            made.undecided = list(undecided)
         return made
+
+
+class HealthProblemResult(_Model):
+    """One stretch in which the instrument could not see well: ``at_s`` seconds after the run's
+    start, ``length_s`` long, able to move a figure by ``magnitude_s``."""
+
+    kind: str
+    start: str
+    at_s: float | None
+    length_s: float
+    magnitude_s: float
+    detail: str
+    partial: bool
+
+    @classmethod
+    def of(cls, p: HealthProblem, run_start_s: float | None) -> HealthProblemResult:
+        return cls(kind=p.kind, start=utc_iso(p.start_s),
+                   at_s=None if run_start_s is None else _round(p.start_s - run_start_s),
+                   length_s=_round(p.length_s) or 0.0, magnitude_s=_round(p.magnitude_s) or 0.0,
+                   detail=p.detail, partial=p.partial)
+
+
+class ProbeScheduleResult(_Model):
+    """The probe against its schedule: ``late`` = sent more than ``late_after_ms`` after its
+    intended instant; ``skipped`` = not sent (too many in flight)."""
+
+    probes: int
+    late: int
+    skipped: int
+    late_after_ms: float
+    lag_p50_ms: float | None
+    lag_p99_ms: float | None
+    lag_max_ms: float | None
+
+
+class IntendedLatencyResult(_Model):
+    probes: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class WidenedFigureResult(_Model):
+    fault: str
+    figure: str
+    resolution_s: float
+    widened_resolution_s: float
+    reason: str
+
+
+class UndecidedResult(_Model):
+    objective: str
+    reasons: list[str]
+
+
+class HealthResult(_Model):
+    """results.json ``measurement.health``: the instrument's own figures (measure/health.py).
+    Empty ``problems`` means the instrument saw the whole run."""
+
+    problems: list[HealthProblemResult]
+    probe_schedule: ProbeScheduleResult | None
+    figures: list[WidenedFigureResult]
+    undecided: list[UndecidedResult]
+    latency_from_intended: dict[str, IntendedLatencyResult]
+    latency_clock: str
+
+    @classmethod
+    def of(cls, h: Health) -> HealthResult:
+        schedule = None if h.schedule is None else ProbeScheduleResult(
+            probes=h.schedule.probes, late=h.schedule.late, skipped=h.schedule.skipped,
+            late_after_ms=LATE_S * 1000.0, lag_p50_ms=h.schedule.lag_p50_ms, lag_p99_ms=h.schedule.lag_p99_ms,
+            lag_max_ms=h.schedule.lag_max_ms,
+        )
+        return cls(
+            problems=[HealthProblemResult.of(p, h.run_start_s) for p in h.problems],
+            probe_schedule=schedule,
+            figures=[WidenedFigureResult(fault=f.fault, figure=f.figure, resolution_s=_round(f.resolution_s) or 0.0,
+                                         widened_resolution_s=f.widened_resolution_s, reason=f.reason)
+                     for f in h.figures],
+            undecided=[UndecidedResult(objective=u.name, reasons=list(u.reasons)) for u in h.undecided],
+            latency_from_intended={
+                name: IntendedLatencyResult(probes=v.probes, p50_ms=v.p50_ms, p95_ms=v.p95_ms, p99_ms=v.p99_ms)
+                for name, v in h.latency_from_intended.items()
+            },
+            latency_clock=LATENCY_CLOCK,
+        )
 
 
 class MeasurementInfo(_Model):
@@ -292,6 +389,7 @@ class MeasurementInfo(_Model):
     clocks: dict[str, str]
     lost_requests: int | None
     streaming: StreamingInfo | None = None  # only when some request of the run streamed
+    health: HealthResult | None = None  # only when the run recorded probe schedules (measure/health.py)
 
     @classmethod
     def of(cls, m: measure.Measurement) -> MeasurementInfo:
@@ -305,6 +403,8 @@ class MeasurementInfo(_Model):
         )
         if m.stream_completion is not None:
             made.streaming = StreamingInfo.of(m.stream_completion)
+        if m.health is not None:
+            made.health = HealthResult.of(m.health)
         return made
 
 

@@ -16,10 +16,9 @@ import pandas as pd
 
 from harness.errors import ScenarioError
 from harness.measure.samples import (
+    OPTIONAL_DEFAULTS,
     SAMPLE_COLUMNS,
     SAMPLE_DTYPES,
-    STREAM_COLUMNS,
-    STREAM_DEFAULTS,
     empty_samples,
     sort_samples,
 )
@@ -29,18 +28,19 @@ MAX_EPOCH_S = 1e10  # the year 2286: later instants are damage (and overflow dat
 MAX_LATENCY_MS = 1e9
 MAX_TOKENS = 10**9  # more tokens in one answer than any model sends: damage
 _NUMERIC = [c for c, t in SAMPLE_DTYPES.items() if t != "object"]
-# A row without these cannot be measured; the others default to 0 / "" (streaming: STREAM_DEFAULTS).
+# A row without these cannot be measured; the others default to 0 / "" (OPTIONAL_DEFAULTS).
 _REQUIRED = ["start", "end", "status", "ok", "latency_ms"]
-# Sample files written before streaming was measured lack the streaming columns: they are read with
-# STREAM_DEFAULTS (nothing streamed), so old run directories recompute to the same figures.
-_FILE_COLUMNS = [c for c in SAMPLE_COLUMNS if c not in STREAM_COLUMNS]
-# Empty cells of these read as NaN (no first token; fewer than 2 tokens), never as 0.
-_MAY_BE_EMPTY = {"ttft_ms": [""], "max_gap_ms": [""]}
+# Sample files written before streaming was measured lack the streaming columns, and files written
+# before the probe recorded its schedule lack ``intended``: they are read with OPTIONAL_DEFAULTS
+# (nothing streamed, no schedule), so old run directories recompute to the same figures.
+_FILE_COLUMNS = [c for c in SAMPLE_COLUMNS if c not in OPTIONAL_DEFAULTS]
+# Empty cells of these read as NaN (no first token; fewer than 2 tokens; a Locust row), never as 0.
+_MAY_BE_EMPTY = {"ttft_ms": [""], "max_gap_ms": [""], "intended": [""]}
 # (column, low, high) a load generator can write; checked on every row, located by _damage.
 _RANGES = (("start", 0, MAX_EPOCH_S), ("end", 0, MAX_EPOCH_S), ("latency_ms", 0, MAX_LATENCY_MS),
            ("status", 0, 999), ("ok", 0, 1), ("stream", 0, 1), ("ttft_ms", 0, MAX_LATENCY_MS),
            ("tokens", 0, MAX_TOKENS), ("max_gap_ms", 0, MAX_LATENCY_MS), ("stream_completed", 0, 1),
-           ("cut_after_tokens", -1, MAX_TOKENS))
+           ("cut_after_tokens", -1, MAX_TOKENS), ("intended", 0, MAX_EPOCH_S))
 CAPACITY_NUMERIC = ("ts", "ok", "healthy", "pool_size", "target")
 
 
@@ -166,15 +166,29 @@ def _parse_one(path: Path) -> pd.DataFrame:
     except ValueError:
         # A torn row leaves empty or partial numbers: parse leniently and drop what cannot be measured.
         frame = _read_lenient(path, present)
-    return _with_stream_defaults(frame)[SAMPLE_COLUMNS]
+    return _with_defaults(frame)[SAMPLE_COLUMNS]
 
 
-def _with_stream_defaults(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with every streaming column it lacks filled with :data:`STREAM_DEFAULTS`."""
-    for column in STREAM_COLUMNS:
+def _with_defaults(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every optional column it lacks filled with :data:`OPTIONAL_DEFAULTS`."""
+    for column, default in OPTIONAL_DEFAULTS.items():
         if column not in frame.columns:
-            frame[column] = pd.Series(STREAM_DEFAULTS[column], index=frame.index, dtype=SAMPLE_DTYPES[column])
+            frame[column] = pd.Series(default, index=frame.index, dtype=SAMPLE_DTYPES[column])
     return frame
+
+
+def records_schedule(run_dir: Path) -> bool:
+    """True when a sample file of the run has the ``intended`` column: the run was made by a
+    harness that records probe schedules (and so measures its own health); older run
+    directories recompute without a health record, to the figures they gave."""
+    for path in request_sample_files(run_dir):
+        try:
+            header = pd.read_csv(path, nrows=0).columns.tolist()
+        except (OSError, ValueError, pd.errors.EmptyDataError):
+            continue
+        if "intended" in header:
+            return True
+    return False
 
 
 def _read_lenient(path: Path, present: list[str]) -> pd.DataFrame:
@@ -186,7 +200,7 @@ def _read_lenient(path: Path, present: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame(index=raw.index[keep])
     for column in present:
         if column in numbers:
-            default = STREAM_DEFAULTS.get(column, 0)  # NaN stays NaN for ttft_ms / max_gap_ms
+            default = OPTIONAL_DEFAULTS.get(column, 0)  # NaN stays NaN for ttft_ms / max_gap_ms / intended
             frame[column] = numbers[column][keep].fillna(default).astype(np.dtype(SAMPLE_DTYPES[column]))
         else:
             frame[column] = raw[column][keep].astype(object)
