@@ -253,3 +253,85 @@ def test_daemon_watch_tells_a_restarted_daemon_from_the_same_one(tmp_path: Path)
     troubles = read_health(tmp_path)
     assert [t.kind for t in troubles] == ["docker_restart", "docker_restart"]
     assert all(t.partial for t in troubles)
+
+
+# --- Locust's CPU above its own warning bound ------------------------------------------------------
+
+def test_above_turns_readings_into_stretches() -> None:
+    from harness.load.watchdog import Above
+
+    above = Above(90.0, 1.0)
+    assert above.add(10.0, 50.0) is None
+    assert above.add(11.0, 95.0, lag_s=0.02) is None
+    assert above.add(12.0, 99.0, lag_s=0.30) is None
+    ended = above.add(13.0, 40.0)
+    assert ended is not None
+    assert (ended.start_s, ended.end_s, ended.peak, ended.lag_s) == (10.0, 12.0, 99.0, 0.30)
+    assert above.add(14.0, 90.0) is None  # at the bound is not above it
+    assert above.add(15.0, 91.0) is None
+    still_open = above.close()
+    assert still_open is not None and (still_open.start_s, still_open.end_s) == (14.0, 15.0)
+    assert above.close() is None
+
+
+BURN_LOCUSTFILE = '''
+import time
+from locust import User, constant, task
+
+class Burn(User):
+    """Spins the CPU in its task: the Locust process runs at ~100 % of a core."""
+    wait_time = constant(0)
+
+    @task
+    def burn(self):
+        until = time.perf_counter() + 0.05
+        while time.perf_counter() < until:
+            pass
+'''
+
+
+@pytest.mark.slow
+def test_a_locust_process_above_90_percent_cpu_is_a_worker_cpu_trouble(tmp_path: Path) -> None:
+    """A real Locust whose user spins the CPU (a user's own locustfile) for 4 s: the run lists a
+    worker_cpu stretch (written at quit, still open). Sends no request anywhere."""
+    from harness.load import LoadPlan, LoadRunner
+
+    burn = tmp_path / "burn.py"
+    burn.write_text(BURN_LOCUSTFILE)
+    plan = LoadPlan(host="http://127.0.0.1:9", users=1, spawn_rate=1, duration_s=4, locustfile=burn,
+                    probe_rate_hz=0)
+    runner = LoadRunner(plan, tmp_path / "run")
+    runner.start()
+    try:
+        outcome = runner.wait(timeout_s=60)
+    finally:
+        runner.stop()
+    assert outcome.locust_returncode == 0, (tmp_path / "run" / "locust.log").read_text()[-2000:]
+    troubles = [t for t in read_health(tmp_path / "run") if t.kind == "worker_cpu"]
+    assert troubles, (tmp_path / "run" / "locust.log").read_text()[-2000:]
+    assert "above 90 % CPU" in troubles[0].detail and not troubles[0].partial
+
+
+def test_load_generators_on_a_full_disk_exit_74_and_the_runner_names_them(tmp_path: Path) -> None:
+    """Both sample files are /dev/full: Locust and the prober each record a partial write_error
+    and exit EXIT_WRITE_ERROR at their first flush; ``write_failures()`` names them, which is how
+    the engine learns of a full disk without reading it. Requests go to a closed port only."""
+    from harness.load import LoadPlan, LoadRunner
+
+    run_dir = tmp_path / "run"
+    (run_dir / "samples").mkdir(parents=True)
+    for name in ("locust.csv", "probe.csv"):
+        (run_dir / "samples" / name).symlink_to("/dev/full")
+    plan = LoadPlan(host="http://127.0.0.1:9", users=1, spawn_rate=1, duration_s=20, probe_rate_hz=20, timeout_s=1)
+    runner = LoadRunner(plan, run_dir)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 60
+        while runner.is_running and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sorted(runner.write_failures()) == ["locust", "prober"], (run_dir / "locust.log").read_text()[-2000:]
+    finally:
+        runner.stop()
+    troubles = read_health(run_dir)
+    assert sorted(t.detail.split(":")[0] for t in troubles) == ["samples/locust.csv", "samples/probe.csv"]
+    assert all(t.kind == "write_error" and t.partial for t in troubles)

@@ -56,6 +56,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 if TYPE_CHECKING:  # for the type checker only: at run time streams.py is loaded by path below
     from harness.load.streams import StreamTally
+    from harness.load.watchdog import Stretch
 
 PLAN_ENV = "DRILL_LOAD_PLAN"
 SAMPLES_ENV = "DRILL_LOCUST_SAMPLES"
@@ -326,37 +327,33 @@ def _watch_cpu(run_dir: Path) -> None:
     overshoot): how late this process's requests may have been sent and stamped."""
     import psutil  # type: ignore[import-untyped]  # a Locust dependency, without stubs
 
+    from harness.load.watchdog import Above
+
     process = psutil.Process()
     process.cpu_percent(None)
-    stretch: list[float] | None = None  # [start, end, peak cpu %, max loop lag s]
+    above = Above(CPU_BOUND_PERCENT, CPU_CHECK_S)
     try:
         while True:
             before = time.monotonic()
             gevent.sleep(CPU_CHECK_S)
             lag_s = max(0.0, time.monotonic() - before - CPU_CHECK_S)
-            cpu = process.cpu_percent(None)
-            now = time.time()
-            if cpu > CPU_BOUND_PERCENT:
-                if stretch is None:
-                    stretch = [now - CPU_CHECK_S, now, cpu, lag_s]
-                else:
-                    stretch[1:] = [now, max(stretch[2], cpu), max(stretch[3], lag_s)]
-            elif stretch is not None:
-                _cpu_trouble(run_dir, stretch)
-                stretch = None
+            ended = above.add(time.time(), process.cpu_percent(None), lag_s)
+            if ended is not None:
+                _cpu_trouble(run_dir, ended)
     finally:  # killed at quit: a stretch still open is written too
-        if stretch is not None:
-            _cpu_trouble(run_dir, stretch)
+        ended = above.close()
+        if ended is not None:
+            _cpu_trouble(run_dir, ended)
 
 
-def _cpu_trouble(run_dir: Path, stretch: list[float]) -> None:
+def _cpu_trouble(run_dir: Path, stretch: Stretch) -> None:
     from harness.load.watchdog import Trouble, record
 
-    start, end, peak, lag_s = stretch
     who = os.environ.get(WORKER_ID_ENV) or "locust"
-    record(run_dir, Trouble("worker_cpu", start, end, lag_s,
-                            f"Locust {who} above {CPU_BOUND_PERCENT:g} % CPU for {end - start:.0f} s "
-                            f"(peak {peak:.0f} %, its loop up to {lag_s * 1000:.0f} ms late)"))
+    length_s = stretch.end_s - stretch.start_s
+    record(run_dir, Trouble("worker_cpu", stretch.start_s, stretch.end_s, stretch.lag_s,
+                            f"Locust {who} above {CPU_BOUND_PERCENT:g} % CPU for {length_s:.0f} s "
+                            f"(peak {stretch.peak:.0f} %, its loop up to {stretch.lag_s * 1000:.0f} ms late)"))
 
 
 _cpu_watch: gevent.Greenlet[[Path], None] | None = None

@@ -161,6 +161,43 @@ def _kernel_monotonic() -> Callable[[], float]:
 monotonic = _kernel_monotonic()
 
 
+@dataclass
+class Stretch:
+    """A stretch of time a level stayed above its bound: when, its peak, and the longest lag
+    seen meanwhile."""
+
+    start_s: float
+    end_s: float
+    peak: float
+    lag_s: float
+
+
+class Above:
+    """Readings of a level (Locust's CPU %) fed in time order -> the stretches above ``bound``.
+    :meth:`add` returns a stretch once it has ended (the first reading back under the bound);
+    :meth:`close` the one still open."""
+
+    def __init__(self, bound: float, period_s: float) -> None:
+        self.bound = bound
+        self.period_s = period_s
+        self._open: Stretch | None = None
+
+    def add(self, at_s: float, value: float, lag_s: float = 0.0) -> Stretch | None:
+        if value > self.bound:
+            if self._open is None:
+                self._open = Stretch(at_s - self.period_s, at_s, value, lag_s)
+            else:
+                self._open.end_s = at_s
+                self._open.peak = max(self._open.peak, value)
+                self._open.lag_s = max(self._open.lag_s, lag_s)
+            return None
+        return self.close()
+
+    def close(self) -> Stretch | None:
+        ended, self._open = self._open, None
+        return ended
+
+
 def read_clocks() -> Tick:
     """Both clocks, read close together (reread when a preemption fell between the reads)."""
     for _ in range(5):
