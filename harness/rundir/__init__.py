@@ -9,7 +9,8 @@
         stack-events.json    the stack's own routing-event log, fetched at the end of a run
         health.jsonl         the instrument's own trouble (host stalls, clock steps, write errors)
         stack-logs/          the stack's process / container logs
-        locust.log, prober.log
+        locust.log, prober.log, watchdog.log   the load generators' and the host-stall watchdog's output
+        .reserve             1 MiB held back while the load runs, freed for the rollback on a full disk
         traceback.txt        an unexpected error's traceback (for a bug report)
         results.json         every figure (schema drill.results/v1, harness/results/model.py)
         junit.xml            objectives as JUnit test cases
