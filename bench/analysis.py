@@ -46,6 +46,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from harness.load.samples import COLUMNS  # noqa: E402
+from harness.rundir.events import FaultApplied, FaultReverted, PhaseStart  # noqa: E402
+from harness.rundir.journal import read_journal  # noqa: E402
 
 OUTAGE_S = 3.0
 SPAN_S = 45.0
@@ -55,11 +57,11 @@ CHUNK_ROWS = 1_000_000
 
 
 def _journal_times(run_dir: Path) -> tuple[float, float, float]:
-    journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
-    baseline = next(r["ts"] for r in journal if r["event"] == "phase.start" and r["phase"] == "baseline")
-    applied = next(r for r in journal if r["event"] == "fault.applied")
-    reverted = next(r for r in journal if r["event"] == "fault.reverted")
-    return float(baseline), float(applied["onset_at"]), float(reverted["reverted_at"])
+    journal = list(read_journal(run_dir / "journal.jsonl"))
+    baseline = next(r.ts for r in journal if isinstance(r.event, PhaseStart) and r.event.phase == "baseline")
+    applied = next(r.event for r in journal if isinstance(r.event, FaultApplied))
+    reverted = next(r.event for r in journal if isinstance(r.event, FaultReverted))
+    return float(baseline), applied.onset_at, float(reverted.reverted_at or 0.0)
 
 
 def _frame(starts: np.ndarray, source: str, onset_s: float, revert_s: float, rng: np.random.Generator) -> pd.DataFrame:

@@ -30,7 +30,7 @@ from pathlib import Path
 from loopback import free_port, wait_http
 
 from harness.load import LoadPlan, LoadRunner, RequestSpec
-from harness.load.runner import load_clock
+from harness.rundir.clock import load_clock
 
 
 def serve(port: int) -> None:

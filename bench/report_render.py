@@ -36,14 +36,16 @@ sys.path.insert(0, str(REPO))
 from harness.load.samples import COLUMNS  # noqa: E402
 from harness.report.story import build_story  # noqa: E402
 from harness.results import compute_results, write_outputs  # noqa: E402
+from harness.rundir.events import FaultApplied, PhaseStart  # noqa: E402
 from harness.rundir.frames import read_samples  # noqa: E402
+from harness.rundir.journal import read_journal  # noqa: E402
 
 
 def make_run(target: Path, total: int) -> Path:
     shutil.copytree(REPO / "tests" / "data" / "latency-run", target)
-    journal = [json.loads(line) for line in (target / "journal.jsonl").read_text().splitlines()]
-    baseline = next(r["ts"] for r in journal if r["event"] == "phase.start" and r["phase"] == "baseline")
-    onset = next(r["onset_at"] for r in journal if r["event"] == "fault.applied")
+    journal = list(read_journal(target / "journal.jsonl"))
+    baseline = next(r.ts for r in journal if isinstance(r.event, PhaseStart) and r.event.phase == "baseline")
+    onset = next(r.event.onset_at for r in journal if isinstance(r.event, FaultApplied))
     onset_s = pd.Timestamp(onset).timestamp() if isinstance(onset, str) else float(onset)
     span_s = 45.0
     rng = np.random.default_rng(1)

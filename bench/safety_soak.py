@@ -46,7 +46,9 @@ sys.path.insert(0, str(REPO / "tests"))
 from conftest import free_port, serve_in_thread, toxiproxy_binary, wait_http  # noqa: E402
 from test_engine import own_service  # noqa: E402
 
-from harness.safety.journal import JOURNAL_NAME, applied_faults, read_journal  # noqa: E402
+from harness.rundir import JOURNAL_FILE  # noqa: E402
+from harness.rundir.events import FaultApplied, JournalEvent, PhaseEnd  # noqa: E402
+from harness.rundir.journal import applied_faults, read_journal  # noqa: E402
 from harness.safety.strays import active_faults  # noqa: E402
 from harness.toxiproxy import ToxiproxyClient  # noqa: E402
 
@@ -75,9 +77,9 @@ COMPOSE_FAULTS = {
 }
 
 
-def journal_events(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / JOURNAL_NAME
-    return list(read_journal(path, lenient=True)) if path.exists() else []
+def journal_events(run_dir: Path) -> list[JournalEvent]:
+    path = run_dir / JOURNAL_FILE
+    return [record.event for record in read_journal(path, lenient=True)] if path.exists() else []
 
 
 def run_trial(scenario: Path, run_dir: Path, sig: signal.Signals, delay_s: float,
@@ -90,7 +92,7 @@ def run_trial(scenario: Path, run_dir: Path, sig: signal.Signals, delay_s: float
     problems: list[str] = []
     try:
         deadline = time.monotonic() + EVENT_TIMEOUT_S
-        while not any(r.get("event") == "fault.applied" for r in journal_events(run_dir)):
+        while not any(isinstance(e, FaultApplied) for e in journal_events(run_dir)):
             if proc.poll() is not None:
                 code = proc.returncode
                 if code != 3:
@@ -118,18 +120,18 @@ def run_trial(scenario: Path, run_dir: Path, sig: signal.Signals, delay_s: float
             problems.append(f"recover --all exit {recover.returncode}: {(recover.stdout + recover.stderr)[-600:]}")
     elif code != 3 and not (code in (0, 1) and _ended_before_signal(run_dir)):
         problems.append(f"exit {code}, expected 3")
-    if applied_faults(run_dir / JOURNAL_NAME):
+    if applied_faults(run_dir / JOURNAL_FILE):
         problems.append("the run's ledger still shows faults applied")
     return str(code), problems
 
 
 def _ended_before_signal(run_dir: Path) -> bool:
     """A signal that lands after the drill finished its phases is a normal end (0 or 1)."""
-    return any(r.get("event") == "phase.end" for r in journal_events(run_dir))
+    return any(isinstance(e, PhaseEnd) for e in journal_events(run_dir))
 
 
 def still_registered(env: dict[str, str]) -> list[str]:
-    from harness.safety.state import registered_runs
+    from harness.rundir.state import registered_runs
 
     old = os.environ.get("DRILL_STATE_DIR")
     os.environ["DRILL_STATE_DIR"] = env["DRILL_STATE_DIR"]
@@ -185,7 +187,7 @@ class LocalBed:
                 found.append(f"toxics on {proxy.name}")
             if not proxy.enabled:
                 found.append(f"{proxy.name} disabled")
-        return found + [f"{f['kind']} {f['target']}" for f in active_faults(self.url, None)]
+        return found + [f"{f.kind} {f.target}" for f in active_faults(self.url, None)]
 
     def close(self) -> None:
         self.client.close()
@@ -233,7 +235,7 @@ class ComposeBed:
     def left(self) -> list[str]:
         found = [f"not running: {name}" for name in self.runtime.not_running()]
         hooks = [f"http://127.0.0.1:{self.ports['cloud-api']}/fault"]
-        return found + [f"{f['kind']} {f['target']}" for f in active_faults(None, self.runtime, hooks)]
+        return found + [f"{f.kind} {f.target}" for f in active_faults(None, self.runtime, hooks)]
 
     def settle(self) -> None:
         """Wait until every member is healthy again (a restarted container takes a moment)."""

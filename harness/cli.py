@@ -70,7 +70,7 @@ def _save_traceback(exc: BaseException) -> str:
 
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     try:
-        from harness.safety.state import subdir
+        from harness.rundir.state import subdir
 
         directory = subdir("crashes")
     except Exception:  # the state dir itself may be what failed
@@ -468,7 +468,7 @@ def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -
                      "proxy_url": s.http_fault_proxy_url} for f in http_faults(s.http_fault_proxy_url)]
         except DrillError:
             pass
-    report = {"services": services, "active_faults": found.faults, "http_faults": http,
+    report = {"services": services, "active_faults": [f.document() for f in found.faults], "http_faults": http,
               "unchecked": found.unchecked}
     if as_json:
         out.print_json(json.dumps(report, default=str))
@@ -478,7 +478,7 @@ def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -
         table.add_row(_e(member["name"]), _e(member["service"]), _e(member["state"]),
                       "yes" if member["healthy"] else "no", _e(member["address"] or ""))
     out.print(table)
-    listed = "".join(f"\n  {_e(f['kind'])} {_e(f['target'])}: {_e(f['detail'])}" for f in found.faults)
+    listed = "".join(f"\n  {_e(f.kind)} {_e(f.target)}: {_e(f.detail)}" for f in found.faults)
     out.print(f"active faults: {len(found.faults)}{listed}")
     if s.http_fault_proxy_url:
         listed = "".join(f"\n  {_e(f['type'])} {_e(f['id'])} on route {_e(f['proxy'])}: {f['hits']} hits" for f in http)

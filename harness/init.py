@@ -266,7 +266,7 @@ def stack_text(plan: InitPlan, stack_file: str = "THIS_FILE") -> str:
 def write_scenario(plan: InitPlan, out: Path, *, force: bool = False) -> tuple[Path, Path]:
     """Write ``out`` (the scenario) and ``out``'s ``.stack.yaml`` sibling, then load the scenario
     back with the real loader. Refuses to overwrite unless ``force`` (ScenarioError, nothing written)."""
-    from harness.runtime.local import load_stack
+    from harness.runtime.stackfile import load_stack
     from harness.scenario import load_scenario
 
     out = Path(out)

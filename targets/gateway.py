@@ -15,9 +15,20 @@ only then sends its own headers (those of that upstream), so everything before t
 (5xx, 429, a reset, an end or error event, no token within FIRST_TOKEN_TIMEOUT_MS) fails over
 like a non-stream request and the client only sees a longer time to first token. After the
 first token it relays event by event. If the upstream then breaks (ends without [DONE], resets,
-sends an error event, or no token for STREAM_IDLE_TIMEOUT_MS) the gateway does not resume on
-another tier, since the tokens already sent cannot be taken back; it sends one error event
-``{"error": {"type": "upstream_stream_broken", ...}}`` and ends without [DONE].
+sends an error event, or no token for STREAM_IDLE_TIMEOUT_MS), what happens is STREAM_RESUME's:
+
+- ``off`` (the default): the gateway does not resume, since the tokens already sent cannot be
+  taken back; it sends one error event ``{"error": {"type": "upstream_stream_broken", ...}}``
+  and ends without [DONE] (event ``stream_broken``);
+- ``resume``: it re-issues the request to the next healthy upstream (the other nodes of the tier,
+  then the next tiers) with the answer so far as a last ``assistant`` message (a prefill the model
+  continues), skips any token of the new stream that repeats what the client already has, and
+  relays the rest in the same response (event ``stream_resumed``, with ``tokens_sent`` and
+  ``resent_tokens``: the prefill's tokens); at most STREAM_RESUME_MAX times per stream, after
+  which it ends as ``off`` does;
+- ``restart``: the faulty resume, for controls: it re-issues the original request and relays the
+  whole new answer, so the client gets every token it already had a second time (the event says
+  ``resent_tokens`` 0 and ``replayed_tokens``).
 
 The breaker is the runbook trigger, per tier, over a sliding window of the requests that reached
 the tier (one sample each: good when some node of the tier served it, with the time spent in the
@@ -78,6 +89,7 @@ EVENT_STREAM_TYPE = "text/event-stream"
 # What one SSE event of a chat stream is to the gateway (CONTRACT-13 section 2).
 TOKEN, DONE, ERROR, OTHER = "token", "done", "error", "other"
 DRAIN_AFTER_DONE_S = 0.05
+STREAM_RESUME_POLICIES = ("off", "resume", "restart")
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,8 @@ class GatewayConfig:
     stream_idle_timeout_ms: int
     retry_after_cap_s: float
     rate_limit_skip_s: float
+    stream_resume: str = "off"
+    stream_resume_max: int = 1
 
     @classmethod
     def from_env(cls) -> GatewayConfig:
@@ -119,6 +133,9 @@ class GatewayConfig:
             if item["tier"] not in TIER_ORDER:
                 raise ConfigError(f"UPSTREAMS[{index}].tier={item['tier']!r} must be one of {', '.join(TIER_ORDER)}")
         upstream_timeout_ms = env_int("UPSTREAM_TIMEOUT_MS", 1000)
+        stream_resume = env_str("STREAM_RESUME", "off")
+        if stream_resume not in STREAM_RESUME_POLICIES:
+            raise ConfigError(f"STREAM_RESUME={stream_resume!r} must be one of {', '.join(STREAM_RESUME_POLICIES)}")
         return cls(
             upstreams=upstreams,
             gpu_region_order=env_list("GPU_REGION_ORDER", ["region-a", "region-b"]),
@@ -145,6 +162,8 @@ class GatewayConfig:
             stream_idle_timeout_ms=max(1, env_int("STREAM_IDLE_TIMEOUT_MS", upstream_timeout_ms)),
             retry_after_cap_s=max(0.0, env_float("RETRY_AFTER_CAP_S", 30.0)),
             rate_limit_skip_s=max(0.0, env_float("RATE_LIMIT_SKIP_S", 1.0)),
+            stream_resume=stream_resume,
+            stream_resume_max=max(1, env_int("STREAM_RESUME_MAX", 1)),
         )
 
 
@@ -232,27 +251,46 @@ class SseSplitter:
 def classify_event(block: bytes) -> str:
     """TOKEN (choices[0].delta.content is a non-empty string), DONE, ERROR (an ``error``
     object) or OTHER (a finish chunk, a role chunk, a comment, anything unreadable)."""
+    return read_event(block)[0]
+
+
+def read_event(block: bytes) -> tuple[str, str]:
+    """:func:`classify_event`'s kind and, for a TOKEN, its content ("" otherwise)."""
     data = b"\n".join(
         line[5:].removeprefix(b" ") for line in block.split(b"\n") if line.startswith(b"data:")
     )
     if data.strip() == b"[DONE]":
-        return DONE
+        return DONE, ""
     try:
         event = json.loads(data)
     except (ValueError, UnicodeDecodeError):
-        return OTHER
+        return OTHER, ""
     if not isinstance(event, dict):
-        return OTHER
+        return OTHER, ""
     if "error" in event:
-        return ERROR
+        return ERROR, ""
     choices = event.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
         delta = choices[0].get("delta")
         if isinstance(delta, dict):
             content = delta.get("content")
             if isinstance(content, str) and content:
-                return TOKEN
-    return OTHER
+                return TOKEN, content
+    return OTHER, ""
+
+
+def resume_body(body: bytes, answer_so_far: str) -> bytes:
+    """The request re-issued mid-stream: the same JSON with the answer so far appended as a last
+    ``assistant`` message (a prefill the model continues); the body itself when it is not a chat
+    request the gateway can read."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return body
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("messages"), list):
+        return body
+    parsed["messages"] = [*parsed["messages"], {"role": "assistant", "content": answer_so_far}]
+    return json.dumps(parsed).encode()
 
 
 def asks_for_stream(body: bytes) -> bool:
@@ -588,7 +626,7 @@ class Gateway:
                         self._note_served(tier, request_started)
                     self.metrics.answered(tier, finished - request_started)
                     try:
-                        response, outcome = await self._relay(request, tier, served)
+                        response, outcome = await self._relay(request, tier, served, body, content_type)
                     except asyncio.CancelledError:
                         if mode == "probe":
                             breaker.release_probe()
@@ -599,7 +637,7 @@ class Gateway:
                         if mode == "probe":
                             breaker.release_probe()
                         return response
-                    ok = outcome == "completed"
+                    ok = outcome == "completed"  # a resumed stream's first upstream broke
                     self.metrics.tier_attempt(tier, ok)
                     if mode == "probe":
                         breaker.record_probe(loop.time(), ok, latency_ms)
@@ -740,80 +778,142 @@ class Gateway:
                 reply.release()  # back to the pool when the body was read to its end, else closed
 
     async def _relay(
-        self, request: web.Request, tier: str, stream: UpstreamStream
+        self, request: web.Request, tier: str, stream: UpstreamStream, body: bytes, content_type: str
     ) -> tuple[web.StreamResponse, str]:
         """Send the stream to the client: headers of the upstream that produced the first token,
         the events read so far, then event by event. Returns the response and how it ended:
-        ``completed`` ([DONE] relayed), ``broken`` (the upstream broke after the first token:
-        one error event sent, no [DONE]) or ``client_gone``."""
+        ``completed`` ([DONE] relayed), ``resumed`` ([DONE] relayed after a mid-stream resume),
+        ``broken`` (the upstream broke after the first token and was not resumed: one error event
+        sent, no [DONE]) or ``client_gone``."""
         upstream = stream.upstream
-        reply = stream.reply
-        loop = asyncio.get_running_loop()
         response = web.StreamResponse(
-            status=reply.status,
+            status=stream.reply.status,
             headers={**upstream.response_headers, "Content-Type": EVENT_STREAM_TYPE, "Cache-Control": "no-cache"},
         )
-        tokens = stream.tokens
-        done = stream.done
-        why: str | None = None
         try:
+            await response.prepare(request)
+        except ConnectionError:
+            stream.reply.release()
+            return response, "client_gone"
+        sent: list[str] = []  # the contents of the tokens relayed, in order
+        skip: list[str] = []
+        tried = {upstream.name}
+        current = stream
+        resumes = 0
+        while True:
             try:
-                await response.prepare(request)
-                await response.write(b"".join(block + b"\n\n" for block in stream.head))
-            except ConnectionError:
-                return response, "client_gone"
-            deadline = loop.time() + self._stream_idle_timeout_s
-            blocks = stream.pending
-            while not done and why is None:
-                if not blocks:
-                    try:
-                        async with asyncio.timeout_at(deadline):
-                            chunk = await reply.content.readany()
-                    except TimeoutError:
-                        why = f"no token for {self.config.stream_idle_timeout_ms} ms"
-                        break
-                    except (aiohttp.ClientError, ConnectionError) as exc:
-                        why = f"the connection broke mid-stream ({type(exc).__name__})"
-                        break
-                    if not chunk:
-                        why = "the upstream ended the stream without [DONE]"
-                        break
-                    blocks = stream.splitter.feed(chunk)
-                out: list[bytes] = []
-                for block in blocks:
-                    kind = classify_event(block)
-                    if kind == ERROR:
-                        why = "the upstream sent an error event"  # replaced by the gateway's own
-                        break
-                    out.append(block + b"\n\n")
-                    if kind == TOKEN:
-                        tokens += 1
-                        deadline = loop.time() + self._stream_idle_timeout_s
-                    elif kind == DONE:
-                        done = True
-                        break
-                blocks = []
-                if out:
-                    try:
-                        await response.write(b"".join(out))
-                    except ConnectionError:
-                        return response, "client_gone"
-            if done:
-                await self._drain(reply)
-                return response, "completed"
-            message = f"{upstream.name}: {why}"
+                why = await self._pump(response, current, sent, skip)
+            finally:
+                current.reply.release()  # closes the connection unless the body was read to its end
+            if why in ("completed", "client_gone"):
+                return response, "resumed" if why == "completed" and resumes else why
+            broken = current.upstream
+            message = f"{broken.name}: {why}"
+            if self.config.stream_resume != "off" and resumes < self.config.stream_resume_max:
+                next_stream = await self._resume(body, content_type, sent, tried)
+                if next_stream is not None:
+                    resumes += 1
+                    restart = self.config.stream_resume == "restart"
+                    skip = [] if restart else list(sent)
+                    fallback = next_stream.upstream
+                    self.log.add(
+                        "stream_resumed", fallback.tier,
+                        f"{message} after {len(sent)} tokens; resumed on {fallback.name} "
+                        + ("with the original request (every token replayed)" if restart
+                           else f"with the {len(sent)} tokens sent as prefill"),
+                        node=fallback.name, region=fallback.region, from_node=broken.name, from_tier=broken.tier,
+                        policy=self.config.stream_resume, tokens_sent=len(sent),
+                        resent_tokens=0 if restart else len(sent), replayed_tokens=len(sent) if restart else 0,
+                    )
+                    current = next_stream
+                    continue
             self.log.add(
-                "stream_broken", tier, f"{message} after {tokens} tokens",
-                node=upstream.name, region=upstream.region, tokens_sent=tokens,
+                "stream_broken", tier, f"{message} after {len(sent)} tokens",
+                node=broken.name, region=broken.region, tokens_sent=len(sent),
             )
-            error_event = {"error": {"type": "upstream_stream_broken", "message": message, "tokens_sent": tokens}}
+            error_event = {"error": {"type": "upstream_stream_broken", "message": message, "tokens_sent": len(sent)}}
             try:
                 await response.write(b"data: " + json.dumps(error_event).encode() + b"\n\n")
             except ConnectionError:
                 return response, "client_gone"
             return response, "broken"
-        finally:
-            reply.release()  # closes the connection unless the body was read to its end
+
+    async def _pump(
+        self, response: web.StreamResponse, stream: UpstreamStream, sent: list[str], skip: list[str]
+    ) -> str:
+        """Relay one upstream's stream (its head, then event by event) until [DONE]
+        (``completed``), the client leaves (``client_gone``) or the upstream breaks (why).
+        Token contents relayed are appended to ``sent``; leading tokens equal to ``skip``'s, in
+        order, are the client's already and are dropped (``skip`` is consumed)."""
+        reply = stream.reply
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._stream_idle_timeout_s
+        blocks = [*stream.head, *stream.pending]
+        done = False
+        why: str | None = None
+        while not done and why is None:
+            if not blocks:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await reply.content.readany()
+                except TimeoutError:
+                    why = f"no token for {self.config.stream_idle_timeout_ms} ms"
+                    break
+                except (aiohttp.ClientError, ConnectionError) as exc:
+                    why = f"the connection broke mid-stream ({type(exc).__name__})"
+                    break
+                if not chunk:
+                    why = "the upstream ended the stream without [DONE]"
+                    break
+                blocks = stream.splitter.feed(chunk)
+            out: list[bytes] = []
+            for block in blocks:
+                kind, content = read_event(block)
+                if kind == ERROR:
+                    why = "the upstream sent an error event"  # replaced by the gateway's own
+                    break
+                if kind == TOKEN:
+                    deadline = loop.time() + self._stream_idle_timeout_s
+                    if skip:
+                        if skip[0] == content:
+                            skip.pop(0)
+                            continue
+                        skip.clear()
+                    sent.append(content)
+                out.append(block + b"\n\n")
+                if kind == DONE:
+                    done = True
+                    break
+            blocks = []
+            if out:
+                try:
+                    await response.write(b"".join(out))
+                except ConnectionError:
+                    return "client_gone"
+        if done:
+            await self._drain(reply)
+            return "completed"
+        assert why is not None
+        return why
+
+    async def _resume(self, body: bytes, content_type: str, sent: list[str], tried: set[str]) -> UpstreamStream | None:
+        """A new stream for the rest of a broken answer, from the first upstream not tried yet
+        (tiers in order, open breakers skipped) that gives a first token; None when none does."""
+        request_body = body if self.config.stream_resume == "restart" else resume_body(body, "".join(sent))
+        attempts = 0
+        for tier in TIER_ORDER:
+            if self.breakers[tier].state == "open":
+                continue
+            for upstream in self._candidates(tier):
+                if upstream.name in tried or attempts >= self.config.max_attempts_per_tier:
+                    continue
+                tried.add(upstream.name)
+                attempts += 1
+                served, _ = await self._attempt_stream(upstream, request_body, content_type)
+                if isinstance(served, UpstreamStream):
+                    return served
+                # A plain answer (a 4xx, a JSON body) cannot continue a stream already started.
+        return None
 
     @staticmethod
     async def _drain(reply: aiohttp.ClientResponse) -> None:
@@ -988,7 +1088,8 @@ class GatewayMetrics:
         )
         self.streams = Counter(
             "drill_gateway_streams", "Streams relayed to clients, by how they ended (completed: [DONE]; "
-            "broken: the upstream broke after the first token; client_gone)", ["outcome"], registry=self.registry,
+            "resumed: [DONE] after a mid-stream resume; broken: the upstream broke after the first token and "
+            "was not resumed; client_gone)", ["outcome"], registry=self.registry,
         )
         self.rate_limits = Counter(
             "drill_gateway_rate_limited", "429 answers from upstreams, by tier", ["tier"], registry=self.registry,
@@ -1002,7 +1103,8 @@ class GatewayMetrics:
         self._latency = {tier: self.latency.labels(tier) for tier in TIER_ORDER + ("none",)}
         self._attempts = {tier: self.tier_attempts.labels(tier) for tier in TIER_ORDER}
         self._tier_errors = {tier: self.tier_errors.labels(tier) for tier in TIER_ORDER}
-        self._streams = {outcome: self.streams.labels(outcome) for outcome in ("completed", "broken", "client_gone")}
+        self._streams = {outcome: self.streams.labels(outcome)
+                         for outcome in ("completed", "resumed", "broken", "client_gone")}
         self._rate_limits = {tier: self.rate_limits.labels(tier) for tier in TIER_ORDER}
         self.registry.register(StateCollector([
             ("drill_gateway_breaker_state", "Circuit breaker per tier: 0 closed, 1 half-open, 2 open",

@@ -6,7 +6,10 @@ Endpoints:
     POST   /v1/chat/completions   a small completion after SERVICE_TIME_MS; with ``"stream": true``
                                   a text/event-stream of TOKENS_PER_ANSWER tokens (capped by
                                   ``max_tokens``): the first after SERVICE_TIME_MS, then one every
-                                  TOKEN_INTERVAL_MS, a finish_reason chunk and ``data: [DONE]``
+                                  TOKEN_INTERVAL_MS, a finish_reason chunk and ``data: [DONE]``.
+                                  Tokens are the deterministic answer of targets/answers.py to
+                                  (model, prompt); a last ``assistant`` message is a prefill the
+                                  answer continues (tokens already in it are not sent again)
     GET    /health                200 when the node can serve; 500/503 while a fault is active
     GET    /fault                 the active fault (``{"mode": null}`` when none)
     POST   /fault                 {"mode": "xid"|"hang" (gpu only) | "error", "status": 503,
@@ -37,6 +40,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from targets.answers import answer_token, prefill_tokens, split_prompt
 from targets.common import (
     JSON_TYPE,
     ConfigError,
@@ -76,6 +80,7 @@ class NodeConfig:
     model: str
     token_interval_ms: int
     tokens_per_answer: int
+    answer_model: str  # "" = answer as the requested model; else this model's answers (a misconfiguration)
 
     @classmethod
     def from_env(cls) -> NodeConfig:
@@ -91,6 +96,7 @@ class NodeConfig:
             model=env_str("MODEL_NAME", f"{tier}-chat"),
             token_interval_ms=max(0, env_int("TOKEN_INTERVAL_MS", 5)),
             tokens_per_answer=max(1, env_int("TOKENS_PER_ANSWER", 16)),
+            answer_model=env_str("ANSWER_MODEL", ""),
         )
 
     def headers(self) -> dict[str, str]:
@@ -265,14 +271,18 @@ class ModelServer:
         """The answer as server-sent events, one per token, on a fixed schedule from the start
         (so a slow write does not slow every later token), then the finish chunk and [DONE]."""
         max_tokens = body.get("max_tokens")
-        tokens = self.config.tokens_per_answer
         if max_tokens is not None:
             if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
                 return error_response(
                     400, "invalid_request", "max_tokens must be a positive integer", headers=self.headers
                 )
-            tokens = min(tokens, max_tokens)
         model = body.get("model", self.config.model)
+        answer_model = self.config.answer_model or (model if isinstance(model, str) else self.config.model)
+        prompt, prefill = split_prompt(body)
+        first = min(prefill_tokens(prefill), self.config.tokens_per_answer)
+        tokens = self.config.tokens_per_answer - first
+        if max_tokens is not None:
+            tokens = min(tokens, max_tokens)
         completion_id = f"chatcmpl-{self.config.node_id}-{next(self._ids)}"
         created = int(now_s())
 
@@ -308,7 +318,8 @@ class ModelServer:
                     first_token_at = loop.time() - index * interval_s
                 if mode is not None:
                     return response  # xid/error mid-answer: the stream ends here, without [DONE]
-                await response.write(chunk({"content": f"token{index} "}, None))
+                content = answer_token(answer_model, prompt, first + index)
+                await response.write(chunk({"content": content}, None))
             await response.write(chunk({}, "stop") + DONE_EVENT)
         except ConnectionError:
             raise ClientGone(response) from None

@@ -17,8 +17,9 @@ from conftest import free_port, require, serve_in_thread, toxiproxy_binary, wait
 from test_engine import own_service
 from test_safety import EXIT_TIMEOUT_S, compose_env, compose_problems, staging_stack, start_drill, tail, wait_event
 
-from harness.safety.journal import JOURNAL_NAME, read_journal
-from harness.safety.state import registered_runs
+from harness.rundir import JOURNAL_FILE
+from harness.rundir.journal import read_journal
+from harness.rundir.state import registered_runs
 from harness.toxiproxy import ToxiproxyClient
 
 __all__ = ["staging_stack"]  # the compose fixture, shared with the safety loops
@@ -26,7 +27,7 @@ EXIT_ABORTED = 3
 
 
 def events(run_dir: Path) -> list[dict[str, Any]]:
-    return list(read_journal(run_dir / JOURNAL_NAME, lenient=True))
+    return [record.document() for record in read_journal(run_dir / JOURNAL_FILE, lenient=True)]
 
 
 @pytest.fixture

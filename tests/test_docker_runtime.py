@@ -208,7 +208,7 @@ def test_endpoint_kill_onset_from_docker_event_and_revert(tiny, mode: str, event
     assert isinstance(fault, Fault)
     undo = fault.describe()["undo"]
     web = runtime.containers("web")[0]
-    assert undo == {"kind": "container", "container_ids": [web.id], "container_names": [web.name], "mode": mode}
+    assert undo.document() == {"kind": "container", "container_ids": [web.id], "container_names": [web.name], "mode": mode}
 
     before_s = time.time()
     onset = fault.apply()

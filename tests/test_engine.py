@@ -14,7 +14,7 @@ from conftest import free_port, serve_in_thread
 
 from harness.engine import run_drill
 from harness.errors import ScenarioError
-from harness.safety.journal import applied_faults
+from harness.rundir.journal import applied_faults
 from harness.toxiproxy import ToxiproxyClient
 
 

@@ -43,7 +43,7 @@ def test_quota_spec_builds_the_hook_fault_from_typed_fields() -> None:
                              "instance_type": "gpu.h100", "target": {"hook": "http://127.0.0.1:18090/fault"}})
     fault = build_fault(spec, FaultContext())
     assert isinstance(fault, QuotaFault)
-    assert fault.describe()["undo"] == {
+    assert fault.describe()["undo"].document() == {
         "kind": "quota_hook", "hook": "http://127.0.0.1:18090/fault",
         "body": {"mode": "quota_exceeded", "region": "region-a", "instance_type": "gpu.h100"},
     }

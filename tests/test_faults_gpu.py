@@ -13,7 +13,8 @@ from conftest import free_port
 from harness.errors import ScenarioError
 from harness.faults.base import FaultContext
 from harness.faults.gpu import gpu_fault, select, undo_gpu
-from harness.runtime.local import LocalRuntime, LocalStackSpec
+from harness.runtime.local import LocalRuntime
+from harness.runtime.stackfile import LocalStackSpec
 from harness.scenario.fault_specs import parse_fault_spec
 
 
@@ -63,7 +64,7 @@ def test_xid_fails_the_node_like_a_lost_gpu_and_revert_restores_it(gpu_stack) ->
     fault = build(runtime, target={"labels": {"drill.region": "region-a"}}, mode="xid", count=1)
     described = fault.describe()
     assert described["targets"] == ["gpu-a1"]
-    assert described["undo"] == {"kind": "gpu_hook", "hooks": [f"http://127.0.0.1:{ports['gpu-a1']}/fault"],
+    assert described["undo"].document() == {"kind": "gpu_hook", "hooks": [f"http://127.0.0.1:{ports['gpu-a1']}/fault"],
                                  "mode": "xid"}
     onset = fault.apply()
     assert fault.verify(), "verify() must see the applied fault"
@@ -93,7 +94,7 @@ def test_kill_mode_kills_the_process_and_revert_restarts_it(gpu_stack) -> None:
     runtime, ports = gpu_stack
     fault = build(runtime, target={"service": "gpu-b1"}, mode="kill")
     assert fault.type == "gpu_node_loss"
-    assert fault.describe()["undo"]["kind"] == "process"
+    assert fault.describe()["undo"].kind == "process"
     fault.apply()
     assert runtime.status()["gpu-b1"]["running"] is False
     with pytest.raises(httpx.ConnectError):

@@ -23,6 +23,7 @@ from harness.faults.network import (
     stray_toxics,
     undo_network,
 )
+from harness.rundir.undo import ProxyDisabledUndo, ToxicUndo, parse_undo
 from harness.toxiproxy import ToxiproxyClient
 
 MOCK_URL = "http://127.0.0.1:8474"
@@ -60,13 +61,13 @@ def test_describe_fills_defaults_and_names_the_undo(type: str, params: dict[str,
     described = fault.describe()
     assert described["targets"] == ["toxiproxy:hosted"]
     assert described["params"] == expected
-    assert described["undo"] == {
+    assert described["undo"].document() == {
         "kind": "proxy_disabled" if type == "down" else "toxic",
         "toxiproxy_url": MOCK_URL,
         "proxy": "hosted",
         "toxic": None if type == "down" else "drill-f1",
     }
-    json.dumps(described)  # journaled as-is
+    json.dumps({**described, "undo": described["undo"].document()})  # journaled as-is
 
 
 @pytest.mark.parametrize(
@@ -132,8 +133,8 @@ def timeout() -> httpx.ReadTimeout:
 DELETE_TOXIC = ("DELETE", "/proxies/hosted/toxics/drill-slow")
 PATCH_PROXY = ("PATCH", "/proxies/hosted")
 RESET = ("POST", "/reset")
-TOXIC_UNDO = {"kind": "toxic", "toxiproxy_url": MOCK_URL, "proxy": "hosted", "toxic": "drill-slow"}
-DOWN_UNDO = {"kind": "proxy_disabled", "toxiproxy_url": MOCK_URL, "proxy": "hosted", "toxic": None}
+TOXIC_UNDO = ToxicUndo(toxiproxy_url=MOCK_URL, proxy="hosted", toxic="drill-slow")
+DOWN_UNDO = ProxyDisabledUndo(toxiproxy_url=MOCK_URL, proxy="hosted")
 
 
 def scripted(routes: dict[tuple[str, str], list[httpx.Response | Exception]]) -> tuple[Script, ToxiproxyClient]:
@@ -187,8 +188,12 @@ def test_revert_raises_only_when_every_escalation_failed() -> None:
 
 
 def test_undo_record_of_unknown_kind_is_refused() -> None:
-    with pytest.raises(FaultError, match="unknown kind 'container'"):
-        undo_network({"kind": "container", "proxy": "hosted"}, offline_client())
+    """A record this version does not know reads as UnknownUndo and is refused, named whole."""
+    from harness.faults import undo_fault
+
+    undo = parse_undo({"kind": "teleport", "proxy": "hosted"})
+    with pytest.raises(FaultError, match='do not know how to revert a fault recorded as .*"teleport"'):
+        undo_fault(undo)
 
 
 # -- real toxiproxy-server, real upstream --------------------------------------------------------
@@ -352,11 +357,12 @@ def test_undo_record_alone_reverts_after_a_crash(
     client: ToxiproxyClient, proxy_url: str, type: str, params: dict[str, Any]
 ) -> None:
     fault = network_fault(network_spec("crashed", type, "svc", params), client)
-    undo = json.loads(json.dumps(fault.describe()["undo"]))  # as read back from the journal
+    undo = parse_undo(json.loads(json.dumps(fault.describe()["undo"].document())))  # as read back from the journal
+    assert isinstance(undo, ToxicUndo | ProxyDisabledUndo)
     fault.apply()
     assert stray_toxics(client) or disabled_proxies(client)
 
-    with ToxiproxyClient(undo["toxiproxy_url"]) as fresh:  # a new process: no scenario, no fault object
+    with ToxiproxyClient(undo.toxiproxy_url) as fresh:  # a new process: no scenario, no fault object
         undo_network(undo, fresh)
         undo_network(undo, fresh)
         assert stray_toxics(fresh) == [] and disabled_proxies(fresh) == []

@@ -49,7 +49,7 @@ def test_denial_is_in_force_until_reverted_and_revert_is_idempotent(cloud_api: s
     hook = f"{cloud_api}/fault"
     s = spec(hook)
     fault = quota_fault(s, FaultContext())
-    assert fault.describe()["undo"] == {"kind": "quota_hook", "hook": hook,
+    assert fault.describe()["undo"].document() == {"kind": "quota_hook", "hook": hook,
                                         "body": {"mode": "quota_exceeded", "region": "region-a"}}
     onset = fault.apply()
     assert fault.verify(), "verify() must see the applied fault"

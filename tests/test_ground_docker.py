@@ -26,8 +26,9 @@ from test_docker_staging import shipped_drill, staging, wait_for_tier  # noqa: F
 from test_ground import _alive
 
 from harness.engine.ground import daemon_id
+from harness.rundir.events import DependencyLost
 from harness.rundir.health import read_health
-from harness.safety.journal import read_journal
+from harness.rundir.journal import read_journal
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -72,7 +73,7 @@ def test_dockerd_restart_mid_compose_drill_aborts_and_names_what_is_left(staging
     try:
         journal = run_dir / "journal.jsonl"
         deadline = time.monotonic() + 120
-        while not (journal.exists() and any(r["event"] == "fault.applied" for r in read_journal(journal, lenient=True))):
+        while not (journal.exists() and any(r.event.event == "fault.applied" for r in read_journal(journal, lenient=True))):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.1)
         old_pid, new_pid = restart_dockerd()
@@ -87,8 +88,8 @@ def test_dockerd_restart_mid_compose_drill_aborts_and_names_what_is_left(staging
     assert troubles and all(t.partial for t in troubles), read_health(run_dir)
     assert f"pid {old_pid}" in troubles[0].detail
     records = list(read_journal(run_dir / "journal.jsonl"))
-    assert any(r["event"] == "dependency.lost" and r.get("what") == "docker daemon" for r in records)
-    reverted = any(r["event"] == "fault.reverted" for r in records)
+    assert any(isinstance(r.event, DependencyLost) and r.event.what == "docker daemon" for r in records)
+    reverted = any(r.event.event == "fault.reverted" for r in records)
     # Either the revert took, or `drill recover` names the fault it could not revert, and why.
     recover = subprocess.run([*DRILL, "recover", str(run_dir)], capture_output=True, text=True, timeout=300)
     assert "Traceback" not in recover.stdout + recover.stderr

@@ -25,9 +25,10 @@ from conftest import free_port, require, serve_in_thread
 from test_engine import own_service, scenario
 from test_ground import faketime_env
 
+from harness.rundir.events import DependencyLost
 from harness.rundir.frames import read_samples
 from harness.rundir.health import read_health
-from harness.safety.journal import applied_faults, read_journal
+from harness.rundir.journal import applied_faults, read_journal
 from harness.toxiproxy import ToxiproxyClient
 
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -51,7 +52,7 @@ def wait_for_event(journal: Path, event: str, proc: subprocess.Popen[str], timeo
                    poll_s: float = 0.1) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if journal.exists() and any(r["event"] == event for r in read_journal(journal, lenient=True)):
+        if journal.exists() and any(r.event.event == event for r in read_journal(journal, lenient=True)):
             return
         assert proc.poll() is None, f"the drill ended before {event}: {proc.communicate()}"
         time.sleep(poll_s)
@@ -88,8 +89,9 @@ def test_full_disk_mid_drill_aborts_reverts_and_keeps_what_was_written(tmp_path:
         assert "Traceback" not in out + err
         # The fault was reverted by the rollback, and nothing is left on Toxiproxy.
         journal = run_dir / "journal.jsonl"
-        events = [r["event"] for r in read_journal(journal)]
-        assert "fault.reverted" in events and "run.write_error" in events
+        records = [r.event for r in read_journal(journal)]
+        assert "fault.reverted" in [e.event for e in records]
+        assert any(isinstance(e, DependencyLost) and e.what == "disk" for e in records)
         assert applied_faults(journal) == []
         with ToxiproxyClient(toxiproxy_url) as client:
             assert all(not p.toxics for p in client.proxies().values())

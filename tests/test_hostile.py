@@ -145,7 +145,9 @@ def test_an_exception_in_the_engine_after_a_fault_is_applied_rolls_back_and_exit
     from conftest import free_port, serve_in_thread
     from test_engine import own_service
 
-    from harness.safety.journal import JOURNAL_NAME, applied_faults, read_journal
+    from harness.rundir import JOURNAL_FILE
+    from harness.rundir.events import FaultApplied, FaultReverted, RunError
+    from harness.rundir.journal import applied_faults, read_journal
     from harness.toxiproxy import ToxiproxyClient
 
     with serve_in_thread(own_service()) as url, ToxiproxyClient(toxiproxy_url) as client:
@@ -178,7 +180,7 @@ def test_an_exception_in_the_engine_after_a_fault_is_applied_rolls_back_and_exit
         assert "ZeroDivisionError: injected after apply" in traceback_file.read_text()
         assert str(traceback_file) in " ".join((proc.stdout + proc.stderr).split())
         assert client.proxies()["svc-a"].toxics == []
-        assert applied_faults(run_dir / JOURNAL_NAME) == []
-        events = [r["event"] for r in read_journal(run_dir / JOURNAL_NAME)]
-        assert events.index("fault.applied") < events.index("run.error") < events.index("fault.reverted")
+        assert applied_faults(run_dir / JOURNAL_FILE) == []
+        events = [type(r.event) for r in read_journal(run_dir / JOURNAL_FILE)]
+        assert events.index(FaultApplied) < events.index(RunError) < events.index(FaultReverted)
         assert json.loads((run_dir / "results.json").read_text())["verdict"] == "aborted"

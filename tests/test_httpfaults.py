@@ -205,7 +205,7 @@ def test_http_fault_applies_verifies_reverts_and_undoes_from_its_record(
     fault = build_fault(spec, FaultContext(http_faults=client))
     described = fault.describe()
     assert described["targets"] == ["http-route:hosted"]
-    assert described["params"]["status"] == 429 and described["undo"]["kind"] == "http_fault"
+    assert described["params"]["status"] == 429 and described["undo"].kind == "http_fault"
     onset = fault.apply()
     assert onset.source == "http-fault-proxy-api" and onset.uncertainty_s >= 0
     seen = call(hosted)

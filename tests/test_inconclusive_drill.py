@@ -34,7 +34,8 @@ from test_scenarios_capacity import need_local, objective, rebased, shortened
 
 from harness.engine import run_drill
 from harness.progress import DriveTick
-from harness.safety.journal import read_journal
+from harness.rundir.events import FaultApplied, LoadStarted
+from harness.rundir.journal import read_journal
 
 STALL_AFTER_ONSET_S = 2.3
 STALL_S = 0.7
@@ -57,10 +58,11 @@ class LoadStall:
             return
         if self.onset is None:
             for record in read_journal(tick.run_dir / "journal.jsonl"):
-                if record.get("event") == "load.started":
-                    self.groups = [int(g) for g in (record.get("process_groups") or {}).values() if g]
-                if record.get("event") == "fault.applied" and self.onset is None:
-                    self.onset = float(record["onset_at"])
+                event = record.event
+                if isinstance(event, LoadStarted):
+                    self.groups = [int(g) for g in event.process_groups.values() if g]
+                if isinstance(event, FaultApplied) and self.onset is None:
+                    self.onset = float(event.onset_at)
             return
         if tick.now_s >= self.onset + self.after_s and self.groups:
             self.stopped_at = tick.now_s

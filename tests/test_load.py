@@ -247,7 +247,7 @@ def test_sample_tail_returns_only_complete_new_rows(tmp_path: Path) -> None:
     tail = SampleTail(path)
     assert tail.read_new() == []  # not created yet
     header = ",".join(COLUMNS) + "\r\n"
-    row = "probe,1.000000,1.250000,200,1,250.000,12,gpu-a1,gpu,region-a,0,,0,,0,,0,-1\r\n"
+    row = "probe,1.000000,1.250000,200,1,250.000,12,gpu-a1,gpu,region-a,0,,0,,0,,0,-1,,0,-1,,-1,-1,-1\r\n"
     path.write_text(header + row + row[:20])
     first = tail.read_new()
     assert len(first) == 1

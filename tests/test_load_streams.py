@@ -19,7 +19,7 @@ from conftest import free_port, serve_in_thread
 
 from harness.load import LoadPlan, LoadRunner, RequestSpec, SampleTail
 from harness.load.prober import Prober
-from harness.load.samples import COLUMNS, NON_STREAM_COLUMNS, STREAM_COLUMNS, sample_row
+from harness.load.samples import COLUMNS, NON_STREAM_COLUMNS, SPLICE_COLUMNS, STREAM_COLUMNS, sample_row
 from harness.load.streams import StreamTally, read_stream, wants_stream
 
 # --- the pure reading --------------------------------------------------------------------------
@@ -123,7 +123,7 @@ def test_chunks_split_lines_anywhere_and_crlf_is_accepted() -> None:
 
 def test_sample_rows_carry_the_stream_columns_and_non_streams_the_defaults() -> None:
     assert STREAM_COLUMNS == ["stream", "ttft_ms", "tokens", "max_gap_ms", "stream_completed", "cut_after_tokens"]
-    assert COLUMNS[-7:-1] == STREAM_COLUMNS and COLUMNS[-1] == "intended"
+    assert COLUMNS[-13:-7] == STREAM_COLUMNS and COLUMNS[-7] == "intended" and COLUMNS[-6:] == SPLICE_COLUMNS
     plain = dict(zip(COLUMNS, sample_row("probe", 1.0, 1.5, 200, 12, None, ""), strict=True))
     assert [plain[c] for c in STREAM_COLUMNS] == list(NON_STREAM_COLUMNS) and plain["ok"] == "1"
     cut = read_stream(1.0, _lines((1.1, _token("a"))))
@@ -147,7 +147,7 @@ def test_the_tail_reads_stream_columns_and_files_written_before_them(tmp_path: P
     assert math.isnan(float(str(streamed["max_gap_ms"])))
     assert (plain["stream"], plain["tokens"], plain["cut_after_tokens"]) == (0, 0, -1)
     old = tmp_path / "old.csv"
-    old.write_text(",".join(COLUMNS[:-7]) + "\r\nprobe,1.000000,1.250000,200,1,250.000,12,gpu-a1,gpu,region-a,0,\r\n")
+    old.write_text(",".join(COLUMNS[:-13]) + "\r\nprobe,1.000000,1.250000,200,1,250.000,12,gpu-a1,gpu,region-a,0,\r\n")
     (row,) = SampleTail(old).read_new()
     assert (row["stream"], row["stream_completed"], row["cut_after_tokens"]) == (0, 0, -1)
     assert math.isnan(float(str(row["ttft_ms"]))) and math.isnan(float(str(row["intended"])))

@@ -19,7 +19,7 @@ from test_live_progress import service_and_toxiproxy, short_scenario
 from harness.errors import ScenarioError
 from harness.load import LoadRunner, RequestSpec
 from harness.load.plan import LoadPlan, split_host_port
-from harness.load.runner import load_clock
+from harness.rundir.clock import load_clock
 from harness.scenario import load_scenario
 
 DRILL = [sys.executable, "-m", "harness.cli"]

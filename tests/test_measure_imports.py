@@ -11,7 +11,6 @@ from pathlib import Path
 from harness import rundir
 from harness.load import samples as load_samples
 from harness.measure.samples import SAMPLE_COLUMNS
-from harness.safety import journal
 
 MEASURE = Path(__file__).parent.parent / "harness" / "measure"
 ALLOWED_THIRD_PARTY = {"numpy", "pandas"}
@@ -45,8 +44,8 @@ def test_measure_imports_only_numpy_pandas_the_standard_library_and_itself() -> 
 
 def test_the_walk_would_catch_a_harness_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
-    bad.write_text("import numpy\nfrom harness.safety.journal import utc_iso\nimport harness.errors\n", encoding="utf-8")
-    assert [m for _, m in _imports(bad)] == ["numpy", "harness.safety.journal", "harness.errors"]
+    bad.write_text("import numpy\nfrom harness.rundir.journal import utc_iso\nimport harness.errors\n", encoding="utf-8")
+    assert [m for _, m in _imports(bad)] == ["numpy", "harness.rundir.journal", "harness.errors"]
 
 
 def test_the_writers_copies_agree_with_measure_and_rundir() -> None:
@@ -54,4 +53,3 @@ def test_the_writers_copies_agree_with_measure_and_rundir() -> None:
     assert load_samples.SAMPLES_DIR == rundir.SAMPLES_DIR
     assert load_samples.LOCUST_FILE == rundir.LOCUST_SAMPLES_FILE
     assert load_samples.PROBE_FILE == rundir.PROBE_SAMPLES_FILE
-    assert journal.JOURNAL_NAME == rundir.JOURNAL_FILE

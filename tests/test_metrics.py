@@ -242,10 +242,11 @@ def test_recorded_metrics_are_drawn_under_the_timeline_with_the_fault_bands() ->
 
 def test_which_prometheus_a_drill_queries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from harness.metrics.drill import open_metrics_watch
+    from harness.rundir.journal import Journal
     from harness.runtime import ExternalRuntime
     from harness.runtime.compose import ComposeRuntime
-    from harness.runtime.local import LocalRuntime, load_stack
-    from harness.safety.journal import Journal
+    from harness.runtime.local import LocalRuntime
+    from harness.runtime.stackfile import load_stack
 
     path = write_scenario(tmp_path, "steady_state:\n  - {query: 'up', min: 1}\n")
     spec = load_scenario(path).spec
@@ -269,7 +270,7 @@ def test_which_prometheus_a_drill_queries(tmp_path: Path, monkeypatch: pytest.Mo
 def test_recording_stops_asking_a_prometheus_that_does_not_answer(tmp_path: Path) -> None:
     """Recording runs before the rollback: a dead Prometheus costs one timeout, not one per query."""
     from harness.metrics.drill import MetricsWatch
-    from harness.safety.journal import Journal
+    from harness.rundir.journal import Journal
 
     asked: list[str] = []
 

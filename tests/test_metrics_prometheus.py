@@ -15,8 +15,18 @@ from test_scenarios_capacity import rebased
 
 from harness.engine import run_drill
 from harness.metrics.client import PrometheusClient, PromQLError
-from harness.runtime.local import LocalRuntime, LocalStackSpec, port_in_use
-from harness.safety.journal import applied_faults, read_journal
+from harness.rundir.events import (
+    FaultApplied,
+    FaultIntent,
+    FaultReverted,
+    LoadStarting,
+    MetricsPreflight,
+    StopTripped,
+)
+from harness.rundir.journal import applied_faults, read_journal
+from harness.runtime.local import LocalRuntime
+from harness.runtime.ports import port_in_use
+from harness.runtime.stackfile import LocalStackSpec
 from harness.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,9 +77,9 @@ def test_a_promql_stop_condition_aborts_mid_fault_and_reverts_everything(tmp_pat
     assert result.verdict == "aborted" and result.exit_code == 3
     assert result.abort_reason is not None and "drill_gateway_breaker_state" in result.abort_reason
     journal = list(read_journal(result.run_dir / "journal.jsonl"))
-    events = [r["event"] for r in journal]
+    events = [type(r.event) for r in journal]
     # Tripped during the fault phase, with the fault applied, and everything reverted before the end.
-    assert events.index("fault.applied") < events.index("stop.tripped") < events.index("fault.reverted")
+    assert events.index(FaultApplied) < events.index(StopTripped) < events.index(FaultReverted)
     assert applied_faults(result.run_dir / "journal.jsonl") == []
     assert result.results["cleanup"]["ok"] is True
     reaction = result.results["metrics"]["stop_reaction"]
@@ -92,8 +102,9 @@ def test_an_unmeetable_steady_state_aborts_before_any_fault_naming_the_query(tmp
     assert result.verdict == "aborted" and result.exit_code == 3
     assert result.abort_reason is not None
     assert "steady state not met before any fault: drill_gateway_pool_healthy_nodes ≥ 5" in result.abort_reason
-    events = [r["event"] for r in read_journal(result.run_dir / "journal.jsonl")]
-    assert "fault.intent" not in events and "load.starting" not in events
-    preflight = next(r for r in read_journal(result.run_dir / "journal.jsonl") if r["event"] == "metrics.preflight")
-    assert [c["passed"] for c in preflight["steady_state"]] == [True, False, True]
+    events = [type(r.event) for r in read_journal(result.run_dir / "journal.jsonl")]
+    assert FaultIntent not in events and LoadStarting not in events
+    preflight = next(r.event for r in read_journal(result.run_dir / "journal.jsonl")
+                     if isinstance(r.event, MetricsPreflight))
+    assert [c["passed"] for c in preflight.steady_state] == [True, False, True]
     assert json.loads((result.run_dir / "results.json").read_text())["verdict"] == "aborted"

@@ -16,7 +16,10 @@ from conftest import free_port, network_spec, require, require_mitmdump
 from harness.errors import FaultError
 from harness.faults.network import network_fault
 from harness.httpfaults.proxy import HttpRoute, running_http_fault_proxy
-from harness.safety.journal import JOURNAL_NAME, Journal, applied_faults
+from harness.rundir import JOURNAL_FILE
+from harness.rundir.events import FaultApplied, FaultIntent, FaultReverted, ProxyCreated, ProxyIntent
+from harness.rundir.journal import Journal, applied_faults
+from harness.rundir.undo import ProxyCreatedUndo, ToxicUndo
 from harness.safety.recover import recover_run, recover_strays
 from harness.safety.strays import active_faults, hook_urls, scan
 from harness.toxiproxy import ToxiproxyClient
@@ -26,11 +29,12 @@ def apply_journaled(run_dir: Path, fault: Any, fault_id: str, *, record_applied:
     """Apply ``fault`` for real and journal it as the engine does (intent before, outcome after);
     ``record_applied=False`` is a crash between the apply and its journal line."""
     description = fault.describe()
-    with Journal(run_dir / JOURNAL_NAME) as journal:
-        journal.write("fault.intent", fault_id=fault_id, name=fault.name, type=fault.type, undo=description["undo"])
+    with Journal(run_dir / JOURNAL_FILE) as journal:
+        journal.write(FaultIntent(fault_id=fault_id, name=fault.name, type=fault.type, undo=description["undo"]))
         onset = fault.apply()
         if record_applied:
-            journal.write("fault.applied", fault_id=fault_id, onset_at=onset.at)
+            journal.write(FaultApplied(fault_id=fault_id, onset_at=onset.at, onset_source=onset.source,
+                                       onset_uncertainty_s=onset.uncertainty_s))
 
 
 def lines(run_dir: Path) -> list[tuple[str, bool]]:
@@ -56,7 +60,7 @@ def test_recover_reverts_a_toxic_and_is_idempotent(tmp_path: Path, proxies: Toxi
     first = lines(tmp_path)
     assert first == [(f"{tmp_path}: fault slow (latency) reverted", True)]
     assert proxies.proxies()["svc-a"].toxics == []
-    assert applied_faults(tmp_path / JOURNAL_NAME) == []
+    assert applied_faults(tmp_path / JOURNAL_FILE) == []
     assert lines(tmp_path) == [(f"{tmp_path}: clean (nothing left applied)", True)]
 
 
@@ -87,11 +91,11 @@ def test_recover_reverts_faults_newest_first_even_when_the_crash_beat_the_journa
 
 
 def test_recover_deletes_proxies_the_run_created(tmp_path: Path, proxies: ToxiproxyClient) -> None:
-    undo = {"kind": "proxy_created", "toxiproxy_url": proxies.url, "proxy": "made-by-run"}
-    with Journal(tmp_path / JOURNAL_NAME) as journal:
-        journal.write("proxy.intent", proxy="made-by-run", undo=undo)
+    undo = ProxyCreatedUndo(toxiproxy_url=proxies.url, proxy="made-by-run")
+    with Journal(tmp_path / JOURNAL_FILE) as journal:
+        journal.write(ProxyIntent(proxy="made-by-run", undo=undo))
         proxies.create_proxy("made-by-run", f"127.0.0.1:{free_port()}", "127.0.0.1:1")
-        journal.write("proxy.created", proxy="made-by-run")
+        journal.write(ProxyCreated(proxy="made-by-run"))
 
     assert lines(tmp_path) == [(f"{tmp_path}: proxy made-by-run deleted", True)]
     assert "made-by-run" not in proxies.proxies()
@@ -101,18 +105,18 @@ def test_recover_deletes_proxies_the_run_created(tmp_path: Path, proxies: Toxipr
 def test_recover_reports_failure_and_keeps_the_fault_in_the_ledger(tmp_path: Path, toxiproxy_url: str) -> None:
     """When the revert cannot be done (Toxiproxy gone), say so and leave it for the next recover."""
     dead_url = f"http://127.0.0.1:{free_port()}"
-    with Journal(tmp_path / JOURNAL_NAME) as journal:
-        journal.write(
-            "fault.intent", fault_id="0-x", name="x", type="latency",
-            undo={"kind": "toxic", "toxiproxy_url": dead_url, "proxy": "p", "toxic": "drill-x"},
-        )
+    with Journal(tmp_path / JOURNAL_FILE) as journal:
+        journal.write(FaultIntent(
+            fault_id="0-x", name="x", type="latency",
+            undo=ToxicUndo(toxiproxy_url=dead_url, proxy="p", toxic="drill-x"),
+        ))
     result = lines(tmp_path)
     assert len(result) == 1 and result[0][1] is False and "NOT reverted" in result[0][0]
-    assert [e.fault_id for e in applied_faults(tmp_path / JOURNAL_NAME)] == ["0-x"]
+    assert [e.fault_id for e in applied_faults(tmp_path / JOURNAL_FILE)] == ["0-x"]
 
 
 def test_recover_of_a_folder_without_journal_says_so(tmp_path: Path) -> None:
-    assert lines(tmp_path) == [(f"{tmp_path}: no {JOURNAL_NAME}; nothing to recover", False)]
+    assert lines(tmp_path) == [(f"{tmp_path}: no {JOURNAL_FILE}; nothing to recover", False)]
 
 
 # --- stray faults: Toxiproxy and hooks on a real local stack ---------------------------------------
@@ -120,7 +124,8 @@ def test_recover_of_a_folder_without_journal_says_so(tmp_path: Path) -> None:
 
 def hook_stack(tmp_path: Path) -> Any:
     """A local stack of one GPU model server and the cloud-api, on free ports (real processes)."""
-    from harness.runtime.local import LocalRuntime, load_stack
+    from harness.runtime.local import LocalRuntime
+    from harness.runtime.stackfile import load_stack
 
     gpu, cloud = free_port(), free_port()
     path = tmp_path / "stack.yaml"
@@ -162,13 +167,13 @@ def test_strays_found_listed_and_removed_only_with_force(tmp_path: Path, proxies
         httpx.post(cloud_hook, json={"mode": "quota_exceeded", "region": "region-a"}, timeout=5).raise_for_status()
 
         found = active_faults(url, runtime)
-        assert sorted((f["kind"], f["target"]) for f in found) == sorted([
+        assert sorted((f.kind, f.target) for f in found) == sorted([
             ("toxic", "toxiproxy:svc-a"),
             ("proxy_disabled", "toxiproxy:svc-b"),
             ("gpu_hook", f"hook:{gpu_hook}"),
             ("quota_hook", f"hook:{cloud_hook} region region-a"),
         ])
-        assert all(set(f) >= {"kind", "target", "detail"} for f in found)
+        assert all(set(f.document()) == {"kind", "target", "detail", "undo"} for f in found)
 
         listed = list(recover_strays(url, runtime, force=False))
         assert len(listed) == 4 and all(ok is False and "--force" in message for message, ok in listed)
@@ -204,7 +209,7 @@ def test_a_paused_local_process_is_a_stray_and_force_continues_it(tmp_path: Path
         try:
             # SIGSTOP takes effect when the process next runs: await the stop (it is our child).
             os.waitpid(pid, os.WUNTRACED)
-            kinds = [(f["kind"], f["target"]) for f in scan(None, runtime).faults]
+            kinds = [(f.kind, f.target) for f in scan(None, runtime).faults]
             assert ("process_paused", "process:gpu-x1") in kinds
             assert all(ok for _, ok in recover_strays(None, runtime, force=True))
             assert scan(None, runtime).faults == []
@@ -273,7 +278,7 @@ def test_a_stopped_container_is_a_stray_and_force_starts_it(tmp_path: Path, slee
     (box,) = runtime.containers("sleeper")
     box.pause()
     strays = active_faults(None, runtime)
-    assert [(f["kind"], f["target"], f["detail"]) for f in strays] == [
+    assert [(f.kind, f.target, f.detail) for f in strays] == [
         ("container", f"container:{box.name}", "service sleeper is paused")
     ]
     assert [ok for _, ok in recover_strays(None, runtime, force=False)] == [False]
@@ -294,13 +299,13 @@ def test_a_drill_made_http_fault_is_a_stray_and_force_removes_only_it(tmp_path: 
         client.add("drill-storm", "http_error", "hosted-model", {"status": 429})
         client.add("by-hand", "first_token_delay", "hosted-model", {"delay_ms": 10})
         found = scan(None, None, http_fault_proxy_url=route.url)
-        assert [(f["kind"], f["target"], f["undo"]["fault_id"]) for f in found.faults] == [
+        assert [(f.kind, f.target, f.undo.fault_id) for f in found.faults] == [
             ("http_fault", "http-route:hosted-model", "drill-storm")
         ]
         listed = list(recover_strays(None, None, http_fault_proxy_url=route.url))
         assert [ok for _, ok in listed] == [False] and "--force" in listed[0][0]
         forced = list(recover_strays(None, None, force=True, http_fault_proxy_url=route.url))
-        assert forced == [(f"stray http_fault on http-route:hosted-model: {found.faults[0]['detail']}: "
+        assert forced == [(f"stray http_fault on http-route:hosted-model: {found.faults[0].detail}: "
                            "HTTP fault removed", True)]
         assert [f.id for f in client.faults()] == ["by-hand"]
 
@@ -344,8 +349,8 @@ def test_kill_9_mid_http_fault_then_recover_all_leaves_no_http_fault(tmp_path: P
     from conftest import toxiproxy_binary
 
     from harness.httpfaults.client import HttpFaultClient
-    from harness.runtime.local import port_in_use
-    from harness.safety.journal import read_journal
+    from harness.rundir.journal import read_journal
+    from harness.runtime.ports import port_in_use
 
     require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
     require_mitmdump()
@@ -407,8 +412,8 @@ def test_kill_9_mid_http_fault_then_recover_all_leaves_no_http_fault(tmp_path: P
                                capture_output=True, text=True, timeout=120)
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
     assert "fault storm (http_error) reverted" in recovered.stdout
-    reverted = [r for r in read_journal(run_dir / JOURNAL_NAME) if r.get("event") == "fault.reverted"]
-    assert [(r["fault_id"], r.get("why")) for r in reverted] == [("0-storm", "recover")]
+    reverted = [r.event for r in read_journal(run_dir / JOURNAL_FILE) if isinstance(r.event, FaultReverted)]
+    assert [(r.fault_id, r.why) for r in reverted] == [("0-storm", "recover")]
 
     after = status()
     assert after["http_faults"] == []

@@ -13,7 +13,7 @@ from streaming_run import CUT_AFTER_TOKENS, SLOW_MS, recorded_probe, streaming_r
 
 from harness.cli import main
 from harness.results import RunResults, compute_results
-from harness.safety.journal import utc_iso
+from harness.rundir.journal import utc_iso
 
 FAULT_START = 1796024411.365958  # journal.jsonl phase.start fault
 RECOVERY_START = 1796024431.365958

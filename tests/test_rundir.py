@@ -41,3 +41,19 @@ def test_every_file_role_names_a_file_of_the_layout() -> None:
     samples = {f"{rundir.SAMPLES_DIR}/{n}" for n in
                (rundir.LOCUST_SAMPLES_FILE, rundir.PROBE_SAMPLES_FILE, rundir.CAPACITY_FILE)}
     assert set(rundir.FILE_ROLES) == names | samples
+
+
+def test_the_load_clock_is_read_from_the_run_directory(tmp_path: Path) -> None:
+    from harness.rundir.clock import load_clock
+    from harness.rundir.journal import DamagedFileError
+
+    assert load_clock(tmp_path) is None  # Locust ran in one process
+    path = tmp_path / rundir.LOAD_WORKERS_FILE
+    path.write_text(json.dumps({"workers": {"w1": {"uncertainty_s": 0.002, "rows": 10},
+                                            "w2": {"uncertainty_s": 0.0005, "rows": 12}}}), encoding="utf-8")
+    clock = load_clock(tmp_path)
+    assert clock is not None and clock.uncertainty_s == 0.002
+    assert clock.to_dict()["file"] == rundir.LOAD_WORKERS_FILE
+    path.write_text('{"workers": [1, 2]}', encoding="utf-8")
+    with pytest.raises(DamagedFileError, match=rundir.LOAD_WORKERS_FILE):
+        load_clock(tmp_path)

@@ -39,3 +39,15 @@ def test_each_method_names_its_kubernetes_mapping_in_the_docstring_and_in_scalin
     section = (REPO / "docs" / "scaling.md").read_text(encoding="utf-8").split("### Runtime methods mapped")[1]
     first_column = [line.split("|")[1] for line in section.split("\n\n")[2].splitlines() if line.startswith("| `")]
     assert any(re.search(rf"`{name}(\(|`)", cell) for cell in first_column), f"{name} missing in scaling.md"
+
+
+def test_the_protocol_imports_no_runtime_that_implements_it() -> None:
+    """The import circle base -> compose/local -> base stays open: the TypeGuards that name the
+    runtimes live in kinds.py, above both (farm-studio look: 0 circles)."""
+    import ast
+
+    tree = ast.parse((REPO / "harness" / "runtime" / "base.py").read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert not {m for m in imported if m.startswith("harness.runtime")}
+    ports = ast.parse((REPO / "harness" / "runtime" / "ports.py").read_text(encoding="utf-8"))
+    assert "harness.runtime.compose" not in {n.module for n in ast.walk(ports) if isinstance(n, ast.ImportFrom)}

@@ -15,7 +15,9 @@ from conftest import free_port, require, require_mitmdump, toxiproxy_binary
 
 from harness.errors import ScenarioError, StackError
 from harness.httpfaults.client import HttpFaultClient
-from harness.runtime.local import LocalRuntime, LocalStackSpec, load_stack, port_in_use
+from harness.runtime.local import LocalRuntime
+from harness.runtime.ports import port_in_use
+from harness.runtime.stackfile import LocalStackSpec, load_stack
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 

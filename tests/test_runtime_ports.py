@@ -19,9 +19,10 @@ from conftest import REPO, VENV_BIN, require
 from test_runtime_local import small_stack
 
 from harness.errors import StackError
+from harness.rundir.events import StackStarted
+from harness.rundir.journal import Journal
+from harness.rundir.state import read_private_json, register_run, write_private_json
 from harness.runtime.ports import listening_pids, published_ports, who_holds
-from harness.safety.journal import Journal
-from harness.safety.state import read_private_json, register_run, write_private_json
 
 LISTENER = "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); " \
            "print(s.getsockname()[1], flush=True); time.sleep(120)"
@@ -64,7 +65,7 @@ def test_a_crashed_runs_stack_is_named_with_drill_recover_all(tmp_path: Path) ->
         run_dir.mkdir(parents=True)
         entry_path = register_run(run_dir, "latency", {"key": "local", "runtime": "local"})
         with Journal(run_dir / "journal.jsonl") as journal:
-            journal.write("stack.started", process_groups={"gateway": orphan.pid})
+            journal.write(StackStarted(process_groups={"gateway": orphan.pid}))
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True)
         entry = read_private_json(entry_path)
@@ -86,7 +87,8 @@ def test_compose_and_local_stacks_are_up_side_by_side(tmp_path: Path) -> None:
     from test_docker_staging import staging_ready
 
     from harness.runtime.compose import ComposeRuntime
-    from harness.runtime.local import LocalRuntime, load_stack
+    from harness.runtime.local import LocalRuntime
+    from harness.runtime.stackfile import load_stack
 
     require(staging_ready(), "Docker engine with the drill-targets and drill-toxiproxy images",
             "run scripts/docker-setup")

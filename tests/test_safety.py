@@ -30,7 +30,9 @@ import pytest
 from conftest import REPO, free_port, require, serve_in_thread
 from test_engine import own_service
 
-from harness.safety.journal import JOURNAL_NAME, applied_faults, read_journal
+from harness.rundir import JOURNAL_FILE
+from harness.rundir.events import FaultReverted
+from harness.rundir.journal import applied_faults, read_journal
 from harness.safety.strays import active_faults
 from harness.toxiproxy import ToxiproxyClient
 
@@ -46,8 +48,8 @@ EXIT_TIMEOUT_S = 150.0
 
 
 def events(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / JOURNAL_NAME
-    return list(read_journal(path)) if path.exists() else []
+    path = run_dir / JOURNAL_FILE
+    return [record.document() for record in read_journal(path)] if path.exists() else []
 
 
 class DrillEnded(AssertionError):
@@ -255,7 +257,7 @@ def own_problems(client: ToxiproxyClient, run_dir: Path, declared: bool) -> list
         problems.append(f"declared proxies not deleted: {sorted(set(PROXIES) & set(proxies))}")
     if not declared and set(PROXIES) - set(proxies):
         problems.append(f"the user's proxies were deleted: {sorted(set(PROXIES) - set(proxies))}")
-    left = applied_faults(run_dir / JOURNAL_NAME)
+    left = applied_faults(run_dir / JOURNAL_FILE)
     if left:
         problems.append(f"ledger not empty: {[e.fault_id for e in left]}")
     if active_faults(client.url, None):
@@ -380,7 +382,7 @@ def test_watchdog_reverts_at_the_deadline_when_the_engine_is_stuck(
     engine): the watchdog timer reverts it and journals why=watchdog."""
     import harness.engine.schedule as schedule
     from harness.faults import FaultContext
-    from harness.safety.journal import Journal, fault_ledger
+    from harness.rundir.journal import Journal, fault_ledger
     from harness.scenario import load_scenario
 
     monkeypatch.setattr(schedule, "WATCHDOG_GRACE_S", 0.2)
@@ -389,7 +391,7 @@ def test_watchdog_reverts_at_the_deadline_when_the_engine_is_stuck(
     with ToxiproxyClient(toxiproxy_url) as client:
         prepare_proxies(client, upstream, ports, declared=False)
         path = own_scenario(tmp_path / "s.yaml", toxiproxy_url, upstream, ports, declared=False)
-        journal = Journal(tmp_path / "run" / JOURNAL_NAME)
+        journal = Journal(tmp_path / "run" / JOURNAL_FILE)
         faults = schedule.FaultSchedule(journal, lambda text: None, tmp_path / "run")
         toxiproxy = ToxiproxyClient(toxiproxy_url)
         faults.build(load_scenario(path), FaultContext(journal=journal, toxiproxy=toxiproxy))
@@ -401,10 +403,10 @@ def test_watchdog_reverts_at_the_deadline_when_the_engine_is_stuck(
         while time.monotonic() < deadline and active.reverted_at is None:
             time.sleep(0.02)
         assert client.proxies()["svc-a"].toxics == []
-        ledger = fault_ledger(tmp_path / "run" / JOURNAL_NAME)
+        ledger = fault_ledger(tmp_path / "run" / JOURNAL_FILE)
         assert ledger["0-a-slow"].state == "reverted"
-        reverted = [r for r in ledger["0-a-slow"].records if r["event"] == "fault.reverted"]
-        assert reverted[0]["why"] == "watchdog"
+        reverted = [r.event for r in ledger["0-a-slow"].records if isinstance(r.event, FaultReverted)]
+        assert reverted[0].why == "watchdog"
         assert active.reverted_at >= active.revert_at
         toxiproxy.close()
         journal.close()
@@ -456,7 +458,7 @@ def compose_scenario(path: Path, runtime: Any, ports: dict[str, int], mode: str)
 
 def compose_problems(runtime: Any, run_dir: Path) -> list[str]:
     problems = [f"not running: {name}" for name in runtime.not_running()]
-    left = applied_faults(run_dir / JOURNAL_NAME)
+    left = applied_faults(run_dir / JOURNAL_FILE)
     if left:
         problems.append(f"ledger not empty: {[e.fault_id for e in left]}")
     strays = active_faults(None, runtime)

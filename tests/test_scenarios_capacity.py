@@ -20,7 +20,7 @@ import yaml
 from conftest import free_port, require, toxiproxy_binary
 
 from harness.engine import run_drill
-from harness.runtime.local import load_stack
+from harness.runtime.stackfile import load_stack
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"

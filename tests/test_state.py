@@ -17,9 +17,10 @@ from conftest import REPO, free_port, require, serve_in_thread
 from test_engine import own_service
 
 from harness.errors import StackError
-from harness.safety.journal import JOURNAL_NAME, applied_faults
+from harness.rundir import JOURNAL_FILE
+from harness.rundir.journal import applied_faults
+from harness.rundir.state import register_run, registered_runs, state_dir, unregister_run
 from harness.safety.lock import StackBusyError, StackLock
-from harness.safety.state import register_run, registered_runs, state_dir, unregister_run
 from harness.safety.strays import active_faults
 from harness.toxiproxy import ToxiproxyClient
 
@@ -141,7 +142,7 @@ def test_recover_all_finds_a_kill_9_run_whose_out_was_anywhere(
     assert first.returncode == 0, first.stdout + first.stderr
     assert "fault a-slow (latency) reverted" in first.stdout
     assert client.proxies()["svc-a"].toxics == [] and active_faults(client.url, None) == []
-    assert applied_faults(run_dir / JOURNAL_NAME) == []
+    assert applied_faults(run_dir / JOURNAL_FILE) == []
     assert registered_runs() == []  # forgotten once nothing is left
 
 
@@ -155,7 +156,7 @@ def test_run_refuses_a_stack_with_a_stray_fault_and_recover_all_names_it(
     assert refused.returncode == 3, refused.stdout + refused.stderr
     said = " ".join((refused.stdout + refused.stderr).split())
     assert "drill-left-over" in said and "drill recover --all" in said and "nothing was applied" in said
-    assert not (tmp_path / "run" / JOURNAL_NAME).exists()
+    assert not (tmp_path / "run" / JOURNAL_FILE).exists()
 
     # A registered run whose stack still has the stray: recover --all says so and exits non-zero,
     # and removes it with --force.

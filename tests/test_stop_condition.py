@@ -18,7 +18,8 @@ from harness.report.charts import stop_mark_s, timeline_svg
 from harness.report.formatting import parse_utc
 from harness.report.html import render_report
 from harness.results import stop_figures
-from harness.safety.journal import applied_faults, read_journal
+from harness.rundir.events import FaultRevertIntent, LoadStopped, StopTripped
+from harness.rundir.journal import applied_faults, read_journal
 
 
 def rows(start: float, stop: float, step: float, ok: int) -> list[dict[str, Any]]:
@@ -122,6 +123,6 @@ def test_real_drill_trips_stop_when_and_records_its_reaction(tmp_path: Path, tox
     abort = next(i for i, line in enumerate(said) if "stop condition met: error rate" in line)
     reverted = next(i for i, line in enumerate(said) if "dead" in line and "reverted" in line)
     assert abort < reverted and "of" in said[abort] and "requests failed" in said[abort]
-    events = [r["event"] for r in read_journal(tmp_path / "run" / "journal.jsonl")]
-    assert events.index("stop.tripped") < events.index("fault.revert_intent") < events.index("load.stopped")
+    events = [type(r.event) for r in read_journal(tmp_path / "run" / "journal.jsonl")]
+    assert events.index(StopTripped) < events.index(FaultRevertIntent) < events.index(LoadStopped)
     assert applied_faults(tmp_path / "run" / "journal.jsonl") == []

@@ -416,7 +416,8 @@ def _local_stack_on_free_ports(tmp_path: Path) -> Path:
 def test_shipped_local_stack_fails_over_on_hosted_latency_and_back(tmp_path: Path) -> None:
     from conftest import require, toxiproxy_binary
 
-    from harness.runtime.local import LocalRuntime, load_stack
+    from harness.runtime.local import LocalRuntime
+    from harness.runtime.stackfile import load_stack
 
     require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
     spec = load_stack(_local_stack_on_free_ports(tmp_path))

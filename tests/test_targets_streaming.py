@@ -19,6 +19,7 @@ from conftest import free_port, require_mitmdump, serve_in_thread
 from test_targets import Program, events, gateway, model_server, poll, spawn, upstream
 
 from harness.httpfaults.proxy import HttpRoute, running_http_fault_proxy
+from targets.answers import answer_token
 from targets.gateway import SseSplitter, classify_event, parse_retry_after
 
 __all__ = ["spawn"]  # the fixture, shared with tests/test_targets.py
@@ -179,7 +180,7 @@ def test_model_server_streams_one_chunk_per_token_then_finish_and_done(spawn: Ca
     seen = stream(node.url)
     assert seen.status == 200 and seen.headers["content-type"].startswith("text/event-stream")
     assert seen.headers["x-served-by"] == "gpu-s"
-    assert seen.tokens == [f"token{index} " for index in range(6)]
+    assert seen.tokens == [answer_token("chat", "hi", index) for index in range(6)]  # the reference answer
     finish = json.loads(seen.data[-2])
     assert finish["object"] == "chat.completion.chunk" and finish["choices"][0]["finish_reason"] == "stop"
     assert seen.done and len(seen.data) == 6 + 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from harness.engine.parts import Parts
 from harness.errors import AbortedError
+from harness.rundir.events import DependencyLost
 
 
 def members_not_running(parts: Parts) -> list[str]:
@@ -23,7 +24,7 @@ def check_dependencies(parts: Parts, down_at_start: set[str], targeted: set[str]
         try:
             parts.toxiproxy.version()
         except Exception as exc:
-            journal.write("dependency.lost", what="toxiproxy", url=parts.toxiproxy.url, error=str(exc))
+            journal.write(DependencyLost(what="toxiproxy", url=parts.toxiproxy.url, error=str(exc)))
             raise AbortedError(
                 f"Toxiproxy at {parts.toxiproxy.url} stopped answering during the drill ({exc}); "
                 "its faults can be neither watched nor reverted from here", reason="dependency",
@@ -31,11 +32,11 @@ def check_dependencies(parts: Parts, down_at_start: set[str], targeted: set[str]
     try:
         down = set(members_not_running(parts))
     except Exception as exc:
-        journal.write("dependency.lost", what="stack", error=str(exc))
+        journal.write(DependencyLost(what="stack", error=str(exc)))
         raise AbortedError(f"the stack stopped answering during the drill: {exc}", reason="dependency") from None
     lost = sorted(down - down_at_start - targeted)
     if lost:
-        journal.write("dependency.lost", what="stack members", members=lost)
+        journal.write(DependencyLost(what="stack members", members=lost))
         raise AbortedError(
             f"stack member(s) {', '.join(lost)} stopped on their own during the drill (no drill fault "
             "targets them); the figures would describe that failure, not the drill's",

@@ -26,7 +26,7 @@ from harness.engine.parts import Parts
 from harness.engine.paths import new_run_dir, write_traceback
 from harness.engine.preflight import refuse_active_faults, require_toxiproxy, stack_record, steady_state
 from harness.engine.result import RunResult, Say, say_nothing
-from harness.engine.rollback import cleanup_doubts, rollback
+from harness.engine.rollback import rollback
 from harness.engine.schedule import FaultSchedule, ScheduledFault
 from harness.engine.signals import Signals
 from harness.errors import AbortedError, DrillError, FaultError, InternalError, ScenarioError, StackError
@@ -42,11 +42,31 @@ from harness.metrics.checks import ConditionTrip
 from harness.metrics.drill import MetricsWatch, open_metrics_watch
 from harness.progress import DriveTick
 from harness.results import compute_results, write_outputs
+from harness.rundir import JOURNAL_FILE
+from harness.rundir.events import (
+    CleanupVerified,
+    DependencyLost,
+    LoadStarted,
+    LoadStarting,
+    MetricsError,
+    PhaseEnd,
+    PhaseStart,
+    RunAborted,
+    RunEnd,
+    RunEnvironment,
+    RunError,
+    RunFinished,
+    RunStart,
+    StackStarted,
+    StackStarting,
+    StopReverted,
+    StopTripped,
+)
+from harness.rundir.journal import Journal, applied_faults
+from harness.rundir.state import register_run, unregister_run, update_run
 from harness.runtime import open_stack
 from harness.runtime.base import Runtime
-from harness.safety.journal import JOURNAL_NAME, Journal, applied_faults
 from harness.safety.lock import StackLock, stack_key
-from harness.safety.state import register_run, unregister_run, update_run
 from harness.scenario import LoadedScenario, load_scenario
 from harness.verdict import Verdict
 
@@ -89,7 +109,7 @@ class Drill:
         self.phases: dict[str, list[float]] = {}
         self.environment: dict[str, Any] = {}
         self.abort_reason: str | None = None
-        self.cleanup: dict[str, Any] = {"ok": False, "toxics_left": None, "containers_not_running": None}
+        self.cleanup = CleanupVerified(ok=False, toxics_left=None, containers_not_running=None)
         self._abort_said = False
         self.metrics: MetricsWatch | None = None  # Prometheus: steady state, stop_when queries, series
 
@@ -100,11 +120,10 @@ class Drill:
         register_run(self.run_dir, self.spec.name, stack_record(self.loaded, self.runtime_kind, self.stack_key))
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "scenario.yaml").write_text(self.loaded.text, encoding="utf-8")
-        journal = Journal(self.run_dir / JOURNAL_NAME)
+        journal = Journal(self.run_dir / JOURNAL_FILE)
         self.parts = parts = Parts(journal=journal)
         self.schedule = FaultSchedule(journal, self.say, self.run_dir)
-        journal.write(
-            "run.start",
+        journal.write(RunStart(
             run_id=self.run_dir.name,
             scenario=self.spec.name,
             scenario_path=str(self.loaded.path),
@@ -114,7 +133,7 @@ class Drill:
             host=socket.gethostname(),
             drill_version=__version__,
             pid=os.getpid(),
-        )
+        ))
         signals = Signals(self.say)
         signals.install()
         bad_input: ScenarioError | None = None
@@ -136,7 +155,7 @@ class Drill:
             else:
                 saved = write_traceback(self.run_dir, exc)
                 self.abort_reason = f"internal error: {type(exc).__name__}: {exc} (traceback in {saved})"
-                journal.write("run.error", error=f"{type(exc).__name__}: {exc}", traceback_file=saved.name)
+                journal.write(RunError(error=f"{type(exc).__name__}: {exc}", traceback_file=saved.name))
         finally:
             signals.rolling_back = True
             try:
@@ -145,7 +164,7 @@ class Drill:
             finally:  # nothing about the stack's log may keep a fault applied
                 free_reserve(self.run_dir)  # the rollback's journal records, then the results, need the room
                 self.cleanup = rollback(parts, self.schedule, "rollback" if self.abort_reason else "end")
-        doubts = cleanup_doubts(self.cleanup)
+        doubts = self.cleanup.doubts()
         if not self.abort_reason and doubts:
             self.abort_reason = ("the rollback could not verify that everything was put back ("
                                  + ", ".join(doubts) + "); run `drill recover --all`")
@@ -153,19 +172,19 @@ class Drill:
         # the figures are being written.
         try:
             if self.abort_reason:
-                journal.write("run.aborted", reason=self.abort_reason)
+                journal.write(RunAborted(reason=self.abort_reason))
                 if not self._abort_said:
                     self.say(f"[red]aborted:[/red] {escape(self.abort_reason)}")
-            journal.write("run.finished")
+            journal.write(RunFinished())
             if bad_input is not None and not self.schedule.any_applied():
-                journal.write("run.end", verdict=Verdict.BAD_INPUT.value)
+                journal.write(RunEnd(verdict=Verdict.BAD_INPUT.value))
                 self._unregister_when_clean(journal)
                 raise bad_input
             self._unregister_when_clean(journal)
             try:
                 result = self._finish(journal)
             except DrillError as exc:  # e.g. samples a load generator wrote out of range: not bad input
-                journal.write("run.error", error=str(exc))
+                journal.write(RunError(error=str(exc)))
                 raise InternalError(f"the drill ran and was rolled back, but its results could not be "
                                     f"computed: {exc}") from None
             except OSError as exc:
@@ -188,7 +207,7 @@ class Drill:
 
     def _internal_error(self, journal: Journal, exc: Exception) -> InternalError:
         saved = write_traceback(self.run_dir, exc)
-        journal.write("run.error", error=f"{type(exc).__name__}: {exc}", traceback_file=saved.name)
+        journal.write(RunError(error=f"{type(exc).__name__}: {exc}", traceback_file=saved.name))
         return InternalError(
             f"internal error while writing the results ({type(exc).__name__}); faults were "
             f"rolled back; traceback in {saved}", saved
@@ -209,13 +228,13 @@ class Drill:
         if self.parts.load is not None:
             self.parts.load.stop()
         reason = disk_lost(self.run_dir, what, exc)
-        self.parts.journal.write("run.write_error", what=what, reason=reason)
+        self.parts.journal.write(DependencyLost(what="disk", error=reason))
         return reason
 
     def _unregister_when_clean(self, journal: Journal) -> None:
         """A run stays registered (for `drill recover --all`) until nothing of it is left applied."""
         left = applied_faults(journal.path, lenient=True)
-        if not left and not cleanup_doubts(self.cleanup):
+        if not left and not self.cleanup.doubts():
             unregister_run(self.run_dir)
         else:
             self.say("[red]something may still be applied: run `drill recover --all`[/red]")
@@ -228,16 +247,16 @@ class Drill:
                    http_fault_proxy_url=self._http_fault_proxy_url(stack))  # issue 13: recover scans it
         require_toxiproxy(self.loaded, stack)
         self.say(f"starting stack ({self.runtime_kind})")
-        journal.write("stack.starting", runtime=self.runtime_kind, file=str(self.spec.stack.file or ""))
+        journal.write(StackStarting(runtime=self.runtime_kind, file=str(self.spec.stack.file or "")))
         # A start that fails stops what it started itself, so only a started stack is ours to stop.
         endpoints = stack.start()
         parts.stack_started = True
         # Process groups are journaled so that `drill recover` can stop orphans after a kill -9.
-        journal.write("stack.started", endpoints=endpoints, process_groups=stack.process_groups())
+        journal.write(StackStarted(endpoints=endpoints, process_groups=stack.process_groups()))
         self.environment = environment(self.runtime_kind, self.loaded.path.parent, stack)
         proxies.connect(self.spec.toxiproxy.url if self.spec.toxiproxy else stack.toxiproxy_url,
                         parts, self.environment)
-        journal.write("run.environment", environment=self.environment)
+        journal.write(RunEnvironment(environment=self.environment))
         proxies.create_declared(self.loaded, parts)
         self._build_faults(parts, stack)
         steady_state(self.loaded, stack, journal, self.say)
@@ -280,10 +299,10 @@ class Drill:
             f"load: {self.spec.load.users} users + probe {self.spec.load.probe_rate_hz:g} Hz "
             f"against {self.spec.load.host} for {phases.total_s:g}s"
         )
-        journal.write("load.starting", plan=plan.to_dict())
+        journal.write(LoadStarting(plan=plan.to_dict()))
         load.start()
         # Journaled so that `drill recover` can stop load a kill -9'd harness left running.
-        journal.write("load.started", process_groups=load.process_groups())
+        journal.write(LoadStarted(process_groups=load.process_groups()))
         samples_dir = self.run_dir / SAMPLES_DIR
         if self.spec.capacity is not None:
             parts.capacity = CapacitySampler(
@@ -305,7 +324,7 @@ class Drill:
             "recovery": [t0 + phases.baseline + phases.fault, t0 + phases.total_s],
         }
         self.schedule.plan(self.phases["fault"][0], phases.fault)
-        journal.write("phase.start", phase="baseline", ts=t0)
+        journal.write(PhaseStart(phase="baseline"), ts=t0)
         self.say(f"phase baseline ({phases.baseline:g}s)")
         announced = {"baseline"}
         end = self.phases["recovery"][1]
@@ -317,7 +336,7 @@ class Drill:
             for name in ("fault", "recovery"):
                 if name not in announced and now >= self.phases[name][0]:
                     announced.add(name)
-                    journal.write("phase.start", phase=name, ts=self.phases[name][0])
+                    journal.write(PhaseStart(phase=name), ts=self.phases[name][0])
                     length = phases.fault if name == "fault" else phases.recovery
                     self.say(f"phase {name} ({length:g}s)")
             for a in self.schedule.faults:
@@ -345,7 +364,7 @@ class Drill:
                                        reason="write_error")
                 moved = daemon.moved() if daemon is not None else None
                 if moved is not None:
-                    journal.write("dependency.lost", what="docker daemon", error=moved.detail)
+                    journal.write(DependencyLost(what="docker daemon", error=moved.detail))
                     raise AbortedError(f"{moved.detail} during the drill: its containers (and their "
                                        "faults) may have gone with it", reason="docker_restart")
                 if not load.is_running:
@@ -354,7 +373,7 @@ class Drill:
             time.sleep(TICK_S)
         if self.metrics is not None:
             self.metrics.after_recovery(end)
-        journal.write("phase.end", phase="recovery", ts=end)
+        journal.write(PhaseEnd(phase="recovery"), ts=end)
 
     def _apply(self, a: ScheduledFault) -> None:
         """Apply one fault now (the schedule journals it first and arms its watchdog)."""
@@ -374,20 +393,17 @@ class Drill:
             f"stop condition met: error rate {_percent(trip.error_rate)} ≥ {_percent(stop_when.error_rate)} "
             f"over the last {trip.window_s:g} s ({trip.bad_requests} of {trip.requests} requests failed)"
         )
-        journal.write(
-            "stop.tripped", condition=condition, error_rate_threshold=stop_when.error_rate,
+        journal.write(StopTripped(
+            condition=condition, error_rate_threshold=stop_when.error_rate,
             for_s=stop_when.for_s, measured=trip.error_rate, bad_requests=trip.bad_requests,
             requests=trip.requests, held_at=trip.held_at, detected_at=detected_at,
-        )
+        ))
         self.say(f"[red]aborted:[/red] {escape(reason)}; rolling back")
         self._abort_said = True
         self.schedule.first_revert_call_at = None  # a scheduled revert earlier in the run is not a reaction
         self.schedule.revert_all("stop_when")
         first = self.schedule.first_revert_call_at
-        journal.write(
-            "stop.reverted", first_revert_at=first,
-            reaction_s=None if first is None else first - trip.held_at,
-        )
+        journal.write(StopReverted(first_revert_at=first, reaction_s=None if first is None else first - trip.held_at))
         if first is not None:
             self.say(f"first revert call {first - trip.held_at:.2f} s after the stop condition held")
         raise AbortedError(reason, reason="stop_when")
@@ -402,8 +418,9 @@ class Drill:
         self.schedule.first_revert_call_at = None  # a scheduled revert earlier in the run is not a reaction
         self.schedule.revert_all("stop_when")
         first = self.schedule.first_revert_call_at
-        self.parts.journal.write("stop.reverted", first_revert_at=first,
-                                 reaction_s=None if first is None else first - trip.held_at)
+        self.parts.journal.write(StopReverted(
+            first_revert_at=first, reaction_s=None if first is None else first - trip.held_at,
+        ))
         self.metrics.rolled_back(trip, time.time())
         raise AbortedError(trip.reason(), reason="stop_when")
 
@@ -416,7 +433,7 @@ class Drill:
             if "baseline" in self.phases:
                 self.metrics.record(self.run_dir, self.phases["baseline"][0], time.time())
         except OSError as exc:
-            journal.write("metrics.error", what="record", error=str(exc))
+            journal.write(MetricsError(what="record", error=str(exc)))
         finally:
             self.metrics.close()
 
@@ -442,7 +459,7 @@ class Drill:
     def _finish(self, journal: Journal) -> RunResult:
         """Figures come from the run directory alone, exactly as `drill report` recomputes them."""
         results, timeline = compute_results(self.run_dir)
-        journal.write("run.end", verdict=results.verdict.value)
+        journal.write(RunEnd(verdict=results.verdict.value))
         write_outputs(self.run_dir, results, timeline)
         verdict = results.verdict
         return RunResult(self.run_dir, verdict, verdict.exit_code, results.document(), self.abort_reason)

@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 
 from harness.rundir import STACK_EVENTS_FILE, write_stack_events
-from harness.safety.journal import Journal
+from harness.rundir.events import StackEvents
+from harness.rundir.journal import Journal
 from harness.scenario import LoadedScenario
 
 FETCH_TIMEOUT_S = 2.0
@@ -31,6 +32,6 @@ def save_stack_events(
             raise ValueError(f"expected a JSON list, got {type(events).__name__}")
         write_stack_events(run_dir, url, events)
     except (httpx.HTTPError, ValueError, OSError) as exc:
-        journal.write("stack.events", url=url, ok=False, error=str(exc))
+        journal.write(StackEvents(url=url, ok=False, error=str(exc)))
         return
-    journal.write("stack.events", url=url, ok=True, count=len(events), file=STACK_EVENTS_FILE)
+    journal.write(StackEvents(url=url, ok=True, count=len(events), file=STACK_EVENTS_FILE))

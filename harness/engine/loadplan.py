@@ -27,4 +27,5 @@ def load_plan(load: LoadSpec, duration_s: float) -> LoadPlan:
 
 
 def _request(r: RequestSpec) -> PlanRequest:
-    return PlanRequest(method=r.method, path=r.path, json=r.json_body, headers=dict(r.headers), body=r.body)
+    return PlanRequest(method=r.method, path=r.path, json=r.json_body, headers=dict(r.headers), body=r.body,
+                       answer_schema=r.answer_schema)

@@ -8,8 +8,8 @@ from harness.httpfaults.client import HttpFaultClient
 from harness.load.capacity import CapacitySampler
 from harness.load.runner import LoadRunner
 from harness.load.watchdog import Watchdog
+from harness.rundir.journal import Journal
 from harness.runtime.base import Runtime
-from harness.safety.journal import Journal
 from harness.toxiproxy import ToxiproxyClient
 
 

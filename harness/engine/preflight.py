@@ -12,10 +12,12 @@ import httpx
 from harness.engine.paths import tempfile_dir
 from harness.engine.result import Say
 from harness.errors import AbortedError, ScenarioError, StackError
+from harness.rundir import JOURNAL_FILE
+from harness.rundir.events import Preflight
+from harness.rundir.journal import Journal, applied_faults
+from harness.rundir.state import registered_runs
 from harness.runtime import open_stack
 from harness.runtime.base import Runtime
-from harness.safety.journal import JOURNAL_NAME, Journal, applied_faults
-from harness.safety.state import registered_runs
 from harness.safety.strays import scan
 from harness.scenario import LoadedScenario
 
@@ -43,7 +45,7 @@ def refuse_active_faults(loaded: LoadedScenario, runtime: str | None, key: str) 
     spec = loaded.spec
     problems: list[str] = []
     for entry in registered_runs():
-        journal = Path(entry["run_dir"]) / JOURNAL_NAME
+        journal = Path(entry["run_dir"]) / JOURNAL_FILE
         if entry["stack"].get("key") != key or not journal.is_file():
             continue
         left = applied_faults(journal, lenient=True)
@@ -54,7 +56,7 @@ def refuse_active_faults(loaded: LoadedScenario, runtime: str | None, key: str) 
     stack = open_stack(spec.stack, Path(tempfile_dir()), kind) if kind == "compose" else None
     url = spec.toxiproxy.url if spec.toxiproxy else (stack.toxiproxy_url if stack is not None else None)
     found = scan(url, stack, [f.target.hook for f in spec.faults if f.target.hook])
-    problems += [f"{f['kind']} on {f['target']}: {f['detail']}" for f in found.faults]
+    problems += [f"{f.kind} on {f.target}: {f.detail}" for f in found.faults]
     if problems:
         stray_fix = f"drill recover --all --force --runtime {kind}"
         if kind == "compose":
@@ -99,7 +101,7 @@ def steady_state(loaded: LoadedScenario, stack: Runtime, journal: Journal, say: 
             except httpx.HTTPError as exc:
                 failures.append(f"{type(exc).__name__}: {exc}")
     unhealthy = stack.unhealthy()
-    journal.write("preflight", failures=failures, unhealthy=unhealthy)
+    journal.write(Preflight(failures=failures, unhealthy=unhealthy))
     if failures or unhealthy:
         detail = "; ".join(failures[:3] + [f"unhealthy: {u}" for u in unhealthy])
         raise AbortedError(

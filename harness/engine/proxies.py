@@ -7,6 +7,8 @@ from typing import Any
 
 from harness.engine.parts import Parts
 from harness.errors import ScenarioError
+from harness.rundir.events import ProxyCreated, ProxyIntent, ToxiproxyConnected
+from harness.rundir.undo import ProxyCreatedUndo
 from harness.scenario import LoadedScenario
 from harness.toxiproxy import ToxiproxyClient
 
@@ -19,7 +21,7 @@ def connect(url: str | None, parts: Parts, environment: dict[str, Any]) -> None:
     version = parts.toxiproxy.version()
     environment.setdefault("tools", {})["toxiproxy"] = version
     environment["toxiproxy_url"] = url
-    parts.journal.write("toxiproxy.connected", url=url, version=version)
+    parts.journal.write(ToxiproxyConnected(url=url, version=version))
 
 
 def create_declared(loaded: LoadedScenario, parts: Parts) -> None:
@@ -39,11 +41,11 @@ def create_declared(loaded: LoadedScenario, parts: Parts) -> None:
                 f"{toxiproxy.url}; drill creates and deletes the proxies it declares, so "
                 "remove it (toxiproxy-cli delete) or drop it from `proxies:` and name it in faults"
             )
-        parts.journal.write(
-            "proxy.intent", proxy=p.name, listen=p.listen, upstream=p.upstream,
-            undo={"kind": "proxy_created", "toxiproxy_url": toxiproxy.url, "proxy": p.name},
-        )
+        parts.journal.write(ProxyIntent(
+            proxy=p.name, listen=p.listen, upstream=p.upstream,
+            undo=ProxyCreatedUndo(toxiproxy_url=toxiproxy.url, proxy=p.name),
+        ))
         # Listed before the call: a signal during it must still get the proxy deleted.
         parts.proxies_created.append(p.name)
         toxiproxy.create_proxy(p.name, p.listen, p.upstream)
-        parts.journal.write("proxy.created", proxy=p.name)
+        parts.journal.write(ProxyCreated(proxy=p.name))

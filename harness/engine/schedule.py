@@ -18,7 +18,17 @@ from rich.markup import escape
 from harness.engine.result import Say
 from harness.errors import ScenarioError
 from harness.faults import Fault, FaultContext, Onset, build_fault
-from harness.safety.journal import Journal
+from harness.rundir.events import (
+    FaultApplied,
+    FaultApplyFailed,
+    FaultIntent,
+    FaultReverted,
+    FaultRevertFailed,
+    FaultRevertIntent,
+    FaultRevertRetry,
+    JournalEvent,
+)
+from harness.rundir.journal import Journal
 from harness.scenario import LoadedScenario
 from harness.scenario.model import FaultSpec
 
@@ -104,23 +114,23 @@ class FaultSchedule:
     def apply(self, a: ScheduledFault) -> None:
         """Journal the intent (with the undo record), apply, journal the onset, arm the watchdog."""
         description = a.fault.describe()
-        self.journal.write(
-            "fault.intent", fault_id=a.fault_id, name=a.spec.name, type=a.spec.type,
+        self.journal.write(FaultIntent(
+            fault_id=a.fault_id, name=a.spec.name, type=a.spec.type,
             targets=description["targets"], params=description["params"],
             undo=description["undo"], planned_revert_at=a.revert_at,
-        )
+        ))
         a.apply_started = True
         a.targets = list(description["targets"])
         try:
             onset = a.fault.apply()
         except Exception as exc:
-            self.journal.write("fault.apply_failed", fault_id=a.fault_id, error=str(exc))
+            self.journal.write(FaultApplyFailed(fault_id=a.fault_id, error=str(exc)))
             raise
         a.onset = onset
-        self.journal.write(
-            "fault.applied", fault_id=a.fault_id, onset_at=onset.at, onset_source=onset.source,
+        self.journal.write(FaultApplied(
+            fault_id=a.fault_id, onset_at=onset.at, onset_source=onset.source,
             onset_uncertainty_s=onset.uncertainty_s,
-        )
+        ))
         hit = hit_text(a.spec, description["targets"])
         self.say(f"[bold]fault {escape(a.spec.name)}[/bold] applied ({a.spec.type} on {escape(hit)})")
         delay = max(0.0, a.revert_at - time.time()) + WATCHDOG_GRACE_S
@@ -136,7 +146,7 @@ class FaultSchedule:
             if a.watchdog is not None and why != "watchdog":
                 a.watchdog.cancel()
             # On a full disk the records are skipped: reverting unrecorded beats leaving it applied.
-            self._note("fault.revert_intent", fault_id=a.fault_id, why=why)
+            self._note(FaultRevertIntent(fault_id=a.fault_id, why=why))
             last: Exception | None = None
             for attempt in range(3):
                 try:
@@ -146,20 +156,20 @@ class FaultSchedule:
                     break
                 except Exception as exc:  # retried, then reported; never swallowed silently
                     last = exc
-                    self._note("fault.revert_retry", fault_id=a.fault_id, attempt=attempt, error=str(exc))
+                    self._note(FaultRevertRetry(fault_id=a.fault_id, attempt=attempt, error=str(exc)))
                     time.sleep(0.5 * (attempt + 1))
             if a.reverted_at is None:
-                self._note("fault.revert_failed", fault_id=a.fault_id, error=str(last))
+                self._note(FaultRevertFailed(fault_id=a.fault_id, error=str(last)))
                 self.say(f"[red]fault {escape(a.spec.name)} could not be reverted: {escape(str(last))}; "
                          f"run `drill recover {self.run_dir}`")
                 return
-            self._note("fault.reverted", fault_id=a.fault_id, reverted_at=a.reverted_at, why=why)
+            self._note(FaultReverted(fault_id=a.fault_id, reverted_at=a.reverted_at, why=why))
         self.say(f"fault {escape(a.spec.name)} reverted ({why})")
 
-    def _note(self, event: str, **fields: object) -> None:
+    def _note(self, event: JournalEvent) -> None:
         """A revert's journal record, best effort (see :meth:`revert`)."""
         try:
-            self.journal.write(event, **fields)
+            self.journal.write(event)
         except OSError:
             pass
 

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Any, assert_never
+import json
+import os
+import signal
+from typing import assert_never
 
 from harness.errors import FaultError, ScenarioError
 from harness.faults.base import Fault, FaultContext, Onset
@@ -12,7 +15,20 @@ from harness.faults.http import http_fault, undo_http
 from harness.faults.network import network_fault
 from harness.faults.process import process_fault
 from harness.faults.quota import quota_fault
-from harness.runtime.base import is_compose, is_local
+from harness.rundir.undo import (
+    ContainerUndo,
+    GpuHookUndo,
+    HttpFaultUndo,
+    ProcessPausedUndo,
+    ProcessUndo,
+    ProxyCreatedUndo,
+    ProxyDisabledUndo,
+    QuotaHookUndo,
+    ToxicUndo,
+    Undo,
+    UnknownUndo,
+)
+from harness.runtime.kinds import is_compose, is_local
 from harness.scenario.fault_specs import (
     BandwidthSpec,
     BlackholeSpec,
@@ -88,37 +104,50 @@ def _endpoint_kill(spec: EndpointKillSpec, ctx: FaultContext) -> Fault:
     )
 
 
-def undo_fault(undo: dict[str, Any]) -> None:
-    """Revert a fault from its journaled undo record alone (idempotent)."""
-    kind = undo.get("kind")
-    if kind in ("toxic", "proxy_disabled"):
-        from harness.faults.network import undo_network
-        from harness.toxiproxy import ToxiproxyClient
+def undo_fault(undo: Undo) -> None:
+    """Revert a fault from its journaled undo record alone (idempotent). A new record without a
+    case here is a mypy error (``assert_never``)."""
+    match undo:
+        case ToxicUndo() | ProxyDisabledUndo():
+            from harness.faults.network import undo_network
+            from harness.toxiproxy import ToxiproxyClient
 
-        with ToxiproxyClient(undo["toxiproxy_url"]) as client:
-            undo_network(undo, client)
-        return
-    if kind == "container":
-        from harness.faults.container import undo_container
+            with ToxiproxyClient(undo.toxiproxy_url) as client:
+                undo_network(undo, client)
+        case ProxyCreatedUndo():
+            from harness.toxiproxy import ToxiproxyClient
 
-        undo_container(undo, None)
-        return
-    if kind == "gpu_hook":
-        from harness.faults.gpu import undo_gpu
+            with ToxiproxyClient(undo.toxiproxy_url) as client:
+                client.delete_proxy(undo.proxy, missing_ok=True)
+        case ContainerUndo():
+            from harness.faults.container import undo_container
 
-        undo_gpu(undo)
-        return
-    if kind == "quota_hook":
-        from harness.faults.quota import undo_quota
+            undo_container(undo, None)
+        case ProcessUndo():
+            from harness.faults.process import undo_process
 
-        undo_quota(undo)
-        return
-    if kind == "http_fault":
-        undo_http(undo)
-        return
-    if kind == "process":
-        from harness.faults.process import undo_process
+            undo_process(undo)
+        case ProcessPausedUndo():
+            _continue_group(undo)
+        case GpuHookUndo():
+            from harness.faults.gpu import undo_gpu
 
-        undo_process(undo)
-        return
-    raise FaultError(f"do not know how to revert a fault recorded as {undo!r}")
+            undo_gpu(undo)
+        case QuotaHookUndo():
+            from harness.faults.quota import undo_quota
+
+            undo_quota(undo)
+        case HttpFaultUndo():
+            undo_http(undo)
+        case UnknownUndo():
+            raise FaultError(f"do not know how to revert a fault recorded as {json.dumps(undo.document())}")
+        case _:
+            assert_never(undo)
+
+
+def _continue_group(undo: ProcessPausedUndo) -> None:
+    """A local process group left stopped (SIGSTOP): let it run again."""
+    try:
+        os.killpg(undo.pgid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass

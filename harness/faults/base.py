@@ -14,8 +14,9 @@ from typing import Protocol, TypedDict, runtime_checkable
 from pydantic import JsonValue
 
 from harness.httpfaults.client import HttpFaultClient
+from harness.rundir.journal import Journal
+from harness.rundir.undo import Undo
 from harness.runtime.base import Runtime
-from harness.safety.journal import Journal
 from harness.toxiproxy import ToxiproxyClient
 
 
@@ -37,7 +38,7 @@ class FaultDescription(TypedDict):
 
     targets: list[str]  # what it acts on, e.g. ``toxiproxy:hosted``, ``container:gpu-a1``
     params: dict[str, JsonValue]  # its parameters, defaults filled in
-    undo: dict[str, JsonValue]  # enough for ``drill recover`` to revert it without this process
+    undo: Undo  # enough for ``drill recover`` to revert it without this process (harness/rundir/undo.py)
 
 
 @runtime_checkable
@@ -46,7 +47,8 @@ class Fault(Protocol):
     type: str
 
     def describe(self) -> FaultDescription:
-        """JSON-able: ``targets`` (list of str), ``params`` and ``undo`` (enough to revert later)."""
+        """``targets`` (list of str), ``params`` (JSON values) and ``undo`` (a typed undo record,
+        :mod:`harness.rundir.undo`: enough to revert it later, journaled inside ``FaultIntent``)."""
 
     def apply(self) -> Onset:
         """Inject the fault; return its onset. Raise FaultError when it cannot be applied."""

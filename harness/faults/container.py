@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, get_args
+from typing import get_args
 
 import docker
 import docker.errors
@@ -28,6 +28,7 @@ from pydantic import JsonValue
 
 from harness.errors import FaultError, ScenarioError
 from harness.faults.base import Fault, FaultDescription, Onset
+from harness.rundir.undo import ContainerUndo
 from harness.runtime.compose import (
     SERVICE_LABEL,
     container_health,
@@ -192,12 +193,10 @@ class ContainerFault:
                 "max_targets": self.max_targets,
                 "project": self.project,
             },
-            "undo": {
-                "kind": "container",
-                "container_ids": [c.id for c in targets],
-                "container_names": [c.name for c in targets],
-                "mode": self.mode,
-            },
+            "undo": ContainerUndo(
+                container_ids=[str(c.id) for c in targets], container_names=[str(c.name) for c in targets],
+                mode=self.mode,
+            ),
         }
 
     def apply(self) -> Onset:
@@ -333,15 +332,13 @@ def _wait_ready(container: Container, deadline: float, wait_s: float) -> None:
         time.sleep(_POLL_INTERVAL_S)
 
 
-def undo_container(undo: dict[str, Any], client: docker.DockerClient | None = None, wait_s: float = 90.0) -> list[str]:
+def undo_container(undo: ContainerUndo, client: docker.DockerClient | None = None, wait_s: float = 90.0) -> list[str]:
     """Revert a journaled ``endpoint_kill`` from its ``undo`` record (``drill recover``).
 
     Returns what was done, one line per container. Raises FaultError when a container is gone
     or does not come back within ``wait_s``.
     """
-    if undo.get("kind") != "container":
-        raise ScenarioError(f"undo record of kind {undo.get('kind')!r} is not a container fault")
-    _, done = _restore(client or docker_client(), list(undo.get("container_ids", [])), wait_s)
+    _, done = _restore(client or docker_client(), list(undo.container_ids), wait_s)
     return done
 
 

@@ -34,7 +34,9 @@ import httpx
 from harness.errors import FaultError, ScenarioError
 from harness.faults.base import Fault, FaultContext, FaultDescription, Onset
 from harness.faults.process import ProcessFault
-from harness.runtime.base import Runtime, Target, is_compose, is_local
+from harness.rundir.undo import GpuHookUndo
+from harness.runtime.base import Runtime, Target
+from harness.runtime.kinds import is_compose, is_local
 from harness.scenario.fault_specs import GpuNodeLossSpec, ParamValue
 
 if TYPE_CHECKING:  # the docker SDK is only loaded for compose stacks
@@ -90,7 +92,7 @@ class HookFault:
         return {
             "targets": sorted(self.nodes),
             "params": self.params,
-            "undo": {"kind": "gpu_hook", "hooks": [self.nodes[n] for n in sorted(self.nodes)], "mode": self.mode},
+            "undo": GpuHookUndo(hooks=[self.nodes[n] for n in sorted(self.nodes)], mode=self.mode),
         }
 
     def apply(self) -> Onset:
@@ -250,11 +252,9 @@ def _nodes(runtime: Runtime, spec: GpuNodeLossSpec) -> dict[str, Target]:
     return {t.name: t for t in found}
 
 
-def undo_gpu(undo: dict[str, Any]) -> None:
+def undo_gpu(undo: GpuHookUndo) -> None:
     """Revert a journaled hook-mode ``gpu_node_loss`` (``drill recover``): DELETE every hook."""
-    if undo.get("kind") != "gpu_hook":
-        raise ScenarioError(f"undo record of kind {undo.get('kind')!r} is not a GPU hook fault")
-    _delete_hooks(list(undo.get("hooks", [])))
+    _delete_hooks(list(undo.hooks))
 
 
 __all__ = ["HookFault", "KillFault", "gpu_fault", "select", "undo_gpu"]

@@ -15,6 +15,7 @@ from pydantic import JsonValue
 from harness.errors import FaultError
 from harness.faults.base import FaultDescription, Onset
 from harness.httpfaults.client import HttpFaultClient, HttpFaultProxyError
+from harness.rundir.undo import HttpFaultUndo
 from harness.scenario.fault_specs import HttpProviderFaultSpec
 
 __all__ = ["HttpFault", "http_fault", "undo_http"]
@@ -35,7 +36,7 @@ class HttpFault:
         return {
             "targets": [f"http-route:{self.route}"],
             "params": dict(self.params),
-            "undo": {"kind": "http_fault", "proxy_url": self.client.url, "fault_id": self.fault_id},
+            "undo": HttpFaultUndo(proxy_url=self.client.url, fault_id=self.fault_id),
         }
 
     def apply(self) -> Onset:
@@ -67,7 +68,7 @@ def http_fault(spec: HttpProviderFaultSpec, client: HttpFaultClient) -> HttpFaul
     return HttpFault(spec, client, f"drill-{spec.name}")
 
 
-def undo_http(undo: dict[str, JsonValue]) -> None:
+def undo_http(undo: HttpFaultUndo) -> None:
     """Remove a fault from its journaled undo record alone (``drill recover``; idempotent)."""
-    with HttpFaultClient(str(undo["proxy_url"])) as client:
-        client.remove(str(undo["fault_id"]))
+    with HttpFaultClient(undo.proxy_url) as client:
+        client.remove(undo.fault_id)

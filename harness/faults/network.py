@@ -25,10 +25,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, assert_never
+from typing import assert_never
 
 from harness.errors import FaultError
 from harness.faults.base import FaultDescription, Onset
+from harness.rundir.undo import NetworkUndo, ProxyDisabledUndo, ToxicUndo
 from harness.scenario.fault_specs import (
     NETWORK_TYPES,
     BandwidthSpec,
@@ -108,17 +109,18 @@ class NetworkFault:
         """The toxic name this fault adds, or None for ``down``."""
         return toxic_name(self.name) if self._plan is not None else None
 
+    def undo(self) -> NetworkUndo:
+        """What ``drill recover`` needs to revert this fault without this process."""
+        if self.toxic is not None:
+            return ToxicUndo(toxiproxy_url=self.client.url, proxy=self.proxy, toxic=self.toxic)
+        return ProxyDisabledUndo(toxiproxy_url=self.client.url, proxy=self.proxy)
+
     def describe(self) -> FaultDescription:
         """``targets``, ``params`` (defaults filled in) and the ``undo`` record for recovery."""
         return {
             "targets": [f"toxiproxy:{self.proxy}"],
             "params": dict(self.params),
-            "undo": {
-                "kind": "toxic" if self._plan is not None else "proxy_disabled",
-                "toxiproxy_url": self.client.url,
-                "proxy": self.proxy,
-                "toxic": self.toxic,
-            },
+            "undo": self.undo(),
         }
 
     def apply(self) -> Onset:
@@ -174,7 +176,7 @@ class NetworkFault:
 
     def revert(self) -> float:
         """Remove the fault (idempotent; safe after a failed or missing apply); see :func:`undo_network`."""
-        undo_network(self.describe()["undo"], self.client)
+        undo_network(self.undo(), self.client)
         return time.time()
 
     def verify(self) -> list[str]:
@@ -196,44 +198,39 @@ def network_fault(spec: NetworkFaultSpec, client: ToxiproxyClient) -> NetworkFau
     return NetworkFault(spec, client)
 
 
-def undo_network(undo: dict[str, Any], client: ToxiproxyClient) -> None:
-    """Revert a network fault from its ``undo`` record (``describe()["undo"]``). Idempotent.
+def undo_network(undo: NetworkUndo, client: ToxiproxyClient) -> None:
+    """Revert a network fault from its undo record (:meth:`NetworkFault.undo`). Idempotent.
 
-    ``client`` should talk to ``undo["toxiproxy_url"]``. A toxic or proxy that is already gone
+    ``client`` should talk to ``undo.toxiproxy_url``. A toxic or proxy that is already gone
     counts as reverted. Escalation when the removal fails or times out: retry once, then
     POST /reset — which removes *every* toxic on *every* proxy and re-enables every proxy, not
     just this fault's; acceptable as a last resort because a drill must never leave a fault
     behind — then, for ``down``, one more re-enable. Raises FaultError only when all fail.
     """
-    kind = undo.get("kind")
-    proxy = undo.get("proxy")
-    toxic = undo.get("toxic")
-    if not isinstance(proxy, str) or not proxy:
-        raise FaultError(f"network undo record has no proxy name: {undo!r}")
+    proxy = undo.proxy
     step: Callable[[], None]
-    if kind == "toxic":
-        if not isinstance(toxic, str) or not toxic:
-            raise FaultError(f"network undo record of kind 'toxic' has no toxic name: {undo!r}")
+    match undo:
+        case ToxicUndo(toxic=toxic):
 
-        def step() -> None:
-            client.remove_toxic(proxy, toxic, missing_ok=True)
+            def step() -> None:
+                client.remove_toxic(proxy, toxic, missing_ok=True)
 
-        last_resorts: list[tuple[str, Callable[[], None]]] = [("POST /reset", client.reset)]
-    elif kind == "proxy_disabled":
+            last_resorts: list[tuple[str, Callable[[], None]]] = [("POST /reset", client.reset)]
+            what = f"toxic {toxic!r} on proxy {proxy!r}"
+        case ProxyDisabledUndo():
 
-        def step() -> None:
-            try:
-                client.set_enabled(proxy, True)
-            except ToxiproxyError as exc:
-                # A proxy that no longer exists carries no fault.
-                if exc.status_code != 404:
-                    raise
+            def step() -> None:
+                try:
+                    client.set_enabled(proxy, True)
+                except ToxiproxyError as exc:
+                    # A proxy that no longer exists carries no fault.
+                    if exc.status_code != 404:
+                        raise
 
-        last_resorts = [("POST /reset", client.reset), ("re-enable after reset", step)]
-    else:
-        raise FaultError(
-            f"network undo record has unknown kind {kind!r} (expected 'toxic' or 'proxy_disabled'): {undo!r}"
-        )
+            last_resorts = [("POST /reset", client.reset), ("re-enable after reset", step)]
+            what = f"proxy {proxy!r} disabled"
+        case _:
+            assert_never(undo)
 
     failures: list[str] = []
     for label, action in [("remove", step), ("retry", step), *last_resorts]:
@@ -242,7 +239,6 @@ def undo_network(undo: dict[str, Any], client: ToxiproxyClient) -> None:
             return
         except FaultError as exc:
             failures.append(f"{label}: {exc}")
-    what = f"toxic {toxic!r} on proxy {proxy!r}" if kind == "toxic" else f"proxy {proxy!r} disabled"
     raise FaultError(
         f"could not revert {what} at {client.url} after every escalation; the fault may still be "
         "applied: check toxiproxy (`drill stack status`) and run `drill recover --force`. "

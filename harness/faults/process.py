@@ -5,12 +5,10 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Mapping
-from typing import Any
-
-from pydantic import JsonValue
 
 from harness.errors import ScenarioError
 from harness.faults.base import FaultDescription, Onset
+from harness.rundir.undo import ProcessUndo
 from harness.runtime.local import LocalRuntime
 
 _SIGNALS = {"kill": signal.SIGKILL, "stop": signal.SIGTERM, "pause": signal.SIGSTOP}
@@ -31,7 +29,7 @@ class ProcessFault:
         return {
             "targets": [f"process:{n}" for n in self.names],
             "params": {"mode": self.mode},
-            "undo": {"kind": "process", "names": list[JsonValue](self.names), "mode": self.mode},
+            "undo": ProcessUndo(names=list(self.names), mode=self.mode),
         }
 
     def apply(self) -> Onset:
@@ -73,6 +71,6 @@ def process_fault(
     return ProcessFault(name, mode, names, runtime)
 
 
-def undo_process(undo: dict[str, Any]) -> None:
+def undo_process(undo: ProcessUndo) -> None:
     """After a crash the local stack is gone with its supervisor: nothing is left to restart."""
     return None

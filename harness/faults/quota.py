@@ -21,8 +21,9 @@ from typing import Any
 
 import httpx
 
-from harness.errors import FaultError, ScenarioError
+from harness.errors import FaultError
 from harness.faults.base import Fault, FaultContext, FaultDescription, Onset
+from harness.rundir.undo import QuotaHookUndo
 from harness.scenario.fault_specs import RegionQuotaDenialSpec
 
 HOOK_TIMEOUT_S = 5.0
@@ -44,7 +45,7 @@ class QuotaFault:
         return {
             "targets": [f"hook:{self.hook} {target}"],
             "params": dict(self.body),
-            "undo": {"kind": "quota_hook", "hook": self.hook, "body": dict(self.body)},
+            "undo": QuotaHookUndo(hook=self.hook, body=dict(self.body)),
         }
 
     def apply(self) -> Onset:
@@ -114,11 +115,9 @@ def active_denials(hook: str) -> list[dict[str, Any]]:
     return list(reply.json().get("denials", []))
 
 
-def undo_quota(undo: dict[str, Any]) -> None:
+def undo_quota(undo: QuotaHookUndo) -> None:
     """Lift a journaled denial from its ``undo`` record (``drill recover``); idempotent."""
-    if undo.get("kind") != "quota_hook":
-        raise ScenarioError(f"undo record of kind {undo.get('kind')!r} is not a quota hook fault")
-    _call("recover", "DELETE", str(undo["hook"]), dict(undo.get("body", {})))
+    _call("recover", "DELETE", undo.hook, dict(undo.body))
 
 
 __all__ = ["QuotaFault", "active_denials", "quota_fault", "undo_quota"]

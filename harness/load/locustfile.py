@@ -55,7 +55,7 @@ from locust.rpc.protocol import Message
 from locust.runners import MasterRunner, WorkerRunner
 
 if TYPE_CHECKING:  # for the type checker only: at run time streams.py is loaded by path below
-    from harness.load.streams import StreamTally
+    from harness.load.streams import ExpectedAnswer, StreamTally
     from harness.load.watchdog import Stretch
 
 PLAN_ENV = "DRILL_LOAD_PLAN"
@@ -409,9 +409,11 @@ def _record_request(
         answered = 200 <= status < 300
         error = stream.error_text(status) if answered else error_text(exception, status)
         stream_columns = stream.columns(status)
+        splice_columns = stream.splice_columns()
     else:
         error = error_text(exception, status)
         stream_columns = _samples.NON_STREAM_COLUMNS
+        splice_columns = _samples.NO_SPLICE_COLUMNS
     _writer.writerow(
         _sample_row(
             "locust",
@@ -422,18 +424,22 @@ def _record_request(
             getattr(response, "headers", None) if status else None,
             error,
             stream_columns,
+            None,
+            splice_columns,
         )
     )
 
 
 def stream_once(
-    client: HttpSession, method: str, path: str, body: str | None, headers: dict[str, str], timeout_s: float
+    client: HttpSession, method: str, path: str, body: str | None, headers: dict[str, str], timeout_s: float,
+    expected: ExpectedAnswer | None = None,
 ) -> None:
     """One streamed request through Locust's own client, reported once, when the stream ended:
     Locust's stats count it as a success only when ``[DONE]`` arrived (a cut stream fails with the
     sample's error text), and its response time is the whole stream. ``timeout_s`` bounds the
-    connect and each read, and the whole stream from the send on (as the prober's deadline)."""
-    tally = _streams.StreamTally(time.time())
+    connect and each read, and the whole stream from the send on (as the prober's deadline).
+    ``expected``: the answer to check the tokens against (``streams.expected_answer``)."""
+    tally = _streams.StreamTally(time.time(), expected)
     with client.request(
         method, path, data=body, headers=headers, stream=True, catch_response=True,
         timeout=(timeout_s, timeout_s), context={STREAM_CONTEXT_KEY: tally},
@@ -498,6 +504,7 @@ if not _plan.get("locustfile"):
         _body = str(_request["body"])
 
     if _streams.wants_stream(_request.get("json")):
+        _expected = _streams.expected_answer(_request.get("json"))
 
         class DrillStreamUser(HttpUser):
             """Sends the plan's streamed request in a closed loop with no wait, reading each
@@ -518,7 +525,7 @@ if not _plan.get("locustfile"):
 
             @task
             def send(self) -> None:
-                stream_once(self.client, self._method, self._path, _body, _headers, self._timeout_s)
+                stream_once(self.client, self._method, self._path, _body, _headers, self._timeout_s, _expected)
 
     else:
 

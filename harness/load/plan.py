@@ -29,6 +29,7 @@ class RequestSpec:
     json: Any | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     body: str | None = None
+    answer_schema: str | None = None  # the probe checks 2xx answers against it (streams.SCHEMAS)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", self.method.upper())
@@ -63,6 +64,7 @@ class RequestSpec:
             "json": self.json,
             "headers": dict(self.headers),
             "body": self.body,
+            "answer_schema": self.answer_schema,
         }
 
     @classmethod
@@ -73,6 +75,7 @@ class RequestSpec:
             json=data.get("json"),
             headers={str(k): str(v) for k, v in (data.get("headers") or {}).items()},
             body=data.get("body"),
+            answer_schema=data.get("answer_schema"),
         )
 
 

@@ -51,7 +51,7 @@ import httpx
 
 from harness.load.plan import LoadPlan
 from harness.load.samples import COLUMNS, EXIT_WRITE_ERROR, NON_STREAM_COLUMNS, GuardedFile, sample_row
-from harness.load.streams import StreamTally, wants_stream
+from harness.load.streams import INVALID_PREFIX, StreamTally, check_body, expected_answer, wants_stream
 from harness.load.watchdog import report_write_error, say
 
 FLUSH_INTERVAL_S = 0.2  # the live stop condition reads these files: keep them fresh
@@ -99,6 +99,8 @@ class Prober:
         self._url = plan.url(request)
         self._body, self._headers = request.encoded_body()
         self._stream = wants_stream(request.json)
+        self._expected = expected_answer(request.json) if self._stream else None  # tokens checked against it
+        self._schema = request.answer_schema  # 2xx answers checked against it (None: not checked)
         # A skipped launch asked for a stream too (stream 1), though nothing arrived.
         self._unsent_stream_columns = StreamTally(0.0).columns(0) if self._stream else NON_STREAM_COLUMNS
         self._limit = in_flight_limit if in_flight_limit is not None else max_in_flight(plan)
@@ -190,6 +192,9 @@ class Prober:
         end_s = time.time()
         status = response.status_code
         error = "" if 200 <= status < 300 else f"HTTP {status}"
+        if not error and self._schema is not None:
+            invalid = check_body(self._schema, response.content)
+            error = "" if invalid is None else INVALID_PREFIX + invalid
         self._csv.writerow(
             sample_row("probe", start_s, end_s, status, len(response.content), response.headers, error,
                        NON_STREAM_COLUMNS, intended_s)
@@ -199,7 +204,7 @@ class Prober:
         """One streamed probe: the tally follows the body as it arrives; the total deadline, a
         reset or a clean end without [DONE] ends it, and what arrived until then is recorded."""
         start_s = time.time()
-        tally = StreamTally(start_s)
+        tally = StreamTally(start_s, self._expected, check_chunks=self._schema is not None)
         status = 0
         headers: httpx.Headers | None = None
         body_bytes = 0
@@ -229,7 +234,7 @@ class Prober:
             error = f"HTTP {status}"
         self._csv.writerow(
             sample_row("probe", start_s, end_s, status, body_bytes, headers, error, tally.columns(status),
-                       intended_s)
+                       intended_s, tally.splice_columns())
         )
 
     async def _flush_forever(self) -> None:

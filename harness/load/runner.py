@@ -40,12 +40,12 @@ from types import TracebackType
 from harness.errors import DrillError
 from harness.load.plan import LoadPlan, split_host_port
 from harness.load.samples import EXIT_WRITE_ERROR, LOCUST_FILE, PROBE_FILE, SAMPLES_DIR
+from harness.rundir import LOAD_WORKERS_FILE
 
 HARNESS_LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 RUN_TIME_MARGIN_S = 5.0
 STOP_GRACE_S = 10.0
 LOG_TAIL_CHARS = 2000
-WORKERS_FILE = "locust-workers.json"
 EXPECT_WORKERS_MAX_WAIT_S = 30
 
 
@@ -90,7 +90,7 @@ class LoadRunner:
         self._locust: subprocess.Popen[bytes] | None = None
         self._prober: subprocess.Popen[bytes] | None = None
         self._workers: list[subprocess.Popen[bytes]] = []
-        self.workers_file = self.run_dir / WORKERS_FILE
+        self.workers_file = self.run_dir / LOAD_WORKERS_FILE
         self.master_host, self.master_port = (
             split_host_port(plan.master_bind) if plan.master_bind else ("127.0.0.1", 0)
         )
@@ -333,35 +333,6 @@ class LoadRunner:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-@dataclass(frozen=True)
-class LoadClock:
-    """The distributed load's clocks (``locust-workers.json``): each worker's offset against the
-    master, its uncertainty (rtt / 2) and row count; ``uncertainty_s`` is the largest, which
-    every figure's resolution carries."""
-
-    workers: dict[str, dict[str, object]]
-    uncertainty_s: float
-
-    def to_dict(self) -> dict[str, object]:
-        return {"file": WORKERS_FILE, "uncertainty_s": round(self.uncertainty_s, 6), "workers": self.workers}
-
-
-def load_clock(run_dir: Path) -> LoadClock | None:
-    """The run's :class:`LoadClock`; None when its Locust ran in one process."""
-    import json
-
-    path = Path(run_dir) / WORKERS_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        workers = {str(k): dict(v) for k, v in data["workers"].items()}
-        uncertainty_s = max((float(w.get("uncertainty_s") or 0.0) for w in workers.values()), default=0.0)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise LoadError(f"{path}: cannot be read as the load workers' clocks ({exc})") from None
-    return LoadClock(workers, uncertainty_s)
 
 
 def locust_worker_command(plan: LoadPlan, master_host: str, master_port: int) -> list[str]:

@@ -25,6 +25,15 @@ fixed-rate open-loop prober). Both share :data:`COLUMNS`:
   same wall clock as ``start``, 6 decimals), so ``start - intended`` is its schedule lag; ""
   on Locust rows (closed-loop users have no schedule). Files written before it lack the column
   and read as "" (harness/rundir/frames.py).
+- ``splices``     times a stream's answer went on from another source mid-stream (the chunk ``id``
+  changed, or a token did not follow the one before in the expected answer); 0 when none
+- ``splice_tokens_before`` tokens received before the first splice; -1 without a splice
+- ``splice_gap_ms`` the longest arrival gap across a splice, ms; "" without a splice
+- ``tokens_lost``, ``tokens_repeated``, ``foreign_tokens`` the answer checked token by token
+  against the reference answer to the request's model and prompt (harness/load/streams.py):
+  tokens skipped, tokens received twice, tokens of another answer; -1 when not checked.
+  These six (:data:`SPLICE_COLUMNS`) come last; files written before them read with
+  :data:`NO_SPLICE_COLUMNS`.
 
 A stream's ``ok`` is 1 only when it completed, and its ``end``/``latency_ms`` are when the stream
 ended (harness/load/streams.py reads the stream). Rows of requests that did not ask for a stream
@@ -59,10 +68,19 @@ COLUMNS = [
     "stream_completed",
     "cut_after_tokens",
     "intended",
+    "splices",
+    "splice_tokens_before",
+    "splice_gap_ms",
+    "tokens_lost",
+    "tokens_repeated",
+    "foreign_tokens",
 ]
-STREAM_COLUMNS = COLUMNS[-7:-1]
+STREAM_COLUMNS = COLUMNS[-13:-7]
 NON_STREAM_COLUMNS = ("0", "", "0", "", "0", "-1")
 """The stream columns of a request that did not ask for a stream."""
+SPLICE_COLUMNS = COLUMNS[-6:]
+NO_SPLICE_COLUMNS = ("0", "-1", "", "-1", "-1", "-1")
+"""The splice columns of a request that did not stream (or whose answer was not checked)."""
 
 # The run-directory layout is harness/rundir's; these copies exist because the locustfile loads
 # this module by path in Locust's child process, where it must import nothing from harness.
@@ -83,11 +101,13 @@ def sample_files(run_dir: Path) -> list[Path]:
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FLOAT_COLUMNS = ("start", "end", "latency_ms")
 INT_COLUMNS = ("status", "ok", "bytes", "degraded")
-# Stream columns read back (the "" of an absent ttft/gap becomes NaN); a file written before they
+# Stream and splice columns read back (the "" of an absent ttft/gap/splice gap becomes NaN); a file written before they
 # existed has none of them, and typed_row fills the non-stream defaults.
-STREAM_FLOAT_COLUMNS = ("ttft_ms", "max_gap_ms")
-STREAM_INT_COLUMNS = ("stream", "tokens", "stream_completed", "cut_after_tokens")
-STREAM_DEFAULTS = dict(zip(STREAM_COLUMNS, NON_STREAM_COLUMNS, strict=True))
+STREAM_FLOAT_COLUMNS = ("ttft_ms", "max_gap_ms", "splice_gap_ms")
+STREAM_INT_COLUMNS = ("stream", "tokens", "stream_completed", "cut_after_tokens", "splices", "splice_tokens_before",
+                      "tokens_lost", "tokens_repeated", "foreign_tokens")
+STREAM_DEFAULTS = {**dict(zip(STREAM_COLUMNS, NON_STREAM_COLUMNS, strict=True)),
+                   **dict(zip(SPLICE_COLUMNS, NO_SPLICE_COLUMNS, strict=True))}
 
 
 def sample_row(
@@ -100,6 +120,7 @@ def sample_row(
     error: str,
     stream_columns: Sequence[str] = NON_STREAM_COLUMNS,
     intended_s: float | None = None,
+    splice_columns: Sequence[str] = NO_SPLICE_COLUMNS,
 ) -> list[str]:
     """One CSV row in :data:`COLUMNS` order.
 
@@ -109,6 +130,7 @@ def sample_row(
     ``stream_columns``: the :data:`STREAM_COLUMNS` values, from ``StreamTally.columns`` for a
     stream; a cut stream's ``error`` (``StreamTally.error_text``) makes it not ok.
     ``intended_s``: when the request was due by a schedule (the prober's); None for Locust.
+    ``splice_columns``: the :data:`SPLICE_COLUMNS` values, from ``StreamTally.splice_columns``.
     """
     get = getattr(headers, "get", None)
     if get is None:
@@ -135,6 +157,7 @@ def sample_row(
         error,
         *stream_columns,
         "" if intended_s is None else f"{intended_s:.6f}",
+        *splice_columns,
     ]
 
 

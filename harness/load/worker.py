@@ -30,7 +30,8 @@ def worker_plan(load: LoadSpec) -> LoadPlan:
     """What a worker sends: the scenario's request, locustfile and timeout."""
 
     def req(r: RequestSpec) -> PlanRequest:
-        return PlanRequest(method=r.method, path=r.path, json=r.json_body, headers=dict(r.headers), body=r.body)
+        return PlanRequest(method=r.method, path=r.path, json=r.json_body, headers=dict(r.headers), body=r.body,
+                           answer_schema=r.answer_schema)
 
     return LoadPlan(
         host=load.host,

@@ -13,6 +13,7 @@ requests), ``buckets`` (grid, sustained runs), ``phases``, ``recovery`` (per-fau
 ``run`` (everything at once), ``testing`` (synthetic samples).
 """
 
+from harness.measure.answers import AnswerStats, answer_phase_stats
 from harness.measure.goodness import LatencyBound, good_mask, latency_bound, visible_at
 from harness.measure.model import FaultTiming, MeasureSettings, ObjectiveSpec, Phases
 from harness.measure.objectives import ObjectiveResult, all_met, evaluate_objectives
@@ -21,10 +22,12 @@ from harness.measure.recovery import FaultMeasure, measure_fault, resolution_s
 from harness.measure.routing import primary_tier
 from harness.measure.run import METHOD_ID, Measurement, measure_run
 from harness.measure.samples import SAMPLE_COLUMNS, SAMPLE_DTYPES, empty_samples, sort_samples
-from harness.measure.streams import StreamStats, completion_window, stream_phase_stats, stream_stats_for
+from harness.measure.streams import SpliceStats, StreamStats, completion_window, stream_phase_stats, stream_stats_for
 from harness.measure.timeline import timeline
 
 __all__ = [
+    "AnswerStats",
+    "answer_phase_stats",
     "METHOD_ID",
     "SAMPLE_COLUMNS",
     "SAMPLE_DTYPES",
@@ -36,6 +39,7 @@ __all__ = [
     "ObjectiveResult",
     "ObjectiveSpec",
     "PhaseStats",
+    "SpliceStats",
     "StreamStats",
     "Phases",
     "all_met",

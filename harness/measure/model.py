@@ -51,7 +51,10 @@ class ObjectiveSpec:
     (``2x baseline`` -> 2.0); set at most one of them. ``failover_to`` names a tier.
     ``ttft_p95_ms`` / ``ttft_p95_baseline_factor`` / ``ttft_p95_during`` bound the p95 time to
     first token of streamed requests the same way; ``min_stream_completion`` is the least share
-    of streams (sent in the fault and recovery phases) that must complete.
+    of streams (sent in the fault and recovery phases) that must complete. ``splice_gap_p95_ms``,
+    ``max_tokens_lost``, ``max_tokens_repeated`` and ``max_foreign_tokens`` bound the splice
+    figures of those streams (harness/measure/streams.py). ``max_invalid_answer_rate`` bounds the
+    share of the fault phase's probe answers that did not match their API (measure/answers.py).
     """
 
     rto_s: float | None = None
@@ -65,6 +68,11 @@ class ObjectiveSpec:
     ttft_p95_baseline_factor: float | None = None
     ttft_p95_during: str = "fault"
     min_stream_completion: float | None = None
+    splice_gap_p95_ms: float | None = None
+    max_tokens_lost: int | None = None
+    max_tokens_repeated: int | None = None
+    max_foreign_tokens: int | None = None
+    max_invalid_answer_rate: float | None = None
 
     def __post_init__(self) -> None:
         for name, absolute, factor, during in (

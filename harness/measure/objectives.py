@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.measure.answers import AnswerStats
 from harness.measure.model import ObjectiveSpec
 from harness.measure.phases import PhaseStats
 from harness.measure.recovery import IMPACT_UNRECOVERED, FaultMeasure
@@ -38,9 +39,11 @@ def evaluate_objectives(
     baseline_ttft_p95_ms: float | None = None,
     ttft_window: StreamStats | None = None,
     completion: StreamStats | None = None,
+    answers: AnswerStats | None = None,
 ) -> list[ObjectiveResult]:
     """Every objective set in ``spec``, in the order rto_s, max_error_rate, p95_ms,
-    failover_to, max_lost_requests, ttft_p95_ms, min_stream_completion.
+    failover_to, max_lost_requests, ttft_p95_ms, min_stream_completion, splice_gap_p95_ms,
+    max_tokens_lost, max_tokens_repeated, max_foreign_tokens, max_invalid_answer_rate.
 
     ``rto_s`` is checked against the worst fault; ``max_error_rate`` against the fault phase
     (constant-rate stream); ``p95_ms`` against ``p95_window`` (the window ``spec.p95_during``
@@ -48,7 +51,9 @@ def evaluate_objectives(
     from that tier; ``lost_requests`` counts status-0 requests after the first onset.
     ``ttft_p95_ms`` is checked against ``ttft_window`` (the window ``spec.ttft_p95_during`` names,
     streams only) and a relative bound against ``baseline_ttft_p95_ms``; ``min_stream_completion``
-    against ``completion`` (the streams of the fault and recovery phases).
+    against ``completion`` (the streams of the fault and recovery phases), and so are the splice
+    objectives (its probe streams); ``max_invalid_answer_rate`` against ``answers`` (the fault
+    phase's).
     """
     results: list[ObjectiveResult] = []
     fault_phase = phases.get("fault")
@@ -71,6 +76,14 @@ def evaluate_objectives(
         results.append(_ttft_p95(spec, ttft_window, baseline_ttft_p95_ms))
     if spec.min_stream_completion is not None:
         results.append(_stream_completion(spec.min_stream_completion, completion))
+    if spec.splice_gap_p95_ms is not None:
+        results.append(_splice_gap(spec.splice_gap_p95_ms, completion))
+    for name, bound in (("max_tokens_lost", spec.max_tokens_lost), ("max_tokens_repeated", spec.max_tokens_repeated),
+                        ("max_foreign_tokens", spec.max_foreign_tokens)):
+        if bound is not None:
+            results.append(_answer_tokens(name, bound, completion))
+    if spec.max_invalid_answer_rate is not None:
+        results.append(_invalid_answers(spec.max_invalid_answer_rate, answers))
     return results
 
 
@@ -208,3 +221,58 @@ def _stream_completion(target: float, window: StreamStats | None) -> ObjectiveRe
         f"{window.failed_mid_stream} failed mid-stream, {window.failed_before_first_token} before the first token"
     )
     return ObjectiveResult(name, target, measured, measured >= target, note)
+
+
+SPLICE_WHERE = "the fault and recovery phases"
+
+
+def _splice_gap(target_ms: float, window: StreamStats | None) -> ObjectiveResult:
+    name = "splice_gap_p95_ms"
+    splices = None if window is None else window.splices
+    if splices is None or splices.splice_gap_p95_ms is None:
+        streams = 0 if window is None else window.streams
+        return ObjectiveResult(
+            name, target_ms, None, False,
+            f"not measurable: no stream was spliced in {SPLICE_WHERE} ({streams} streams; a stream that "
+            "broke without being resumed is no splice: see min_stream_completion)",
+        )
+    measured = round(splices.splice_gap_p95_ms, 3)
+    note = (f"splice gap p95 of {splices.spliced} spliced {splices.stream} streams in {SPLICE_WHERE} "
+            f"(p50 {splices.splice_gap_p50_ms or 0.0:.1f} ms, max {splices.splice_gap_max_ms or 0.0:.1f} ms)")
+    return ObjectiveResult(name, target_ms, measured, measured <= target_ms, note)
+
+
+_ANSWER_WORDS = {"max_tokens_lost": ("tokens_lost", "tokens_lost_max", "lost"),
+                 "max_tokens_repeated": ("tokens_repeated", "tokens_repeated_max", "repeated"),
+                 "max_foreign_tokens": ("foreign_tokens", "foreign_tokens_max", "from another answer")}
+
+
+def _answer_tokens(name: str, target: int, window: StreamStats | None) -> ObjectiveResult:
+    """The worst checked stream's count of lost / repeated / foreign tokens."""
+    total_field, max_field, word = _ANSWER_WORDS[name]
+    splices = None if window is None else window.splices
+    worst = None if splices is None else getattr(splices, max_field)
+    if splices is None or worst is None:
+        return ObjectiveResult(
+            name, target, None, False,
+            f"not measurable: no stream in {SPLICE_WHERE} could be checked token by token (the request "
+            "must be a chat request with model and messages, answered by a server whose answers are "
+            "known: the reference model servers)",
+        )
+    total = getattr(splices, total_field)
+    note = (f"worst of {splices.checked} checked {splices.stream} streams in {SPLICE_WHERE}; {total} tokens "
+            f"{word} in all, {splices.spliced} streams spliced")
+    return ObjectiveResult(name, target, worst, worst <= target, note)
+
+
+def _invalid_answers(target: float, answers: AnswerStats | None) -> ObjectiveResult:
+    name = "max_invalid_answer_rate"
+    if answers is None or answers.invalid_rate is None:
+        return ObjectiveResult(name, target, None, False, "not measurable: the fault phase has no requests")
+    measured = round(answers.invalid_rate, 6)
+    note = (f"{answers.invalid} of {answers.requests} {answers.stream} answers in the fault phase "
+            "did not match their API")
+    if answers.reasons:
+        reason, count = next(iter(answers.reasons.items()))
+        note += f"; most often ({count}): {reason}"
+    return ObjectiveResult(name, target, measured, measured <= target, note)

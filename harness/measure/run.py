@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from harness.measure.answers import AnswerStats, answer_phase_stats, has_invalid_answers
 from harness.measure.goodness import describe_good, good_mask, latency_bound, visible_at
 from harness.measure.health import Health, assess_health
 from harness.measure.model import FaultTiming, HarnessTrouble, MeasureSettings, ObjectiveSpec, Phases
@@ -43,6 +44,8 @@ class Measurement:
     stream_completion: StreamStats | None = None
     """The streams of the fault and recovery phases (``min_stream_completion``'s window)."""
     ttft_window: StreamStats | None = None
+    answers: dict[str, AnswerStats] = field(default_factory=dict)
+    """Per phase, answers checked against their API; {} when none was invalid and no objective asks."""
     health: Health | None = None
     """The instrument's own health (measure/health.py); None for a run directory made before the
     harness recorded it (no ``intended`` column): such runs recompute to the figures they gave."""
@@ -126,6 +129,9 @@ def measure_run(
     completion = completion_window(samples, phases, primary) if streams else None
     ttft_window = _ttft_window(samples, objectives, streams, stats, measured, primary)
     baseline_streams = streams.get("baseline")
+    answers: dict[str, AnswerStats] = {}
+    if objectives.max_invalid_answer_rate is not None or has_invalid_answers(samples):
+        answers = answer_phase_stats(samples, phases)
     results = evaluate_objectives(
         objectives,
         phases=stats,
@@ -137,6 +143,7 @@ def measure_run(
         baseline_ttft_p95_ms=None if baseline_streams is None else baseline_streams.ttft_p95_ms,
         ttft_window=ttft_window,
         completion=completion,
+        answers=answers.get("fault"),
     )
     health = None if troubles is None else assess_health(
         samples, phases, troubles, spec=objectives, objectives=results, stats=stats, faults=measured,
@@ -159,6 +166,7 @@ def measure_run(
         streams=streams,
         stream_completion=completion,
         ttft_window=ttft_window,
+        answers=answers,
         health=health,
     )
 

@@ -29,6 +29,12 @@ SAMPLE_DTYPES: dict[str, str] = {
     "stream_completed": "int8",
     "cut_after_tokens": "int64",
     "intended": "float64",
+    "splices": "int64",
+    "splice_tokens_before": "int64",
+    "splice_gap_ms": "float64",
+    "tokens_lost": "int64",
+    "tokens_repeated": "int64",
+    "foreign_tokens": "int64",
 }
 """The dtype of every sample column; text columns hold "" (never NaN) when a value is absent.
 
@@ -39,7 +45,10 @@ send -> first token (NaN when no token arrived or not a stream), ``tokens`` rece
 ``stream_completed`` 1 when ``[DONE]`` arrived on a 2xx answer, ``cut_after_tokens`` the tokens a
 2xx stream had delivered when it ended without ``[DONE]`` (-1 otherwise). ``intended`` (last) is
 the instant a probe was due by its schedule (epoch s; NaN on Locust rows and in files written
-before the column existed): ``start - intended`` is the probe's schedule lag."""
+before the column existed): ``start - intended`` is the probe's schedule lag. The last six (after
+``intended``) are a stream's splice and its answer checked token by token (harness/load/samples.py):
+``splices`` (0 without one), ``splice_tokens_before`` (-1 without a splice), ``splice_gap_ms`` (NaN
+without a splice), ``tokens_lost``, ``tokens_repeated``, ``foreign_tokens`` (-1 when not checked)."""
 
 STREAM_DEFAULTS: dict[str, float | int] = {
     "stream": 0,
@@ -55,7 +64,18 @@ those columns existed read with these values (harness/rundir/frames.py)."""
 STREAM_COLUMNS: list[str] = list(STREAM_DEFAULTS)
 """The streaming columns, in file order (the six before ``intended``)."""
 
-OPTIONAL_DEFAULTS: dict[str, float | int] = {**STREAM_DEFAULTS, "intended": float("nan")}
+SPLICE_DEFAULTS: dict[str, float | int] = {
+    "splices": 0,
+    "splice_tokens_before": -1,
+    "splice_gap_ms": float("nan"),
+    "tokens_lost": -1,
+    "tokens_repeated": -1,
+    "foreign_tokens": -1,
+}
+"""What a request that did not stream (or was not checked) holds in the splice columns, the last six;
+sample files written before those columns existed read with these values."""
+
+OPTIONAL_DEFAULTS: dict[str, float | int] = {**STREAM_DEFAULTS, "intended": float("nan"), **SPLICE_DEFAULTS}
 """Every column a sample file may lack because it was written before the column existed, and the
 value such a file reads with (harness/rundir/frames.py)."""
 

@@ -20,6 +20,15 @@ stack is slow); without probe streams in the window they fall back to every stre
 (``ttft_stream`` = ``all``). Only streams whose first token arrived have a TTFT (a stream that
 got none is counted as failed before the first token, never as fast), linear interpolation
 between ranks as for latency.
+
+**Splices** (harness/load/streams.py): a stream is *spliced* when its answer went on from another
+source mid-stream (``splices`` >= 1); its *splice gap* is the longest arrival gap across a splice
+(``splice_gap_ms``). A stream is *checked* when its tokens were placed in the reference answer to
+its request (``tokens_lost`` >= 0): then it says how many tokens were lost, repeated, or foreign
+(another answer's). These figures come from the probe's streams, like TTFT (from every stream when
+the probe sent none); the objectives ``splice_gap_p95_ms``, ``max_tokens_lost``,
+``max_tokens_repeated`` and ``max_foreign_tokens`` are judged on the worst stream (the p95 for the
+gap) of the fault and recovery phases.
 """
 
 from __future__ import annotations
@@ -58,6 +67,32 @@ class StreamStats:
     ttft_p95_ms: float | None
     failed_over: int | None
     primary_tier: str | None
+    splices: SpliceStats | None = None
+
+
+@dataclass(frozen=True)
+class SpliceStats:
+    """The splice and answer figures of a window's probe streams (``stream``: ``probe``, or
+    ``all`` when the probe sent no stream). ``spliced`` streams had a splice; the gap figures are
+    over them (None without one). ``checked`` streams were placed token by token in their
+    expected answer; the lost / repeated / foreign figures are over them (sums and the worst
+    stream; None without a checked stream)."""
+
+    stream: str
+    streams: int
+    spliced: int
+    splice_gap_p50_ms: float | None
+    splice_gap_p95_ms: float | None
+    splice_gap_max_ms: float | None
+    tokens_before_splice_p50: float | None
+    tokens_after_splice_p50: float | None
+    checked: int
+    tokens_lost: int
+    tokens_lost_max: int | None
+    tokens_repeated: int
+    tokens_repeated_max: int | None
+    foreign_tokens: int
+    foreign_tokens_max: int | None
 
 
 def has_streams(samples: pd.DataFrame) -> bool:
@@ -87,6 +122,7 @@ def stream_stats_for(
     p50 = p95 = None
     if first_tokens.size:
         p50, p95 = (float(v) for v in np.percentile(first_tokens, (50.0, 95.0)))
+    splices = _splice_stats(samples, rows, streamed, from_probe)
     failed_over = None
     if primary_tier is not None:
         failed_over = int(np.count_nonzero((tiers != "") & (tiers != primary_tier)))
@@ -108,6 +144,55 @@ def stream_stats_for(
         ttft_p95_ms=p95,
         failed_over=failed_over,
         primary_tier=primary_tier,
+        splices=splices,
+    )
+
+
+def _splice_stats(samples: pd.DataFrame, rows: slice, streamed: np.ndarray,
+                  from_probe: np.ndarray) -> SpliceStats | None:
+    """:class:`SpliceStats` of the window's streams; None when no stream was spliced or checked
+    (or the frame predates the splice columns)."""
+    if "splices" not in samples.columns:
+        return None
+    which = "probe" if from_probe.any() else "all"
+    chosen = from_probe if which == "probe" else np.ones_like(from_probe)
+
+    def column(name: str) -> np.ndarray:
+        return np.asarray(samples[name].to_numpy()[rows][streamed][chosen])
+
+    splices = column("splices")
+    gap_ms = column("splice_gap_ms")
+    before = column("splice_tokens_before")
+    tokens = column("tokens")
+    lost, repeated, foreign = column("tokens_lost"), column("tokens_repeated"), column("foreign_tokens")
+    spliced = (splices >= 1) & np.isfinite(gap_ms)
+    checked = lost >= 0
+    if not spliced.any() and not checked.any():
+        return None
+    p50 = p95 = top = None
+    if spliced.any():
+        p50, p95 = (float(v) for v in np.percentile(gap_ms[spliced], (50.0, 95.0)))
+        top = float(gap_ms[spliced].max())
+
+    def worst(values: np.ndarray) -> int | None:
+        return int(values[checked].max()) if checked.any() else None
+
+    return SpliceStats(
+        stream=which,
+        streams=int(splices.size),
+        spliced=int(spliced.sum()),
+        splice_gap_p50_ms=p50,
+        splice_gap_p95_ms=p95,
+        splice_gap_max_ms=top,
+        tokens_before_splice_p50=float(np.median(before[spliced])) if spliced.any() else None,
+        tokens_after_splice_p50=float(np.median(tokens[spliced] - before[spliced])) if spliced.any() else None,
+        checked=int(checked.sum()),
+        tokens_lost=int(lost[checked].sum()),
+        tokens_lost_max=worst(lost),
+        tokens_repeated=int(repeated[checked].sum()),
+        tokens_repeated_max=worst(repeated),
+        foreign_tokens=int(foreign[checked].sum()),
+        foreign_tokens_max=worst(foreign),
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.measure.samples import SAMPLE_COLUMNS, SAMPLE_DTYPES, STREAM_DEFAULTS, empty_samples, sort_samples
+from harness.measure.samples import OPTIONAL_DEFAULTS, SAMPLE_COLUMNS, SAMPLE_DTYPES, empty_samples, sort_samples
 
 
 def probe_segment(
@@ -57,7 +57,7 @@ def probe_segment(
             "region": region if ok else "",
             "degraded": degraded if ok else 0,
             "error": error,
-            **STREAM_DEFAULTS,
+            **OPTIONAL_DEFAULTS,
         },
         columns=SAMPLE_COLUMNS,
     )

@@ -17,6 +17,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pydantic import JsonValue
+
 from harness.metrics.client import Sample, Series, series_name
 from harness.scenario.model import PromCheck
 
@@ -70,7 +72,7 @@ class CheckOutcome:
     observed_min: float | None = None
     observed_max: float | None = None
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, JsonValue]:
         return {
             "query": self.query, "condition": self.condition, "passed": self.passed, "detail": self.detail,
             "start": self.start, "end": self.end, "observed_min": self.observed_min, "observed_max": self.observed_max,

@@ -31,8 +31,17 @@ from harness.errors import AbortedError, ScenarioError
 from harness.metrics import METRICS_FILE
 from harness.metrics.checks import CheckOutcome, ConditionTracker, ConditionTrip, first_broken_at, judge_window
 from harness.metrics.client import PrometheusClient, PrometheusError, PromQLError, Series
+from harness.rundir.events import (
+    DependencyLost,
+    MetricsError,
+    MetricsPreflight,
+    MetricsRecorded,
+    MetricsSteadyStateAfter,
+    StopMetricsReaction,
+    StopTripped,
+)
+from harness.rundir.journal import Journal
 from harness.runtime.base import Runtime
-from harness.safety.journal import Journal
 from harness.scenario.model import PromCheck, Scenario
 
 POLL_S = 0.25  # stop conditions: well under the 1 s scrape interval, so a new sample is seen within 0.25 s
@@ -86,14 +95,14 @@ class MetricsWatch:
             for query in self._all_queries():
                 self.client.query(query)
         except PromQLError as exc:
-            self.journal.write("metrics.preflight", url=url, ok=False, error=str(exc))
+            self.journal.write(MetricsPreflight(url=url, ok=False, error=str(exc)))
             raise ScenarioError(f"{exc}. Nothing was applied.") from None
         except PrometheusError as exc:
-            self.journal.write("metrics.preflight", url=url, ok=False, error=str(exc))
+            self.journal.write(MetricsPreflight(url=url, ok=False, error=str(exc)))
             raise AbortedError(f"{exc}. Nothing was applied.", reason="preflight") from None
         outcomes = self._steady_state_now()
-        self.journal.write("metrics.preflight", url=url, ok=all(o.passed for o in outcomes),
-                           scrape_interval_s=self.scrape_interval_s, steady_state=[o.to_dict() for o in outcomes])
+        self.journal.write(MetricsPreflight(url=url, ok=all(o.passed for o in outcomes),
+                           scrape_interval_s=self.scrape_interval_s, steady_state=[o.to_dict() for o in outcomes]))
         failed = [o for o in outcomes if not o.passed]
         for o in outcomes:
             mark = "met" if o.passed else "[red]NOT met[/red]"
@@ -152,7 +161,7 @@ class MetricsWatch:
             except PrometheusError as exc:
                 self._failing_since = self._failing_since or now
                 if now - self._failing_since >= LOST_AFTER_S:
-                    self.journal.write("dependency.lost", what="prometheus", url=self.client.url, error=str(exc))
+                    self.journal.write(DependencyLost(what="prometheus", url=self.client.url, error=str(exc)))
                     raise AbortedError(
                         f"the stop condition cannot be evaluated: {exc} (for {LOST_AFTER_S:g} s)", reason="dependency"
                     ) from None
@@ -164,11 +173,11 @@ class MetricsWatch:
         return None
 
     def tripped(self, trip: ConditionTrip, detected_at: float) -> None:
-        self.journal.write(
-            "stop.tripped", condition=trip.condition(), query=trip.check.query, source="prometheus",
+        self.journal.write(StopTripped(
+            condition=trip.condition(), query=trip.check.query, source="prometheus",
             measured=None if math.isnan(trip.breach.value) else trip.breach.value, series=trip.breach.series,
             for_s=trip.check.for_s, broken_since=trip.broken_since, held_at=trip.held_at, detected_at=detected_at,
-        )
+        ))
 
     def rolled_back(self, trip: ConditionTrip, rollback_done_at: float) -> dict[str, Any]:
         """When the condition became true in Prometheus (a fine range query over the last
@@ -184,17 +193,18 @@ class MetricsWatch:
             # first evaluation that saw the breach cannot precede the sample: take the earlier.
             true_at = trip.broken_since if true_at is None else min(true_at, trip.broken_since)
         except PrometheusError as exc:
-            self.journal.write("metrics.error", what="stop reaction", error=str(exc))
+            self.journal.write(MetricsError(what="stop reaction", error=str(exc)))
         held_in_prometheus = None if true_at is None else true_at + trip.check.for_s
-        figures = {
-            "condition_true_at": true_at,
-            "condition_held_at": held_in_prometheus,
-            "rollback_done_at": rollback_done_at,
-            "true_to_rollback_s": None if true_at is None else rollback_done_at - true_at,
-            "held_to_rollback_s": None if held_in_prometheus is None else rollback_done_at - held_in_prometheus,
-            "scrape_interval_s": self.scrape_interval_s,
-        }
-        self.journal.write("stop.metrics_reaction", **figures)
+        reaction = StopMetricsReaction(
+            condition_true_at=true_at,
+            condition_held_at=held_in_prometheus,
+            rollback_done_at=rollback_done_at,
+            true_to_rollback_s=None if true_at is None else rollback_done_at - true_at,
+            held_to_rollback_s=None if held_in_prometheus is None else rollback_done_at - held_in_prometheus,
+            scrape_interval_s=self.scrape_interval_s,
+        )
+        self.journal.write(reaction)
+        figures: dict[str, Any] = reaction.fields()
         if held_in_prometheus is not None:
             self.say(
                 f"rollback finished {rollback_done_at - held_in_prometheus:.2f} s after the condition held in "
@@ -210,7 +220,7 @@ class MetricsWatch:
         # The last scrape of the recovery phase must land before the window is judged.
         time.sleep(self.scrape_interval_s + 0.5)
         outcomes = self._judge(recovery_end, "after recovery")
-        self.journal.write("metrics.steady_state_after", steady_state=[o.to_dict() for o in outcomes])
+        self.journal.write(MetricsSteadyStateAfter(steady_state=[o.to_dict() for o in outcomes]))
         for o in outcomes:
             mark = "held" if o.passed else "[red]NOT met[/red]"
             self.say(f"steady state after recovery {mark}: {escape(o.condition)} ({escape(o.detail)})")
@@ -249,8 +259,8 @@ class MetricsWatch:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
         os.replace(tmp, path)
-        self.journal.write("metrics.recorded", file=METRICS_FILE, queries=len(recorded),
-                           errors=[e["error"] for e in recorded if "error" in e])
+        self.journal.write(MetricsRecorded(file=METRICS_FILE, queries=len(recorded),
+                           errors=[e["error"] for e in recorded if "error" in e]))
 
     def close(self) -> None:
         self.client.close()

@@ -28,7 +28,8 @@ from pydantic import JsonValue
 from harness.errors import ScenarioError
 from harness.metrics import METRICS_FILE
 from harness.rundir import journal_path
-from harness.safety.journal import read_journal
+from harness.rundir.events import MetricsPreflight, MetricsSteadyStateAfter, StopMetricsReaction
+from harness.rundir.journal import read_journal
 
 
 def read_metrics_file(run_dir: Path) -> dict[str, Any] | None:
@@ -64,16 +65,16 @@ def metrics_summary(run_dir: Path) -> MetricsSummary | None:
     after: list[dict[str, Any]] | None = None
     reaction: dict[str, JsonValue] | None = None
     url = scrape = None
-    for rec in read_journal(journal_path(Path(run_dir))):
-        event = rec.get("event")
-        if event == "metrics.preflight":
-            url = rec.get("url")
-            scrape = rec.get("scrape_interval_s", scrape)
-            preflight = list(rec.get("steady_state") or [])
-        elif event == "metrics.steady_state_after":
-            after = list(rec.get("steady_state") or [])
-        elif event == "stop.metrics_reaction":
-            reaction = {k: v for k, v in rec.items() if k not in ("ts", "at", "event")}
+    for record in read_journal(journal_path(Path(run_dir))):
+        match record.event:
+            case MetricsPreflight() as checked:
+                url = checked.url
+                scrape = checked.scrape_interval_s if "scrape_interval_s" in checked.model_fields_set else scrape
+                preflight = list(checked.steady_state)
+            case MetricsSteadyStateAfter(steady_state=steady_state):
+                after = list(steady_state)
+            case StopMetricsReaction() as seen:
+                reaction = seen.fields()
     if document is None and url is None:
         return None
     doc = document or {}

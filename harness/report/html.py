@@ -175,6 +175,7 @@ def report_context(
         "charts": _charts(results, timeline, event_marks),
         "chart_table": _chart_table(timeline),
         "streaming": _streaming_section(results, timeline),
+        "splices": _splice_section(results),
         "health": health_section(typed_health(results)),
         "method": _method_rows(results, timeline),
         "method_text": (results.get("measurement") or {}).get("method") or "",
@@ -550,6 +551,47 @@ def _streaming_section(results: dict[str, Any], timeline: pd.DataFrame | None) -
                 out_charts.append({"title": title, "svg": None, "reason": str(exc)})
     return {"rows": rows, "charts": out_charts, "ttft_clock": info.get("ttft_clock") or "",
             "method": info.get("method") or ""}
+
+
+def _splice_section(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The "Splices and answers" section (issue 27): per phase, the splice figures of the probe's
+    streams checked token by token, and the answers that did not match their API; None when the
+    run has neither. Renders results as they are: nothing is recomputed here."""
+    phases = {name: phase for name, phase in (results.get("phases") or {}).items() if isinstance(phase, dict)}
+    window = ((results.get("measurement") or {}).get("streaming") or {}).get("completion") or {}
+    rows: list[dict[str, str]] = []
+    for name, splices in [*((n, (p.get("streaming") or {}).get("splices")) for n, p in phases.items()),
+                          ("fault + recovery", window.get("splices"))]:
+        if not isinstance(splices, dict):
+            continue
+
+        def ms(key: str, figures: dict[str, Any] = splices) -> str:
+            value = figures.get(key)
+            return "—" if value is None else f"{value:,.1f} ms"
+
+        def worst(total: str, most: str, figures: dict[str, Any] = splices) -> str:
+            return "—" if figures.get(most) is None else f"{figures.get(total, 0):,} (most {figures[most]} in one)"
+
+        rows.append({
+            "name": name, "spliced": f"{splices.get('spliced', 0):,} of {splices.get('streams', 0):,}",
+            "gap_p50": ms("splice_gap_p50_ms"), "gap_p95": ms("splice_gap_p95_ms"), "gap_max": ms("splice_gap_max_ms"),
+            "before_after": "—" if splices.get("tokens_before_splice_p50") is None else
+            f"{splices['tokens_before_splice_p50']:g} / {splices.get('tokens_after_splice_p50') or 0:g}",
+            "lost": worst("tokens_lost", "tokens_lost_max"),
+            "repeated": worst("tokens_repeated", "tokens_repeated_max"),
+            "foreign": worst("foreign_tokens", "foreign_tokens_max"), "from": str(splices.get("stream") or ""),
+        })
+    answers = []
+    for name, phase in phases.items():
+        figures = phase.get("answers")
+        if isinstance(figures, dict):
+            reasons = "; ".join(f"{count:,} × {why}" for why, count in (figures.get("reasons") or {}).items())
+            tiers = ", ".join(f"{tier} {count:,}" for tier, count in (figures.get("by_tier") or {}).items())
+            answers.append({"name": name, "invalid": f"{figures.get('invalid', 0):,} of {figures.get('requests', 0):,}",
+                            "tiers": tiers or "—", "reasons": reasons or "—"})
+    if not rows and not answers:
+        return None
+    return {"rows": rows, "answers": answers}
 
 
 def _streaming_row(name: str, figures: dict[str, Any]) -> dict[str, Any]:

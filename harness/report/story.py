@@ -461,12 +461,12 @@ def read_journal_records(run_dir: Path | None) -> list[dict[str, Any]]:
     """The journal's records, or [] when there is none (a report rendered from results alone)."""
     if run_dir is None or not journal_path(run_dir).is_file():
         return []
-    from harness.safety.journal import read_journal
+    from harness.rundir.journal import read_journal
 
     # Lenient: the figures were computed from the journal already (damage there is reported as
     # FILE:LINE); the story only draws on the intact lines.
     try:
-        return list(read_journal(journal_path(run_dir), lenient=True))
+        return [record.document() for record in read_journal(journal_path(run_dir), lenient=True)]
     except (OSError, ValueError):
         return []
 

@@ -18,7 +18,6 @@ import pandas as pd
 
 from harness import measure
 from harness.errors import ScenarioError
-from harness.load.runner import load_clock
 from harness.measure.agreement import agreement
 from harness.measure.capacity import measure_capacity
 from harness.metrics.results import metrics_summary
@@ -47,9 +46,24 @@ from harness.rundir import (
     read_stack_events,
     scenario_path,
 )
+from harness.rundir.clock import load_clock
+from harness.rundir.events import (
+    CleanupVerified,
+    FaultApplied,
+    FaultIntent,
+    FaultReverted,
+    PhaseEnd,
+    PhaseStart,
+    RunAborted,
+    RunEnvironment,
+    RunFinished,
+    RunStart,
+    StopReverted,
+    StopTripped,
+)
 from harness.rundir.frames import read_capacity, read_samples, records_schedule
 from harness.rundir.health import health_path, read_health
-from harness.safety.journal import read_journal, utc_iso
+from harness.rundir.journal import read_journal, utc_iso
 from harness.scenario.loader import load_model
 from harness.scenario.model import Scenario
 from harness.verdict import decide_verdict
@@ -78,40 +92,41 @@ def read_facts(run_dir: Path) -> JournalFacts:
     if not path.exists():
         raise ScenarioError(f"{run_dir}: no {JOURNAL_FILE}: not a drill run directory")
     facts = JournalFacts(run_id=Path(run_dir).name)
-    for rec in read_journal(path):
-        ts = rec.get("ts")
+    for record in read_journal(path):
+        ts = record.ts
         facts.first_ts = ts if facts.first_ts is None else facts.first_ts
         facts.last_ts = ts
-        event = rec.get("event")
-        if event == "run.start":
-            facts.start = rec
-            facts.run_id = rec.get("run_id") or facts.run_id
-        elif event == "run.finished" and facts.finished_ts is None:
-            facts.finished_ts = ts
-        elif event == "run.environment":
-            facts.environment = rec.get("environment", {})
-        elif event == "phase.start":
-            facts.phase_starts[rec["phase"]] = rec["ts"]
-        elif event == "phase.end" and rec.get("phase") == "recovery":
-            facts.recovery_end = rec["ts"]
-        elif event == "fault.intent":
-            facts.faults[rec["fault_id"]] = {
-                "name": rec.get("name"), "type": rec.get("type"), "targets": rec.get("targets", []),
-                "params": rec.get("params", {}),
-            }
-        elif event == "fault.applied" and rec.get("fault_id") in facts.faults:
-            facts.faults[rec["fault_id"]].update(
-                onset_at=rec["onset_at"], onset_source=rec["onset_source"],
-                onset_uncertainty_s=rec["onset_uncertainty_s"],
-            )
-        elif event == "fault.reverted" and rec.get("fault_id") in facts.faults:
-            facts.faults[rec["fault_id"]]["reverted_at"] = rec.get("reverted_at", ts)
-        elif event == "cleanup.verified":
-            facts.cleanup = {k: v for k, v in rec.items() if k not in ("ts", "at", "event")}
-        elif event in ("stop.tripped", "stop.reverted"):
-            facts.stop.update({k: v for k, v in rec.items() if k not in ("ts", "at", "event")})
-        elif event == "run.aborted":
-            facts.abort_reason = rec.get("reason")
+        match record.event:
+            case RunStart() as start:
+                facts.start = record.document()
+                facts.run_id = start.run_id or facts.run_id
+            case RunFinished() if facts.finished_ts is None:
+                facts.finished_ts = ts
+            case RunEnvironment(environment=environment):
+                facts.environment = environment
+            case PhaseStart(phase=phase):
+                facts.phase_starts[phase] = ts
+            case PhaseEnd(phase="recovery"):
+                facts.recovery_end = ts
+            case FaultIntent() as intent:
+                facts.faults[intent.fault_id] = {
+                    "name": intent.name, "type": intent.type, "targets": intent.targets, "params": intent.params,
+                }
+            case FaultApplied() as applied if applied.fault_id in facts.faults:
+                facts.faults[applied.fault_id].update(
+                    onset_at=applied.onset_at, onset_source=applied.onset_source,
+                    onset_uncertainty_s=applied.onset_uncertainty_s,
+                )
+            case FaultReverted() as reverted if reverted.fault_id in facts.faults:
+                facts.faults[reverted.fault_id]["reverted_at"] = (
+                    ts if reverted.reverted_at is None else reverted.reverted_at
+                )
+            case CleanupVerified() as cleanup:
+                facts.cleanup = cleanup.fields()
+            case StopTripped() | StopReverted() as stop:
+                facts.stop.update(stop.fields())
+            case RunAborted(reason=reason):
+                facts.abort_reason = reason
     return facts
 
 
@@ -187,7 +202,8 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
         operator=start.get("user"),
         host=start.get("host"),
         environment=facts.environment,
-        phases={name: PhaseResult.of(stats, m.streams.get(name)) for name, stats in m.phases.items()},
+        phases={name: PhaseResult.of(stats, m.streams.get(name), m.answers.get(name))
+                for name, stats in m.phases.items()},
         faults=[FaultResult.of(f) for f in m.faults],
         objectives=[ObjectiveResult.of(o, undecided.get(o.name, ())) for o in m.objectives]
         + [ObjectiveResult.model_validate(o) for o in (metrics.objectives if metrics else [])],
@@ -325,6 +341,11 @@ def objective_spec(scenario: Scenario) -> measure.ObjectiveSpec:
         ttft_p95_baseline_factor=ttft_factor,
         ttft_p95_during=o.ttft_p95_during,
         min_stream_completion=o.min_stream_completion,
+        splice_gap_p95_ms=o.splice_gap_p95_ms,
+        max_tokens_lost=o.max_tokens_lost,
+        max_tokens_repeated=o.max_tokens_repeated,
+        max_foreign_tokens=o.max_foreign_tokens,
+        max_invalid_answer_rate=o.max_invalid_answer_rate,
     )
 
 

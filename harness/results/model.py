@@ -34,7 +34,7 @@ from harness import measure
 from harness.measure.agreement import StackAgreement
 from harness.measure.health import LATE_S, Health, HealthProblem
 from harness.measure.recovery import CLOCKS
-from harness.safety.journal import utc_iso
+from harness.rundir.journal import utc_iso
 from harness.verdict import Verdict
 
 SCHEMA: Final = "drill.results/v1"
@@ -95,6 +95,40 @@ class ClosedLoopStats(_Model):
                    p95_ms=closed.p95_ms, note=closed.note)
 
 
+class SpliceResult(_Model):
+    """Splices and answers checked token by token, over a window's probe streams
+    (harness/measure/streams.py ``SpliceStats``)."""
+
+    stream: str  # probe | all
+    streams: int
+    spliced: int
+    splice_gap_p50_ms: float | None
+    splice_gap_p95_ms: float | None
+    splice_gap_max_ms: float | None
+    tokens_before_splice_p50: float | None
+    tokens_after_splice_p50: float | None
+    checked: int
+    tokens_lost: int
+    tokens_lost_max: int | None
+    tokens_repeated: int
+    tokens_repeated_max: int | None
+    foreign_tokens: int
+    foreign_tokens_max: int | None
+
+    @classmethod
+    def of(cls, stats: measure.SpliceStats) -> SpliceResult:
+        return cls(
+            stream=stats.stream, streams=stats.streams, spliced=stats.spliced,
+            splice_gap_p50_ms=_round(stats.splice_gap_p50_ms, 3), splice_gap_p95_ms=_round(stats.splice_gap_p95_ms, 3),
+            splice_gap_max_ms=_round(stats.splice_gap_max_ms, 3),
+            tokens_before_splice_p50=stats.tokens_before_splice_p50,
+            tokens_after_splice_p50=stats.tokens_after_splice_p50,
+            checked=stats.checked, tokens_lost=stats.tokens_lost, tokens_lost_max=stats.tokens_lost_max,
+            tokens_repeated=stats.tokens_repeated, tokens_repeated_max=stats.tokens_repeated_max,
+            foreign_tokens=stats.foreign_tokens, foreign_tokens_max=stats.foreign_tokens_max,
+        )
+
+
 class StreamingResult(_Model):
     """Streamed requests of one phase or window (harness/measure/streams.py, docs/method.md)."""
 
@@ -111,10 +145,11 @@ class StreamingResult(_Model):
     ttft_p50_ms: float | None
     ttft_p95_ms: float | None
     failed_over: int | None
+    splices: SpliceResult | None = None  # only when some stream was spliced or checked token by token
 
     @classmethod
     def of(cls, stats: measure.StreamStats) -> StreamingResult:
-        return cls(
+        made = cls(
             streams=stats.streams, completed=stats.completed, completion_rate=_round(stats.completion_rate),
             cut=stats.cut, failed_mid_stream=stats.failed_mid_stream,
             failed_before_first_token=stats.failed_before_first_token,
@@ -123,6 +158,9 @@ class StreamingResult(_Model):
             ttft_p50_ms=_round(stats.ttft_p50_ms, 3), ttft_p95_ms=_round(stats.ttft_p95_ms, 3),
             failed_over=stats.failed_over,
         )
+        if stats.splices is not None:
+            made.splices = SpliceResult.of(stats.splices)
+        return made
 
 
 class StreamingInfo(_Model):
@@ -141,6 +179,22 @@ class StreamingInfo(_Model):
                    completion_window_end=utc_iso(window.end), completion=StreamingResult.of(window))
 
 
+class AnswerResult(_Model):
+    """Answers checked against their API in one phase (harness/measure/answers.py)."""
+
+    stream: str  # probe | all
+    requests: int
+    invalid: int
+    invalid_rate: float | None
+    by_tier: dict[str, int]
+    reasons: dict[str, int]
+
+    @classmethod
+    def of(cls, stats: measure.AnswerStats) -> AnswerResult:
+        return cls(stream=stats.stream, requests=stats.requests, invalid=stats.invalid,
+                   invalid_rate=_round(stats.invalid_rate), by_tier=dict(stats.by_tier), reasons=dict(stats.reasons))
+
+
 class PhaseResult(_Model):
     start: str
     end: str
@@ -155,9 +209,11 @@ class PhaseResult(_Model):
     latency_samples: int
     closed_loop: ClosedLoopStats | None
     streaming: StreamingResult | None = None  # only when some request of the run streamed
+    answers: AnswerResult | None = None  # only when answers were checked against their API
 
     @classmethod
-    def of(cls, stats: measure.PhaseStats, streams: measure.StreamStats | None = None) -> PhaseResult:
+    def of(cls, stats: measure.PhaseStats, streams: measure.StreamStats | None = None,
+           answers: measure.AnswerStats | None = None) -> PhaseResult:
         made = cls(
             start=utc_iso(stats.start), end=utc_iso(stats.end), requests=stats.requests,
             rps=_round(stats.rps, 3), error_rate=_round(stats.error_rate, 6),
@@ -167,6 +223,8 @@ class PhaseResult(_Model):
         )
         if streams is not None:
             made.streaming = StreamingResult.of(streams)
+        if answers is not None:
+            made.answers = AnswerResult.of(answers)
         return made
 
 

@@ -1,14 +1,16 @@
 """The run directory: every file a drill writes there, by name, and the small readers of them.
 
     reports/<scenario>/<timestamp>-<id>/
-        journal.jsonl        every action and observation, fsynced, in order (harness/safety/journal.py)
+        journal.jsonl        every action and observation, fsynced, in order (harness/rundir/journal.py)
         scenario.yaml        the scenario as run
         samples/locust.csv   one row per request of the Locust users   (harness/load/samples.py)
         samples/probe.csv    one row per request of the fixed-rate probe
         samples/capacity.csv one row per poll of the serving pool      (harness/load/capacity.py)
         stack-events.json    the stack's own routing-event log, fetched at the end of a run
         health.jsonl         the instrument's own trouble (host stalls, clock steps, write errors)
-        stack-logs/          the stack's process / container logs
+        stack-logs/          the stack's process / container logs, and the local supervisor's
+                             local-stack.state.json (the processes it started, for a later drill)
+        locust-workers.json  distributed load: each worker's clock offset against the master
         locust.log, prober.log, watchdog.log   the load generators' and the host-stall watchdog's output
         .reserve             1 MiB held back while the load runs, freed for the rollback on a full disk
         traceback.txt        an unexpected error's traceback (for a bug report)
@@ -17,8 +19,13 @@
         report.html          the report
 
 This module is the one place those names are spelled; it imports only the standard library so
-the load generators (a child process whose start-up matters) can use it. The pandas readers of
-the sample and capacity files are in :mod:`harness.rundir.frames`.
+the load generators (a child process whose start-up matters) can use it. The readers:
+:mod:`~harness.rundir.journal` (the journal's writer and its one reader, typed records whose
+events are catalogued in :mod:`~harness.rundir.events`, undo records in
+:mod:`~harness.rundir.undo`), :mod:`~harness.rundir.frames` (samples and capacity as pandas
+frames), :mod:`~harness.rundir.health`, :mod:`~harness.rundir.clock` (``locust-workers.json``).
+Beside the run directory, drill's private state directory (:mod:`~harness.rundir.state`) keeps
+the registry of live runs, read for the port-holder lookup by :mod:`~harness.rundir.runs`.
 
 ``stack-events.json`` is ``{"url": ..., "fetched_at": epoch s, "events": [{"ts", "event", ...}, ...]}``.
 """
@@ -42,6 +49,8 @@ PROBE_SAMPLES_FILE = "probe.csv"
 CAPACITY_FILE = "capacity.csv"
 STACK_EVENTS_FILE = "stack-events.json"
 STACK_LOGS_DIR = "stack-logs"
+LOCAL_STACK_STATE_FILE = "local-stack.state.json"  # in STACK_LOGS_DIR (harness.runtime.local)
+LOAD_WORKERS_FILE = "locust-workers.json"  # the distributed load's clocks (harness.rundir.clock)
 LOCUST_LOG_FILE = "locust.log"
 PROBER_LOG_FILE = "prober.log"
 TRACEBACK_FILE = "traceback.txt"

@@ -35,12 +35,14 @@ _REQUIRED = ["start", "end", "status", "ok", "latency_ms"]
 # (nothing streamed, no schedule), so old run directories recompute to the same figures.
 _FILE_COLUMNS = [c for c in SAMPLE_COLUMNS if c not in OPTIONAL_DEFAULTS]
 # Empty cells of these read as NaN (no first token; fewer than 2 tokens; a Locust row), never as 0.
-_MAY_BE_EMPTY = {"ttft_ms": [""], "max_gap_ms": [""], "intended": [""]}
+_MAY_BE_EMPTY = {"ttft_ms": [""], "max_gap_ms": [""], "intended": [""], "splice_gap_ms": [""]}
 # (column, low, high) a load generator can write; checked on every row, located by _damage.
 _RANGES = (("start", 0, MAX_EPOCH_S), ("end", 0, MAX_EPOCH_S), ("latency_ms", 0, MAX_LATENCY_MS),
            ("status", 0, 999), ("ok", 0, 1), ("stream", 0, 1), ("ttft_ms", 0, MAX_LATENCY_MS),
            ("tokens", 0, MAX_TOKENS), ("max_gap_ms", 0, MAX_LATENCY_MS), ("stream_completed", 0, 1),
-           ("cut_after_tokens", -1, MAX_TOKENS), ("intended", 0, MAX_EPOCH_S))
+           ("cut_after_tokens", -1, MAX_TOKENS), ("intended", 0, MAX_EPOCH_S), ("splices", 0, MAX_TOKENS),
+           ("splice_tokens_before", -1, MAX_TOKENS), ("splice_gap_ms", 0, MAX_LATENCY_MS),
+           ("tokens_lost", -1, MAX_TOKENS), ("tokens_repeated", -1, MAX_TOKENS), ("foreign_tokens", -1, MAX_TOKENS))
 CAPACITY_NUMERIC = ("ts", "ok", "healthy", "pool_size", "target")
 
 
@@ -200,7 +202,7 @@ def _read_lenient(path: Path, present: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame(index=raw.index[keep])
     for column in present:
         if column in numbers:
-            default = OPTIONAL_DEFAULTS.get(column, 0)  # NaN stays NaN for ttft_ms / max_gap_ms / intended
+            default = OPTIONAL_DEFAULTS.get(column, 0)  # NaN stays NaN for the ttft / gap / intended / splice gap
             frame[column] = numbers[column][keep].fillna(default).astype(np.dtype(SAMPLE_DTYPES[column]))
         else:
             frame[column] = raw[column][keep].astype(object)

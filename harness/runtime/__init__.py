@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from harness.errors import ScenarioError
-from harness.runtime.base import Fingerprint, Runtime, RuntimeKind, Target, is_compose, is_local
-from harness.runtime.local import LocalRuntime, load_stack
+from harness.runtime.base import Fingerprint, Runtime, RuntimeKind, Target
+from harness.runtime.kinds import is_compose, is_local
+from harness.runtime.local import LocalRuntime
+from harness.runtime.stackfile import load_stack
 from harness.scenario.model import StackRef
 
 __all__ = ["ExternalRuntime", "Fingerprint", "Runtime", "RuntimeKind", "Target", "is_compose", "is_local",

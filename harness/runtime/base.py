@@ -11,7 +11,9 @@ Three runtimes implement it with the same types:
 The engine, the faults, ``drill recover`` and the CLI call these methods and nothing else; they
 never probe a runtime for optional methods. Where a fault family needs what only one runtime has
 (sending a signal to a local process group, a Docker container), it dispatches on ``kind`` through
-:func:`is_local` / :func:`is_compose`, which narrow the type for the checker.
+:func:`~harness.runtime.kinds.is_local` / :func:`~harness.runtime.kinds.is_compose`, which
+narrow the type for the checker (they live apart, in ``kinds.py``, so that this protocol imports
+neither runtime that implements it).
 
 Every method's docstring names how a **Kubernetes** runtime (docs/scaling.md, section 1) would
 implement it with the official ``kubernetes`` Python client: a context and a namespace from the
@@ -25,13 +27,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, TypeGuard
+from typing import Literal, Protocol
 
-if TYPE_CHECKING:  # both import this module; compose also loads the docker SDK
-    from harness.runtime.compose import ComposeRuntime
-    from harness.runtime.local import LocalRuntime
-
-__all__ = ["Fingerprint", "JsonValue", "Runtime", "RuntimeKind", "Target", "TargetKind", "is_compose", "is_local"]
+__all__ = ["Fingerprint", "JsonValue", "Runtime", "RuntimeKind", "Target", "TargetKind"]
 
 RuntimeKind = Literal["local", "compose", "external"]
 TargetKind = Literal["process", "container"]
@@ -187,13 +185,3 @@ class Runtime(Protocol):
         version as ``tools``, each pod's ``container_statuses[].image_id`` (digest), the nodes'
         ``node_info.kubelet_version`` and ``container_runtime_version``."""
         ...
-
-
-def is_local(runtime: Runtime) -> TypeGuard[LocalRuntime]:
-    """The runtime is the embedded local one (signals reach its process groups)."""
-    return runtime.kind == "local"
-
-
-def is_compose(runtime: Runtime) -> TypeGuard[ComposeRuntime]:
-    """The runtime is a compose project (its members are Docker containers)."""
-    return runtime.kind == "compose"

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import ipaddress
 import os
 import re
 import shutil
@@ -28,7 +27,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import docker
 import docker.errors
@@ -37,6 +35,7 @@ from docker.models.containers import Container
 
 from harness.errors import ScenarioError, StackError
 from harness.runtime.base import Fingerprint, JsonValue, RuntimeKind, Target
+from harness.runtime.dockerhost import docker_host_is_local
 from harness.runtime.ports import published_ports, refuse_busy_ports
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -53,22 +52,6 @@ _POLL_INTERVAL_S = 0.25
 
 
 # --- the Docker client --------------------------------------------------------------------------
-
-
-def docker_host_is_local(docker_host: str | None) -> bool:
-    """True for an unset DOCKER_HOST, a ``unix://`` socket or a TCP engine on loopback."""
-    if not docker_host:
-        return True
-    parsed = urlparse(docker_host)
-    if parsed.scheme in ("unix", "npipe"):
-        return True
-    host = parsed.hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def docker_client(allow_remote: bool = False) -> docker.DockerClient:

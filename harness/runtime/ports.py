@@ -8,11 +8,12 @@ terminal does not have to go hunting with ``ss``:
 
 Holders are told apart in this order:
 
-1. a Docker container publishing the port (asked of the Docker Engine API, which also knows
-   ports published without a listening ``docker-proxy``): its compose project, or the container;
-2. the local stack of a drill run (the runs registered in drill's state directory, their journal
-   and their ``stack-logs`` state file give the process groups they started): a run whose drill
-   died is freed by ``drill recover --all``, a live one by stopping its drill;
+1. a Docker container publishing the port (:func:`harness.runtime.dockerhost.docker_publishers`,
+   which also knows ports published without a listening ``docker-proxy``): its compose project,
+   or the container;
+2. the local stack of a drill run (:func:`harness.rundir.runs.run_stacks`: the runs registered in
+   drill's state directory and the process groups their stacks started): a run whose drill died
+   is freed by ``drill recover --all``, a live one by stopping its drill;
 3. any other program, found through ``/proc/net/tcp{,6}`` (the listening socket's inode) and
    ``/proc/<pid>/fd`` (which process holds that inode): ``kill PID``.
 
@@ -22,20 +23,20 @@ Docker API call with a short timeout) and a lookup that fails only makes the ans
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import StackError
+from harness.rundir.runs import RunStack, run_stacks
+from harness.runtime.dockerhost import Publisher, docker_publishers
 
 __all__ = [
     "PortHolder",
     "busy_ports_message",
-    "docker_publishers",
     "listening_pids",
     "port_in_use",
     "published_ports",
@@ -44,13 +45,8 @@ __all__ = [
 ]
 
 _TCP_LISTEN = "0A"  # the LISTEN state in /proc/net/tcp
-_DOCKER_TIMEOUT_S = 3.0
 _MAX_PARENT_HOPS = 8
 _STACK_MARKS = ("targets.", "toxiproxy-server", "mitmdump")
-_PROJECT_LABEL = "com.docker.compose.project"
-_SERVICE_LABEL = "com.docker.compose.service"
-_CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
-_LOCAL_STATE_FILE = "local-stack.state.json"  # harness.runtime.local.STATE_FILE, without the import cycle
 
 
 @dataclass(frozen=True)
@@ -61,25 +57,6 @@ class PortHolder:
     what: str
     free_with: str
     detail: str = ""
-
-
-@dataclass(frozen=True)
-class Publisher:
-    """A container publishing a host port, from the Docker Engine API."""
-
-    container: str
-    project: str | None
-    service: str | None
-    compose_file: str | None
-
-
-@dataclass(frozen=True)
-class _RunStack:
-    """A drill run registered in the state directory, with the process groups its stack started."""
-
-    run_dir: str
-    drill_pid: int | None
-    groups: frozenset[int]
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -207,52 +184,6 @@ def _short(argv: list[str], limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-# --- Docker --------------------------------------------------------------------------------------
-
-
-def docker_publishers(ports: Iterable[int]) -> dict[int, Publisher]:
-    """Containers of the local Docker engine publishing any of ``ports`` on the host.
-
-    Empty when Docker is not installed or does not answer within a few seconds: a local stack
-    must start on a machine without Docker.
-    """
-    wanted = set(ports)
-    if not wanted:
-        return {}
-    # Imported here: the docker SDK is heavy and only needed when a port is taken.
-    import docker
-    import docker.errors
-
-    from harness.runtime.compose import docker_host_is_local
-
-    if not docker_host_is_local(os.environ.get("DOCKER_HOST")):
-        return {}
-    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
-        return {}
-    try:
-        client = docker.from_env(timeout=int(_DOCKER_TIMEOUT_S))
-        containers = client.containers.list()
-    except (docker.errors.DockerException, OSError):
-        return {}
-    found: dict[int, Publisher] = {}
-    try:
-        for container in containers:
-            labels = container.labels or {}
-            for bindings in (container.ports or {}).values():
-                for binding in bindings or []:
-                    host_port = str(binding.get("HostPort") or "")
-                    if host_port.isdigit() and int(host_port) in wanted:
-                        found[int(host_port)] = Publisher(
-                            container=str(container.name),
-                            project=labels.get(_PROJECT_LABEL),
-                            service=labels.get(_SERVICE_LABEL),
-                            compose_file=(labels.get(_CONFIG_FILES_LABEL) or "").split(",")[0] or None,
-                        )
-    finally:
-        client.close()
-    return found
-
-
 def _compose_down(project: str, compose_file: str | None) -> str:
     command = f"drill stack down --runtime compose --project {shlex.quote(project)}"
     if compose_file:
@@ -268,42 +199,6 @@ def _relative(path: str) -> str:
 
 
 # --- drill runs ----------------------------------------------------------------------------------
-
-
-def _run_stacks() -> list[_RunStack]:
-    """Registered runs and the process groups of the local stack each one started."""
-    from harness.safety.journal import read_journal
-    from harness.safety.state import registered_runs
-
-    try:
-        entries = registered_runs()
-    except (StackError, OSError):
-        return []
-    stacks: list[_RunStack] = []
-    for entry in entries:
-        run_dir = Path(str(entry["run_dir"]))
-        groups: set[int] = set()
-        # The state file is written during start, the journal record once the stack is healthy:
-        # a run killed while its stack was starting has only the first.
-        try:
-            state = json.loads((run_dir / "stack-logs" / _LOCAL_STATE_FILE).read_text(encoding="utf-8"))
-            processes = state.get("processes", {}).values()
-            groups.update(int(p["pid"]) for p in processes if isinstance(p, dict) and "pid" in p)
-        except (OSError, ValueError, TypeError, AttributeError):
-            pass
-        journal = run_dir / "journal.jsonl"
-        if journal.is_file():
-            try:
-                for record in read_journal(journal, lenient=True):
-                    if record.get("event") == "stack.started":
-                        found = record.get("process_groups") or {}
-                        if isinstance(found, dict):
-                            groups.update(v for v in found.values() if isinstance(v, int) and v > 1)
-            except (OSError, ValueError):
-                pass
-        pid = entry.get("pid")
-        stacks.append(_RunStack(str(run_dir), pid if isinstance(pid, int) else None, frozenset(groups)))
-    return stacks
 
 
 def _supervising_drill(pid: int) -> tuple[int, list[str]] | None:
@@ -326,7 +221,7 @@ def who_holds(
     port: int,
     *,
     publishers: Mapping[int, Publisher] | None = None,
-    runs: list[_RunStack] | None = None,
+    runs: list[RunStack] | None = None,
 ) -> PortHolder:
     """What holds ``port`` on this machine, and the command that frees it.
 
@@ -361,7 +256,7 @@ def who_holds(
         group = os.getpgid(pid)
     except OSError:
         group = pid
-    for run in runs if runs is not None else _run_stacks():
+    for run in runs if runs is not None else run_stacks():
         if group in run.groups or pid in run.groups:
             if _alive(run.drill_pid) and run.drill_pid != os.getpid():
                 return PortHolder(
@@ -399,7 +294,7 @@ def busy_ports_message(
     with the command that frees it. ``busy`` is (owner in the stack, port)."""
     if publishers is None:
         publishers = docker_publishers(port for _, port in busy)
-    runs = _run_stacks()
+    runs = run_stacks()
     # One line per holder (a compose project holds many ports): grouped on what it is and what
     # frees it; the detail (its container) is shown when the holder has just this one port.
     grouped: dict[tuple[str, str], list[tuple[str, PortHolder]]] = {}

@@ -1,8 +1,11 @@
 """The safety room: what keeps a drill from leaving a fault behind.
 
-- ``journal``  the append-only, fsynced record of every action; the fault ledger is derived from it
 - ``lock``     one drill per stack at a time
-- ``state``    the private state directory and the registry of live runs
-- ``recover``  revert what a crashed run left applied (``drill recover``)
+- ``recover``  revert what a crashed run left applied (``drill recover``), from its journal
 - ``strays``   faults that no live run owns (the stray scan, ``--force``)
+
+What they work from lives a floor below, in :mod:`harness.rundir`: the journal and its fault
+ledger (``rundir/journal.py``, events catalogued in ``rundir/events.py``, undo records in
+``rundir/undo.py``) and drill's private state directory with its registry of live runs
+(``rundir/state.py``), so the runtime and the faults can use them without importing this room.
 """

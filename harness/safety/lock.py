@@ -1,7 +1,7 @@
 """One drill at a time per stack: an exclusive ``flock`` on a file named after the stack.
 
 The kernel releases the lock when the holder dies, even by ``kill -9``, so a crash never leaves
-a stale lock. Lock files live in drill's private state directory (:mod:`harness.safety.state`), are
+a stale lock. Lock files live in drill's private state directory (:mod:`harness.rundir.state`), are
 opened with ``O_NOFOLLOW`` and never truncated; who holds a lock is written beside it, by rename,
 so a refused run can say so.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import StackError
-from harness.safety.state import open_private, read_private_json, subdir, write_private_json
+from harness.rundir.state import open_private, read_private_json, subdir, write_private_json
 
 
 class StackBusyError(StackError):

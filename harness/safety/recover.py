@@ -20,21 +20,31 @@ from pathlib import Path
 from typing import Any
 
 from harness.faults import undo_fault
+from harness.rundir import JOURNAL_FILE
+from harness.rundir.events import (
+    FaultReverted,
+    FaultRevertFailed,
+    FaultRevertIntent,
+    LoadStarted,
+    LoadStopped,
+    ProxyDeleted,
+    StackStarted,
+    StackStopped,
+)
+from harness.rundir.journal import Journal, applied_faults, groups_left, proxies_left
+from harness.rundir.state import registered_runs, subdir, unregister_run
 from harness.runtime.base import Runtime
-from harness.runtime.local import load_stack
 from harness.runtime.ports import port_in_use
-from harness.safety.journal import JOURNAL_NAME, Journal, applied_faults, read_journal
+from harness.runtime.stackfile import load_stack
 from harness.safety.lock import StackBusyError, StackLock
-from harness.safety.state import registered_runs, subdir, unregister_run
 from harness.safety.strays import recover_strays
-from harness.toxiproxy import ToxiproxyClient
 
 __all__ = ["recover_all", "recover_run", "recover_strays", "run_dirs"]
 
 
 def run_dirs(reports_dir: Path) -> list[Path]:
     """Every run directory (a folder holding a journal) under ``reports_dir``."""
-    return sorted(p.parent for p in Path(reports_dir).glob(f"**/{JOURNAL_NAME}"))
+    return sorted(p.parent for p in Path(reports_dir).glob(f"**/{JOURNAL_FILE}"))
 
 
 def recover_all(reports_dir: Path | None, force: bool = False) -> Iterator[tuple[str, bool]]:
@@ -55,7 +65,7 @@ def recover_all(reports_dir: Path | None, force: bool = False) -> Iterator[tuple
         try:
             with StackLock(str(stack.get("key") or run_dir), run_dir):
                 ok = True
-                if (run_dir / JOURNAL_NAME).is_file():
+                if (run_dir / JOURNAL_FILE).is_file():
                     for line, line_ok in recover_run(run_dir):
                         ok &= line_ok
                         yield line, line_ok
@@ -78,7 +88,7 @@ def recover_all(reports_dir: Path | None, force: bool = False) -> Iterator[tuple
         if clean:
             clean_stacks.add(key)
     for entry, ok in done:
-        journal = Path(entry["run_dir"]) / JOURNAL_NAME
+        journal = Path(entry["run_dir"]) / JOURNAL_FILE
         left = applied_faults(journal) if journal.is_file() else []
         if ok and not left and str(entry["stack"].get("key")) in clean_stacks:
             unregister_run(Path(entry["run_dir"]))
@@ -136,67 +146,44 @@ def _parts_of_a_stopped_local_stack(file: Path) -> set[str]:
 
 def recover_run(run_dir: Path) -> Iterator[tuple[str, bool]]:
     """Revert what the run's journal says may still be applied; yield (message, ok) per action."""
-    path = Path(run_dir) / JOURNAL_NAME
+    path = Path(run_dir) / JOURNAL_FILE
     if not path.exists():
-        yield f"{run_dir}: no {JOURNAL_NAME}; nothing to recover", False
+        yield f"{run_dir}: no {JOURNAL_FILE}; nothing to recover", False
         return
     pending = applied_faults(path)
-    proxies = _proxies_left(path)
-    load = _groups_left(path, "load.started", "load.stopped")
-    groups = _groups_left(path, "stack.started", "stack.stopped")
+    proxies = proxies_left(path)
+    load = groups_left(path, LoadStarted)
+    groups = groups_left(path, StackStarted)
     if not (pending or proxies or groups or load):
         yield f"{run_dir}: clean (nothing left applied)", True
         return
     with Journal(path) as journal:
         if load:
             stopped = [name for name, pgid in load.items() if _stop_group(pgid)]
-            journal.write("load.stopped", why="recover", groups=stopped)
+            journal.write(LoadStopped(why="recover", groups=stopped))
             yield f"{run_dir}: load stopped ({len(stopped)} load generators were still running)", True
         for entry in pending:
-            journal.write("fault.revert_intent", fault_id=entry.fault_id, why="recover")
+            journal.write(FaultRevertIntent(fault_id=entry.fault_id, why="recover"))
             try:
                 undo_fault(entry.undo)
             except Exception as exc:
-                journal.write("fault.revert_failed", fault_id=entry.fault_id, error=str(exc), why="recover")
+                journal.write(FaultRevertFailed(fault_id=entry.fault_id, error=str(exc), why="recover"))
                 yield f"{run_dir}: fault {entry.name} ({entry.type}) NOT reverted: {exc}", False
                 continue
-            journal.write("fault.reverted", fault_id=entry.fault_id, reverted_at=time.time(), why="recover")
+            journal.write(FaultReverted(fault_id=entry.fault_id, reverted_at=time.time(), why="recover"))
             yield f"{run_dir}: fault {entry.name} ({entry.type}) reverted", True
         for undo in proxies:
             try:
-                with ToxiproxyClient(undo["toxiproxy_url"]) as client:
-                    client.delete_proxy(undo["proxy"], missing_ok=True)
+                undo_fault(undo)
             except Exception as exc:
-                yield f"{run_dir}: proxy {undo['proxy']} NOT deleted: {exc}", False
+                yield f"{run_dir}: proxy {undo.proxy} NOT deleted: {exc}", False
                 continue
-            journal.write("proxy.deleted", proxy=undo["proxy"], why="recover")
-            yield f"{run_dir}: proxy {undo['proxy']} deleted", True
+            journal.write(ProxyDeleted(proxy=undo.proxy, why="recover"))
+            yield f"{run_dir}: proxy {undo.proxy} deleted", True
         if groups:
             stopped = [name for name, pgid in groups.items() if _stop_group(pgid)]
-            journal.write("stack.stopped", why="recover", groups=stopped)
+            journal.write(StackStopped(why="recover", groups=stopped))
             yield f"{run_dir}: local stack stopped ({len(stopped)} process groups were still running)", True
-
-
-def _proxies_left(path: Path) -> list[dict[str, Any]]:
-    created: dict[str, dict[str, Any]] = {}
-    for rec in read_journal(path, lenient=True):
-        if rec.get("event") == "proxy.intent":
-            created[rec["proxy"]] = rec.get("undo", {})
-        elif rec.get("event") == "proxy.deleted":
-            created.pop(str(rec.get("proxy")), None)
-    return [u for u in created.values() if u.get("toxiproxy_url")]
-
-
-def _groups_left(path: Path, started: str, stopped: str) -> dict[str, int]:
-    """Process groups a run journaled at ``started`` and never at ``stopped``."""
-    groups: dict[str, int] = {}
-    for rec in read_journal(path, lenient=True):
-        if rec.get("event") == started:
-            groups = {str(k): v for k, v in (rec.get("process_groups") or {}).items()
-                      if isinstance(v, int) and not isinstance(v, bool) and v > 1}
-        elif rec.get("event") == stopped:
-            groups = {}
-    return groups
 
 
 def _ours(pgid: int) -> bool:

@@ -39,16 +39,31 @@ import os
 import signal
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import assert_never
 from urllib.parse import urlparse
 
 import httpx
+from pydantic import JsonValue
 
 from harness.errors import DrillError, FaultError
 from harness.faults.http import undo_http
 from harness.faults.network import disabled_proxies, stray_toxics, undo_network
 from harness.httpfaults.client import ActiveHttpFault, HttpFaultClient
-from harness.runtime.base import Runtime, is_compose
+from harness.rundir.undo import (
+    ContainerUndo,
+    GpuHookUndo,
+    HttpFaultUndo,
+    ProcessPausedUndo,
+    ProcessUndo,
+    ProxyCreatedUndo,
+    ProxyDisabledUndo,
+    QuotaHookUndo,
+    ToxicUndo,
+    Undo,
+    UnknownUndo,
+)
+from harness.runtime.base import Runtime
+from harness.runtime.kinds import is_compose
 from harness.toxiproxy import ToxiproxyClient
 
 __all__ = ["Scan", "scan", "active_faults", "hook_urls", "http_faults", "remove_stray", "recover_strays"]
@@ -59,19 +74,34 @@ DRILL_PREFIX = "drill-"  # what drill names its faults (toxics, HTTP faults); ot
 HTTP_FAULT_PROXY_MEMBER = "http-fault-proxy"  # its member/service name on every runtime
 
 
+@dataclass(frozen=True)
+class Stray:
+    """One fault found applied on the stack: its ``kind``, ``target`` and ``detail`` (for people)
+    and the undo record that removes it (the shape the journal keeps for a fault of that kind)."""
+
+    kind: str
+    target: str
+    detail: str
+    undo: Undo
+
+    def document(self) -> dict[str, JsonValue]:
+        """As ``drill stack status --json`` lists it under ``active_faults``."""
+        return {"kind": self.kind, "target": self.target, "detail": self.detail, "undo": self.undo.document()}
+
+
 @dataclass
 class Scan:
     """What :func:`scan` found: the stray ``faults`` and the parts it could not ask (``unchecked``,
     one human-readable line each)."""
 
-    faults: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[Stray] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)
 
 
 def active_faults(
     toxiproxy_url: str | None, runtime: Runtime | None, hooks: Sequence[str] = (),
     http_fault_proxy_url: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Stray]:
     """Every fault applied right now on the stack, each ``{kind, target, detail, undo}``; ``[]``
     when clean. ``toxiproxy_url`` and ``http_fault_proxy_url`` default to the runtime's own. See
     :func:`scan` for what could not be checked."""
@@ -111,19 +141,19 @@ def _scan_toxiproxy(url: str, result: Scan) -> None:
         return
     for proxy_name, toxic in toxics:
         attributes = ", ".join(f"{k}={v}" for k, v in sorted(toxic.attributes.items()))
-        result.faults.append({
-            "kind": "toxic",
-            "target": f"toxiproxy:{proxy_name}",
-            "detail": f"toxic {toxic.name} ({toxic.type} {toxic.stream}{', ' + attributes if attributes else ''})",
-            "undo": {"kind": "toxic", "toxiproxy_url": url, "proxy": proxy_name, "toxic": toxic.name},
-        })
+        result.faults.append(Stray(
+            kind="toxic",
+            target=f"toxiproxy:{proxy_name}",
+            detail=f"toxic {toxic.name} ({toxic.type} {toxic.stream}{', ' + attributes if attributes else ''})",
+            undo=ToxicUndo(toxiproxy_url=url, proxy=proxy_name, toxic=toxic.name),
+        ))
     for proxy in disabled:
-        result.faults.append({
-            "kind": "proxy_disabled",
-            "target": f"toxiproxy:{proxy.name}",
-            "detail": f"proxy {proxy.name} is disabled (listen {proxy.listen}, upstream {proxy.upstream})",
-            "undo": {"kind": "proxy_disabled", "toxiproxy_url": url, "proxy": proxy.name, "toxic": None},
-        })
+        result.faults.append(Stray(
+            kind="proxy_disabled",
+            target=f"toxiproxy:{proxy.name}",
+            detail=f"proxy {proxy.name} is disabled (listen {proxy.listen}, upstream {proxy.upstream})",
+            undo=ProxyDisabledUndo(toxiproxy_url=url, proxy=proxy.name),
+        ))
 
 
 # --- the HTTP fault proxy ----------------------------------------------------------------------
@@ -146,12 +176,12 @@ def _scan_http_fault_proxy(url: str, result: Scan) -> None:
         if not fault.id.startswith(DRILL_PREFIX):
             continue  # someone's own fault (e.g. made by hand with curl): theirs to remove
         params = ", ".join(f"{k}={v}" for k, v in sorted(fault.params.items()))
-        result.faults.append({
-            "kind": "http_fault",
-            "target": f"http-route:{fault.proxy}",
-            "detail": f"{fault.type} {fault.id}{' (' + params + ')' if params else ''}, {fault.hits} hits",
-            "undo": {"kind": "http_fault", "proxy_url": url, "fault_id": fault.id},
-        })
+        result.faults.append(Stray(
+            kind="http_fault",
+            target=f"http-route:{fault.proxy}",
+            detail=f"{fault.type} {fault.id}{' (' + params + ')' if params else ''}, {fault.hits} hits",
+            undo=HttpFaultUndo(proxy_url=url, fault_id=fault.id),
+        ))
 
 
 # --- containers and processes ------------------------------------------------------------------
@@ -168,19 +198,19 @@ def _scan_members(runtime: Runtime, result: Scan) -> None:
         return
     for member in members:
         if member.kind == "container" and not member.running:
-            result.faults.append({
-                "kind": "container",
-                "target": f"container:{member.name}",
-                "detail": f"service {member.service} is {member.state}",
-                "undo": {"kind": "container", "container_ids": [member.uid], "container_names": [member.name]},
-            })
+            result.faults.append(Stray(
+                kind="container",
+                target=f"container:{member.name}",
+                detail=f"service {member.service} is {member.state}",
+                undo=ContainerUndo(container_ids=[member.uid], container_names=[member.name]),
+            ))
         elif member.kind == "process" and member.state == "paused" and member.pid:
-            result.faults.append({
-                "kind": "process_paused",
-                "target": f"process:{member.name}",
-                "detail": f"process {member.name} (pid {member.pid}) is stopped (SIGSTOP)",
-                "undo": {"kind": "process_paused", "pgid": member.pid, "name": member.name},
-            })
+            result.faults.append(Stray(
+                kind="process_paused",
+                target=f"process:{member.name}",
+                detail=f"process {member.name} (pid {member.pid}) is stopped (SIGSTOP)",
+                undo=ProcessPausedUndo(pgid=member.pid, name=member.name),
+            ))
 
 
 # --- fault hooks -------------------------------------------------------------------------------
@@ -254,62 +284,65 @@ def _scan_hook(url: str, result: Scan) -> None:
         for denial in body.get("denials") or []:
             region = denial.get("region")
             instance_type = denial.get("instance_type")
-            result.faults.append({
-                "kind": "quota_hook",
-                "target": f"hook:{url} region {region}",
-                "detail": f"{denial.get('mode')} in {region}" + (f" for {instance_type}" if instance_type else ""),
-                "undo": {"kind": "quota_hook", "hook": url, "body": dict(denial)},
-            })
+            result.faults.append(Stray(
+                kind="quota_hook",
+                target=f"hook:{url} region {region}",
+                detail=f"{denial.get('mode')} in {region}" + (f" for {instance_type}" if instance_type else ""),
+                undo=QuotaHookUndo(hook=url, body=dict(denial)),
+            ))
     elif body.get("mode"):
         remaining = body.get("remaining_s")
         status = f", status {body['status']}" if body.get("status") else ""
         until = f", {remaining:.0f}s left" if isinstance(remaining, (int, float)) else ", until removed"
-        result.faults.append({
-            "kind": "gpu_hook",
-            "target": f"hook:{url}",
-            "detail": f"node fault {body['mode']}{status}{until}",
-            "undo": {"kind": "gpu_hook", "hooks": [url], "mode": body["mode"]},
-        })
+        result.faults.append(Stray(
+            kind="gpu_hook",
+            target=f"hook:{url}",
+            detail=f"node fault {body['mode']}{status}{until}",
+            undo=GpuHookUndo(hooks=[url], mode=str(body["mode"])),
+        ))
 
 
 # --- removal -----------------------------------------------------------------------------------
 
 
-def remove_stray(stray: dict[str, Any]) -> str:
+def remove_stray(stray: Stray) -> str:
     """Remove one stray fault (idempotent); return what was done. Raises FaultError when it stays."""
-    undo = stray.get("undo") or {}
-    kind = undo.get("kind")
-    if kind in ("toxic", "proxy_disabled"):
-        with ToxiproxyClient(undo["toxiproxy_url"]) as client:
-            undo_network(undo, client)
-        return "toxic removed" if kind == "toxic" else "proxy enabled"
-    if kind == "container":
-        # Imported here: the docker SDK is only loaded for compose stacks.
-        from harness.faults.container import undo_container
+    undo = stray.undo
+    match undo:
+        case ToxicUndo() | ProxyDisabledUndo():
+            with ToxiproxyClient(undo.toxiproxy_url) as client:
+                undo_network(undo, client)
+            return "toxic removed" if isinstance(undo, ToxicUndo) else "proxy enabled"
+        case ContainerUndo():
+            # Imported here: the docker SDK is only loaded for compose stacks.
+            from harness.faults.container import undo_container
 
-        return "; ".join(undo_container(undo))
-    if kind == "process_paused":
-        try:
-            os.killpg(int(undo["pgid"]), signal.SIGCONT)
-        except ProcessLookupError:
-            return "process already gone"
-        return "process continued (SIGCONT)"
-    if kind == "http_fault":
-        undo_http(undo)
-        return "HTTP fault removed"
-    if kind in ("gpu_hook", "quota_hook"):
-        calls = [(url, None) for url in undo["hooks"]] if kind == "gpu_hook" else [(undo["hook"], undo.get("body"))]
-        for url, body in calls:
+            return "; ".join(undo_container(undo))
+        case ProcessPausedUndo():
             try:
-                response = httpx.request("DELETE", url, json=body, timeout=HOOK_TIMEOUT_S)
-            except httpx.HTTPError as exc:
-                raise FaultError(f"DELETE {url} failed: {exc}", target=url) from exc
-            if response.status_code >= 400:
-                raise FaultError(
-                    f"DELETE {url} answered HTTP {response.status_code}: {response.text[:200]}", target=url
-                )
-        return "hook fault cleared"
-    raise FaultError(f"do not know how to remove a stray recorded as {stray!r}")
+                os.killpg(undo.pgid, signal.SIGCONT)
+            except ProcessLookupError:
+                return "process already gone"
+            return "process continued (SIGCONT)"
+        case HttpFaultUndo():
+            undo_http(undo)
+            return "HTTP fault removed"
+        case GpuHookUndo() | QuotaHookUndo():
+            calls = [(url, None) for url in undo.hooks] if isinstance(undo, GpuHookUndo) else [(undo.hook, undo.body)]
+            for url, body in calls:
+                try:
+                    response = httpx.request("DELETE", url, json=body, timeout=HOOK_TIMEOUT_S)
+                except httpx.HTTPError as exc:
+                    raise FaultError(f"DELETE {url} failed: {exc}", target=url) from exc
+                if response.status_code >= 400:
+                    raise FaultError(
+                        f"DELETE {url} answered HTTP {response.status_code}: {response.text[:200]}", target=url
+                    )
+            return "hook fault cleared"
+        case ProxyCreatedUndo() | ProcessUndo() | UnknownUndo():
+            raise FaultError(f"do not know how to remove a stray recorded as {stray.document()}")
+        case _:
+            assert_never(undo)
 
 
 def recover_strays(
@@ -331,7 +364,7 @@ def recover_strays(
             yield "no stray faults on the stack", True
         return
     for stray in found.faults:
-        what = f"stray {stray['kind']} on {stray['target']}: {stray['detail']}"
+        what = f"stray {stray.kind} on {stray.target}: {stray.detail}"
         if not force:
             yield f"{what} (run `drill recover --force` to remove it)", False
             continue
@@ -344,4 +377,4 @@ def recover_strays(
     if force:
         left = scan(toxiproxy_url, runtime, hooks, http_fault_proxy_url).faults
         for stray in left:
-            yield f"still applied after removal: {stray['kind']} on {stray['target']}: {stray['detail']}", False
+            yield f"still applied after removal: {stray.kind} on {stray.target}: {stray.detail}", False

@@ -139,6 +139,9 @@ class RequestSpec(Strict):
     json_body: Any = Field(default=None, alias="json")
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
+    # The API its 2xx answers must match (whole bodies and every stream event), checked on the
+    # probe's answers: an answer that does not is a bad one, ``invalid: WHY`` (docs/method.md).
+    answer_schema: Literal["openai.chat", "openai.embeddings"] | None = None
 
     @field_validator("method", mode="before")
     @classmethod
@@ -248,6 +251,14 @@ class Objectives(Strict):
     # Streamed requests (the load's JSON asks for "stream": true; docs/method.md "Streaming").
     ttft_p95_ms: float | str | LatencyObjective | None = None
     min_stream_completion: float | None = Field(default=None, ge=0, le=1)
+    # Streams checked token by token (docs/method.md "Splices"): judged on the probe's streams of
+    # the fault and recovery phases.
+    splice_gap_p95_ms: float | None = Field(default=None, gt=0)
+    max_tokens_lost: int | None = Field(default=None, ge=0)
+    max_tokens_repeated: int | None = Field(default=None, ge=0)
+    max_foreign_tokens: int | None = Field(default=None, ge=0)
+    # Answers checked against load.request.answer_schema (docs/method.md "Answers checked").
+    max_invalid_answer_rate: float | None = Field(default=None, ge=0, le=1)
 
     @field_validator("p95_ms", "ttft_p95_ms")
     @classmethod
@@ -280,7 +291,11 @@ class Objectives(Strict):
     def streaming_objectives(self) -> list[str]:
         """The objectives set that only streamed requests can measure."""
         return [name for name, value in (("ttft_p95_ms", self.ttft_p95_ms),
-                                         ("min_stream_completion", self.min_stream_completion)) if value is not None]
+                                         ("min_stream_completion", self.min_stream_completion),
+                                         ("splice_gap_p95_ms", self.splice_gap_p95_ms),
+                                         ("max_tokens_lost", self.max_tokens_lost),
+                                         ("max_tokens_repeated", self.max_tokens_repeated),
+                                         ("max_foreign_tokens", self.max_foreign_tokens)) if value is not None]
 
 
 def _latency_bound(value: float | str | LatencyObjective | None) -> tuple[float | None, float | None]:
