@@ -20,6 +20,7 @@ from harness import __version__
 from harness.engine import dependencies, proxies
 from harness.engine.events import save_stack_events
 from harness.engine.fingerprint import environment, user
+from harness.engine.ground import DaemonWatch, disk_full, disk_lost
 from harness.engine.loadplan import load_plan
 from harness.engine.outputs import write_outputs
 from harness.engine.parts import Parts
@@ -37,6 +38,7 @@ from harness.load.runner import LoadRunner
 from harness.load.samples import LOCUST_FILE, PROBE_FILE, SAMPLES_DIR
 from harness.load.stopwatch import StopTrip, StopWatch
 from harness.load.tail import SampleTail
+from harness.load.watchdog import Watchdog, free_reserve, is_write_error, make_reserve
 from harness.metrics.checks import ConditionTrip
 from harness.metrics.drill import MetricsWatch, open_metrics_watch
 from harness.progress import DriveTick
@@ -44,6 +46,7 @@ from harness.results import compute_results
 from harness.rundir import JOURNAL_FILE
 from harness.rundir.events import (
     CleanupVerified,
+    DependencyLost,
     LoadStarted,
     LoadStarting,
     MetricsError,
@@ -73,6 +76,9 @@ TICK_S = 0.05
 # revert call follows the condition holding within about 0.3 s (goal: within 1 s).
 STOP_CHECK_S = 0.1
 FIRST_SAMPLE_TIMEOUT_S = 30.0
+# The host-stall watchdog ends by itself this long after the drill's phases at the latest (it
+# also ends when the harness is gone); the rollback stops it before that.
+WATCHDOG_MARGIN_S = 600.0
 Observer = Callable[[DriveTick], None]
 
 
@@ -144,15 +150,20 @@ class Drill:
         except DrillError as exc:
             self.abort_reason = str(exc)
         except Exception as exc:  # an infrastructure failure still rolls back and reports
-            saved = write_traceback(self.run_dir, exc)
-            self.abort_reason = f"internal error: {type(exc).__name__}: {exc} (traceback in {saved})"
-            journal.write(RunError(error=f"{type(exc).__name__}: {exc}", traceback_file=saved.name))
+            if is_write_error(exc):  # a full disk under the run directory: no traceback can be saved
+                assert isinstance(exc, OSError)
+                self.abort_reason = self._disk_lost("the engine", exc)
+            else:
+                saved = write_traceback(self.run_dir, exc)
+                self.abort_reason = f"internal error: {type(exc).__name__}: {exc} (traceback in {saved})"
+                journal.write(RunError(error=f"{type(exc).__name__}: {exc}", traceback_file=saved.name))
         finally:
             signals.rolling_back = True
             try:
                 save_stack_events(self.loaded, self.run_dir, journal, self.phases)
                 self._save_metrics(journal)
             finally:  # nothing about the stack's log may keep a fault applied
+                free_reserve(self.run_dir)  # the rollback's journal records, then the results, need the room
                 self.cleanup = rollback(parts, self.schedule, "rollback" if self.abort_reason else "end")
         doubts = self.cleanup.doubts()
         if not self.abort_reason and doubts:
@@ -177,17 +188,49 @@ class Drill:
                 journal.write(RunError(error=str(exc)))
                 raise InternalError(f"the drill ran and was rolled back, but its results could not be "
                                     f"computed: {exc}") from None
+            except OSError as exc:
+                if not is_write_error(exc):
+                    raise self._internal_error(journal, exc) from None
+                raise self._unwritten(exc) from None
             except Exception as exc:  # the faults are reverted: say where the traceback went
-                saved = write_traceback(self.run_dir, exc)
-                journal.write(RunError(error=f"{type(exc).__name__}: {exc}", traceback_file=saved.name))
-                raise InternalError(
-                    f"internal error while writing the results ({type(exc).__name__}); faults were "
-                    f"rolled back; traceback in {saved}", saved
-                ) from None
+                raise self._internal_error(journal, exc) from None
             return result
+        except OSError as exc:  # the journal's last records on a full disk (the faults are reverted)
+            if not is_write_error(exc):
+                raise
+            raise self._unwritten(exc) from None
         finally:
             signals.restore()
-            journal.close()
+            try:
+                journal.close()
+            except OSError:  # a full disk: the failed record was reported above
+                pass
+
+    def _internal_error(self, journal: Journal, exc: Exception) -> InternalError:
+        saved = write_traceback(self.run_dir, exc)
+        journal.write(RunError(error=f"{type(exc).__name__}: {exc}", traceback_file=saved.name))
+        return InternalError(
+            f"internal error while writing the results ({type(exc).__name__}); faults were "
+            f"rolled back; traceback in {saved}", saved
+        )
+
+    def _unwritten(self, exc: OSError) -> DrillError:
+        """The run directory took no more data after the rollback: one message, exit 3."""
+        return DrillError(
+            f"the drill ran and its faults were rolled back, but its results could not be written "
+            f"to {self.run_dir} ({exc.strerror or exc}); free some space there and run "
+            f"`drill report {self.run_dir}`"
+        )
+
+    def _disk_lost(self, what: str, exc: OSError | None = None) -> str:
+        """The run directory took no more data: stop the load (nothing more can be recorded),
+        free the reserve, record it; the abort reason says where the samples end."""
+        assert self.parts is not None
+        if self.parts.load is not None:
+            self.parts.load.stop()
+        reason = disk_lost(self.run_dir, what, exc)
+        self.parts.journal.write(DependencyLost(what="disk", error=reason))
+        return reason
 
     def _unregister_when_clean(self, journal: Journal) -> None:
         """A run stays registered (for `drill recover --all`) until nothing of it is left applied."""
@@ -246,6 +289,12 @@ class Drill:
         journal = parts.journal
         phases = self.spec.phases
         plan = load_plan(self.spec.load, phases.total_s)
+        # Room for the rollback should the disk fill, and a watchdog on the host's own stalls and
+        # clock from now to the rollback (harness/load/watchdog.py).
+        make_reserve(self.run_dir)
+        parts.watchdog = Watchdog(self.run_dir, max_s=phases.total_s + WATCHDOG_MARGIN_S)
+        parts.watchdog.start()
+        daemon = DaemonWatch(self.run_dir) if self.runtime_kind == "compose" else None
         load = parts.load = LoadRunner(plan, self.run_dir)
         self.say(
             f"load: {self.spec.load.users} users + probe {self.spec.load.probe_rate_hz:g} Hz "
@@ -310,6 +359,15 @@ class Drill:
                 self.observer(DriveTick(now, self.run_dir, self.phases, self.schedule.active_names()))
             if now >= next_check:
                 next_check = now + 1.0
+                failed = load.write_failures()
+                if failed or disk_full(self.run_dir):
+                    raise AbortedError(self._disk_lost(", ".join(failed) or "the run directory's disk is full"),
+                                       reason="write_error")
+                moved = daemon.moved() if daemon is not None else None
+                if moved is not None:
+                    journal.write(DependencyLost(what="docker daemon", error=moved.detail))
+                    raise AbortedError(f"{moved.detail} during the drill: its containers (and their "
+                                       "faults) may have gone with it", reason="docker_restart")
                 if not load.is_running:
                     raise AbortedError("the load generator stopped early (see locust.log)", reason="load")
                 dependencies.check_dependencies(parts, down_at_start, self.schedule.targeted())

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from harness.httpfaults.client import HttpFaultClient
 from harness.load.capacity import CapacitySampler
 from harness.load.runner import LoadRunner
+from harness.load.watchdog import Watchdog
 from harness.rundir.journal import Journal
 from harness.runtime.base import Runtime
 from harness.toxiproxy import ToxiproxyClient
@@ -29,3 +30,4 @@ class Parts:
     proxies_created: list[str] = field(default_factory=list)
     load: LoadRunner | None = None
     capacity: CapacitySampler | None = None
+    watchdog: Watchdog | None = None  # the host-stall watchdog (its own process)

@@ -1,6 +1,7 @@
 """The rollback, on every exit path: stop load, revert faults newest first, check what is really
 left, delete the proxies the drill created, stop the stack. Nothing here may raise: each step's
-failure is journaled and the next step still runs."""
+failure is journaled and the next step still runs. A journal record that cannot
+be written (a full disk) is skipped, never a reason to stop reverting."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from harness.rundir.events import (
     CapacityStopped,
     CleanupCheckFailed,
     CleanupVerified,
+    JournalEvent,
     LoadStopFailed,
     LoadStopped,
     ProxyDeleted,
@@ -18,6 +20,15 @@ from harness.rundir.events import (
     StackStopFailed,
     StackStopped,
 )
+from harness.rundir.journal import Journal
+
+
+def _note(journal: Journal, event: JournalEvent) -> None:
+    """A rollback record, best effort: the disk may be full, and the rollback must go on."""
+    try:
+        journal.write(event)
+    except OSError:
+        pass
 
 
 def rollback(parts: Parts, schedule: FaultSchedule | None, why: str) -> CleanupVerified:
@@ -27,16 +38,21 @@ def rollback(parts: Parts, schedule: FaultSchedule | None, why: str) -> CleanupV
         try:
             parts.load.stop()
         except Exception as exc:
-            journal.write(LoadStopFailed(error=repr(exc)))
+            _note(journal, LoadStopFailed(error=repr(exc)))
         else:
-            journal.write(LoadStopped())
+            _note(journal, LoadStopped())
     if parts.capacity is not None:
         try:
             parts.capacity.stop()
         except Exception as exc:
-            journal.write(CapacityStopFailed(error=repr(exc)))
+            _note(journal, CapacityStopFailed(error=repr(exc)))
         else:
-            journal.write(CapacityStopped())
+            _note(journal, CapacityStopped())
+    if parts.watchdog is not None:
+        try:
+            parts.watchdog.stop()
+        except Exception:  # noqa: BLE001, S110 - the host-stall watchdog ends by itself anyway
+            pass
     if schedule is not None:
         schedule.revert_all(why)
     cleanup = verify_cleanup(parts, schedule)
@@ -45,15 +61,15 @@ def rollback(parts: Parts, schedule: FaultSchedule | None, why: str) -> CleanupV
         try:
             assert toxiproxy is not None  # proxies are only created through it
             toxiproxy.delete_proxy(name)
-            journal.write(ProxyDeleted(proxy=name))
+            _note(journal, ProxyDeleted(proxy=name))
         except Exception as exc:
-            journal.write(ProxyDeleteFailed(proxy=name, error=str(exc)))
+            _note(journal, ProxyDeleteFailed(proxy=name, error=str(exc)))
     if parts.stack is not None and parts.stack_started:
         try:
             parts.stack.stop()
-            journal.write(StackStopped())
+            _note(journal, StackStopped())
         except Exception as exc:
-            journal.write(StackStopFailed(error=repr(exc)))
+            _note(journal, StackStopFailed(error=repr(exc)))
     if toxiproxy is not None:
         toxiproxy.close()
     if parts.http_faults is not None:
@@ -71,13 +87,13 @@ def verify_cleanup(parts: Parts, schedule: FaultSchedule | None) -> CleanupVerif
         try:
             toxics_left = sum(len(p.toxics) + (0 if p.enabled else 1) for p in parts.toxiproxy.proxies().values())
         except Exception as exc:
-            journal.write(CleanupCheckFailed(what="toxiproxy", error=str(exc)))
+            _note(journal, CleanupCheckFailed(what="toxiproxy", error=str(exc)))
             toxics_left = None
     if parts.stack is not None and parts.stack_started:
         try:
             not_running = list(parts.stack.not_running())
         except Exception as exc:
-            journal.write(CleanupCheckFailed(what="stack", error=str(exc)))
+            _note(journal, CleanupCheckFailed(what="stack", error=str(exc)))
             not_running = None
     unreverted = schedule.unreverted() if schedule is not None else []
     still_active = schedule.still_active() if schedule is not None else []
@@ -88,5 +104,5 @@ def verify_cleanup(parts: Parts, schedule: FaultSchedule | None) -> CleanupVerif
         faults_not_reverted=unreverted,
         hook_faults_active=still_active,
     )
-    journal.write(cleanup)
+    _note(journal, cleanup)
     return cleanup

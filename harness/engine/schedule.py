@@ -26,6 +26,7 @@ from harness.rundir.events import (
     FaultRevertFailed,
     FaultRevertIntent,
     FaultRevertRetry,
+    JournalEvent,
 )
 from harness.rundir.journal import Journal
 from harness.scenario import LoadedScenario
@@ -144,7 +145,8 @@ class FaultSchedule:
                 return
             if a.watchdog is not None and why != "watchdog":
                 a.watchdog.cancel()
-            self.journal.write(FaultRevertIntent(fault_id=a.fault_id, why=why))
+            # On a full disk the records are skipped: reverting unrecorded beats leaving it applied.
+            self._note(FaultRevertIntent(fault_id=a.fault_id, why=why))
             last: Exception | None = None
             for attempt in range(3):
                 try:
@@ -154,15 +156,22 @@ class FaultSchedule:
                     break
                 except Exception as exc:  # retried, then reported; never swallowed silently
                     last = exc
-                    self.journal.write(FaultRevertRetry(fault_id=a.fault_id, attempt=attempt, error=str(exc)))
+                    self._note(FaultRevertRetry(fault_id=a.fault_id, attempt=attempt, error=str(exc)))
                     time.sleep(0.5 * (attempt + 1))
             if a.reverted_at is None:
-                self.journal.write(FaultRevertFailed(fault_id=a.fault_id, error=str(last)))
+                self._note(FaultRevertFailed(fault_id=a.fault_id, error=str(last)))
                 self.say(f"[red]fault {escape(a.spec.name)} could not be reverted: {escape(str(last))}; "
                          f"run `drill recover {self.run_dir}`")
                 return
-            self.journal.write(FaultReverted(fault_id=a.fault_id, reverted_at=a.reverted_at, why=why))
+            self._note(FaultReverted(fault_id=a.fault_id, reverted_at=a.reverted_at, why=why))
         self.say(f"fault {escape(a.spec.name)} reverted ({why})")
+
+    def _note(self, event: JournalEvent) -> None:
+        """A revert's journal record, best effort (see :meth:`revert`)."""
+        try:
+            self.journal.write(event)
+        except OSError:
+            pass
 
     def revert_all(self, why: str) -> None:
         """Every applied fault, newest first."""

@@ -28,7 +28,9 @@ carries the stream columns; requests of a user's own locustfile are recorded as 
 
 Deliberately imports nothing from ``harness`` except ``samples.py`` and ``streams.py`` (loaded by
 path): Locust monkey-patches the process with gevent, and the package's ``__init__`` may grow
-heavy imports.
+heavy imports. Two exceptions, imported only when they act: a failed sample write (a full disk)
+and a stretch of CPU above Locust's own warning bound are recorded through
+``harness.load.watchdog`` into ``health.jsonl`` (standard library only).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 if TYPE_CHECKING:  # for the type checker only: at run time streams.py is loaded by path below
     from harness.load.streams import ExpectedAnswer, StreamTally
+    from harness.load.watchdog import Stretch
 
 PLAN_ENV = "DRILL_LOAD_PLAN"
 SAMPLES_ENV = "DRILL_LOCUST_SAMPLES"
@@ -141,7 +144,9 @@ class _SampleWriter:
 
     def __init__(self, path: Path, extra_columns: list[str] | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "w", newline="", buffering=WRITE_BUFFER_BYTES)  # noqa: SIM115
+        self.path = path
+        raw = open(path, "w", newline="", buffering=WRITE_BUFFER_BYTES)  # noqa: SIM115
+        self._file = _samples.GuardedFile(raw, self._write_failed)
         self._csv = csv.writer(self._file)
         self._csv.writerow([*_samples.COLUMNS, *(extra_columns or [])])
         self._file.flush()
@@ -153,6 +158,17 @@ class _SampleWriter:
             gevent.sleep(FLUSH_INTERVAL_S)
             self.flush()
 
+    def _write_failed(self, exc: OSError, last_flushed_s: float) -> None:
+        """A full disk or an I/O error: the file ends here. Say so (stderr, ``health.jsonl``, best
+        effort) and exit EXIT_WRITE_ERROR at once, which tells the engine without a disk: a drill
+        must not go on and be judged on samples that are no longer written."""
+        from harness.load.watchdog import report_write_error
+
+        try:
+            report_write_error(self.path, exc, last_flushed_s)
+        finally:
+            os._exit(_samples.EXIT_WRITE_ERROR)
+
     def flush(self) -> None:
         if not self._file.closed:
             self._file.flush()
@@ -162,7 +178,6 @@ class _SampleWriter:
         # A request reported after quit (should not happen) is dropped, not a crash.
         self.writerow = _drop_row
         if not self._file.closed:
-            self._file.flush()
             self._file.close()
 
 
@@ -300,14 +315,59 @@ class _MasterCollector:
 
 _writer: _SampleWriter | _WorkerShipper | _MasterCollector | None = None
 _clock_shift_s = 0.0
+RUN_DIR_ENV = "DRILL_RUN_DIR"
+CPU_BOUND_PERCENT = 90.0  # Locust's own warning bound (locust.runners.CPU_WARNING_THRESHOLD)
+CPU_CHECK_S = 1.0
+
+
+def _watch_cpu(run_dir: Path) -> None:
+    """This Locust process's CPU, once a second (psutil, as Locust's own 10 s monitor). A stretch
+    above :data:`CPU_BOUND_PERCENT` is one ``worker_cpu`` trouble, written when it ends (or at
+    quit); its magnitude is the longest the event loop woke late meanwhile (the 1 s sleep's
+    overshoot): how late this process's requests may have been sent and stamped."""
+    import psutil  # type: ignore[import-untyped]  # a Locust dependency, without stubs
+
+    from harness.load.watchdog import Above
+
+    process = psutil.Process()
+    process.cpu_percent(None)
+    above = Above(CPU_BOUND_PERCENT, CPU_CHECK_S)
+    try:
+        while True:
+            before = time.monotonic()
+            gevent.sleep(CPU_CHECK_S)
+            lag_s = max(0.0, time.monotonic() - before - CPU_CHECK_S)
+            ended = above.add(time.time(), process.cpu_percent(None), lag_s)
+            if ended is not None:
+                _cpu_trouble(run_dir, ended)
+    finally:  # killed at quit: a stretch still open is written too
+        ended = above.close()
+        if ended is not None:
+            _cpu_trouble(run_dir, ended)
+
+
+def _cpu_trouble(run_dir: Path, stretch: Stretch) -> None:
+    from harness.load.watchdog import Trouble, record
+
+    who = os.environ.get(WORKER_ID_ENV) or "locust"
+    length_s = stretch.end_s - stretch.start_s
+    record(run_dir, Trouble("worker_cpu", stretch.start_s, stretch.end_s, stretch.lag_s,
+                            f"Locust {who} above {CPU_BOUND_PERCENT:g} % CPU for {length_s:.0f} s "
+                            f"(peak {stretch.peak:.0f} %, its loop up to {stretch.lag_s * 1000:.0f} ms late)"))
+
+
+_cpu_watch: gevent.Greenlet[[Path], None] | None = None
 
 
 @_on(events.init)
 def _open_samples(environment: Environment, **_: Any) -> None:
     # Opened at init, not import: Locust imports locustfiles before it validates the command
     # line, and the runner takes the file's existence as "Locust is up".
-    global _writer
+    global _writer, _cpu_watch
     runner = environment.runner
+    run_dir = os.environ.get(RUN_DIR_ENV)
+    if run_dir and not isinstance(runner, MasterRunner):  # the master runs no users
+        _cpu_watch = gevent.spawn(_watch_cpu, Path(run_dir))
     if isinstance(runner, WorkerRunner):
         worker_id = os.environ.get(WORKER_ID_ENV) or f"{socket.gethostname()}-{os.getpid()}"
         _writer = _WorkerShipper(runner, worker_id)
@@ -428,6 +488,8 @@ def _close_samples(**_: Any) -> None:
     # `quitting` fires before, so closing there would drop those last rows.
     if _writer is not None:
         _writer.close()
+    if _cpu_watch is not None:
+        _cpu_watch.kill(block=True, timeout=1.0)
 
 
 if not _plan.get("locustfile"):

@@ -30,7 +30,9 @@ the probe ends, so the file is ordered by end time, not start time:
   its due instant)
 
 SIGTERM or SIGINT stops launching, abandons probes still in flight (they are not recorded: they
-have no outcome), flushes the file and exits 0.
+have no outcome), flushes the file and exits 0. A failed write (a full disk, an I/O error) ends
+the file where it is, is recorded as a ``write_error`` trouble in ``health.jsonl`` (best effort),
+stops the stream and exits ``EXIT_WRITE_ERROR`` (74), which tells the engine without a disk.
 """
 
 from __future__ import annotations
@@ -43,13 +45,14 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import httpx
 
 from harness.load.plan import LoadPlan
-from harness.load.samples import COLUMNS, NON_STREAM_COLUMNS, sample_row
+from harness.load.samples import COLUMNS, EXIT_WRITE_ERROR, NON_STREAM_COLUMNS, GuardedFile, sample_row
 from harness.load.streams import INVALID_PREFIX, StreamTally, check_body, expected_answer, wants_stream
+from harness.load.watchdog import report_write_error, say
 
 FLUSH_INTERVAL_S = 0.2  # the live stop condition reads these files: keep them fresh
 EXIT_GRACE_S = 5.0
@@ -242,8 +245,18 @@ class Prober:
 
 async def _main(plan: LoadPlan, out_path: Path) -> int:
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_path, "w", newline="", buffering=1 << 16) as out:
-        prober = Prober(plan, out)
+    stop: list[Prober] = []
+
+    def on_write_error(exc: OSError, last_flushed_s: float) -> None:
+        # A full disk or an I/O error: say where the file ends, stop probing, exit EXIT_WRITE_ERROR.
+        report_write_error(out_path, exc, last_flushed_s)
+        for prober in stop:
+            prober.request_stop()
+
+    out = GuardedFile(open(out_path, "w", newline="", buffering=1 << 16), on_write_error)  # noqa: SIM115
+    try:
+        prober = Prober(plan, cast("IO[str]", out))
+        stop.append(prober)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, prober.request_stop)
@@ -251,10 +264,11 @@ async def _main(plan: LoadPlan, out_path: Path) -> int:
         try:
             await asyncio.wait_for(prober.run(), timeout=hard_limit_s)
         except TimeoutError:
-            print(f"prober: hard time limit {hard_limit_s:.1f}s reached, exiting", file=sys.stderr)
-        out.flush()
-    print(f"prober: launched={prober.launched} skipped={prober.skipped}", file=sys.stderr)
-    return 0
+            say(f"prober: hard time limit {hard_limit_s:.1f}s reached, exiting")
+    finally:
+        out.close()
+    say(f"prober: launched={prober.launched} skipped={prober.skipped}")  # prober.log may be on the full disk
+    return EXIT_WRITE_ERROR if out.failed is not None else 0
 
 
 def main(argv: list[str] | None = None) -> int:

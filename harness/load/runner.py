@@ -39,7 +39,7 @@ from types import TracebackType
 
 from harness.errors import DrillError
 from harness.load.plan import LoadPlan, split_host_port
-from harness.load.samples import LOCUST_FILE, PROBE_FILE, SAMPLES_DIR
+from harness.load.samples import EXIT_WRITE_ERROR, LOCUST_FILE, PROBE_FILE, SAMPLES_DIR
 from harness.rundir import LOAD_WORKERS_FILE
 
 HARNESS_LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -129,6 +129,13 @@ class LoadRunner:
         """True while either child is still running."""
         return any(p is not None and p.poll() is None for p in (self._locust, self._prober))
 
+    def write_failures(self) -> list[str]:
+        """The children that exited because they could not write their samples (a full disk, an
+        I/O error: exit ``EXIT_WRITE_ERROR``), named as in :meth:`process_groups`."""
+        children = [("locust", self._locust), ("prober", self._prober),
+                    *((f"locust-worker-w{i}", w) for i, w in enumerate(self._workers, start=1))]
+        return [name for name, proc in children if proc is not None and proc.poll() == EXIT_WRITE_ERROR]
+
     def locust_command(self) -> list[str]:
         """The Locust command line (headless, stops by itself after duration_s + margin)."""
         plan = self.plan
@@ -188,6 +195,7 @@ class LoadRunner:
             env = dict(os.environ)
             env["DRILL_LOAD_PLAN"] = self.plan.to_json()
             env["DRILL_LOCUST_SAMPLES"] = str(self.locust_samples)
+            env["DRILL_RUN_DIR"] = str(self.run_dir)  # health.jsonl: write errors, CPU above 90 %
             if self.plan.distributed:
                 env["DRILL_LOCUST_WORKERS"] = str(self.workers_file)
             self._locust = self._spawn(self.locust_command(), self.locust_log, env)
@@ -197,6 +205,7 @@ class LoadRunner:
                 worker_env = dict(os.environ)
                 worker_env["DRILL_LOAD_PLAN"] = self.plan.to_json()
                 worker_env["DRILL_WORKER_ID"] = f"w{i}"
+                worker_env["DRILL_RUN_DIR"] = str(self.run_dir)
                 command = locust_worker_command(self.plan, connect_host, self.master_port)
                 self._workers.append(self._spawn(command, self.run_dir / f"locust-worker-w{i}.log", worker_env))
         if self.prober_enabled:

@@ -43,8 +43,10 @@ carry the defaults :data:`NON_STREAM_COLUMNS`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO
 
 COLUMNS = [
     "source",
@@ -176,3 +178,66 @@ def typed_row(raw: dict[str, str]) -> dict[str, object]:
     intended = raw.get("intended", "")
     row["intended"] = float(intended) if intended else math.nan
     return row
+
+
+# --- the write path: a full disk or an I/O error ends the file cleanly ----------------------------
+
+EXIT_WRITE_ERROR = 74
+"""A load generator's exit code when it could not write its samples (sysexits' EX_IOERR): the
+engine learns of a full disk from it without reading anything from that disk."""
+
+
+class GuardedFile:
+    """A sample file's text stream whose first failed ``write`` or ``flush`` (ENOSPC, EIO, ...)
+    is reported once to ``on_error(exc, last_flushed_s)`` and ends the file: every later row is
+    dropped, so the file ends with the rows on disk so far (and perhaps one torn line, which the
+    readers skip). ``last_flushed_s`` is the wall-clock instant of the last flush that succeeded:
+    every row handed over before it is on disk. ``csv.writer`` writes into it like any file."""
+
+    def __init__(self, raw: IO[str], on_error: Callable[[OSError, float], None]) -> None:
+        self._raw = raw
+        self._on_error = on_error
+        self.failed: OSError | None = None
+        self.last_flushed_s = time.time()
+
+    def write(self, text: str) -> int:
+        if self.failed is None:
+            try:
+                return int(self._raw.write(text))
+            except OSError as exc:
+                self._fail(exc)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.failed is None:
+            try:
+                self._raw.flush()
+            except OSError as exc:
+                self._fail(exc)
+            else:
+                self.last_flushed_s = time.time()
+
+    @property
+    def closed(self) -> bool:
+        return self._raw.closed
+
+    def close(self) -> None:
+        """Flush (unless failed) and close; a failure on the way is reported, never raised."""
+        self.flush()
+        try:
+            self._raw.close()
+        except OSError as exc:
+            if self.failed is None:
+                self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        self.failed = exc
+        self._on_error(exc, self.last_flushed_s)
+
+
+def write_error_detail(path: Path, exc: OSError, last_flushed_s: float) -> str:
+    """The ``write_error`` trouble's words: which file, why, and where its data ends."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(last_flushed_s)) + f".{int(last_flushed_s % 1 * 1000):03d}Z"
+    reason = exc.strerror or type(exc).__name__
+    return (f"{SAMPLES_DIR}/{Path(path).name}: write failed ({reason}); its samples end at {stamp}, "
+            f"rows after it are missing")

@@ -11,7 +11,8 @@
         stack-logs/          the stack's process / container logs, and the local supervisor's
                              local-stack.state.json (the processes it started, for a later drill)
         locust-workers.json  distributed load: each worker's clock offset against the master
-        locust.log, prober.log
+        locust.log, prober.log, watchdog.log   the load generators' and the host-stall watchdog's output
+        .reserve             1 MiB held back while the load runs, freed for the rollback on a full disk
         traceback.txt        an unexpected error's traceback (for a bug report)
         results.json         every figure (schema drill.results/v1, harness/results/model.py)
         junit.xml            objectives as JUnit test cases
