@@ -9,10 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,13 +19,12 @@ from harness.faults.container import container_fault
 from harness.httpfaults.client import HttpFaultClient
 from harness.runtime.compose import PROJECT_LABEL, ComposeRuntime
 from harness.testing import REPO, free_port, require
-from harness.testing.stacks import PORT_VARIABLES, STAGING_FILE, staging_ready
+from harness.testing.stacks import PORT_VARIABLES, STAGING_FILE, shipped_drill, staging_ready, wait_for_tier
 
 pytestmark = pytest.mark.docker
 
 TOXIPROXY_CONFIG = REPO / "compose/toxiproxy.json"
 GPU_REGIONS = {"gpu-a1": "region-a", "gpu-a2": "region-a", "gpu-a3": "region-a", "gpu-b1": "region-b"}
-CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
 
 @pytest.fixture(scope="module")
@@ -46,42 +43,6 @@ def staging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ComposeR
             label = {"label": f"{PROJECT_LABEL}={runtime.project}"}
             assert runtime.client.containers.list(all=True, filters=label) == []
             assert runtime.client.networks.list(filters=label) == []
-
-
-def chat(gateway_port: int) -> httpx.Response:
-    return httpx.post(f"http://127.0.0.1:{gateway_port}/v1/chat/completions", json=CHAT, timeout=5.0)
-
-
-def wait_for_tier(gateway_port: int, tier: str, timeout_s: float = 60.0) -> httpx.Response:
-    """Send requests until one is answered by ``tier``; bounded in time (about 20 requests/s)."""
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            response = chat(gateway_port)
-            if response.status_code == 200 and response.headers.get("X-Tier") == tier:
-                return response
-            last = f"{response.status_code} X-Tier={response.headers.get('X-Tier')}"
-        except httpx.HTTPError as exc:
-            last = repr(exc)
-        time.sleep(0.05)
-    raise AssertionError(f"gateway never answered from tier {tier} within {timeout_s}s; last: {last}")
-
-
-def shipped_drill(runtime: ComposeRuntime, ports: dict[str, int], name: str, tmp_path: Path) -> Path:
-    """A copy of the shipped compose drill ``scenarios/<name>.yaml`` on this module's project and
-    ports, with 6 s / 10 s / 8 s phases (its fault lasting the fault phase)."""
-    scenario = tmp_path / f"{name}.yaml"
-    shipped = (REPO / f"scenarios/{name}.yaml").read_text()
-    scenario.write_text(
-        shipped.replace("file: ../compose/staging.yaml, project: drill-staging",
-                        f"file: {STAGING_FILE}, project: {runtime.project}")
-        .replace("http://127.0.0.1:28080", f"http://127.0.0.1:{ports['gateway']}")
-        .replace("phases: {baseline: 10s, fault: 20s, recovery: 15s}",
-                 "phases: {baseline: 6s, fault: 10s, recovery: 8s}")
-        .replace("duration: 20s", "duration: 10s")
-    )
-    return scenario
 
 
 def test_gateway_answers_from_the_hosted_tier(staging) -> None:

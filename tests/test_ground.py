@@ -15,14 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import require
 
 from harness.load.samples import EXIT_WRITE_ERROR, GuardedFile
 from harness.load.watchdog import STALL_BOUND_S, STEP_BOUND_S, Tick, Watch, free_reserve, make_reserve
 from harness.rundir.health import read_health
-
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
-
+from harness.testing.parts import alive, faketime_env, require
 
 # --- pure: the watch over synthetic ticks ------------------------------------------------------
 
@@ -159,27 +156,9 @@ def test_watchdog_ends_when_its_parent_dies(tmp_path: Path) -> None:
                          timeout=30, check=True)
     pid = int(out.stdout.split()[0])
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and alive(pid):
         time.sleep(0.1)
-    assert not _alive(pid), "the watchdog outlived its parent"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def faketime_env(stamp_file: Path) -> dict[str, str]:
-    """The environment that makes a process (and its children) read the wall clock through
-    libfaketime, offset by what ``stamp_file`` says now (``+0``, then ``+2`` for a step)."""
-    require(LIBFAKETIME.exists(), "libfaketime", "apt-get install -y faketime libfaketime")
-    stamp_file.write_text("+0\n")
-    env = dict(os.environ)
-    env.update(LD_PRELOAD=str(LIBFAKETIME), FAKETIME_TIMESTAMP_FILE=str(stamp_file), FAKETIME_NO_CACHE="1")
-    return env
+    assert not alive(pid), "the watchdog outlived its parent"
 
 
 def test_watchdog_sees_a_wall_clock_step_of_its_own_process(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ and either the fault reverted or ``drill recover`` naming exactly what is left a
 
 This stops every container on the machine's daemon for a few seconds: run it under the heavy
 lock, which every Docker test on this machine takes. The stack is this module's own project on
-free ports (test_docker_staging's fixture), removed afterwards.
+free ports (conftest's staging_stack fixture), removed afterwards.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
-from test_docker_staging import shipped_drill, staging, wait_for_tier  # noqa: F401 - staging is a fixture
-from test_ground import _alive
 
 from harness.engine.ground import daemon_id
 from harness.rundir.events import DependencyLost
 from harness.rundir.health import read_health
 from harness.rundir.journal import read_journal
+from harness.testing import REPO
+from harness.testing.parts import alive
+from harness.testing.stacks import shipped_drill, wait_for_tier
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -54,17 +54,17 @@ def restart_dockerd() -> tuple[int, int]:
     assert before is not None
     os.kill(before.pid, signal.SIGTERM)
     deadline = time.monotonic() + 90
-    while _alive(before.pid) and time.monotonic() < deadline:
+    while alive(before.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _alive(before.pid), "dockerd did not stop within 90 s"
+    assert not alive(before.pid), "dockerd did not stop within 90 s"
     ensure_dockerd()
     after = daemon_id()
     assert after is not None and after != before
     return before.pid, after.pid
 
 
-def test_dockerd_restart_mid_compose_drill_aborts_and_names_what_is_left(staging, tmp_path: Path) -> None:  # noqa: F811
-    runtime, ports = staging
+def test_dockerd_restart_mid_compose_drill_aborts_and_names_what_is_left(staging_stack, tmp_path: Path) -> None:
+    runtime, ports = staging_stack
     scenario = shipped_drill(runtime, ports, "hosted-latency", tmp_path)
     wait_for_tier(ports["gateway"], "hosted")
     run_dir = tmp_path / "run"

@@ -21,14 +21,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port, require, serve_in_thread
-from test_engine import own_service, scenario
-from test_ground import faketime_env
 
 from harness.rundir.events import DependencyLost
 from harness.rundir.frames import read_samples
 from harness.rundir.health import read_health
 from harness.rundir.journal import applied_faults, read_journal
+from harness.testing import free_port, require, serve_in_thread
+from harness.testing.drills import own_service
+from harness.testing.drills import own_service_scenario as scenario
+from harness.testing.parts import faketime_env
 from harness.toxiproxy import ToxiproxyClient
 
 DRILL = [sys.executable, "-m", "harness.cli"]

@@ -141,3 +141,27 @@ def serve_in_thread(app: web.Application) -> Iterator[str]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()
+
+
+# --- processes and clocks ------------------------------------------------------------------------
+
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def faketime_env(stamp_file: Path) -> dict[str, str]:
+    """The environment that makes a process (and its children) read the wall clock through
+    libfaketime, offset by what ``stamp_file`` says now (``+0``, then ``+2`` for a step)."""
+    require(LIBFAKETIME.exists(), "libfaketime", "apt-get install -y faketime libfaketime")
+    stamp_file.write_text("+0\n")
+    env = dict(os.environ)
+    env.update(LD_PRELOAD=str(LIBFAKETIME), FAKETIME_TIMESTAMP_FILE=str(stamp_file), FAKETIME_NO_CACHE="1")
+    return env

@@ -259,3 +259,44 @@ def compose_problems(runtime: ComposeRuntime, run_dir: Path) -> list[str]:
     if strays:
         problems.append(f"active faults: {strays}")
     return problems
+
+
+# --- the compose staging stack's gateway and shipped drills ---------------------------------------
+
+CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def chat(gateway_port: int) -> httpx.Response:
+    return httpx.post(f"http://127.0.0.1:{gateway_port}/v1/chat/completions", json=CHAT, timeout=5.0)
+
+
+def wait_for_tier(gateway_port: int, tier: str, timeout_s: float = 60.0) -> httpx.Response:
+    """Send requests until one is answered by ``tier``; bounded in time (about 20 requests/s)."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = chat(gateway_port)
+            if response.status_code == 200 and response.headers.get("X-Tier") == tier:
+                return response
+            last = f"{response.status_code} X-Tier={response.headers.get('X-Tier')}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(0.05)
+    raise AssertionError(f"gateway never answered from tier {tier} within {timeout_s}s; last: {last}")
+
+
+def shipped_drill(runtime: ComposeRuntime, ports: dict[str, int], name: str, tmp_path: Path) -> Path:
+    """A copy of the shipped compose drill ``scenarios/<name>.yaml`` on this module's project and
+    ports, with 6 s / 10 s / 8 s phases (its fault lasting the fault phase)."""
+    scenario = tmp_path / f"{name}.yaml"
+    shipped = (REPO / f"scenarios/{name}.yaml").read_text()
+    scenario.write_text(
+        shipped.replace("file: ../compose/staging.yaml, project: drill-staging",
+                        f"file: {STAGING_FILE}, project: {runtime.project}")
+        .replace("http://127.0.0.1:28080", f"http://127.0.0.1:{ports['gateway']}")
+        .replace("phases: {baseline: 10s, fault: 20s, recovery: 15s}",
+                 "phases: {baseline: 6s, fault: 10s, recovery: 8s}")
+        .replace("duration: 20s", "duration: 10s")
+    )
+    return scenario
