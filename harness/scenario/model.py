@@ -249,6 +249,17 @@ class Objectives(Strict):
     # Streamed requests (the load's JSON asks for "stream": true; docs/method.md "Streaming").
     ttft_p95_ms: float | str | LatencyObjective | None = None
     min_stream_completion: float | None = Field(default=None, ge=0, le=1)
+    # Scheduled faults (docs/method.md "Reaction threshold").
+    failover_by: dict[Literal["latency_ms", "jitter_ms", "delay_ms", "share"], float] | None = None
+    max_flaps: int | None = Field(default=None, ge=0)
+
+    @field_validator("failover_by")
+    @classmethod
+    def _magnitudes(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is not None and (not v or any(m < 0 for m in v.values())):
+            raise ValueError("expected a magnitude for latency_ms, jitter_ms, delay_ms or share (≥ 0), "
+                             "e.g. {latency_ms: 800}")
+        return v
 
     @field_validator("p95_ms", "ttft_p95_ms")
     @classmethod
