@@ -207,7 +207,9 @@ class FaultSpecBase(Strict):
             if own is not None:
                 raise ValueError(f"the schedule sets {cls.MAGNITUDE}: remove {cls.MAGNITUDE} (or use a flap)")
         elif schedule.flap.value is None and own is None:
-            raise ValueError(f"flap: give flap.value or the fault's {cls.MAGNITUDE}")
+            if cls.model_fields[cls.MAGNITUDE].is_required():
+                raise ValueError(f"flap: give flap.value or the fault's {cls.MAGNITUDE}")
+            return data  # the family's default magnitude (share: 1) is the flap's on value
         if own is None:
             peak = schedule.peak(None)
             if peak > cls.MAGNITUDE_MAX:
