@@ -169,6 +169,7 @@ def report_context(
         "objectives": _objective_rows(results),
         "faults": _fault_rows(results),
         "capacity_fault_rows": _capacity_fault_rows(results),
+        "shape_fault_rows": _shape_fault_rows(results),
         "capacity": _capacity_section(results, capacity_samples, capacity_source_note),
         "phases": _phase_rows(results),
         "charts": _charts(results, timeline, event_marks),
@@ -346,6 +347,38 @@ def _impact(impact: Any, note: str | None) -> list[tuple[str, str]]:
     if isinstance(impact, dict):
         return [(key.replace("_", " "), quantity(key, value)) for key, value in impact.items()]
     return [("", IMPACT_WORDS.get(str(impact), plain(impact)))]
+
+
+SHAPE_ROWS = (
+    ("failover_magnitude", "in force at failover"),
+    ("stack_magnitude", "in force at the stack's breaker opening"),
+    ("first_affected_magnitude", "in force when users were first affected"),
+    ("failovers", "failovers · failbacks"),
+    ("bad_per_transition", "bad answers per transition"),
+)
+
+
+def _shape_fault_rows(results: dict[str, Any]) -> list[tuple[str, list[Cell]]]:
+    """(label, one cell per fault) of the scheduled faults' figures (results ``faults[].shape``,
+    docs/method.md "Reaction threshold"); [] when no fault had a schedule."""
+    faults = results.get("faults") or []
+    shapes = [fault.get("shape") if isinstance(fault.get("shape"), dict) else None for fault in faults]
+    if not any(shapes):
+        return []
+
+    def cell(shape: dict[str, Any] | None, key: str) -> Cell:
+        if shape is None:
+            return Cell(MISSING, "no schedule")
+        if key == "failovers":
+            return Cell(f"{shape.get('failovers')} · {shape.get('failbacks')}")
+        value = shape.get(key)
+        if value is None:
+            return Cell(MISSING, "not observed")
+        if key == "bad_per_transition":
+            return Cell(f"{value:g}")
+        return Cell(f"{value:g} ({shape.get('param')})")
+
+    return [(label, [cell(shape, key) for shape in shapes]) for key, label in SHAPE_ROWS]
 
 
 def _capacity_fault_rows(results: dict[str, Any]) -> list[tuple[str, list[Cell]]]:

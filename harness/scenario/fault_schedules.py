@@ -115,6 +115,19 @@ class ScheduleSpec(Strict):
     def shape(self) -> str:
         return "ramp" if self.ramp is not None else "steps" if self.steps is not None else "flap"
 
+    def describe(self) -> str:
+        """``ramp 0 -> 3000 in 20 steps``, ``3 steps``, ``flap 5s on / 5s off``: the dry-run plan's words."""
+        if self.ramp is not None:
+            r = self.ramp
+            over = f" over {r.over:g} s" if r.over is not None else ""
+            steps = f" in {r.steps} steps" if r.steps is not None else ""
+            return f"ramp {r.from_:g} -> {r.to:g}{steps}{over}"
+        if self.steps is not None:
+            return "steps " + ", ".join(f"{s.value:g} for {s.for_:g} s" for s in self.steps)
+        assert self.flap is not None
+        jitter = f" ± {self.flap.jitter_s:g} s" if self.flap.jitter_s else ""
+        return f"flap {self.flap.on_for:g} s on / {self.flap.off_for:g} s off{jitter}"
+
     def length_s(self) -> float | None:
         """How long the schedule itself lasts (None: as long as the fault, a flap or a ramp
         without ``over``)."""
