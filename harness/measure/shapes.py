@@ -93,7 +93,7 @@ def shape_figures(
     if failover_at is not None:
         step = step_in_force(steps, failover_at)
         if step is not None:
-            figures.failover_magnitude, figures.failover_step = step.value, step.index
+            figures.failover_magnitude, figures.failover_step = round(step.value, 6), step.index
 
     ends = samples["end"].to_numpy(dtype=float)
     starts = samples["start"].to_numpy(dtype=float)
@@ -103,7 +103,8 @@ def shape_figures(
     if bad_after.any():
         first_bad = float(ends[bad_after].min())
         figures.first_affected_s = round(first_bad - onset, 6)
-        figures.first_affected_magnitude = magnitude_at(steps, first_bad)
+        in_force = magnitude_at(steps, first_bad)
+        figures.first_affected_magnitude = None if in_force is None else round(in_force, 6)
     figures.bad_answers = int(np.count_nonzero(~good & inside))
 
     if stack_events is not None:
@@ -117,7 +118,7 @@ def shape_figures(
             figures.stack_reaction_s = round(first - onset, 6)
             step = step_in_force(steps, first)
             if step is not None:
-                figures.stack_magnitude, figures.stack_step = step.value, step.index
+                figures.stack_magnitude, figures.stack_step = round(step.value, 6), step.index
                 if figures.failover_step is not None:
                     figures.agrees_within_step = abs(figures.failover_step - step.index) <= 1
 
