@@ -253,6 +253,13 @@ class ToxiproxyClient:
         )
         return Toxic.from_api(self._json(response, proxy=proxy, toxic=name))
 
+    def update_toxic(self, proxy: str, toxic: str, attributes: dict[str, Any]) -> Toxic:
+        """Change a toxic's attributes in place (``POST /proxies/{proxy}/toxics/{toxic}``): a fault
+        schedule's next step; the toxic keeps its name, so its undo record still removes it."""
+        path = f"/proxies/{_segment(proxy)}/toxics/{_segment(toxic)}"
+        response = self._request("POST", path, json_body={"attributes": attributes}, proxy=proxy, toxic=toxic)
+        return Toxic.from_api(self._json(response, proxy=proxy, toxic=toxic))
+
     def remove_toxic(self, proxy: str, toxic: str, missing_ok: bool = True) -> None:
         """Remove a toxic; when ``missing_ok``, a missing toxic (or proxy) is fine."""
         path = f"/proxies/{_segment(proxy)}/toxics/{_segment(toxic)}"

@@ -36,6 +36,9 @@ tier as its latency): error rate > BREAKER_ERROR_RATE or p95 > BREAKER_LATENCY_F
 baseline p95 (never below BREAKER_LATENCY_FLOOR_MS). The baseline is learned from windows that were healthy. An open
 breaker half-opens after BREAKER_COOLDOWN_S and lets one probe request at a time through;
 BREAKER_HALF_OPEN_PROBES good probes close it (fail back), one bad probe opens it again.
+Hysteresis against a flapping upstream: a breaker that opens again within twice its cool-down of
+closing multiplies its cool-down by BREAKER_FLAP_BACKOFF (default 2, at most 60 s; 1 = none, the
+breaker follows every flap); opening after a quiet spell resets it.
 
 Endpoints:
     POST   /v1/chat/completions   routed; X-Served-By / X-Tier / X-Region / X-Degraded always set
@@ -114,6 +117,7 @@ class GatewayConfig:
     breaker_cooldown_s: float
     breaker_half_open_probes: int
     breaker_eval_interval_ms: int
+    breaker_flap_backoff: float
     events_max: int
     first_token_timeout_ms: int
     stream_idle_timeout_ms: int
@@ -157,6 +161,7 @@ class GatewayConfig:
             breaker_cooldown_s=env_float("BREAKER_COOLDOWN_S", 5.0),
             breaker_half_open_probes=max(1, env_int("BREAKER_HALF_OPEN_PROBES", 3)),
             breaker_eval_interval_ms=max(10, env_int("BREAKER_EVAL_INTERVAL_MS", 100)),
+            breaker_flap_backoff=max(1.0, env_float("BREAKER_FLAP_BACKOFF", 2.0)),
             events_max=env_int("EVENTS_MAX", 10000),
             first_token_timeout_ms=max(1, env_int("FIRST_TOKEN_TIMEOUT_MS", upstream_timeout_ms)),
             stream_idle_timeout_ms=max(1, env_int("STREAM_IDLE_TIMEOUT_MS", upstream_timeout_ms)),
@@ -351,6 +356,8 @@ class Breaker:
         self.probe_in_flight = False
         self.probe_successes = 0
         self.last_reason: str | None = None
+        self.cooldown_s = config.breaker_cooldown_s
+        self.closed_at: float | None = None
 
     def latency_threshold_ms(self) -> float:
         if self.baseline_p95_ms is None:
@@ -362,12 +369,12 @@ class Breaker:
         if self.state == "closed":
             return "pass"
         if self.state == "open":
-            if now - self.opened_at < self.config.breaker_cooldown_s:
+            if now - self.opened_at < self.cooldown_s:
                 return None
             self.state = "half_open"
             self.probe_successes = 0
             self.probe_in_flight = False
-            self.log.add("breaker_half_open", self.tier, f"cool-down of {self.config.breaker_cooldown_s}s over")
+            self.log.add("breaker_half_open", self.tier, f"cool-down of {self.cooldown_s:g}s over")
         if self.probe_in_flight:
             return None
         self.probe_in_flight = True
@@ -385,6 +392,7 @@ class Breaker:
             self.probe_successes += 1
             if self.probe_successes >= self.config.breaker_half_open_probes:
                 self.state = "closed"
+                self.closed_at = now
                 self.samples.clear()
                 self.log.add("breaker_close", self.tier, f"{self.probe_successes} good probes")
             return
@@ -396,6 +404,11 @@ class Breaker:
         self.probe_in_flight = False
 
     def _open(self, now: float, reason: str) -> None:
+        if self.state == "closed":  # a half-open probe failing keeps the cool-down it had
+            flapping = self.closed_at is not None and now - self.closed_at < 2 * self.cooldown_s
+            base = self.config.breaker_cooldown_s
+            backed_off = min(max(base, 60.0), self.cooldown_s * self.config.breaker_flap_backoff)
+            self.cooldown_s = backed_off if flapping else base
         self.state = "open"
         self.opened_at = now
         self.samples.clear()

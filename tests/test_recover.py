@@ -22,6 +22,7 @@ from harness.rundir.undo import ProxyCreatedUndo, ToxicUndo
 from harness.safety.recover import recover_run, recover_strays
 from harness.safety.strays import active_faults, hook_urls, scan
 from harness.testing import free_port, network_spec, require, require_mitmdump
+from harness.testing.stacks import kill9_stack
 from harness.toxiproxy import ToxiproxyClient
 
 
@@ -308,31 +309,6 @@ def test_a_drill_made_http_fault_is_a_stray_and_force_removes_only_it(tmp_path: 
         assert forced == [(f"stray http_fault on http-route:hosted-model: {found.faults[0].detail}: "
                            "HTTP fault removed", True)]
         assert [f.id for f in client.faults()] == ["by-hand"]
-
-
-def kill9_stack(tmp_path: Path) -> tuple[Path, dict[str, int]]:
-    """toxiproxy + one model server behind Toxiproxy proxy hosted-model + the HTTP fault proxy
-    route hosted-model in front of it (the reference topology, one tier), on free ports."""
-    ports = {name: free_port() for name in ("toxiproxy", "proxy", "hosted", "route")}
-    path = tmp_path / "stack.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        kind: Stack
-        name: http-kill9
-        stop_grace_s: 3
-        toxiproxy: {{listen: 127.0.0.1:{ports['toxiproxy']}}}
-        proxies:
-          - {{name: hosted-model, listen: 127.0.0.1:{ports['proxy']}, upstream: 127.0.0.1:{ports['hosted']}}}
-        http_fault_proxy:
-          routes:
-            - {{name: hosted-model, listen: 127.0.0.1:{ports['route']}, upstream: http://127.0.0.1:{ports['proxy']}}}
-        processes:
-          - name: hosted-model
-            argv: [python, -m, targets.model_server]
-            env: {{HOST: 127.0.0.1, PORT: {ports['hosted']}, NODE_ID: hosted-model, TIER: hosted}}
-            port: {ports['hosted']}
-            health: http://127.0.0.1:{ports['hosted']}/health
-        """))
-    return path, ports
 
 
 @pytest.mark.slow

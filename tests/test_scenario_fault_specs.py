@@ -26,55 +26,17 @@ from harness.scenario.fault_specs import (
     ResetSpec,
 )
 from harness.scenario.model import Scenario
-
-HEAD = """\
-apiVersion: drill/v1
-kind: Scenario
-name: specs
-toxiproxy: {url: http://127.0.0.1:8474}
-load: {host: http://127.0.0.1:8080}
-phases: {baseline: 1s, fault: 5s, recovery: 1s}
-faults:
-"""
-FIRST_FAULT_LINE = HEAD.count("\n") + 1
-PROXY = "{proxy: p}"
-SERVICE = "{service: hosted-model}"
-HOOK = "{hook: http://127.0.0.1:18090/fault}"
-
-
-def fault(type: str | None, target: str | None, *params: str) -> str:
-    """One fault in block style, one key a line: ``params`` are ``key: value`` lines."""
-    lines = ["  - name: f"]
-    lines += [f"    type: {type}"] if type is not None else []
-    lines += [f"    target: {target}"] if target is not None else []
-    lines += [f"    {param}" for param in params]
-    return "\n".join(lines) + "\n"
-
-
-def write(tmp_path: Path, *faults: str) -> Path:
-    path = tmp_path / "scenario.yaml"
-    path.write_text(HEAD + "".join(faults), encoding="utf-8")
-    return path
-
-
-def loaded(tmp_path: Path, *faults: str) -> list[FaultSpecBase]:
-    return list(load_scenario(write(tmp_path, *faults)).spec.faults)
-
-
-def problem(tmp_path: Path, *faults: str) -> tuple[Path, str]:
-    path = write(tmp_path, *faults)
-    with pytest.raises(ScenarioError) as caught:
-        load_scenario(path)
-    assert caught.value.exit_code == 2
-    message = str(caught.value)
-    assert "faults.0" not in message and ".latency." not in message, "a pydantic location leaked"
-    return path, message
-
-
-def line_of(path: Path, text: str) -> int:
-    """The 1-based line of the first line holding ``text``."""
-    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
-
+from harness.testing.scenarios import (
+    FIRST_FAULT_LINE,
+    HEAD,
+    HOOK,
+    PROXY,
+    SERVICE,
+    fault,
+    line_of,
+    loaded,
+    problem,
+)
 
 # --- valid: each family, minimal and full ---------------------------------------------------
 
@@ -159,7 +121,7 @@ BAD = {
     # unknown
     "misspelled-parameter": ("latency", PROXY, ["latncy_ms: 300"], "latncy_ms",
                              "faults[0].latncy_ms: unknown key 'latncy_ms' (did you mean 'latency_ms'?); allowed: "
-                             "name, type, target, at, duration, direction, toxicity, latency_ms, jitter_ms"),
+                             "name, type, target, at, duration, direction, toxicity, schedule, latency_ms, jitter_ms"),
     "parameter-of-another-family": ("endpoint_kill", SERVICE, ["count: 2"], "count",
                                     "faults[0].count: not a parameter of endpoint_kill faults "
                                     "(its parameters: mode, max_targets)"),

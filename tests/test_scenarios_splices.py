@@ -28,7 +28,7 @@ def _resumed(run_dir: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
 @pytest.mark.slow
 def test_stream_resume_local_passes_with_its_splices_as_the_gateway_logged_them(tmp_path: Path) -> None:
     result, _ = run_short("stream-resume.local.yaml", tmp_path)
-    r = result.results
+    r = result.results.document()
     assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
     splices = r["measurement"]["streaming"]["completion"]["splices"]
     assert splices["spliced"] > 0 and splices["checked"] >= splices["spliced"]
@@ -52,7 +52,7 @@ def test_stream_resume_local_passes_with_its_splices_as_the_gateway_logged_them(
 @pytest.mark.slow
 def test_control_stream_resume_repeats_exits_1_on_the_repeated_tokens_alone(tmp_path: Path) -> None:
     result, _ = run_short("controls/stream-resume-repeats.local.yaml", tmp_path)
-    r = result.results
+    r = result.results.document()
     assert result.exit_code == 1, (r["objectives"], r.get("abort_reason"))
     # Every stream completed, nothing was an error: only the token-by-token check fails it.
     assert failed_objectives(r) == {"max_tokens_repeated"}

@@ -343,6 +343,7 @@ class Drill:
             for a in self.schedule.faults:
                 if not a.apply_started and now >= a.apply_at:
                     self._apply(a)
+                self.schedule.advance(a, now)
                 if a.onset is not None and a.reverted_at is None and now >= a.revert_at:
                     self.schedule.revert(a, why="scheduled")
             if watch is not None and now >= next_stop_check:

@@ -4,6 +4,13 @@ Every fault is journaled (``fault.intent``, with its undo record) before it is a
 applied, a watchdog timer reverts it at its deadline plus :data:`WATCHDOG_GRACE_S` even when the
 engine itself is stuck. A revert is retried three times, then reported with the command that
 finishes the job (``drill recover``).
+
+A fault with a ``schedule`` (docs/scenarios.md "Schedules") is applied at its first step's
+magnitude; :meth:`FaultSchedule.advance`, called on every engine tick, applies each later step as
+an in-place update of the same toxic / HTTP fault, journaled before (``fault.step_intent``) and
+after (``fault.step``, with the update call's onset bracket). The fault's undo record names the
+toxic / fault id, not a magnitude, so a rollback or ``drill recover`` mid-schedule reverts
+whichever step is in force.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from rich.markup import escape
 from harness.engine.result import Say
 from harness.errors import ScenarioError
 from harness.faults import Fault, FaultContext, Onset, build_fault
+from harness.faults.base import ScheduledMagnitude
 from harness.rundir.events import (
     FaultApplied,
     FaultApplyFailed,
@@ -26,10 +34,14 @@ from harness.rundir.events import (
     FaultRevertFailed,
     FaultRevertIntent,
     FaultRevertRetry,
+    FaultStep,
+    FaultStepFailed,
+    FaultStepIntent,
     JournalEvent,
 )
 from harness.rundir.journal import Journal
 from harness.scenario import LoadedScenario
+from harness.scenario.fault_schedules import step_plan
 from harness.scenario.model import FaultSpec
 
 WATCHDOG_GRACE_S = 5.0
@@ -50,6 +62,9 @@ class ScheduledFault:
     targets: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     watchdog: threading.Timer | None = None
+    steps: list[tuple[float, float]] = field(default_factory=list)
+    """A schedule's steps: (epoch instant, magnitude); empty for a plain fault."""
+    step_index: int = -1
 
 
 class FaultSchedule:
@@ -62,10 +77,12 @@ class FaultSchedule:
         self.faults: list[ScheduledFault] = []
         # When the first revert call of a reaction began (the stop condition's reaction time).
         self.first_revert_call_at: float | None = None
+        self.probe_rate_hz = 20.0
 
     def build(self, loaded: LoadedScenario, ctx: FaultContext) -> None:
         """Build (not apply) every fault; a bad selector or an unknown proxy is ScenarioError."""
         toxiproxy = ctx.toxiproxy
+        self.probe_rate_hz = loaded.spec.load.probe_rate_hz
         for i, spec in enumerate(loaded.spec.faults):
             fault = build_fault(spec, ctx)
             if spec.target.proxy and toxiproxy is not None and toxiproxy.get_proxy(spec.target.proxy) is None:
@@ -87,6 +104,12 @@ class FaultSchedule:
             a.apply_at = fault_phase_start + a.spec.at
             length = a.spec.duration if a.spec.duration is not None else fault_phase_s - a.spec.at
             a.revert_at = a.apply_at + length
+            schedule = getattr(a.spec, "schedule", None)
+            if schedule is not None:
+                own = getattr(a.spec, a.spec.MAGNITUDE or "", None)
+                plan = step_plan(schedule, length, float(own) if isinstance(own, (int, float)) else None,
+                                 self.probe_rate_hz)
+                a.steps = [(a.apply_at + offset, value) for offset, value in plan]
 
     def any_applied(self) -> bool:
         return any(a.apply_started for a in self.faults)
@@ -113,6 +136,8 @@ class FaultSchedule:
 
     def apply(self, a: ScheduledFault) -> None:
         """Journal the intent (with the undo record), apply, journal the onset, arm the watchdog."""
+        if a.steps:
+            self._magnitude(a).set_magnitude(a.steps[0][1])
         description = a.fault.describe()
         self.journal.write(FaultIntent(
             fault_id=a.fault_id, name=a.spec.name, type=a.spec.type,
@@ -131,12 +156,55 @@ class FaultSchedule:
             fault_id=a.fault_id, onset_at=onset.at, onset_source=onset.source,
             onset_uncertainty_s=onset.uncertainty_s,
         ))
+        if a.steps:
+            a.step_index = 0
+            self._journal_step(a, 0, onset)
         hit = hit_text(a.spec, description["targets"])
         self.say(f"[bold]fault {escape(a.spec.name)}[/bold] applied ({a.spec.type} on {escape(hit)})")
         delay = max(0.0, a.revert_at - time.time()) + WATCHDOG_GRACE_S
         a.watchdog = threading.Timer(delay, self.revert, args=(a,), kwargs={"why": "watchdog"})
         a.watchdog.daemon = True
         a.watchdog.start()
+
+    def _magnitude(self, a: ScheduledFault) -> ScheduledMagnitude:
+        if not isinstance(a.fault, ScheduledMagnitude):
+            raise ScenarioError(f"fault {a.spec.name!r}: {a.spec.type} faults cannot follow a schedule")
+        return a.fault
+
+    def _journal_step(self, a: ScheduledFault, index: int, onset: Onset) -> None:
+        planned_at, value = a.steps[index]
+        self.journal.write(FaultStep(
+            fault_id=a.fault_id, index=index, param=self._magnitude(a).magnitude_param, value=float(value),
+            planned_at=planned_at, onset_at=onset.at, onset_source=onset.source,
+            onset_uncertainty_s=onset.uncertainty_s,
+        ))
+
+    def advance(self, a: ScheduledFault, now: float) -> None:
+        """Apply the schedule's step due at ``now`` (the latest one due: a late tick skips to it),
+        unless the fault is not applied yet or already reverted. Under the fault's lock, so a
+        revert (the watchdog's too) never races an update."""
+        if not a.steps or a.onset is None or a.reverted_at is not None:
+            return
+        due = a.step_index
+        while due + 1 < len(a.steps) and a.steps[due + 1][0] <= now:
+            due += 1
+        if due == a.step_index:
+            return
+        with a.lock:
+            if a.reverted_at is not None:
+                return
+            planned_at, value = a.steps[due]
+            fault = self._magnitude(a)
+            self.journal.write(FaultStepIntent(fault_id=a.fault_id, index=due, param=fault.magnitude_param,
+                                               value=float(value), planned_at=planned_at))
+            try:
+                onset = fault.set_magnitude(value)
+            except Exception as exc:
+                self.journal.write(FaultStepFailed(fault_id=a.fault_id, index=due, error=str(exc)))
+                raise
+            assert onset is not None  # applied: set_magnitude updated it in place
+            a.step_index = due
+            self._journal_step(a, due, onset)
 
     def revert(self, a: ScheduledFault, why: str) -> None:
         """Revert once (idempotent, thread-safe: the watchdog may race the engine), retried."""

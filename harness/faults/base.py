@@ -63,6 +63,19 @@ class Fault(Protocol):
         hook faults ask the hook. It feeds results.json ``cleanup``."""
 
 
+@runtime_checkable
+class ScheduledMagnitude(Protocol):
+    """A fault whose magnitude a schedule moves (docs/scenarios.md "Schedules"): the network
+    faults with a latency and the HTTP provider faults with a delay or a share."""
+
+    magnitude_param: str
+
+    def set_magnitude(self, value: float) -> Onset | None:
+        """Before :meth:`Fault.apply`: the magnitude apply will use (returns None). Once applied:
+        update the toxic / HTTP fault in place, keeping its name (so its undo record still
+        reverts it), and return that call's bracket as the step's onset."""
+
+
 @dataclass
 class FaultContext:
     """What faults may act through. Fields are None when the stack has no such thing."""

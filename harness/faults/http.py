@@ -31,6 +31,8 @@ class HttpFault:
         self.params: dict[str, JsonValue] = dict(spec.parameters())
         self.client = client
         self.fault_id = fault_id
+        self.magnitude_param: str = spec.MAGNITUDE or ""
+        self._applied = False
 
     def describe(self) -> FaultDescription:
         return {
@@ -44,6 +46,21 @@ class HttpFault:
         # Only the parameters the addon reads go over the wire; None means "not given".
         given = {k: v for k, v in self.params.items() if v is not None}
         self.client.add(self.fault_id, self.type, self.route, given)
+        after = time.time()
+        self._applied = True
+        return Onset(at=(before + after) / 2, source="http-fault-proxy-api", uncertainty_s=(after - before) / 2)
+
+    def set_magnitude(self, value: float) -> Onset | None:
+        """A schedule's step (:class:`harness.faults.base.ScheduledMagnitude`): before apply, the
+        params apply sends; after, the same fault's params updated on the proxy."""
+        if not self.magnitude_param:
+            raise FaultError(f"fault {self.name!r}: {self.type} has no magnitude a schedule can move")
+        shown: JsonValue = value if self.magnitude_param == "share" else int(round(value))
+        self.params[self.magnitude_param] = shown
+        if not self._applied:
+            return None
+        before = time.time()
+        self.client.update(self.fault_id, {self.magnitude_param: shown})
         after = time.time()
         return Onset(at=(before + after) / 2, source="http-fault-proxy-api", uncertainty_s=(after - before) / 2)
 

@@ -56,6 +56,8 @@ __all__ = [
 TOXIC_PREFIX = "drill-"
 ONSET_SOURCE = "toxiproxy-api"
 NETWORK_FAULT_TYPES: frozenset[str] = frozenset(NETWORK_TYPES)
+_MAGNITUDE_ATTRIBUTES = {"latency_ms": "latency", "jitter_ms": "jitter"}
+"""A scheduled parameter -> the toxic attribute it sets."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ class NetworkFault:
         self.params: dict[str, ParamValue] = spec.parameters()
         self.client = client
         self._plan = _toxic_plan(spec)
+        self.magnitude_param: str = spec.MAGNITUDE or ""
+        self._applied = False
 
     @property
     def toxic(self) -> str | None:
@@ -168,11 +172,30 @@ class NetworkFault:
                 toxicity=self._plan.toxicity,
             )
         t_after = time.time()
+        self._applied = True
         return Onset(
             at=(t_before + t_after) / 2,
             source=ONSET_SOURCE,
             uncertainty_s=(t_after - t_before) / 2,
         )
+
+    def set_magnitude(self, value: float) -> Onset | None:
+        """A schedule's step (:class:`harness.faults.base.ScheduledMagnitude`): before apply, the
+        toxic apply adds; after, the same toxic updated in place (``update_toxic``)."""
+        attribute = _MAGNITUDE_ATTRIBUTES.get(self.magnitude_param)
+        if attribute is None or self._plan is None:
+            raise FaultError(f"fault {self.name!r}: {self.type} has no magnitude a schedule can move")
+        whole = int(round(value))
+        self.params[self.magnitude_param] = whole
+        attributes = {**self._plan.attributes, attribute: whole}
+        self._plan = _ToxicPlan(self._plan.toxic_type, attributes, self._plan.stream, self._plan.toxicity)
+        if not self._applied:
+            return None
+        assert self.toxic is not None
+        t_before = time.time()
+        self.client.update_toxic(self.proxy, self.toxic, attributes)
+        t_after = time.time()
+        return Onset(at=(t_before + t_after) / 2, source=ONSET_SOURCE, uncertainty_s=(t_after - t_before) / 2)
 
     def revert(self) -> float:
         """Remove the fault (idempotent; safe after a failed or missing apply); see :func:`undo_network`."""

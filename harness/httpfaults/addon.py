@@ -8,6 +8,7 @@ listeners, through a reserved path::
     GET    /__drill/health                  {"ok": true, "proxies": {...}}
     GET    /__drill/faults                  [{"id", "type", "proxy", "params", "hits"}, ...]
     POST   /__drill/faults                  {"id", "type", "proxy", "params"} -> 201
+    POST   /__drill/faults/<id>             {"params"} -> 200, the fault's params updated (a schedule step)
     DELETE /__drill/faults/<id>             204 (also when it was not there: reverts are idempotent)
     DELETE /__drill/faults                  204, every fault removed
 
@@ -107,6 +108,8 @@ class DrillFaults:
         elif path == "faults" and method == "DELETE":
             self.faults.clear()
             flow.response = _json(204, None)
+        elif path.startswith("faults/") and method == "POST":
+            flow.response = self._update(path[len("faults/"):], flow.request.get_content() or b"")
         elif path.startswith("faults/") and method == "DELETE":
             self.faults.pop(path[len("faults/"):], None)
             flow.response = _json(204, None)
@@ -128,6 +131,17 @@ class DrillFaults:
             return _json(409, {"error": f"fault {fault_id!r} is already active"})
         self.faults[fault_id] = ActiveFault(fault_id, kind, proxy, params)
         return _json(201, self.faults[fault_id].public())
+
+    def _update(self, fault_id: str, raw: bytes) -> http.Response:
+        fault = self.faults.get(fault_id)
+        if fault is None:
+            return _json(404, {"error": f"no active fault {fault_id!r}"})
+        try:
+            params = dict(json.loads(raw)["params"])
+        except (ValueError, KeyError, TypeError) as exc:
+            return _json(400, {"error": f"an update needs params: {exc}"})
+        fault.params = {**fault.params, **params}
+        return _json(200, fault.public())
 
     # --- traffic ------------------------------------------------------------------------------
     def _active(self, flow: http.HTTPFlow, kind: str) -> ActiveFault | None:

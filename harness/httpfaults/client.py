@@ -94,6 +94,12 @@ class HttpFaultClient:
         created = self._call("POST", "/faults", f"add {fault_type} {fault_id!r} on proxy {proxy!r}", body)
         return ActiveHttpFault.from_api(created.json())
 
+    def update(self, fault_id: str, params: dict[str, Any]) -> ActiveHttpFault:
+        """Change an active fault's params in place (a schedule step)."""
+        updated = self._call("POST", f"/faults/{quote(fault_id, safe='')}", f"update fault {fault_id!r}",
+                             {"params": params})
+        return ActiveHttpFault.from_api(updated.json())
+
     def remove(self, fault_id: str) -> None:
         self._call("DELETE", f"/faults/{quote(fault_id, safe='')}", f"remove fault {fault_id!r}")
 

@@ -39,6 +39,7 @@ from harness.results.model import (
     FaultResult,
     PhaseResult,
     RunResults,
+    ShapeResult,
     SpliceResult,
     StopResult,
     StreamingResult,
@@ -180,6 +181,7 @@ def report_context(
         "objectives": _objective_rows(results),
         "faults": _fault_rows(results),
         "capacity_fault_rows": _capacity_fault_rows(results),
+        "shape_fault_rows": _shape_fault_rows(results),
         "capacity": _capacity_section(results, capacity_samples, capacity_source_note),
         "phases": _phase_rows(results),
         "charts": _charts(results, timeline, event_marks),
@@ -363,6 +365,37 @@ def _impact(impact: str, note: str | None) -> list[tuple[str, str]]:
     if is_missing(impact) or impact == "":
         return [("", f"{MISSING} ({note or DEFAULT_MISSING_REASONS['impact']})")]
     return [("", IMPACT_WORDS.get(impact, plain(impact)))]
+
+
+SHAPE_ROWS = (
+    ("failover_magnitude", "in force at failover"),
+    ("stack_magnitude", "in force at the stack's breaker opening"),
+    ("first_affected_magnitude", "in force when users were first affected"),
+    ("failovers", "failovers · failbacks"),
+    ("bad_per_transition", "bad answers per transition"),
+)
+
+
+def _shape_fault_rows(results: RunResults) -> list[tuple[str, list[Cell]]]:
+    """(label, one cell per fault) of the scheduled faults' figures (results ``faults[].shape``,
+    docs/method.md "Reaction threshold"); [] when no fault had a schedule."""
+    shapes = [fault.shape for fault in results.faults]
+    if not any(shape is not None for shape in shapes):
+        return []
+
+    def cell(shape: ShapeResult | None, key: str) -> Cell:
+        if shape is None:
+            return Cell(MISSING, "no schedule")
+        if key == "failovers":
+            return Cell(f"{shape.failovers} · {shape.failbacks}")
+        value = getattr(shape, key)
+        if value is None:
+            return Cell(MISSING, "not observed")
+        if key == "bad_per_transition":
+            return Cell(f"{value:g}")
+        return Cell(f"{value:g} ({shape.param})")
+
+    return [(label, [cell(shape, key) for shape in shapes]) for key, label in SHAPE_ROWS]
 
 
 def _capacity_fault_rows(results: RunResults) -> list[tuple[str, list[Cell]]]:

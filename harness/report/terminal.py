@@ -68,6 +68,7 @@ def plan_lines(loaded: Any, runtime: str | None) -> list[str]:
             f"  fault {escape(f.name)}: {f.type} on {escape(f.target.describe())}"
             + (f" ({escape(params)})" if params else "")
             + f" from +{f.at:g} s to +{end:g} s of the fault phase"
+            + (f", {escape(schedule.describe())}" if (schedule := getattr(f, "schedule", None)) is not None else "")
         )
     lines.append(f"objectives: {escape(objectives_text(s.objectives))}")
     if s.stop_when is not None:
@@ -94,6 +95,10 @@ def objectives_text(objectives: Any) -> str:
         parts.append(f"ttft_p95_ms ≤ {p95_target_text(objectives, 'ttft_p95_ms')}")
     if objectives.min_stream_completion is not None:
         parts.append(f"min_stream_completion ≥ {quantity('min_stream_completion', objectives.min_stream_completion)}")
+    for param, most in sorted((getattr(objectives, "failover_by", None) or {}).items()):
+        parts.append(f"failover by {param} ≤ {most:g}")
+    if getattr(objectives, "max_flaps", None) is not None:
+        parts.append(f"max_flaps ≤ {objectives.max_flaps}")
     return ", ".join(parts) or "none (the drill only measures)"
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from harness import measure
 from harness.errors import ScenarioError
+from harness.measure import shapes as measure_shapes
 from harness.measure.agreement import agreement
 from harness.measure.capacity import measure_capacity
 from harness.metrics.results import metrics_summary
@@ -34,6 +35,7 @@ from harness.results.model import (
     RunbookResult,
     RunResults,
     ScenarioRef,
+    ShapeResult,
     StopResult,
 )
 from harness.rundir import (
@@ -50,6 +52,7 @@ from harness.rundir.events import (
     FaultApplied,
     FaultIntent,
     FaultReverted,
+    FaultStep,
     PhaseEnd,
     PhaseStart,
     RunAborted,
@@ -116,6 +119,10 @@ def read_facts(run_dir: Path) -> JournalFacts:
                     onset_at=applied.onset_at, onset_source=applied.onset_source,
                     onset_uncertainty_s=applied.onset_uncertainty_s,
                 )
+            case FaultStep() as step if step.fault_id in facts.faults:
+                fault = facts.faults[step.fault_id]
+                fault["param"] = step.param
+                fault.setdefault("steps", []).append((step.index, step.onset_at, step.value))
             case FaultReverted() as reverted if reverted.fault_id in facts.faults:
                 facts.faults[reverted.fault_id]["reverted_at"] = (
                     ts if reverted.reverted_at is None else reverted.reverted_at
@@ -178,12 +185,17 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
         settings=measure_settings(scenario),
         troubles=troubles,
     )
+    shapes = _shape_figures(facts, scenario, samples, m, phases, run_dir)
+    shape_objectives = measure_shapes.shape_objectives(
+        {str(k): v for k, v in (scenario.objectives.failover_by or {}).items()} or None,
+        scenario.objectives.max_flaps, shapes)
     never_verified = {"ok": False, "toxics_left": None, "containers_not_running": None}
     cleanup = Cleanup.model_validate(facts.cleanup or never_verified)
     metrics = metrics_summary(run_dir)  # Prometheus: recorded series, steady state after recovery
     steady_state_held = metrics is None or metrics.steady_state_held
     decision = decide_verdict(
-        objectives_met=m.decided_objectives_met and steady_state_held, abort_reason=facts.abort_reason,
+        objectives_met=m.decided_objectives_met and steady_state_held and measure.all_met(shape_objectives),
+        abort_reason=facts.abort_reason,
         cleanup_verified=cleanup.ok is not False,
         undecided=m.undecided,
     )
@@ -204,7 +216,7 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
         phases={name: PhaseResult.of(stats, m.streams.get(name), m.answers.get(name))
                 for name, stats in m.phases.items()},
         faults=[FaultResult.of(f) for f in m.faults],
-        objectives=[ObjectiveResult.of(o, undecided.get(o.name, ())) for o in m.objectives]
+        objectives=[ObjectiveResult.of(o, undecided.get(o.name, ())) for o in [*m.objectives, *shape_objectives]]
         + [ObjectiveResult.model_validate(o) for o in (metrics.objectives if metrics else [])],
         measurement=MeasurementInfo.of(m),
         cleanup=cleanup,
@@ -212,6 +224,9 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     _add_capacity(results, run_dir, samples, scenario, timings)
     _add_agreement(results, run_dir, phases)
     _add_faults_never_applied(results.faults, facts)
+    for fault in results.faults:
+        if fault.name in shapes:
+            fault.shape = ShapeResult.of(shapes[fault.name])
     if decision.abort_reason:
         results.abort_reason = decision.abort_reason
     if clock:
@@ -240,6 +255,31 @@ def runbook_figures(
     data_end = max(end for _, end in phases.values()) if phases else None
     walk = measure.runbook_walk(samples, trigger, min(onsets) if onsets else None, data_end, m.settings.bucket_s)
     return RunbookResult.of(runbook.error_rate, runbook.p95, trigger, walk)
+
+
+def _shape_figures(
+    facts: JournalFacts, scenario: Scenario, samples: pd.DataFrame, m: measure.Measurement,
+    phases: measure.Phases, run_dir: Path,
+) -> dict[str, measure_shapes.ShapeFigures]:
+    """Each applied scheduled fault's figures (harness/measure/shapes.py), by fault name."""
+    schedules = {f.name: s for f in scenario.faults if (s := getattr(f, "schedule", None)) is not None}
+    applied = [f for f in facts.faults.values() if f["name"] in schedules and f.get("steps") and "onset_at" in f]
+    if not applied or samples.empty or not phases:
+        return {}
+    ordered = measure.sort_samples(samples)
+    good = measure.good_mask(ordered, m.latency_bound_ms)
+    failover = {f.fault.name: f.fault.onset_at + f.failover_s for f in m.faults if f.failover_s is not None}
+    data_end = max(end for _, end in phases.values())
+    events = read_stack_events(run_dir)
+    figures: dict[str, measure_shapes.ShapeFigures] = {}
+    for f in applied:
+        steps = [measure_shapes.Step(index, at, value) for index, at, value in sorted(f["steps"])]
+        until = f.get("reverted_at") or data_end
+        figures[f["name"]] = measure_shapes.shape_figures(
+            schedules[f["name"]].shape, f["param"], steps, ordered, good, m.primary_tier,
+            (f["onset_at"], until), failover.get(f["name"]), scenario.measurement.bucket, events,
+        )
+    return figures
 
 
 def _timeline(

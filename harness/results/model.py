@@ -28,6 +28,7 @@ not apply. Models forbid unknown keys, except where the journal's own records pa
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Final, Literal
 
@@ -37,6 +38,7 @@ from harness import measure
 from harness.measure.agreement import StackAgreement
 from harness.measure.health import LATE_S, Health, HealthProblem
 from harness.measure.recovery import CLOCKS
+from harness.measure.shapes import ShapeFigures
 from harness.rundir.journal import utc_iso
 from harness.verdict import Verdict
 
@@ -282,6 +284,33 @@ class FaultCapacity(_Model):
     capacity_notes: dict[str, str]
 
 
+class ShapeResult(_Model):
+    """A scheduled fault's figures (docs/method.md "Reaction threshold"): where the stack
+    reacted on the ramp and how often it moved; only faults with a ``schedule`` carry it."""
+
+    shape: str  # ramp | steps | flap
+    param: str  # the magnitude the schedule moved: latency_ms, share, ...
+    steps: int
+    failover_magnitude: float | None
+    failover_step: int | None
+    stack_reaction_s: Seconds
+    stack_magnitude: float | None
+    stack_step: int | None
+    agrees_within_step: bool | None
+    first_affected_s: Seconds
+    first_affected_magnitude: float | None
+    failovers: int
+    failbacks: int
+    stack_breaker_opens: int | None
+    time_on_tier_s: dict[str, float]
+    bad_answers: int
+    bad_per_transition: float | None
+
+    @classmethod
+    def of(cls, figures: ShapeFigures) -> ShapeResult:
+        return cls.model_validate(dataclasses.asdict(figures))
+
+
 class FaultResult(_Model):
     """One fault's figures. A fault that never took effect has only the keys up to ``impact``
     (``impact`` = ``not applied``); a measured one has them all; capacity figures and
@@ -317,6 +346,7 @@ class FaultResult(_Model):
     degraded_requests: int | None = None
     capacity_notes: dict[str, str] | None = None
     agreement: Agreement | None = None
+    shape: ShapeResult | None = None
 
     @classmethod
     def of(cls, figures: measure.FaultMeasure) -> FaultResult:

@@ -53,6 +53,12 @@ event                       when, and what it carries
                             ``planned_revert_at``
 ``fault.applied``           ``fault_id``, ``onset_at``, ``onset_source``, ``onset_uncertainty_s``
 ``fault.apply_failed``      ``fault_id``, ``error`` (it may have half-happened: still revertable)
+``fault.step_intent``       BEFORE a schedule's step (docs/scenarios.md "Schedules"): ``fault_id``,
+                            ``index``, ``param`` (latency_ms, share, ...), ``value``,
+                            ``planned_at``; the fault's undo record covers every step
+``fault.step``              the step in force: the same, ``onset_at``, ``onset_source``,
+                            ``onset_uncertainty_s`` (step 0's onset is the apply's)
+``fault.step_failed``       ``fault_id``, ``index``, ``error`` (the rollback follows)
 ``fault.revert_intent``     ``fault_id``, ``why`` (end, rollback, watchdog, stop_when, recover)
 ``fault.revert_retry``      ``fault_id``, ``attempt``, ``error``
 ``fault.revert_failed``     ``fault_id``, ``error``, ``why``
@@ -297,6 +303,34 @@ class FaultApplied(Event):
     onset_uncertainty_s: Seconds
 
 
+class FaultStepIntent(Event):
+    event: Literal["fault.step_intent"] = "fault.step_intent"
+    fault_id: str
+    index: int
+    param: str
+    value: float
+    planned_at: Epoch
+
+
+class FaultStep(Event):
+    event: Literal["fault.step"] = "fault.step"
+    fault_id: str
+    index: int
+    param: str
+    value: float
+    planned_at: Epoch
+    onset_at: Epoch
+    onset_source: str
+    onset_uncertainty_s: Seconds
+
+
+class FaultStepFailed(Event):
+    event: Literal["fault.step_failed"] = "fault.step_failed"
+    fault_id: str
+    index: int
+    error: str
+
+
 class FaultApplyFailed(Event):
     event: Literal["fault.apply_failed"] = "fault.apply_failed"
     fault_id: str
@@ -441,7 +475,7 @@ JournalEvent = (
     | LoadStarting | LoadStarted | LoadStopped | LoadStopFailed | CapacityStopped | CapacityStopFailed
     | PhaseStart | PhaseEnd
     | FaultIntent | FaultApplied | FaultApplyFailed | FaultRevertIntent | FaultRevertRetry | FaultRevertFailed
-    | FaultReverted
+    | FaultReverted | FaultStepIntent | FaultStep | FaultStepFailed
     | CleanupCheckFailed | CleanupVerified
     | StopTripped | StopReverted | StopMetricsReaction
     | MetricsPreflight | MetricsSteadyStateAfter | MetricsRecorded | MetricsError

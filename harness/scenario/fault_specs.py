@@ -24,6 +24,7 @@ a builder is a type error.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, ClassVar, Literal, get_args
 from urllib.parse import urlsplit
 
@@ -38,6 +39,7 @@ from pydantic import (
 )
 
 from harness.scenario.common import Strict, check_url, control_chars
+from harness.scenario.fault_schedules import ScheduleSpec
 from harness.scenario.units import MAX_DURATION_S, Duration
 
 __all__ = [
@@ -68,6 +70,8 @@ __all__ = [
     "RegionQuotaDenialMode",
     "RegionQuotaDenialSpec",
     "ResetSpec",
+    "SCHEDULED_TYPES",
+    "ScheduleSpec",
     "ServiceFaultSpec",
     "StreamCutSpec",
     "StreamStallSpec",
@@ -180,6 +184,53 @@ class FaultSpecBase(Strict):
     duration: Duration | None = None
 
     COMMON_KEYS: ClassVar[tuple[str, ...]] = ("name", "type", "target", "at", "duration")
+    MAGNITUDE: ClassVar[str | None] = None
+    """The parameter a ``schedule`` moves (docs/scenarios.md "Schedules"); None: no schedule."""
+    MAGNITUDE_MAX: ClassVar[float] = float(MAX_DELAY_MS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _magnitude_from_schedule(cls, data: object) -> object:
+        """With a schedule, the magnitude parameter is the schedule's peak (what ``params``
+        journals); a ramp or steps set it, so giving it as well is an error."""
+        if not isinstance(data, dict) or data.get("schedule") is None:
+            return data
+        if cls.MAGNITUDE is None:
+            raise ValueError(f"{cls.fault_type()} faults have no magnitude to schedule: remove schedule "
+                             "(schedules move latency_ms, jitter_ms, delay_ms or share)")
+        try:
+            schedule = ScheduleSpec.model_validate(data["schedule"])
+        except ValueError:
+            return data  # the schedule field's own validation names the problem
+        own = data.get(cls.MAGNITUDE)
+        if schedule.flap is None:
+            if own is not None:
+                raise ValueError(f"the schedule sets {cls.MAGNITUDE}: remove {cls.MAGNITUDE} (or use a flap)")
+        elif schedule.flap.value is None and own is None:
+            if cls.model_fields[cls.MAGNITUDE].is_required():
+                raise ValueError(f"flap: give flap.value or the fault's {cls.MAGNITUDE}")
+            return data  # the family's default magnitude (share: 1) is the flap's on value
+        if own is None:
+            peak = schedule.peak(None)
+            if peak > cls.MAGNITUDE_MAX:
+                raise ValueError(f"schedule: {cls.MAGNITUDE} reaches {peak:g}, over its most ({cls.MAGNITUDE_MAX:g})")
+            data = {**data, cls.MAGNITUDE: peak if cls.MAGNITUDE == "share" else math.ceil(peak)}
+        return data
+
+    @model_validator(mode="after")
+    def _schedule_fits(self) -> FaultSpecBase:
+        schedule: ScheduleSpec | None = getattr(self, "schedule", None)
+        if schedule is None:
+            return self
+        own = getattr(self, self.MAGNITUDE or "", None)
+        peak = schedule.peak(float(own) if isinstance(own, (int, float)) else None)
+        if peak > self.MAGNITUDE_MAX:
+            raise ValueError(f"schedule: {self.MAGNITUDE} reaches {peak:g}, over its most ({self.MAGNITUDE_MAX:g})")
+        length = schedule.length_s()
+        if self.duration is not None and length is not None and length > self.duration + 1e-9:
+            raise ValueError(f"schedule: the {schedule.shape} lasts {length:g}s, longer than the fault "
+                             f"(duration {self.duration:g}s)")
+        return self
 
     @classmethod
     def fault_type(cls) -> str:
@@ -190,7 +241,7 @@ class FaultSpecBase(Strict):
     @classmethod
     def parameter_names(cls) -> tuple[str, ...]:
         """The family's parameters: its own first, then those of its base (direction, toxicity)."""
-        names = [name for name in cls.model_fields if name not in cls.COMMON_KEYS]
+        names = [name for name in cls.model_fields if name not in cls.COMMON_KEYS and name != "schedule"]
         own = [name for name in names if name in vars(cls).get("__annotations__", {})]
         return tuple(own + [name for name in names if name not in own])
 
@@ -239,6 +290,8 @@ class LatencySpec(ToxicFaultSpec):
     """Toxiproxy ``latency`` toxic: every chunk of data waits ``latency_ms`` (± ``jitter_ms``)."""
 
     type: Literal["latency"]
+    schedule: ScheduleSpec | None = None
+    MAGNITUDE: ClassVar[str | None] = "latency_ms"
     latency_ms: WholeNumber = Field(gt=0, le=MAX_DELAY_MS)
     jitter_ms: WholeNumber = Field(default=0, ge=0, le=MAX_DELAY_MS)
 
@@ -247,6 +300,8 @@ class JitterSpec(ToxicFaultSpec):
     """Toxiproxy ``latency`` toxic led by its spread: ± ``jitter_ms`` around ``latency_ms``."""
 
     type: Literal["jitter"]
+    schedule: ScheduleSpec | None = None
+    MAGNITUDE: ClassVar[str | None] = "jitter_ms"
     jitter_ms: WholeNumber = Field(gt=0, le=MAX_DELAY_MS)
     latency_ms: WholeNumber = Field(default=0, ge=0, le=MAX_DELAY_MS)
 
@@ -398,6 +453,9 @@ class HttpErrorSpec(HttpFaultSpec):
     with ``Retry-After: retry_after_s`` when given and a provider-style JSON error body."""
 
     type: Literal["http_error"]
+    schedule: ScheduleSpec | None = None
+    MAGNITUDE: ClassVar[str | None] = "share"
+    MAGNITUDE_MAX: ClassVar[float] = 1.0
     status: HttpErrorStatus = 503
     share: Number = Field(default=1.0, gt=0, le=1)
     retry_after_s: WholeNumber | None = Field(default=None, ge=0, le=MAX_DURATION_S)
@@ -408,6 +466,8 @@ class FirstTokenDelaySpec(HttpFaultSpec):
     """The first token (the response headers and first event) is held for ``delay_ms``."""
 
     type: Literal["first_token_delay"]
+    schedule: ScheduleSpec | None = None
+    MAGNITUDE: ClassVar[str | None] = "delay_ms"
     delay_ms: WholeNumber = Field(gt=0, le=MAX_DELAY_MS)
 
 
@@ -438,6 +498,9 @@ class MalformedSpec(HttpFaultSpec):
     """A ``share`` of answers arrive cut in half, ending in bytes that are not JSON."""
 
     type: Literal["malformed"]
+    schedule: ScheduleSpec | None = None
+    MAGNITUDE: ClassVar[str | None] = "share"
+    MAGNITUDE_MAX: ClassVar[float] = 1.0
     share: Number = Field(default=1.0, gt=0, le=1)
 
 
@@ -474,6 +537,9 @@ NETWORK_TYPES: tuple[str, ...] = tuple(
     cls.fault_type() for cls in FAULT_SPEC_CLASSES if issubclass(cls, ToxiproxyFaultSpec)
 )
 HTTP_TYPES: tuple[str, ...] = tuple(cls.fault_type() for cls in FAULT_SPEC_CLASSES if issubclass(cls, HttpFaultSpec))
+
+SCHEDULED_TYPES: tuple[str, ...] = tuple(cls.fault_type() for cls in FAULT_SPEC_CLASSES if cls.MAGNITUDE)
+"""The fault types that take a ``schedule``."""
 
 _ADAPTER: TypeAdapter[FaultSpec] = TypeAdapter(FaultSpec)
 

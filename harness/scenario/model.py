@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from harness.scenario.common import Strict, check_url, control_chars
+from harness.scenario.fault_schedules import ScheduleSpec
 from harness.scenario.fault_specs import FaultSpec, TargetSpec
 from harness.scenario.loader import path_problem
 from harness.scenario.units import Duration, parse_latency_bound
@@ -259,6 +260,17 @@ class Objectives(Strict):
     max_foreign_tokens: int | None = Field(default=None, ge=0)
     # Answers checked against load.request.answer_schema (docs/method.md "Answers checked").
     max_invalid_answer_rate: float | None = Field(default=None, ge=0, le=1)
+    # Scheduled faults (docs/method.md "Reaction threshold").
+    failover_by: dict[Literal["latency_ms", "jitter_ms", "delay_ms", "share"], float] | None = None
+    max_flaps: int | None = Field(default=None, ge=0)
+
+    @field_validator("failover_by")
+    @classmethod
+    def _magnitudes(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is not None and (not v or any(m < 0 for m in v.values())):
+            raise ValueError("expected a magnitude for latency_ms, jitter_ms, delay_ms or share (≥ 0), "
+                             "e.g. {latency_ms: 800}")
+        return v
 
     @field_validator("p95_ms", "ttft_p95_ms")
     @classmethod
@@ -543,6 +555,12 @@ def cross_checks(s: Scenario) -> list[tuple[tuple[Any, ...], str]]:
         elif f.duration is not None and f.at + f.duration > s.phases.fault + 1e-9:
             problems.append((loc + ("duration",), f"at {f.at:g}s + duration {f.duration:g}s runs past "
                              f"the fault phase ({s.phases.fault:g}s)"))
+        schedule: ScheduleSpec | None = getattr(f, "schedule", None)
+        length = schedule.length_s() if schedule is not None else None
+        if (schedule is not None and f.duration is None and length is not None and f.at < s.phases.fault
+                and length > s.phases.fault - f.at + 1e-9):
+            problems.append((loc + ("schedule",), f"the {schedule.shape} lasts {length:g}s, longer than the fault "
+                             f"(from {f.at:g}s to the end of the {s.phases.fault:g}s fault phase)"))
     if s.phases.total_s / s.measurement.bucket > MAX_BUCKETS:
         problems.append((("measurement", "bucket"), f"{s.phases.total_s:g}s of phases in {s.measurement.bucket:g}s "
                          f"buckets is over {MAX_BUCKETS:,} buckets: use a longer bucket"))

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -300,3 +301,28 @@ def shipped_drill(runtime: ComposeRuntime, ports: dict[str, int], name: str, tmp
         .replace("duration: 20s", "duration: 10s")
     )
     return scenario
+
+
+def kill9_stack(tmp_path: Path) -> tuple[Path, dict[str, int]]:
+    """toxiproxy + one model server behind Toxiproxy proxy hosted-model + the HTTP fault proxy
+    route hosted-model in front of it (the reference topology, one tier), on free ports."""
+    ports = {name: free_port() for name in ("toxiproxy", "proxy", "hosted", "route")}
+    path = tmp_path / "stack.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        kind: Stack
+        name: http-kill9
+        stop_grace_s: 3
+        toxiproxy: {{listen: 127.0.0.1:{ports['toxiproxy']}}}
+        proxies:
+          - {{name: hosted-model, listen: 127.0.0.1:{ports['proxy']}, upstream: 127.0.0.1:{ports['hosted']}}}
+        http_fault_proxy:
+          routes:
+            - {{name: hosted-model, listen: 127.0.0.1:{ports['route']}, upstream: http://127.0.0.1:{ports['proxy']}}}
+        processes:
+          - name: hosted-model
+            argv: [python, -m, targets.model_server]
+            env: {{HOST: 127.0.0.1, PORT: {ports['hosted']}, NODE_ID: hosted-model, TIER: hosted}}
+            port: {ports['hosted']}
+            health: http://127.0.0.1:{ports['hosted']}/health
+        """))
+    return path, ports

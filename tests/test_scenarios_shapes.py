@@ -1,0 +1,78 @@
+"""The shipped fault-shape drills (issue 29) run for real on the local runtime (free ports) with
+shorter phases: the latency ramp reports the latency in force at failover beside the reference
+gateway's own breaker log; the flapping drill counts the breaker's transitions, and its control (a
+breaker without hysteresis) fails on max_flaps."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.engine import run_drill
+from harness.testing.drills import failed_objectives, need_proxy, rebased, shortened
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIOS = REPO / "scenarios"
+FLAP_PHASES = "phases: {baseline: 10s, fault: 40s, recovery: 15s}"
+
+
+def run_flapping(name: str, tmp_path: Path) -> dict[str, Any]:
+    """The flapping drill with 6/20/8 s phases and 2 s on / 2 s off: the reference breaker's
+    cool-down (5 s, backed off to 10 s on a re-open) still spans several flaps, and a breaker
+    without hysteresis (1 s) still follows each, so both verdicts hold at this length."""
+    need_proxy()
+    scenario, _ = rebased(SCENARIOS / name, tmp_path)
+    text = scenario.read_text(encoding="utf-8")
+    assert FLAP_PHASES in text
+    text = text.replace(FLAP_PHASES, "phases: {baseline: 6s, fault: 20s, recovery: 8s}")
+    text = text.replace("duration: 40s", "duration: 20s")
+    text = re.sub(r"\{on_for: 5s, off_for: 5s\}", "{on_for: 2s, off_for: 2s}", text)
+    scenario.write_text(text, encoding="utf-8")
+    result = run_drill(scenario, out=tmp_path / "run")
+    results: dict[str, Any] = result.results.document()
+    results["exit_code"] = result.exit_code
+    return results
+
+
+@pytest.mark.slow
+def test_latency_ramp_reports_the_latency_at_failover_and_it_agrees_with_the_gateway(tmp_path: Path) -> None:
+    """Short phases (a 10 s ramp of 20 steps, 0.5 s each): the step at which the breaker opens
+    depends on the breaker's window, not on the ramp's length."""
+    need_proxy()
+    scenario, _ = rebased(SCENARIOS / "provider-latency-ramp.local.yaml", tmp_path)
+    scenario.write_text(shortened(scenario.read_text(encoding="utf-8")), encoding="utf-8")
+    result = run_drill(scenario, out=tmp_path / "run")
+    r = result.results.document()
+    (fault,) = r["faults"]
+    shape = fault["shape"]
+    assert shape["shape"] == "ramp" and shape["param"] == "latency_ms" and shape["steps"] == 20
+    assert shape["failover_magnitude"] is not None and 0 < shape["failover_magnitude"] <= 800, shape
+    assert shape["stack_step"] is not None and shape["agrees_within_step"] is True, shape
+    assert shape["stack_breaker_opens"] >= 1
+    assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
+    assert {o["name"] for o in r["objectives"]} >= {"failover_by.latency_ms", "failover_to"}
+    assert r["cleanup"]["ok"] is True
+
+
+@pytest.mark.slow
+def test_flapping_reports_breaker_transitions_and_the_breaker_does_not_follow_every_flap(tmp_path: Path) -> None:
+    r = run_flapping("provider-flapping.local.yaml", tmp_path)
+    shape = r["faults"][0]["shape"]
+    assert shape["shape"] == "flap" and shape["param"] == "share"
+    assert shape["stack_breaker_opens"] >= 1 and shape["failovers"] <= 2, shape
+    assert set(shape["time_on_tier_s"]) >= {"gpu"}
+    assert r["exit_code"] == 0, (r["objectives"], r.get("abort_reason"), shape)
+
+
+@pytest.mark.slow
+def test_control_flapping_without_hysteresis_exits_1_on_max_flaps(tmp_path: Path) -> None:
+    r = run_flapping("controls/provider-flapping.local.yaml", tmp_path)
+    shape = r["faults"][0]["shape"]
+    assert r["exit_code"] == 1, (r["objectives"], shape)
+    assert "max_flaps" in failed_objectives(r), r["objectives"]
+    assert shape["failovers"] > 2 and shape["failbacks"] >= shape["failovers"] - 1, shape
+    assert shape["stack_breaker_opens"] > 2
+    assert r["cleanup"]["ok"] is True
