@@ -48,7 +48,7 @@ from typing import IO
 import httpx
 
 from harness.load.plan import LoadPlan
-from harness.load.samples import COLUMNS, NON_STREAM_COLUMNS, sample_row
+from harness.load.samples import COLUMNS, NON_STREAM_COLUMNS, configure_attribution, sample_row
 from harness.load.streams import INVALID_PREFIX, StreamTally, check_body, expected_answer, wants_stream
 
 FLUSH_INTERVAL_S = 0.2  # the live stop condition reads these files: keep them fresh
@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="CSV file to write (probe.csv)")
     args = parser.parse_args(argv)
     plan = LoadPlan.from_json(args.plan)
+    configure_attribution(plan.attribution)
     return asyncio.run(_main(plan, args.out))
 
 

@@ -592,6 +592,9 @@ class LocalRuntime:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
+        # Where a process may keep files of the run (the gateway launchers write their generated
+        # config and the gateway's own record there: targets/gateways/, docs/gateways.md).
+        env["DRILL_STACK_LOG_DIR"] = str(self.log_dir.resolve())
         env.update(process.env)
         return env
 
