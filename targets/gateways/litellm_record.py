@@ -45,8 +45,9 @@ class DrillRecord(CustomLogger):  # type: ignore[misc]  # litellm is not in dril
             "model_group": (params.get("metadata") or {}).get("model_group"),
             "model_id": info.get("id"),
             "api_base": params.get("api_base"),
-            "status": getattr(exc, "status_code", None) if exc is not None else 200,
-            "error": type(exc).__name__ if exc is not None else "",
+            # A fallback's success still carries the failed call's exception in kwargs.
+            "status": 200 if event == "success" else getattr(exc, "status_code", None),
+            "error": "" if event == "success" or exc is None else type(exc).__name__,
         }
         with self._lock, open(self._path, "a", encoding="utf-8") as out:
             out.write(json.dumps(row) + "\n")
