@@ -11,7 +11,8 @@ gateway made to the faulted provider), so the row can say how many calls reached
 had answered 429 with Retry-After, per client request of the fault phase (amplification).
 
 Columns: gateway, version, scenario, expected exit, exit, verdict, missed objectives, failover
-(s), RTO (s), error rate and p95 of the fault phase, baseline p95, calls to the faulted provider
+(s), RTO (s), failover by the gateway's own record (LiteLLM: the first call a fallback deployment
+served after the onset, from ``stack-logs/litellm/calls.jsonl``), error rate and p95 of the fault phase, baseline p95, calls to the faulted provider
 during the fault, client requests during the fault, calls per client request, and the run's
 report. Traffic goes to 127.0.0.1 only; every drill ends by itself.
 """
@@ -20,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +41,9 @@ GATEWAYS = REPO / "scenarios" / "gateways"
 PROXY_CONTROL = "http://127.0.0.1:19101/__drill/faults"  # the stacks' HTTP fault proxy route
 VERSIONS = {"litellm": REPO / ".venv-litellm" / "drill-version", "portkey": REPO / ".gateways" / "portkey" / "drill-version"}
 FIELDS = ["gateway", "version", "scenario", "expected_exit", "exit", "verdict", "missed", "failover_s", "rto_s",
-          "fault_error_rate", "fault_p95_ms", "baseline_p95_ms", "faulted_provider_calls", "fault_client_requests",
-          "calls_per_client_request", "report"]
+          "gateway_failover_s", "fault_error_rate", "fault_p95_ms", "baseline_p95_ms", "faulted_provider_calls",
+          "fault_client_requests", "calls_per_client_request", "report"]
+FALLBACK_IDS = {"gpu-a1", "gpu-a2"}  # the LiteLLM stacks' fallback deployments (model_info.id)
 
 
 class HitWatcher:
@@ -76,6 +80,18 @@ def version(gateway: str) -> str:
         return "not installed"
 
 
+def gateway_failover_s(run_dir: Path, onset: float | None) -> float | None:
+    """From the gateway's own record (LiteLLM's calls.jsonl): the first call a fallback deployment
+    served after the onset, in seconds after it. None without a record (Portkey keeps none)."""
+    record = run_dir / "stack-logs" / "litellm" / "calls.jsonl"
+    if onset is None or not record.is_file():
+        return None
+    starts = [float(c["start"]) for c in map(json.loads, record.read_text().splitlines())
+              if c.get("event") == "success" and c.get("model_id") in FALLBACK_IDS and c.get("start")]
+    after = [t for t in starts if t >= onset]
+    return round(min(after) - onset, 3) if after else None
+
+
 def scorecard_row(gateway: str, path: Path, expected: int, out: Path) -> dict[str, Any]:
     with HitWatcher() as watcher:
         result = run_drill(path, out=out / path.stem.replace(".local", "") / ("control" if expected else "drill"))
@@ -84,6 +100,8 @@ def scorecard_row(gateway: str, path: Path, expected: int, out: Path) -> dict[st
     phase = (r.get("phases") or {}).get("fault") or {}
     base = (r.get("phases") or {}).get("baseline") or {}
     calls = sum(watcher.hits.values())
+    onset = fault.get("onset_at")
+    onset_s = datetime.fromisoformat(onset.replace("Z", "+00:00")).timestamp() if isinstance(onset, str) else None
     requests = int(phase.get("requests") or 0)
     return {
         "gateway": gateway,
@@ -95,6 +113,7 @@ def scorecard_row(gateway: str, path: Path, expected: int, out: Path) -> dict[st
         "missed": ",".join(o["name"] for o in r.get("objectives", []) if not o["passed"]) or "-",
         "failover_s": fault.get("failover_s"),
         "rto_s": fault.get("rto_s"),
+        "gateway_failover_s": gateway_failover_s(result.run_dir, onset_s),
         "fault_error_rate": phase.get("error_rate"),
         "fault_p95_ms": phase.get("p95_ms"),
         "baseline_p95_ms": base.get("p95_ms"),
