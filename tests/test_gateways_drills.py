@@ -113,6 +113,14 @@ def test_control_without_fallbacks_exits_1_naming_the_error_objective(gateway: s
     assert r["cleanup"]["ok"] is True
 
 
+def running(pattern: str) -> list[str]:
+    """Pids of live (not zombie) processes whose command line holds ``pattern``."""
+    pids = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    states = {pid: subprocess.run(["ps", "-o", "stat=", "-p", pid], capture_output=True, text=True).stdout.strip()
+              for pid in pids}
+    return [pid for pid, state in states.items() if state and not state.startswith("Z")]
+
+
 @pytest.mark.slow
 def test_kill_9_mid_fault_on_the_litellm_stack_then_recover_all_leaves_nothing(tmp_path: Path) -> None:
     """kill -9 of the drill while the 429 storm is active on the LiteLLM stack; `drill recover
@@ -148,7 +156,7 @@ def test_kill_9_mid_fault_on_the_litellm_stack_then_recover_all_leaves_nothing(t
             drill.kill()
             drill.wait()
     config = str(run_dir / "stack-logs" / "litellm" / "config.yaml")
-    gateway_pids = subprocess.run(["pgrep", "-f", config], capture_output=True, text=True).stdout.split()
+    gateway_pids = running(config)
     assert gateway_pids, "the LiteLLM proxy of the killed drill should still be running before recover"
 
     recovered = subprocess.run([*cli, "recover", "--all", "--reports-dir", str(tmp_path)], cwd=tmp_path,
@@ -160,5 +168,5 @@ def test_kill_9_mid_fault_on_the_litellm_stack_then_recover_all_leaves_nothing(t
     assert done.returncode == 0, done.stderr
     after = json.loads(done.stdout)
     assert after["http_faults"] == [] and after["active_faults"] == []
-    assert subprocess.run(["pgrep", "-f", config], capture_output=True, text=True).stdout.split() == []
+    assert running(config) == []
     assert not any(port_in_use(port) for port in mapping.values())

@@ -4,6 +4,7 @@ and running the real gateway as a child in the launcher's process group."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,11 +32,17 @@ def work_dir(name: str) -> Path:
 
 
 def run(argv: list[str], env: dict[str, str], cwd: Path) -> int:
-    """Run the gateway in this process group (the runtime stops the whole group) and return its
-    exit status. SIGTERM reaches both; this process exits when the gateway does."""
+    """Run the gateway in this process group (the runtime signals the whole group) and return its
+    exit status. On SIGTERM/SIGINT this process passes the signal on and stays until the gateway
+    has exited and been reaped, so the runtime, which waits for this pid before its SIGKILL of the
+    group, never leaves a gateway still shutting down (LiteLLM waits for its background tasks)."""
     print(f"[drill gateway launcher] {' '.join(argv)}", file=sys.stderr, flush=True)
     child = subprocess.Popen(argv, env=env, cwd=cwd)
-    try:
-        return child.wait()
-    except KeyboardInterrupt:
-        return child.wait()
+
+    def pass_on(signum: int, _frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, pass_on)
+    signal.signal(signal.SIGINT, pass_on)
+    return child.wait()
