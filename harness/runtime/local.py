@@ -33,6 +33,8 @@ running, and a state file in ``log_dir`` lets another ``LocalRuntime`` on the sa
 Relative paths (``cwd``, a relative ``argv[0]``, ``toxiproxy.binary``) resolve against the stack
 file's folder, which is also every process's default working directory. The repository root is
 put on PYTHONPATH so ``python -m targets.<program>`` works from anywhere.
+Every process also gets ``DRILL_STACK_LOG_DIR`` (the log folder), where it may keep files of the
+run (the third-party gateway launchers of targets/gateways/ keep their config and record there).
 """
 
 from __future__ import annotations
