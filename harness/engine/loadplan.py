@@ -23,6 +23,7 @@ def load_plan(load: LoadSpec, duration_s: float) -> LoadPlan:
         workers=load.workers,
         master_bind=load.master.bind if load.master else None,
         expect_workers=load.master.expect_workers if load.master else None,
+        attribution=load.attribution.model_dump() if load.attribution else None,
     )
 
 

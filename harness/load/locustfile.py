@@ -106,6 +106,7 @@ _samples = _load_sibling("samples.py", "_drill_samples")
 _streams = _load_sibling("streams.py", "_drill_streams")
 _plan: dict[str, Any] = json.loads(_read_env(PLAN_ENV))
 _sample_row = _samples.sample_row
+_samples.configure_attribution(_plan.get("attribution"))  # load.attribution: tiers from a gateway's header
 _StreamTally: type[StreamTally] = _streams.StreamTally
 # The request's context carries the stream's tally from the user to the request listener.
 STREAM_CONTEXT_KEY = "drill_stream"

@@ -99,6 +99,8 @@ class LoadPlan:
       other machines attaches there); None: 127.0.0.1 and a free port, for local workers only.
     - ``expect_workers``: how many workers (local + remote) the master waits for before it
       starts the users; None means ``workers``.
+    - ``attribution``: ``{"header": NAME, "tiers": {VALUE: TIER}}``, how to tell the serving
+      tier from a gateway's own answer header (``load.attribution``; samples.py).
     """
 
     host: str
@@ -113,6 +115,7 @@ class LoadPlan:
     workers: int = 0
     master_bind: str | None = None
     expect_workers: int | None = None
+    attribution: Mapping[str, Any] | None = None  # load.attribution: {header, tiers} (samples.py)
 
     @property
     def distributed(self) -> bool:
@@ -183,6 +186,7 @@ class LoadPlan:
             "workers": self.workers,
             "master_bind": self.master_bind,
             "expect_workers": self.expect_workers,
+            "attribution": dict(self.attribution) if self.attribution is not None else None,
         }
 
     def to_json(self) -> str:
@@ -205,6 +209,7 @@ class LoadPlan:
             workers=int(data.get("workers") or 0),
             master_bind=data.get("master_bind"),
             expect_workers=data.get("expect_workers"),
+            attribution=data.get("attribution"),
         )
 
     @classmethod

@@ -50,7 +50,14 @@ from typing import IO, cast
 import httpx
 
 from harness.load.plan import LoadPlan
-from harness.load.samples import COLUMNS, EXIT_WRITE_ERROR, NON_STREAM_COLUMNS, GuardedFile, sample_row
+from harness.load.samples import (
+    COLUMNS,
+    EXIT_WRITE_ERROR,
+    NON_STREAM_COLUMNS,
+    GuardedFile,
+    configure_attribution,
+    sample_row,
+)
 from harness.load.streams import INVALID_PREFIX, StreamTally, check_body, expected_answer, wants_stream
 from harness.load.watchdog import report_write_error, say
 
@@ -277,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="CSV file to write (probe.csv)")
     args = parser.parse_args(argv)
     plan = LoadPlan.from_json(args.plan)
+    configure_attribution(plan.attribution)
     return asyncio.run(_main(plan, args.out))
 
 

@@ -9,7 +9,9 @@ fixed-rate open-loop prober). Both share :data:`COLUMNS`:
 - ``ok``          1 when a response arrived with a 2xx status, else 0
 - ``latency_ms``  end - start in milliseconds, 3 decimals
 - ``bytes``       response body length
-- ``served_by``, ``tier``, ``region``  from ``X-Served-By``, ``X-Tier``, ``X-Region`` ("" if absent)
+- ``served_by``, ``tier``, ``region``  from ``X-Served-By``, ``X-Tier``, ``X-Region`` ("" if absent);
+  with a scenario's ``load.attribution`` (:func:`configure_attribution`) ``served_by`` is the
+  declared header's value and ``tier`` what its ``tiers`` map that value to
 - ``degraded``    1 when ``X-Degraded`` is true-ish, else 0
 - ``error``       short error text ("" when none), e.g. ``timeout``, ``ConnectionRefused``, ``HTTP 503``,
   ``stream cut after 3 tokens``, ``stream error after 3 tokens: upstream_stream_broken``
@@ -110,6 +112,33 @@ STREAM_DEFAULTS = {**dict(zip(STREAM_COLUMNS, NON_STREAM_COLUMNS, strict=True)),
                    **dict(zip(SPLICE_COLUMNS, NO_SPLICE_COLUMNS, strict=True))}
 
 
+# load.attribution ({"header": NAME, "tiers": {VALUE: TIER}}) of this process's plan: the header
+# name and the (key, tier) pairs, longest key first. None: the X-Served-By/X-Tier headers.
+_attribution: tuple[str, tuple[tuple[str, str], ...]] | None = None
+
+
+def configure_attribution(spec: object) -> None:
+    """Use ``spec`` (the plan's ``attribution``: a mapping with ``header`` and ``tiers``, or None)
+    for every later :func:`sample_row` of this process."""
+    global _attribution
+    if not isinstance(spec, dict) or not spec.get("header"):
+        _attribution = None
+        return
+    tiers = spec.get("tiers") or {}
+    pairs = sorted(((str(k), str(v)) for k, v in tiers.items()), key=lambda kv: -len(kv[0]))
+    _attribution = (str(spec["header"]), tuple(pairs))
+
+
+def attributed_tier(value: str) -> str:
+    """The tier the configured attribution maps a header value to ("" when none matches)."""
+    if _attribution is None or not value:
+        return ""
+    for key, tier in _attribution[1]:
+        if value == key or ("://" in key and value.startswith(key.rstrip("/") + "/")):
+            return tier
+    return ""
+
+
 def sample_row(
     source: str,
     start_s: float,
@@ -140,6 +169,9 @@ def sample_row(
         served_by = get("X-Served-By") or ""
         tier = get("X-Tier") or ""
         region = get("X-Region") or ""
+        if _attribution is not None:
+            served_by = (get(_attribution[0]) or "").strip()
+            tier = attributed_tier(served_by)
         degraded = 1 if (get("X-Degraded") or "").strip().lower() in TRUE_WORDS else 0
     ok = 1 if 200 <= status < 300 and not error else 0
     return [

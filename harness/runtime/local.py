@@ -12,6 +12,8 @@ see and stop the processes.
 
 Every process's default working directory is the stack file's folder. The repository root is
 put on PYTHONPATH so ``python -m targets.<program>`` works from anywhere.
+Every process also gets ``DRILL_STACK_LOG_DIR`` (the log folder), where it may keep files of the
+run (the third-party gateway launchers of targets/gateways/ keep their config and record there).
 """
 
 from __future__ import annotations
@@ -332,6 +334,9 @@ class LocalRuntime:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
+        # Where a process may keep files of the run (the gateway launchers write their generated
+        # config and the gateway's own record there: targets/gateways/, docs/gateways.md).
+        env["DRILL_STACK_LOG_DIR"] = str(self.log_dir.resolve())
         env.update(process.env)
         return env
 

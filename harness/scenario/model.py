@@ -170,6 +170,34 @@ class RequestSpec(Strict):
         return v
 
 
+class AttributionSpec(Strict):
+    """``load.attribution``: how to tell the serving tier from what a third-party gateway puts on
+    its answer, when it does not pass ``X-Tier`` through (docs/gateways.md). ``header`` is a
+    response header (e.g. LiteLLM's ``x-litellm-model-api-base``, Portkey's
+    ``x-portkey-last-used-option-index``); ``tiers`` maps its values to tiers. A value matches a
+    key equal to it or, for a URL key, a value under it (``http://127.0.0.1:19101`` matches
+    ``http://127.0.0.1:19101/v1``); the longest key wins. The header's value becomes the
+    sample's ``served_by``; a value no key matches leaves the tier empty (untagged)."""
+
+    header: str
+    tiers: dict[str, str] = Field(min_length=1)
+
+    @field_validator("header")
+    @classmethod
+    def _header_name(cls, v: str) -> str:
+        if not _HEADER_NAME.match(v):
+            raise ValueError(f"header name {v!r} is not an HTTP token (letters, digits, '-', ...)")
+        return v
+
+    @field_validator("tiers")
+    @classmethod
+    def _tier_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for value, tier in v.items():
+            if not value or not tier or control_chars(value) or control_chars(tier):
+                raise ValueError(f"tiers: {value!r}: {tier!r}: a header value and a tier name, both non-empty")
+        return v
+
+
 class MasterSpec(Strict):
     """``load.master``: Locust's master listens on ``bind`` (HOST:PORT) for ``drill worker``
     processes on other machines; it starts the users once ``expect_workers`` are attached."""
@@ -197,6 +225,7 @@ class LoadSpec(Strict):
     probe: RequestSpec | None = None
     workers: int = Field(default=0, ge=0, le=64)
     master: MasterSpec | None = None
+    attribution: AttributionSpec | None = None
 
     @field_validator("host")
     @classmethod
