@@ -204,7 +204,21 @@ def test_gpu_node_not_ready_chain_from_watch_events(kubeconfig: Path) -> None:
             if stop.is_set():
                 w.stop()
 
-    threads = [threading.Thread(target=f, daemon=True) for f in (watch_nodes, watch_pods)]
+    errors: list[BaseException] = []
+
+    def guarded(watcher: Any) -> Any:
+        def run() -> None:
+            try:
+                watcher()
+            except Exception as exc:  # the stream ends when the cluster goes: only earlier counts
+                if not stop.is_set():
+                    errors.append(exc)
+
+        return run
+
+    threads = [
+        threading.Thread(target=guarded(f), daemon=True) for f in (watch_nodes, watch_pods)
+    ]
     for t in threads:
         t.start()
     time.sleep(1)  # both watches open before the fault
@@ -237,6 +251,7 @@ def test_gpu_node_not_ready_chain_from_watch_events(kubeconfig: Path) -> None:
         and sum(1 for n in list(chain.ready) if n not in placed) >= len(victims),
     )
     stop.set()
+    assert not errors, f"a watch failed: {errors}"
 
     assert chain.node_not_ready is not None, "no watch event showed the node NotReady"
     assert chain.taint_added is not None, "no watch event showed the NoExecute taint"
