@@ -1,7 +1,7 @@
 """What does the embeddings tier's real model cost on this machine, and what probe rate can an
 embeddings drill afford?
 
-    DRILL_EMBEDDINGS_VENV=/work/main/.venv-embeddings \\
+    DRILL_EMBEDDINGS_VENV=.venv-embeddings \\
         $DRILL_EMBEDDINGS_VENV/bin/python bench/embeddings_cost.py [--queries 200]
 
 Runs in the embeddings virtualenv (scripts/embeddings-setup): all-MiniLM-L6-v2 from the PyPI

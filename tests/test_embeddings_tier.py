@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from harness.measure.quality import recall_at_k
-from harness.testing import free_port, wait_http
+from harness.testing import free_port, require, wait_http
 
 REPO = Path(__file__).resolve().parents[1]
 CANARIES = json.loads((REPO / "targets" / "data" / "embeddings-canaries.json").read_text(encoding="utf-8"))
-EMBEDDINGS_VENV = Path(os.environ.get("DRILL_EMBEDDINGS_VENV", "/work/main/.venv-embeddings"))
+EMBEDDINGS_VENV = Path(os.environ.get("DRILL_EMBEDDINGS_VENV", str(REPO / ".venv-embeddings")))
 PYTHON = EMBEDDINGS_VENV / "bin" / "python"
 K = 3
 
@@ -38,8 +38,7 @@ def test_recall_at_k_counts_the_relevant_documents_among_the_nearest() -> None:
 
 @pytest.fixture
 def embeddings_node(tmp_path: Path) -> Iterator[object]:
-    if not PYTHON.exists():
-        pytest.skip(f"no embeddings virtualenv at {EMBEDDINGS_VENV}: run scripts/embeddings-setup")
+    require(PYTHON.exists(), f"the embeddings virtualenv ({EMBEDDINGS_VENV})", "run scripts/embeddings-setup")
     started: list[subprocess.Popen[bytes]] = []
 
     def start(space: str) -> str:
