@@ -27,6 +27,18 @@ from harness.report.charts import run_start_epoch
 from harness.report.formatting import MISSING, is_missing, milliseconds, percent, seconds, utc_text
 from harness.results.model import FaultResult, ImpactResult, ObjectiveResult, RunbookResult, RunResults, epoch
 from harness.rundir import journal_path, read_stack_events
+from harness.rundir.events import (
+    CleanupVerified,
+    FaultApplied,
+    FaultApplyFailed,
+    FaultIntent,
+    FaultReverted,
+    FaultRevertFailed,
+    PhaseStart,
+    RunAborted,
+    StackEvents,
+)
+from harness.rundir.journal import Record, read_journal
 from harness.scenario.units import parse_latency_bound
 
 MAX_TIMELINE_EVENTS = 400
@@ -326,28 +338,22 @@ class Event:
     text: str
 
 
-def read_journal_records(run_dir: Path | None) -> list[dict[str, Any]]:
-    """The journal's records, or [] when there is none (a report rendered from results alone)."""
+def read_journal_records(run_dir: Path | None) -> list[Record]:
+    """The journal's records, typed, or [] when there is none (a report rendered from results alone)."""
     if run_dir is None or not journal_path(run_dir).is_file():
         return []
-    from harness.rundir.journal import read_journal
-
     # Lenient: the figures were computed from the journal already (damage there is reported as
     # FILE:LINE); the story only draws on the intact lines.
     try:
-        return [record.document() for record in read_journal(journal_path(run_dir), lenient=True)]
+        return list(read_journal(journal_path(run_dir), lenient=True))
     except (OSError, ValueError):
         return []
 
 
-def fault_params(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def fault_params(records: list[Record]) -> dict[str, dict[str, Any]]:
     """Fault name -> the parameters its ``fault.intent`` recorded."""
-    out: dict[str, dict[str, Any]] = {}
-    for rec in records:
-        if rec.get("event") == "fault.intent" and rec.get("name"):
-            params = rec.get("params")
-            out[str(rec["name"])] = params if isinstance(params, dict) else {}
-    return out
+    return {rec.event.name: dict(rec.event.params) for rec in records
+            if isinstance(rec.event, FaultIntent) and rec.event.name}
 
 
 def _recorded_stack_events(run_dir: Path | None) -> list[dict[str, Any]]:
@@ -361,14 +367,16 @@ def _recorded_stack_events(run_dir: Path | None) -> list[dict[str, Any]]:
         return []
 
 
-def stack_events(run_dir: Path | None, results: RunResults, records: list[dict[str, Any]]) -> list[Event]:
+def stack_events(run_dir: Path | None, results: RunResults, records: list[Record]) -> list[Event]:
     """The stack's own record where the run kept it: a journal record carrying ``events`` (e.g.
     the gateway's /admin/events), the run directory's stack event log (harness/rundir), and each
     fault's ``agreement`` (the stack's instant beside the harness's)."""
     raw: list[Any] = []
     for rec in records:
-        if str(rec.get("event", "")).endswith("events") and isinstance(rec.get("events"), list):
-            raw += rec["events"]
+        if isinstance(rec.event, StackEvents):
+            inline = rec.document().get("events")  # journals of older versions carried the log inline
+            if isinstance(inline, list):
+                raw += inline
     raw += _recorded_stack_events(run_dir)
     events = []
     for item in raw:
@@ -405,34 +413,35 @@ def _instant(value: Any) -> float | None:
     return _number(value)
 
 
-def event_timeline(results: RunResults, records: list[dict[str, Any]], extra: list[Event] | None = None) -> list[Event]:
+def event_timeline(results: RunResults, records: list[Record], extra: list[Event] | None = None) -> list[Event]:
     """Journal actions + measured instants + ``extra`` (stack, runbook), in time order."""
-    names = {rec.get("fault_id"): rec.get("name") for rec in records if rec.get("event") == "fault.intent"}
+    names = {rec.event.fault_id: rec.event.name for rec in records if isinstance(rec.event, FaultIntent)}
     events: list[Event] = []
     seen_journal_faults = False
     for rec in records:
-        event, ts = rec.get("event"), _number(rec.get("ts"))
-        if ts is None:
-            continue
-        name = names.get(rec.get("fault_id")) or rec.get("name") or "fault"
-        if event == "phase.start":
-            events.append(Event(ts, "journal", f"{rec.get('phase')} phase started"))
-        elif event == "fault.applied":
-            seen_journal_faults = True
-            at = _instant(rec.get("onset_at")) or ts
-            events.append(Event(at, "journal", f"fault {name} applied (onset; source {rec.get('onset_source')})"))
-        elif event == "fault.apply_failed":
-            events.append(Event(ts, "journal", f"fault {name} could not be applied: {rec.get('error')}"))
-        elif event == "fault.reverted":
-            at = _instant(rec.get("reverted_at")) or ts
-            events.append(Event(at, "journal", f"fault {name} reverted ({rec.get('why') or 'scheduled'})"))
-        elif event == "fault.revert_failed":
-            events.append(Event(ts, "journal", f"fault {name} revert FAILED: {rec.get('error')}"))
-        elif event == "run.aborted":
-            events.append(Event(ts, "journal", f"drill aborted: {rec.get('reason')}"))
-        elif event == "cleanup.verified":
-            events.append(Event(ts, "journal", "cleanup verified: " + ("nothing left applied" if rec.get("ok")
-                                                                       else "something may still be applied")))
+        ts, event = rec.ts, rec.event
+        fault_id = event.fault_id if isinstance(event, (FaultApplied, FaultApplyFailed, FaultReverted,
+                                                       FaultRevertFailed)) else ""
+        name = names.get(fault_id) or "fault"
+        match event:
+            case PhaseStart():
+                events.append(Event(ts, "journal", f"{event.phase} phase started"))
+            case FaultApplied():
+                seen_journal_faults = True
+                events.append(Event(event.onset_at or ts, "journal",
+                                    f"fault {name} applied (onset; source {event.onset_source})"))
+            case FaultApplyFailed():
+                events.append(Event(ts, "journal", f"fault {name} could not be applied: {event.error}"))
+            case FaultReverted():
+                events.append(Event(event.reverted_at or ts, "journal",
+                                    f"fault {name} reverted ({event.why or 'scheduled'})"))
+            case FaultRevertFailed():
+                events.append(Event(ts, "journal", f"fault {name} revert FAILED: {event.error}"))
+            case RunAborted():
+                events.append(Event(ts, "journal", f"drill aborted: {event.reason}"))
+            case CleanupVerified():
+                events.append(Event(ts, "journal", "cleanup verified: " + (
+                    "nothing left applied" if event.ok else "something may still be applied")))
     for fault in results.faults:
         name = fault.name
         onset = fault.onset_epoch
