@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, require
+
+from harness.testing import REPO, require
 
 SETUP = REPO / "scripts" / "k8s-setup"
 CACHE = Path(os.environ.get("K8S_CACHE", REPO / ".k8s"))

@@ -37,7 +37,9 @@ def piped_run(tmp_path_factory: pytest.TempPathFactory) -> PipedRun:
         scenario = short_scenario(tmp, 2, toxiproxy_url, upstream)
         done = subprocess.run([*DRILL, "run", str(scenario), "--out", str(run_dir), "--events", str(events)],
                               capture_output=True, text=True, cwd=REPO, env=env, timeout=240)
-    assert done.returncode in (0, 1), done.stderr[-3000:]
+    # The progress lines are what these tests check; on a busy machine the instrument may rule the
+    # drill inconclusive (exit 6, probe lag), which is a verdict like any other here.
+    assert done.returncode in (0, 1, 6), done.stderr[-3000:]
     return done, run_dir, events
 
 

@@ -317,7 +317,10 @@ class _MasterCollector:
 _writer: _SampleWriter | _WorkerShipper | _MasterCollector | None = None
 _clock_shift_s = 0.0
 RUN_DIR_ENV = "DRILL_RUN_DIR"
-CPU_BOUND_PERCENT = 90.0  # Locust's own warning bound (locust.runners.CPU_WARNING_THRESHOLD)
+CPU_BOUND_ENV = "DRILL_LOCUST_CPU_BOUND_PERCENT"
+# Locust's own warning bound (locust.runners.CPU_WARNING_THRESHOLD); the environment may lower it
+# (the suite does, so a spinning user is seen above it even on a machine busy with other tests).
+CPU_BOUND_PERCENT = float(os.environ.get(CPU_BOUND_ENV) or 90.0)
 CPU_CHECK_S = 1.0
 
 
