@@ -1,5 +1,6 @@
 """The ``drill`` command line. Exit codes: 0 passed, 1 objectives failed, 2 bad input (nothing
-applied), 3 aborted (stop condition, unhealthy stack, infrastructure error) after rollback."""
+applied), 3 aborted (stop condition, unhealthy stack, infrastructure error) after rollback,
+6 inconclusive (the instrument could not see well enough to decide an objective)."""
 
 from __future__ import annotations
 
@@ -106,7 +107,8 @@ def main() -> None:
       drill recover --all                        revert what a crashed run left applied
 
     Exit codes: 0 passed, 1 objectives failed, 2 bad input (nothing applied),
-    3 aborted (stop condition, unhealthy stack, infrastructure error) after rollback.
+    3 aborted (stop condition, unhealthy stack, infrastructure error) after rollback,
+    6 inconclusive (a host stall, probe lag or lost samples could flip an objective).
     Docs: docs/scenarios.md (the scenario reference), docs/method.md (how RTO is measured).
     """
 
