@@ -256,7 +256,9 @@ def test_http_fault_proxy_starts_with_the_stack_and_another_command_stops_it(tmp
         pid = first.process_groups()["http-fault-proxy"]
 
         second = LocalRuntime(load_stack(path), tmp_path / "logs")  # e.g. `drill stack down`
-        assert second.not_running() == []
+        state = (tmp_path / "logs" / "local-stack.state.json")
+        shown = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert second.not_running() == [], (state.read_text() if state.exists() else "no state", shown)
         second.stop()
         assert not pid_alive(pid)
         assert not port_in_use(route_port)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.testing.drills import fault, objective, run_local
+from harness.testing.drills import SCENARIOS, fault, need_local, objective, rebased, run_local, shortened
 
 
 @pytest.mark.slow
@@ -39,9 +39,21 @@ def test_default_drill_figures_are_consistent_and_agree_with_the_gateway(tmp_pat
 
 @pytest.mark.slow
 def test_control_with_a_slow_fallback_fails_naming_the_latency_objective(tmp_path: Path) -> None:
-    result, _ = run_local("controls/slow-fallback.yaml", tmp_path, short=True)
+    """The shipped control with its GPU pool 400 ms late instead of 150 ms, and answers good up to
+    1 s (so the slow fallback is no incident and rto_s holds): the suite runs drills side by side,
+    and a busy neighbour once raised the baseline p95 so that 2x baseline let a 150 ms fallback
+    pass (measured in CI). 400 ms stays over any baseline seen there."""
+    from harness.engine import run_drill
+
+    need_local()
+    scenario, _ = rebased(SCENARIOS / "controls/slow-fallback.yaml", tmp_path)
+    text = scenario.read_text(encoding="utf-8")
+    assert text.count("latency_ms: 150") == 2
+    text = text.replace("latency_ms: 150", "latency_ms: 400") + "measurement: {good_latency_floor_ms: 1000}\n"
+    scenario.write_text(shortened(text), encoding="utf-8")
+    result = run_drill(scenario, out=tmp_path / "run")
     r = result.results.document()
     assert result.exit_code == 1, (r["objectives"], r.get("abort_reason"))
     failed = [o["name"] for o in r["objectives"] if not o["passed"]]
     assert failed == ["p95_ms"], r["objectives"]
-    assert objective(r, "p95_ms")["measured"] > 150  # the GPU pool answers 150 ms late
+    assert objective(r, "p95_ms")["measured"] > 400  # the GPU pool answers 400 ms late

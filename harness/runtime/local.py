@@ -103,6 +103,17 @@ def _cmdline(pid: int) -> list[str]:
     return [part.decode(errors="surrogateescape") for part in raw.rstrip(b"\0").split(b"\0")] if raw else []
 
 
+def _cmdline_once_set(pid: int, wait_s: float = 1.0) -> list[str]:
+    """The command line of a process that has just exec'd, once /proc shows it ([] if it never
+    does within ``wait_s``, e.g. the process already exited)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        shown = _cmdline(pid)
+        if shown or time.monotonic() >= deadline:
+            return shown
+        time.sleep(0.002)
+
+
 def _pid_matches(pid: int, argv: list[str]) -> bool:
     """The pid is alive and still runs ``argv`` (so a reused pid is never signalled)."""
     try:
@@ -369,8 +380,10 @@ class LocalRuntime:
             raise StackError(f"could not start {name} ({argv[0]}): {exc}") from exc
         # The command line /proc shows is what a later command matches the pid against (the state
         # file): for a script (mitmdump) it starts with the interpreter of its shebang, not argv[0].
-        # Popen returns once the exec has happened, so /proc already shows it.
-        shown = _cmdline(popen.pid) or argv
+        # Popen returns once the exec has closed its pipe, but the kernel sets the new command line
+        # a moment later: on a busy machine /proc showed it empty, argv was recorded instead, and a
+        # later command took the live mitmdump for gone. So wait (bounded) until /proc shows it.
+        shown = _cmdline_once_set(popen.pid) or argv
         return _Child(name=name, argv=shown, pid=popen.pid, popen=popen, log_path=log_path, log_file=log_file)
 
     def _spawn(self, process: ProcessSpec) -> None:
