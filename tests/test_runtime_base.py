@@ -43,7 +43,7 @@ def test_each_method_names_its_kubernetes_mapping_in_the_docstring_and_in_scalin
 
 def test_the_protocol_imports_no_runtime_that_implements_it() -> None:
     """The import circle base -> compose/local -> base stays open: the TypeGuards that name the
-    runtimes live in kinds.py, above both (farm-studio look: 0 circles)."""
+    runtimes live in kinds.py, above both."""
     import ast
 
     tree = ast.parse((REPO / "harness" / "runtime" / "base.py").read_text(encoding="utf-8"))
