@@ -58,6 +58,7 @@ RESULTS_FILE = "results.json"
 JUNIT_FILE = "junit.xml"
 REPORT_FILE = "report.html"
 HEALTH_FILE = "health.jsonl"
+RESERVE_FILE = ".reserve"  # held back while the load runs (harness.load.watchdog); never evidence
 
 FILE_ROLES = {
     JOURNAL_FILE: "journal: every action and observation, fsynced, in order",
