@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ScenarioError
+from harness.load.canaries import read_canaries
 from harness.scenario.fault_specs import FAULT_TYPES, FaultSpec, parse_fault_spec
 from harness.scenario.loader import (
     format_loc,
@@ -68,6 +69,19 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         if resolved is None or not resolved.is_file():
             shown_value = show_path(resolved or value)
             problems.append(f"{shown}:{lines.get(loc, 1)} {field}: no such file: {shown_value}")
+    canaries = spec.load.canaries
+    if canaries is not None:  # the canary file is read (and checked) when the plan is made
+        resolved = _resolve(base, canaries.file)
+        loc = ("load", "canaries", "file")
+        if resolved is None or not resolved.is_file():
+            problems.append(f"{shown}:{lines.get(loc, 1)} load.canaries.file: no such file: "
+                            f"{show_path(resolved or canaries.file)}")
+        else:
+            canaries.file = resolved
+            try:
+                read_canaries(resolved, canaries.k)
+            except ValueError as exc:
+                problems.append(f"{shown}:{lines.get(loc, 1)} load.canaries.file: {exc}")
     if problems:
         raise ScenarioError("\n".join(problems), problems)
     raw = text.encode("utf-8")
