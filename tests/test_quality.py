@@ -21,13 +21,8 @@ from harness.load import LoadPlan, RequestSpec
 from harness.load import canaries as load_canaries
 from harness.load.canaries import CanaryProbe, CanarySet, read_canaries
 from harness.load.prober import _main as prober_main
-from harness.measure.quality import (
-    QUALITY_COLUMNS,
-    min_quality_objective,
-    nearest_documents,
-    quality_phase_stats,
-    recall_of,
-)
+from harness.measure.quality import QUALITY_COLUMNS, nearest_documents, recall_of
+from harness.measure.quality_phases import min_quality_objective, quality_phase_stats
 from harness.rundir.quality import read_quality, read_quality_index
 from harness.scenario import load_scenario
 from harness.testing import REPO, serve_in_thread

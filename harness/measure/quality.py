@@ -1,5 +1,4 @@
-"""Answer quality on canary queries: recall@k of an embedding against a document index, per
-answer, then per phase and tier, and the ``min_quality`` objective.
+"""Answer quality on canary queries: recall@k of an embedding against a document index.
 
 Pure (numpy, pandas): the index (unit vectors of the documents, built once with the primary
 model), a query's embedding as an answer returned it, and the documents known to be relevant to
@@ -7,26 +6,16 @@ the query. A fallback serving the same model keeps recall; one serving another m
 vectors from another space, and recall falls to chance while every request succeeds.
 
 The probe scores each answer as it arrives (harness/load/canaries.py) and records one row per
-scored answer (``samples/quality.csv``: start, canary, served_by, tier, k, recall, nearest);
-:func:`quality_phase_stats` summarises those rows per window, :func:`min_quality_objective`
-judges the fault phase's mean recall against an absolute floor or a share of the baseline's.
+scored answer (``samples/quality.csv``: :data:`QUALITY_COLUMNS`); harness/measure/quality_phases.py
+summarises them per window and judges ``min_quality``. This module needs numpy alone: the
+embeddings virtualenv's bench loads it by path (bench/embeddings_cost.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import pandas as pd
-
-from harness.measure.objectives import ObjectiveResult
-from harness.measure.phases import phase_slice
 
 QUALITY_COLUMNS = ["start", "canary", "served_by", "tier", "k", "recall", "nearest"]
-MIN_SCORED_ANSWERS = 10
-"""Fewer scored answers than this in a judged window leave ``min_quality`` undecided: five
-canaries each asked twice is the least that says anything about a tier's relevance."""
-QUALITY_WINDOW = "fault"
 
 
 def nearest_documents(query: np.ndarray, index: np.ndarray, k: int) -> tuple[int, ...]:
@@ -53,105 +42,3 @@ def recall_at_k(query: np.ndarray, index: np.ndarray, relevant: list[int], k: in
     if not relevant:
         raise ValueError("recall@k needs at least one relevant document")
     return recall_of(nearest_documents(query, index, k), relevant)
-
-
-@dataclass(frozen=True)
-class TierQuality:
-    answers: int
-    recall: float | None
-
-
-@dataclass(frozen=True)
-class QualityStats:
-    """The scored answers of one window: how many, their mean recall@k (None without one), the
-    lowest canary mean, and the same per tier that answered."""
-
-    name: str
-    k: int | None
-    answers: int
-    recall: float | None
-    worst_canary_recall: float | None
-    by_tier: dict[str, TierQuality]
-
-
-def quality_stats_for(rows: pd.DataFrame, name: str, start: float, end: float) -> QualityStats:
-    """:class:`QualityStats` of the answers to probes sent in ``[start, end)``; ``rows`` (the
-    :data:`QUALITY_COLUMNS`) sorted by start."""
-    chosen = rows.iloc[phase_slice(rows["start"].to_numpy(), start, end)]
-    ks = sorted(set(chosen["k"].astype(int).tolist()))
-    recall = chosen["recall"].astype(float)
-    by_tier = {
-        str(tier or "none"): TierQuality(int(len(group)), float(group["recall"].astype(float).mean()))
-        for tier, group in chosen.groupby(chosen["tier"].astype(str), sort=True)
-    }
-    per_canary = recall.groupby(chosen["canary"]).mean() if len(chosen) else pd.Series(dtype=float)
-    return QualityStats(
-        name=name,
-        k=ks[0] if len(ks) == 1 else None,
-        answers=int(len(chosen)),
-        recall=float(recall.mean()) if len(chosen) else None,
-        worst_canary_recall=float(per_canary.min()) if len(per_canary) else None,
-        by_tier=by_tier,
-    )
-
-
-def quality_phase_stats(rows: pd.DataFrame, phases: dict[str, tuple[float, float]]) -> dict[str, QualityStats]:
-    """:class:`QualityStats` for every phase, in the given order."""
-    ordered = rows.sort_values("start", kind="stable").reset_index(drop=True)
-    return {name: quality_stats_for(ordered, name, s, e) for name, (s, e) in phases.items()}
-
-
-@dataclass(frozen=True)
-class QualityJudgement:
-    objective: ObjectiveResult
-    undecided: tuple[str, ...]
-    """Lines saying why the objective could not be decided (too few scored answers); empty when
-    it was."""
-
-
-def min_quality_objective(
-    minimum: float | None,
-    baseline_factor: float | None,
-    stats: dict[str, QualityStats],
-    index_problem: str | None = None,
-    min_answers: int = MIN_SCORED_ANSWERS,
-) -> QualityJudgement:
-    """``min_quality``: the fault phase's mean recall@k must be at least ``minimum`` or
-    ``baseline_factor`` x the baseline's. Fewer than ``min_answers`` scored answers in a window
-    it needs leaves it undecided (the run is then inconclusive, never passed); no index at all
-    (``index_problem``) fails it as not measurable."""
-    name = "min_quality"
-    target: float | str = minimum if minimum is not None else f"{baseline_factor:g}x baseline"
-    window = stats.get(QUALITY_WINDOW)
-    baseline = stats.get("baseline")
-    label = f"recall@{window.k}" if window is not None and window.k else "recall@k"
-    if index_problem is not None:
-        return QualityJudgement(ObjectiveResult(name, target, None, False,
-                                                f"not measurable: no document index ({index_problem})"), ())
-    needed = [(window, "the fault phase")] + ([(baseline, "the baseline")] if minimum is None else [])
-    undecided = [f"{name}: {0 if s is None else s.answers} scored answers in {what}, fewer than {min_answers}"
-                 for s, what in needed if s is None or s.answers < min_answers]
-    measured = None if window is None or window.recall is None else round(window.recall, 6)
-    base = None if baseline is None else baseline.recall
-    bound = minimum if minimum is not None else (None if base is None else (baseline_factor or 1.0) * base)
-    note = _note(label, window, baseline, bound)
-    if measured is None or bound is None:
-        return QualityJudgement(ObjectiveResult(name, target, measured, False, "not measurable: " + note),
-                                tuple(undecided))
-    return QualityJudgement(ObjectiveResult(name, target, measured, measured >= round(bound, 6), note),
-                            tuple(undecided))
-
-
-def _note(label: str, window: QualityStats | None, baseline: QualityStats | None, bound: float | None) -> str:
-    def said(s: QualityStats | None) -> str:
-        if s is None or s.recall is None:
-            return "no scored answer"
-        return f"{s.recall:.2f} over {s.answers} answers"
-
-    parts = [f"mean {label}: baseline {said(baseline)}, fault {said(window)}"]
-    if window is not None and window.by_tier:
-        parts.append("fault by tier " + ", ".join(
-            f"{tier} {q.recall:.2f} ({q.answers})" for tier, q in window.by_tier.items() if q.recall is not None))
-    if bound is not None:
-        parts.append(f"floor {bound:.2f}")
-    return "; ".join(parts)

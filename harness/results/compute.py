@@ -21,7 +21,8 @@ from harness.errors import ScenarioError
 from harness.measure import shapes as measure_shapes
 from harness.measure.agreement import agreement
 from harness.measure.capacity import measure_capacity
-from harness.measure.quality import QUALITY_COLUMNS, QualityJudgement, min_quality_objective, quality_phase_stats
+from harness.measure.quality import QUALITY_COLUMNS
+from harness.measure.quality_phases import QualityJudgement, min_quality_objective, quality_phase_stats
 from harness.metrics.results import metrics_summary
 from harness.results.model import (
     Agreement,

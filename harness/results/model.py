@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from harness import measure
 from harness.measure.agreement import StackAgreement
 from harness.measure.health import LATE_S, Health, HealthProblem
-from harness.measure.quality import QualityStats
+from harness.measure.quality_phases import QualityStats
 from harness.measure.recovery import CLOCKS
 from harness.measure.shapes import ShapeFigures
 from harness.rundir.journal import utc_iso
