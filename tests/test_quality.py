@@ -216,3 +216,52 @@ def test_the_prober_indexes_once_then_scores_every_answer(tmp_path: Path, switch
     assert set(probe["ok"]) == {1}  # every request succeeded, whatever its recall
     assert set(rows["start"].round(6)) == set(probe["start"].round(6))  # each row joins its request
     assert rundir.request_sample_files(tmp_path) == [out]
+
+
+# --- the verdict: min_quality in the one decision, from a recorded run ------------------------------
+
+
+def _recorded_run(tmp_path: Path, recalls: list[tuple[str, str, float]]) -> Path:
+    """tests/data/latency-run (a real run; its p95 objective dropped so the others pass) with
+    load.canaries, min_quality and scored answers at 5 Hz: (phase, tier, recall) per answer."""
+    import shutil
+    from datetime import datetime
+
+    from harness.results.compute import compute_results
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(REPO / "tests" / "data" / "latency-run", run_dir)
+    scenario = run_dir / rundir.SCENARIO_FILE
+    text = scenario.read_text(encoding="utf-8").replace("  p95_ms: 2x baseline\n", "")
+    text = text.replace("  probe_rate_hz: 20\n", "  probe_rate_hz: 20\n  canaries: {file: canaries.json, k: 5}\n")
+    scenario.write_text(text.replace("  failover_to: gpu\n", "  failover_to: gpu\n  min_quality: {recall_at_k: 0.9x baseline}\n"),
+                        encoding="utf-8")
+    before, _ = compute_results(run_dir)
+    assert before.quality is None and before.verdict == "passed"
+    starts = {name: datetime.fromisoformat(p.start.replace("Z", "+00:00")).timestamp() for name, p in before.phases.items()}
+    seen: dict[str, int] = {}
+    lines = [",".join(QUALITY_COLUMNS)]
+    for phase, tier, recall in recalls:
+        n = seen[phase] = seen.get(phase, -1) + 1
+        lines.append(f"{starts[phase] + 0.2 * n + 0.1:.6f},{n % 5},{tier}-node,{tier},5,{recall:.6f},0 1 2 3 4")
+    (run_dir / "samples" / rundir.QUALITY_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (run_dir / "samples" / rundir.QUALITY_INDEX_FILE).write_text(json.dumps(
+        {"served_by": "hosted-node", "tier": "hosted", "model": "m", "documents": 16, "k": 5, "problem": None}))
+    return run_dir
+
+
+@pytest.mark.parametrize(("fault_recall", "fault_answers", "verdict"), [
+    (1.0, 40, "passed"), (0.6, 40, "failed"), (0.6, 4, "inconclusive")])
+def test_min_quality_decides_the_verdict_with_the_other_objectives(tmp_path: Path, fault_recall: float,
+                                                                    fault_answers: int, verdict: str) -> None:
+    from harness.results.compute import compute_results
+
+    run_dir = _recorded_run(tmp_path, [("baseline", "hosted", 1.0)] * 30 + [("fault", "gpu", fault_recall)] * fault_answers)
+    results, _ = compute_results(run_dir)
+    assert results.verdict == verdict
+    judged = next(o for o in results.objectives if o.name == "min_quality")
+    assert judged.measured == fault_recall and judged.passed is (fault_recall >= 0.9)
+    assert (judged.undecided is not None) is (verdict == "inconclusive")
+    assert results.quality is not None and results.quality.metric == "recall@5"
+    assert results.quality.phases["fault"].by_tier["gpu"].answers == fault_answers
+    assert all(o.passed for o in results.objectives if o.name != "min_quality")
