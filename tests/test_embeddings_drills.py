@@ -57,7 +57,7 @@ def test_embeddings_throttled_passes_with_recall_held_by_the_same_model_fallback
     assert quality["metric"] == "recall@5"
     assert quality["index"]["tier"] == "hosted" and quality["index"]["problem"] is None
     baseline, fault = quality["phases"]["baseline"], quality["phases"]["fault"]
-    assert fault["recall"] >= 0.9 * baseline["recall"]  # within 10 % of the baseline
+    assert fault["score"] >= 0.9 * baseline["score"]  # within 10 % of the baseline
     assert set(fault["by_tier"]) >= {"gpu"}  # the fallback answered, and kept relevance
     assert objective(r, "min_quality")["passed"] is True
     assert r["phases"]["fault"]["error_rate"] == 0
@@ -82,6 +82,6 @@ def test_control_embeddings_wrong_model_exits_1_on_min_quality_alone(tmp_path: P
     quality = objective(r, "min_quality")
     assert "baseline" in quality["note"] and "fault" in quality["note"]
     phases = r["quality"]["phases"]
-    assert phases["baseline"]["recall"] == 1.0
-    assert phases["fault"]["by_tier"]["gpu"]["recall"] < 0.9  # the other model's answers
+    assert phases["baseline"]["score"] == 1.0
+    assert phases["fault"]["by_tier"]["gpu"]["score"] < 0.9  # the other model's answers
     assert r["cleanup"]["ok"] is True

@@ -21,7 +21,7 @@ from harness.load import LoadPlan, RequestSpec
 from harness.load import canaries as load_canaries
 from harness.load.canaries import CanaryProbe, CanarySet, read_canaries
 from harness.load.prober import _main as prober_main
-from harness.measure.quality import QUALITY_COLUMNS, nearest_documents, recall_of
+from harness.measure.quality import QUALITY_COLUMNS, nearest_documents, recall_of, similarity
 from harness.measure.quality_phases import min_quality_objective, quality_phase_stats
 from harness.rundir.quality import read_quality, read_quality_index
 from harness.scenario import load_scenario
@@ -69,9 +69,9 @@ def test_a_canary_probe_rotates_the_queries_and_scores_an_answer_against_its_ind
     answers = [_answer(eye)]
     assert probe.set_index(answers) is None
     # The query's vector lies between its two relevant documents: both are nearest.
-    assert probe.score(0, _answer(eye[[0]] + eye[[1]])).recall == 1.0  # type: ignore[union-attr]
+    assert probe.score(0, _answer(eye[[0]] + eye[[1]])).score == 1.0  # type: ignore[union-attr]
     scored = probe.score(1, _answer(eye[[12]]))
-    assert scored is not None and scored.recall == 0.0 and scored.nearest[0] == 12
+    assert scored is not None and scored.score == 0.0 and scored.nearest[0] == 12
     assert probe.score(1, _answer(np.ones((1, 8)))) == load_canaries.Score(1, 0.0, ())  # another model's size
     assert probe.score(1, b"not json") is None
     assert probe.set_index([_answer(eye[:3])]) == "3 vectors for 16 documents"
@@ -85,7 +85,7 @@ def _answer(vectors: np.ndarray) -> bytes:
 
 
 def _rows(spec: list[tuple[float, str, float]]) -> pd.DataFrame:
-    return pd.DataFrame([{"start": t, "canary": i % 5, "served_by": tier, "tier": tier, "k": 5, "recall": r,
+    return pd.DataFrame([{"start": t, "canary": i % 5, "served_by": tier, "tier": tier, "k": 5, "score": r,
                           "nearest": ""} for i, (t, tier, r) in enumerate(spec)], columns=QUALITY_COLUMNS)
 
 
@@ -96,29 +96,29 @@ def test_quality_is_summarised_per_phase_and_tier() -> None:
     rows = _rows([(t * 0.5, "hosted", 1.0) for t in range(20)]
                  + [(10 + t * 0.5, "gpu" if t % 4 else "hosted", 0.5 if t % 4 else 1.0) for t in range(20)])
     stats = quality_phase_stats(rows, PHASES)
-    assert stats["baseline"].answers == 20 and stats["baseline"].recall == 1.0 and stats["baseline"].k == 5
+    assert stats["baseline"].answers == 20 and stats["baseline"].score == 1.0 and stats["baseline"].k == 5
     fault = stats["fault"]
-    assert fault.answers == 20 and fault.recall == pytest.approx(0.625)
-    assert fault.by_tier["gpu"].answers == 15 and fault.by_tier["gpu"].recall == 0.5
-    assert fault.by_tier["hosted"].recall == 1.0
-    assert stats["recovery"].answers == 0 and stats["recovery"].recall is None
+    assert fault.answers == 20 and fault.score == pytest.approx(0.625)
+    assert fault.by_tier["gpu"].answers == 15 and fault.by_tier["gpu"].score == 0.5
+    assert fault.by_tier["hosted"].score == 1.0
+    assert stats["recovery"].answers == 0 and stats["recovery"].score is None
 
 
 def test_min_quality_passes_fails_or_stays_undecided_on_too_few_answers() -> None:
     held = quality_phase_stats(_rows([(t * 0.5, "hosted", 1.0) for t in range(40)]), PHASES)
-    judged = min_quality_objective(None, 0.9, held)
+    judged = min_quality_objective("recall@5", None, 0.9, held)
     assert judged.objective.passed and judged.undecided == ()
     collapsed = quality_phase_stats(_rows([(t * 0.5, "hosted", 1.0) for t in range(20)]
                                           + [(10 + t * 0.5, "gpu", 0.4) for t in range(20)]), PHASES)
-    judged = min_quality_objective(None, 0.9, collapsed)
+    judged = min_quality_objective("recall@5", None, 0.9, collapsed)
     assert not judged.objective.passed and judged.objective.measured == 0.4 and judged.undecided == ()
     assert "baseline 1.00 over 20 answers, fault 0.40 over 20 answers" in (judged.objective.note or "")
-    assert min_quality_objective(0.3, None, collapsed).objective.passed  # an absolute floor
+    assert min_quality_objective("recall@5", 0.3, None, collapsed).objective.passed  # an absolute floor
     few = quality_phase_stats(_rows([(t, "hosted", 1.0) for t in range(10)] + [(10 + t, "gpu", 0.2) for t in range(4)]),
                               PHASES)
-    judged = min_quality_objective(None, 0.9, few)
+    judged = min_quality_objective("recall@5", None, 0.9, few)
     assert judged.undecided == ("min_quality: 4 scored answers in the fault phase, fewer than 10",)
-    none = min_quality_objective(None, 0.9, held, index_problem="HTTP 503 after 5 tries")
+    none = min_quality_objective("recall@5", None, 0.9, held, index_problem="HTTP 503 after 5 tries")
     assert not none.objective.passed and none.objective.measured is None and "HTTP 503" in (none.objective.note or "")
 
 
@@ -155,7 +155,7 @@ def test_the_scenario_names_file_line_and_field_for_quality_mistakes(tmp_path: P
         load_scenario(_scenario(tmp_path, f"  canaries: {{file: {bad}, k: 1}}", "  max_error_rate: 0.1"))
     loaded = load_scenario(_scenario(tmp_path, f"  canaries: {{file: {CANARY_FILE}, k: 3}}",
                                      "  min_quality: {recall_at_k: 0.8}"))
-    assert loaded.spec.objectives.min_quality is not None and loaded.spec.objectives.min_quality.bound == (0.8, None)
+    assert loaded.spec.objectives.min_quality is not None and loaded.spec.objectives.min_quality.bound == ("recall_at_k", 0.8, None)
 
 
 def test_the_quality_files_are_no_request_samples_and_their_names_agree() -> None:
@@ -211,7 +211,7 @@ def test_the_prober_indexes_once_then_scores_every_answer(tmp_path: Path, switch
     assert rows is not None and len(rows) == 10  # one row per probe answer
     assert list(rows["canary"]) == [0, 1, 2, 3, 4] * 2
     assert set(rows["tier"]) == {tier}
-    assert rows["recall"].mean() == 1.0 if not switch else rows["recall"].mean() <= recall
+    assert rows["score"].mean() == 1.0 if not switch else rows["score"].mean() <= recall
     probe = pd.read_csv(out)
     assert set(probe["ok"]) == {1}  # every request succeeded, whatever its recall
     assert set(rows["start"].round(6)) == set(probe["start"].round(6))  # each row joins its request
@@ -265,3 +265,78 @@ def test_min_quality_decides_the_verdict_with_the_other_objectives(tmp_path: Pat
     assert results.quality is not None and results.quality.metric == "recall@5"
     assert results.quality.phases["fault"].by_tier["gpu"].answers == fault_answers
     assert all(o.passed for o in results.objectives if o.name != "min_quality")
+
+
+# --- chat canaries: output divergence from the primary's answers ---------------------------------
+
+CHAT_FILE = REPO / "targets" / "data" / "chat-canaries.json"
+
+
+def _chat(text: str) -> bytes:
+    return json.dumps({"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}).encode()
+
+
+def test_chat_canaries_score_each_answer_by_its_similarity_to_the_reference() -> None:
+    chat = read_canaries(CHAT_FILE, 5)
+    assert chat.kind == "chat" and len(chat.canaries) == 5 and chat.documents == ()
+    probe = CanaryProbe(chat, {"model": "chat", "messages": []})
+    assert json.loads(probe.body(6)[1])["messages"] == [{"role": "user", "content": chat.canaries[1].query}]
+    assert len(probe.index_bodies()) == 5
+    assert probe.set_index([_chat(f"answer {i} from the primary model") for i in range(5)]) is None
+    same = probe.score(2, _chat("answer 2 from the primary model"))
+    assert same is not None and same.score == 1.0 and same.nearest == ()
+    other = probe.score(2, _chat("a different model says something else entirely"))
+    assert other is not None and other.score < 0.3
+    assert probe.score(2, b"{}") is None
+    assert similarity("a b c d", "a b x d") == 0.75
+
+
+def test_a_chat_scenario_names_the_metric_the_file_allows(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match=r"s.yaml:\d+ objectives.min_quality.recall_at_k: the canary file "
+                                             r"holds chat canaries: use similarity"):
+        load_scenario(_scenario(tmp_path, f"  canaries: {{file: {CHAT_FILE}}}", "  min_quality: {recall_at_k: 0.9}"))
+    with pytest.raises(ScenarioError, match=r"use recall_at_k"):
+        load_scenario(_scenario(tmp_path, f"  canaries: {{file: {CANARY_FILE}}}", "  min_quality: {similarity: 0.9}"))
+    with pytest.raises(ScenarioError, match="name one metric"):
+        load_scenario(_scenario(tmp_path, f"  canaries: {{file: {CHAT_FILE}}}",
+                                "  min_quality: {similarity: 0.9, recall_at_k: 0.9}"))
+    loaded = load_scenario(_scenario(tmp_path, f"  canaries: {{file: {CHAT_FILE}}}",
+                                     "  min_quality: {similarity: 0.8x baseline}"))
+    assert loaded.spec.objectives.min_quality is not None
+    assert loaded.spec.objectives.min_quality.bound == ("similarity", None, 0.8)
+
+
+def _chat_app() -> web.Application:
+    """The primary answers each prompt the same way; after the references, every other answer
+    comes from a fallback serving another model (tier cpu), which answers differently."""
+    calls = {"n": 0}
+
+    async def completions(request: web.Request) -> web.Response:
+        prompt = (await request.json())["messages"][-1]["content"]
+        calls["n"] += 1
+        fallback = calls["n"] > 5 and calls["n"] % 2 == 0
+        text = f"the other model rambles about {len(prompt)} things" if fallback else f"primary answer to {prompt}"
+        headers = {"X-Served-By": "small" if fallback else "big", "X-Tier": "cpu" if fallback else "hosted"}
+        return web.Response(body=_chat(text), content_type="application/json", headers=headers)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", completions)
+    return app
+
+
+def test_the_prober_compares_chat_answers_with_the_primary_answers_per_tier(tmp_path: Path) -> None:
+    with serve_in_thread(_chat_app()) as url:
+        plan = LoadPlan(host=url, users=0, spawn_rate=1, duration_s=1.0, timeout_s=2.0, probe_rate_hz=10,
+                        request=RequestSpec(method="POST", path="/v1/chat/completions",
+                                            json={"model": "chat", "messages": []}, answer_schema="openai.chat"),
+                        canaries=read_canaries(CHAT_FILE, 5))
+        assert asyncio.run(prober_main(plan, tmp_path / "samples" / "probe.csv")) == 0
+    index = read_quality_index(tmp_path)
+    assert index is not None and (index.kind, index.tier, index.problem) == ("chat", "hosted", None)
+    rows = read_quality(tmp_path)
+    assert rows is not None and len(rows) == 10
+    by_tier = rows.groupby("tier")["score"].mean()
+    assert by_tier["hosted"] == 1.0 and by_tier["cpu"] < 0.3  # the fallback's output diverges
+    stats = quality_phase_stats(rows, {"run": (0.0, 1e10)})["run"]
+    assert stats.by_tier["cpu"].answers == 5 and stats.k == 0

@@ -32,7 +32,8 @@ the probe ends, so the file is ordered by end time, not start time:
 With ``load.canaries`` (harness/load/canaries.py), the prober first indexes the canary file's
 documents through the probe's endpoint (``samples/quality-index.json``), then sends canary
 ``i % n`` as probe ``i``'s ``input`` and writes one row per scored 2xx answer to
-``samples/quality.csv`` (its recall@k against the index).
+``samples/quality.csv`` (its recall@k against the index; with chat canaries, the prompts are
+asked once first and each answer's similarity to that first, primary's answer is its score).
 
 SIGTERM or SIGINT stops launching, abandons probes still in flight (they are not recorded: they
 have no outcome), flushes the file and exits 0. A failed write (a full disk, an I/O error) ends
@@ -192,8 +193,8 @@ class Prober:
         """Embed the canary documents once, through the probe's endpoint, before the schedule
         starts (the stack is healthy: its primary builds the index); recorded in the index file."""
         assert self._canary is not None
-        record: dict[str, object] = {"built_at": time.time(), "url": self._url, "k": self._canary.canaries.k,
-                                     "documents": len(self._canary.canaries.documents)}
+        record: dict[str, object] = {"built_at": time.time(), "url": self._url, "kind": self._canary.canaries.kind,
+                                     "k": self._canary.canaries.k, "documents": len(self._canary.canaries.documents)}
         problem = "not tried"
         for attempt in range(INDEX_ATTEMPTS):
             if attempt:
@@ -218,6 +219,8 @@ class Prober:
         if self._canary.index is not None:
             record.update(problem=None, dimensions=int(self._canary.index.shape[1]),
                           vectors=[[round(float(x), 6) for x in row] for row in self._canary.index])
+        elif self._canary.references is not None:
+            record.update(problem=None, references=list(self._canary.references))
         else:
             record.update(problem=f"{problem} after {INDEX_ATTEMPTS} tries")
             say(f"prober: the canary index could not be built: {record['problem']}; answers stay unscored")

@@ -1,9 +1,12 @@
-"""Answer quality on canary queries: recall@k of an embedding against a document index.
+"""Answer quality on canary queries: recall@k of an embedding against a document index, and the
+similarity of a chat answer to the primary's answer to the same prompt.
 
 Pure (numpy, pandas): the index (unit vectors of the documents, built once with the primary
 model), a query's embedding as an answer returned it, and the documents known to be relevant to
 the query. A fallback serving the same model keeps recall; one serving another model answers
-vectors from another space, and recall falls to chance while every request succeeds.
+vectors from another space, and recall falls to chance while every request succeeds. For chat,
+the similarity of an answer's words to the primary's answer (difflib's ratio over the word
+sequences, 1 = the same answer): a fallback serving another model answers something else.
 
 The probe scores each answer as it arrives (harness/load/canaries.py) and records one row per
 scored answer (``samples/quality.csv``: :data:`QUALITY_COLUMNS`); harness/measure/quality_phases.py
@@ -13,9 +16,25 @@ embeddings virtualenv's bench loads it by path (bench/embeddings_cost.py).
 
 from __future__ import annotations
 
+import difflib
+
 import numpy as np
 
-QUALITY_COLUMNS = ["start", "canary", "served_by", "tier", "k", "recall", "nearest"]
+QUALITY_COLUMNS = ["start", "canary", "served_by", "tier", "k", "score", "nearest"]
+"""``score``: the answer's recall@k (retrieval canaries) or its similarity to the primary's
+answer (chat canaries), 0..1; ``k`` 0 and ``nearest`` empty for chat."""
+RETRIEVAL, CHAT = "retrieval", "chat"
+
+
+def metric_name(kind: str, k: int | None) -> str:
+    """What a score of canaries of ``kind`` is: ``recall@5`` or ``similarity``."""
+    return "similarity" if kind == CHAT else (f"recall@{k}" if k else "recall@k")
+
+
+def similarity(answer: str, reference: str) -> float:
+    """How alike two answers are, 0..1: difflib's ratio over their word sequences (1 = the same
+    words in the same order)."""
+    return difflib.SequenceMatcher(None, answer.split(), reference.split(), autojunk=False).ratio()
 
 
 def nearest_documents(query: np.ndarray, index: np.ndarray, k: int) -> tuple[int, ...]:

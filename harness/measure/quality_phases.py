@@ -20,19 +20,20 @@ QUALITY_WINDOW = "fault"
 @dataclass(frozen=True)
 class TierQuality:
     answers: int
-    recall: float | None
+    score: float | None
 
 
 @dataclass(frozen=True)
 class QualityStats:
-    """The scored answers of one window: how many, their mean recall@k (None without one), the
+    """The scored answers of one window: how many, their mean score (recall@k or similarity; None
+    without one), the
     lowest canary mean, and the same per tier that answered."""
 
     name: str
     k: int | None
     answers: int
-    recall: float | None
-    worst_canary_recall: float | None
+    score: float | None
+    worst_canary_score: float | None
     by_tier: dict[str, TierQuality]
 
 
@@ -41,18 +42,18 @@ def quality_stats_for(rows: pd.DataFrame, name: str, start: float, end: float) -
     :data:`QUALITY_COLUMNS`) sorted by start."""
     chosen = rows.iloc[phase_slice(rows["start"].to_numpy(), start, end)]
     ks = sorted(set(chosen["k"].astype(int).tolist()))
-    recall = chosen["recall"].astype(float)
+    score = chosen["score"].astype(float)
     by_tier = {
-        str(tier or "none"): TierQuality(int(len(group)), float(group["recall"].astype(float).mean()))
+        str(tier or "none"): TierQuality(int(len(group)), float(group["score"].astype(float).mean()))
         for tier, group in chosen.groupby(chosen["tier"].astype(str), sort=True)
     }
-    per_canary = recall.groupby(chosen["canary"]).mean() if len(chosen) else pd.Series(dtype=float)
+    per_canary = score.groupby(chosen["canary"]).mean() if len(chosen) else pd.Series(dtype=float)
     return QualityStats(
         name=name,
         k=ks[0] if len(ks) == 1 else None,
         answers=int(len(chosen)),
-        recall=float(recall.mean()) if len(chosen) else None,
-        worst_canary_recall=float(per_canary.min()) if len(per_canary) else None,
+        score=float(score.mean()) if len(chosen) else None,
+        worst_canary_score=float(per_canary.min()) if len(per_canary) else None,
         by_tier=by_tier,
     )
 
@@ -72,13 +73,15 @@ class QualityJudgement:
 
 
 def min_quality_objective(
+    metric: str,
     minimum: float | None,
     baseline_factor: float | None,
     stats: dict[str, QualityStats],
     index_problem: str | None = None,
     min_answers: int = MIN_SCORED_ANSWERS,
 ) -> QualityJudgement:
-    """``min_quality``: the fault phase's mean recall@k must be at least ``minimum`` or
+    """``min_quality``: the fault phase's mean ``metric`` (``recall@5``, ``similarity``: the
+    score of the answers) must be at least ``minimum`` or
     ``baseline_factor`` x the baseline's. Fewer than ``min_answers`` scored answers in a window
     it needs leaves it undecided (the run is then inconclusive, never passed); no index at all
     (``index_problem``) fails it as not measurable."""
@@ -86,15 +89,15 @@ def min_quality_objective(
     target: float | str = minimum if minimum is not None else f"{baseline_factor:g}x baseline"
     window = stats.get(QUALITY_WINDOW)
     baseline = stats.get("baseline")
-    label = f"recall@{window.k}" if window is not None and window.k else "recall@k"
+    label = metric
     if index_problem is not None:
         return QualityJudgement(ObjectiveResult(name, target, None, False,
                                                 f"not measurable: no document index ({index_problem})"), ())
     needed = [(window, "the fault phase")] + ([(baseline, "the baseline")] if minimum is None else [])
     undecided = [f"{name}: {0 if s is None else s.answers} scored answers in {what}, fewer than {min_answers}"
                  for s, what in needed if s is None or s.answers < min_answers]
-    measured = None if window is None or window.recall is None else round(window.recall, 6)
-    base = None if baseline is None else baseline.recall
+    measured = None if window is None or window.score is None else round(window.score, 6)
+    base = None if baseline is None else baseline.score
     bound = minimum if minimum is not None else (None if base is None else (baseline_factor or 1.0) * base)
     note = _note(label, window, baseline, bound)
     if measured is None or bound is None:
@@ -106,14 +109,14 @@ def min_quality_objective(
 
 def _note(label: str, window: QualityStats | None, baseline: QualityStats | None, bound: float | None) -> str:
     def said(s: QualityStats | None) -> str:
-        if s is None or s.recall is None:
+        if s is None or s.score is None:
             return "no scored answer"
-        return f"{s.recall:.2f} over {s.answers} answers"
+        return f"{s.score:.2f} over {s.answers} answers"
 
     parts = [f"mean {label}: baseline {said(baseline)}, fault {said(window)}"]
     if window is not None and window.by_tier:
         parts.append("fault by tier " + ", ".join(
-            f"{tier} {q.recall:.2f} ({q.answers})" for tier, q in window.by_tier.items() if q.recall is not None))
+            f"{tier} {q.score:.2f} ({q.answers})" for tier, q in window.by_tier.items() if q.score is not None))
     if bound is not None:
         parts.append(f"floor {bound:.2f}")
     return "; ".join(parts)

@@ -639,24 +639,29 @@ def _splice_section(results: RunResults) -> dict[str, Any] | None:
 
 def _quality_section(results: RunResults) -> dict[str, Any] | None:
     """The "Answer quality" section: per phase, the probe's scored canary answers, their mean
-    recall@k and per tier (results.quality, rendered as it is); None without canaries."""
+    score (recall@k or similarity) and per tier (results.quality, rendered as it is); None without
+    canaries."""
     quality = results.quality
     if quality is None:
         return None
     index = quality.index
+    chat = quality.metric == "similarity"
     if index is None:
         built = "no index record: the probe did not start"
     elif index.problem:
         built = f"not built: {index.problem}; no answer could be scored"
+    elif chat:
+        built = (f"reference answers to the prompts by {index.served_by or 'an unnamed upstream'} "
+                 f"(tier {index.tier or 'none'}, model {index.model or 'unnamed'})")
     else:
         built = (f"{index.documents:,} documents embedded by {index.served_by or 'an unnamed upstream'} "
                  f"(tier {index.tier or 'none'}, model {index.model or 'unnamed'})")
     rows = [{
-        "name": name, "answers": f"{phase.answers:,}", "recall": _share(phase.recall),
-        "worst": _share(phase.worst_canary_recall),
-        "tiers": ", ".join(f"{tier} {_share(q.recall)} ({q.answers:,})" for tier, q in phase.by_tier.items()) or "—",
+        "name": name, "answers": f"{phase.answers:,}", "score": _share(phase.score),
+        "worst": _share(phase.worst_canary_score),
+        "tiers": ", ".join(f"{tier} {_share(q.score)} ({q.answers:,})" for tier, q in phase.by_tier.items()) or "—",
     } for name, phase in quality.phases.items()]
-    return {"metric": quality.metric, "index": built, "rows": rows}
+    return {"metric": quality.metric, "index": built, "rows": rows, "chat": chat}
 
 
 def _share(value: float | None) -> str:

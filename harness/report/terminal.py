@@ -100,7 +100,8 @@ def objectives_text(objectives: Any) -> str:
     if getattr(objectives, "max_flaps", None) is not None:
         parts.append(f"max_flaps ≤ {objectives.max_flaps}")
     if getattr(objectives, "min_quality", None) is not None:
-        parts.append(f"min_quality recall@k ≥ {objectives.min_quality.recall_at_k}")
+        metric, floor = objectives.min_quality.metric
+        parts.append(f"min_quality {metric} ≥ {floor}")
     return ", ".join(parts) or "none (the drill only measures)"
 
 

@@ -21,7 +21,7 @@ from harness.errors import ScenarioError
 from harness.measure import shapes as measure_shapes
 from harness.measure.agreement import agreement
 from harness.measure.capacity import measure_capacity
-from harness.measure.quality import QUALITY_COLUMNS
+from harness.measure.quality import QUALITY_COLUMNS, RETRIEVAL, metric_name
 from harness.measure.quality_phases import QualityJudgement, min_quality_objective, quality_phase_stats
 from harness.metrics.results import metrics_summary
 from harness.results.model import (
@@ -268,8 +268,9 @@ def _quality(
     frame = rows if rows is not None else pd.DataFrame({c: [] for c in QUALITY_COLUMNS})
     stats = quality_phase_stats(frame, phases)
     k = index.k if index is not None and index.k else (scenario.load.canaries.k if scenario.load.canaries else None)
+    metric = metric_name(index.kind if index is not None else RETRIEVAL, k)
     result = QualityResult(
-        metric=f"recall@{k}" if k else "recall@k",
+        metric=metric,
         index=None if index is None else QualityIndexResult(
             served_by=index.served_by, tier=index.tier, model=index.model, documents=index.documents,
             problem=index.problem),
@@ -278,9 +279,9 @@ def _quality(
     spec = scenario.objectives.min_quality
     if spec is None:
         return result, None
-    minimum, factor = spec.bound
+    _, minimum, factor = spec.bound
     problem = "the probe wrote no index record" if index is None else index.problem
-    return result, min_quality_objective(minimum, factor, stats, problem)
+    return result, min_quality_objective(metric, minimum, factor, stats, problem)
 
 
 def runbook_figures(

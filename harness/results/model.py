@@ -681,28 +681,30 @@ class MetricQuery(BaseModel):
 
 class TierQualityResult(_Model):
     answers: int
-    recall: float | None
+    score: float | None
 
 
 class QualityPhaseResult(_Model):
-    """The scored canary answers of one phase: how many, their mean recall@k, the worst canary's
-    mean, and the same per tier that answered (harness/measure/quality.py)."""
+    """The scored canary answers of one phase: how many, their mean score (the metric of
+    :class:`QualityResult`), the worst canary's mean, and the same per tier that answered
+    (harness/measure/quality_phases.py)."""
 
     answers: int
-    recall: float | None
-    worst_canary_recall: float | None
+    score: float | None
+    worst_canary_score: float | None
     by_tier: dict[str, TierQualityResult]
 
     @classmethod
     def of(cls, stats: QualityStats) -> QualityPhaseResult:
-        return cls(answers=stats.answers, recall=_round(stats.recall),
-                   worst_canary_recall=_round(stats.worst_canary_recall),
-                   by_tier={t: TierQualityResult(answers=q.answers, recall=_round(q.recall))
+        return cls(answers=stats.answers, score=_round(stats.score),
+                   worst_canary_score=_round(stats.worst_canary_score),
+                   by_tier={t: TierQualityResult(answers=q.answers, score=_round(q.score))
                             for t, q in stats.by_tier.items()})
 
 
 class QualityIndexResult(_Model):
-    """Who built the canary documents' index (``samples/quality-index.json``)."""
+    """Who built the canary documents' index, or answered the chat canaries' reference answers
+    (``samples/quality-index.json``)."""
 
     served_by: str
     tier: str
@@ -716,7 +718,7 @@ class QualityResult(_Model):
     metric, the index it is measured against, and per phase the scored answers
     (raw rows: ``samples/quality.csv``)."""
 
-    metric: str  # recall@K
+    metric: str  # recall@K (retrieval canaries) | similarity (chat canaries: to the primary's answer)
     index: QualityIndexResult | None
     phases: dict[str, QualityPhaseResult]
 

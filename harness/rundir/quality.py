@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import ScenarioError
-from harness.measure.quality import QUALITY_COLUMNS
+from harness.measure.quality import QUALITY_COLUMNS, RETRIEVAL
 from harness.rundir import QUALITY_FILE, QUALITY_INDEX_FILE, samples_dir
 
 
@@ -22,6 +22,7 @@ class QualityIndex:
 
     served_by: str
     tier: str
+    kind: str  # retrieval | chat
     model: str
     documents: int
     k: int | None
@@ -52,12 +53,12 @@ def read_quality(run_dir: Path) -> pd.DataFrame | None:
     if missing:
         raise ScenarioError(f"{path}:1 answer-quality rows without column(s) {', '.join(missing)}; it is written "
                             "by drill: restore the run directory")
-    for column in ("start", "canary", "k", "recall"):
+    for column in ("start", "canary", "k", "score"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    frame = frame.dropna(subset=["start", "canary", "k", "recall"])
-    bad = frame[(frame["recall"] < 0) | (frame["recall"] > 1)]
+    frame = frame.dropna(subset=["start", "canary", "k", "score"])
+    bad = frame[(frame["score"] < 0) | (frame["score"] > 1)]
     if len(bad):
-        raise ScenarioError(f"{path}: recall {bad['recall'].iloc[0]} out of 0..1; it is written by drill: "
+        raise ScenarioError(f"{path}: score {bad['score'].iloc[0]} out of 0..1; it is written by drill: "
                             "restore the run directory")
     frame["tier"] = frame["tier"].fillna("").astype(str)
     frame["served_by"] = frame["served_by"].fillna("").astype(str)
@@ -78,6 +79,7 @@ def read_quality_index(run_dir: Path) -> QualityIndex | None:
         raise ScenarioError(f"{path}: not the canary index record; restore the run directory")
     k = data.get("k")
     return QualityIndex(served_by=str(data.get("served_by") or ""), tier=str(data.get("tier") or ""),
+                        kind=str(data.get("kind") or RETRIEVAL),
                         model=str(data.get("model") or ""), documents=int(data.get("documents") or 0),
                         k=k if isinstance(k, int) else None,
                         problem=data.get("problem") if isinstance(data.get("problem"), str) else None)

@@ -226,13 +226,32 @@ class CanariesSpec(Strict):
 
 class MinQuality(Strict):
     """``min_quality: {recall_at_k: 0.9x baseline}`` (or an absolute floor such as 0.8): the
-    fault phase's mean recall@k of the probe's scored canary answers (load.canaries)."""
+    fault phase's mean recall@k of the probe's scored canary answers (load.canaries, retrieval
+    canaries); ``{similarity: 0.8}`` the same for chat canaries (each answer's similarity to the
+    primary's answer to the same prompt). Exactly one of the two."""
 
-    recall_at_k: float | str
+    recall_at_k: float | str | None = None
+    similarity: float | str | None = None
 
-    @field_validator("recall_at_k")
+    @model_validator(mode="after")
+    def _one(self) -> MinQuality:
+        if (self.recall_at_k is None) == (self.similarity is None):
+            raise ValueError("name one metric: recall_at_k (retrieval canaries) or similarity (chat canaries)")
+        return self
+
+    @property
+    def metric(self) -> tuple[str, float | str]:
+        """(the metric's key, its floor as written)."""
+        if self.recall_at_k is not None:
+            return "recall_at_k", self.recall_at_k
+        assert self.similarity is not None
+        return "similarity", self.similarity
+
+    @field_validator("recall_at_k", "similarity")
     @classmethod
-    def _floor(cls, v: float | str) -> float | str:
+    def _floor(cls, v: float | str | None) -> float | str | None:
+        if v is None:
+            return v
         if isinstance(v, str):
             match = _QUALITY_FACTOR.match(v)
             if match is None or not 0 < float(match.group(1)) <= 1:
@@ -243,13 +262,14 @@ class MinQuality(Strict):
         return v
 
     @property
-    def bound(self) -> tuple[float | None, float | None]:
-        """(absolute floor, share of the baseline)."""
-        if isinstance(self.recall_at_k, str):
-            match = _QUALITY_FACTOR.match(self.recall_at_k)
+    def bound(self) -> tuple[str, float | None, float | None]:
+        """(the metric's key, absolute floor, share of the baseline)."""
+        key, floor = self.metric
+        if isinstance(floor, str):
+            match = _QUALITY_FACTOR.match(floor)
             assert match is not None
-            return None, float(match.group(1))
-        return float(self.recall_at_k), None
+            return key, None, float(match.group(1))
+        return key, float(floor), None
 
 
 _QUALITY_FACTOR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*x\s*baseline\s*$", re.IGNORECASE)
