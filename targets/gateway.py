@@ -42,6 +42,9 @@ breaker follows every flap); opening after a quiet spell resets it.
 
 Endpoints:
     POST   /v1/chat/completions   routed; X-Served-By / X-Tier / X-Region / X-Degraded always set
+    POST   /v1/embeddings         routed the same way over the upstreams whose ``api`` is
+                                  ``embeddings`` (the embeddings tier; never streamed). The tiers'
+                                  breakers are shared with chat: a stack serves one API or the other
     GET    /health                the gateway process itself
     GET    /admin/events          routing-event log, JSON list of {ts, event, tier, detail, ...};
                                   ``?since=<epoch s>`` returns newer events only
@@ -93,6 +96,8 @@ EVENT_STREAM_TYPE = "text/event-stream"
 TOKEN, DONE, ERROR, OTHER = "token", "done", "error", "other"
 DRAIN_AFTER_DONE_S = 0.05
 STREAM_RESUME_POLICIES = ("off", "resume", "restart")
+# What an upstream serves (UPSTREAMS[].api, default chat) and where it serves it.
+API_PATHS = {"chat": "/v1/chat/completions", "embeddings": "/v1/embeddings"}
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,8 @@ class GatewayConfig:
                 raise ConfigError(f"UPSTREAMS[{index}] must be an object with name, url, tier (and region)")
             if item["tier"] not in TIER_ORDER:
                 raise ConfigError(f"UPSTREAMS[{index}].tier={item['tier']!r} must be one of {', '.join(TIER_ORDER)}")
+            if item.get("api", "chat") not in API_PATHS:
+                raise ConfigError(f"UPSTREAMS[{index}].api={item['api']!r} must be one of {', '.join(API_PATHS)}")
         upstream_timeout_ms = env_int("UPSTREAM_TIMEOUT_MS", 1000)
         stream_resume = env_str("STREAM_RESUME", "off")
         if stream_resume not in STREAM_RESUME_POLICIES:
@@ -182,7 +189,8 @@ class Upstream:
     region: str
     degraded: bool
     healthy: bool
-    chat_url: str = ""
+    api: str = "chat"  # what it serves: a key of API_PATHS
+    api_url: str = ""
     health_url: str = ""
     response_headers: dict[str, str] = field(default_factory=dict)
     consecutive_failures: int = 0
@@ -194,7 +202,7 @@ class Upstream:
 
     def __post_init__(self) -> None:
         base = self.url.rstrip("/")
-        self.chat_url = base + "/v1/chat/completions"
+        self.api_url = base + API_PATHS[self.api]
         self.health_url = base + "/health"
         self.response_headers = {
             "X-Served-By": self.name,
@@ -208,6 +216,7 @@ class Upstream:
             "name": self.name,
             "url": self.url,
             "tier": self.tier,
+            "api": self.api,
             "region": self.region,
             "degraded": self.degraded,
             "healthy": self.healthy,
@@ -505,6 +514,7 @@ class Gateway:
             region=str(item.get("region", "")),
             degraded=bool(item.get("degraded", tier == "cpu")),
             healthy=healthy,
+            api=str(item.get("api", "chat")),
         )
         self.upstreams[upstream.name] = upstream
         self._routes_dirty = True
@@ -515,6 +525,7 @@ class Gateway:
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/v1/embeddings", self.embeddings)
         app.router.add_get("/health", self.health)
         app.router.add_get("/admin/events", self.admin_events)
         app.router.add_get("/admin/pool", self.admin_pool)
@@ -560,11 +571,12 @@ class Gateway:
         self._routes = routes
         self._routes_dirty = False
 
-    def _candidates(self, tier: str) -> list[Upstream]:
-        """Healthy upstreams of a tier in try order: by region priority, round-robin inside."""
+    def _candidates(self, tier: str, api: str = "chat") -> list[Upstream]:
+        """Healthy upstreams of a tier serving ``api``, in try order: by region priority,
+        round-robin inside."""
         if self._routes_dirty:
             self._rebuild_routes()
-        nodes = self._routes[tier]
+        nodes = [node for node in self._routes[tier] if node.api == api]
         if self._rate_limited_horizon:
             now = asyncio.get_running_loop().time()
             if now < self._rate_limited_horizon:
@@ -591,16 +603,22 @@ class Gateway:
         return ordered
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._route(request, "chat")
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        return await self._route(request, "embeddings")
+
+    async def _route(self, request: web.Request, api: str) -> web.StreamResponse:
         body = await request.read()
         content_type = request.headers.get("Content-Type", JSON_TYPE)
-        wants_stream = asks_for_stream(body)
+        wants_stream = api == "chat" and asks_for_stream(body)
         loop = asyncio.get_running_loop()
         request_started = loop.time()
         last_error = "no healthy upstream in any tier"
         attempted = False
         for ignore_breaker in (False, True):
             for tier in TIER_ORDER:
-                candidates = self._candidates(tier)
+                candidates = self._candidates(tier, api)
                 if not candidates:
                     continue
                 breaker = self.breakers[tier]
@@ -713,7 +731,7 @@ class Gateway:
         assert self._session is not None
         try:
             async with self._session.post(
-                upstream.chat_url, data=body, headers={"Content-Type": content_type}, timeout=self._attempt_timeout
+                upstream.api_url, data=body, headers={"Content-Type": content_type}, timeout=self._attempt_timeout
             ) as reply:
                 payload = await reply.read()
                 status = reply.status
@@ -746,7 +764,7 @@ class Gateway:
         try:
             async with asyncio.timeout_at(loop.time() + self._first_token_timeout_s):
                 reply = await self._session.post(
-                    upstream.chat_url, data=body, headers={"Content-Type": content_type},
+                    upstream.api_url, data=body, headers={"Content-Type": content_type},
                     timeout=self._stream_timeout,
                 )
                 status = reply.status

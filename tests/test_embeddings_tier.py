@@ -90,3 +90,39 @@ def test_a_429_storm_on_the_hosted_node_says_retry_after(embeddings_node: object
     assert httpx.get(url + "/health").status_code == 200  # a rate-limited provider is up
     httpx.delete(url + "/fault")
     assert httpx.post(url + "/v1/embeddings", json={"input": "hi"}, timeout=60).status_code == 200
+
+
+def test_the_gateway_routes_embeddings_and_falls_back_on_a_429_storm(embeddings_node: object, tmp_path: Path) -> None:
+    """The reference gateway's /v1/embeddings over upstreams whose api is embeddings: the hosted
+    node answers until it is throttled, then the fallback (here another model's space) answers
+    every query with 200: the gateway cannot tell vectors of another model from the right ones."""
+    import sys
+
+    start = embeddings_node
+    assert callable(start)
+    hosted, fallback = start("minilm"), start("other")
+    port = free_port()
+    upstreams = [{"name": "hosted", "url": hosted, "tier": "hosted", "region": "external", "api": "embeddings"},
+                 {"name": "fallback", "url": fallback, "tier": "gpu", "region": "region-a", "api": "embeddings"}]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HOST": "127.0.0.1", "PORT": str(port),
+           "UPSTREAMS": json.dumps(upstreams), "UPSTREAM_TIMEOUT_MS": "5000"}
+    with (tmp_path / "gateway.log").open("wb") as log:
+        gateway = subprocess.Popen([sys.executable, "-m", "targets.gateway"], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/health", timeout_s=30)
+        body = {"model": "all-MiniLM-L6-v2", "input": "how do I reset my password"}
+        before = httpx.post(url + "/v1/embeddings", json=body, timeout=30)
+        assert before.status_code == 200 and before.headers["x-tier"] == "hosted"
+        assert httpx.post(hosted + "/fault", json={"mode": "error", "status": 429, "duration_s": 30}).status_code == 200
+        during = httpx.post(url + "/v1/embeddings", json=body, timeout=30)
+        assert during.status_code == 200 and during.headers["x-tier"] == "gpu"
+        assert during.json()["data"][0]["embedding"] != before.json()["data"][0]["embedding"]  # another space
+        events = httpx.get(url + "/admin/events").json()
+        assert any(e["event"] == "rate_limited" and e["tier"] == "hosted" for e in events)
+        # No chat upstream: the chat route has nothing to serve it.
+        assert httpx.post(url + "/v1/chat/completions", json={"model": "chat", "messages": []}).status_code == 503
+    finally:
+        os.killpg(gateway.pid, signal.SIGKILL)
+        gateway.wait(timeout=10)

@@ -39,7 +39,8 @@ def test_every_file_role_names_a_file_of_the_layout() -> None:
     names = {rundir.JOURNAL_FILE, rundir.RESULTS_FILE, rundir.JUNIT_FILE, rundir.REPORT_FILE, rundir.SCENARIO_FILE,
              rundir.HEALTH_FILE}
     samples = {f"{rundir.SAMPLES_DIR}/{n}" for n in
-               (rundir.LOCUST_SAMPLES_FILE, rundir.PROBE_SAMPLES_FILE, rundir.CAPACITY_FILE)}
+               (rundir.LOCUST_SAMPLES_FILE, rundir.PROBE_SAMPLES_FILE, rundir.CAPACITY_FILE, rundir.QUALITY_FILE,
+                rundir.QUALITY_INDEX_FILE)}
     assert set(rundir.FILE_ROLES) == names | samples
 
 

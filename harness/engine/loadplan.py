@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from harness.load.canaries import read_canaries
 from harness.load.plan import LoadPlan
 from harness.load.plan import RequestSpec as PlanRequest
 from harness.scenario.model import LoadSpec, RequestSpec
@@ -24,6 +25,8 @@ def load_plan(load: LoadSpec, duration_s: float) -> LoadPlan:
         master_bind=load.master.bind if load.master else None,
         expect_workers=load.master.expect_workers if load.master else None,
         attribution=load.attribution.model_dump() if load.attribution else None,
+        # Checked when the scenario was loaded (harness.scenario.load_scenario names FILE:LINE).
+        canaries=read_canaries(load.canaries.file, load.canaries.k) if load.canaries else None,
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ScenarioError
+from harness.load.canaries import CanarySet
 
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
@@ -101,6 +102,7 @@ class LoadPlan:
       starts the users; None means ``workers``.
     - ``attribution``: ``{"header": NAME, "tiers": {VALUE: TIER}}``, how to tell the serving
       tier from a gateway's own answer header (``load.attribution``; samples.py).
+    - ``canaries``: labelled queries the probe sends and scores (``load.canaries``; canaries.py).
     """
 
     host: str
@@ -116,6 +118,7 @@ class LoadPlan:
     master_bind: str | None = None
     expect_workers: int | None = None
     attribution: Mapping[str, Any] | None = None  # load.attribution: {header, tiers} (samples.py)
+    canaries: CanarySet | None = None
 
     @property
     def distributed(self) -> bool:
@@ -187,6 +190,7 @@ class LoadPlan:
             "master_bind": self.master_bind,
             "expect_workers": self.expect_workers,
             "attribution": dict(self.attribution) if self.attribution is not None else None,
+            "canaries": self.canaries.to_dict() if self.canaries is not None else None,
         }
 
     def to_json(self) -> str:
@@ -210,6 +214,7 @@ class LoadPlan:
             master_bind=data.get("master_bind"),
             expect_workers=data.get("expect_workers"),
             attribution=data.get("attribution"),
+            canaries=CanarySet.from_dict(data["canaries"]) if data.get("canaries") else None,
         )
 
     @classmethod

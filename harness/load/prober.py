@@ -29,6 +29,12 @@ the probe ends, so the file is ordered by end time, not start time:
   error ``skipped: too many probes in flight`` (start = end = the launch instant, ``intended``
   its due instant)
 
+With ``load.canaries`` (harness/load/canaries.py), the prober first indexes the canary file's
+documents through the probe's endpoint (``samples/quality-index.json``), then sends canary
+``i % n`` as probe ``i``'s ``input`` and writes one row per scored 2xx answer to
+``samples/quality.csv`` (its recall@k against the index; with chat canaries, the prompts are
+asked once first and each answer's similarity to that first, primary's answer is its score).
+
 SIGTERM or SIGINT stops launching, abandons probes still in flight (they are not recorded: they
 have no outcome), flushes the file and exits 0. A failed write (a full disk, an I/O error) ends
 the file where it is, is recorded as a ``write_error`` trouble in ``health.jsonl`` (best effort),
@@ -40,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import json
 import math
 import signal
 import sys
@@ -49,6 +56,7 @@ from typing import IO, cast
 
 import httpx
 
+from harness.load.canaries import QUALITY_COLUMNS, QUALITY_FILE, QUALITY_INDEX_FILE, CanaryProbe, answer_model
 from harness.load.plan import LoadPlan
 from harness.load.samples import (
     COLUMNS,
@@ -64,6 +72,8 @@ from harness.load.watchdog import report_write_error, say
 FLUSH_INTERVAL_S = 0.2  # the live stop condition reads these files: keep them fresh
 EXIT_GRACE_S = 5.0
 SKIPPED_ERROR = "skipped: too many probes in flight"
+SERVED_BY, TIER = COLUMNS.index("served_by"), COLUMNS.index("tier")
+INDEX_ATTEMPTS = 5  # the canary documents' index: tries, a second apart, before the schedule starts
 
 
 def max_in_flight(plan: LoadPlan) -> int:
@@ -92,10 +102,13 @@ class Prober:
     """Drives the probe stream for one plan into one CSV file. Use :meth:`run`."""
 
     def __init__(
-        self, plan: LoadPlan, out: IO[str], in_flight_limit: int | None = None, *, record_intended: bool = True
+        self, plan: LoadPlan, out: IO[str], in_flight_limit: int | None = None, *, record_intended: bool = True,
+        quality_out: IO[str] | None = None, index_path: Path | None = None,
     ) -> None:
         """``in_flight_limit`` defaults to :func:`max_in_flight` of the plan. ``record_intended``
-        False leaves the ``intended`` column empty (bench/load_overhead.py: its cost, off)."""
+        False leaves the ``intended`` column empty (bench/load_overhead.py: its cost, off).
+        ``quality_out``/``index_path``: where scored answers and the canary index go (with
+        ``plan.canaries``)."""
         if plan.probe_rate_hz <= 0:
             raise ValueError("probe_rate_hz is 0: the prober is disabled for this plan")
         self.plan = plan
@@ -108,6 +121,10 @@ class Prober:
         self._stream = wants_stream(request.json)
         self._expected = expected_answer(request.json) if self._stream else None  # tokens checked against it
         self._schema = request.answer_schema  # 2xx answers checked against it (None: not checked)
+        self._canary = CanaryProbe(plan.canaries, request.json) if plan.canaries is not None else None
+        self._quality_out = quality_out
+        self._quality_csv = csv.writer(quality_out) if quality_out is not None else None
+        self._index_path = index_path
         # A skipped launch asked for a stream too (stream 1), though nothing arrived.
         self._unsent_stream_columns = StreamTally(0.0).columns(0) if self._stream else NON_STREAM_COLUMNS
         self._limit = in_flight_limit if in_flight_limit is not None else max_in_flight(plan)
@@ -129,9 +146,13 @@ class Prober:
         limit = self._limit
         interval_s = 1.0 / plan.probe_rate_hz
         limits = httpx.Limits(max_connections=limit, max_keepalive_connections=limit)
+        if self._quality_csv is not None:
+            self._quality_csv.writerow(QUALITY_COLUMNS)
         flusher = asyncio.create_task(self._flush_forever())
         # trust_env=False: no proxy from the environment may sit between the probes and the stack.
         async with httpx.AsyncClient(timeout=plan.timeout_s, limits=limits, trust_env=False) as client:
+            if self._canary is not None:
+                await self._build_index(client)
             # The schedule runs on the monotonic clock (it cannot step); ``intended`` is written
             # on the wall clock ``start`` uses, anchored at the same instant.
             t0 = time.monotonic()
@@ -155,7 +176,7 @@ class Prober:
                     )
                     self.skipped += 1
                     continue
-                probe = asyncio.create_task(self._probe(client, intended_s))
+                probe = asyncio.create_task(self._probe(client, intended_s, i))
                 self._in_flight.add(probe)
                 probe.add_done_callback(self._in_flight.discard)
                 self.launched += 1
@@ -165,6 +186,46 @@ class Prober:
                 probe.cancel()
         flusher.cancel()
         self._out.flush()
+        if self._quality_out is not None:
+            self._quality_out.flush()
+
+    async def _build_index(self, client: httpx.AsyncClient) -> None:
+        """Embed the canary documents once, through the probe's endpoint, before the schedule
+        starts (the stack is healthy: its primary builds the index); recorded in the index file."""
+        assert self._canary is not None
+        record: dict[str, object] = {"built_at": time.time(), "url": self._url, "kind": self._canary.canaries.kind,
+                                     "k": self._canary.canaries.k, "documents": len(self._canary.canaries.documents)}
+        problem = "not tried"
+        for attempt in range(INDEX_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(1.0)
+            answers: list[bytes] = []
+            problem = ""
+            try:
+                for body in self._canary.index_bodies():
+                    response = await client.request(self._method, self._url, content=body, headers=self._headers)
+                    record.update(status=response.status_code, served_by=response.headers.get("X-Served-By", ""),
+                                  tier=response.headers.get("X-Tier", ""), model=answer_model(response.content))
+                    if not 200 <= response.status_code < 300:
+                        problem = f"HTTP {response.status_code}"
+                        break
+                    answers.append(response.content)
+            except httpx.HTTPError as exc:
+                problem = error_name(exc)
+            if not problem:
+                problem = self._canary.set_index(answers) or ""
+            if not problem:
+                break
+        if self._canary.index is not None:
+            record.update(problem=None, dimensions=int(self._canary.index.shape[1]),
+                          vectors=[[round(float(x), 6) for x in row] for row in self._canary.index])
+        elif self._canary.references is not None:
+            record.update(problem=None, references=list(self._canary.references))
+        else:
+            record.update(problem=f"{problem} after {INDEX_ATTEMPTS} tries")
+            say(f"prober: the canary index could not be built: {record['problem']}; answers stay unscored")
+        if self._index_path is not None:
+            self._index_path.write_text(json.dumps(record) + "\n", encoding="utf-8")
 
     async def _drain(self, stop_waiter: asyncio.Task[bool]) -> None:
         """Wait for the probes in flight to end (each ends by its own timeout) unless stopped."""
@@ -180,15 +241,16 @@ class Prober:
             )
         stop_waiter.cancel()
 
-    async def _probe(self, client: httpx.AsyncClient, intended_s: float | None) -> None:
+    async def _probe(self, client: httpx.AsyncClient, intended_s: float | None, number: int = 0) -> None:
         if self._stream:
             await self._probe_stream(client, intended_s)
             return
+        canary, body = self._canary.body(number) if self._canary is not None else (0, self._body)
         start_s = time.time()
         try:
             async with asyncio.timeout(self.plan.timeout_s):
                 response = await client.request(
-                    self._method, self._url, content=self._body, headers=self._headers
+                    self._method, self._url, content=body, headers=self._headers
                 )
         except asyncio.CancelledError:
             raise
@@ -202,10 +264,13 @@ class Prober:
         if not error and self._schema is not None:
             invalid = check_body(self._schema, response.content)
             error = "" if invalid is None else INVALID_PREFIX + invalid
-        self._csv.writerow(
-            sample_row("probe", start_s, end_s, status, len(response.content), response.headers, error,
-                       NON_STREAM_COLUMNS, intended_s)
-        )
+        row = sample_row("probe", start_s, end_s, status, len(response.content), response.headers, error,
+                         NON_STREAM_COLUMNS, intended_s)
+        self._csv.writerow(row)
+        if not error and self._canary is not None and self._quality_csv is not None:
+            score = self._canary.score(canary, response.content)
+            if score is not None:  # served_by and tier as the probe row says them
+                self._quality_csv.writerow(score.row(start_s, row[SERVED_BY], row[TIER], self._canary.canaries.k))
 
     async def _probe_stream(self, client: httpx.AsyncClient, intended_s: float | None) -> None:
         """One streamed probe: the tally follows the body as it arrives; the total deadline, a
@@ -248,6 +313,8 @@ class Prober:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_S)
             self._out.flush()
+            if self._quality_out is not None:
+                self._quality_out.flush()
 
 
 async def _main(plan: LoadPlan, out_path: Path) -> int:
@@ -261,8 +328,12 @@ async def _main(plan: LoadPlan, out_path: Path) -> int:
             prober.request_stop()
 
     out = GuardedFile(open(out_path, "w", newline="", buffering=1 << 16), on_write_error)  # noqa: SIM115
+    quality = None
+    if plan.canaries is not None:
+        quality = GuardedFile(open(out_path.parent / QUALITY_FILE, "w", newline=""), on_write_error)  # noqa: SIM115
     try:
-        prober = Prober(plan, cast("IO[str]", out))
+        prober = Prober(plan, cast("IO[str]", out), quality_out=cast("IO[str] | None", quality),
+                        index_path=out_path.parent / QUALITY_INDEX_FILE)
         stop.append(prober)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -274,6 +345,8 @@ async def _main(plan: LoadPlan, out_path: Path) -> int:
             say(f"prober: hard time limit {hard_limit_s:.1f}s reached, exiting")
     finally:
         out.close()
+        if quality is not None:
+            quality.close()
     say(f"prober: launched={prober.launched} skipped={prober.skipped}")  # prober.log may be on the full disk
     return EXIT_WRITE_ERROR if out.failed is not None else 0
 

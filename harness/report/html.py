@@ -188,6 +188,7 @@ def report_context(
         "chart_table": _chart_table(timeline),
         "streaming": _streaming_section(results, timeline),
         "splices": _splice_section(results),
+        "quality": _quality_section(results),
         "health": health_section(results.measurement.health),
         "method": _method_rows(results, timeline),
         "method_text": results.measurement.method,
@@ -634,6 +635,37 @@ def _splice_section(results: RunResults) -> dict[str, Any] | None:
     if not rows and not answers:
         return None
     return {"rows": rows, "answers": answers}
+
+
+def _quality_section(results: RunResults) -> dict[str, Any] | None:
+    """The "Answer quality" section: per phase, the probe's scored canary answers, their mean
+    score (recall@k or similarity) and per tier (results.quality, rendered as it is); None without
+    canaries."""
+    quality = results.quality
+    if quality is None:
+        return None
+    index = quality.index
+    chat = quality.metric == "similarity"
+    if index is None:
+        built = "no index record: the probe did not start"
+    elif index.problem:
+        built = f"not built: {index.problem}; no answer could be scored"
+    elif chat:
+        built = (f"reference answers to the prompts by {index.served_by or 'an unnamed upstream'} "
+                 f"(tier {index.tier or 'none'}, model {index.model or 'unnamed'})")
+    else:
+        built = (f"{index.documents:,} documents embedded by {index.served_by or 'an unnamed upstream'} "
+                 f"(tier {index.tier or 'none'}, model {index.model or 'unnamed'})")
+    rows = [{
+        "name": name, "answers": f"{phase.answers:,}", "score": _share(phase.score),
+        "worst": _share(phase.worst_canary_score),
+        "tiers": ", ".join(f"{tier} {_share(q.score)} ({q.answers:,})" for tier, q in phase.by_tier.items()) or "—",
+    } for name, phase in quality.phases.items()]
+    return {"metric": quality.metric, "index": built, "rows": rows, "chat": chat}
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 def _ms_or_dash(value: float | None) -> str:

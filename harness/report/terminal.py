@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from harness.load.canaries import read_canaries
 from harness.report.formatting import MISSING, parse_utc, plain, quantity, seconds, utc_text
 from harness.report.reasons import at_least
 from harness.results.model import ObjectiveResult, RunResults
@@ -60,6 +61,12 @@ def plan_lines(loaded: Any, runtime: str | None) -> list[str]:
         lines.append(f"about: {escape(' '.join(s.description.split()))}")
     lines.append(f"stack: {runtime or s.stack.runtime} {escape(str(s.stack.file or '(external)'))}")
     lines.append(f"load: {s.load.users} users + probe {s.load.probe_rate_hz:g} Hz against {escape(s.load.host)}")
+    if s.load.canaries is not None:  # answer quality (docs/quality.md); the loader checked the file
+        canaries = read_canaries(s.load.canaries.file, s.load.canaries.k)
+        count = len(canaries.canaries)
+        scored = (f"similarity to the primary's answer to {count} prompts" if canaries.kind == "chat"
+                  else f"recall@{canaries.k} of {count} queries over {len(canaries.documents)} documents")
+        lines.append(f"canaries: {escape(Path(s.load.canaries.file).name)}, every probe answer scored: {scored}")
     lines.append(f"phases: baseline {p.baseline:g} s, fault {p.fault:g} s, recovery {p.recovery:g} s")
     for f in s.faults:
         end = f.at + (f.duration if f.duration is not None else p.fault - f.at)
@@ -99,6 +106,9 @@ def objectives_text(objectives: Any) -> str:
         parts.append(f"failover by {param} ≤ {most:g}")
     if getattr(objectives, "max_flaps", None) is not None:
         parts.append(f"max_flaps ≤ {objectives.max_flaps}")
+    if getattr(objectives, "min_quality", None) is not None:
+        metric, floor = objectives.min_quality.metric
+        parts.append(f"min_quality {metric} ≥ {floor}")
     return ", ".join(parts) or "none (the drill only measures)"
 
 

@@ -21,6 +21,8 @@ from harness.errors import ScenarioError
 from harness.measure import shapes as measure_shapes
 from harness.measure.agreement import agreement
 from harness.measure.capacity import measure_capacity
+from harness.measure.quality import QUALITY_COLUMNS, RETRIEVAL, metric_name
+from harness.measure.quality_phases import QualityJudgement, min_quality_objective, quality_phase_stats
 from harness.metrics.results import metrics_summary
 from harness.results.model import (
     Agreement,
@@ -32,6 +34,9 @@ from harness.results.model import (
     MeasurementInfo,
     ObjectiveResult,
     PhaseResult,
+    QualityIndexResult,
+    QualityPhaseResult,
+    QualityResult,
     RunbookResult,
     RunResults,
     ScenarioRef,
@@ -65,6 +70,7 @@ from harness.rundir.events import (
 from harness.rundir.frames import read_capacity, read_samples, records_schedule
 from harness.rundir.health import health_path, read_health
 from harness.rundir.journal import read_journal, utc_iso
+from harness.rundir.quality import read_quality, read_quality_index
 from harness.scenario.loader import load_model
 from harness.scenario.model import Runbook, Scenario
 from harness.scenario.units import parse_latency_bound
@@ -189,17 +195,23 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     shape_objectives = measure_shapes.shape_objectives(
         {str(k): v for k, v in (scenario.objectives.failover_by or {}).items()} or None,
         scenario.objectives.max_flaps, shapes)
+    quality, quality_judgement = _quality(run_dir, scenario, phases)
+    quality_objectives = [] if quality_judgement is None else [quality_judgement.objective]
+    quality_undecided = () if quality_judgement is None else quality_judgement.undecided
     never_verified = {"ok": False, "toxics_left": None, "containers_not_running": None}
     cleanup = Cleanup.model_validate(facts.cleanup or never_verified)
     metrics = metrics_summary(run_dir)  # Prometheus: recorded series, steady state after recovery
     steady_state_held = metrics is None or metrics.steady_state_held
     decision = decide_verdict(
-        objectives_met=m.decided_objectives_met and steady_state_held and measure.all_met(shape_objectives),
+        objectives_met=(m.decided_objectives_met and steady_state_held and measure.all_met(shape_objectives)
+                        and (bool(quality_undecided) or measure.all_met(quality_objectives))),
         abort_reason=facts.abort_reason,
         cleanup_verified=cleanup.ok is not False,
-        undecided=m.undecided,
+        undecided=[*m.undecided, *quality_undecided],
     )
     undecided = {u.name: u.reasons for u in m.health.undecided} if m.health is not None else {}
+    if quality_undecided:
+        undecided["min_quality"] = quality_undecided
     start = facts.start
     results = RunResults(
         run_id=facts.run_id,
@@ -216,7 +228,8 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
         phases={name: PhaseResult.of(stats, m.streams.get(name), m.answers.get(name))
                 for name, stats in m.phases.items()},
         faults=[FaultResult.of(f) for f in m.faults],
-        objectives=[ObjectiveResult.of(o, undecided.get(o.name, ())) for o in [*m.objectives, *shape_objectives]]
+        objectives=[ObjectiveResult.of(o, undecided.get(o.name, ()))
+                    for o in [*m.objectives, *shape_objectives, *quality_objectives]]
         + [ObjectiveResult.model_validate(o) for o in (metrics.objectives if metrics else [])],
         measurement=MeasurementInfo.of(m),
         cleanup=cleanup,
@@ -238,7 +251,37 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     if m.impact is not None:
         results.impact = ImpactResult.of(m.impact)
     results.runbook = runbook_figures(scenario, samples, m, phases)
+    if quality is not None:
+        results.quality = quality
     return results, _timeline(samples, m, phases, scenario)
+
+
+def _quality(
+    run_dir: Path, scenario: Scenario, phases: measure.Phases
+) -> tuple[QualityResult | None, QualityJudgement | None]:
+    """Answer quality from the probe's scored canary answers (``samples/quality.csv``) and the
+    ``min_quality`` judgement; (None, None) for a run without canaries."""
+    rows = read_quality(run_dir)
+    index = read_quality_index(run_dir)
+    if rows is None and index is None:
+        return None, None
+    frame = rows if rows is not None else pd.DataFrame({c: [] for c in QUALITY_COLUMNS})
+    stats = quality_phase_stats(frame, phases)
+    k = index.k if index is not None and index.k else (scenario.load.canaries.k if scenario.load.canaries else None)
+    metric = metric_name(index.kind if index is not None else RETRIEVAL, k)
+    result = QualityResult(
+        metric=metric,
+        index=None if index is None else QualityIndexResult(
+            served_by=index.served_by, tier=index.tier, model=index.model, documents=index.documents,
+            problem=index.problem),
+        phases={name: QualityPhaseResult.of(s) for name, s in stats.items()},
+    )
+    spec = scenario.objectives.min_quality
+    if spec is None:
+        return result, None
+    _, minimum, factor = spec.bound
+    problem = "the probe wrote no index record" if index is None else index.problem
+    return result, min_quality_objective(metric, minimum, factor, stats, problem)
 
 
 def runbook_figures(

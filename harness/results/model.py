@@ -17,7 +17,8 @@
     ├── abort_reason                     only when aborted
     ├── stop: StopResult                 only when a stop condition held
     ├── impact: ImpactResult             what users felt (the RTO's evidence rule); only after an onset
-    └── runbook: RunbookResult           when the runbook trigger would have fired and cleared
+    ├── runbook: RunbookResult           when the runbook trigger would have fired and cleared
+    └── quality: QualityResult           answer quality on canary queries (only with load.canaries)
 
 The keys are those of DESIGN.md's results.json; optional ones are *absent*, not null, when they
 do not apply. :meth:`RunResults.document` gives exactly that JSON shape: a field is written when it
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from harness import measure
 from harness.measure.agreement import StackAgreement
 from harness.measure.health import LATE_S, Health, HealthProblem
+from harness.measure.quality_phases import QualityStats
 from harness.measure.recovery import CLOCKS
 from harness.measure.shapes import ShapeFigures
 from harness.rundir.journal import utc_iso
@@ -677,6 +679,50 @@ class MetricQuery(BaseModel):
     series: list[MetricSeries] = []
 
 
+class TierQualityResult(_Model):
+    answers: int
+    score: float | None
+
+
+class QualityPhaseResult(_Model):
+    """The scored canary answers of one phase: how many, their mean score (the metric of
+    :class:`QualityResult`), the worst canary's mean, and the same per tier that answered
+    (harness/measure/quality_phases.py)."""
+
+    answers: int
+    score: float | None
+    worst_canary_score: float | None
+    by_tier: dict[str, TierQualityResult]
+
+    @classmethod
+    def of(cls, stats: QualityStats) -> QualityPhaseResult:
+        return cls(answers=stats.answers, score=_round(stats.score),
+                   worst_canary_score=_round(stats.worst_canary_score),
+                   by_tier={t: TierQualityResult(answers=q.answers, score=_round(q.score))
+                            for t, q in stats.by_tier.items()})
+
+
+class QualityIndexResult(_Model):
+    """Who built the canary documents' index, or answered the chat canaries' reference answers
+    (``samples/quality-index.json``)."""
+
+    served_by: str
+    tier: str
+    model: str
+    documents: int
+    problem: str | None = None
+
+
+class QualityResult(_Model):
+    """Answer quality on the probe's canary queries (``load.canaries``; docs/quality.md): the
+    metric, the index it is measured against, and per phase the scored answers
+    (raw rows: ``samples/quality.csv``)."""
+
+    metric: str  # recall@K (retrieval canaries) | similarity (chat canaries: to the primary's answer)
+    index: QualityIndexResult | None
+    phases: dict[str, QualityPhaseResult]
+
+
 class RunResults(_Model):
     """The whole results.json."""
 
@@ -701,6 +747,7 @@ class RunResults(_Model):
     metrics: dict[str, JsonValue] | None = None  # Prometheus (harness/metrics/results.py)
     impact: ImpactResult | None = None  # absent in results.json written before it, and without a fault
     runbook: RunbookResult | None = None  # absent in results.json written before it
+    quality: QualityResult | None = None  # only with load.canaries (answer quality)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -47,6 +47,8 @@ SAMPLES_DIR = "samples"
 LOCUST_SAMPLES_FILE = "locust.csv"
 PROBE_SAMPLES_FILE = "probe.csv"
 CAPACITY_FILE = "capacity.csv"
+QUALITY_FILE = "quality.csv"  # the probe's scored canary answers (harness/load/canaries.py)
+QUALITY_INDEX_FILE = "quality-index.json"
 STACK_EVENTS_FILE = "stack-events.json"
 STACK_LOGS_DIR = "stack-logs"
 LOCAL_STACK_STATE_FILE = "local-stack.state.json"  # in STACK_LOGS_DIR (harness.runtime.local)
@@ -69,6 +71,9 @@ FILE_ROLES = {
     f"{SAMPLES_DIR}/{PROBE_SAMPLES_FILE}": "raw per-request samples from the fixed-rate probe stream",
     f"{SAMPLES_DIR}/{CAPACITY_FILE}":
         "raw capacity samples: healthy GPU nodes per region, one row per poll of the pool",
+    f"{SAMPLES_DIR}/{QUALITY_FILE}":
+        "raw answer quality: one row per scored canary answer of the probe (recall@k, nearest documents)",
+    f"{SAMPLES_DIR}/{QUALITY_INDEX_FILE}": "the canary documents' index: who built it, when, its vectors",
     SCENARIO_FILE: "the scenario as run",
     HEALTH_FILE: "the instrument's own trouble: host stalls, clock steps, write errors",
 }
@@ -113,11 +118,12 @@ def stack_logs_dir(run_dir: Path) -> Path:
 
 def request_sample_files(run_dir: Path) -> list[Path]:
     """The per-request sample files of a run, sorted (``samples/*.csv`` except the capacity
-    timeline, which is polls of the pool, not requests)."""
+    timeline, which is polls of the pool, and the answer-quality rows, which score requests
+    probe.csv already holds)."""
     directory = samples_dir(run_dir)
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.glob("*.csv") if p.name != CAPACITY_FILE)
+    return sorted(p for p in directory.glob("*.csv") if p.name not in (CAPACITY_FILE, QUALITY_FILE))
 
 
 def write_stack_events(run_dir: Path, url: str, events: list[Any]) -> Path:

@@ -356,7 +356,9 @@ class LocalRuntime:
         if argv[0] == "python":
             argv[0] = sys.executable
         elif "/" in argv[0] and not Path(argv[0]).is_absolute():
-            argv[0] = str((self.base_dir / argv[0]).resolve())
+            # Absolute, symlinks kept: a virtualenv's python is a symlink to the system one, and
+            # resolving it would start that one, outside the virtualenv.
+            argv[0] = os.path.abspath(self.base_dir / argv[0])
         return argv
 
     def _cwd(self, process: ProcessSpec) -> Path:

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ScenarioError
+from harness.load.canaries import read_canaries
 from harness.scenario.fault_specs import FAULT_TYPES, FaultSpec, parse_fault_spec
 from harness.scenario.loader import (
+    Loc,
     format_loc,
     parse_yaml,
     read_text_safely,
@@ -68,10 +70,43 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         if resolved is None or not resolved.is_file():
             shown_value = show_path(resolved or value)
             problems.append(f"{shown}:{lines.get(loc, 1)} {field}: no such file: {shown_value}")
+    canaries = spec.load.canaries
+    if canaries is not None:  # the canary file is read (and checked) when the plan is made
+        resolved = _resolve(base, canaries.file)
+        loc = ("load", "canaries", "file")
+        if resolved is None or not resolved.is_file():
+            problems.append(f"{shown}:{lines.get(loc, 1)} load.canaries.file: no such file: "
+                            f"{show_path(resolved or canaries.file)}")
+        else:
+            canaries.file = resolved
+            try:
+                kind = read_canaries(resolved, canaries.k).kind
+            except ValueError as exc:
+                problems.append(f"{shown}:{lines.get(loc, 1)} load.canaries.file: {exc}")
+            else:
+                problems += _quality_metric_problems(spec, kind, shown, lines)
     if problems:
         raise ScenarioError("\n".join(problems), problems)
     raw = text.encode("utf-8")
     return LoadedScenario(spec=spec, path=path, sha256=hashlib.sha256(raw).hexdigest(), text=text)
+
+
+def _quality_metric_problems(spec: Scenario, kind: str, shown: str, lines: dict[Loc, int]) -> list[str]:
+    """min_quality's metric must be the canary file's: recall for retrieval, similarity for chat;
+    chat canaries are compared whole, so their request must not stream."""
+    problems = []
+    quality = spec.objectives.min_quality
+    wanted = "similarity" if kind == "chat" else "recall_at_k"
+    if quality is not None and quality.metric[0] != wanted:
+        loc = ("objectives", "min_quality", quality.metric[0])
+        line = lines.get(loc, lines.get(("objectives", "min_quality"), 1))
+        problems.append(f"{shown}:{line} objectives.min_quality.{quality.metric[0]}: the canary file holds {kind} "
+                        f"canaries: use {wanted}")
+    body = spec.load.probe_request.json_body
+    if kind == "chat" and isinstance(body, dict) and body.get("stream") is True:
+        problems.append(f"{shown}:{lines.get(('load', 'canaries'), 1)} load.canaries: chat canaries compare whole "
+                        "answers: the probe's request must not stream (drop \"stream\": true)")
+    return problems
 
 
 def _resolve(base: Path, value: Path) -> Path | None:

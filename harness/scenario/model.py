@@ -214,6 +214,67 @@ class MasterSpec(Strict):
         return v
 
 
+class CanariesSpec(Strict):
+    """``load.canaries``: labelled queries for answer quality (docs/quality.md). ``file`` is a
+    JSON canary file (documents, canaries with their relevant documents; relative to the
+    scenario); the probe indexes the documents once, sends the canaries in turn as its request's
+    ``input`` and scores each answer's recall@``k``."""
+
+    file: SafePath
+    k: int = Field(default=5, ge=1, le=100)
+
+
+class MinQuality(Strict):
+    """``min_quality: {recall_at_k: 0.9x baseline}`` (or an absolute floor such as 0.8): the
+    fault phase's mean recall@k of the probe's scored canary answers (load.canaries, retrieval
+    canaries); ``{similarity: 0.8}`` the same for chat canaries (each answer's similarity to the
+    primary's answer to the same prompt). Exactly one of the two."""
+
+    recall_at_k: float | str | None = None
+    similarity: float | str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> MinQuality:
+        if (self.recall_at_k is None) == (self.similarity is None):
+            raise ValueError("name one metric: recall_at_k (retrieval canaries) or similarity (chat canaries)")
+        return self
+
+    @property
+    def metric(self) -> tuple[str, float | str]:
+        """(the metric's key, its floor as written)."""
+        if self.recall_at_k is not None:
+            return "recall_at_k", self.recall_at_k
+        assert self.similarity is not None
+        return "similarity", self.similarity
+
+    @field_validator("recall_at_k", "similarity")
+    @classmethod
+    def _floor(cls, v: float | str | None) -> float | str | None:
+        if v is None:
+            return v
+        if isinstance(v, str):
+            match = _QUALITY_FACTOR.match(v)
+            if match is None or not 0 < float(match.group(1)) <= 1:
+                raise ValueError(f"expected a share of the baseline like '0.9x baseline' (0 < share <= 1) "
+                                 f"or an absolute floor like 0.8, got {v!r}")
+        elif not 0 <= v <= 1:
+            raise ValueError(f"expected a recall between 0 and 1, got {v!r}")
+        return v
+
+    @property
+    def bound(self) -> tuple[str, float | None, float | None]:
+        """(the metric's key, absolute floor, share of the baseline)."""
+        key, floor = self.metric
+        if isinstance(floor, str):
+            match = _QUALITY_FACTOR.match(floor)
+            assert match is not None
+            return key, None, float(match.group(1))
+        return key, float(floor), None
+
+
+_QUALITY_FACTOR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*x\s*baseline\s*$", re.IGNORECASE)
+
+
 class LoadSpec(Strict):
     host: str
     users: int = Field(default=10, ge=0, le=10_000)
@@ -226,6 +287,7 @@ class LoadSpec(Strict):
     workers: int = Field(default=0, ge=0, le=64)
     master: MasterSpec | None = None
     attribution: AttributionSpec | None = None
+    canaries: CanariesSpec | None = None
 
     @field_validator("host")
     @classmethod
@@ -292,6 +354,8 @@ class Objectives(Strict):
     # Scheduled faults (docs/method.md "Reaction threshold").
     failover_by: dict[Literal["latency_ms", "jitter_ms", "delay_ms", "share"], float] | None = None
     max_flaps: int | None = Field(default=None, ge=0)
+    # Answer quality on the probe's canary queries (load.canaries; docs/quality.md).
+    min_quality: MinQuality | None = None
 
     @field_validator("failover_by")
     @classmethod
@@ -599,6 +663,12 @@ def cross_checks(s: Scenario) -> list[tuple[tuple[Any, ...], str]]:
         for name in s.objectives.streaming_objectives:
             problems.append((("objectives", name), "measures streamed requests, but neither load.request nor "
                              'load.probe asks for one: add "stream": true to its json body'))
+    if s.objectives.min_quality is not None and s.load.canaries is None:
+        problems.append((("objectives", "min_quality"), "measures the probe's canary answers, but load.canaries "
+                         "is not set: name a canary file (e.g. {file: ../targets/data/embeddings-canaries.json})"))
+    if s.load.canaries is not None and not isinstance(s.load.probe_request.json_body, dict):
+        problems.append((("load", "canaries"), "the probe's request needs a JSON object body (json: {model: ...}): "
+                         "each canary query becomes its input"))
     return problems
 
 
