@@ -195,7 +195,7 @@ class Progress:
         phase, phase_end = _phase_at(tick.phases, tick.now_s)
         bad = sum(1 for r in probes if not r["ok"])
         latencies = sorted(float(str(r["latency_ms"])) for r in probes if r["status"])
-        ttfts = sorted(float(str(r["ttft_ms"])) for r in probes if r.get("ttft_ms") not in (None, ""))
+        ttfts = sorted(v for v in (_number(r.get("ttft_ms")) for r in probes) if v is not None)
         answered = Counter(str(r["tier"]) or "untagged" for r in probes if r["status"])
         total_answered = sum(answered.values())
         return Snapshot(
@@ -246,6 +246,15 @@ class Progress:
             lines -= 1  # the header
         self._locust_offset += complete_end
         return lines
+
+
+def _number(value: object) -> float | None:
+    """A sample's optional number (an absent TTFT reads as "" or NaN) -> float or None."""
+    try:
+        number = float(str(value))
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _phase_at(phases: dict[str, list[float]], now_s: float) -> tuple[str, float]:
