@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import time
 import zipfile
@@ -27,8 +28,8 @@ from harness.evidence.pack import build_pack, generate_key, verify_pack
 from harness.rundir.journal import applied_faults
 from harness.testing import REPO, VENV_BIN, require
 from harness.testing.drills import SCENARIOS, need_local, rebased, shortened
+from harness.testing.runs import latency_run
 
-pytestmark = [pytest.mark.slow, pytest.mark.toxiproxy]
 SCREENSHOTS = REPO / "docs" / "screenshots"
 FAULT = "provider-slow"
 STEP_TIMEOUT_MS = 90_000
@@ -49,6 +50,8 @@ def chromium() -> str:
     return binary
 
 
+@pytest.mark.slow
+@pytest.mark.toxiproxy
 def test_a_drill_driven_only_from_the_page_rolls_back_and_packs_the_people(tmp_path: Path) -> None:
     need_local()
     binary = chromium()
@@ -85,6 +88,7 @@ def test_a_drill_driven_only_from_the_page_rolls_back_and_packs_the_people(tmp_p
             inject.wait_for(timeout=STEP_TIMEOUT_MS)  # the fault phase has begun
             inject.click()
             page.locator(f"tr[data-fault='{FAULT}'] td.state-applied").wait_for(timeout=STEP_TIMEOUT_MS)
+            page.click("#hold-button")
             page.select_option("#who", "Bo (on-call)")
             page.fill("#note", "p95 doubled on the probe")
             page.click("button[data-kind='noticed']")
@@ -129,6 +133,8 @@ def test_a_drill_driven_only_from_the_page_rolls_back_and_packs_the_people(tmp_p
     entries = [r for r in journal if r["event"] == "human.entry"]
     assert [(e["participant"], e["kind"]) for e in entries] == [("Bo (on-call)", "noticed"),
                                                                  ("Ana (incident commander)", "decided")]
+    holds = [r for r in journal if r["event"] == "gameday.hold"]
+    assert [(h["phase"], h["seconds"]) for h in holds] == [("fault", 30.0)]
     reverts = [r for r in journal if r["event"] == "fault.reverted"]
     assert [r["why"] for r in reverts] == ["abort"]
     assert applied_faults(run_dir / "journal.jsonl") == []
@@ -151,3 +157,58 @@ def test_a_drill_driven_only_from_the_page_rolls_back_and_packs_the_people(tmp_p
     assert json.loads(packed_results)["human"]["entries"][1]["note"] == "fail over to the GPU pool"
     sheet = next(v for k, v in packed.items() if k.endswith("tabletop.html")).decode()
     assert "People beside the instruments" in sheet and "Bo (on-call) noticed: p95 doubled on the probe" in sheet
+
+
+def test_a_replay_walks_a_recorded_run_and_records_the_tabletop_apart(tmp_path: Path) -> None:
+    """No stack: the recorded latency run played back at 8x, paused, one tabletop entry."""
+    binary = chromium()
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="run scripts/playwright-setup")
+    run_dir = latency_run(tmp_path)
+    journal_before = (run_dir / "journal.jsonl").read_bytes()
+    out_dir = tmp_path / "tabletop"
+    urls_file = tmp_path / "urls.json"
+    log = open(tmp_path / "replay.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "drill"), "gameday", str(run_dir), "--out", str(out_dir), "--urls-file", str(urls_file),
+         "--speed", "8"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    requests: list[str] = []
+    try:
+        deadline = time.time() + 30
+        while not urls_file.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert urls_file.exists(), (tmp_path / "replay.log").read_text(errors="replace")
+        urls = json.loads(urls_file.read_text(encoding="utf-8"))
+        origin = urls["facilitator"].split("/?", 1)[0]
+        with playwright_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=binary, args=["--no-sandbox", "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": 1100, "height": 1300})
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(urls["facilitator"])
+            page.fill("#participants", "Cy (legal)")
+            page.click("#start-button")
+            # at 8x the fault phase comes within seconds: wait for the fault to show applied
+            page.locator("#faults td.state-applied").first.wait_for(timeout=STEP_TIMEOUT_MS)
+            page.click("#pause-button")
+            page.locator("#replay-source").filter(has_text="paused").wait_for()
+            assert page.locator("#facilitator").is_hidden()  # nothing to inject, hold or abort
+            page.fill("#note", "who tells customers?")
+            page.click("button[data-kind='escalated']")
+            page.locator("#entries li").filter(has_text="[tabletop] Cy (legal) escalated").wait_for()
+            page.screenshot(path=str(SCREENSHOTS / "gameday-replay.png"), full_page=True)
+            browser.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        log.close()
+    assert requests and all(url.startswith(origin + "/") for url in requests), requests
+    assert (run_dir / "journal.jsonl").read_bytes() == journal_before  # the original run is untouched
+    replay = json.loads((out_dir / "replay.json").read_text())
+    assert replay["source_run_id"] == run_dir.name and len(replay["source_results_sha256"]) == 64
+    records = [json.loads(line) for line in (out_dir / "journal.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in records] == ["gameday.participants", "human.entry"]
+    original = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    starts = {r["phase"]: r["ts"] for r in original if r["event"] == "phase.start"}
+    # stamped on the original drill's clock: after the fault began (it showed applied)
+    assert records[1]["ts"] >= starts["fault"] and records[1]["note"] == "who tells customers?"

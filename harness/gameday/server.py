@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from harness.engine.controls import ControlRefused
-from harness.gameday.session import GameDay, Role
+from harness.gameday.session import ConsoleDay, Role
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
@@ -38,9 +38,10 @@ def _asset(name: str) -> bytes:
 
 
 class ConsoleServer:
-    """Serve a :class:`GameDay` on ``127.0.0.1:port`` (0: a free one) until :meth:`stop`."""
+    """Serve a :class:`~harness.gameday.session.GameDay` (or a replay) on ``127.0.0.1:port``
+    (0: a free one) until :meth:`stop`."""
 
-    def __init__(self, day: GameDay, port: int = 0) -> None:
+    def __init__(self, day: ConsoleDay, port: int = 0) -> None:
         self.day = day
         self.port = port
         self.facilitator_token = secrets.token_urlsafe(24)
@@ -97,7 +98,7 @@ class ConsoleServer:
         app.router.add_get("/", self._page)
         app.router.add_get("/assets/{name}", self._assets)
         app.router.add_get("/api/state", self._state)
-        for name in ("start", "inject", "hold", "abort", "entry"):
+        for name in ("start", "inject", "hold", "abort", "entry", "pause", "resume", "speed"):
             app.router.add_post(f"/api/{name}", self._command)
         return app
 
@@ -156,6 +157,12 @@ class ConsoleServer:
                     await asyncio.to_thread(day.hold, body.get("seconds"), by)
                 case "abort":
                     await asyncio.to_thread(day.abort, by)
+                case "pause":
+                    await asyncio.to_thread(day.pause)
+                case "resume":
+                    await asyncio.to_thread(day.resume)
+                case "speed":
+                    await asyncio.to_thread(day.set_speed, body.get("speed"))
                 case _:
                     await asyncio.to_thread(day.record, body.get("participant"), body.get("kind"), body.get("note"))
         except ControlRefused as exc:

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from rich.console import Console
 from rich.text import Text
@@ -48,6 +49,22 @@ class ConsoleProgress(Progress):
     def show(self, snapshot: Snapshot) -> None:
         super().show(snapshot)
         self.day.snapshot = snapshot
+
+
+class ConsoleDay(Protocol):
+    """What the server serves: a live drill (:class:`GameDay`) or a replay
+    (:class:`~harness.gameday.replay.ReplayDay`). A command either can't take raises
+    :class:`ControlRefused` saying why."""
+
+    def state(self, role: Role) -> dict[str, object]: ...
+    def start(self, participants: object) -> None: ...
+    def inject(self, fault: object, by: str) -> None: ...
+    def hold(self, seconds: object, by: str) -> None: ...
+    def abort(self, by: str) -> None: ...
+    def record(self, participant: object, kind: object, note: object) -> object: ...
+    def pause(self) -> None: ...
+    def resume(self) -> None: ...
+    def set_speed(self, speed: object) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -126,6 +143,15 @@ class GameDay:
 
     def abort(self, by: str) -> None:
         self._controls().abort(by)
+
+    def pause(self) -> None:
+        raise ControlRefused("a live drill cannot pause: hold the phase, or abort")
+
+    def resume(self) -> None:
+        raise ControlRefused("a live drill cannot pause: hold the phase, or abort")
+
+    def set_speed(self, speed: object) -> None:
+        raise ControlRefused("a live drill runs at the speed of the clock")
 
     def record(self, participant: object, kind: object, note: object) -> Entry:
         who = clean_name(participant, "participant")

@@ -109,7 +109,7 @@
     }
     const list = $("entries");
     list.replaceChildren(...s.entries.map((e) =>
-      el("li", seconds(e.at_s) + "  " + e.participant + " " + e.kind + (e.note ? ": " + e.note : ""))));
+      el("li", seconds(e.at_s) + "  " + (e.lane ? "[" + e.lane + "] " : "") + e.participant + " " + e.kind + (e.note ? ": " + e.note : ""))));
   }
 
   async function record(kind) {
@@ -127,7 +127,18 @@
     $("status").className = "badge " + s.status;
     $("clock").textContent = s.now_s === null ? "-" : "T" + seconds(s.now_s);
     $("start").hidden = !(facilitator && s.status === "waiting");
-    $("facilitator").hidden = !(facilitator && s.status === "running");
+    const replay = s.replay || null;
+    $("facilitator").hidden = !(facilitator && s.status === "running" && !replay);
+    $("replay").hidden = !(facilitator && replay && s.status !== "waiting");
+    if (replay) {
+      const speed = $("speed");
+      if (!speed.options.length) {
+        speed.replaceChildren(...replay.speeds.map((v) => { const o = el("option", v + "x"); o.value = String(v); return o; }));
+      }
+      if (document.activeElement !== speed) speed.value = String(replay.speed);
+      $("replay-source").textContent = (replay.paused ? "paused · " : "playing · ") + "run " + replay.source_run
+        + " · tabletop entries go to " + replay.out_dir;
+    }
     $("record").hidden = !(facilitator && s.status === "running" && s.participants.length > 0);
     $("hold-left").textContent = s.hold_left_s === null ? "" : s.hold_left_s + " s of holds left";
     renderPhases(s);
@@ -158,6 +169,9 @@
       const names = $("participants").value.split("\n").map((n) => n.trim()).filter((n) => n);
       send("start", { participants: names });
     });
+    $("pause-button").addEventListener("click", () => send("pause", {}));
+    $("resume-button").addEventListener("click", () => send("resume", {}));
+    $("speed").addEventListener("change", () => send("speed", { speed: Number($("speed").value) }));
     $("hold-button").addEventListener("click", () => send("hold", { seconds: 30 }));
     $("abort-button").addEventListener("click", () => { abortArmed = true; $("abort-confirm").hidden = false; });
     $("abort-confirm").addEventListener("click", () => {
