@@ -133,6 +133,9 @@ def test_controls_refuse_before_the_drill_and_journal_what_they_take(tmp_path: P
     assert controls.take_holds() == [(45.0, "Ana")] and controls.take_holds() == []
     controls.abort("Ana")
     controls.abort("Bo")  # a second abort is the same abort
+    controls.rolling_back = True
+    with pytest.raises(ControlRefused, match="already ending"):
+        controls.hold(5, "Ana")
     request = controls.abort_request()
     assert request is not None and request.by == "Ana"
     controls.detach()

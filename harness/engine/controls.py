@@ -51,6 +51,7 @@ class Controls:
         self._holds: list[tuple[float, str]] = []
         self._abort: AbortRequest | None = None
         self.ended = False
+        self.rolling_back = False  # set by the engine when its drive loop is over, for any reason
 
     # --- the engine's side ------------------------------------------------------------------
     def attach(self, journal: Journal, schedule: FaultSchedule) -> None:
@@ -95,6 +96,8 @@ class Controls:
         """The facilitator's inject of a ``manual`` fault: journaled, then due on the next tick."""
         with self._lock:
             journal = self._journal_or_refuse()
+            if self.rolling_back:
+                raise ControlRefused("the drill is already ending: its rollback is running")
             if self.schedule is None or "fault" not in self.phases:
                 raise ControlRefused("the drill's phases have not started yet")
             try:
@@ -107,6 +110,8 @@ class Controls:
         """Extend the current phase by ``seconds`` (taken, and journaled, on the next tick)."""
         with self._lock:
             self._journal_or_refuse()
+            if self.rolling_back:
+                raise ControlRefused("the drill is already ending: its rollback is running")
             if not self.phases:
                 raise ControlRefused("the drill's phases have not started yet")
             if not 0 < seconds <= self.hold_budget_s - self.held_s:
@@ -122,5 +127,7 @@ class Controls:
             journal = self._journal_or_refuse()
             if self._abort is not None:
                 return
+            if self.rolling_back:
+                raise ControlRefused("the drill is already ending: its rollback is running")
             self._abort = AbortRequest(by=by, requested_at=time.time())
             journal.write(GamedayAbort(by=by, requested_at=self._abort.requested_at))

@@ -165,6 +165,8 @@ class Drill:
                 journal.write(RunError(error=f"{type(exc).__name__}: {exc}", traceback_file=saved.name))
         finally:
             signals.rolling_back = True
+            if self.controls is not None:
+                self.controls.rolling_back = True  # an abort now would abort nothing
             try:
                 save_stack_events(self.loaded, self.run_dir, journal, self.phases)
                 self._save_metrics(journal)

@@ -60,6 +60,8 @@
 
   function renderFigures(s) {
     const f = s.figures;
+    // The snapshot's instant, for bench/gameday_cost.py's sample-to-screen latency.
+    $("figures").dataset.ts = f ? String(f.ts) : "";
     $("error-rate").textContent = f && f.error_rate !== null ? (f.error_rate * 100).toFixed(1) + " %" : "-";
     $("p95").textContent = f && f.p95_ms !== null ? f.p95_ms.toFixed(1) + " ms" : "-";
     $("ttft").textContent = f && f.ttft_p95_ms !== null && f.ttft_p95_ms !== undefined ? f.ttft_p95_ms.toFixed(1) + " ms" : "-";
