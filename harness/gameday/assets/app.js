@@ -6,6 +6,14 @@
   const POLL_MS = 500;
   let state = null;
   let abortArmed = false;
+  const drawn = {};  // the last JSON drawn per part: a part redraws only when it changed
+
+  function changed(part, value) {
+    const text = JSON.stringify(value);
+    if (drawn[part] === text) return false;
+    drawn[part] = text;
+    return true;
+  }
   const $ = (id) => document.getElementById(id);
 
   function el(tag, text, cls) {
@@ -143,11 +151,11 @@
     }
     $("record").hidden = !(facilitator && s.status === "running" && s.participants.length > 0);
     $("hold-left").textContent = s.hold_left_s === null ? "" : s.hold_left_s + " s of holds left";
-    renderPhases(s);
-    renderFigures(s);
-    renderFaults(s);
-    renderPeople(s);
-    $("log").textContent = s.log.join("\n");
+    if (changed("phases", [s.phases, Math.round((s.now_s || 0) * 2)])) renderPhases(s);
+    if (changed("figures", s.figures)) renderFigures(s);
+    if (changed("faults", [s.faults, s.role])) renderFaults(s);
+    if (changed("people", [s.participants, s.entries])) renderPeople(s);
+    if (changed("log", s.log)) $("log").textContent = s.log.join("\n");
     $("result").hidden = s.status !== "finished";
     if (s.status === "finished") {
       $("verdict").textContent = s.verdict
