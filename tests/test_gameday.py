@@ -228,3 +228,20 @@ def test_human_figures_pair_people_with_the_instruments() -> None:
     assert [e.offset_s for e in human.entries] == [-2.0, 11.5, 40.0, 50.0]
     nothing = HumanTimeline.of([], entries[:1], None, None, None, [], [], None)
     assert nothing.time_to_notice_s is None and nothing.entries[0].offset_s is None
+
+
+def test_a_held_drill_takes_its_phases_from_the_journal(tmp_path: Path) -> None:
+    from harness.results.compute import JournalFacts, phase_bounds
+    from harness.scenario.model import Scenario
+
+    (tmp_path / "stack.yaml").write_text("services: []\n", encoding="utf-8")
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO, encoding="utf-8")
+    spec: Scenario = load_scenario(scenario).spec
+    t0 = 1_000_000.0
+    facts = JournalFacts(run_id="r", phase_starts={"baseline": t0, "fault": t0 + 5, "recovery": t0 + 45},
+                         recovery_end=t0 + 50)
+    assert phase_bounds(facts, spec)["fault"] == (t0 + 5, t0 + 15)  # no hold: the planned lengths
+    facts.holds.append({"phase": "fault", "seconds": 30.0, "by": "Ana", "at": "x"})
+    assert phase_bounds(facts, spec) == {"baseline": (t0, t0 + 5), "fault": (t0 + 5, t0 + 45),
+                                         "recovery": (t0 + 45, t0 + 50)}
