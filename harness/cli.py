@@ -330,9 +330,12 @@ def _replay(run_dir: Path, out_dir: Path | None, reports_dir: Path, port: int, s
         pass
     finally:
         server.stop()
+    try:
         day.close()
+    except DrillError as exc:
+        _fail(exc)
     if day.status != "waiting":
-        _say(f"tabletop entries: {escape(str(target))}")
+        _say(f"the tabletop's entries and recomputed results: {escape(str(target))} (`drill pack` packs it)")
 
 
 @main.command()

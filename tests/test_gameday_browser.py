@@ -207,8 +207,15 @@ def test_a_replay_walks_a_recorded_run_and_records_the_tabletop_apart(tmp_path: 
     replay = json.loads((out_dir / "replay.json").read_text())
     assert replay["source_run_id"] == run_dir.name and len(replay["source_results_sha256"]) == 64
     records = [json.loads(line) for line in (out_dir / "journal.jsonl").read_text().splitlines()]
-    assert [r["event"] for r in records] == ["gameday.participants", "human.entry"]
-    original = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    original = [json.loads(line) for line in journal_before.decode().splitlines()]
+    assert records[:len(original)] == original  # the original run's record, then the tabletop's
+    added = records[len(original):]
+    assert [r["event"] for r in added] == ["gameday.participants", "human.entry"]
     starts = {r["phase"]: r["ts"] for r in original if r["event"] == "phase.start"}
     # stamped on the original drill's clock: after the fault began (it showed applied)
-    assert records[1]["ts"] >= starts["fault"] and records[1]["note"] == "who tells customers?"
+    assert added[1]["ts"] >= starts["fault"] and added[1]["note"] == "who tells customers?"
+    human = json.loads((out_dir / "results.json").read_text())["human"]
+    assert human["participants"] == ["Cy (legal)"] and human["entries"][0]["kind"] == "escalated"
+    key, pub, _ = generate_key(tmp_path / "key")
+    verification = verify_pack(build_pack(out_dir, tmp_path / "tabletop.zip", sign_key=key).path, pub)
+    assert verification.ok and verification.signature == "valid", verification.lines()

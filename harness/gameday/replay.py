@@ -4,9 +4,11 @@ The same page walks through a run directory's timeline at real speed or faster, 
 phases, its faults as the journal recorded them, the live figures recomputed second by second
 from its probe samples (as the terminal showed them), and the entries people recorded during
 the drill. Nothing is applied to any stack. People at the tabletop record their own entries on
-the original drill's clock; they go to a new directory (``journal.jsonl`` of ``human.entry``
-records and ``replay.json`` naming the original run and its results' SHA-256), never into the
-original run.
+the original drill's clock; they go to a new directory, never into the original run: a copy of
+the run directory with ``replay.json`` (naming the original run and its results' SHA-256) whose
+journal gains the tabletop's ``gameday.participants`` and ``human.entry`` records, and whose
+results, recomputed when the replay ends, carry them in ``human``. ``drill pack`` packs it like
+any run, the original run's files and the tabletop's entries signed together.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 import threading
 import time
 from collections import Counter, deque
@@ -143,7 +146,11 @@ class ReplayDay:
         if self.status != "waiting":
             raise ControlRefused("the replay has already started")
         self.participants = names
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.out_dir.exists() and any(self.out_dir.iterdir()):
+            raise ControlRefused(f"{self.out_dir} is not empty: choose another --out")
+        if self.out_dir.exists():
+            self.out_dir.rmdir()
+        shutil.copytree(self.run_dir, self.out_dir)  # the original is never written
         results = self.run_dir / "results.json"
         (self.out_dir / REPLAY_FILE).write_text(json.dumps({
             "schema": "drill.replay/v1",
@@ -202,8 +209,16 @@ class ReplayDay:
         return at
 
     def close(self) -> None:
-        if self._journal is not None:
-            self._journal.close()
+        """End the tabletop: close its journal and recompute its results (with the room's lane)."""
+        if self._journal is None:
+            return
+        self._journal.close()
+        self._journal = None
+        from harness.engine.outputs import write_outputs
+        from harness.results import compute_results
+
+        results, timeline = compute_results(self.out_dir)
+        write_outputs(self.out_dir, results, timeline)
 
     # --- what the page shows ------------------------------------------------------------------
     def _snapshot(self, now_s: float) -> Snapshot | None:
