@@ -131,9 +131,10 @@ class FaultSchedule:
         start, end = fault_phase
         if not start <= now < end:
             raise ValueError(f"fault {name!r} can be injected during the fault phase only")
-        a.apply_at = now
         length = a.spec.duration if a.spec.duration is not None else end - now
+        # The revert instant first: the drive loop (another thread) applies once apply_at is due.
         a.revert_at = min(now + length, end)
+        a.apply_at = now
         return a
 
     def hold(self, after: float, seconds: float) -> None:

@@ -137,6 +137,11 @@
     $("status").className = "badge " + s.status;
     $("clock").textContent = s.now_s === null ? "-" : "T" + seconds(s.now_s);
     $("start").hidden = !(facilitator && s.status === "waiting");
+    const names = $("participants");
+    if (s.status === "waiting" && !names.value && !names.dataset.filled && s.participants.length) {
+      names.value = s.participants.join("\n");  // those named on the command line
+      names.dataset.filled = "1";
+    }
     const replay = s.replay || null;
     $("facilitator").hidden = !(facilitator && s.status === "running" && !replay);
     $("replay").hidden = !(facilitator && replay && s.status !== "waiting");
