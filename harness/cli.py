@@ -217,6 +217,128 @@ def run(
 
 
 @main.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory to write (default: reports/<scenario>/<UTC time>-<id>/; for a replay "
+              "reports/tabletop/<run>-<UTC time>/).")
+@click.option("--runtime", type=click.Choice(["local", "compose"]), help="Override the scenario's stack.runtime.")
+@click.option("--speed", type=click.Choice(["0.5", "1", "2", "4", "8"]), default="1", show_default=True,
+              help="A replay's starting speed (the page changes it).")
+@click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True, help="Where run directories go when --out is not given.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="The console's port on 127.0.0.1 (0: a free one).")
+@click.option("--participant", "participants", multiple=True,
+              help="Someone in the room (repeatable); the page can name them too before the start.")
+@click.option("--hold-budget", "hold_budget_s", type=click.FloatRange(0, 3600), default=300.0, show_default=True,
+              help="Seconds the facilitator may add to the phases with holds, in all.")
+@click.option("--linger", "linger_s", type=click.FloatRange(0, 3600), default=5.0, show_default=True,
+              help="Seconds the page keeps serving the result after the drill ends.")
+@click.option("--urls-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the two links as JSON to FILE (for scripts).")
+def gameday(
+    scenario: Path, out_dir: Path | None, runtime: str | None, reports_dir: Path, port: int,
+    participants: tuple[str, ...], hold_budget_s: float, linger_s: float, urls_file: Path | None, speed: str,
+) -> None:
+    """Run a drill from a live page with the people in the room (docs/gameday.md): the page on
+    127.0.0.1 shows the terminal's live figures, the phases and each fault; the facilitator
+    starts the drill, injects the scenario's `manual` faults, holds a phase or aborts (the
+    rollback always runs), and records who noticed, decided and acted on the drill's clock.
+    Closing the page changes nothing; Ctrl-C here aborts as in `drill run`.
+
+    Given a run directory instead of a scenario, the page replays that run for a tabletop
+    exercise (real speed or faster, pausable; nothing is applied) and records the room's entries
+    on the drill's clock into a new directory that names the original run. Ctrl-C ends it.
+
+    \b
+    Example:
+      drill gameday scenarios/hosted-latency.local.yaml --participant Ana --participant Bo
+    """
+    from harness.gameday import ConsoleProgress, ConsoleServer, GameDay
+    from harness.progress import Progress
+    from harness.scenario import load_scenario
+
+    if scenario.is_dir():
+        _replay(scenario, out_dir, reports_dir, port, float(speed), urls_file)
+        return
+
+    try:
+        loaded = load_scenario(scenario)
+    except ScenarioError as exc:
+        _fail(exc)
+    day = GameDay(loaded, runtime=runtime, out=out_dir, reports_dir=reports_dir, say=_say,
+                  hold_budget_s=hold_budget_s, participants=participants)
+    server = ConsoleServer(day, port)
+    try:
+        server.start()
+    except OSError as exc:
+        _fail(DrillError(f"the console could not listen on 127.0.0.1:{port}: {exc.strerror or exc}"))
+    _serve_links(server, urls_file)
+    _say("open the facilitator link to start the drill (Ctrl-C to quit)")
+    result = None
+    try:
+        progress = ConsoleProgress(console, Progress.mode_for(console, False, sys.stdout.isatty()), day)
+        with progress:
+            result = day.run(progress)
+    except KeyboardInterrupt:  # before the start: nothing ran
+        _say("quit before the drill started: nothing was applied")
+    except DrillError as exc:
+        server.stop()
+        _fail(exc)
+    if result is None:
+        server.stop()
+        return
+    _print_result(result.results, result.run_dir)
+    time.sleep(linger_s)  # the page shows the verdict meanwhile
+    server.stop()
+    sys.exit(result.exit_code)
+
+
+def _serve_links(server: Any, urls_file: Path | None) -> None:
+    out.print(f"facilitator: {server.facilitator_url}")
+    out.print(f"observers (read-only): {server.observer_url}")
+    if urls_file is not None:
+        urls_file.write_text(json.dumps({"facilitator": server.facilitator_url, "observer": server.observer_url}),
+                             encoding="utf-8")
+
+
+def _replay(run_dir: Path, out_dir: Path | None, reports_dir: Path, port: int, speed: float,
+            urls_file: Path | None) -> None:
+    """drill gameday RUN_DIR: the console replays a finished run until Ctrl-C."""
+    from datetime import UTC, datetime
+
+    from harness.gameday import ConsoleServer
+    from harness.gameday.replay import ReplayDay
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = out_dir or reports_dir / "tabletop" / f"{run_dir.resolve().name}-{stamp}"
+    try:
+        day = ReplayDay(run_dir, target, speed)
+    except DrillError as exc:
+        _fail(exc)
+    server = ConsoleServer(day, port)
+    try:
+        server.start()
+    except OSError as exc:
+        _fail(DrillError(f"the console could not listen on 127.0.0.1:{port}: {exc.strerror or exc}"))
+    _serve_links(server, urls_file)
+    _say(f"replaying {escape(str(run_dir))}: open the facilitator link to start (Ctrl-C to end)")
+    try:
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    try:
+        day.close()
+    except DrillError as exc:
+        _fail(exc)
+    if day.status != "waiting":
+        _say(f"the tabletop's entries and recomputed results: {escape(str(target))} (`drill pack` packs it)")
+
+
+@main.command()
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--master", "master_address", required=True, metavar="HOST:PORT",
               help="The drill run's Locust master (the scenario's load.master.bind).")

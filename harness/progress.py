@@ -69,6 +69,8 @@ class Snapshot:
     p95_ms: float | None
     active_faults: tuple[str, ...]
     tiers: dict[str, float]
+    ttft_p95_ms: float | None = None
+    """p95 time to first token of the probe's streamed answers this second (None: no stream)."""
 
     def record(self) -> dict[str, object]:
         return {
@@ -85,6 +87,7 @@ class Snapshot:
             "p95_ms": None if self.p95_ms is None else round(self.p95_ms, 1),
             "active_faults": list(self.active_faults),
             "tiers": {k: round(v, 4) for k, v in self.tiers.items()},
+            "ttft_p95_ms": None if self.ttft_p95_ms is None else round(self.ttft_p95_ms, 1),
         }
 
     def plain_line(self) -> str:
@@ -192,6 +195,7 @@ class Progress:
         phase, phase_end = _phase_at(tick.phases, tick.now_s)
         bad = sum(1 for r in probes if not r["ok"])
         latencies = sorted(float(str(r["latency_ms"])) for r in probes if r["status"])
+        ttfts = sorted(v for v in (_number(r.get("ttft_ms")) for r in probes) if v is not None)
         answered = Counter(str(r["tier"]) or "untagged" for r in probes if r["status"])
         total_answered = sum(answered.values())
         return Snapshot(
@@ -207,6 +211,7 @@ class Progress:
             p95_ms=latencies[math.ceil(0.95 * len(latencies)) - 1] if latencies else None,
             active_faults=tick.active_faults,
             tiers={k: n / total_answered for k, n in sorted(answered.items())},
+            ttft_p95_ms=ttfts[math.ceil(0.95 * len(ttfts)) - 1] if ttfts else None,
         )
 
     def show(self, snapshot: Snapshot) -> None:
@@ -241,6 +246,15 @@ class Progress:
             lines -= 1  # the header
         self._locust_offset += complete_end
         return lines
+
+
+def _number(value: object) -> float | None:
+    """A sample's optional number (an absent TTFT reads as "" or NaN) -> float or None."""
+    try:
+        number = float(str(value))
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _phase_at(phases: dict[str, list[float]], now_s: float) -> tuple[str, float]:

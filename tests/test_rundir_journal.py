@@ -30,6 +30,11 @@ from harness.rundir.events import (
     FaultStep,
     FaultStepFailed,
     FaultStepIntent,
+    GamedayAbort,
+    GamedayHold,
+    GamedayInject,
+    GamedayParticipants,
+    HumanEntry,
     LoadStarted,
     LoadStarting,
     LoadStopFailed,
@@ -146,6 +151,11 @@ EXAMPLES: list[Event] = [
     MetricsSteadyStateAfter(steady_state=[{"query": "up", "passed": False, "detail": "0 < 1"}]),
     MetricsRecorded(file="metrics.json", queries=4, errors=["not asked"]),
     MetricsError(what="record", error="refused"),
+    GamedayParticipants(participants=["Ana", "Bo"]),
+    GamedayInject(fault="provider-slow", by="Ana"),
+    GamedayHold(phase="fault", seconds=30.0, by="Ana"),
+    GamedayAbort(by="Ana", requested_at=T0 + 20),
+    HumanEntry(participant="Bo", kind="noticed", note="p95 doubled on the dashboard"),
 ]
 
 

@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from harness import __version__
 from harness.engine import dependencies, proxies
+from harness.engine.controls import Controls
 from harness.engine.events import save_stack_events
 from harness.engine.fingerprint import environment, user
 from harness.engine.ground import DaemonWatch, disk_full, disk_lost
@@ -47,6 +48,7 @@ from harness.rundir import JOURNAL_FILE
 from harness.rundir.events import (
     CleanupVerified,
     DependencyLost,
+    GamedayHold,
     LoadStarted,
     LoadStarting,
     MetricsError,
@@ -94,8 +96,10 @@ class Drill:
         say: Say | None = None,
         stack_key: str | None = None,
         observer: Observer | None = None,
+        controls: Controls | None = None,
     ) -> None:
         self.observer = observer  # live progress: called once per tick of the drive loop
+        self.controls = controls  # the game-day console's inject, hold, abort (docs/gameday.md)
         self.loaded = loaded
         self.spec = loaded.spec
         self.run_dir = Path(run_dir).resolve()
@@ -124,6 +128,8 @@ class Drill:
         journal = Journal(self.run_dir / JOURNAL_FILE)
         self.parts = parts = Parts(journal=journal)
         self.schedule = FaultSchedule(journal, self.say, self.run_dir)
+        if self.controls is not None:
+            self.controls.attach(journal, self.schedule)
         journal.write(RunStart(
             run_id=self.run_dir.name,
             scenario=self.spec.name,
@@ -159,6 +165,8 @@ class Drill:
                 journal.write(RunError(error=f"{type(exc).__name__}: {exc}", traceback_file=saved.name))
         finally:
             signals.rolling_back = True
+            if self.controls is not None:
+                self.controls.rolling_back = True  # an abort now would abort nothing
             try:
                 save_stack_events(self.loaded, self.run_dir, journal, self.phases)
                 self._save_metrics(journal)
@@ -201,6 +209,8 @@ class Drill:
             raise self._unwritten(exc) from None
         finally:
             signals.restore()
+            if self.controls is not None:
+                self.controls.detach()
             try:
                 journal.close()
             except OSError:  # a full disk: the failed record was reported above
@@ -288,7 +298,8 @@ class Drill:
         assert self.schedule is not None
         journal = parts.journal
         phases = self.spec.phases
-        plan = load_plan(self.spec.load, phases.total_s)
+        # A console-driven drill's load runs for its hold budget longer; the rollback stops it.
+        plan = load_plan(self.spec.load, phases.total_s + (self.controls.hold_budget_s if self.controls else 0.0))
         # Room for the rollback should the disk fill, and a watchdog on the host's own stalls and
         # clock from now to the rollback (harness/load/watchdog.py).
         make_reserve(self.run_dir)
@@ -325,6 +336,8 @@ class Drill:
             "recovery": [t0 + phases.baseline + phases.fault, t0 + phases.total_s],
         }
         self.schedule.plan(self.phases["fault"][0], phases.fault)
+        if self.controls is not None:
+            self.controls.phases = self.phases
         journal.write(PhaseStart(phase="baseline"), ts=t0)
         self.say(f"phase baseline ({phases.baseline:g}s)")
         announced = {"baseline"}
@@ -332,6 +345,9 @@ class Drill:
         next_check = time.time() + 1.0
         while True:
             now = time.time()
+            if self.controls is not None:
+                self._take_controls(now)
+                end = self.phases["recovery"][1]
             if now >= end:
                 break
             for name in ("fault", "recovery"):
@@ -376,6 +392,31 @@ class Drill:
         if self.metrics is not None:
             self.metrics.after_recovery(end)
         journal.write(PhaseEnd(phase="recovery"), ts=end)
+
+    def _take_controls(self, now: float) -> None:
+        """The console's commands, on the drive loop's own thread: a hold moves the current phase's
+        end and everything planned after it; an abort reverts every fault (newest first), as a
+        stop condition does, then raises."""
+        assert self.controls is not None and self.schedule is not None and self.parts is not None
+        request = self.controls.abort_request()
+        if request is not None:
+            self.say(f"[red]aborted by the facilitator ({escape(request.by or 'console')})[/red]; rolling back")
+            self._abort_said = True
+            self.schedule.revert_all("abort")
+            raise AbortedError(f"aborted from the game-day console by {request.by or 'the facilitator'}",
+                               reason="console")
+        for seconds, by in self.controls.take_holds():
+            current = next((name for name, (start, stop) in self.phases.items() if start <= now < stop), None)
+            if current is None:
+                continue
+            for window in self.phases.values():
+                if window[1] > now:
+                    if window[0] > now:
+                        window[0] += seconds
+                    window[1] += seconds
+            self.schedule.hold(now, seconds)
+            self.parts.journal.write(GamedayHold(phase=current, seconds=seconds, by=by))
+            self.say(f"phase {current} held {seconds:g}s longer ({escape(by or 'console')})")
 
     def _apply(self, a: ScheduledFault) -> None:
         """Apply one fault now (the schedule journals it first and arms its watchdog)."""
@@ -475,6 +516,7 @@ def run_drill(
     say: Say | None = None,
     reports_dir: Path = Path("reports"),
     observer: Observer | None = None,
+    controls: Controls | None = None,
 ) -> RunResult:
     """Run one drill and write its run directory. Raises ScenarioError (exit 2) for bad input."""
     loaded = scenario if isinstance(scenario, LoadedScenario) else load_scenario(scenario)
@@ -482,7 +524,8 @@ def run_drill(
     key = stack_key(loaded.spec, runtime)
     with StackLock(key, run_dir):
         refuse_active_faults(loaded, runtime, key)
-        return Drill(loaded, run_dir, runtime=runtime, say=say, stack_key=key, observer=observer).run()
+        return Drill(loaded, run_dir, runtime=runtime, say=say, stack_key=key, observer=observer,
+                     controls=controls).run()
 
 
 def _percent(ratio: float) -> str:

@@ -101,8 +101,12 @@ class FaultSchedule:
         """Each fault's apply and revert instants: ``at`` into the fault phase, for ``duration``
         (default: to the end of the fault phase)."""
         for a in self.faults:
-            a.apply_at = fault_phase_start + a.spec.at
-            length = a.spec.duration if a.spec.duration is not None else fault_phase_s - a.spec.at
+            planned = a.spec.planned_at()
+            if planned is None:  # a manual fault waits for inject_manual()
+                a.apply_at = a.revert_at = float("inf")
+                continue
+            a.apply_at = fault_phase_start + planned
+            length = a.spec.duration if a.spec.duration is not None else fault_phase_s - planned
             a.revert_at = a.apply_at + length
             schedule = getattr(a.spec, "schedule", None)
             if schedule is not None:
@@ -110,6 +114,45 @@ class FaultSchedule:
                 plan = step_plan(schedule, length, float(own) if isinstance(own, (int, float)) else None,
                                  self.probe_rate_hz)
                 a.steps = [(a.apply_at + offset, value) for offset, value in plan]
+
+    def inject_manual(self, name: str, now: float, fault_phase: list[float]) -> ScheduledFault:
+        """The facilitator's inject (docs/gameday.md): the ``manual`` fault ``name`` is due now and
+        lasts its ``duration`` (default: to the end of the fault phase). Only inside the fault
+        phase, once; the drive loop applies it on its next tick, journaled like any other.
+        Raises ValueError saying why when it cannot be injected."""
+        found = [a for a in self.faults if a.spec.name == name]
+        if not found:
+            raise ValueError(f"no fault named {name!r}")
+        a = found[0]
+        if not a.spec.manual:
+            raise ValueError(f"fault {name!r} is not manual: it follows its planned time")
+        if a.apply_started or a.apply_at <= now:
+            raise ValueError(f"fault {name!r} is already injected")
+        start, end = fault_phase
+        if not start <= now < end:
+            raise ValueError(f"fault {name!r} can be injected during the fault phase only")
+        length = a.spec.duration if a.spec.duration is not None else end - now
+        # The revert instant first: the drive loop (another thread) applies once apply_at is due.
+        a.revert_at = min(now + length, end)
+        a.apply_at = now
+        return a
+
+    def hold(self, after: float, seconds: float) -> None:
+        """Move every planned instant later than ``after`` by ``seconds`` (a facilitator's hold of
+        the current phase), re-arming the watchdog of an applied fault whose revert moved."""
+        for a in self.faults:
+            with a.lock:
+                if not a.apply_started and after < a.apply_at < float("inf"):
+                    a.apply_at += seconds
+                if a.reverted_at is None and after < a.revert_at < float("inf"):
+                    a.revert_at += seconds
+                    a.steps = [(t + seconds if t > after else t, v) for t, v in a.steps]
+                    if a.watchdog is not None:
+                        a.watchdog.cancel()
+                        delay = max(0.0, a.revert_at - time.time()) + WATCHDOG_GRACE_S
+                        a.watchdog = threading.Timer(delay, self.revert, args=(a,), kwargs={"why": "watchdog"})
+                        a.watchdog.daemon = True
+                        a.watchdog.start()
 
     def any_applied(self) -> bool:
         return any(a.apply_started for a in self.faults)

@@ -149,6 +149,29 @@ def _findings(results: RunResults) -> list[dict[str, str]]:
     return [{"finding": f, "owner": "", "due": "", "status": "open"} for f in found]
 
 
+def _human(results: RunResults) -> list[dict[str, str]]:
+    """The people beside the instruments (drill gameday): each pair from the first fault's onset."""
+    human = results.human
+    if human is None:
+        return []
+
+    def shown(value: float | None) -> str:
+        return seconds(value) if value is not None else MISSING
+
+    return [
+        {"what": "noticed vs detected", "people": shown(human.time_to_notice_s),
+         "measured": shown(human.time_to_detect_s), "note": "first 'noticed' entry vs the first impact a client saw"},
+        {"what": "decided vs failover", "people": shown(human.time_to_decide_s),
+         "measured": shown(human.failover_s), "note": "first 'decided' entry vs good answers moving tier"},
+        {"what": "first notice vs runbook trigger", "people": shown(human.time_to_notice_s),
+         "measured": shown(human.runbook_fired_s),
+         "note": "the runbook trigger would have paged then" + (
+             f"; people noticed {seconds(abs(human.notice_after_runbook_s))} "
+             f"{'after' if human.notice_after_runbook_s >= 0 else 'before'} it"
+             if human.notice_after_runbook_s is not None else "")},
+    ]
+
+
 def tabletop_context(
     runs: list[PackedRun],
     *,
@@ -175,6 +198,8 @@ def tabletop_context(
             "summary": story.summary,
             "injects": _injects(run, scenario),
             "timeline": story.timeline,
+            "human": _human(results),
+            "human_entries": len(results.human.entries) if results.human else 0,
             "runbook": story.runbook,
             "impact": story.impact,
             "impact_note": story.impact_note,
@@ -182,6 +207,9 @@ def tabletop_context(
             "faults": [{"name": f.name or MISSING, "questions": _questions(f, results)} for f in results.faults],
             "findings": _findings(results),
         })
+    if not participants:  # the people the game-day console named at the start
+        participants = list(dict.fromkeys(p for run in runs if run.results.human
+                                          for p in run.results.human.participants))
     return {
         "title": title,
         "sections": sections,

@@ -34,6 +34,10 @@ from harness.rundir.events import (
     FaultIntent,
     FaultReverted,
     FaultRevertFailed,
+    GamedayAbort,
+    GamedayHold,
+    GamedayInject,
+    HumanEntry,
     PhaseStart,
     RunAborted,
     StackEvents,
@@ -442,6 +446,16 @@ def event_timeline(results: RunResults, records: list[Record], extra: list[Event
             case CleanupVerified():
                 events.append(Event(ts, "journal", "cleanup verified: " + (
                     "nothing left applied" if event.ok else "something may still be applied")))
+            case HumanEntry():  # the people's lane (drill gameday, docs/gameday.md)
+                events.append(Event(ts, "human", f"{event.participant} {event.kind}"
+                                    + (f": {event.note}" if event.note else "")))
+            case GamedayInject():
+                events.append(Event(ts, "human", f"{event.by or 'the facilitator'} injected {event.fault}"))
+            case GamedayHold():
+                events.append(Event(ts, "human", f"{event.by or 'the facilitator'} held the {event.phase} phase "
+                                    f"{seconds(event.seconds)} longer"))
+            case GamedayAbort():
+                events.append(Event(ts, "human", f"{event.by or 'the facilitator'} aborted the drill"))
     for fault in results.faults:
         name = fault.name
         onset = fault.onset_epoch

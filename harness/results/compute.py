@@ -29,6 +29,7 @@ from harness.results.model import (
     CapacityResult,
     Cleanup,
     FaultResult,
+    HumanTimeline,
     ImpactResult,
     LoadClockResult,
     MeasurementInfo,
@@ -58,6 +59,11 @@ from harness.rundir.events import (
     FaultIntent,
     FaultReverted,
     FaultStep,
+    GamedayAbort,
+    GamedayHold,
+    GamedayInject,
+    GamedayParticipants,
+    HumanEntry,
     PhaseEnd,
     PhaseStart,
     RunAborted,
@@ -93,6 +99,12 @@ class JournalFacts:
     first_ts: float | None = None
     last_ts: float | None = None
     finished_ts: float | None = None
+    # The game-day console (docs/gameday.md): people, their entries, the facilitator's commands.
+    participants: list[str] = field(default_factory=list)
+    human_entries: list[tuple[float, str, str, str]] = field(default_factory=list)
+    injects: list[dict[str, Any]] = field(default_factory=list)
+    holds: list[dict[str, Any]] = field(default_factory=list)
+    aborted_by: str | None = None
 
 
 def read_facts(run_dir: Path) -> JournalFacts:
@@ -139,6 +151,16 @@ def read_facts(run_dir: Path) -> JournalFacts:
                 facts.stop.update(stop.fields())
             case RunAborted(reason=reason):
                 facts.abort_reason = reason
+            case GamedayParticipants(participants=participants):
+                facts.participants = list(participants)
+            case HumanEntry() as entry:
+                facts.human_entries.append((ts, entry.participant, entry.kind, entry.note))
+            case GamedayInject() as inject:
+                facts.injects.append({"fault": inject.fault, "by": inject.by, "at": utc_iso(ts)})
+            case GamedayHold() as hold:
+                facts.holds.append({"phase": hold.phase, "seconds": hold.seconds, "by": hold.by, "at": utc_iso(ts)})
+            case GamedayAbort(by=by):
+                facts.aborted_by = by
     return facts
 
 
@@ -154,6 +176,12 @@ def phase_bounds(facts: JournalFacts, scenario: Scenario) -> dict[str, tuple[flo
         "fault": (t0 + p.baseline, t0 + p.baseline + p.fault),
         "recovery": (t0 + p.baseline + p.fault, t0 + p.total_s),
     }
+    if facts.holds:  # a facilitator held a phase: the journaled starts and end are the phases
+        fault_at = facts.phase_starts.get("fault", planned["fault"][0])
+        recovery_at = facts.phase_starts.get("recovery", max(planned["recovery"][0], fault_at + p.fault))
+        recovery_end = max(recovery_at + p.recovery, facts.recovery_end or 0.0)
+        planned = {"baseline": (t0, fault_at), "fault": (fault_at, recovery_at),
+                   "recovery": (recovery_at, recovery_end)}
     end_of_data = facts.recovery_end or facts.finished_ts or facts.last_ts or planned["recovery"][1]
     out: dict[str, tuple[float, float]] = {}
     for name in lengths:
@@ -253,6 +281,8 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     results.runbook = runbook_figures(scenario, samples, m, phases)
     if quality is not None:
         results.quality = quality
+    if facts.participants or facts.human_entries or facts.injects or facts.aborted_by:
+        results.human = human_figures(facts, results)
     return results, _timeline(samples, m, phases, scenario)
 
 
@@ -282,6 +312,17 @@ def _quality(
     _, minimum, factor = spec.bound
     problem = "the probe wrote no index record" if index is None else index.problem
     return result, min_quality_objective(metric, minimum, factor, stats, problem)
+
+
+def human_figures(facts: JournalFacts, results: RunResults) -> HumanTimeline:
+    """The people's lane, from the first fault that took effect (docs/gameday.md)."""
+    applied = [f for f in results.faults if f.onset_epoch is not None]
+    first = min(applied, key=lambda f: f.onset_epoch or 0.0) if applied else None
+    runbook = results.runbook
+    return HumanTimeline.of(
+        facts.participants, facts.human_entries, first.onset_epoch if first else None, first,
+        runbook.fired_epoch if runbook is not None else None, facts.injects, facts.holds, facts.aborted_by,
+    )
 
 
 def runbook_figures(

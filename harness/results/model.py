@@ -721,6 +721,67 @@ class QualityResult(_Model):
     metric: str  # recall@K (retrieval canaries) | similarity (chat canaries: to the primary's answer)
     index: QualityIndexResult | None
     phases: dict[str, QualityPhaseResult]
+class HumanEntryResult(_Model):
+    """One person's entry on the drill's clock (``human.entry``): ``offset_s`` from the first
+    fault's onset (negative: before it; None: no fault took effect)."""
+
+    at: str
+    offset_s: float | None
+    participant: str
+    kind: str  # noticed | diagnosed | decided | acted | escalated | note
+    note: str
+
+
+class HumanTimeline(_Model):
+    """The people's lane beside the measured one (docs/gameday.md): who was in the room, what
+    they recorded, the facilitator's injects, holds and abort, and the pairs an auditor asks for,
+    each from the first fault's onset: time to notice (first ``noticed``) vs time to detect (the
+    first impact a client could see), time to decide (first ``decided``) vs failover, and the
+    runbook trigger vs the first notice."""
+
+    participants: list[str]
+    entries: list[HumanEntryResult]
+    onset_at: str | None
+    time_to_notice_s: Seconds
+    time_to_detect_s: Seconds
+    time_to_decide_s: Seconds
+    failover_s: Seconds
+    runbook_fired_s: Seconds
+    notice_after_runbook_s: Seconds
+    injects: list[dict[str, JsonValue]]
+    holds: list[dict[str, JsonValue]]
+    aborted_by: str | None = None
+
+    @classmethod
+    def of(cls, participants: list[str], entries: list[tuple[float, str, str, str]], onset: float | None,
+           first_fault: FaultResult | None, runbook_fired_at: float | None,
+           injects: list[dict[str, JsonValue]], holds: list[dict[str, JsonValue]],
+           aborted_by: str | None) -> HumanTimeline:
+        """``entries``: (epoch, participant, kind, note) in journal order."""
+
+        def since(t: float | None) -> float | None:
+            return None if t is None or onset is None else _round(t - onset, 3)
+
+        def first(kind: str) -> float | None:
+            return min((t for t, _, k, _ in entries if k == kind and (onset is None or t >= onset)), default=None)
+
+        notice = since(first("noticed"))
+        runbook = since(runbook_fired_at)
+        return cls(
+            participants=participants,
+            entries=[HumanEntryResult(at=_instant(t) or "", offset_s=since(t), participant=who, kind=kind, note=note)
+                     for t, who, kind, note in entries],
+            onset_at=_instant(onset),
+            time_to_notice_s=notice,
+            time_to_detect_s=first_fault.time_to_detect_s if first_fault else None,
+            time_to_decide_s=since(first("decided")),
+            failover_s=first_fault.failover_s if first_fault else None,
+            runbook_fired_s=runbook,
+            notice_after_runbook_s=None if notice is None or runbook is None else _round(notice - runbook, 3),
+            injects=injects,
+            holds=holds,
+            aborted_by=aborted_by,
+        )
 
 
 class RunResults(_Model):
@@ -748,6 +809,7 @@ class RunResults(_Model):
     impact: ImpactResult | None = None  # absent in results.json written before it, and without a fault
     runbook: RunbookResult | None = None  # absent in results.json written before it
     quality: QualityResult | None = None  # only with load.canaries (answer quality)
+    human: HumanTimeline | None = None  # only for a run with a human timeline (drill gameday)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

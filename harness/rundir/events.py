@@ -78,6 +78,14 @@ event                       when, and what it carries
 ``metrics.steady_state_after`` ``steady_state``: the checks judged after recovery
 ``metrics.recorded``        ``file`` (metrics.json), ``queries``, ``errors``
 ``metrics.error``           ``what``, ``error``
+**the game-day console** (docs/gameday.md)
+``gameday.participants``    the people in the room, named at the start: ``participants``
+``gameday.inject``          the facilitator injected a ``manual`` fault: ``fault``, ``by``
+``gameday.hold``            the facilitator held a phase: ``phase``, ``seconds``, ``by``
+``gameday.abort``           the facilitator aborted: ``by``, ``requested_at`` (the rollback follows)
+``human.entry``             one person's entry on the drill's clock (``ts`` is the click):
+                            ``participant``, ``kind`` (noticed, diagnosed, decided, acted,
+                            escalated, note), ``note``
 =========================== ===================================================================
 """
 
@@ -455,6 +463,43 @@ class MetricsError(Event):
     error: str
 
 
+# --- the game-day console ----------------------------------------------------------------------
+
+HumanKind = Literal["noticed", "diagnosed", "decided", "acted", "escalated", "note"]
+HUMAN_KINDS: tuple[str, ...] = get_args(HumanKind)
+
+
+class GamedayParticipants(Event):
+    event: Literal["gameday.participants"] = "gameday.participants"
+    participants: list[str] = Field(default_factory=list)
+
+
+class GamedayInject(Event):
+    event: Literal["gameday.inject"] = "gameday.inject"
+    fault: str
+    by: str = ""
+
+
+class GamedayHold(Event):
+    event: Literal["gameday.hold"] = "gameday.hold"
+    phase: str
+    seconds: float
+    by: str = ""
+
+
+class GamedayAbort(Event):
+    event: Literal["gameday.abort"] = "gameday.abort"
+    by: str = ""
+    requested_at: float | None = None
+
+
+class HumanEntry(Event):
+    event: Literal["human.entry"] = "human.entry"
+    participant: str
+    kind: HumanKind
+    note: str = ""
+
+
 # --- anything else --------------------------------------------------------------------------------
 
 
@@ -479,6 +524,7 @@ JournalEvent = (
     | CleanupCheckFailed | CleanupVerified
     | StopTripped | StopReverted | StopMetricsReaction
     | MetricsPreflight | MetricsSteadyStateAfter | MetricsRecorded | MetricsError
+    | GamedayParticipants | GamedayInject | GamedayHold | GamedayAbort | HumanEntry
     | OtherEvent
 )
 """Every journal record, discriminated on ``event``."""

@@ -182,8 +182,11 @@ class FaultSpecBase(Strict):
     target: TargetSpec
     at: Duration = 0.0
     duration: Duration | None = None
+    manual: bool = False
+    """Applied when the facilitator injects it from the game-day console (docs/gameday.md), or at
+    ``at`` when the scenario gives one and nobody injected it by then; never otherwise."""
 
-    COMMON_KEYS: ClassVar[tuple[str, ...]] = ("name", "type", "target", "at", "duration")
+    COMMON_KEYS: ClassVar[tuple[str, ...]] = ("name", "type", "target", "at", "duration", "manual")
     MAGNITUDE: ClassVar[str | None] = None
     """The parameter a ``schedule`` moves (docs/scenarios.md "Schedules"); None: no schedule."""
     MAGNITUDE_MAX: ClassVar[float] = float(MAX_DELAY_MS)
@@ -222,6 +225,9 @@ class FaultSpecBase(Strict):
         schedule: ScheduleSpec | None = getattr(self, "schedule", None)
         if schedule is None:
             return self
+        if self.manual:
+            raise ValueError("a manual fault cannot follow a schedule (its steps are planned before anyone "
+                             "injects it): remove schedule or manual")
         own = getattr(self, self.MAGNITUDE or "", None)
         peak = schedule.peak(float(own) if isinstance(own, (int, float)) else None)
         if peak > self.MAGNITUDE_MAX:
@@ -231,6 +237,14 @@ class FaultSpecBase(Strict):
             raise ValueError(f"schedule: the {schedule.shape} lasts {length:g}s, longer than the fault "
                              f"(duration {self.duration:g}s)")
         return self
+
+    def planned_at(self) -> float | None:
+        """The offset into the fault phase at which the fault is applied without anyone's
+        inject: ``at`` for a scheduled fault; for a ``manual`` one only an ``at`` the scenario
+        gave (its fallback), else None (it waits for the facilitator)."""
+        if self.manual and "at" not in self.model_fields_set:
+            return None
+        return self.at
 
     @classmethod
     def fault_type(cls) -> str:
