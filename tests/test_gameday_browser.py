@@ -21,6 +21,7 @@ import subprocess
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +44,17 @@ def manual_scenario(tmp_path: Path) -> Path:
     return scenario
 
 
+def playwright() -> Any:
+    """Playwright's Python library (the ``test`` extra; scripts/playwright-setup): under CI=true
+    its absence fails the test, as every missing real part does."""
+    try:
+        import playwright.sync_api as api
+    except ImportError:
+        require(False, "playwright (Python library)", "run scripts/playwright-setup")
+        raise
+    return api
+
+
 def chromium() -> str:
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     require(binary is not None, "chromium", "run scripts/chromium-setup (Debian: apt-get install chromium)")
@@ -55,7 +67,7 @@ def chromium() -> str:
 def test_a_drill_driven_only_from_the_page_rolls_back_and_packs_the_people(tmp_path: Path) -> None:
     need_local()
     binary = chromium()
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="run scripts/playwright-setup")
+    playwright_api = playwright()
     scenario = manual_scenario(tmp_path)
     run_dir = tmp_path / "run"
     urls_file = tmp_path / "urls.json"
@@ -162,7 +174,7 @@ def test_a_drill_driven_only_from_the_page_rolls_back_and_packs_the_people(tmp_p
 def test_a_replay_walks_a_recorded_run_and_records_the_tabletop_apart(tmp_path: Path) -> None:
     """No stack: the recorded latency run played back at 8x, paused, one tabletop entry."""
     binary = chromium()
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="run scripts/playwright-setup")
+    playwright_api = playwright()
     run_dir = latency_run(tmp_path)
     journal_before = (run_dir / "journal.jsonl").read_bytes()
     out_dir = tmp_path / "tabletop"
