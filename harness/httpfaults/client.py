@@ -15,7 +15,7 @@ import httpx
 
 from harness.errors import FaultError
 
-__all__ = ["ActiveHttpFault", "HttpFaultClient", "HttpFaultProxyError", "CONTROL_PREFIX"]
+__all__ = ["ActiveHttpFault", "HttpFaultClient", "HttpFaultProxyError", "CONTROL_PREFIX", "ProxyCalls"]
 
 CONTROL_PREFIX = "/__drill"
 DEFAULT_TIMEOUT_S = 5.0
@@ -41,6 +41,16 @@ class ActiveHttpFault:
     def from_api(cls, data: dict[str, Any]) -> ActiveHttpFault:
         return cls(str(data["id"]), str(data["type"]), str(data["proxy"]), dict(data.get("params") or {}),
                    int(data.get("hits", 0)))
+
+
+@dataclass(frozen=True)
+class ProxyCalls:
+    """The proxy's own record of the API calls on its routes: ``calls`` (one dict each: ``proxy``,
+    ``at`` epoch s, ``status`` or None while unanswered, ``fault`` or None) and ``counts`` per
+    proxy since it started."""
+
+    calls: list[dict[str, Any]]
+    counts: dict[str, int]
 
 
 class HttpFaultClient:
@@ -88,6 +98,13 @@ class HttpFaultClient:
 
     def faults(self) -> list[ActiveHttpFault]:
         return [ActiveHttpFault.from_api(item) for item in self._call("GET", "/faults", "list faults").json()]
+
+    def calls(self, since: float = 0.0) -> ProxyCalls:
+        """Upstream calls the proxy counted, those sent at ``since`` (epoch s) or later."""
+        body = self._call("GET", f"/calls?since={since:.6f}", "list calls").json()
+        calls = [dict(c) for c in body.get("calls") or [] if isinstance(c, dict)]
+        counts = {str(k): int(v) for k, v in dict(body.get("counts") or {}).items()}
+        return ProxyCalls(calls=calls, counts=counts)
 
     def add(self, fault_id: str, fault_type: str, proxy: str, params: dict[str, Any]) -> ActiveHttpFault:
         body = {"id": fault_id, "type": fault_type, "proxy": proxy, "params": params}
