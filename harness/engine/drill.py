@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from harness import __version__
 from harness.engine import dependencies, proxies
+from harness.engine.costs import save_cost_records
 from harness.engine.events import save_stack_events
 from harness.engine.fingerprint import environment, user
 from harness.engine.ground import DaemonWatch, disk_full, disk_lost
@@ -161,6 +162,7 @@ class Drill:
             signals.rolling_back = True
             try:
                 save_stack_events(self.loaded, self.run_dir, journal, self.phases)
+                save_cost_records(self.loaded, self.run_dir, parts.http_faults, self.phases)
                 self._save_metrics(journal)
             finally:  # nothing about the stack's log may keep a fault applied
                 free_reserve(self.run_dir)  # the rollback's journal records, then the results, need the room

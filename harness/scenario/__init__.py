@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ScenarioError
+from harness.scenario.cost import PriceFile
 from harness.scenario.fault_specs import FAULT_TYPES, FaultSpec, parse_fault_spec
 from harness.scenario.loader import (
     format_loc,
+    load_model,
     parse_yaml,
     read_text_safely,
     show_path,
@@ -68,6 +70,16 @@ def load_scenario(path: str | Path) -> LoadedScenario:
         if resolved is None or not resolved.is_file():
             shown_value = show_path(resolved or value)
             problems.append(f"{shown}:{lines.get(loc, 1)} {field}: no such file: {shown_value}")
+    if spec.cost is not None and spec.cost.prices is not None:
+        resolved = _resolve(base, spec.cost.prices)
+        if resolved is None or not resolved.is_file():
+            problems.append(f"{shown}:{lines.get(('cost', 'prices'), 1)} cost.prices: no such file: "
+                            f"{show_path(resolved or spec.cost.prices)}")
+        else:
+            try:
+                spec.cost.use_file(load_model(resolved, PriceFile))
+            except ScenarioError as exc:
+                problems.extend(exc.problems)
     if problems:
         raise ScenarioError("\n".join(problems), problems)
     raw = text.encode("utf-8")
