@@ -219,7 +219,7 @@ def _instance_lives(
             terminated_at=record.terminated_at,
             launched_in_run=not record.preexisting and run_start <= record.created_at < run_end,
             lifetime_in_run_s=round(lifetime, 3),
-            spend=None if hourly is None else round(lifetime / 3600.0 * hourly, 6),
+            spend=None if hourly is None else round(lifetime / 3600.0 * hourly, 9),
         ))
     return lives
 
@@ -270,13 +270,13 @@ def cost_figures(
             if gpu_priced and GPU_TIER in tiers:
                 t = tiers[GPU_TIER]
                 tiers[GPU_TIER] = TierCount(t.upstream_calls, t.source, t.answers, t.output_tokens,
-                                            t.tokens_wasted, round((t.spend or 0.0) + gpu_spend, 6))
+                                            t.tokens_wasted, round((t.spend or 0.0) + gpu_spend, 9))
         per_phase[name] = PhaseCost(
             phase=name, duration_s=round(end - start, 6), client_requests=requests, upstream_calls=upstream,
             amplification=round(upstream / requests, 4) if requests else None, tiers=tiers,
-            instance_hours={r: round(h, 6) for r, h in sorted(hours.items())},
-            spend=None if spend is None else round(spend, 6),
-            cost_per_1k_requests=None if spend is None or not requests else round(spend / requests * 1000.0, 6),
+            instance_hours={r: round(h, 9) for r, h in sorted(hours.items())},
+            spend=None if spend is None else round(spend, 9),
+            cost_per_1k_requests=None if spend is None or not requests else round(spend / requests * 1000.0, 9),
         )
     fault_costs = []
     for name, onset, reverted in faults:
@@ -304,8 +304,8 @@ def cost_figures(
         phases=per_phase, faults=fault_costs, instances=lives, priced=prices is not None,
         currency=prices.currency if prices is not None else None,
         example_prices=bool(prices is not None and prices.example),
-        extra_spend=None if extra is None else round(extra, 6),
-        baseline_spend_per_hour=None if rate_per_s is None else round(rate_per_s * 3600.0, 6),
+        extra_spend=None if extra is None else round(extra, 9),
+        baseline_spend_per_hour=None if rate_per_s is None else round(rate_per_s * 3600.0, 9),
         proxy_counted=calls is not None, instances_counted=instances is not None, notes=notes,
     )
 
@@ -346,7 +346,7 @@ def cost_objectives(
             why = "no prices" if figures is None or not figures.priced else "no client request in the phase"
             results.append(ObjectiveResult(name, target, None, False, why))
         else:
-            results.append(ObjectiveResult(name, target, round(measured, 6), measured <= limit + 1e-12, note))
+            results.append(ObjectiveResult(name, target, round(measured, 9), measured <= limit + 1e-12, note))
     return results
 
 
