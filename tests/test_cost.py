@@ -82,6 +82,7 @@ def test_spend_per_phase_tokens_and_instances_at_the_prices() -> None:
     ]
     f = figures(retries=0, instances=instances)
     base, fault = f.phases["baseline"], f.phases["fault"]
+    assert base.spend is not None and f.extra_spend is not None
     # baseline: 100 answers x 16 tokens at 15/1M + 10 s of a region-a instance at 4/h.
     assert base.spend == pytest.approx(1600 * 15 / 1e6 + 10 / 3600 * 4.0, abs=1e-8)
     assert base.cost_per_1k_requests == pytest.approx(base.spend / 100 * 1000, abs=1e-8)
@@ -213,7 +214,7 @@ def test_a_run_directory_with_cost_records_fails_on_amplification_everywhere_peo
     # The onset is at 5.01 s: the window holds 79 requests and their 4 x 79 calls.
     assert lines[0].startswith("cost: provider-down: retry amplification 4.00x (316 upstream calls / 79 client")
     assert any("instance i-00003 (gpu-b1) launched in region-b" in line for line in lines)
-    props = {p.get("name"): p.get("value") for p in build_junit(results).getroot().iter("property")}
+    props = {p.get("name"): p.get("value") for p in build_junit(results).iter("property")}
     assert props["retry_amplification[provider-down]"] == "4.000"
     assert props["upstream_calls[provider-down]"] == "316"
     assert props["instances_launched"] == "1"
