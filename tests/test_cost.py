@@ -233,3 +233,23 @@ def test_honoured_retry_after_passes_the_same_objective(tmp_path: Path) -> None:
     results, _ = compute_results(run_dir)
     [amp] = [o for o in results.objectives if o.name == "max_retry_amplification"]
     assert (amp.measured, amp.passed) == (1.0, True)
+
+
+# --- the live stop condition on amplification ----------------------------------------------------
+
+
+def test_the_amplification_watch_holds_only_over_a_whole_window_of_counts() -> None:
+    from harness.engine.costs import AmplificationWatch
+
+    watch = AmplificationWatch(threshold=3.0, for_s=1.0)
+    rows = [{"end": T0 + i / 10.0, "served_by": "gpu-a1", "tier": "gpu"} for i in range(30)]
+    watch.add_rows(rows[:10])
+    watch.add_count(T0, {"hosted-model": 0})
+    assert watch.check(T0 + 0.5) is None  # the counts do not cover a window yet
+    watch.add_count(T0 + 1.0, {"hosted-model": 20})  # 2 provider calls per request: 3 with the gpu answer
+    trip = watch.check(T0 + 1.0)
+    assert trip is not None and (trip.requests, trip.proxy_calls, trip.upstream_calls) == (9, 20, 29)
+    assert trip.amplification == pytest.approx(29 / 9)
+    watch.add_rows(rows[10:20])
+    watch.add_count(T0 + 2.0, {"hosted-model": 25})  # the provider is skipped again
+    assert watch.check(T0 + 2.0) is None

@@ -6,6 +6,8 @@ figure from the run directory alone."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +60,62 @@ def save_cost_records(
         write_cost_records(run_dir, document)
     except OSError:
         pass  # a full disk: the drill's own records come first (the rollback frees the reserve)
+
+
+@dataclass(frozen=True)
+class AmplificationTrip:
+    """``stop_when.retry_amplification`` held: when, and the counts it came from."""
+
+    held_at: float
+    amplification: float
+    upstream_calls: int
+    proxy_calls: int
+    requests: int
+    window_s: float
+
+
+class AmplificationWatch:
+    """Upstream calls per client request over the last ``for_s``, live: the HTTP fault proxy's
+    call counts (polled, :meth:`add_count`) plus the answers of tiers behind no proxy route, over
+    the requests that ended in the window (sample rows, :meth:`add_rows`). Holds once the counts
+    cover a whole window and it holds at least ``min_requests`` requests."""
+
+    def __init__(self, threshold: float, for_s: float, min_requests: int = 5) -> None:
+        self.threshold = threshold
+        self.window_s = for_s
+        self.min_requests = min_requests
+        self._ends: list[tuple[float, str, str]] = []  # (end, served_by, tier), in arrival order
+        self._counts: list[tuple[float, int]] = []  # (polled at, calls on every route so far)
+        self._routes: set[str] = set()
+
+    def add_rows(self, rows: Iterable[dict[str, object]]) -> None:
+        for row in rows:
+            end = row.get("end")
+            if isinstance(end, (int, float)):
+                self._ends.append((float(end), str(row.get("served_by") or ""), str(row.get("tier") or "")))
+
+    def add_count(self, at: float, counts: dict[str, int]) -> None:
+        self._routes |= set(counts)
+        self._counts.append((at, sum(counts.values())))
+
+    def check(self, now: float) -> AmplificationTrip | None:
+        start = now - self.window_s
+        before = [c for c in self._counts if c[0] <= start]
+        if not before or not self._counts:
+            return None  # the counts do not cover a whole window yet
+        since_at, since_total = before[-1]
+        proxy_calls = self._counts[-1][1] - since_total
+        window = [(e, s, t) for e, s, t in self._ends if since_at < e <= now]
+        if len(window) < self.min_requests:
+            return None
+        answered_elsewhere = sum(1 for _, served_by, tier in window
+                                 if served_by not in self._routes and tier not in ("", "none"))
+        calls = proxy_calls + answered_elsewhere
+        amplification = calls / len(window)
+        # Old entries go: one count before the window is all a later check needs.
+        self._counts = self._counts[len(before) - 1:]
+        self._ends = [entry for entry in self._ends if entry[0] > since_at]
+        if amplification < self.threshold:
+            return None
+        return AmplificationTrip(held_at=now, amplification=amplification, upstream_calls=calls,
+                                 proxy_calls=proxy_calls, requests=len(window), window_s=self.window_s)

@@ -11,6 +11,7 @@ listeners, through a reserved path::
     POST   /__drill/faults/<id>             {"params"} -> 200, the fault's params updated (a schedule step)
     DELETE /__drill/faults/<id>             204 (also when it was not there: reverts are idempotent)
     DELETE /__drill/faults                  204, every fault removed
+    GET    /__drill/counts                  {"counts": {proxy: calls since start}, "at": epoch s} (cheap: live stop)
     GET    /__drill/calls[?since=EPOCH_S]   {"calls": [{"proxy", "at", "status", "fault"}, ...], "counts": {...}}
 
 Every API call that arrives on a route is counted (``counts``, per proxy, since the proxy
@@ -114,6 +115,8 @@ class DrillFaults:
             flow.response = _json(200, {"ok": True, "proxies": {n: p for p, n in self.ports.items()}})
         elif path == "faults" and method == "GET":
             flow.response = _json(200, [f.public() for f in self.faults.values()])
+        elif path == "counts" and method == "GET":
+            flow.response = _json(200, {"counts": dict(self.counts), "at": time.time()})
         elif path == "calls" and method == "GET":
             try:
                 since = float(flow.request.query.get("since", "0"))

@@ -72,9 +72,13 @@ class HttpFaultClient:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, what: str, json: dict[str, Any] | None = None) -> httpx.Response:
+    def _call(self, method: str, path: str, what: str, json: dict[str, Any] | None = None,
+              timeout_s: float | None = None) -> httpx.Response:
         try:
-            response = self._http.request(method, path, json=json)
+            if timeout_s is None:
+                response = self._http.request(method, path, json=json)
+            else:
+                response = self._http.request(method, path, json=json, timeout=timeout_s)
         except httpx.HTTPError as exc:
             raise HttpFaultProxyError(
                 f"HTTP fault proxy at {self.url}: {what}: no answer ({type(exc).__name__}: {exc}); "
@@ -105,6 +109,11 @@ class HttpFaultClient:
         calls = [dict(c) for c in body.get("calls") or [] if isinstance(c, dict)]
         counts = {str(k): int(v) for k, v in dict(body.get("counts") or {}).items()}
         return ProxyCalls(calls=calls, counts=counts)
+
+    def counts(self, timeout_s: float | None = None) -> dict[str, int]:
+        """Calls per route since the proxy started (cheap: what a live stop condition polls)."""
+        body = self._call("GET", "/counts", "count calls", timeout_s=timeout_s).json()
+        return {str(k): int(v) for k, v in dict(body.get("counts") or {}).items()}
 
     def add(self, fault_id: str, fault_type: str, proxy: str, params: dict[str, Any]) -> ActiveHttpFault:
         body = {"id": fault_id, "type": fault_type, "proxy": proxy, "params": params}
