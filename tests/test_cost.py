@@ -253,3 +253,19 @@ def test_the_amplification_watch_holds_only_over_a_whole_window_of_counts() -> N
     watch.add_rows(rows[10:20])
     watch.add_count(T0 + 2.0, {"hosted-model": 25})  # the provider is skipped again
     assert watch.check(T0 + 2.0) is None
+
+
+def test_the_tabletop_sheet_asks_who_approves_the_spend(tmp_path: Path) -> None:
+    import zipfile
+
+    from harness.engine.outputs import write_outputs
+    from harness.evidence.pack import build_pack
+
+    run_dir = run_with_cost_records(tmp_path, retries=3)
+    results, timeline = compute_results(run_dir)
+    write_outputs(run_dir, results, timeline)
+    pack = build_pack(run_dir, tmp_path / "p.zip").path
+    with zipfile.ZipFile(pack) as zf:
+        sheet = zf.read("tabletop.html").decode()
+    assert "Inject: " in sheet and sheet.count("Who approves this spend") >= 2  # a question and a finding
+    assert "instance(s) were launched in region-b" in sheet
