@@ -474,7 +474,7 @@ class StopWhen(Strict):
     @model_validator(mode="after")
     def _some_condition(self) -> StopWhen:
         if self.error_rate is None and not self.queries and self.retry_amplification is None:
-            raise ValueError("give error_rate, retry_amplification, queries (PromQL conditions) or more")
+            raise ValueError("give error_rate, queries (PromQL conditions), retry_amplification or more")
         return self
 
 
