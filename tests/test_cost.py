@@ -269,3 +269,18 @@ def test_the_tabletop_sheet_asks_who_approves_the_spend(tmp_path: Path) -> None:
         sheet = zf.read("tabletop.html").decode()
     assert "Inject: " in sheet and sheet.count("Who approves this spend") >= 2  # a question and a finding
     assert "instance(s) were launched in region-b" in sheet
+
+
+def test_without_prices_or_an_instance_record_the_report_shows_the_counts_alone(tmp_path: Path) -> None:
+    run_dir = run_with_cost_records(tmp_path, retries=1)
+    records = json.loads((run_dir / "cost-records.json").read_text(encoding="utf-8"))
+    records["prices"] = None
+    del records["instances"]
+    (run_dir / "cost-records.json").write_text(json.dumps(records), encoding="utf-8")
+    done = CliRunner().invoke(main, ["report", str(run_dir)])
+    assert done.exit_code == 1, done.output  # amplification 2.0 > 1.5
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "No prices were given: counts only." in html
+    assert "no instance record" in html and "USD" not in html
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    assert results["cost"]["faults"][0]["amplification"] == 2.0 and results["cost"]["extra_spend"] is None
