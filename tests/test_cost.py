@@ -86,6 +86,9 @@ def test_spend_per_phase_tokens_and_instances_at_the_prices() -> None:
     # baseline: 100 answers x 16 tokens at 15/1M + 10 s of a region-a instance at 4/h.
     assert base.spend == pytest.approx(1600 * 15 / 1e6 + 10 / 3600 * 4.0, abs=1e-8)
     assert base.cost_per_1k_requests == pytest.approx(base.spend / 100 * 1000, abs=1e-8)
+    # The pool's instances are paid for in the baseline too, though it served nothing then.
+    assert base.tiers["gpu"].answers == 0
+    assert base.tiers["gpu"].spend == pytest.approx(10 / 3600 * 4.0, abs=1e-8)
     # fault: no hosted tokens; 10 s region-a + 8 s region-b at 6.5/h.
     assert fault.spend == pytest.approx(10 / 3600 * 4.0 + 8 / 3600 * 6.5, abs=1e-8)
     assert fault.instance_hours == {"region-a": pytest.approx(10 / 3600, abs=1e-6), "region-b": pytest.approx(8 / 3600, abs=1e-6)}

@@ -267,8 +267,8 @@ def cost_figures(
         spend: float | None = None
         if prices is not None:
             spend = sum(t.spend or 0.0 for t in tiers.values()) + gpu_spend
-            if gpu_priced and GPU_TIER in tiers:
-                t = tiers[GPU_TIER]
+            if gpu_priced:  # the pool's instances are paid for whether or not it served
+                t = tiers.get(GPU_TIER) or TierCount(0, "answers served", 0, 0, 0, 0.0)
                 tiers[GPU_TIER] = TierCount(t.upstream_calls, t.source, t.answers, t.output_tokens,
                                             t.tokens_wasted, round((t.spend or 0.0) + gpu_spend, 9))
         per_phase[name] = PhaseCost(
