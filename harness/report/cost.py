@@ -74,7 +74,7 @@ def cost_rows(cost: CostResult) -> list[CostRow]:
         hours = ", ".join(f"{region} {h * 3600:.1f} instance-s" for region, h in phase.instance_hours.items())
         rows.append(CostRow(
             phase=name, tier="all", client_requests=str(phase.client_requests),
-            upstream_calls=str(phase.upstream_calls), source=hours or "",
+            upstream_calls=str(phase.upstream_calls), source=f"GPU instances: {hours}" if hours else "",
             amplification=_amplification(phase.amplification),
             tokens=str(sum(t.output_tokens for t in phase.tiers.values())),
             tokens_wasted=str(sum(t.tokens_wasted for t in phase.tiers.values())),

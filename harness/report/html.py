@@ -207,7 +207,8 @@ def _cost_section(results: RunResults) -> dict[str, Any] | None:
     if cost is None:
         return None
     return {
-        "priced": cost.priced, "example": cost.example_prices, "lines": cost_lines(results),
+        "priced": cost.priced, "example": cost.example_prices,
+        "lines": [line.removeprefix("cost: ") for line in cost_lines(results)],
         "rows": cost_rows(cost), "instances": instance_rows(cost), "notes": cost.notes,
         "sources": sorted(cost.sources.items()),
     }
