@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.testing.drills import SCENARIOS, failed_objectives, need_proxy, rebased, run_local, run_short, shortened
+from harness.testing.drills import SCENARIOS, failed_objectives, need_proxy, rebased, run_short, shortened
 from harness.testing.runs import epoch
 
 pytestmark = pytest.mark.slow
@@ -112,7 +112,14 @@ def test_the_retry_storm_control_fails_on_amplification_while_its_rto_passes(tmp
 
 
 def test_the_region_quota_denial_reports_the_instances_launched_in_region_b(tmp_path: Path) -> None:
-    result, _ = run_local("region-quota-denial.local.yaml", tmp_path, short=True)
+    from harness.engine import run_drill
+
+    need_proxy()
+    scenario, _ = rebased(SCENARIOS / "region-quota-denial.local.yaml", tmp_path)
+    # Shortened; the node loss 2 s in lasts to the end of the 10 s fault phase.
+    text = shortened(scenario.read_text(encoding="utf-8")).replace("at: 2s\n    duration: 10s", "at: 2s\n    duration: 8s")
+    scenario.write_text(text, encoding="utf-8")
+    result = run_drill(scenario, out=tmp_path / "run")
     assert result.exit_code in (0, 1), result.abort_reason
     cost = cost_of(result.run_dir)
     launched = [i for i in cost["instances"] if i["launched_in_run"]]
