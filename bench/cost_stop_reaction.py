@@ -32,6 +32,7 @@ BOUND_S = 0.25
 
 
 def one_run(folder: Path) -> tuple[int, float | None, float | None]:
+    folder.mkdir(parents=True, exist_ok=True)
     scenario, _ = rebased(CONTROL, folder)
     text = shortened(scenario.read_text(encoding="utf-8")).replace("expect: failed\n", "expect: aborted\n")
     scenario.write_text(text + STOP, encoding="utf-8")

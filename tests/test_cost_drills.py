@@ -127,3 +127,20 @@ def test_the_region_quota_denial_reports_the_instances_launched_in_region_b(tmp_
     assert launched[0]["lifetime_in_run_s"] > 0 and launched[0]["spend"] > 0
     assert cost["extra_spend"] is not None and cost["example_prices"]
     assert "cloud's own record" in cost["sources"]["instances"]
+
+
+def test_the_amplification_stop_condition_aborts_the_retry_storm_and_reverts(tmp_path: Path) -> None:
+    """``stop_when.retry_amplification`` on the retry-storm control: the drill aborts (exit 3)
+    in the storm, reverted; how fast is bench/cost_stop_reaction.py's business."""
+    from harness.engine import run_drill
+
+    need_proxy()
+    scenario, _ = rebased(SCENARIOS / "controls" / "retry-storm.local.yaml", tmp_path)
+    text = shortened(scenario.read_text(encoding="utf-8")).replace("expect: failed\n", "expect: aborted\n")
+    scenario.write_text(text + "stop_when: {retry_amplification: 3, for: 2s}\n", encoding="utf-8")
+    result = run_drill(scenario, out=tmp_path / "run")
+    results = json.loads((result.run_dir / "results.json").read_text(encoding="utf-8"))
+    assert result.exit_code == 3 and results["verdict"] == "aborted"
+    assert results["stop"]["condition"] == "retry amplification ≥ 3x for 2 s"
+    assert results["stop"]["measured"] >= 3 and results["stop"]["first_revert_at"] is not None
+    assert "retry amplification" in results["abort_reason"] and results["cleanup"]["ok"] is True
