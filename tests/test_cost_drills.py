@@ -95,6 +95,7 @@ def test_the_429_storm_costs_one_upstream_call_per_request_and_the_counts_agree(
     read_at, gateway_calls = counter.last
     proxied = sum(1 for c in calls if c["proxy"] == "hosted-model" and c["at"] <= read_at)
     in_flight = 4 + 5  # the 4 users' streams and the probe's requests in flight (20 Hz, ~100 ms streams + lag)
+    print(f"gateway counter {gateway_calls:g} at {read_at:.3f}; proxy log {proxied} calls up to then")
     assert abs(gateway_calls - proxied) <= in_flight, (gateway_calls, proxied)
     assert proxied > 50  # the baseline's answers went through the provider route
 
