@@ -287,3 +287,25 @@ def test_without_prices_or_an_instance_record_the_report_shows_the_counts_alone(
     assert "no instance record" in html and "USD" not in html
     results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     assert results["cost"]["faults"][0]["amplification"] == 2.0 and results["cost"]["extra_spend"] is None
+
+
+def test_drill_history_trends_amplification_and_flags_its_growth(tmp_path: Path) -> None:
+    from harness.engine.outputs import write_outputs
+    from harness.report.history import collect, flag_regressions, to_csv
+
+    reports = tmp_path / "reports"
+    for index, retries in enumerate((0, 3)):
+        run_dir = run_with_cost_records(reports / f"q{index}", retries=retries)
+        journal = run_dir / "journal.jsonl"
+        # The second run started a quarter later (its first record; the figures keep their clock).
+        shifted = journal.read_text(encoding="utf-8").replace(
+            f'"ts": {T0 - 1}, "event": "run.start"', f'"ts": {T0 - 1 + index * 8e6}, "event": "run.start"')
+        journal.write_text(shifted, encoding="utf-8")
+        results, timeline = compute_results(run_dir)
+        write_outputs(run_dir, results, timeline)
+    history = collect(reports)
+    flag_regressions(history)
+    points = sorted(history.points, key=lambda p: p.started)
+    assert [p.values["retry_amplification"] for p in points] == [1.0, 4.0]
+    assert "retry amplification 1.00x → 4.00x" in points[1].regressions["retry_amplification"]
+    assert to_csv(history).splitlines()[0].endswith("retry_amplification,cost_per_1k_requests")
