@@ -17,7 +17,7 @@ from harness.httpfaults.client import HttpFaultClient, HttpFaultProxyError
 from harness.rundir import write_cost_records
 from harness.scenario import LoadedScenario
 
-FETCH_TIMEOUT_S = 2.0
+FETCH_TIMEOUT_S = 2.0  # fetched before the rollback (a local stack stops with it), so kept short
 BEFORE_BASELINE_S = 120.0
 """Calls from this long before the baseline are kept too: the load's warm-up, and the stack's
 start, so the proxy's count can be set beside the stack's own counters since they started."""
@@ -39,7 +39,7 @@ def save_cost_records(
     if http_faults is not None:
         proxy: dict[str, Any] = {"url": http_faults.url, "since": since}
         try:
-            calls = http_faults.calls(since)
+            calls = http_faults.calls(since, timeout_s=FETCH_TIMEOUT_S)
             proxy.update(ok=True, calls=calls.calls, counts=calls.counts)
         except HttpFaultProxyError as exc:
             proxy.update(ok=False, error=str(exc))

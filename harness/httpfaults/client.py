@@ -103,9 +103,9 @@ class HttpFaultClient:
     def faults(self) -> list[ActiveHttpFault]:
         return [ActiveHttpFault.from_api(item) for item in self._call("GET", "/faults", "list faults").json()]
 
-    def calls(self, since: float = 0.0) -> ProxyCalls:
+    def calls(self, since: float = 0.0, timeout_s: float | None = None) -> ProxyCalls:
         """Upstream calls the proxy counted, those sent at ``since`` (epoch s) or later."""
-        body = self._call("GET", f"/calls?since={since:.6f}", "list calls").json()
+        body = self._call("GET", f"/calls?since={since:.6f}", "list calls", timeout_s=timeout_s).json()
         calls = [dict(c) for c in body.get("calls") or [] if isinstance(c, dict)]
         counts = {str(k): int(v) for k, v in dict(body.get("counts") or {}).items()}
         return ProxyCalls(calls=calls, counts=counts)
