@@ -309,3 +309,20 @@ def test_drill_history_trends_amplification_and_flags_its_growth(tmp_path: Path)
     assert [p.values["retry_amplification"] for p in points] == [1.0, 4.0]
     assert "retry amplification 1.00x → 4.00x" in points[1].regressions["retry_amplification"]
     assert to_csv(history).splitlines()[0].endswith("retry_amplification,cost_per_1k_requests")
+
+
+def test_cost_records_are_best_effort_when_the_proxy_answers_nonsense(tmp_path: Path) -> None:
+    import httpx
+
+    from harness.engine.costs import save_cost_records
+    from harness.httpfaults.client import HttpFaultClient
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, text="not json"))
+    client = HttpFaultClient("http://127.0.0.1:9", transport=transport)
+    loaded = load_scenario(SHIPPED_RATE_LIMITED)
+    assert loaded.spec.cost is not None
+    loaded.spec.cost.instances_url = None  # nothing else to fetch
+    save_cost_records(loaded, tmp_path, client, {"baseline": [T0, T0 + 10]})
+    records = json.loads((tmp_path / "cost-records.json").read_text(encoding="utf-8"))
+    assert records["proxy"]["ok"] is False and "JSONDecodeError" in records["proxy"]["error"]
+    assert records["prices"]["tiers"]["hosted"]["per_1m_output_tokens"] == 15.0

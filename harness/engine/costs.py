@@ -41,8 +41,8 @@ def save_cost_records(
         try:
             calls = http_faults.calls(since, timeout_s=FETCH_TIMEOUT_S)
             proxy.update(ok=True, calls=calls.calls, counts=calls.counts)
-        except HttpFaultProxyError as exc:
-            proxy.update(ok=False, error=str(exc))
+        except (HttpFaultProxyError, ValueError, TypeError, AttributeError) as exc:  # never the drill's end
+            proxy.update(ok=False, error=f"{type(exc).__name__}: {exc}")
         document["proxy"] = proxy
     if cost is not None and cost.instances_url:
         instances: dict[str, Any] = {"url": cost.instances_url}
