@@ -18,6 +18,7 @@ import pytest
 
 from harness.errors import EXIT_BAD_INPUT, EXIT_NOT_VERIFIED
 from harness.evidence.pack import MANIFEST_NAME, SIGNATURE_NAME, build_pack, generate_key, verify_pack
+from harness.rundir import RESERVE_FILE
 
 DRILL = [sys.executable, "-m", "harness.cli"]
 
@@ -192,3 +193,15 @@ def test_campaign_run_directory_packs_every_run(tmp_path: Path, latency_run: Cal
         assert "campaign/01-latency/results.json" in zf.namelist()
     assert "campaign quarterly" in sheet and sheet.count('<section class="run"') == 2
     assert verify_pack(result.path).ok
+
+
+def test_a_killed_drills_held_back_space_is_not_packed(run_dir: Path, tmp_path: Path) -> None:
+    """A drill killed with -9 leaves its 1 MiB reserve behind (until `drill recover`): it is no
+    evidence, so the pack neither carries nor lists it."""
+    (run_dir / RESERVE_FILE).write_bytes(b"\0" * 4096)
+    pack = build_pack(run_dir, tmp_path / "p.zip", approver="A. Lead", participants=["B. One"]).path
+    with zipfile.ZipFile(pack) as zf:
+        names = set(zf.namelist())
+        manifest = zf.read(MANIFEST_NAME).decode()
+    assert "run/samples/probe.csv" in names
+    assert not any(RESERVE_FILE in name for name in names) and RESERVE_FILE not in manifest

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from harness.rundir import JOURNAL_FILE
+from harness.rundir import JOURNAL_FILE, RESERVE_FILE
 from harness.rundir.events import FaultReverted
 from harness.rundir.journal import applied_faults
 from harness.safety.strays import active_faults
@@ -250,6 +250,8 @@ def test_kill_9_in_fault_phase_then_recover_leaves_nothing(tmp_path: Path, own_s
             problems = [] if code == -signal.SIGKILL else [f"exit {code}, expected -9"]
             problems += recovered_problems(recover("--all", "--reports-dir", str(reports)), orphans)
             problems += own_problems(client, run_dir, declared)
+            if (run_dir / RESERVE_FILE).exists():
+                problems.append(f"{RESERVE_FILE} (the killed drill's held-back space) left in the run directory")
             second = recover(str(run_dir))
             if second.returncode != 0 or "clean" not in second.stdout:
                 problems.append(f"second recover not clean: {second.returncode} {second.stdout}{second.stderr}")

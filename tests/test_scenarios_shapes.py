@@ -34,6 +34,9 @@ def run_flapping(name: str, tmp_path: Path) -> dict[str, Any]:
     result = run_drill(scenario, out=tmp_path / "run")
     results: dict[str, Any] = result.results.document()
     results["exit_code"] = result.exit_code
+    # A drill that aborted before its fault (a stack that would not start on a busy machine) says
+    # why here rather than as an IndexError below.
+    assert results["faults"], (result.exit_code, results.get("abort_reason"), results["verdict"])
     return results
 
 

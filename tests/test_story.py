@@ -22,6 +22,7 @@ from harness.report.story import build_story, event_timeline, stack_events, summ
 from harness.results import RunResults, compute_results, read_results
 from harness.rundir import STACK_EVENTS_FILE
 from harness.rundir.frames import read_samples
+from harness.verdict import Verdict
 
 DATA = Path(__file__).parent / "data"
 EXAMPLE = DATA / "results-example.json"
@@ -238,3 +239,25 @@ def test_the_tabletop_sheet_carries_the_same_impact_and_why(latency_run: Callabl
                             participants=[], created_at="2026-12-06T14:00:00Z", key_id=None)
     assert "<td>1.75 s</td>" in sheet
     assert "<th>why that is not the RTO</th><td>Users were affected for less than the RTO (1.75 s" in sheet
+
+
+def test_the_tabletop_sheet_shows_an_undecided_objective_as_undecided_not_missed(
+    latency_run: Callable[..., Path],
+) -> None:
+    """When the instrument's own trouble could flip an objective, the sheet neither calls it met
+    nor missed, says why, and its finding asks for a rerun."""
+    from harness.evidence.tabletop import PackedRun, render_tabletop
+
+    run_dir = latency_run()
+    results = read_results(run_dir)
+    objective = results.objectives[0]
+    objective.passed = False
+    objective.undecided = ["a host stall of 0.70 s overlaps the recovery window"]
+    results.verdict = Verdict.INCONCLUSIVE
+    sheet = render_tabletop([PackedRun(run_dir, "run/", results)], title="latency", approver=None,
+                            participants=[], created_at="2026-12-06T14:00:00Z", key_id=None)
+    assert "UNDECIDED" in sheet
+    assert f"Objective {objective.name} undecided: the measurement could not carry it" in sheet
+    assert f"Objective {objective.name} missed" not in sheet
+    assert "a host stall of 0.70 s overlaps the recovery window" in sheet
+    assert "Verdict inconclusive" in sheet

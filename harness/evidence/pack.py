@@ -36,7 +36,7 @@ from typing import Any
 
 from harness.errors import ScenarioError
 from harness.results.model import RunResults
-from harness.rundir import RESULTS_FILE, SCENARIO_FILE, journal_path, results_path, scenario_path
+from harness.rundir import RESERVE_FILE, RESULTS_FILE, SCENARIO_FILE, journal_path, results_path, scenario_path
 
 PACK_SCHEMA = "drill.pack/v1"
 SIGNATURE_SCHEMA = "drill.signature/v1"
@@ -185,6 +185,8 @@ def _files(root: Path) -> list[Path]:
         if path.is_symlink() or not path.is_file():
             continue
         if path.name.startswith(".") and path.name.endswith(".tmp"):
+            continue
+        if path.name == RESERVE_FILE:  # a killed drill's held-back space: no evidence
             continue
         out.append(path)
     return out

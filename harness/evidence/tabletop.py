@@ -84,8 +84,9 @@ def _objectives(results: RunResults) -> list[dict[str, str]]:
             "name": o.name,
             "expected": quantity(o.name, o.target),
             "observed": quantity(o.name, o.measured),
-            "status": "met" if o.passed else "MISSED",
-            "note": o.note or "",
+            # An undecided objective is neither met nor missed: the instrument could not see.
+            "status": "UNDECIDED" if o.undecided else "met" if o.passed else "MISSED",
+            "note": "; ".join(filter(None, [o.note, *(o.undecided or [])])),
         })
     return rows
 
@@ -136,9 +137,15 @@ def _findings(results: RunResults) -> list[dict[str, str]]:
     """Findings the run itself suggests (each missed objective, an abort, a cleanup problem)."""
     found = []
     for o in results.objectives:
-        if not o.passed:
+        if o.undecided:
+            found.append(f"Objective {o.name} undecided: the measurement could not carry it "
+                         f"({'; '.join(o.undecided)}). Run the drill again on a quieter host.")
+        elif not o.passed:
             found.append(f"Objective {o.name} missed: expected {quantity(o.name, o.target)}, "
                          f"observed {quantity(o.name, o.measured)}.")
+    if results.verdict == "inconclusive":
+        found.append("Verdict inconclusive: the instrument's own trouble could flip an objective, so the drill "
+                     "neither passed nor failed.")
     if results.verdict == "aborted":
         found.append(f"Drill aborted: {results.abort_reason or 'no reason recorded'}.")
     if results.cleanup.ok is False:

@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from harness.rundir import RESERVE_FILE
+
 INTERVAL_S = 0.010
 # A stall under one probe interval (50 ms at the default 20 Hz) moves no probe out of its slot
 # and is below every figure's resolution; a 10 ms sleep on a busy 2-core host overshoots by a
@@ -52,7 +54,6 @@ PAIR_READ_MAX_S = 0.001
 MAX_S_DEFAULT = 24 * 3600.0
 STOP_TIMEOUT_S = 5.0
 LOG_FILE = "watchdog.log"
-RESERVE_FILE = ".reserve"
 RESERVE_BYTES = 1 << 20
 """Space held back in the run directory so that, on a full disk, the rollback's journal records,
 the write-error trouble and the results still fit (freed by :func:`free_reserve`)."""

@@ -61,6 +61,7 @@ JUNIT_FILE = "junit.xml"
 REPORT_FILE = "report.html"
 HEALTH_FILE = "health.jsonl"
 COST_RECORDS_FILE = "cost-records.json"
+RESERVE_FILE = ".reserve"  # held back while the load runs (harness.load.watchdog); never evidence
 
 FILE_ROLES = {
     JOURNAL_FILE: "journal: every action and observation, fsynced, in order",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.faults import undo_fault
-from harness.rundir import JOURNAL_FILE
+from harness.rundir import JOURNAL_FILE, RESERVE_FILE
 from harness.rundir.events import (
     FaultReverted,
     FaultRevertFailed,
@@ -150,6 +150,8 @@ def recover_run(run_dir: Path) -> Iterator[tuple[str, bool]]:
     if not path.exists():
         yield f"{run_dir}: no {JOURNAL_FILE}; nothing to recover", False
         return
+    # The space a killed drill held back for its rollback is no evidence and no longer needed.
+    (Path(run_dir) / RESERVE_FILE).unlink(missing_ok=True)
     pending = applied_faults(path)
     proxies = proxies_left(path)
     load = groups_left(path, LoadStarted)
