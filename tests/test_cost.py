@@ -326,3 +326,14 @@ def test_cost_records_are_best_effort_when_the_proxy_answers_nonsense(tmp_path: 
     records = json.loads((tmp_path / "cost-records.json").read_text(encoding="utf-8"))
     assert records["proxy"]["ok"] is False and "JSONDecodeError" in records["proxy"]["error"]
     assert records["prices"]["tiers"]["hosted"]["per_1m_output_tokens"] == 15.0
+
+
+def test_a_route_no_answer_names_is_counted_under_its_name_or_the_declared_tier() -> None:
+    samples = storm_samples()
+    calls = [cost.ProxyCall("provider-route", c.at, c.status, c.fault) for c in storm_calls(0)]
+    unnamed = cost.cost_figures(samples, PHASES, [], calls, cost.route_tiers(samples, ["provider-route"]), None, None)
+    assert unnamed.phases["baseline"].tiers["provider-route"].upstream_calls == 100
+    assert any("cost.routes" in note for note in unnamed.notes)
+    declared = cost.cost_figures(samples, PHASES, [], calls, {"provider-route": "hosted"}, None, None)
+    assert declared.phases["baseline"].tiers["hosted"].source == "proxy provider-route"
+    assert declared.phases["baseline"].amplification == 1.0 and not any("cost.routes" in n for n in declared.notes)

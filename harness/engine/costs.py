@@ -36,6 +36,7 @@ def save_cost_records(
     document: dict[str, Any] = {"fetched_at": time.time()}
     prices = cost.effective if cost is not None else None
     document["prices"] = None if prices is None else prices.model_dump(mode="json")
+    document["routes"] = dict(cost.routes) if cost is not None else {}
     if http_faults is not None:
         proxy: dict[str, Any] = {"url": http_faults.url, "since": since}
         try:

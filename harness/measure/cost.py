@@ -150,13 +150,14 @@ class CostFigures:
 
 def route_tiers(samples: pd.DataFrame, routes: Sequence[str]) -> dict[str, str]:
     """Each proxy route's tier: the tier of the answers served by a node named like the route
-    (the reference gateway's ``X-Served-By``); a route nobody answered as keeps its own name."""
+    (the reference gateway's ``X-Served-By``); a route nobody answered as is left out."""
     out: dict[str, str] = {}
     served = samples[["served_by", "tier"]].dropna() if not samples.empty else pd.DataFrame()
     for route in routes:
         tiers = served.loc[served["served_by"] == route, "tier"] if not served.empty else pd.Series([], dtype=str)
         tiers = tiers[tiers != ""]
-        out[route] = str(tiers.mode().iloc[0]) if not tiers.empty else route
+        if not tiers.empty:
+            out[route] = str(tiers.mode().iloc[0])
     return out
 
 
@@ -243,6 +244,11 @@ def cost_figures(
         notes.append("no instance record (cost.instances_url): GPU instance-hours not counted")
     if prices is None:
         notes.append("no prices (cost.tiers / cost.prices): counts only")
+    unknown = sorted({c.proxy for c in proxy_calls} - set(tiers_of_routes))
+    tiers_of_routes = {**{route: route for route in unknown}, **tiers_of_routes}
+    if unknown:
+        notes.append(f"no answer named the tier behind proxy route(s) {', '.join(unknown)}: their calls are "
+                     "counted under the route's name (say it with cost.routes)")
     run_start = min(s for s, _ in phases.values()) if phases else 0.0
     run_end = max(e for _, e in phases.values()) if phases else 0.0
     lives = _instance_lives(instances or [], run_start, run_end, prices)

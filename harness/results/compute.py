@@ -290,9 +290,12 @@ def cost_result(
     if prices is not None:
         sources["prices"] = f"{COST_RECORDS_FILE} prices" + (" (example prices)" if prices.example else "")
     routes = sorted({c.proxy for c in calls or []})
+    declared = records.get("routes")
+    tiers_of_routes = {**measure_cost.route_tiers(samples, routes),
+                       **({str(k): str(v) for k, v in declared.items()} if isinstance(declared, dict) else {})}
     figures = measure_cost.cost_figures(
         samples, phases, [(t.name, t.onset_at, t.reverted_at) for t in timings], calls,
-        measure_cost.route_tiers(samples, routes), instances, prices,
+        tiers_of_routes, instances, prices,
     )
     return figures, sources
 

@@ -2,6 +2,7 @@
 
     cost:
       instances_url: http://127.0.0.1:18090/instances   # cloud-api's instance record (lifetimes)
+      routes: {hosted-model: hosted}                     # proxy route -> tier, when answers do not say
       prices: ../prices/example.yaml                     # a shared price file, or inline:
       currency: USD
       example: true                                      # example prices, not a vendor's list price
@@ -99,6 +100,9 @@ class CostSpec(Prices):
 
     prices: Annotated[Path, BeforeValidator(_safe_path)] | None = None
     instances_url: str | None = None
+    # HTTP fault proxy route -> the tier behind it, when the answers do not say (a third-party
+    # gateway whose X-Served-By is not the route's name); else learned from the answers.
+    routes: dict[str, str] = Field(default_factory=dict)
     _loaded: Prices | None = PrivateAttr(default=None)
 
     @field_validator("instances_url")
