@@ -650,6 +650,7 @@ def _print_plan(loaded: Any, runtime: str | None) -> None:
 
 
 def _print_result(results: RunResults, run_dir: Path) -> None:
+    from harness.report.cost import cost_lines
     from harness.report.formatting import quantity, target_text
     from harness.report.reasons import fault_line, reasons, stream_lines, verdict_line
 
@@ -670,6 +671,8 @@ def _print_result(results: RunResults, run_dir: Path) -> None:
         hit = f" on {', '.join(f.targets)}" if f.targets else ""
         out.print(f"fault {escape(f.name)}{escape(hit)}: {escape(fault_line(f))}")
     for line in stream_lines(results):  # issue 13: streamed requests, per phase
+        out.print(escape(line))
+    for line in cost_lines(results):  # issue 30: what the failover cost
         out.print(escape(line))
     cleanup = results.cleanup
     out.print(f"cleanup ok: {cleanup.ok} (toxics left: {cleanup.toxics_left})")

@@ -12,7 +12,8 @@ forces either refusal for a region (optionally one instance type) until it is re
 Endpoints:
     GET    /health
     GET    /regions               quota, capacity, usage and free standby nodes per region
-    GET    /instances             every active instance
+    GET    /instances             every active instance (``?all=true``: terminated ones too, with
+                                  ``terminated_at``: the instances' lifetimes, for cost figures)
     POST   /instances             {region, instance_type} -> 201 instance | 400 | 403 | 404 | 503
     DELETE /instances/{id}        terminate; a standby node goes back to its region's free list
     GET    /fault                 {"denials": [...]}
@@ -48,6 +49,7 @@ from targets.common import (
 )
 from targets.metrics import GaugeRows, StateCollector, add_metrics_route
 
+MAX_TERMINATED_KEPT = 10_000
 DENIAL_MODES = {"quota_exceeded": (403, "QuotaExceeded"), "insufficient_capacity": (503, "InsufficientCapacity")}
 
 
@@ -61,6 +63,7 @@ class Instance:
     state: str
     created_at: float
     preexisting: bool = False
+    terminated_at: float | None = None
 
 
 @dataclass
@@ -102,6 +105,7 @@ class CloudApi:
         self.instance_types = instance_types
         self.provision_delay_s = provision_delay_ms / 1000.0
         self.instances: dict[str, Instance] = {}
+        self.terminated: list[Instance] = []  # the record of lifetimes (?all=true): what a drill cost
         self.denials: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
@@ -178,6 +182,8 @@ class CloudApi:
         )
 
     async def list_instances(self, request: web.Request) -> web.Response:
+        if request.query.get("all") in ("1", "true"):
+            return json_response([asdict(i) for i in [*self.terminated, *self.instances.values()]])
         return json_response([asdict(i) for i in self.instances.values()])
 
     async def create_instance(self, request: web.Request) -> web.Response:
@@ -230,6 +236,9 @@ class CloudApi:
         if region is not None and any(s["node"] == instance.node for s in region.standby):
             region.free.append({"node": instance.node, "url": instance.url or ""})
         instance.state = "terminated"
+        instance.terminated_at = now_s()
+        self.terminated.append(instance)
+        del self.terminated[:-MAX_TERMINATED_KEPT]
         return json_response(asdict(instance))
 
     async def get_fault(self, request: web.Request) -> web.Response:

@@ -9,6 +9,9 @@ error, status >= 500) moves on to the next node, up to MAX_ATTEMPTS_PER_TIER, th
 tier, so a request fails over before the breaker has even opened. A 200 whose body is not JSON
 is a failed attempt too. A 429 is one as well, and the upstream is then skipped until its
 Retry-After (capped by RETRY_AFTER_CAP_S; RATE_LIMIT_SKIP_S without one) has passed.
+For negative controls (a retry storm, docs/cost.md): RATE_LIMIT_RETRIES (default 0) retries a
+429 on the same upstream at once that many times, and HONOUR_RETRY_AFTER=false never skips a
+rate-limited upstream: together, every request calls a rate-limited provider 1 + N times.
 
 Streams (``"stream": true``): the gateway reads the upstream's events until the first token and
 only then sends its own headers (those of that upstream), so everything before the first token
@@ -73,6 +76,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from targets.common import (
     JSON_TYPE,
     ConfigError,
+    env_bool,
     env_float,
     env_int,
     env_json,
@@ -98,6 +102,7 @@ DRAIN_AFTER_DONE_S = 0.05
 STREAM_RESUME_POLICIES = ("off", "resume", "restart")
 # What an upstream serves (UPSTREAMS[].api, default chat) and where it serves it.
 API_PATHS = {"chat": "/v1/chat/completions", "embeddings": "/v1/embeddings"}
+RATE_LIMITED = "HTTP 429 (rate limited"  # in an attempt's error: the upstream answered 429
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,8 @@ class GatewayConfig:
     rate_limit_skip_s: float
     stream_resume: str = "off"
     stream_resume_max: int = 1
+    rate_limit_retries: int = 0
+    honour_retry_after: bool = True
 
     @classmethod
     def from_env(cls) -> GatewayConfig:
@@ -176,6 +183,8 @@ class GatewayConfig:
             rate_limit_skip_s=max(0.0, env_float("RATE_LIMIT_SKIP_S", 1.0)),
             stream_resume=stream_resume,
             stream_resume_max=max(1, env_int("STREAM_RESUME_MAX", 1)),
+            rate_limit_retries=max(0, env_int("RATE_LIMIT_RETRIES", 0)),
+            honour_retry_after=env_bool("HONOUR_RETRY_AFTER", True),
         )
 
 
@@ -636,10 +645,13 @@ class Gateway:
                 served: web.Response | UpstreamStream | None = None
                 try:
                     for upstream in candidates[:limit]:
-                        if wants_stream:
-                            served, error = await self._attempt_stream(upstream, body, content_type)
-                        else:
-                            served, error = await self._attempt(upstream, body, content_type)
+                        for _ in range(1 + self.config.rate_limit_retries):
+                            if wants_stream:
+                                served, error = await self._attempt_stream(upstream, body, content_type)
+                            else:
+                                served, error = await self._attempt(upstream, body, content_type)
+                            if served is not None or RATE_LIMITED not in error:
+                                break
                         if served is not None:
                             break
                         last_error = error
@@ -707,7 +719,9 @@ class Gateway:
     def _rate_limited(self, upstream: Upstream, retry_after: str | None) -> str:
         """Skip ``upstream`` until its Retry-After (capped) has passed; log it once per skip."""
         retry_after_s = parse_retry_after(retry_after, now_s())
-        if retry_after_s is None:
+        if not self.config.honour_retry_after:
+            skip_s = 0.0
+        elif retry_after_s is None:
             skip_s = self.config.rate_limit_skip_s
         else:
             skip_s = min(retry_after_s, self.config.retry_after_cap_s)
@@ -723,12 +737,13 @@ class Gateway:
                 "rate_limited", upstream.tier, f"{upstream.name}: HTTP 429, skipped for {skip_s:g} s",
                 node=upstream.name, region=upstream.region, retry_after_s=retry_after_s, skip_s=skip_s,
             )
-        return f"{upstream.name}: HTTP 429 (rate limited; skipped for {skip_s:g} s)"
+        return f"{upstream.name}: {RATE_LIMITED}; skipped for {skip_s:g} s)"
 
     async def _attempt(self, upstream: Upstream, body: bytes, content_type: str) -> tuple[web.Response | None, str]:
         """One try on one upstream: the response to pass through, or None and why it failed
         (timeout, connection error, status >= 500, 429, a 2xx body that is not JSON)."""
         assert self._session is not None
+        self.metrics.upstream_call(upstream)
         try:
             async with self._session.post(
                 upstream.api_url, data=body, headers={"Content-Type": content_type}, timeout=self._attempt_timeout
@@ -758,6 +773,7 @@ class Gateway:
         stays open), a plain response to pass through (4xx, or a JSON answer), or None and why
         it failed before its first token."""
         assert self._session is not None
+        self.metrics.upstream_call(upstream)
         loop = asyncio.get_running_loop()
         reply: aiohttp.ClientResponse | None = None
         committed = False
@@ -1125,6 +1141,10 @@ class GatewayMetrics:
         self.rate_limits = Counter(
             "drill_gateway_rate_limited", "429 answers from upstreams, by tier", ["tier"], registry=self.registry,
         )
+        self.upstream_calls = Counter(
+            "drill_gateway_upstream_calls", "Calls the gateway made to each upstream (every attempt, retry "
+            "and resume; health checks not included)", ["upstream", "tier"], registry=self.registry,
+        )
         self.tier_errors = Counter(
             "drill_gateway_tier_errors", "Requests a tier failed (every node tried timed out, refused or answered 5xx)",
             ["tier"], registry=self.registry,
@@ -1153,6 +1173,9 @@ class GatewayMetrics:
         self._latency[tier].observe(duration_s)
         if tier == "none":
             self.errors.inc()
+
+    def upstream_call(self, upstream: Upstream) -> None:
+        self.upstream_calls.labels(upstream.name, upstream.tier).inc()
 
     def stream_ended(self, outcome: str) -> None:
         self._streams[outcome].inc()

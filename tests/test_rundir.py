@@ -37,7 +37,7 @@ def test_a_damaged_stack_event_log_names_its_file(tmp_path: Path) -> None:
 
 def test_every_file_role_names_a_file_of_the_layout() -> None:
     names = {rundir.JOURNAL_FILE, rundir.RESULTS_FILE, rundir.JUNIT_FILE, rundir.REPORT_FILE, rundir.SCENARIO_FILE,
-             rundir.HEALTH_FILE}
+             rundir.HEALTH_FILE, rundir.COST_RECORDS_FILE}
     samples = {f"{rundir.SAMPLES_DIR}/{n}" for n in
                (rundir.LOCUST_SAMPLES_FILE, rundir.PROBE_SAMPLES_FILE, rundir.CAPACITY_FILE, rundir.QUALITY_FILE,
                 rundir.QUALITY_INDEX_FILE)}

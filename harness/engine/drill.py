@@ -19,6 +19,7 @@ from rich.markup import escape
 from harness import __version__
 from harness.engine import dependencies, proxies
 from harness.engine.controls import Controls
+from harness.engine.costs import AmplificationTrip, AmplificationWatch, save_cost_records
 from harness.engine.events import save_stack_events
 from harness.engine.fingerprint import environment, user
 from harness.engine.ground import DaemonWatch, disk_full, disk_lost
@@ -33,7 +34,7 @@ from harness.engine.schedule import FaultSchedule, ScheduledFault
 from harness.engine.signals import Signals
 from harness.errors import AbortedError, DrillError, FaultError, InternalError, ScenarioError, StackError
 from harness.faults import FaultContext
-from harness.httpfaults.client import HttpFaultClient
+from harness.httpfaults.client import HttpFaultClient, HttpFaultProxyError
 from harness.load.capacity import CAPACITY_FILE, CapacitySampler
 from harness.load.runner import LoadRunner
 from harness.load.samples import LOCUST_FILE, PROBE_FILE, SAMPLES_DIR
@@ -169,6 +170,7 @@ class Drill:
                 self.controls.rolling_back = True  # an abort now would abort nothing
             try:
                 save_stack_events(self.loaded, self.run_dir, journal, self.phases)
+                save_cost_records(self.loaded, self.run_dir, parts.http_faults, self.phases)
                 self._save_metrics(journal)
             finally:  # nothing about the stack's log may keep a fault applied
                 free_reserve(self.run_dir)  # the rollback's journal records, then the results, need the room
@@ -326,6 +328,11 @@ class Drill:
         stop_when = self.spec.stop_when
         watch = (StopWatch(stop_when.error_rate, stop_when.for_s)
                  if stop_when is not None and stop_when.error_rate is not None else None)
+        amplification = (AmplificationWatch(stop_when.retry_amplification, stop_when.for_s)
+                         if stop_when is not None and stop_when.retry_amplification is not None
+                         and parts.http_faults is not None else None)
+        if amplification is None and stop_when is not None and stop_when.retry_amplification is not None:
+            self.say("[yellow]stop_when.retry_amplification is not watched: the stack has no HTTP fault proxy[/yellow]")
         next_stop_check = 0.0
         down_at_start = set(dependencies.members_not_running(parts))
 
@@ -362,13 +369,23 @@ class Drill:
                 self.schedule.advance(a, now)
                 if a.onset is not None and a.reverted_at is None and now >= a.revert_at:
                     self.schedule.revert(a, why="scheduled")
-            if watch is not None and now >= next_stop_check:
+            if (watch is not None or amplification is not None) and now >= next_stop_check:
                 next_stop_check = now + STOP_CHECK_S
-                for tail in tails:
-                    watch.add(tail.read_new())
-                trip = watch.check()
-                if trip is not None:
-                    self._stop(trip)
+                rows = [row for tail in tails for row in tail.read_new()]
+                if watch is not None:
+                    watch.add(rows)
+                    trip = watch.check()
+                    if trip is not None:
+                        self._stop(trip)
+                if amplification is not None and parts.http_faults is not None:
+                    amplification.add_rows(rows)
+                    try:  # a slow proxy costs this poll, never the drive loop's pace
+                        amplification.add_count(time.time(), parts.http_faults.counts(timeout_s=STOP_CHECK_S))
+                    except HttpFaultProxyError:
+                        pass
+                    amp_trip = amplification.check(time.time())
+                    if amp_trip is not None:
+                        self._stop_on_amplification(amp_trip)
             metrics_trip = self.metrics.poll(now) if self.metrics is not None else None
             if metrics_trip is not None:
                 self._stop_on_metrics(metrics_trip)
@@ -449,6 +466,29 @@ class Drill:
         journal.write(StopReverted(first_revert_at=first, reaction_s=None if first is None else first - trip.held_at))
         if first is not None:
             self.say(f"first revert call {first - trip.held_at:.2f} s after the stop condition held")
+        raise AbortedError(reason, reason="stop_when")
+
+    def _stop_on_amplification(self, trip: AmplificationTrip) -> None:
+        """``stop_when.retry_amplification`` held: revert every fault (newest first) at once, then
+        abort (exit 3), as the error-rate condition does."""
+        assert self.parts is not None and self.schedule is not None and self.spec.stop_when is not None
+        journal = self.parts.journal
+        detected_at = time.time()
+        threshold = self.spec.stop_when.retry_amplification
+        reason = (f"stop condition met: retry amplification {trip.amplification:.2f}x ≥ {threshold:g}x over the "
+                  f"last {trip.window_s:g} s ({trip.upstream_calls} upstream calls, {trip.proxy_calls} of them at "
+                  f"the HTTP fault proxy, for {trip.requests} client requests)")
+        journal.write(StopTripped(
+            condition=f"retry amplification ≥ {threshold:g}x for {trip.window_s:g} s", source="http fault proxy",
+            for_s=trip.window_s, measured=trip.amplification, requests=trip.requests, held_at=trip.held_at,
+            detected_at=detected_at,
+        ))
+        self.say(f"[red]aborted:[/red] {escape(reason)}; rolling back")
+        self._abort_said = True
+        self.schedule.first_revert_call_at = None  # a scheduled revert earlier in the run is not a reaction
+        self.schedule.revert_all("stop_when")
+        first = self.schedule.first_revert_call_at
+        journal.write(StopReverted(first_revert_at=first, reaction_s=None if first is None else first - trip.held_at))
         raise AbortedError(reason, reason="stop_when")
 
     def _stop_on_metrics(self, trip: ConditionTrip) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.report.cost import spend_question
 from harness.report.formatting import MISSING, is_missing, plain, quantity, seconds, utc_text
 from harness.report.story import build_story, offset_text, run_origin
 from harness.results.model import FaultResult, RunResults
@@ -125,6 +126,9 @@ def _questions(fault: FaultResult, results: RunResults) -> list[str]:
     if results.verdict == "aborted":
         questions.append(f"The drill was aborted ({results.abort_reason or 'no reason recorded'}). "
                          "Would production have hit the same stop condition?")
+    spend = spend_question(results)
+    if spend is not None:
+        questions.append(f"Inject: {spend}")
     questions.append("What did the runbook say to do here, and was any step unclear or out of date?")
     return questions
 
@@ -146,6 +150,9 @@ def _findings(results: RunResults) -> list[dict[str, str]]:
         found.append(f"Drill aborted: {results.abort_reason or 'no reason recorded'}.")
     if results.cleanup.ok is False:
         found.append("Cleanup could not be verified: check that nothing is left applied (drill recover).")
+    spend = spend_question(results)  # what the failover cost (docs/cost.md)
+    if spend is not None:
+        found.append(f"Cost: {spend}")
     return [{"finding": f, "owner": "", "due": "", "status": "open"} for f in found]
 
 

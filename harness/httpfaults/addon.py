@@ -11,6 +11,14 @@ listeners, through a reserved path::
     POST   /__drill/faults/<id>             {"params"} -> 200, the fault's params updated (a schedule step)
     DELETE /__drill/faults/<id>             204 (also when it was not there: reverts are idempotent)
     DELETE /__drill/faults                  204, every fault removed
+    GET    /__drill/counts                  {"counts": {proxy: calls since start}, "at": epoch s} (cheap: live stop)
+    GET    /__drill/calls[?since=EPOCH_S]   {"calls": [{"proxy", "at", "status", "fault"}, ...], "counts": {...}}
+
+Every API call that arrives on a route is counted (``counts``, per proxy, since the proxy
+started) and kept in a bounded log (``calls``: the send instant, epoch s, and the status it got;
+``fault`` names the fault that answered it, else null) so a drill can count upstream calls per
+phase from the proxy's own record (docs/cost.md). Control calls and untouched health checks are
+not counted.
 
 Proxies are mitmproxy reverse-mode listeners (``--mode reverse:http://UPSTREAM@PORT``); their names
 come from the ``drill_proxies`` option (a JSON object ``{"name": port}``), and a fault applies to
@@ -39,6 +47,7 @@ import asyncio
 import json
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -51,6 +60,7 @@ CONTROL_PREFIX = "/__drill/"
 UNTOUCHED = (("GET", "/health"),)
 FAULT_TYPES = ("http_error", "first_token_delay", "stream_cut", "stream_stall", "malformed")
 EVENT_END = b"\n\n"  # an SSE event ends with a blank line
+MAX_CALLS_KEPT = 200_000  # about 20 MB: a 45 s drill at a few hundred calls a second fits many times
 
 _DEFAULT_BODIES = {
     429: {"error": {"type": "rate_limit_error", "message": "Rate limit reached (injected by drill)"}},
@@ -86,6 +96,8 @@ class DrillFaults:
     def __init__(self) -> None:
         self.faults: dict[str, ActiveFault] = {}
         self.ports: dict[int, str] = {}
+        self.calls: deque[dict[str, Any]] = deque(maxlen=MAX_CALLS_KEPT)
+        self.counts: dict[str, int] = {}
 
     def load(self, loader: Loader) -> None:
         loader.add_option("drill_proxies", str, "{}", "JSON object: proxy name -> listen port")
@@ -103,6 +115,15 @@ class DrillFaults:
             flow.response = _json(200, {"ok": True, "proxies": {n: p for p, n in self.ports.items()}})
         elif path == "faults" and method == "GET":
             flow.response = _json(200, [f.public() for f in self.faults.values()])
+        elif path == "counts" and method == "GET":
+            flow.response = _json(200, {"counts": dict(self.counts), "at": time.time()})
+        elif path == "calls" and method == "GET":
+            try:
+                since = float(flow.request.query.get("since", "0"))
+            except ValueError:
+                since = 0.0
+            calls = [c for c in self.calls if c["at"] >= since]
+            flow.response = _json(200, {"calls": calls, "counts": dict(self.counts)})
         elif path == "faults" and method == "POST":
             flow.response = self._add(flow.request.get_content() or b"")
         elif path == "faults" and method == "DELETE":
@@ -144,9 +165,20 @@ class DrillFaults:
         return _json(200, fault.public())
 
     # --- traffic ------------------------------------------------------------------------------
-    def _active(self, flow: http.HTTPFlow, kind: str) -> ActiveFault | None:
+    def _proxy(self, flow: http.HTTPFlow) -> str | None:
         port = flow.client_conn.sockname[1] if flow.client_conn.sockname else None
-        proxy = self.ports.get(port) if isinstance(port, int) else None
+        return self.ports.get(port) if isinstance(port, int) else None
+
+    def _count(self, flow: http.HTTPFlow) -> None:
+        """One upstream call on its route: counted now, its status filled in when answered."""
+        proxy = self._proxy(flow) or "?"
+        self.counts[proxy] = self.counts.get(proxy, 0) + 1
+        call: dict[str, Any] = {"proxy": proxy, "at": round(time.time(), 6), "status": None, "fault": None}
+        flow.metadata["drill_call"] = call
+        self.calls.append(call)
+
+    def _active(self, flow: http.HTTPFlow, kind: str) -> ActiveFault | None:
+        proxy = self._proxy(flow)
         for fault in self.faults.values():
             if fault.type == kind and fault.proxy == proxy:
                 return fault
@@ -160,6 +192,7 @@ class DrillFaults:
         if (flow.request.method, flow.request.path.split("?", 1)[0]) in UNTOUCHED:
             flow.metadata["drill_untouched"] = True
             return
+        self._count(flow)
         fault = self._active(flow, "http_error")
         if fault is not None and fault.picks():
             fault.hits += 1
@@ -172,10 +205,13 @@ class DrillFaults:
                 flow.response.headers["Retry-After"] = str(int(round(float(fault.params["retry_after_s"]))))
             flow.response.headers["X-Drill-Fault"] = fault.id
             flow.metadata["drill_answered"] = True
+            flow.metadata["drill_call"].update(status=status, fault=fault.id)
 
     async def responseheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response is None or flow.metadata.get("drill_answered"):
             return
+        if "drill_call" in flow.metadata:
+            flow.metadata["drill_call"]["status"] = flow.response.status_code
         if flow.metadata.get("drill_untouched"):
             flow.response.stream = True
             return

@@ -15,7 +15,7 @@ import httpx
 
 from harness.errors import FaultError
 
-__all__ = ["ActiveHttpFault", "HttpFaultClient", "HttpFaultProxyError", "CONTROL_PREFIX"]
+__all__ = ["ActiveHttpFault", "HttpFaultClient", "HttpFaultProxyError", "CONTROL_PREFIX", "ProxyCalls"]
 
 CONTROL_PREFIX = "/__drill"
 DEFAULT_TIMEOUT_S = 5.0
@@ -43,6 +43,16 @@ class ActiveHttpFault:
                    int(data.get("hits", 0)))
 
 
+@dataclass(frozen=True)
+class ProxyCalls:
+    """The proxy's own record of the API calls on its routes: ``calls`` (one dict each: ``proxy``,
+    ``at`` epoch s, ``status`` or None while unanswered, ``fault`` or None) and ``counts`` per
+    proxy since it started."""
+
+    calls: list[dict[str, Any]]
+    counts: dict[str, int]
+
+
 class HttpFaultClient:
     """Talks to one HTTP fault proxy at ``url`` (any of its listeners, e.g. http://127.0.0.1:18300)."""
 
@@ -62,9 +72,13 @@ class HttpFaultClient:
     def close(self) -> None:
         self._http.close()
 
-    def _call(self, method: str, path: str, what: str, json: dict[str, Any] | None = None) -> httpx.Response:
+    def _call(self, method: str, path: str, what: str, json: dict[str, Any] | None = None,
+              timeout_s: float | None = None) -> httpx.Response:
         try:
-            response = self._http.request(method, path, json=json)
+            if timeout_s is None:
+                response = self._http.request(method, path, json=json)
+            else:
+                response = self._http.request(method, path, json=json, timeout=timeout_s)
         except httpx.HTTPError as exc:
             raise HttpFaultProxyError(
                 f"HTTP fault proxy at {self.url}: {what}: no answer ({type(exc).__name__}: {exc}); "
@@ -88,6 +102,18 @@ class HttpFaultClient:
 
     def faults(self) -> list[ActiveHttpFault]:
         return [ActiveHttpFault.from_api(item) for item in self._call("GET", "/faults", "list faults").json()]
+
+    def calls(self, since: float = 0.0, timeout_s: float | None = None) -> ProxyCalls:
+        """Upstream calls the proxy counted, those sent at ``since`` (epoch s) or later."""
+        body = self._call("GET", f"/calls?since={since:.6f}", "list calls", timeout_s=timeout_s).json()
+        calls = [dict(c) for c in body.get("calls") or [] if isinstance(c, dict)]
+        counts = {str(k): int(v) for k, v in dict(body.get("counts") or {}).items()}
+        return ProxyCalls(calls=calls, counts=counts)
+
+    def counts(self, timeout_s: float | None = None) -> dict[str, int]:
+        """Calls per route since the proxy started (cheap: what a live stop condition polls)."""
+        body = self._call("GET", "/counts", "count calls", timeout_s=timeout_s).json()
+        return {str(k): int(v) for k, v in dict(body.get("counts") or {}).items()}
 
     def add(self, fault_id: str, fault_type: str, proxy: str, params: dict[str, Any]) -> ActiveHttpFault:
         body = {"id": fault_id, "type": fault_type, "proxy": proxy, "params": params}

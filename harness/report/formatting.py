@@ -100,6 +100,10 @@ def quantity(name: str, value: Any) -> str:
         return percent(value)
     if key == "rps" or key.endswith("_rps"):
         return f"{value:,.1f} req/s"
+    if key.endswith("amplification"):
+        return f"{value:.2f}x"  # upstream calls per client request (docs/cost.md)
+    if key.startswith("max_cost_per_1k") or key.startswith("cost_per_1k"):
+        return f"{value:.4g} per 1k requests"
     if key.endswith("requests") or key in ("samples", "requests"):
         return count(value)
     return plain(value)

@@ -11,6 +11,8 @@ Figures per point (lower is better for all of them):
 - ``error_rate``            the fault phase's error rate (the CSV gives a single run's Wilson 95 %
                             interval over its requests; regressions use the resolution rule below)
 - ``capacity_restored_s``   the worst fault's time to restore the GPU pool, when measured
+- ``retry_amplification``   the worst fault's upstream calls per client request (docs/cost.md)
+- ``cost_per_1k_requests``  the fault phase's spend per 1,000 client requests, when priced
 
 A point **regresses** on a figure against the previous point of its scenario when it is worse
 by more than 20 % *and* by more than the figure's resolution (time figures: the run's
@@ -35,9 +37,13 @@ from harness.results.model import FaultResult, RunResults
 from harness.results.store import atomic_write_text, parse_results
 from harness.rundir import RESULTS_FILE
 
-FIGURES = ("rto_s", "time_to_detect_s", "error_rate", "capacity_restored_s")
+FIGURES = ("rto_s", "time_to_detect_s", "error_rate", "capacity_restored_s", "retry_amplification",
+           "cost_per_1k_requests")
 LABELS = {"rto_s": "RTO", "time_to_detect_s": "time to detect", "error_rate": "error rate (fault phase)",
-          "capacity_restored_s": "capacity restored"}
+          "capacity_restored_s": "capacity restored", "retry_amplification": "retry amplification",
+          "cost_per_1k_requests": "cost per 1k requests (fault phase)"}
+# Counts, not clocks: a change is a regression beyond these (amplification: 0.05 calls a request).
+COUNT_RESOLUTION = {"retry_amplification": 0.05, "cost_per_1k_requests": 0.0}
 REGRESSION_RATIO = 0.20
 ERROR_RATE_RESOLUTION = 0.01
 MAX_RESULTS_FILES = 20000
@@ -111,6 +117,17 @@ def run_figures(results: RunResults) -> dict[str, float | None]:
         "time_to_detect_s": _worst(results.faults, "time_to_detect_s"),
         "error_rate": _number(fault_phase.error_rate) if fault_phase is not None else None,
         "capacity_restored_s": _worst(results.faults, "capacity_restored_s"),
+        **_cost_figures(results),
+    }
+
+
+def _cost_figures(results: RunResults) -> dict[str, float | None]:
+    cost = results.cost
+    worst = cost.worst_amplification if cost is not None else None
+    fault_phase = cost.phases.get("fault") if cost is not None else None
+    return {
+        "retry_amplification": worst.amplification if worst is not None else None,
+        "cost_per_1k_requests": fault_phase.cost_per_1k_requests if fault_phase is not None else None,
     }
 
 
@@ -239,13 +256,19 @@ def _regression(figure: str, prev: Point, cur: Point) -> str | None:
     if interval is not None and prev.runs > 1 and now > interval[1]:
         return (f"{LABELS[figure]} {quantity(figure, now)} is above the previous point's 95 % CI "
                 f"({quantity(figure, interval[0])} – {quantity(figure, interval[1])})")
-    resolution = (ERROR_RATE_RESOLUTION if figure == "error_rate"
-                  else max(prev.resolution_s or 0.0, cur.resolution_s or 0.0))
+    resolution = (ERROR_RATE_RESOLUTION if figure == "error_rate" else COUNT_RESOLUTION[figure]
+                  if figure in COUNT_RESOLUTION else max(prev.resolution_s or 0.0, cur.resolution_s or 0.0))
     if now - before > resolution and (before == 0 or (now - before) / before > REGRESSION_RATIO):
         growth = f"+{(now - before) / before * 100:.0f} %" if before else "from 0"
         return (f"{LABELS[figure]} {quantity(figure, before)} → {quantity(figure, now)} ({growth}, "
-                f"beyond the {quantity('x_s' if figure != 'error_rate' else 'error_rate', resolution)} resolution)")
+                f"beyond the {_resolution_text(figure, resolution)} resolution)")
     return None
+
+
+def _resolution_text(figure: str, resolution: float) -> str:
+    if figure in COUNT_RESOLUTION:
+        return quantity(figure, resolution)
+    return quantity("x_s" if figure != "error_rate" else "error_rate", resolution)
 
 
 def flag_regressions(history: History) -> None:
@@ -263,7 +286,7 @@ def flag_regressions(history: History) -> None:
 CSV_COLUMNS = ("scenario", "run_id", "started_at", "quarter", "verdict", "runs",
                "rto_s", "rto_s_ci_low", "rto_s_ci_high", "time_to_detect_s", "error_rate",
                "error_rate_ci_low", "error_rate_ci_high", "capacity_restored_s", "resolution_s",
-               "regressions", "path")
+               "regressions", "path", "retry_amplification", "cost_per_1k_requests")
 
 
 def _safe_cell(value: Any) -> Any:
@@ -284,7 +307,8 @@ def to_csv(history: History) -> str:
                p.quarter, p.verdict, p.runs, p.values["rto_s"], rto_ci[0] if rto_ci else None,
                rto_ci[1] if rto_ci else None, p.values["time_to_detect_s"], p.values["error_rate"],
                err_ci[0] if err_ci else None, err_ci[1] if err_ci else None, p.values["capacity_restored_s"],
-               p.resolution_s, "; ".join(p.regressions.values()), p.path]
+               p.resolution_s, "; ".join(p.regressions.values()), p.path, p.values["retry_amplification"],
+               p.values["cost_per_1k_requests"]]
         writer.writerow(["" if v is None else _safe_cell(v) for v in row])
     return buffer.getvalue()
 

@@ -19,6 +19,7 @@ from markupsafe import Markup
 from pydantic import JsonValue
 
 from harness.report import charts
+from harness.report.cost import cost_lines, cost_rows, instance_rows
 from harness.report.formatting import (
     MISSING,
     base_name,
@@ -183,6 +184,7 @@ def report_context(
         "capacity_fault_rows": _capacity_fault_rows(results),
         "shape_fault_rows": _shape_fault_rows(results),
         "capacity": _capacity_section(results, capacity_samples, capacity_source_note),
+        "cost": _cost_section(results),
         "phases": _phase_rows(results),
         "charts": _charts(results, timeline, event_marks),
         "chart_table": _chart_table(timeline),
@@ -197,6 +199,19 @@ def report_context(
         "cleanup": _cleanup(results.cleanup),
         "files": files,
         "schema": results.schema_,
+    }
+
+
+def _cost_section(results: RunResults) -> dict[str, Any] | None:
+    """The "What it cost" section (harness/report/cost.py lays out results.cost)."""
+    cost = results.cost
+    if cost is None:
+        return None
+    return {
+        "priced": cost.priced, "example": cost.example_prices,
+        "lines": [line.removeprefix("cost: ") for line in cost_lines(results)],
+        "rows": cost_rows(cost), "instances": instance_rows(cost), "notes": cost.notes,
+        "sources": sorted(cost.sources.items()),
     }
 
 

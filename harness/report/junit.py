@@ -1,7 +1,8 @@
 """junit.xml: a run as one JUnit test suite, so CI systems show drills next to unit tests.
 
 - one ``<testsuite>`` named for the scenario, with properties ``run_id``, ``verdict`` and
-  ``rto_s[<fault name>]`` per fault (plus ``abort_reason`` when aborted);
+  ``rto_s[<fault name>]`` per fault (plus ``abort_reason`` when aborted), and what the failover
+  cost when counted (:func:`cost_properties`);
 - one ``<testcase>`` per objective, with ``<failure message="measured X, target Y">`` when missed
   (an objective that could not be measured, e.g. in an aborted run, is missed: ``measured —``
   and why);
@@ -65,6 +66,33 @@ def _duration_s(results: RunResults) -> float:
     return end - start
 
 
+def cost_properties(results: RunResults) -> list[tuple[str, str]]:
+    """What the failover cost, as suite properties (docs/cost.md): amplification and upstream calls
+    per fault, spend and cost per 1,000 requests per phase, the extra spend over baseline."""
+    cost = results.cost
+    if cost is None:
+        return []
+    out: list[tuple[str, str]] = []
+    for fault in cost.faults:
+        out.append((f"retry_amplification[{fault.name}]", "" if fault.amplification is None
+                    else f"{fault.amplification:.3f}"))
+        out.append((f"upstream_calls[{fault.name}]", str(fault.upstream_calls)))
+        out.append((f"client_requests[{fault.name}]", str(fault.client_requests)))
+    for name, phase in cost.phases.items():
+        if phase.spend is not None:
+            out.append((f"spend[{name}]", f"{phase.spend:.6f}"))
+        if phase.cost_per_1k_requests is not None:
+            out.append((f"cost_per_1k_requests[{name}]", f"{phase.cost_per_1k_requests:.6f}"))
+    if cost.extra_spend is not None:
+        out.append(("extra_spend", f"{cost.extra_spend:.6f}"))
+    if cost.currency is not None:
+        out.append(("currency", cost.currency + (" (example prices)" if cost.example_prices else "")))
+    launched = [i for i in cost.instances if i.launched_in_run]
+    if cost.instances_counted:
+        out.append(("instances_launched", str(len(launched))))
+    return out
+
+
 def build_junit(results: RunResults) -> ET.ElementTree:
     """The JUnit XML tree for ``results`` (see the module docstring for its shape)."""
     scenario = results.scenario.name or "scenario"
@@ -83,6 +111,8 @@ def build_junit(results: RunResults) -> ET.ElementTree:
         prop(f"rto_s[{fault.name}]", "" if fault.rto_s is None else f"{float(fault.rto_s):.3f}")
     if results.abort_reason:
         prop("abort_reason", results.abort_reason)
+    for name, value in cost_properties(results):
+        prop(name, value)
 
     tests = failures = errors = skipped = 0
     for objective in results.objectives:

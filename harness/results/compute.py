@@ -18,6 +18,7 @@ import pandas as pd
 
 from harness import measure
 from harness.errors import ScenarioError
+from harness.measure import cost as measure_cost
 from harness.measure import shapes as measure_shapes
 from harness.measure.agreement import agreement
 from harness.measure.capacity import measure_capacity
@@ -28,6 +29,7 @@ from harness.results.model import (
     Agreement,
     CapacityResult,
     Cleanup,
+    CostResult,
     FaultResult,
     HumanTimeline,
     ImpactResult,
@@ -45,10 +47,12 @@ from harness.results.model import (
     StopResult,
 )
 from harness.rundir import (
+    COST_RECORDS_FILE,
     JOURNAL_FILE,
     SCENARIO_FILE,
     STACK_EVENTS_FILE,
     journal_path,
+    read_cost_records,
     read_stack_events,
     scenario_path,
 )
@@ -77,6 +81,7 @@ from harness.rundir.frames import read_capacity, read_samples, records_schedule
 from harness.rundir.health import health_path, read_health
 from harness.rundir.journal import read_journal, utc_iso
 from harness.rundir.quality import read_quality, read_quality_index
+from harness.scenario.cost import Prices
 from harness.scenario.loader import load_model
 from harness.scenario.model import Runbook, Scenario
 from harness.scenario.units import parse_latency_bound
@@ -226,6 +231,9 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     quality, quality_judgement = _quality(run_dir, scenario, phases)
     quality_objectives = [] if quality_judgement is None else [quality_judgement.objective]
     quality_undecided = () if quality_judgement is None else quality_judgement.undecided
+    cost = cost_result(run_dir, scenario, samples, phases, timings)
+    shape_objectives += measure_cost.cost_objectives(
+        scenario.objectives.max_retry_amplification, scenario.objectives.cost_bound, cost[0] if cost else None)
     never_verified = {"ok": False, "toxics_left": None, "containers_not_running": None}
     cleanup = Cleanup.model_validate(facts.cleanup or never_verified)
     metrics = metrics_summary(run_dir)  # Prometheus: recorded series, steady state after recovery
@@ -281,6 +289,8 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     results.runbook = runbook_figures(scenario, samples, m, phases)
     if quality is not None:
         results.quality = quality
+    if cost is not None:
+        results.cost = CostResult.of(*cost)
     if facts.participants or facts.human_entries or facts.injects or facts.aborted_by:
         results.human = human_figures(facts, results)
     return results, _timeline(samples, m, phases, scenario)
@@ -322,6 +332,69 @@ def human_figures(facts: JournalFacts, results: RunResults) -> HumanTimeline:
     return HumanTimeline.of(
         facts.participants, facts.human_entries, first.onset_epoch if first else None, first,
         runbook.fired_epoch if runbook is not None else None, facts.injects, facts.holds, facts.aborted_by,
+    )
+
+
+def cost_result(
+    run_dir: Path, scenario: Scenario, samples: pd.DataFrame, phases: measure.Phases,
+    timings: list[measure.FaultTiming],
+) -> tuple[measure_cost.CostFigures, dict[str, str]] | None:
+    """What the failover cost, from ``cost-records.json`` (the proxy's call log, the cloud's
+    instance record, the prices in force) and the samples; None when the run kept no records."""
+    records = read_cost_records(run_dir)
+    if records is None or not phases:
+        return None
+    sources = {"client requests": "samples/*.csv (send time)", "tokens": "samples/*.csv (streamed tokens received)"}
+    proxy = records.get("proxy")
+    calls: list[measure_cost.ProxyCall] | None = None
+    if isinstance(proxy, dict) and proxy.get("ok"):
+        calls = [
+            measure_cost.ProxyCall(str(c.get("proxy")), float(c["at"]),
+                                   int(c["status"]) if isinstance(c.get("status"), int) else None,
+                                   str(c["fault"]) if c.get("fault") else None)
+            for c in proxy.get("calls") or [] if isinstance(c, dict) and isinstance(c.get("at"), (int, float))
+        ]
+        sources["upstream calls"] = (f"{COST_RECORDS_FILE} proxy.calls (the HTTP fault proxy's own log, "
+                                     f"{proxy.get('url')}); tiers without a route: answers served")
+    instances_doc = records.get("instances")
+    instances: list[measure_cost.InstanceRecord] | None = None
+    if isinstance(instances_doc, dict) and instances_doc.get("ok"):
+        instances = [
+            measure_cost.InstanceRecord(
+                id=str(r.get("id")), region=str(r.get("region")), node=str(r.get("node")),
+                created_at=float(r["created_at"]),
+                terminated_at=float(r["terminated_at"]) if isinstance(r.get("terminated_at"), (int, float)) else None,
+                preexisting=bool(r.get("preexisting")),
+            )
+            for r in instances_doc.get("records") or []
+            if isinstance(r, dict) and isinstance(r.get("created_at"), (int, float))
+        ]
+        sources["instances"] = f"{COST_RECORDS_FILE} instances (the cloud's own record, {instances_doc.get('url')})"
+    prices = _price_table(records.get("prices"))
+    if prices is not None:
+        sources["prices"] = f"{COST_RECORDS_FILE} prices" + (" (example prices)" if prices.example else "")
+    routes = sorted({c.proxy for c in calls or []})
+    declared = records.get("routes")
+    tiers_of_routes = {**measure_cost.route_tiers(samples, routes),
+                       **({str(k): str(v) for k, v in declared.items()} if isinstance(declared, dict) else {})}
+    figures = measure_cost.cost_figures(
+        samples, phases, [(t.name, t.onset_at, t.reverted_at) for t in timings], calls,
+        tiers_of_routes, instances, prices,
+    )
+    return figures, sources
+
+
+def _price_table(document: Any) -> measure_cost.PriceTable | None:
+    if not isinstance(document, dict):
+        return None
+    try:
+        prices = Prices.model_validate(document)
+    except ValueError as exc:
+        raise ScenarioError(f"{COST_RECORDS_FILE}: prices do not read as prices ({exc})") from None
+    return measure_cost.PriceTable(
+        currency=prices.currency, example=prices.example,
+        tiers={name: measure_cost.TierRate(**t.model_dump()) for name, t in prices.tiers.items()},
+        regions={name: r.per_instance_hour for name, r in prices.regions.items()},
     )
 
 

@@ -18,7 +18,10 @@
     ├── stop: StopResult                 only when a stop condition held
     ├── impact: ImpactResult             what users felt (the RTO's evidence rule); only after an onset
     ├── runbook: RunbookResult           when the runbook trigger would have fired and cleared
-    └── quality: QualityResult           answer quality on canary queries (only with load.canaries)
+    ├── quality: QualityResult           answer quality on canary queries (only with load.canaries)
+    ├── human: HumanTimeline             the people's lane (drill gameday)
+    └── cost: CostResult                 what the failover cost (docs/cost.md): counts per phase and
+                                         tier, amplification per fault, instances, spend at the prices
 
 The keys are those of DESIGN.md's results.json; optional ones are *absent*, not null, when they
 do not apply. :meth:`RunResults.document` gives exactly that JSON shape: a field is written when it
@@ -36,6 +39,7 @@ from typing import Final, Literal
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from harness import measure
+from harness.measure import cost as measure_cost
 from harness.measure.agreement import StackAgreement
 from harness.measure.health import LATE_S, Health, HealthProblem
 from harness.measure.quality_phases import QualityStats
@@ -783,6 +787,99 @@ class HumanTimeline(_Model):
             aborted_by=aborted_by,
         )
 
+class CostTier(_Model):
+    upstream_calls: int
+    source: str
+    answers: int
+    output_tokens: int
+    tokens_wasted: int
+    spend: float | None
+
+
+class CostPhase(_Model):
+    duration_s: float
+    client_requests: int
+    upstream_calls: int
+    amplification: float | None
+    tiers: dict[str, CostTier]
+    instance_hours: dict[str, float]
+    spend: float | None
+    cost_per_1k_requests: float | None
+
+
+class CostFault(_Model):
+    name: str
+    start: str
+    end: str
+    client_requests: int
+    upstream_calls: int
+    amplification: float | None
+    calls_by_tier: dict[str, int]
+    proxy_statuses: dict[str, int]
+
+
+class CostInstance(_Model):
+    id: str
+    node: str
+    region: str
+    launched_at: str
+    terminated_at: str | None
+    launched_in_run: bool
+    lifetime_in_run_s: float
+    spend: float | None
+
+
+class CostResult(_Model):
+    """What the failover cost (harness/measure/cost.py): the counts each figure comes from
+    (``sources`` names the files), and spend when the scenario gave prices."""
+
+    phases: dict[str, CostPhase]
+    faults: list[CostFault]
+    instances: list[CostInstance]
+    priced: bool
+    currency: str | None
+    example_prices: bool
+    extra_spend: float | None
+    baseline_spend_per_hour: float | None
+    proxy_counted: bool
+    instances_counted: bool
+    notes: list[str]
+    sources: dict[str, str]
+
+    @classmethod
+    def of(cls, figures: measure_cost.CostFigures, sources: dict[str, str]) -> CostResult:
+        return cls(
+            phases={name: CostPhase(
+                duration_s=p.duration_s, client_requests=p.client_requests, upstream_calls=p.upstream_calls,
+                amplification=p.amplification,
+                tiers={t: CostTier.model_validate(dataclasses.asdict(c)) for t, c in p.tiers.items()},
+                instance_hours=p.instance_hours, spend=p.spend, cost_per_1k_requests=p.cost_per_1k_requests,
+            ) for name, p in figures.phases.items()},
+            faults=[CostFault(
+                name=f.name, start=utc_iso(f.start), end=utc_iso(f.end), client_requests=f.client_requests,
+                upstream_calls=f.upstream_calls, amplification=f.amplification, calls_by_tier=f.calls_by_tier,
+                proxy_statuses=f.proxy_statuses,
+            ) for f in figures.faults],
+            instances=[CostInstance(
+                id=i.id, node=i.node, region=i.region, launched_at=utc_iso(i.launched_at),
+                terminated_at=None if i.terminated_at is None else utc_iso(i.terminated_at),
+                launched_in_run=i.launched_in_run, lifetime_in_run_s=i.lifetime_in_run_s, spend=i.spend,
+            ) for i in figures.instances],
+            priced=figures.priced, currency=figures.currency, example_prices=figures.example_prices,
+            extra_spend=figures.extra_spend, baseline_spend_per_hour=figures.baseline_spend_per_hour,
+            proxy_counted=figures.proxy_counted, instances_counted=figures.instances_counted,
+            notes=list(figures.notes), sources=sources,
+        )
+
+    def money(self, value: float | None) -> str:
+        """``USD 0.0123`` (or ``-`` when not priced)."""
+        return "-" if value is None or self.currency is None else f"{self.currency} {value:.4g}"
+
+    @property
+    def worst_amplification(self) -> CostFault | None:
+        measured = [f for f in self.faults if f.amplification is not None]
+        return max(measured, key=lambda f: f.amplification or 0.0) if measured else None
+
 
 class RunResults(_Model):
     """The whole results.json."""
@@ -810,6 +907,7 @@ class RunResults(_Model):
     runbook: RunbookResult | None = None  # absent in results.json written before it
     quality: QualityResult | None = None  # only with load.canaries (answer quality)
     human: HumanTimeline | None = None  # only for a run with a human timeline (drill gameday)
+    cost: CostResult | None = None  # issue 30: absent without an HTTP fault proxy or a cost block
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

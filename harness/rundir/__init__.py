@@ -7,6 +7,8 @@
         samples/probe.csv    one row per request of the fixed-rate probe
         samples/capacity.csv one row per poll of the serving pool      (harness/load/capacity.py)
         stack-events.json    the stack's own routing-event log, fetched at the end of a run
+        cost-records.json    what the failover cost, as counted by others: the HTTP fault proxy's
+                             per-route call log, the cloud's instance record, the prices in force
         health.jsonl         the instrument's own trouble (host stalls, clock steps, write errors)
         stack-logs/          the stack's process / container logs, and the local supervisor's
                              local-stack.state.json (the processes it started, for a later drill)
@@ -60,6 +62,7 @@ RESULTS_FILE = "results.json"
 JUNIT_FILE = "junit.xml"
 REPORT_FILE = "report.html"
 HEALTH_FILE = "health.jsonl"
+COST_RECORDS_FILE = "cost-records.json"
 RESERVE_FILE = ".reserve"  # held back while the load runs (harness.load.watchdog); never evidence
 
 FILE_ROLES = {
@@ -75,6 +78,8 @@ FILE_ROLES = {
         "raw answer quality: one row per scored canary answer of the probe (recall@k, nearest documents)",
     f"{SAMPLES_DIR}/{QUALITY_INDEX_FILE}": "the canary documents' index: who built it, when, its vectors",
     SCENARIO_FILE: "the scenario as run",
+    COST_RECORDS_FILE: "raw cost counts: the HTTP fault proxy's call log per route, the cloud's instance "
+                       "record (launches, lifetimes) and the prices in force",
     HEALTH_FILE: "the instrument's own trouble: host stalls, clock steps, write errors",
 }
 """What each well-known file holds, so a reader of the report can trace a figure to raw data."""
@@ -153,3 +158,26 @@ def read_stack_events(run_dir: Path) -> list[dict[str, Any]] | None:
         if isinstance(e, dict) and isinstance(e.get("event"), str)
         and isinstance(e.get("ts"), (int, float)) and not isinstance(e.get("ts"), bool) and math.isfinite(e["ts"])
     ]
+
+
+def write_cost_records(run_dir: Path, document: dict[str, Any]) -> Path:
+    """Write the cost records (harness/engine/costs.py) atomically into the run directory."""
+    path = Path(run_dir) / COST_RECORDS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_cost_records(run_dir: Path) -> dict[str, Any] | None:
+    """The cost records as written, or None when the run kept none. A damaged file is bad input."""
+    path = Path(run_dir) / COST_RECORDS_FILE
+    if not path.exists():
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ScenarioError(f"{path}: not readable cost records ({exc})") from None
+    if not isinstance(document, dict):
+        raise ScenarioError(f"{path}: expected a JSON object")
+    return document

@@ -8,10 +8,12 @@ from pathlib import Path
 
 from harness.errors import ScenarioError
 from harness.load.canaries import read_canaries
+from harness.scenario.cost import PriceFile
 from harness.scenario.fault_specs import FAULT_TYPES, FaultSpec, parse_fault_spec
 from harness.scenario.loader import (
     Loc,
     format_loc,
+    load_model,
     parse_yaml,
     read_text_safely,
     show_path,
@@ -85,6 +87,16 @@ def load_scenario(path: str | Path) -> LoadedScenario:
                 problems.append(f"{shown}:{lines.get(loc, 1)} load.canaries.file: {exc}")
             else:
                 problems += _quality_metric_problems(spec, kind, shown, lines)
+    if spec.cost is not None and spec.cost.prices is not None:
+        resolved = _resolve(base, spec.cost.prices)
+        if resolved is None or not resolved.is_file():
+            problems.append(f"{shown}:{lines.get(('cost', 'prices'), 1)} cost.prices: no such file: "
+                            f"{show_path(resolved or spec.cost.prices)}")
+        else:
+            try:
+                spec.cost.use_file(load_model(resolved, PriceFile))
+            except ScenarioError as exc:
+                problems.extend(exc.problems)
     if problems:
         raise ScenarioError("\n".join(problems), problems)
     raw = text.encode("utf-8")

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from harness.scenario.common import Strict, check_url, control_chars
+from harness.scenario.cost import CostSpec, parse_cost_bound
 from harness.scenario.fault_schedules import ScheduleSpec
 from harness.scenario.fault_specs import FaultSpec, TargetSpec
 from harness.scenario.loader import path_problem
@@ -356,6 +357,23 @@ class Objectives(Strict):
     max_flaps: int | None = Field(default=None, ge=0)
     # Answer quality on the probe's canary queries (load.canaries; docs/quality.md).
     min_quality: MinQuality | None = None
+    # What the failover cost (docs/cost.md): upstream calls per client request in a fault's window,
+    # and the fault phase's spend per 1,000 client requests (money, or "1.5x baseline").
+    max_retry_amplification: float | None = Field(default=None, gt=0)
+    max_cost_per_1k_requests: float | str | None = None
+
+    @field_validator("max_cost_per_1k_requests")
+    @classmethod
+    def _cost_bound(cls, v: Any) -> Any:
+        if v is not None:
+            parse_cost_bound(v)
+        return v
+
+    @property
+    def cost_bound(self) -> tuple[float | None, float | None]:
+        """(absolute money per 1,000 requests, baseline factor); both None without the objective."""
+        return (None, None) if self.max_cost_per_1k_requests is None else parse_cost_bound(
+            self.max_cost_per_1k_requests)
 
     @field_validator("failover_by")
     @classmethod
@@ -514,11 +532,13 @@ class StopWhen(Strict):
     error_rate: float | None = Field(default=None, gt=0, le=1)
     for_s: Duration = Field(default=10.0, alias="for")
     queries: list[PromCheck] = Field(default_factory=list)  # issue 15
+    # Upstream calls per client request, counted live at the HTTP fault proxy (docs/cost.md).
+    retry_amplification: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _some_condition(self) -> StopWhen:
-        if self.error_rate is None and not self.queries:
-            raise ValueError("give error_rate, queries (PromQL conditions) or both")
+        if self.error_rate is None and not self.queries and self.retry_amplification is None:
+            raise ValueError("give error_rate, queries (PromQL conditions), retry_amplification or more")
         return self
 
 
@@ -614,6 +634,7 @@ class Scenario(Strict):
     prometheus: PrometheusRef | None = None
     steady_state: list[PromCheck] = Field(default_factory=list)
     metrics: list[MetricEntry] = Field(default_factory=list)
+    cost: CostSpec | None = None  # issue 30: prices and the instance record (docs/cost.md)
     # What a test of this drill expects: negative controls say `failed` (they prove the harness
     # can fail). The CLI's exit code still follows the verdict; pytest compares with this.
     # `aborted`: a drill that proves a stop condition stops it (scenarios/stop-when-promql.local.yaml).
@@ -659,6 +680,10 @@ def cross_checks(s: Scenario) -> list[tuple[tuple[Any, ...], str]]:
                          f"buckets is over {MAX_BUCKETS:,} buckets: use a longer bucket"))
     if s.stack.runtime == "compose" and s.stack.file is None:
         problems.append((("stack", "file"), "the compose runtime needs stack.file (the compose file)"))
+    if s.objectives.max_cost_per_1k_requests is not None and (s.cost is None or (
+            s.cost.prices is None and not s.cost.tiers and not s.cost.regions)):
+        problems.append((("objectives", "max_cost_per_1k_requests"), "needs prices: add cost.tiers (or "
+                         "cost.prices: a price file), docs/cost.md"))
     if not _may_stream(s.load):
         for name in s.objectives.streaming_objectives:
             problems.append((("objectives", name), "measures streamed requests, but neither load.request nor "
