@@ -20,6 +20,7 @@ from rich.text import Text
 from harness.report.formatting import MISSING, parse_utc, plain, quantity, seconds, utc_text
 from harness.report.reasons import at_least
 from harness.results.model import ObjectiveResult, RunResults
+from harness.scenario.timelines import plan_timeline
 from harness.verdict import VERDICT_COUNTS
 
 # Below this many runs a bootstrap interval of the median is rough: with 3 values it can only
@@ -61,13 +62,17 @@ def plan_lines(loaded: Any, runtime: str | None) -> list[str]:
     lines.append(f"stack: {runtime or s.stack.runtime} {escape(str(s.stack.file or '(external)'))}")
     lines.append(f"load: {s.load.users} users + probe {s.load.probe_rate_hz:g} Hz against {escape(s.load.host)}")
     lines.append(f"phases: baseline {p.baseline:g} s, fault {p.fault:g} s, recovery {p.recovery:g} s")
-    for f in s.faults:
-        end = f.at + (f.duration if f.duration is not None else p.fault - f.at)
+    planned = {t.index: t for t in plan_timeline(s.faults, p.fault)[0]}
+    for i, f in enumerate(s.faults):
+        start = planned[i].start_s if i in planned else f.at
+        end = planned[i].end_s if i in planned else start + (f.duration or 0.0)
         params = params_text(f.params())
         lines.append(
             f"  fault {escape(f.name)}: {f.type} on {escape(f.target.describe())}"
             + (f" ({escape(params)})" if params else "")
-            + f" from +{f.at:g} s to +{end:g} s of the fault phase"
+            + f" from +{start:g} s to +{end:g} s of the fault phase"
+            + (f" (after {escape(f.after.describe())})" if f.after is not None else "")
+            + (f", branch {escape(f.branch)}" if f.branch is not None else "")
             + (f", {escape(schedule.describe())}" if (schedule := getattr(f, "schedule", None)) is not None else "")
         )
     lines.append(f"objectives: {escape(objectives_text(s.objectives))}")

@@ -322,6 +322,7 @@ class FaultStep(Event):
     onset_at: Epoch
     onset_source: str
     onset_uncertainty_s: Seconds
+    late_s: Seconds | None = None  # written only when the step's update began late (engine/schedule.py)
 
 
 class FaultStepFailed(Event):

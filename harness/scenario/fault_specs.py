@@ -40,6 +40,7 @@ from pydantic import (
 
 from harness.scenario.common import Strict, check_url, control_chars
 from harness.scenario.fault_schedules import ScheduleSpec
+from harness.scenario.timelines import AfterSpec
 from harness.scenario.units import MAX_DURATION_S, Duration
 
 __all__ = [
@@ -182,8 +183,10 @@ class FaultSpecBase(Strict):
     target: TargetSpec
     at: Duration = 0.0
     duration: Duration | None = None
+    after: AfterSpec | None = None  # compound timelines (harness/scenario/timelines.py)
+    branch: Label | None = None
 
-    COMMON_KEYS: ClassVar[tuple[str, ...]] = ("name", "type", "target", "at", "duration")
+    COMMON_KEYS: ClassVar[tuple[str, ...]] = ("name", "type", "target", "at", "duration", "after", "branch")
     MAGNITUDE: ClassVar[str | None] = None
     """The parameter a ``schedule`` moves (docs/scenarios.md "Schedules"); None: no schedule."""
     MAGNITUDE_MAX: ClassVar[float] = float(MAX_DELAY_MS)
