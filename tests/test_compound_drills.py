@@ -1,0 +1,58 @@
+"""The shipped compound-outage drill (issue 29) for real on the local runtime (free ports): a 529
+storm on the provider, and a GPU node loss that starts ``after`` the storm's journaled onset; its
+control (a gateway that knows only the provider) fails. Short phases (6/12/8 s, the node loss 4 s
+after the storm for 6 s): the gateway moves traffic off the provider within its breaker window
+and the pool keeps a second node, so both verdicts hold at any length."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.engine import run_drill
+from harness.testing.drills import SHIPPED_PHASES, failed_objectives, fault, need_proxy, rebased
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+
+
+def run_compound(name: str, tmp_path: Path) -> tuple[dict[str, Any], int, str | None]:
+    need_proxy()
+    scenario, _ = rebased(SCENARIOS / name, tmp_path)
+    text = scenario.read_text(encoding="utf-8")
+    assert SHIPPED_PHASES in text
+    text = (text.replace(SHIPPED_PHASES, "phases: {baseline: 6s, fault: 12s, recovery: 8s}")
+            .replace("duration: 20s", "duration: 12s")
+            .replace("offset: 5s}\n    duration: 10s", "offset: 4s}\n    duration: 6s"))
+    assert "offset: 4s}" in text
+    scenario.write_text(text, encoding="utf-8")
+    result = run_drill(scenario, out=tmp_path / "run")
+    return result.results.document(), result.exit_code, result.abort_reason
+
+
+def onset(results: dict[str, Any], name: str) -> float:
+    at = fault(results, name)["onset_at"]
+    assert at is not None, fault(results, name)
+    return datetime.fromisoformat(at).timestamp()
+
+
+@pytest.mark.slow
+def test_compound_outage_starts_the_node_loss_after_the_storm_and_passes(tmp_path: Path) -> None:
+    r, exit_code, abort = run_compound("compound-outage.local.yaml", tmp_path)
+    assert [f["name"] for f in r["faults"]] == ["provider-overloaded", "gpu-node-lost"], abort
+    # The follower was placed from the storm's journaled onset plus 4 s, never before it.
+    assert onset(r, "gpu-node-lost") >= onset(r, "provider-overloaded") + 4.0
+    assert all(f["reverted_at"] is not None for f in r["faults"])
+    assert exit_code == 0, (r["objectives"], abort)
+    assert r["cleanup"]["ok"] is True
+
+
+@pytest.mark.slow
+def test_control_compound_outage_without_fallback_exits_1(tmp_path: Path) -> None:
+    r, exit_code, abort = run_compound("controls/compound-outage.local.yaml", tmp_path)
+    assert exit_code == 1, (r["objectives"], abort)
+    assert {"max_error_rate", "failover_to"} <= failed_objectives(r), r["objectives"]
+    assert onset(r, "gpu-node-lost") >= onset(r, "provider-overloaded") + 4.0
+    assert r["cleanup"]["ok"] is True
