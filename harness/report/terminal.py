@@ -104,6 +104,10 @@ def objectives_text(objectives: Any) -> str:
         parts.append(f"failover by {param} ≤ {most:g}")
     if getattr(objectives, "max_flaps", None) is not None:
         parts.append(f"max_flaps ≤ {objectives.max_flaps}")
+    for param, most in sorted((getattr(objectives, "breaker_open_by", None) or {}).items()):
+        parts.append(f"breaker open by {param} ≤ {most:g}")
+    if getattr(objectives, "max_bad_answers", None) is not None:
+        parts.append(f"max_bad_answers ≤ {objectives.max_bad_answers}")
     return ", ".join(parts) or "none (the drill only measures)"
 
 

@@ -188,7 +188,9 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     shapes = _shape_figures(facts, scenario, samples, m, phases, run_dir)
     shape_objectives = measure_shapes.shape_objectives(
         {str(k): v for k, v in (scenario.objectives.failover_by or {}).items()} or None,
-        scenario.objectives.max_flaps, shapes)
+        scenario.objectives.max_flaps, shapes,
+        breaker_open_by={str(k): v for k, v in (scenario.objectives.breaker_open_by or {}).items()} or None,
+        max_bad_answers=scenario.objectives.max_bad_answers)
     never_verified = {"ok": False, "toxics_left": None, "containers_not_running": None}
     cleanup = Cleanup.model_validate(facts.cleanup or never_verified)
     metrics = metrics_summary(run_dir)  # Prometheus: recorded series, steady state after recovery

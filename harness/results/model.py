@@ -305,6 +305,11 @@ class ShapeResult(_Model):
     time_on_tier_s: dict[str, float]
     bad_answers: int
     bad_per_transition: float | None
+    breaker_open_s: Seconds = None
+    breaker_open_magnitude: float | None = None
+    breaker_open_step: int | None = None
+    bad_before_breaker: int | None = None
+    timeline: list[tuple[float, float]] | None = None  # (onset epoch s, magnitude) of each step applied
 
     @classmethod
     def of(cls, figures: ShapeFigures) -> ShapeResult:

@@ -293,8 +293,12 @@ class Objectives(Strict):
     # Scheduled faults (docs/method.md "Reaction threshold").
     failover_by: dict[Literal["latency_ms", "jitter_ms", "delay_ms", "share"], float] | None = None
     max_flaps: int | None = Field(default=None, ge=0)
+    # The stack's own breaker on a scheduled fault (a brownout): opened by this magnitude, and at
+    # most this many bad answers while the schedule ran (docs/method.md "Reaction threshold").
+    breaker_open_by: dict[Literal["latency_ms", "jitter_ms", "delay_ms", "share"], float] | None = None
+    max_bad_answers: int | None = Field(default=None, ge=0)
 
-    @field_validator("failover_by")
+    @field_validator("failover_by", "breaker_open_by")
     @classmethod
     def _magnitudes(cls, v: dict[str, float] | None) -> dict[str, float] | None:
         if v is not None and (not v or any(m < 0 for m in v.values())):
