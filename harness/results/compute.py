@@ -23,6 +23,7 @@ from harness.measure.agreement import agreement
 from harness.measure.capacity import measure_capacity
 from harness.metrics.results import metrics_summary
 from harness.results.model import (
+    AfterResult,
     Agreement,
     CapacityResult,
     Cleanup,
@@ -226,6 +227,7 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     _add_capacity(results, run_dir, samples, scenario, timings)
     _add_agreement(results, run_dir, phases)
     _add_faults_never_applied(results.faults, facts)
+    _add_timelines(results.faults, scenario)
     for fault in results.faults:
         if fault.name in shapes:
             fault.shape = ShapeResult.of(shapes[fault.name])
@@ -257,6 +259,19 @@ def runbook_figures(
     data_end = max(end for _, end in phases.values()) if phases else None
     walk = measure.runbook_walk(samples, trigger, min(onsets) if onsets else None, data_end, m.settings.bucket_s)
     return RunbookResult.of(runbook.error_rate, runbook.p95, trigger, walk)
+
+
+def _add_timelines(faults: list[FaultResult], scenario: Scenario) -> None:
+    """Each fault's place in a compound timeline (``after``, ``branch``), for the report's lanes."""
+    specs = {f.name: f for f in scenario.faults}
+    for fault in faults:
+        spec = specs.get(fault.name)
+        if spec is None:
+            continue
+        if spec.after is not None:
+            fault.after = AfterResult(fault=spec.after.fault, when=spec.after.when, offset_s=spec.after.offset)
+        if spec.branch is not None:
+            fault.branch = spec.branch
 
 
 def _shape_figures(

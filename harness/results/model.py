@@ -316,6 +316,14 @@ class ShapeResult(_Model):
         return cls.model_validate(dataclasses.asdict(figures))
 
 
+class AfterResult(_Model):
+    """A fault placed ``after`` another (compound timelines, harness/scenario/timelines.py)."""
+
+    fault: str
+    when: str  # onset | revert
+    offset_s: float
+
+
 class FaultResult(_Model):
     """One fault's figures. A fault that never took effect has only the keys up to ``impact``
     (``impact`` = ``not applied``); a measured one has them all; capacity figures and
@@ -352,6 +360,8 @@ class FaultResult(_Model):
     capacity_notes: dict[str, str] | None = None
     agreement: Agreement | None = None
     shape: ShapeResult | None = None
+    after: AfterResult | None = None
+    branch: str | None = None
 
     @classmethod
     def of(cls, figures: measure.FaultMeasure) -> FaultResult:
