@@ -78,3 +78,45 @@ def test_control_flapping_without_hysteresis_exits_1_on_max_flaps(tmp_path: Path
     assert shape["failovers"] > 2 and shape["failbacks"] >= shape["failovers"] - 1, shape
     assert shape["stack_breaker_opens"] > 2
     assert r["cleanup"]["ok"] is True
+
+
+def run_brownout(name: str, tmp_path: Path) -> dict[str, Any]:
+    """The brownout drill with a 6 s baseline and 8 s recovery; the fault phase keeps its 20 s
+    (10 steps of 2 s): the breaker judges a 3 s window, so shorter steps would move its opening
+    by a step, and the objective is about the share at which it opened."""
+    need_proxy()
+    scenario, _ = rebased(SCENARIOS / name, tmp_path)
+    text = scenario.read_text(encoding="utf-8")
+    assert "phases: {baseline: 10s, fault: 20s, recovery: 15s}" in text
+    text = text.replace("phases: {baseline: 10s, fault: 20s, recovery: 15s}",
+                        "phases: {baseline: 6s, fault: 20s, recovery: 8s}")
+    scenario.write_text(text, encoding="utf-8")
+    result = run_drill(scenario, out=tmp_path / "run")
+    results: dict[str, Any] = result.results.document()
+    results["exit_code"] = result.exit_code
+    results["abort_reason"] = result.abort_reason
+    return results
+
+
+@pytest.mark.slow
+def test_brownout_the_breaker_opens_early_on_the_share_ramp_and_users_barely_notice(tmp_path: Path) -> None:
+    r = run_brownout("provider-brownout.local.yaml", tmp_path)
+    assert r["faults"], r["abort_reason"]
+    shape = r["faults"][0]["shape"]
+    assert shape["shape"] == "ramp" and shape["param"] == "share" and shape["steps"] == 10, shape
+    assert shape["breaker_open_magnitude"] is not None and shape["breaker_open_magnitude"] <= 0.3, shape
+    assert shape["bad_before_breaker"] is not None and shape["bad_before_breaker"] <= shape["bad_answers"]
+    assert r["exit_code"] == 0, (r["objectives"], r["abort_reason"], shape)
+    assert {o["name"] for o in r["objectives"]} >= {"breaker_open_by.share", "max_bad_answers", "max_error_rate"}
+    assert r["cleanup"]["ok"] is True
+
+
+@pytest.mark.slow
+def test_control_brownout_with_a_lax_breaker_exits_1_on_breaker_open_by(tmp_path: Path) -> None:
+    r = run_brownout("controls/provider-brownout.local.yaml", tmp_path)
+    assert r["faults"], r["abort_reason"]
+    shape = r["faults"][0]["shape"]
+    assert r["exit_code"] == 1, (r["objectives"], r["abort_reason"], shape)
+    assert "breaker_open_by.share" in failed_objectives(r), r["objectives"]
+    assert shape["stack_breaker_opens"] == 0 and shape["breaker_open_magnitude"] is None, shape
+    assert r["cleanup"]["ok"] is True
