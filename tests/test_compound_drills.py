@@ -45,8 +45,10 @@ def test_compound_outage_starts_the_node_loss_after_the_storm_and_passes(tmp_pat
     # The follower was placed from the storm's journaled onset plus 4 s, never before it.
     assert onset(r, "gpu-node-lost") >= onset(r, "provider-overloaded") + 4.0
     assert all(f["reverted_at"] is not None for f in r["faults"])
+    assert fault(r, "gpu-node-lost")["after"] == {"fault": "provider-overloaded", "when": "onset", "offset_s": 4.0}
     assert exit_code == 0, (r["objectives"], abort)
     assert r["cleanup"]["ok"] is True
+    assert "Fault lanes" in (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
