@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import signal
 import sys
 import tempfile
 import time
@@ -50,6 +51,8 @@ def main() -> int:
     parser.add_argument("--checks", type=int, default=20)
     parser.add_argument("--busy", type=int, default=0)
     args = parser.parse_args()
+    # A SIGTERM (e.g. from `timeout`) must still stop the stack: the finally below runs on SystemExit.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="drill-bench-") as scratch:
         folder = Path(scratch)
         scenario, _ = rebased(REPO / "scenarios/provider-brownout.local.yaml", folder)
