@@ -37,7 +37,7 @@ from harness.scenario.units import ScheduleDuration
 from harness.verdict import VERDICT_COUNTS, Verdict, worst_exit_code
 
 if TYPE_CHECKING:
-    from harness.results.model import RunResults
+    from harness.results.model import FaultResult, RunResults
 
 CAMPAIGN_SCHEMA = "drill.campaign/v1"
 SUMMARY_FILE = "campaign.json"
@@ -144,10 +144,26 @@ def _figures(results: RunResults) -> dict[str, Any]:
             "degraded_requests")
     return {
         "run_id": results.run_id,
-        "faults": [{k: getattr(f, k) for k in keep if k in f.model_fields_set} for f in results.faults],
+        "faults": [{k: getattr(f, k) for k in keep if k in f.model_fields_set} | _shape_figures(f)
+                   for f in results.faults],
         "objectives": [{"name": o.name, "target": o.target, "measured": o.measured, "passed": o.passed}
                        | ({"undecided": o.undecided} if o.undecided else {}) for o in results.objectives],
     }
+
+
+SHAPE_KEYS = ("failover_magnitude", "breaker_open_magnitude", "failovers", "stack_breaker_opens", "bad_answers")
+"""A scheduled fault's headline figures, kept quarter over quarter (docs/method.md "Reaction threshold")."""
+
+
+def _shape_figures(fault: FaultResult) -> dict[str, Any]:
+    """``param`` and :data:`SHAPE_KEYS` of a scheduled fault, ``after`` of a follower; {} otherwise."""
+    out: dict[str, Any] = {}
+    if fault.shape is not None:
+        out["shape"] = {"shape": fault.shape.shape, "param": fault.shape.param,
+                        **{k: getattr(fault.shape, k) for k in SHAPE_KEYS}}
+    if fault.after is not None:
+        out["after"] = fault.after.model_dump()
+    return out
 
 
 def run_campaign(

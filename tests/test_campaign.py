@@ -22,6 +22,8 @@ def test_shipped_quarterly_campaign_names_every_mission_fault() -> None:
     assert [p.name for p in paths] == [
         "endpoint-kill.yaml", "hosted-latency.yaml", "provider-rate-limited.yaml", "provider-overloaded.yaml",
         "stream-cut.yaml", "gpu-node-loss.yaml", "region-quota-denial.yaml",
+        "provider-latency-ramp.local.yaml", "provider-brownout.local.yaml", "provider-flapping.local.yaml",
+        "compound-outage.local.yaml",
     ]
 
 

@@ -157,7 +157,7 @@ def test_parameter_values_match_the_models(name: str) -> None:
 def test_the_keys_every_fault_has_are_documented() -> None:
     prose = faults_section().split("| type |")[0]
     assert list(FaultSpecBase.model_fields) == list(FaultSpecBase.COMMON_KEYS)
-    assert FaultSpecBase.COMMON_KEYS == ("name", "type", "target", "at", "duration", "manual")
+    assert FaultSpecBase.COMMON_KEYS == ("name", "type", "target", "at", "duration", "manual", "after", "branch")
     for name in FaultSpecBase.COMMON_KEYS:
         assert f"`{name}`" in prose
 

@@ -89,3 +89,42 @@ def test_objectives_on_the_threshold_and_the_flaps() -> None:
     assert [(o.name, o.measured, o.passed) for o in flaps] == [("max_flaps", 3, False)]
     assert shape_objectives(None, 3, {"slow": at_500})[0].passed
     assert shape_objectives(None, 1, {})[0].measured is None
+
+
+def test_a_brownout_places_the_breakers_opening_on_the_ramp_and_counts_what_it_cost() -> None:
+    """The gateway retries each failed call on the next tier, so the samples fail over at the
+    first failed call; the breaker's own opening (its log) is what the brownout is judged on."""
+    shares = [Step(i, ONSET + 2.0 * i, 0.05 * (i + 1)) for i in range(10)]  # 0.05 ... 0.5, 2 s each
+    rows = [(ONSET + t / 10, "gpu" if t % 7 == 0 else "hosted", 1) for t in range(0, 200)]
+    rows += [(ONSET + 1.0, "hosted", 0), (ONSET + 5.5, "hosted", 0), (ONSET + 12.0, "gpu", 0)]
+    frame, good = samples(sorted(rows))
+    events = [{"ts": ONSET + 0.3, "event": "failover", "tier": "gpu"},  # a retry served by gpu
+              {"ts": ONSET + 6.5, "event": "breaker_open", "tier": "hosted"}]
+    f = shape_figures("ramp", "share", shares, frame, good, "hosted", (ONSET, ONSET + 20.0), ONSET + 0.4, 0.5, events)
+    assert (f.breaker_open_s, f.breaker_open_magnitude, f.breaker_open_step) == (6.5, 0.2, 3)
+    assert f.stack_reaction_s == 0.3  # the first reaction in the log, the retry: not the breaker
+    assert f.bad_before_breaker == 2 and f.bad_answers == 3
+    assert f.timeline[:2] == [(ONSET, 0.05), (ONSET + 2.0, 0.1)] and len(f.timeline) == 10
+    [opened, cost] = shape_objectives(None, None, {"brownout": f}, {"share": 0.3}, 25)
+    assert (opened.name, opened.measured, opened.passed) == ("breaker_open_by.share", 0.2, True)
+    assert (cost.name, cost.measured, cost.passed) == ("max_bad_answers", 3, True)
+    [late] = shape_objectives(None, None, {"brownout": f}, {"share": 0.15})
+    assert late.passed is False and late.measured == 0.2
+    [too_many] = shape_objectives(None, None, {"brownout": f}, None, 2)
+    assert too_many.passed is False
+
+
+def test_a_breaker_that_never_opens_fails_breaker_open_by_and_no_log_says_so() -> None:
+    shares = [Step(i, ONSET + 2.0 * i, 0.05 * (i + 1)) for i in range(10)]
+    frame, good = samples([(ONSET + t / 10, "hosted", 1) for t in range(200)])
+    shut = shape_figures("ramp", "share", shares, frame, good, "hosted", (ONSET, ONSET + 20.0), None, 0.5,
+                         [{"ts": ONSET + 3.0, "event": "failover", "tier": "gpu"}])
+    assert shut.stack_breaker_opens == 0 and shut.breaker_open_magnitude is None and shut.bad_before_breaker is None
+    [never] = shape_objectives(None, None, {"brownout": shut}, {"share": 0.3})
+    assert never.passed is False and never.measured is None and never.note is not None
+    assert "never opened" in never.note
+    blind = shape_figures("ramp", "share", shares, frame, good, None, (ONSET, ONSET + 20.0), None, 0.5, None)
+    [unknown] = shape_objectives(None, None, {"brownout": blind}, {"share": 0.3})
+    assert unknown.passed is False and unknown.note is not None and "no breaker log" in unknown.note
+    [other] = shape_objectives(None, None, {"brownout": shut}, {"latency_ms": 800})
+    assert other.passed is False and other.note == "no scheduled fault moves latency_ms"

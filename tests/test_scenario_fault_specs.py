@@ -121,7 +121,7 @@ BAD = {
     # unknown
     "misspelled-parameter": ("latency", PROXY, ["latncy_ms: 300"], "latncy_ms",
                              "faults[0].latncy_ms: unknown key 'latncy_ms' (did you mean 'latency_ms'?); allowed: "
-                             "name, type, target, at, duration, manual, direction, toxicity, schedule, latency_ms, jitter_ms"),
+                             "name, type, target, at, duration, manual, after, branch, direction, toxicity, schedule, latency_ms, jitter_ms"),
     "parameter-of-another-family": ("endpoint_kill", SERVICE, ["count: 2"], "count",
                                     "faults[0].count: not a parameter of endpoint_kill faults "
                                     "(its parameters: mode, max_targets)"),

@@ -363,6 +363,7 @@ class Drill:
                     journal.write(PhaseStart(phase=name), ts=self.phases[name][0])
                     length = phases.fault if name == "fault" else phases.recovery
                     self.say(f"phase {name} ({length:g}s)")
+            self.schedule.start_after()  # compound timelines: followers placed once their lead's instant is known
             for a in self.schedule.faults:
                 if not a.apply_started and now >= a.apply_at:
                     self._apply(a)

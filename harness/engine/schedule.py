@@ -15,6 +15,7 @@ whichever step is in force.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,10 @@ from harness.scenario.fault_schedules import step_plan
 from harness.scenario.model import FaultSpec
 
 WATCHDOG_GRACE_S = 5.0
+LATE_STEP_S = 0.25
+"""A step whose update call began this much after its planned instant is journaled with
+``late_s`` (the drive loop ticks every 50 ms: on time is within a tick or two)."""
+MAX_LATE_S = 1e6  # the journal's bound on seconds; a plan on a made-up clock (tests) is that late
 
 
 @dataclass
@@ -65,6 +70,8 @@ class ScheduledFault:
     steps: list[tuple[float, float]] = field(default_factory=list)
     """A schedule's steps: (epoch instant, magnitude); empty for a plain fault."""
     step_index: int = -1
+    not_started: str | None = None
+    """Why a fault that waits for a start trigger was never started (its instant fell past the phase)."""
 
 
 class FaultSchedule:
@@ -78,6 +85,7 @@ class FaultSchedule:
         # When the first revert call of a reaction began (the stop condition's reaction time).
         self.first_revert_call_at: float | None = None
         self.probe_rate_hz = 20.0
+        self.fault_phase_end = math.inf
 
     def build(self, loaded: LoadedScenario, ctx: FaultContext) -> None:
         """Build (not apply) every fault; a bad selector or an unknown proxy is ScenarioError."""
@@ -99,21 +107,61 @@ class FaultSchedule:
 
     def plan(self, fault_phase_start: float, fault_phase_s: float) -> None:
         """Each fault's apply and revert instants: ``at`` into the fault phase, for ``duration``
-        (default: to the end of the fault phase)."""
+        (default: to the end of the fault phase). A fault that starts ``after`` another waits
+        (apply instant infinity) until :meth:`start_after` places it."""
+        self.fault_phase_end = fault_phase_start + fault_phase_s
         for a in self.faults:
+            if a.spec.after is not None:
+                a.apply_at = a.revert_at = math.inf
+                continue
             planned = a.spec.planned_at()
             if planned is None:  # a manual fault waits for inject_manual()
-                a.apply_at = a.revert_at = float("inf")
+                a.apply_at = a.revert_at = math.inf
                 continue
-            a.apply_at = fault_phase_start + planned
-            length = a.spec.duration if a.spec.duration is not None else fault_phase_s - planned
-            a.revert_at = a.apply_at + length
-            schedule = getattr(a.spec, "schedule", None)
-            if schedule is not None:
-                own = getattr(a.spec, a.spec.MAGNITUDE or "", None)
-                plan = step_plan(schedule, length, float(own) if isinstance(own, (int, float)) else None,
-                                 self.probe_rate_hz)
-                a.steps = [(a.apply_at + offset, value) for offset, value in plan]
+            self._place(a, fault_phase_start + planned)
+
+    def _place(self, a: ScheduledFault, apply_at: float) -> None:
+        """Set the fault's apply and revert instants (and its steps) from its apply instant."""
+        a.apply_at = apply_at
+        length = a.spec.duration if a.spec.duration is not None else max(0.0, self.fault_phase_end - apply_at)
+        a.revert_at = a.apply_at + length
+        schedule = getattr(a.spec, "schedule", None)
+        if schedule is not None:
+            own = getattr(a.spec, a.spec.MAGNITUDE or "", None)
+            plan = step_plan(schedule, length, float(own) if isinstance(own, (int, float)) else None,
+                             self.probe_rate_hz)
+            a.steps = [(a.apply_at + offset, value) for offset, value in plan]
+
+    def start_after(self) -> list[ScheduledFault]:
+        """Start triggers of compound timelines (``after: {fault, when, offset}``): place each
+        waiting fault once the fault it follows has had its onset (journaled onset instant) or
+        its revert (revert instant), plus the offset. Returns the faults placed now.
+
+        Kept apart from the ``at`` planning so other start triggers (a facilitator's manual
+        inject) sit beside it without touching it. A follower whose instant falls at or past the
+        end of the fault phase is not started (the scenario's checks refuse a plan like that; only
+        a late onset gets here)."""
+        by_name = {a.spec.name: a for a in self.faults}
+        placed: list[ScheduledFault] = []
+        for a in self.faults:
+            after = a.spec.after
+            if after is None or a.apply_at != math.inf or a.not_started is not None:
+                continue
+            lead = by_name.get(after.fault)
+            if lead is None:
+                continue
+            instant = (lead.onset.at if lead.onset is not None else None) if after.when == "onset" else lead.reverted_at
+            if instant is None:
+                continue
+            start = instant + after.offset
+            if start >= self.fault_phase_end:
+                a.not_started = f"{after.describe()} falls past the fault phase"
+                self.say(f"fault {escape(a.spec.name)} not started: {escape(after.describe())} falls past "
+                         "the fault phase")
+                continue
+            self._place(a, start)
+            placed.append(a)
+        return placed
 
     def inject_manual(self, name: str, now: float, fault_phase: list[float]) -> ScheduledFault:
         """The facilitator's inject (docs/gameday.md): the ``manual`` fault ``name`` is due now and
@@ -140,6 +188,8 @@ class FaultSchedule:
     def hold(self, after: float, seconds: float) -> None:
         """Move every planned instant later than ``after`` by ``seconds`` (a facilitator's hold of
         the current phase), re-arming the watchdog of an applied fault whose revert moved."""
+        if after < self.fault_phase_end < float("inf"):  # followers may start later too
+            self.fault_phase_end += seconds
         for a in self.faults:
             with a.lock:
                 if not a.apply_started and after < a.apply_at < float("inf"):
@@ -214,40 +264,43 @@ class FaultSchedule:
             raise ScenarioError(f"fault {a.spec.name!r}: {a.spec.type} faults cannot follow a schedule")
         return a.fault
 
-    def _journal_step(self, a: ScheduledFault, index: int, onset: Onset) -> None:
+    def _journal_step(self, a: ScheduledFault, index: int, onset: Onset, late_s: float | None = None) -> None:
         planned_at, value = a.steps[index]
+        late = {} if late_s is None else {"late_s": round(min(late_s, MAX_LATE_S), 6)}
         self.journal.write(FaultStep(
             fault_id=a.fault_id, index=index, param=self._magnitude(a).magnitude_param, value=float(value),
             planned_at=planned_at, onset_at=onset.at, onset_source=onset.source,
-            onset_uncertainty_s=onset.uncertainty_s,
+            onset_uncertainty_s=onset.uncertainty_s, **late,
         ))
 
     def advance(self, a: ScheduledFault, now: float) -> None:
-        """Apply the schedule's step due at ``now`` (the latest one due: a late tick skips to it),
-        unless the fault is not applied yet or already reverted. Under the fault's lock, so a
-        revert (the watchdog's too) never races an update."""
-        if not a.steps or a.onset is None or a.reverted_at is not None:
-            return
-        due = a.step_index
-        while due + 1 < len(a.steps) and a.steps[due + 1][0] <= now:
-            due += 1
-        if due == a.step_index:
-            return
-        with a.lock:
-            if a.reverted_at is not None:
+        """Apply every step of the schedule due by ``now``, in order, unless the fault is not
+        applied yet or already reverted. A late tick (a busy machine, a slow API call) applies
+        each step it missed, one after another, rather than jumping to the latest: every step
+        planned before the revert is in force at least once, and one applied later than
+        :data:`LATE_STEP_S` says by how much (``late_s``). Under the fault's lock, so a revert
+        (the watchdog's too) never races an update."""
+        while a.steps and a.onset is not None and a.reverted_at is None:
+            due = a.step_index + 1
+            if due >= len(a.steps) or a.steps[due][0] > now:
                 return
-            planned_at, value = a.steps[due]
-            fault = self._magnitude(a)
-            self.journal.write(FaultStepIntent(fault_id=a.fault_id, index=due, param=fault.magnitude_param,
-                                               value=float(value), planned_at=planned_at))
-            try:
-                onset = fault.set_magnitude(value)
-            except Exception as exc:
-                self.journal.write(FaultStepFailed(fault_id=a.fault_id, index=due, error=str(exc)))
-                raise
-            assert onset is not None  # applied: set_magnitude updated it in place
-            a.step_index = due
-            self._journal_step(a, due, onset)
+            with a.lock:
+                if a.reverted_at is not None:
+                    return
+                planned_at, value = a.steps[due]
+                fault = self._magnitude(a)
+                self.journal.write(FaultStepIntent(fault_id=a.fault_id, index=due, param=fault.magnitude_param,
+                                                   value=float(value), planned_at=planned_at))
+                called_at = time.time()
+                try:
+                    onset = fault.set_magnitude(value)
+                except Exception as exc:
+                    self.journal.write(FaultStepFailed(fault_id=a.fault_id, index=due, error=str(exc)))
+                    raise
+                assert onset is not None  # applied: set_magnitude updated it in place
+                a.step_index = due
+                late_s = called_at - planned_at
+                self._journal_step(a, due, onset, late_s if late_s > LATE_STEP_S else None)
 
     def revert(self, a: ScheduledFault, why: str) -> None:
         """Revert once (idempotent, thread-safe: the watchdog may race the engine), retried."""

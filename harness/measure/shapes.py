@@ -61,6 +61,11 @@ class ShapeFigures:
     time_on_tier_s: dict[str, float] = field(default_factory=dict)
     bad_answers: int = 0
     bad_per_transition: float | None = None
+    breaker_open_s: float | None = None
+    breaker_open_magnitude: float | None = None
+    breaker_open_step: int | None = None
+    bad_before_breaker: int | None = None
+    timeline: list[tuple[float, float]] = field(default_factory=list)
 
 
 def step_in_force(steps: list[Step], instant: float) -> Step | None:
@@ -89,7 +94,8 @@ def shape_figures(
     """The figures of one scheduled fault. ``samples`` start-sorted with ``good`` aligned;
     ``window`` (onset, revert) in epoch s; ``failover_at`` the harness's failover instant."""
     onset, until = window
-    figures = ShapeFigures(shape=shape, param=param, steps=len(steps))
+    figures = ShapeFigures(shape=shape, param=param, steps=len(steps),
+                           timeline=[(round(s.at, 6), round(s.value, 6)) for s in steps])
     if failover_at is not None:
         step = step_in_force(steps, failover_at)
         if step is not None:
@@ -113,6 +119,13 @@ def shape_figures(
                      and (e["event"] == "failover" or primary is None or e.get("tier") == primary)]
         opens = [e for e in reactions if e["event"] == "breaker_open"]
         figures.stack_breaker_opens = len(opens) if opens or primary is not None else None
+        if opens:
+            first_open = min(float(e["ts"]) for e in opens)
+            figures.breaker_open_s = round(first_open - onset, 6)
+            step = step_in_force(steps, first_open)
+            if step is not None:
+                figures.breaker_open_magnitude, figures.breaker_open_step = round(step.value, 6), step.index
+            figures.bad_before_breaker = int(np.count_nonzero(~good & (ends >= onset) & (starts < first_open)))
         if reactions:
             first = min(float(e["ts"]) for e in reactions)
             figures.stack_reaction_s = round(first - onset, 6)
@@ -159,12 +172,43 @@ def _bucket_tiers(starts: np.ndarray, tiers: np.ndarray, origin: float, until: f
 
 
 def shape_objectives(
-    failover_by: Mapping[str, float] | None, max_flaps: int | None, figures: dict[str, ShapeFigures]
+    failover_by: Mapping[str, float] | None, max_flaps: int | None, figures: dict[str, ShapeFigures],
+    breaker_open_by: Mapping[str, float] | None = None, max_bad_answers: int | None = None,
 ) -> list[ObjectiveResult]:
     """``failover_by`` ({param: most}): every scheduled fault moving that param failed over by
     then (the magnitude in force at failover at most the target); ``max_flaps``: no scheduled
-    fault made the stack fail over more than that many times."""
+    fault made the stack fail over more than that many times; ``breaker_open_by`` ({param:
+    most}): the stack's own log shows the primary tier's breaker opening while the magnitude in
+    force was at most the target (a brownout's objective: the samples show a failover at any
+    share when the stack retries each failed call on the next tier, its breaker is what says it
+    stopped calling the provider); ``max_bad_answers``: at most that many bad answers while any
+    scheduled fault ran."""
     results: list[ObjectiveResult] = []
+    for param, target in sorted((breaker_open_by or {}).items()):
+        name = f"breaker_open_by.{param}"
+        moving = {fault: f for fault, f in figures.items() if f.param == param}
+        if not moving:
+            results.append(ObjectiveResult(name, target, None, False, f"no scheduled fault moves {param}"))
+            continue
+        unknown = [fault for fault, f in moving.items() if f.stack_breaker_opens is None]
+        if unknown:
+            results.append(ObjectiveResult(name, target, None, False,
+                                           f"no breaker log from the stack (stack.events_url): {', '.join(unknown)}"))
+            continue
+        shut = [fault for fault, f in moving.items() if f.breaker_open_magnitude is None]
+        if shut:
+            results.append(ObjectiveResult(name, target, None, False,
+                                           f"the breaker never opened while the schedule ran: {', '.join(shut)}"))
+            continue
+        worst = max(f.breaker_open_magnitude or 0.0 for f in moving.values())
+        results.append(ObjectiveResult(name, target, round(worst, 6), worst <= target))
+    if max_bad_answers is not None:
+        if not figures:
+            results.append(ObjectiveResult("max_bad_answers", max_bad_answers, None, False,
+                                           "no scheduled fault was applied"))
+        else:
+            bad = sum(f.bad_answers for f in figures.values())
+            results.append(ObjectiveResult("max_bad_answers", max_bad_answers, bad, bad <= max_bad_answers))
     for param, target in sorted((failover_by or {}).items()):
         name = f"failover_by.{param}"
         moving = {fault: f for fault, f in figures.items() if f.param == param}

@@ -794,3 +794,127 @@ def metric_svg(results: RunResults, entry: MetricQuery) -> str:
     _legend(fig, [ax], results, extra)
     return _to_svg(fig, f"drill-metric-{abs(hash(str(entry.query))) % 10**8}",
                    entry.name or entry.query or "metric")
+
+
+# --- fault lanes (issue 29): one lane per fault beside the error rate ----------------------------
+LANE_COLOUR = "#c0392b"
+LANE_OFF_COLOUR = "#f5b7b1"
+AFTER_COLOUR = "#5d6d7e"
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One fault on the time axis (seconds from run start): its steps as ``(start, end, level)``
+    with level the magnitude over the fault's peak (1 for a fault without a schedule, 0 for a
+    flap's off period), and what it followed."""
+
+    name: str
+    label: str
+    onset_s: float
+    end_s: float
+    steps: list[tuple[float, float, float]]
+    values: list[float]
+    after: str | None
+    after_from_s: float | None
+    after_fault: str | None = None
+
+
+def fault_lanes(results: RunResults) -> list[Lane]:
+    """Each applied fault's lane, in results order. A fault never reverted (aborted mid-fault)
+    runs to the end of the last phase."""
+    origin = run_start_epoch(results)
+    if origin is None:
+        return []
+    last = max([b.end_s for b in phase_bands(results)] + [0.0])
+    onsets = {f.name: (f.onset_epoch, f.reverted_epoch) for f in results.faults}
+    lanes: list[Lane] = []
+    for fault, _, onset in applied_faults(results):
+        reverted = fault.reverted_epoch
+        end = reverted - origin if reverted is not None else max(last, onset)
+        timeline = fault.shape.timeline if fault.shape is not None and fault.shape.timeline else None
+        steps: list[tuple[float, float, float]] = []
+        values: list[float] = []
+        if timeline:
+            peak = max(v for _, v in timeline) or 1.0
+            starts = [at - origin for at, _ in timeline]
+            for i, (start, (_, value)) in enumerate(zip(starts, timeline, strict=True)):
+                stop = starts[i + 1] if i + 1 < len(starts) else end
+                steps.append((start, max(stop, start), value / peak))
+                values.append(value)
+        else:
+            steps.append((onset, end, 1.0))
+        after_text, after_from = None, None
+        if fault.after is not None:
+            lead_onset, lead_revert = onsets.get(fault.after.fault, (None, None))
+            instant = lead_onset if fault.after.when == "onset" else lead_revert
+            plus = f" + {seconds(fault.after.offset_s)}" if fault.after.offset_s else ""
+            after_text = f"after {fault.after.fault} {fault.after.when}{plus}"
+            after_from = None if instant is None else instant - origin
+        label = fault.name if fault.branch in (None, fault.name) else f"{fault.name}\n(branch {fault.branch})"
+        lanes.append(Lane(fault.name, label, onset, end, steps, values, after_text, after_from,
+                          fault.after.fault if fault.after is not None else None))
+    return lanes
+
+
+def fault_lanes_svg(results: RunResults, timeline: pd.DataFrame) -> str:
+    """The error rate (top) over one lane per fault: each fault's on interval (a flap's off periods
+    pale), a schedule's steps as bars whose height is the magnitude over its peak, and an arrow
+    from the instant a fault followed (``after``) to its onset. Raises ValueError with nothing to
+    draw."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import ConnectionPatch, Patch
+
+    lanes = fault_lanes(results)
+    if not lanes:
+        raise ValueError("no fault took effect")
+    frame = downsample(timeline)
+    x = frame["t_s"].astype(float)
+    fig = _figure(11.0, 2.2 + 0.75 * len(lanes))
+    axes = fig.subplots(1 + len(lanes), 1, sharex=True,
+                        gridspec_kw={"height_ratios": [2.2] + [1.0] * len(lanes)})
+    ax_err, lane_axes = axes[0], list(axes[1:])
+    _shade(ax_err, results, label_phases=True, mark_recovery=False)
+    ax_err.plot(*_steps(x, frame["error_rate"].astype(float) * 100), drawstyle="steps-post",
+                color=ERROR_COLOUR, linewidth=1.2, label="error rate")
+    ax_err.set_ylabel("error rate (%)")
+    ax_err.set_ylim(0, 105)
+    by_name: dict[str, Axes] = {}
+    for lane, ax in zip(lanes, lane_axes, strict=True):
+        by_name[lane.name] = ax
+        for band in phase_bands(results):
+            ax.axvspan(band.start_s, band.end_s, color=PHASE_COLOURS.get(band.label, "#f2f3f4"), zorder=0, linewidth=0)
+        for start, stop, level in lane.steps:
+            if level <= 0:
+                ax.broken_barh([(start, stop - start)], (0.0, 0.12), facecolors=LANE_OFF_COLOUR, zorder=2)
+            else:
+                ax.broken_barh([(start, stop - start)], (0.0, level), facecolors=LANE_COLOUR, alpha=0.75, zorder=2)
+        if lane.values:
+            ax.text(lane.end_s, 0.5, f" {len(lane.values)} steps, {lane.values[0]:g} first, peak {max(lane.values):g}",
+                    fontsize=7, color="#566573", va="center", ha="left", clip_on=False)
+        ax.axvline(lane.onset_s, color=FAULT_COLOUR, linewidth=1.0, zorder=3)
+        ax.set_ylim(0, 1.05)
+        ax.set_yticks([])
+        ax.set_ylabel(lane.label, rotation=0, ha="right", va="center", fontsize=8)
+        for side in ("top", "right", "left"):
+            ax.spines[side].set_visible(False)
+    for lane in lanes:
+        if lane.after is None or lane.after_from_s is None:
+            continue
+        source_ax = by_name.get(lane.after_fault or "")
+        target_ax = by_name[lane.name]
+        if source_ax is not None:
+            fig.add_artist(ConnectionPatch(
+                xyA=(lane.after_from_s, 0.5), coordsA=source_ax.transData,
+                xyB=(lane.onset_s, 0.5), coordsB=target_ax.transData,
+                arrowstyle="->", color=AFTER_COLOUR, linewidth=1.1, linestyle="--", zorder=5))
+        target_ax.annotate(lane.after, xy=(lane.onset_s, 1.0), xycoords=("data", "axes fraction"),
+                           xytext=(3, 0), textcoords="offset points", fontsize=7, color=AFTER_COLOUR, va="top")
+    lane_axes[-1].set_xlabel("seconds from run start")
+    extra: list[tuple[Any, str]] = [(Patch(color=LANE_COLOUR, alpha=0.75), "fault in force (height: magnitude / peak)")]
+    if any(level <= 0 for lane in lanes for _, _, level in lane.steps):
+        extra.append((Patch(color=LANE_OFF_COLOUR), "flap off"))
+    if any(lane.after is not None for lane in lanes):
+        extra.append((Line2D([], [], color=AFTER_COLOUR, linestyle="--"), "started after"))
+    _legend(fig, [ax_err], results, extra=extra, mark_recovery=False)
+    ax_err.set_xlim(_x_limits(results, x))
+    return _to_svg(fig, "drill-lanes", "Fault lanes beside the error rate")

@@ -564,7 +564,19 @@ def _charts(
     else:
         out.append({"title": tiers_title, "svg": None,
                     "reason": "no tier information: responses carried no X-Tier header"})
-    return out + _metric_charts(results)
+    return out + _lanes_chart(results, timeline) + _metric_charts(results)
+
+
+def _lanes_chart(results: RunResults, timeline: pd.DataFrame) -> list[dict[str, Any]]:
+    """issue 29: one lane per fault (its steps, on/off, what it followed) under the error rate,
+    when the run had a compound timeline (``after``, ``branch``) or a scheduled fault."""
+    if not any(f.shape is not None or f.after is not None or f.branch is not None for f in results.faults):
+        return []
+    title = "Fault lanes: each fault's steps and what it followed, beside the error rate"
+    try:
+        return [{"title": title, "svg": Markup(charts.fault_lanes_svg(results, timeline)), "reason": None}]
+    except ValueError as exc:  # nothing to draw; fault_lanes_svg says why
+        return [{"title": title, "svg": None, "reason": str(exc)}]
 
 
 def _metric_charts(results: RunResults) -> list[dict[str, Any]]:

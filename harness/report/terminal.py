@@ -21,6 +21,7 @@ from harness.load.canaries import read_canaries
 from harness.report.formatting import MISSING, parse_utc, plain, quantity, seconds, utc_text
 from harness.report.reasons import at_least
 from harness.results.model import ObjectiveResult, RunResults
+from harness.scenario.timelines import plan_timeline
 from harness.verdict import VERDICT_COUNTS
 
 # Below this many runs a bootstrap interval of the median is rough: with 3 values it can only
@@ -68,13 +69,17 @@ def plan_lines(loaded: Any, runtime: str | None) -> list[str]:
                   else f"recall@{canaries.k} of {count} queries over {len(canaries.documents)} documents")
         lines.append(f"canaries: {escape(Path(s.load.canaries.file).name)}, every probe answer scored: {scored}")
     lines.append(f"phases: baseline {p.baseline:g} s, fault {p.fault:g} s, recovery {p.recovery:g} s")
-    for f in s.faults:
-        end = f.at + (f.duration if f.duration is not None else p.fault - f.at)
+    planned = {t.index: t for t in plan_timeline(s.faults, p.fault)[0]}
+    for i, f in enumerate(s.faults):
+        start = planned[i].start_s if i in planned else f.at
+        end = planned[i].end_s if i in planned else start + (f.duration or 0.0)
         params = params_text(f.params())
         lines.append(
             f"  fault {escape(f.name)}: {f.type} on {escape(f.target.describe())}"
             + (f" ({escape(params)})" if params else "")
-            + f" from +{f.at:g} s to +{end:g} s of the fault phase"
+            + f" from +{start:g} s to +{end:g} s of the fault phase"
+            + (f" (after {escape(f.after.describe())})" if f.after is not None else "")
+            + (f", branch {escape(f.branch)}" if f.branch is not None else "")
             + (f", {escape(schedule.describe())}" if (schedule := getattr(f, "schedule", None)) is not None else "")
         )
     lines.append(f"objectives: {escape(objectives_text(s.objectives))}")
@@ -109,6 +114,10 @@ def objectives_text(objectives: Any) -> str:
     if getattr(objectives, "min_quality", None) is not None:
         metric, floor = objectives.min_quality.metric
         parts.append(f"min_quality {metric} ≥ {floor}")
+    for param, most in sorted((getattr(objectives, "breaker_open_by", None) or {}).items()):
+        parts.append(f"breaker open by {param} ≤ {most:g}")
+    if getattr(objectives, "max_bad_answers", None) is not None:
+        parts.append(f"max_bad_answers ≤ {objectives.max_bad_answers}")
     return ", ".join(parts) or "none (the drill only measures)"
 
 

@@ -26,6 +26,7 @@ from harness.measure.quality import QUALITY_COLUMNS, RETRIEVAL, metric_name
 from harness.measure.quality_phases import QualityJudgement, min_quality_objective, quality_phase_stats
 from harness.metrics.results import metrics_summary
 from harness.results.model import (
+    AfterResult,
     Agreement,
     CapacityResult,
     Cleanup,
@@ -227,7 +228,9 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     shapes = _shape_figures(facts, scenario, samples, m, phases, run_dir)
     shape_objectives = measure_shapes.shape_objectives(
         {str(k): v for k, v in (scenario.objectives.failover_by or {}).items()} or None,
-        scenario.objectives.max_flaps, shapes)
+        scenario.objectives.max_flaps, shapes,
+        breaker_open_by={str(k): v for k, v in (scenario.objectives.breaker_open_by or {}).items()} or None,
+        max_bad_answers=scenario.objectives.max_bad_answers)
     quality, quality_judgement = _quality(run_dir, scenario, phases)
     quality_objectives = [] if quality_judgement is None else [quality_judgement.objective]
     quality_undecided = () if quality_judgement is None else quality_judgement.undecided
@@ -273,6 +276,7 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     _add_capacity(results, run_dir, samples, scenario, timings)
     _add_agreement(results, run_dir, phases)
     _add_faults_never_applied(results.faults, facts)
+    _add_timelines(results.faults, scenario)
     for fault in results.faults:
         if fault.name in shapes:
             fault.shape = ShapeResult.of(shapes[fault.name])
@@ -412,6 +416,19 @@ def runbook_figures(
     data_end = max(end for _, end in phases.values()) if phases else None
     walk = measure.runbook_walk(samples, trigger, min(onsets) if onsets else None, data_end, m.settings.bucket_s)
     return RunbookResult.of(runbook.error_rate, runbook.p95, trigger, walk)
+
+
+def _add_timelines(faults: list[FaultResult], scenario: Scenario) -> None:
+    """Each fault's place in a compound timeline (``after``, ``branch``), for the report's lanes."""
+    specs = {f.name: f for f in scenario.faults}
+    for fault in faults:
+        spec = specs.get(fault.name)
+        if spec is None:
+            continue
+        if spec.after is not None:
+            fault.after = AfterResult(fault=spec.after.fault, when=spec.after.when, offset_s=spec.after.offset)
+        if spec.branch is not None:
+            fault.branch = spec.branch
 
 
 def _shape_figures(

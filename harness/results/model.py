@@ -311,10 +311,23 @@ class ShapeResult(_Model):
     time_on_tier_s: dict[str, float]
     bad_answers: int
     bad_per_transition: float | None
+    breaker_open_s: Seconds = None
+    breaker_open_magnitude: float | None = None
+    breaker_open_step: int | None = None
+    bad_before_breaker: int | None = None
+    timeline: list[tuple[float, float]] | None = None  # (onset epoch s, magnitude) of each step applied
 
     @classmethod
     def of(cls, figures: ShapeFigures) -> ShapeResult:
         return cls.model_validate(dataclasses.asdict(figures))
+
+
+class AfterResult(_Model):
+    """A fault placed ``after`` another (compound timelines, harness/scenario/timelines.py)."""
+
+    fault: str
+    when: str  # onset | revert
+    offset_s: float
 
 
 class FaultResult(_Model):
@@ -353,6 +366,8 @@ class FaultResult(_Model):
     capacity_notes: dict[str, str] | None = None
     agreement: Agreement | None = None
     shape: ShapeResult | None = None
+    after: AfterResult | None = None
+    branch: str | None = None
 
     @classmethod
     def of(cls, figures: measure.FaultMeasure) -> FaultResult:

@@ -57,7 +57,8 @@ event                       when, and what it carries
                             ``index``, ``param`` (latency_ms, share, ...), ``value``,
                             ``planned_at``; the fault's undo record covers every step
 ``fault.step``              the step in force: the same, ``onset_at``, ``onset_source``,
-                            ``onset_uncertainty_s`` (step 0's onset is the apply's)
+                            ``onset_uncertainty_s`` (step 0's onset is the apply's); ``late_s``
+                            when the update began over 0.25 s after ``planned_at``
 ``fault.step_failed``       ``fault_id``, ``index``, ``error`` (the rollback follows)
 ``fault.revert_intent``     ``fault_id``, ``why`` (end, rollback, watchdog, stop_when, recover)
 ``fault.revert_retry``      ``fault_id``, ``attempt``, ``error``
@@ -330,6 +331,7 @@ class FaultStep(Event):
     onset_at: Epoch
     onset_source: str
     onset_uncertainty_s: Seconds
+    late_s: Seconds | None = None  # written only when the step's update began late (engine/schedule.py)
 
 
 class FaultStepFailed(Event):

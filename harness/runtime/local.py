@@ -575,7 +575,22 @@ class LocalRuntime:
         return [name for name, entry in self.status().items() if not (entry["running"] and entry["healthy"])]
 
     def not_running(self) -> list[str]:
-        return [name for name, entry in self.status().items() if not entry["running"]]
+        """Names of processes (and toxiproxy, the HTTP fault proxy) that are not running: whether
+        each child is alive, as :meth:`status` says, without its health calls. The drill's drive
+        loop asks this once a second, on the thread that applies schedule steps and reverts faults;
+        an HTTP call per member took ~200 ms there on a quiet machine and seconds on a busy one
+        (bench/drive_loop_checks.py)."""
+        if not self._started:
+            self._adopt_from_state()
+        down: list[str] = []
+        if self.spec.toxiproxy is not None and not (self._toxiproxy is not None and self._toxiproxy.alive()):
+            down.append("toxiproxy")
+        names = [HTTP_FAULT_PROXY] if self.spec.http_fault_proxy is not None else []
+        for name in names + [process.name for process in self.spec.processes]:
+            child = self._children.get(name)
+            if child is None or not child.alive():
+                down.append(name)
+        return down
 
     def process_groups(self) -> dict[str, int]:
         """name -> process group id of everything running (journaled for crash recovery)."""

@@ -40,6 +40,7 @@ from pydantic import (
 
 from harness.scenario.common import Strict, check_url, control_chars
 from harness.scenario.fault_schedules import ScheduleSpec
+from harness.scenario.timelines import AfterSpec
 from harness.scenario.units import MAX_DURATION_S, Duration
 
 __all__ = [
@@ -185,8 +186,10 @@ class FaultSpecBase(Strict):
     manual: bool = False
     """Applied when the facilitator injects it from the game-day console (docs/gameday.md), or at
     ``at`` when the scenario gives one and nobody injected it by then; never otherwise."""
+    after: AfterSpec | None = None  # compound timelines (harness/scenario/timelines.py)
+    branch: Label | None = None
 
-    COMMON_KEYS: ClassVar[tuple[str, ...]] = ("name", "type", "target", "at", "duration", "manual")
+    COMMON_KEYS: ClassVar[tuple[str, ...]] = ("name", "type", "target", "at", "duration", "manual", "after", "branch")
     MAGNITUDE: ClassVar[str | None] = None
     """The parameter a ``schedule`` moves (docs/scenarios.md "Schedules"); None: no schedule."""
     MAGNITUDE_MAX: ClassVar[float] = float(MAX_DELAY_MS)
@@ -219,6 +222,13 @@ class FaultSpecBase(Strict):
                 raise ValueError(f"schedule: {cls.MAGNITUDE} reaches {peak:g}, over its most ({cls.MAGNITUDE_MAX:g})")
             data = {**data, cls.MAGNITUDE: peak if cls.MAGNITUDE == "share" else math.ceil(peak)}
         return data
+
+    @model_validator(mode="after")
+    def _one_start_trigger(self) -> FaultSpecBase:
+        if self.manual and self.after is not None:
+            raise ValueError("a manual fault waits for the facilitator's inject and cannot also start "
+                             "`after` another fault: remove manual or after")
+        return self
 
     @model_validator(mode="after")
     def _schedule_fits(self) -> FaultSpecBase:

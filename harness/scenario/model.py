@@ -19,6 +19,7 @@ from harness.scenario.cost import CostSpec, parse_cost_bound
 from harness.scenario.fault_schedules import ScheduleSpec
 from harness.scenario.fault_specs import FaultSpec, TargetSpec
 from harness.scenario.loader import path_problem
+from harness.scenario.timelines import plan_timeline
 from harness.scenario.units import Duration, parse_latency_bound
 
 __all__ = [
@@ -375,7 +376,12 @@ class Objectives(Strict):
         return (None, None) if self.max_cost_per_1k_requests is None else parse_cost_bound(
             self.max_cost_per_1k_requests)
 
-    @field_validator("failover_by")
+    # The stack's own breaker on a scheduled fault (a brownout): opened by this magnitude, and at
+    # most this many bad answers while the schedule ran (docs/method.md "Reaction threshold").
+    breaker_open_by: dict[Literal["latency_ms", "jitter_ms", "delay_ms", "share"], float] | None = None
+    max_bad_answers: int | None = Field(default=None, ge=0)
+
+    @field_validator("failover_by", "breaker_open_by")
     @classmethod
     def _magnitudes(cls, v: dict[str, float] | None) -> dict[str, float] | None:
         if v is not None and (not v or any(m < 0 for m in v.values())):
@@ -664,17 +670,18 @@ def cross_checks(s: Scenario) -> list[tuple[tuple[Any, ...], str]]:
         if t.proxy and declared and t.proxy not in declared and s.stack.file is None:
             known = ", ".join(sorted(declared))
             problems.append((loc + ("target", "proxy"), f"unknown proxy {t.proxy!r}; declared proxies: {known}"))
-        if f.at >= s.phases.fault:
-            problems.append((loc + ("at",), f"starts at {f.at:g}s but the fault phase lasts {s.phases.fault:g}s"))
-        elif f.duration is not None and f.at + f.duration > s.phases.fault + 1e-9:
-            problems.append((loc + ("duration",), f"at {f.at:g}s + duration {f.duration:g}s runs past "
-                             f"the fault phase ({s.phases.fault:g}s)"))
+    # When each fault runs: at, after (compound timelines), branches (harness/scenario/timelines.py).
+    given_at = ["at" in f.model_fields_set for f in s.faults]
+    planned, timeline_problems = plan_timeline(s.faults, s.phases.fault, given_at)
+    problems += timeline_problems
+    for p in planned:
+        f = s.faults[p.index]
         schedule: ScheduleSpec | None = getattr(f, "schedule", None)
         length = schedule.length_s() if schedule is not None else None
-        if (schedule is not None and f.duration is None and length is not None and f.at < s.phases.fault
-                and length > s.phases.fault - f.at + 1e-9):
-            problems.append((loc + ("schedule",), f"the {schedule.shape} lasts {length:g}s, longer than the fault "
-                             f"(from {f.at:g}s to the end of the {s.phases.fault:g}s fault phase)"))
+        if (schedule is not None and f.duration is None and length is not None
+                and length > s.phases.fault - p.start_s + 1e-9):
+            problems.append((("faults", p.index, "schedule"), f"the {schedule.shape} lasts {length:g}s, longer than "
+                             f"the fault (from {p.start_s:g}s to the end of the {s.phases.fault:g}s fault phase)"))
     if s.phases.total_s / s.measurement.bucket > MAX_BUCKETS:
         problems.append((("measurement", "bucket"), f"{s.phases.total_s:g}s of phases in {s.measurement.bucket:g}s "
                          f"buckets is over {MAX_BUCKETS:,} buckets: use a longer bucket"))
