@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import fcntl
+import os
 import sys
 import tempfile
 import threading
@@ -280,6 +281,8 @@ def main() -> int:
     parser.add_argument("--short", action="store_true", help="6 s / 10 s / 8 s phases instead of 10 / 20 / 15")
     parser.add_argument("--lock", type=Path, default=None, help="hold this flock file during each drill")
     parser.add_argument("--docs", action="store_true", help="also write docs/gateway-scorecard.{csv,md}")
+    parser.add_argument("--merge", type=Path, action="append", default=[],
+                        help="take the cells of another run's folder too (its gateway-scorecard.csv)")
     args = parser.parse_args()
     out = (args.out or Path(tempfile.mkdtemp(prefix="gateway-scorecard-"))).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -289,9 +292,16 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown behaviour(s) {', '.join(unknown)}; expected some of {', '.join(faults)}")
     rows = {(r["gateway"], r["behaviour"]): r for r in load_rows(out / "gateway-scorecard.csv")}
-    for gateway in args.only.split(","):
+    for folder in args.merge:
+        for r in load_rows(folder / "gateway-scorecard.csv"):
+            if r.get("report"):
+                r["report"] = os.path.relpath(folder.resolve() / r["report"], out)
+            rows[(r["gateway"], r["behaviour"])] = r
+    for gateway in filter(None, args.only.split(",")):
         for behaviour in wanted:
             row = run_cell(gateway, behaviour, faults[behaviour], out, args.short, args.lock)
+            # Cells another run of this script wrote meanwhile are kept (it may share the folder).
+            rows = {(r["gateway"], r["behaviour"]): r for r in load_rows(out / "gateway-scorecard.csv")} | rows
             rows[(gateway, behaviour)] = row
             print(f"{gateway} {behaviour}: " + cell_text(row, ""), flush=True)
             write(list(rows.values()), out, "")
