@@ -6,8 +6,10 @@
   console log stream by the launcher (``portkey.py``): ``{received, status, attempts: [{target,
   created, execution_ms}]}``.
 
-``served`` gives ``(ts, by_fallback)`` for each answer the gateway served, ts the instant the gateway
-sent the call that served it (epoch s); ``primary_calls`` the calls it sent to the primary provider
+``served`` gives ``(ts, by_fallback)`` for each answer the gateway served, ts the instant the call
+that served it ended (epoch s): arrival, as drill's failover and failback are (harness/measure/
+routing.py). LiteLLM's ``start`` is when the request reached the router, which on a loaded machine
+can be a second before the provider is called; ``primary_calls`` the calls it sent to the primary provider
 between two instants (what it says it sent; the HTTP fault proxy's hits are the other count).
 """
 
@@ -60,7 +62,7 @@ def litellm(path: Path) -> GatewayRecord:
         if row.get("model_id") == LITELLM_PRIMARY:
             primary.append(start)
         if row.get("event") == "success":
-            served.append((start, row.get("model_id") != LITELLM_PRIMARY))
+            served.append((_num(row.get("end")) or start, row.get("model_id") != LITELLM_PRIMARY))
     return GatewayRecord(f"{LITELLM_RECORD} (LiteLLM's callbacks)", served, primary)
 
 
@@ -73,7 +75,8 @@ def portkey(path: Path) -> GatewayRecord:
         status = row.get("status")
         if attempts and isinstance(status, int) and 200 <= status < 300:
             last = attempts[-1]
-            served.append((float(last["created"]), last.get("target") != PORTKEY_PRIMARY))
+            ended = float(last["created"]) + (_num(last.get("execution_ms")) or 0.0) / 1000
+            served.append((ended, last.get("target") != PORTKEY_PRIMARY))
     return GatewayRecord(f"{PORTKEY_RECORD} (Portkey's console log stream)", served, primary)
 
 
