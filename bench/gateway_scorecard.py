@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -68,7 +69,7 @@ NOT_APPLICABLE = {
 }
 FIELDS = ["gateway", "version", "behaviour", "fault", "scenario", "phases", "expected_exit", "exit", "verdict",
           "missed", "failover_s", "failback_s", "rto_s", "fault_error_rate", "baseline_p95_ms", "fault_p50_ms",
-          "fault_p95_ms", "stream_completion", "fault_client_requests", "faulted_provider_calls",
+          "fault_p95_ms", "stream_completion", "short_completed_streams", "fault_client_requests", "faulted_provider_calls",
           "calls_per_client_request", "gateway_primary_calls", "gateway_failover_s", "gateway_failback_s",
           "record_agrees", "record", "report"]
 
@@ -134,8 +135,36 @@ def _measured(r: dict[str, Any], name: str) -> Any:
     return next((o.get("measured") for o in r.get("objectives", []) if o["name"] == name), None)
 
 
-def figures(r: dict[str, Any], hits: int, record: records.GatewayRecord | None) -> dict[str, Any]:
-    """The cell's figures from a run's results document, the proxy's hits and the gateway's record."""
+def short_completed(samples: pd.DataFrame | None, phases: dict[str, Any]) -> float | None:
+    """Share of the fault phase's streams that ended as complete (``[DONE]``) yet carried fewer
+    tokens than the baseline's usual answer: a truncated answer the gateway passed off as whole.
+    None without streams."""
+    if samples is None or samples.empty or "stream_completed" not in samples:
+        return None
+    base, fault = phases.get("baseline") or {}, phases.get("fault") or {}
+    b0, b1, f0, f1 = (_epoch(base.get("start")), _epoch(base.get("end")), _epoch(fault.get("start")),
+                      _epoch(fault.get("end")))
+    if None in (b0, b1, f0, f1):
+        return None
+    streams = samples[(samples["stream"] == 1) & (samples["ok"] == 1) & (samples["stream_completed"] == 1)]
+    usual = streams[(streams["start"] >= b0) & (streams["end"] < b1)]["tokens"].median()
+    during = streams[(streams["start"] >= f0) & (streams["end"] < f1)]
+    if during.empty or pd.isna(usual):
+        return None
+    return round(float((during["tokens"] < usual).mean()), 4)
+
+
+def read_samples(run_dir: Path) -> pd.DataFrame | None:
+    paths = sorted((run_dir / "samples").glob("*.csv"))
+    if not paths:
+        return None
+    return pd.concat([pd.read_csv(p, keep_default_na=False) for p in paths])
+
+
+def figures(r: dict[str, Any], hits: int, record: records.GatewayRecord | None,
+            samples: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The cell's figures from a run's results document, the proxy's hits, the gateway's record
+    and the run's samples."""
     fault = (r.get("faults") or [{}])[0]
     phase = (r.get("phases") or {}).get("fault") or {}
     base = (r.get("phases") or {}).get("baseline") or {}
@@ -152,6 +181,7 @@ def figures(r: dict[str, Any], hits: int, record: records.GatewayRecord | None) 
         "fault_p50_ms": phase.get("p50_ms"),
         "fault_p95_ms": phase.get("p95_ms"),
         "stream_completion": _measured(r, "min_stream_completion"),
+        "short_completed_streams": short_completed(samples, r.get("phases") or {}),
         "fault_client_requests": requests,
         "faulted_provider_calls": hits if fault.get("type") != "down" else None,
         "calls_per_client_request": round(hits / requests, 2) if requests and fault.get("type") != "down" else None,
@@ -190,7 +220,7 @@ def run_cell(gateway: str, behaviour: str, fault: str, out: Path, short: bool, l
     with held(lock), HitWatcher() as watcher:
         result = run_drill(path, out=runs / "run")
     r: dict[str, Any] = result.results.document()
-    row.update(figures(r, sum(watcher.hits.values()), records.read(result.run_dir)))
+    row.update(figures(r, sum(watcher.hits.values()), records.read(result.run_dir), read_samples(result.run_dir)))
     row.update(exit=result.exit_code, phases="6/10/8 s" if short else "10/20/15 s",
                report=str((result.run_dir / "report.html").relative_to(out)))
     return row
@@ -221,6 +251,9 @@ def cell_text(row: dict[str, Any], link_root: str) -> str:
     parts.append(f"p95 {_num(row['fault_p95_ms'], 0)} ms (baseline {_num(row['baseline_p95_ms'], 0)})")
     if row["stream_completion"] not in (None, ""):
         parts.append(f"streams completed {_num(row['stream_completion'])}")
+    if row.get("short_completed_streams") not in (None, "", 0, "0.0", 0.0):
+        parts.append(f"**{_num(float(row['short_completed_streams']) * 100, 1)} % of the fault's streams ended"
+                     " as complete but short** (truncated answers passed off as whole)")
     if row["calls_per_client_request"] not in (None, ""):
         parts.append(f"calls to the faulted provider per request {_num(row['calls_per_client_request'])}")
     elif row["gateway_primary_calls"] not in (None, ""):
@@ -244,6 +277,8 @@ def page(rows: list[dict[str, Any]], link_root: str) -> str:
         cells = [cell_text(by[(g, behaviour)], link_root) if (g, behaviour) in by else "not run" for g in gateways]
         lines.append(f"| {fault} (`{behaviour}`) | " + " | ".join(cells) + " |")
     lines += ["", "## Every figure", "",
+              "`short_completed_streams`: share of the fault phase's streams that ended with `[DONE]` but fewer",
+              "tokens than the baseline's usual answer (a truncation the gateway hid);",
               "`failback_s`: drill's first answer from the primary again after the revert; `gateway_*`: the same",
               "instants by the gateway's own record (`record`), `record_agrees`: within drill's 0.25 s resolution;",
               "`faulted_provider_calls`: the HTTP fault proxy's hits during the fault (none for a TCP fault, which",
@@ -310,7 +345,8 @@ def main() -> int:
             run_dir = (out / str(row.get("report") or "")).parent
             if row.get("report") and (run_dir / "results.json").is_file():
                 document = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
-                row.update(figures(document, int(row.get("faulted_provider_calls") or 0), records.read(run_dir)))
+                row.update(figures(document, int(row.get("faulted_provider_calls") or 0), records.read(run_dir),
+                                   read_samples(run_dir)))
     write(list(rows.values()), out, "")
     for gateway in filter(None, args.only.split(",")):
         for behaviour in wanted:

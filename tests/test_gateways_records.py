@@ -127,3 +127,20 @@ def test_scorecard_page_has_every_behaviour_and_says_what_does_not_apply(tmp_pat
         assert fault in text
     sc.write([na, ran], tmp_path, "")
     assert {r["behaviour"] for r in sc.load_rows(tmp_path / "gateway-scorecard.csv")} == {"stream-cut", "control"}
+
+
+def test_short_completed_streams_counts_truncations_passed_off_as_whole() -> None:
+    import pandas as pd
+
+    sc = scorecard()
+    phases = {"baseline": {"start": "2026-12-06T16:53:00Z", "end": "2026-12-06T16:53:10Z"},
+              "fault": {"start": "2026-12-06T16:53:10Z", "end": "2026-12-06T16:53:30Z"}}
+    t0 = 1796575980.0  # 16:53:00
+    rows = [(t0 + 1, 16, 1), (t0 + 2, 16, 1),  # baseline: 16 tokens, complete
+            (t0 + 11, 3, 1), (t0 + 12, 3, 1), (t0 + 13, 16, 1),  # fault: two "complete" with 3 tokens
+            (t0 + 14, 3, 0)]  # a cut the client saw: not counted here
+    samples = pd.DataFrame([{"start": s, "end": s + 0.1, "tokens": n, "stream_completed": c, "stream": 1, "ok": 1}
+                            for s, n, c in rows])
+    assert sc.short_completed(samples, phases) == round(2 / 3, 4)
+    assert sc.short_completed(None, phases) is None
+    assert sc.short_completed(samples[samples["start"] < t0 + 10], phases) is None  # no fault streams
