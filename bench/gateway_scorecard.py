@@ -305,7 +305,8 @@ def load_rows(csv_path: Path) -> list[dict[str, Any]]:
     if not csv_path.is_file():
         return []
     with open(csv_path, newline="", encoding="utf-8") as handle:
-        return [dict(row) for row in csv.DictReader(handle)]
+        # A CSV an older version of this script wrote lacks the newer columns.
+        return [{f: None for f in FIELDS} | dict(row) for row in csv.DictReader(handle)]
 
 
 def write(rows: list[dict[str, Any]], folder: Path, link_root: str) -> None:
