@@ -1,49 +1,82 @@
-"""The gateway scorecard: the shipped gateway drills at full length, one row per drill, as a CSV
-and a Markdown table (docs/gateways.md holds the pinned versions' table).
+"""The gateway scorecard: the conformance set (docs/gateways.md) run on each pinned gateway, one
+cell per behaviour x gateway, written as a CSV and a Markdown page with each cell's verdict, its
+figures and its run's report.
 
-    heavy .venv/bin/python bench/gateway_scorecard.py [--only litellm,portkey] [--out DIR]
+    .venv/bin/python bench/gateway_scorecard.py --lock /tmp/drill-heavy.lock [--only litellm,portkey]
+        [--behaviours overloaded,provider-down] [--short] [--out DIR] [--docs] [--refigure]
 
-Runs, one after another through the real engine (``run_drill``), every scenario under
-``scenarios/gateways/`` (and its negative control under ``controls/``) on the local runtime's
-fixed ports. Beside each drill a watcher polls the HTTP fault proxy's control API every 0.25 s
-and keeps each fault's ``hits`` (the upstream calls the proxy answered for the fault: calls the
-gateway made to the faulted provider), so the row can say how many calls reached a provider that
-had answered 429 with Retry-After, per client request of the fault phase (amplification).
+Each drill runs through the real engine (``run_drill``) on the local runtime's fixed ports, one
+after another; with ``--lock FILE`` each drill holds that lock (``flock``) only while it runs, so
+other heavy work interleaves (do not also wrap the script in ``heavy``: it would wait on itself).
+Cells already in ``DIR/gateway-scorecard.csv`` are kept unless run again, so the set can be run a
+few cells at a time. ``--short`` runs 6 s / 10 s / 8 s phases (the test suite's); ``--docs`` writes
+the CSV and the page to docs/ as well.
 
-Columns: gateway, version, scenario, expected exit, exit, verdict, missed objectives, failover
-(s), RTO (s), failover by the gateway's own record (LiteLLM: the first call a fallback deployment
-served after the onset, from ``stack-logs/litellm/calls.jsonl``), error rate and p95 of the fault phase, baseline p95, calls to the faulted provider
-during the fault, client requests during the fault, calls per client request, and the run's
-report. Traffic goes to 127.0.0.1 only; every drill ends by itself.
+Beside each drill a watcher polls the HTTP fault proxy's control API every 0.25 s and keeps each
+fault's ``hits`` (the calls the gateway made to the faulted provider through the proxy). After it,
+the gateway's own record (LiteLLM's callbacks, Portkey's console log stream: targets/gateways/
+records.py) gives the gateway's failover / failback instants, set beside drill's
+(``harness.measure.agreement``), and the calls it says it sent to the primary during the fault.
+Traffic goes to 127.0.0.1 only; every drill ends by itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import json
+import os
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from harness.engine import run_drill  # noqa: E402 - after the path is set for a checkout
+from harness.measure.agreement import agreement, routing_events  # noqa: E402
+from harness.testing.drills import shortened  # noqa: E402
+from targets.gateways import records  # noqa: E402
 
 GATEWAYS = REPO / "scenarios" / "gateways"
 PROXY_CONTROL = "http://127.0.0.1:19101/__drill/faults"  # the stacks' HTTP fault proxy route
 VERSIONS = {"litellm": REPO / ".venv-litellm" / "drill-version", "portkey": REPO / ".gateways" / "portkey" / "drill-version"}
-FIELDS = ["gateway", "version", "scenario", "expected_exit", "exit", "verdict", "missed", "failover_s", "rto_s",
-          "gateway_failover_s", "fault_error_rate", "fault_p95_ms", "baseline_p95_ms", "faulted_provider_calls",
-          "fault_client_requests", "calls_per_client_request", "report"]
-FALLBACK_IDS = {"gpu-a1", "gpu-a2"}  # the LiteLLM stacks' fallback deployments (model_info.id)
+NAMES = {"litellm": "LiteLLM", "portkey": "Portkey"}
+# The conformance set: (behaviour, the fault as the page names it). `control` is the 429 storm on
+# a config without fallbacks (scenarios/gateways/controls/), expected to exit 1.
+CONFORMANCE = [
+    ("rate-limited", "429 + Retry-After: 5"),
+    ("overloaded", "529 overloaded"),
+    ("first-token-delay", "first token held 8 s"),
+    ("stream-cut", "stream cut after 3 events"),
+    ("stream-stall", "stream stalls 8 s after 3 events"),
+    ("provider-down", "provider down at TCP level"),
+    ("control", "negative control: 429 storm, no fallbacks"),
+]
+STALL_NOT_EXERCISED = ("not exercised on these stacks: the hosted model's whole answer (16 tokens, ~80 ms) ends"
+                       " inside any stall, and the HTTP fault proxy releases held events at the upstream's end"
+                       " (docs/http-faults.md), so no stall reaches the gateway")
+NOT_APPLICABLE = {
+    ("litellm", "stream-stall"): STALL_NOT_EXERCISED,
+    ("portkey", "stream-cut"): "Portkey 1.15.2 cannot stream on Node 20 (every stream: 500 TypeError: immutable)",
+    ("portkey", "stream-stall"): "Portkey 1.15.2 cannot stream on Node 20 (every stream: 500 TypeError: immutable);"
+                                 f" and {STALL_NOT_EXERCISED}",
+}
+FIELDS = ["gateway", "version", "behaviour", "fault", "scenario", "phases", "expected_exit", "exit", "verdict",
+          "missed", "failover_s", "failback_s", "rto_s", "fault_error_rate", "baseline_p95_ms", "fault_p50_ms",
+          "fault_p95_ms", "stream_completion", "short_completed_streams", "fault_client_requests", "faulted_provider_calls",
+          "calls_per_client_request", "gateway_primary_calls", "gateway_failover_s", "gateway_failback_s",
+          "record_agrees", "record", "report"]
 
 
 class HitWatcher:
@@ -70,7 +103,20 @@ class HitWatcher:
                     for fault in client.get(PROXY_CONTROL).json():
                         self.hits[fault["id"]] = max(self.hits.get(fault["id"], 0), int(fault.get("hits", 0)))
                 except (httpx.HTTPError, ValueError, KeyError, TypeError):
-                    continue  # the stack is starting or stopping
+                    continue  # the stack is starting or stopping, or the fault is not on the proxy
+
+
+@contextmanager
+def held(lock: Path | None) -> Iterator[None]:
+    if lock is None:
+        yield
+        return
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def version(gateway: str) -> str:
@@ -80,72 +126,247 @@ def version(gateway: str) -> str:
         return "not installed"
 
 
-def gateway_failover_s(run_dir: Path, onset: float | None) -> float | None:
-    """From the gateway's own record (LiteLLM's calls.jsonl): the first call a fallback deployment
-    served after the onset, in seconds after it. None without a record (Portkey keeps none)."""
-    record = run_dir / "stack-logs" / "litellm" / "calls.jsonl"
-    if onset is None or not record.is_file():
+def scenario_path(gateway: str, behaviour: str) -> Path:
+    if behaviour == "control":
+        return GATEWAYS / "controls" / f"{gateway}-rate-limited.local.yaml"
+    return GATEWAYS / f"{gateway}-{behaviour}.local.yaml"
+
+
+def _epoch(value: object) -> float | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if isinstance(value, str) else None
+
+
+def _measured(r: dict[str, Any], name: str) -> Any:
+    return next((o.get("measured") for o in r.get("objectives", []) if o["name"] == name), None)
+
+
+def short_completed(samples: pd.DataFrame | None, phases: dict[str, Any]) -> float | None:
+    """Share of the fault phase's streams that ended as complete (``[DONE]``) yet carried fewer
+    tokens than the baseline's usual answer: a truncated answer the gateway passed off as whole.
+    None without streams."""
+    if samples is None or samples.empty or "stream_completed" not in samples:
         return None
-    starts = [float(c["start"]) for c in map(json.loads, record.read_text().splitlines())
-              if c.get("event") == "success" and c.get("model_id") in FALLBACK_IDS and c.get("start")]
-    after = [t for t in starts if t >= onset]
-    return round(min(after) - onset, 3) if after else None
+    base, fault = phases.get("baseline") or {}, phases.get("fault") or {}
+    b0, b1, f0, f1 = (_epoch(base.get("start")), _epoch(base.get("end")), _epoch(fault.get("start")),
+                      _epoch(fault.get("end")))
+    if None in (b0, b1, f0, f1):
+        return None
+    streams = samples[(samples["stream"] == 1) & (samples["ok"] == 1) & (samples["stream_completed"] == 1)]
+    usual = streams[(streams["start"] >= b0) & (streams["end"] < b1)]["tokens"].median()
+    during = streams[(streams["start"] >= f0) & (streams["end"] < f1)]
+    if during.empty or pd.isna(usual):
+        return None
+    return round(float((during["tokens"] < usual).mean()), 4)
 
 
-def scorecard_row(gateway: str, path: Path, expected: int, out: Path) -> dict[str, Any]:
-    with HitWatcher() as watcher:
-        result = run_drill(path, out=out / path.stem.replace(".local", "") / ("control" if expected else "drill"))
-    r: dict[str, Any] = result.results.document()
+def read_samples(run_dir: Path) -> pd.DataFrame | None:
+    paths = sorted((run_dir / "samples").glob("*.csv"))
+    if not paths:
+        return None
+    return pd.concat([pd.read_csv(p, keep_default_na=False) for p in paths])
+
+
+def figures(r: dict[str, Any], hits: int, record: records.GatewayRecord | None,
+            samples: pd.DataFrame | None = None) -> dict[str, Any]:
+    """The cell's figures from a run's results document, the proxy's hits, the gateway's record
+    and the run's samples."""
     fault = (r.get("faults") or [{}])[0]
     phase = (r.get("phases") or {}).get("fault") or {}
     base = (r.get("phases") or {}).get("baseline") or {}
-    calls = sum(watcher.hits.values())
-    onset = fault.get("onset_at")
-    onset_s = datetime.fromisoformat(onset.replace("Z", "+00:00")).timestamp() if isinstance(onset, str) else None
+    onset, reverted = _epoch(fault.get("onset_at")), _epoch(fault.get("reverted_at"))
     requests = int(phase.get("requests") or 0)
-    return {
-        "gateway": gateway,
-        "version": version(gateway),
-        "scenario": str(path.relative_to(REPO)),
-        "expected_exit": expected,
-        "exit": result.exit_code,
+    row: dict[str, Any] = {
         "verdict": r.get("verdict"),
         "missed": ",".join(o["name"] for o in r.get("objectives", []) if not o["passed"]) or "-",
         "failover_s": fault.get("failover_s"),
+        "failback_s": fault.get("failback_s"),
         "rto_s": fault.get("rto_s"),
-        "gateway_failover_s": gateway_failover_s(result.run_dir, onset_s),
         "fault_error_rate": phase.get("error_rate"),
-        "fault_p95_ms": phase.get("p95_ms"),
         "baseline_p95_ms": base.get("p95_ms"),
-        "faulted_provider_calls": calls,
+        "fault_p50_ms": phase.get("p50_ms"),
+        "fault_p95_ms": phase.get("p95_ms"),
+        "stream_completion": _measured(r, "min_stream_completion"),
+        "short_completed_streams": short_completed(samples, r.get("phases") or {}),
         "fault_client_requests": requests,
-        "calls_per_client_request": round(calls / requests, 2) if requests else None,
-        "report": str(result.run_dir / "report.html"),
+        "faulted_provider_calls": hits if fault.get("type") != "down" else None,
+        "calls_per_client_request": round(hits / requests, 2) if requests and fault.get("type") != "down" else None,
+        "gateway_primary_calls": None, "gateway_failover_s": None, "gateway_failback_s": None,
+        "record_agrees": None, "record": None,
     }
+    if record is not None and onset is not None:
+        agreed = agreement(routing_events(record.served), onset, None, fault.get("failover_s"),
+                           fault.get("failback_s"), float(fault.get("resolution_s") or 0.25), record.source)
+        row.update({
+            "gateway_primary_calls": record.primary_calls(onset, reverted) if reverted else None,
+            "gateway_failover_s": agreed.failover_s,
+            "gateway_failback_s": agreed.failback_s,
+            "record_agrees": agreed.agrees,
+            "record": record.source.split(" ")[0],
+        })
+    return row
+
+
+def run_cell(gateway: str, behaviour: str, fault: str, out: Path, short: bool, lock: Path | None) -> dict[str, Any]:
+    path = scenario_path(gateway, behaviour)
+    expected = 1 if behaviour == "control" else 0
+    row: dict[str, Any] = {f: None for f in FIELDS}
+    row.update(gateway=gateway, version=version(gateway), behaviour=behaviour, fault=fault,
+               scenario=str(path.relative_to(REPO)), expected_exit=expected)
+    if (gateway, behaviour) in NOT_APPLICABLE:
+        row.update(verdict="n/a", missed=NOT_APPLICABLE[(gateway, behaviour)])
+        return row
+    runs = out / "runs" / gateway / behaviour
+    runs.mkdir(parents=True, exist_ok=True)
+    if short:
+        text = shortened(path.read_text(encoding="utf-8")).replace("file: ../../../targets/", f"file: {REPO}/targets/")
+        text = text.replace("file: ../../targets/", f"file: {REPO}/targets/")
+        path = runs / path.name
+        path.write_text(text, encoding="utf-8")
+    with held(lock), HitWatcher() as watcher:
+        result = run_drill(path, out=runs / "run")
+    r: dict[str, Any] = result.results.document()
+    row.update(figures(r, sum(watcher.hits.values()), records.read(result.run_dir), read_samples(result.run_dir)))
+    row.update(exit=result.exit_code, phases="6/10/8 s" if short else "10/20/15 s",
+               report=str((result.run_dir / "report.html").relative_to(out)))
+    return row
+
+
+def _num(value: object, digits: int = 2) -> str:
+    if value in (None, ""):
+        return "-"
+    try:
+        return f"{float(str(value)):.{digits}f}"
+    except ValueError:
+        return str(value)
+
+
+def cell_text(row: dict[str, Any], link_root: str) -> str:
+    if row["verdict"] == "n/a":
+        return f"n/a: {row['missed']}"
+    mark = {"passed": "PASS", "aborted": "FAIL (aborted by its stop_when)"}.get(str(row["verdict"]), "FAIL")
+    if row["behaviour"] == "control":  # a negative control must fail
+        mark += " (as a control must)" if str(row["exit"]) == "1" else " (a control that passes: the drill cannot fail)"
+    parts = [f"**{mark}**"]
+    if row["missed"] not in ("-", None):
+        parts.append(f"missed {row['missed']}")
+    parts.append(f"failover {_num(row['failover_s'])} s, rto {_num(row['rto_s'], 1)} s")
+    if row["failback_s"] not in (None, ""):
+        parts.append(f"failback {_num(row['failback_s'])} s")
+    parts.append(f"errors {_num(float(row['fault_error_rate'] or 0) * 100, 1)} %")
+    parts.append(f"p95 {_num(row['fault_p95_ms'], 0)} ms (baseline {_num(row['baseline_p95_ms'], 0)})")
+    if row["stream_completion"] not in (None, ""):
+        parts.append(f"streams completed {_num(row['stream_completion'])}")
+    if row.get("short_completed_streams") not in (None, "", 0, "0.0", 0.0):
+        parts.append(f"**{_num(float(row['short_completed_streams']) * 100, 1)} % of the fault's streams ended"
+                     " as complete but short** (truncated answers passed off as whole)")
+    if row["calls_per_client_request"] not in (None, ""):
+        parts.append(f"calls to the faulted provider per request {_num(row['calls_per_client_request'])}")
+    elif row["gateway_primary_calls"] not in (None, ""):
+        parts.append(f"calls to the primary during the fault (gateway's record) {row['gateway_primary_calls']}"
+                     f" for {row['fault_client_requests']} requests")
+    parts.append(f"[report]({link_root}{row['report']})")
+    return ", ".join(parts)
+
+
+def page(rows: list[dict[str, Any]], link_root: str) -> str:
+    gateways = sorted({r["gateway"] for r in rows})
+    by = {(r["gateway"], r["behaviour"]): r for r in rows}
+    lines = ["# Gateway scorecard", "",
+             "Generated by `bench/gateway_scorecard.py` from real runs on this machine (docs/gateways.md says",
+             "how to reproduce it and what each behaviour means). Each cell: the verdict of the gateway's shipped",
+             "drill, the missed objectives, drill's failover instant, the fault phase's error rate and p95",
+             "beside the baseline's, and the run's report" + (f" (`{link_root}` is the `--out` folder of the run:"
+                                                             " reports are not kept in the repository)." if link_root
+                                                             else "."), "",
+             "| behaviour | " + " | ".join(f"{NAMES.get(g, g)} {version(g)}" for g in gateways) + " |",
+             "|---|" + "---|" * len(gateways)]
+    for behaviour, fault in CONFORMANCE:
+        cells = [cell_text(by[(g, behaviour)], link_root) if (g, behaviour) in by else "not run" for g in gateways]
+        lines.append(f"| {fault} (`{behaviour}`) | " + " | ".join(cells) + " |")
+    lines += ["", "## Every figure", "",
+              "`short_completed_streams`: share of the fault phase's streams that ended with `[DONE]` but fewer",
+              "tokens than the baseline's usual answer (a truncation the gateway hid);",
+              "`failback_s`: drill's first answer from the primary again after the revert; `gateway_*`: the same",
+              "instants by the gateway's own record (`record`), `record_agrees`: within drill's 0.25 s resolution;",
+              "`faulted_provider_calls`: the HTTP fault proxy's hits during the fault (none for a TCP fault, which",
+              "bypasses the proxy); `gateway_primary_calls`: the calls the gateway's record shows to the primary",
+              "during the fault.", ""]
+    shown = [f for f in FIELDS if f not in ("version", "fault", "scenario", "report")]
+    lines.append("| " + " | ".join(shown) + " |")
+    lines.append("|" + "---|" * len(shown))
+    for behaviour, _ in CONFORMANCE:
+        for g in gateways:
+            if (g, behaviour) in by and by[(g, behaviour)]["verdict"] != "n/a":
+                lines.append("| " + " | ".join(_num(by[(g, behaviour)][f], 3) if f.endswith(("_s", "_ms", "_rate"))
+                                               else str(by[(g, behaviour)][f] if by[(g, behaviour)][f] not in (None, "")
+                                                        else "-") for f in shown) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def load_rows(csv_path: Path) -> list[dict[str, Any]]:
+    if not csv_path.is_file():
+        return []
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        # A CSV an older version of this script wrote lacks the newer columns.
+        return [{f: None for f in FIELDS} | dict(row) for row in csv.DictReader(handle)]
+
+
+def write(rows: list[dict[str, Any]], folder: Path, link_root: str) -> None:
+    order = {b: i for i, (b, _) in enumerate(CONFORMANCE)}
+    rows = sorted(rows, key=lambda r: (r["gateway"], order.get(r["behaviour"], 99)))
+    with open(folder / "gateway-scorecard.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    (folder / "gateway-scorecard.md").write_text(page(rows, link_root), encoding="utf-8")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--only", default="litellm,portkey", help="gateways to run (comma-separated)")
-    parser.add_argument("--out", type=Path, default=None, help="folder for the runs, the CSV and the table")
+    parser.add_argument("--behaviours", default=",".join(b for b, _ in CONFORMANCE),
+                        help="behaviours of the conformance set to run (comma-separated)")
+    parser.add_argument("--out", type=Path, default=None, help="folder for the runs, the CSV and the page")
+    parser.add_argument("--short", action="store_true", help="6 s / 10 s / 8 s phases instead of 10 / 20 / 15")
+    parser.add_argument("--lock", type=Path, default=None, help="hold this flock file during each drill")
+    parser.add_argument("--docs", action="store_true", help="also write docs/gateway-scorecard.{csv,md}")
+    parser.add_argument("--refigure", action="store_true",
+                        help="recompute the figures of the cells already run from their run folders")
+    parser.add_argument("--merge", type=Path, action="append", default=[],
+                        help="take the cells of another run's folder too (its gateway-scorecard.csv)")
     args = parser.parse_args()
-    out = args.out or Path(tempfile.mkdtemp(prefix="gateway-scorecard-"))
+    out = (args.out or Path(tempfile.mkdtemp(prefix="gateway-scorecard-"))).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for gateway in args.only.split(","):
-        for path, expected in ((GATEWAYS / f"{gateway}-rate-limited.local.yaml", 0),
-                               (GATEWAYS / "controls" / f"{gateway}-rate-limited.local.yaml", 1)):
-            rows.append(scorecard_row(gateway, path, expected, out / gateway))
-            print(" | ".join(str(rows[-1][f]) for f in FIELDS), flush=True)
-    with open(out / "gateway-scorecard.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    table = ["| " + " | ".join(FIELDS) + " |", "|" + "---|" * len(FIELDS)]
-    table += ["| " + " | ".join(str(row[f]) for f in FIELDS) + " |" for row in rows]
-    (out / "gateway-scorecard.md").write_text("\n".join(table) + "\n", encoding="utf-8")
-    print(f"scorecard: {out / 'gateway-scorecard.csv'}")
-    print(f"drills={len(rows)} as_expected={sum(1 for r in rows if r['exit'] == r['expected_exit'])}")
+    faults = dict(CONFORMANCE)
+    wanted = args.behaviours.split(",")
+    unknown = [b for b in wanted if b not in faults]
+    if unknown:
+        parser.error(f"unknown behaviour(s) {', '.join(unknown)}; expected some of {', '.join(faults)}")
+    rows = {(r["gateway"], r["behaviour"]): r for r in load_rows(out / "gateway-scorecard.csv")}
+    for folder in args.merge:
+        for r in load_rows(folder / "gateway-scorecard.csv"):
+            if r.get("report"):
+                r["report"] = os.path.relpath(folder.resolve() / r["report"], out)
+            rows[(r["gateway"], r["behaviour"])] = r
+    if args.refigure:
+        for row in rows.values():
+            run_dir = (out / str(row.get("report") or "")).parent
+            if row.get("report") and (run_dir / "results.json").is_file():
+                document = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+                row.update(figures(document, int(row.get("faulted_provider_calls") or 0), records.read(run_dir),
+                                   read_samples(run_dir)))
+    write(list(rows.values()), out, "")
+    for gateway in filter(None, args.only.split(",")):
+        for behaviour in wanted:
+            row = run_cell(gateway, behaviour, faults[behaviour], out, args.short, args.lock)
+            # Cells another run of this script wrote meanwhile are kept (it may share the folder).
+            rows = {(r["gateway"], r["behaviour"]): r for r in load_rows(out / "gateway-scorecard.csv")} | rows
+            rows[(gateway, behaviour)] = row
+            print(f"{gateway} {behaviour}: " + cell_text(row, ""), flush=True)
+            write(list(rows.values()), out, "")
+    if args.docs:
+        write(list(rows.values()), REPO / "docs", "RUN_ROOT/")
+    print(f"scorecard: {out / 'gateway-scorecard.md'}")
     return 0
 
 

@@ -5,7 +5,6 @@ it. Pure logic: no stack."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -134,20 +133,3 @@ def test_the_setup_scripts_pin_their_versions() -> None:
     assert 'PORTKEY_VERSION="1.15.2"' in portkey and "@portkey-ai/gateway@$PORTKEY_VERSION" in portkey
     bootstrap = (REPO / "scripts" / "bootstrap").read_text()
     assert "scripts/litellm-setup" in bootstrap and "scripts/portkey-setup" in bootstrap
-
-
-def test_the_scorecard_reads_failover_from_the_gateways_own_record(tmp_path: Path) -> None:
-    sys.path.insert(0, str(REPO / "bench"))
-    import gateway_scorecard
-
-    record = tmp_path / "stack-logs" / "litellm" / "calls.jsonl"
-    record.parent.mkdir(parents=True)
-    rows = [
-        {"event": "success", "start": 99.0, "model_id": "hosted-model"},
-        {"event": "success", "start": 99.5, "model_id": "gpu-a1"},  # before the onset: not a failover
-        {"event": "failure", "start": 100.1, "model_id": "hosted-model"},
-        {"event": "success", "start": 100.25, "model_id": "gpu-a2"},
-    ]
-    record.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert gateway_scorecard.gateway_failover_s(tmp_path, 100.0) == 0.25
-    assert gateway_scorecard.gateway_failover_s(tmp_path / "none", 100.0) is None

@@ -27,6 +27,7 @@ from harness.httpfaults.client import HttpFaultClient
 from harness.runtime.ports import port_in_use
 from harness.testing import require, require_mitmdump, toxiproxy_binary
 from harness.testing.drills import objective, rebased, shortened
+from targets.gateways import records
 
 REPO = Path(__file__).resolve().parents[1]
 GATEWAYS = REPO / "scenarios" / "gateways"
@@ -99,6 +100,48 @@ def test_portkey_falls_back_to_the_gpu_targets_in_a_429_storm(tmp_path: Path) ->
     result, _ = run_short("portkey-rate-limited.local.yaml", tmp_path)
     rows = assert_fell_back_to_gpu(result)
     assert set(rows[rows["tier"] == "gpu"]["served_by"]) <= {"config.targets[1]", "config.targets[2]"}
+
+
+@pytest.mark.slow
+def test_litellm_passes_a_cut_provider_stream_off_as_complete(tmp_path: Path) -> None:
+    """The provider's streams end after 3 events without [DONE]: LiteLLM relays them ended with a
+    [DONE] of its own, so most answers of the fault are "complete" with 3 tokens instead of 16 (a
+    truncation the client cannot see), and its own record counts them as successes of the
+    hosted deployment. What the scorecard's short_completed_streams measures; holds at any length."""
+    need("litellm")
+    result, _ = run_short("litellm-stream-cut.local.yaml", tmp_path)
+    rows = samples(result.run_dir)
+    start, end = fault_window(result.run_dir)
+    ok = rows[(rows["ok"] == 1) & (rows["stream_completed"] == 1)]
+    before = ok[ok["end"] < start]
+    assert set(before["tokens"]) == {16}, before["tokens"].value_counts()
+    during = ok[(ok["start"] > start + 0.5) & (ok["end"] < end - 0.5)]
+    short = during[(during["tokens"] < 16) & (during["tier"] == "hosted")]
+    assert len(during) > 20 and len(short) > len(during) / 2, during.groupby(["tier", "tokens"]).size()
+    calls = [json.loads(line) for line in
+             (result.run_dir / "stack-logs" / "litellm" / "calls.jsonl").read_text().splitlines()]
+    inside = [c for c in calls if c["start"] is not None and start + 0.5 < c["start"] < end - 0.5]
+    assert sum(1 for c in inside if c["event"] == "success" and c["model_id"] == "hosted-model") > len(short) / 2
+    assert result.results.document()["cleanup"]["ok"] is True
+
+
+@pytest.mark.slow
+def test_portkey_with_its_provider_down_falls_back_and_its_own_record_says_so(tmp_path: Path) -> None:
+    """The provider's TCP link refused (Toxiproxy `down`, target 0 straight on Toxiproxy): Portkey
+    falls back on the refused connection, and its console log stream, read into the run, names
+    the GPU targets for what it served during the fault and the hosted one before it."""
+    need("portkey")
+    result, _ = run_short("portkey-provider-down.local.yaml", tmp_path)
+    assert_fell_back_to_gpu(result)
+    record = records.read(result.run_dir)
+    assert record is not None and "Portkey" in record.source
+    start, end = fault_window(result.run_dir)
+    assert {by for ts, by in record.served if ts < start - 0.5} == {False}
+    during = [by for ts, by in record.served if start + 1.0 < ts < end - 0.5]
+    assert len(during) > 20 and set(during) == {True}
+    # Every answer the record holds is one the drill sent (no request logged twice).
+    sent = len(samples(result.run_dir))
+    assert 0.95 * sent <= len(record.served) <= sent + 50, (len(record.served), sent)
 
 
 @pytest.mark.slow

@@ -69,3 +69,17 @@ def _delta(harness_s: float | None, stack_s: float | None) -> float | None:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
+
+
+def routing_events(served: list[tuple[float, bool]]) -> list[dict[str, Any]]:
+    """A gateway's own per-request record as the stack events ``agreement`` reads: ``served`` is
+    ``(ts, by_fallback)`` per answered request (any order); a ``failover`` event at the first
+    answer by a fallback after one by the primary (or at the first answer when it is a
+    fallback's), a ``failback`` at the first answer by the primary after a fallback's."""
+    events: list[dict[str, Any]] = []
+    on_fallback = False
+    for ts, by_fallback in sorted(served):
+        if by_fallback != on_fallback:
+            events.append({"ts": ts, "event": FAILOVER_EVENT if by_fallback else FAILBACK_EVENT})
+            on_fallback = by_fallback
+    return events
