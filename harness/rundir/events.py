@@ -78,6 +78,10 @@ event                       when, and what it carries
 ``metrics.steady_state_after`` ``steady_state``: the checks judged after recovery
 ``metrics.recorded``        ``file`` (metrics.json), ``queries``, ``errors``
 ``metrics.error``           ``what``, ``error``
+**Kubernetes** (harness/faults/kubernetes.py)
+``k8s.chain_link``          a repair-chain link from a watch event: ``fault`` (its name), ``link``,
+                            ``at``, ``object``, ``api_at``, ``node``, ``detail``
+``k8s.replicas``            ``fault``, ``service``, ``ready``, ``desired``, ``at``
 =========================== ===================================================================
 """
 
@@ -455,6 +459,37 @@ class MetricsError(Event):
     error: str
 
 
+# --- Kubernetes (harness/faults/kubernetes.py) ------------------------------------------------------
+
+
+class KubeChainLink(Event):
+    """One link of a Kubernetes fault's repair chain, seen in a watch event: ``link``
+    (node_not_ready, taint_added, evicted, scheduled, ready, create_refused, unschedulable),
+    ``at`` when the watch event arrived (epoch s; the figure's clock), ``api_at`` the instant the
+    API server recorded on the object (whole seconds: a cross-check), ``object`` (kind/name),
+    ``node``, ``detail`` (a reason or message the cluster gave)."""
+
+    event: Literal["k8s.chain_link"] = "k8s.chain_link"
+    fault: str
+    link: str
+    at: Epoch
+    object: str
+    api_at: float | None = None
+    node: str | None = None
+    detail: str | None = None
+
+
+class KubeReplicas(Event):
+    """A service's ready replicas changed during a Kubernetes fault (Deployment watch)."""
+
+    event: Literal["k8s.replicas"] = "k8s.replicas"
+    fault: str
+    service: str
+    ready: int
+    desired: int
+    at: Epoch
+
+
 # --- anything else --------------------------------------------------------------------------------
 
 
@@ -479,6 +514,7 @@ JournalEvent = (
     | CleanupCheckFailed | CleanupVerified
     | StopTripped | StopReverted | StopMetricsReaction
     | MetricsPreflight | MetricsSteadyStateAfter | MetricsRecorded | MetricsError
+    | KubeChainLink | KubeReplicas
     | OtherEvent
 )
 """Every journal record, discriminated on ``event``."""
