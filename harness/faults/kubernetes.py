@@ -227,7 +227,10 @@ class ChainWatch:
                 self.on[name] = node
             if name in self.before:
                 if pod.metadata.deletion_timestamp is not None or kind == "DELETED":
-                    self.link("evicted", f"pod/{name}", api_at=_epoch(pod.metadata.deletion_timestamp),
+                    # deletionTimestamp is when the grace period ends: the request came that much earlier.
+                    deadline = _epoch(pod.metadata.deletion_timestamp)
+                    grace = pod.metadata.deletion_grace_period_seconds or 0
+                    self.link("evicted", f"pod/{name}", api_at=None if deadline is None else deadline - grace,
                               node=self.on.get(name))
                 continue
             scheduled = next((c for c in (pod.status.conditions or []) if c.type == "PodScheduled"), None)

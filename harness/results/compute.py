@@ -22,6 +22,7 @@ from harness.measure import shapes as measure_shapes
 from harness.measure.agreement import agreement
 from harness.measure.capacity import measure_capacity
 from harness.metrics.results import metrics_summary
+from harness.results.kubernetes import repair_chain_figures
 from harness.results.model import (
     Agreement,
     CapacityResult,
@@ -193,8 +194,10 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     cleanup = Cleanup.model_validate(facts.cleanup or never_verified)
     metrics = metrics_summary(run_dir)  # Prometheus: recorded series, steady state after recovery
     steady_state_held = metrics is None or metrics.steady_state_held
+    chains, chain_objectives = repair_chain_figures(run_dir, facts.faults, scenario)  # Kubernetes faults
     decision = decide_verdict(
-        objectives_met=m.decided_objectives_met and steady_state_held and measure.all_met(shape_objectives),
+        objectives_met=m.decided_objectives_met and steady_state_held and measure.all_met(shape_objectives)
+        and measure.all_met(chain_objectives),
         abort_reason=facts.abort_reason,
         cleanup_verified=cleanup.ok is not False,
         undecided=m.undecided,
@@ -216,7 +219,8 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
         phases={name: PhaseResult.of(stats, m.streams.get(name), m.answers.get(name))
                 for name, stats in m.phases.items()},
         faults=[FaultResult.of(f) for f in m.faults],
-        objectives=[ObjectiveResult.of(o, undecided.get(o.name, ())) for o in [*m.objectives, *shape_objectives]]
+        objectives=[ObjectiveResult.of(o, undecided.get(o.name, ()))
+                    for o in [*m.objectives, *shape_objectives, *chain_objectives]]
         + [ObjectiveResult.model_validate(o) for o in (metrics.objectives if metrics else [])],
         measurement=MeasurementInfo.of(m),
         cleanup=cleanup,
@@ -238,6 +242,8 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     if m.impact is not None:
         results.impact = ImpactResult.of(m.impact)
     results.runbook = runbook_figures(scenario, samples, m, phases)
+    if chains:
+        results.repair_chains = chains
     return results, _timeline(samples, m, phases, scenario)
 
 

@@ -677,6 +677,47 @@ class MetricQuery(BaseModel):
     series: list[MetricSeries] = []
 
 
+class RepairChainLink(_Model):
+    """One link of a Kubernetes repair chain: when its watch event arrived (``at``, and seconds
+    after the fault's onset) and the API server's own timestamp (whole seconds) beside it."""
+
+    link: str
+    object: str
+    at: str
+    after_onset_s: float | None
+    api_at: str | None = None
+    node: str | None = None
+    detail: str | None = None
+
+
+class RepairChainResult(_Model):
+    """A Kubernetes fault's repair chain (harness/measure/repair_chain.py): seconds from the
+    onset to the first of each link, ``reschedule_s`` to the last needed replacement Ready,
+    the pods left Pending (the scheduler's message) or refused (the quota's), where the
+    replacements landed, each service's fewest ready replicas, and ``api_gap_s``: the largest
+    gap between a watch event's arrival and the API's own timestamp (within ``resolution_s``
+    when the two agree)."""
+
+    fault: str
+    type: str
+    onset_at: str | None
+    node_not_ready_s: float | None = None
+    taint_added_s: float | None = None
+    evicted_s: float | None = None
+    scheduled_s: float | None = None
+    reschedule_s: float | None = None
+    evicted: int
+    replaced: int
+    min_ready_replicas: dict[str, int]
+    desired_replicas: dict[str, int]
+    pending: list[RepairChainLink]
+    refused: list[RepairChainLink]
+    replacement_nodes: dict[str, str]
+    api_gap_s: float | None
+    resolution_s: float
+    links: list[RepairChainLink]
+
+
 class RunResults(_Model):
     """The whole results.json."""
 
@@ -701,6 +742,7 @@ class RunResults(_Model):
     metrics: dict[str, JsonValue] | None = None  # Prometheus (harness/metrics/results.py)
     impact: ImpactResult | None = None  # absent in results.json written before it, and without a fault
     runbook: RunbookResult | None = None  # absent in results.json written before it
+    repair_chains: list[RepairChainResult] | None = None  # Kubernetes faults only
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -313,6 +313,10 @@ class Objectives(Strict):
     # Scheduled faults (docs/method.md "Reaction threshold").
     failover_by: dict[Literal["latency_ms", "jitter_ms", "delay_ms", "share"], float] | None = None
     max_flaps: int | None = Field(default=None, ge=0)
+    # Kubernetes faults (docs/kubernetes.md "Repair chain"): onset -> every evicted pod replaced
+    # and Ready; the fewest ready replicas of any service while a fault is applied.
+    max_reschedule_s: Duration | None = None
+    min_ready_replicas: int | None = Field(default=None, ge=0)
 
     @field_validator("failover_by")
     @classmethod
