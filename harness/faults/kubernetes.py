@@ -403,7 +403,9 @@ class KubeFault:
         core = self.runtime.core
         core.patch_node(node, {"spec": {"unschedulable": True},
                                "metadata": {"annotations": {CORDON_ANNOTATION: self.name}}})
-        pods: list[V1Pod] = core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+        # Only the stack's own pods: drill's Role grants eviction in its namespace alone (least
+        # privilege); the cordon keeps every new pod off the node whatever its namespace.
+        pods: list[V1Pod] = core.list_namespaced_pod(self.namespace, field_selector=f"spec.nodeName={node}").items
         for pod in pods:
             owners = pod.metadata.owner_references or []
             if any(o.kind == "DaemonSet" for o in owners):
@@ -582,7 +584,7 @@ def cluster_faults(runtime: KubernetesRuntime) -> list[tuple[str, str, str, Kube
             found.append(("k8s_node", f"node:{name}", f"cordoned by drill fault {annotations[CORDON_ANNOTATION]}",
                           KubeNodeUndo(**where, nodes=[name], mode="drain",
                                        cordoned=[name] if node.spec.unschedulable else [])))
-    for quota in runtime.core.list_resource_quota_for_all_namespaces(label_selector=QUOTA_LABEL).items:
+    for quota in runtime.core.list_namespaced_resource_quota(runtime.namespace, label_selector=QUOTA_LABEL).items:
         ns, name = str(quota.metadata.namespace), str(quota.metadata.name)
         found.append(("k8s_quota", f"resourcequota:{ns}/{name}", f"quota {dict(quota.spec.hard or {})}",
                       KubeQuotaUndo(**where, namespace=ns, name=name)))
