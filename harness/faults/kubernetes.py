@@ -25,14 +25,16 @@ uncertainty half that bracket. The API's object timestamps (whole seconds) are k
 
 **The repair chain**: while a fault is applied, :class:`ChainWatch` follows the namespace's pods,
 Deployments and events and the selected nodes, and journals each link as it arrives
-(``k8s.chain_link``: node_not_ready, taint_added, evicted, scheduled, unschedulable with the
-scheduler's message, create_refused with the quota's message, ready) and each change of a
+(``k8s.chain_link``: node_not_ready, cordoned, taint_added, evicted, eviction_refused,
+scheduled, unschedulable with the scheduler's message, create_refused with the quota's
+message, ready) and each change of a
 service's ready replicas (``k8s.replicas``); harness/measure/repair_chain.py turns them into
 figures.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -215,6 +217,8 @@ class ChainWatch:
                 if c.type == "Ready" and c.status != "True":
                     self.link("node_not_ready", f"node/{name}", api_at=_epoch(c.last_transition_time), node=name,
                               detail=c.reason)
+            if node.spec.unschedulable:
+                self.link("cordoned", f"node/{name}", node=name)
             for t in node.spec.taints or []:
                 if t.effect == "NoExecute" and t.key.startswith("node.kubernetes.io/"):
                     self.link("taint_added", f"node/{name}", api_at=_epoch(t.time_added), node=name, detail=t.key)
@@ -364,6 +368,7 @@ class KubeFault:
         self.watch = ChainWatch(self.runtime, self.name, self.journal, self.nodes, namespaces)
         self.watch.start()
         self.applied = True
+        self.runtime.applied_faults.add(self.name)
         sent = time.time()
         match self.spec:
             case KubeNodeLossSpec() if self.spec.mode == "not_ready":
@@ -373,7 +378,7 @@ class KubeFault:
             case KubeNodeLossSpec():
                 for node in self.nodes:
                     self._drain(node)
-                return self._onset(sent, "evicted", "k8s-watch:pod-evicted")
+                return self._onset(sent, "cordoned", "k8s-watch:node-cordoned")
             case KubeQuotaDenialSpec():
                 self._create_quota(self.spec)
                 return Onset(at=(sent + time.time()) / 2, source="k8s-api:resourcequota-created",
@@ -443,15 +448,24 @@ class KubeFault:
         apps.patch_namespaced_deployment_scale(self.deployment, self.namespace, {"spec": {"replicas": replicas}})
 
     def revert(self) -> float:
-        """Undo through the same record ``drill recover`` uses; stop the chain watch."""
+        """Undo through the same record ``drill recover`` uses; the last of the runtime's faults
+        to go then waits (bounded) until every service has its replicas ready again, so the
+        rollback's check sees the repaired stack (a ReplicaSet refused by a quota retries with
+        its own backoff). The chain watch runs until then, so the repair is on record."""
+        reverted_at = time.time()
         try:
             if self.applied and not self.reverted:
                 undo_kube(self.undo(), self.runtime.api_client)
+                reverted_at = time.time()
                 self.reverted = True
+                self.runtime.applied_faults.discard(self.name)
+                if not self.runtime.applied_faults:
+                    with contextlib.suppress(FaultError):
+                        _wait("every service ready again", lambda: not self.runtime.not_running(), REVERT_WAIT_S)
         finally:
             if self.watch is not None:
                 self.watch.stop()
-        return time.time()
+        return reverted_at
 
     def verify(self) -> list[str]:
         """What of this fault is still on the cluster, read back (empty when clean)."""

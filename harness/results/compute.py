@@ -384,7 +384,9 @@ def _add_faults_never_applied(faults: list[FaultResult], facts: JournalFacts) ->
             faults.append(FaultResult(
                 name=f["name"], type=f["type"], targets=f.get("targets", []),
                 onset_at=None, onset_source=None, onset_uncertainty_s=None,
-                reverted_at=f.get("reverted_at"), time_to_detect_s=None, rto_s=None,
+                # A fault whose apply failed is still reverted (it may have half-happened): epoch -> ISO.
+                reverted_at=utc_iso(f["reverted_at"]) if f.get("reverted_at") is not None else None,
+                time_to_detect_s=None, rto_s=None,
                 failover_s=None, failback_s=None, degraded_s=None, impact="not applied",
             ))
 

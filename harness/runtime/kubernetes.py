@@ -122,6 +122,7 @@ class KubernetesRuntime:
         self.core: CoreV1Api = client.CoreV1Api(self.api_client)
         self.apps: AppsV1Api = client.AppsV1Api(self.api_client)
         self._proxy: subprocess.Popen[bytes] | None = None
+        self.applied_faults: set[str] = set()  # Kubernetes faults applied and not yet reverted
         if not self.services:
             self.services = self._discover()
 
