@@ -1,7 +1,7 @@
 """The ``kubernetes`` runtime and its faults through the API, on the real control plane of
 scripts/k8s-setup (kube-apiserver, etcd, scheduler, controller-manager; kwok nodes): drills run
 with `drill run`, their repair chains read back from results.json, kill -9 then `drill recover`,
-and drill running as the least-privilege service account of scenarios/k8s/rbac.yaml.
+and drill running as the least-privilege service account of deploy/k8s/rbac.yaml.
 
 Needs the binaries (`scripts/k8s-setup`) and the `kubernetes` extra: fails under CI=true when
 either is missing, skips elsewhere. One throwaway cluster on random 127.0.0.1 ports for the
@@ -17,6 +17,7 @@ is asserted; the agreement bound is the stated resolution (API timestamps are wh
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.testing import REPO
+from harness.testing import REPO, free_port
 from harness.testing.drills import DRILL, start_drill, wait_event
 from harness.testing.kube import KubeTestCluster, gpu_deployment, kube_cluster, kube_scenario, wait_until
 
@@ -61,9 +62,9 @@ def status(cluster: KubeTestCluster, namespace: str, kubeconfig: Path | None = N
     return found
 
 
-def run(scenario: Path, out: Path, kubeconfig_env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+def run(scenario: Path, out: Path, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     done = subprocess.run([*DRILL, "run", str(scenario), "--out", str(out)], capture_output=True, text=True,
-                          cwd=REPO, timeout=240, check=False)
+                          cwd=REPO, timeout=240, check=False, env={**os.environ, **(env or {})})
     results_file = out / "results.json"
     assert results_file.exists(), done.stdout[-3000:] + done.stderr[-3000:]
     results: dict[str, Any] = json.loads(results_file.read_text())
@@ -242,7 +243,7 @@ def _journal(run_dir: Path) -> list[dict[str, Any]]:
 def test_drill_runs_as_the_least_privilege_service_account(cluster: KubeTestCluster, tmp_path: Path) -> None:
     gpu_deployment(cluster, "serving", "gpu-serve", 2)
     applied = subprocess.run([cluster.kubectl, "--kubeconfig", str(cluster.kubeconfig), "apply", "-f",
-                              str(REPO / "scenarios/k8s/rbac.yaml")], capture_output=True, text=True, timeout=60,
+                              str(REPO / "deploy/k8s/rbac.yaml")], capture_output=True, text=True, timeout=60,
                              check=False)
     assert applied.returncode == 0, applied.stderr
     token = subprocess.run([cluster.kubectl, "--kubeconfig", str(cluster.kubeconfig), "-n", "serving", "create",
@@ -288,3 +289,40 @@ def test_drill_runs_as_the_least_privilege_service_account(cluster: KubeTestClus
     chains = {c["fault"]: c for c in results["repair_chains"]}
     assert chains["scale-down"]["min_ready_replicas"]["gpu-serve"] == 1
     assert status(cluster, "serving", sa_config, "drill-sa")["active_faults"] == []
+
+
+SHIPPED = sorted((REPO / "scenarios" / "k8s").rglob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def workload(cluster: KubeTestCluster) -> KubeTestCluster:
+    """deploy/k8s/workload.yaml applied, every Deployment Ready."""
+    from kubernetes import client
+
+    applied = subprocess.run([cluster.kubectl, "--kubeconfig", str(cluster.kubeconfig), "apply", "-f",
+                              str(REPO / "deploy/k8s/workload.yaml")], capture_output=True, text=True, timeout=60,
+                             check=False)
+    assert applied.returncode == 0, applied.stderr
+    apps = client.AppsV1Api(cluster.api())
+    for namespace in ("serving", "region-a"):
+        wait_until(f"{namespace}/gpu-serve Ready", lambda ns=namespace: (
+            (d := apps.read_namespaced_deployment("gpu-serve", ns)).status.ready_replicas == d.spec.replicas))
+    return cluster
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(REPO / "scenarios" / "k8s").as_posix())
+def test_shipped_kubernetes_scenarios_give_their_expected_verdict(workload: KubeTestCluster, path: Path,
+                                                                tmp_path: Path) -> None:
+    """Each shipped drill, moved onto the test's cluster (its context, a free proxy port), gives
+    the verdict it declares: the drills pass, their controls fail."""
+    text = path.read_text().replace("context: kwok-drill", f"context: {workload.context}")
+    port = free_port()
+    scenario = tmp_path / path.name
+    scenario.write_text(text.replace("18181", str(port)))
+    expected = "failed" if "expect: failed" in text else "passed"
+    code, results = run(scenario, tmp_path / "run", {"KUBECONFIG": str(workload.kubeconfig)})
+    assert results["verdict"] == expected, (results.get("abort_reason"), results["objectives"])
+    assert code == (1 if expected == "failed" else 0)
+    assert results["cleanup"]["ok"] is True
+    assert status(workload, "serving")["active_faults"] == []
