@@ -128,6 +128,7 @@ def test_node_loss_drill_reports_each_link_of_the_repair_chain(cluster: KubeTest
             gap = (datetime.fromisoformat(link["at"]) - datetime.fromisoformat(link["api_at"])).total_seconds()
             assert -0.1 <= gap <= chain["resolution_s"] + 1.0, link
     assert results["faults"][0]["onset_source"] == "k8s-watch:node-not-ready"
+    assert "Repair chain (Kubernetes)" in (tmp_path / "run" / "report.html").read_text()
     assert results["cleanup"]["ok"] is True
     assert node_clean(cluster, lost)
 

@@ -30,6 +30,8 @@ from harness.rundir.events import (
     FaultStep,
     FaultStepFailed,
     FaultStepIntent,
+    KubeChainLink,
+    KubeReplicas,
     LoadStarted,
     LoadStarting,
     LoadStopFailed,
@@ -146,6 +148,9 @@ EXAMPLES: list[Event] = [
     MetricsSteadyStateAfter(steady_state=[{"query": "up", "passed": False, "detail": "0 < 1"}]),
     MetricsRecorded(file="metrics.json", queries=4, errors=["not asked"]),
     MetricsError(what="record", error="refused"),
+    KubeChainLink(fault="lose", link="taint_added", seen_at=T0 + 5.3, object="node/gpu-a-1", api_at=T0 + 5,
+                  node="gpu-a-1", detail="node.kubernetes.io/not-ready"),
+    KubeReplicas(fault="lose", service="gpu-serve", ready=3, desired=4, seen_at=T0 + 7.4),
 ]
 
 

@@ -187,7 +187,7 @@ class ChainWatch:
             if mark in self.seen:
                 return
             self.seen.add(mark)
-            event = KubeChainLink(fault=self.fault, link=link, at=time.time(), object=obj, api_at=api_at,
+            event = KubeChainLink(fault=self.fault, link=link, seen_at=time.time(), object=obj, api_at=api_at,
                                   node=node, detail=detail)
             self.links.append(event)
             self.changed.notify_all()
@@ -259,7 +259,7 @@ class ChainWatch:
             self.replicas[service] = now
             if self.journal is not None:
                 self.journal.write(KubeReplicas(fault=self.fault, service=service, ready=now[0], desired=now[1],
-                                                at=time.time()))
+                                                seen_at=time.time()))
 
     def _watch_events(self, ns: str) -> None:
         for _, event in _stream(self.runtime.core.list_namespaced_event, self.stop_event, namespace=ns):
@@ -400,7 +400,7 @@ class KubeFault:
         if seen is None:
             raise FaultError(f"fault {self.name!r}: applied, but no watch event showed {link} within "
                              f"{ONSET_WAIT_S:g} s")
-        return Onset(at=(sent + seen.at) / 2, source=source, uncertainty_s=max(0.0, (seen.at - sent) / 2))
+        return Onset(at=(sent + seen.seen_at) / 2, source=source, uncertainty_s=max(0.0, (seen.seen_at - sent) / 2))
 
     def _drain(self, node: str) -> None:
         from kubernetes import client

@@ -27,10 +27,10 @@ def repair_chain_figures(run_dir: Path, faults: dict[str, dict[str, Any]], scena
     for record in read_journal(journal_path(run_dir)):
         match record.event:
             case KubeChainLink() as e:
-                links.setdefault(e.fault, []).append(
-                    LinkInput(link=e.link, at=e.at, object=e.object, api_at=e.api_at, node=e.node, detail=e.detail))
+                links.setdefault(e.fault, []).append(LinkInput(
+                    link=e.link, at=e.seen_at, object=e.object, api_at=e.api_at, node=e.node, detail=e.detail))
             case KubeReplicas() as e:
-                replicas.setdefault(e.fault, []).append((e.at, e.service, e.ready, e.desired))
+                replicas.setdefault(e.fault, []).append((e.seen_at, e.service, e.ready, e.desired))
     chains: list[RepairChain] = []
     for fault in faults.values():
         if not str(fault.get("type", "")).startswith("k8s_"):

@@ -80,8 +80,8 @@ event                       when, and what it carries
 ``metrics.error``           ``what``, ``error``
 **Kubernetes** (harness/faults/kubernetes.py)
 ``k8s.chain_link``          a repair-chain link from a watch event: ``fault`` (its name), ``link``,
-                            ``at``, ``object``, ``api_at``, ``node``, ``detail``
-``k8s.replicas``            ``fault``, ``service``, ``ready``, ``desired``, ``at``
+                            ``seen_at``, ``object``, ``api_at``, ``node``, ``detail``
+``k8s.replicas``            ``fault``, ``service``, ``ready``, ``desired``, ``seen_at``
 =========================== ===================================================================
 """
 
@@ -465,14 +465,14 @@ class MetricsError(Event):
 class KubeChainLink(Event):
     """One link of a Kubernetes fault's repair chain, seen in a watch event: ``link``
     (node_not_ready, taint_added, evicted, scheduled, ready, create_refused, unschedulable),
-    ``at`` when the watch event arrived (epoch s; the figure's clock), ``api_at`` the instant the
+    ``seen_at`` when the watch event arrived (epoch s; the figure's clock), ``api_at`` the instant the
     API server recorded on the object (whole seconds: a cross-check), ``object`` (kind/name),
     ``node``, ``detail`` (a reason or message the cluster gave)."""
 
     event: Literal["k8s.chain_link"] = "k8s.chain_link"
     fault: str
     link: str
-    at: Epoch
+    seen_at: Epoch
     object: str
     api_at: float | None = None
     node: str | None = None
@@ -487,7 +487,7 @@ class KubeReplicas(Event):
     service: str
     ready: int
     desired: int
-    at: Epoch
+    seen_at: Epoch
 
 
 # --- anything else --------------------------------------------------------------------------------
