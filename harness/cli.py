@@ -21,6 +21,8 @@ from harness.init import init_command
 from harness.listing import list_command
 from harness.runtime.base import Runtime
 
+RUNTIMES = ["local", "compose", "kubernetes"]
+
 if TYPE_CHECKING:
     from harness.results.model import RunResults
 
@@ -165,7 +167,7 @@ def _kind(path: Path) -> str | None:
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Run directory to write (default: reports/<scenario>/<UTC time>-<id>/).")
-@click.option("--runtime", type=click.Choice(["local", "compose"]),
+@click.option("--runtime", type=click.Choice(RUNTIMES),
               help="Override the scenario's stack.runtime.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and exit; make no call that changes anything.")
 @click.option("--repeat", type=click.IntRange(1, 100), default=1, show_default=True,
@@ -389,7 +391,7 @@ def report(run_dir: Path) -> None:
 @click.option("--force", is_flag=True,
               help="Also remove faults applied on the stack that no journal knows (stray drill toxics, "
                    "disabled proxies, paused/stopped containers, hook faults).")
-@click.option("--runtime", type=click.Choice(["local", "compose"]),
+@click.option("--runtime", type=click.Choice(RUNTIMES),
               help="The stack to scan for strays (with --force, or to just list them).")
 @click.option("--file", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Its stack file.")
 @click.option("--project", default="drill-staging", show_default=True, callback=lambda c, p, v: _project(v),
@@ -444,7 +446,7 @@ def campaign() -> None:
 
 @campaign.command("run")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--runtime", type=click.Choice(["local", "compose"]), help="Override every scenario's runtime.")
+@click.option("--runtime", type=click.Choice(RUNTIMES), help="Override every scenario's runtime.")
 @click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
               show_default=True)
 def campaign_run(file: Path, runtime: str | None, reports_dir: Path) -> None:
@@ -514,10 +516,18 @@ def _project(value: str) -> str:
     return value
 
 
-def _open(runtime: str, file: Path | None, project: str) -> Runtime:
+def _open(runtime: str, file: Path | None, project: str, context: str | None = None,
+          namespace: str | None = None, node_labels: tuple[str, ...] = ()) -> Runtime:
     from harness.runtime import open_stack
-    from harness.scenario.model import StackRef
+    from harness.scenario.model import KubeNodePool, StackRef
 
+    if runtime == "kubernetes":
+        if not context or not namespace:
+            raise click.UsageError("--runtime kubernetes needs --context and --namespace (never the current one)")
+        labels = dict(label.partition("=")[::2] for label in node_labels)
+        ref = StackRef(runtime="kubernetes", file=file.resolve() if file else None, context=context,
+                       namespace=namespace, gpu_pool=KubeNodePool(node_labels=labels) if labels else None)
+        return open_stack(ref, Path(".drill-stack"), runtime)
     if file is None:
         file = Path("compose/staging.yaml" if runtime == "compose" else "targets/local-stack.yaml")
     ref = StackRef(runtime=runtime, file=file.resolve(), project=project)
@@ -525,11 +535,15 @@ def _open(runtime: str, file: Path | None, project: str) -> Runtime:
 
 
 _stack_options = [
-    click.option("--runtime", type=click.Choice(["local", "compose"]), default="local", show_default=True),
+    click.option("--runtime", type=click.Choice(RUNTIMES), default="local", show_default=True),
     click.option("--file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
                  help="Stack file (local: targets/local-stack.yaml; compose: compose/staging.yaml)."),
     click.option("--project", default="drill-staging", show_default=True, callback=lambda c, p, v: _project(v),
                  help="Compose project name."),
+    click.option("--context", help="kubernetes: the kubeconfig context (--file: the kubeconfig)."),
+    click.option("--namespace", help="kubernetes: the namespace of the stack."),
+    click.option("--node-label", "node_labels", multiple=True, metavar="KEY=VALUE",
+                 help="kubernetes: a label of the GPU pool's nodes (repeatable)."),
 ]
 
 
@@ -541,11 +555,12 @@ def _with_stack_options(f: Any) -> Any:
 
 @stack.command("up")
 @_with_stack_options
-def stack_up(runtime: str, file: Path | None, project: str) -> None:
+def stack_up(runtime: str, file: Path | None, project: str, context: str | None, namespace: str | None,
+             node_labels: tuple[str, ...]) -> None:
     """Start the stack, wait until healthy and print its endpoints. The local runtime stays in the
     foreground until Ctrl-C (its processes are children of this command)."""
     try:
-        s = _open(runtime, file, project)
+        s = _open(runtime, file, project, context, namespace, node_labels)
         endpoints = s.start() or {}
     except DrillError as exc:
         _fail(exc)
@@ -562,10 +577,11 @@ def stack_up(runtime: str, file: Path | None, project: str) -> None:
 
 @stack.command("down")
 @_with_stack_options
-def stack_down(runtime: str, file: Path | None, project: str) -> None:
+def stack_down(runtime: str, file: Path | None, project: str, context: str | None, namespace: str | None,
+               node_labels: tuple[str, ...]) -> None:
     """Stop the stack and remove its containers and networks."""
     try:
-        s = _open(runtime, file, project)
+        s = _open(runtime, file, project, context, namespace, node_labels)
         s.down()
     except DrillError as exc:
         _fail(exc)
@@ -575,14 +591,15 @@ def stack_down(runtime: str, file: Path | None, project: str) -> None:
 @stack.command("status")
 @_with_stack_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable, with active_faults.")
-def stack_status(runtime: str, file: Path | None, project: str, as_json: bool) -> None:
+def stack_status(runtime: str, file: Path | None, project: str, context: str | None, namespace: str | None,
+                 node_labels: tuple[str, ...], as_json: bool) -> None:
     """Show services and health, and any fault applied on the stack (``active_faults``: stray
     toxics, disabled proxies, paused or stopped members, hook faults, drill's HTTP faults; empty
     when clean) and every fault on the stack's HTTP fault proxy (``http_faults``)."""
     from harness.safety.strays import http_faults, scan
 
     try:
-        s = _open(runtime, file, project)
+        s = _open(runtime, file, project, context, namespace, node_labels)
         services = [member.as_dict() for member in s.members()]
         found = scan(None, s)
     except DrillError as exc:

@@ -18,6 +18,7 @@ from harness.scenario.fault_specs import (
     FaultSpecBase,
     HookFaultSpec,
     HttpFaultSpec,
+    KubeFaultSpec,
     ServiceFaultSpec,
     ToxiproxyFaultSpec,
 )
@@ -36,6 +37,8 @@ def target_words(cls: type[FaultSpecBase]) -> str:
         return "`{service, labels}`"
     if issubclass(cls, HttpFaultSpec):
         return "`{route}`"
+    if issubclass(cls, KubeFaultSpec):
+        return "`{service, labels}`"
     assert issubclass(cls, HookFaultSpec), cls
     return "`{hook}`"
 

@@ -35,6 +35,8 @@ from harness.rundir.events import (
     GamedayInject,
     GamedayParticipants,
     HumanEntry,
+    KubeChainLink,
+    KubeReplicas,
     LoadStarted,
     LoadStarting,
     LoadStopFailed,
@@ -156,6 +158,9 @@ EXAMPLES: list[Event] = [
     GamedayHold(phase="fault", seconds=30.0, by="Ana"),
     GamedayAbort(by="Ana", requested_at=T0 + 20),
     HumanEntry(participant="Bo", kind="noticed", note="p95 doubled on the dashboard"),
+    KubeChainLink(fault="lose", link="taint_added", seen_at=T0 + 5.3, object="node/gpu-a-1", api_at=T0 + 5,
+                  node="gpu-a-1", detail="node.kubernetes.io/not-ready"),
+    KubeReplicas(fault="lose", service="gpu-serve", ready=3, desired=4, seen_at=T0 + 7.4),
 ]
 
 

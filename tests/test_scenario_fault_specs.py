@@ -82,9 +82,10 @@ def test_each_family_loads_as_its_model_with_defaults(
 def test_the_union_covers_every_family_once() -> None:
     assert FAULT_TYPES == ("latency", "jitter", "bandwidth", "blackhole", "reset", "down",
                            "endpoint_kill", "gpu_node_loss", "region_quota_denial",
-                           "http_error", "first_token_delay", "stream_cut", "stream_stall", "malformed")
+                           "http_error", "first_token_delay", "stream_cut", "stream_stall", "malformed",
+                           "k8s_pod_kill", "k8s_node_loss", "k8s_quota_denial", "k8s_scale_down")
     assert NETWORK_TYPES == FAULT_TYPES[:6]
-    assert HTTP_TYPES == FAULT_TYPES[9:]
+    assert HTTP_TYPES == FAULT_TYPES[9:14]
     assert len({cls.fault_type() for cls in FAULT_SPEC_CLASSES}) == len(FAULT_SPEC_CLASSES)
 
 

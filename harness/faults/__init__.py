@@ -19,6 +19,10 @@ from harness.rundir.undo import (
     ContainerUndo,
     GpuHookUndo,
     HttpFaultUndo,
+    KubeNodeUndo,
+    KubePodsDeletedUndo,
+    KubeQuotaUndo,
+    KubeScaleUndo,
     ProcessPausedUndo,
     ProcessUndo,
     ProxyCreatedUndo,
@@ -28,7 +32,7 @@ from harness.rundir.undo import (
     Undo,
     UnknownUndo,
 )
-from harness.runtime.kinds import is_compose, is_local
+from harness.runtime.kinds import is_compose, is_kubernetes, is_local
 from harness.scenario.fault_specs import (
     BandwidthSpec,
     BlackholeSpec,
@@ -39,6 +43,10 @@ from harness.scenario.fault_specs import (
     GpuNodeLossSpec,
     HttpErrorSpec,
     JitterSpec,
+    KubeNodeLossSpec,
+    KubePodKillSpec,
+    KubeQuotaDenialSpec,
+    KubeScaleDownSpec,
     LatencySpec,
     MalformedSpec,
     NetworkFaultSpec,
@@ -71,6 +79,14 @@ def build_fault(spec: FaultSpec, ctx: FaultContext) -> Fault:
                     "`http_fault_proxy: {url: ...}` in the scenario or use a stack that starts one"
                 )
             return http_fault(spec, ctx.http_faults)
+        case KubePodKillSpec() | KubeNodeLossSpec() | KubeQuotaDenialSpec() | KubeScaleDownSpec():
+            if ctx.runtime is None or not is_kubernetes(ctx.runtime):
+                raise ScenarioError(f"fault {spec.name!r} ({spec.type}) acts through the Kubernetes API: "
+                                    "it needs stack.runtime: kubernetes")
+            # Imported here: the kubernetes client is only loaded for cluster stacks.
+            from harness.faults.kubernetes import kube_fault
+
+            return kube_fault(spec, ctx.runtime, ctx.journal)
         case _:
             assert_never(spec)
 
@@ -139,6 +155,10 @@ def undo_fault(undo: Undo) -> None:
             undo_quota(undo)
         case HttpFaultUndo():
             undo_http(undo)
+        case KubeNodeUndo() | KubeQuotaUndo() | KubeScaleUndo() | KubePodsDeletedUndo():
+            from harness.faults.kubernetes import undo_kube
+
+            undo_kube(undo)
         case UnknownUndo():
             raise FaultError(f"do not know how to revert a fault recorded as {json.dumps(undo.document())}")
         case _:

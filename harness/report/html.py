@@ -137,7 +137,7 @@ def render_report(
         story = build_story(results, None).as_context()
     context = report_context(results, timeline, files or [], capacity_samples, capacity_source_note,
                              event_marks=story.get("chart_marks") or [])
-    return render_template(TEMPLATE_NAME, **context, story=story)
+    return render_template(TEMPLATE_NAME, **context, story=story, repair_chains=results.repair_chains or [])
 
 
 def render_template(name: str, templates_dir: Path = TEMPLATES_DIR, **context: Any) -> str:

@@ -25,6 +25,7 @@ from harness.measure.capacity import measure_capacity
 from harness.measure.quality import QUALITY_COLUMNS, RETRIEVAL, metric_name
 from harness.measure.quality_phases import QualityJudgement, min_quality_objective, quality_phase_stats
 from harness.metrics.results import metrics_summary
+from harness.results.kubernetes import repair_chain_figures
 from harness.results.model import (
     AfterResult,
     Agreement,
@@ -241,8 +242,10 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
     cleanup = Cleanup.model_validate(facts.cleanup or never_verified)
     metrics = metrics_summary(run_dir)  # Prometheus: recorded series, steady state after recovery
     steady_state_held = metrics is None or metrics.steady_state_held
+    chains, chain_objectives = repair_chain_figures(run_dir, facts.faults, scenario)  # Kubernetes faults
     decision = decide_verdict(
         objectives_met=(m.decided_objectives_met and steady_state_held and measure.all_met(shape_objectives)
+                        and measure.all_met(chain_objectives)
                         and (bool(quality_undecided) or measure.all_met(quality_objectives))),
         abort_reason=facts.abort_reason,
         cleanup_verified=cleanup.ok is not False,
@@ -268,7 +271,7 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
                 for name, stats in m.phases.items()},
         faults=[FaultResult.of(f) for f in m.faults],
         objectives=[ObjectiveResult.of(o, undecided.get(o.name, ()))
-                    for o in [*m.objectives, *shape_objectives, *quality_objectives]]
+                    for o in [*m.objectives, *shape_objectives, *quality_objectives, *chain_objectives]]
         + [ObjectiveResult.model_validate(o) for o in (metrics.objectives if metrics else [])],
         measurement=MeasurementInfo.of(m),
         cleanup=cleanup,
@@ -297,6 +300,8 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
         results.cost = CostResult.of(*cost)
     if facts.participants or facts.human_entries or facts.injects or facts.aborted_by:
         results.human = human_figures(facts, results)
+    if chains:
+        results.repair_chains = chains
     return results, _timeline(samples, m, phases, scenario)
 
 
@@ -552,7 +557,9 @@ def _add_faults_never_applied(faults: list[FaultResult], facts: JournalFacts) ->
             faults.append(FaultResult(
                 name=f["name"], type=f["type"], targets=f.get("targets", []),
                 onset_at=None, onset_source=None, onset_uncertainty_s=None,
-                reverted_at=f.get("reverted_at"), time_to_detect_s=None, rto_s=None,
+                # A fault whose apply failed is still reverted (it may have half-happened): epoch -> ISO.
+                reverted_at=utc_iso(f["reverted_at"]) if f.get("reverted_at") is not None else None,
+                time_to_detect_s=None, rto_s=None,
                 failover_s=None, failback_s=None, degraded_s=None, impact="not applied",
             ))
 

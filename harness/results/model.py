@@ -740,6 +740,8 @@ class QualityResult(_Model):
     metric: str  # recall@K (retrieval canaries) | similarity (chat canaries: to the primary's answer)
     index: QualityIndexResult | None
     phases: dict[str, QualityPhaseResult]
+
+
 class HumanEntryResult(_Model):
     """One person's entry on the drill's clock (``human.entry``): ``offset_s`` from the first
     fault's onset (negative: before it; None: no fault took effect)."""
@@ -801,6 +803,7 @@ class HumanTimeline(_Model):
             holds=holds,
             aborted_by=aborted_by,
         )
+
 
 class CostTier(_Model):
     upstream_calls: int
@@ -896,6 +899,47 @@ class CostResult(_Model):
         return max(measured, key=lambda f: f.amplification or 0.0) if measured else None
 
 
+class RepairChainLink(_Model):
+    """One link of a Kubernetes repair chain: when its watch event arrived (``at``, and seconds
+    after the fault's onset) and the API server's own timestamp (whole seconds) beside it."""
+
+    link: str
+    object: str
+    at: str
+    after_onset_s: float | None
+    api_at: str | None = None
+    node: str | None = None
+    detail: str | None = None
+
+
+class RepairChainResult(_Model):
+    """A Kubernetes fault's repair chain (harness/measure/repair_chain.py): seconds from the
+    onset to the first of each link, ``reschedule_s`` to the last needed replacement Ready,
+    the pods left Pending (the scheduler's message) or refused (the quota's), where the
+    replacements landed, each service's fewest ready replicas, and ``api_gap_s``: the largest
+    gap between a watch event's arrival and the API's own timestamp (within ``resolution_s``
+    when the two agree)."""
+
+    fault: str
+    type: str
+    onset_at: str | None
+    node_not_ready_s: float | None = None
+    taint_added_s: float | None = None
+    evicted_s: float | None = None
+    scheduled_s: float | None = None
+    reschedule_s: float | None = None
+    evicted: int
+    replaced: int
+    min_ready_replicas: dict[str, int]
+    desired_replicas: dict[str, int]
+    pending: list[RepairChainLink]
+    refused: list[RepairChainLink]
+    replacement_nodes: dict[str, str]
+    api_gap_s: float | None
+    resolution_s: float
+    links: list[RepairChainLink]
+
+
 class RunResults(_Model):
     """The whole results.json."""
 
@@ -923,6 +967,9 @@ class RunResults(_Model):
     quality: QualityResult | None = None  # only with load.canaries (answer quality)
     human: HumanTimeline | None = None  # only for a run with a human timeline (drill gameday)
     cost: CostResult | None = None  # issue 30: absent without an HTTP fault proxy or a cost block
+
+
+    repair_chains: list[RepairChainResult] | None = None  # Kubernetes faults only
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -87,6 +87,10 @@ event                       when, and what it carries
 ``human.entry``             one person's entry on the drill's clock (``ts`` is the click):
                             ``participant``, ``kind`` (noticed, diagnosed, decided, acted,
                             escalated, note), ``note``
+**Kubernetes** (harness/faults/kubernetes.py)
+``k8s.chain_link``          a repair-chain link from a watch event: ``fault`` (its name), ``link``,
+                            ``seen_at``, ``object``, ``api_at``, ``node``, ``detail``
+``k8s.replicas``            ``fault``, ``service``, ``ready``, ``desired``, ``seen_at``
 =========================== ===================================================================
 """
 
@@ -502,6 +506,37 @@ class HumanEntry(Event):
     note: str = ""
 
 
+# --- Kubernetes (harness/faults/kubernetes.py) ------------------------------------------------------
+
+
+class KubeChainLink(Event):
+    """One link of a Kubernetes fault's repair chain, seen in a watch event: ``link``
+    (node_not_ready, taint_added, evicted, scheduled, ready, create_refused, unschedulable),
+    ``seen_at`` when the watch event arrived (epoch s; the figure's clock), ``api_at`` the instant the
+    API server recorded on the object (whole seconds: a cross-check), ``object`` (kind/name),
+    ``node``, ``detail`` (a reason or message the cluster gave)."""
+
+    event: Literal["k8s.chain_link"] = "k8s.chain_link"
+    fault: str
+    link: str
+    seen_at: Epoch
+    object: str
+    api_at: float | None = None
+    node: str | None = None
+    detail: str | None = None
+
+
+class KubeReplicas(Event):
+    """A service's ready replicas changed during a Kubernetes fault (Deployment watch)."""
+
+    event: Literal["k8s.replicas"] = "k8s.replicas"
+    fault: str
+    service: str
+    ready: int
+    desired: int
+    seen_at: Epoch
+
+
 # --- anything else --------------------------------------------------------------------------------
 
 
@@ -527,6 +562,7 @@ JournalEvent = (
     | StopTripped | StopReverted | StopMetricsReaction
     | MetricsPreflight | MetricsSteadyStateAfter | MetricsRecorded | MetricsError
     | GamedayParticipants | GamedayInject | GamedayHold | GamedayAbort | HumanEntry
+    | KubeChainLink | KubeReplicas
     | OtherEvent
 )
 """Every journal record, discriminated on ``event``."""

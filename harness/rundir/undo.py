@@ -19,6 +19,11 @@ kind               fields
 ``gpu_hook``       ``hooks``, ``mode``: GPU fault hooks to DELETE
 ``quota_hook``     ``hook``, ``body``: a cloud-api region denial to lift
 ``http_fault``     ``proxy_url``, ``fault_id``: a fault of the HTTP fault proxy to remove
+``k8s_node``       ``kubeconfig``, ``context``, ``nodes``, ``mode``, ``cordoned``: nodes to
+                   hand back to kwok (not_ready) or uncordon (only those drill cordoned)
+``k8s_quota``      ... ``namespace``, ``name``: a ResourceQuota drill made, to delete
+``k8s_scale``      ... ``namespace``, ``deployment``, ``replicas_before``: scale back
+``k8s_pods_deleted`` ... ``namespace``, ``selector``: nothing to undo (the owner replaces them)
 (anything else)    :class:`UnknownUndo`: kept whole, so recovery can say what it cannot revert
 =================  ============================================================================
 """
@@ -105,6 +110,44 @@ class HttpFaultUndo(_UndoRecord):
     fault_id: str
 
 
+class _KubeUndo(_UndoRecord):
+    """Stable cluster coordinates (never a forwarded port): the kubeconfig (None: the client's
+    default search) and the context."""
+
+    kubeconfig: str | None = None
+    context: str
+
+
+class KubeNodeUndo(_KubeUndo):
+    kind: Literal["k8s_node"] = "k8s_node"
+    nodes: list[str]
+    mode: str
+    cordoned: list[str] = Field(default_factory=list)  # only those drill cordoned (were schedulable)
+
+
+class KubeQuotaUndo(_KubeUndo):
+    kind: Literal["k8s_quota"] = "k8s_quota"
+    namespace: str
+    name: str
+
+
+class KubeScaleUndo(_KubeUndo):
+    kind: Literal["k8s_scale"] = "k8s_scale"
+    namespace: str
+    deployment: str
+    replicas_before: int
+
+
+class KubePodsDeletedUndo(_KubeUndo):
+    kind: Literal["k8s_pods_deleted"] = "k8s_pods_deleted"
+    namespace: str
+    selector: str
+
+
+KubeUndo = KubeNodeUndo | KubeQuotaUndo | KubeScaleUndo | KubePodsDeletedUndo
+"""What a Kubernetes API fault journals (harness/faults/kubernetes.py)."""
+
+
 class UnknownUndo(_UndoRecord):
     """A record this version cannot revert (an empty ``{}``, an unknown kind): kept whole, and
     written back exactly as it was read."""
@@ -129,7 +172,8 @@ NetworkUndo = ToxicUndo | ProxyDisabledUndo
 """What a network fault journals: a toxic to remove, or a proxy to enable again."""
 
 _KINDS = frozenset({"toxic", "proxy_disabled", "proxy_created", "container", "process", "process_paused",
-                    "gpu_hook", "quota_hook", "http_fault"})
+                    "gpu_hook", "quota_hook", "http_fault", "k8s_node", "k8s_quota", "k8s_scale",
+                    "k8s_pods_deleted"})
 
 
 def _kind(value: Any) -> str:
@@ -147,6 +191,10 @@ Undo = Annotated[
     | Annotated[GpuHookUndo, Tag("gpu_hook")]
     | Annotated[QuotaHookUndo, Tag("quota_hook")]
     | Annotated[HttpFaultUndo, Tag("http_fault")]
+    | Annotated[KubeNodeUndo, Tag("k8s_node")]
+    | Annotated[KubeQuotaUndo, Tag("k8s_quota")]
+    | Annotated[KubeScaleUndo, Tag("k8s_scale")]
+    | Annotated[KubePodsDeletedUndo, Tag("k8s_pods_deleted")]
     | Annotated[UnknownUndo, Tag("unknown")],
     Discriminator(_kind),
 ]

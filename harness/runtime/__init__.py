@@ -71,6 +71,11 @@ def open_stack(ref: StackRef, run_dir: Path, runtime: str | None = None) -> Runt
     """The runtime for a scenario's ``stack:`` (``runtime`` overrides stack.runtime)."""
     kind = runtime or ref.runtime
     log_dir = run_dir / "stack-logs"
+    if kind == "kubernetes":
+        # Imported here: the kubernetes client is only loaded for cluster stacks.
+        from harness.runtime.kubernetes import KubernetesRuntime
+
+        return KubernetesRuntime(ref, log_dir)
     if kind == "compose":
         # Imported here: the docker SDK is only loaded for compose stacks.
         from harness.runtime.compose import ComposeRuntime

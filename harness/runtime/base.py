@@ -31,8 +31,8 @@ from typing import Literal, Protocol
 
 __all__ = ["Fingerprint", "JsonValue", "Runtime", "RuntimeKind", "Target", "TargetKind"]
 
-RuntimeKind = Literal["local", "compose", "external"]
-TargetKind = Literal["process", "container"]
+RuntimeKind = Literal["local", "compose", "external", "kubernetes"]
+TargetKind = Literal["process", "container", "pod", "node"]
 JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 
 

@@ -15,9 +15,10 @@ from harness.runtime.base import Runtime
 
 if TYPE_CHECKING:
     from harness.runtime.compose import ComposeRuntime
+    from harness.runtime.kubernetes import KubernetesRuntime
     from harness.runtime.local import LocalRuntime
 
-__all__ = ["is_compose", "is_local"]
+__all__ = ["is_compose", "is_kubernetes", "is_local"]
 
 
 def is_local(runtime: Runtime) -> TypeGuard[LocalRuntime]:
@@ -28,3 +29,8 @@ def is_local(runtime: Runtime) -> TypeGuard[LocalRuntime]:
 def is_compose(runtime: Runtime) -> TypeGuard[ComposeRuntime]:
     """The runtime is a compose project (its members are Docker containers)."""
     return runtime.kind == "compose"
+
+
+def is_kubernetes(runtime: Runtime) -> TypeGuard[KubernetesRuntime]:
+    """The runtime is a Kubernetes namespace (its members are pods and nodes)."""
+    return runtime.kind == "kubernetes"

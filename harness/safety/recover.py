@@ -196,7 +196,7 @@ def _ours(pgid: int) -> bool:
     except OSError:
         return False
     return any(mark in cmdline for mark in ("targets.", "toxiproxy-server", "mitmdump", "locust",
-                                            "harness.load.prober"))
+                                            "harness.load.prober", "kubectl proxy"))
 
 
 def _stop_group(pgid: int, grace_s: float = 5.0) -> bool:

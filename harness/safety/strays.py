@@ -53,6 +53,10 @@ from harness.rundir.undo import (
     ContainerUndo,
     GpuHookUndo,
     HttpFaultUndo,
+    KubeNodeUndo,
+    KubePodsDeletedUndo,
+    KubeQuotaUndo,
+    KubeScaleUndo,
     ProcessPausedUndo,
     ProcessUndo,
     ProxyCreatedUndo,
@@ -63,7 +67,7 @@ from harness.rundir.undo import (
     UnknownUndo,
 )
 from harness.runtime.base import Runtime
-from harness.runtime.kinds import is_compose
+from harness.runtime.kinds import is_compose, is_kubernetes
 from harness.toxiproxy import ToxiproxyClient
 
 __all__ = ["Scan", "scan", "active_faults", "hook_urls", "http_faults", "remove_stray", "recover_strays"]
@@ -196,6 +200,11 @@ def _scan_members(runtime: Runtime, result: Scan) -> None:
         where = f"containers of compose project {runtime.project}" if is_compose(runtime) else "local stack processes"
         result.unchecked.append(f"{where}: {exc}")
         return
+    if is_kubernetes(runtime):
+        from harness.faults.kubernetes import cluster_faults  # the kubernetes client, for cluster stacks only
+
+        result.faults += [Stray(kind=kind, target=target, detail=detail, undo=undo)
+                          for kind, target, detail, undo in cluster_faults(runtime)]
     for member in members:
         if member.kind == "container" and not member.running:
             result.faults.append(Stray(
@@ -339,6 +348,11 @@ def remove_stray(stray: Stray) -> str:
                         f"DELETE {url} answered HTTP {response.status_code}: {response.text[:200]}", target=url
                     )
             return "hook fault cleared"
+        case KubeNodeUndo() | KubeQuotaUndo() | KubeScaleUndo() | KubePodsDeletedUndo():
+            from harness.faults.kubernetes import undo_kube  # the kubernetes client, for cluster stacks only
+
+            undo_kube(undo)
+            return f"{undo.kind} reverted"
         case ProxyCreatedUndo() | ProcessUndo() | UnknownUndo():
             raise FaultError(f"do not know how to remove a stray recorded as {stray.document()}")
         case _:

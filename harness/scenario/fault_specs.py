@@ -15,6 +15,8 @@ per kind of target::
         EndpointKillSpec, GpuNodeLossSpec
       HookFaultSpec            target.hook, a URL on loopback
         RegionQuotaDenialSpec
+      KubeFaultSpec            through the Kubernetes API (runtime: kubernetes)
+        KubePodKillSpec, KubeNodeLossSpec, KubeQuotaDenialSpec, KubeScaleDownSpec
 
 Adding a family is one model here (a subclass of a base above, or of a new base for a new kind of
 target, with ``type: Literal["..."]``), listed in :data:`FaultSpec`, plus its builder in
@@ -64,6 +66,13 @@ __all__ = [
     "HttpFaultSpec",
     "HttpProviderFaultSpec",
     "JitterSpec",
+    "KubeApiFaultSpec",
+    "KubeFaultSpec",
+    "KubeNodeLossMode",
+    "KubeNodeLossSpec",
+    "KubePodKillSpec",
+    "KubeQuotaDenialSpec",
+    "KubeScaleDownSpec",
     "LatencySpec",
     "MalformedSpec",
     "NetworkFaultSpec",
@@ -445,6 +454,87 @@ class RegionQuotaDenialSpec(HookFaultSpec):
     instance_type: Label | None = None
 
 
+# --- faults through the Kubernetes API (harness/faults/kubernetes.py, docs/kubernetes.md) ------
+
+KubeNodeLossMode = Literal["not_ready", "drain"]
+KubeName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
+
+
+class KubeFaultSpec(FaultSpecBase):
+    """A fault the ``kubernetes`` runtime applies through the API. ``target.labels`` select pods
+    (``k8s_pod_kill``), nodes (``k8s_node_loss``); ``target.service`` names a service of the
+    stack (its pods, its Deployment)."""
+
+    @field_validator("target")
+    @classmethod
+    def _kube_target(cls, target: TargetSpec) -> TargetSpec:
+        extra = target.given("proxy", "hook", "route")
+        if extra:
+            raise ValueError(f"{cls.fault_type()} faults act through the Kubernetes API: remove target.{extra[0]}")
+        return target
+
+
+class KubePodKillSpec(KubeFaultSpec):
+    """Delete the selected pods (``grace_period_s`` 0: a crash); their owner replaces them."""
+
+    type: Literal["k8s_pod_kill"]
+    max_targets: WholeNumber = Field(default=1, ge=1)
+    grace_period_s: WholeNumber = Field(default=0, ge=0, le=300)
+
+    @field_validator("target")
+    @classmethod
+    def _pods(cls, target: TargetSpec) -> TargetSpec:
+        if not (target.service or target.labels):
+            raise ValueError("k8s_pod_kill faults need target.service and/or target.labels (the pods)")
+        return target
+
+
+class KubeNodeLossSpec(KubeFaultSpec):
+    """GPU nodes selected by ``target.labels`` (node labels) are lost: ``not_ready`` (the node
+    stops reporting and says Ready=False; kwok nodes) or ``drain`` (cordon, then evict its pods
+    through the Eviction API, which respects PodDisruptionBudgets)."""
+
+    type: Literal["k8s_node_loss"]
+    mode: KubeNodeLossMode = "not_ready"
+    count: WholeNumber = Field(default=1, ge=1)
+
+    @field_validator("target")
+    @classmethod
+    def _nodes(cls, target: TargetSpec) -> TargetSpec:
+        if not target.labels or target.service:
+            raise ValueError("k8s_node_loss faults select nodes by target.labels (node labels) only")
+        return target
+
+
+class KubeQuotaDenialSpec(KubeFaultSpec):
+    """A ResourceQuota in ``namespace`` (the region's) holding ``resource`` to ``limit``: the
+    API refuses every new pod that would go over it."""
+
+    type: Literal["k8s_quota_denial"]
+    target: TargetSpec = Field(default_factory=TargetSpec)
+    namespace: KubeName
+    resource: Annotated[str, Field(pattern=r"^[a-z0-9.-]+(/[a-z0-9._-]+)?$")] = "nvidia.com/gpu"
+    limit: WholeNumber = Field(default=0, ge=0)
+
+
+class KubeScaleDownSpec(KubeFaultSpec):
+    """Scale the Deployment of ``target.service`` down to ``replicas``; scaled back at revert."""
+
+    type: Literal["k8s_scale_down"]
+    replicas: WholeNumber = Field(default=0, ge=0)
+
+    @field_validator("target")
+    @classmethod
+    def _service(cls, target: TargetSpec) -> TargetSpec:
+        if not target.service or target.labels:
+            raise ValueError("k8s_scale_down faults name target.service (its Deployment) only")
+        return target
+
+
+KubeApiFaultSpec = KubePodKillSpec | KubeNodeLossSpec | KubeQuotaDenialSpec | KubeScaleDownSpec
+"""The faults harness/faults/kubernetes.py drives through the Kubernetes API."""
+
+
 # --- provider faults at the HTTP and streaming layer (the HTTP fault proxy) -----------------
 
 HttpErrorStatus = Literal[429, 500, 502, 503, 529]
@@ -550,7 +640,11 @@ FaultSpec = Annotated[
     | FirstTokenDelaySpec
     | StreamCutSpec
     | StreamStallSpec
-    | MalformedSpec,
+    | MalformedSpec
+    | KubePodKillSpec
+    | KubeNodeLossSpec
+    | KubeQuotaDenialSpec
+    | KubeScaleDownSpec,
     Field(discriminator="type"),
 ]
 """One fault of a scenario: the family model its ``type`` names."""

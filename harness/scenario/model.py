@@ -24,6 +24,8 @@ from harness.scenario.units import Duration, parse_latency_bound
 
 __all__ = [
     "COMPOSE_PROJECT",
+    "KubeNodePool",
+    "KubeService",
     "CapacitySpec",
     "FaultSpec",
     "LoadSpec",
@@ -66,17 +68,36 @@ SafePath = Annotated[Path, BeforeValidator(_safe_path)]
 """A file path from a scenario: short enough, no NUL or control characters, encodable."""
 
 
+class KubeService(Strict):
+    """A service of a Kubernetes stack: its pods' labels and the Deployment that owns them."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    deployment: str | None = None  # default: the service's name
+
+
+class KubeNodePool(Strict):
+    """The GPU nodes of a Kubernetes stack, by label."""
+
+    node_labels: dict[str, str] = Field(min_length=1)
+
+
 class StackRef(Strict):
     """How to reach the stack. ``local`` with no ``file`` starts nothing (the user's own stack)."""
 
-    runtime: Literal["local", "compose"] = "local"
-    file: SafePath | None = None
+    runtime: Literal["local", "compose", "kubernetes"] = "local"
+    file: SafePath | None = None  # kubernetes: the kubeconfig (default: $KUBECONFIG, ~/.kube/config)
     project: str | None = None
     allow_remote_docker: bool = False
     fresh: bool = False  # compose: recreate the project before the drill (same start state every run)
     # The stack's own routing-event log (the reference gateway's /admin/events): fetched at the
     # end of the run into the run directory, so results carry the stack's failover instants.
     events_url: str | None = None
+    # kubernetes (docs/kubernetes.md): both required, never "whatever context is current".
+    context: str | None = None
+    namespace: str | None = None
+    services: dict[str, KubeService] = Field(default_factory=dict)
+    gpu_pool: KubeNodePool | None = None
+    api_proxy_port: int | None = Field(default=None, ge=1024, le=65535)
 
     @field_validator("events_url")
     @classmethod
@@ -362,6 +383,10 @@ class Objectives(Strict):
     # and the fault phase's spend per 1,000 client requests (money, or "1.5x baseline").
     max_retry_amplification: float | None = Field(default=None, gt=0)
     max_cost_per_1k_requests: float | str | None = None
+    # Kubernetes faults (docs/kubernetes.md "Repair chain"): onset -> every evicted pod replaced
+    # and Ready; the fewest ready replicas of any service while a fault is applied.
+    max_reschedule_s: Duration | None = None
+    min_ready_replicas: int | None = Field(default=None, ge=0)
 
     @field_validator("max_cost_per_1k_requests")
     @classmethod
@@ -691,6 +716,10 @@ def cross_checks(s: Scenario) -> list[tuple[tuple[Any, ...], str]]:
             s.cost.prices is None and not s.cost.tiers and not s.cost.regions)):
         problems.append((("objectives", "max_cost_per_1k_requests"), "needs prices: add cost.tiers (or "
                          "cost.prices: a price file), docs/cost.md"))
+    if s.stack.runtime == "kubernetes":
+        for key in ("context", "namespace"):
+            if not getattr(s.stack, key):
+                problems.append((("stack",), f"the kubernetes runtime needs stack.{key} (never the current one)"))
     if not _may_stream(s.load):
         for name in s.objectives.streaming_objectives:
             problems.append((("objectives", name), "measures streamed requests, but neither load.request nor "

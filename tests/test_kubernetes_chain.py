@@ -1,0 +1,59 @@
+"""The repair chain's figures and objectives from journaled watch links (pure: no cluster)."""
+
+from __future__ import annotations
+
+from harness.measure.repair_chain import ChainInput, LinkInput, chain_objectives, repair_chain
+
+ONSET = 1000.0
+
+
+def chain(links: list[LinkInput], replicas: list[tuple[float, str, int, int]] | None = None) -> ChainInput:
+    return ChainInput(fault="lose", type="k8s_node_loss", onset_at=ONSET, onset_uncertainty_s=0.02,
+                      reverted_at=ONSET + 60, links=links, replicas=replicas or [])
+
+
+NODE_LOSS = [
+    LinkInput("node_not_ready", ONSET + 0.05, "node/a", api_at=ONSET, node="a"),
+    LinkInput("taint_added", ONSET + 5.3, "node/a", api_at=ONSET + 5, node="a"),
+    LinkInput("evicted", ONSET + 7.4, "pod/ns/p1", api_at=ONSET + 7, node="a"),
+    LinkInput("evicted", ONSET + 7.5, "pod/ns/p2", api_at=ONSET + 7, node="a"),
+    LinkInput("scheduled", ONSET + 7.45, "pod/ns/r1", node="b"),
+    LinkInput("ready", ONSET + 7.46, "pod/ns/r1", node="b"),
+    LinkInput("scheduled", ONSET + 7.6, "pod/ns/r2", node="c"),
+    LinkInput("ready", ONSET + 7.9, "pod/ns/r2", node="c"),
+]
+
+
+def test_each_link_and_the_reschedule_time_come_from_the_links() -> None:
+    made = repair_chain(chain(NODE_LOSS, [(ONSET - 1, "svc", 4, 4), (ONSET + 7.4, "svc", 2, 4),
+                                          (ONSET + 7.9, "svc", 4, 4), (ONSET + 61, "svc", 0, 4)]))
+    assert round(made.first_s["node_not_ready"], 2) == 0.05 and round(made.first_s["taint_added"], 2) == 5.3
+    assert (made.evicted, made.replaced) == (2, 2)
+    assert made.reschedule_s is not None and round(made.reschedule_s, 2) == 7.9  # the second replacement Ready
+    assert made.replacement_nodes == {"pod/ns/r1": "b", "pod/ns/r2": "c"}
+    assert made.min_ready == {"svc": 2}  # the dip after the revert is not the fault's
+    assert made.api_gap_s is not None and round(made.api_gap_s, 2) == 0.5
+    assert round(made.resolution_s, 2) == 1.02
+
+
+def test_objectives_pass_and_fail_on_the_chain() -> None:
+    made = repair_chain(chain(NODE_LOSS, [(ONSET, "svc", 2, 4)]))
+    passed = {o.name: o for o in chain_objectives([made], 10.0, 2)}
+    assert passed["max_reschedule_s"].passed and passed["min_ready_replicas"].passed
+    failed = {o.name: o for o in chain_objectives([made], 5.0, 3)}
+    assert not failed["max_reschedule_s"].passed and failed["min_ready_replicas"].measured == 2
+
+
+def test_evicted_pods_not_all_replaced_fail_max_reschedule() -> None:
+    made = repair_chain(chain(NODE_LOSS[:5]))  # one replacement Ready of two evicted
+    assert made.reschedule_s is None
+    (objective,) = chain_objectives([made], 60.0, None)
+    assert not objective.passed and objective.measured is None and "not all replaced" in (objective.note or "")
+
+
+def test_refusals_and_pending_pods_keep_the_clusters_reason() -> None:
+    links = [LinkInput("create_refused", ONSET + 1, "replicaset/ns/rs", detail="exceeded quota: drill-q"),
+             LinkInput("unschedulable", ONSET + 2, "pod/ns/p", detail="0/4 nodes are available")]
+    made = repair_chain(chain(links))
+    assert [r.detail for r in made.refused] == ["exceeded quota: drill-q"]
+    assert [p.detail for p in made.pending] == ["0/4 nodes are available"]

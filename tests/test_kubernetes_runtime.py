@@ -1,0 +1,329 @@
+"""The ``kubernetes`` runtime and its faults through the API, on the real control plane of
+scripts/k8s-setup (kube-apiserver, etcd, scheduler, controller-manager; kwok nodes): drills run
+with `drill run`, their repair chains read back from results.json, kill -9 then `drill recover`,
+and drill running as the least-privilege service account of deploy/k8s/rbac.yaml.
+
+Needs the binaries (`scripts/k8s-setup`) and the `kubernetes` extra: fails under CI=true when
+either is missing, skips elsewhere. One throwaway cluster on random 127.0.0.1 ports for the
+module, deleted on every exit path; run under the heavy lock:
+    heavy .venv/bin/pytest tests/test_kubernetes_runtime.py
+
+The drills' phases are short (a 3 s baseline, a 30-40 s fault): the verdicts and links asserted
+hold at any length once the fault outlasts the chain (NotReady -> taint is one node monitor
+period, ~5 s, on a settled cluster, ~23 s right after it starts: docs/kubernetes.md). No timing
+is asserted; the agreement bound is the stated resolution (API timestamps are whole seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.testing import REPO, free_port
+from harness.testing.drills import DRILL, start_drill, wait_event
+from harness.testing.kube import KubeTestCluster, gpu_deployment, kube_cluster, kube_scenario, wait_until
+
+pytestmark = [pytest.mark.kubernetes]
+
+NODE_LOSS = """  - name: lose-a-node
+    type: k8s_node_loss
+    target: {labels: {topology.kubernetes.io/region: region-a}}
+    mode: not_ready"""
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[KubeTestCluster]:
+    with kube_cluster("drill-rt") as made:
+        yield made
+
+
+def core(cluster: KubeTestCluster) -> Any:
+    from kubernetes import client
+
+    return client.CoreV1Api(cluster.api())
+
+
+def status(cluster: KubeTestCluster, namespace: str, kubeconfig: Path | None = None,
+           context: str | None = None) -> dict[str, Any]:
+    done = subprocess.run(
+        [*DRILL, "stack", "status", "--runtime", "kubernetes", "--file", str(kubeconfig or cluster.kubeconfig),
+         "--context", context or cluster.context, "--namespace", namespace, "--node-label", "drill.dev/pool=gpu",
+         "--json"], capture_output=True, text=True, cwd=REPO, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    found: dict[str, Any] = json.loads(done.stdout)
+    return found
+
+
+def run(scenario: Path, out: Path, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run([*DRILL, "run", str(scenario), "--out", str(out)], capture_output=True, text=True,
+                          cwd=REPO, timeout=240, check=False, env={**os.environ, **(env or {})})
+    results_file = out / "results.json"
+    assert results_file.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    results: dict[str, Any] = json.loads(results_file.read_text())
+    return done.returncode, results
+
+
+def node_clean(cluster: KubeTestCluster, name: str) -> bool:
+    node = core(cluster).read_node(name)
+    ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+    marks = [k for k in node.metadata.annotations or {} if k.startswith("drill.dev/")]
+    return ready and not node.spec.unschedulable and not marks
+
+
+def test_validate_refuses_a_kubernetes_stack_without_context(tmp_path: Path) -> None:
+    scenario = tmp_path / "no-context.yaml"
+    scenario.write_text("""apiVersion: drill/v1
+kind: Scenario
+name: no-context
+stack: {runtime: kubernetes, namespace: serving}
+load: {host: http://127.0.0.1:9, users: 0, probe_rate_hz: 5}
+faults:
+  - {name: kill, type: k8s_pod_kill, target: {service: gpu-serve}}
+""")
+    done = subprocess.run([*DRILL, "validate", str(scenario)], capture_output=True, text=True, cwd=REPO,
+                          timeout=60, check=False)
+    assert done.returncode == 2
+    assert "no-context.yaml:4" in done.stderr + done.stdout and "stack.context" in done.stderr + done.stdout
+
+
+def test_stack_status_lists_pods_and_gpu_nodes(cluster: KubeTestCluster) -> None:
+    gpu_deployment(cluster, "status", "gpu-serve", 2)
+    found = status(cluster, "status")
+    pods = [m for m in found["services"] if m["kind"] == "pod"]
+    nodes = [m for m in found["services"] if m["kind"] == "node"]
+    assert len(pods) == 2 and all(p["service"] == "gpu-serve" and p["healthy"] for p in pods)
+    assert sorted(n["name"] for n in nodes) == ["gpu-a-1", "gpu-a-2", "gpu-b-1", "gpu-b-2"]
+    assert found["active_faults"] == []
+
+
+@pytest.mark.slow
+def test_node_loss_drill_reports_each_link_of_the_repair_chain(cluster: KubeTestCluster, tmp_path: Path) -> None:
+    gpu_deployment(cluster, "node-loss", "gpu-serve", 4)
+    scenario = kube_scenario(tmp_path / "node-loss.yaml", cluster, "node-loss", NODE_LOSS,
+                             objectives="{max_reschedule_s: 60, min_ready_replicas: 3}")
+    code, results = run(scenario, tmp_path / "run")
+    assert code == 0, results["objectives"]
+    (chain,) = results["repair_chains"]
+    links = {link["link"]: link for link in reversed(chain["links"])}  # the first of each
+    assert {"node_not_ready", "taint_added", "evicted", "scheduled", "ready"} <= set(links), chain["links"]
+    order = [chain[k] for k in ("node_not_ready_s", "taint_added_s", "evicted_s", "scheduled_s", "reschedule_s")]
+    assert all(v is not None for v in order) and order == sorted(order), order
+    lost = links["node_not_ready"]["node"]
+    assert chain["evicted"] >= 1 and chain["replaced"] >= chain["evicted"]
+    assert lost not in chain["replacement_nodes"].values()
+    # Every instant agrees with the API server's own timestamp on the object (whole seconds,
+    # truncated) within the stated resolution.
+    for link in chain["links"]:
+        if link.get("api_at"):
+            from datetime import datetime
+
+            gap = (datetime.fromisoformat(link["at"]) - datetime.fromisoformat(link["api_at"])).total_seconds()
+            assert -0.1 <= gap <= chain["resolution_s"] + 1.0, link
+    assert results["faults"][0]["onset_source"] == "k8s-watch:node-not-ready"
+    assert "Repair chain (Kubernetes)" in (tmp_path / "run" / "report.html").read_text()
+    assert results["cleanup"]["ok"] is True
+    assert node_clean(cluster, lost)
+
+
+@pytest.mark.slow
+def test_drain_of_a_region_leaves_pods_pending_with_the_schedulers_reason(cluster: KubeTestCluster,
+                                                                         tmp_path: Path) -> None:
+    """The control: a Deployment pinned to region-a loses both region-a nodes; its pods cannot go
+    anywhere, min_ready_replicas fails, and the scheduler says why."""
+    gpu_deployment(cluster, "pinned", "gpu-serve", 2, region="region-a")
+    faults = """  - name: drain-region-a
+    type: k8s_node_loss
+    target: {labels: {topology.kubernetes.io/region: region-a}}
+    mode: drain
+    count: 2"""
+    scenario = kube_scenario(tmp_path / "drain.yaml", cluster, "pinned", faults,
+                             phases="{baseline: 3s, fault: 12s, recovery: 3s}", objectives="{min_ready_replicas: 1}")
+    code, results = run(scenario, tmp_path / "run")
+    assert code == 1 and results["verdict"] == "failed"
+    (objective,) = results["objectives"]
+    assert objective["name"] == "min_ready_replicas" and objective["measured"] == 0 and not objective["passed"]
+    (chain,) = results["repair_chains"]
+    assert chain["evicted"] == 2 and chain["pending"], chain["links"]
+    assert all("node(s)" in (p["detail"] or "") for p in chain["pending"]), chain["pending"]
+    assert node_clean(cluster, "gpu-a-1") and node_clean(cluster, "gpu-a-2")
+    wait_until("the pinned pods back", lambda: len([
+        p for p in core(cluster).list_namespaced_pod("pinned").items if p.status.phase == "Running"]) >= 2)
+
+
+@pytest.mark.slow
+def test_quota_denial_refuses_the_replacement_with_the_quotas_reason(cluster: KubeTestCluster,
+                                                                    tmp_path: Path) -> None:
+    gpu_deployment(cluster, "region-a", "gpu-serve", 2, region="region-a")
+    faults = """  - name: deny-gpus
+    type: k8s_quota_denial
+    namespace: region-a
+    limit: 0
+  - name: kill-one
+    type: k8s_pod_kill
+    target: {service: gpu-serve}
+    at: 1s"""
+    scenario = kube_scenario(tmp_path / "quota.yaml", cluster, "region-a", faults,
+                             phases="{baseline: 3s, fault: 8s, recovery: 3s}", objectives="{min_ready_replicas: 2}")
+    code, results = run(scenario, tmp_path / "run")
+    assert code == 1, (results.get("abort_reason"), results["objectives"])
+    chains = {c["fault"]: c for c in results["repair_chains"]}
+    refused = chains["deny-gpus"]["refused"] + chains["kill-one"]["refused"]
+    assert refused and "exceeded quota" in refused[0]["detail"] and "requests.nvidia.com/gpu" in refused[0]["detail"]
+    # The killed pod's replacement was refused while the quota held, and came only after it went.
+    lifted = next(f["reverted_at"] for f in results["faults"] if f["name"] == "deny-gpus")
+    kill = chains["kill-one"]
+    assert kill["evicted"] == 1
+    ready = [link["at"] for link in kill["links"] if link["link"] == "ready"]
+    assert all(at > lifted for at in ready), (ready, lifted)
+    assert core(cluster).list_namespaced_resource_quota("region-a").items == []
+    wait_until("the replacement once the quota is gone", lambda: len([
+        p for p in core(cluster).list_namespaced_pod("region-a").items if p.status.phase == "Running"]) >= 2)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_fault_then_recover_all_leaves_the_cluster_clean(cluster: KubeTestCluster,
+                                                                    tmp_path: Path) -> None:
+    gpu_deployment(cluster, "crash", "gpu-serve", 2)
+    faults = NODE_LOSS + """
+  - name: deny-gpus
+    type: k8s_quota_denial
+    namespace: crash"""
+    scenario = kube_scenario(tmp_path / "crash.yaml", cluster, "crash", faults,
+                             phases="{baseline: 2s, fault: 60s, recovery: 2s}")
+    out = tmp_path / "run"
+    drill = start_drill(scenario, out)
+    try:
+        wait_event(drill, out, "fault.applied", lambda r: r.get("fault_id") == "1-deny-gpus")
+        wait_event(drill, out, "fault.applied", lambda r: r.get("fault_id") == "0-lose-a-node")
+        drill.send_signal(signal.SIGKILL)
+        drill.wait(timeout=10)
+    finally:
+        if drill.poll() is None:
+            drill.kill()
+            drill.wait()
+    left = status(cluster, "crash")
+    assert {f["kind"] for f in left["active_faults"]} == {"k8s_node", "k8s_quota"}, left["active_faults"]
+    assert not node_clean(cluster, "gpu-a-1")
+
+    recovered = subprocess.run([*DRILL, "recover", "--all", "--reports-dir", str(tmp_path)], capture_output=True,
+                               text=True, cwd=REPO, timeout=120, check=False)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert node_clean(cluster, "gpu-a-1")
+    assert core(cluster).list_namespaced_resource_quota("crash").items == []
+    assert status(cluster, "crash")["active_faults"] == []
+    # The kubectl proxy the killed drill started went with recover too.
+    groups = [r for r in _journal(out) if r.get("event") == "stack.started"][0]["process_groups"]
+    left_running = [stat for stat in (_stat(pgid) for pgid in groups.values()) if stat and stat.split()[0] != "Z"]
+    assert not left_running, (left_running, recovered.stdout)
+
+
+def _stat(pid: int) -> str | None:
+    """/proc/PID/stat, None when gone (a zombie, state Z, has stopped: only its parent, here
+    this container's init, has yet to reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1]
+    except OSError:
+        return None
+
+
+def _journal(run_dir: Path) -> list[dict[str, Any]]:
+    from harness.testing.drills import journal_events
+
+    return journal_events(run_dir)
+
+
+@pytest.mark.slow
+def test_drill_runs_as_the_least_privilege_service_account(cluster: KubeTestCluster, tmp_path: Path) -> None:
+    gpu_deployment(cluster, "serving", "gpu-serve", 2)
+    applied = subprocess.run([cluster.kubectl, "--kubeconfig", str(cluster.kubeconfig), "apply", "-f",
+                              str(REPO / "deploy/k8s/rbac.yaml")], capture_output=True, text=True, timeout=60,
+                             check=False)
+    assert applied.returncode == 0, applied.stderr
+    token = subprocess.run([cluster.kubectl, "--kubeconfig", str(cluster.kubeconfig), "-n", "serving", "create",
+                            "token", "drill", "--duration=1h"], capture_output=True, text=True, timeout=60,
+                           check=True).stdout.strip()
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    sa_config = tmp_path / "drill-sa.kubeconfig"
+    sa_config.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "clusters": admin["clusters"],
+        "users": [{"name": "drill-sa", "user": {"token": token}}],
+        "contexts": [{"name": "drill-sa", "context": {"cluster": admin["clusters"][0]["name"], "user": "drill-sa"}}],
+        "current-context": "drill-sa",
+    }))
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+
+    sa = config.new_client_from_config(config_file=str(sa_config), context="drill-sa")
+    with pytest.raises(ApiException) as refused:
+        client.CoreV1Api(sa).list_namespaced_secret("serving")
+    assert refused.value.status == 403  # least privilege: no secrets
+    with pytest.raises(ApiException):
+        client.AppsV1Api(sa).create_namespaced_deployment("serving", client.V1Deployment(
+            metadata=client.V1ObjectMeta(name="nope")))
+
+    assert status(cluster, "serving", sa_config, "drill-sa")["active_faults"] == []
+    faults = """  - name: scale-down
+    type: k8s_scale_down
+    target: {service: gpu-serve}
+    replicas: 1
+  - name: deny-gpus
+    type: k8s_quota_denial
+    namespace: serving
+  - name: drain-one
+    type: k8s_node_loss
+    target: {labels: {topology.kubernetes.io/region: region-b}}
+    mode: drain
+    at: 1s"""
+    scenario = kube_scenario(tmp_path / "sa.yaml", cluster, "serving", faults, kubeconfig=sa_config,
+                             context="drill-sa", phases="{baseline: 2s, fault: 6s, recovery: 2s}")
+    code, results = run(scenario, tmp_path / "run")
+    assert results["cleanup"]["ok"] is True, results
+    assert results["verdict"] == "passed" and code == 0, results.get("abort_reason")
+    chains = {c["fault"]: c for c in results["repair_chains"]}
+    assert chains["scale-down"]["min_ready_replicas"]["gpu-serve"] == 1
+    assert status(cluster, "serving", sa_config, "drill-sa")["active_faults"] == []
+
+
+SHIPPED = sorted((REPO / "scenarios" / "k8s").rglob("*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def workload(cluster: KubeTestCluster) -> KubeTestCluster:
+    """deploy/k8s/workload.yaml applied, every Deployment Ready."""
+    from kubernetes import client
+
+    applied = subprocess.run([cluster.kubectl, "--kubeconfig", str(cluster.kubeconfig), "apply", "-f",
+                              str(REPO / "deploy/k8s/workload.yaml")], capture_output=True, text=True, timeout=60,
+                             check=False)
+    assert applied.returncode == 0, applied.stderr
+    apps = client.AppsV1Api(cluster.api())
+    for namespace in ("serving", "region-a"):
+        wait_until(f"{namespace}/gpu-serve Ready", lambda ns=namespace: (
+            (d := apps.read_namespaced_deployment("gpu-serve", ns)).status.ready_replicas == d.spec.replicas))
+    return cluster
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(REPO / "scenarios" / "k8s").as_posix())
+def test_shipped_kubernetes_scenarios_give_their_expected_verdict(workload: KubeTestCluster, path: Path,
+                                                                tmp_path: Path) -> None:
+    """Each shipped drill, moved onto the test's cluster (its context, a free proxy port), gives
+    the verdict it declares: the drills pass, their controls fail."""
+    text = path.read_text().replace("context: kwok-drill", f"context: {workload.context}")
+    port = free_port()
+    scenario = tmp_path / path.name
+    scenario.write_text(text.replace("18181", str(port)))
+    expected = "failed" if "expect: failed" in text else "passed"
+    code, results = run(scenario, tmp_path / "run", {"KUBECONFIG": str(workload.kubeconfig)})
+    assert results["verdict"] == expected, (results.get("abort_reason"), results["objectives"])
+    assert code == (1 if expected == "failed" else 0)
+    assert results["cleanup"]["ok"] is True
+    assert status(workload, "serving")["active_faults"] == []
