@@ -212,7 +212,9 @@ def test_a_replay_walks_a_recorded_run_and_records_the_tabletop_apart(tmp_path: 
             browser.close()
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
+        # Ctrl-C recomputes the tabletop copy's results and report: bounded, with room for a busy
+        # machine (the suite measured more than 30 s once beside two drills).
+        proc.wait(timeout=120)
         log.close()
     assert requests and all(url.startswith(origin + "/") for url in requests), requests
     assert (run_dir / "journal.jsonl").read_bytes() == journal_before  # the original run is untouched
