@@ -9,12 +9,15 @@ facilitator's commands, the drill exits as aborted (3) with nothing left applied
 pack verifies with the human entries inside, and no request the page made left 127.0.0.1.
 
 The phases are the shortened 6/10/8 s: the point (an abort from the page rolls back, the human
-lane is recorded and packed) holds at any length. Screenshots go to docs/screenshots/.
+lane is recorded and packed) holds at any length. Screenshots go to the test's temporary
+directory; DRILL_SCREENSHOTS=docs/screenshots refreshes the ones kept in docs/ (as the report
+page tests do), so a suite run never rewrites tracked files.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -31,7 +34,15 @@ from harness.testing import REPO, VENV_BIN, require
 from harness.testing.drills import SCENARIOS, need_local, rebased, shortened
 from harness.testing.runs import latency_run
 
-SCREENSHOTS = REPO / "docs" / "screenshots"
+
+def screenshots(tmp_path: Path) -> Path:
+    """Where this run's screenshots go: DRILL_SCREENSHOTS (relative to the repository) or the
+    test's own directory."""
+    target = os.environ.get("DRILL_SCREENSHOTS")
+    folder = (REPO / target) if target else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
 FAULT = "provider-slow"
 STEP_TIMEOUT_MS = 90_000
 
@@ -77,7 +88,7 @@ def test_a_drill_driven_only_from_the_page_rolls_back_and_packs_the_people(tmp_p
          "--linger", "3"],
         stdout=log, stderr=subprocess.STDOUT,
     )
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shots = screenshots(tmp_path)
     requests: list[str] = []
     try:
         deadline = time.time() + 30
@@ -111,7 +122,7 @@ def test_a_drill_driven_only_from_the_page_rolls_back_and_packs_the_people(tmp_p
             page.locator("#entries li").nth(1).wait_for()
             page.wait_for_function("document.getElementById('error-rate').textContent !== '-'",
                                    timeout=STEP_TIMEOUT_MS)
-            page.screenshot(path=str(SCREENSHOTS / "gameday-console.png"), full_page=True)
+            page.screenshot(path=str(shots / "gameday-console.png"), full_page=True)
 
             observer = browser.new_page(viewport={"width": 1100, "height": 1000})
             observer.on("request", lambda r: requests.append(r.url))
@@ -119,13 +130,13 @@ def test_a_drill_driven_only_from_the_page_rolls_back_and_packs_the_people(tmp_p
             observer.locator("#role").filter(has_text="observer").wait_for()
             assert observer.locator("#facilitator").is_hidden() and observer.locator("#record").is_hidden()
             assert observer.locator("button[data-inject]").count() == 0
-            observer.screenshot(path=str(SCREENSHOTS / "gameday-observer.png"), full_page=True)
+            observer.screenshot(path=str(shots / "gameday-observer.png"), full_page=True)
             observer.close()  # closing a page changes nothing
 
             page.click("#abort-button")
             page.click("#abort-confirm")
             page.locator("#verdict").filter(has_text="ABORTED").wait_for(timeout=STEP_TIMEOUT_MS)
-            page.screenshot(path=str(SCREENSHOTS / "gameday-aborted.png"), full_page=True)
+            page.screenshot(path=str(shots / "gameday-aborted.png"), full_page=True)
             browser.close()
         code = proc.wait(timeout=60)
     finally:
@@ -175,6 +186,7 @@ def test_a_replay_walks_a_recorded_run_and_records_the_tabletop_apart(tmp_path: 
     """No stack: the recorded latency run played back at 8x, paused, one tabletop entry."""
     binary = chromium()
     playwright_api = playwright()
+    shots = screenshots(tmp_path)
     run_dir = latency_run(tmp_path)
     journal_before = (run_dir / "journal.jsonl").read_bytes()
     out_dir = tmp_path / "tabletop"
@@ -208,7 +220,7 @@ def test_a_replay_walks_a_recorded_run_and_records_the_tabletop_apart(tmp_path: 
             page.fill("#note", "who tells customers?")
             page.click("button[data-kind='escalated']")
             page.locator("#entries li").filter(has_text="[tabletop] Cy (legal) escalated").wait_for()
-            page.screenshot(path=str(SCREENSHOTS / "gameday-replay.png"), full_page=True)
+            page.screenshot(path=str(shots / "gameday-replay.png"), full_page=True)
             browser.close()
     finally:
         proc.send_signal(signal.SIGINT)
