@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -325,6 +326,10 @@ def _replay(run_dir: Path, out_dir: Path | None, reports_dir: Path, port: int, s
         _fail(DrillError(f"the console could not listen on 127.0.0.1:{port}: {exc.strerror or exc}"))
     _serve_links(server, urls_file)
     _say(f"replaying {escape(str(run_dir))}: open the facilitator link to start (Ctrl-C to end)")
+    # Ctrl-C (or a SIGTERM) ends the replay even when drill was started with SIGINT ignored, as a
+    # child of a process that ignores it (Python then installs no KeyboardInterrupt of its own).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while True:
             time.sleep(0.5)
