@@ -2,7 +2,7 @@
 gateway in front of the reference model servers on the local runtime (free ports), a 429 storm
 on the hosted provider's HTTP fault proxy route, attribution from each gateway's own header.
 
-Phases are short (6 s / 10 s / 8 s, ``shortened``): what is asserted (the fallback served the
+Phases are short (4 s / 8 s / 6 s, ``shortened``): what is asserted (the fallback served the
 fault phase, a control without fallbacks misses its error objective, nothing left after kill -9)
 holds at any length. Full-length runs: ``drill run scenarios/gateways/...`` (docs/gateways.md).
 Each test needs the heavy lock: ``heavy .venv/bin/pytest tests/test_gateways_drills.py::NAME``.

@@ -18,7 +18,7 @@ import pytest
 
 from harness.engine import run_drill
 from harness.testing import free_port, require
-from harness.testing.drills import SCENARIOS, fault, rebased, run_local, shortened
+from harness.testing.drills import CAPACITY_PHASES, SCENARIOS, fault, rebased, run_local, shortened
 
 REPO = Path(__file__).resolve().parents[1]
 def test_rebased_scenario_moves_every_fixed_port(tmp_path: Path) -> None:
@@ -34,7 +34,7 @@ def test_rebased_scenario_moves_every_fixed_port(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_gpu_node_loss_local_passes_with_a_region_a_replacement(tmp_path: Path) -> None:
-    result, _ = run_local("gpu-node-loss.local.yaml", tmp_path, short=True)
+    result, _ = run_local("gpu-node-loss.local.yaml", tmp_path, short=True, phases=CAPACITY_PHASES)
     r = result.results.document()
     assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
     lost = fault(r, "gpu-node-lost")
@@ -54,7 +54,7 @@ def test_gpu_node_loss_local_passes_with_a_region_a_replacement(tmp_path: Path) 
 
 @pytest.mark.slow
 def test_region_quota_denial_local_replaces_from_region_b_and_lifts_the_quota(tmp_path: Path) -> None:
-    result, mapping = run_local("region-quota-denial.local.yaml", tmp_path, short=True)
+    result, mapping = run_local("region-quota-denial.local.yaml", tmp_path, short=True, phases=CAPACITY_PHASES)
     r = result.results.document()
     assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
     lost = fault(r, "gpu-node-lost")
@@ -108,7 +108,7 @@ def test_region_quota_denial_on_compose_replaces_from_region_b(tmp_path: Path, m
     text = text.replace("127.0.0.1:28080", f"127.0.0.1:{ports['gateway']}")
     text = text.replace("127.0.0.1:28090", f"127.0.0.1:{ports['cloud-api']}")
     assert "  rto_s: 8\n" in text
-    text = shortened(text.replace("  rto_s: 8\n", "  rto_s: 12\n"))
+    text = shortened(text.replace("  rto_s: 8\n", "  rto_s: 12\n"), CAPACITY_PHASES)
     scenario = tmp_path / "region-quota-denial.yaml"
     scenario.write_text(text, encoding="utf-8")
     runtime = ComposeRuntime(REPO / "compose/staging.gpu-pool.yaml", project, tmp_path / "logs")

@@ -157,27 +157,33 @@ def need_local() -> None:
 SHIPPED_PHASES = "phases: {baseline: 10s, fault: 20s, recovery: 15s}"
 
 
-def shortened(text: str) -> str:
-    """A shipped drill with 6 s / 10 s / 8 s phases, every fault lasting the 10 s fault phase:
-    for tests whose point holds at any length (a control's verdict, a count), so the suite stays
+def shortened(text: str, phases: tuple[int, int, int] = (4, 8, 6)) -> str:
+    """A shipped drill with short phases (4 s / 8 s / 6 s unless ``phases`` says otherwise), every
+    fault lasting the fault phase, a late-starting one ending with it: for tests whose point
+    holds at any length (a control's verdict, a count, a failover seconds in), so the suite stays
     within its time budget. The shipped lengths run in bench/ and by hand."""
     assert SHIPPED_PHASES in text, "not a shipped drill's phases"
-    text = text.replace(SHIPPED_PHASES, "phases: {baseline: 6s, fault: 10s, recovery: 8s}")
-    text = re.sub(r"duration: (15|20)s", "duration: 10s", text)
-    # A fault that starts late in the phase ends with it (at: 2s, duration: 10s -> 8s).
+    baseline, fault_s, recovery = phases
+    text = text.replace(SHIPPED_PHASES, f"phases: {{baseline: {baseline}s, fault: {fault_s}s, recovery: {recovery}s}}")
+    text = re.sub(r"duration: (15|20)s", f"duration: {fault_s}s", text)
+    # A fault that starts late in the phase ends with it (at: 2s, duration: 8s -> 6s).
     return re.sub(r"(\bat: (\d+)s\n\s+duration: )(\d+)s",
-                  lambda m: f"{m[1]}{min(int(m[3]), 10 - int(m[2]))}s", text)
+                  lambda m: f"{m[1]}{min(int(m[3]), fault_s - int(m[2]))}s", text)
 
 
-def run_local(name: str, tmp_path: Path, *, short: bool = False) -> tuple[Any, dict[int, int]]:
-    """Run the shipped local drill ``scenarios/<name>`` on free ports (shortened when ``short``):
-    (the engine's RunResult, old port -> new port)."""
+CAPACITY_PHASES = (6, 10, 8)  # a replacement node lands about 4 s after the loss: inside the fault
+
+
+def run_local(name: str, tmp_path: Path, *, short: bool = False,
+              phases: tuple[int, int, int] = (4, 8, 6)) -> tuple[Any, dict[int, int]]:
+    """Run the shipped local drill ``scenarios/<name>`` on free ports (shortened to ``phases``
+    when ``short``): (the engine's RunResult, old port -> new port)."""
     from harness.engine import run_drill
 
     need_local()
     scenario, mapping = rebased(SCENARIOS / name, tmp_path)
     if short:
-        scenario.write_text(shortened(scenario.read_text(encoding="utf-8")), encoding="utf-8")
+        scenario.write_text(shortened(scenario.read_text(encoding="utf-8"), phases), encoding="utf-8")
     result = run_drill(scenario, out=tmp_path / "run")
     return result, mapping
 
