@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from harness.measure.repair_chain import ChainInput, LinkInput, chain_objectives, repair_chain
+from harness.report.terminal import plan_lines
+from harness.scenario import load_scenario
 
 ONSET = 1000.0
 
@@ -57,3 +61,11 @@ def test_refusals_and_pending_pods_keep_the_clusters_reason() -> None:
     made = repair_chain(chain(links))
     assert [r.detail for r in made.refused] == ["exceeded quota: drill-q"]
     assert [p.detail for p in made.pending] == ["0/4 nodes are available"]
+
+
+def test_the_dry_run_plan_lists_the_chain_objectives_and_the_cluster() -> None:
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "k8s" / "node-loss.yaml"
+    lines = plan_lines(load_scenario(scenario), None)
+    assert "stack: kubernetes context kwok-drill, namespace serving" in lines
+    (objectives,) = [line for line in lines if line.startswith("objectives:")]
+    assert objectives == "objectives: max_reschedule_s ≤ 40.0 s, min_ready_replicas ≥ 3"
