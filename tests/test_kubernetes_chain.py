@@ -6,6 +6,7 @@ from pathlib import Path
 
 from harness.measure.repair_chain import ChainInput, LinkInput, chain_objectives, repair_chain
 from harness.report.terminal import plan_lines
+from harness.safety.recover import stack_stopped_text
 from harness.scenario import load_scenario
 
 ONSET = 1000.0
@@ -69,3 +70,14 @@ def test_the_dry_run_plan_lists_the_chain_objectives_and_the_cluster() -> None:
     assert "stack: kubernetes context kwok-drill, namespace serving" in lines
     (objectives,) = [line for line in lines if line.startswith("objectives:")]
     assert objectives == "objectives: max_reschedule_s ≤ 40.0 s, min_ready_replicas ≥ 3"
+
+
+def test_recover_names_the_kubectl_proxy_it_stopped_with_its_pid_and_port() -> None:
+    groups, endpoints = {"kubectl-proxy": 4242}, {"kubernetes": "kwok-drill/serving",
+                                                  "kubectl-proxy": "http://127.0.0.1:18181"}
+    assert stack_stopped_text("kubernetes", groups, ["kubectl-proxy"], endpoints) == (
+        "stopped the kubernetes runtime's kubectl-proxy (pid 4242, http://127.0.0.1:18181)")
+    assert stack_stopped_text("kubernetes", groups, [], endpoints) == (
+        "the kubernetes runtime's kubectl-proxy (pid 4242, http://127.0.0.1:18181) no longer running")
+    assert stack_stopped_text("local", {"gateway": 7, "toxiproxy": 8}, ["gateway"], {}) == (
+        "local stack stopped (1 process groups were still running)")

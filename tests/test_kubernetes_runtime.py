@@ -221,8 +221,11 @@ def test_kill_9_mid_fault_then_recover_all_leaves_the_cluster_clean(cluster: Kub
     assert node_clean(cluster, "gpu-a-1")
     assert core(cluster).list_namespaced_resource_quota("crash").items == []
     assert status(cluster, "crash")["active_faults"] == []
-    # The kubectl proxy the killed drill started went with recover too.
-    groups = [r for r in _journal(out) if r.get("event") == "stack.started"][0]["process_groups"]
+    # The kubectl proxy the killed drill started went with recover too, and recover says so.
+    started = [r for r in _journal(out) if r.get("event") == "stack.started"][0]
+    groups = started["process_groups"]
+    assert (f"stopped the kubernetes runtime's kubectl-proxy (pid {groups['kubectl-proxy']}, "
+            f"{started['endpoints']['kubectl-proxy']})") in recovered.stdout, recovered.stdout
     left_running = [stat for stat in (_stat(pgid) for pgid in groups.values()) if stat and stat.split()[0] != "Z"]
     assert not left_running, (left_running, recovered.stdout)
 
