@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from harness.measure.repair_chain import ChainInput, LinkInput, chain_objectives, repair_chain
+from harness.report.charts import chain_lanes, fault_lanes_svg
+from harness.report.html import render_report
 from harness.report.terminal import plan_lines
+from harness.rundir.journal import utc_iso
 from harness.safety.recover import stack_stopped_text
 from harness.scenario import load_scenario
+from harness.testing.runs import epoch, example_results, example_timeline, typed
 
 ONSET = 1000.0
 
@@ -81,3 +86,53 @@ def test_recover_names_the_kubectl_proxy_it_stopped_with_its_pid_and_port() -> N
         "the kubernetes runtime's kubectl-proxy (pid 4242, http://127.0.0.1:18181) no longer running")
     assert stack_stopped_text("local", {"gateway": 7, "toxiproxy": 8}, ["gateway"], {}) == (
         "local stack stopped (1 process groups were still running)")
+
+
+LANES_TITLE = "Fault lanes and repair chains: each fault, and each link of the repair, beside the error rate"
+
+
+def with_chain() -> dict[str, Any]:
+    """The example run whose first fault carries a node-loss repair chain (two pods evicted,
+    replaced on region-b), as results.json writes it."""
+    document = example_results()
+    fault = document["faults"][0]
+    onset = epoch(fault["onset_at"])
+    links = [("node_not_ready", 0.04, "node/gpu-a-1"), ("taint_added", 5.35, "node/gpu-a-1"),
+             ("evicted", 7.41, "pod/ns/p1"), ("evicted", 7.42, "pod/ns/p2"), ("scheduled", 7.44, "pod/ns/r1"),
+             ("ready", 7.44, "pod/ns/r1"), ("scheduled", 7.45, "pod/ns/r2"), ("ready", 7.5, "pod/ns/r2")]
+    document["repair_chains"] = [{
+        "fault": fault["name"], "type": "k8s_node_loss", "onset_at": fault["onset_at"], "node_not_ready_s": 0.04,
+        "taint_added_s": 5.35, "evicted_s": 7.41, "scheduled_s": 7.45, "reschedule_s": 7.5, "evicted": 2,
+        "replaced": 2, "min_ready_replicas": {"gpu-serve": 2}, "desired_replicas": {"gpu-serve": 4},
+        "pending": [], "refused": [], "replacement_nodes": {"pod/ns/r1": "gpu-b-1", "pod/ns/r2": "gpu-b-2"},
+        "api_gap_s": 0.5, "resolution_s": 1.02,
+        "links": [{"link": kind, "object": obj, "at": utc_iso(onset + after), "after_onset_s": after}
+                  for kind, after, obj in links],
+    }]
+    return document
+
+
+def test_each_link_of_the_chain_is_an_instant_on_its_own_lane() -> None:
+    document = with_chain()
+    results = typed(document)
+    (lane,) = chain_lanes(results)
+    origin = epoch(document["phases"]["baseline"]["start"])
+    assert lane.fault == "provider-down"
+    assert abs(lane.onset_s - (epoch(document["faults"][0]["onset_at"]) - origin)) < 1e-6
+    assert lane.kinds == ["node_not_ready", "taint_added", "evicted", "scheduled", "ready"]
+    assert [kind for _, kind, _ in lane.links].count("ready") == 2
+    assert abs(lane.links[1][0] - lane.onset_s - 5.35) < 1e-3 and lane.reschedule_s == 7.5
+    svg = fault_lanes_svg(results, example_timeline(document))
+    assert 'aria-label="Fault lanes and repair chains beside the error rate"' in svg
+    for text in ("repair chain", "node not ready", "taint added", "+5.35 s", "+7.41 s", "rescheduled in 7.50 s",
+                 "repair-chain link"):
+        assert text in svg, text
+
+
+def test_the_report_draws_the_chain_lane_only_for_a_run_with_a_chain() -> None:
+    document = with_chain()
+    assert LANES_TITLE in render_report(typed(document), example_timeline(document))
+    plain = example_results()
+    assert LANES_TITLE not in render_report(typed(plain), example_timeline(plain))
+    document["repair_chains"][0]["onset_at"] = None  # a fault that never took effect draws no chain
+    assert chain_lanes(typed(document)) == []
