@@ -122,6 +122,7 @@ def test_each_link_of_the_chain_is_an_instant_on_its_own_lane() -> None:
     assert lane.kinds == ["node_not_ready", "taint_added", "evicted", "scheduled", "ready"]
     assert [kind for _, kind, _ in lane.links].count("ready") == 2
     assert abs(lane.links[1][0] - lane.onset_s - 5.35) < 1e-3 and lane.reschedule_s == 7.5
+    assert lane.reverted_s is not None and abs(lane.reverted_s - (epoch(document["faults"][0]["reverted_at"]) - origin)) < 1e-6
     svg = fault_lanes_svg(results, example_timeline(document))
     assert 'aria-label="Fault lanes and repair chains beside the error rate"' in svg
     for text in ("repair chain", "node not ready", "taint added", "+5.35 s", "+7.41 s", "rescheduled in 7.50 s",
@@ -136,3 +137,21 @@ def test_the_report_draws_the_chain_lane_only_for_a_run_with_a_chain() -> None:
     assert LANES_TITLE not in render_report(typed(plain), example_timeline(plain))
     document["repair_chains"][0]["onset_at"] = None  # a fault that never took effect draws no chain
     assert chain_lanes(typed(document)) == []
+
+
+def test_a_chain_of_refusals_only_and_one_without_links_still_draw() -> None:
+    """A quota denial's chain holds refusals and no reschedule; a chain whose watch saw nothing
+    has no link: both get a lane, neither breaks the chart."""
+    document = with_chain()
+    first = document["repair_chains"][0]
+    second = document["faults"][1]
+    refused = {**first, "fault": second["name"], "type": "k8s_quota_denial", "onset_at": second["onset_at"],
+               "reschedule_s": None, "evicted": 0, "replaced": 0,
+               "links": [{"link": "create_refused", "object": "replicaset/ns/rs", "after_onset_s": 1.0,
+                          "at": utc_iso(epoch(second["onset_at"]) + 1.0), "detail": "exceeded quota: drill-q"}]}
+    document["repair_chains"] += [refused, {**refused, "fault": "quiet", "links": []}]
+    lanes = chain_lanes(typed(document))
+    assert [lane.kinds for lane in lanes] == [["node_not_ready", "taint_added", "evicted", "scheduled", "ready"],
+                                              ["create_refused"], []]
+    svg = fault_lanes_svg(typed(document), example_timeline(document))
+    assert "create refused" in svg and svg.count("rescheduled in") == 1

@@ -870,13 +870,15 @@ OTHER_LINK_COLOUR = "#5d6d7e"
 class ChainLane:
     """A Kubernetes fault's repair chain on the time axis (seconds from run start): every link an
     instant ``(at_s, link, object)`` as its watch event arrived, the link kinds present in chain
-    order (the lane's rows), and the reschedule time (onset to the last needed replacement Ready)."""
+    order (the lane's rows), the reschedule time (onset to the last needed replacement Ready) and
+    when its fault was reverted (a quota's replacement comes only after it)."""
 
     fault: str
     onset_s: float
     links: list[tuple[float, str, str]]
     kinds: list[str]
     reschedule_s: float | None
+    reverted_s: float | None = None
 
 
 def chain_lanes(results: RunResults) -> list[ChainLane]:
@@ -886,6 +888,7 @@ def chain_lanes(results: RunResults) -> list[ChainLane]:
     if origin is None:
         return []
     order = list(CHAIN_LINKS)
+    reverted = {f.name: f.reverted_epoch for f in results.faults}
     lanes = []
     for chain in results.repair_chains or []:
         onset = chain.onset_epoch
@@ -895,7 +898,9 @@ def chain_lanes(results: RunResults) -> list[ChainLane]:
                        for link in chain.links if (at := link.at_epoch) is not None)
         kinds = sorted({kind for _, kind, _ in links},
                        key=lambda k: (order.index(k) if k in order else len(order), k))
-        lanes.append(ChainLane(chain.fault, onset - origin, links, kinds, chain.reschedule_s))
+        revert = reverted.get(chain.fault)
+        lanes.append(ChainLane(chain.fault, onset - origin, links, kinds, chain.reschedule_s,
+                               None if revert is None else revert - origin))
     return lanes
 
 
@@ -905,6 +910,8 @@ def _draw_chain(ax: Axes, results: RunResults, lane: ChainLane) -> None:
     for band in phase_bands(results):
         ax.axvspan(band.start_s, band.end_s, color=PHASE_COLOURS.get(band.label, "#f2f3f4"), zorder=0, linewidth=0)
     ax.axvline(lane.onset_s, color=FAULT_COLOUR, linewidth=1.0, zorder=3)
+    if lane.reverted_s is not None:
+        ax.axvline(lane.reverted_s, color=FAULT_COLOUR, linewidth=1.0, linestyle=":", zorder=3)
     rows = {kind: len(lane.kinds) - 1 - i for i, kind in enumerate(lane.kinds)}
     labelled: set[str] = set()
     for at_s, kind, _ in lane.links:
