@@ -155,3 +155,16 @@ def test_a_chain_of_refusals_only_and_one_without_links_still_draw() -> None:
                                               ["create_refused"], []]
     svg = fault_lanes_svg(typed(document), example_timeline(document))
     assert "create refused" in svg and svg.count("rescheduled in") == 1
+
+
+def test_links_after_the_recovery_phase_stay_on_the_chart() -> None:
+    """A quota's replacement can come after the run's last phase (the ReplicaSet's backoff once
+    the quota is gone, seen on the real cluster): the axis reaches it, so its label is drawn."""
+    document = with_chain()
+    chain = document["repair_chains"][0]
+    end = epoch(document["phases"]["recovery"]["end"])
+    late = end + 4.0 - epoch(chain["onset_at"])
+    chain["links"].append({"link": "create_refused", "object": "replicaset/ns/rs", "after_onset_s": late,
+                           "at": utc_iso(end + 4.0)})
+    svg = fault_lanes_svg(typed(document), example_timeline(document))
+    assert f"+{late:.2f} s" in svg

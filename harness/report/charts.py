@@ -1005,6 +1005,10 @@ def fault_lanes_svg(results: RunResults, timeline: pd.DataFrame) -> str:
     if any(lane.after is not None for lane in lanes):
         extra.append((Line2D([], [], color=AFTER_COLOUR, linestyle="--"), "started after"))
     _legend(fig, [ax_err], results, extra=extra, mark_recovery=False)
-    ax_err.set_xlim(_x_limits(results, x))
+    low, high = _x_limits(results, x)
+    # A chain's last links may come after the recovery phase (a quota's replacement waits for the
+    # ReplicaSet's backoff once the quota is gone): the axis reaches them, with room for a label.
+    late = [at_s for chain in chains for at_s, _, _ in chain.links if at_s > high]
+    ax_err.set_xlim(low, max(late) + 0.12 * (max(late) - low) if late else high)
     return _to_svg(fig, "drill-lanes", "Fault lanes and repair chains beside the error rate" if chains
                    else "Fault lanes beside the error rate")
