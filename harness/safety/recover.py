@@ -1,8 +1,9 @@
 """``drill recover``: undo what a crashed run (``kill -9``, power loss) left applied.
 
 Works from the run directory's journal alone: every fault the ledger shows as possibly applied is
-reverted through its journaled ``undo`` record, proxies the run created are deleted, and a local
-stack the run started is stopped. Each action is appended to the same journal, so a second
+reverted through its journaled ``undo`` record, proxies the run created are deleted, and the
+processes the run's stack started are stopped (a local stack's, counted; the kubernetes
+runtime's ``kubectl proxy``, named with its pid and URL). Each action is appended to the same journal, so a second
 ``drill recover`` finds nothing left to do.
 
 Faults no journal knows (a lost run directory, a hand-made ``drill-`` toxic, a container left
