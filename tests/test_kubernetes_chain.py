@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from harness.measure.repair_chain import ChainInput, LinkInput, chain_objectives, repair_chain
+from harness.report.charts import chain_lanes, fault_lanes_svg
+from harness.report.html import render_report
+from harness.report.terminal import plan_lines
+from harness.rundir.journal import utc_iso
+from harness.safety.recover import stack_stopped_text
+from harness.scenario import load_scenario
+from harness.testing.runs import epoch, example_results, example_timeline, typed
 
 ONSET = 1000.0
 
@@ -57,3 +67,104 @@ def test_refusals_and_pending_pods_keep_the_clusters_reason() -> None:
     made = repair_chain(chain(links))
     assert [r.detail for r in made.refused] == ["exceeded quota: drill-q"]
     assert [p.detail for p in made.pending] == ["0/4 nodes are available"]
+
+
+def test_the_dry_run_plan_lists_the_chain_objectives_and_the_cluster() -> None:
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "k8s" / "node-loss.yaml"
+    lines = plan_lines(load_scenario(scenario), None)
+    assert "stack: kubernetes context kwok-drill, namespace serving" in lines
+    (objectives,) = [line for line in lines if line.startswith("objectives:")]
+    assert objectives == "objectives: max_reschedule_s ≤ 40.0 s, min_ready_replicas ≥ 3"
+
+
+def test_recover_names_the_kubectl_proxy_it_stopped_with_its_pid_and_port() -> None:
+    groups, endpoints = {"kubectl-proxy": 4242}, {"kubernetes": "kwok-drill/serving",
+                                                  "kubectl-proxy": "http://127.0.0.1:18181"}
+    assert stack_stopped_text("kubernetes", groups, ["kubectl-proxy"], endpoints) == (
+        "stopped the kubernetes runtime's kubectl-proxy (pid 4242, http://127.0.0.1:18181)")
+    assert stack_stopped_text("kubernetes", groups, [], endpoints) == (
+        "the kubernetes runtime's kubectl-proxy (pid 4242, http://127.0.0.1:18181) no longer running")
+    assert stack_stopped_text("local", {"gateway": 7, "toxiproxy": 8}, ["gateway"], {}) == (
+        "local stack stopped (1 process groups were still running)")
+
+
+LANES_TITLE = "Fault lanes and repair chains: each fault, and each link of the repair, beside the error rate"
+
+
+def with_chain() -> dict[str, Any]:
+    """The example run whose first fault carries a node-loss repair chain (two pods evicted,
+    replaced on region-b), as results.json writes it."""
+    document = example_results()
+    fault = document["faults"][0]
+    onset = epoch(fault["onset_at"])
+    links = [("node_not_ready", 0.04, "node/gpu-a-1"), ("taint_added", 5.35, "node/gpu-a-1"),
+             ("evicted", 7.41, "pod/ns/p1"), ("evicted", 7.42, "pod/ns/p2"), ("scheduled", 7.44, "pod/ns/r1"),
+             ("ready", 7.44, "pod/ns/r1"), ("scheduled", 7.45, "pod/ns/r2"), ("ready", 7.5, "pod/ns/r2")]
+    document["repair_chains"] = [{
+        "fault": fault["name"], "type": "k8s_node_loss", "onset_at": fault["onset_at"], "node_not_ready_s": 0.04,
+        "taint_added_s": 5.35, "evicted_s": 7.41, "scheduled_s": 7.45, "reschedule_s": 7.5, "evicted": 2,
+        "replaced": 2, "min_ready_replicas": {"gpu-serve": 2}, "desired_replicas": {"gpu-serve": 4},
+        "pending": [], "refused": [], "replacement_nodes": {"pod/ns/r1": "gpu-b-1", "pod/ns/r2": "gpu-b-2"},
+        "api_gap_s": 0.5, "resolution_s": 1.02,
+        "links": [{"link": kind, "object": obj, "at": utc_iso(onset + after), "after_onset_s": after}
+                  for kind, after, obj in links],
+    }]
+    return document
+
+
+def test_each_link_of_the_chain_is_an_instant_on_its_own_lane() -> None:
+    document = with_chain()
+    results = typed(document)
+    (lane,) = chain_lanes(results)
+    origin = epoch(document["phases"]["baseline"]["start"])
+    assert lane.fault == "provider-down"
+    assert abs(lane.onset_s - (epoch(document["faults"][0]["onset_at"]) - origin)) < 1e-6
+    assert lane.kinds == ["node_not_ready", "taint_added", "evicted", "scheduled", "ready"]
+    assert [kind for _, kind, _ in lane.links].count("ready") == 2
+    assert abs(lane.links[1][0] - lane.onset_s - 5.35) < 1e-3 and lane.reschedule_s == 7.5
+    assert lane.reverted_s is not None and abs(lane.reverted_s - (epoch(document["faults"][0]["reverted_at"]) - origin)) < 1e-6
+    svg = fault_lanes_svg(results, example_timeline(document))
+    assert 'aria-label="Fault lanes and repair chains beside the error rate"' in svg
+    for text in ("repair chain", "node not ready", "taint added", "+5.35 s", "+7.41 s", "rescheduled in 7.50 s",
+                 "repair-chain link"):
+        assert text in svg, text
+
+
+def test_the_report_draws_the_chain_lane_only_for_a_run_with_a_chain() -> None:
+    document = with_chain()
+    assert LANES_TITLE in render_report(typed(document), example_timeline(document))
+    plain = example_results()
+    assert LANES_TITLE not in render_report(typed(plain), example_timeline(plain))
+    document["repair_chains"][0]["onset_at"] = None  # a fault that never took effect draws no chain
+    assert chain_lanes(typed(document)) == []
+
+
+def test_a_chain_of_refusals_only_and_one_without_links_still_draw() -> None:
+    """A quota denial's chain holds refusals and no reschedule; a chain whose watch saw nothing
+    has no link: both get a lane, neither breaks the chart."""
+    document = with_chain()
+    first = document["repair_chains"][0]
+    second = document["faults"][1]
+    refused = {**first, "fault": second["name"], "type": "k8s_quota_denial", "onset_at": second["onset_at"],
+               "reschedule_s": None, "evicted": 0, "replaced": 0,
+               "links": [{"link": "create_refused", "object": "replicaset/ns/rs", "after_onset_s": 1.0,
+                          "at": utc_iso(epoch(second["onset_at"]) + 1.0), "detail": "exceeded quota: drill-q"}]}
+    document["repair_chains"] += [refused, {**refused, "fault": "quiet", "links": []}]
+    lanes = chain_lanes(typed(document))
+    assert [lane.kinds for lane in lanes] == [["node_not_ready", "taint_added", "evicted", "scheduled", "ready"],
+                                              ["create_refused"], []]
+    svg = fault_lanes_svg(typed(document), example_timeline(document))
+    assert "create refused" in svg and svg.count("rescheduled in") == 1
+
+
+def test_links_after_the_recovery_phase_stay_on_the_chart() -> None:
+    """A quota's replacement can come after the run's last phase (the ReplicaSet's backoff once
+    the quota is gone, seen on the real cluster): the axis reaches it, so its label is drawn."""
+    document = with_chain()
+    chain = document["repair_chains"][0]
+    end = epoch(document["phases"]["recovery"]["end"])
+    late = end + 4.0 - epoch(chain["onset_at"])
+    chain["links"].append({"link": "create_refused", "object": "replicaset/ns/rs", "after_onset_s": late,
+                           "at": utc_iso(end + 4.0)})
+    svg = fault_lanes_svg(typed(document), example_timeline(document))
+    assert f"+{late:.2f} s" in svg

@@ -8,10 +8,11 @@ either is missing, skips elsewhere. One throwaway cluster on random 127.0.0.1 po
 module, deleted on every exit path; run under the heavy lock:
     heavy .venv/bin/pytest tests/test_kubernetes_runtime.py
 
-The drills' phases are short (a 3 s baseline, a 30-40 s fault): the verdicts and links asserted
-hold at any length once the fault outlasts the chain (NotReady -> taint is one node monitor
-period, ~5 s, on a settled cluster, ~23 s right after it starts: docs/kubernetes.md). No timing
-is asserted; the agreement bound is the stated resolution (API timestamps are whole seconds).
+The drills' phases are short (a 2-3 s baseline, a fault of 6-25 s): the verdicts and links
+asserted hold at any length once the fault outlasts the chain (NotReady -> taint waits for the
+controller's next look at the nodes, every 5 s on this cluster: 4.4 s and 8.7 s measured,
+docs/kubernetes.md). No timing is asserted; the agreement bound is the stated resolution (API
+timestamps are whole seconds).
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ def test_node_loss_drill_reports_each_link_of_the_repair_chain(cluster: KubeTest
             gap = (datetime.fromisoformat(link["at"]) - datetime.fromisoformat(link["api_at"])).total_seconds()
             assert -0.1 <= gap <= chain["resolution_s"] + 1.0, link
     assert results["faults"][0]["onset_source"] == "k8s-watch:node-not-ready"
-    assert "Repair chain (Kubernetes)" in (tmp_path / "run" / "report.html").read_text()
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "Repair chain (Kubernetes)" in page and 'aria-label="Fault lanes and repair chains' in page
     assert results["cleanup"]["ok"] is True
     assert node_clean(cluster, lost)
 
@@ -221,8 +223,11 @@ def test_kill_9_mid_fault_then_recover_all_leaves_the_cluster_clean(cluster: Kub
     assert node_clean(cluster, "gpu-a-1")
     assert core(cluster).list_namespaced_resource_quota("crash").items == []
     assert status(cluster, "crash")["active_faults"] == []
-    # The kubectl proxy the killed drill started went with recover too.
-    groups = [r for r in _journal(out) if r.get("event") == "stack.started"][0]["process_groups"]
+    # The kubectl proxy the killed drill started went with recover too, and recover says so.
+    started = [r for r in _journal(out) if r.get("event") == "stack.started"][0]
+    groups = started["process_groups"]
+    assert (f"stopped the kubernetes runtime's kubectl-proxy (pid {groups['kubectl-proxy']}, "
+            f"{started['endpoints']['kubectl-proxy']})") in recovered.stdout, recovered.stdout
     left_running = [stat for stat in (_stat(pgid) for pgid in groups.values()) if stat and stat.split()[0] != "Z"]
     assert not left_running, (left_running, recovered.stdout)
 

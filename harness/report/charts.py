@@ -856,23 +856,109 @@ def fault_lanes(results: RunResults) -> list[Lane]:
     return lanes
 
 
+# The repair chain's links in the order a node loss runs them (harness/faults/kubernetes.py), each
+# a row of its chain's lane; refusals sit beside the link they stopped.
+CHAIN_LINKS = {
+    "node_not_ready": "#c0392b", "cordoned": "#c0392b", "taint_added": "#d35400", "evicted": "#7d3c98",
+    "eviction_refused": "#7f8c8d", "create_refused": "#7f8c8d", "unschedulable": "#b9770e",
+    "scheduled": "#2e86c1", "ready": "#1e8449",
+}
+OTHER_LINK_COLOUR = "#5d6d7e"
+
+
+@dataclass(frozen=True)
+class ChainLane:
+    """A Kubernetes fault's repair chain on the time axis (seconds from run start): every link an
+    instant ``(at_s, link, object)`` as its watch event arrived, the link kinds present in chain
+    order (the lane's rows), the reschedule time (onset to the last needed replacement Ready) and
+    when its fault was reverted (a quota's replacement comes only after it)."""
+
+    fault: str
+    onset_s: float
+    links: list[tuple[float, str, str]]
+    kinds: list[str]
+    reschedule_s: float | None
+    reverted_s: float | None = None
+
+
+def chain_lanes(results: RunResults) -> list[ChainLane]:
+    """One lane per repair chain of results.json (``repair_chains``) whose fault took effect,
+    from the typed results alone: never re-measured."""
+    origin = run_start_epoch(results)
+    if origin is None:
+        return []
+    order = list(CHAIN_LINKS)
+    reverted = {f.name: f.reverted_epoch for f in results.faults}
+    lanes = []
+    for chain in results.repair_chains or []:
+        onset = chain.onset_epoch
+        if onset is None:
+            continue
+        links = sorted((at - origin, link.link, link.object)
+                       for link in chain.links if (at := link.at_epoch) is not None)
+        kinds = sorted({kind for _, kind, _ in links},
+                       key=lambda k: (order.index(k) if k in order else len(order), k))
+        revert = reverted.get(chain.fault)
+        lanes.append(ChainLane(chain.fault, onset - origin, links, kinds, chain.reschedule_s,
+                               None if revert is None else revert - origin))
+    return lanes
+
+
+def _draw_chain(ax: Axes, results: RunResults, lane: ChainLane) -> None:
+    """Rows top to bottom in chain order; each link a marker at its instant, the first of each
+    kind labelled with its seconds after the onset; a bar from the onset to the reschedule."""
+    for band in phase_bands(results):
+        ax.axvspan(band.start_s, band.end_s, color=PHASE_COLOURS.get(band.label, "#f2f3f4"), zorder=0, linewidth=0)
+    ax.axvline(lane.onset_s, color=FAULT_COLOUR, linewidth=1.0, zorder=3)
+    if lane.reverted_s is not None:
+        ax.axvline(lane.reverted_s, color=FAULT_COLOUR, linewidth=1.0, linestyle=":", zorder=3)
+    rows = {kind: len(lane.kinds) - 1 - i for i, kind in enumerate(lane.kinds)}
+    labelled: set[str] = set()
+    for at_s, kind, _ in lane.links:
+        colour = CHAIN_LINKS.get(kind, OTHER_LINK_COLOUR)
+        ax.plot([at_s], [rows[kind]], marker="o", markersize=4.5, color=colour, linestyle="none", zorder=4)
+        if kind not in labelled:
+            labelled.add(kind)
+            ax.annotate(f"+{at_s - lane.onset_s:.2f} s", xy=(at_s, rows[kind]), xytext=(4, 0),
+                        textcoords="offset points", fontsize=6.5, color=colour, va="center")
+    if lane.reschedule_s is not None:
+        done = lane.onset_s + lane.reschedule_s
+        ax.plot([lane.onset_s, done], [-0.75, -0.75], color=CHAIN_LINKS["ready"], linewidth=2.0, zorder=3,
+                solid_capstyle="butt")
+        ax.annotate(f"rescheduled in {seconds(lane.reschedule_s)}", xy=(done, -0.75), xytext=(4, 0),
+                    textcoords="offset points", fontsize=7, color=CHAIN_LINKS["ready"], va="center")
+    ax.set_ylim(-1.2, len(lane.kinds) - 0.4)
+    ax.set_yticks(list(rows.values()), [kind.replace("_", " ") for kind in rows], fontsize=7)
+    ax.yaxis.tick_right()
+    ax.tick_params(axis="y", length=0)
+    ax.set_ylabel(f"repair chain\n{lane.fault}", rotation=0, ha="right", va="center", fontsize=8)
+    ax.grid(axis="y", color="#e5e7e9", linewidth=0.6)
+    ax.set_axisbelow(True)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+
+
 def fault_lanes_svg(results: RunResults, timeline: pd.DataFrame) -> str:
     """The error rate (top) over one lane per fault: each fault's on interval (a flap's off periods
     pale), a schedule's steps as bars whose height is the magnitude over its peak, and an arrow
-    from the instant a fault followed (``after``) to its onset. Raises ValueError with nothing to
-    draw."""
+    from the instant a fault followed (``after``) to its onset; then one lane per Kubernetes
+    repair chain (:func:`chain_lanes`). Raises ValueError with nothing to draw."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import ConnectionPatch, Patch
 
     lanes = fault_lanes(results)
     if not lanes:
         raise ValueError("no fault took effect")
+    chains = chain_lanes(results)
     frame = downsample(timeline)
     x = frame["t_s"].astype(float)
-    fig = _figure(11.0, 2.2 + 0.75 * len(lanes))
-    axes = fig.subplots(1 + len(lanes), 1, sharex=True,
-                        gridspec_kw={"height_ratios": [2.2] + [1.0] * len(lanes)})
-    ax_err, lane_axes = axes[0], list(axes[1:])
+    chain_heights = [max(1.0, 0.32 * (len(c.kinds) + 1)) for c in chains]
+    fig = _figure(11.0, 2.2 + 0.75 * len(lanes) + 0.75 * sum(chain_heights))
+    axes = fig.subplots(1 + len(lanes) + len(chains), 1, sharex=True,
+                        gridspec_kw={"height_ratios": [2.2] + [1.0] * len(lanes) + chain_heights})
+    ax_err, lane_axes = axes[0], list(axes[1:1 + len(lanes)])
+    for chain, ax in zip(chains, axes[1 + len(lanes):], strict=True):
+        _draw_chain(ax, results, chain)
     _shade(ax_err, results, label_phases=True, mark_recovery=False)
     ax_err.plot(*_steps(x, frame["error_rate"].astype(float) * 100), drawstyle="steps-post",
                 color=ERROR_COLOUR, linewidth=1.2, label="error rate")
@@ -909,12 +995,20 @@ def fault_lanes_svg(results: RunResults, timeline: pd.DataFrame) -> str:
                 arrowstyle="->", color=AFTER_COLOUR, linewidth=1.1, linestyle="--", zorder=5))
         target_ax.annotate(lane.after, xy=(lane.onset_s, 1.0), xycoords=("data", "axes fraction"),
                            xytext=(3, 0), textcoords="offset points", fontsize=7, color=AFTER_COLOUR, va="top")
-    lane_axes[-1].set_xlabel("seconds from run start")
+    axes[-1].set_xlabel("seconds from run start")
     extra: list[tuple[Any, str]] = [(Patch(color=LANE_COLOUR, alpha=0.75), "fault in force (height: magnitude / peak)")]
+    if chains:
+        extra.append((Line2D([], [], marker="o", markersize=4.5, color=OTHER_LINK_COLOUR, linestyle="none"),
+                      "repair-chain link (its watch event's arrival)"))
     if any(level <= 0 for lane in lanes for _, _, level in lane.steps):
         extra.append((Patch(color=LANE_OFF_COLOUR), "flap off"))
     if any(lane.after is not None for lane in lanes):
         extra.append((Line2D([], [], color=AFTER_COLOUR, linestyle="--"), "started after"))
     _legend(fig, [ax_err], results, extra=extra, mark_recovery=False)
-    ax_err.set_xlim(_x_limits(results, x))
-    return _to_svg(fig, "drill-lanes", "Fault lanes beside the error rate")
+    low, high = _x_limits(results, x)
+    # A chain's last links may come after the recovery phase (a quota's replacement waits for the
+    # ReplicaSet's backoff once the quota is gone): the axis reaches them, with room for a label.
+    late = [at_s for chain in chains for at_s, _, _ in chain.links if at_s > high]
+    ax_err.set_xlim(low, max(late) + 0.12 * (max(late) - low) if late else high)
+    return _to_svg(fig, "drill-lanes", "Fault lanes and repair chains beside the error rate" if chains
+                   else "Fault lanes beside the error rate")

@@ -569,10 +569,14 @@ def _charts(
 
 def _lanes_chart(results: RunResults, timeline: pd.DataFrame) -> list[dict[str, Any]]:
     """issue 29: one lane per fault (its steps, on/off, what it followed) under the error rate,
-    when the run had a compound timeline (``after``, ``branch``) or a scheduled fault."""
-    if not any(f.shape is not None or f.after is not None or f.branch is not None for f in results.faults):
+    when the run had a compound timeline (``after``, ``branch``) or a scheduled fault; and a lane
+    per Kubernetes repair chain (issue 28), each link an instant, when the run has one."""
+    if not results.repair_chains and not any(
+            f.shape is not None or f.after is not None or f.branch is not None for f in results.faults):
         return []
     title = "Fault lanes: each fault's steps and what it followed, beside the error rate"
+    if results.repair_chains:
+        title = "Fault lanes and repair chains: each fault, and each link of the repair, beside the error rate"
     try:
         return [{"title": title, "svg": Markup(charts.fault_lanes_svg(results, timeline)), "reason": None}]
     except ValueError as exc:  # nothing to draw; fault_lanes_svg says why

@@ -60,7 +60,11 @@ def plan_lines(loaded: Any, runtime: str | None) -> list[str]:
     lines = [f"[bold]{escape(s.name)}[/bold] ({escape(str(loaded.path))}) — dry run, nothing will be changed"]
     if s.description:
         lines.append(f"about: {escape(' '.join(s.description.split()))}")
-    lines.append(f"stack: {runtime or s.stack.runtime} {escape(str(s.stack.file or '(external)'))}")
+    where = escape(str(s.stack.file or "(external)"))
+    if (runtime or s.stack.runtime) == "kubernetes":  # the context and namespace say which cluster
+        where = escape(f"context {s.stack.context}, namespace {s.stack.namespace}"
+                       + (f", kubeconfig {s.stack.file}" if s.stack.file else ""))
+    lines.append(f"stack: {runtime or s.stack.runtime} {where}")
     lines.append(f"load: {s.load.users} users + probe {s.load.probe_rate_hz:g} Hz against {escape(s.load.host)}")
     if s.load.canaries is not None:  # answer quality (docs/quality.md); the loader checked the file
         canaries = read_canaries(s.load.canaries.file, s.load.canaries.k)
@@ -118,6 +122,10 @@ def objectives_text(objectives: Any) -> str:
         parts.append(f"breaker open by {param} ≤ {most:g}")
     if getattr(objectives, "max_bad_answers", None) is not None:
         parts.append(f"max_bad_answers ≤ {objectives.max_bad_answers}")
+    if getattr(objectives, "max_reschedule_s", None) is not None:  # Kubernetes repair chain
+        parts.append(f"max_reschedule_s ≤ {quantity('max_reschedule_s', objectives.max_reschedule_s)}")
+    if getattr(objectives, "min_ready_replicas", None) is not None:
+        parts.append(f"min_ready_replicas ≥ {objectives.min_ready_replicas}")
     return ", ".join(parts) or "none (the drill only measures)"
 
 

@@ -911,6 +911,10 @@ class RepairChainLink(_Model):
     node: str | None = None
     detail: str | None = None
 
+    @property
+    def at_epoch(self) -> float | None:
+        return epoch(self.at)
+
 
 class RepairChainResult(_Model):
     """A Kubernetes fault's repair chain (harness/measure/repair_chain.py): seconds from the
@@ -938,6 +942,10 @@ class RepairChainResult(_Model):
     api_gap_s: float | None
     resolution_s: float
     links: list[RepairChainLink]
+
+    @property
+    def onset_epoch(self) -> float | None:
+        return epoch(self.onset_at)
 
 
 class RunResults(_Model):

@@ -167,7 +167,8 @@ class KubernetesRuntime:
             time.sleep(0.5)
         endpoints: dict[str, str] = {"kubernetes": f"{self.cluster.context}/{self.namespace}"}
         if self.api_proxy_port:
-            endpoints["api-proxy"] = self._start_proxy(self.api_proxy_port)
+            # Named as its process group, so `drill recover` can say which port it stopped.
+            endpoints["kubectl-proxy"] = self._start_proxy(self.api_proxy_port)
         return endpoints
 
     def _start_proxy(self, port: int) -> str:

@@ -1,8 +1,9 @@
 """``drill recover``: undo what a crashed run (``kill -9``, power loss) left applied.
 
 Works from the run directory's journal alone: every fault the ledger shows as possibly applied is
-reverted through its journaled ``undo`` record, proxies the run created are deleted, and a local
-stack the run started is stopped. Each action is appended to the same journal, so a second
+reverted through its journaled ``undo`` record, proxies the run created are deleted, and the
+processes the run's stack started are stopped (a local stack's, counted; the kubernetes
+runtime's ``kubectl proxy``, named with its pid and URL). Each action is appended to the same journal, so a second
 ``drill recover`` finds nothing left to do.
 
 Faults no journal knows (a lost run directory, a hand-made ``drill-`` toxic, a container left
@@ -29,9 +30,10 @@ from harness.rundir.events import (
     LoadStopped,
     ProxyDeleted,
     StackStarted,
+    StackStarting,
     StackStopped,
 )
-from harness.rundir.journal import Journal, applied_faults, groups_left, proxies_left
+from harness.rundir.journal import Journal, applied_faults, groups_left, proxies_left, read_journal
 from harness.rundir.state import registered_runs, subdir, unregister_run
 from harness.runtime.base import Runtime
 from harness.runtime.ports import port_in_use
@@ -39,7 +41,7 @@ from harness.runtime.stackfile import load_stack
 from harness.safety.lock import StackBusyError, StackLock
 from harness.safety.strays import recover_strays
 
-__all__ = ["recover_all", "recover_run", "recover_strays", "run_dirs"]
+__all__ = ["recover_all", "recover_run", "recover_strays", "run_dirs", "stack_stopped_text"]
 
 
 def run_dirs(reports_dir: Path) -> list[Path]:
@@ -183,9 +185,39 @@ def recover_run(run_dir: Path) -> Iterator[tuple[str, bool]]:
             journal.write(ProxyDeleted(proxy=undo.proxy, why="recover"))
             yield f"{run_dir}: proxy {undo.proxy} deleted", True
         if groups:
+            runtime, endpoints = _stack_started(path)
             stopped = [name for name, pgid in groups.items() if _stop_group(pgid)]
             journal.write(StackStopped(why="recover", groups=stopped))
-            yield f"{run_dir}: local stack stopped ({len(stopped)} process groups were still running)", True
+            yield f"{run_dir}: {stack_stopped_text(runtime, groups, stopped, endpoints)}", True
+
+
+def _stack_started(path: Path) -> tuple[str, dict[str, str]]:
+    """The runtime the run started its stack with and the endpoints it journaled (the last
+    ``stack.starting`` and ``stack.started``)."""
+    runtime, endpoints = "local", {}
+    for record in read_journal(path, lenient=True):
+        if isinstance(record.event, StackStarting):
+            runtime = record.event.runtime
+        elif isinstance(record.event, StackStarted):
+            endpoints = dict(record.event.endpoints)
+    return runtime, endpoints
+
+
+def stack_stopped_text(runtime: str, groups: dict[str, int], stopped: list[str], endpoints: dict[str, str]) -> str:
+    """What recover stopped of a stack: a local stack's process groups by count; another
+    runtime's helper processes (the kubernetes runtime's ``kubectl proxy``) by name, pid and the
+    endpoint of the same name, e.g. ``stopped the kubernetes runtime's kubectl-proxy (pid 4242,
+    http://127.0.0.1:18181)``."""
+    if runtime == "local":
+        return f"local stack stopped ({len(stopped)} process groups were still running)"
+    named = {name: f"{name} (pid {pgid}" + (f", {endpoints[name]})" if name in endpoints else ")")
+             for name, pgid in groups.items()}
+    said = []
+    if ran := [named[name] for name in groups if name in stopped]:
+        said.append(f"stopped the {runtime} runtime's " + ", ".join(ran))
+    if gone := [named[name] for name in groups if name not in stopped]:
+        said.append(f"the {runtime} runtime's " + ", ".join(gone) + " no longer running")
+    return "; ".join(said)
 
 
 def _ours(pgid: int) -> bool:
