@@ -753,8 +753,10 @@ class Gateway:
                 reply_type = reply.headers.get("Content-Type", JSON_TYPE)
                 retry_after = reply.headers.get("Retry-After")
         except TimeoutError:
+            self.metrics.upstream_unanswered(upstream)
             return None, f"{upstream.name}: timed out after {self.config.upstream_timeout_ms} ms"
         except aiohttp.ClientError as exc:
+            self.metrics.upstream_unanswered(upstream)
             return None, f"{upstream.name}: {type(exc).__name__}: {exc}"
         if status == 429:
             return None, self._rate_limited(upstream, retry_after)
@@ -817,8 +819,12 @@ class Gateway:
                                 tokens=1 if kind == TOKEN else 0, done=kind == DONE,
                             ), ""
         except TimeoutError:
+            if reply is None:
+                self.metrics.upstream_unanswered(upstream)
             return None, f"{upstream.name}: no first token within {self.config.first_token_timeout_ms} ms"
         except aiohttp.ClientError as exc:
+            if reply is None:
+                self.metrics.upstream_unanswered(upstream)
             return None, f"{upstream.name}: {type(exc).__name__}: {exc}"
         finally:
             if reply is not None and not committed:
@@ -1145,6 +1151,11 @@ class GatewayMetrics:
             "drill_gateway_upstream_calls", "Calls the gateway made to each upstream (every attempt, retry "
             "and resume; health checks not included)", ["upstream", "tier"], registry=self.registry,
         )
+        self.upstream_unanswered_calls = Counter(
+            "drill_gateway_upstream_unanswered", "Calls to each upstream given up before any answer came (timed "
+            "out or the connection failed): the upstream, or a proxy in front of it, may never have read them",
+            ["upstream", "tier"], registry=self.registry,
+        )
         self.tier_errors = Counter(
             "drill_gateway_tier_errors", "Requests a tier failed (every node tried timed out, refused or answered 5xx)",
             ["tier"], registry=self.registry,
@@ -1176,6 +1187,9 @@ class GatewayMetrics:
 
     def upstream_call(self, upstream: Upstream) -> None:
         self.upstream_calls.labels(upstream.name, upstream.tier).inc()
+
+    def upstream_unanswered(self, upstream: Upstream) -> None:
+        self.upstream_unanswered_calls.labels(upstream.name, upstream.tier).inc()
 
     def stream_ended(self, outcome: str) -> None:
         self._streams[outcome].inc()
