@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -87,6 +88,7 @@ def measure_run(
     objectives: ObjectiveSpec,
     settings: MeasureSettings,
     troubles: list[HarnessTrouble] | None = None,
+    stack_events: list[dict[str, Any]] | None = None,
 ) -> Measurement:
     """Measure a run. ``samples`` has the sample columns (any order of rows); ``phases`` maps
     ``baseline``/``fault``/``recovery`` to (start_epoch_s, end_epoch_s).
@@ -98,6 +100,7 @@ def measure_run(
 
     ``troubles``: the harness's own trouble records; given (even empty), the run's measurement
     health is assessed (``Measurement.health``); None for run directories made before it existed.
+    ``stack_events``: the stack's own record (``{ts, event, ...}``), which names incidents' causes.
     """
     samples = sort_samples(samples)
     stats = phase_stats(samples, phases)
@@ -114,9 +117,12 @@ def measure_run(
         measure_fault(
             samples, good, visible, bound.ms, fault, settings,
             max_error_rate=objectives.max_error_rate, primary=primary, method=method, data_end_s=data_end_s,
+            incidents_until_s=_next_onset(fault, ordered), stack_events=stack_events,
         )
         for fault in ordered
     ]
+    impact = measure_impact(samples, good, bound.ms, measured, data_end_s, settings, objectives.max_error_rate,
+                            visible)
     first_onset = ordered[0].onset_at if ordered else None
     lost = None
     failover_to_s = None
@@ -147,11 +153,13 @@ def measure_run(
         ttft_window=ttft_window,
         completion=completion,
         answers=answers.get("fault"),
+        impact=None if impact is None else impact.incidents,
     )
     health = None if troubles is None else assess_health(
         samples, phases, troubles, spec=objectives, objectives=results, stats=stats, faults=measured,
         p95_window=p95_window, baseline_p95_ms=baseline_p95, probe_interval_s=settings.probe_interval_s,
-        window_s=settings.window_s,
+        window_s=settings.window_s, bucket_s=settings.bucket_s,
+        impact=None if impact is None else impact.incidents,
     )
     return Measurement(
         phases=stats,
@@ -170,9 +178,18 @@ def measure_run(
         stream_completion=completion,
         ttft_window=ttft_window,
         answers=answers,
-        impact=measure_impact(samples, good, bound.ms, measured, data_end_s, settings, objectives.max_error_rate),
+        impact=impact,
         health=health,
     )
+
+
+def _next_onset(fault: FaultTiming, ordered: list[FaultTiming]) -> float | None:
+    """Where a fault's incidents stop being its own: the first later onset after it was reverted
+    (faults applied together share their incidents); None: the end of the data."""
+    if fault.reverted_at is None:
+        return None
+    later = [f.onset_at for f in ordered if f.onset_at >= fault.reverted_at and f is not fault]
+    return min(later, default=None)
 
 
 def _p95_window(

@@ -6,7 +6,7 @@
     ├── environment: {str: JSON}         the run's fingerprint, as the journal recorded it
     ├── phases: {name: PhaseResult}      baseline / fault / recovery; closed_loop: ClosedLoopStats;
     │                                    streaming: StreamingResult (only when requests streamed)
-    ├── faults: [FaultResult]            figures on their clocks; agreement: Agreement;
+    ├── faults: [FaultResult]            figures on their clocks; incidents: [IncidentResult]; agreement: Agreement;
     │                                    capacity figures of a capacity run (FaultCapacity keys)
     ├── objectives: [ObjectiveResult]
     ├── measurement: MeasurementInfo     clocks, resolution, the latency bound, lost requests;
@@ -16,7 +16,8 @@
     ├── capacity: CapacityResult         only in a capacity run
     ├── abort_reason                     only when aborted
     ├── stop: StopResult                 only when a stop condition held
-    ├── impact: ImpactResult             what users felt (the RTO's evidence rule); only after an onset
+    ├── impact: ImpactResult             what users felt (the RTO's evidence rule); only after an onset;
+    │                                    incidents: IncidentSummaryResult (the faults' incidents added up)
     ├── runbook: RunbookResult           when the runbook trigger would have fired and cleared
     ├── quality: QualityResult           answer quality on canary queries (only with load.canaries)
     ├── human: HumanTimeline             the people's lane (drill gameday)
@@ -42,6 +43,7 @@ from harness import measure
 from harness.measure import cost as measure_cost
 from harness.measure.agreement import StackAgreement
 from harness.measure.health import LATE_S, Health, HealthProblem
+from harness.measure.incidents import IncidentFigures, IncidentSummary
 from harness.measure.quality_phases import QualityStats
 from harness.measure.recovery import CLOCKS
 from harness.measure.shapes import ShapeFigures
@@ -330,6 +332,45 @@ class AfterResult(_Model):
     offset_s: float
 
 
+class IncidentResult(_Model):
+    """One incident (harness/measure/incidents.py; seconds from the fault's onset): when users
+    could first see it, when it ended (None: still open where the fault's window ends), how long,
+    the requests sent in it and how many were bad (failed or slow), the worst latency, and the
+    cause when the stack's own record names one."""
+
+    start_s: float
+    end_s: Seconds
+    length_s: float
+    requests: int
+    bad: int
+    failed: int
+    slow: int
+    worst_latency_ms: float | None
+    unhealthy_buckets: int
+    cause: str | None
+
+    @classmethod
+    def of(cls, figures: IncidentFigures) -> IncidentResult:
+        return cls.model_validate(dataclasses.asdict(figures))
+
+
+class IncidentSummaryResult(_Model):
+    """The run's incidents from the first onset to the end of the data, added up (seconds from the
+    first onset): how many, the time users were affected in all (``impact_s``, the lengths summed;
+    a lower bound when ``open``), when they were first and last affected."""
+
+    incidents: int
+    impact_s: float
+    first_affected_s: Seconds
+    last_affected_s: Seconds
+    open: bool
+
+    @classmethod
+    def of(cls, summary: IncidentSummary) -> IncidentSummaryResult:
+        return cls(incidents=summary.incidents, impact_s=summary.total_s, first_affected_s=summary.first_s,
+                   last_affected_s=summary.last_s, open=summary.open)
+
+
 class FaultResult(_Model):
     """One fault's figures. A fault that never took effect has only the keys up to ``impact``
     (``impact`` = ``not applied``); a measured one has them all; capacity figures and
@@ -357,6 +398,7 @@ class FaultResult(_Model):
     resolution_s: Seconds = None
     method: str | None = None
     notes: dict[str, str] | None = None
+    incidents: list[IncidentResult] | None = None  # every incident of a measured fault (may be [])
     capacity_restored_s: float | None = None
     capacity_lost_at_s: float | None = None
     capacity_min_healthy: int | None = None
@@ -386,6 +428,7 @@ class FaultResult(_Model):
             recovered_at=_instant(figures.recovered_at), lost_requests=figures.lost_requests,
             data_gaps_s=_round(figures.data_gaps_s), resolution_s=_round(figures.resolution_s),
             method=figures.method, notes=dict(figures.notes),
+            incidents=[IncidentResult.of(i) for i in figures.incidents],
         )
 
     @property
@@ -628,6 +671,7 @@ class ImpactResult(_Model):
     judged_buckets: int
     bucket_s: float
     note: str | None = None
+    incidents: IncidentSummaryResult | None = None  # absent in results.json written before it
 
     @classmethod
     def of(cls, impact: measure.Impact) -> ImpactResult:
@@ -636,6 +680,8 @@ class ImpactResult(_Model):
                    bucket_s=impact.bucket_s)
         if impact.note:
             made.note = impact.note
+        if impact.incidents is not None:
+            made.incidents = IncidentSummaryResult.of(impact.incidents)
         return made
 
 
