@@ -239,10 +239,11 @@ def _stream_completion(target: float, window: StreamStats | None) -> ObjectiveRe
             "(does the load ask for \"stream\": true?)",
         )
     measured = round(window.completion_rate, 6)
-    note = (
-        f"{window.completed} of {window.streams} streams completed in the fault and recovery phases; "
-        f"{window.failed_mid_stream} failed mid-stream, {window.failed_before_first_token} before the first token"
-    )
+    note = f"{window.completed} of {window.streams} streams completed in the fault and recovery phases; "
+    if window.ended_short:
+        floors = ", ".join(f"{n} tokens ({source})" for source, n in sorted((window.expected or {}).items()))
+        note += f"{window.ended_short} ended with [DONE] but short of the baseline's {floors}, "
+    note += f"{window.failed_mid_stream} failed mid-stream, {window.failed_before_first_token} before the first token"
     return ObjectiveResult(name, target, measured, measured >= target, note)
 
 

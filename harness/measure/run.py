@@ -18,7 +18,14 @@ from harness.measure.phases import PhaseStats, phase_stats, stats_for
 from harness.measure.recovery import FaultMeasure, measure_fault, method_text, resolution_s
 from harness.measure.routing import first_good_from_tier_s, primary_tier
 from harness.measure.samples import sort_samples
-from harness.measure.streams import StreamStats, completion_window, stream_phase_stats, stream_stats_for
+from harness.measure.streams import (
+    ExpectedLengths,
+    StreamStats,
+    completion_window,
+    expected_lengths,
+    stream_phase_stats,
+    stream_stats_for,
+)
 
 METHOD_ID = "drill.rto/v2"
 """Names the method in docs/method.md; bumped whenever a rule there changes."""
@@ -45,6 +52,9 @@ class Measurement:
     """Per phase, the streamed requests' figures; {} when no request of the run streamed."""
     stream_completion: StreamStats | None = None
     """The streams of the fault and recovery phases (``min_stream_completion``'s window)."""
+    stream_lengths: ExpectedLengths = field(default_factory=dict)
+    """Per load source, the fewest tokens of a completed baseline stream: a stream ending with
+    [DONE] below it ended short, and is not completed (harness/measure/streams.py)."""
     ttft_window: StreamStats | None = None
     answers: dict[str, AnswerStats] = field(default_factory=dict)
     """Per phase, answers checked against their API; {} when none was invalid and no objective asks."""
@@ -134,9 +144,10 @@ def measure_run(
             answered = samples["ok"].to_numpy() == 1
             failover_to_s = first_good_from_tier_s(samples, answered, objectives.failover_to, first_onset)
     p95_window = _p95_window(samples, objectives, stats, measured)
-    streams = stream_phase_stats(samples, phases, primary)
-    completion = completion_window(samples, phases, primary) if streams else None
-    ttft_window = _ttft_window(samples, objectives, streams, stats, measured, primary)
+    lengths = expected_lengths(samples, phases.get("baseline"))
+    streams = stream_phase_stats(samples, phases, primary, lengths)
+    completion = completion_window(samples, phases, primary, lengths) if streams else None
+    ttft_window = _ttft_window(samples, objectives, streams, stats, measured, primary, lengths)
     baseline_streams = streams.get("baseline")
     answers: dict[str, AnswerStats] = {}
     if objectives.max_invalid_answer_rate is not None or has_invalid_answers(samples):
@@ -176,6 +187,7 @@ def measure_run(
         p95_window=p95_window,
         streams=streams,
         stream_completion=completion,
+        stream_lengths=lengths,
         ttft_window=ttft_window,
         answers=answers,
         impact=impact,
@@ -213,6 +225,7 @@ def _ttft_window(
     stats: dict[str, PhaseStats],
     faults: list[FaultMeasure],
     primary: str | None,
+    lengths: ExpectedLengths | None = None,
 ) -> StreamStats | None:
     """The window the TTFT objective is judged on, chosen as for latency (:func:`_p95_window`)."""
     if not objectives.has_ttft_p95:
@@ -222,9 +235,9 @@ def _ttft_window(
         if phase is None:
             return None
         return streams.get(objectives.ttft_p95_during) or stream_stats_for(
-            samples, phase.name, phase.start, phase.end, primary)
+            samples, phase.name, phase.start, phase.end, primary, lengths)
     span = _after_failover_span(stats, faults)
-    return None if span is None else stream_stats_for(samples, "after_failover", *span, primary)
+    return None if span is None else stream_stats_for(samples, "after_failover", *span, primary, lengths)
 
 
 def _after_failover_span(stats: dict[str, PhaseStats], faults: list[FaultMeasure]) -> tuple[float, float] | None:

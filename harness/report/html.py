@@ -739,7 +739,8 @@ def _streaming_row(name: str, figures: StreamingResult) -> dict[str, Any]:
         "name": name,
         "streams": _cell("requests", streams, "not recorded"),
         "completion": _cell("completion_rate", figures.completion_rate, no_stream),
-        "completed": f"{figures.completed:,} of {streams:,}",
+        "completed": f"{figures.completed:,} of {streams:,}" + (
+            f" ({figures.ended_short:,} more ended with [DONE] but short)" if figures.ended_short else ""),
         "cut": Cell(f"{figures.cut:,}", None,
                     None if is_missing(cut_tokens) else
                     f"median {cut_tokens:g} tokens, most {figures.cut_after_tokens_max}"),

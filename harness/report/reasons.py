@@ -154,8 +154,10 @@ def stream_lines(results: RunResults) -> list[str]:
         if figures is None:
             continue
         line = (f"streams {name}: {figures.streams:,} sent, "
-                f"{quantity('completion_rate', figures.completion_rate)} completed; "
-                f"{figures.failed_mid_stream:,} failed mid-stream")
+                f"{quantity('completion_rate', figures.completion_rate)} completed; ")
+        if figures.ended_short:
+            line += f"{figures.ended_short:,} ended with [DONE] but short, "
+        line += f"{figures.failed_mid_stream:,} failed mid-stream"
         if figures.cut_after_tokens_p50 is not None:
             line += f" ({figures.cut:,} cut, after a median {figures.cut_after_tokens_p50:g} tokens)"
         line += (f", {figures.failed_before_first_token:,} before the first token; "

@@ -472,7 +472,7 @@ def _timeline(
     good = measure.good_mask(ordered, m.latency_bound_ms)
     start = phases["baseline"][0]
     end = max(end for _, end in phases.values())
-    return measure.timeline(ordered, good, start, scenario.measurement.bucket, end)
+    return measure.timeline(ordered, good, start, scenario.measurement.bucket, end, m.stream_lengths)
 
 
 def _add_agreement(results: RunResults, run_dir: Path, phases: measure.Phases) -> None:

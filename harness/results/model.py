@@ -63,7 +63,11 @@ LATENCY_STREAM = "probe (constant rate, open loop); Locust users are throughput 
 TTFT_CLOCK = "send clock: ttft_ms = first token's arrival - the request's start, per streamed request"
 STREAMING_METHOD = (
     "streams = requests whose JSON asked for \"stream\": true, placed by their start (send clock); "
-    "completed = [DONE] arrived on a 2xx answer; cut = a 2xx answer that ended without [DONE] "
+    "completed = [DONE] arrived on a 2xx answer and the answer had at least expected_tokens tokens "
+    "(the fewest of a completed baseline stream from the same load source; a source with fewer than "
+    "10 completed baseline streams is not checked); ended_short = [DONE] arrived but with fewer tokens "
+    "(a gateway padding a cut stream with its own [DONE]), never completed; "
+    "cut = a 2xx answer that ended without [DONE] "
     "(cut_after_tokens = tokens it had delivered); failed mid-stream = not completed after >= 1 token; "
     "failed before the first token = not completed with no token; TTFT p50/p95 over the probe's streams "
     "that got a first token (every stream when the probe sent none), linear interpolation; "
@@ -170,6 +174,7 @@ class StreamingResult(_Model):
     ttft_p95_ms: float | None
     failed_over: int | None
     splices: SpliceResult | None = None  # only when some stream was spliced or checked token by token
+    ended_short: int | None = None  # [DONE] on a 2xx answer short of the baseline's length (never completed)
 
     @classmethod
     def of(cls, stats: measure.StreamStats) -> StreamingResult:
@@ -180,7 +185,7 @@ class StreamingResult(_Model):
             cut_after_tokens_p50=stats.cut_after_tokens_p50, cut_after_tokens_max=stats.cut_after_tokens_max,
             ttft_stream=stats.ttft_stream, ttft_samples=stats.ttft_samples,
             ttft_p50_ms=_round(stats.ttft_p50_ms, 3), ttft_p95_ms=_round(stats.ttft_p95_ms, 3),
-            failed_over=stats.failed_over,
+            failed_over=stats.failed_over, ended_short=stats.ended_short,
         )
         if stats.splices is not None:
             made.splices = SpliceResult.of(stats.splices)
@@ -196,11 +201,13 @@ class StreamingInfo(_Model):
     completion_window_start: str
     completion_window_end: str
     completion: StreamingResult
+    expected_tokens: dict[str, int] | None = None  # per load source: the baseline's shortest completed stream
 
     @classmethod
     def of(cls, window: measure.StreamStats) -> StreamingInfo:
         return cls(method=STREAMING_METHOD, ttft_clock=TTFT_CLOCK, completion_window_start=utc_iso(window.start),
-                   completion_window_end=utc_iso(window.end), completion=StreamingResult.of(window))
+                   completion_window_end=utc_iso(window.end), completion=StreamingResult.of(window),
+                   expected_tokens=dict(window.expected or {}))
 
 
 class AnswerResult(_Model):
