@@ -76,3 +76,15 @@ def test_a_longer_answer_is_never_short_and_the_rule_is_in_the_results_method() 
     info = MeasurementInfo.of(m)
     assert info.streaming is not None and info.streaming.expected_tokens == {"probe": 16}
     assert "ended_short" in STREAMING_METHOD and "fewest of a completed baseline stream" in STREAMING_METHOD
+
+
+def test_a_baseline_stream_cut_by_the_onset_does_not_lower_the_expected_length() -> None:
+    """Sent in the baseline's last moment, answered after the onset with 3 tokens and the
+    gateway's [DONE] (seen in a real LiteLLM drill): the fault cut it, so it sets no floor."""
+    samples = padded_run()
+    late = stream_segment(9.95, 0.05, tokens=3, gap_ms=30.0)  # sent at 9.95, ends at 10.06
+    samples = concat_samples(samples[samples["start"] != 9.95], late)
+    assert expected_lengths(samples, PHASES["baseline"]) == {"probe": 3, "locust": 16}
+    assert expected_lengths(samples, PHASES["baseline"], first_onset_s=10.0) == {"probe": 16, "locust": 16}
+    m = measure_run(samples, PHASES, [FAULT], ObjectiveSpec(min_stream_completion=0.90), SETTINGS)
+    assert m.stream_lengths == {"probe": 16, "locust": 16} and m.objectives[0].passed is False

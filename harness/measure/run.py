@@ -144,7 +144,7 @@ def measure_run(
             answered = samples["ok"].to_numpy() == 1
             failover_to_s = first_good_from_tier_s(samples, answered, objectives.failover_to, first_onset)
     p95_window = _p95_window(samples, objectives, stats, measured)
-    lengths = expected_lengths(samples, phases.get("baseline"))
+    lengths = expected_lengths(samples, phases.get("baseline"), first_onset)
     streams = stream_phase_stats(samples, phases, primary, lengths)
     completion = completion_window(samples, phases, primary, lengths) if streams else None
     ttft_window = _ttft_window(samples, objectives, streams, stats, measured, primary, lengths)

@@ -57,16 +57,21 @@ ExpectedLengths = dict[str, int]
 """Per load source (``probe``, ``locust``), the fewest tokens a completed baseline stream had."""
 
 
-def expected_lengths(samples: pd.DataFrame, baseline: tuple[float, float] | None) -> ExpectedLengths:
+def expected_lengths(samples: pd.DataFrame, baseline: tuple[float, float] | None,
+                     first_onset_s: float | None = None) -> ExpectedLengths:
     """Per source, the fewest tokens of the baseline's completed streams (``[DONE]`` on a 2xx
-    answer), when the source has at least :data:`MIN_BASELINE_STREAMS` of them: the shortest answer
-    the stack gave when healthy. The minimum, not a low percentile: a provider whose answers vary
-    in length must not have its healthy short answers counted as cut."""
+    answer) that also *ended* before ``first_onset_s`` (a stream in flight at the onset may be cut
+    by the fault), when the source has at least :data:`MIN_BASELINE_STREAMS` of them: the shortest
+    answer the stack gave when healthy. The minimum, not a low percentile: a provider whose answers
+    vary in length must not have its healthy short answers counted as cut."""
     if baseline is None or not has_streams(samples):
         return {}
     rows = phase_slice(samples["start"].to_numpy(), *baseline)
     frame = samples.iloc[rows]
-    done = frame[(frame["stream"].to_numpy() == 1) & (frame["stream_completed"].to_numpy() == 1)]
+    healthy = (frame["stream"].to_numpy() == 1) & (frame["stream_completed"].to_numpy() == 1)
+    if first_onset_s is not None:
+        healthy &= frame["end"].to_numpy() < first_onset_s
+    done = frame[healthy]
     out: ExpectedLengths = {}
     for source, tokens in done.groupby("source")["tokens"]:
         if len(tokens) >= MIN_BASELINE_STREAMS and int(tokens.min()) > 0:
