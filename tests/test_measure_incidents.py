@@ -177,3 +177,20 @@ def test_a_bad_max_impact_is_bad_input_naming_file_line_and_field(given: str, tm
         load_scenario(path)
     assert info.value.exit_code == 2
     assert f"{path}:13 objectives.max_impact_s:" in str(info.value)
+
+
+def test_incidents_whose_spans_overlap_are_one_and_their_time_is_counted_once() -> None:
+    """A 5 s timeout sent in the first stretch is still in flight when the second (2 s later)
+    is seen (recorded in a real LiteLLM stream-cut drill): one incident, from the first start to
+    the last end."""
+    samples = _samples((1.0, 1.5), (3.0, 3.5))
+    one = np.zeros(len(samples), dtype=bool)
+    one[int(np.searchsorted(samples["start"].to_numpy(), T0 + 1.26))] = True
+    samples = set_between(samples, T0 + 1.25, T0 + 1.3, status=0, latency_ms=5000.0, where=one)
+    m = measure_run(samples, PHASES, [_fault()], ObjectiveSpec(max_impact_s=10), SETTINGS)
+    [incident] = m.faults[0].incidents
+    assert incident.start_s == pytest.approx(1.51, abs=0.001) and incident.end_s == pytest.approx(6.26, abs=0.001)
+    assert incident.failed == 1 and incident.slow == 19 and incident.worst_latency_ms == 5000.0
+    assert incident.unhealthy_buckets == 4
+    assert m.impact is not None and m.impact.incidents is not None
+    assert m.impact.incidents.total_s == pytest.approx(incident.length_s)

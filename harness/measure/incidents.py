@@ -12,7 +12,8 @@ were hurt for a quarter of a second. Incidents tell it as it is:
 2. An incident is a run of unhealthy buckets; two runs less than :data:`INCIDENT_GAP_S` apart (the
    buckets between them healthy or empty) are one incident. At 20 Hz a quarter-second bucket holds
    5 probes, so one healthy bucket inside an outage is luck; a cooldown cycle's re-probes are
-   seconds apart.
+   seconds apart. Two incidents whose spans (step 3 to step 4) overlap are one as well: a slow
+   answer of the first can still be arriving when users of the second see theirs.
 3. Its ``start_s`` is the first instant a client could see one of its bad requests (the time to
    detect's clock: a failure at its arrival, a slow answer at send + the latency bound); requests in
    flight at the onset and hurt by it belong to an incident that begins in the first bucket.
@@ -157,7 +158,28 @@ def find_incidents(
             cause=_cause(events, onset_s, float(starts_all[bad_rows].min()) - bucket_s,
                          onset_s + start + bucket_s),
         ))
-    return found
+    return _merged(found)
+
+
+def _merged(incidents: list[IncidentFigures]) -> list[IncidentFigures]:
+    """Incidents whose spans overlap made one: a slow answer of one (a 5 s timeout) can still be
+    arriving when the next one's users see theirs, and the time is counted once."""
+    out: list[IncidentFigures] = []
+    for nxt in incidents:
+        prev = out[-1] if out else None
+        if prev is None or prev.end_s is None or prev.end_s < nxt.start_s:
+            out.append(nxt)
+            continue
+        end = None if nxt.end_s is None else max(prev.end_s, nxt.end_s)
+        length = (end if end is not None else nxt.start_s + nxt.length_s) - prev.start_s
+        worst = [w for w in (prev.worst_latency_ms, nxt.worst_latency_ms) if w is not None]
+        out[-1] = IncidentFigures(
+            start_s=prev.start_s, end_s=end, length_s=round(length, 6), requests=prev.requests + nxt.requests,
+            bad=prev.bad + nxt.bad, failed=prev.failed + nxt.failed, slow=prev.slow + nxt.slow,
+            worst_latency_ms=max(worst) if worst else None,
+            unhealthy_buckets=prev.unhealthy_buckets + nxt.unhealthy_buckets, cause=prev.cause or nxt.cause,
+        )
+    return out
 
 
 def _cause(events: Sequence[dict[str, Any]] | None, onset_s: float, since: float, until: float) -> str | None:
