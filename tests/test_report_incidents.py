@@ -65,3 +65,13 @@ def test_an_open_incident_says_so() -> None:
         verdict_line(results))
     assert "+13.76 s to still open" in incident_lines(results.faults[0])[0]
     assert "still open" in html_lib.unescape(render_report(results, None, []))
+
+
+def test_junit_carries_the_incident_count_per_fault_and_the_impact() -> None:
+    from harness.report.junit import build_junit
+
+    tree = build_junit(typed(with_incidents(EARLY, LATE)))
+    props = {p.get("name"): p.get("value") for p in tree.getroot().iter("property")}
+    fault = example_results()["faults"][0]["name"]
+    assert props[f"incidents[{fault}]"] == "2" and props["impact_s"] == "1.430"
+    assert "impact_s" not in {p.get("name") for p in build_junit(typed(example_results())).getroot().iter("property")}
