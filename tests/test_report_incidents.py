@@ -8,6 +8,7 @@ import html as html_lib
 from typing import Any
 
 from harness.report import render_report
+from harness.report.junit import build_junit
 from harness.report.reasons import incident_lines, verdict_line
 from harness.testing.runs import example_results, typed
 
@@ -68,8 +69,6 @@ def test_an_open_incident_says_so() -> None:
 
 
 def test_junit_carries_the_incident_count_per_fault_and_the_impact() -> None:
-    from harness.report.junit import build_junit
-
     tree = build_junit(typed(with_incidents(EARLY, LATE)))
     props = {p.get("name"): p.get("value") for p in tree.getroot().iter("property")}
     fault = example_results()["faults"][0]["name"]
