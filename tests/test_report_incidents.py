@@ -10,6 +10,8 @@ from typing import Any
 from harness.report import render_report
 from harness.report.junit import build_junit
 from harness.report.reasons import incident_lines, verdict_line
+from harness.report.terminal import objectives_text
+from harness.scenario.model import Objectives
 from harness.testing.runs import example_results, typed
 
 LATE = {"start_s": 13.76, "end_s": 14.01, "length_s": 0.25, "requests": 7, "bad": 5, "failed": 0, "slow": 5,
@@ -74,3 +76,7 @@ def test_junit_carries_the_incident_count_per_fault_and_the_impact() -> None:
     fault = example_results()["faults"][0]["name"]
     assert props[f"incidents[{fault}]"] == "2" and props["impact_s"] == "1.430"
     assert "impact_s" not in {p.get("name") for p in build_junit(typed(example_results())).getroot().iter("property")}
+
+
+def test_the_plan_names_max_impact_beside_rto() -> None:
+    assert objectives_text(Objectives(rto_s=20, max_impact_s=2)) == "rto_s ≤ 20.0 s, max_impact_s ≤ 2.00 s"
