@@ -12,6 +12,7 @@ import pytest
 
 from harness.errors import ScenarioError
 from harness.measure import FaultTiming, MeasureSettings, ObjectiveSpec, measure_run
+from harness.measure.agreement import cooldown_events
 from harness.measure.goodness import good_mask, visible_at
 from harness.measure.incidents import INCIDENT_GAP_S, find_incidents, summarise
 from harness.measure.model import HarnessTrouble
@@ -194,3 +195,18 @@ def test_incidents_whose_spans_overlap_are_one_and_their_time_is_counted_once() 
     assert incident.unhealthy_buckets == 4
     assert m.impact is not None and m.impact.incidents is not None
     assert m.impact.incidents.total_s == pytest.approx(incident.length_s)
+
+
+def test_a_gateways_record_of_calls_names_a_cooldown_ending_as_the_cause() -> None:
+    """LiteLLM's record (one line per deployment call): the hosted deployment fails, is left
+    alone for 5 s (cooled down), is called again at +13.7 s, and users are hurt right after."""
+    calls = [(T0 + 0.1 * k, False) for k in range(20)] + [(T0 + 13.7, False), (T0 + 13.8, True)]
+    events = cooldown_events(calls, min_quiet_s=2.0, tier="hosted")
+    assert [round(e["ts"] - T0, 2) for e in events] == [13.7]
+    assert events[0]["event"] == "cooldown_end" and "after 11.8 s without one" in events[0]["detail"]
+    assert cooldown_events([(T0, True), (T0 + 9.0, True)], 2.0) == []  # healthy calls: no cooldown
+    samples = _samples((13.75, 14.0))
+    m = measure_run(samples, PHASES, [_fault()], ObjectiveSpec(), SETTINGS, stack_events=events)
+    [incident] = m.faults[0].incidents
+    assert incident.cause is not None and incident.cause.startswith("cooldown ended")
+    assert "+13.70 s" in incident.cause
