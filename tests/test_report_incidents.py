@@ -10,6 +10,7 @@ from typing import Any
 from harness.report import render_report
 from harness.report.junit import build_junit
 from harness.report.reasons import incident_lines, verdict_line
+from harness.report.story import impact_rows
 from harness.report.terminal import objectives_text
 from harness.scenario.model import Objectives
 from harness.testing.runs import example_results, typed
@@ -80,3 +81,11 @@ def test_junit_carries_the_incident_count_per_fault_and_the_impact() -> None:
 
 def test_the_plan_names_max_impact_beside_rto() -> None:
     assert objectives_text(Objectives(rto_s=20, max_impact_s=2)) == "rto_s ≤ 20.0 s, max_impact_s ≤ 2.00 s"
+
+
+def test_the_impact_table_adds_the_incidents_summed() -> None:
+    results = typed(with_incidents(EARLY, LATE))
+    assert results.impact is not None
+    label, value = impact_rows(results.impact, 500.0)[-1]
+    assert label == "incidents (2 incidents, first at +0.02 s, last at +14.01 s), their lengths summed"
+    assert value == "1.43 s"
