@@ -130,7 +130,7 @@ def test_litellm_pads_a_cut_provider_stream_with_done_and_drill_counts_it_short(
     assert completion["passed"] is False, r["objectives"]
     assert "ended with [DONE] but short of the baseline's 16 tokens" in completion["note"]
     streaming = r["measurement"]["streaming"]
-    assert streaming["expected_tokens"]["probe"] == 16
+    assert streaming["expected_tokens"]["probe/hosted"] == 16
     # Every short stream drill counted is one of the [DONE]-padded answers the samples hold.
     assert streaming["completion"]["ended_short"] >= len(short)
     assert result.exit_code == 1 and r["cleanup"]["ok"] is True

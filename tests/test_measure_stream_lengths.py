@@ -33,7 +33,7 @@ def padded_run(locust_tokens: int = 16) -> object:
 
 def test_the_baseline_sets_the_expected_length_per_source() -> None:
     samples = padded_run(locust_tokens=40)
-    assert expected_lengths(samples, PHASES["baseline"]) == {"probe": 16, "locust": 40}
+    assert expected_lengths(samples, PHASES["baseline"]) == {"probe/hosted": 16, "locust/hosted": 40}
     # Too few completed baseline streams of a source: its length is not checked.
     few = concat_samples(stream_segment(0.0, 0.25, tokens=16), stream_segment(10.0, 5.0, tokens=3))
     assert len(few) and MIN_BASELINE_STREAMS > 5
@@ -74,8 +74,8 @@ def test_a_longer_answer_is_never_short_and_the_rule_is_in_the_results_method() 
     assert m.objectives[0].passed is True and m.stream_completion is not None
     assert m.stream_completion.ended_short == 0
     info = MeasurementInfo.of(m)
-    assert info.streaming is not None and info.streaming.expected_tokens == {"probe": 16}
-    assert "ended_short" in STREAMING_METHOD and "fewest of a completed baseline stream" in STREAMING_METHOD
+    assert info.streaming is not None and info.streaming.expected_tokens == {"probe/hosted": 16}
+    assert "ended_short" in STREAMING_METHOD and "fewest of a completed baseline stream from the same load source and tier" in STREAMING_METHOD
 
 
 def test_a_baseline_stream_cut_by_the_onset_does_not_lower_the_expected_length() -> None:
@@ -84,7 +84,21 @@ def test_a_baseline_stream_cut_by_the_onset_does_not_lower_the_expected_length()
     samples = padded_run()
     late = stream_segment(9.95, 0.05, tokens=3, gap_ms=30.0)  # sent at 9.95, ends at 10.06
     samples = concat_samples(samples[samples["start"] != 9.95], late)
-    assert expected_lengths(samples, PHASES["baseline"]) == {"probe": 3, "locust": 16}
-    assert expected_lengths(samples, PHASES["baseline"], first_onset_s=10.0) == {"probe": 16, "locust": 16}
+    assert expected_lengths(samples, PHASES["baseline"]) == {"probe/hosted": 3, "locust/hosted": 16}
+    assert expected_lengths(samples, PHASES["baseline"], first_onset_s=10.0) == {"probe/hosted": 16, "locust/hosted": 16}
     m = measure_run(samples, PHASES, [FAULT], ObjectiveSpec(min_stream_completion=0.90), SETTINGS)
-    assert m.stream_lengths == {"probe": 16, "locust": 16} and m.objectives[0].passed is False
+    assert m.stream_lengths == {"probe/hosted": 16, "locust/hosted": 16} and m.objectives[0].passed is False
+
+
+def test_a_fallback_that_answers_shorter_by_design_is_not_short() -> None:
+    """The GPU fallback answers 10 tokens where the hosted model answered 16: the baseline says
+    nothing of the fallback's length, so its [DONE] stands; the hosted tier's 3-token answers do not."""
+    samples = concat_samples(
+        stream_segment(0.0, 10.0, tokens=16),
+        stream_segment(10.0, 2.0, tokens=3),
+        stream_segment(12.0, 18.0, tokens=10, tier="gpu"),
+    )
+    m = measure_run(samples, PHASES, [FAULT], ObjectiveSpec(min_stream_completion=0.5), SETTINGS)
+    assert m.stream_lengths == {"probe/hosted": 16}
+    window = m.stream_completion
+    assert window is not None and (window.streams, window.ended_short, window.completed) == (400, 40, 360)

@@ -5,13 +5,14 @@ the send clock, like :mod:`harness.measure.phases`):
 
 - **completed**: ``[DONE]`` arrived on a 2xx answer (``stream_completed`` = 1) *and* the answer is
   not short: at least as many tokens as the shortest completed stream of the baseline phase from
-  the same load source (probe or Locust users: each sends its own request). A gateway that pads a
+  the same load source (probe or Locust users: each sends its own request) served by the same
+  tier (a fallback may answer shorter by design: a tier the baseline never saw is not checked). A gateway that pads a
   stream its provider cut with a ``[DONE]`` of its own (LiteLLM does) hands the client a clean end
   on a truncated answer; such a stream is **ended short** (counted apart, never completed). The
   expected length is the baseline's (:func:`expected_lengths`), not the reference model server's
   answer length, so the rule holds for any provider: what the stack answered when healthy. Without
-  at least :data:`MIN_BASELINE_STREAMS` completed baseline streams of a source, its streams' length
-  is not checked (``expected`` says which sources were);
+  at least :data:`MIN_BASELINE_STREAMS` completed baseline streams of a source and tier, their
+  streams' length is not checked (``expected`` says which were);
 - **cut**: a 2xx answer that ended without ``[DONE]`` (``cut_after_tokens`` >= 0: a clean end, a
   reset, the gateway's error event, a timeout mid-stream), with the tokens it had delivered;
 - **failed mid-stream**: not completed after at least one token (the user saw a partial answer);
@@ -54,16 +55,24 @@ MIN_BASELINE_STREAMS = 10
 """Completed baseline streams of a source needed before its answers' length is checked."""
 
 ExpectedLengths = dict[str, int]
-"""Per load source (``probe``, ``locust``), the fewest tokens a completed baseline stream had."""
+"""Per load source and serving tier (``probe/hosted``, ``locust/hosted``: :func:`length_key`), the
+fewest tokens a completed baseline stream had."""
+
+
+def length_key(source: object, tier: object) -> str:
+    """``probe/hosted``: the key of :data:`ExpectedLengths` (tier "" when none was attributed)."""
+    return f"{source}/{tier}"
 
 
 def expected_lengths(samples: pd.DataFrame, baseline: tuple[float, float] | None,
                      first_onset_s: float | None = None) -> ExpectedLengths:
-    """Per source, the fewest tokens of the baseline's completed streams (``[DONE]`` on a 2xx
-    answer) that also *ended* before ``first_onset_s`` (a stream in flight at the onset may be cut
-    by the fault), when the source has at least :data:`MIN_BASELINE_STREAMS` of them: the shortest
-    answer the stack gave when healthy. The minimum, not a low percentile: a provider whose answers
-    vary in length must not have its healthy short answers counted as cut."""
+    """Per load source and serving tier, the fewest tokens of the baseline's completed streams
+    (``[DONE]`` on a 2xx answer) that also *ended* before ``first_onset_s`` (a stream in flight at
+    the onset may be cut by the fault), when there are at least :data:`MIN_BASELINE_STREAMS` of
+    them: the shortest answer that tier gave that request when healthy. The minimum, not a low
+    percentile: a provider whose answers vary in length must not have its healthy short answers
+    counted as cut. Per tier: a fallback (a smaller model) may answer shorter by design, and the
+    baseline says nothing of it, so its streams are not checked."""
     if baseline is None or not has_streams(samples):
         return {}
     rows = phase_slice(samples["start"].to_numpy(), *baseline)
@@ -73,23 +82,24 @@ def expected_lengths(samples: pd.DataFrame, baseline: tuple[float, float] | None
         healthy &= frame["end"].to_numpy() < first_onset_s
     done = frame[healthy]
     out: ExpectedLengths = {}
-    for source, tokens in done.groupby("source")["tokens"]:
+    for (source, tier), tokens in done.groupby(["source", "tier"])["tokens"]:
         if len(tokens) >= MIN_BASELINE_STREAMS and int(tokens.min()) > 0:
-            out[str(source)] = int(tokens.min())
+            out[length_key(source, tier)] = int(tokens.min())
     return out
 
 
 def ended_short(samples: pd.DataFrame, expected: ExpectedLengths | None) -> np.ndarray:
     """Per row: the stream ended with ``[DONE]`` on a 2xx answer but delivered fewer tokens than
-    its source's baseline streams (``expected``); False where the length is not checked."""
+    the baseline streams of its source and tier (``expected``); False where the length is not
+    checked (no such baseline streams)."""
     short = np.zeros(len(samples), dtype=bool)
     if not expected:
         return short
     done = (samples["stream"].to_numpy() == 1) & (samples["stream_completed"].to_numpy() == 1)
-    sources = samples["source"].to_numpy()
+    keys = samples["source"].astype(str).to_numpy().astype(object) + "/" + samples["tier"].astype(str).to_numpy()
     tokens = samples["tokens"].to_numpy()
-    for source, floor in expected.items():
-        short |= done & (sources == source) & (tokens < floor)
+    for key, floor in expected.items():
+        short |= done & (keys == key) & (tokens < floor)
     return short
 
 

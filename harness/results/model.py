@@ -64,8 +64,9 @@ TTFT_CLOCK = "send clock: ttft_ms = first token's arrival - the request's start,
 STREAMING_METHOD = (
     "streams = requests whose JSON asked for \"stream\": true, placed by their start (send clock); "
     "completed = [DONE] arrived on a 2xx answer and the answer had at least expected_tokens tokens "
-    "(the fewest of a completed baseline stream from the same load source; a source with fewer than "
-    "10 completed baseline streams is not checked); ended_short = [DONE] arrived but with fewer tokens "
+    "(the fewest of a completed baseline stream from the same load source and tier; a source and "
+    "tier with fewer than 10 completed baseline streams, a fallback tier among them, is not checked); "
+    "ended_short = [DONE] arrived but with fewer tokens "
     "(a gateway padding a cut stream with its own [DONE]), never completed; "
     "cut = a 2xx answer that ended without [DONE] "
     "(cut_after_tokens = tokens it had delivered); failed mid-stream = not completed after >= 1 token; "
@@ -201,7 +202,7 @@ class StreamingInfo(_Model):
     completion_window_start: str
     completion_window_end: str
     completion: StreamingResult
-    expected_tokens: dict[str, int] | None = None  # per load source: the baseline's shortest completed stream
+    expected_tokens: dict[str, int] | None = None  # per source/tier: the baseline's shortest completed stream
 
     @classmethod
     def of(cls, window: measure.StreamStats) -> StreamingInfo:
