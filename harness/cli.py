@@ -674,7 +674,7 @@ def _print_plan(loaded: Any, runtime: str | None) -> None:
 def _print_result(results: RunResults, run_dir: Path) -> None:
     from harness.report.cost import cost_lines
     from harness.report.formatting import quantity, target_text
-    from harness.report.reasons import fault_line, reasons, stream_lines, verdict_line
+    from harness.report.reasons import fault_line, incident_lines, reasons, stream_lines, verdict_line
 
     colour = {"passed": "green", "failed": "red", "inconclusive": "magenta"}.get(str(results.verdict), "yellow")
     title = f"{results.scenario.name}: {str(results.verdict).upper()}"
@@ -692,6 +692,8 @@ def _print_result(results: RunResults, run_dir: Path) -> None:
     for f in results.faults:
         hit = f" on {', '.join(f.targets)}" if f.targets else ""
         out.print(f"fault {escape(f.name)}{escape(hit)}: {escape(fault_line(f))}")
+        for line in incident_lines(f):  # issue 26: every incident, told as it is
+            out.print(f"  {escape(line)}")
     for line in stream_lines(results):  # issue 13: streamed requests, per phase
         out.print(escape(line))
     for line in cost_lines(results):  # issue 30: what the failover cost

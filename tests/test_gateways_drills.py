@@ -105,11 +105,14 @@ def test_portkey_falls_back_to_the_gpu_targets_in_a_429_storm(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_litellm_passes_a_cut_provider_stream_off_as_complete(tmp_path: Path) -> None:
+def test_litellm_pads_a_cut_provider_stream_with_done_and_drill_counts_it_short(tmp_path: Path) -> None:
     """The provider's streams end after 3 events without [DONE]: LiteLLM relays them ended with a
-    [DONE] of its own, so most answers of the fault are "complete" with 3 tokens instead of 16 (a
+    [DONE] of its own, so most answers of the fault end "cleanly" with 3 tokens instead of 16 (a
     truncation the client cannot see), and its own record counts them as successes of the
-    hosted deployment. What the scorecard's short_completed_streams measures; holds at any length."""
+    hosted deployment. drill no longer takes that [DONE] at its word: a stream short of the
+    baseline's 16 tokens ended short, is not completed, and min_stream_completion fails (it
+    passed at 0.99 before). Holds at any length: every fault-phase answer of the hosted
+    deployment is short."""
     need("litellm")
     result, _ = run_short("litellm-stream-cut.local.yaml", tmp_path)
     rows = samples(result.run_dir)
@@ -124,7 +127,15 @@ def test_litellm_passes_a_cut_provider_stream_off_as_complete(tmp_path: Path) ->
              (result.run_dir / "stack-logs" / "litellm" / "calls.jsonl").read_text().splitlines()]
     inside = [c for c in calls if c["start"] is not None and start + 0.5 < c["start"] < end - 0.5]
     assert sum(1 for c in inside if c["event"] == "success" and c["model_id"] == "hosted-model") > len(short) / 2
-    assert result.results.document()["cleanup"]["ok"] is True
+    r = result.results.document()
+    completion = objective(r, "min_stream_completion")
+    assert completion["passed"] is False, r["objectives"]
+    assert "ended with [DONE] but short of the baseline's 16 tokens" in completion["note"]
+    streaming = r["measurement"]["streaming"]
+    assert streaming["expected_tokens"]["probe/hosted"] == 16
+    # Every short stream drill counted is one of the [DONE]-padded answers the samples hold.
+    assert streaming["completion"]["ended_short"] >= len(short)
+    assert result.exit_code == 1 and r["cleanup"]["ok"] is True
 
 
 @pytest.mark.slow

@@ -83,3 +83,23 @@ def routing_events(served: list[tuple[float, bool]]) -> list[dict[str, Any]]:
             events.append({"ts": ts, "event": FAILOVER_EVENT if by_fallback else FAILBACK_EVENT})
             on_fallback = by_fallback
     return events
+
+
+COOLDOWN_END_EVENT = "cooldown_end"
+
+
+def cooldown_events(
+    calls: list[tuple[float, bool]], min_quiet_s: float, tier: str | None = None
+) -> list[dict[str, Any]]:
+    """A gateway's own per-call record of its primary deployment as cooldown events: ``calls`` is
+    ``(ts, ok)`` per call it sent there (any order). A ``cooldown_end`` event marks a call made
+    after at least ``min_quiet_s`` without one, when the call before the quiet failed: the gateway
+    had cooled the failing deployment down and now tried it again (LiteLLM's ``cooldown_time``).
+    harness/measure/incidents.py names it as the cause of an incident that follows."""
+    events: list[dict[str, Any]] = []
+    ordered = sorted(calls)
+    for (before, ok_before), (ts, _) in zip(ordered, ordered[1:], strict=False):
+        if not ok_before and ts - before >= min_quiet_s:
+            events.append({"ts": ts, "event": COOLDOWN_END_EVENT, "tier": tier,
+                           "detail": f"first call to the failing deployment after {ts - before:.1f} s without one"})
+    return events

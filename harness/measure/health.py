@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from harness.measure.goodness import constant_rate_rows
+from harness.measure.incidents import IncidentSummary
 from harness.measure.model import HarnessTrouble, ObjectiveSpec, Phases
 from harness.measure.objectives import ObjectiveResult
 from harness.measure.phases import PERCENTILES, PhaseStats, phase_slice
@@ -280,6 +281,7 @@ def widened_figures(
 # --- undecided objectives ----------------------------------------------------------------------
 WINDOW_WORDS = {
     "rto_s": "the recovery window that decides rto_s",
+    "max_impact_s": "the stretch from the first onset to the end of the data that decides max_impact_s",
     "max_error_rate": "the fault phase that decides max_error_rate",
     "p95_ms": "the window that decides p95_ms",
 }
@@ -377,6 +379,25 @@ def _p95_undecided(
     return ()
 
 
+def _impact_undecided(
+    objective: ObjectiveResult, impact: IncidentSummary | None, window: tuple[float, float],
+    problems: list[HealthProblem], bucket_s: float, run_start_s: float | None,
+) -> tuple[str, ...]:
+    """The summed impact can move by a bucket and the problem's magnitude for each problem in its
+    window (a stall can make a bucket look bad, or leave one empty that was): undecided when the
+    target lies within that much of the measured sum."""
+    if impact is None or not isinstance(objective.measured, int | float) or impact.open:
+        return ()
+    touching = [p for p in problems if not p.partial and p.overlaps(*window)]
+    target = float(objective.target) if isinstance(objective.target, int | float) else None
+    if not touching or target is None:
+        return ()
+    widen = sum(p.magnitude_s + bucket_s for p in touching)
+    if abs(float(objective.measured) - target) <= widen:
+        return _lines("max_impact_s", touching, run_start_s)
+    return ()
+
+
 def objective_windows(
     spec: ObjectiveSpec, phases: dict[str, PhaseStats], faults: list[FaultMeasure], p95_window: PhaseStats | None,
     window_s: float, data_end_s: float,
@@ -409,6 +430,8 @@ def undecided_objectives(
     window_s: float,
     data_end_s: float,
     run_start_s: float | None,
+    bucket_s: float = 0.25,
+    impact: IncidentSummary | None = None,
 ) -> list[UndecidedObjective]:
     """The objectives whose pass/fail could flip within the problems (see the module docstring).
     ``failover_to``, ``max_lost_requests`` and the streaming objectives are left undecided only
@@ -425,6 +448,8 @@ def undecided_objectives(
         if not lines:
             if name == "rto_s":
                 lines = list(_rto_undecided(objective, faults, problems, window_s, data_end_s, run_start_s))
+            elif name == "max_impact_s":
+                lines = list(_impact_undecided(objective, impact, window, problems, bucket_s, run_start_s))
             elif name == "max_error_rate":
                 lines = list(_error_rate_undecided(objective, phases.get("fault"), problems, run_start_s))
             elif name == "p95_ms":
@@ -478,6 +503,8 @@ def assess_health(
     baseline_p95_ms: float | None,
     probe_interval_s: float,
     window_s: float,
+    bucket_s: float = 0.25,
+    impact: IncidentSummary | None = None,
 ) -> Health:
     """Problems, widened fault figures, undecided objectives and the intended-clock latencies of
     one run (``samples`` sorted by start)."""
@@ -491,7 +518,7 @@ def assess_health(
         undecided=undecided_objectives(
             objectives, spec=spec, samples=samples, phases=stats, faults=faults, p95_window=p95_window,
             p95_bound_ms=p95_bound_ms(spec, baseline_p95_ms), problems=problems, window_s=window_s,
-            data_end_s=data_end, run_start_s=run_start,
+            data_end_s=data_end, run_start_s=run_start, bucket_s=bucket_s, impact=impact,
         ),
         latency_from_intended=latency_from_intended(samples, phases),
         run_start_s=run_start,

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from harness.measure.buckets import bucket_counts, bucket_index, unhealthy_buckets
+from harness.measure.incidents import IncidentSummary, find_incidents, summarise
 from harness.measure.model import MeasureSettings
 from harness.measure.recovery import FaultMeasure
 
@@ -39,6 +40,9 @@ class Impact:
     judged_buckets: int
     bucket_s: float
     note: str | None = None
+    incidents: IncidentSummary | None = None
+    """The incidents from the first onset to the end of the data, added up (seconds from the
+    first onset; harness/measure/incidents.py); None when the visible instants were not given."""
 
 
 def unhealthy_after(
@@ -65,11 +69,13 @@ def measure_impact(
     data_end_s: float | None,
     settings: MeasureSettings,
     max_error_rate: float | None,
+    visible: np.ndarray | None = None,
 ) -> Impact | None:
     """The impact from the first onset on; None when no fault took effect or there are no samples.
 
     ``samples`` are start-sorted and ``good`` aligned with them (:func:`~harness.measure.goodness.good_mask`
-    with ``bound_ms``)."""
+    with ``bound_ms``); with ``visible`` (:func:`~harness.measure.goodness.visible_at`) the
+    incidents are added up too."""
     if not faults or samples.empty:
         return None
     onset = min(f.fault.onset_at for f in faults)
@@ -90,6 +96,8 @@ def measure_impact(
         judged_buckets=int(unhealthy.size),
         bucket_s=settings.bucket_s,
         note=difference_note(unhealthy, onset, faults, settings),
+        incidents=None if visible is None else summarise(
+            find_incidents(samples, good, visible, onset, end, settings, max_error_rate)),
     )
 
 

@@ -49,6 +49,8 @@ class ObjectiveSpec:
 
     ``p95_ms`` is an absolute bound, ``p95_baseline_factor`` a multiple of the baseline p95
     (``2x baseline`` -> 2.0); set at most one of them. ``failover_to`` names a tier.
+    ``max_impact_s`` bounds the time users were affected in all: the incidents' lengths summed
+    from the first onset to the end of the data (harness/measure/incidents.py).
     ``ttft_p95_ms`` / ``ttft_p95_baseline_factor`` / ``ttft_p95_during`` bound the p95 time to
     first token of streamed requests the same way; ``min_stream_completion`` is the least share
     of streams (sent in the fault and recovery phases) that must complete. ``splice_gap_p95_ms``,
@@ -58,6 +60,7 @@ class ObjectiveSpec:
     """
 
     rto_s: float | None = None
+    max_impact_s: float | None = None
     max_error_rate: float | None = None
     p95_ms: float | None = None
     p95_baseline_factor: float | None = None

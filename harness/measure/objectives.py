@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.measure.answers import AnswerStats
+from harness.measure.incidents import IncidentSummary
 from harness.measure.model import ObjectiveSpec
 from harness.measure.phases import PhaseStats
 from harness.measure.recovery import IMPACT_UNRECOVERED, FaultMeasure
@@ -40,15 +41,18 @@ def evaluate_objectives(
     ttft_window: StreamStats | None = None,
     completion: StreamStats | None = None,
     answers: AnswerStats | None = None,
+    impact: IncidentSummary | None = None,
 ) -> list[ObjectiveResult]:
-    """Every objective set in ``spec``, in the order rto_s, max_error_rate, p95_ms,
+    """Every objective set in ``spec``, in the order rto_s, max_impact_s, max_error_rate, p95_ms,
     failover_to, max_lost_requests, ttft_p95_ms, min_stream_completion, splice_gap_p95_ms,
     max_tokens_lost, max_tokens_repeated, max_foreign_tokens, max_invalid_answer_rate.
 
-    ``rto_s`` is checked against the worst fault; ``max_error_rate`` against the fault phase
-    (constant-rate stream); ``p95_ms`` against ``p95_window`` (the window ``spec.p95_during``
-    names, None when it does not exist); ``failover_to_s`` is first onset -> first good response
-    from that tier; ``lost_requests`` counts status-0 requests after the first onset.
+    ``rto_s`` is checked against the worst fault; ``max_impact_s`` against ``impact`` (the
+    incidents from the first onset to the end of the data, their lengths summed);
+    ``max_error_rate`` against the fault phase (constant-rate stream); ``p95_ms`` against
+    ``p95_window`` (the window ``spec.p95_during`` names, None when it does not exist);
+    ``failover_to_s`` is first onset -> first good response from that tier; ``lost_requests``
+    counts status-0 requests after the first onset.
     ``ttft_p95_ms`` is checked against ``ttft_window`` (the window ``spec.ttft_p95_during`` names,
     streams only) and a relative bound against ``baseline_ttft_p95_ms``; ``min_stream_completion``
     against ``completion`` (the streams of the fault and recovery phases), and so are the splice
@@ -59,6 +63,8 @@ def evaluate_objectives(
     fault_phase = phases.get("fault")
     if spec.rto_s is not None:
         results.append(_rto(spec.rto_s, faults))
+    if spec.max_impact_s is not None:
+        results.append(_impact(spec.max_impact_s, impact, bool(faults)))
     if spec.max_error_rate is not None:
         measured = None if fault_phase is None else fault_phase.error_rate
         results.append(
@@ -114,6 +120,23 @@ def _rto(target_s: float, faults: list[FaultMeasure]) -> ObjectiveResult:
     measured = round(worst.rto_s or 0.0, 6)
     note = f"worst fault: {worst.fault.name}" if len(faults) > 1 else None
     return ObjectiveResult("rto_s", target_s, measured, measured <= target_s, note)
+
+
+def _impact(target_s: float, impact: IncidentSummary | None, any_fault: bool) -> ObjectiveResult:
+    """The time users were affected in all, from the first onset to the end of the data. An
+    incident still open at the end makes the sum a lower bound: the objective then fails."""
+    name = "max_impact_s"
+    if not any_fault or impact is None:
+        return ObjectiveResult(name, target_s, None, False, "no fault was applied")
+    measured = round(impact.total_s, 6)
+    if impact.incidents == 0:
+        return ObjectiveResult(name, target_s, measured, measured <= target_s, "no incident")
+    said = (f"{impact.incidents} incident{'s' if impact.incidents != 1 else ''}: first at "
+            f"+{impact.first_s or 0.0:.2f} s, last until +{impact.last_s or 0.0:.2f} s")
+    if impact.open:
+        return ObjectiveResult(name, target_s, measured, False,
+                               f"at least {measured:.2f} s: an incident is still open at the end of the data; {said}")
+    return ObjectiveResult(name, target_s, measured, measured <= target_s, said)
 
 
 MIN_LATENCY_SAMPLES = 20
@@ -216,10 +239,11 @@ def _stream_completion(target: float, window: StreamStats | None) -> ObjectiveRe
             "(does the load ask for \"stream\": true?)",
         )
     measured = round(window.completion_rate, 6)
-    note = (
-        f"{window.completed} of {window.streams} streams completed in the fault and recovery phases; "
-        f"{window.failed_mid_stream} failed mid-stream, {window.failed_before_first_token} before the first token"
-    )
+    note = f"{window.completed} of {window.streams} streams completed in the fault and recovery phases; "
+    if window.ended_short:
+        floors = ", ".join(f"{n} tokens ({source})" for source, n in sorted((window.expected or {}).items()))
+        note += f"{window.ended_short} ended with [DONE] but short of the baseline's {floors}, "
+    note += f"{window.failed_mid_stream} failed mid-stream, {window.failed_before_first_token} before the first token"
     return ObjectiveResult(name, target, measured, measured >= target, note)
 
 

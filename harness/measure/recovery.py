@@ -5,7 +5,9 @@ docs/method.md states the rule; the steps below follow it one by one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,7 @@ from harness.measure.buckets import (
     unhealthy_buckets,
 )
 from harness.measure.goodness import constant_rate_rows
+from harness.measure.incidents import IncidentFigures, find_incidents
 from harness.measure.model import FaultTiming, MeasureSettings
 from harness.measure.routing import degraded_s, failback_s, failover_s
 
@@ -87,6 +90,9 @@ class FaultMeasure:
     service_restored_s: float | None = None
     last_impacted_answer_s: float | None = None
     rto_by_stream: dict[str, float | None] = field(default_factory=dict)
+    incidents: tuple[IncidentFigures, ...] = ()
+    """Every incident from the onset to the next fault's (or the end of the data), on the RTO's
+    evidence rule (harness/measure/incidents.py)."""
 
 
 def resolution_s(settings: MeasureSettings, onset_uncertainty_s: float) -> float:
@@ -273,6 +279,8 @@ def measure_fault(
     primary: str | None,
     method: str,
     data_end_s: float | None = None,
+    incidents_until_s: float | None = None,
+    stack_events: Sequence[dict[str, Any]] | None = None,
 ) -> FaultMeasure:
     """Measure one fault from start-sorted ``samples`` and the aligned ``good`` and ``visible``
     (:func:`~harness.measure.goodness.visible_at`) arrays; ``bound_ms`` is the latency bound
@@ -281,7 +289,8 @@ def measure_fault(
     The data ends at ``data_end_s`` (the end of the last phase; default: the last start), and
     only whole buckets before it are judged. ``max_error_rate`` is the bucket threshold (None: any
     bad request, on evidence); ``primary`` the baseline tier (None: failover/failback cannot be
-    measured).
+    measured). Incidents are listed up to ``incidents_until_s`` (default: the end of the data),
+    each with its cause when ``stack_events`` (the stack's own record) names one.
     """
     onset_s = fault.onset_at
     end_s = data_end_or_last_start(samples, onset_s, data_end_s)
@@ -318,6 +327,10 @@ def measure_fault(
         service_restored_s=incident.service_restored_s,
         last_impacted_answer_s=incident.last_impacted_answer_s,
         rto_by_stream={name: inc.rto_s for name, inc in incidents.items()},
+        incidents=tuple(find_incidents(
+            samples, good, visible, onset_s, end_s if incidents_until_s is None else min(end_s, incidents_until_s),
+            settings, max_error_rate, stack_events,
+        )),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,14 @@ from harness.measure.phases import PhaseStats, phase_stats, stats_for
 from harness.measure.recovery import FaultMeasure, measure_fault, method_text, resolution_s
 from harness.measure.routing import first_good_from_tier_s, primary_tier
 from harness.measure.samples import sort_samples
-from harness.measure.streams import StreamStats, completion_window, stream_phase_stats, stream_stats_for
+from harness.measure.streams import (
+    ExpectedLengths,
+    StreamStats,
+    completion_window,
+    expected_lengths,
+    stream_phase_stats,
+    stream_stats_for,
+)
 
 METHOD_ID = "drill.rto/v2"
 """Names the method in docs/method.md; bumped whenever a rule there changes."""
@@ -44,6 +52,9 @@ class Measurement:
     """Per phase, the streamed requests' figures; {} when no request of the run streamed."""
     stream_completion: StreamStats | None = None
     """The streams of the fault and recovery phases (``min_stream_completion``'s window)."""
+    stream_lengths: ExpectedLengths = field(default_factory=dict)
+    """Per load source, the fewest tokens of a completed baseline stream: a stream ending with
+    [DONE] below it ended short, and is not completed (harness/measure/streams.py)."""
     ttft_window: StreamStats | None = None
     answers: dict[str, AnswerStats] = field(default_factory=dict)
     """Per phase, answers checked against their API; {} when none was invalid and no objective asks."""
@@ -87,6 +98,7 @@ def measure_run(
     objectives: ObjectiveSpec,
     settings: MeasureSettings,
     troubles: list[HarnessTrouble] | None = None,
+    stack_events: list[dict[str, Any]] | None = None,
 ) -> Measurement:
     """Measure a run. ``samples`` has the sample columns (any order of rows); ``phases`` maps
     ``baseline``/``fault``/``recovery`` to (start_epoch_s, end_epoch_s).
@@ -98,6 +110,7 @@ def measure_run(
 
     ``troubles``: the harness's own trouble records; given (even empty), the run's measurement
     health is assessed (``Measurement.health``); None for run directories made before it existed.
+    ``stack_events``: the stack's own record (``{ts, event, ...}``), which names incidents' causes.
     """
     samples = sort_samples(samples)
     stats = phase_stats(samples, phases)
@@ -114,9 +127,12 @@ def measure_run(
         measure_fault(
             samples, good, visible, bound.ms, fault, settings,
             max_error_rate=objectives.max_error_rate, primary=primary, method=method, data_end_s=data_end_s,
+            incidents_until_s=_next_onset(fault, ordered), stack_events=stack_events,
         )
         for fault in ordered
     ]
+    impact = measure_impact(samples, good, bound.ms, measured, data_end_s, settings, objectives.max_error_rate,
+                            visible)
     first_onset = ordered[0].onset_at if ordered else None
     lost = None
     failover_to_s = None
@@ -128,9 +144,10 @@ def measure_run(
             answered = samples["ok"].to_numpy() == 1
             failover_to_s = first_good_from_tier_s(samples, answered, objectives.failover_to, first_onset)
     p95_window = _p95_window(samples, objectives, stats, measured)
-    streams = stream_phase_stats(samples, phases, primary)
-    completion = completion_window(samples, phases, primary) if streams else None
-    ttft_window = _ttft_window(samples, objectives, streams, stats, measured, primary)
+    lengths = expected_lengths(samples, phases.get("baseline"), first_onset)
+    streams = stream_phase_stats(samples, phases, primary, lengths)
+    completion = completion_window(samples, phases, primary, lengths) if streams else None
+    ttft_window = _ttft_window(samples, objectives, streams, stats, measured, primary, lengths)
     baseline_streams = streams.get("baseline")
     answers: dict[str, AnswerStats] = {}
     if objectives.max_invalid_answer_rate is not None or has_invalid_answers(samples):
@@ -147,11 +164,13 @@ def measure_run(
         ttft_window=ttft_window,
         completion=completion,
         answers=answers.get("fault"),
+        impact=None if impact is None else impact.incidents,
     )
     health = None if troubles is None else assess_health(
         samples, phases, troubles, spec=objectives, objectives=results, stats=stats, faults=measured,
         p95_window=p95_window, baseline_p95_ms=baseline_p95, probe_interval_s=settings.probe_interval_s,
-        window_s=settings.window_s,
+        window_s=settings.window_s, bucket_s=settings.bucket_s,
+        impact=None if impact is None else impact.incidents,
     )
     return Measurement(
         phases=stats,
@@ -168,11 +187,21 @@ def measure_run(
         p95_window=p95_window,
         streams=streams,
         stream_completion=completion,
+        stream_lengths=lengths,
         ttft_window=ttft_window,
         answers=answers,
-        impact=measure_impact(samples, good, bound.ms, measured, data_end_s, settings, objectives.max_error_rate),
+        impact=impact,
         health=health,
     )
+
+
+def _next_onset(fault: FaultTiming, ordered: list[FaultTiming]) -> float | None:
+    """Where a fault's incidents stop being its own: the first later onset after it was reverted
+    (faults applied together share their incidents); None: the end of the data."""
+    if fault.reverted_at is None:
+        return None
+    later = [f.onset_at for f in ordered if f.onset_at >= fault.reverted_at and f is not fault]
+    return min(later, default=None)
 
 
 def _p95_window(
@@ -196,6 +225,7 @@ def _ttft_window(
     stats: dict[str, PhaseStats],
     faults: list[FaultMeasure],
     primary: str | None,
+    lengths: ExpectedLengths | None = None,
 ) -> StreamStats | None:
     """The window the TTFT objective is judged on, chosen as for latency (:func:`_p95_window`)."""
     if not objectives.has_ttft_p95:
@@ -205,9 +235,9 @@ def _ttft_window(
         if phase is None:
             return None
         return streams.get(objectives.ttft_p95_during) or stream_stats_for(
-            samples, phase.name, phase.start, phase.end, primary)
+            samples, phase.name, phase.start, phase.end, primary, lengths)
     span = _after_failover_span(stats, faults)
-    return None if span is None else stream_stats_for(samples, "after_failover", *span, primary)
+    return None if span is None else stream_stats_for(samples, "after_failover", *span, primary, lengths)
 
 
 def _after_failover_span(stats: dict[str, PhaseStats], faults: list[FaultMeasure]) -> tuple[float, float] | None:

@@ -3,7 +3,16 @@
 A *stream* is a sample row with ``stream`` = 1. Per window (a phase, or any ``[start, end)`` on
 the send clock, like :mod:`harness.measure.phases`):
 
-- **completed**: ``[DONE]`` arrived on a 2xx answer (``stream_completed`` = 1);
+- **completed**: ``[DONE]`` arrived on a 2xx answer (``stream_completed`` = 1) *and* the answer is
+  not short: at least as many tokens as the shortest completed stream of the baseline phase from
+  the same load source (probe or Locust users: each sends its own request) served by the same
+  tier (a fallback may answer shorter by design: a tier the baseline never saw is not checked). A gateway that pads a
+  stream its provider cut with a ``[DONE]`` of its own (LiteLLM does) hands the client a clean end
+  on a truncated answer; such a stream is **ended short** (counted apart, never completed). The
+  expected length is the baseline's (:func:`expected_lengths`), not the reference model server's
+  answer length, so the rule holds for any provider: what the stack answered when healthy. Without
+  at least :data:`MIN_BASELINE_STREAMS` completed baseline streams of a source and tier, their
+  streams' length is not checked (``expected`` says which were);
 - **cut**: a 2xx answer that ended without ``[DONE]`` (``cut_after_tokens`` >= 0: a clean end, a
   reset, the gateway's error event, a timeout mid-stream), with the tokens it had delivered;
 - **failed mid-stream**: not completed after at least one token (the user saw a partial answer);
@@ -11,7 +20,7 @@ the send clock, like :mod:`harness.measure.phases`):
   refused connection before the first token, or a 2xx stream cut at 0 tokens) — a client could
   still retry these invisibly, which it cannot do for a partial answer.
 
-Completed + failed mid-stream + failed before the first token = streams.
+Completed + ended short + failed mid-stream + failed before the first token = streams.
 
 **TTFT** (time to first token) = first token's arrival - send, per request (``ttft_ms``). Its
 percentiles come from the **constant-rate probe stream** (``source`` = ``probe``) for the same
@@ -42,6 +51,57 @@ from harness.measure.buckets import bucket_counts
 from harness.measure.goodness import constant_rate_rows
 from harness.measure.phases import phase_slice
 
+MIN_BASELINE_STREAMS = 10
+"""Completed baseline streams of a source needed before its answers' length is checked."""
+
+ExpectedLengths = dict[str, int]
+"""Per load source and serving tier (``probe/hosted``, ``locust/hosted``: :func:`length_key`), the
+fewest tokens a completed baseline stream had."""
+
+
+def length_key(source: object, tier: object) -> str:
+    """``probe/hosted``: the key of :data:`ExpectedLengths` (tier "" when none was attributed)."""
+    return f"{source}/{tier}"
+
+
+def expected_lengths(samples: pd.DataFrame, baseline: tuple[float, float] | None,
+                     first_onset_s: float | None = None) -> ExpectedLengths:
+    """Per load source and serving tier, the fewest tokens of the baseline's completed streams
+    (``[DONE]`` on a 2xx answer) that also *ended* before ``first_onset_s`` (a stream in flight at
+    the onset may be cut by the fault), when there are at least :data:`MIN_BASELINE_STREAMS` of
+    them: the shortest answer that tier gave that request when healthy. The minimum, not a low
+    percentile: a provider whose answers vary in length must not have its healthy short answers
+    counted as cut. Per tier: a fallback (a smaller model) may answer shorter by design, and the
+    baseline says nothing of it, so its streams are not checked."""
+    if baseline is None or not has_streams(samples):
+        return {}
+    rows = phase_slice(samples["start"].to_numpy(), *baseline)
+    frame = samples.iloc[rows]
+    healthy = (frame["stream"].to_numpy() == 1) & (frame["stream_completed"].to_numpy() == 1)
+    if first_onset_s is not None:
+        healthy &= frame["end"].to_numpy() < first_onset_s
+    done = frame[healthy]
+    out: ExpectedLengths = {}
+    for (source, tier), tokens in done.groupby(["source", "tier"])["tokens"]:
+        if len(tokens) >= MIN_BASELINE_STREAMS and int(tokens.min()) > 0:
+            out[length_key(source, tier)] = int(tokens.min())
+    return out
+
+
+def ended_short(samples: pd.DataFrame, expected: ExpectedLengths | None) -> np.ndarray:
+    """Per row: the stream ended with ``[DONE]`` on a 2xx answer but delivered fewer tokens than
+    the baseline streams of its source and tier (``expected``); False where the length is not
+    checked (no such baseline streams)."""
+    short = np.zeros(len(samples), dtype=bool)
+    if not expected:
+        return short
+    done = (samples["stream"].to_numpy() == 1) & (samples["stream_completed"].to_numpy() == 1)
+    keys = samples["source"].astype(str).to_numpy().astype(object) + "/" + samples["tier"].astype(str).to_numpy()
+    tokens = samples["tokens"].to_numpy()
+    for key, floor in expected.items():
+        short |= done & (keys == key) & (tokens < floor)
+    return short
+
 
 @dataclass(frozen=True)
 class StreamStats:
@@ -68,6 +128,11 @@ class StreamStats:
     failed_over: int | None
     primary_tier: str | None
     splices: SpliceStats | None = None
+    ended_short: int = 0
+    """Streams that ended with ``[DONE]`` on a 2xx answer but short of the baseline's length
+    (never ``completed``)."""
+    expected: ExpectedLengths | None = None
+    """The length check's floors per source (None: not checked)."""
 
 
 @dataclass(frozen=True)
@@ -102,19 +167,22 @@ def has_streams(samples: pd.DataFrame) -> bool:
 
 
 def stream_stats_for(
-    samples: pd.DataFrame, name: str, start: float, end: float, primary_tier: str | None = None
+    samples: pd.DataFrame, name: str, start: float, end: float, primary_tier: str | None = None,
+    expected: ExpectedLengths | None = None,
 ) -> StreamStats:
-    """:class:`StreamStats` of one window; ``samples`` must be sorted by ``start``."""
+    """:class:`StreamStats` of one window; ``samples`` must be sorted by ``start``; ``expected``
+    the baseline's lengths (:func:`expected_lengths`; None: lengths not checked)."""
     rows = phase_slice(samples["start"].to_numpy(), start, end)
     streamed = samples["stream"].to_numpy()[rows] == 1
-    completed = samples["stream_completed"].to_numpy()[rows][streamed] == 1
+    short = ended_short(samples, expected)[rows][streamed]
+    completed = (samples["stream_completed"].to_numpy()[rows][streamed] == 1) & ~short
     tokens = samples["tokens"].to_numpy()[rows][streamed]
     cut_after = samples["cut_after_tokens"].to_numpy()[rows][streamed]
     ttft_ms = samples["ttft_ms"].to_numpy()[rows][streamed]
     from_probe = constant_rate_rows(samples)[rows][streamed]
     tiers = samples["tier"].to_numpy()[rows][streamed]
     n = int(streamed.sum())
-    failed = ~completed
+    failed = ~completed & ~short
     cut = cut_after[cut_after >= 0]
     ttft_stream = "probe" if from_probe.any() else "all"
     chosen = ttft_ms[from_probe] if ttft_stream == "probe" else ttft_ms
@@ -145,6 +213,8 @@ def stream_stats_for(
         failed_over=failed_over,
         primary_tier=primary_tier,
         splices=splices,
+        ended_short=int(short.sum()),
+        expected=expected,
     )
 
 
@@ -197,12 +267,13 @@ def _splice_stats(samples: pd.DataFrame, rows: slice, streamed: np.ndarray,
 
 
 def stream_phase_stats(
-    samples: pd.DataFrame, phases: dict[str, tuple[float, float]], primary_tier: str | None = None
+    samples: pd.DataFrame, phases: dict[str, tuple[float, float]], primary_tier: str | None = None,
+    expected: ExpectedLengths | None = None,
 ) -> dict[str, StreamStats]:
     """:class:`StreamStats` for every phase, in the given order; {} when nothing streamed."""
     if not has_streams(samples):
         return {}
-    return {name: stream_stats_for(samples, name, s, e, primary_tier) for name, (s, e) in phases.items()}
+    return {name: stream_stats_for(samples, name, s, e, primary_tier, expected) for name, (s, e) in phases.items()}
 
 
 COMPLETION_WINDOW = ("fault", "recovery")
@@ -212,7 +283,7 @@ The baseline is left out: a healthy baseline would only dilute the share."""
 
 
 def completion_window(samples: pd.DataFrame, phases: dict[str, tuple[float, float]],
-                      primary_tier: str | None = None) -> StreamStats | None:
+                      primary_tier: str | None = None, expected: ExpectedLengths | None = None) -> StreamStats | None:
     """Streams sent from the fault phase's start to the recovery phase's end (the phases that
     exist of the two); None when neither phase ran."""
     spans = [phases[name] for name in COMPLETION_WINDOW if name in phases]
@@ -220,18 +291,20 @@ def completion_window(samples: pd.DataFrame, phases: dict[str, tuple[float, floa
         return None
     start = min(s for s, _ in spans)
     end = max(e for _, e in spans)
-    return stream_stats_for(samples, "fault+recovery", start, end, primary_tier)
+    return stream_stats_for(samples, "fault+recovery", start, end, primary_tier, expected)
 
 
-def stream_timeline(samples: pd.DataFrame, rows: slice, index: np.ndarray, n_buckets: int) -> dict[str, np.ndarray]:
+def stream_timeline(samples: pd.DataFrame, rows: slice, index: np.ndarray, n_buckets: int,
+                    expected: ExpectedLengths | None = None) -> dict[str, np.ndarray]:
     """Per-bucket streaming series for the report, for the requests ``rows`` of start-sorted
     ``samples`` whose buckets are ``index`` (what :func:`harness.measure.timeline.timeline` cut):
     ``streams``, ``streams_completed``, ``stream_completion`` (completed share of the streams sent
-    in the bucket, NaN without one), ``streams_cut``, ``streams_failed_mid_stream``,
-    ``ttft_samples``, ``ttft_p50_ms`` and ``ttft_p95_ms`` (from the probe's streams; from every
-    stream when the probe never streamed in the run; NaN for a bucket without a first token)."""
+    in the bucket, NaN without one; a stream ended short of ``expected`` is not completed),
+    ``streams_cut``, ``streams_failed_mid_stream``, ``ttft_samples``, ``ttft_p50_ms`` and
+    ``ttft_p95_ms`` (from the probe's streams; from every stream when the probe never streamed in
+    the run; NaN for a bucket without a first token)."""
     streamed = samples["stream"].to_numpy()[rows] == 1
-    completed = streamed & (samples["stream_completed"].to_numpy()[rows] == 1)
+    completed = streamed & (samples["stream_completed"].to_numpy()[rows] == 1) & ~ended_short(samples, expected)[rows]
     cut = streamed & (samples["cut_after_tokens"].to_numpy()[rows] >= 0)
     mid_stream = streamed & ~completed & (samples["tokens"].to_numpy()[rows] >= 1)
     probe = constant_rate_rows(samples)

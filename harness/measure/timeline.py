@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from harness.measure.buckets import bucket_counts, bucket_index
-from harness.measure.streams import has_streams, stream_timeline
+from harness.measure.streams import ExpectedLengths, has_streams, stream_timeline
 
 
 def timeline(
@@ -15,6 +15,7 @@ def timeline(
     run_start_s: float,
     bucket_s: float = 0.25,
     run_end_s: float | None = None,
+    expected: ExpectedLengths | None = None,
 ) -> pd.DataFrame:
     """One row per bucket from ``run_start_s`` to ``run_end_s`` (default: the last sample).
 
@@ -25,8 +26,8 @@ def timeline(
     and NaN rates, so gaps in data show as gaps. ``samples`` must be sorted by ``start``.
 
     A run with streamed requests gets the streaming series too (TTFT p50/p95, completion share,
-    cut streams: :func:`harness.measure.streams.stream_timeline`); a run without keeps exactly
-    the columns above.
+    cut streams: :func:`harness.measure.streams.stream_timeline`, ``expected`` the baseline's
+    stream lengths); a run without keeps exactly the columns above.
     """
     starts_s = samples["start"].to_numpy()
     first = int(np.searchsorted(starts_s, run_start_s, side="left"))
@@ -56,7 +57,7 @@ def timeline(
         for tier in sorted(set(tiers[is_good].tolist())):
             series[f"tier:{tier}"] = bucket_counts(index, n_buckets, is_good & (tiers == tier)) / good_n
     if has_streams(samples):
-        series.update(stream_timeline(samples, rows, index, n_buckets))
+        series.update(stream_timeline(samples, rows, index, n_buckets, expected))
     return pd.DataFrame(series)
 
 

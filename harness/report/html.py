@@ -33,6 +33,7 @@ from harness.report.formatting import (
 )
 from harness.report.health import health_section
 from harness.report.limits import objective_target, p95_limit_ms, ttft_limit_ms
+from harness.report.reasons import affected_text
 from harness.results.model import (
     Agreement,
     CapacityResult,
@@ -183,6 +184,8 @@ def report_context(
         "faults": _fault_rows(results),
         "capacity_fault_rows": _capacity_fault_rows(results),
         "shape_fault_rows": _shape_fault_rows(results),
+        "incidents": _incident_tables(results),
+        "affected": affected_text(results),
         "capacity": _capacity_section(results, capacity_samples, capacity_source_note),
         "cost": _cost_section(results),
         "phases": _phase_rows(results),
@@ -336,6 +339,29 @@ def _fault_row(fault: FaultResult, aborted: bool) -> dict[str, Any]:
         "rto_by_stream": _by_stream(fault.rto_by_stream),
         "agreement": _agreement(fault.agreement),
     }
+
+
+def _incident_tables(results: RunResults) -> list[dict[str, Any]]:
+    """Per measured fault, its incidents as table rows (results.json ``faults[].incidents``;
+    docs/method.md "Incidents"), offsets from the fault's onset; faults of results written before
+    incidents were measured are left out."""
+    tables = []
+    for fault in results.faults:
+        if fault.incidents is None:
+            continue
+        rows = [{
+            "n": n,
+            "start": f"+{i.start_s:.2f} s",
+            "end": f"+{i.end_s:.2f} s" if i.end_s is not None else "still open",
+            "length": quantity("length_s", i.length_s),
+            "requests": i.requests,
+            "bad": i.bad,
+            "kinds": ", ".join(f"{c} {w}" for c, w in ((i.failed, "failed"), (i.slow, "slow")) if c) or MISSING,
+            "worst": quantity("worst_latency_ms", i.worst_latency_ms),
+            "cause": i.cause or MISSING,
+        } for n, i in enumerate(fault.incidents, 1)]
+        tables.append({"name": fault.name, "rows": rows})
+    return tables
 
 
 def _by_stream(by_stream: dict[str, float | None] | None) -> Cell | None:
@@ -717,7 +743,8 @@ def _streaming_row(name: str, figures: StreamingResult) -> dict[str, Any]:
         "name": name,
         "streams": _cell("requests", streams, "not recorded"),
         "completion": _cell("completion_rate", figures.completion_rate, no_stream),
-        "completed": f"{figures.completed:,} of {streams:,}",
+        "completed": f"{figures.completed:,} of {streams:,}" + (
+            f" ({figures.ended_short:,} more ended with [DONE] but short)" if figures.ended_short else ""),
         "cut": Cell(f"{figures.cut:,}", None,
                     None if is_missing(cut_tokens) else
                     f"median {cut_tokens:g} tokens, most {figures.cut_after_tokens_max}"),

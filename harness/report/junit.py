@@ -109,6 +109,11 @@ def build_junit(results: RunResults) -> ET.ElementTree:
     prop("verdict", str(results.verdict))
     for fault in results.faults:
         prop(f"rto_s[{fault.name}]", "" if fault.rto_s is None else f"{float(fault.rto_s):.3f}")
+        if fault.incidents is not None:
+            prop(f"incidents[{fault.name}]", str(len(fault.incidents)))
+    summary = results.impact.incidents if results.impact is not None else None
+    if summary is not None:  # docs/method.md "Incidents": from the first onset
+        prop("impact_s", f"{summary.impact_s:.3f}" + (" (still open)" if summary.open else ""))
     if results.abort_reason:
         prop("abort_reason", results.abort_reason)
     for name, value in cost_properties(results):

@@ -59,13 +59,49 @@ def reasons(results: RunResults) -> list[str]:
 
 
 def verdict_line(results: RunResults) -> str:
-    """``PASSED``, or ``FAILED: <first reason>`` (``+N more`` when there are several)."""
+    """``PASSED``, or ``FAILED: <first reason>`` (``+N more`` when there are several), then when
+    users were affected (:func:`affected_text`) when the results say."""
     verdict = str(results.verdict).upper()
     found = reasons(results)
+    affected = affected_text(results)
+    tail = f" — {affected}" if affected else ""
     if not found:
-        return verdict
+        return verdict + tail
     more = f" (+{len(found) - 1} more below)" if len(found) > 1 else ""
-    return f"{verdict}: {found[0]}{more}"
+    return f"{verdict}: {found[0]}{more}{tail}"
+
+
+def affected_text(results: RunResults) -> str | None:
+    """``users affected 0.25 s in all: first at +13.76 s, last at +14.01 s (2 incidents)``, from
+    the first onset (results.json ``impact.incidents``); None for results written before it."""
+    summary = results.impact.incidents if results.impact is not None else None
+    if summary is None:
+        return None
+    if summary.incidents == 0:
+        return "no users affected (no incident on the evidence rule)"
+    count = f"{summary.incidents} incident{'s' if summary.incidents != 1 else ''}"
+    at_least = "at least " if summary.open else ""
+    last = "still affected at the end of the data" if summary.open else f"last at {_offset(summary.last_affected_s)}"
+    return (f"users affected {at_least}{quantity('impact_s', summary.impact_s)} in all: first at "
+            f"{_offset(summary.first_affected_s)}, {last} ({count})")
+
+
+def _offset(value: float | None) -> str:
+    return "?" if value is None else f"+{value:.2f} s"
+
+
+def incident_lines(fault: FaultResult) -> list[str]:
+    """One line per incident of a fault: ``incident 2: +13.76 s to +14.01 s (0.25 s), 5 of 7
+    requests bad (5 slow), worst 912 ms; cause: ...``; [] for a fault without any."""
+    lines = []
+    for n, i in enumerate(fault.incidents or [], 1):
+        until = _offset(i.end_s) if i.end_s is not None else "still open"
+        kinds = ", ".join(f"{count} {word}" for count, word in ((i.failed, "failed"), (i.slow, "slow")) if count)
+        worst = quantity("worst_latency_ms", i.worst_latency_ms)
+        line = (f"incident {n}: {_offset(i.start_s)} to {until} ({quantity('length_s', i.length_s)}), "
+                f"{i.bad} of {i.requests} requests bad ({kinds}), worst {worst}")
+        lines.append(line + (f"; cause: {i.cause}" if i.cause else ""))
+    return lines
 
 
 def fault_line(fault: FaultResult) -> str:
@@ -118,8 +154,10 @@ def stream_lines(results: RunResults) -> list[str]:
         if figures is None:
             continue
         line = (f"streams {name}: {figures.streams:,} sent, "
-                f"{quantity('completion_rate', figures.completion_rate)} completed; "
-                f"{figures.failed_mid_stream:,} failed mid-stream")
+                f"{quantity('completion_rate', figures.completion_rate)} completed; ")
+        if figures.ended_short:
+            line += f"{figures.ended_short:,} ended with [DONE] but short, "
+        line += f"{figures.failed_mid_stream:,} failed mid-stream"
         if figures.cut_after_tokens_p50 is not None:
             line += f" ({figures.cut:,} cut, after a median {figures.cut_after_tokens_p50:g} tokens)"
         line += (f", {figures.failed_before_first_token:,} before the first token; "

@@ -89,6 +89,13 @@ def impact_rows(impact: ImpactResult, latency_bound_ms: float | None) -> list[tu
         (f"time users were affected ({impact.unhealthy_buckets:,} of {impact.judged_buckets:,} "
          f"{seconds(impact.bucket_s)} buckets unhealthy on evidence, the RTO's rule)", seconds(impact.affected_s)),
     ]
+    summary = impact.incidents
+    if summary is not None:  # docs/method.md "Incidents": the incidents' own clocks, summed
+        count = f"{summary.incidents} incident{'s' if summary.incidents != 1 else ''}"
+        when = "" if summary.first_affected_s is None else (
+            f", first at +{summary.first_affected_s:.2f} s, last "
+            + ("still open" if summary.open else f"at +{(summary.last_affected_s or 0.0):.2f} s"))
+        rows.append((f"incidents ({count}{when}), their lengths summed", seconds(summary.impact_s)))
     return rows
 
 

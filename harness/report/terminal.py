@@ -99,7 +99,7 @@ def plan_lines(loaded: Any, runtime: str | None) -> list[str]:
 def objectives_text(objectives: Any) -> str:
     """``rto_s ≤ 10.0 s, max_error_rate ≤ 10 %, p95_ms ≤ 2x baseline, failover_to gpu``."""
     parts = []
-    for name in ("rto_s", "max_error_rate", "p95_ms", "max_lost_requests"):
+    for name in ("rto_s", "max_impact_s", "max_error_rate", "p95_ms", "max_lost_requests"):
         target = getattr(objectives, name)
         if name == "p95_ms" and target is not None:
             parts.append(f"p95_ms ≤ {p95_target_text(objectives)}")

@@ -225,6 +225,7 @@ def compute_results(run_dir: Path) -> tuple[RunResults, pd.DataFrame]:
         objectives=objective_spec(scenario),
         settings=measure_settings(scenario),
         troubles=troubles,
+        stack_events=read_stack_events(run_dir),
     )
     shapes = _shape_figures(facts, scenario, samples, m, phases, run_dir)
     shape_objectives = measure_shapes.shape_objectives(
@@ -471,7 +472,7 @@ def _timeline(
     good = measure.good_mask(ordered, m.latency_bound_ms)
     start = phases["baseline"][0]
     end = max(end for _, end in phases.values())
-    return measure.timeline(ordered, good, start, scenario.measurement.bucket, end)
+    return measure.timeline(ordered, good, start, scenario.measurement.bucket, end, m.stream_lengths)
 
 
 def _add_agreement(results: RunResults, run_dir: Path, phases: measure.Phases) -> None:
@@ -570,6 +571,7 @@ def objective_spec(scenario: Scenario) -> measure.ObjectiveSpec:
     ttft_absolute, ttft_factor = o.ttft_p95_bound
     return measure.ObjectiveSpec(
         rto_s=o.rto_s,
+        max_impact_s=o.max_impact_s,
         max_error_rate=o.max_error_rate,
         p95_ms=absolute,
         p95_baseline_factor=factor,

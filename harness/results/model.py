@@ -6,7 +6,7 @@
     ├── environment: {str: JSON}         the run's fingerprint, as the journal recorded it
     ├── phases: {name: PhaseResult}      baseline / fault / recovery; closed_loop: ClosedLoopStats;
     │                                    streaming: StreamingResult (only when requests streamed)
-    ├── faults: [FaultResult]            figures on their clocks; agreement: Agreement;
+    ├── faults: [FaultResult]            figures on their clocks; incidents: [IncidentResult]; agreement: Agreement;
     │                                    capacity figures of a capacity run (FaultCapacity keys)
     ├── objectives: [ObjectiveResult]
     ├── measurement: MeasurementInfo     clocks, resolution, the latency bound, lost requests;
@@ -16,7 +16,8 @@
     ├── capacity: CapacityResult         only in a capacity run
     ├── abort_reason                     only when aborted
     ├── stop: StopResult                 only when a stop condition held
-    ├── impact: ImpactResult             what users felt (the RTO's evidence rule); only after an onset
+    ├── impact: ImpactResult             what users felt (the RTO's evidence rule); only after an onset;
+    │                                    incidents: IncidentSummaryResult (the faults' incidents added up)
     ├── runbook: RunbookResult           when the runbook trigger would have fired and cleared
     ├── quality: QualityResult           answer quality on canary queries (only with load.canaries)
     ├── human: HumanTimeline             the people's lane (drill gameday)
@@ -42,6 +43,7 @@ from harness import measure
 from harness.measure import cost as measure_cost
 from harness.measure.agreement import StackAgreement
 from harness.measure.health import LATE_S, Health, HealthProblem
+from harness.measure.incidents import IncidentFigures, IncidentSummary
 from harness.measure.quality_phases import QualityStats
 from harness.measure.recovery import CLOCKS
 from harness.measure.shapes import ShapeFigures
@@ -61,7 +63,12 @@ LATENCY_STREAM = "probe (constant rate, open loop); Locust users are throughput 
 TTFT_CLOCK = "send clock: ttft_ms = first token's arrival - the request's start, per streamed request"
 STREAMING_METHOD = (
     "streams = requests whose JSON asked for \"stream\": true, placed by their start (send clock); "
-    "completed = [DONE] arrived on a 2xx answer; cut = a 2xx answer that ended without [DONE] "
+    "completed = [DONE] arrived on a 2xx answer and the answer had at least expected_tokens tokens "
+    "(the fewest of a completed baseline stream from the same load source and tier; a source and "
+    "tier with fewer than 10 completed baseline streams, a fallback tier among them, is not checked); "
+    "ended_short = [DONE] arrived but with fewer tokens "
+    "(a gateway padding a cut stream with its own [DONE]), never completed; "
+    "cut = a 2xx answer that ended without [DONE] "
     "(cut_after_tokens = tokens it had delivered); failed mid-stream = not completed after >= 1 token; "
     "failed before the first token = not completed with no token; TTFT p50/p95 over the probe's streams "
     "that got a first token (every stream when the probe sent none), linear interpolation; "
@@ -168,6 +175,7 @@ class StreamingResult(_Model):
     ttft_p95_ms: float | None
     failed_over: int | None
     splices: SpliceResult | None = None  # only when some stream was spliced or checked token by token
+    ended_short: int | None = None  # [DONE] on a 2xx answer short of the baseline's length (never completed)
 
     @classmethod
     def of(cls, stats: measure.StreamStats) -> StreamingResult:
@@ -178,7 +186,7 @@ class StreamingResult(_Model):
             cut_after_tokens_p50=stats.cut_after_tokens_p50, cut_after_tokens_max=stats.cut_after_tokens_max,
             ttft_stream=stats.ttft_stream, ttft_samples=stats.ttft_samples,
             ttft_p50_ms=_round(stats.ttft_p50_ms, 3), ttft_p95_ms=_round(stats.ttft_p95_ms, 3),
-            failed_over=stats.failed_over,
+            failed_over=stats.failed_over, ended_short=stats.ended_short,
         )
         if stats.splices is not None:
             made.splices = SpliceResult.of(stats.splices)
@@ -194,11 +202,13 @@ class StreamingInfo(_Model):
     completion_window_start: str
     completion_window_end: str
     completion: StreamingResult
+    expected_tokens: dict[str, int] | None = None  # per source/tier: the baseline's shortest completed stream
 
     @classmethod
     def of(cls, window: measure.StreamStats) -> StreamingInfo:
         return cls(method=STREAMING_METHOD, ttft_clock=TTFT_CLOCK, completion_window_start=utc_iso(window.start),
-                   completion_window_end=utc_iso(window.end), completion=StreamingResult.of(window))
+                   completion_window_end=utc_iso(window.end), completion=StreamingResult.of(window),
+                   expected_tokens=dict(window.expected or {}))
 
 
 class AnswerResult(_Model):
@@ -330,6 +340,45 @@ class AfterResult(_Model):
     offset_s: float
 
 
+class IncidentResult(_Model):
+    """One incident (harness/measure/incidents.py; seconds from the fault's onset): when users
+    could first see it, when it ended (None: still open where the fault's window ends), how long,
+    the requests sent in it and how many were bad (failed or slow), the worst latency, and the
+    cause when the stack's own record names one."""
+
+    start_s: float
+    end_s: Seconds
+    length_s: float
+    requests: int
+    bad: int
+    failed: int
+    slow: int
+    worst_latency_ms: float | None
+    unhealthy_buckets: int
+    cause: str | None
+
+    @classmethod
+    def of(cls, figures: IncidentFigures) -> IncidentResult:
+        return cls.model_validate(dataclasses.asdict(figures))
+
+
+class IncidentSummaryResult(_Model):
+    """The run's incidents from the first onset to the end of the data, added up (seconds from the
+    first onset): how many, the time users were affected in all (``impact_s``, the lengths summed;
+    a lower bound when ``open``), when they were first and last affected."""
+
+    incidents: int
+    impact_s: float
+    first_affected_s: Seconds
+    last_affected_s: Seconds
+    open: bool
+
+    @classmethod
+    def of(cls, summary: IncidentSummary) -> IncidentSummaryResult:
+        return cls(incidents=summary.incidents, impact_s=summary.total_s, first_affected_s=summary.first_s,
+                   last_affected_s=summary.last_s, open=summary.open)
+
+
 class FaultResult(_Model):
     """One fault's figures. A fault that never took effect has only the keys up to ``impact``
     (``impact`` = ``not applied``); a measured one has them all; capacity figures and
@@ -357,6 +406,7 @@ class FaultResult(_Model):
     resolution_s: Seconds = None
     method: str | None = None
     notes: dict[str, str] | None = None
+    incidents: list[IncidentResult] | None = None  # every incident of a measured fault (may be [])
     capacity_restored_s: float | None = None
     capacity_lost_at_s: float | None = None
     capacity_min_healthy: int | None = None
@@ -386,6 +436,7 @@ class FaultResult(_Model):
             recovered_at=_instant(figures.recovered_at), lost_requests=figures.lost_requests,
             data_gaps_s=_round(figures.data_gaps_s), resolution_s=_round(figures.resolution_s),
             method=figures.method, notes=dict(figures.notes),
+            incidents=[IncidentResult.of(i) for i in figures.incidents],
         )
 
     @property
@@ -628,6 +679,7 @@ class ImpactResult(_Model):
     judged_buckets: int
     bucket_s: float
     note: str | None = None
+    incidents: IncidentSummaryResult | None = None  # absent in results.json written before it
 
     @classmethod
     def of(cls, impact: measure.Impact) -> ImpactResult:
@@ -636,6 +688,8 @@ class ImpactResult(_Model):
                    bucket_s=impact.bucket_s)
         if impact.note:
             made.note = impact.note
+        if impact.incidents is not None:
+            made.incidents = IncidentSummaryResult.of(impact.incidents)
         return made
 
 

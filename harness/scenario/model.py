@@ -359,6 +359,8 @@ class LatencyObjective(Strict):
 
 class Objectives(Strict):
     rto_s: Duration | None = None
+    # The time users were affected in all: the incidents' lengths summed (docs/method.md "Incidents").
+    max_impact_s: Duration | None = None
     max_error_rate: float | None = Field(default=None, ge=0, le=1)
     p95_ms: float | str | LatencyObjective | None = None
     failover_to: str | None = None
