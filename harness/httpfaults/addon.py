@@ -31,9 +31,10 @@ the flows that arrived on its proxy's port.
 maps each declared destination to a named route and its 127.0.0.1 upstream: the addon rewrites
 the flow's destination in the ``request`` hook, before mitmproxy opens any server connection
 (mitmdump runs with ``connection_strategy=lazy`` and ``upstream_cert=false``, so nothing connects
-earlier). A destination not declared is refused with a 502 naming it, at CONNECT and again per
-request (a tunnel's requests carry their own Host), and never contacted (``GET /__drill/refused``
-lists the refusals). Flows of a forward route are counted, logged and faulted under the route's
+earlier). A destination not declared is refused with a 502 naming it, at CONNECT or for a
+plain proxied request, and never contacted (``GET /__drill/refused`` lists the refusals); inside
+an accepted tunnel mitmproxy takes the destination from the CONNECT, whatever a request's Host
+header says, so it is always the declared one. Flows of a forward route are counted, logged and faulted under the route's
 name exactly as those of a reverse route. The control API answers on the forward listener only
 for direct (not proxied) requests to the listener's own address.
 
@@ -243,7 +244,9 @@ class DrillFaults:
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         """A CONNECT: accepted (mitmproxy answers 200 without connecting: lazy) only for a declared
-        destination; any other is refused here, before a tunnel exists."""
+        destination; any other is refused here, before a tunnel exists. The requests of an
+        accepted tunnel carry the CONNECT's destination (mitmproxy's transparent handling inside
+        a tunnel), and :meth:`_map_forward` maps it again."""
         if not self._on_forward(flow):
             return
         destination = f"{flow.request.host}:{flow.request.port}".lower()
