@@ -210,6 +210,14 @@ class HttpFaultProxySpec(_Strict):
     forward: ForwardProxySpec | None = None
     binary: str | None = Field(default=None, description="default: $DRILL_MITMDUMP, .venv-mitm, or on PATH")
 
+    @field_validator("routes")
+    @classmethod
+    def _some_routes(cls, value: list[HttpRouteSpec]) -> list[HttpRouteSpec]:
+        # Only a written `routes: []` reaches here (an absent key is not validated).
+        if not value:
+            raise ValueError("List should have at least 1 item (or leave routes out and give forward)")
+        return value
+
     @model_validator(mode="after")
     def _unique(self) -> HttpFaultProxySpec:
         if not self.routes and self.forward is None:
