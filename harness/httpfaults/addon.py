@@ -34,9 +34,9 @@ the flow's destination in the ``request`` hook, before mitmproxy opens any serve
 earlier). A destination not declared is refused with a 502 naming it, at CONNECT or for a
 plain proxied request, and never contacted (``GET /__drill/refused`` lists the refusals); inside
 an accepted tunnel mitmproxy takes the destination from the CONNECT, whatever a request's Host
-header says, so it is always the declared one. Flows of a forward route are counted, logged and faulted under the route's
-name exactly as those of a reverse route. The control API answers on the forward listener only
-for direct (not proxied) requests to the listener's own address.
+header says, so it is always the declared one. Flows of a forward route are counted, logged and
+faulted under the route's name exactly as those of a reverse route. The control API answers on
+the forward listener only for direct (not proxied) requests to the listener's own address.
 
 Faults act on API calls only: ``GET /health`` passes through untouched (a provider's rate limit
 is on its API, not on its status probe).
