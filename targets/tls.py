@@ -57,10 +57,12 @@ def self_signed(names: list[str], folder: Path) -> tuple[Path, Path]:
 
 
 def server_context(names: list[str], node: str) -> ssl.SSLContext:
-    """A server-side TLS context with a certificate made now for ``names``."""
+    """A server-side TLS context with a certificate made now for ``names`` (its key file is
+    removed once loaded)."""
     base = os.environ.get("DRILL_STACK_LOG_DIR")
     folder = Path(base) / "tls" / node if base else Path(tempfile.mkdtemp(prefix=f"drill-tls-{node}-"))
     cert, key = self_signed(names, folder)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
+    key.unlink()  # loaded: the run's folder keeps the certificate, never the key
     return context

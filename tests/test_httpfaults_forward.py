@@ -377,8 +377,11 @@ def test_litellm_knowing_only_the_https_url_falls_back_in_a_429_storm_counted_at
     storm = [c for c in records["proxy"]["calls"] if start <= c["at"] <= end]
     assert {c["proxy"] for c in records["proxy"]["calls"]} == {"hosted-model"}
     assert sum(1 for c in storm if c["status"] == 429 and c["fault"] == "drill-provider-429-storm") > 0
-    # The CA the gateway trusted was made for this run, in its folder.
-    assert (run_dir / "stack-logs" / "http-fault-proxy-ca" / "mitmproxy-ca-cert.pem").is_file()
+    # The CA the gateway trusted was made for this run, in its folder; its key is gone with the
+    # proxy (no run folder or evidence pack carries it).
+    ca_dir = run_dir / "stack-logs" / "http-fault-proxy-ca"
+    assert (ca_dir / "mitmproxy-ca-cert.pem").is_file()
+    assert not (ca_dir / "mitmproxy-ca.pem").exists() and not (ca_dir / "mitmproxy-ca.p12").exists()
 
 
 @pytest.mark.slow

@@ -309,6 +309,17 @@ class LocalRuntime:
         hosts = {key: (entry.route, entry.upstream.rstrip("/")) for key, entry in forward.hosts.items()}
         return HttpForward(listen_port=forward.port, hosts=hosts, confdir=confdir.resolve())
 
+    def _discard_run_ca_key(self) -> None:
+        """A run's own CA (no ``ca_dir``) signs nothing once its proxy is gone: its private key
+        (in ``mitmproxy-ca.pem`` and ``mitmproxy-ca.p12``) is removed, so no run folder or evidence
+        pack carries it; the certificate stays with the run."""
+        forward = self._forward()
+        spec = self.spec.http_fault_proxy
+        if forward is None or spec is None or spec.forward is None or spec.forward.ca_dir is not None:
+            return
+        for name in ("mitmproxy-ca.pem", "mitmproxy-ca.p12"):
+            (forward.confdir / name).unlink(missing_ok=True)
+
     def _forward_clients(self) -> list[str]:
         spec = self.spec.http_fault_proxy
         return [] if spec is None or spec.forward is None else spec.forward.clients
@@ -497,6 +508,7 @@ class LocalRuntime:
         if not self._started:
             self._adopt_from_state()
         self._terminate(list(self._children.values()))
+        self._discard_run_ca_key()
         if self.spec.prometheus is not None:  # issue 15
             discard_data(self.log_dir / "prometheus")
         if self._toxiproxy is not None:
