@@ -11,6 +11,18 @@ fault, the objectives — it writes two files and prints the plan:
     the one change to your service's config:
                  call provider at 127.0.0.1:19000 instead of 127.0.0.1:9000
 
+With ``--provider NAME=https://api.provider.example`` instead of ``--dependency``, the stack is
+drill's HTTP fault proxy as an HTTPS forward proxy (docs/http-faults.md, "Forward proxy with TLS"):
+the service keeps calling the provider's real URL, drill maps that name to a local stand-in
+(``--upstream http(s)://127.0.0.1:PORT``), and the fault is a 429 storm on the provider's route.
+Nothing in the service's config changes; its process gets ``HTTPS_PROXY`` and ``SSL_CERT_FILE``
+(mitmproxy's CA, made now in ``NAME.ca/`` beside the stack file, kept across runs)::
+
+    forward plan:  api.provider.example:443 -> route provider -> http://127.0.0.1:9000
+    set on your service's process (its config stays as it is):
+                 HTTPS_PROXY=http://127.0.0.1:19100
+                 SSL_CERT_FILE=/abs/NAME.ca/mitmproxy-ca-cert.pem
+
 Nothing here talks to the network: the plan is pure (:func:`plan_scenario`), the rendering is
 text (:func:`scenario_text`, :func:`stack_text`) and :func:`write_scenario` only writes files,
 then loads the scenario back with the real loader so a bad answer fails here, with the
@@ -37,12 +49,18 @@ from harness.errors import ScenarioError
 __all__ = [
     "FAULT_CHOICES",
     "Dependency",
+    "ForwardPlan",
     "InitPlan",
+    "Provider",
+    "forward_stack_text",
+    "parse_provider",
+    "plan_forward",
     "parse_dependency",
     "plan_scenario",
     "scenario_text",
     "stack_text",
     "init_command",
+    "write_forward",
     "write_scenario",
 ]
 
@@ -131,7 +149,11 @@ def _free(port: int) -> bool:
 def choose_listen_port(dependency: Dependency, taken: set[int]) -> int:
     """The dependency's port + 10000 when that is a valid free port (easy to recognise in a
     config diff), else one the OS hands out."""
-    candidate = dependency.port + 10000
+    return preferred_port(dependency.port + 10000, taken)
+
+
+def preferred_port(candidate: int, taken: set[int]) -> int:
+    """``candidate`` when it is a valid free port not in ``taken``, else one the OS hands out."""
     if candidate < 65536 and candidate not in taken and _free(candidate):
         return candidate
     with socket.socket() as probe:
@@ -288,6 +310,220 @@ def write_scenario(plan: InitPlan, out: Path, *, force: bool = False) -> tuple[P
     return out, stack
 
 
+# --- the forward path: an unmodified service that calls a provider's https:// URL ----------------
+
+DEFAULT_FORWARD_PORT = 19100
+STORM = {"status": 429, "retry_after_s": 5}  # the provider's rate limit, as providers answer it
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A provider as the service calls it: the route name faults use, its URL, and the ``host:port``
+    the forward proxy sees in the service's CONNECT."""
+
+    name: str
+    url: str
+    host: str
+    port: int
+
+    @property
+    def destination(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_provider(value: str) -> Provider:
+    """``NAME=https://HOST[:PORT][/path]``; ScenarioError naming the flag otherwise."""
+    name, sep, url = value.partition("=")
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if not sep or parts.scheme not in ("https", "http") or not parts.hostname or port == -1:
+        raise ScenarioError(f"--provider {value}: write it as NAME=https://HOST (the provider's URL your service "
+                            "calls), e.g. openai=https://api.openai.com")
+    if not _NAME.match(name):
+        raise ScenarioError(f"--provider {value}: the name {name} must be lowercase letters, digits, '-' or '_' "
+                            "(it names the route faults target)")
+    host = parts.hostname.lower()
+    if host in ("127.0.0.1", "localhost"):
+        raise ScenarioError(f"--provider {value}: that is a local address; the forward proxy stands in front of a "
+                            "provider's public name. For a local dependency use --dependency NAME=HOST:PORT")
+    return Provider(name, url, host, port or (443 if parts.scheme == "https" else 80))
+
+
+def _local_upstream(value: str) -> str:
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("http", "https") or parts.hostname not in ("127.0.0.1", "localhost") or port is None \
+            or parts.path not in ("", "/"):
+        raise ScenarioError(f"--upstream {value}: the provider's local stand-in, an http(s)://127.0.0.1:PORT URL "
+                            "(drill never connects to the provider itself)")
+    return f"{parts.scheme}://127.0.0.1:{port}"
+
+
+@dataclass(frozen=True)
+class ForwardPlan:
+    """Every answer of ``drill init --provider``, checked."""
+
+    name: str
+    host: str  # the service's base URL
+    method: str
+    path: str
+    body: str | None
+    provider: Provider
+    upstream: str
+    listen_port: int
+    baseline_s: float
+    fault_s: float
+    recovery_s: float
+    users: int
+    rto_s: float | None
+    max_error_rate: float | None
+    p95_ms: str | None
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://127.0.0.1:{self.listen_port}"
+
+    def forward_plan(self) -> str:
+        return f"{self.provider.destination} -> route {self.provider.name} -> {self.upstream}"
+
+
+def plan_forward(
+    *, url: str, provider: str, upstream: str | None, name: str | None = None, method: str | None = None,
+    path: str | None = None, body: str | None = None, listen_port: int | None = None, baseline_s: float = 20.0,
+    fault_s: float = 60.0, recovery_s: float = 30.0, users: int = 5, rto_s: float | None = 30.0,
+    max_error_rate: float | None = 0.1, p95_ms: str | None = None,
+) -> ForwardPlan:
+    """Check the answers of the forward path; ScenarioError (exit 2) names the flag at fault."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ScenarioError(f"--url {url}: expected the service's URL, e.g. http://127.0.0.1:4000/v1/chat/completions")
+    prov = parse_provider(provider)
+    if upstream is None:
+        raise ScenarioError("--provider needs --upstream: the provider's local stand-in, e.g. "
+                            "--upstream http://127.0.0.1:9000 (drill never connects to the provider itself)")
+    local = _local_upstream(upstream)
+    scenario_name = name or f"{prov.name}-rate-limited"
+    if not _NAME.match(scenario_name):
+        raise ScenarioError(f"--name {scenario_name}: lowercase letters, digits, '-' or '_'")
+    if body is not None and method is None:
+        method = "POST"
+    request_path = path or parts.path or "/"
+    if parts.query and not path:
+        request_path += f"?{parts.query}"
+    return ForwardPlan(
+        name=scenario_name, host=f"{parts.scheme}://{parts.netloc}", method=(method or "GET").upper(),
+        path=request_path, body=body, provider=prov, upstream=local,
+        listen_port=listen_port or preferred_port(DEFAULT_FORWARD_PORT, set()),
+        baseline_s=baseline_s, fault_s=fault_s, recovery_s=recovery_s, users=users, rto_s=rto_s,
+        max_error_rate=max_error_rate, p95_ms=p95_ms,
+    )
+
+
+def _ca_dir(stack_file: str) -> str:
+    return f"{stack_file.removesuffix('.yaml').removesuffix('.stack')}.ca"
+
+
+def forward_stack_text(plan: ForwardPlan, stack_file: str = "THIS_FILE") -> str:
+    """The local stack: only the HTTP fault proxy's forward listener (your service runs as it does)."""
+    host = {"route": plan.provider.name, "upstream": plan.upstream}
+    return "\n".join([
+        "# Written by `drill init --provider`: drill's HTTP fault proxy as an HTTPS forward proxy in front",
+        f"# of {plan.provider.url}, mapped to its local stand-in {plan.upstream}; nothing else is contacted.",
+        f"# `drill run` starts and stops it; `drill stack up --file {stack_file}` runs it by hand.",
+        "apiVersion: drill/v1",
+        "kind: Stack",
+        f"name: {plan.name}-proxy",
+        "http_fault_proxy:",
+        "  forward:",
+        f"    listen: 127.0.0.1:{plan.listen_port}",
+        "    # mitmproxy's CA, kept here across runs: your service's SSL_CERT_FILE points into it.",
+        f"    ca_dir: {_ca_dir(stack_file)}",
+        "    hosts:",
+        f"      {_flow(plan.provider.destination)}: {_flow(host)}",
+    ]) + "\n"
+
+
+def forward_scenario_text(plan: ForwardPlan, stack_file: str, scenario_file: str = "THIS_FILE") -> str:
+    """The scenario: a 429 storm on the provider's route, load on the service."""
+    request: dict[str, object] = {"method": plan.method, "path": plan.path}
+    if plan.body is not None:
+        try:
+            request["json"] = json.loads(plan.body)
+        except ValueError:
+            request["body"] = plan.body
+    fault = {"name": f"{plan.provider.name}-429-storm", "type": "http_error", "target": {"route": plan.provider.name},
+             **STORM, "duration": _seconds(plan.fault_s)}
+    phases = {"baseline": _seconds(plan.baseline_s), "fault": _seconds(plan.fault_s),
+              "recovery": _seconds(plan.recovery_s)}
+    objectives: dict[str, object] = {}
+    if plan.rto_s is not None:
+        objectives["rto_s"] = plan.rto_s
+    if plan.max_error_rate is not None:
+        objectives["max_error_rate"] = plan.max_error_rate
+    if plan.p95_ms is not None:
+        objectives["p95_ms"] = plan.p95_ms
+    lines = [
+        f"# Written by `drill init --provider`: a 429 storm on {plan.provider.name} ({plan.provider.url}), which",
+        "# your service keeps calling by its own URL. Before running it, start your service with",
+        f"#   HTTPS_PROXY={plan.proxy_url}  SSL_CERT_FILE=<{_ca_dir(stack_file)}/mitmproxy-ca-cert.pem>",
+        f"# Check it: drill validate {scenario_file}; run it: drill run {scenario_file}",
+        "apiVersion: drill/v1",
+        "kind: Scenario",
+        f"name: {plan.name}",
+        f"description: {_flow(f'{plan.provider.name} rate-limits every call (429); the service must cope.')}",
+        f"stack: {_flow({'runtime': 'local', 'file': stack_file})}",
+        "load:",
+        f"  host: {_flow(plan.host)}",
+        f"  users: {plan.users}",
+        f"  request: {_flow(request)}",
+        "  timeout_s: 5",
+        "  probe_rate_hz: 20",
+        f"phases: {_flow(phases)}",
+        "faults:",
+        f"  - {_flow(fault)}",
+    ]
+    if objectives:
+        lines.append(f"objectives: {_flow(objectives)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_forward(plan: ForwardPlan, out: Path, *, force: bool = False,
+                  make_ca: bool = True) -> tuple[Path, Path, Path]:
+    """Write the scenario and its ``.stack.yaml``, load both back, then make mitmproxy's CA in the
+    stack's ``ca_dir`` (so the service can trust it before the first drill). Returns (scenario,
+    stack, the CA certificate file)."""
+    from harness.httpfaults.proxy import CA_CERT_FILE
+    from harness.httpfaults.proxy import make_ca as create_ca
+    from harness.runtime.stackfile import load_stack
+    from harness.scenario import load_scenario
+
+    out = Path(out)
+    stack = out.with_name(f"{out.name.removesuffix('.yaml').removesuffix('.yml')}.stack.yaml")
+    existing = [str(p) for p in (out, stack) if p.exists()]
+    if existing and not force:
+        raise ScenarioError(f"{', '.join(existing)} already exist(s); choose another --out or pass --force")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stack.write_text(forward_stack_text(plan, stack.name), encoding="utf-8")
+    out.write_text(forward_scenario_text(plan, stack.name, out.name), encoding="utf-8")
+    try:
+        load_stack(stack)
+        load_scenario(out)
+    except ScenarioError:
+        out.unlink(missing_ok=True)
+        stack.unlink(missing_ok=True)
+        raise
+    ca_dir = (stack.parent / _ca_dir(stack.name)).resolve()
+    if make_ca:
+        create_ca(ca_dir)
+    return out, stack, ca_dir / CA_CERT_FILE
+
+
 # --- the command ---------------------------------------------------------------------------------
 
 
@@ -318,6 +554,11 @@ def _duration_s(text: str, flag: str) -> float:
 @click.option("--path", "request_path", help="Request path (default: the path of --url).")
 @click.option("--body", help="Request body; JSON is sent as JSON.")
 @click.option("--dependency", help="The dependency to break, NAME=HOST:PORT (where your service calls it now).")
+@click.option("--provider", help="Instead of --dependency: a provider your service calls by its https:// URL, "
+              "NAME=https://HOST, drilled through drill's HTTPS forward proxy without changing the service's "
+              "config (a 429 storm on it).")
+@click.option("--upstream", help="With --provider: the provider's local stand-in, http(s)://127.0.0.1:PORT "
+              "(drill never connects to the provider itself).")
 @click.option("--fault", "fault_type", type=click.Choice(list(FAULT_CHOICES)),
               help="What goes wrong (default latency).")
 @click.option("--latency-ms", type=click.IntRange(0), help="latency: added delay (default 2000).")
@@ -333,7 +574,8 @@ def _duration_s(text: str, flag: str) -> float:
 @click.option("--recovery", default="30s", show_default=True, help="Recovery phase.")
 @click.option("--users", type=click.IntRange(0, 10_000), default=5, show_default=True, help="Locust users.")
 @click.option("--listen-port", type=click.IntRange(1, 65535),
-              help="Where the proxy listens (default: the dependency's port + 10000 when free).")
+              help="Where the proxy listens (default: the dependency's port + 10000 when free; "
+                   f"with --provider {DEFAULT_FORWARD_PORT} when free).")
 @click.option("--toxiproxy-port", type=click.IntRange(1, 65535), default=DEFAULT_TOXIPROXY_PORT, show_default=True,
               help="Toxiproxy's API port, on 127.0.0.1.")
 @click.option("--name", help="Scenario name (default DEPENDENCY-FAULT).")
@@ -342,7 +584,8 @@ def _duration_s(text: str, flag: str) -> float:
 @click.option("--force", is_flag=True, help="Replace existing files.")
 def init_command(
     url: str | None, method: str | None, request_path: str | None, body: str | None, dependency: str | None,
-    fault_type: str | None, latency_ms: int | None, rate_kbps: int | None, jitter_ms: int | None,
+    provider: str | None, upstream: str | None, fault_type: str | None, latency_ms: int | None,
+    rate_kbps: int | None, jitter_ms: int | None,
     rto_s: float, max_error_rate: float, p95_ms: str | None, baseline: str, fault_duration: str, recovery: str,
     users: int, listen_port: int | None, toxiproxy_port: int, name: str | None, out_path: Path | None,
     force: bool,
@@ -355,8 +598,20 @@ def init_command(
     Example:
       drill init --url http://127.0.0.1:8000/v1/chat/completions --body '{"model": "chat"}' \\
                  --dependency provider=127.0.0.1:9000 --fault latency --latency-ms 2000 --rto-s 15
+      drill init --url http://127.0.0.1:4000/v1/chat/completions --body '{"model": "chat"}' \\
+                 --provider openai=https://api.openai.com --upstream http://127.0.0.1:9000
     """
     url = _ask(url, "--url", "Your service's URL (e.g. http://127.0.0.1:8000/v1/chat/completions)")
+    if provider is not None or upstream is not None:
+        if dependency is not None or fault_type is not None:
+            raise ScenarioError(f"{'--dependency' if dependency is not None else '--fault'} does not go with "
+                                "--provider: the provider path drills a 429 storm on the provider's route "
+                                "through the forward proxy; use one or the other")
+        if provider is None:
+            raise ScenarioError("--upstream goes with --provider NAME=https://HOST")
+        _init_forward(url, provider, upstream, method, request_path, body, rto_s, max_error_rate, p95_ms,
+                      baseline, fault_duration, recovery, users, listen_port, name, out_path, force)
+        return
     dependency = _ask(dependency, "--dependency",
                       "The dependency to break, NAME=HOST:PORT (e.g. provider=127.0.0.1:9000)")
     fault_type = _ask(fault_type, "--fault", f"Fault ({', '.join(FAULT_CHOICES)})", default="latency")
@@ -375,4 +630,27 @@ def init_command(
     say(f"proxy plan:  {escape(plan.proxy_plan())}")
     say("[bold]the one change to your service's config:[/bold]")
     say(f"  {escape(plan.the_change())}")
+    say(f"then: drill validate {escape(str(scenario))} && drill run {escape(str(scenario))}")
+
+
+def _init_forward(url: str, provider: str, upstream: str | None, method: str | None, request_path: str | None,
+                  body: str | None, rto_s: float, max_error_rate: float, p95_ms: str | None, baseline: str,
+                  fault_duration: str, recovery: str, users: int, listen_port: int | None, name: str | None,
+                  out_path: Path | None, force: bool) -> None:
+    plan = plan_forward(
+        url=url, provider=provider, upstream=upstream, name=name, method=method, path=request_path, body=body,
+        listen_port=listen_port, baseline_s=_duration_s(baseline, "--baseline"),
+        fault_s=_duration_s(fault_duration, "--fault-duration"), recovery_s=_duration_s(recovery, "--recovery"),
+        users=users, rto_s=rto_s, max_error_rate=max_error_rate, p95_ms=p95_ms,
+    )
+    scenario, stack, ca_cert = write_forward(plan, out_path or Path(f"{plan.name}.yaml"), force=force)
+    say = Console(highlight=False, soft_wrap=True).print
+    say(f"wrote {escape(str(scenario))} (the scenario) and {escape(str(stack))} (drill's HTTPS forward proxy on "
+        f"127.0.0.1:{plan.listen_port}, started by the drill; its CA in {escape(str(ca_cert.parent))})")
+    say(f"forward plan:  {escape(plan.forward_plan())}")
+    say("[bold]set on your service's process, then restart it (its config stays as it is):[/bold]")
+    for key, value in (("HTTPS_PROXY", plan.proxy_url), ("SSL_CERT_FILE", str(ca_cert)),
+                       ("NO_PROXY", "127.0.0.1,localhost")):
+        say(f"  {key}={escape(value)}")
+    say("  (requests-based clients read REQUESTS_CA_BUNDLE, Node reads NODE_EXTRA_CA_CERTS: the same file)")
     say(f"then: drill validate {escape(str(scenario))} && drill run {escape(str(scenario))}")

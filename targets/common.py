@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import sys
 import time
 from typing import Any
@@ -114,7 +115,8 @@ def now_s() -> float:
     return time.time()
 
 
-def serve(app: web.Application, host: str, port: int) -> None:
+def serve(app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
     """Serve until SIGTERM/SIGINT (aiohttp shuts down cleanly on both), without access logs:
-    the hot path must stay lean."""
-    web.run_app(app, host=host, port=port, access_log=None, print=None, handle_signals=True)
+    the hot path must stay lean. With ``ssl_context``, HTTPS only."""
+    web.run_app(app, host=host, port=port, access_log=None, print=None, handle_signals=True,
+                ssl_context=ssl_context)

@@ -46,6 +46,7 @@ from targets.common import (
     ConfigError,
     env_bool,
     env_int,
+    env_list,
     env_str,
     error_response,
     json_response,
@@ -364,7 +365,15 @@ class ModelServer:
 def main() -> None:
     config = NodeConfig.from_env()
     server = ModelServer(config)
-    serve(server.app(), env_str("HOST", "0.0.0.0"), env_int("PORT", 8000))
+    # TLS_CERT_NAMES (comma-separated): HTTPS only, with a self-signed certificate made now for
+    # those names (targets/tls.py): the local stand-in of a hosted provider's https:// endpoint.
+    names = env_list("TLS_CERT_NAMES", [])
+    context = None
+    if names:
+        from targets.tls import server_context
+
+        context = server_context(names, config.node_id)
+    serve(server.app(), env_str("HOST", "0.0.0.0"), env_int("PORT", 8000), context)
 
 
 if __name__ == "__main__":

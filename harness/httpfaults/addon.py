@@ -13,6 +13,7 @@ listeners, through a reserved path::
     DELETE /__drill/faults                  204, every fault removed
     GET    /__drill/counts                  {"counts": {proxy: calls since start}, "at": epoch s} (cheap: live stop)
     GET    /__drill/calls[?since=EPOCH_S]   {"calls": [{"proxy", "at", "status", "fault"}, ...], "counts": {...}}
+    GET    /__drill/refused                 {"refused": [{"destination", "at"}, ...]} (forward mode)
 
 Every API call that arrives on a route is counted (``counts``, per proxy, since the proxy
 started) and kept in a bounded log (``calls``: the send instant, epoch s, and the status it got;
@@ -23,6 +24,19 @@ not counted.
 Proxies are mitmproxy reverse-mode listeners (``--mode reverse:http://UPSTREAM@PORT``); their names
 come from the ``drill_proxies`` option (a JSON object ``{"name": port}``), and a fault applies to
 the flows that arrived on its proxy's port.
+
+**Forward mode** (an unmodified gateway, docs/http-faults.md): one regular-mode listener
+(``--mode regular@127.0.0.1:PORT``) that a gateway reaches through ``HTTPS_PROXY``. The
+``drill_forward`` option (JSON ``{"listen_port": P, "hosts": {"HOST:PORT": {"route", "upstream"}}}``)
+maps each declared destination to a named route and its 127.0.0.1 upstream: the addon rewrites
+the flow's destination in the ``request`` hook, before mitmproxy opens any server connection
+(mitmdump runs with ``connection_strategy=lazy`` and ``upstream_cert=false``, so nothing connects
+earlier). A destination not declared is refused with a 502 naming it, at CONNECT or for a
+plain proxied request, and never contacted (``GET /__drill/refused`` lists the refusals); inside
+an accepted tunnel mitmproxy takes the destination from the CONNECT, whatever a request's Host
+header says, so it is always the declared one. Flows of a forward route are counted, logged and
+faulted under the route's name exactly as those of a reverse route. The control API answers on
+the forward listener only for direct (not proxied) requests to the listener's own address.
 
 Faults act on API calls only: ``GET /health`` passes through untouched (a provider's rate limit
 is on its API, not on its status probe).
@@ -61,6 +75,8 @@ UNTOUCHED = (("GET", "/health"),)
 FAULT_TYPES = ("http_error", "first_token_delay", "stream_cut", "stream_stall", "malformed")
 EVENT_END = b"\n\n"  # an SSE event ends with a blank line
 MAX_CALLS_KEPT = 200_000  # about 20 MB: a 45 s drill at a few hundred calls a second fits many times
+MAX_REFUSED_KEPT = 10_000
+LOOPBACK = ("127.0.0.1", "localhost")
 
 _DEFAULT_BODIES = {
     429: {"error": {"type": "rate_limit_error", "message": "Rate limit reached (injected by drill)"}},
@@ -90,29 +106,58 @@ def _json(status: int, payload: Any) -> http.Response:
     return http.Response.make(status, body, {"Content-Type": "application/json"})
 
 
+class ForwardHost:
+    """One declared destination of the forward listener: the route it is, and where it really goes."""
+
+    def __init__(self, route: str, upstream: str) -> None:
+        scheme, _, rest = upstream.partition("://")
+        host, _, port = rest.rstrip("/").rpartition(":")
+        if scheme not in ("http", "https") or host not in LOOPBACK or not port.isdigit():
+            # The network rule, checked again where the connection is made: only 127.0.0.1.
+            raise ValueError(f"forward upstream {upstream!r} is not an http(s)://127.0.0.1:PORT URL")
+        self.route, self.scheme, self.host, self.port = route, scheme, "127.0.0.1", int(port)
+
+
 class DrillFaults:
     """Holds the active faults and applies them to the flows of their proxy."""
 
     def __init__(self) -> None:
         self.faults: dict[str, ActiveFault] = {}
         self.ports: dict[int, str] = {}
+        self.forward_port: int | None = None
+        self.hosts: dict[str, ForwardHost] = {}
         self.calls: deque[dict[str, Any]] = deque(maxlen=MAX_CALLS_KEPT)
+        self.refused: deque[dict[str, Any]] = deque(maxlen=MAX_REFUSED_KEPT)
         self.counts: dict[str, int] = {}
 
     def load(self, loader: Loader) -> None:
         loader.add_option("drill_proxies", str, "{}", "JSON object: proxy name -> listen port")
+        loader.add_option("drill_forward", str, "{}",
+                          'JSON object: {"listen_port": P, "hosts": {"HOST:PORT": {"route", "upstream"}}}')
 
     def configure(self, updated: set[str]) -> None:
         if "drill_proxies" in updated:
             names = json.loads(ctx.options.drill_proxies or "{}")
             self.ports = {int(port): name for name, port in names.items()}
+        if "drill_forward" in updated:
+            forward = json.loads(ctx.options.drill_forward or "{}")
+            self.forward_port = int(forward["listen_port"]) if forward.get("listen_port") else None
+            self.hosts = {str(key).lower(): ForwardHost(str(entry["route"]), str(entry["upstream"]))
+                          for key, entry in dict(forward.get("hosts") or {}).items()}
+
+    def route_names(self) -> dict[str, int]:
+        """Every route the proxy serves, with the port its flows arrive on."""
+        names = {n: p for p, n in self.ports.items()}
+        if self.forward_port is not None:
+            names.update({h.route: self.forward_port for h in self.hosts.values()})
+        return names
 
     # --- control API --------------------------------------------------------------------------
     def _control(self, flow: http.HTTPFlow) -> None:
         path = flow.request.path.split("?", 1)[0][len(CONTROL_PREFIX):].rstrip("/")
         method = flow.request.method
         if path == "health" and method == "GET":
-            flow.response = _json(200, {"ok": True, "proxies": {n: p for p, n in self.ports.items()}})
+            flow.response = _json(200, {"ok": True, "proxies": self.route_names()})
         elif path == "faults" and method == "GET":
             flow.response = _json(200, [f.public() for f in self.faults.values()])
         elif path == "counts" and method == "GET":
@@ -124,6 +169,8 @@ class DrillFaults:
                 since = 0.0
             calls = [c for c in self.calls if c["at"] >= since]
             flow.response = _json(200, {"calls": calls, "counts": dict(self.counts)})
+        elif path == "refused" and method == "GET":
+            flow.response = _json(200, {"refused": list(self.refused)})
         elif path == "faults" and method == "POST":
             flow.response = self._add(flow.request.get_content() or b"")
         elif path == "faults" and method == "DELETE":
@@ -146,8 +193,8 @@ class DrillFaults:
             return _json(400, {"error": f"a fault needs id, type, proxy and params: {exc}"})
         if kind not in FAULT_TYPES:
             return _json(400, {"error": f"unknown fault type {kind!r}; known: {', '.join(FAULT_TYPES)}"})
-        if proxy not in self.ports.values():
-            return _json(404, {"error": f"no proxy named {proxy!r}; known: {', '.join(sorted(self.ports.values()))}"})
+        if proxy not in self.route_names():
+            return _json(404, {"error": f"no proxy named {proxy!r}; known: {', '.join(sorted(self.route_names()))}"})
         if fault_id in self.faults:
             return _json(409, {"error": f"fault {fault_id!r} is already active"})
         self.faults[fault_id] = ActiveFault(fault_id, kind, proxy, params)
@@ -165,9 +212,59 @@ class DrillFaults:
         return _json(200, fault.public())
 
     # --- traffic ------------------------------------------------------------------------------
-    def _proxy(self, flow: http.HTTPFlow) -> str | None:
+    def _listen_port(self, flow: http.HTTPFlow) -> int | None:
         port = flow.client_conn.sockname[1] if flow.client_conn.sockname else None
-        return self.ports.get(port) if isinstance(port, int) else None
+        return port if isinstance(port, int) else None
+
+    def _proxy(self, flow: http.HTTPFlow) -> str | None:
+        route = flow.metadata.get("drill_route")
+        if isinstance(route, str):
+            return route
+        port = self._listen_port(flow)
+        return self.ports.get(port) if port is not None else None
+
+    # --- forward mode -------------------------------------------------------------------------
+    def _on_forward(self, flow: http.HTTPFlow) -> bool:
+        return self.forward_port is not None and self._listen_port(flow) == self.forward_port
+
+    def _is_own_control(self, flow: http.HTTPFlow) -> bool:
+        """A direct request to the forward listener's own address (what the harness sends)."""
+        return (not flow.client_conn.tls and flow.request.host in LOOPBACK
+                and flow.request.port == self.forward_port and flow.request.path.startswith(CONTROL_PREFIX))
+
+    def _refuse(self, flow: http.HTTPFlow, destination: str) -> None:
+        declared = ", ".join(sorted(self.hosts)) or "none"
+        self.refused.append({"destination": destination, "at": round(time.time(), 6)})
+        flow.response = _json(502, {"error": {
+            "type": "drill_forward_refused",
+            "message": f"drill's forward proxy refuses {destination}: it is not declared in the stack's "
+                       f"http_fault_proxy.forward.hosts (declared: {declared}); nothing was contacted",
+        }})
+        flow.metadata["drill_answered"] = True
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        """A CONNECT: accepted (mitmproxy answers 200 without connecting: lazy) only for a declared
+        destination; any other is refused here, before a tunnel exists. The requests of an
+        accepted tunnel carry the CONNECT's destination (mitmproxy's transparent handling inside
+        a tunnel), and :meth:`_map_forward` maps it again."""
+        if not self._on_forward(flow):
+            return
+        destination = f"{flow.request.host}:{flow.request.port}".lower()
+        if destination not in self.hosts:
+            self._refuse(flow, destination)
+
+    def _map_forward(self, flow: http.HTTPFlow) -> bool:
+        """Point a forward flow at its declared upstream (True), or refuse it (False)."""
+        destination = f"{flow.request.host}:{flow.request.port}".lower()
+        target = self.hosts.get(destination)
+        if target is None:
+            self._refuse(flow, destination)
+            return False
+        host_header = flow.request.host_header
+        flow.request.scheme, flow.request.host, flow.request.port = target.scheme, target.host, target.port
+        flow.request.host_header = host_header  # the provider sees the name the gateway called
+        flow.metadata["drill_route"] = target.route
+        return True
 
     def _count(self, flow: http.HTTPFlow) -> None:
         """One upstream call on its route: counted now, its status filled in when answered."""
@@ -185,9 +282,12 @@ class DrillFaults:
         return None
 
     def request(self, flow: http.HTTPFlow) -> None:
-        if flow.request.path.startswith(CONTROL_PREFIX):
+        forward = self._on_forward(flow)
+        if flow.request.path.startswith(CONTROL_PREFIX) and (not forward or self._is_own_control(flow)):
             flow.metadata["drill_answered"] = True  # no other fault touches a control call
             self._control(flow)
+            return
+        if forward and not self._map_forward(flow):
             return
         if (flow.request.method, flow.request.path.split("?", 1)[0]) in UNTOUCHED:
             flow.metadata["drill_untouched"] = True

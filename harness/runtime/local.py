@@ -35,7 +35,7 @@ import httpx
 
 from harness.errors import FaultError, StackError
 from harness.httpfaults.client import HttpFaultClient, HttpFaultProxyError
-from harness.httpfaults.proxy import HttpRoute, find_mitmdump, mitmdump_argv
+from harness.httpfaults.proxy import HttpForward, HttpRoute, find_mitmdump, forward_client_env, mitmdump_argv
 from harness.rundir import LOCAL_STACK_STATE_FILE
 from harness.runtime.base import Fingerprint, JsonValue, RuntimeKind, Target
 from harness.runtime.ports import port_in_use, refuse_busy_ports
@@ -239,6 +239,9 @@ class LocalRuntime:
         if self.spec.http_fault_proxy is not None:
             for route in self.spec.http_fault_proxy.routes:
                 endpoints[f"http route {route.name}"] = f"http://{route.listen}"
+            forward = self.spec.http_fault_proxy.forward
+            if forward is not None:
+                endpoints["http forward proxy"] = f"http://{forward.listen}"
         for process in self.spec.processes:
             if process.port is not None:
                 endpoints[process.name] = f"http://127.0.0.1:{process.port}"
@@ -291,11 +294,45 @@ class LocalRuntime:
         except FaultError as exc:
             raise StackError(f"stack {self.spec.name!r} has an http_fault_proxy: {exc}") from exc
 
+    def _forward(self) -> HttpForward | None:
+        """The forward listener of the HTTP fault proxy, with where its CA lives: the stack file's
+        ``ca_dir`` (relative to it), else ``http-fault-proxy-ca/`` in this stack's log folder (a
+        new CA per run, trusted only by the processes the runtime gives it to)."""
+        spec = self.spec.http_fault_proxy
+        if spec is None or spec.forward is None:
+            return None
+        forward = spec.forward
+        if forward.ca_dir is not None:
+            confdir = Path(forward.ca_dir) if Path(forward.ca_dir).is_absolute() else self.base_dir / forward.ca_dir
+        else:
+            confdir = self.log_dir / f"{HTTP_FAULT_PROXY}-ca"
+        hosts = {key: (entry.route, entry.upstream.rstrip("/")) for key, entry in forward.hosts.items()}
+        return HttpForward(listen_port=forward.port, hosts=hosts, confdir=confdir.resolve())
+
+    def _discard_run_ca_key(self) -> None:
+        """A run's own CA (no ``ca_dir``) signs nothing once its proxy is gone: its private key
+        (in ``mitmproxy-ca.pem`` and ``mitmproxy-ca.p12``) is removed, so no run folder or evidence
+        pack carries it; the certificate stays with the run."""
+        forward = self._forward()
+        spec = self.spec.http_fault_proxy
+        if forward is None or spec is None or spec.forward is None or spec.forward.ca_dir is not None:
+            return
+        for name in ("mitmproxy-ca.pem", "mitmproxy-ca.p12"):
+            (forward.confdir / name).unlink(missing_ok=True)
+
+    def _forward_clients(self) -> list[str]:
+        spec = self.spec.http_fault_proxy
+        return [] if spec is None or spec.forward is None else spec.forward.clients
+
     def _start_http_fault_proxy(self, spec: HttpFaultProxySpec) -> None:
-        """mitmdump in reverse mode, one listener per route, as a child like the others; ready
-        when its control API answers on the first route."""
+        """mitmdump in reverse mode, one listener per route (and the forward listener), as a child
+        like the others; ready when its control API answers (and its CA is written, for a
+        forward listener)."""
         routes = [HttpRoute(r.name, r.port, r.upstream) for r in spec.routes]
-        child = self._popen(HTTP_FAULT_PROXY, mitmdump_argv(self._mitmdump_binary(spec), routes),
+        forward = self._forward()
+        if forward is not None:
+            forward.confdir.mkdir(parents=True, exist_ok=True)
+        child = self._popen(HTTP_FAULT_PROXY, mitmdump_argv(self._mitmdump_binary(spec), routes, forward),
                             dict(os.environ), self.base_dir)
         self._children[HTTP_FAULT_PROXY] = child
         self._write_state()
@@ -311,7 +348,7 @@ class LocalRuntime:
                     served = client.health()
                 except (HttpFaultProxyError, ValueError):  # not listening yet / not JSON yet
                     served = {}
-                if served:
+                if served and (forward is None or forward.ca_cert.is_file()):
                     return
                 if time.monotonic() > deadline:
                     raise StackError(
@@ -348,6 +385,10 @@ class LocalRuntime:
         # Where a process may keep files of the run (the gateway launchers write their generated
         # config and the gateway's own record there: targets/gateways/, docs/gateways.md).
         env["DRILL_STACK_LOG_DIR"] = str(self.log_dir.resolve())
+        forward = self._forward()
+        if forward is not None and process.name in self._forward_clients():
+            # Its HTTPS goes to the forward proxy and trusts mitmproxy's CA, and only that.
+            env.update(forward_client_env(forward))
         env.update(process.env)
         return env
 
@@ -467,6 +508,7 @@ class LocalRuntime:
         if not self._started:
             self._adopt_from_state()
         self._terminate(list(self._children.values()))
+        self._discard_run_ca_key()
         if self.spec.prometheus is not None:  # issue 15
             discard_data(self.log_dir / "prometheus")
         if self._toxiproxy is not None:
@@ -554,7 +596,7 @@ class LocalRuntime:
                 running=running,
                 pid=child.pid if running and child else None,
                 healthy=running and self._http_fault_proxy_healthy(),
-                port=self.spec.http_fault_proxy.routes[0].port,
+                port=self.spec.http_fault_proxy.port,
                 labels={},
             ).as_dict()
         for process in self.spec.processes:

@@ -12,6 +12,11 @@ processes to run::
     http_fault_proxy:                                 # mitmdump + drill's addon (docs/http-faults.md)
       routes:
         - {name: hosted-model, listen: 127.0.0.1:19101, upstream: http://127.0.0.1:19001}
+      # forward:                                      # an unmodified gateway, through HTTPS_PROXY
+      #   listen: 127.0.0.1:19100
+      #   clients: [gateway]                          # given HTTPS_PROXY, SSL_CERT_FILE (mitmproxy's CA)
+      #   hosts:
+      #     "api.provider.example:443": {route: provider, upstream: "https://127.0.0.1:19002"}
     processes:
       - name: hosted-model
         argv: [python, -m, targets.model_server]      # "python" means this interpreter
@@ -30,6 +35,7 @@ the stack file's folder (:attr:`LocalStackSpec.base_dir`). The supervisor that r
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +47,8 @@ from harness.scenario.loader import load_model
 
 __all__ = [
     "HTTP_FAULT_PROXY",
+    "ForwardHostSpec",
+    "ForwardProxySpec",
     "HttpFaultProxySpec",
     "HttpRouteSpec",
     "LocalStackSpec",
@@ -54,6 +62,8 @@ __all__ = [
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 HTTP_FAULT_PROXY = "http-fault-proxy"  # its member name, log file and state-file entry
+# What a forward client's environment gets from the runtime (harness.httpfaults.proxy.forward_client_env).
+FORWARD_CLIENT_ENV = ("HTTPS_PROXY", "NO_PROXY", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
 
 
 def split_listen(value: str) -> tuple[str, int]:
@@ -136,25 +146,101 @@ class HttpRouteSpec(_Strict):
         return split_listen(self.listen)[1]
 
 
+_DESTINATION = re.compile(r"^(?=.{1,253}:)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*:[0-9]{1,5}$")
+
+
+class ForwardHostSpec(_Strict):
+    """A destination the forward listener accepts: the named ``route`` its calls are (faults
+    target it like a reverse route) and the local ``upstream`` (http(s)://127.0.0.1:PORT) it is
+    mapped to. Nothing else is ever contacted."""
+
+    route: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    upstream: str
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream(cls, value: str) -> str:
+        url = httpx.URL(value)
+        if url.scheme not in ("http", "https") or url.host not in LOOPBACK_HOSTS or url.port is None:
+            raise ValueError(f"{value!r} must be an http(s)://127.0.0.1:PORT URL: the forward proxy maps a "
+                             "provider's name to a local stand-in and never connects beyond loopback")
+        if url.path not in ("", "/") or url.query:
+            raise ValueError(f"{value!r}: an upstream is a base URL, without a path")
+        return value
+
+
+class ForwardProxySpec(_Strict):
+    """The forward (regular-mode) listener with TLS interception, for a gateway configured with a
+    provider's real ``https://`` URL: ``clients`` (process names) get ``HTTPS_PROXY`` pointing
+    here and ``SSL_CERT_FILE`` holding mitmproxy's CA, made in ``ca_dir`` (default: a folder of the
+    run's stack logs, new each run; a path, relative to the stack file, keeps one CA across runs
+    for a gateway drill does not start)."""
+
+    listen: str
+    hosts: dict[str, ForwardHostSpec] = Field(min_length=1)
+    clients: list[str] = Field(default_factory=list)
+    ca_dir: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        split_listen(value)
+        return value
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts(cls, value: dict[str, ForwardHostSpec]) -> dict[str, ForwardHostSpec]:
+        for key in value:
+            if not _DESTINATION.match(key) or not 0 < int(key.rpartition(":")[2]) < 65536:
+                raise ValueError(f"{key!r} must be a lowercase HOST:PORT the gateway calls, e.g. "
+                                 "\"api.provider.example:443\"")
+        return value
+
+    @property
+    def port(self) -> int:
+        return split_listen(self.listen)[1]
+
+
 class HttpFaultProxySpec(_Strict):
     """The HTTP fault proxy (``mitmdump`` with drill's addon, docs/http-faults.md): one reverse
-    listener per route, started before the processes, stopped with them."""
+    listener per route and/or one forward listener, started before the processes, stopped with
+    them."""
 
-    routes: list[HttpRouteSpec] = Field(min_length=1)
+    routes: list[HttpRouteSpec] = Field(default_factory=list)
+    forward: ForwardProxySpec | None = None
     binary: str | None = Field(default=None, description="default: $DRILL_MITMDUMP, .venv-mitm, or on PATH")
+
+    @field_validator("routes")
+    @classmethod
+    def _some_routes(cls, value: list[HttpRouteSpec]) -> list[HttpRouteSpec]:
+        # Only a written `routes: []` reaches here (an absent key is not validated).
+        if not value:
+            raise ValueError("List should have at least 1 item (or leave routes out and give forward)")
+        return value
 
     @model_validator(mode="after")
     def _unique(self) -> HttpFaultProxySpec:
-        names = [r.name for r in self.routes]
+        if not self.routes and self.forward is None:
+            raise ValueError("give at least one route (routes: [...]) or a forward listener (forward: {...})")
+        names = [r.name for r in self.routes] + [h.route for h in (self.forward.hosts.values() if self.forward else [])]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
-            raise ValueError(f"route names must be unique: {', '.join(repeated)} repeated")
+            raise ValueError(f"route names must be unique (over routes and forward.hosts): "
+                             f"{', '.join(repeated)} repeated")
         return self
 
     @property
     def url(self) -> str:
-        """The control API (any listener answers it; the first route's is used)."""
-        return f"http://{self.routes[0].listen}"
+        """The control API (any listener answers it; the first route's, else the forward one's)."""
+        if self.routes:
+            return f"http://{self.routes[0].listen}"
+        assert self.forward is not None
+        return f"http://{self.forward.listen}"
+
+    @property
+    def port(self) -> int:
+        """The port of the control API's listener."""
+        return self.routes[0].port if self.routes else self.forward.port if self.forward else 0
 
 
 class ProcessSpec(_Strict):
@@ -231,6 +317,17 @@ class LocalStackSpec(_Strict):
             raise ValueError("proxies need a toxiproxy: add `toxiproxy: {listen: 127.0.0.1:8474}`")
         if self.http_fault_proxy is not None and HTTP_FAULT_PROXY in names:
             raise ValueError(f"a process may not be named {HTTP_FAULT_PROXY!r}: the HTTP fault proxy is")
+        forward = self.http_fault_proxy.forward if self.http_fault_proxy is not None else None
+        if forward is not None:
+            unknown_clients = [c for c in forward.clients if c not in names]
+            if unknown_clients:
+                raise ValueError(f"http_fault_proxy.forward.clients names unknown processes {unknown_clients} "
+                                 f"(processes: {', '.join(names) or 'none'})")
+            for process in self.processes:
+                own = sorted(k for k in process.env if k.upper() in FORWARD_CLIENT_ENV)
+                if process.name in forward.clients and own:
+                    raise ValueError(f"process {process.name}: env {', '.join(own)} is set by "
+                                     "http_fault_proxy.forward (it is a client): remove it from env")
         for process in self.processes:
             unknown = [d for d in process.start_after if d not in names]
             if unknown:
@@ -251,6 +348,8 @@ class LocalStackSpec(_Strict):
         ports.extend((f"proxy {p.name}", split_listen(p.listen)[1]) for p in self.proxies)
         if self.http_fault_proxy is not None:
             ports.extend((f"http route {r.name}", r.port) for r in self.http_fault_proxy.routes)
+            if self.http_fault_proxy.forward is not None:
+                ports.append(("http forward proxy", self.http_fault_proxy.forward.port))
         ports.extend((f"process {p.name}", p.port) for p in self.processes if p.port is not None)
         if self.prometheus is not None:
             ports.append(("prometheus", self.prometheus.port))
