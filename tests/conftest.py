@@ -20,7 +20,6 @@ import pytest
 
 from harness.testing import toxiproxy_server
 from harness.testing.runs import latency_run as make_latency_run
-from harness.testing.slots import machine_slot
 from harness.testing.stacks import Spawn, programs
 from harness.testing.stacks import staging_stack as compose_staging_stack
 
@@ -74,21 +73,6 @@ def _uses_a_shared_fixture(item: pytest.Item) -> bool:
             if definition.scope != "function" and definition.baseid.startswith("tests"):
                 return True
     return False
-
-
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """Under ``DRILL_TEST_SLOTS=N`` (scripts/test sets it, one fewer than its workers) a test
-    holds one of N machine slots from its setup (module fixtures included) to its teardown, so at
-    most N tests use the CPU at once; ``kubernetes`` tests wait on the control plane's own
-    timings and run beside them (harness.testing.slots, docs/pytest.md)."""
-    slots = int(os.environ.get("DRILL_TEST_SLOTS") or 0)
-    uid = getattr(item.config, "workerinput", {}).get("testrunuid")
-    if slots <= 0 or uid is None or item.get_closest_marker("kubernetes") is not None:
-        yield
-        return
-    with machine_slot(Path("/tmp") / f"drill-test-slots-{uid}", slots):
-        yield
 
 
 @pytest.fixture(autouse=True)

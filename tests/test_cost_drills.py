@@ -6,7 +6,6 @@ is a ratio and the control's verdict, a count and a launch hold at any length.""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.runtime.local import LocalRuntime
 from harness.testing.drills import (
     CAPACITY_PHASES,
     SCENARIOS,
@@ -42,36 +42,30 @@ def proxy_calls(run_dir: Path) -> list[dict[str, Any]]:
 
 
 class GatewayCounter:
-    """Reads, every 0.2 s while a drill runs, the gateway's own counters for one upstream (its
-    calls, ``drill_gateway_upstream_calls_total``, and those it gave up before any answer,
+    """Reads the gateway's own counters for one upstream (its calls,
+    ``drill_gateway_upstream_calls_total``, and those it gave up before any answer,
     ``drill_gateway_upstream_unanswered_total``) and right after them the HTTP fault proxy's live
-    count of that route (``/__drill/counts``). Keeps the last pair read: (read at, calls,
-    unanswered, proxied)."""
+    count of that route (``/__drill/counts``): (read at, calls, unanswered, proxied)."""
 
     def __init__(self, url: str, proxy_url: str, upstream: str) -> None:
         self.url, self.proxy_url, self.upstream = url, proxy_url, upstream
         self.last: tuple[float, float, float, int] | None = None
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._poll, daemon=True)
 
-    def _poll(self) -> None:
-        with httpx.Client(timeout=1.0, trust_env=False) as client:
-            while not self.stop.wait(0.2):
-                try:
-                    text = client.get(self.url).text
-                    counts = client.get(f"{self.proxy_url}/__drill/counts").json()["counts"]
-                except (httpx.HTTPError, ValueError, KeyError):
-                    continue
-                found = {"drill_gateway_upstream_calls_total": 0.0, "drill_gateway_upstream_unanswered_total": 0.0}
-                for family in text_string_to_metric_families(text):
-                    for sample in family.samples:
-                        if sample.name in found and sample.labels.get("upstream") == self.upstream:
-                            found[sample.name] = sample.value
-                self.last = (time.time(), found["drill_gateway_upstream_calls_total"],
-                             found["drill_gateway_upstream_unanswered_total"], int(counts.get(self.upstream, 0)))
+    def read(self) -> None:
+        with httpx.Client(timeout=5.0, trust_env=False) as client:
+            text = client.get(self.url).text
+            counts = client.get(f"{self.proxy_url}/__drill/counts").json()["counts"]
+        found = {"drill_gateway_upstream_calls_total": 0.0, "drill_gateway_upstream_unanswered_total": 0.0}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in found and sample.labels.get("upstream") == self.upstream:
+                    found[sample.name] = sample.value
+        self.last = (time.time(), found["drill_gateway_upstream_calls_total"],
+                     found["drill_gateway_upstream_unanswered_total"], int(counts.get(self.upstream, 0)))
 
 
-def test_the_429_storm_costs_one_upstream_call_per_request_and_the_counts_agree(tmp_path: Path) -> None:
+def test_the_429_storm_costs_one_upstream_call_per_request_and_the_counts_agree(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The reference gateway honours Retry-After: during the storm the provider is called about
     once per 5 s, not per request, so amplification stays about 1.0, from the proxy's own count.
     The same run's proxy log agrees with the gateway's own counter of its calls to the provider,
@@ -83,12 +77,16 @@ def test_the_429_storm_costs_one_upstream_call_per_request_and_the_counts_agree(
     scenario.write_text(shortened(scenario.read_text(encoding="utf-8")), encoding="utf-8")
     counter = GatewayCounter(f"http://127.0.0.1:{mapping[8080]}/metrics", f"http://127.0.0.1:{mapping[19101]}",
                              "hosted-model")
-    counter.thread.start()
-    try:
-        result = run_drill(scenario, out=tmp_path / "run")
-    finally:
-        counter.stop.set()
-        counter.thread.join(timeout=5)
+    # Read once the load has stopped and before the stack does: the engine stops the stack last.
+    stop = LocalRuntime.stop
+
+    def read_then_stop(runtime: LocalRuntime) -> None:
+        if counter.last is None:
+            counter.read()
+        stop(runtime)
+
+    monkeypatch.setattr(LocalRuntime, "stop", read_then_stop)
+    result = run_drill(scenario, out=tmp_path / "run")
     # The shipped drill's other objectives are its own tests' business (a busy machine may make
     # the run inconclusive); this test is about what the storm cost.
     assert "max_retry_amplification" not in failed_objectives(
