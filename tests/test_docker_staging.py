@@ -187,7 +187,12 @@ def test_provider_overloaded_drill_on_compose_streams_through_the_http_fault_pro
     wait_for_tier(ports["gateway"], "hosted")
     result = run_drill(scenario, out=tmp_path / "run")
     r = result.results.document()
-    assert result.exit_code == 0, (result.abort_reason, r["objectives"])
+    # PASSED, or INCONCLUSIVE naming why: beside the suite's other drill a dozen containers share
+    # the two cores, and in two whole runs the instrument said it could not decide rto_s there.
+    # What this test checks below holds either way.
+    assert result.exit_code in (0, 6), (result.abort_reason, r["objectives"])
+    if result.exit_code == 6:
+        assert any(o.get("undecided") for o in r["objectives"]), r["objectives"]
     fault = r["faults"][0]
     assert fault["onset_source"] == "http-fault-proxy-api"
     during = r["phases"]["fault"]["streaming"]
