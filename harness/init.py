@@ -288,26 +288,36 @@ def stack_text(plan: InitPlan, stack_file: str = "THIS_FILE") -> str:
 def write_scenario(plan: InitPlan, out: Path, *, force: bool = False) -> tuple[Path, Path]:
     """Write ``out`` (the scenario) and ``out``'s ``.stack.yaml`` sibling, then load the scenario
     back with the real loader. Refuses to overwrite unless ``force`` (ScenarioError, nothing written)."""
+    out = Path(out)
+    stack = _stack_path(out)
+    _write_checked(out, stack, stack_text(plan, stack.name), scenario_text(plan, stack.name, out.name), force)
+    return out, stack
+
+
+def _stack_path(out: Path) -> Path:
+    return out.with_name(f"{out.name.removesuffix('.yaml').removesuffix('.yml')}.stack.yaml")
+
+
+def _write_checked(out: Path, stack: Path, stack_yaml: str, scenario_yaml: str, force: bool) -> None:
+    """Write the scenario and its stack, then load both back with the real loaders. Refuses to
+    overwrite unless ``force``; an answer the model refuses (e.g. a URL beyond loopback) leaves
+    nothing half-written (ScenarioError)."""
     from harness.runtime.stackfile import load_stack
     from harness.scenario import load_scenario
 
-    out = Path(out)
-    stack = out.with_name(f"{out.name.removesuffix('.yaml').removesuffix('.yml')}.stack.yaml")
     existing = [str(p) for p in (out, stack) if p.exists()]
     if existing and not force:
         raise ScenarioError(f"{', '.join(existing)} already exist(s); choose another --out or pass --force")
     out.parent.mkdir(parents=True, exist_ok=True)
-    stack.write_text(stack_text(plan, stack.name), encoding="utf-8")
-    out.write_text(scenario_text(plan, stack.name, out.name), encoding="utf-8")
+    stack.write_text(stack_yaml, encoding="utf-8")
+    out.write_text(scenario_yaml, encoding="utf-8")
     try:
         load_stack(stack)
         load_scenario(out)
     except ScenarioError:
-        # An answer the model refuses (e.g. a URL beyond loopback): leave nothing half-written.
         out.unlink(missing_ok=True)
         stack.unlink(missing_ok=True)
         raise
-    return out, stack
 
 
 # --- the forward path: an unmodified service that calls a provider's https:// URL ----------------
@@ -500,24 +510,11 @@ def write_forward(plan: ForwardPlan, out: Path, *, force: bool = False,
     stack, the CA certificate file)."""
     from harness.httpfaults.proxy import CA_CERT_FILE
     from harness.httpfaults.proxy import make_ca as create_ca
-    from harness.runtime.stackfile import load_stack
-    from harness.scenario import load_scenario
 
     out = Path(out)
-    stack = out.with_name(f"{out.name.removesuffix('.yaml').removesuffix('.yml')}.stack.yaml")
-    existing = [str(p) for p in (out, stack) if p.exists()]
-    if existing and not force:
-        raise ScenarioError(f"{', '.join(existing)} already exist(s); choose another --out or pass --force")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stack.write_text(forward_stack_text(plan, stack.name), encoding="utf-8")
-    out.write_text(forward_scenario_text(plan, stack.name, out.name), encoding="utf-8")
-    try:
-        load_stack(stack)
-        load_scenario(out)
-    except ScenarioError:
-        out.unlink(missing_ok=True)
-        stack.unlink(missing_ok=True)
-        raise
+    stack = _stack_path(out)
+    _write_checked(out, stack, forward_stack_text(plan, stack.name),
+                   forward_scenario_text(plan, stack.name, out.name), force)
     ca_dir = (stack.parent / _ca_dir(stack.name)).resolve()
     if make_ca:
         create_ca(ca_dir)

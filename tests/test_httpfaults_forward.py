@@ -88,8 +88,8 @@ processes:
 
 
 @pytest.mark.parametrize(("section", "line", "said"), [
-    (GOOD_FORWARD.replace("https://127.0.0.1:19001", "https://10.0.0.1:443"), 8,
-     "http_fault_proxy.forward.hosts.api.x.example:443.upstream: 'https://10.0.0.1:443' must be an "
+    (GOOD_FORWARD.replace("https://127.0.0.1:19001", "https://upstream.example:443"), 8,
+     "http_fault_proxy.forward.hosts.api.x.example:443.upstream: 'https://upstream.example:443' must be an "
      "http(s)://127.0.0.1:PORT URL"),
     (GOOD_FORWARD.replace("https://127.0.0.1:19001", "https://127.0.0.1:19001/v1"), 8, "without a path"),
     (GOOD_FORWARD.replace('"api.x.example:443"', '"api.x.example"'), 7,
@@ -186,7 +186,7 @@ def test_init_writes_a_forward_stack_and_a_429_storm_that_load(tmp_path: Path) -
 @pytest.mark.parametrize(("flags", "said"), [
     (["--provider", "openai=api.openai.com", "--upstream", "http://127.0.0.1:9000"], "--provider openai=api.openai.com"),
     (["--provider", "openai=https://api.openai.com"], "--provider needs --upstream"),
-    (["--provider", "openai=https://api.openai.com", "--upstream", "http://10.1.2.3:80"], "--upstream http://10.1.2.3:80"),
+    (["--provider", "openai=https://api.openai.com", "--upstream", "http://upstream.example:80"], "--upstream http://upstream.example:80"),
     (["--provider", "openai=https://api.openai.com", "--upstream", "http://127.0.0.1:9000", "--fault", "down"],
      "--fault does not go with --provider"),
 ], ids=["not-a-url", "no-upstream", "upstream-beyond-loopback", "network-fault"])

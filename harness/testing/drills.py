@@ -157,7 +157,10 @@ def need_local() -> None:
 SHIPPED_PHASES = "phases: {baseline: 10s, fault: 20s, recovery: 15s}"
 
 
-def shortened(text: str, phases: tuple[int, int, int] = (4, 8, 6)) -> str:
+SHORT_PHASES = (4, 8, 6)  # baseline, fault, recovery (s)
+
+
+def shortened(text: str, phases: tuple[int, int, int] = SHORT_PHASES) -> str:
     """A shipped drill with short phases (4 s / 8 s / 6 s unless ``phases`` says otherwise), every
     fault lasting the fault phase, a late-starting one ending with it: for tests whose point
     holds at any length (a control's verdict, a count, a failover seconds in), so the suite stays
@@ -175,7 +178,7 @@ CAPACITY_PHASES = (6, 10, 8)  # a replacement node lands about 4 s after the los
 
 
 def run_local(name: str, tmp_path: Path, *, short: bool = False,
-              phases: tuple[int, int, int] = (4, 8, 6)) -> tuple[Any, dict[int, int]]:
+              phases: tuple[int, int, int] = SHORT_PHASES) -> tuple[Any, dict[int, int]]:
     """Run the shipped local drill ``scenarios/<name>`` on free ports (shortened to ``phases``
     when ``short``): (the engine's RunResult, old port -> new port)."""
     from harness.engine import run_drill
