@@ -149,6 +149,17 @@ def test_runner_records_locust_and_probe_samples(target: str, tmp_path: Path) ->
     assert (tmp_path / "locust_stats.csv").exists()
 
 
+def test_paced_users_send_at_most_their_pace(target: str, tmp_path: Path) -> None:
+    """load.pace_hz: Locust's constant_throughput gives each user one request per 1/pace_hz slot,
+    so the count is bounded by users x pace x the time Locust ran (its margin included), where
+    the target here answers far faster than that (an unpaced user sends thousands)."""
+    plan = _plan(target, "/ok", users=2, pace_hz=5.0, duration_s=2.0)
+    runner, locust_rows, _ = _run(plan, tmp_path)
+    bound = math.ceil(plan.users * 5.0 * (plan.duration_s + runner.run_time_margin_s)) + plan.users
+    assert 0 < len(locust_rows) <= bound, (len(locust_rows), bound)
+    assert all(r["ok"] == "1" for r in locust_rows)
+
+
 def test_503_answers_are_recorded_as_failures(target: str, tmp_path: Path) -> None:
     _, locust_rows, probe_rows = _run(_plan(target, "/unavailable", users=1), tmp_path)
     assert locust_rows and probe_rows
@@ -276,6 +287,7 @@ def test_plan_rejects_bad_fields_and_round_trips() -> None:
         duration_s=10,
         request=RequestSpec(method="post", path="/v1/chat/completions", json={"m": 1}, headers={"A": "b"}),
         probe_request=RequestSpec(path="/healthz"),
+        pace_hz=2.5,
     )
     assert LoadPlan.from_json(plan.to_json()) == plan
     assert plan.effective_probe_request.path == "/healthz"

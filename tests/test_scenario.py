@@ -131,6 +131,14 @@ def test_misspelled_fault_type_suggests_the_closest(tmp_path: Path) -> None:
     assert "load.request.method: unknown value 'PSOT' (did you mean 'POST'?)" in msg
 
 
+def test_pace_applies_to_drills_own_users_not_a_locustfile(tmp_path: Path) -> None:
+    (tmp_path / "mine.py").write_text("")
+    msg = problem(tmp_path, GOOD.replace("  users: 2", "  users: 2\n  pace_hz: 5\n  locustfile: mine.py"))
+    assert "load: pace_hz paces drill's own users" in msg
+    msg = problem(tmp_path, GOOD.replace("  users: 2", "  users: 2\n  pace_hz: 0"))
+    assert "load.pace_hz:" in msg and "greater than 0" in msg
+
+
 def test_invalid_yaml_names_line(tmp_path: Path) -> None:
     msg = problem(tmp_path, GOOD.replace("  users: 2", "  users: [2"))
     assert "invalid YAML" in msg and str(tmp_path / "s.yaml") in msg

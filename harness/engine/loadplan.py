@@ -16,6 +16,7 @@ def load_plan(load: LoadSpec, duration_s: float) -> LoadPlan:
         users=load.users,
         spawn_rate=load.spawn_rate or float(max(load.users, 1)),
         duration_s=duration_s,
+        pace_hz=load.pace_hz,
         request=_request(load.request or RequestSpec()),
         locustfile=load.locustfile,
         timeout_s=load.timeout_s,

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import gevent
 import gevent.queue
-from locust import FastHttpUser, HttpUser, constant, events, task
+from locust import FastHttpUser, HttpUser, constant, constant_throughput, events, task
 from locust.clients import HttpSession
 from locust.env import Environment
 from locust.event import EventHook
@@ -507,18 +507,21 @@ if not _plan.get("locustfile"):
     elif _request.get("body") is not None:
         _body = str(_request["body"])
 
+    # load.pace_hz: at most that many requests per second per user; unset, no wait at all.
+    _wait_time = constant_throughput(float(_plan["pace_hz"])) if _plan.get("pace_hz") else constant(0)
+
     if _streams.wants_stream(_request.get("json")):
         _expected = _streams.expected_answer(_request.get("json"))
 
         class DrillStreamUser(HttpUser):
-            """Sends the plan's streamed request in a closed loop with no wait, reading each
+            """Sends the plan's streamed request in a closed loop (paced by ``pace_hz``), reading each
             answer as it arrives. requests, not FastHttpUser: geventhttpclient's iter_content
             reads fixed-size blocks (a token would be seen only once 1 KiB had arrived), while
             requests yields each HTTP chunk as it arrives; a stream's length dwarfs the client's
             own cost per request."""
 
             host = _plan["host"]
-            wait_time = constant(0)
+            wait_time = _wait_time
             _method = str(_request.get("method", "GET")).upper()
             _path = str(_request.get("path", "/"))
             _timeout_s = float(_plan["timeout_s"])
@@ -534,10 +537,10 @@ if not _plan.get("locustfile"):
     else:
 
         class DrillUser(FastHttpUser):
-            """Sends the plan's request in a closed loop with no wait between requests."""
+            """Sends the plan's request in a closed loop, paced by ``pace_hz`` or with no wait."""
 
             host = _plan["host"]
-            wait_time = constant(0)
+            wait_time = _wait_time
             network_timeout = float(_plan["timeout_s"])
             connection_timeout = float(_plan["timeout_s"])
             _method = str(_request.get("method", "GET")).upper()

@@ -87,6 +87,9 @@ class LoadPlan:
     - ``host``: base URL, e.g. ``http://127.0.0.1:8080``.
     - ``users``/``spawn_rate``: Locust users (closed loop, no wait between requests) and how many
       start per second. ``users=0`` runs the prober alone.
+    - ``pace_hz``: each user sends at most this many requests per second (Locust's
+      ``constant_throughput``: it waits out the rest of each 1/pace_hz slot, never more); None:
+      no wait at all, as fast as the stack answers.
     - ``request``: what each Locust user sends; ignored when ``locustfile`` is given, in which case
       the user's own User classes run and the harness only records their requests.
     - ``timeout_s``: per-request timeout (connect and network) for users and probes.
@@ -109,6 +112,7 @@ class LoadPlan:
     users: int
     spawn_rate: float
     duration_s: float
+    pace_hz: float | None = None
     request: RequestSpec = field(default_factory=RequestSpec)
     locustfile: Path | None = None
     timeout_s: float = 5.0
@@ -137,6 +141,8 @@ class LoadPlan:
             found.append(f"load.users: {self.users} must be >= 0")
         if self.users > 0 and not (self.spawn_rate > 0):
             found.append(f"load.spawn_rate: {self.spawn_rate} must be > 0")
+        if self.pace_hz is not None and not (self.pace_hz > 0 and math.isfinite(self.pace_hz)):
+            found.append(f"load.pace_hz: {self.pace_hz} must be > 0 requests per second per user")
         if not (self.duration_s > 0 and math.isfinite(self.duration_s)):
             found.append(f"load.duration_s: {self.duration_s} must be a positive number of seconds")
         if not (self.timeout_s > 0 and math.isfinite(self.timeout_s)):
@@ -181,6 +187,7 @@ class LoadPlan:
             "users": self.users,
             "spawn_rate": self.spawn_rate,
             "duration_s": self.duration_s,
+            "pace_hz": self.pace_hz,
             "request": self.request.to_dict(),
             "locustfile": str(self.locustfile) if self.locustfile is not None else None,
             "timeout_s": self.timeout_s,
@@ -205,6 +212,7 @@ class LoadPlan:
             users=int(data["users"]),
             spawn_rate=float(data["spawn_rate"]),
             duration_s=float(data["duration_s"]),
+            pace_hz=float(data["pace_hz"]) if data.get("pace_hz") is not None else None,
             request=RequestSpec.from_dict(data.get("request") or {}),
             locustfile=Path(locustfile) if locustfile else None,
             timeout_s=float(data.get("timeout_s", 5.0)),

@@ -38,6 +38,7 @@ def worker_plan(load: LoadSpec) -> LoadPlan:
         users=max(load.users, 1),
         spawn_rate=1.0,
         duration_s=WORKER_PLAN_DURATION_S,
+        pace_hz=load.pace_hz,
         request=req(load.request or RequestSpec()),
         locustfile=load.locustfile,
         timeout_s=load.timeout_s,

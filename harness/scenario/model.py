@@ -302,6 +302,7 @@ class LoadSpec(Strict):
     host: str
     users: int = Field(default=10, ge=0, le=10_000)
     spawn_rate: float | None = Field(default=None, gt=0)
+    pace_hz: float | None = Field(default=None, gt=0, le=1000)
     request: RequestSpec | None = None
     locustfile: SafePath | None = None
     timeout_s: float = Field(default=5.0, gt=0, le=300)
@@ -323,6 +324,9 @@ class LoadSpec(Strict):
     def _default_request(self) -> LoadSpec:
         if self.request is None and self.locustfile is None:
             self.request = RequestSpec()
+        if self.pace_hz is not None and self.locustfile is not None:
+            raise ValueError("pace_hz paces drill's own users; the User classes of a locustfile "
+                             "set their own wait_time (e.g. Locust's constant_throughput)")
         if self.master is not None and self.workers == 0 and self.master.expect_workers is None:
             raise ValueError("load.master: say how many `drill worker` processes to wait for "
                              "(master.expect_workers), or start local ones with load.workers")

@@ -38,6 +38,21 @@ EVENT_TIMEOUT_S = 90.0
 EXIT_TIMEOUT_S = 150.0
 
 
+# The suite's Locust users send at most this many requests per second each (load.pace_hz). With no
+# wait they send as fast as the stack answers (~1,500 requests/s on this machine's reference
+# stack), and two drills side by side leave the host saturated: the verdicts come from the 20 Hz
+# probe, and a count or a control's verdict holds at 10 per user (docs/pytest.md).
+SUITE_PACE_HZ = 10
+
+
+def paced(text: str, pace_hz: float = SUITE_PACE_HZ) -> str:
+    """A scenario's text with its Locust users paced (``load.pace_hz``) unless it sets a pace."""
+    if "pace_hz:" in text:
+        return text
+    return re.sub(r"^(\s+)users: ([1-9]\d*)\n", lambda m: f"{m[0]}{m[1]}pace_hz: {pace_hz}\n", text, count=1,
+                  flags=re.MULTILINE)
+
+
 # --- a user's own service ------------------------------------------------------------------------
 
 
@@ -68,6 +83,7 @@ def own_service_scenario(tmp_path: Path, toxiproxy_url: str, upstream: str, list
         load:
           host: http://127.0.0.1:{listen_port}
           users: 2
+          pace_hz: {SUITE_PACE_HZ}
           request: {{method: POST, path: /v1/chat/completions, json: {{model: chat}}}}
           timeout_s: 2
           probe_rate_hz: 20
@@ -96,6 +112,7 @@ def short_scenario(tmp_path: Path, workers: int, toxiproxy_url: str, upstream: s
         load:
           host: http://127.0.0.1:{listen_port}
           users: 4
+          pace_hz: {SUITE_PACE_HZ}
           request: {{method: POST, path: /v1/chat/completions, json: {{model: chat}}}}
           timeout_s: 2
           probe_rate_hz: 20
@@ -131,12 +148,7 @@ def rebased(scenario: Path, tmp_path: Path) -> tuple[Path, dict[int, int]]:
     stack = load_stack(stack_path)
     ports = {port for _, port in stack.declared_ports()}
     ports |= {int(p.listen.rsplit(":", 1)[1]) for p in stack.proxies}
-    mapping: dict[int, int] = {}
-    for port in sorted(ports):
-        moved_to = free_port()
-        while moved_to in mapping.values():  # a free port can be handed out twice in a row
-            moved_to = free_port()
-        mapping[port] = moved_to
+    mapping = {port: free_port() for port in sorted(ports)}
     pattern = re.compile(r"\b(" + "|".join(str(p) for p in sorted(ports, reverse=True)) + r")\b")
 
     def move(source: str) -> str:
@@ -160,6 +172,7 @@ SHIPPED_PHASES = "phases: {baseline: 10s, fault: 20s, recovery: 15s}"
 SHORT_PHASES = (4, 8, 6)  # baseline, fault, recovery (s)
 
 
+
 def shortened(text: str, phases: tuple[int, int, int] = SHORT_PHASES) -> str:
     """A shipped drill with short phases (4 s / 8 s / 6 s unless ``phases`` says otherwise), every
     fault lasting the fault phase, a late-starting one ending with it: for tests whose point
@@ -169,6 +182,7 @@ def shortened(text: str, phases: tuple[int, int, int] = SHORT_PHASES) -> str:
     baseline, fault_s, recovery = phases
     text = text.replace(SHIPPED_PHASES, f"phases: {{baseline: {baseline}s, fault: {fault_s}s, recovery: {recovery}s}}")
     text = re.sub(r"duration: (15|20)s", f"duration: {fault_s}s", text)
+    text = paced(text)
     # A fault that starts late in the phase ends with it (at: 2s, duration: 8s -> 6s).
     return re.sub(r"(\bat: (\d+)s\n\s+duration: )(\d+)s",
                   lambda m: f"{m[1]}{min(int(m[3]), fault_s - int(m[2]))}s", text)

@@ -51,12 +51,20 @@ def require(available: bool, what: str, how: str) -> None:
     pytest.skip(message)  # only outside CI: under CI=true the missing part failed just above
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A port nothing listens on now (the OS's pick on 127.0.0.1)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A port nothing listens on now (the OS's pick on 127.0.0.1), never one this process was
+    already given: two picks in a row can get the same port back from the OS, and a stack file
+    with a port declared twice is refused."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def network_spec(name: str, type: str, proxy: str, params: dict[str, object]) -> NetworkFaultSpec:
