@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from harness.engine import run_drill
-from harness.testing.drills import SHIPPED_PHASES, failed_objectives, fault, need_proxy, rebased
+from harness.testing.drills import (
+    SHIPPED_PHASES,
+    failed_objectives,
+    fault,
+    kill_9_when,
+    need_proxy,
+    rebased,
+    recover_all,
+)
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
@@ -64,11 +72,7 @@ def test_control_compound_outage_without_fallback_exits_1(tmp_path: Path) -> Non
 def test_kill_9_after_a_follower_started_then_recover_all_reverts_lead_and_follower(tmp_path: Path) -> None:
     """A follower is journaled (with its undo record) before it is applied, like any fault: a
     kill -9 once it is in force, then `drill recover --all`, reverts the lead and the follower."""
-    import signal
-    import subprocess
-    import sys
     import textwrap
-    import time
 
     from harness.rundir import JOURNAL_FILE
     from harness.rundir.events import FaultApplied, FaultReverted
@@ -104,32 +108,14 @@ def test_kill_9_after_a_follower_started_then_recover_all_reverts_lead_and_follo
             share: 0.2
             after: {{fault: slow, offset: 1s}}
         """))
-    cli = [sys.executable, "-m", "harness.cli"]
     run_dir = tmp_path / "run"
-    with open(tmp_path / "drill.log", "wb") as log:
-        drill = subprocess.Popen([*cli, "run", str(scenario), "--out", str(run_dir)], cwd=tmp_path,
-                                 stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert drill.poll() is None, (tmp_path / "drill.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the follower never started"
-            applied: set[str] = set()
-            if (run_dir / JOURNAL_FILE).exists():
-                applied = {r.event.fault_id for r in read_journal(run_dir / JOURNAL_FILE)
-                           if isinstance(r.event, FaultApplied)}
-            if "1-brown" in applied:
-                break
-            time.sleep(0.2)
-        drill.send_signal(signal.SIGKILL)
-        assert drill.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if drill.poll() is None:
-            drill.kill()
-            drill.wait()
-    recovered = subprocess.run([*cli, "recover", "--all", "--reports-dir", str(tmp_path)], cwd=tmp_path,
-                               capture_output=True, text=True, timeout=120)
-    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+
+    def follower_applied() -> bool:
+        return (run_dir / JOURNAL_FILE).exists() and "1-brown" in {
+            r.event.fault_id for r in read_journal(run_dir / JOURNAL_FILE) if isinstance(r.event, FaultApplied)}
+
+    kill_9_when(scenario, run_dir, follower_applied, "the follower started", cwd=tmp_path, timeout_s=120)
+    recover_all(tmp_path)
     reverted = {(r.event.fault_id, r.event.why) for r in read_journal(run_dir / JOURNAL_FILE)
                 if isinstance(r.event, FaultReverted)}
     assert reverted == {("0-slow", "recover"), ("1-brown", "recover")}

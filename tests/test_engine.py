@@ -81,7 +81,8 @@ def test_unknown_proxy_is_bad_input_and_applies_nothing(tmp_path: Path, toxiprox
         tmp_path, toxiproxy_url, "127.0.0.1:1", free_port(),
         fault="{name: slow, type: latency, target: {proxy: nope}, latency_ms: 300}",
     )
-    with pytest.raises(ScenarioError, match=r"own.yaml:15 faults\[0\].target.proxy: unknown proxy 'nope'"):
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "proxy: nope" in text)
+    with pytest.raises(ScenarioError, match=rf"own.yaml:{line} faults\[0\].target.proxy: unknown proxy 'nope'"):
         run_drill(path, out=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 

@@ -20,6 +20,7 @@ from harness.rundir.journal import Journal, read_journal
 from harness.scenario.fault_schedules import ScheduleSpec, default_ramp_steps, step_plan
 from harness.scenario.fault_specs import HttpErrorSpec, LatencySpec, parse_fault_spec
 from harness.testing import free_port, require_mitmdump
+from harness.testing.drills import kill_9_when, recover_all, stack_status
 from harness.testing.scenarios import line_of, loaded, problem
 from harness.toxiproxy import ToxiproxyClient
 
@@ -182,11 +183,6 @@ def test_kill_9_mid_ramp_then_recover_all_leaves_no_toxic_and_no_http_fault(tmp_
     """Must show (issue 29): a drill ramps a latency toxic and a 429 share at once; kill -9 once
     both have moved past their first step; `drill recover --all`; then no toxic and no HTTP fault
     is left (read from Toxiproxy and the HTTP fault proxy, via `drill stack status --json`)."""
-    import json
-    import signal
-    import subprocess
-    import sys
-    import time
 
     from harness.runtime.ports import port_in_use
     from harness.testing import require, toxiproxy_binary
@@ -220,45 +216,26 @@ def test_kill_9_mid_ramp_then_recover_all_leaves_no_toxic_and_no_http_fault(tmp_
             status: 429
             schedule: {{ramp: {{from: 0.05, to: 0.5, over: 50s, steps: 50}}}}
         """))
-    cli = [sys.executable, "-m", "harness.cli"]
     run_dir = tmp_path / "run"
-    with open(tmp_path / "drill.log", "wb") as log:
-        drill = subprocess.Popen([*cli, "run", str(scenario), "--out", str(run_dir)], cwd=tmp_path,
-                                 stdout=log, stderr=subprocess.STDOUT)
-    try:
-        # Await both faults past their first steps, in the journal: mid-ramp.
-        deadline = time.monotonic() + 120
-        while True:
-            assert drill.poll() is None, (tmp_path / "drill.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the ramps never moved"
-            stepped: set[str] = set()
-            if (run_dir / JOURNAL_FILE).exists():
-                stepped = {r.event.fault_id for r in read_journal(run_dir / JOURNAL_FILE)
-                           if isinstance(r.event, FaultStep) and r.event.index >= 2}
-            if stepped == {"0-slow", "1-brown"}:
-                break
-            time.sleep(0.2)
-        drill.send_signal(signal.SIGKILL)
-        assert drill.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if drill.poll() is None:
-            drill.kill()
-            drill.wait()
+
+    def mid_ramp() -> bool:  # both faults past their first steps, in the journal
+        if not (run_dir / JOURNAL_FILE).exists():
+            return False
+        stepped = {r.event.fault_id for r in read_journal(run_dir / JOURNAL_FILE)
+                   if isinstance(r.event, FaultStep) and r.event.index >= 2}
+        return stepped == {"0-slow", "1-brown"}
+
+    kill_9_when(scenario, run_dir, mid_ramp, "both ramps moved past their first step", cwd=tmp_path, timeout_s=120)
 
     def status() -> dict[str, Any]:
-        done = subprocess.run([*cli, "stack", "status", "--file", str(stack_path), "--json"], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return dict(json.loads(done.stdout))
+        return stack_status(stack_path, tmp_path)
 
     left = status()  # both outlived their drill, at a mid-ramp magnitude
     assert {f["kind"] for f in left["active_faults"]} == {"http_fault", "toxic"}, left["active_faults"]
     (brown,) = left["http_faults"]
     assert 0.05 < brown["params"]["share"] < 0.5
 
-    recovered = subprocess.run([*cli, "recover", "--all", "--reports-dir", str(tmp_path)], cwd=tmp_path,
-                               capture_output=True, text=True, timeout=120)
-    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    recover_all(tmp_path)
     reverted = {(r.event.fault_id, r.event.why) for r in read_journal(run_dir / JOURNAL_FILE)
                 if isinstance(r.event, FaultReverted)}
     assert reverted == {("0-slow", "recover"), ("1-brown", "recover")}

@@ -27,8 +27,7 @@ import pandas as pd
 import pytest
 
 from harness.engine import run_drill
-from harness.errors import FaultError, ScenarioError
-from harness.httpfaults.client import HttpFaultClient
+from harness.errors import ScenarioError
 from harness.httpfaults.proxy import (
     HttpForward,
     find_mitmdump,
@@ -42,7 +41,7 @@ from harness.runtime.ports import port_in_use
 from harness.runtime.stackfile import load_stack
 from harness.scenario import load_scenario
 from harness.testing import REPO, VENV_BIN, free_port, require, require_mitmdump, toxiproxy_binary
-from harness.testing.drills import objective, rebased, shortened
+from harness.testing.drills import http_fault_hit, kill_9_when, objective, rebased, recover_all, shortened, stack_status
 
 DRILL = str(VENV_BIN / "drill")
 FORWARD_STACK = REPO / "targets" / "gateways" / "litellm-stack.forward.yaml"
@@ -395,40 +394,13 @@ def test_kill_9_mid_fault_on_the_forward_stack_then_recover_all_leaves_nothing(t
         "phases: {baseline: 10s, fault: 20s, recovery: 15s}", "phases: {baseline: 3s, fault: 60s, recovery: 2s}")
     scenario.write_text(text.replace("duration: 20s", "duration: 60s"), encoding="utf-8")
     stack_file = tmp_path / FORWARD_STACK.name
-    control_url = f"http://127.0.0.1:{mapping[19100]}"
-    cli = [sys.executable, "-m", "harness.cli"]
     run_dir = tmp_path / "run"
-    with open(tmp_path / "drill.log", "wb") as log:
-        drill = subprocess.Popen([*cli, "run", str(scenario), "--out", str(run_dir)], cwd=tmp_path,
-                                 stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 180
-        active: list[str] = []
-        while not active:
-            assert drill.poll() is None, (tmp_path / "drill.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the HTTP fault never became active"
-            try:
-                with HttpFaultClient(control_url, timeout_s=1.0) as proxy:
-                    active = [f.id for f in proxy.faults() if f.hits > 0]
-            except FaultError:
-                pass  # the stack is still starting
-            time.sleep(0.2)
-        drill.send_signal(signal.SIGKILL)
-        assert drill.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if drill.poll() is None:
-            drill.kill()
-            drill.wait()
+    kill_9_when(scenario, run_dir, http_fault_hit(f"http://127.0.0.1:{mapping[19100]}"),
+                "the HTTP fault became active", cwd=tmp_path)
     config = str(run_dir / "stack-logs" / "litellm" / "config.yaml")
     assert _running(config), "the LiteLLM proxy of the killed drill should still be running before recover"
-    recovered = subprocess.run([*cli, "recover", "--all", "--reports-dir", str(tmp_path)], cwd=tmp_path,
-                               capture_output=True, text=True, timeout=120)
-    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
-    assert "reverted" in recovered.stdout
-    done = subprocess.run([*cli, "stack", "status", "--file", str(stack_file), "--json"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    after = json.loads(done.stdout)
+    assert "reverted" in recover_all(tmp_path)
+    after = stack_status(stack_file, tmp_path)
     assert after["http_faults"] == [] and after["active_faults"] == []
     assert _running(config) == [] and _running(str(run_dir / "stack-logs" / "http-fault-proxy-ca")) == []
     assert not any(port_in_use(port) for port in mapping.values())

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from harness.errors import FaultError
 from harness.faults.network import network_fault
 from harness.httpfaults.proxy import HttpRoute, running_http_fault_proxy
 from harness.rundir import JOURNAL_FILE
@@ -22,6 +21,7 @@ from harness.rundir.undo import ProxyCreatedUndo, ToxicUndo
 from harness.safety.recover import recover_run, recover_strays
 from harness.safety.strays import active_faults, hook_urls, scan
 from harness.testing import free_port, network_spec, require, require_mitmdump
+from harness.testing.drills import http_fault_hit, kill_9_when, recover_all, stack_status
 from harness.testing.stacks import kill9_stack
 from harness.toxiproxy import ToxiproxyClient
 
@@ -316,13 +316,7 @@ def test_kill_9_mid_http_fault_then_recover_all_leaves_no_http_fault(tmp_path: P
     """Must show (issue 13): a drill on the local runtime applies a 429 storm through the stack's
     own HTTP fault proxy; kill -9 while it is active; `drill recover --all`; then `drill stack
     status --json` shows no HTTP fault, and nothing of the stack is left running."""
-    import json
-    import signal
-    import subprocess
-    import sys
-    import time
 
-    from harness.httpfaults.client import HttpFaultClient
     from harness.rundir.journal import read_journal
     from harness.runtime.ports import port_in_use
     from harness.testing import toxiproxy_binary
@@ -347,46 +341,20 @@ def test_kill_9_mid_http_fault_then_recover_all_leaves_no_http_fault(tmp_path: P
         faults:
           - {{name: storm, type: http_error, target: {{route: hosted-model}}, status: 429, retry_after_s: 1}}
         """))
-    cli = [sys.executable, "-m", "harness.cli"]
     run_dir = tmp_path / "run"
-    with open(tmp_path / "drill.log", "wb") as log:
-        drill = subprocess.Popen([*cli, "run", str(scenario), "--out", str(run_dir)], cwd=tmp_path,
-                                 stdout=log, stderr=subprocess.STDOUT)
-    try:
-        # Await the fault on the proxy itself, with hits: it is applied and acting.
-        deadline = time.monotonic() + 90
-        active: list[str] = []
-        while not active:
-            assert drill.poll() is None, (tmp_path / "drill.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the HTTP fault never became active"
-            try:
-                with HttpFaultClient(route_url, timeout_s=1.0) as proxy:
-                    active = [f.id for f in proxy.faults() if f.hits > 0]
-            except FaultError:
-                pass  # the stack is still starting
-            time.sleep(0.1)
-        drill.send_signal(signal.SIGKILL)
-        assert drill.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if drill.poll() is None:
-            drill.kill()
-            drill.wait()
+    # Await the fault on the proxy itself, with hits: it is applied and acting.
+    kill_9_when(scenario, run_dir, http_fault_hit(route_url), "the HTTP fault became active", cwd=tmp_path,
+                timeout_s=90)
 
     def status() -> dict[str, Any]:
-        done = subprocess.run([*cli, "stack", "status", "--file", str(stack_path), "--json"], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-        return dict(json.loads(done.stdout))
+        return stack_status(stack_path, tmp_path)
 
     left = status()  # the fault outlived its drill: status sees it
     assert [(f["id"], f["type"], f["proxy"]) for f in left["http_faults"]] == [("drill-storm", "http_error", "hosted-model")]
     assert left["http_faults"][0]["hits"] > 0
     assert [f["kind"] for f in left["active_faults"]] == ["http_fault"]
 
-    recovered = subprocess.run([*cli, "recover", "--all", "--reports-dir", str(tmp_path)], cwd=tmp_path,
-                               capture_output=True, text=True, timeout=120)
-    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
-    assert "fault storm (http_error) reverted" in recovered.stdout
+    assert "fault storm (http_error) reverted" in recover_all(tmp_path)
     reverted = [r.event for r in read_journal(run_dir / JOURNAL_FILE) if isinstance(r.event, FaultReverted)]
     assert [(r.fault_id, r.why) for r in reverted] == [("0-storm", "recover")]
 

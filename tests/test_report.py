@@ -584,6 +584,30 @@ def test_streaming_charts_survive_a_long_run_and_gaps() -> None:
     assert "<svg" in ttft_svg(typed(results), timeline, 100.0) and "<svg" in completion_svg(typed(results), timeline, 0.9)
 
 
+def test_the_dry_run_names_every_objective_a_scenario_sets() -> None:
+    """Every field of the objectives model shows in the plan's objectives line when it is set, a
+    floor as ≥ and a ceiling as ≤ (a new objective cannot be left out of the dry run)."""
+    from harness.report.terminal import objectives_text
+    from harness.scenario.model import Objectives
+
+    every = Objectives.model_validate({
+        "rto_s": "10s", "max_impact_s": "2s", "max_error_rate": 0.1, "p95_ms": "2x baseline",
+        "failover_to": "gpu", "max_lost_requests": 3, "ttft_p95_ms": 800, "min_stream_completion": 0.95,
+        "splice_gap_p95_ms": 400, "max_tokens_lost": 0, "max_tokens_repeated": 0, "max_foreign_tokens": 0,
+        "max_invalid_answer_rate": 0.01, "failover_by": {"latency_ms": 800}, "max_flaps": 2,
+        "min_quality": {"recall_at_k": "0.9x baseline"}, "max_retry_amplification": 1.5,
+        "max_cost_per_1k_requests": "1.5x baseline", "max_reschedule_s": "60s", "min_ready_replicas": 1,
+        "breaker_open_by": {"share": 0.3}, "max_bad_answers": 20})
+    text = objectives_text(every)
+    assert set(Objectives.model_fields) == {name for name in Objectives.model_fields if getattr(every, name) is not None}
+    for name in Objectives.model_fields:
+        shown = {"failover_by": "failover by latency_ms ≤ 800", "breaker_open_by": "breaker open by share ≤ 0.3",
+                 "failover_to": "failover_to gpu"}.get(name, name)
+        assert shown in text, (name, text)
+    assert "min_ready_replicas ≥ 1" in text and "max_tokens_lost ≤ 0" in text
+    assert "max_retry_amplification ≤ 1.50x" in text and "max_cost_per_1k_requests ≤ 1.5x baseline" in text
+
+
 def test_terminal_says_the_streaming_objectives_and_figures() -> None:
     from harness.report.reasons import stream_lines
     from harness.report.terminal import objectives_text

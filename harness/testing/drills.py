@@ -8,8 +8,10 @@ workers) and a reference stack left up on the default ports never meet.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -318,3 +320,61 @@ def signal_after(proc: subprocess.Popen[Any], delay_s: float, sig: int) -> tuple
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# --- kill -9 mid-fault, then `drill recover --all` ------------------------------------------------
+
+
+def kill_9_when(scenario: Path, run_dir: Path, ready: Callable[[], bool], what: str, *,
+                cwd: Path, timeout_s: float = 180.0) -> None:
+    """`drill run SCENARIO --out RUN_DIR` as a child in ``cwd`` (its output in ``cwd/drill.log``),
+    killed with SIGKILL as soon as ``ready()`` holds: fails when the drill exits first or when
+    ``what`` (e.g. "the HTTP fault became active") has not happened within ``timeout_s``."""
+    log_path = cwd / "drill.log"
+    with open(log_path, "wb") as log:
+        drill = subprocess.Popen([*DRILL, "run", str(scenario), "--out", str(run_dir)], cwd=cwd,
+                                 stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            assert drill.poll() is None, log_path.read_text(errors="replace")[-2000:]
+            assert time.monotonic() < deadline, f"not seen within {timeout_s:g} s: {what}"
+            time.sleep(0.1)
+        drill.send_signal(signal.SIGKILL)
+        assert drill.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if drill.poll() is None:
+            drill.kill()
+            drill.wait()
+
+
+def http_fault_hit(control_url: str) -> Callable[[], bool]:
+    """For :func:`kill_9_when`: true once a fault on the HTTP fault proxy whose control API is at
+    ``control_url`` has acted on a call (false while the stack is still starting)."""
+    from harness.errors import FaultError
+    from harness.httpfaults.client import HttpFaultClient
+
+    def hit() -> bool:
+        try:
+            with HttpFaultClient(control_url, timeout_s=1.0) as proxy:
+                return any(f.hits > 0 for f in proxy.faults())
+        except FaultError:
+            return False
+
+    return hit
+
+
+def recover_all(cwd: Path) -> str:
+    """`drill recover --all --reports-dir CWD` run in ``cwd``; asserts exit 0; its output."""
+    recovered = subprocess.run([*DRILL, "recover", "--all", "--reports-dir", str(cwd)], cwd=cwd,
+                               capture_output=True, text=True, timeout=120)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    return recovered.stdout
+
+
+def stack_status(stack_file: Path, cwd: Path) -> dict[str, Any]:
+    """`drill stack status --file STACK_FILE --json` run in ``cwd`` (exit 0 asserted), parsed."""
+    done = subprocess.run([*DRILL, "stack", "status", "--file", str(stack_file), "--json"], cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
