@@ -221,3 +221,26 @@ def test_record_events_server_answers_the_engines_fetch(tmp_path: Path) -> None:
     good, status, text = asyncio.run(fetch())
     assert [e["event"] for e in good] == [COOLDOWN_END_EVENT]
     assert status == 400 and "since" in text
+
+
+def test_scorecard_reprobe_cost_per_cooldown_cycle_comes_from_results_and_the_stack_events() -> None:
+    """Two cooldown ends during the fault (a third after the revert is not the fault's), one
+    incident results name a cooldown end as the cause of, one with another cause."""
+    sc = scorecard()
+    onset = 1796576010.0  # 2026-12-06T16:53:30Z
+    fault = {"onset_at": "2026-12-06T16:53:30Z", "reverted_at": "2026-12-06T16:53:50Z", "incidents": [
+        {"start_s": 6.1, "length_s": 0.4, "bad": 5, "cause": "cooldown ended: the gateway called the failing"
+         " provider again (hosted-model: first call ...), stack's record at +6.00 s"},
+        {"start_s": 12.0, "length_s": 1.0, "bad": 9, "cause": None},
+        {"start_s": 21.0, "length_s": 0.3, "bad": 2, "cause": "failback, stack's record at +20.90 s"}]}
+    events = [{"ts": onset + 6.0, "event": COOLDOWN_END_EVENT}, {"ts": onset + 11.0, "event": COOLDOWN_END_EVENT},
+              {"ts": onset + 25.0, "event": COOLDOWN_END_EVENT}, {"ts": onset + 1.0, "event": "failover"}]
+    cost = sc.cooldown_cost(fault, events)
+    assert cost == {"cooldown_cycles": 2, "cooldown_incidents": 1, "cooldown_bad_answers": 5,
+                    "cooldown_impact_s": 0.4, "bad_answers_per_cooldown": 2.5, "impact_s_per_cooldown": 0.2}
+    assert sc.cooldown_text(cost) == ("2 cooldown cycles, re-probe cost per cycle 2.5 bad answers / 0.20 s"
+                                      " (1 incident(s) caused by a cooldown end)")
+    assert sc.cooldown_cost(fault, None)["cooldown_cycles"] is None  # no record served to the run
+    assert sc.cooldown_text(sc.cooldown_cost(fault, [])) == "no cooldown cycle in the gateway's record"
+    r = {"verdict": "passed", "objectives": [], "faults": [{"type": "http_error", **fault}], "phases": {}}
+    assert sc.figures(r, 0, None, None, events)["cooldown_impact_s"] == 0.4
