@@ -9,7 +9,8 @@ Each drill runs through the real engine (``run_drill``) on the local runtime's f
 after another; with ``--lock FILE`` each drill holds that lock (``flock``) only while it runs, so
 other heavy work interleaves (do not also wrap the script in ``heavy``: it would wait on itself).
 Cells already in ``DIR/gateway-scorecard.csv`` are kept unless run again, so the set can be run a
-few cells at a time. ``--short`` runs 6 s / 10 s / 8 s phases (the test suite's); ``--docs`` writes
+few cells at a time: ``--out`` the folder of the earlier run (the page's ``RUN_ROOT``) and
+``--behaviours`` the new cells regenerates only those rows, here and in docs/ with ``--docs``. ``--short`` runs 6 s / 10 s / 8 s phases (the test suite's); ``--docs`` writes
 the CSV and the page to docs/ as well.
 
 Beside each drill a watcher polls the HTTP fault proxy's control API every 0.25 s and keeps each
@@ -62,6 +63,7 @@ CONFORMANCE = [
     ("first-token-delay", "first token held 8 s"),
     ("stream-cut", "stream cut after 3 events"),
     ("stream-stall", "stream stalls 8 s after 3 events"),
+    ("malformed", "malformed answer: half, then bytes that are not JSON"),
     ("provider-down", "provider down at TCP level"),
     ("control", "negative control: 429 storm, no fallbacks"),
 ]
