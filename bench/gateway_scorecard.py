@@ -291,7 +291,8 @@ def cell_text(row: dict[str, Any], link_root: str) -> str:
     elif row["gateway_primary_calls"] not in (None, ""):
         parts.append(f"calls to the primary during the fault (gateway's record) {row['gateway_primary_calls']}"
                      f" for {row['fault_client_requests']} requests")
-    parts.append(cooldown_text(row))
+    if row.get("cooldown_cycles") not in (None, ""):  # "-" in the figures table for a run that kept no record
+        parts.append(cooldown_text(row))
     parts.append(f"[report]({link_root}{row['report']})")
     return ", ".join(parts)
 
