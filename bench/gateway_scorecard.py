@@ -9,7 +9,8 @@ Each drill runs through the real engine (``run_drill``) on the local runtime's f
 after another; with ``--lock FILE`` each drill holds that lock (``flock``) only while it runs, so
 other heavy work interleaves (do not also wrap the script in ``heavy``: it would wait on itself).
 Cells already in ``DIR/gateway-scorecard.csv`` are kept unless run again, so the set can be run a
-few cells at a time. ``--short`` runs 6 s / 10 s / 8 s phases (the test suite's); ``--docs`` writes
+few cells at a time: ``--out`` the folder of the earlier run (the page's ``RUN_ROOT``) and
+``--behaviours`` the new cells regenerates only those rows, here and in docs/ with ``--docs``. ``--short`` runs 6 s / 10 s / 8 s phases (the test suite's); ``--docs`` writes
 the CSV and the page to docs/ as well.
 
 Beside each drill a watcher polls the HTTP fault proxy's control API every 0.25 s and keeps each
@@ -44,7 +45,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from harness.engine import run_drill  # noqa: E402 - after the path is set for a checkout
-from harness.measure.agreement import agreement, routing_events  # noqa: E402
+from harness.measure.agreement import COOLDOWN_END_EVENT, agreement, routing_events  # noqa: E402
+from harness.measure.incidents import CAUSE_EVENTS  # noqa: E402
+from harness.rundir import read_stack_events  # noqa: E402
 from harness.testing.drills import shortened  # noqa: E402
 from targets.gateways import records  # noqa: E402
 
@@ -60,6 +63,7 @@ CONFORMANCE = [
     ("first-token-delay", "first token held 8 s"),
     ("stream-cut", "stream cut after 3 events"),
     ("stream-stall", "stream stalls 8 s after 3 events"),
+    ("malformed", "malformed answer: half, then bytes that are not JSON"),
     ("provider-down", "provider down at TCP level"),
     ("control", "negative control: 429 storm, no fallbacks"),
 ]
@@ -76,7 +80,8 @@ FIELDS = ["gateway", "version", "behaviour", "fault", "scenario", "phases", "exp
           "missed", "failover_s", "failback_s", "rto_s", "fault_error_rate", "baseline_p95_ms", "fault_p50_ms",
           "fault_p95_ms", "stream_completion", "short_completed_streams", "fault_client_requests", "faulted_provider_calls",
           "calls_per_client_request", "gateway_primary_calls", "gateway_failover_s", "gateway_failback_s",
-          "record_agrees", "record", "report"]
+          "record_agrees", "record", "cooldown_cycles", "cooldown_incidents", "cooldown_bad_answers",
+          "cooldown_impact_s", "bad_answers_per_cooldown", "impact_s_per_cooldown", "report"]
 
 
 class HitWatcher:
@@ -166,10 +171,30 @@ def read_samples(run_dir: Path) -> pd.DataFrame | None:
     return pd.concat([pd.read_csv(p, keep_default_na=False) for p in paths])
 
 
+def cooldown_cost(fault: dict[str, Any], stack_events: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The re-probe cost of the gateway's cooldown cycles in one fault: the cycles its record shows
+    during the fault (``cooldown_end`` events of the run's stack events, from the onset to the
+    revert), and the incidents results name a cooldown's end as the cause of, with their bad
+    answers and lengths summed. All None when the run kept no stack events."""
+    if stack_events is None:
+        return {"cooldown_cycles": None, "cooldown_incidents": None, "cooldown_bad_answers": None,
+                "cooldown_impact_s": None, "bad_answers_per_cooldown": None, "impact_s_per_cooldown": None}
+    onset, reverted = _epoch(fault.get("onset_at")), _epoch(fault.get("reverted_at"))
+    cycles = sum(1 for e in stack_events if e["event"] == COOLDOWN_END_EVENT and onset is not None
+                 and onset <= float(e["ts"]) and (reverted is None or float(e["ts"]) <= reverted))
+    caused = [i for i in fault.get("incidents") or []
+              if str(i.get("cause") or "").startswith(CAUSE_EVENTS[COOLDOWN_END_EVENT])]
+    bad, impact = sum(int(i["bad"]) for i in caused), sum(float(i["length_s"]) for i in caused)
+    return {"cooldown_cycles": cycles, "cooldown_incidents": len(caused), "cooldown_bad_answers": bad,
+            "cooldown_impact_s": round(impact, 3),
+            "bad_answers_per_cooldown": round(bad / cycles, 2) if cycles else None,
+            "impact_s_per_cooldown": round(impact / cycles, 3) if cycles else None}
+
+
 def figures(r: dict[str, Any], hits: int, record: records.GatewayRecord | None,
-            samples: pd.DataFrame | None = None) -> dict[str, Any]:
-    """The cell's figures from a run's results document, the proxy's hits, the gateway's record
-    and the run's samples."""
+            samples: pd.DataFrame | None = None, stack_events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The cell's figures from a run's results document, the proxy's hits, the gateway's record,
+    the run's samples and its stack events (the gateway's record as served to the run)."""
     fault = (r.get("faults") or [{}])[0]
     phase = (r.get("phases") or {}).get("fault") or {}
     base = (r.get("phases") or {}).get("baseline") or {}
@@ -193,6 +218,7 @@ def figures(r: dict[str, Any], hits: int, record: records.GatewayRecord | None,
         "gateway_primary_calls": None, "gateway_failover_s": None, "gateway_failback_s": None,
         "record_agrees": None, "record": None,
     }
+    row.update(cooldown_cost(fault, stack_events))
     if record is not None and onset is not None:
         agreed = agreement(routing_events(record.served), onset, None, fault.get("failover_s"),
                            fault.get("failback_s"), float(fault.get("resolution_s") or 0.25), record.source)
@@ -225,7 +251,8 @@ def run_cell(gateway: str, behaviour: str, fault: str, out: Path, short: bool, l
     with held(lock), HitWatcher() as watcher:
         result = run_drill(path, out=runs / "run")
     r: dict[str, Any] = result.results.document()
-    row.update(figures(r, sum(watcher.hits.values()), records.read(result.run_dir), read_samples(result.run_dir)))
+    row.update(figures(r, sum(watcher.hits.values()), records.read(result.run_dir), read_samples(result.run_dir),
+                       read_stack_events(result.run_dir)))
     row.update(exit=result.exit_code, phases="6/10/8 s" if short else "10/20/15 s",
                report=str((result.run_dir / "report.html").relative_to(out)))
     return row
@@ -264,8 +291,23 @@ def cell_text(row: dict[str, Any], link_root: str) -> str:
     elif row["gateway_primary_calls"] not in (None, ""):
         parts.append(f"calls to the primary during the fault (gateway's record) {row['gateway_primary_calls']}"
                      f" for {row['fault_client_requests']} requests")
+    if row.get("cooldown_cycles") not in (None, ""):  # "-" in the figures table for a run that kept no record
+        parts.append(cooldown_text(row))
     parts.append(f"[report]({link_root}{row['report']})")
     return ", ".join(parts)
+
+
+def cooldown_text(row: dict[str, Any]) -> str:
+    """``2 cooldown cycles, re-probe cost per cycle 3.0 bad answers / 0.40 s``: what each
+    cooldown's end cost users (the incidents results say it caused)."""
+    if row.get("cooldown_cycles") in (None, ""):
+        return "cooldown cycles not recorded"
+    cycles = int(float(row["cooldown_cycles"]))
+    if cycles == 0:
+        return "no cooldown cycle in the gateway's record"
+    return (f"{cycles} cooldown cycle{'s' if cycles > 1 else ''}, re-probe cost per cycle"
+            f" {_num(row['bad_answers_per_cooldown'], 1)} bad answers / {_num(row['impact_s_per_cooldown'])} s"
+            f" ({row['cooldown_incidents']} incident(s) caused by a cooldown end)")
 
 
 def page(rows: list[dict[str, Any]], link_root: str) -> str:
@@ -290,7 +332,11 @@ def page(rows: list[dict[str, Any]], link_root: str) -> str:
               "instants by the gateway's own record (`record`), `record_agrees`: within drill's 0.25 s resolution;",
               "`faulted_provider_calls`: the HTTP fault proxy's hits during the fault (none for a TCP fault, which",
               "bypasses the proxy); `gateway_primary_calls`: the calls the gateway's record shows to the primary",
-              "during the fault.", ""]
+              "during the fault; `cooldown_cycles`: the cooldown ends in the gateway's record during the fault (a call",
+              "to the primary after a quiet of 1 s or more that followed a failed call, targets/gateways/records.py);",
+              "`cooldown_incidents`, `cooldown_bad_answers`, `cooldown_impact_s`: the incidents results name a",
+              "cooldown's end as the cause of, their bad answers and lengths summed; `*_per_cooldown`: the same per",
+              "cycle (the re-probe cost). Empty for a run made before the gateway's record was served to the run.", ""]
     shown = [f for f in FIELDS if f not in ("version", "fault", "scenario", "report")]
     lines.append("| " + " | ".join(shown) + " |")
     lines.append("|" + "---|" * len(shown))
@@ -354,7 +400,7 @@ def main() -> int:
             if row.get("report") and (run_dir / "results.json").is_file():
                 document = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
                 row.update(figures(document, int(row.get("faulted_provider_calls") or 0), records.read(run_dir),
-                                   read_samples(run_dir)))
+                                   read_samples(run_dir), read_stack_events(run_dir)))
     write(list(rows.values()), out, "")
     for gateway in filter(None, args.only.split(",")):
         for behaviour in wanted:

@@ -18,7 +18,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from harness import rundir
 from harness.engine import run_drill
+from harness.measure.agreement import COOLDOWN_END_EVENT
 from harness.runtime.ports import port_in_use
 from harness.testing import require, require_mitmdump, toxiproxy_binary
 from harness.testing.drills import http_fault_hit, kill_9_when, objective, rebased, recover_all, shortened, stack_status
@@ -74,6 +76,26 @@ def assert_fell_back_to_gpu(result: Any) -> pd.DataFrame:
     return rows
 
 
+def assert_record_served_to_the_run(result: Any) -> None:
+    """The gateway's own record reached the run as its stack events (the stack's record-events
+    process, the scenario's events_url): results set its failover beside drill's, and every cooldown
+    end it names is one results could name as an incident's cause (docs/gateways.md)."""
+    events = rundir.read_stack_events(result.run_dir)
+    assert events is not None, "no stack-events.json: the gateway's record was not served to the run"
+    assert "failover" in {e["event"] for e in events}, events[:5]
+    record = records.read(result.run_dir)
+    # Served by the one reader of the record, at the end of the recovery: the record read now (a
+    # few calls later, through the rollback) holds every event the run kept.
+    assert record is not None
+    kept = {(round(e["ts"], 6), e["event"]) for e in records.stack_events(record)}
+    assert {(round(e["ts"], 6), e["event"]) for e in events} <= kept
+    fault = result.results.document()["faults"][0]
+    assert fault["agreement"] is not None and fault["agreement"]["failover_s"] is not None, fault["agreement"]
+    causes = [i["cause"] for i in fault["incidents"] if i["cause"]]
+    if not any(e["event"] == COOLDOWN_END_EVENT for e in events):
+        assert not any(c.startswith("cooldown ended") for c in causes), causes
+
+
 @pytest.mark.slow
 def test_litellm_falls_back_to_the_gpu_pool_in_a_429_storm(tmp_path: Path) -> None:
     need("litellm")
@@ -89,6 +111,7 @@ def test_litellm_falls_back_to_the_gpu_pool_in_a_429_storm(tmp_path: Path) -> No
     assert {(c["model_id"], c["status"]) for c in inside if c["event"] == "failure"} == {("hosted-model", 429)}
     # The gateway kept calling the throttled provider during the storm (its own record says so).
     assert sum(1 for c in inside if c["event"] == "failure") > 0
+    assert_record_served_to_the_run(result)
 
 
 @pytest.mark.slow
@@ -150,6 +173,7 @@ def test_portkey_with_its_provider_down_falls_back_and_its_own_record_says_so(tm
     # Every answer the record holds is one the drill sent (no request logged twice).
     sent = len(samples(result.run_dir))
     assert 0.95 * sent <= len(record.served) <= sent + 50, (len(record.served), sent)
+    assert_record_served_to_the_run(result)
 
 
 @pytest.mark.slow

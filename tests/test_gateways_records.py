@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.measure.agreement import agreement, routing_events
+from harness.measure.agreement import COOLDOWN_END_EVENT, agreement, routing_events
 from targets.gateways import records
 from targets.gateways.portkey import record_line
+from targets.gateways.record_events import events_since
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,6 +51,60 @@ def test_litellm_record_gives_who_served_and_the_calls_to_the_primary(tmp_path: 
     assert (agreed.failover_s, agreed.failback_s) == (0.25, 12.0)
     assert agreed.failover_delta_s == 0.15 and agreed.agrees is True
     assert records.read(tmp_path / "none") is None
+
+
+# Recorded from a real LiteLLM 1.100.5 provider-down drill (stack-logs/litellm/calls.jsonl; instants
+# moved to 2000.0 + s): the hosted deployment fails, the router refuses requests while it cools down
+# ("RouterRateLimitError": no call reaches the provider), then calls it again.
+LITELLM_COOLDOWN = [
+    {"event": "success", "start": 1999.50, "end": 1999.56, "model_group": "chat", "model_id": "hosted-model",
+     "api_base": "http://127.0.0.1:19001/v1", "status": 200, "error": ""},
+    {"event": "failure", "start": 2000.02, "end": 2000.05, "model_group": "chat", "model_id": "hosted-model",
+     "api_base": "http://127.0.0.1:19001/v1", "status": 500, "error": "InternalServerError"},
+    {"event": "failure", "start": 2000.10, "end": 2000.12, "model_group": "chat", "model_id": "hosted-model",
+     "api_base": "http://127.0.0.1:19001/v1", "status": 500, "error": "InternalServerError"},
+    {"event": "success", "start": 2000.10, "end": 2000.31, "model_group": "chat-gpu", "model_id": "gpu-a1",
+     "api_base": "http://127.0.0.1:19011/v1", "status": 200, "error": ""},
+    {"event": "failure", "start": 2001.40, "end": 2001.40, "model_group": "chat", "model_id": "hosted-model",
+     "api_base": None, "status": None, "error": "RouterRateLimitError"},
+    {"event": "success", "start": 2001.40, "end": 2001.55, "model_group": "chat-gpu", "model_id": "gpu-a2",
+     "api_base": "http://127.0.0.1:19012/v1", "status": 200, "error": ""},
+    {"event": "failure", "start": 2005.20, "end": 2005.23, "model_group": "chat", "model_id": "hosted-model",
+     "api_base": "http://127.0.0.1:19001/v1", "status": 500, "error": "InternalServerError"},
+    {"event": "success", "start": 2005.20, "end": 2005.41, "model_group": "chat-gpu", "model_id": "gpu-a1",
+     "api_base": "http://127.0.0.1:19011/v1", "status": 200, "error": ""},
+]
+
+
+def test_litellm_record_names_each_cooldown_end_and_who_served_as_stack_events(tmp_path: Path) -> None:
+    write(tmp_path / records.LITELLM_RECORD, LITELLM_COOLDOWN)
+    record = records.read(tmp_path)
+    assert record is not None
+    # The router's refusal during the cooldown reached no provider: not a call to the primary.
+    assert record.primary_outcomes == [(1999.5, True), (2000.02, False), (2000.1, False), (2005.2, False)]
+    assert record.primary_calls(2000.0, 2010.0) == 3
+    events = records.stack_events(record)
+    assert [(e["ts"], e["event"]) for e in events] == [
+        (2000.31, "failover"), (2005.2, COOLDOWN_END_EVENT)]
+    cooldown = events[1]
+    assert cooldown["tier"] == records.LITELLM_PRIMARY and "after 5.1 s without one" in cooldown["detail"]
+    # A longer threshold than the quiet: no cooldown seen.
+    assert [e["event"] for e in records.stack_events(record, min_quiet_s=6.0)] == ["failover"]
+    # What the stack's event server answers, from the stack's log folder.
+    assert events_since(tmp_path / records.STACK_LOGS, None) == events
+    assert events_since(tmp_path / records.STACK_LOGS, 2001.0) == [cooldown]
+    assert events_since(tmp_path / "empty", None) == []
+
+
+def test_portkey_primary_attempts_fail_unless_they_served(tmp_path: Path) -> None:
+    rows = [{"received": 1.0, "status": 200, "attempts": [{"target": "config.targets[0]", "created": 10.0},
+                                                          {"target": "config.targets[1]", "created": 10.1}]},
+            {"received": 2.0, "status": 200, "attempts": [{"target": "config.targets[0]", "created": 20.0}]},
+            {"received": 3.0, "status": 429, "attempts": [{"target": "config.targets[0]", "created": 30.0}]}]
+    write(tmp_path / records.PORTKEY_RECORD, rows)
+    record = records.read(tmp_path)
+    assert record is not None and record.primary_name == records.PORTKEY_PRIMARY
+    assert record.primary_outcomes == [(10.0, False), (20.0, True), (30.0, False)]
 
 
 def portkey_log(created: list[tuple[str, str]], status: int) -> str:
@@ -144,3 +199,48 @@ def test_short_completed_streams_counts_truncations_passed_off_as_whole() -> Non
     assert sc.short_completed(samples, phases) == round(2 / 3, 4)
     assert sc.short_completed(None, phases) is None
     assert sc.short_completed(samples[samples["start"] < t0 + 10], phases) is None  # no fault streams
+
+
+def test_record_events_server_answers_the_engines_fetch(tmp_path: Path) -> None:
+    """The stack's events_url as the engine fetches it (GET ?since=): the events as JSON; a bad
+    ``since`` is a 400 naming it. On a free port of 127.0.0.1 (aiohttp's test server)."""
+    import asyncio
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from targets.gateways.record_events import app
+
+    write(tmp_path / records.LITELLM_RECORD, LITELLM_COOLDOWN)
+
+    async def fetch() -> tuple[list[Any], int, str]:
+        async with TestClient(TestServer(app(tmp_path / records.STACK_LOGS), host="127.0.0.1")) as client:
+            good = await (await client.get("/events", params={"since": "2001"})).json()
+            bad = await client.get("/events", params={"since": "nan"})
+            return good, bad.status, await bad.text()
+
+    good, status, text = asyncio.run(fetch())
+    assert [e["event"] for e in good] == [COOLDOWN_END_EVENT]
+    assert status == 400 and "since" in text
+
+
+def test_scorecard_reprobe_cost_per_cooldown_cycle_comes_from_results_and_the_stack_events() -> None:
+    """Two cooldown ends during the fault (a third after the revert is not the fault's), one
+    incident results name a cooldown end as the cause of, one with another cause."""
+    sc = scorecard()
+    onset = 1796576010.0  # 2026-12-06T16:53:30Z
+    fault = {"onset_at": "2026-12-06T16:53:30Z", "reverted_at": "2026-12-06T16:53:50Z", "incidents": [
+        {"start_s": 6.1, "length_s": 0.4, "bad": 5, "cause": "cooldown ended: the gateway called the failing"
+         " provider again (hosted-model: first call ...), stack's record at +6.00 s"},
+        {"start_s": 12.0, "length_s": 1.0, "bad": 9, "cause": None},
+        {"start_s": 21.0, "length_s": 0.3, "bad": 2, "cause": "failback, stack's record at +20.90 s"}]}
+    events = [{"ts": onset + 6.0, "event": COOLDOWN_END_EVENT}, {"ts": onset + 11.0, "event": COOLDOWN_END_EVENT},
+              {"ts": onset + 25.0, "event": COOLDOWN_END_EVENT}, {"ts": onset + 1.0, "event": "failover"}]
+    cost = sc.cooldown_cost(fault, events)
+    assert cost == {"cooldown_cycles": 2, "cooldown_incidents": 1, "cooldown_bad_answers": 5,
+                    "cooldown_impact_s": 0.4, "bad_answers_per_cooldown": 2.5, "impact_s_per_cooldown": 0.2}
+    assert sc.cooldown_text(cost) == ("2 cooldown cycles, re-probe cost per cycle 2.5 bad answers / 0.20 s"
+                                      " (1 incident(s) caused by a cooldown end)")
+    assert sc.cooldown_cost(fault, None)["cooldown_cycles"] is None  # no record served to the run
+    assert sc.cooldown_text(sc.cooldown_cost(fault, [])) == "no cooldown cycle in the gateway's record"
+    r = {"verdict": "passed", "objectives": [], "faults": [{"type": "http_error", **fault}], "phases": {}}
+    assert sc.figures(r, 0, None, None, events)["cooldown_impact_s"] == 0.4
