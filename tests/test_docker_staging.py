@@ -19,6 +19,7 @@ from harness.faults.container import container_fault
 from harness.httpfaults.client import HttpFaultClient
 from harness.runtime.compose import PROJECT_LABEL, ComposeRuntime
 from harness.testing import REPO, free_port, require
+from harness.testing.drills import objective
 from harness.testing.stacks import PORT_VARIABLES, STAGING_FILE, shipped_drill, staging_ready, wait_for_tier
 
 pytestmark = pytest.mark.docker
@@ -187,12 +188,17 @@ def test_provider_overloaded_drill_on_compose_streams_through_the_http_fault_pro
     wait_for_tier(ports["gateway"], "hosted")
     result = run_drill(scenario, out=tmp_path / "run")
     r = result.results.document()
-    # PASSED, or INCONCLUSIVE naming why: beside the suite's other drill a dozen containers share
-    # the two cores, and in two whole runs the instrument said it could not decide rto_s there.
-    # What this test checks below holds either way.
-    assert result.exit_code in (0, 6), (result.abort_reason, r["objectives"])
+    # PASSED, INCONCLUSIVE naming why, or FAILED on time alone: beside the suite's other drill a
+    # dozen containers share the two cores; in two whole runs the instrument could not decide rto_s
+    # there, and in one a late slow stretch (+12.4 s) put rto_s at 12.9 s. How fast is a timing
+    # figure (bench/ measures it); what this test checks is the mechanism, which holds either way:
+    # no error, every stream completed, the GPU pool served, the gateway's record agrees.
+    assert result.exit_code in (0, 1, 6), (result.abort_reason, r["objectives"])
     if result.exit_code == 6:
         assert any(o.get("undecided") for o in r["objectives"]), r["objectives"]
+    missed = {o["name"] for o in r["objectives"] if not o["passed"] and not o.get("undecided")}
+    assert missed <= {"rto_s", "ttft_p95_ms"}, r["objectives"]
+    assert objective(r, "max_error_rate")["passed"] and objective(r, "failover_to")["passed"], r["objectives"]
     fault = r["faults"][0]
     assert fault["onset_source"] == "http-fault-proxy-api"
     during = r["phases"]["fault"]["streaming"]

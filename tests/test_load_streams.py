@@ -348,7 +348,9 @@ def test_locust_users_stream_and_locusts_own_stats_agree(sse_target: str, tmp_pa
 def test_a_locust_worker_ships_stream_rows_cut_by_the_deadline(sse_target: str, tmp_path: Path) -> None:
     """Distributed mode: a local worker's streamed rows reach the master's file with their stream
     columns; the deadline cuts a stalled stream after the tokens it had delivered."""
-    plan = LoadPlan(host=sse_target, users=2, spawn_rate=10, duration_s=2.0, timeout_s=0.5, probe_rate_hz=0,
+    # 4 s: a Locust worker reports its stats every 3 s; in a 2 s run the master once wrote its
+    # aggregate before the worker's only report arrived (0 requests beside the shipped rows).
+    plan = LoadPlan(host=sse_target, users=2, spawn_rate=10, duration_s=4.0, timeout_s=0.5, probe_rate_hz=0,
                     workers=1, request=RequestSpec(method="POST", path="/stall", json=STREAM_JSON))
     runner = LoadRunner(plan, tmp_path)
     with runner:
