@@ -263,12 +263,13 @@ def tail(run_dir: Path) -> str:
     return log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
 
 
-def start_drill(scenario: Path, run_dir: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """`drill run SCENARIO --out RUN_DIR` as a child, its output in ``RUN_DIR.log``."""
+def start_drill(scenario: Path, run_dir: Path, env: dict[str, str] | None = None,
+                cwd: Path = REPO) -> subprocess.Popen[bytes]:
+    """`drill run SCENARIO --out RUN_DIR` as a child in ``cwd``, its output in ``RUN_DIR.log``."""
     log = open(run_dir.parent / f"{run_dir.name}.log", "wb")  # the child writes it; closed with the process
     return subprocess.Popen(
         [*DRILL, "run", str(scenario), "--out", str(run_dir)],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+        cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
     )
 
 
@@ -327,17 +328,14 @@ def signal_after(proc: subprocess.Popen[Any], delay_s: float, sig: int) -> tuple
 
 def kill_9_when(scenario: Path, run_dir: Path, ready: Callable[[], bool], what: str, *,
                 cwd: Path, timeout_s: float = 180.0) -> None:
-    """`drill run SCENARIO --out RUN_DIR` as a child in ``cwd`` (its output in ``cwd/drill.log``),
-    killed with SIGKILL as soon as ``ready()`` holds: fails when the drill exits first or when
-    ``what`` (e.g. "the HTTP fault became active") has not happened within ``timeout_s``."""
-    log_path = cwd / "drill.log"
-    with open(log_path, "wb") as log:
-        drill = subprocess.Popen([*DRILL, "run", str(scenario), "--out", str(run_dir)], cwd=cwd,
-                                 stdout=log, stderr=subprocess.STDOUT)
+    """:func:`start_drill` in ``cwd``, killed with SIGKILL as soon as ``ready()`` holds: fails
+    when the drill exits first or when ``what`` (e.g. "the HTTP fault became active") has not
+    happened within ``timeout_s``."""
+    drill = start_drill(scenario, run_dir, cwd=cwd)
     try:
         deadline = time.monotonic() + timeout_s
         while not ready():
-            assert drill.poll() is None, log_path.read_text(errors="replace")[-2000:]
+            assert drill.poll() is None, tail(run_dir)
             assert time.monotonic() < deadline, f"not seen within {timeout_s:g} s: {what}"
             time.sleep(0.1)
         drill.send_signal(signal.SIGKILL)

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.measure.agreement import cooldown_events, routing_events
+from harness.rundir import STACK_LOGS_DIR, stack_logs_dir
 
-STACK_LOGS = Path("stack-logs")  # a run's copy of $DRILL_STACK_LOG_DIR (harness.rundir.STACK_LOGS_DIR)
+STACK_LOGS = Path(STACK_LOGS_DIR)  # a run's copy of $DRILL_STACK_LOG_DIR
 LITELLM_LOG = Path("litellm", "calls.jsonl")  # in the stack's log folder
 PORTKEY_LOG = Path("portkey", "calls.jsonl")
 LITELLM_RECORD = STACK_LOGS / LITELLM_LOG
@@ -115,7 +116,7 @@ def portkey(path: Path) -> GatewayRecord:
 
 def read(run_dir: Path) -> GatewayRecord | None:
     """The record the run's gateway kept, or None (no gateway record in this run)."""
-    return read_logs(Path(run_dir) / STACK_LOGS)
+    return read_logs(stack_logs_dir(run_dir))
 
 
 def read_logs(stack_logs: Path) -> GatewayRecord | None:
