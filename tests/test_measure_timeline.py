@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.measure import good_mask, timeline
+from harness.measure import good_mask
 from harness.measure.testing import drop_between, probe_stream, set_between
+from harness.measure.timeline import timeline
 
 
 def test_series_per_bucket_with_tier_shares_and_gaps() -> None:

@@ -24,6 +24,7 @@ from harness.measure.agreement import agreement
 from harness.measure.capacity import measure_capacity
 from harness.measure.quality import QUALITY_COLUMNS, RETRIEVAL, metric_name
 from harness.measure.quality_phases import QualityJudgement, min_quality_objective, quality_phase_stats
+from harness.measure.timeline import timeline as measure_timeline
 from harness.metrics.results import metrics_summary
 from harness.results.kubernetes import repair_chain_figures
 from harness.results.model import (
@@ -472,7 +473,7 @@ def _timeline(
     good = measure.good_mask(ordered, m.latency_bound_ms)
     start = phases["baseline"][0]
     end = max(end for _, end in phases.values())
-    return measure.timeline(ordered, good, start, scenario.measurement.bucket, end, m.stream_lengths)
+    return measure_timeline(ordered, good, start, scenario.measurement.bucket, end, m.stream_lengths)
 
 
 def _add_agreement(results: RunResults, run_dir: Path, phases: measure.Phases) -> None:

@@ -754,9 +754,16 @@ def _wait_gone(child: _Child, timeout_s: float) -> None:
         time.sleep(0.05)
 
 
+# One client for every health check: ``httpx.get`` builds a client, and with it a TLS context
+# that loads the CA bundle (~20 ms of CPU), per call; status is polled every second for every
+# process of the stack. No keep-alive, so each check still opens its own connection (a restarted
+# or paused process is seen as it is, never through a pooled socket).
+_HEALTH_HTTP = httpx.Client(timeout=1.0, trust_env=False, limits=httpx.Limits(max_keepalive_connections=0))
+
+
 def _http_ok(url: str) -> bool:
     try:
-        response = httpx.get(url, timeout=1.0, trust_env=False)
+        response = _HEALTH_HTTP.get(url)
     except httpx.HTTPError:
         return False
     return 200 <= response.status_code < 300
