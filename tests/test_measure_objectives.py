@@ -151,3 +151,17 @@ def test_p95_after_failover_without_a_failover_is_not_measurable() -> None:
     [p95] = drill(samples, ObjectiveSpec(p95_ms=100.0, p95_during="after_failover")).objectives
 
     assert p95.passed is False and "no failover was observed" in (p95.note or "")
+
+
+def test_p95_after_failover_says_when_traffic_moved_only_after_the_fault_phase() -> None:
+    # 503s for the whole 20 s fault phase and 1 s into recovery, then gpu answers: traffic moved
+    # 1 s after the fault phase ended, so there is no after-failover window, and the note says so
+    # instead of "no failover".
+    samples = set_between(probe_stream(T0 + 40, 20.0, phase_s=RUN_START + 0.01), T0, T0 + 21.0, status=503)
+    samples = set_between(samples, T0 + 21.0, T0 + 40, tier="gpu", latency_ms=30.0)
+
+    [p95] = drill(samples, ObjectiveSpec(p95_ms=100.0, p95_during="after_failover")).objectives
+
+    assert p95.passed is False and p95.measured is None
+    assert "no failover" not in (p95.note or "")
+    assert "s after the fault phase ended" in (p95.note or ""), p95.note

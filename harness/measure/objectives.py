@@ -71,7 +71,7 @@ def evaluate_objectives(
             _at_most("max_error_rate", spec.max_error_rate, measured, "the fault phase has no requests")
         )
     if spec.has_p95:
-        results.append(_p95(spec, p95_window, baseline_p95_ms))
+        results.append(_p95(spec, p95_window, baseline_p95_ms, _no_after_failover(phases, faults)))
     if spec.failover_to is not None:
         results.append(_failover_to(spec.failover_to, failover_to_s, bool(faults)))
     if spec.max_lost_requests is not None:
@@ -79,7 +79,7 @@ def evaluate_objectives(
             _at_most("max_lost_requests", spec.max_lost_requests, lost_requests, "no fault was applied")
         )
     if spec.has_ttft_p95:
-        results.append(_ttft_p95(spec, ttft_window, baseline_ttft_p95_ms))
+        results.append(_ttft_p95(spec, ttft_window, baseline_ttft_p95_ms, _no_after_failover(phases, faults)))
     if spec.min_stream_completion is not None:
         results.append(_stream_completion(spec.min_stream_completion, completion))
     if spec.splice_gap_p95_ms is not None:
@@ -91,6 +91,38 @@ def evaluate_objectives(
     if spec.max_invalid_answer_rate is not None:
         results.append(_invalid_answers(spec.max_invalid_answer_rate, answers))
     return results
+
+
+def _moved_at(faults: list[FaultMeasure]) -> float | None:
+    """When traffic had moved: the first answer from another tier arrived *and* new requests were
+    good again (the fault's ``service_restored_s``), whichever is later, for the earliest fault
+    that failed over; None without a failover."""
+    moved = [f.fault.onset_at + max(f.failover_s, f.service_restored_s or 0.0)
+             for f in faults if f.failover_s is not None]
+    return min(moved) if moved else None
+
+
+def after_failover_span(stats: dict[str, PhaseStats], faults: list[FaultMeasure]) -> tuple[float, float] | None:
+    """From the moment traffic had moved (:func:`_moved_at`) to the end of the fault phase: a
+    window opened while requests were still slow would judge the incident a second time, which the
+    RTO already does. None without a fault phase or a failover inside it."""
+    fault_phase = stats.get("fault")
+    moved = _moved_at(faults)
+    if fault_phase is None or moved is None or moved >= fault_phase.end:
+        return None
+    return moved, fault_phase.end
+
+
+def _no_after_failover(phases: dict[str, PhaseStats], faults: list[FaultMeasure]) -> str:
+    """Why a run has no ``after_failover`` window (:func:`after_failover_span` gave None)."""
+    fault_phase = phases.get("fault")
+    moved = _moved_at(faults)
+    if fault_phase is None:
+        return "the run has no fault phase"
+    if moved is None:
+        return "no failover was observed"
+    return (f"traffic moved (another tier answering, requests good again) only "
+            f"{moved - fault_phase.end:.2f} s after the fault phase ended, so no part of it follows")
 
 
 def all_met(results: list[ObjectiveResult]) -> bool:
@@ -149,7 +181,9 @@ WINDOW_WORDS = {
 }
 
 
-def _p95(spec: ObjectiveSpec, window: PhaseStats | None, baseline_p95_ms: float | None) -> ObjectiveResult:
+def _p95(
+    spec: ObjectiveSpec, window: PhaseStats | None, baseline_p95_ms: float | None, no_after_failover: str
+) -> ObjectiveResult:
     where = WINDOW_WORDS[spec.p95_during]
     target, bound_ms = _bound_target(spec.p95_ms, spec.p95_baseline_factor, spec.p95_during, baseline_p95_ms)
     if bound_ms is None:
@@ -158,7 +192,7 @@ def _p95(spec: ObjectiveSpec, window: PhaseStats | None, baseline_p95_ms: float 
             "p95_ms", target, measured_p95, False, "not measurable: no successful baseline request, so no baseline p95"
         )
     if window is None:
-        why = "no failover was observed" if spec.p95_during == "after_failover" else f"{where} has no data"
+        why = no_after_failover if spec.p95_during == "after_failover" else f"{where} has no data"
         return ObjectiveResult("p95_ms", target, None, False, f"not measurable: {why}")
     if window.latency_samples < MIN_LATENCY_SAMPLES or window.p95_ms is None:
         return ObjectiveResult(
@@ -199,7 +233,9 @@ def _bound_target(
     return target, bound_ms
 
 
-def _ttft_p95(spec: ObjectiveSpec, window: StreamStats | None, baseline_ms: float | None) -> ObjectiveResult:
+def _ttft_p95(
+    spec: ObjectiveSpec, window: StreamStats | None, baseline_ms: float | None, no_after_failover: str
+) -> ObjectiveResult:
     name = "ttft_p95_ms"
     where = WINDOW_WORDS[spec.ttft_p95_during]
     target, bound_ms = _bound_target(spec.ttft_p95_ms, spec.ttft_p95_baseline_factor, spec.ttft_p95_during,
@@ -211,7 +247,7 @@ def _ttft_p95(spec: ObjectiveSpec, window: StreamStats | None, baseline_ms: floa
             "not measurable: no streamed baseline request got a first token, so no baseline TTFT p95",
         )
     if window is None:
-        why = "no failover was observed" if spec.ttft_p95_during == "after_failover" else f"{where} has no data"
+        why = no_after_failover if spec.ttft_p95_during == "after_failover" else f"{where} has no data"
         return ObjectiveResult(name, target, None, False, f"not measurable: {why}")
     if window.streams == 0:
         return ObjectiveResult(

@@ -13,7 +13,7 @@ from harness.measure.goodness import describe_good, good_mask, latency_bound, vi
 from harness.measure.health import Health, assess_health
 from harness.measure.impact import Impact, measure_impact
 from harness.measure.model import FaultTiming, HarnessTrouble, MeasureSettings, ObjectiveSpec, Phases
-from harness.measure.objectives import ObjectiveResult, all_met, evaluate_objectives
+from harness.measure.objectives import ObjectiveResult, after_failover_span, all_met, evaluate_objectives
 from harness.measure.phases import PhaseStats, phase_stats, stats_for
 from harness.measure.recovery import FaultMeasure, measure_fault, method_text, resolution_s
 from harness.measure.routing import first_good_from_tier_s, primary_tier
@@ -208,13 +208,13 @@ def _p95_window(
     samples: pd.DataFrame, objectives: ObjectiveSpec, stats: dict[str, PhaseStats], faults: list[FaultMeasure]
 ) -> PhaseStats | None:
     """The window a latency objective is judged on: the fault phase, the recovery phase, or
-    ``after_failover`` (:func:`_after_failover_span`). None when the window does not exist (no
+    ``after_failover`` (:func:`harness.measure.objectives.after_failover_span`). None when the window does not exist (no
     such phase; no failover)."""
     if not objectives.has_p95:
         return None
     if objectives.p95_during != "after_failover":
         return stats.get(objectives.p95_during)
-    span = _after_failover_span(stats, faults)
+    span = after_failover_span(stats, faults)
     return None if span is None else stats_for(samples, "after_failover", *span)
 
 
@@ -236,21 +236,5 @@ def _ttft_window(
             return None
         return streams.get(objectives.ttft_p95_during) or stream_stats_for(
             samples, phase.name, phase.start, phase.end, primary, lengths)
-    span = _after_failover_span(stats, faults)
+    span = after_failover_span(stats, faults)
     return None if span is None else stream_stats_for(samples, "after_failover", *span, primary, lengths)
-
-
-def _after_failover_span(stats: dict[str, PhaseStats], faults: list[FaultMeasure]) -> tuple[float, float] | None:
-    """From the moment traffic has moved to the end of the fault phase. Traffic has moved when the
-    first answer from another tier arrived *and* new requests are good again (the fault's
-    ``service_restored_s``), whichever is later: a window opened while requests were still slow
-    would judge the incident a second time, which the RTO already does. None without a fault
-    phase or a failover inside it."""
-    fault_phase = stats.get("fault")
-    moved = [
-        f.fault.onset_at + max(f.failover_s, f.service_restored_s or 0.0)
-        for f in faults if f.failover_s is not None
-    ]
-    if fault_phase is None or not moved or min(moved) >= fault_phase.end:
-        return None
-    return min(moved), fault_phase.end
