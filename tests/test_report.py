@@ -624,3 +624,18 @@ def test_terminal_says_the_streaming_objectives_and_figures() -> None:
     assert stream_lines(typed(results)) == [
         "streams fault: 400 sent, 91.0 % completed; 30 failed mid-stream (36 cut, after a median 3 tokens), "
         "6 before the first token; TTFT p50 11 ms, p95 509 ms (probe)"]
+
+
+def test_the_dry_run_load_line_says_the_pace_when_one_is_set(tmp_path: Path) -> None:
+    from harness.report.terminal import plan_lines
+    from harness.scenario import load_scenario
+    from harness.testing.drills import paced, rebased
+
+    unpaced, _ = rebased(Path(__file__).resolve().parents[1] / "scenarios" / "latency.yaml", tmp_path)
+    paced_file = unpaced.with_name("paced.yaml")
+    paced_file.write_text(paced(unpaced.read_text(encoding="utf-8"), 7.5), encoding="utf-8")
+
+    [plain] = [line for line in plan_lines(load_scenario(unpaced), None) if line.startswith("load:")]
+    [slowed] = [line for line in plan_lines(load_scenario(paced_file), None) if line.startswith("load:")]
+    assert "requests/s" not in plain
+    assert "users (each at most 7.5 requests/s) + probe" in slowed, slowed

@@ -66,7 +66,8 @@ def plan_lines(loaded: Any, runtime: str | None) -> list[str]:
         where = escape(f"context {s.stack.context}, namespace {s.stack.namespace}"
                        + (f", kubeconfig {s.stack.file}" if s.stack.file else ""))
     lines.append(f"stack: {runtime or s.stack.runtime} {where}")
-    lines.append(f"load: {s.load.users} users + probe {s.load.probe_rate_hz:g} Hz against {escape(s.load.host)}")
+    pace = "" if s.load.pace_hz is None else f" (each at most {s.load.pace_hz:g} requests/s)"
+    lines.append(f"load: {s.load.users} users{pace} + probe {s.load.probe_rate_hz:g} Hz against {escape(s.load.host)}")
     if s.load.canaries is not None:  # answer quality (docs/quality.md); the loader checked the file
         canaries = read_canaries(s.load.canaries.file, s.load.canaries.k)
         count = len(canaries.canaries)
