@@ -12,6 +12,7 @@ something keep to one worker: see :func:`pytest_collection_modifyitems`.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,13 @@ import pytest
 
 from harness.testing import toxiproxy_server
 from harness.testing.runs import latency_run as make_latency_run
+from harness.testing.slots import drill_slot
 from harness.testing.stacks import Spawn, programs
 from harness.testing.stacks import staging_stack as compose_staging_stack
 
 DOCKER_GROUP = "docker"
+# Real-time drills at once, whatever the workers (scripts/test's DRILL_TEST_DRILLS; docs/pytest.md).
+DRILL_SLOTS = int(os.environ.get("DRILL_TEST_DRILLS", "2"))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -61,6 +65,21 @@ def _name_the_group(item: pytest.Item) -> None:
     if not groups or structured is None or hasattr(item, "_nodeid") or "@" in item.nodeid.rsplit("]", 1)[-1]:
         return
     item._id = type(structured).parse(f"{item.nodeid}@{'_'.join(groups)}")  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """With more pytest-xdist workers than drill slots, a ``slow`` test (a real-time drill or a
+    whole setup step) runs holding one of the run's slots, its fixtures' set-up and tear-down
+    included (harness.testing.slots): the extra workers run the other tests meanwhile and never
+    a third drill beside two."""
+    workerinput: dict[str, Any] | None = getattr(item.config, "workerinput", None)
+    if workerinput is None or int(workerinput["workercount"]) <= DRILL_SLOTS or item.get_closest_marker("slow") is None:
+        yield
+        return
+    slots_dir = Path(tempfile.gettempdir()) / f"drill-suite-slots-{workerinput['testrunuid']}"
+    with drill_slot(slots_dir, DRILL_SLOTS, label=item.nodeid):
+        yield
 
 
 def _uses_a_shared_fixture(item: pytest.Item) -> bool:

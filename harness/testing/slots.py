@@ -1,0 +1,51 @@
+"""At most N real-time drills at once across a parallel test run, whatever the number of workers.
+
+A real-time drill's verdict depends on the machine keeping up with its phases: on two cores, two
+drills side by side keep their verdicts as in a serial run, three do not (docs/pytest.md has the
+runs). More workers than that still pay off, for the tests that are not drills (unit tests, the
+command line, reports), so a run may have more workers than drill *slots*: a worker about to run
+a drill takes a slot first (an ``flock`` on one of N files in a directory the whole run shares)
+and waits while all are taken.
+
+    with drill_slot(Path("/tmp/suite-slots-RUNID"), slots=2, label="tests/test_x.py::test_y"):
+        ...  # the drill
+
+The lock is the kernel's: a worker that dies releases its slot with its file descriptor.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+POLL_S = 0.2
+
+
+@contextmanager
+def drill_slot(directory: Path, slots: int, label: str = "") -> Iterator[int]:
+    """Hold one of ``slots`` slots under ``directory`` (made if missing) for the block; yields the
+    slot's number. Waits, polling every :data:`POLL_S`, while every slot is held. The holder's
+    ``label`` is written into its slot's file, so a stuck run can be read with ``cat``."""
+    if slots < 1:
+        raise ValueError(f"slots must be at least 1, not {slots}")
+    directory.mkdir(parents=True, exist_ok=True)
+    while True:
+        for number in range(slots):
+            fd = os.open(directory / f"slot-{number}", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()} {label}\n".encode())
+                yield number
+            finally:
+                os.close(fd)  # closing the descriptor releases the lock
+            return
+        time.sleep(POLL_S)
