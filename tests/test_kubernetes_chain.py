@@ -287,3 +287,9 @@ def test_a_link_carries_its_nodes_region() -> None:
     watch.link("ready", "pod/home-a/near-2", node="gpu-b-1")  # one link per object
     assert [(link.object, link.region) for link in watch.links] == [("pod/home-a/near-2", "region-b"),
                                                                     ("pod/home-a/near-3", None)]
+
+
+def test_a_passed_min_ready_has_no_note() -> None:
+    made = repair_chain(chain(REGION_REFUSES, [(ONSET, "near", 2, 3), (ONSET + 2.1, "pinned", 1, 2)]))
+    (objective,) = chain_objectives([made], None, 1)
+    assert objective.passed and objective.note is None

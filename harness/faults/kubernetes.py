@@ -460,6 +460,10 @@ class KubeFault:
                     self.runtime.core.delete_namespaced_pod(pod.metadata.name, self.pods_namespace,
                                                             grace_period_seconds=self.spec.grace_period_s)
                     killed.add(f"pod/{self.pods_namespace}/{pod.metadata.name}")
+                if not killed:
+                    where = f" on nodes {self.spec.on_nodes}" if self.spec.on_nodes else ""
+                    raise FaultError(f"fault {self.name!r}: no pod matched {self.selector}{where} in namespace "
+                                     f"{self.pods_namespace} when it was applied")
                 # Its own pods' deletion: another kill's, seen by the same watch, is not this onset.
                 return self._onset(sent, "evicted", "k8s-watch:pod-deleted", killed)
 

@@ -126,8 +126,9 @@ def chain_objectives(chains: list[RepairChain], max_reschedule_s: float | None,
                                            "no Deployment was watched during the faults"))
         else:
             fewest = min(seen)
-            results.append(ObjectiveResult("min_ready_replicas", min_ready_replicas, fewest,
-                                           fewest >= min_ready_replicas, fewest_note(chains, fewest)))
+            passed = fewest >= min_ready_replicas
+            results.append(ObjectiveResult("min_ready_replicas", min_ready_replicas, fewest, passed,
+                                           None if passed else fewest_note(chains, fewest)))
     return results
 
 
