@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
 
 from harness.measure.repair_chain import ChainInput, LinkInput, chain_objectives, repair_chain
 from harness.report.charts import chain_lanes, fault_lanes_svg
@@ -13,6 +17,7 @@ from harness.rundir.journal import utc_iso
 from harness.safety.recover import stack_stopped_text
 from harness.scenario import load_scenario
 from harness.testing.runs import epoch, example_results, example_timeline, typed
+from harness.testing.scenarios import fault, line_of, loaded, problem
 
 ONSET = 1000.0
 
@@ -168,3 +173,123 @@ def test_links_after_the_recovery_phase_stay_on_the_chart() -> None:
                            "at": utc_iso(end + 4.0)})
     svg = fault_lanes_svg(typed(document), example_timeline(document))
     assert f"+{late:.2f} s" in svg
+
+
+# --- a region that refuses capacity (scenarios/k8s/quota-denial.yaml) ------------------------
+
+REGION_REFUSES = [
+    LinkInput("evicted", ONSET + 2.0, "pod/home-a/near-1", node="gpu-a-1", region="region-a"),
+    LinkInput("evicted", ONSET + 2.1, "pod/home-a/pinned-1", node="gpu-a-2", region="region-a"),
+    LinkInput("evicted", ONSET + 2.2, "pod/region-a/serve-1", node="gpu-a-1", region="region-a"),
+    LinkInput("scheduled", ONSET + 2.05, "pod/home-a/near-2", node="gpu-b-1", region="region-b"),
+    LinkInput("ready", ONSET + 2.07, "pod/home-a/near-2", node="gpu-b-1", region="region-b"),
+    LinkInput("unschedulable", ONSET + 2.15, "pod/home-a/pinned-2",
+              detail="0/4 nodes are available: 2 node(s) didn't match Pod's node affinity/selector, "
+                     "2 node(s) were unschedulable."),
+    LinkInput("create_refused", ONSET + 2.25, "replicaset/region-a/serve-rs",
+              detail="exceeded quota: drill-q, requested: requests.nvidia.com/gpu=1"),
+]
+
+
+def test_a_replacement_in_the_other_region_and_the_pending_one_keep_their_region_and_reason() -> None:
+    made = repair_chain(chain(REGION_REFUSES, [(ONSET, "near", 3, 3), (ONSET + 2.0, "near", 2, 3),
+                                               (ONSET + 2.1, "pinned", 1, 2), (ONSET + 2.2, "region-a/serve", 1, 2)]))
+    assert made.replacement_nodes == {"pod/home-a/near-2": "gpu-b-1"}
+    assert made.replacement_regions == {"pod/home-a/near-2": "region-b"}
+    assert [(p.object, "were unschedulable" in (p.detail or "")) for p in made.pending] == [
+        ("pod/home-a/pinned-2", True)]
+    assert made.reschedule_s is None  # three evicted, one replaced while the watch ran
+    assert made.min_ready == {"near": 2, "pinned": 1, "region-a/serve": 1}
+
+
+def test_a_failed_min_ready_names_whose_shortfall_it_was() -> None:
+    made = repair_chain(chain(REGION_REFUSES, [(ONSET, "near", 2, 3), (ONSET + 2.1, "pinned", 1, 2),
+                                               (ONSET + 2.2, "region-a/serve", 1, 2)]))
+    (objective,) = chain_objectives([made, made], None, 2)
+    assert not objective.passed and objective.measured == 1
+    assert objective.note == "fewest ready: pinned 1/2, region-a/serve 1/2"
+
+
+def test_the_report_shows_each_links_node_with_its_region() -> None:
+    document = with_chain()
+    document["repair_chains"][0]["links"][4].update(node="gpu-b-1", region="region-b")
+    document["repair_chains"][0]["replacement_regions"] = {"pod/ns/r1": "region-b"}
+    page = render_report(typed(document), example_timeline(document))
+    assert "gpu-b-1 (region-b)" in page and "node (region)" in page
+
+
+def test_a_pod_kill_takes_a_namespace_and_a_node_selector_and_refuses_a_bad_one(tmp_path: Path) -> None:
+    (spec,) = loaded(tmp_path, fault("k8s_pod_kill", "{service: gpu-serve}", "namespace: region-a",
+                                     "on_nodes: topology.kubernetes.io/region=region-a"))
+    assert spec.parameters() == {"max_targets": 1, "grace_period_s": 0, "namespace": "region-a",
+                                 "on_nodes": "topology.kubernetes.io/region=region-a"}
+    (cordon,) = loaded(tmp_path, fault("k8s_node_loss", "{labels: {topology.kubernetes.io/region: region-a}}",
+                                       "mode: cordon", "count: 2"))
+    assert cordon.parameters() == {"mode": "cordon", "count": 2}
+    path, message = problem(tmp_path, fault("k8s_pod_kill", "{service: gpu-serve}", "on_nodes: 'region in (a)'"))
+    assert message.startswith(f"{path}:{line_of(path, 'on_nodes')} faults[0].on_nodes: ")
+    assert "key=value[,key=value]" in message and "'region in (a)'" in message
+    path, message = problem(tmp_path, fault("k8s_node_loss", "{labels: {a: b}}", "mode: evict"))
+    assert "faults[0].mode" in message
+
+
+def test_the_shipped_quota_denial_drill_models_the_region_both_ways() -> None:
+    """The quota (admission refuses the region's creates) and the cordon (the scheduler places
+    nothing there) over the same ten seconds, and the three region-a pods that die."""
+    scenario = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "k8s" / "quota-denial.yaml")
+    faults = {f.name: f.parameters() for f in scenario.spec.faults}
+    assert faults["region-a-no-gpus"] == {"namespace": "region-a", "resource": "nvidia.com/gpu", "limit": 0}
+    assert faults["region-a-full"] == {"mode": "cordon", "count": 2}
+    assert faults["kill-near"]["on_nodes"] == "topology.kubernetes.io/region=region-a"
+    assert faults["kill-region-a"]["namespace"] == "region-a"
+
+
+def test_the_event_watch_links_the_schedulers_reason_and_skips_an_earlier_runs_events(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The namespace's kept events come back as ADDED on the watch's first list: an event older
+    than the watch is an earlier run's and links nothing; a FailedScheduling of a pod made since
+    is the scheduler's reason for it; a FailedCreate over a quota is the refusal."""
+    from kubernetes import client
+
+    import harness.faults.kubernetes as kube
+
+    watch = kube.ChainWatch(cast(Any, SimpleNamespace(core=SimpleNamespace(list_namespaced_event=None))),
+                            "region-a-full", None, [], ["home-a"])
+    watch.started_at = ONSET
+    watch.before = {"home-a/old-pod"}
+
+    def event(reason: str, name: str, at: float, message: str, kind: str = "Pod") -> Any:
+        return client.CoreV1Event(involved_object=client.V1ObjectReference(kind=kind, name=name),
+                                  metadata=client.V1ObjectMeta(name=f"{name}.1"), reason=reason, message=message,
+                                  event_time=datetime.fromtimestamp(at, UTC))
+
+    reason = "0/4 nodes are available: 2 node(s) were unschedulable."
+    events = [event("FailedScheduling", "gone-pod", ONSET - 600, "an hour-old reason"),
+              event("FailedCreate", "rs-old", ONSET - 5, "exceeded quota: drill-old", kind="ReplicaSet"),
+              event("FailedScheduling", "old-pod", ONSET + 1, "a pod from before the fault"),
+              event("FailedScheduling", "new-pod", ONSET + 2, reason),
+              event("FailedScheduling", "new-pod", ONSET + 3, reason + " (a retry)"),
+              event("FailedCreate", "rs", ONSET + 2, "exceeded quota: drill-q", kind="ReplicaSet")]
+    monkeypatch.setattr(kube, "_stream", lambda *args, **kwargs: iter([("ADDED", e) for e in events]))
+    watch._watch_events("home-a")
+    assert [(link.link, link.object, link.detail, link.api_at) for link in watch.links] == [
+        ("unschedulable", "pod/home-a/new-pod", reason, ONSET + 2),
+        ("create_refused", "replicaset/home-a/rs", "exceeded quota: drill-q", ONSET + 2)]
+
+
+def test_a_link_carries_its_nodes_region() -> None:
+    import harness.faults.kubernetes as kube
+
+    watch = kube.ChainWatch(cast(Any, SimpleNamespace()), "kill-near", None, [], ["home-a"])
+    watch.regions = {"gpu-b-1": "region-b", "odd-node": ""}
+    watch.link("ready", "pod/home-a/near-2", node="gpu-b-1")
+    watch.link("ready", "pod/home-a/near-3", node="odd-node")
+    watch.link("ready", "pod/home-a/near-2", node="gpu-b-1")  # one link per object
+    assert [(link.object, link.region) for link in watch.links] == [("pod/home-a/near-2", "region-b"),
+                                                                    ("pod/home-a/near-3", None)]
+
+
+def test_a_passed_min_ready_has_no_note() -> None:
+    made = repair_chain(chain(REGION_REFUSES, [(ONSET, "near", 2, 3), (ONSET + 2.1, "pinned", 1, 2)]))
+    (objective,) = chain_objectives([made], None, 1)
+    assert objective.passed and objective.note is None

@@ -22,6 +22,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,10 +74,14 @@ def run(scenario: Path, out: Path, env: dict[str, str] | None = None) -> tuple[i
 
 
 def node_clean(cluster: KubeTestCluster, name: str) -> bool:
+    """Ready, schedulable, no drill mark, and untainted by a cordon (the node lifecycle
+    controller's ``node.kubernetes.io/unschedulable``: drill's revert waits until it is gone)."""
     node = core(cluster).read_node(name)
     ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
     marks = [k for k in node.metadata.annotations or {} if k.startswith("drill.dev/")]
-    return ready and not node.spec.unschedulable and not marks
+    taints = [t.key for t in node.spec.taints or []
+              if t.key.startswith("drill.dev/") or t.key == "node.kubernetes.io/unschedulable"]
+    return ready and not node.spec.unschedulable and not marks and not taints
 
 
 def test_validate_refuses_a_kubernetes_stack_without_context(tmp_path: Path) -> None:
@@ -199,7 +204,12 @@ def test_kill_9_mid_fault_then_recover_all_leaves_the_cluster_clean(cluster: Kub
     faults = NODE_LOSS + """
   - name: deny-gpus
     type: k8s_quota_denial
-    namespace: crash"""
+    namespace: crash
+  - name: region-b-full
+    type: k8s_node_loss
+    target: {labels: {topology.kubernetes.io/region: region-b}}
+    mode: cordon
+    count: 2"""
     scenario = kube_scenario(tmp_path / "crash.yaml", cluster, "crash", faults,
                              phases="{baseline: 2s, fault: 60s, recovery: 2s}")
     out = tmp_path / "run"
@@ -207,6 +217,7 @@ def test_kill_9_mid_fault_then_recover_all_leaves_the_cluster_clean(cluster: Kub
     try:
         wait_event(drill, out, "fault.applied", lambda r: r.get("fault_id") == "1-deny-gpus")
         wait_event(drill, out, "fault.applied", lambda r: r.get("fault_id") == "0-lose-a-node")
+        wait_event(drill, out, "fault.applied", lambda r: r.get("fault_id") == "2-region-b-full")
         drill.send_signal(signal.SIGKILL)
         drill.wait(timeout=10)
     finally:
@@ -215,12 +226,13 @@ def test_kill_9_mid_fault_then_recover_all_leaves_the_cluster_clean(cluster: Kub
             drill.wait()
     left = status(cluster, "crash")
     assert {f["kind"] for f in left["active_faults"]} == {"k8s_node", "k8s_quota"}, left["active_faults"]
-    assert not node_clean(cluster, "gpu-a-1")
+    assert {"node:gpu-a-1", "node:gpu-b-1", "node:gpu-b-2"} <= {f["target"] for f in left["active_faults"]}, left
+    assert not node_clean(cluster, "gpu-a-1") and not node_clean(cluster, "gpu-b-1")
 
     recovered = subprocess.run([*DRILL, "recover", "--all", "--reports-dir", str(tmp_path)], capture_output=True,
                                text=True, cwd=REPO, timeout=120, check=False)
     assert recovered.returncode == 0, recovered.stdout + recovered.stderr
-    assert node_clean(cluster, "gpu-a-1")
+    assert all(node_clean(cluster, n) for n in ("gpu-a-1", "gpu-a-2", "gpu-b-1", "gpu-b-2"))
     assert core(cluster).list_namespaced_resource_quota("crash").items == []
     assert status(cluster, "crash")["active_faults"] == []
     # The kubectl proxy the killed drill started went with recover too, and recover says so.
@@ -272,6 +284,9 @@ def test_drill_runs_as_the_least_privilege_service_account(cluster: KubeTestClus
     with pytest.raises(ApiException) as refused:
         client.CoreV1Api(sa).list_namespaced_secret("serving")
     assert refused.value.status == 403  # least privilege: no secrets
+    with pytest.raises(ApiException) as elsewhere:
+        client.CoreV1Api(sa).list_namespaced_pod("kube-system")
+    assert elsewhere.value.status == 403  # pods only in the namespaces bound to it
     with pytest.raises(ApiException):
         client.AppsV1Api(sa).create_namespaced_deployment("serving", client.V1Deployment(
             metadata=client.V1ObjectMeta(name="nope")))
@@ -314,9 +329,18 @@ def workload(cluster: KubeTestCluster) -> KubeTestCluster:
                              check=False)
     assert applied.returncode == 0, applied.stderr
     apps = client.AppsV1Api(cluster.api())
-    for namespace in ("serving", "region-a"):
-        wait_until(f"{namespace}/gpu-serve Ready", lambda ns=namespace: (
-            (d := apps.read_namespaced_deployment("gpu-serve", ns)).status.ready_replicas == d.spec.replicas))
+    # The earlier tests' Deployments go (scaled to 0): the shipped drills need region-a's GPUs
+    # (8 a node) for their own pods; only a throwaway test cluster is this crowded.
+    for dep in apps.list_deployment_for_all_namespaces().items:
+        if dep.metadata.namespace not in ("serving", "region-a", "home-a", "kube-system"):
+            apps.patch_namespaced_deployment_scale(dep.metadata.name, dep.metadata.namespace, {"spec": {"replicas": 0}})
+    def ready(namespace: str, name: str) -> bool:
+        dep = apps.read_namespaced_deployment(name, namespace)
+        return bool(dep.status.ready_replicas == dep.spec.replicas)
+
+    for namespace, name in (("serving", "gpu-serve"), ("region-a", "gpu-serve"), ("home-a", "gpu-serve-near-a"),
+                            ("home-a", "gpu-serve-pinned-a")):
+        wait_until(f"{namespace}/{name} Ready", partial(ready, namespace, name))
     return cluster
 
 
@@ -343,3 +367,50 @@ def test_shipped_kubernetes_scenarios_give_their_expected_verdict(workload: Kube
     assert code == (1 if expected == "failed" else 0)
     assert results["cleanup"]["ok"] is True
     assert status(workload, "serving")["active_faults"] == []
+    if path.stem.startswith("quota-denial"):
+        region_refuses_capacity(workload, results)
+
+
+def region_refuses_capacity(cluster: KubeTestCluster, results: dict[str, Any]) -> None:
+    """scenarios/k8s/quota-denial.yaml and its control: region-a refuses capacity (its quota and
+    its cordoned nodes), and the cluster's own actors decide where three region-a pods' successors
+    go: the quota refuses the region's own, the scheduler leaves the one required to region-a
+    Pending with its reason and places the one that only prefers region-a in region-b."""
+    chains = {c["fault"]: c for c in results["repair_chains"]}
+    from datetime import datetime
+
+    def at(stamp: str) -> float:
+        return datetime.fromisoformat(stamp).timestamp()
+
+    # Every fault is reverted when the fault phase ends, not before (the revert's own instant is
+    # taken once the cluster shows it undone, which the scheduler may beat).
+    lifted = at(results["phases"]["fault"]["end"])
+    region = chains["region-a-no-gpus"]  # opened first, it follows home-a and region-a throughout
+    refused = [r for r in region["refused"] if r["object"].startswith("replicaset/region-a/")]
+    assert refused and "exceeded quota" in refused[0]["detail"] and "requests.nvidia.com/gpu" in refused[0]["detail"]
+    # The Pending pod and the scheduler's own reason (its FailedScheduling event / PodScheduled).
+    pending = [p for p in region["pending"] if p["object"].startswith("pod/home-a/gpu-serve-pinned-a-")]
+    assert pending, region["links"]
+    assert "0/4 nodes are available" in pending[0]["detail"] and "node(s) were unschedulable" in pending[0]["detail"]
+    assert "didn't match Pod's node affinity/selector" in pending[0]["detail"], pending[0]["detail"]
+    placed = [link["at"] for link in region["links"] + chains["kill-pinned"]["links"]
+              if link["link"] == "scheduled" and link["object"] == pending[0]["object"]]
+    assert all(at(stamp) > lifted for stamp in placed), (placed, lifted)  # Pending while region-a refused
+    # The pod that only prefers region-a: killed on a region-a node, its successor placed by the
+    # scheduler on a region-b node while region-a refused (its node's region label).
+    near = chains["kill-near"]
+    evicted = [link for link in near["links"] if link["link"] == "evicted"
+               and link["object"].startswith("pod/home-a/gpu-serve-near-a-")]
+    assert evicted and evicted[0]["region"] == "region-a", near["links"]
+    landed = [link for link in near["links"] if link["link"] == "ready"
+              and link["object"].startswith("pod/home-a/gpu-serve-near-a-") and at(link["at"]) < lifted]
+    assert landed and landed[0]["region"] == "region-b" and landed[0]["node"].startswith("gpu-b-"), near["links"]
+    assert near["replacement_regions"][landed[0]["object"]] == "region-b"
+    assert region["replacement_regions"].get(landed[0]["object"]) == "region-b", region["replacement_regions"]
+    (objective,) = results["objectives"]
+    if results["verdict"] == "failed":  # the control: the refused and the Pending leave one of two
+        assert objective["measured"] == 1, objective
+        assert "gpu-serve-pinned-a 1/2" in objective["note"] and "region-a/gpu-serve 1/2" in objective["note"]
+        assert "gpu-serve-near-a" not in objective["note"], objective
+    assert all(node_clean(cluster, n) for n in ("gpu-a-1", "gpu-a-2"))
+    assert core(cluster).list_namespaced_resource_quota("region-a").items == []

@@ -6,7 +6,8 @@ type                   apply                                                    
 ``k8s_pod_kill``       delete the selected pods (grace 0: a crash)                ``k8s_pods_deleted``
 ``k8s_node_loss``      ``not_ready``: kwok stops managing the node, which then     ``k8s_node``
                        reports ``Ready=False``; ``drain``: cordon, then evict its
-                       pods through the Eviction API (PodDisruptionBudgets hold)
+                       pods through the Eviction API (PodDisruptionBudgets hold);
+                       ``cordon``: the cordon alone (new pods go elsewhere)
 ``k8s_quota_denial``   a ResourceQuota ``drill-<fault>`` on ``requests.<resource>``  ``k8s_quota``
                        in the region's namespace
 ``k8s_scale_down``     the service's Deployment scaled to ``replicas``            ``k8s_scale``
@@ -23,13 +24,14 @@ without a journal (:func:`cluster_faults`).
 ``spec.replicas``); the onset is the middle of [call sent, watch event arrived] and its
 uncertainty half that bracket. The API's object timestamps (whole seconds) are kept beside.
 
-**The repair chain**: while a fault is applied, :class:`ChainWatch` follows the namespace's pods,
-Deployments and events and the selected nodes, and journals each link as it arrives
+**The repair chain**: while a fault is applied, :class:`ChainWatch` follows the pods,
+Deployments and events of the stack's namespace and of the namespace the fault names (the
+quota's, the killed pods'), and the selected nodes, and journals each link as it arrives
 (``k8s.chain_link``: node_not_ready, cordoned, taint_added, evicted, eviction_refused,
-scheduled, unschedulable with the scheduler's message, create_refused with the quota's
-message, ready) and each change of a
-service's ready replicas (``k8s.replicas``); harness/measure/repair_chain.py turns them into
-figures.
+scheduled, unschedulable with the scheduler's message from its FailedScheduling event or the
+pod's PodScheduled condition, create_refused with the quota's message, ready; with the node's
+region, its ``topology.kubernetes.io/region`` label) and each change of a service's ready
+replicas (``k8s.replicas``); harness/measure/repair_chain.py turns them into figures.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ LOST_ANNOTATION = DRILL_MARK + "lost-by"
 CORDON_ANNOTATION = DRILL_MARK + "cordoned-by"
 SCALED_ANNOTATION = DRILL_MARK + "scaled-from"
 QUOTA_LABEL = DRILL_MARK + "fault"
+REGION_LABEL = "topology.kubernetes.io/region"
+UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"  # the node lifecycle controller's, on a cordon
 ONSET_WAIT_S = 15.0
 REVERT_WAIT_S = 30.0
 WATCH_POLL_S = 2  # a watch is reopened this often, so a stop request is seen within it
@@ -158,11 +162,16 @@ class ChainWatch:
         self.on: dict[str, str] = {}  # pod -> node, as last seen
         self.links: list[KubeChainLink] = []
         self.replicas: dict[str, tuple[int, int]] = {}
+        self.regions: dict[str, str] = {}  # node -> its topology.kubernetes.io/region label
+        self.started_at = 0.0
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
 
     def start(self) -> None:
         core = self.runtime.core
+        self.started_at = time.time()
+        for node in core.list_node().items:
+            self.regions[str(node.metadata.name)] = str((node.metadata.labels or {}).get(REGION_LABEL, ""))
         for ns in self.namespaces:
             self.before |= {f"{ns}/{p.metadata.name}" for p in core.list_namespaced_pod(ns).items}
         jobs: list[Callable[[], None]] = [self._watch_nodes]
@@ -188,18 +197,20 @@ class ChainWatch:
                 return
             self.seen.add(mark)
             event = KubeChainLink(fault=self.fault, link=link, seen_at=time.time(), object=obj, api_at=api_at,
-                                  node=node, detail=detail)
+                                  node=node, region=(self.regions.get(node) or None) if node else None,
+                                  detail=detail)
             self.links.append(event)
             self.changed.notify_all()
         if self.journal is not None:
             self.journal.write(event)
 
-    def wait_for(self, link: str, timeout_s: float) -> KubeChainLink | None:
-        """The first ``link`` seen, waiting up to ``timeout_s``."""
+    def wait_for(self, link: str, timeout_s: float, objects: set[str] | None = None) -> KubeChainLink | None:
+        """The first ``link`` seen (of one of ``objects``, when given), waiting up to ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         with self.lock:
             while True:
-                found = next((e for e in self.links if e.link == link), None)
+                found = next((e for e in self.links if e.link == link and (objects is None or e.object in objects)),
+                             None)
                 left = deadline - time.monotonic()
                 if found is not None or left <= 0:
                     return found
@@ -211,6 +222,7 @@ class ChainWatch:
             return
         for _, node in _stream(self.runtime.core.list_node, self.stop_event):
             name = str(node.metadata.name)
+            self.regions[name] = str((node.metadata.labels or {}).get(REGION_LABEL, ""))
             if name not in self.nodes:
                 continue
             for c in node.status.conditions or []:
@@ -229,6 +241,8 @@ class ChainWatch:
             node = pod.spec.node_name
             if node:
                 self.on[name] = node
+                if node not in self.regions:
+                    self._learn_region(node)
             if name in self.before:
                 if pod.metadata.deletion_timestamp is not None or kind == "DELETED":
                     # deletionTimestamp is when the grace period ends: the request came that much earlier.
@@ -261,13 +275,31 @@ class ChainWatch:
                 self.journal.write(KubeReplicas(fault=self.fault, service=service, ready=now[0], desired=now[1],
                                                 seen_at=time.time()))
 
+    def _learn_region(self, node: str) -> None:
+        """A node the start's list did not have (one added since): read its region once."""
+        try:
+            labels = self.runtime.core.read_node(node).metadata.labels or {}
+        except Exception:
+            labels = {}
+        self.regions[node] = str(labels.get(REGION_LABEL, ""))
+
     def _watch_events(self, ns: str) -> None:
         for _, event in _stream(self.runtime.core.list_namespaced_event, self.stop_event, namespace=ns):
+            stamp = _epoch(event.last_timestamp or event.event_time or event.first_timestamp)
+            # The list replays the namespace's kept events (an hour of them): an older one is an
+            # earlier run's, not this fault's (API stamps are whole seconds, hence the 1 s).
+            if stamp is None or stamp < self.started_at - 1.0:
+                continue
+            involved = event.involved_object
             if event.reason == "FailedCreate" and "exceeded quota" in (event.message or ""):
-                obj = f"{(event.involved_object.kind or '').lower()}/{ns}/{event.involved_object.name}"
-                stamp = event.last_timestamp or event.event_time or event.first_timestamp
+                obj = f"{(involved.kind or '').lower()}/{ns}/{involved.name}"
                 # One link per refusing owner: the first refusal is the fact, the repeats are retries.
-                self.link("create_refused", obj, api_at=_epoch(stamp), detail=event.message)
+                self.link("create_refused", obj, api_at=stamp, detail=event.message)
+            elif event.reason == "FailedScheduling" and involved.kind == "Pod" \
+                    and f"{ns}/{involved.name}" not in self.before:
+                # The scheduler's own reason; the pod watch may bring the same message first (the
+                # scheduler writes it to the pod's PodScheduled condition too): one link per pod.
+                self.link("unschedulable", f"pod/{ns}/{involved.name}", api_at=stamp, detail=event.message)
 
 
 # --- the faults -----------------------------------------------------------------------------
@@ -291,6 +323,7 @@ class KubeFault:
         self.replicas_before = 0
         self.deployment = ""
         self.selector = ""
+        self.pods_namespace = runtime.namespace  # k8s_pod_kill: the namespace of the pods it kills
         self.quota = f"drill-{_dns_name(spec.name)}"
         self.applied = False
         self.reverted = False
@@ -300,11 +333,22 @@ class KubeFault:
             case KubeScaleDownSpec():
                 self._select_deployment(spec.target.service or "")
             case KubePodKillSpec():
-                labels, _ = runtime.services.get(spec.target.service or "", ({}, ""))
+                self.pods_namespace = spec.namespace or runtime.namespace
+                service = spec.target.service or ""
+                own = runtime.services.get(service) if self.pods_namespace == runtime.namespace else None
+                labels = own[0] if own else ({"app.kubernetes.io/name": service} if service else {})
                 self.selector = ",".join(f"{k}={v}" for k, v in sorted({**labels, **spec.target.labels}.items()))
-                if not runtime.find(spec.target.service, spec.target.labels):
-                    raise ScenarioError(f"fault {spec.name!r}: no pod matches {spec.target.describe()} "
-                                        f"in namespace {self.namespace}")
+                try:
+                    found = self._kill_candidates()
+                except ScenarioError:
+                    raise
+                except Exception as exc:
+                    raise ScenarioError(f"fault {spec.name!r}: listing pods in namespace {self.pods_namespace}: "
+                                        f"{getattr(exc, 'reason', None) or exc}") from None
+                if not found:
+                    where = f" on nodes {spec.on_nodes}" if spec.on_nodes else ""
+                    raise ScenarioError(f"fault {spec.name!r}: no pod matches {spec.target.describe()}{where} "
+                                        f"in namespace {self.pods_namespace}")
             case KubeQuotaDenialSpec():
                 pass
 
@@ -322,7 +366,25 @@ class KubeFault:
             if unmanaged:
                 raise ScenarioError(f"fault {spec.name!r}: mode not_ready needs kwok nodes "
                                     f"({KWOK_ANNOTATION}=fake); {', '.join(unmanaged)} is not one: use mode drain")
-        self.cordoned = list(self.nodes) if spec.mode == "drain" else []
+        self.cordoned = list(self.nodes) if spec.mode in ("drain", "cordon") else []
+
+    def _kill_candidates(self) -> list[V1Pod]:
+        """The pods ``k8s_pod_kill`` may delete, by name: its selector in its namespace, and with
+        ``on_nodes`` only those bound to a node matching that node label selector."""
+        assert isinstance(self.spec, KubePodKillSpec)
+        pods: list[V1Pod] = self.runtime.core.list_namespaced_pod(self.pods_namespace,
+                                                                  label_selector=self.selector).items
+        pods = [p for p in pods if p.metadata.deletion_timestamp is None]
+        if self.spec.on_nodes:
+            from kubernetes.client.exceptions import ApiException
+
+            try:
+                listed = self.runtime.core.list_node(label_selector=self.spec.on_nodes).items
+                nodes = {str(n.metadata.name) for n in listed}
+            except ApiException as exc:
+                raise ScenarioError(f"fault {self.name!r}: on_nodes {self.spec.on_nodes!r}: {exc.reason}") from None
+            pods = [p for p in pods if p.spec.node_name in nodes]
+        return sorted(pods, key=lambda p: str(p.metadata.name))
 
     def _select_deployment(self, service: str) -> None:
         _, deployment = self.runtime.services.get(service, ({}, service))
@@ -346,7 +408,7 @@ class KubeFault:
                 return KubeScaleUndo(**where, namespace=self.namespace, deployment=self.deployment,
                                      replicas_before=self.replicas_before)
             case KubePodKillSpec():
-                return KubePodsDeletedUndo(**where, namespace=self.namespace, selector=self.selector)
+                return KubePodsDeletedUndo(**where, namespace=self.pods_namespace, selector=self.selector)
 
     def describe(self) -> FaultDescription:
         services = [f"service:{name}" for name in self.runtime.services]
@@ -358,13 +420,15 @@ class KubeFault:
             case KubeScaleDownSpec():
                 targets = [f"deployment:{self.namespace}/{self.deployment}"] + services
             case KubePodKillSpec():
-                targets = [f"pods:{self.namespace}/{self.selector}"] + services
+                on = f" on {self.spec.on_nodes}" if self.spec.on_nodes else ""
+                targets = [f"pods:{self.pods_namespace}/{self.selector}{on}"] + services
         return {"targets": targets, "params": dict(self.spec.parameters()), "undo": self.undo()}
 
     def apply(self) -> Onset:
         namespaces = [self.namespace]
-        if isinstance(self.spec, KubeQuotaDenialSpec) and self.spec.namespace != self.namespace:
-            namespaces.append(self.spec.namespace)
+        named = self.spec.namespace if isinstance(self.spec, KubeQuotaDenialSpec) else self.pods_namespace
+        if named != self.namespace:
+            namespaces.append(named)  # the quota's, the killed pods': the chain follows them too
         self.watch = ChainWatch(self.runtime, self.name, self.journal, self.nodes, namespaces)
         self.watch.start()
         self.applied = True
@@ -375,6 +439,10 @@ class KubeFault:
                 for node in self.nodes:
                     _node_not_ready(self.runtime, node, self.name)
                 return self._onset(sent, "node_not_ready", "k8s-watch:node-not-ready")
+            case KubeNodeLossSpec() if self.spec.mode == "cordon":
+                for node in self.nodes:
+                    self._cordon(node)
+                return self._onset(sent, "cordoned", "k8s-watch:node-cordoned")
             case KubeNodeLossSpec():
                 for node in self.nodes:
                     self._drain(node)
@@ -387,27 +455,37 @@ class KubeFault:
                 self._scale(self.spec.replicas, annotate=True)
                 return self._onset(sent, "evicted", "k8s-watch:pod-deleted")
             case KubePodKillSpec():
-                pods: list[V1Pod] = self.runtime.core.list_namespaced_pod(
-                    self.namespace, label_selector=self.selector).items
-                for pod in sorted(pods, key=lambda p: str(p.metadata.name))[: self.spec.max_targets]:
-                    self.runtime.core.delete_namespaced_pod(pod.metadata.name, self.namespace,
+                killed: set[str] = set()
+                for pod in self._kill_candidates()[: self.spec.max_targets]:
+                    self.runtime.core.delete_namespaced_pod(pod.metadata.name, self.pods_namespace,
                                                             grace_period_seconds=self.spec.grace_period_s)
-                return self._onset(sent, "evicted", "k8s-watch:pod-deleted")
+                    killed.add(f"pod/{self.pods_namespace}/{pod.metadata.name}")
+                if not killed:
+                    where = f" on nodes {self.spec.on_nodes}" if self.spec.on_nodes else ""
+                    raise FaultError(f"fault {self.name!r}: no pod matched {self.selector}{where} in namespace "
+                                     f"{self.pods_namespace} when it was applied")
+                # Its own pods' deletion: another kill's, seen by the same watch, is not this onset.
+                return self._onset(sent, "evicted", "k8s-watch:pod-deleted", killed)
 
-    def _onset(self, sent: float, link: str, source: str) -> Onset:
+    def _onset(self, sent: float, link: str, source: str, objects: set[str] | None = None) -> Onset:
         assert self.watch is not None
-        seen = self.watch.wait_for(link, ONSET_WAIT_S)
+        seen = self.watch.wait_for(link, ONSET_WAIT_S, objects)
         if seen is None:
             raise FaultError(f"fault {self.name!r}: applied, but no watch event showed {link} within "
                              f"{ONSET_WAIT_S:g} s")
         return Onset(at=(sent + seen.seen_at) / 2, source=source, uncertainty_s=max(0.0, (seen.seen_at - sent) / 2))
 
+    def _cordon(self, node: str) -> None:
+        """The node takes no new pod (``spec.unschedulable``; the scheduler filters it out), its
+        running pods stay; the annotation names the fault for ``drill stack status``."""
+        self.runtime.core.patch_node(node, {"spec": {"unschedulable": True},
+                                            "metadata": {"annotations": {CORDON_ANNOTATION: self.name}}})
+
     def _drain(self, node: str) -> None:
         from kubernetes import client
 
         core = self.runtime.core
-        core.patch_node(node, {"spec": {"unschedulable": True},
-                               "metadata": {"annotations": {CORDON_ANNOTATION: self.name}}})
+        self._cordon(node)
         # Only the stack's own pods: drill's Role grants eviction in its namespace alone (least
         # privilege); the cordon keeps every new pod off the node whatever its namespace.
         pods: list[V1Pod] = core.list_namespaced_pod(self.namespace, field_selector=f"spec.nodeName={node}").items
@@ -559,6 +637,9 @@ def left_on_cluster(undo: KubeUndo, api: ApiClient | None = None) -> list[str]:
                     left.append(f"node {name} not Ready")
                 if name in undo.cordoned and node.spec.unschedulable:
                     left.append(f"node {name} still cordoned")
+                elif name in undo.cordoned and any(t.key == UNSCHEDULABLE_TAINT for t in node.spec.taints or []):
+                    # uncordoned; the node lifecycle controller has yet to take its NoSchedule taint off
+                    left.append(f"node {name} still tainted {UNSCHEDULABLE_TAINT}")
                 left += [f"node {name} annotation {k}" for k in (LOST_ANNOTATION, CORDON_ANNOTATION)
                          if k in annotations]
         case KubeQuotaUndo():
@@ -598,7 +679,7 @@ def cluster_faults(runtime: KubernetesRuntime) -> list[tuple[str, str, str, Kube
             found.append(("k8s_node", f"node:{name}", f"cordoned by drill fault {annotations[CORDON_ANNOTATION]}",
                           KubeNodeUndo(**where, nodes=[name], mode="drain",
                                        cordoned=[name] if node.spec.unschedulable else [])))
-    for quota in runtime.core.list_namespaced_resource_quota(runtime.namespace, label_selector=QUOTA_LABEL).items:
+    for quota in _drill_quotas(runtime):
         ns, name = str(quota.metadata.namespace), str(quota.metadata.name)
         found.append(("k8s_quota", f"resourcequota:{ns}/{name}", f"quota {dict(quota.spec.hard or {})}",
                       KubeQuotaUndo(**where, namespace=ns, name=name)))
@@ -610,3 +691,17 @@ def cluster_faults(runtime: KubernetesRuntime) -> list[tuple[str, str, str, Kube
                           KubeScaleUndo(**where, namespace=runtime.namespace, deployment=str(dep.metadata.name),
                                         replicas_before=int(before))))
     return found
+
+
+def _drill_quotas(runtime: KubernetesRuntime) -> list[Any]:
+    """drill's ResourceQuotas in every namespace the identity may list them in (a region's quota
+    sits in the region's namespace, not always the stack's); the stack's namespace alone when
+    listing across namespaces is refused (the least-privilege Role of deploy/k8s/rbac.yaml)."""
+    try:
+        found: list[Any] = runtime.core.list_resource_quota_for_all_namespaces(label_selector=QUOTA_LABEL).items
+        return found
+    except Exception as exc:
+        if _status(exc) != 403:
+            raise
+    own: list[Any] = runtime.core.list_namespaced_resource_quota(runtime.namespace, label_selector=QUOTA_LABEL).items
+    return own

@@ -6,7 +6,9 @@ clock with the onset); the API server's own timestamp (whole seconds) is kept be
 their largest gap is reported as ``api_gap_s``. ``reschedule_s`` is onset -> the instant the
 last needed replacement was Ready (as many replacements as pods evicted); None when pods were
 evicted and not all replaced while the watch ran. ``min_ready`` is each service's fewest ready
-replicas while the fault was applied.
+replicas while the fault was applied. ``replacement_regions`` says in which region (the node's
+``topology.kubernetes.io/region``) each replacement became Ready: a region that refuses capacity
+shows its work landing in the other one.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from dataclasses import dataclass, field
 
 from harness.measure.objectives import ObjectiveResult
 
-__all__ = ["API_RESOLUTION_S", "ChainInput", "LinkInput", "RepairChain", "chain_objectives", "repair_chain"]
+__all__ = ["API_RESOLUTION_S", "ChainInput", "LinkInput", "RepairChain", "chain_objectives", "fewest_note",
+           "repair_chain"]
 
 API_RESOLUTION_S = 1.0
 """Kubernetes object timestamps (metav1.Time) serialise to whole seconds."""
@@ -29,6 +32,7 @@ class LinkInput:
     api_at: float | None = None
     node: str | None = None
     detail: str | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class RepairChain:
     pending: list[LinkInput] = field(default_factory=list)  # unschedulable, with the scheduler's message
     refused: list[LinkInput] = field(default_factory=list)  # create refused, with the quota's message
     replacement_nodes: dict[str, str] = field(default_factory=dict)
+    replacement_regions: dict[str, str] = field(default_factory=dict)  # pod -> its node's region
     api_gap_s: float | None = None
     resolution_s: float = API_RESOLUTION_S
     links: list[LinkInput] = field(default_factory=list)
@@ -77,6 +82,7 @@ def repair_chain(chain: ChainInput) -> RepairChain:
     made.evicted = len(evicted)
     made.replaced = len(ready)
     made.replacement_nodes = {link.object: link.node or "" for link in ready}
+    made.replacement_regions = {link.object: link.region for link in ready if link.region}
     if evicted and len(ready) >= len(evicted):
         needed = ready[len(evicted) - 1]
         made.reschedule_s = needed.at - onset
@@ -120,6 +126,18 @@ def chain_objectives(chains: list[RepairChain], max_reschedule_s: float | None,
                                            "no Deployment was watched during the faults"))
         else:
             fewest = min(seen)
-            results.append(ObjectiveResult("min_ready_replicas", min_ready_replicas, fewest,
-                                           fewest >= min_ready_replicas))
+            passed = fewest >= min_ready_replicas
+            results.append(ObjectiveResult("min_ready_replicas", min_ready_replicas, fewest, passed,
+                                           None if passed else fewest_note(chains, fewest)))
     return results
+
+
+def fewest_note(chains: list[RepairChain], fewest: int) -> str:
+    """Which services fell to ``fewest`` ready replicas (``ready/desired``, each once), so a
+    failed ``min_ready_replicas`` says whose shortfall it was."""
+    named: dict[str, str] = {}
+    for c in chains:
+        for service, ready in c.min_ready.items():
+            if ready == fewest:
+                named.setdefault(service, f"{service} {ready}/{c.desired.get(service, '?')}")
+    return "fewest ready: " + ", ".join(named[s] for s in sorted(named))

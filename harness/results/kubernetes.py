@@ -28,7 +28,8 @@ def repair_chain_figures(run_dir: Path, faults: dict[str, dict[str, Any]], scena
         match record.event:
             case KubeChainLink() as e:
                 links.setdefault(e.fault, []).append(LinkInput(
-                    link=e.link, at=e.seen_at, object=e.object, api_at=e.api_at, node=e.node, detail=e.detail))
+                    link=e.link, at=e.seen_at, object=e.object, api_at=e.api_at, node=e.node, detail=e.detail,
+                    region=e.region))
             case KubeReplicas() as e:
                 replicas.setdefault(e.fault, []).append((e.seen_at, e.service, e.ready, e.desired))
     chains: list[RepairChain] = []
@@ -59,6 +60,8 @@ def _link(link: LinkInput, onset: float | None) -> RepairChainLink:
         made.api_at = utc_iso(link.api_at)
     if link.node:
         made.node = link.node
+    if link.region:
+        made.region = link.region
     if link.detail:
         made.detail = link.detail
     return made
@@ -72,6 +75,7 @@ def _result(c: RepairChain) -> RepairChainResult:
         evicted=c.evicted, replaced=c.replaced, min_ready_replicas=c.min_ready, desired_replicas=c.desired,
         pending=[_link(link, c.onset_at) for link in c.pending],
         refused=[_link(link, c.onset_at) for link in c.refused],
-        replacement_nodes=c.replacement_nodes, api_gap_s=_r(c.api_gap_s), resolution_s=round(c.resolution_s, 3),
+        replacement_nodes=c.replacement_nodes, replacement_regions=c.replacement_regions,
+        api_gap_s=_r(c.api_gap_s), resolution_s=round(c.resolution_s, 3),
         links=[_link(link, c.onset_at) for link in c.links],
     )

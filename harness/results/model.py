@@ -963,6 +963,7 @@ class RepairChainLink(_Model):
     after_onset_s: float | None
     api_at: str | None = None
     node: str | None = None
+    region: str | None = None  # the node's topology.kubernetes.io/region label
     detail: str | None = None
 
     @property
@@ -974,7 +975,7 @@ class RepairChainResult(_Model):
     """A Kubernetes fault's repair chain (harness/measure/repair_chain.py): seconds from the
     onset to the first of each link, ``reschedule_s`` to the last needed replacement Ready,
     the pods left Pending (the scheduler's message) or refused (the quota's), where the
-    replacements landed, each service's fewest ready replicas, and ``api_gap_s``: the largest
+    replacements landed (node and region), each service's fewest ready replicas, and ``api_gap_s``: the largest
     gap between a watch event's arrival and the API's own timestamp (within ``resolution_s``
     when the two agree)."""
 
@@ -993,6 +994,7 @@ class RepairChainResult(_Model):
     pending: list[RepairChainLink]
     refused: list[RepairChainLink]
     replacement_nodes: dict[str, str]
+    replacement_regions: dict[str, str] = {}  # pod -> its node's region
     api_gap_s: float | None
     resolution_s: float
     links: list[RepairChainLink]

@@ -514,7 +514,8 @@ class KubeChainLink(Event):
     (node_not_ready, taint_added, evicted, scheduled, ready, create_refused, unschedulable),
     ``seen_at`` when the watch event arrived (epoch s; the figure's clock), ``api_at`` the instant the
     API server recorded on the object (whole seconds: a cross-check), ``object`` (kind/name),
-    ``node``, ``detail`` (a reason or message the cluster gave)."""
+    ``node``, ``region`` (the node's ``topology.kubernetes.io/region`` label), ``detail`` (a
+    reason or message the cluster gave)."""
 
     event: Literal["k8s.chain_link"] = "k8s.chain_link"
     fault: str
@@ -523,6 +524,7 @@ class KubeChainLink(Event):
     object: str
     api_at: float | None = None
     node: str | None = None
+    region: str | None = None
     detail: str | None = None
 
 

@@ -27,6 +27,7 @@ a builder is a type error.
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, ClassVar, Literal, get_args
 from urllib.parse import urlsplit
 
@@ -456,7 +457,7 @@ class RegionQuotaDenialSpec(HookFaultSpec):
 
 # --- faults through the Kubernetes API (harness/faults/kubernetes.py, docs/kubernetes.md) ------
 
-KubeNodeLossMode = Literal["not_ready", "drain"]
+KubeNodeLossMode = Literal["not_ready", "drain", "cordon"]
 KubeName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
 
 
@@ -475,11 +476,24 @@ class KubeFaultSpec(FaultSpecBase):
 
 
 class KubePodKillSpec(KubeFaultSpec):
-    """Delete the selected pods (``grace_period_s`` 0: a crash); their owner replaces them."""
+    """Delete the selected pods (``grace_period_s`` 0: a crash); their owner replaces them.
+    ``namespace``: the pods' (default the stack's); ``on_nodes``: only pods on nodes matching
+    this label selector (``topology.kubernetes.io/region=region-a``: a region-a pod dies)."""
 
     type: Literal["k8s_pod_kill"]
     max_targets: WholeNumber = Field(default=1, ge=1)
     grace_period_s: WholeNumber = Field(default=0, ge=0, le=300)
+    namespace: KubeName | None = None
+    on_nodes: str | None = None
+
+    @field_validator("on_nodes")
+    @classmethod
+    def _node_selector(cls, value: str | None) -> str | None:
+        pair = re.compile(r"^[A-Za-z0-9._/-]+=[A-Za-z0-9._-]*$")
+        if value is not None and not all(pair.match(part) for part in value.split(",")):
+            raise ValueError(f"on_nodes takes node labels as key=value[,key=value] "
+                             f"(e.g. topology.kubernetes.io/region=region-a), got {value!r}")
+        return value
 
     @field_validator("target")
     @classmethod
@@ -491,8 +505,9 @@ class KubePodKillSpec(KubeFaultSpec):
 
 class KubeNodeLossSpec(KubeFaultSpec):
     """GPU nodes selected by ``target.labels`` (node labels) are lost: ``not_ready`` (the node
-    stops reporting and says Ready=False; kwok nodes) or ``drain`` (cordon, then evict its pods
-    through the Eviction API, which respects PodDisruptionBudgets)."""
+    stops reporting and says Ready=False; kwok nodes), ``drain`` (cordon, then evict its pods
+    through the Eviction API, which respects PodDisruptionBudgets) or ``cordon`` (the cordon
+    alone: the nodes refuse new pods, the running ones stay; a region out of capacity)."""
 
     type: Literal["k8s_node_loss"]
     mode: KubeNodeLossMode = "not_ready"
