@@ -6,7 +6,7 @@ library and mitmproxy. The harness drives it like Toxiproxy, over HTTP on the pr
 listeners, through a reserved path::
 
     GET    /__drill/health                  {"ok": true, "proxies": {...}}
-    GET    /__drill/faults                  [{"id", "type", "proxy", "params", "hits"}, ...]
+    GET    /__drill/faults                  [{"id", "type", "proxy", "params", "hits"[, "cut_short"]}, ...]
     POST   /__drill/faults                  {"id", "type", "proxy", "params"} -> 201
     POST   /__drill/faults/<id>             {"params"} -> 200, the fault's params updated (a schedule step)
     DELETE /__drill/faults/<id>             204 (also when it was not there: reverts are idempotent)
