@@ -74,7 +74,8 @@ NOT_APPLICABLE = {
 FIELDS = ["gateway", "version", "behaviour", "fault", "scenario", "phases", "expected_exit", "exit", "verdict",
           "missed", "failover_s", "failback_s", "rto_s", "fault_error_rate", "baseline_p95_ms", "fault_p50_ms",
           "fault_p95_ms", "stream_completion", "short_completed_streams", "fault_client_requests", "faulted_provider_calls",
-          "calls_per_client_request", "fault_max_gap_ms", "stalls_cut_short", "gateway_primary_calls", "gateway_failover_s", "gateway_failback_s",
+          "calls_per_client_request", "fault_max_gap_ms", "midstream_failures", "midstream_failure_p50_s",
+          "stalls_cut_short", "gateway_primary_calls", "gateway_failover_s", "gateway_failback_s",
           "record_agrees", "record", "cooldown_cycles", "cooldown_incidents", "cooldown_bad_answers",
           "cooldown_impact_s", "bad_answers_per_cooldown", "impact_s_per_cooldown", "report"]
 
@@ -179,6 +180,23 @@ def fault_max_gap(samples: pd.DataFrame | None, phases: dict[str, Any]) -> float
     return round(float(gaps.max()), 1) if not gaps.empty else None
 
 
+def midstream_failures(samples: pd.DataFrame | None, phases: dict[str, Any]) -> tuple[int | None, float | None]:
+    """Streams begun in the fault phase that failed after their first token (a cut, the gateway's
+    error event, a reset), and how long after being sent they ended (p50, s): what a client of a
+    stall the gateway gives up on sees. (None, None) without streams."""
+    if samples is None or samples.empty or "tokens" not in samples:
+        return None, None
+    fault = phases.get("fault") or {}
+    f0, f1 = _epoch(fault.get("start")), _epoch(fault.get("end"))
+    if f0 is None or f1 is None:
+        return None, None
+    failed = samples[(samples["stream"] == 1) & (samples["ok"] == 0) & (pd.to_numeric(samples["tokens"]) > 0)
+                     & (samples["start"] >= f0) & (samples["start"] < f1)]
+    if failed.empty:
+        return 0, None
+    return len(failed), round(float((failed["end"] - failed["start"]).median()), 2)
+
+
 def read_samples(run_dir: Path) -> pd.DataFrame | None:
     paths = sorted((run_dir / "samples").glob("*.csv"))
     if not paths:
@@ -233,6 +251,8 @@ def figures(r: dict[str, Any], hits: int, record: records.GatewayRecord | None,
         "faulted_provider_calls": hits if fault.get("type") != "down" else None,
         "calls_per_client_request": round(hits / requests, 2) if requests and fault.get("type") != "down" else None,
         "fault_max_gap_ms": fault_max_gap(samples, r.get("phases") or {}),
+        "midstream_failures": midstream_failures(samples, r.get("phases") or {})[0],
+        "midstream_failure_p50_s": midstream_failures(samples, r.get("phases") or {})[1],
         "stalls_cut_short": cut_short if fault.get("type") == "stream_stall" else None,
         "gateway_primary_calls": None, "gateway_failover_s": None, "gateway_failback_s": None,
         "record_agrees": None, "record": None,
@@ -307,6 +327,9 @@ def cell_text(row: dict[str, Any], link_root: str) -> str:
                      " as complete but short** (truncated answers passed off as whole)")
     if row["behaviour"] == "stream-stall" and row.get("fault_max_gap_ms") not in (None, ""):
         parts.append(f"longest gap between two tokens a client saw {_num(float(row['fault_max_gap_ms']) / 1000)} s")
+    if row["behaviour"] == "stream-stall" and row.get("midstream_failure_p50_s") not in (None, ""):
+        parts.append(f"{row['midstream_failures']} streams failed after their first token, ending"
+                     f" {_num(row['midstream_failure_p50_s'])} s (p50) after they were sent")
     if row.get("stalls_cut_short") not in (None, ""):  # a stall's hits are the stalls begun, not calls
         parts.append(f"stalls begun at the proxy {row['faulted_provider_calls']} for {row['fault_client_requests']}"
                      f" requests, cut short by the provider's end {row['stalls_cut_short']}")
@@ -354,7 +377,9 @@ def page(rows: list[dict[str, Any]], link_root: str) -> str:
               "instants by the gateway's own record (`record`), `record_agrees`: within drill's 0.25 s resolution;",
               "`faulted_provider_calls`: the HTTP fault proxy's hits during the fault (none for a TCP fault, which",
               "bypasses the proxy; for a stall, the stalls begun); `fault_max_gap_ms`: the longest gap between two",
-              "tokens of any stream begun in the fault phase, as its client saw it; `stalls_cut_short`: the stalls",
+              "tokens of any stream begun in the fault phase, as its client saw it; `midstream_failures`,",
+              "`midstream_failure_p50_s`: those streams that failed after their first token, and when they ended",
+              "(p50, s after sending); `stalls_cut_short`: the stalls",
               "the provider's end released before their length (docs/http-faults.md); `gateway_primary_calls`: the calls the gateway's record shows to the primary",
               "during the fault; `cooldown_cycles`: the cooldown ends in the gateway's record during the fault (a call",
               "to the primary after a quiet of 1 s or more that followed a failed call, targets/gateways/records.py);",

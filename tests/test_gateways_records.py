@@ -255,11 +255,15 @@ def test_scorecard_stall_row_reports_the_longest_gap_clients_saw_and_stalls_cut_
     sc = scorecard()
     phases = {"fault": {"start": "2026-12-06T16:53:10Z", "end": "2026-12-06T16:53:30Z"}}
     t0 = 1796575990.0  # 16:53:10
-    samples = pd.DataFrame([{"start": t0 - 1, "stream": 1, "max_gap_ms": 9000.0},
-                            {"start": t0 + 1, "stream": 1, "max_gap_ms": 8250.5},
-                            {"start": t0 + 2, "stream": 1, "max_gap_ms": float("nan")},
-                            {"start": t0 + 3, "stream": 0, "max_gap_ms": float("nan")}])
+    samples = pd.DataFrame([{"start": t0 - 1, "end": t0 + 3, "stream": 1, "ok": 0, "tokens": 3, "max_gap_ms": 9000.0},
+                            {"start": t0 + 1, "end": t0 + 10, "stream": 1, "ok": 1, "tokens": 16, "max_gap_ms": 8250.5},
+                            {"start": t0 + 2, "end": t0 + 6.5, "stream": 1, "ok": 0, "tokens": 3,
+                             "max_gap_ms": float("nan")},
+                            {"start": t0 + 2, "end": t0 + 2.1, "stream": 1, "ok": 0, "tokens": 0,  # no token: not mid-stream
+                             "max_gap_ms": float("nan")},
+                            {"start": t0 + 3, "end": t0 + 3.1, "stream": 0, "ok": 1, "tokens": 0, "max_gap_ms": float("nan")}])
     assert sc.fault_max_gap(samples, phases) == 8250.5
+    assert sc.midstream_failures(samples, phases) == (1, 4.5)
     assert sc.fault_max_gap(samples[samples["start"] < t0], phases) is None
     r: dict[str, Any] = {"verdict": "failed", "objectives": [{"name": "rto_s", "passed": False, "measured": 9.0}],
          "faults": [{"type": "stream_stall"}], "phases": {"fault": {"requests": 40, **phases["fault"]}}}
@@ -269,6 +273,7 @@ def test_scorecard_stall_row_reports_the_longest_gap_clients_saw_and_stalls_cut_
     text = sc.cell_text(row, "")
     assert "longest gap between two tokens a client saw 8.25 s" in text
     assert "stalls begun at the proxy 30 for 40 requests, cut short by the provider's end 2" in text
+    assert "1 streams failed after their first token, ending 4.50 s (p50) after they were sent" in text
     assert "calls to the faulted provider per request" not in text
     # Any other fault: no stall figure.
     r["faults"][0]["type"] = "stream_cut"
