@@ -67,28 +67,26 @@ CONFORMANCE = [
     ("provider-down", "provider down at TCP level"),
     ("control", "negative control: 429 storm, no fallbacks"),
 ]
-STALL_NOT_EXERCISED = ("not exercised on these stacks: the hosted model's whole answer (16 tokens, ~80 ms) ends"
-                       " inside any stall, and the HTTP fault proxy releases held events at the upstream's end"
-                       " (docs/http-faults.md), so no stall reaches the gateway")
 NOT_APPLICABLE = {
-    ("litellm", "stream-stall"): STALL_NOT_EXERCISED,
     ("portkey", "stream-cut"): "Portkey 1.15.2 cannot stream on Node 20 (every stream: 500 TypeError: immutable)",
-    ("portkey", "stream-stall"): "Portkey 1.15.2 cannot stream on Node 20 (every stream: 500 TypeError: immutable);"
-                                 f" and {STALL_NOT_EXERCISED}",
+    ("portkey", "stream-stall"): "Portkey 1.15.2 cannot stream on Node 20 (every stream: 500 TypeError: immutable)",
 }
 FIELDS = ["gateway", "version", "behaviour", "fault", "scenario", "phases", "expected_exit", "exit", "verdict",
           "missed", "failover_s", "failback_s", "rto_s", "fault_error_rate", "baseline_p95_ms", "fault_p50_ms",
           "fault_p95_ms", "stream_completion", "short_completed_streams", "fault_client_requests", "faulted_provider_calls",
-          "calls_per_client_request", "gateway_primary_calls", "gateway_failover_s", "gateway_failback_s",
+          "calls_per_client_request", "fault_max_gap_ms", "midstream_failures", "midstream_failure_p50_s",
+          "stalls_cut_short", "gateway_primary_calls", "gateway_failover_s", "gateway_failback_s",
           "record_agrees", "record", "cooldown_cycles", "cooldown_incidents", "cooldown_bad_answers",
           "cooldown_impact_s", "bad_answers_per_cooldown", "impact_s_per_cooldown", "report"]
 
 
 class HitWatcher:
-    """Polls the proxy's fault list; keeps the largest ``hits`` seen per fault id."""
+    """Polls the proxy's fault list; keeps the largest ``hits`` (and, for a stall, ``cut_short``:
+    stalls the upstream's end released early) seen per fault id."""
 
     def __init__(self) -> None:
         self.hits: dict[str, int] = {}
+        self.cut_short: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -107,6 +105,9 @@ class HitWatcher:
                 try:
                     for fault in client.get(PROXY_CONTROL).json():
                         self.hits[fault["id"]] = max(self.hits.get(fault["id"], 0), int(fault.get("hits", 0)))
+                        if "cut_short" in fault:
+                            self.cut_short[fault["id"]] = max(self.cut_short.get(fault["id"], 0),
+                                                              int(fault["cut_short"]))
                 except (httpx.HTTPError, ValueError, KeyError, TypeError):
                     continue  # the stack is starting or stopping, or the fault is not on the proxy
 
@@ -164,6 +165,38 @@ def short_completed(samples: pd.DataFrame | None, phases: dict[str, Any]) -> flo
     return round(float((during["tokens"] < usual).mean()), 4)
 
 
+def fault_max_gap(samples: pd.DataFrame | None, phases: dict[str, Any]) -> float | None:
+    """The longest gap between two tokens any stream begun in the fault phase showed its client,
+    ms (``max_gap_ms`` of the samples): what a stall that reached the client looks like. None
+    without streams."""
+    if samples is None or samples.empty or "max_gap_ms" not in samples:
+        return None
+    fault = phases.get("fault") or {}
+    f0, f1 = _epoch(fault.get("start")), _epoch(fault.get("end"))
+    if f0 is None or f1 is None:
+        return None
+    gaps = pd.to_numeric(samples[(samples["stream"] == 1) & (samples["start"] >= f0) & (samples["start"] < f1)]
+                         ["max_gap_ms"], errors="coerce").dropna()
+    return round(float(gaps.max()), 1) if not gaps.empty else None
+
+
+def midstream_failures(samples: pd.DataFrame | None, phases: dict[str, Any]) -> tuple[int | None, float | None]:
+    """Streams begun in the fault phase that failed after their first token (a cut, the gateway's
+    error event, a reset), and how long after being sent they ended (p50, s): what a client of a
+    stall the gateway gives up on sees. (None, None) without streams."""
+    if samples is None or samples.empty or "tokens" not in samples:
+        return None, None
+    fault = phases.get("fault") or {}
+    f0, f1 = _epoch(fault.get("start")), _epoch(fault.get("end"))
+    if f0 is None or f1 is None:
+        return None, None
+    failed = samples[(samples["stream"] == 1) & (samples["ok"] == 0) & (pd.to_numeric(samples["tokens"]) > 0)
+                     & (samples["start"] >= f0) & (samples["start"] < f1)]
+    if failed.empty:
+        return 0, None
+    return len(failed), round(float((failed["end"] - failed["start"]).median()), 2)
+
+
 def read_samples(run_dir: Path) -> pd.DataFrame | None:
     paths = sorted((run_dir / "samples").glob("*.csv"))
     if not paths:
@@ -192,9 +225,11 @@ def cooldown_cost(fault: dict[str, Any], stack_events: list[dict[str, Any]] | No
 
 
 def figures(r: dict[str, Any], hits: int, record: records.GatewayRecord | None,
-            samples: pd.DataFrame | None = None, stack_events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The cell's figures from a run's results document, the proxy's hits, the gateway's record,
-    the run's samples and its stack events (the gateway's record as served to the run)."""
+            samples: pd.DataFrame | None = None, stack_events: list[dict[str, Any]] | None = None,
+            cut_short: int | None = None) -> dict[str, Any]:
+    """The cell's figures from a run's results document, the proxy's hits (and stalls cut short),
+    the gateway's record, the run's samples and its stack events (the gateway's record as served to
+    the run)."""
     fault = (r.get("faults") or [{}])[0]
     phase = (r.get("phases") or {}).get("fault") or {}
     base = (r.get("phases") or {}).get("baseline") or {}
@@ -215,6 +250,10 @@ def figures(r: dict[str, Any], hits: int, record: records.GatewayRecord | None,
         "fault_client_requests": requests,
         "faulted_provider_calls": hits if fault.get("type") != "down" else None,
         "calls_per_client_request": round(hits / requests, 2) if requests and fault.get("type") != "down" else None,
+        "fault_max_gap_ms": fault_max_gap(samples, r.get("phases") or {}),
+        "midstream_failures": midstream_failures(samples, r.get("phases") or {})[0],
+        "midstream_failure_p50_s": midstream_failures(samples, r.get("phases") or {})[1],
+        "stalls_cut_short": cut_short if fault.get("type") == "stream_stall" else None,
         "gateway_primary_calls": None, "gateway_failover_s": None, "gateway_failback_s": None,
         "record_agrees": None, "record": None,
     }
@@ -252,7 +291,7 @@ def run_cell(gateway: str, behaviour: str, fault: str, out: Path, short: bool, l
         result = run_drill(path, out=runs / "run")
     r: dict[str, Any] = result.results.document()
     row.update(figures(r, sum(watcher.hits.values()), records.read(result.run_dir), read_samples(result.run_dir),
-                       read_stack_events(result.run_dir)))
+                       read_stack_events(result.run_dir), sum(watcher.cut_short.values())))
     row.update(exit=result.exit_code, phases="6/10/8 s" if short else "10/20/15 s",
                report=str((result.run_dir / "report.html").relative_to(out)))
     return row
@@ -286,7 +325,15 @@ def cell_text(row: dict[str, Any], link_root: str) -> str:
     if row.get("short_completed_streams") not in (None, "", 0, "0.0", 0.0):
         parts.append(f"**{_num(float(row['short_completed_streams']) * 100, 1)} % of the fault's streams ended"
                      " as complete but short** (truncated answers passed off as whole)")
-    if row["calls_per_client_request"] not in (None, ""):
+    if row["behaviour"] == "stream-stall" and row.get("fault_max_gap_ms") not in (None, ""):
+        parts.append(f"longest gap between two tokens a client saw {_num(float(row['fault_max_gap_ms']) / 1000)} s")
+    if row["behaviour"] == "stream-stall" and row.get("midstream_failure_p50_s") not in (None, ""):
+        parts.append(f"{row['midstream_failures']} streams failed after their first token, ending"
+                     f" {_num(row['midstream_failure_p50_s'])} s (p50) after they were sent")
+    if row.get("stalls_cut_short") not in (None, ""):  # a stall's hits are the stalls begun, not calls
+        parts.append(f"stalls begun at the proxy {row['faulted_provider_calls']} for {row['fault_client_requests']}"
+                     f" requests, cut short by the provider's end {row['stalls_cut_short']}")
+    elif row["calls_per_client_request"] not in (None, ""):
         parts.append(f"calls to the faulted provider per request {_num(row['calls_per_client_request'])}")
     elif row["gateway_primary_calls"] not in (None, ""):
         parts.append(f"calls to the primary during the fault (gateway's record) {row['gateway_primary_calls']}"
@@ -329,7 +376,11 @@ def page(rows: list[dict[str, Any]], link_root: str) -> str:
               "`failback_s`: drill's first answer from the primary again after the revert; `gateway_*`: the same",
               "instants by the gateway's own record (`record`), `record_agrees`: within drill's 0.25 s resolution;",
               "`faulted_provider_calls`: the HTTP fault proxy's hits during the fault (none for a TCP fault, which",
-              "bypasses the proxy); `gateway_primary_calls`: the calls the gateway's record shows to the primary",
+              "bypasses the proxy; for a stall, the stalls begun); `fault_max_gap_ms`: the longest gap between two",
+              "tokens of any stream begun in the fault phase, as its client saw it; `midstream_failures`,",
+              "`midstream_failure_p50_s`: those streams that failed after their first token, and when they ended",
+              "(p50, s after sending); `stalls_cut_short`: the stalls",
+              "the provider's end released before their length (docs/http-faults.md); `gateway_primary_calls`: the calls the gateway's record shows to the primary",
               "during the fault; `cooldown_cycles`: the cooldown ends in the gateway's record during the fault (a call",
               "to the primary after a quiet of 1 s or more that followed a failed call, targets/gateways/records.py);",
               "`cooldown_incidents`, `cooldown_bad_answers`, `cooldown_impact_s`: the incidents results name a",
@@ -397,8 +448,10 @@ def main() -> int:
             run_dir = (out / str(row.get("report") or "")).parent
             if row.get("report") and (run_dir / "results.json").is_file():
                 document = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+                cut = row.get("stalls_cut_short")
                 row.update(figures(document, int(row.get("faulted_provider_calls") or 0), records.read(run_dir),
-                                   read_samples(run_dir), read_stack_events(run_dir)))
+                                   read_samples(run_dir), read_stack_events(run_dir),
+                                   int(cut) if cut not in (None, "") else None))
     write(list(rows.values()), out, "")
     for gateway in filter(None, args.only.split(",")):
         for behaviour in wanted:

@@ -157,6 +157,36 @@ def test_litellm_pads_a_cut_provider_stream_with_done_and_drill_counts_it_short(
 
 
 @pytest.mark.slow
+def test_litellm_ends_a_stalled_stream_with_an_error_at_its_stream_timeout_and_never_falls_back(tmp_path: Path) -> None:
+    """The provider stalls every stream for 8 s after 3 events while still sending (a token every
+    750 ms, targets/gateways/litellm-stack.slow-tokens.yaml): LiteLLM's stream_timeout of 3 s
+    ("maximum time to wait for the first chunk", docs) acts as a read timeout mid-stream too.
+    Every stream begun in the fault ends with 3 tokens and LiteLLM's error event, at least the
+    3 s it waited after them (the stall reached the gateway and held past its timeout), and
+    the fallback receives no request: its own record logs the read timeouts of the hosted
+    deployment and not one call to the GPU pool. Holds at any length: each stream meets the stall."""
+    need("litellm")
+    result, _ = run_short("litellm-stream-stall.local.yaml", tmp_path)
+    rows = samples(result.run_dir)
+    start, end = fault_window(result.run_dir)
+    during = rows[(rows["start"] > start + 0.5) & (rows["start"] < end - 0.5)]
+    assert len(during) > 20, len(during)
+    assert set(during["tier"]) == {"hosted"} and (during["ok"] == 0).all(), during.groupby(["tier", "ok"]).size()
+    assert set(during["tokens"]) == {3}, during["tokens"].value_counts()
+    assert all(str(e).startswith("stream error after 3 tokens") for e in during["error"]), set(during["error"])
+    # The 3 tokens come within 1.6 s at 750 ms a token; LiteLLM then waited its stream_timeout (3 s).
+    assert ((during["end"] - during["start"]) >= 3.0).all(), (during["end"] - during["start"]).describe()
+    calls = [json.loads(line) for line in
+             (result.run_dir / "stack-logs" / "litellm" / "calls.jsonl").read_text().splitlines()]
+    assert {c["model_id"] for c in calls} == {"hosted-model"}, {c["model_id"] for c in calls}
+    inside = [c for c in calls if c["start"] is not None and start + 0.5 < c["start"] < end - 0.5]
+    assert sum(1 for c in inside if c["event"] == "failure" and c["error"] == "ReadTimeout") >= len(during) / 2
+    r = result.results.document()
+    assert objective(r, "failover_to")["passed"] is False, r["objectives"]
+    assert result.exit_code != 0 and r["cleanup"]["ok"] is True
+
+
+@pytest.mark.slow
 def test_portkey_with_its_provider_down_falls_back_and_its_own_record_says_so(tmp_path: Path) -> None:
     """The provider's TCP link refused (Toxiproxy `down`, target 0 straight on Toxiproxy): Portkey
     falls back on the refused connection, and its console log stream, read into the run, names

@@ -244,3 +244,37 @@ def test_scorecard_reprobe_cost_per_cooldown_cycle_comes_from_results_and_the_st
     assert sc.cooldown_text(sc.cooldown_cost(fault, [])) == "no cooldown cycle in the gateway's record"
     r = {"verdict": "passed", "objectives": [], "faults": [{"type": "http_error", **fault}], "phases": {}}
     assert sc.figures(r, 0, None, None, events)["cooldown_impact_s"] == 0.4
+
+
+def test_scorecard_stall_row_reports_the_longest_gap_clients_saw_and_stalls_cut_short() -> None:
+    """The stall row's figures: the longest token gap of streams begun in the fault phase (a stream
+    begun before it does not count, however long its gap), and the stalls the proxy began and
+    the provider's end cut short, instead of "calls per request" (a stall's hits are stalls)."""
+    import pandas as pd
+
+    sc = scorecard()
+    phases = {"fault": {"start": "2026-12-06T16:53:10Z", "end": "2026-12-06T16:53:30Z"}}
+    t0 = 1796575990.0  # 16:53:10
+    samples = pd.DataFrame([{"start": t0 - 1, "end": t0 + 3, "stream": 1, "ok": 0, "tokens": 3, "max_gap_ms": 9000.0},
+                            {"start": t0 + 1, "end": t0 + 10, "stream": 1, "ok": 1, "tokens": 16, "max_gap_ms": 8250.5},
+                            {"start": t0 + 2, "end": t0 + 6.5, "stream": 1, "ok": 0, "tokens": 3,
+                             "max_gap_ms": float("nan")},
+                            {"start": t0 + 2, "end": t0 + 2.1, "stream": 1, "ok": 0, "tokens": 0,  # no token: not mid-stream
+                             "max_gap_ms": float("nan")},
+                            {"start": t0 + 3, "end": t0 + 3.1, "stream": 0, "ok": 1, "tokens": 0, "max_gap_ms": float("nan")}])
+    assert sc.fault_max_gap(samples, phases) == 8250.5
+    assert sc.midstream_failures(samples, phases) == (1, 4.5)
+    assert sc.fault_max_gap(samples[samples["start"] < t0], phases) is None
+    r: dict[str, Any] = {"verdict": "failed", "objectives": [{"name": "rto_s", "passed": False, "measured": 9.0}],
+         "faults": [{"type": "stream_stall"}], "phases": {"fault": {"requests": 40, **phases["fault"]}}}
+    row = {f: None for f in sc.FIELDS} | sc.figures(r, 30, None, samples, None, 2) | {
+        "gateway": "litellm", "behaviour": "stream-stall", "report": "runs/litellm/stream-stall/run/report.html"}
+    assert (row["fault_max_gap_ms"], row["stalls_cut_short"]) == (8250.5, 2)
+    text = sc.cell_text(row, "")
+    assert "longest gap between two tokens a client saw 8.25 s" in text
+    assert "stalls begun at the proxy 30 for 40 requests, cut short by the provider's end 2" in text
+    assert "1 streams failed after their first token, ending 4.50 s (p50) after they were sent" in text
+    assert "calls to the faulted provider per request" not in text
+    # Any other fault: no stall figure.
+    r["faults"][0]["type"] = "stream_cut"
+    assert sc.figures(r, 30, None, samples, None, 2)["stalls_cut_short"] is None

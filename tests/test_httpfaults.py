@@ -30,9 +30,10 @@ def sse_provider() -> web.Application:
             return web.json_response({"choices": [{"message": {"content": "hello"}}]})
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        interval_s = float(request.query.get("interval_s", EVENT_INTERVAL_S))
         for i in range(EVENTS):
             await response.write(f'data: {{"choices": [{{"delta": {{"content": "t{i}"}}}}]}}\n\n'.encode())
-            await asyncio.sleep(EVENT_INTERVAL_S)
+            await asyncio.sleep(interval_s)
         await response.write(b"data: [DONE]\n\n")
         return response
 
@@ -66,10 +67,11 @@ class Seen:
         return max((b - a for a, b in zip(times, times[1:], strict=False)), default=0.0)
 
 
-def call(url: str, stream: bool = True) -> Seen:
+def call(url: str, stream: bool = True, interval_s: float = EVENT_INTERVAL_S) -> Seen:
     started = time.monotonic()
     events: list[tuple[float, str]] = []
-    with httpx.stream("POST", f"{url}/v1/chat/completions", params={"stream": str(stream).lower()},
+    params = {"stream": str(stream).lower(), "interval_s": str(interval_s)}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", params=params,
                       json={"stream": stream}, timeout=10) as response:
         body = b""
         for line in response.iter_lines():
@@ -161,6 +163,23 @@ def test_stream_stall_holds_events_then_releases_them(
     seen = call(proxy[1])
     assert seen.done and len(seen.events) == EVENTS + 1
     assert seen.max_gap_s >= 0.25
+
+
+def test_a_stall_holds_its_length_while_the_provider_sends_and_is_cut_short_when_it_ends(
+    faults: HttpFaultClient, proxy: tuple[HttpFaultClient, str, str]
+) -> None:
+    """mitmproxy cannot send after a streamed response's upstream has ended (docs/http-faults.md):
+    a stall longer than what is left of the answer releases its events at the upstream's end, and
+    the fault counts it in ``cut_short``; a stall inside a longer answer holds and is not counted."""
+    faults.add("stall", "stream_stall", "hosted", {"after_events": 2, "stall_ms": 600})
+    # 10 events 0.1 s apart: events 3..10 go on for 0.8 s, longer than the stall.
+    held = call(proxy[1], interval_s=0.1)
+    assert held.done and len(held.events) == EVENTS + 1 and held.max_gap_s >= 0.6
+    assert [(f.hits, f.cut_short) for f in faults.faults()] == [(1, 0)]
+    # 10 events 30 ms apart: the answer ends about 0.25 s into the stall.
+    cut = call(proxy[1])
+    assert cut.done and len(cut.events) == EVENTS + 1
+    assert [(f.hits, f.cut_short) for f in faults.faults()] == [(2, 1)]
 
 
 def test_malformed_body_is_not_json(faults: HttpFaultClient, proxy: tuple[HttpFaultClient, str, str]) -> None:

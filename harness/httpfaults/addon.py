@@ -6,7 +6,7 @@ library and mitmproxy. The harness drives it like Toxiproxy, over HTTP on the pr
 listeners, through a reserved path::
 
     GET    /__drill/health                  {"ok": true, "proxies": {...}}
-    GET    /__drill/faults                  [{"id", "type", "proxy", "params", "hits"}, ...]
+    GET    /__drill/faults                  [{"id", "type", "proxy", "params", "hits"[, "cut_short"]}, ...]
     POST   /__drill/faults                  {"id", "type", "proxy", "params"} -> 201
     POST   /__drill/faults/<id>             {"params"} -> 200, the fault's params updated (a schedule step)
     DELETE /__drill/faults/<id>             204 (also when it was not there: reverts are idempotent)
@@ -50,8 +50,12 @@ Fault types and how each is made (see docs/architecture.md for why mitmproxy):
 - ``stream_cut`` {after_events | after_ms}: the stream is ended after N events (or N ms) without
   its ``[DONE]``; the client sees a clean end of body and a missing terminator.
 - ``stream_stall`` {after_events, stall_ms}: after N events, further chunks are held and released
-  with the first upstream chunk at least ``stall_ms`` later (mitmproxy's stream hook is
-  synchronous, so a stall ends on the next upstream chunk, or at the end of the stream).
+  with the first upstream chunk at least ``stall_ms`` later. mitmproxy 11's stream hook is
+  synchronous (a sleep in it would stall every flow of the proxy) and nothing can be sent on a
+  streamed response after the upstream's end (``send_response`` sends only trailers then;
+  mitmproxy issue #8103), so a stall holds its full length only while the upstream is still
+  sending: if the upstream ends first, the held events go at its end and the stall is *cut
+  short*, counted in the fault's ``cut_short`` (listed with its ``hits``, the stalls begun).
 - ``malformed`` {share}: the body is cut in half and ends in bytes that are not JSON.
 """
 
@@ -90,6 +94,7 @@ class ActiveFault:
     def __init__(self, fault_id: str, kind: str, proxy: str, params: dict[str, Any]) -> None:
         self.id, self.type, self.proxy, self.params = fault_id, kind, proxy, params
         self.hits = 0
+        self.cut_short = 0  # stream_stall: stalls released early because the upstream ended first
         self.rng = random.Random(fault_id)  # the same share of flows on every run
 
     def picks(self) -> bool:
@@ -98,7 +103,10 @@ class ActiveFault:
         return share >= 1.0 or self.rng.random() < share
 
     def public(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.type, "proxy": self.proxy, "params": self.params, "hits": self.hits}
+        record = {"id": self.id, "type": self.type, "proxy": self.proxy, "params": self.params, "hits": self.hits}
+        if self.type == "stream_stall":
+            record["cut_short"] = self.cut_short
+        return record
 
 
 def _json(status: int, payload: Any) -> http.Response:
@@ -397,9 +405,14 @@ class _StreamState:
             fault.hits += 1
             self.stall_from = time.monotonic()
         held_for_ms = (time.monotonic() - self.stall_from) * 1000.0
-        if data and held_for_ms < float(fault.params.get("stall_ms", 0)):
-            self.held += data
-            return []
+        if held_for_ms < float(fault.params.get("stall_ms", 0)):
+            if data:
+                self.held += data
+                return []
+            if self.held:
+                # The upstream ended inside the stall (b"" is mitmproxy's end of the stream): the
+                # held events must go now, nothing can follow the response hook of a streamed body.
+                fault.cut_short += 1
         out, self.held = self.held + data, b""
         return out
 

@@ -36,11 +36,13 @@ class ActiveHttpFault:
     proxy: str
     params: dict[str, Any]
     hits: int
+    # stream_stall: the stalls the upstream's end released before their stall_ms (docs/http-faults.md)
+    cut_short: int = 0
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> ActiveHttpFault:
         return cls(str(data["id"]), str(data["type"]), str(data["proxy"]), dict(data.get("params") or {}),
-                   int(data.get("hits", 0)))
+                   int(data.get("hits", 0)), int(data.get("cut_short", 0)))
 
 
 @dataclass(frozen=True)
