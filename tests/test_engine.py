@@ -3,15 +3,19 @@ scenario declares, a real toxiproxy-server, real Locust and prober, real HTTP.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import textwrap
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from harness.engine import run_drill
 from harness.errors import ScenarioError
+from harness.rundir.frames import read_samples
 from harness.rundir.journal import applied_faults
 from harness.testing import free_port, serve_in_thread
 from harness.testing.drills import own_service
@@ -115,3 +119,65 @@ def test_unhealthy_stack_aborts_before_any_fault(tmp_path: Path, toxiproxy_url: 
     assert "fault.intent" not in (tmp_path / "run" / "journal.jsonl").read_text()
     with ToxiproxyClient(toxiproxy_url) as client:
         assert client.proxies() == {}
+
+
+def cold_after_preflight(cold_s: float) -> web.Application:
+    """A chat endpoint that answers the preflight's five requests at once, then holds every answer
+    until ``cold_s`` after the first request that followed them (a model server loading its
+    weights as load arrives), and answers at once from then on."""
+    answered = 0
+    warm_at: float | None = None
+
+    async def chat(_: web.Request) -> web.Response:
+        nonlocal answered, warm_at
+        answered += 1
+        if answered > 5:
+            loop = asyncio.get_running_loop()
+            warm_at = warm_at or loop.time() + cold_s
+            await asyncio.sleep(max(0.0, warm_at - loop.time()))
+        return web.json_response({"choices": []}, headers={"X-Served-By": "svc-1", "X-Tier": "hosted"})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    return app
+
+
+@pytest.mark.slow
+def test_a_first_answer_slower_than_the_loads_margin_keeps_the_load_to_the_end_of_the_phases(
+    tmp_path: Path, toxiproxy_url: str
+) -> None:
+    """The phases begin at the first recorded answer. With a first answer 7 s away, longer than
+    the load's 5 s self-stop margin (harness.load.runner.RUN_TIME_MARGIN_S), a load bounded from
+    its own start to the phases' length fell silent before the recovery phase ended; the bound
+    now leaves room for that wait."""
+    listen = free_port()
+    with serve_in_thread(cold_after_preflight(7.0)) as upstream:
+        path = tmp_path / "slow.yaml"
+        path.write_text(textwrap.dedent(f"""\
+            apiVersion: drill/v1
+            kind: Scenario
+            name: slow-answers
+            toxiproxy: {{url: {toxiproxy_url}}}
+            proxies:
+              - {{name: svc, listen: 127.0.0.1:{listen}, upstream: {upstream.removeprefix("http://")}}}
+            load:
+              host: http://127.0.0.1:{listen}
+              users: 1
+              pace_hz: 10
+              request: {{method: POST, path: /v1/chat/completions, json: {{model: chat}}}}
+              timeout_s: 15
+              probe_rate_hz: 2
+            phases: {{baseline: 2s, fault: 2s, recovery: 3s}}
+            faults:
+              - {{name: slow, type: latency, target: {{proxy: svc}}, latency_ms: 100, duration: 2s}}
+            objectives: {{max_error_rate: 1.0}}
+            """))
+        result = run_drill(path, out=tmp_path / "run")
+    assert result.abort_reason is None, result.abort_reason
+    assert result.exit_code == 0, result.results.document()["objectives"]
+    phases = result.results.document()["phases"]
+    end = datetime.fromisoformat(phases["recovery"]["end"]).timestamp()
+    samples = read_samples(tmp_path / "run")
+    last_probe = samples.loc[samples["source"] == "probe", "start"].max()
+    assert phases["recovery"]["requests"] > 0, phases["recovery"]
+    assert last_probe > end - 1.0, (last_probe, end)  # the probe kept its rate to the end

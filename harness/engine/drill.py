@@ -301,8 +301,13 @@ class Drill:
         assert self.schedule is not None
         journal = parts.journal
         phases = self.spec.phases
-        # A console-driven drill's load runs for its hold budget longer; the rollback stops it.
-        plan = load_plan(self.spec.load, phases.total_s + (self.controls.hold_budget_s if self.controls else 0.0))
+        # The phases begin at the first recorded answer (_await_first_samples: up to
+        # FIRST_SAMPLE_TIMEOUT_S, a long LLM answer's worth), so the load's own bound leaves that
+        # room: bounded from its start to phases + margin only, it fell silent before the end of
+        # the recovery phase whenever the first answer took longer than the margin. A console-driven
+        # drill's load runs for its hold budget longer. The rollback stops the load either way.
+        plan = load_plan(self.spec.load, phases.total_s + FIRST_SAMPLE_TIMEOUT_S
+                         + (self.controls.hold_budget_s if self.controls else 0.0))
         # Room for the rollback should the disk fill, and a watchdog on the host's own stalls and
         # clock from now to the rollback (harness/load/watchdog.py).
         make_reserve(self.run_dir)
