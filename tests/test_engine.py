@@ -181,3 +181,24 @@ def test_a_first_answer_slower_than_the_loads_margin_keeps_the_load_to_the_end_o
     last_probe = samples.loc[samples["source"] == "probe", "start"].max()
     assert phases["recovery"]["requests"] > 0, phases["recovery"]
     assert last_probe > end - 1.0, (last_probe, end)  # the probe kept its rate to the end
+
+
+def test_a_probe_that_fails_at_preflight_aborts_with_nothing_applied(tmp_path: Path, toxiproxy_url: str) -> None:
+    """The five preflight probes (sent at once) answer 503: exit 3 naming the status, no proxy's
+    toxic added, no load started."""
+
+    async def unavailable(_: web.Request) -> web.Response:
+        return web.Response(status=503)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", unavailable)
+    with serve_in_thread(app) as upstream:
+        path = scenario(tmp_path, toxiproxy_url, upstream.removeprefix("http://"), free_port())
+        result = run_drill(path, out=tmp_path / "run")
+        with ToxiproxyClient(toxiproxy_url) as client:
+            toxics = [t for p in client.proxies() for t in client.toxics(p)]
+    assert result.exit_code == 3 and result.abort_reason is not None
+    assert "steady state not met before any fault" in result.abort_reason and "HTTP 503" in result.abort_reason
+    assert "Nothing was applied" in result.abort_reason
+    assert toxics == []
+    assert not (tmp_path / "run" / "samples" / "probe.csv").exists()

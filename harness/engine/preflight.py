@@ -4,6 +4,7 @@ nothing applied (bad input exits 2, the rest 3)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -83,23 +84,24 @@ def require_toxiproxy(loaded: LoadedScenario, stack: Runtime) -> None:
 
 
 def steady_state(loaded: LoadedScenario, stack: Runtime, journal: Journal, say: Say) -> None:
-    """The probe request must succeed (five times) and no stack member may be unhealthy, else
+    """The probe request must succeed (five at once) and no stack member may be unhealthy, else
     AbortedError (exit 3) with nothing applied."""
     load = loaded.spec.load
     request = load.probe_request
     say("preflight: checking steady state")
-    failures: list[str] = []
-    with httpx.Client(base_url=load.host, timeout=load.timeout_s) as client:
-        for _ in range(STEADY_STATE_PROBES):
-            try:
-                response = client.request(
-                    request.method, request.path, json=request.json_body,
-                    content=request.body, headers=request.headers,
-                )
-                if response.status_code >= 400:
-                    failures.append(f"HTTP {response.status_code}")
-            except httpx.HTTPError as exc:
-                failures.append(f"{type(exc).__name__}: {exc}")
+    def probe(client: httpx.Client) -> str | None:
+        try:
+            response = client.request(
+                request.method, request.path, json=request.json_body, content=request.body, headers=request.headers,
+            )
+        except httpx.HTTPError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return f"HTTP {response.status_code}" if response.status_code >= 400 else None
+
+    # Side by side: one after another, five long answers (an LLM's 10 s stream) cost a minute.
+    with httpx.Client(base_url=load.host, timeout=load.timeout_s) as client, \
+            ThreadPoolExecutor(STEADY_STATE_PROBES) as pool:
+        failures = [f for f in pool.map(probe, [client] * STEADY_STATE_PROBES) if f is not None]
     unhealthy = stack.unhealthy()
     journal.write(Preflight(failures=failures, unhealthy=unhealthy))
     if failures or unhealthy:
