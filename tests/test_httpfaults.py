@@ -160,9 +160,12 @@ def test_stream_stall_holds_events_then_releases_them(
     faults: HttpFaultClient, proxy: tuple[HttpFaultClient, str, str]
 ) -> None:
     faults.add("stall", "stream_stall", "hosted", {"after_events": 2, "stall_ms": 250})
-    seen = call(proxy[1])
+    # Events 0.1 s apart: the answer goes on 0.8 s past the stall's start, so the stall holds its
+    # whole length (at 30 ms apart the answer ended ~0.25 s in and released the held events then).
+    seen = call(proxy[1], interval_s=0.1)
     assert seen.done and len(seen.events) == EVENTS + 1
     assert seen.max_gap_s >= 0.25
+    assert [(f.hits, f.cut_short) for f in faults.faults()] == [(1, 0)]
 
 
 def test_a_stall_holds_its_length_while_the_provider_sends_and_is_cut_short_when_it_ends(
