@@ -21,13 +21,14 @@ import pytest
 
 from harness.testing import toxiproxy_server
 from harness.testing.runs import latency_run as make_latency_run
-from harness.testing.slots import drill_slot
+from harness.testing.slots import drill_slot, lower_priority
 from harness.testing.stacks import Spawn, programs
 from harness.testing.stacks import staging_stack as compose_staging_stack
 
 DOCKER_GROUP = "docker"
 # Real-time drills at once, whatever the workers (scripts/test's DRILL_TEST_DRILLS; docs/pytest.md).
 DRILL_SLOTS = int(os.environ.get("DRILL_TEST_DRILLS", "2"))
+OTHER_TESTS_NICE = 5
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -74,8 +75,14 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     included (harness.testing.slots): the extra workers run the other tests meanwhile and never
     a third drill beside two."""
     workerinput: dict[str, Any] | None = getattr(item.config, "workerinput", None)
-    if workerinput is None or int(workerinput["workercount"]) <= DRILL_SLOTS or item.get_closest_marker("slow") is None:
+    if workerinput is None or int(workerinput["workercount"]) <= DRILL_SLOTS:
         yield
+        return
+    if item.get_closest_marker("slow") is None:
+        # Beside two drills, the other tests yield the CPU to them (their verdicts are real time,
+        # these tests' are not): a little lower priority, restored after (root may raise it back).
+        with lower_priority(OTHER_TESTS_NICE if os.geteuid() == 0 else 0):
+            yield
         return
     slots_dir = Path(tempfile.gettempdir()) / f"drill-suite-slots-{workerinput['testrunuid']}"
     with drill_slot(slots_dir, DRILL_SLOTS, label=item.nodeid):

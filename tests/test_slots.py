@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
 import pytest
 
-from harness.testing.slots import drill_slot
+from harness.testing.slots import drill_slot, lower_priority
 
 
 def test_a_third_holder_waits_for_a_slot_and_takes_the_one_freed(tmp_path: Path) -> None:
@@ -33,3 +34,11 @@ def test_a_third_holder_waits_for_a_slot_and_takes_the_one_freed(tmp_path: Path)
 def test_slots_must_be_at_least_one(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 1"), drill_slot(tmp_path, 0):
         pass
+
+
+def test_lower_priority_is_undone_after_the_block() -> None:
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    step = 3 if os.geteuid() == 0 else 0
+    with lower_priority(step):
+        assert os.getpriority(os.PRIO_PROCESS, 0) == min(19, before + step)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == before

@@ -49,3 +49,17 @@ def drill_slot(directory: Path, slots: int, label: str = "") -> Iterator[int]:
                 os.close(fd)  # closing the descriptor releases the lock
             return
         time.sleep(POLL_S)
+
+
+@contextmanager
+def lower_priority(by: int) -> Iterator[None]:
+    """This process (and what it starts) ``by`` steps nicer for the block, then as it was. Raising
+    a priority back needs root (CAP_SYS_NICE): callers pass 0 without it, and 0 changes nothing."""
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    if by > 0:
+        os.setpriority(os.PRIO_PROCESS, 0, min(19, before + by))
+    try:
+        yield
+    finally:
+        if by > 0:
+            os.setpriority(os.PRIO_PROCESS, 0, before)
