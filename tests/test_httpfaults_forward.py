@@ -363,8 +363,11 @@ def test_litellm_knowing_only_the_https_url_falls_back_in_a_429_storm_counted_at
     start, end = fault_window(run_dir)
     # Before the storm the hosted provider served, over TLS through the forward proxy.
     assert set(ok[ok["end"] < start]["tier"]) == {"hosted"}, set(ok[ok["end"] < start]["tier"])
+    # Every good answer in the storm came from the fallback. How many there are is LiteLLM's
+    # throughput on the machine of the day (14 in one busy whole run, 100+ alone): a handful is
+    # the evidence this test needs.
     during = ok[(ok["start"] > start + 1.0) & (ok["end"] < end)]
-    assert len(during) > 20 and set(during["tier"]) == {"gpu"}, during["tier"].value_counts()
+    assert len(during) >= 5 and set(during["tier"]) == {"gpu"}, during["tier"].value_counts()
     # The gateway's own record: 429s from the hosted deployment during the storm.
     calls = [json.loads(line) for line in (run_dir / "stack-logs" / "litellm" / "calls.jsonl").read_text().splitlines()]
     inside = [c for c in calls if c["start"] is not None and start + 0.5 < c["start"] < end - 0.5]
