@@ -23,7 +23,16 @@ from harness.engine import run_drill
 from harness.measure.agreement import COOLDOWN_END_EVENT
 from harness.runtime.ports import port_in_use
 from harness.testing import require, require_mitmdump, toxiproxy_binary
-from harness.testing.drills import http_fault_hit, kill_9_when, objective, rebased, recover_all, shortened, stack_status
+from harness.testing.drills import (
+    fault_window,
+    http_fault_hit,
+    kill_9_when,
+    objective,
+    rebased,
+    recover_all,
+    shortened,
+    stack_status,
+)
 from targets.gateways import records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,15 +58,6 @@ def run_short(name: str, tmp_path: Path) -> tuple[Any, dict[int, int]]:
 
 def samples(run_dir: Path) -> pd.DataFrame:
     return pd.concat([pd.read_csv(p, keep_default_na=False) for p in sorted((run_dir / "samples").glob("*.csv"))])
-
-
-def fault_window(run_dir: Path) -> tuple[float, float]:
-    journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
-    # The fault holds from its apply until the revert is asked for: from then on the proxy may
-    # already pass calls through (a fast answer can end before the revert is journaled).
-    applied = next(e for e in journal if e["event"] == "fault.applied")
-    revert = next(e for e in journal if e["event"] == "fault.revert_intent")
-    return float(applied["ts"]), float(revert["ts"])
 
 
 def assert_fell_back_to_gpu(result: Any) -> pd.DataFrame:

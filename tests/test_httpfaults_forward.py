@@ -41,7 +41,16 @@ from harness.runtime.ports import port_in_use
 from harness.runtime.stackfile import load_stack
 from harness.scenario import load_scenario
 from harness.testing import REPO, VENV_BIN, free_port, require, require_mitmdump, toxiproxy_binary
-from harness.testing.drills import http_fault_hit, kill_9_when, objective, rebased, recover_all, shortened, stack_status
+from harness.testing.drills import (
+    fault_window,
+    http_fault_hit,
+    kill_9_when,
+    objective,
+    rebased,
+    recover_all,
+    shortened,
+    stack_status,
+)
 
 DRILL = str(VENV_BIN / "drill")
 FORWARD_STACK = REPO / "targets" / "gateways" / "litellm-stack.forward.yaml"
@@ -337,13 +346,6 @@ def samples(run_dir: Path) -> pd.DataFrame:
     return pd.concat([pd.read_csv(p, keep_default_na=False) for p in sorted((run_dir / "samples").glob("*.csv"))])
 
 
-def fault_window(run_dir: Path) -> tuple[float, float]:
-    journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
-    applied = next(e for e in journal if e["event"] == "fault.applied")
-    reverted = next(e for e in journal if e["event"] == "fault.reverted")
-    return float(applied["ts"]), float(reverted["ts"])
-
-
 @pytest.mark.slow
 def test_litellm_knowing_only_the_https_url_falls_back_in_a_429_storm_counted_at_the_proxy(tmp_path: Path) -> None:
     """Short phases (4/8/6 s): the fallback serving the storm, and the proxy counting the 429s it
@@ -360,7 +362,7 @@ def test_litellm_knowing_only_the_https_url_falls_back_in_a_429_storm_counted_at
     run_dir = result.run_dir
     rows = samples(run_dir)
     ok = rows[rows["ok"] == 1]
-    start, end = fault_window(run_dir)
+    start, end = fault_window(run_dir, until="fault.reverted")
     # Before the storm the hosted provider served, over TLS through the forward proxy.
     assert set(ok[ok["end"] < start]["tier"]) == {"hosted"}, set(ok[ok["end"] < start]["tier"])
     # Every good answer in the storm came from the fallback. How many there are is LiteLLM's

@@ -24,6 +24,7 @@ from aiohttp import web
 from harness.engine import run_drill
 from harness.httpfaults.proxy import HttpRoute, running_http_fault_proxy
 from harness.testing import free_port, require_mitmdump, serve_in_thread
+from harness.testing.drills import fault_window
 
 TOKENS = 16
 INTERVAL_S = 0.2
@@ -47,13 +48,6 @@ def slow_provider() -> web.Application:
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
     return app
-
-
-def fault_window(run_dir: Path) -> tuple[float, float]:
-    journal = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
-    applied = next(e for e in journal if e["event"] == "fault.applied")
-    revert = next(e for e in journal if e["event"] == "fault.revert_intent")
-    return float(applied["ts"]), float(revert["ts"])
 
 
 @pytest.mark.slow

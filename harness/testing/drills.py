@@ -257,6 +257,16 @@ def journal_events(run_dir: Path) -> list[dict[str, Any]]:
     return [record.document() for record in read_journal(path)] if path.exists() else []
 
 
+def fault_window(run_dir: Path, until: str = "fault.revert_intent") -> tuple[float, float]:
+    """The first fault's window in the journal's clock: from ``fault.applied`` to ``until``. The
+    default ends it when the revert is asked for: from then on a proxy may already pass calls
+    through (a fast answer can end before the revert is journaled)."""
+    events = journal_events(run_dir)
+    applied = next(e for e in events if e["event"] == "fault.applied")
+    ended = next(e for e in events if e["event"] == until)
+    return float(applied["ts"]), float(ended["ts"])
+
+
 def tail(run_dir: Path) -> str:
     """The last 2000 characters of the log :func:`start_drill` wrote beside ``run_dir``."""
     log = run_dir.parent / f"{run_dir.name}.log"
