@@ -11,6 +11,7 @@ something keep to one worker: see :func:`pytest_collection_modifyitems`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ import pytest
 
 from harness.testing import toxiproxy_server
 from harness.testing.runs import latency_run as make_latency_run
-from harness.testing.slots import drill_slot, lower_priority
+from harness.testing.slots import drill_slot, every_drill_slot, lower_priority
 from harness.testing.stacks import Spawn, programs
 from harness.testing.stacks import staging_stack as compose_staging_stack
 
@@ -29,6 +30,17 @@ DOCKER_GROUP = "docker"
 # Real-time drills at once, whatever the workers (scripts/test's DRILL_TEST_DRILLS; docs/pytest.md).
 DRILL_SLOTS = int(os.environ.get("DRILL_TEST_DRILLS", "2"))
 OTHER_TESTS_NICE = 5
+# A drill test that failed beside another runs once more alone (docs/pytest.md), at most this many
+# in a run (DRILL_TEST_RERUNS=0: none).
+RERUNS_MAX = int(os.environ.get("DRILL_TEST_RERUNS", "4"))
+SLOTS_KEY = pytest.StashKey[contextlib.ExitStack]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-rerunfailures' bound on the run's reruns (the ``flaky`` marks are given to drills in
+    :func:`pytest_collection_modifyitems`)."""
+    if hasattr(config.option, "max_suite_reruns") and config.option.max_suite_reruns is None:
+        config.option.max_suite_reruns = RERUNS_MAX
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -52,6 +64,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.xdist_group(f"module:{item.nodeid.split('::', 1)[0]}"))
         if config.getoption("loadgroup", default=False):  # set on pytest-xdist's workers
             _name_the_group(item)
+        if _drills_take_slots(config) and RERUNS_MAX > 0 and item.get_closest_marker("slow") is not None:
+            item.add_marker(pytest.mark.flaky(reruns=1))
+
+
+def _drills_take_slots(config: pytest.Config) -> bool:
+    """This is a pytest-xdist worker of a run with more workers than drill slots."""
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    return workerinput is not None and int(workerinput["workercount"]) > DRILL_SLOTS
+
+
+def _slots_dir(config: pytest.Config) -> Path:
+    workerinput: dict[str, Any] = config.workerinput  # type: ignore[attr-defined]
+    return Path(tempfile.gettempdir()) / f"drill-suite-slots-{workerinput['testrunuid']}"
 
 
 def _name_the_group(item: pytest.Item) -> None:
@@ -73,9 +98,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     """With more pytest-xdist workers than drill slots, a ``slow`` test (a real-time drill or a
     whole setup step) runs holding one of the run's slots, its fixtures' set-up and tear-down
     included (harness.testing.slots): the extra workers run the other tests meanwhile and never
-    a third drill beside two."""
-    workerinput: dict[str, Any] | None = getattr(item.config, "workerinput", None)
-    if workerinput is None or int(workerinput["workercount"]) <= DRILL_SLOTS:
+    a third drill beside two. Its second try, if the first failed, holds them all
+    (:func:`pytest_runtest_setup`)."""
+    if not _drills_take_slots(item.config):
         yield
         return
     if item.get_closest_marker("slow") is None:
@@ -84,9 +109,37 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         with lower_priority(OTHER_TESTS_NICE if os.geteuid() == 0 else 0):
             yield
         return
-    slots_dir = Path(tempfile.gettempdir()) / f"drill-suite-slots-{workerinput['testrunuid']}"
-    with drill_slot(slots_dir, DRILL_SLOTS, label=item.nodeid):
+    with contextlib.ExitStack() as held:
+        held.enter_context(drill_slot(_slots_dir(item.config), DRILL_SLOTS, label=item.nodeid))
+        item.stash[SLOTS_KEY] = held
         yield
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A drill's second try (pytest-rerunfailures counts tries in ``execution_count``) runs with
+    the machine to itself: its worker lets its slot go, then takes every slot in order, waiting
+    for the drill beside it to end. Two drills at once on two cores is the suite's bargain with
+    its time budget; a verdict lost to it is decided again alone, and a test that fails alone
+    fails. The first try's failure stays in the run's summary (tests/conftest.py's
+    ``pytest_terminal_summary``)."""
+    held = item.stash.get(SLOTS_KEY, None)
+    if held is None or getattr(item, "execution_count", 1) < 2:
+        return
+    held.close()
+    held.enter_context(every_drill_slot(_slots_dir(item.config), DRILL_SLOTS, label=item.nodeid))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Each drill that ran again alone, with the last line of its first try's failure."""
+    reruns = terminalreporter.stats.get("rerun", [])
+    if not reruns:
+        return
+    terminalreporter.write_sep("=", f"{len(reruns)} drill test(s) failed beside another and ran again alone")
+    for report in reruns:
+        lines = str(report.longrepr).splitlines()
+        why = next((line[1:].strip() for line in lines if line.startswith("E ")), lines[-1] if lines else "")
+        terminalreporter.write_line(f"{report.nodeid} ({report.when}): {why[:300]}")
 
 
 def _uses_a_shared_fixture(item: pytest.Item) -> bool:

@@ -1,7 +1,9 @@
 """What the failover cost, in real drills of the reference stack (Toxiproxy, mitmdump, the
 gateway, cloud-api, Locust): the counts come from the HTTP fault proxy's own log and the cloud's
 own record. Shortened phases (harness.testing.drills.shortened): amplification
-is a ratio and the control's verdict, a count and a launch hold at any length."""
+is a ratio and the control's verdict and a count hold at any length. The region quota denial's
+launch in region-b and its spend are checked on the capacity test's own run of that drill
+(tests/test_scenarios_capacity.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.runtime.local import LocalRuntime
 from harness.testing.drills import (
-    CAPACITY_PHASES,
     SCENARIOS,
     failed_objectives,
     need_proxy,
@@ -124,25 +125,6 @@ def test_the_retry_storm_control_fails_on_amplification_while_its_rto_passes(tmp
     [storm] = cost_of(result.run_dir)["faults"]
     # 1 + 3 retries on the provider per request, counted at the proxy, + the GPU's answer.
     assert storm["calls_by_tier"]["hosted"] >= 3 * storm["client_requests"]
-
-
-def test_the_region_quota_denial_reports_the_instances_launched_in_region_b(tmp_path: Path) -> None:
-    from harness.engine import run_drill
-
-    need_proxy()
-    scenario, _ = rebased(SCENARIOS / "region-quota-denial.local.yaml", tmp_path)
-    # Shortened; the node loss 2 s in lasts to the end of the fault phase, which is long enough
-    # for the replacement to land.
-    text = shortened(scenario.read_text(encoding="utf-8"), CAPACITY_PHASES)
-    scenario.write_text(text, encoding="utf-8")
-    result = run_drill(scenario, out=tmp_path / "run")
-    assert result.exit_code in (0, 1), result.abort_reason
-    cost = cost_of(result.run_dir)
-    launched = [i for i in cost["instances"] if i["launched_in_run"]]
-    assert [i["region"] for i in launched] == ["region-b"], cost["instances"]
-    assert launched[0]["lifetime_in_run_s"] > 0 and launched[0]["spend"] > 0
-    assert cost["extra_spend"] is not None and cost["example_prices"]
-    assert "cloud's own record" in cost["sources"]["instances"]
 
 
 def test_the_amplification_stop_condition_aborts_the_retry_storm_and_reverts(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ from harness.httpfaults.proxy import (
 )
 from harness.init import parse_provider, plan_forward, write_forward
 from harness.rundir import read_cost_records
+from harness.rundir.events import FaultReverted
 from harness.runtime.ports import port_in_use
 from harness.runtime.stackfile import load_stack
 from harness.scenario import load_scenario
@@ -362,7 +363,7 @@ def test_litellm_knowing_only_the_https_url_falls_back_in_a_429_storm_counted_at
     run_dir = result.run_dir
     rows = samples(run_dir)
     ok = rows[rows["ok"] == 1]
-    start, end = fault_window(run_dir, until="fault.reverted")
+    start, end = fault_window(run_dir, until=FaultReverted)
     # Before the storm the hosted provider served, over TLS through the forward proxy.
     assert set(ok[ok["end"] < start]["tier"]) == {"hosted"}, set(ok[ok["end"] < start]["tier"])
     # Every good answer in the storm came from the fallback. How many there are is LiteLLM's

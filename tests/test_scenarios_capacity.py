@@ -53,7 +53,7 @@ def test_gpu_node_loss_local_passes_with_a_region_a_replacement(tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_region_quota_denial_local_replaces_from_region_b_and_lifts_the_quota(tmp_path: Path) -> None:
+def test_region_quota_denial_local_replaces_from_region_b_lifts_the_quota_and_costs_the_launch(tmp_path: Path) -> None:
     result, mapping = run_local("region-quota-denial.local.yaml", tmp_path, short=True, phases=CAPACITY_PHASES)
     r = result.results.document()
     assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
@@ -61,6 +61,13 @@ def test_region_quota_denial_local_replaces_from_region_b_and_lifts_the_quota(tm
     assert lost["replacement_region"] == "region-b"
     assert lost["replacement_nodes"] == ["gpu-b1"]
     assert lost["capacity_restored_s"] > 0
+    # What it cost: the instance launched in region-b, from the cloud's own record.
+    cost = r["cost"]
+    launched = [i for i in cost["instances"] if i["launched_in_run"]]
+    assert [i["region"] for i in launched] == ["region-b"], cost["instances"]
+    assert launched[0]["lifetime_in_run_s"] > 0 and launched[0]["spend"] > 0
+    assert cost["extra_spend"] is not None and cost["example_prices"]
+    assert "cloud's own record" in cost["sources"]["instances"]
     assert r["cleanup"]["ok"] is True
     events = [json.loads(line) for line in (result.run_dir / "journal.jsonl").read_text().splitlines()]
     reverted = {e["fault_id"] for e in events if e["event"] == "fault.reverted"}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.testing.slots import drill_slot, lower_priority
+from harness.testing.slots import drill_slot, every_drill_slot, lower_priority
 
 
 def test_a_third_holder_waits_for_a_slot_and_takes_the_one_freed(tmp_path: Path) -> None:
@@ -29,6 +29,34 @@ def test_a_third_holder_waits_for_a_slot_and_takes_the_one_freed(tmp_path: Path)
         waiting.join(10)
         assert not waiting.is_alive()
     assert got == [b]
+
+
+def test_a_drill_alone_waits_for_the_other_holder_then_keeps_every_slot(tmp_path: Path) -> None:
+    events: list[str] = []
+
+    def alone() -> None:
+        with every_drill_slot(tmp_path, 2, "again"):
+            events.append("alone")
+            other = threading.Thread(target=lambda: drill_slot_then(events))
+            other.start()
+            other.join(0.6)
+            assert other.is_alive()  # every slot held: a new drill waits
+            events.append("alone done")
+        other.join(10)
+
+    def drill_slot_then(log: list[str]) -> None:
+        with drill_slot(tmp_path, 2, "next"):
+            log.append("next")
+
+    with drill_slot(tmp_path, 2, "a"):
+        waiting = threading.Thread(target=alone)
+        waiting.start()
+        waiting.join(0.6)
+        assert waiting.is_alive() and events == []  # slot 0 is held: it waits for it
+    waiting.join(10)
+    assert not waiting.is_alive()
+    assert events == ["alone", "alone done", "next"]
+    assert (tmp_path / "slot-0").read_text().endswith(" next\n")  # the first slot free again
 
 
 def test_slots_must_be_at_least_one(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from harness.rundir.events import Event, FaultApplied, FaultRevertIntent
 from harness.testing.parts import (
     REPO,
     free_port,
@@ -257,14 +258,17 @@ def journal_events(run_dir: Path) -> list[dict[str, Any]]:
     return [record.document() for record in read_journal(path)] if path.exists() else []
 
 
-def fault_window(run_dir: Path, until: str = "fault.revert_intent") -> tuple[float, float]:
-    """The first fault's window in the journal's clock: from ``fault.applied`` to ``until``. The
-    default ends it when the revert is asked for: from then on a proxy may already pass calls
-    through (a fast answer can end before the revert is journaled)."""
-    events = journal_events(run_dir)
-    applied = next(e for e in events if e["event"] == "fault.applied")
-    ended = next(e for e in events if e["event"] == until)
-    return float(applied["ts"]), float(ended["ts"])
+def fault_window(run_dir: Path, until: type[Event] = FaultRevertIntent) -> tuple[float, float]:
+    """The first fault's window in the journal's clock: from its ``FaultApplied`` record to the
+    first ``until`` record. The default ends it when the revert is asked for: from then on a proxy
+    may already pass calls through (a fast answer can end before the revert is journaled)."""
+    from harness.rundir import JOURNAL_FILE
+    from harness.rundir.journal import read_journal
+
+    records = read_journal(run_dir / JOURNAL_FILE)
+    applied = next(r for r in records if isinstance(r.event, FaultApplied))
+    ended = next(r for r in records if isinstance(r.event, until))
+    return applied.ts, ended.ts
 
 
 def tail(run_dir: Path) -> str:

@@ -10,6 +10,9 @@ and waits while all are taken.
     with drill_slot(Path("/tmp/suite-slots-RUNID"), slots=2, label="tests/test_x.py::test_y"):
         ...  # the drill
 
+A drill that failed beside another runs once more with the machine to itself: its worker takes
+every slot (:func:`every_drill_slot`, in order, so two such workers never hold one each).
+
 The lock is the kernel's: a worker that dies releases its slot with its file descriptor.
 """
 
@@ -49,6 +52,28 @@ def drill_slot(directory: Path, slots: int, label: str = "") -> Iterator[int]:
                 os.close(fd)  # closing the descriptor releases the lock
             return
         time.sleep(POLL_S)
+
+
+@contextmanager
+def every_drill_slot(directory: Path, slots: int, label: str = "") -> Iterator[None]:
+    """Hold all ``slots`` slots under ``directory`` for the block: no other drill runs meanwhile.
+    Takes them in order, each waiting for its holder (a blocking ``flock``, woken as soon as the
+    holder lets go): a worker holding a slot must let it go before it calls this."""
+    if slots < 1:
+        raise ValueError(f"slots must be at least 1, not {slots}")
+    directory.mkdir(parents=True, exist_ok=True)
+    held: list[int] = []
+    try:
+        for number in range(slots):
+            fd = os.open(directory / f"slot-{number}", os.O_RDWR | os.O_CREAT, 0o644)
+            held.append(fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {label} (alone)\n".encode())
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
 
 
 @contextmanager
