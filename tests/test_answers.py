@@ -122,7 +122,10 @@ def _stream_and_break(gw: Program, hosted: Program, after_tokens: int) -> Stream
 
 
 def _stack(spawn: Callable[..., Program], policy: str, **fallback_env: Any) -> tuple[Program, Program]:
-    slow = {"TOKEN_INTERVAL_MS": 40, "TOKENS_PER_ANSWER": 12}
+    # 120 ms a token: the break, posted once the client has read 4 tokens, must reach the node while
+    # it still streams. At 40 ms (480 ms an answer) a busy machine delivered the 4th token to the
+    # client after the node had sent its 12th, and the stream ended whole.
+    slow = {"TOKEN_INTERVAL_MS": 120, "TOKENS_PER_ANSWER": 12}
     hosted = model_server(spawn, "hosted-1", "hosted", region="external", **slow)
     gpu = model_server(spawn, "gpu-a1", "gpu", **slow, **fallback_env)
     gw = gateway(
