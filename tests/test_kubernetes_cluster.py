@@ -36,7 +36,7 @@ REPLICAS = 4
 TOLERATION_S = 2
 WAIT_S = 120.0
 
-pytestmark = [pytest.mark.slow, pytest.mark.kubernetes]
+pytestmark = [pytest.mark.slow, pytest.mark.kubernetes, pytest.mark.beside_drills]  # tests/conftest.py
 
 
 def binaries_present() -> bool:

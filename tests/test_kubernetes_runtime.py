@@ -33,7 +33,9 @@ from harness.testing import REPO, free_port
 from harness.testing.drills import DRILL, start_drill, wait_event
 from harness.testing.kube import KubeTestCluster, gpu_deployment, kube_cluster, kube_scenario, wait_until
 
-pytestmark = [pytest.mark.kubernetes]
+# Its drills run beside the suite's two drill slots, not in one (tests/conftest.py): a kwok drill
+# waits on the cluster's controllers and needs little CPU (docs/pytest.md).
+pytestmark = [pytest.mark.kubernetes, pytest.mark.beside_drills]
 
 NODE_LOSS = """  - name: lose-a-node
     type: k8s_node_loss
