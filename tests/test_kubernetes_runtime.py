@@ -360,6 +360,8 @@ def test_shipped_kubernetes_scenarios_give_their_expected_verdict(workload: Kube
     # The node loss's 45 s fault allows for a cluster whose controller looks at nodes every 25 s;
     # the suite's cluster looks every 5 s (scripts/k8s-setup), so its chain ends within ~10 s.
     text = text.replace("fault: 45s,", "fault: 25s,")
+    if path.stem == "node-loss":
+        spread_serving_again(workload)
     port = free_port()
     scenario = tmp_path / path.name
     scenario.write_text(text.replace("18181", str(port)))
@@ -371,6 +373,24 @@ def test_shipped_kubernetes_scenarios_give_their_expected_verdict(workload: Kube
     assert status(workload, "serving")["active_faults"] == []
     if path.stem.startswith("quota-denial"):
         region_refuses_capacity(workload, results)
+
+
+def spread_serving_again(cluster: KubeTestCluster) -> None:
+    """serving/gpu-serve back to one pod a node, as deploy/k8s/workload.yaml spreads it on a calm
+    cluster: the drills before node-loss.yaml moved pods off the nodes they lost and cordoned
+    (a replacement stays where it landed), and node-loss.yaml loses the first region-a node by
+    name, which then ran none of them (nothing evicted, max_reschedule_s not measured: a whole
+    run failed so). Scaled to 0 and back to 4, the scheduler spreads them over the four nodes."""
+    from kubernetes import client
+
+    apps, pods = client.AppsV1Api(cluster.api()), core(cluster)
+    apps.patch_namespaced_deployment_scale("gpu-serve", "serving", {"spec": {"replicas": 0}})
+    wait_until("no serving pod", lambda: not pods.list_namespaced_pod("serving").items)
+    apps.patch_namespaced_deployment_scale("gpu-serve", "serving", {"spec": {"replicas": 4}})
+    wait_until("serving/gpu-serve Ready again", lambda: apps.read_namespaced_deployment(
+        "gpu-serve", "serving").status.ready_replicas == 4)
+    nodes = sorted(p.spec.node_name for p in pods.list_namespaced_pod("serving").items)
+    assert "gpu-a-1" in nodes, f"the node node-loss.yaml loses runs no serving pod: {nodes}"
 
 
 def region_refuses_capacity(cluster: KubeTestCluster, results: dict[str, Any]) -> None:
