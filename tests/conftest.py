@@ -5,8 +5,9 @@ missing, and skip with the reason elsewhere — never a silent green.
 
 Lanes and parallel runs (docs/pytest.md, "drill's own suite"): ``slow`` marks a test that runs a
 real-time drill or a whole setup step, so ``scripts/test --fast`` (``-m "not slow"``) stays within
-3 minutes. Under pytest-xdist (``scripts/test`` runs ``-n 2 --dist loadgroup``) tests that share
-something keep to one worker: see :func:`pytest_collection_modifyitems`.
+3 minutes. Under pytest-xdist (``scripts/test`` runs ``-n 3 --dist loadgroup``) tests that share
+something keep to one worker: see :func:`pytest_collection_modifyitems`; at most two drills run
+at once, and one that fails runs again alone: see :func:`pytest_runtest_protocol`.
 """
 
 from __future__ import annotations
@@ -124,8 +125,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     the machine to itself: its worker lets its slot go, then takes every slot in order, waiting
     for the drill beside it to end. Two drills at once on two cores is the suite's bargain with
     its time budget; a verdict lost to it is decided again alone, and a test that fails alone
-    fails. The first try's failure stays in the run's summary (tests/conftest.py's
-    ``pytest_terminal_summary``)."""
+    fails. The first try's failure stays in the run's summary (:func:`pytest_terminal_summary`)."""
     held = item.stash.get(SLOTS_KEY, None)
     if held is None or getattr(item, "execution_count", 1) < 2:
         return
@@ -134,7 +134,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Each drill that ran again alone, with the last line of its first try's failure."""
+    """Each drill that ran again alone, with the first line of its first try's error."""
     reruns = terminalreporter.stats.get("rerun", [])
     if not reruns:
         return

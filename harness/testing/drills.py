@@ -23,7 +23,9 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from harness.rundir import JOURNAL_FILE
 from harness.rundir.events import Event, FaultApplied, FaultRevertIntent
+from harness.rundir.journal import read_journal
 from harness.testing.parts import (
     REPO,
     free_port,
@@ -251,9 +253,6 @@ class DrillEnded(AssertionError):
 
 def journal_events(run_dir: Path) -> list[dict[str, Any]]:
     """The run's journal records so far (none before the journal exists)."""
-    from harness.rundir import JOURNAL_FILE
-    from harness.rundir.journal import read_journal
-
     path = run_dir / JOURNAL_FILE
     return [record.document() for record in read_journal(path)] if path.exists() else []
 
@@ -262,9 +261,6 @@ def fault_window(run_dir: Path, until: type[Event] = FaultRevertIntent) -> tuple
     """The first fault's window in the journal's clock: from its ``FaultApplied`` record to the
     first ``until`` record. The default ends it when the revert is asked for: from then on a proxy
     may already pass calls through (a fast answer can end before the revert is journaled)."""
-    from harness.rundir import JOURNAL_FILE
-    from harness.rundir.journal import read_journal
-
     records = read_journal(run_dir / JOURNAL_FILE)
     applied = next(r for r in records if isinstance(r.event, FaultApplied))
     ended = next(r for r in records if isinstance(r.event, until))
