@@ -106,9 +106,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if not _drills_take_slots(item.config):
         yield
         return
-    if item.get_closest_marker("slow") is None:
+    if item.get_closest_marker("slow") is None and item.get_closest_marker("beside_drills") is None:
         # Beside two drills, the other tests yield the CPU to them (their verdicts are real time,
         # these tests' are not): a little lower priority, restored after (root may raise it back).
+        # Not in a beside_drills module: what its fixtures start (a cluster's control plane) would
+        # keep that priority for the module's drills (one starved cluster missed an eviction).
         with lower_priority(OTHER_TESTS_NICE if os.geteuid() == 0 else 0):
             yield
         return

@@ -360,8 +360,9 @@ def test_shipped_kubernetes_scenarios_give_their_expected_verdict(workload: Kube
     # The node loss's 45 s fault allows for a cluster whose controller looks at nodes every 25 s;
     # the suite's cluster looks every 5 s (scripts/k8s-setup), so its chain ends within ~10 s.
     text = text.replace("fault: 45s,", "fault: 25s,")
+    serving_nodes = place_the_workload_again(workload)
     if path.stem == "node-loss":
-        spread_serving_again(workload)
+        assert "gpu-a-1" in serving_nodes, f"the node node-loss.yaml loses runs no serving pod: {serving_nodes}"
     port = free_port()
     scenario = tmp_path / path.name
     scenario.write_text(text.replace("18181", str(port)))
@@ -375,22 +376,31 @@ def test_shipped_kubernetes_scenarios_give_their_expected_verdict(workload: Kube
         region_refuses_capacity(workload, results)
 
 
-def spread_serving_again(cluster: KubeTestCluster) -> None:
-    """serving/gpu-serve back to one pod a node, as deploy/k8s/workload.yaml spreads it on a calm
-    cluster: the drills before node-loss.yaml moved pods off the nodes they lost and cordoned
-    (a replacement stays where it landed), and node-loss.yaml loses the first region-a node by
-    name, which then ran none of them (nothing evicted, max_reschedule_s not measured: a whole
-    run failed so). Scaled to 0 and back to 4, the scheduler spreads them over the four nodes."""
+WORKLOAD = {("serving", "gpu-serve"): 4, ("region-a", "gpu-serve"): 2, ("home-a", "gpu-serve-near-a"): 3,
+            ("home-a", "gpu-serve-pinned-a"): 2}  # deploy/k8s/workload.yaml's Deployments and replicas
+
+
+def place_the_workload_again(cluster: KubeTestCluster) -> list[str]:
+    """deploy/k8s/workload.yaml's pods placed afresh, as on a calm cluster, before each shipped
+    drill: a drill moves pods off the nodes it loses or cordons and a replacement stays where it
+    landed. node-loss.yaml loses the first region-a node by name, which then ran no serving pod
+    (nothing evicted: a whole run failed so), and quota-denial.yaml kills a region-a pod of
+    gpu-serve-near-a, which its own first try had moved to region-b (its second try was bad
+    input). Every Deployment scaled to 0, then back: the scheduler spreads them again. Returns
+    the nodes of the serving pods."""
     from kubernetes import client
 
     apps, pods = client.AppsV1Api(cluster.api()), core(cluster)
-    apps.patch_namespaced_deployment_scale("gpu-serve", "serving", {"spec": {"replicas": 0}})
-    wait_until("no serving pod", lambda: not pods.list_namespaced_pod("serving").items)
-    apps.patch_namespaced_deployment_scale("gpu-serve", "serving", {"spec": {"replicas": 4}})
-    wait_until("serving/gpu-serve Ready again", lambda: apps.read_namespaced_deployment(
-        "gpu-serve", "serving").status.ready_replicas == 4)
-    nodes = sorted(p.spec.node_name for p in pods.list_namespaced_pod("serving").items)
-    assert "gpu-a-1" in nodes, f"the node node-loss.yaml loses runs no serving pod: {nodes}"
+    for (namespace, name) in WORKLOAD:
+        apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": 0}})
+    for namespace in {namespace for namespace, _ in WORKLOAD}:
+        wait_until(f"no pod in {namespace}", partial(lambda ns: not pods.list_namespaced_pod(ns).items, namespace))
+    # serving first, on an empty pool: one pod a node (its spread and the emptiest nodes agree).
+    for (namespace, name), replicas in WORKLOAD.items():
+        apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": replicas}})
+        wait_until(f"{namespace}/{name} Ready again", partial(
+            lambda ns, n, r: apps.read_namespaced_deployment(n, ns).status.ready_replicas == r, namespace, name, replicas))
+    return sorted(p.spec.node_name for p in pods.list_namespaced_pod("serving").items)
 
 
 def region_refuses_capacity(cluster: KubeTestCluster, results: dict[str, Any]) -> None:
