@@ -319,6 +319,10 @@ def test_drill_runs_as_the_least_privilege_service_account(cluster: KubeTestClus
 
 
 SHIPPED = sorted((REPO / "scenarios" / "k8s").rglob("*.yaml"))
+WORKLOAD_FILE = REPO / "deploy" / "k8s" / "workload.yaml"
+# Its Deployments, (namespace, name) -> replicas, in the file's order (serving first).
+WORKLOAD = {(d["metadata"]["namespace"], d["metadata"]["name"]): d["spec"]["replicas"]
+            for d in yaml.safe_load_all(WORKLOAD_FILE.read_text()) if d and d["kind"] == "Deployment"}
 
 
 @pytest.fixture(scope="module")
@@ -327,21 +331,19 @@ def workload(cluster: KubeTestCluster) -> KubeTestCluster:
     from kubernetes import client
 
     applied = subprocess.run([cluster.kubectl, "--kubeconfig", str(cluster.kubeconfig), "apply", "-f",
-                              str(REPO / "deploy/k8s/workload.yaml")], capture_output=True, text=True, timeout=60,
-                             check=False)
+                              str(WORKLOAD_FILE)], capture_output=True, text=True, timeout=60, check=False)
     assert applied.returncode == 0, applied.stderr
     apps = client.AppsV1Api(cluster.api())
     # The earlier tests' Deployments go (scaled to 0): the shipped drills need region-a's GPUs
     # (8 a node) for their own pods; only a throwaway test cluster is this crowded.
     for dep in apps.list_deployment_for_all_namespaces().items:
-        if dep.metadata.namespace not in ("serving", "region-a", "home-a", "kube-system"):
+        if dep.metadata.namespace not in {namespace for namespace, _ in WORKLOAD} | {"kube-system"}:
             apps.patch_namespaced_deployment_scale(dep.metadata.name, dep.metadata.namespace, {"spec": {"replicas": 0}})
     def ready(namespace: str, name: str) -> bool:
         dep = apps.read_namespaced_deployment(name, namespace)
         return bool(dep.status.ready_replicas == dep.spec.replicas)
 
-    for namespace, name in (("serving", "gpu-serve"), ("region-a", "gpu-serve"), ("home-a", "gpu-serve-near-a"),
-                            ("home-a", "gpu-serve-pinned-a")):
+    for namespace, name in WORKLOAD:
         wait_until(f"{namespace}/{name} Ready", partial(ready, namespace, name))
     return cluster
 
@@ -374,10 +376,6 @@ def test_shipped_kubernetes_scenarios_give_their_expected_verdict(workload: Kube
     assert status(workload, "serving")["active_faults"] == []
     if path.stem.startswith("quota-denial"):
         region_refuses_capacity(workload, results)
-
-
-WORKLOAD = {("serving", "gpu-serve"): 4, ("region-a", "gpu-serve"): 2, ("home-a", "gpu-serve-near-a"): 3,
-            ("home-a", "gpu-serve-pinned-a"): 2}  # deploy/k8s/workload.yaml's Deployments and replicas
 
 
 def place_the_workload_again(cluster: KubeTestCluster) -> list[str]:

@@ -33,6 +33,7 @@ def test_a_third_holder_waits_for_a_slot_and_takes_the_one_freed(tmp_path: Path)
 
 def test_a_drill_alone_waits_for_the_other_holder_then_keeps_every_slot(tmp_path: Path) -> None:
     events: list[str] = []
+    next_waited: list[bool] = []
 
     def alone() -> None:
         with every_drill_slot(tmp_path, 2, "again"):
@@ -40,7 +41,7 @@ def test_a_drill_alone_waits_for_the_other_holder_then_keeps_every_slot(tmp_path
             other = threading.Thread(target=lambda: drill_slot_then(events))
             other.start()
             other.join(0.6)
-            assert other.is_alive()  # every slot held: a new drill waits
+            next_waited.append(other.is_alive())  # asserted below: a thread's assert fails nothing
             events.append("alone done")
         other.join(10)
 
@@ -55,6 +56,7 @@ def test_a_drill_alone_waits_for_the_other_holder_then_keeps_every_slot(tmp_path
         assert waiting.is_alive() and events == []  # slot 0 is held: it waits for it
     waiting.join(10)
     assert not waiting.is_alive()
+    assert next_waited == [True]  # every slot held: a new drill waited
     assert events == ["alone", "alone done", "next"]
     assert (tmp_path / "slot-0").read_text().endswith(" next\n")  # the first slot free again
 
