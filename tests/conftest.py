@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from harness.testing import toxiproxy_server
+from harness.testing.order import UNKNOWN_S, read_durations, spread
 from harness.testing.runs import latency_run as make_latency_run
 from harness.testing.slots import drill_slot, every_drill_slot, lower_priority
 from harness.testing.stacks import Spawn, programs
@@ -67,6 +68,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             _name_the_group(item)
         if _drills_take_slots(config) and RERUNS_MAX > 0 and item.get_closest_marker("slow") is not None:
             item.add_marker(pytest.mark.flaky(reruns=1))
+    if _drills_take_slots(config):
+        items[:] = _in_slot_order(items)
+
+
+def _in_slot_order(items: list[pytest.Item]) -> list[pytest.Item]:
+    """The tests of no group (pytest-xdist hands out groups first, the largest first) reordered
+    for the drill slots: the longest drills first, the other tests spread between them
+    (harness.testing.order, timed by tests/drill-durations.txt). Every worker computes the same
+    order, as pytest-xdist requires."""
+    durations = read_durations()
+    grouped = [item for item in items if item.get_closest_marker("xdist_group") is not None]
+    single = [item for item in items if item.get_closest_marker("xdist_group") is None]
+
+    def takes_a_slot(item: pytest.Item) -> bool:
+        return item.get_closest_marker("slow") is not None and item.get_closest_marker("beside_drills") is None
+
+    return grouped + spread(single, takes_a_slot, lambda item: durations.get(item.nodeid, UNKNOWN_S))
 
 
 def _drills_take_slots(config: pytest.Config) -> bool:
