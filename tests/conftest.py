@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from harness.testing import toxiproxy_server
-from harness.testing.order import UNKNOWN_S, read_durations, spread
+from harness.testing.order import chains, expected_seconds, read_durations
 from harness.testing.runs import latency_run as make_latency_run
 from harness.testing.slots import drill_slot, every_drill_slot, lower_priority
 from harness.testing.stacks import Spawn, programs
@@ -57,34 +57,54 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
       health waits as steady as in a serial run, and a module's compose stack is built once.
     - A module- or session-scoped fixture of the suite (a stack, a drill run once and read by
       several tests): its module stays on one worker, so the fixture is built once.
-    Everything else goes to whichever worker is free."""
+    Everything else goes to whichever worker is free.
+
+    With more workers than drill slots, every test that takes a slot, with the rest of its
+    group, joins one of as many chains as there are slots (groups ``drill-slot-N``): one worker
+    each, so a drill never waits for a slot and no worker waits holding other tests
+    (:func:`_slot_chains`)."""
+    chained = _slot_chains(items) if _drills_take_slots(config) else {}
     for item in items:
         if item.get_closest_marker("xdist_group") is None:
-            if item.get_closest_marker("docker") is not None:
-                item.add_marker(pytest.mark.xdist_group(DOCKER_GROUP))
-            elif _uses_a_shared_fixture(item):
-                item.add_marker(pytest.mark.xdist_group(f"module:{item.nodeid.split('::', 1)[0]}"))
+            group = chained.get(item.nodeid) or _shared_group(item)
+            if group is not None:
+                item.add_marker(pytest.mark.xdist_group(group))
         if config.getoption("loadgroup", default=False):  # set on pytest-xdist's workers
             _name_the_group(item)
         if _drills_take_slots(config) and RERUNS_MAX > 0 and item.get_closest_marker("slow") is not None:
             item.add_marker(pytest.mark.flaky(reruns=1))
-    if _drills_take_slots(config):
-        items[:] = _in_slot_order(items)
 
 
-def _in_slot_order(items: list[pytest.Item]) -> list[pytest.Item]:
-    """The tests of no group (pytest-xdist hands out groups first, the largest first) reordered
-    for the drill slots: the longest drills first, the other tests spread between them
-    (harness.testing.order, timed by tests/drill-durations.txt). Every worker computes the same
-    order, as pytest-xdist requires."""
+def _shared_group(item: pytest.Item) -> str | None:
+    if item.get_closest_marker("docker") is not None:
+        return DOCKER_GROUP
+    if _uses_a_shared_fixture(item):
+        return f"module:{item.nodeid.split('::', 1)[0]}"
+    return None
+
+
+def _takes_a_slot(item: pytest.Item) -> bool:
+    return item.get_closest_marker("slow") is not None and item.get_closest_marker("beside_drills") is None
+
+
+def _slot_chains(items: list[pytest.Item]) -> dict[str, str]:
+    """test id -> ``drill-slot-N`` for every test of a unit (a group, or a test of none) that
+    holds a test taking a drill slot; the units dealt to the chains by their summed time in
+    tests/drill-durations.txt (harness.testing.order). Tests with their own ``xdist_group`` mark
+    keep it. Every worker computes the same chains, as pytest-xdist requires."""
     durations = read_durations()
-    grouped = [item for item in items if item.get_closest_marker("xdist_group") is not None]
-    single = [item for item in items if item.get_closest_marker("xdist_group") is None]
+    units: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            units.setdefault(_shared_group(item) or item.nodeid, []).append(item)
+    drilling = [unit for unit in units.values() if any(_takes_a_slot(item) for item in unit)]
 
-    def takes_a_slot(item: pytest.Item) -> bool:
-        return item.get_closest_marker("slow") is not None and item.get_closest_marker("beside_drills") is None
+    def seconds(unit: list[pytest.Item]) -> float:
+        return sum(expected_seconds(durations, item.nodeid, _takes_a_slot(item)) for item in unit)
 
-    return grouped + spread(single, takes_a_slot, lambda item: durations.get(item.nodeid, UNKNOWN_S))
+    return {item.nodeid: f"drill-slot-{n}"
+            for n, chain in enumerate(chains(drilling, DRILL_SLOTS, seconds))
+            for unit in chain for item in unit}
 
 
 def _drills_take_slots(config: pytest.Config) -> bool:

@@ -31,7 +31,7 @@ def run_compound(name: str, tmp_path: Path) -> tuple[dict[str, Any], int, str | 
     scenario, _ = rebased(SCENARIOS / name, tmp_path)
     text = scenario.read_text(encoding="utf-8")
     assert SHIPPED_PHASES in text
-    text = (text.replace(SHIPPED_PHASES, "phases: {baseline: 4s, fault: 12s, recovery: 6s}")
+    text = (text.replace(SHIPPED_PHASES, "phases: {baseline: 4s, fault: 12s, recovery: 4s}")
             .replace("duration: 20s", "duration: 12s")
             .replace("offset: 5s}\n    duration: 10s", "offset: 4s}\n    duration: 6s"))
     assert "offset: 4s}" in text

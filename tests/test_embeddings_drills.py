@@ -1,5 +1,5 @@
 """The embeddings drills (issue 27), run for real on the local runtime (free ports) with the
-short phases of the other shipped drills' tests (4 s / 8 s / 6 s; the 429 storm lasts the whole
+short phases of the other shipped drills' tests (4 s / 8 s / 4 s; the 429 storm lasts the whole
 fault phase). Their verdicts hold at any length: every query of the fault phase is answered by
 the fallback, whose recall is the same model's (the throttled drill) or another space's (the
 control) on every answer, and 10 s at 5 Hz scores 50 answers, five times what min_quality needs.

@@ -8,7 +8,7 @@ entries, abort. Then the run directory says what happened: the journal holds the
 facilitator's commands, the drill exits as aborted (3) with nothing left applied, the evidence
 pack verifies with the human entries inside, and no request the page made left 127.0.0.1.
 
-The phases are the shortened 4/8/6 s: the point (an abort from the page rolls back, the human
+The phases are the shortened 4/8/4 s: the point (an abort from the page rolls back, the human
 lane is recorded and packed) holds at any length. Screenshots go to the test's temporary
 directory; DRILL_SCREENSHOTS=docs/screenshots refreshes the ones kept in docs/ (as the report
 page tests do), so a suite run never rewrites tracked files.

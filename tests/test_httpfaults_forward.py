@@ -349,7 +349,7 @@ def samples(run_dir: Path) -> pd.DataFrame:
 
 @pytest.mark.slow
 def test_litellm_knowing_only_the_https_url_falls_back_in_a_429_storm_counted_at_the_proxy(tmp_path: Path) -> None:
-    """Short phases (4/8/6 s): the fallback serving the storm, and the proxy counting the 429s it
+    """Short phases (4/8/4 s): the fallback serving the storm, and the proxy counting the 429s it
     answered on route hosted-model, hold at any length."""
     need_litellm()
     scenario, _ = rebased(FORWARD_SCENARIO, tmp_path)

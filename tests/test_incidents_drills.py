@@ -10,7 +10,7 @@ gateway's record shows three failed re-probes). Users are hurt again only when t
 and the provider is slow again: with 2 s on / 5 s off the breaker (5 s cool-down) closes in the
 off period and each later flap-on hurts until it opens again. Each flap-on while traffic is on the
 provider is one incident, so at least two appear at any machine speed (the first at the onset, one
-of the two later flap-ons); the phases (4 s / 20 s / 6 s) are short for the suite and the count
+of the two later flap-ons); the phases (4 s / 20 s / 4 s) are short for the suite and the count
 holds at this length. Needs the heavy lock:
 ``heavy .venv/bin/pytest tests/test_incidents_drills.py``.
 """
@@ -42,7 +42,7 @@ def test_a_flapping_slow_provider_reports_each_incident_and_the_gateways_record_
     scenario, _ = rebased(SCENARIOS / "hosted-latency.local.yaml", tmp_path)
     text = scenario.read_text(encoding="utf-8")
     assert SHIPPED_PHASES in text and SHIPPED_FAULT in text
-    text = text.replace(SHIPPED_PHASES, "phases: {baseline: 4s, fault: 20s, recovery: 6s}")
+    text = text.replace(SHIPPED_PHASES, "phases: {baseline: 4s, fault: 20s, recovery: 4s}")
     text = text.replace(SHIPPED_FAULT, SHIPPED_FAULT + "    schedule: {flap: {on_for: 2s, off_for: 5s}}\n")
     scenario.write_text(text, encoding="utf-8")
     result = run_drill(scenario, out=tmp_path / "run")

@@ -12,7 +12,7 @@ The test hook is the engine's own ``observer`` (called every 50 ms tick of the d
 record and the load processes' groups from its ``load.started`` record, the same records
 ``drill recover`` reads. No engine change was needed.
 
-Phases are shortened to 4/8/6 s (the verdicts hold at any length): the RTO is set by the
+Phases are shortened to 4/8/4 s (the verdicts hold at any length): the RTO is set by the
 gateway's circuit breaker, not by the phases, and an 8 s fault still holds the 2.6 s incident
 plus the 5 s of healthy buckets that confirm recovery. The drill's ``p95_ms: 2x baseline``
 objective is left out: on this shared 2-core machine the fallback's p95 lands within a few ms of

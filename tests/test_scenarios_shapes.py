@@ -20,14 +20,14 @@ FLAP_PHASES = "phases: {baseline: 10s, fault: 40s, recovery: 15s}"
 
 
 def run_flapping(name: str, tmp_path: Path) -> dict[str, Any]:
-    """The flapping drill with 4/20/6 s phases and 2 s on / 2 s off: the reference breaker's
+    """The flapping drill with 4/20/4 s phases and 2 s on / 2 s off: the reference breaker's
     cool-down (5 s, backed off to 10 s on a re-open) still spans several flaps, and a breaker
     without hysteresis (1 s) still follows each, so both verdicts hold at this length."""
     need_proxy()
     scenario, _ = rebased(SCENARIOS / name, tmp_path)
     text = scenario.read_text(encoding="utf-8")
     assert FLAP_PHASES in text
-    text = text.replace(FLAP_PHASES, "phases: {baseline: 4s, fault: 20s, recovery: 6s}")
+    text = text.replace(FLAP_PHASES, "phases: {baseline: 4s, fault: 20s, recovery: 4s}")
     text = text.replace("duration: 40s", "duration: 20s")
     text = re.sub(r"\{on_for: 5s, off_for: 5s\}", "{on_for: 2s, off_for: 2s}", text)
     scenario.write_text(text, encoding="utf-8")
@@ -42,14 +42,14 @@ def run_flapping(name: str, tmp_path: Path) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_latency_ramp_reports_the_latency_at_failover_and_it_agrees_with_the_gateway(tmp_path: Path) -> None:
-    """Short baseline and recovery (4 s, 6 s); the ramp keeps its 20 s (20 steps of 1 s): the
+    """Short baseline and recovery (4 s, 4 s); the ramp keeps its 20 s (20 steps of 1 s): the
     breaker judges a 3 s window, so on a 10 s ramp (0.5 s steps) it reacted at step 5 of 20
     (789 ms, one step under the 800 ms objective), on the 20 s ramp at step 2 (316 ms)."""
     need_proxy()
     scenario, _ = rebased(SCENARIOS / "provider-latency-ramp.local.yaml", tmp_path)
     text = scenario.read_text(encoding="utf-8")
     assert SHIPPED_PHASES in text
-    scenario.write_text(text.replace(SHIPPED_PHASES, "phases: {baseline: 4s, fault: 20s, recovery: 6s}"),
+    scenario.write_text(text.replace(SHIPPED_PHASES, "phases: {baseline: 4s, fault: 20s, recovery: 4s}"),
                         encoding="utf-8")
     result = run_drill(scenario, out=tmp_path / "run")
     r = result.results.document()
@@ -88,7 +88,7 @@ def test_control_flapping_without_hysteresis_exits_1_on_max_flaps(tmp_path: Path
 
 
 def run_brownout(name: str, tmp_path: Path) -> dict[str, Any]:
-    """The brownout drill with a 6 s baseline and 8 s recovery; the fault phase keeps its 20 s
+    """The brownout drill with a 4 s baseline and 4 s recovery; the fault phase keeps its 20 s
     (10 steps of 2 s): the breaker judges a 3 s window, so shorter steps would move its opening
     by a step, and the objective is about the share at which it opened."""
     need_proxy()
@@ -96,7 +96,7 @@ def run_brownout(name: str, tmp_path: Path) -> dict[str, Any]:
     text = scenario.read_text(encoding="utf-8")
     assert "phases: {baseline: 10s, fault: 20s, recovery: 15s}" in text
     text = text.replace("phases: {baseline: 10s, fault: 20s, recovery: 15s}",
-                        "phases: {baseline: 4s, fault: 20s, recovery: 6s}")
+                        "phases: {baseline: 4s, fault: 20s, recovery: 4s}")
     scenario.write_text(text, encoding="utf-8")
     result = run_drill(scenario, out=tmp_path / "run")
     results: dict[str, Any] = result.results.document()

@@ -1,5 +1,5 @@
 """The stream-resume drills (issue 27), run for real on the local runtime (free ports) with the
-short phases of tests/test_scenarios_provider.py (4 s / 8 s / 6 s: the splice figures and the
+short phases of tests/test_scenarios_provider.py (4 s / 8 s / 4 s: the splice figures and the
 control's verdict hold at any length, since every stream the proxy cuts is resumed the same way):
 the HTTP fault proxy cuts the hosted provider's streams after 3 tokens, the gateway resumes them
 on the GPU pool, and the probe checks every answer token by token. The reader's figures are

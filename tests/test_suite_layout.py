@@ -5,6 +5,7 @@ go without breaking another; the lanes scripts/test offers are the ones the docs
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 from pathlib import Path
 
@@ -92,3 +93,35 @@ def test_docker_tests_and_a_shared_fixtures_module_each_keep_to_one_worker(tmp_p
     assert workers["test_docker@docker"] and len(workers["test_docker@docker"]) == 1, workers
     assert len(workers["test_shared@module:tests/test_b.py"]) == 1, workers
     assert "test_free" in workers  # no group: either worker
+
+
+def test_with_more_workers_than_slots_each_chain_of_drills_keeps_to_one_worker(tmp_path: Path) -> None:
+    """The suite's conftest over a small suite on 3 workers and 2 drill slots: the drills (``slow``)
+    and the Docker tests go to two chains, each run by one worker, never the same one; the other
+    tests go anywhere."""
+    import shutil
+    import sys
+
+    (tmp_path / "tests").mkdir()
+    shutil.copy(TESTS / "conftest.py", tmp_path / "tests" / "conftest.py")
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nmarkers =\n    docker: needs Docker\n    slow: a drill\n    beside_drills: no slot\n")
+    body = "".join(f"@pytest.mark.slow\ndef test_drill_{i}():\n    time.sleep(0.2)\n\n" for i in range(6))
+    body += "".join(f"@pytest.mark.docker\ndef test_docker_{i}():\n    pass\n\n" for i in range(3))
+    body += "".join(f"def test_free_{i}():\n    pass\n\n" for i in range(6))
+    (tmp_path / "tests" / "test_a.py").write_text("import time\n\nimport pytest\n\n" + body)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-n", "3", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider",
+                           "tests"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "DRILL_TEST_DRILLS": "2"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    groups: dict[str, set[str]] = {}
+    for line in done.stdout.splitlines():
+        if " PASSED " in line:
+            worker, test = line.split()[0], line.split(" PASSED ")[1].strip()
+            name, _, group = test.split("::", 1)[1].partition("@")
+            groups.setdefault(group or name.rsplit("_", 1)[0], set()).add(worker)
+    chains = {group: workers for group, workers in groups.items() if group.startswith("drill-slot-")}
+    assert set(chains) == {"drill-slot-0", "drill-slot-1"}, groups
+    assert all(len(workers) == 1 for workers in chains.values()), groups
+    assert chains["drill-slot-0"] != chains["drill-slot-1"], groups
+    assert "test_free" in groups, groups

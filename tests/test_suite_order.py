@@ -1,27 +1,38 @@
-"""The order a parallel run hands tests out in (harness.testing.order): longest drills first, the
-other tests spread between them, timed by tests/drill-durations.txt."""
+"""Which worker runs which drill (harness.testing.order): one chain of drills per slot, dealt
+longest first onto the least loaded, timed by tests/drill-durations.txt."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from harness.testing.order import DURATIONS_FILE, junit_durations, read_durations, spread
+from harness.testing.order import (
+    DURATIONS_FILE,
+    LISTED_FROM_S,
+    UNKNOWN_OTHER_S,
+    UNKNOWN_S,
+    chains,
+    expected_seconds,
+    junit_durations,
+    read_durations,
+)
 
 
-def test_drills_go_longest_first_and_the_other_tests_are_spread_between_them_in_their_order() -> None:
-    seconds = {"d-short": 5.0, "d-long": 60.0, "d-mid": 20.0}
-    items = ["a", "d-short", "b", "c", "d-long", "d", "e", "d-mid", "f"]
-    ordered = spread(items, lambda i: i.startswith("d-"), lambda i: seconds.get(i, 0.0))
-    assert sorted(ordered) == sorted(items)
-    assert [i for i in ordered if i.startswith("d-")] == ["d-long", "d-mid", "d-short"]
-    assert [i for i in ordered if not i.startswith("d-")] == ["a", "b", "c", "d", "e", "f"]
-    # Six others after three drills: two after each, none held back to the end.
-    assert ordered == ["d-long", "a", "b", "d-mid", "c", "d", "d-short", "e", "f"]
+def test_drills_are_dealt_longest_first_onto_the_least_loaded_chain() -> None:
+    units = [("docker", 360.0), ("stall", 64.0), ("shape", 35.0), ("shape2", 35.0), ("short", 22.0), ("tiny", 1.0)]
+    dealt = chains(units, 2, lambda u: u[1])
+    assert dealt[0] == [("docker", 360.0)]
+    assert dealt[1] == [("stall", 64.0), ("shape", 35.0), ("shape2", 35.0), ("short", 22.0), ("tiny", 1.0)]
+    even = chains([("a", 10.0), ("b", 9.0), ("c", 8.0), ("d", 1.0)], 2, lambda u: u[1])
+    assert even == [[("a", 10.0), ("d", 1.0)], [("b", 9.0), ("c", 8.0)]]
+    assert chains([], 2, lambda u: 1.0) == [[], []]
 
 
-def test_without_drills_the_order_is_kept_and_ties_keep_theirs() -> None:
-    assert spread(["x", "y", "z"], lambda i: False, lambda i: 1.0) == ["x", "y", "z"]
-    assert spread(["d1", "d2", "d3"], lambda i: True, lambda i: 7.0) == ["d1", "d2", "d3"]
+def test_a_test_the_file_leaves_out_is_short_and_without_a_file_a_drill_is_long() -> None:
+    listed = {"tests/test_a.py::test_drill": 30.0}
+    assert expected_seconds(listed, "tests/test_a.py::test_drill", drill=True) == 30.0
+    assert expected_seconds(listed, "tests/test_a.py::test_quick", drill=True) == LISTED_FROM_S
+    assert expected_seconds({}, "tests/test_a.py::test_drill", drill=True) == UNKNOWN_S
+    assert expected_seconds({}, "tests/test_a.py::test_quick", drill=False) == UNKNOWN_OTHER_S
 
 
 def test_the_durations_file_round_trips_from_a_junit_xml(tmp_path: Path) -> None:

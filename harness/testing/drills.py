@@ -174,12 +174,12 @@ def need_local() -> None:
 SHIPPED_PHASES = "phases: {baseline: 10s, fault: 20s, recovery: 15s}"
 
 
-SHORT_PHASES = (4, 8, 6)  # baseline, fault, recovery (s)
+SHORT_PHASES = (4, 8, 4)  # baseline, fault, recovery (s)
 
 
 
 def shortened(text: str, phases: tuple[int, int, int] = SHORT_PHASES) -> str:
-    """A shipped drill with short phases (4 s / 8 s / 6 s unless ``phases`` says otherwise), every
+    """A shipped drill with short phases (4 s / 8 s / 4 s unless ``phases`` says otherwise), every
     fault lasting the fault phase, a late-starting one ending with it: for tests whose point
     holds at any length (a control's verdict, a count, a failover seconds in), so the suite stays
     within its time budget. The shipped lengths run in bench/ and by hand."""

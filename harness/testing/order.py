@@ -1,20 +1,24 @@
-"""The order a parallel run hands tests out in: the longest drills first, the other tests spread
-between them.
+"""Which worker of a parallel run runs which drill: one chain of drills per drill slot, balanced
+by the last whole run's times, so the workers with a slot never wait for one and the others
+never hold a drill.
 
-pytest-xdist's ``--dist loadgroup`` hands each worker the next test of the run's list when it is
-almost out of work (a group, whole, before the single tests: its scheduler sorts work by size).
-Two things waste a run of more workers than drill slots (:mod:`harness.testing.slots`):
+A run has more pytest-xdist workers than drill slots (:mod:`harness.testing.slots`): two drills
+at once, a third worker for the other tests. Handed out one at a time (``--dist loadgroup``), a
+drill reached a worker whether or not a slot was free, and the worker waited, holding the
+tests it had been handed after it: in one whole run the slots were idle 256 s of 968 s in all,
+and the other tests were left to the end. Here every drill (a ``slow`` test, and the group it
+belongs to: the Docker tests, a module sharing a stack) goes to one of as many groups as there
+are slots, longest first onto the least loaded (longest-processing-time first), so each chain is
+one worker's, runs its drills one after another and holds its slot the whole time; the other
+tests go to whichever worker is free.
 
-- a tail: the last drill to start is a long one, and runs alone while the other slot idles. The
-  longest drills go first (longest-processing-time first: the last to start are the shortest);
-- the other tests piled up at the end, where three workers run them while no drill runs. They are
-  spread between the drills in proportion, so the worker without a slot has some at hand all along.
-
-How long a drill takes comes from the last whole run: ``tests/drill-durations.txt`` (seconds and
+How long a test takes comes from the last whole run: ``tests/drill-durations.txt`` (seconds and
 a test's id, a line each), written from a JUnit XML by
 ``.venv/bin/python -m harness.testing.order ci-output/junit.xml > tests/drill-durations.txt``.
-A drill missing from it is taken as :data:`UNKNOWN_S` long. A stale file only costs time, never
-a verdict: every test still runs.
+It lists the tests that took :data:`LISTED_FROM_S` or more; a test it leaves out is taken as
+that long (a drill added since is too, until the file is written again), and with no file at all
+a drill is taken as :data:`UNKNOWN_S` long, another test as :data:`UNKNOWN_OTHER_S`. A stale file
+only costs time, never a verdict: every test still runs.
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ from typing import TypeVar
 from harness.testing.parts import REPO
 
 DURATIONS_FILE = REPO / "tests" / "drill-durations.txt"
+LISTED_FROM_S = 1.0
 UNKNOWN_S = 20.0
+UNKNOWN_OTHER_S = 0.5
 
 T = TypeVar("T")
 
@@ -45,22 +51,25 @@ def read_durations(path: Path = DURATIONS_FILE) -> dict[str, float]:
     return durations
 
 
-def spread(items: Sequence[T], is_drill: Callable[[T], bool], seconds: Callable[[T], float]) -> list[T]:
-    """``items`` reordered: the drills longest first (ties keep their order), the other items in
-    their own order, spread between the drills so that each drill is followed by its share of
-    them (by count)."""
-    drills = sorted((i for i in items if is_drill(i)), key=lambda i: -seconds(i))
-    others = [i for i in items if not is_drill(i)]
-    if not drills:
-        return others
-    ordered: list[T] = []
-    taken = 0
-    for n, drill in enumerate(drills, start=1):
-        ordered.append(drill)
-        share = len(others) * n // len(drills)
-        ordered.extend(others[taken:share])
-        taken = share
-    return ordered
+def expected_seconds(durations: dict[str, float], test: str, drill: bool) -> float:
+    """How long ``test`` is taken to be (module docstring)."""
+    if test in durations:
+        return durations[test]
+    if durations:
+        return LISTED_FROM_S
+    return UNKNOWN_S if drill else UNKNOWN_OTHER_S
+
+
+def chains(units: Sequence[T], n: int, seconds: Callable[[T], float]) -> list[list[T]]:
+    """``units`` dealt to ``n`` chains, longest first onto the chain with the least summed time
+    (ties: the lower chain; units of equal length keep their order)."""
+    dealt: list[list[T]] = [[] for _ in range(n)]
+    load = [0.0] * n
+    for unit in sorted(units, key=lambda u: -seconds(u)):
+        k = min(range(n), key=lambda i: (load[i], i))
+        dealt[k].append(unit)
+        load[k] += seconds(unit)
+    return dealt
 
 
 def junit_durations(junit: Path) -> list[tuple[float, str]]:
@@ -78,9 +87,10 @@ def main(argv: Sequence[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m harness.testing.order JUNIT_XML > tests/drill-durations.txt", file=sys.stderr)
         return 2
-    print("# seconds and test id of the tests over 5 s in a whole run (harness/testing/order.py reads it)")
+    print(f"# seconds and test id of the tests of a whole run that took {LISTED_FROM_S:g} s or more"
+          " (harness/testing/order.py reads it)")
     for seconds, test in junit_durations(Path(argv[0])):
-        if seconds >= 5.0:
+        if seconds >= LISTED_FROM_S:
             print(f"{seconds:.1f} {test}")
     return 0
 

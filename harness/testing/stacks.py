@@ -290,7 +290,7 @@ def wait_for_tier(gateway_port: int, tier: str, timeout_s: float = 60.0) -> http
 def shipped_drill(runtime: ComposeRuntime, ports: dict[str, int], name: str, tmp_path: Path) -> Path:
     """A copy of the shipped compose drill ``scenarios/<name>.yaml`` on this module's project and
     ports, with 6 s / 10 s / 8 s phases (its fault lasting the fault phase). Longer than the local
-    drills' 4/8/6 s: at 8 s the compose provider drill once measured no time to first token after
+    drills' 4/8/4 s: at 8 s the compose provider drill once measured no time to first token after
     its failover (a dozen containers' health checks share the two cores)."""
     scenario = tmp_path / f"{name}.yaml"
     shipped = (REPO / f"scenarios/{name}.yaml").read_text()
