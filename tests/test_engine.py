@@ -24,7 +24,6 @@ from harness.toxiproxy import ToxiproxyClient
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills  # a drill of the test's own service: 0.25 cores (docs/pytest.md)
 def test_drill_own_service_end_to_end(tmp_path: Path, toxiproxy_url: str) -> None:
     with serve_in_thread(own_service()) as url:
         upstream = url.removeprefix("http://")
@@ -52,7 +51,6 @@ def test_drill_own_service_end_to_end(tmp_path: Path, toxiproxy_url: str) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills  # a drill of the test's own service: 0.25 cores (docs/pytest.md)
 def test_latency_objective_missed_exits_1(tmp_path: Path, toxiproxy_url: str) -> None:
     with serve_in_thread(own_service()) as url:
         path = scenario(
@@ -68,7 +66,6 @@ def test_latency_objective_missed_exits_1(tmp_path: Path, toxiproxy_url: str) ->
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills  # a drill of the test's own service: 0.25 cores (docs/pytest.md)
 def test_stop_condition_aborts_with_exit_3_and_cleans_up(tmp_path: Path, toxiproxy_url: str) -> None:
     with serve_in_thread(own_service()) as url:
         path = scenario(
@@ -146,7 +143,6 @@ def cold_after_preflight(cold_s: float) -> web.Application:
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills  # a drill of the test's own service: 0.25 cores (docs/pytest.md)
 def test_a_first_answer_slower_than_the_loads_margin_keeps_the_load_to_the_end_of_the_phases(
     tmp_path: Path, toxiproxy_url: str
 ) -> None:
