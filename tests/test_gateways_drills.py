@@ -158,28 +158,15 @@ def test_litellm_pads_a_cut_provider_stream_with_done_and_drill_counts_it_short(
 
 @pytest.mark.slow
 def test_litellm_ends_a_stalled_stream_with_an_error_at_its_stream_timeout_and_never_falls_back(tmp_path: Path) -> None:
-    """The provider stalls every stream after 3 events while still sending: LiteLLM's
-    stream_timeout of 3 s ("maximum time to wait for the first chunk", docs) acts as a read
-    timeout mid-stream too. Every stream begun in the fault ends with 3 tokens and LiteLLM's error
-    event, at least the 3 s it waited after them (the stall reached the gateway and held past its
-    timeout), and the fallback receives no request: its own record logs the read timeouts of the
-    hosted deployment and not one call to the GPU pool. Holds at any length: each stream meets
-    the stall.
-
-    Shorter than the shipped drill in the provider's pace too: a token every 400 ms instead of
-    750 ms (an answer of 16 tokens lasts ~6.4 s, not ~11.3 s: the drill waits for whole answers
-    before its phases and after its load) and a stall of 5 s instead of 8 s, which still outlasts
-    LiteLLM's 3 s by 2 s and ends while the provider is still sending (tokens 4..16 span 5.2 s)."""
+    """The provider stalls every stream for 8 s after 3 events while still sending (a token every
+    750 ms, targets/gateways/litellm-stack.slow-tokens.yaml): LiteLLM's stream_timeout of 3 s
+    ("maximum time to wait for the first chunk", docs) acts as a read timeout mid-stream too.
+    Every stream begun in the fault ends with 3 tokens and LiteLLM's error event, at least the
+    3 s it waited after them (the stall reached the gateway and held past its timeout), and
+    the fallback receives no request: its own record logs the read timeouts of the hosted
+    deployment and not one call to the GPU pool. Holds at any length: each stream meets the stall."""
     need("litellm")
-    scenario, _ = rebased(GATEWAYS / "litellm-stream-stall.local.yaml", tmp_path)
-    stack = tmp_path / "litellm-stack.slow-tokens.yaml"
-    assert "TOKEN_INTERVAL_MS: 750" in stack.read_text(encoding="utf-8")
-    stack.write_text(stack.read_text(encoding="utf-8").replace("TOKEN_INTERVAL_MS: 750", "TOKEN_INTERVAL_MS: 400"),
-                     encoding="utf-8")
-    text = scenario.read_text(encoding="utf-8")
-    assert "stall_ms: 8000" in text
-    scenario.write_text(shortened(text.replace("stall_ms: 8000", "stall_ms: 5000")), encoding="utf-8")
-    result = run_drill(scenario, out=tmp_path / "run")
+    result, _ = run_short("litellm-stream-stall.local.yaml", tmp_path)
     rows = samples(result.run_dir)
     start, end = fault_window(result.run_dir)
     during = rows[(rows["start"] > start + 0.5) & (rows["start"] < end - 0.5)]
@@ -187,7 +174,7 @@ def test_litellm_ends_a_stalled_stream_with_an_error_at_its_stream_timeout_and_n
     assert set(during["tier"]) == {"hosted"} and (during["ok"] == 0).all(), during.groupby(["tier", "ok"]).size()
     assert set(during["tokens"]) == {3}, during["tokens"].value_counts()
     assert all(str(e).startswith("stream error after 3 tokens") for e in during["error"]), set(during["error"])
-    # The 3 tokens come within 1 s at 400 ms a token; LiteLLM then waited its stream_timeout (3 s).
+    # The 3 tokens come within 1.6 s at 750 ms a token; LiteLLM then waited its stream_timeout (3 s).
     assert ((during["end"] - during["start"]) >= 3.0).all(), (during["end"] - during["start"]).describe()
     calls = [json.loads(line) for line in
              (result.run_dir / "stack-logs" / "litellm" / "calls.jsonl").read_text().splitlines()]

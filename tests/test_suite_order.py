@@ -42,6 +42,7 @@ def test_the_durations_file_round_trips_from_a_junit_xml(tmp_path: Path) -> None
         '<testcase classname="tests.test_a" name="test_one" time="12.5"/>'
         '<testcase classname="tests.test_b" name="test_two[x.yaml]@module:tests/test_b.py]" time="30.25"/>'
         '<testcase classname="tests.test_a" name="test_fast" time="0.01"/>'
+        '<testcase classname="tests.test_a" name="test_one" time="9.5"/>'
         '</testsuite></testsuites>', encoding="utf-8")
     rows = junit_durations(junit)
     assert rows[:2] == [(30.25, "tests/test_b.py::test_two[x.yaml]"), (12.5, "tests/test_a.py::test_one")]
