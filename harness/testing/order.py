@@ -5,8 +5,9 @@ never hold a drill.
 A run has more pytest-xdist workers than drill slots (:mod:`harness.testing.slots`): two drills
 at once, a third worker for the other tests. Handed out one at a time (``--dist loadgroup``), a
 drill reached a worker whether or not a slot was free, and the worker waited, holding the
-tests it had been handed after it: in one whole run the slots were idle 256 s of 968 s in all,
-and the other tests were left to the end. Here every drill (a ``slow`` test, and the group it
+tests it had been handed after it: one whole run took 955 s where its drills' time over two
+slots was 838 s, and with the longest drills handed out first the slots stood idle 256 s of
+968 s and the other tests were left to the end. Here every drill (a ``slow`` test, and the group it
 belongs to: the Docker tests, a module sharing a stack) goes to one of as many groups as there
 are slots, longest first onto the least loaded (longest-processing-time first), so each chain is
 one worker's, runs its drills one after another and holds its slot the whole time; the other
