@@ -97,8 +97,7 @@ def test_docker_tests_and_a_shared_fixtures_module_each_keep_to_one_worker(tmp_p
 
 def test_with_more_workers_than_slots_each_chain_of_drills_keeps_to_one_worker(tmp_path: Path) -> None:
     """The suite's conftest over a small suite on 3 workers and 2 drill slots: the drills (``slow``)
-    and the Docker tests go to two chains, each run by one worker, never the same one; the other
-    tests go anywhere."""
+    go to two chains, each run by one worker, never the same one; the other tests go anywhere."""
     import shutil
     import sys
 
