@@ -153,7 +153,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
             yield
         return
     with contextlib.ExitStack() as held:
-        if item.get_closest_marker("beside_drills") is None:
+        if _takes_a_slot(item):
             held.enter_context(drill_slot(_slots_dir(item.config), DRILL_SLOTS, label=item.nodeid))
         item.stash[SLOTS_KEY] = held
         yield

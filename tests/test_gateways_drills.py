@@ -24,6 +24,7 @@ from harness.measure.agreement import COOLDOWN_END_EVENT
 from harness.runtime.ports import port_in_use
 from harness.testing import require, require_mitmdump, toxiproxy_binary
 from harness.testing.drills import (
+    SHORT_PHASES,
     fault_window,
     http_fault_hit,
     kill_9_when,
@@ -50,9 +51,9 @@ def need(gateway: str) -> None:
         require(PORTKEY.is_file(), "the Portkey gateway", "run scripts/portkey-setup")
 
 
-def run_short(name: str, tmp_path: Path) -> tuple[Any, dict[int, int]]:
+def run_short(name: str, tmp_path: Path, phases: tuple[int, int, int] = SHORT_PHASES) -> tuple[Any, dict[int, int]]:
     scenario, mapping = rebased(GATEWAYS / name, tmp_path)
-    scenario.write_text(shortened(scenario.read_text(encoding="utf-8")), encoding="utf-8")
+    scenario.write_text(shortened(scenario.read_text(encoding="utf-8"), phases), encoding="utf-8")
     return run_drill(scenario, out=tmp_path / "run"), mapping
 
 
@@ -172,9 +173,7 @@ def test_litellm_ends_a_stalled_stream_with_an_error_at_its_stream_timeout_and_n
     ended with LiteLLM's error. Why is not understood yet (docs/gateways.md's stall row is the
     claim at stake)."""
     need("litellm")
-    scenario, _ = rebased(GATEWAYS / "litellm-stream-stall.local.yaml", tmp_path)
-    scenario.write_text(shortened(scenario.read_text(encoding="utf-8"), (4, 8, 6)), encoding="utf-8")
-    result = run_drill(scenario, out=tmp_path / "run")
+    result, _ = run_short("litellm-stream-stall.local.yaml", tmp_path, phases=(4, 8, 6))
     rows = samples(result.run_dir)
     start, end = fault_window(result.run_dir)
     during = rows[(rows["start"] > start + 0.5) & (rows["start"] < end - 0.5)]
