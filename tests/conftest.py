@@ -174,7 +174,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Each drill that ran again alone, with the first line of its first try's error."""
+    """Each drill that ran again alone, with the first line of its first try's error (up to 2,000
+    characters: the first try is not in the JUnit XML, which keeps the last)."""
     reruns = terminalreporter.stats.get("rerun", [])
     if not reruns:
         return
@@ -182,7 +183,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for report in reruns:
         lines = str(report.longrepr).splitlines()
         why = next((line[1:].strip() for line in lines if line.startswith("E ")), lines[-1] if lines else "")
-        terminalreporter.write_line(f"{report.nodeid} ({report.when}): {why[:300]}")
+        terminalreporter.write_line(f"{report.nodeid} ({report.when}): {why[:2000]}")
 
 
 def _uses_a_shared_fixture(item: pytest.Item) -> bool:

@@ -61,6 +61,34 @@ def test_a_drill_alone_waits_for_the_other_holder_then_keeps_every_slot(tmp_path
     assert (tmp_path / "slot-0").read_text().endswith(" next\n")  # the first slot free again
 
 
+def test_a_slot_freed_while_a_drill_waits_for_every_slot_goes_to_that_drill(tmp_path: Path) -> None:
+    """A drill waiting to run alone shuts the gate: a drill asking for a slot meanwhile waits even
+    for a free one, and runs after it; without the gate it would take the free slot first and the
+    drill waiting to run alone would wait for it too."""
+    events: list[str] = []
+
+    def alone() -> None:
+        with every_drill_slot(tmp_path, 2, "again"):
+            events.append("alone")
+
+    def next_drill() -> None:
+        with drill_slot(tmp_path, 2, "next"):
+            events.append("next")
+
+    with drill_slot(tmp_path, 2, "a") as a:
+        waiting_alone = threading.Thread(target=alone)
+        waiting_alone.start()
+        waiting_alone.join(0.6)
+        waiting_next = threading.Thread(target=next_drill)
+        waiting_next.start()
+        waiting_next.join(0.6)
+        assert waiting_alone.is_alive() and waiting_next.is_alive() and events == []  # slot 1 free
+        assert a == 0
+    waiting_alone.join(10)
+    waiting_next.join(10)
+    assert events == ["alone", "next"]
+
+
 def test_slots_must_be_at_least_one(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 1"), drill_slot(tmp_path, 0):
         pass

@@ -11,7 +11,10 @@ and waits while all are taken.
         ...  # the drill
 
 A drill that failed beside another runs once more with the machine to itself: its worker takes
-every slot (:func:`every_drill_slot`, in order, so two such workers never hold one each).
+every slot (:func:`every_drill_slot`, in order, so two such workers never hold one each). While it
+waits, no drill takes a slot that comes free (the run's *gate*): without that, the other worker
+took its slot back for its next drill as soon as it let it go, and a second try waited 89 s for two
+drills instead of one (a whole run, docs/pytest.md).
 
 The lock is the kernel's: a worker that dies releases its slot with its file descriptor.
 """
@@ -26,24 +29,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 POLL_S = 0.2
+GATE = "gate"  # held exclusively by a drill waiting for every slot; new slots are taken under it
 
 
 @contextmanager
 def drill_slot(directory: Path, slots: int, label: str = "") -> Iterator[int]:
     """Hold one of ``slots`` slots under ``directory`` (made if missing) for the block; yields the
-    slot's number. Waits, polling every :data:`POLL_S`, while every slot is held. The holder's
-    ``label`` is written into its slot's file, so a stuck run can be read with ``cat``."""
+    slot's number. Waits, polling every :data:`POLL_S`, while every slot is held or a drill waits
+    for every slot (:func:`every_drill_slot`). The holder's ``label`` is written into its slot's
+    file, so a stuck run can be read with ``cat``."""
     if slots < 1:
         raise ValueError(f"slots must be at least 1, not {slots}")
     directory.mkdir(parents=True, exist_ok=True)
     while True:
-        for number in range(slots):
-            fd = os.open(directory / f"slot-{number}", os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
+        taken = _take_a_free_slot(directory, slots)
+        if taken is not None:
+            number, fd = taken
             try:
                 os.ftruncate(fd, 0)
                 os.write(fd, f"{os.getpid()} {label}\n".encode())
@@ -54,16 +55,41 @@ def drill_slot(directory: Path, slots: int, label: str = "") -> Iterator[int]:
         time.sleep(POLL_S)
 
 
+def _take_a_free_slot(directory: Path, slots: int) -> tuple[int, int] | None:
+    """(slot number, its locked descriptor), or None while every slot is held or the gate is shut
+    (a shared lock on it for as long as the slots are looked at: many may look at once)."""
+    gate = os.open(directory / GATE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(gate, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        for number in range(slots):
+            fd = os.open(directory / f"slot-{number}", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            return number, fd
+        return None
+    finally:
+        os.close(gate)
+
+
 @contextmanager
 def every_drill_slot(directory: Path, slots: int, label: str = "") -> Iterator[None]:
     """Hold all ``slots`` slots under ``directory`` for the block: no other drill runs meanwhile.
-    Takes them in order, each waiting for its holder (a blocking ``flock``, woken as soon as the
-    holder lets go): a worker holding a slot must let it go before it calls this."""
+    Shuts the gate first (an exclusive lock: no slot is taken anew until the block ends; a second
+    caller waits here for the first), then takes the slots in order, each waiting for its holder
+    (a blocking ``flock``, woken as soon as the holder lets go): a worker holding a slot must let
+    it go before it calls this."""
     if slots < 1:
         raise ValueError(f"slots must be at least 1, not {slots}")
     directory.mkdir(parents=True, exist_ok=True)
-    held: list[int] = []
+    held: list[int] = [os.open(directory / GATE, os.O_RDWR | os.O_CREAT, 0o644)]
     try:
+        fcntl.flock(held[0], fcntl.LOCK_EX)
         for number in range(slots):
             fd = os.open(directory / f"slot-{number}", os.O_RDWR | os.O_CREAT, 0o644)
             held.append(fd)
