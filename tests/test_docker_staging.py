@@ -119,7 +119,7 @@ def test_killing_the_hosted_model_fails_over_to_gpu_and_back(staging) -> None:
     fault = container_fault("provider-down", "kill", "hosted-model", {}, 1, runtime.project)
     onset = fault.apply()
     try:
-        assert onset.source == "docker-event:die"
+        assert onset.source == "docker-state:finished-at"
         response = wait_for_tier(ports["gateway"], "gpu")
         assert response.headers["X-Served-By"] in ("gpu-a1", "gpu-a2")
         assert response.headers["X-Region"] == "region-a"
@@ -143,7 +143,12 @@ def test_fingerprint_of_the_staging_stack(staging) -> None:
 def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path) -> None:
     """A whole drill on the compose stack: docker kill of hosted-model under load. The harness's
     failover time (from samples) and the gateway's own routing log must agree within the stated
-    resolution; afterwards every container runs and no toxic is left."""
+    resolution; afterwards every container runs and no toxic is left.
+
+    Beside the suite's other drill the hosted tier can be slow enough in the baseline (p95 958 ms
+    in one whole run) that the gateway's latency breaker fails over before the kill. Then both
+    records must say so: the gateway's last routing event before the onset is a failover, and
+    drill measures no failover for the fault, naming the tier traffic was already on."""
     from harness.engine import run_drill
 
     runtime, ports = staging
@@ -152,8 +157,8 @@ def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path)
     result = run_drill(scenario, out=tmp_path / "run")
     assert result.exit_code == 0, (result.abort_reason, result.results.document()["objectives"])
     fault = result.results.document()["faults"][0]
-    assert fault["onset_source"] == "docker-event:die"
-    assert fault["failover_s"] is not None and fault["rto_s"] is not None
+    assert fault["onset_source"] == "docker-state:finished-at"
+    assert fault["rto_s"] is not None
     tools = result.results.document()["environment"]["tools"]
     assert tools["docker_engine"] == runtime.client.version()["Version"]
     # toxiproxy is whatever the drill-toxiproxy image answers ("git" in images built from
@@ -162,19 +167,23 @@ def test_endpoint_kill_drill_failover_agrees_with_the_gateway(staging, tmp_path)
 
     onset = _epoch(fault["onset_at"])
     events = httpx.get(f"http://127.0.0.1:{ports['gateway']}/admin/events", params={"since": onset - 30}, timeout=5).json()
-    failovers = [e for e in events if e["event"] == "failover" and e["ts"] >= onset - 1]
-    # One whole run's first try found none: the gateway's breaker had opened over 1 s before the
-    # onset. A text, not a list (pytest shortens a list to 240 characters): the gateway's events in
-    # seconds from the onset, and drill's figures, tell which came first.
+    # A text, not a list (pytest shortens a list to 240 characters): the gateway's events in
+    # seconds from the onset, beside drill's figures.
     timeline = "; ".join(f"{e['ts'] - onset:+.3f} {e['event']} {e['tier']} ({e['detail']})" for e in events)
-    assert failovers, f"failover_s {fault['failover_s']}, onset ±{fault['onset_uncertainty_s']} s; gateway: {timeline}"
-    gateway_failover_s = failovers[0]["ts"] - onset
-    resolution_s = result.results.document()["measurement"]["resolution_s"]
-    assert abs(gateway_failover_s - fault["failover_s"]) <= resolution_s, (gateway_failover_s, fault["failover_s"])
-    # The run kept the gateway's log itself, and results carry the same comparison.
-    agreement = fault["agreement"]
-    assert agreement["failover_s"] == pytest.approx(gateway_failover_s, abs=1e-3)
-    assert abs(agreement["failover_delta_s"]) <= resolution_s, agreement
+    said = f"failover_s {fault['failover_s']} ({fault['notes'].get('failover_s')}); gateway: {timeline}"
+    routed_before = [e["event"] for e in events if e["event"] in ("failover", "failback") and e["ts"] < onset - 1]
+    if routed_before and routed_before[-1] == "failover":
+        assert fault["failover_s"] is None and "already on gpu" in fault["notes"]["failover_s"], said
+    else:
+        failovers = [e for e in events if e["event"] == "failover" and e["ts"] >= onset - 1]
+        assert failovers and fault["failover_s"] is not None, said
+        gateway_failover_s = failovers[0]["ts"] - onset
+        resolution_s = result.results.document()["measurement"]["resolution_s"]
+        assert abs(gateway_failover_s - fault["failover_s"]) <= resolution_s, said
+        # The run kept the gateway's log itself, and results carry the same comparison.
+        agreement = fault["agreement"]
+        assert agreement["failover_s"] == pytest.approx(gateway_failover_s, abs=1e-3)
+        assert abs(agreement["failover_delta_s"]) <= resolution_s, agreement
 
     cleanup = result.results.document()["cleanup"]
     assert cleanup["ok"] is True and cleanup["toxics_left"] == 0 and cleanup["containers_not_running"] == []

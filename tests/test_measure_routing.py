@@ -72,6 +72,32 @@ def test_mixed_buckets_do_not_count_as_served_by_the_primary() -> None:
     assert 11.75 <= figures.failback_s <= 12.0 + PROBE_INTERVAL_S
 
 
+def test_traffic_already_on_the_alternate_at_the_onset_is_no_failover_of_the_fault() -> None:
+    """A whole run on the compose stack: the gateway's latency breaker opened 5.1 s before the
+    kill (the hosted p95 at 958 ms on a busy machine) and the first gpu answer after the onset
+    read as a failover of 0.5 ms. Traffic already off the primary in the last second before the
+    onset leaves failover (and failback) unmeasured, saying why."""
+    samples = set_between(stream(), T0 - 5.0, T0 + 12.0, tier="gpu")
+
+    figures = measure(samples).faults[0]
+
+    assert figures.failover_s is None and figures.failback_s is None
+    assert "already on gpu, not hosted" in figures.notes["failover_s"]
+    assert figures.notes["failback_s"] == "no failover"
+
+
+def test_an_alternate_answer_among_primary_ones_before_the_onset_keeps_the_failover() -> None:
+    """One gpu answer in the second before the onset (a retry a gateway served elsewhere) does not
+    mean traffic had moved: the primary still served beside it."""
+    samples = set_between(stream(), T0 - 0.5, T0 - 0.45, tier="gpu")
+    samples = set_between(samples, T0, T0 + 1.0, status=503)
+    samples = set_between(samples, T0 + 1.0, T0 + 10.0, tier="gpu")
+
+    figures = measure(samples).faults[0]
+
+    assert abs(figures.failover_s - 1.0) <= PROBE_INTERVAL_S
+
+
 def test_no_failover_means_no_failback_with_notes() -> None:
     figures = measure(set_between(stream(), T0, T0 + 3.0, status=503)).faults[0]
 

@@ -24,8 +24,9 @@ from harness.toxiproxy import ToxiproxyClient
 class Onset:
     """When a fault took effect: epoch seconds, where that time came from, and how sure it is.
 
-    ``source`` examples: ``toxiproxy-api`` (the API call's response bracket), ``docker-event:die``,
-    ``hook-response``. ``uncertainty_s`` is the half-width of the interval the true onset is in.
+    ``source`` examples: ``toxiproxy-api`` (the API call's response bracket),
+    ``docker-state:finished-at`` (a container's exit), ``hook-response``. ``uncertainty_s`` is the
+    half-width of the interval the true onset is in.
     """
 
     at: float

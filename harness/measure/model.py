@@ -29,8 +29,9 @@ class FaultTiming:
     """One applied fault as the journal records it.
 
     ``onset_at`` is the epoch second the fault took effect (t0), ``onset_source`` where that time
-    came from (``docker-event:die``, ``toxiproxy-api``, ``hook-response``) and
-    ``onset_uncertainty_s`` the half-width of the interval the true onset lies in.
+    came from (``docker-state:finished-at``, ``toxiproxy-api``, ``hook-response``; older runs
+    ``docker-event:die``) and ``onset_uncertainty_s`` the half-width of the interval the true
+    onset lies in.
     ``reverted_at`` is None when the fault was never reverted (crash, abort before revert).
     """
 

@@ -22,7 +22,7 @@ from harness.measure.buckets import (
 from harness.measure.goodness import constant_rate_rows
 from harness.measure.incidents import IncidentFigures, find_incidents
 from harness.measure.model import FaultTiming, MeasureSettings
-from harness.measure.routing import degraded_s, failback_s, failover_s
+from harness.measure.routing import ONSET_LOOKBACK_S, degraded_s, failback_s, failover_s, served_elsewhere_at_onset
 
 IMPACT_NONE = "none"
 IMPACT_RECOVERED = "recovered"
@@ -400,6 +400,7 @@ class Routing:
     failover_s: float | None
     failback_s: float | None
     degraded_s: float | None
+    elsewhere_at_onset: str | None = None  # the tier traffic was already on, not the primary
 
 
 def routing_figures(
@@ -410,13 +411,16 @@ def routing_figures(
     Routing figures look at every successful answer that arrived after the onset, including
     requests in flight at the onset that a gateway retried on another tier: that is when traffic
     moved, and what a gateway's routing log records. Whether the answer was fast enough is the
-    RTO's business: the first answers from the alternate carry the failed attempt's time.
+    RTO's business: the first answers from the alternate carry the failed attempt's time. When
+    traffic was already off the primary at the onset, no failover is measured (:func:`harness.
+    measure.routing.served_elsewhere_at_onset`).
     """
     answered = samples["ok"].to_numpy() == 1
     ends = samples["end"].to_numpy()
     tiers = samples["tier"].to_numpy()
     rows = window.rows
-    failover = failover_s(ends, answered, tiers, onset_s, primary)
+    elsewhere = served_elsewhere_at_onset(ends, answered, tiers, onset_s, primary)
+    failover = None if elsewhere is not None else failover_s(ends, answered, tiers, onset_s, primary)
     failback = failback_s(
         ends[rows], answered[rows], tiers[rows], window.bucket, window.n_buckets, onset_s, primary,
         None if failover is None else int(failover // settings.bucket_s), settings.window_buckets,
@@ -424,7 +428,7 @@ def routing_figures(
     degraded = degraded_s(
         answered[rows], samples["degraded"].to_numpy()[rows], window.bucket, window.n_buckets, settings.bucket_s
     )
-    return Routing(failover_s=failover, failback_s=failback, degraded_s=degraded)
+    return Routing(failover_s=failover, failback_s=failback, degraded_s=degraded, elsewhere_at_onset=elsewhere)
 
 
 def routing_notes(routing: Routing, primary: str | None, settings: MeasureSettings) -> dict[str, str]:
@@ -432,6 +436,12 @@ def routing_notes(routing: Routing, primary: str | None, settings: MeasureSettin
     if primary is None:
         reason = "primary tier unknown: no good baseline response carried X-Tier"
         return {"failover_s": reason, "failback_s": reason}
+    if routing.elsewhere_at_onset is not None:
+        return {
+            "failover_s": f"traffic was already on {routing.elsewhere_at_onset}, not {primary}, in the "
+                          f"{ONSET_LOOKBACK_S:g} s before the onset: this fault caused no failover to measure",
+            "failback_s": "no failover",
+        }
     if routing.failover_s is None:
         return {
             "failover_s": f"no good response from a tier other than {primary} after onset",

@@ -32,6 +32,28 @@ def primary_tier(
     return str(sorted(best)[0])
 
 
+ONSET_LOOKBACK_S = 1.0
+"""How far before an onset :func:`served_elsewhere_at_onset` looks for where traffic was."""
+
+
+def served_elsewhere_at_onset(
+    ends_s: np.ndarray, good: np.ndarray, tiers: np.ndarray, onset_s: float, primary: str | None
+) -> str | None:
+    """The tier traffic was on at the onset when it was not the primary: every good answer with a
+    tier that arrived in the :data:`ONSET_LOOKBACK_S` before the onset came from other tiers
+    (the most common of them is named). None when the primary served any of them, or none
+    arrived. A stack already failed over (a slow primary opened a gateway's breaker in the
+    baseline) has no failover left for the fault to cause: the first answer from the alternate
+    after the onset would read as a failover of a few milliseconds."""
+    if primary is None:
+        return None
+    recent = good & (tiers != "") & (ends_s < onset_s) & (ends_s >= onset_s - ONSET_LOOKBACK_S)
+    served = tiers[recent]
+    if served.size == 0 or (served == primary).any():
+        return None
+    return str(pd.Series(served).value_counts().index[0])
+
+
 def failover_s(
     ends_s: np.ndarray, good: np.ndarray, tiers: np.ndarray, onset_s: float, primary: str | None
 ) -> float | None:
