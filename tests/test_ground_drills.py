@@ -4,7 +4,7 @@ processes steps (libfaketime; the machine's clock is never touched). Each must e
 outcome: faults reverted, what was written readable by ``drill report``, never PASSED/FAILED on
 partial data, the trouble in ``health.jsonl``.
 
-Phases are the short ones of test_engine.py (3/3/6 s): the outcome (an abort on the full disk,
+Phases are the short ones of test_engine.py (3/3/3 s): the outcome (an abort on the full disk,
 a clock_step listed) does not depend on their length."""
 
 from __future__ import annotations

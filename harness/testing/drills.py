@@ -73,8 +73,13 @@ def own_service() -> web.Application:
 
 
 def own_service_scenario(tmp_path: Path, toxiproxy_url: str, upstream: str, listen_port: int, **over: str) -> Path:
-    """``own.yaml``: the own service behind proxy ``svc`` on ``listen_port``, 3/3/6 s phases, a
-    300 ms latency fault; ``fault``, ``objectives`` and ``stop_when`` replace their defaults."""
+    """``own.yaml``: the own service behind proxy ``svc`` on ``listen_port``, 3/3/3 s phases, a
+    300 ms latency fault; ``fault``, ``objectives`` and ``stop_when`` replace their defaults.
+
+    The recovery window W is 2 s (``measurement.window``; drill's default is 5 s): the latency
+    goes with the fault and the service answers at once, so 2 s of healthy buckets confirm the
+    recovery as well as 5 do here, and the recovery phase needs 3 s, not 6. The tests that use
+    it check a mechanism (an item, a summary, an abort, a listed trouble), not W."""
     fault = over.get("fault", "{name: slow, type: latency, target: {proxy: svc}, latency_ms: 300, duration: 3s}")
     objectives = over.get("objectives", "{rto_s: 10, p95_ms: 5000}")
     stop_when = over.get("stop_when", "")
@@ -92,7 +97,8 @@ def own_service_scenario(tmp_path: Path, toxiproxy_url: str, upstream: str, list
           request: {{method: POST, path: /v1/chat/completions, json: {{model: chat}}}}
           timeout_s: 2
           probe_rate_hz: 20
-        phases: {{baseline: 3s, fault: 3s, recovery: 6s}}
+        phases: {{baseline: 3s, fault: 3s, recovery: 3s}}
+        measurement: {{window: 2s}}
         faults:
           - {fault}
         objectives: {objectives}
