@@ -95,8 +95,13 @@ def gpu_deployment(cluster: KubeTestCluster, namespace: str, name: str, replicas
                    toleration_s: int = 2, region: str | None = None) -> None:
     """Namespace (if new) + a Deployment of ``replicas`` pods asking one ``nvidia.com/gpu`` each
     on the GPU pool (``region``: only there), tolerating the not-ready / unreachable NoExecute
-    taints ``toleration_s`` (default 300 s on a real cluster), and wait until all are Ready."""
+    taints ``toleration_s`` (default 300 s on a real cluster), and wait until all are Ready.
+
+    A Deployment of that name already there (a first try of the same test that failed) is
+    replaced. When the pods are not Ready in time, the failure names each pod's phase, node and
+    the reason it gives (the scheduler's, e.g. insufficient ``nvidia.com/gpu``)."""
     from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
 
     api = cluster.api()
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
@@ -108,20 +113,40 @@ def gpu_deployment(cluster: KubeTestCluster, namespace: str, name: str, replicas
                    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")]
     container = client.V1Container(name="serve", image="drill.local/fake:0", resources=client.V1ResourceRequirements(
         requests={"nvidia.com/gpu": "1"}, limits={"nvidia.com/gpu": "1"}))
-    apps.create_namespaced_deployment(namespace, client.V1Deployment(
+    deployment = client.V1Deployment(
         metadata=client.V1ObjectMeta(name=name, labels=labels),
         spec=client.V1DeploymentSpec(
             replicas=replicas, selector=client.V1LabelSelector(match_labels=labels),
             template=client.V1PodTemplateSpec(
                 metadata=client.V1ObjectMeta(labels=labels),
                 spec=client.V1PodSpec(containers=[container], node_selector=selector, tolerations=tolerations)),
-        )))
+        ))
+    try:
+        apps.create_namespaced_deployment(namespace, deployment)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        apps.replace_namespaced_deployment(name, namespace, deployment)
 
     def ready() -> bool:
         dep = apps.read_namespaced_deployment(name, namespace)
         return int(dep.status.ready_replicas or 0) == replicas
 
-    wait_until(f"{namespace}/{name} Ready", ready)
+    try:
+        wait_until(f"{namespace}/{name} Ready", ready)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; pods: {_pods_said(core, namespace, name)}") from None
+
+
+def _pods_said(core: Any, namespace: str, name: str) -> str:
+    """Each pod of Deployment ``name``: phase, node and the reason of each condition not met."""
+    pods = core.list_namespaced_pod(namespace, label_selector=f"app.kubernetes.io/name={name}").items
+    return "; ".join(
+        f"{pod.metadata.name} {pod.status.phase} on {pod.spec.node_name or 'no node'}"
+        + "".join(f" ({c.type}: {' '.join(filter(None, (c.reason, c.message)))})"
+                  for c in pod.status.conditions or [] if c.status != "True")
+        for pod in pods
+    ) or "none"
 
 
 def kube_scenario(path: Path, cluster: KubeTestCluster, namespace: str, faults: str, *, name: str = "k8s-drill",
