@@ -73,14 +73,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             _name_the_group(item)
         if _drills_take_slots(config) and RERUNS_MAX > 0 and item.get_closest_marker("slow") is not None:
             item.add_marker(pytest.mark.flaky(reruns=1))
-    if _drills_take_slots(config):
-        # pytest-xdist hands a chain's tests to its worker in this order. The Kubernetes module
-        # runs first on the free worker, its control plane and drills beside the chains' first
-        # 470-555 s; the third-party gateways' drills (LiteLLM, Portkey: proxies that need the CPU
-        # most) ran there too, and beside them a LiteLLM 429 storm lost its verdict in two whole
-        # runs (85 % and 92 % of its streams completed) and the LiteLLM stall test in one. So
-        # they run at the end of their chain (a stable sort).
-        items.sort(key=lambda item: item.get_closest_marker("late_in_chain") is not None)
 
 
 def _shared_group(item: pytest.Item) -> str | None:

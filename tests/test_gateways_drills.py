@@ -37,9 +37,6 @@ from harness.testing.drills import (
 from targets.gateways import records
 
 REPO = Path(__file__).resolve().parents[1]
-# At the end of their chain of drills, once the Kubernetes module beside the chains is done
-# (tests/conftest.py): LiteLLM and Portkey need the CPU most.
-pytestmark = pytest.mark.late_in_chain
 GATEWAYS = REPO / "scenarios" / "gateways"
 LITELLM = REPO / ".venv-litellm" / "bin" / "litellm"
 PORTKEY = REPO / ".gateways" / "portkey" / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"

@@ -58,9 +58,6 @@ FORWARD_STACK = REPO / "targets" / "gateways" / "litellm-stack.forward.yaml"
 FORWARD_SCENARIO = REPO / "scenarios" / "gateways" / "litellm-rate-limited-forward.local.yaml"
 LITELLM = REPO / ".venv-litellm" / "bin" / "litellm"
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
-# Its LiteLLM drills run at the end of their chain of drills, once the Kubernetes module beside
-# the chains is done (tests/conftest.py).
-pytestmark = pytest.mark.late_in_chain
 
 
 # --- the stack file's forward section --------------------------------------------------------------

@@ -97,39 +97,28 @@ def test_docker_tests_and_a_shared_fixtures_module_each_keep_to_one_worker(tmp_p
 
 def test_with_more_workers_than_slots_each_chain_of_drills_keeps_to_one_worker(tmp_path: Path) -> None:
     """The suite's conftest over a small suite on 3 workers and 2 drill slots: the drills (``slow``)
-    go to two chains, each run by one worker, never the same one; the other tests go anywhere. A
-    ``late_in_chain`` drill, collected first, runs after every other drill of its chain."""
+    go to two chains, each run by one worker, never the same one; the other tests go anywhere."""
     import shutil
     import sys
 
     (tmp_path / "tests").mkdir()
     shutil.copy(TESTS / "conftest.py", tmp_path / "tests" / "conftest.py")
     (tmp_path / "pytest.ini").write_text(
-        "[pytest]\nmarkers =\n    docker: needs Docker\n    slow: a drill\n    beside_drills: no slot\n"
-        "    late_in_chain: last\n")
+        "[pytest]\nmarkers =\n    docker: needs Docker\n    slow: a drill\n    beside_drills: no slot\n")
     body = "".join(f"@pytest.mark.slow\ndef test_drill_{i}():\n    time.sleep(0.2)\n\n" for i in range(6))
     body += "".join(f"@pytest.mark.docker\ndef test_docker_{i}():\n    pass\n\n" for i in range(3))
     body += "".join(f"def test_free_{i}():\n    pass\n\n" for i in range(6))
     (tmp_path / "tests" / "test_a.py").write_text("import time\n\nimport pytest\n\n" + body)
-    late = "".join(f"@pytest.mark.slow\ndef test_late_{i}():\n    time.sleep(0.2)\n\n" for i in range(2))
-    (tmp_path / "tests" / "test_0_late.py").write_text(
-        "import time\n\nimport pytest\n\npytestmark = pytest.mark.late_in_chain\n\n" + late)
     done = subprocess.run([sys.executable, "-m", "pytest", "-n", "3", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider",
                            "tests"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "DRILL_TEST_DRILLS": "2"})
     assert done.returncode == 0, done.stdout + done.stderr
     groups: dict[str, set[str]] = {}
-    ran: dict[str, list[str]] = {}  # worker -> its tests, in the order they ended
     for line in done.stdout.splitlines():
         if " PASSED " in line:
             worker, test = line.split()[0], line.split(" PASSED ")[1].strip()
             name, _, group = test.split("::", 1)[1].partition("@")
             groups.setdefault(group or name.rsplit("_", 1)[0], set()).add(worker)
-            ran.setdefault(worker, []).append(name)
-    for names in ran.values():
-        drills = [name for name in names if name.startswith(("test_drill_", "test_late_"))]
-        assert drills == sorted(drills, key=lambda name: name.startswith("test_late_")), ran
-    assert sum(name.startswith("test_late_") for names in ran.values() for name in names) == 2, ran
     chains = {group: workers for group, workers in groups.items() if group.startswith("drill-slot-")}
     assert set(chains) == {"drill-slot-0", "drill-slot-1"}, groups
     assert all(len(workers) == 1 for workers in chains.values()), groups
