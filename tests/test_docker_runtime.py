@@ -222,20 +222,24 @@ def test_endpoint_kill_onset_from_the_engines_record_and_revert(
     before_s = time.time()
     onset = fault.apply()
     after_s = time.time()
-    assert onset.source == source
-    closed_s = onset.at + onset.uncertainty_s
-    assert before_s <= onset.at - onset.uncertainty_s < closed_s <= after_s, (before_s, onset, after_s)
-    (event_ns,) = [e["timeNano"] for e in runtime.client.events(
+    events_ns = [e["timeNano"] for e in runtime.client.events(
         since=int(before_s), until=int(time.time()) + 1, decode=True,
         filters={"type": "container", "event": [event], "container": [web.id]},
     ) if e["timeNano"] >= before_s * 1e9]
-    assert closed_s <= event_ns / 1e9, (closed_s, event_ns)
-    assert states(runtime)["web"][0] == stopped_state
-    assert [c["name"] for c in stopped_stack_containers(runtime.project)] == [web.name]
-    # the other services were not touched
-    assert states(runtime)["twin-a"][0] == "running"
+    stopped = states(runtime)["web"][0]
+    left = [c["name"] for c in stopped_stack_containers(runtime.project)]
+    twin = states(runtime)["twin-a"][0]
+    reverted_s = fault.revert()  # first: a failed check below must not leave web stopped for the next test
 
-    reverted_s = fault.revert()
+    assert onset.source == source
+    # The window's ends, to the microsecond (the middle and half-width are floats of epoch seconds).
+    opened_s, closed_s = onset.at - onset.uncertainty_s, onset.at + onset.uncertainty_s
+    assert before_s - 1e-6 <= opened_s < closed_s <= after_s + 1e-6, (before_s, onset, after_s)
+    assert len(events_ns) == 1 and closed_s <= events_ns[0] / 1e9 + 1e-6, (closed_s, events_ns)
+    assert stopped == stopped_state
+    assert left == [web.name]
+    assert twin == "running"  # the other services were not touched
+
     assert reverted_s >= onset.at
     assert states(runtime)["web"] == ("running", "healthy")
     # a restarted container gets a new ephemeral host port: ask the runtime again
