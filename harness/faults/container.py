@@ -11,9 +11,8 @@ FinishedAt``, source ``docker-state:finished-at``), read once the ``die`` event 
 it is the ``pause`` event. The ``die`` event itself comes 16–50 ms after the exit (median 19 ms;
 docker 20.10, 20 kills of the compose stack's hosted-model, ``bench/fault_latency.py --docker``):
 dockerd logs it after deleting the task and draining the container's output, so it is not when
-the process died. The event stream
-is opened *before* the action so the event cannot be missed; when no event arrives in time the
-API call's own bracket is used (source ``docker-api``).
+the process died. The event stream is opened *before* the action so the event cannot be missed;
+when no event arrives in time the API call's own bracket is used (source ``docker-api``).
 
 Revert starts (or unpauses) the same containers and waits until they run — and are healthy when
 they have a healthcheck. ``undo_container`` does the same from a journaled ``undo`` record, for
