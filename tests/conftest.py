@@ -137,9 +137,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     """With more pytest-xdist workers than drill slots, a ``slow`` test (a real-time drill or a
     whole setup step) runs holding one of the run's slots, its fixtures' set-up and tear-down
     included (harness.testing.slots): the extra workers run the other tests meanwhile and never
-    a third drill beside two. A ``beside_drills`` test takes none: its drill's pace is set by
-    something slower than the machine (a Kubernetes cluster's controllers, looking every few
-    seconds) and it needs little CPU (docs/pytest.md has the measurement). Its second try, if the
+    a third drill beside two. A ``beside_drills`` test takes none: it needs little CPU, its
+    drill's pace set by something slower than the machine (a Kubernetes cluster's controllers,
+    looking every few seconds) or its stack a service of the test's own, in its process
+    (docs/pytest.md has the measurements). Its second try, if the
     first failed, holds them all (:func:`pytest_runtest_setup`)."""
     if not _drills_take_slots(item.config):
         yield

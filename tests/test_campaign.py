@@ -38,6 +38,7 @@ def test_bad_campaign_file_is_bad_input_naming_the_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # an in-process service of its own: little CPU (tests/conftest.py)
 def test_campaign_runs_scenarios_in_order_and_links_each_report(tmp_path: Path, toxiproxy_url: str) -> None:
     with serve_in_thread(own_service()) as url:
         scenario(tmp_path, toxiproxy_url, url.removeprefix("http://"), free_port())

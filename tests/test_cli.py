@@ -78,6 +78,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(tmp_path: Path, toxiproxy_u
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # an in-process service of its own: little CPU (tests/conftest.py)
 def test_report_recomputes_results_from_the_run_directory_alone(tmp_path: Path, toxiproxy_url: str) -> None:
     with serve_in_thread(own_service()) as url:
         path = scenario(tmp_path, toxiproxy_url, url.removeprefix("http://"), free_port())
@@ -128,6 +129,7 @@ def test_lock_is_released_when_its_holder_is_killed(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # an in-process service of its own: little CPU (tests/conftest.py)
 def test_repeat_runs_the_drill_n_times_and_summarises_each_figure(tmp_path: Path, toxiproxy_url: str) -> None:
     with serve_in_thread(own_service()) as url:
         path = scenario(tmp_path, toxiproxy_url, url.removeprefix("http://"), free_port())

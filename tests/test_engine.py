@@ -24,6 +24,7 @@ from harness.toxiproxy import ToxiproxyClient
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # an in-process service of its own: little CPU (tests/conftest.py)
 def test_drill_own_service_end_to_end(tmp_path: Path, toxiproxy_url: str) -> None:
     with serve_in_thread(own_service()) as url:
         upstream = url.removeprefix("http://")
@@ -51,6 +52,7 @@ def test_drill_own_service_end_to_end(tmp_path: Path, toxiproxy_url: str) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # an in-process service of its own: little CPU (tests/conftest.py)
 def test_latency_objective_missed_exits_1(tmp_path: Path, toxiproxy_url: str) -> None:
     with serve_in_thread(own_service()) as url:
         path = scenario(
@@ -66,6 +68,7 @@ def test_latency_objective_missed_exits_1(tmp_path: Path, toxiproxy_url: str) ->
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # an in-process service of its own: little CPU (tests/conftest.py)
 def test_stop_condition_aborts_with_exit_3_and_cleans_up(tmp_path: Path, toxiproxy_url: str) -> None:
     with serve_in_thread(own_service()) as url:
         path = scenario(
@@ -143,6 +146,7 @@ def cold_after_preflight(cold_s: float) -> web.Application:
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # an in-process service of its own: little CPU (tests/conftest.py)
 def test_a_first_answer_slower_than_the_loads_margin_keeps_the_load_to_the_end_of_the_phases(
     tmp_path: Path, toxiproxy_url: str
 ) -> None:

@@ -24,11 +24,15 @@ from harness.measure.agreement import COOLDOWN_END_EVENT
 from harness.runtime.ports import port_in_use
 from harness.testing import require, require_mitmdump, toxiproxy_binary
 from harness.testing.drills import (
+    LITELLM_PACE_HZ,
+    LITELLM_PROBE_HZ,
     SHORT_PHASES,
     fault_window,
     http_fault_hit,
     kill_9_when,
+    litellm_load,
     objective,
+    paced,
     rebased,
     recover_all,
     shortened,
@@ -51,9 +55,17 @@ def need(gateway: str) -> None:
         require(PORTKEY.is_file(), "the Portkey gateway", "run scripts/portkey-setup")
 
 
-def run_short(name: str, tmp_path: Path, phases: tuple[int, int, int] = SHORT_PHASES) -> tuple[Any, dict[int, int]]:
+def run_short(name: str, tmp_path: Path, phases: tuple[int, int, int] = SHORT_PHASES,
+              probe_hz: int | None = None) -> tuple[Any, dict[int, int]]:
+    """The shipped gateway drill ``name`` on free ports, shortened; a LiteLLM drill lighter
+    (``litellm_load``)."""
     scenario, mapping = rebased(GATEWAYS / name, tmp_path)
-    scenario.write_text(shortened(scenario.read_text(encoding="utf-8"), phases), encoding="utf-8")
+    text = scenario.read_text(encoding="utf-8")
+    if name.split("/")[-1].startswith("litellm"):
+        text = litellm_load(shortened(text, phases, pace_hz=LITELLM_PACE_HZ), probe_hz or LITELLM_PROBE_HZ)
+    else:
+        text = shortened(text, phases)
+    scenario.write_text(text, encoding="utf-8")
     return run_drill(scenario, out=tmp_path / "run"), mapping
 
 
@@ -181,7 +193,7 @@ def test_litellm_ends_a_stalled_stream_with_an_error_at_its_stream_timeout_and_n
     ended with LiteLLM's error. Why is not understood yet (docs/gateways.md's stall row is the
     claim at stake)."""
     need("litellm")
-    result, _ = run_short("litellm-stream-stall.local.yaml", tmp_path, phases=(4, 8, 6))
+    result, _ = run_short("litellm-stream-stall.local.yaml", tmp_path, phases=(4, 8, 6), probe_hz=5)
     rows = samples(result.run_dir)
     start, end = fault_window(result.run_dir)
     during = rows[(rows["start"] > start + 0.5) & (rows["start"] < end - 0.5)]
@@ -249,7 +261,8 @@ def test_kill_9_mid_fault_on_the_litellm_stack_then_recover_all_leaves_nothing(t
     scenario, mapping = rebased(GATEWAYS / "litellm-rate-limited.local.yaml", tmp_path)
     text = scenario.read_text(encoding="utf-8").replace(
         "phases: {baseline: 10s, fault: 20s, recovery: 15s}", "phases: {baseline: 3s, fault: 60s, recovery: 2s}")
-    scenario.write_text(text.replace("duration: 20s", "duration: 60s"), encoding="utf-8")
+    text = litellm_load(paced(text.replace("duration: 20s", "duration: 60s"), LITELLM_PACE_HZ), LITELLM_PROBE_HZ)
+    scenario.write_text(text, encoding="utf-8")
     stack_file = tmp_path / "litellm-stack.yaml"
     run_dir = tmp_path / "run"
     kill_9_when(scenario, run_dir, http_fault_hit(f"http://127.0.0.1:{mapping[19101]}"),

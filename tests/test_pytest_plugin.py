@@ -26,6 +26,7 @@ def run_pytest(tmp_path: Path, target: Path) -> tuple[subprocess.CompletedProces
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # an in-process service of its own: little CPU (tests/conftest.py)
 def test_scenario_file_is_a_passing_test_item(tmp_path: Path, toxiproxy_url: str) -> None:
     with serve_in_thread(own_service()) as url:
         path = scenario(tmp_path, toxiproxy_url, url.removeprefix("http://"), free_port())
@@ -39,6 +40,7 @@ def test_scenario_file_is_a_passing_test_item(tmp_path: Path, toxiproxy_url: str
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # an in-process service of its own: little CPU (tests/conftest.py)
 def test_missed_objective_fails_the_item_and_names_it(tmp_path: Path, toxiproxy_url: str) -> None:
     with serve_in_thread(own_service()) as url:
         path = scenario(
@@ -104,6 +106,7 @@ def test_items_are_named_after_scenario_and_fault_and_k_selects_by_fault_type(tm
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # an in-process service of its own: little CPU (tests/conftest.py)
 def test_junit_carries_the_figures_and_a_miss_shows_measured_against_target(
     tmp_path: Path, toxiproxy_url: str
 ) -> None:

@@ -50,6 +50,23 @@ EXIT_TIMEOUT_S = 150.0
 SUITE_PACE_HZ = 10
 
 
+# The suite's LiteLLM drills are lighter still: their users at 2 requests/s each, their probe at
+# 10 Hz. The proxy spends tens of milliseconds of CPU a request: alone, its 429 storm (4/8/4 s)
+# took 36.1 s of CPU in 30.3 s (LiteLLM 20.7 s of it) at 10 requests/s a user and a 20 Hz probe,
+# 26.1 s in 26.2 s (LiteLLM 14.1 s) at 2 and 10 Hz, December 2026; beside another drill it asked
+# for more than the machine had, and was the drill most often run again alone (docs/pytest.md).
+# What the LiteLLM tests assert (who served, the gateway's own record, a control's verdict) holds
+# on 18 requests/s: the fault phase still holds over 100 answers.
+LITELLM_PACE_HZ = 2
+LITELLM_PROBE_HZ = 10
+
+
+def litellm_load(text: str, probe_hz: int = LITELLM_PROBE_HZ) -> str:
+    """A LiteLLM drill's text with its probe at ``probe_hz`` (the shipped 20 Hz otherwise)."""
+    assert "probe_rate_hz: 20\n" in text, "not a shipped LiteLLM drill's probe"
+    return text.replace("probe_rate_hz: 20\n", f"probe_rate_hz: {probe_hz}\n", 1)
+
+
 def paced(text: str, pace_hz: float = SUITE_PACE_HZ) -> str:
     """A scenario's text with its Locust users paced (``load.pace_hz``) unless it sets a pace."""
     if "pace_hz:" in text:
@@ -184,16 +201,17 @@ SHORT_PHASES = (4, 8, 4)  # baseline, fault, recovery (s)
 
 
 
-def shortened(text: str, phases: tuple[int, int, int] = SHORT_PHASES) -> str:
+def shortened(text: str, phases: tuple[int, int, int] = SHORT_PHASES, pace_hz: float = SUITE_PACE_HZ) -> str:
     """A shipped drill with short phases (4 s / 8 s / 4 s unless ``phases`` says otherwise), every
-    fault lasting the fault phase, a late-starting one ending with it: for tests whose point
-    holds at any length (a control's verdict, a count, a failover seconds in), so the suite stays
-    within its time budget. The shipped lengths run in bench/ and by hand."""
+    fault lasting the fault phase, a late-starting one ending with it, its Locust users paced at
+    ``pace_hz`` each: for tests whose point holds at any length (a control's verdict, a count, a
+    failover seconds in), so the suite stays within its time budget. The shipped lengths run in
+    bench/ and by hand."""
     assert SHIPPED_PHASES in text, "not a shipped drill's phases"
     baseline, fault_s, recovery = phases
     text = text.replace(SHIPPED_PHASES, f"phases: {{baseline: {baseline}s, fault: {fault_s}s, recovery: {recovery}s}}")
     text = re.sub(r"duration: (15|20)s", f"duration: {fault_s}s", text)
-    text = paced(text)
+    text = paced(text, pace_hz)
     # A fault that starts late in the phase ends with it (at: 2s, duration: 8s -> 6s).
     return re.sub(r"(\bat: (\d+)s\n\s+duration: )(\d+)s",
                   lambda m: f"{m[1]}{min(int(m[3]), fault_s - int(m[2]))}s", text)
