@@ -9,8 +9,6 @@ from pathlib import Path
 from harness.errors import ScenarioError
 from harness.runtime.base import Fingerprint, Runtime, RuntimeKind, Target
 from harness.runtime.kinds import is_compose, is_local
-from harness.runtime.local import LocalRuntime
-from harness.runtime.stackfile import load_stack
 from harness.scenario.model import StackRef
 
 __all__ = ["ExternalRuntime", "Fingerprint", "Runtime", "RuntimeKind", "Target", "is_compose", "is_local",
@@ -88,4 +86,9 @@ def open_stack(ref: StackRef, run_dir: Path, runtime: str | None = None) -> Runt
         )
     if ref.file is None:
         return ExternalRuntime(log_dir)
+    # Imported here as the others: `drill` commands that reach no stack (validate, report, pack,
+    # --help) start without the supervisor's imports (numpy, httpx, the journal's models).
+    from harness.runtime.local import LocalRuntime
+    from harness.runtime.stackfile import load_stack
+
     return LocalRuntime(load_stack(ref.file), log_dir)
