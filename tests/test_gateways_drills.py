@@ -4,7 +4,8 @@ on the hosted provider's HTTP fault proxy route, attribution from each gateway's
 
 Phases are short (4 s / 8 s / 4 s, ``shortened``): what is asserted (the fallback served the
 fault phase, a control without fallbacks misses its error objective, nothing left after kill -9)
-holds at any length. Full-length runs: ``drill run scenarios/gateways/...`` (docs/gateways.md).
+holds at any length. The LiteLLM drills send less than the shipped ones (users at 2 requests/s,
+the probe at 10 Hz: harness.testing.drills.LITELLM_PACE_HZ says why). Full-length runs: ``drill run scenarios/gateways/...`` (docs/gateways.md).
 Each test needs the heavy lock: ``heavy .venv/bin/pytest tests/test_gateways_drills.py::NAME``.
 """
 
@@ -191,7 +192,11 @@ def test_litellm_ends_a_stalled_stream_with_an_error_at_its_stream_timeout_and_n
     recovery, both tries of it in one whole run found calls in LiteLLM's record that were not the
     hosted deployment's (the GPU pool's, or none named) while every stream of the fault still
     ended with LiteLLM's error. Why is not understood yet (docs/gateways.md's stall row is the
-    claim at stake)."""
+    claim at stake).
+
+    Its probe sends at 5 Hz: each answer lasts ~11 s, so at 20 Hz the probe kept ~220 streams
+    open in LiteLLM (alone: 48.6 s of CPU in ~60 s, LiteLLM's 23.7 s of it; at 5 Hz 21.9 s and
+    9.4 s in the same time), and the fault phase still holds over 30 of its streams."""
     need("litellm")
     result, _ = run_short("litellm-stream-stall.local.yaml", tmp_path, phases=(4, 8, 6), probe_hz=5)
     rows = samples(result.run_dir)
