@@ -140,8 +140,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     a third drill beside two. A ``beside_drills`` test takes none: it needs little CPU, its
     drill's pace set by something slower than the machine (a Kubernetes cluster's controllers,
     looking every few seconds) or its stack a service of the test's own, in its process
-    (docs/pytest.md has the measurements). Its second try, if the
-    first failed, holds them all (:func:`pytest_runtest_setup`)."""
+    (docs/pytest.md has the measurements). Its second try, if the first failed, holds them all
+    (:func:`pytest_runtest_setup`)."""
     if not _drills_take_slots(item.config):
         yield
         return

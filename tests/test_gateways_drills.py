@@ -5,7 +5,8 @@ on the hosted provider's HTTP fault proxy route, attribution from each gateway's
 Phases are short (4 s / 8 s / 4 s, ``shortened``): what is asserted (the fallback served the
 fault phase, a control without fallbacks misses its error objective, nothing left after kill -9)
 holds at any length. The LiteLLM drills send less than the shipped ones (users at 2 requests/s,
-the probe at 10 Hz: harness.testing.drills.LITELLM_PACE_HZ says why). Full-length runs: ``drill run scenarios/gateways/...`` (docs/gateways.md).
+the probe at 10 Hz: harness.testing.drills.LITELLM_PACE_HZ says why). Full-length runs:
+``drill run scenarios/gateways/...`` (docs/gateways.md).
 Each test needs the heavy lock: ``heavy .venv/bin/pytest tests/test_gateways_drills.py::NAME``.
 """
 
@@ -25,7 +26,6 @@ from harness.measure.agreement import COOLDOWN_END_EVENT
 from harness.runtime.ports import port_in_use
 from harness.testing import require, require_mitmdump, toxiproxy_binary
 from harness.testing.drills import (
-    LITELLM_PACE_HZ,
     LITELLM_PROBE_HZ,
     SHORT_PHASES,
     fault_window,
@@ -33,7 +33,6 @@ from harness.testing.drills import (
     kill_9_when,
     litellm_load,
     objective,
-    paced,
     rebased,
     recover_all,
     shortened,
@@ -57,16 +56,14 @@ def need(gateway: str) -> None:
 
 
 def run_short(name: str, tmp_path: Path, phases: tuple[int, int, int] = SHORT_PHASES,
-              probe_hz: int | None = None) -> tuple[Any, dict[int, int]]:
+              probe_hz: int = LITELLM_PROBE_HZ) -> tuple[Any, dict[int, int]]:
     """The shipped gateway drill ``name`` on free ports, shortened; a LiteLLM drill lighter
-    (``litellm_load``)."""
+    (``litellm_load``, its probe at ``probe_hz``)."""
     scenario, mapping = rebased(GATEWAYS / name, tmp_path)
     text = scenario.read_text(encoding="utf-8")
     if name.split("/")[-1].startswith("litellm"):
-        text = litellm_load(shortened(text, phases, pace_hz=LITELLM_PACE_HZ), probe_hz or LITELLM_PROBE_HZ)
-    else:
-        text = shortened(text, phases)
-    scenario.write_text(text, encoding="utf-8")
+        text = litellm_load(text, probe_hz)
+    scenario.write_text(shortened(text, phases), encoding="utf-8")
     return run_drill(scenario, out=tmp_path / "run"), mapping
 
 
@@ -266,7 +263,7 @@ def test_kill_9_mid_fault_on_the_litellm_stack_then_recover_all_leaves_nothing(t
     scenario, mapping = rebased(GATEWAYS / "litellm-rate-limited.local.yaml", tmp_path)
     text = scenario.read_text(encoding="utf-8").replace(
         "phases: {baseline: 10s, fault: 20s, recovery: 15s}", "phases: {baseline: 3s, fault: 60s, recovery: 2s}")
-    text = litellm_load(paced(text.replace("duration: 20s", "duration: 60s"), LITELLM_PACE_HZ), LITELLM_PROBE_HZ)
+    text = litellm_load(text.replace("duration: 20s", "duration: 60s"))
     scenario.write_text(text, encoding="utf-8")
     stack_file = tmp_path / "litellm-stack.yaml"
     run_dir = tmp_path / "run"

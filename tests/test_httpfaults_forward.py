@@ -43,13 +43,11 @@ from harness.runtime.stackfile import load_stack
 from harness.scenario import load_scenario
 from harness.testing import REPO, VENV_BIN, free_port, require, require_mitmdump, toxiproxy_binary
 from harness.testing.drills import (
-    LITELLM_PACE_HZ,
     fault_window,
     http_fault_hit,
     kill_9_when,
     litellm_load,
     objective,
-    paced,
     rebased,
     recover_all,
     shortened,
@@ -357,8 +355,7 @@ def test_litellm_knowing_only_the_https_url_falls_back_in_a_429_storm_counted_at
     need_litellm()
     scenario, _ = rebased(FORWARD_SCENARIO, tmp_path)
     # Lighter, as the suite's other LiteLLM drills (harness.testing.drills.LITELLM_PACE_HZ).
-    scenario.write_text(litellm_load(shortened(scenario.read_text(encoding="utf-8"), pace_hz=LITELLM_PACE_HZ)),
-                        encoding="utf-8")
+    scenario.write_text(shortened(litellm_load(scenario.read_text(encoding="utf-8"))), encoding="utf-8")
     result = run_drill(scenario, out=tmp_path / "run")
     r = result.results.document()
     # The verdict's other objectives judge LiteLLM, not the path: on a busy machine it answered
@@ -403,7 +400,7 @@ def test_kill_9_mid_fault_on_the_forward_stack_then_recover_all_leaves_nothing(t
     scenario, mapping = rebased(FORWARD_SCENARIO, tmp_path)
     text = scenario.read_text(encoding="utf-8").replace(
         "phases: {baseline: 10s, fault: 20s, recovery: 15s}", "phases: {baseline: 3s, fault: 60s, recovery: 2s}")
-    text = litellm_load(paced(text.replace("duration: 20s", "duration: 60s"), LITELLM_PACE_HZ))
+    text = litellm_load(text.replace("duration: 20s", "duration: 60s"))
     scenario.write_text(text, encoding="utf-8")
     stack_file = tmp_path / FORWARD_STACK.name
     run_dir = tmp_path / "run"

@@ -62,9 +62,10 @@ LITELLM_PROBE_HZ = 10
 
 
 def litellm_load(text: str, probe_hz: int = LITELLM_PROBE_HZ) -> str:
-    """A LiteLLM drill's text with its probe at ``probe_hz`` (the shipped 20 Hz otherwise)."""
+    """A shipped LiteLLM drill's text with its users paced at :data:`LITELLM_PACE_HZ` and its
+    probe at ``probe_hz`` (20 Hz as shipped). Before :func:`shortened`, which keeps that pace."""
     assert "probe_rate_hz: 20\n" in text, "not a shipped LiteLLM drill's probe"
-    return text.replace("probe_rate_hz: 20\n", f"probe_rate_hz: {probe_hz}\n", 1)
+    return paced(text.replace("probe_rate_hz: 20\n", f"probe_rate_hz: {probe_hz}\n", 1), LITELLM_PACE_HZ)
 
 
 def paced(text: str, pace_hz: float = SUITE_PACE_HZ) -> str:
@@ -201,17 +202,16 @@ SHORT_PHASES = (4, 8, 4)  # baseline, fault, recovery (s)
 
 
 
-def shortened(text: str, phases: tuple[int, int, int] = SHORT_PHASES, pace_hz: float = SUITE_PACE_HZ) -> str:
+def shortened(text: str, phases: tuple[int, int, int] = SHORT_PHASES) -> str:
     """A shipped drill with short phases (4 s / 8 s / 4 s unless ``phases`` says otherwise), every
-    fault lasting the fault phase, a late-starting one ending with it, its Locust users paced at
-    ``pace_hz`` each: for tests whose point holds at any length (a control's verdict, a count, a
-    failover seconds in), so the suite stays within its time budget. The shipped lengths run in
-    bench/ and by hand."""
+    fault lasting the fault phase, a late-starting one ending with it: for tests whose point
+    holds at any length (a control's verdict, a count, a failover seconds in), so the suite stays
+    within its time budget. The shipped lengths run in bench/ and by hand."""
     assert SHIPPED_PHASES in text, "not a shipped drill's phases"
     baseline, fault_s, recovery = phases
     text = text.replace(SHIPPED_PHASES, f"phases: {{baseline: {baseline}s, fault: {fault_s}s, recovery: {recovery}s}}")
     text = re.sub(r"duration: (15|20)s", f"duration: {fault_s}s", text)
-    text = paced(text, pace_hz)
+    text = paced(text)
     # A fault that starts late in the phase ends with it (at: 2s, duration: 8s -> 6s).
     return re.sub(r"(\bat: (\d+)s\n\s+duration: )(\d+)s",
                   lambda m: f"{m[1]}{min(int(m[3]), fault_s - int(m[2]))}s", text)
