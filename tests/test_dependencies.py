@@ -18,7 +18,7 @@ from harness.rundir import JOURNAL_FILE
 from harness.rundir.journal import read_journal
 from harness.rundir.state import registered_runs
 from harness.testing import free_port, require, serve_in_thread, toxiproxy_binary, wait_http
-from harness.testing.drills import EXIT_TIMEOUT_S, own_service, start_drill, tail, wait_event
+from harness.testing.drills import EXIT_TIMEOUT_S, SUITE_PACE_HZ, own_service, start_drill, tail, wait_event
 from harness.testing.stacks import compose_env, compose_problems
 from harness.toxiproxy import ToxiproxyClient
 
@@ -48,6 +48,7 @@ def killable_toxiproxy() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # an in-process service of its own: little CPU (tests/conftest.py)
 def test_toxiproxy_killed_mid_drill_aborts_with_exit_3(
     tmp_path: Path, killable_toxiproxy: tuple[str, subprocess.Popen[bytes]]
 ) -> None:
@@ -59,7 +60,7 @@ def test_toxiproxy_killed_mid_drill_aborts_with_exit_3(
         scenario.write_text(
             "apiVersion: drill/v1\nkind: Scenario\nname: toxiproxy-dies\n"
             f"toxiproxy: {{url: {url}}}\n"
-            f"load: {{host: 'http://127.0.0.1:{port}', users: 1, probe_rate_hz: 10, timeout_s: 1,"
+            f"load: {{host: 'http://127.0.0.1:{port}', users: 1, pace_hz: {SUITE_PACE_HZ}, probe_rate_hz: 10, timeout_s: 1,"
             " request: {method: POST, path: /v1/chat/completions, json: {model: chat}}}\n"
             "phases: {baseline: 1s, fault: 20s, recovery: 1s}\n"
             "faults:\n  - {name: a-slow, type: latency, target: {proxy: svc-a}, latency_ms: 50}\n",

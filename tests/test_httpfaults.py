@@ -17,6 +17,7 @@ from harness.errors import FaultError
 from harness.httpfaults.client import HttpFaultClient, HttpFaultProxyError
 from harness.httpfaults.proxy import HttpRoute, running_http_fault_proxy
 from harness.testing import free_port, require_mitmdump, serve_in_thread
+from harness.testing.drills import SUITE_PACE_HZ
 
 EVENTS = 10
 EVENT_INTERVAL_S = 0.03
@@ -280,6 +281,7 @@ def test_provider_fault_parameters_are_checked_with_file_and_line(tmp_path: Path
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # a provider of its own behind mitmdump: little CPU (tests/conftest.py)
 def test_a_drill_with_a_429_storm_fails_its_error_budget_and_leaves_nothing_behind(
     tmp_path: Path, proxy: tuple[HttpFaultClient, str, str],
 ) -> None:
@@ -295,6 +297,7 @@ http_fault_proxy: {{url: {hosted}}}
 load:
   host: {hosted}
   users: 1
+  pace_hz: {SUITE_PACE_HZ}
   request: {{method: POST, path: "/v1/chat/completions?stream=false", json: {{stream: false}}}}
   probe_rate_hz: 10
   timeout_s: 2

@@ -34,6 +34,7 @@ from harness.testing import REPO, free_port, serve_in_thread
 from harness.testing.drills import (
     DRILL,
     EXIT_TIMEOUT_S,
+    SUITE_PACE_HZ,
     DrillEnded,
     own_service,
     signal_after,
@@ -157,7 +158,7 @@ def own_scenario(
     text = (
         "apiVersion: drill/v1\nkind: Scenario\nname: safety-own\n"
         f"toxiproxy: {{url: {toxiproxy_url}}}\n{proxies}"
-        f"load:\n  host: http://127.0.0.1:{ports['svc-a']}\n  users: 2\n"
+        f"load:\n  host: http://127.0.0.1:{ports['svc-a']}\n  users: 2\n  pace_hz: {SUITE_PACE_HZ}\n"
         "  request: {method: POST, path: /v1/chat/completions, json: {model: chat}}\n"
         "  timeout_s: 2\n  probe_rate_hz: 20\n"
         f"phases: {phases}\nfaults:\n{faults}{extra}"
@@ -222,16 +223,19 @@ def signal_trials(tmp_path: Path, own_stack: Any, sig: signal.Signals, name: str
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # an in-process service of its own: little CPU (tests/conftest.py)
 def test_sigterm_in_fault_phase_rolls_back_everything(tmp_path: Path, own_stack: Any) -> None:
     signal_trials(tmp_path, own_stack, signal.SIGTERM, "own-service SIGTERM")
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # an in-process service of its own: little CPU (tests/conftest.py)
 def test_sigint_in_fault_phase_rolls_back_everything(tmp_path: Path, own_stack: Any) -> None:
     signal_trials(tmp_path, own_stack, signal.SIGINT, "own-service SIGINT")
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # an in-process service of its own: little CPU (tests/conftest.py)
 def test_kill_9_in_fault_phase_then_recover_leaves_nothing(tmp_path: Path, own_stack: Any) -> None:
     toxiproxy_url, upstream, ports = own_stack
     rng = random.Random(SEED + 9)
@@ -260,6 +264,7 @@ def test_kill_9_in_fault_phase_then_recover_leaves_nothing(tmp_path: Path, own_s
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # an in-process service of its own: little CPU (tests/conftest.py)
 def test_second_ctrl_c_during_rollback_is_explained_not_obeyed(tmp_path: Path, own_stack: Any) -> None:
     toxiproxy_url, upstream, ports = own_stack
     with ToxiproxyClient(toxiproxy_url) as client:
@@ -287,6 +292,7 @@ def test_second_ctrl_c_during_rollback_is_explained_not_obeyed(tmp_path: Path, o
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills  # an in-process service of its own: little CPU (tests/conftest.py)
 def test_stop_condition_through_the_cli_exits_3_and_leaves_nothing(tmp_path: Path, own_stack: Any) -> None:
     toxiproxy_url, upstream, ports = own_stack
     with ToxiproxyClient(toxiproxy_url) as client:
