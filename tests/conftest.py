@@ -107,6 +107,18 @@ def _slot_chains(items: list[pytest.Item]) -> dict[str, str]:
             for unit in chain for item in unit}
 
 
+def _yields_to_drills(item: pytest.Item) -> bool:
+    """A test that is not a drill, or a ``beside_drills(nice=True)`` one: a drill whose pass is
+    not real time (a signal or a kill -9 mid-drill and what is left behind, an abort). Not the
+    other ``beside_drills`` tests: an own-service drill's verdict is real time, and what a
+    Kubernetes module's fixtures start (its control plane) would keep the priority for the
+    module's drills (one starved cluster missed an eviction)."""
+    beside = item.get_closest_marker("beside_drills")
+    if beside is not None:
+        return bool(beside.kwargs.get("nice", False))
+    return item.get_closest_marker("slow") is None
+
+
 def _drills_take_slots(config: pytest.Config) -> bool:
     """This is a pytest-xdist worker of a run with more workers than drill slots."""
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
@@ -145,11 +157,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if not _drills_take_slots(item.config):
         yield
         return
-    if item.get_closest_marker("slow") is None and item.get_closest_marker("beside_drills") is None:
+    if _yields_to_drills(item):
         # Beside two drills, the other tests yield the CPU to them (their verdicts are real time,
         # these tests' are not): a little lower priority, restored after (root may raise it back).
-        # Not in a beside_drills module: what its fixtures start (a cluster's control plane) would
-        # keep that priority for the module's drills (one starved cluster missed an eviction).
         with lower_priority(OTHER_TESTS_NICE if os.geteuid() == 0 else 0):
             yield
         return

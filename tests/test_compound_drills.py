@@ -15,6 +15,7 @@ import pytest
 from harness.engine import run_drill
 from harness.testing.drills import (
     SHIPPED_PHASES,
+    SUITE_PACE_HZ,
     failed_objectives,
     fault,
     kill_9_when,
@@ -69,6 +70,7 @@ def test_control_compound_outage_without_fallback_exits_1(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills(nice=True)  # kill -9, recover and what is left behind: no real-time verdict (tests/conftest.py)
 def test_kill_9_after_a_follower_started_then_recover_all_reverts_lead_and_follower(tmp_path: Path) -> None:
     """A follower is journaled (with its undo record) before it is applied, like any fault: a
     kill -9 once it is in force, then `drill recover --all`, reverts the lead and the follower."""
@@ -92,6 +94,7 @@ def test_kill_9_after_a_follower_started_then_recover_all_reverts_lead_and_follo
         load:
           host: http://127.0.0.1:{ports['route']}
           users: 1
+          pace_hz: {SUITE_PACE_HZ}
           request: {{method: POST, path: /v1/chat/completions, json: {{model: chat}}}}
           timeout_s: 2
           probe_rate_hz: 10

@@ -20,7 +20,7 @@ from harness.rundir.journal import Journal, read_journal
 from harness.scenario.fault_schedules import ScheduleSpec, default_ramp_steps, step_plan
 from harness.scenario.fault_specs import HttpErrorSpec, LatencySpec, parse_fault_spec
 from harness.testing import free_port, require_mitmdump
-from harness.testing.drills import kill_9_when, recover_all, stack_status
+from harness.testing.drills import SUITE_PACE_HZ, kill_9_when, recover_all, stack_status
 from harness.testing.scenarios import line_of, loaded, problem
 from harness.toxiproxy import ToxiproxyClient
 
@@ -179,6 +179,7 @@ def test_a_share_ramp_updates_the_http_fault_in_place(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills(nice=True)  # kill -9, recover and what is left behind: no real-time verdict (tests/conftest.py)
 def test_kill_9_mid_ramp_then_recover_all_leaves_no_toxic_and_no_http_fault(tmp_path: Path) -> None:
     """Must show (issue 29): a drill ramps a latency toxic and a 429 share at once; kill -9 once
     both have moved past their first step; `drill recover --all`; then no toxic and no HTTP fault
@@ -201,6 +202,7 @@ def test_kill_9_mid_ramp_then_recover_all_leaves_no_toxic_and_no_http_fault(tmp_
         load:
           host: {route_url}
           users: 1
+          pace_hz: {SUITE_PACE_HZ}
           request: {{method: POST, path: /v1/chat/completions, json: {{model: chat}}}}
           timeout_s: 2
           probe_rate_hz: 10

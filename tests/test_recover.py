@@ -21,7 +21,7 @@ from harness.rundir.undo import ProxyCreatedUndo, ToxicUndo
 from harness.safety.recover import recover_run, recover_strays
 from harness.safety.strays import active_faults, hook_urls, scan
 from harness.testing import free_port, network_spec, require, require_mitmdump
-from harness.testing.drills import http_fault_hit, kill_9_when, recover_all, stack_status
+from harness.testing.drills import SUITE_PACE_HZ, http_fault_hit, kill_9_when, recover_all, stack_status
 from harness.testing.stacks import kill9_stack
 from harness.toxiproxy import ToxiproxyClient
 
@@ -312,6 +312,7 @@ def test_a_drill_made_http_fault_is_a_stray_and_force_removes_only_it(tmp_path: 
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills(nice=True)  # kill -9, recover and what is left behind: no real-time verdict (tests/conftest.py)
 def test_kill_9_mid_http_fault_then_recover_all_leaves_no_http_fault(tmp_path: Path) -> None:
     """Must show (issue 13): a drill on the local runtime applies a 429 storm through the stack's
     own HTTP fault proxy; kill -9 while it is active; `drill recover --all`; then `drill stack
@@ -334,6 +335,7 @@ def test_kill_9_mid_http_fault_then_recover_all_leaves_no_http_fault(tmp_path: P
         load:
           host: {route_url}
           users: 1
+          pace_hz: {SUITE_PACE_HZ}
           request: {{method: POST, path: /v1/chat/completions, json: {{model: chat}}}}
           timeout_s: 2
           probe_rate_hz: 10

@@ -21,7 +21,7 @@ from harness.rundir.state import register_run, registered_runs, state_dir, unreg
 from harness.safety.lock import StackBusyError, StackLock
 from harness.safety.strays import active_faults
 from harness.testing import REPO, free_port, require, serve_in_thread
-from harness.testing.drills import own_service
+from harness.testing.drills import SUITE_PACE_HZ, own_service
 from harness.toxiproxy import ToxiproxyClient
 
 DRILL = [sys.executable, "-m", "harness.cli"]
@@ -99,7 +99,7 @@ def scenario_text(toxiproxy_url: str, listen_port: int, fault_s: int = 30) -> st
     return (
         "apiVersion: drill/v1\nkind: Scenario\nname: state-own\n"
         f"toxiproxy: {{url: {toxiproxy_url}}}\n"
-        f"load:\n  host: http://127.0.0.1:{listen_port}\n  users: 1\n"
+        f"load:\n  host: http://127.0.0.1:{listen_port}\n  users: 1\n  pace_hz: {SUITE_PACE_HZ}\n"
         "  request: {method: POST, path: /v1/chat/completions, json: {model: chat}}\n"
         "  timeout_s: 2\n  probe_rate_hz: 10\n"
         f"phases: {{baseline: 1s, fault: {fault_s}s, recovery: 1s}}\n"
@@ -122,6 +122,7 @@ def drill(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills(nice=True)  # kill -9, recover and what is left behind: no real-time verdict (tests/conftest.py)
 def test_recover_all_finds_a_kill_9_run_whose_out_was_anywhere(
     tmp_path: Path, own: tuple[ToxiproxyClient, Path], fresh_state: Path
 ) -> None:
@@ -147,6 +148,7 @@ def test_recover_all_finds_a_kill_9_run_whose_out_was_anywhere(
 
 
 @pytest.mark.slow
+@pytest.mark.beside_drills(nice=True)  # a stray fault refused and named: no real-time verdict (tests/conftest.py)
 def test_run_refuses_a_stack_with_a_stray_fault_and_recover_all_names_it(
     tmp_path: Path, own: tuple[ToxiproxyClient, Path], fresh_state: Path
 ) -> None:
