@@ -189,6 +189,10 @@ def test_breaker_opens_on_p95_over_twice_baseline_and_fails_back(
         [upstream("hosted-1", hosted_via_proxy, "hosted", "external"), upstream("gpu-a1", gpu.url, "gpu", "region-a")],
         BREAKER_LATENCY_FLOOR_MS=100,
         HEALTH_TIMEOUT_MS=800,
+        # Twice the default cool-down: beside two drills this test's process (5 steps nicer) once
+        # stood over 5 s between seeing the breaker open and its next request, which the half-open
+        # breaker then sent to hosted as its probe.
+        BREAKER_COOLDOWN_S=10,
     )
 
     def hosted_breaker() -> dict[str, Any]:
@@ -213,7 +217,7 @@ def test_breaker_opens_on_p95_over_twice_baseline_and_fails_back(
         assert reply.status_code == 200 and reply.headers["x-tier"] == "gpu"
 
         httpx.delete(f"{toxiproxy_url}/proxies/hosted/toxics/slow")
-        poll(lambda: chat(client, gw.url).headers["x-tier"] == "hosted" and events(gw.url, "failback"), 30,
+        poll(lambda: chat(client, gw.url).headers["x-tier"] == "hosted" and events(gw.url, "failback"), 40,
              "failback to hosted")
     assert events(gw.url, "breaker_close")
     assert events(gw.url, "failback")
