@@ -193,9 +193,20 @@ def test_litellm_ends_a_stalled_stream_with_an_error_at_its_stream_timeout_and_n
 
     Its probe sends at 5 Hz: each answer lasts ~11 s, so at 20 Hz the probe kept ~220 streams
     open in LiteLLM (alone: 48.6 s of CPU in ~60 s, LiteLLM's 23.7 s of it; at 5 Hz 21.9 s and
-    9.4 s in the same time), and the fault phase still holds over 30 of its streams."""
+    9.4 s in the same time), and the fault phase still holds over 30 of its streams.
+
+    Its answers are 10 tokens, not the shipped 16 (6.8 s, not 11.3 s): the drill waits out one
+    whole answer three times (the steady-state probes, the first sample, the load's last streams;
+    35 s of a 58 s run alone), and tokens 4..10 still span 5.3 s, past LiteLLM's 3 s timeout."""
     need("litellm")
-    result, _ = run_short("litellm-stream-stall.local.yaml", tmp_path, phases=(4, 8, 6), probe_hz=5)
+    scenario, _ = rebased(GATEWAYS / "litellm-stream-stall.local.yaml", tmp_path)
+    stack = tmp_path / "litellm-stack.slow-tokens.yaml"
+    stack_text = stack.read_text(encoding="utf-8")
+    assert "TOKEN_INTERVAL_MS: 750}" in stack_text
+    stack.write_text(stack_text.replace("TOKEN_INTERVAL_MS: 750}", "TOKEN_INTERVAL_MS: 750, TOKENS_PER_ANSWER: 10}"),
+                     encoding="utf-8")
+    scenario.write_text(shortened(litellm_load(scenario.read_text(encoding="utf-8"), 5), (4, 8, 6)), encoding="utf-8")
+    result = run_drill(scenario, out=tmp_path / "run")
     rows = samples(result.run_dir)
     start, end = fault_window(result.run_dir)
     during = rows[(rows["start"] > start + 0.5) & (rows["start"] < end - 0.5)]
