@@ -20,6 +20,7 @@ from harness.testing.drills import (
     fault,
     kill_9_when,
     need_proxy,
+    paced,
     rebased,
     recover_all,
 )
@@ -36,7 +37,7 @@ def run_compound(name: str, tmp_path: Path) -> tuple[dict[str, Any], int, str | 
             .replace("duration: 20s", "duration: 12s")
             .replace("offset: 5s}\n    duration: 10s", "offset: 4s}\n    duration: 6s"))
     assert "offset: 4s}" in text
-    scenario.write_text(text, encoding="utf-8")
+    scenario.write_text(paced(text), encoding="utf-8")
     result = run_drill(scenario, out=tmp_path / "run")
     return result.results.document(), result.exit_code, result.abort_reason
 

@@ -367,6 +367,7 @@ def compose_scenario(path: Path, runtime: Any, ports: dict[str, int], mode: str)
         load:
           host: http://127.0.0.1:{ports['gateway']}
           users: 2
+          pace_hz: {SUITE_PACE_HZ}
           request: {{method: POST, path: /v1/chat/completions, json: {{model: chat, messages: [{{role: user, content: hi}}]}}}}
           timeout_s: 5
           probe_rate_hz: 20
