@@ -5,7 +5,7 @@ missing, and skip with the reason elsewhere — never a silent green.
 
 Lanes and parallel runs (docs/pytest.md, "drill's own suite"): ``slow`` marks a test that runs a
 real-time drill or a whole setup step, so ``scripts/test --fast`` (``-m "not slow"``) stays within
-3 minutes. Under pytest-xdist (``scripts/test`` runs ``-n 3 --dist loadgroup``) tests that share
+3 minutes. Under pytest-xdist (``scripts/test`` runs ``-n 4 --dist loadgroup``) tests that share
 something keep to one worker: see :func:`pytest_collection_modifyitems`; at most two drills run
 at once, and one that fails runs again alone: see :func:`pytest_runtest_protocol`.
 """
