@@ -31,7 +31,7 @@ from harness.testing.stacks import staging_stack as compose_staging_stack
 DOCKER_GROUP = "docker"
 # Real-time drills at once, whatever the workers (scripts/test's DRILL_TEST_DRILLS; docs/pytest.md).
 DRILL_SLOTS = int(os.environ.get("DRILL_TEST_DRILLS", "2"))
-OTHER_TESTS_NICE = 5
+OTHER_TESTS_NICE = 10
 # A drill test that failed beside another runs once more alone (docs/pytest.md), at most this many
 # in a run (DRILL_TEST_RERUNS=0: none).
 RERUNS_MAX = int(os.environ.get("DRILL_TEST_RERUNS", "4"))
