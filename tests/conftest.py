@@ -5,7 +5,7 @@ missing, and skip with the reason elsewhere — never a silent green.
 
 Lanes and parallel runs (docs/pytest.md, "drill's own suite"): ``slow`` marks a test that runs a
 real-time drill or a whole setup step, so ``scripts/test --fast`` (``-m "not slow"``) stays within
-3 minutes. Under pytest-xdist (``scripts/test`` runs ``-n 4 --dist loadgroup``) tests that share
+3 minutes. Under pytest-xdist (``scripts/test`` runs ``-n 3 --dist loadgroup``) tests that share
 something keep to one worker: see :func:`pytest_collection_modifyitems`; at most two drills run
 at once, and one that fails runs again alone: see :func:`pytest_runtest_protocol`.
 """
@@ -31,7 +31,7 @@ from harness.testing.stacks import staging_stack as compose_staging_stack
 DOCKER_GROUP = "docker"
 # Real-time drills at once, whatever the workers (scripts/test's DRILL_TEST_DRILLS; docs/pytest.md).
 DRILL_SLOTS = int(os.environ.get("DRILL_TEST_DRILLS", "2"))
-OTHER_TESTS_NICE = 10
+OTHER_TESTS_NICE = 5
 # A drill test that failed beside another runs once more alone (docs/pytest.md), at most this many
 # in a run (DRILL_TEST_RERUNS=0: none).
 RERUNS_MAX = int(os.environ.get("DRILL_TEST_RERUNS", "4"))
@@ -107,18 +107,6 @@ def _slot_chains(items: list[pytest.Item]) -> dict[str, str]:
             for unit in chain for item in unit}
 
 
-def _yields_to_drills(item: pytest.Item) -> bool:
-    """A test that is not a drill, or a ``beside_drills(nice=True)`` one: a drill whose pass is
-    not real time (a signal or a kill -9 mid-drill and what is left behind, an abort). Not the
-    other ``beside_drills`` tests: an own-service drill's verdict is real time, and what a
-    Kubernetes module's fixtures start (its control plane) would keep the priority for the
-    module's drills (one starved cluster missed an eviction)."""
-    beside = item.get_closest_marker("beside_drills")
-    if beside is not None:
-        return bool(beside.kwargs.get("nice", False))
-    return item.get_closest_marker("slow") is None
-
-
 def _drills_take_slots(config: pytest.Config) -> bool:
     """This is a pytest-xdist worker of a run with more workers than drill slots."""
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
@@ -157,9 +145,11 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if not _drills_take_slots(item.config):
         yield
         return
-    if _yields_to_drills(item):
+    if item.get_closest_marker("slow") is None and item.get_closest_marker("beside_drills") is None:
         # Beside two drills, the other tests yield the CPU to them (their verdicts are real time,
         # these tests' are not): a little lower priority, restored after (root may raise it back).
+        # Not in a beside_drills module: what its fixtures start (a cluster's control plane) would
+        # keep that priority for the module's drills (one starved cluster missed an eviction).
         with lower_priority(OTHER_TESTS_NICE if os.geteuid() == 0 else 0):
             yield
         return

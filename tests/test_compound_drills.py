@@ -71,7 +71,6 @@ def test_control_compound_outage_without_fallback_exits_1(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # kill -9, recover and what is left behind: no real-time verdict (tests/conftest.py)
 def test_kill_9_after_a_follower_started_then_recover_all_reverts_lead_and_follower(tmp_path: Path) -> None:
     """A follower is journaled (with its undo record) before it is applied, like any fault: a
     kill -9 once it is in force, then `drill recover --all`, reverts the lead and the follower."""

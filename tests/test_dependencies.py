@@ -48,7 +48,6 @@ def killable_toxiproxy() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # Toxiproxy killed mid-drill and the abort: no real-time verdict (tests/conftest.py)
 def test_toxiproxy_killed_mid_drill_aborts_with_exit_3(
     tmp_path: Path, killable_toxiproxy: tuple[str, subprocess.Popen[bytes]]
 ) -> None:

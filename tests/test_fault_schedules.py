@@ -179,7 +179,6 @@ def test_a_share_ramp_updates_the_http_fault_in_place(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # kill -9, recover and what is left behind: no real-time verdict (tests/conftest.py)
 def test_kill_9_mid_ramp_then_recover_all_leaves_no_toxic_and_no_http_fault(tmp_path: Path) -> None:
     """Must show (issue 29): a drill ramps a latency toxic and a 429 share at once; kill -9 once
     both have moved past their first step; `drill recover --all`; then no toxic and no HTTP fault

@@ -267,7 +267,6 @@ def running(pattern: str) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # kill -9, recover and what is left behind: no real-time verdict (tests/conftest.py)
 def test_kill_9_mid_fault_on_the_litellm_stack_then_recover_all_leaves_nothing(tmp_path: Path) -> None:
     """kill -9 of the drill while the 429 storm is active on the LiteLLM stack; `drill recover
     --all`: no fault on the proxy, and no process of the stack (gateway included) left."""

@@ -73,7 +73,6 @@ def fill(path: Path) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # a full disk and the abort: no real-time verdict (tests/conftest.py)
 def test_full_disk_mid_drill_aborts_reverts_and_keeps_what_was_written(tmp_path: Path, toxiproxy_url: str) -> None:
     with small_disk(tmp_path / "disk") as disk, serve_in_thread(own_service()) as url:
         path = scenario(tmp_path, toxiproxy_url, url.removeprefix("http://"), free_port(), fault=WHOLE_FAULT_PHASE)
@@ -115,7 +114,6 @@ def test_full_disk_mid_drill_aborts_reverts_and_keeps_what_was_written(tmp_path:
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # a full disk and the abort: no real-time verdict (tests/conftest.py)
 def test_a_full_disk_before_the_results_fails_with_one_message_after_the_rollback(tmp_path: Path,
                                                                                   toxiproxy_url: str) -> None:
     """The disk fills once the rollback has checked the stack (``cleanup.verified``), the drill

@@ -281,7 +281,6 @@ def test_provider_fault_parameters_are_checked_with_file_and_line(tmp_path: Path
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # every answer a 429: a verdict that holds at any pace: no real-time verdict (tests/conftest.py)
 def test_a_drill_with_a_429_storm_fails_its_error_budget_and_leaves_nothing_behind(
     tmp_path: Path, proxy: tuple[HttpFaultClient, str, str],
 ) -> None:

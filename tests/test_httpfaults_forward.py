@@ -393,7 +393,6 @@ def test_litellm_knowing_only_the_https_url_falls_back_in_a_429_storm_counted_at
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # kill -9, recover and what is left behind: no real-time verdict (tests/conftest.py)
 def test_kill_9_mid_fault_on_the_forward_stack_then_recover_all_leaves_nothing(tmp_path: Path) -> None:
     """kill -9 of the drill while the 429 storm is active through the forward proxy; `drill
     recover --all`: no fault, no proxy, no gateway process of the run left."""

@@ -61,7 +61,6 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # kill -9, recover and what is left behind: no real-time verdict (tests/conftest.py)
 def test_kill_9_of_a_distributed_run_then_recover_leaves_no_master_or_worker(tmp_path: Path) -> None:
     with service_and_toxiproxy() as (toxiproxy_url, upstream):
         scenario = short_scenario(tmp_path, 2, toxiproxy_url, upstream)

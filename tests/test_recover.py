@@ -312,7 +312,6 @@ def test_a_drill_made_http_fault_is_a_stray_and_force_removes_only_it(tmp_path: 
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # kill -9, recover and what is left behind: no real-time verdict (tests/conftest.py)
 def test_kill_9_mid_http_fault_then_recover_all_leaves_no_http_fault(tmp_path: Path) -> None:
     """Must show (issue 13): a drill on the local runtime applies a 429 storm through the stack's
     own HTTP fault proxy; kill -9 while it is active; `drill recover --all`; then `drill stack

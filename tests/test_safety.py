@@ -223,19 +223,16 @@ def signal_trials(tmp_path: Path, own_stack: Any, sig: signal.Signals, name: str
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # a signal mid-drill and what is left behind: no real-time verdict (tests/conftest.py)
 def test_sigterm_in_fault_phase_rolls_back_everything(tmp_path: Path, own_stack: Any) -> None:
     signal_trials(tmp_path, own_stack, signal.SIGTERM, "own-service SIGTERM")
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # a signal mid-drill and what is left behind: no real-time verdict (tests/conftest.py)
 def test_sigint_in_fault_phase_rolls_back_everything(tmp_path: Path, own_stack: Any) -> None:
     signal_trials(tmp_path, own_stack, signal.SIGINT, "own-service SIGINT")
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # kill -9, recover and what is left behind: no real-time verdict (tests/conftest.py)
 def test_kill_9_in_fault_phase_then_recover_leaves_nothing(tmp_path: Path, own_stack: Any) -> None:
     toxiproxy_url, upstream, ports = own_stack
     rng = random.Random(SEED + 9)
@@ -264,7 +261,6 @@ def test_kill_9_in_fault_phase_then_recover_leaves_nothing(tmp_path: Path, own_s
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # a second Ctrl-C and what is left behind: no real-time verdict (tests/conftest.py)
 def test_second_ctrl_c_during_rollback_is_explained_not_obeyed(tmp_path: Path, own_stack: Any) -> None:
     toxiproxy_url, upstream, ports = own_stack
     with ToxiproxyClient(toxiproxy_url) as client:
@@ -292,7 +288,6 @@ def test_second_ctrl_c_during_rollback_is_explained_not_obeyed(tmp_path: Path, o
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # a dead service's abort and what is left behind: no real-time verdict (tests/conftest.py)
 def test_stop_condition_through_the_cli_exits_3_and_leaves_nothing(tmp_path: Path, own_stack: Any) -> None:
     toxiproxy_url, upstream, ports = own_stack
     with ToxiproxyClient(toxiproxy_url) as client:

@@ -122,7 +122,6 @@ def drill(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # kill -9, recover and what is left behind: no real-time verdict (tests/conftest.py)
 def test_recover_all_finds_a_kill_9_run_whose_out_was_anywhere(
     tmp_path: Path, own: tuple[ToxiproxyClient, Path], fresh_state: Path
 ) -> None:
@@ -148,7 +147,6 @@ def test_recover_all_finds_a_kill_9_run_whose_out_was_anywhere(
 
 
 @pytest.mark.slow
-@pytest.mark.beside_drills(nice=True)  # a stray fault refused and named: no real-time verdict (tests/conftest.py)
 def test_run_refuses_a_stack_with_a_stray_fault_and_recover_all_names_it(
     tmp_path: Path, own: tuple[ToxiproxyClient, Path], fresh_state: Path
 ) -> None:

@@ -3,7 +3,7 @@ by the last whole run's times, so the workers with a slot never wait for one and
 never hold a drill.
 
 A run has more pytest-xdist workers than drill slots (:mod:`harness.testing.slots`): two drills
-at once, the other workers for the other tests. Handed out one at a time (``--dist loadgroup``), a
+at once, a third worker for the other tests. Handed out one at a time (``--dist loadgroup``), a
 drill reached a worker whether or not a slot was free, and the worker waited, holding the
 tests it had been handed after it: one whole run took 955 s where its drills' time over two
 slots was 838 s, and with the longest drills handed out first the slots stood idle 256 s of
