@@ -25,7 +25,7 @@ import pytest
 
 from harness.engine import run_drill
 from harness.report.reasons import verdict_line
-from harness.testing.drills import SCENARIOS, need_proxy, paced, rebased
+from harness.testing.drills import SCENARIOS, need_proxy, rebased
 
 SHIPPED_PHASES = "phases: {baseline: 10s, fault: 20s, recovery: 15s}"
 SHIPPED_FAULT = "    duration: 20s\n"
@@ -44,7 +44,7 @@ def test_a_flapping_slow_provider_reports_each_incident_and_the_gateways_record_
     assert SHIPPED_PHASES in text and SHIPPED_FAULT in text
     text = text.replace(SHIPPED_PHASES, "phases: {baseline: 4s, fault: 20s, recovery: 4s}")
     text = text.replace(SHIPPED_FAULT, SHIPPED_FAULT + "    schedule: {flap: {on_for: 2s, off_for: 5s}}\n")
-    scenario.write_text(paced(text), encoding="utf-8")
+    scenario.write_text(text, encoding="utf-8")
     result = run_drill(scenario, out=tmp_path / "run")
     results = result.results
     assert results.faults and results.faults[0].onset_epoch is not None, (results.verdict, results.abort_reason)

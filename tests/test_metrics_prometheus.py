@@ -27,7 +27,7 @@ from harness.runtime.ports import port_in_use
 from harness.runtime.stackfile import LocalStackSpec
 from harness.scenario import load_scenario
 from harness.testing import free_port, require, toxiproxy_binary
-from harness.testing.drills import paced, rebased
+from harness.testing.drills import rebased
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -73,7 +73,6 @@ def test_a_promql_stop_condition_aborts_mid_fault_and_reverts_everything(tmp_pat
     require(toxiproxy_binary() is not None, "toxiproxy-server", "run scripts/bootstrap")
     # The shipped scenario on free ports (its stack file's Prometheus too).
     path, _ = rebased(REPO / "scenarios" / "stop-when-promql.local.yaml", tmp_path)
-    path.write_text(paced(path.read_text(encoding="utf-8")), encoding="utf-8")
     result = run_drill(load_scenario(path), out=tmp_path / "run")
     assert result.verdict == "aborted" and result.exit_code == 3
     assert result.abort_reason is not None and "drill_gateway_breaker_state" in result.abort_reason
@@ -98,7 +97,7 @@ def test_an_unmeetable_steady_state_aborts_before_any_fault_naming_the_query(tmp
     text = shipped.read_text(encoding="utf-8").replace("{query: 'drill_gateway_pool_healthy_nodes', min: 2, for: 3s}",
                         "{query: 'drill_gateway_pool_healthy_nodes', min: 5, for: 0s}")
     path = tmp_path / "impossible.yaml"
-    path.write_text(paced(text), encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     result = run_drill(load_scenario(path), out=tmp_path / "run")
     assert result.verdict == "aborted" and result.exit_code == 3
     assert result.abort_reason is not None

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harness.engine import run_drill
-from harness.testing.drills import SHIPPED_PHASES, failed_objectives, need_proxy, paced, rebased
+from harness.testing.drills import SHIPPED_PHASES, failed_objectives, need_proxy, rebased
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
@@ -30,7 +30,7 @@ def run_flapping(name: str, tmp_path: Path) -> dict[str, Any]:
     text = text.replace(FLAP_PHASES, "phases: {baseline: 4s, fault: 20s, recovery: 4s}")
     text = text.replace("duration: 40s", "duration: 20s")
     text = re.sub(r"\{on_for: 5s, off_for: 5s\}", "{on_for: 2s, off_for: 2s}", text)
-    scenario.write_text(paced(text), encoding="utf-8")
+    scenario.write_text(text, encoding="utf-8")
     result = run_drill(scenario, out=tmp_path / "run")
     results: dict[str, Any] = result.results.document()
     results["exit_code"] = result.exit_code
@@ -49,7 +49,7 @@ def test_latency_ramp_reports_the_latency_at_failover_and_it_agrees_with_the_gat
     scenario, _ = rebased(SCENARIOS / "provider-latency-ramp.local.yaml", tmp_path)
     text = scenario.read_text(encoding="utf-8")
     assert SHIPPED_PHASES in text
-    scenario.write_text(paced(text.replace(SHIPPED_PHASES, "phases: {baseline: 4s, fault: 20s, recovery: 4s}")),
+    scenario.write_text(text.replace(SHIPPED_PHASES, "phases: {baseline: 4s, fault: 20s, recovery: 4s}"),
                         encoding="utf-8")
     result = run_drill(scenario, out=tmp_path / "run")
     r = result.results.document()
@@ -97,7 +97,7 @@ def run_brownout(name: str, tmp_path: Path) -> dict[str, Any]:
     assert "phases: {baseline: 10s, fault: 20s, recovery: 15s}" in text
     text = text.replace("phases: {baseline: 10s, fault: 20s, recovery: 15s}",
                         "phases: {baseline: 4s, fault: 20s, recovery: 4s}")
-    scenario.write_text(paced(text), encoding="utf-8")
+    scenario.write_text(text, encoding="utf-8")
     result = run_drill(scenario, out=tmp_path / "run")
     results: dict[str, Any] = result.results.document()
     results["exit_code"] = result.exit_code

@@ -23,7 +23,6 @@ import httpx
 import pytest
 import yaml
 
-from harness.testing.drills import paced
 from harness.testing.parts import REPO, free_port, require, under_ci, wait_http
 
 if TYPE_CHECKING:
@@ -292,18 +291,17 @@ def shipped_drill(runtime: ComposeRuntime, ports: dict[str, int], name: str, tmp
     """A copy of the shipped compose drill ``scenarios/<name>.yaml`` on this module's project and
     ports, with 6 s / 10 s / 8 s phases (its fault lasting the fault phase). Longer than the local
     drills' 4/8/4 s: at 8 s the compose provider drill once measured no time to first token after
-    its failover (a dozen containers' health checks share the two cores). Its users paced
-    (:func:`harness.testing.drills.paced`)."""
+    its failover (a dozen containers' health checks share the two cores)."""
     scenario = tmp_path / f"{name}.yaml"
     shipped = (REPO / f"scenarios/{name}.yaml").read_text()
-    scenario.write_text(paced(
+    scenario.write_text(
         shipped.replace("file: ../compose/staging.yaml, project: drill-staging",
                         f"file: {STAGING_FILE}, project: {runtime.project}")
         .replace("http://127.0.0.1:28080", f"http://127.0.0.1:{ports['gateway']}")
         .replace("phases: {baseline: 10s, fault: 20s, recovery: 15s}",
                  "phases: {baseline: 6s, fault: 10s, recovery: 8s}")
         .replace("duration: 20s", "duration: 10s")
-    ))
+    )
     return scenario
 
 
