@@ -55,15 +55,22 @@ def need(gateway: str) -> None:
         require(PORTKEY.is_file(), "the Portkey gateway", "run scripts/portkey-setup")
 
 
-def run_short(name: str, tmp_path: Path, phases: tuple[int, int, int] = SHORT_PHASES,
-              probe_hz: int = LITELLM_PROBE_HZ) -> tuple[Any, dict[int, int]]:
-    """The shipped gateway drill ``name`` on free ports, shortened; a LiteLLM drill lighter
-    (``litellm_load``, its probe at ``probe_hz``)."""
+def short_copy(name: str, tmp_path: Path, phases: tuple[int, int, int] = SHORT_PHASES,
+               probe_hz: int = LITELLM_PROBE_HZ) -> tuple[Path, dict[int, int]]:
+    """A copy of the shipped gateway drill ``name`` (and its stack file) on free ports,
+    shortened; a LiteLLM drill lighter (``litellm_load``, its probe at ``probe_hz``)."""
     scenario, mapping = rebased(GATEWAYS / name, tmp_path)
     text = scenario.read_text(encoding="utf-8")
     if name.split("/")[-1].startswith("litellm"):
         text = litellm_load(text, probe_hz)
     scenario.write_text(shortened(text, phases), encoding="utf-8")
+    return scenario, mapping
+
+
+def run_short(name: str, tmp_path: Path, phases: tuple[int, int, int] = SHORT_PHASES,
+              probe_hz: int = LITELLM_PROBE_HZ) -> tuple[Any, dict[int, int]]:
+    """:func:`short_copy`, run."""
+    scenario, mapping = short_copy(name, tmp_path, phases, probe_hz)
     return run_drill(scenario, out=tmp_path / "run"), mapping
 
 
@@ -199,13 +206,12 @@ def test_litellm_ends_a_stalled_stream_with_an_error_at_its_stream_timeout_and_n
     whole answer three times (the steady-state probes, the first sample, the load's last streams;
     35 s of a 58 s run alone), and tokens 4..10 still span 5.3 s, past LiteLLM's 3 s timeout."""
     need("litellm")
-    scenario, _ = rebased(GATEWAYS / "litellm-stream-stall.local.yaml", tmp_path)
+    scenario, _ = short_copy("litellm-stream-stall.local.yaml", tmp_path, phases=(4, 8, 6), probe_hz=5)
     stack = tmp_path / "litellm-stack.slow-tokens.yaml"
     stack_text = stack.read_text(encoding="utf-8")
     assert "TOKEN_INTERVAL_MS: 750}" in stack_text
     stack.write_text(stack_text.replace("TOKEN_INTERVAL_MS: 750}", "TOKEN_INTERVAL_MS: 750, TOKENS_PER_ANSWER: 10}"),
                      encoding="utf-8")
-    scenario.write_text(shortened(litellm_load(scenario.read_text(encoding="utf-8"), 5), (4, 8, 6)), encoding="utf-8")
     result = run_drill(scenario, out=tmp_path / "run")
     rows = samples(result.run_dir)
     start, end = fault_window(result.run_dir)
