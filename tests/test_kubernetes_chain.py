@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -271,10 +272,39 @@ def test_the_event_watch_links_the_schedulers_reason_and_skips_an_earlier_runs_e
               event("FailedScheduling", "new-pod", ONSET + 3, reason + " (a retry)"),
               event("FailedCreate", "rs", ONSET + 2, "exceeded quota: drill-q", kind="ReplicaSet")]
     monkeypatch.setattr(kube, "_stream", lambda *args, **kwargs: iter([("ADDED", e) for e in events]))
-    watch._watch_events("home-a")
+    watch._watch_events("home-a", threading.Event())
     assert [(link.link, link.object, link.detail, link.api_at) for link in watch.links] == [
         ("unschedulable", "pod/home-a/new-pod", reason, ONSET + 2),
         ("create_refused", "replicaset/home-a/rs", "exceeded quota: drill-q", ONSET + 2)]
+
+
+def test_the_replicaset_watch_links_a_refusal_from_its_condition_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ReplicaSet's ReplicaFailure condition is the refusal when the controller-manager dropped
+    its FailedCreate events (25 an object, then one each 5 minutes): set since the watch began,
+    over a quota, it links once; an older one, another failure or a cleared one links nothing."""
+    from kubernetes import client
+
+    import harness.faults.kubernetes as kube
+
+    watch = kube.ChainWatch(cast(Any, SimpleNamespace(apps=SimpleNamespace(list_namespaced_replica_set=None))),
+                            "region-a-no-gpus", None, [], ["region-a"])
+    watch.started_at = ONSET
+    quota = 'pods "gpu-serve-5b-x" is forbidden: exceeded quota: drill-q, requested: requests.nvidia.com/gpu=1'
+
+    def replicaset(name: str, at: float, message: str = quota, status: str = "True",
+                   reason: str = "FailedCreate") -> Any:
+        condition = client.V1ReplicaSetCondition(type="ReplicaFailure", status=status, reason=reason, message=message,
+                                                 last_transition_time=datetime.fromtimestamp(at, UTC))
+        return client.V1ReplicaSet(metadata=client.V1ObjectMeta(name=name),
+                                   status=client.V1ReplicaSetStatus(replicas=1, conditions=[condition]))
+
+    sets = [replicaset("rs-old", ONSET - 5), replicaset("rs-other", ONSET + 1, message="pods are forbidden: no"),
+            replicaset("rs-cleared", ONSET + 1, status="False"), replicaset("rs-delete", ONSET + 1, reason="FailedDelete"),
+            replicaset("rs", ONSET + 2), replicaset("rs", ONSET + 2)]
+    monkeypatch.setattr(kube, "_stream", lambda *args, **kwargs: iter([("MODIFIED", rs) for rs in sets]))
+    watch._watch_replicasets("region-a", threading.Event())
+    assert [(link.link, link.object, link.detail, link.api_at) for link in watch.links] == [
+        ("create_refused", "replicaset/region-a/rs", quota, ONSET + 2)]
 
 
 def test_a_link_carries_its_nodes_region() -> None:

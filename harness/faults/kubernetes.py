@@ -25,13 +25,14 @@ without a journal (:func:`cluster_faults`).
 uncertainty half that bracket. The API's object timestamps (whole seconds) are kept beside.
 
 **The repair chain**: while a fault is applied, :class:`ChainWatch` follows the pods,
-Deployments and events of the stack's namespace and of the namespace the fault names (the
-quota's, the killed pods'), and the selected nodes, and journals each link as it arrives
-(``k8s.chain_link``: node_not_ready, cordoned, taint_added, evicted, eviction_refused,
+Deployments, ReplicaSets and events of the stack's namespace and of the namespace the fault
+names (the quota's, the killed pods'), and the selected nodes, and journals each link as it
+arrives (``k8s.chain_link``: node_not_ready, cordoned, taint_added, evicted, eviction_refused,
 scheduled, unschedulable with the scheduler's message from its FailedScheduling event or the
-pod's PodScheduled condition, create_refused with the quota's message, ready; with the node's
-region, its ``topology.kubernetes.io/region`` label) and each change of a service's ready
-replicas (``k8s.replicas``); harness/measure/repair_chain.py turns them into figures.
+pod's PodScheduled condition, create_refused with the quota's message from the ReplicaSet's
+ReplicaFailure condition or its FailedCreate event, ready; with the node's region, its
+``topology.kubernetes.io/region`` label) and each change of a service's ready replicas
+(``k8s.replicas``); harness/measure/repair_chain.py turns them into figures.
 """
 
 from __future__ import annotations
@@ -105,11 +106,14 @@ def _wait(what: str, check: Callable[[], bool], timeout_s: float) -> None:
 # --- watching -------------------------------------------------------------------------------
 
 
-def _stream(list_call: Callable[..., Any], stop: threading.Event, **kwargs: Any) -> Iterator[tuple[str, Any]]:
+def _stream(list_call: Callable[..., Any], stop: threading.Event, synced: threading.Event,
+            **kwargs: Any) -> Iterator[tuple[str, Any]]:
     """(type, object) of what exists (as ADDED, from one list) then of every change after that
     list's resourceVersion, the watch reopened every few seconds from the last version seen (a
     410 Gone lists again) until ``stop`` is set. Watching from the list's own version, never
-    from an item's, is what keeps old history from being replayed."""
+    from an item's, is what keeps old history from being replayed. ``synced`` is set once the
+    first list's items are handed on (or the identity may not list them: 403): a change made
+    after that is one the watch shows."""
     from kubernetes import watch
 
     version: str | None = None
@@ -117,13 +121,16 @@ def _stream(list_call: Callable[..., Any], stop: threading.Event, **kwargs: Any)
         if version is None:
             try:
                 listed = list_call(**kwargs)
-            except Exception:
+            except Exception as exc:
+                if _status(exc) == 403:
+                    synced.set()  # nothing to wait for: this watch sees nothing (docs/kubernetes.md "RBAC")
                 if stop.wait(0.5):
                     return
                 continue
             version = listed.metadata.resource_version
             for obj in listed.items:
                 yield "ADDED", obj
+            synced.set()
         w = watch.Watch()
         try:
             for event in w.stream(list_call, resource_version=version, timeout_seconds=WATCH_POLL_S, **kwargs):
@@ -174,14 +181,21 @@ class ChainWatch:
             self.regions[str(node.metadata.name)] = str((node.metadata.labels or {}).get(REGION_LABEL, ""))
         for ns in self.namespaces:
             self.before |= {f"{ns}/{p.metadata.name}" for p in core.list_namespaced_pod(ns).items}
-        jobs: list[Callable[[], None]] = [self._watch_nodes]
+        jobs: list[Callable[[threading.Event], None]] = [self._watch_nodes]
         for ns in self.namespaces:
             jobs += [partial(self._watch_pods, ns), partial(self._watch_deployments, ns),
-                     partial(self._watch_events, ns)]
-        for job in jobs:
-            thread = threading.Thread(target=job, daemon=True, name=f"k8s-chain-{self.fault}")
+                     partial(self._watch_replicasets, ns), partial(self._watch_events, ns)]
+        synced = [threading.Event() for _ in jobs]
+        for job, done in zip(jobs, synced, strict=True):
+            thread = threading.Thread(target=job, args=(done,), daemon=True, name=f"k8s-chain-{self.fault}")
             thread.start()
             self.threads.append(thread)
+        # The fault's call waits for every watch's first list: a pod deleted before its watch has
+        # listed is in neither the list nor the watch after it, and the kill would show no eviction
+        # (a busy host's drills aborted so, when the call went as soon as the threads started).
+        deadline = time.monotonic() + ONSET_WAIT_S
+        for done in synced:
+            done.wait(max(0.0, deadline - time.monotonic()))
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -217,10 +231,11 @@ class ChainWatch:
                 self.changed.wait(left)
 
     # the watches ------------------------------------------------------------------------
-    def _watch_nodes(self) -> None:
+    def _watch_nodes(self, synced: threading.Event) -> None:
         if not self.nodes:
+            synced.set()
             return
-        for _, node in _stream(self.runtime.core.list_node, self.stop_event):
+        for _, node in _stream(self.runtime.core.list_node, self.stop_event, synced):
             name = str(node.metadata.name)
             self.regions[name] = str((node.metadata.labels or {}).get(REGION_LABEL, ""))
             if name not in self.nodes:
@@ -235,8 +250,8 @@ class ChainWatch:
                 if t.effect == "NoExecute" and t.key.startswith("node.kubernetes.io/"):
                     self.link("taint_added", f"node/{name}", api_at=_epoch(t.time_added), node=name, detail=t.key)
 
-    def _watch_pods(self, ns: str) -> None:
-        for kind, pod in _stream(self.runtime.core.list_namespaced_pod, self.stop_event, namespace=ns):
+    def _watch_pods(self, ns: str, synced: threading.Event) -> None:
+        for kind, pod in _stream(self.runtime.core.list_namespaced_pod, self.stop_event, synced, namespace=ns):
             name = f"{ns}/{pod.metadata.name}"
             node = pod.spec.node_name
             if node:
@@ -262,9 +277,9 @@ class ChainWatch:
                 ready = next(c for c in pod.status.conditions if c.type == "Ready")
                 self.link("ready", f"pod/{name}", api_at=_epoch(ready.last_transition_time), node=node)
 
-    def _watch_deployments(self, ns: str) -> None:
+    def _watch_deployments(self, ns: str, synced: threading.Event) -> None:
         services = {deployment: name for name, (_, deployment) in self.runtime.services.items()}
-        for _, dep in _stream(self.runtime.apps.list_namespaced_deployment, self.stop_event, namespace=ns):
+        for _, dep in _stream(self.runtime.apps.list_namespaced_deployment, self.stop_event, synced, namespace=ns):
             name = str(dep.metadata.name)
             service = services.get(name, name) if ns == self.runtime.namespace else f"{ns}/{name}"
             now = (int(dep.status.ready_replicas or 0), int(dep.spec.replicas if dep.spec.replicas is not None else 1))
@@ -283,8 +298,26 @@ class ChainWatch:
             labels = {}
         self.regions[node] = str(labels.get(REGION_LABEL, ""))
 
-    def _watch_events(self, ns: str) -> None:
-        for _, event in _stream(self.runtime.core.list_namespaced_event, self.stop_event, namespace=ns):
+    def _watch_replicasets(self, ns: str, synced: threading.Event) -> None:
+        """A refused create as the ReplicaSet controller records it on the ReplicaSet itself: its
+        ``ReplicaFailure`` condition (reason ``FailedCreate``, the quota admission's error), set at
+        the first refusal and removed at the next successful sync. The ``FailedCreate`` event says
+        the same, but the controller-manager's event recorder drops an object's Warning events past
+        a burst of 25 (one more every 5 minutes): a ReplicaSet refused in a drill minutes before has
+        no event left to show, its condition still comes (docs/kubernetes.md "Quota denial")."""
+        for _, rs in _stream(self.runtime.apps.list_namespaced_replica_set, self.stop_event, synced,
+                             namespace=ns):
+            for c in rs.status.conditions or []:
+                if c.type != "ReplicaFailure" or c.status != "True" or c.reason != "FailedCreate" \
+                        or "exceeded quota" not in (c.message or ""):
+                    continue
+                stamp = _epoch(c.last_transition_time)
+                if stamp is not None and stamp >= self.started_at - 1.0:  # an older one is an earlier fault's
+                    self.link("create_refused", f"replicaset/{ns}/{rs.metadata.name}", api_at=stamp,
+                              detail=c.message)
+
+    def _watch_events(self, ns: str, synced: threading.Event) -> None:
+        for _, event in _stream(self.runtime.core.list_namespaced_event, self.stop_event, synced, namespace=ns):
             stamp = _epoch(event.last_timestamp or event.event_time or event.first_timestamp)
             # The list replays the namespace's kept events (an hour of them): an older one is an
             # earlier run's, not this fault's (API stamps are whole seconds, hence the 1 s).
@@ -293,7 +326,8 @@ class ChainWatch:
             involved = event.involved_object
             if event.reason == "FailedCreate" and "exceeded quota" in (event.message or ""):
                 obj = f"{(involved.kind or '').lower()}/{ns}/{involved.name}"
-                # One link per refusing owner: the first refusal is the fact, the repeats are retries.
+                # One link per refusing owner: the first refusal is the fact, the repeats are retries
+                # (its ReplicaFailure condition, when it came first, made the link).
                 self.link("create_refused", obj, api_at=stamp, detail=event.message)
             elif event.reason == "FailedScheduling" and involved.kind == "Pod" \
                     and f"{ns}/{involved.name}" not in self.before:
