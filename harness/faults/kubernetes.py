@@ -123,7 +123,7 @@ def _stream(list_call: Callable[..., Any], stop: threading.Event, synced: thread
                 listed = list_call(**kwargs)
             except Exception as exc:
                 if _status(exc) == 403:
-                    synced.set()  # nothing to wait for: this watch sees nothing (docs/kubernetes.md "RBAC")
+                    synced.set()  # nothing to wait for: this watch sees nothing (deploy/k8s/rbac.yaml)
                 if stop.wait(0.5):
                     return
                 continue
@@ -304,7 +304,8 @@ class ChainWatch:
         the first refusal and removed at the next successful sync. The ``FailedCreate`` event says
         the same, but the controller-manager's event recorder drops an object's Warning events past
         a burst of 25 (one more every 5 minutes): a ReplicaSet refused in a drill minutes before has
-        no event left to show, its condition still comes (docs/kubernetes.md "Quota denial")."""
+        no event left to show, its condition still comes (docs/kubernetes.md "Refusals past the
+        event recorder's budget")."""
         for _, rs in _stream(self.runtime.apps.list_namespaced_replica_set, self.stop_event, synced,
                              namespace=ns):
             for c in rs.status.conditions or []:
