@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness.runtime.local import LocalRuntime
 from harness.testing.drills import (
     SCENARIOS,
+    failed_beyond_slowness,
     failed_objectives,
     need_proxy,
     rebased,
@@ -116,19 +117,12 @@ def test_the_429_storm_costs_one_upstream_call_per_request_and_the_counts_agree(
     assert proxied > 50  # the baseline's answers went through the provider route
 
 def test_the_retry_storm_control_fails_on_amplification_and_no_user_sees_an_error(tmp_path: Path) -> None:
-    """The storm is invisible to users: no error, every answer from the GPU pool. The RTO may
-    fail beside another drill on slowness alone (two whole runs: 3 of 6 probes slower than the
-    500 ms floor at +8 s, 3.75 s before the shortened drill's data ended); how fast is a timing
-    figure, bench/'s business."""
+    """The storm is invisible to users: no error, every answer from the GPU pool. Its RTO may
+    miss beside another drill on slow answers alone (``failed_beyond_slowness``)."""
     result, _ = run_short("controls/retry-storm.local.yaml", tmp_path)
     results = json.loads((result.run_dir / "results.json").read_text(encoding="utf-8"))
     assert result.exit_code == 1
-    assert "max_retry_amplification" in failed_objectives(results), results["objectives"]
-    assert failed_objectives(results) <= {"max_retry_amplification", "rto_s"}, results["objectives"]
-    by_name = {o["name"]: o for o in results["objectives"]}
-    assert by_name["max_error_rate"]["measured"] == 0 and by_name["failover_to"]["passed"], results["objectives"]
-    if not by_name["rto_s"]["passed"]:  # no error answer (above): the bad ones were slow
-        assert "slower than" in by_name["rto_s"]["note"], by_name["rto_s"]
+    assert failed_beyond_slowness(results) == {"max_retry_amplification"}, results["objectives"]
     [amp] = [o for o in results["objectives"] if o["name"] == "max_retry_amplification"]
     assert amp["measured"] >= 3.0 and "upstream calls" in amp["note"]
     [storm] = cost_of(result.run_dir)["faults"]

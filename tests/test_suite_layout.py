@@ -124,3 +124,17 @@ def test_with_more_workers_than_slots_each_chain_of_drills_keeps_to_one_worker(t
     assert all(len(workers) == 1 for workers in chains.values()), groups
     assert chains["drill-slot-0"] != chains["drill-slot-1"], groups
     assert "test_free" in groups, groups
+
+
+def test_a_control_judged_beyond_slowness_keeps_an_rto_missed_on_errors() -> None:
+    """``failed_beyond_slowness`` drops a missed RTO only when no answer was an error."""
+    from harness.testing.drills import failed_beyond_slowness
+
+    def results(error_rate: float) -> dict[str, object]:
+        return {"objectives": [{"name": "rto_s", "passed": False, "measured": 5.7},
+                               {"name": "max_error_rate", "passed": error_rate <= 0.01, "measured": error_rate},
+                               {"name": "max_tokens_repeated", "passed": False, "measured": 3}]}
+
+    assert failed_beyond_slowness(results(0.0)) == {"max_tokens_repeated"}
+    assert failed_beyond_slowness(results(0.004)) == {"rto_s", "max_tokens_repeated"}
+    assert failed_beyond_slowness(results(0.2)) == {"rto_s", "max_error_rate", "max_tokens_repeated"}
