@@ -41,10 +41,14 @@ def test_default_drill_figures_are_consistent_and_agree_with_the_gateway(tmp_pat
 
 @pytest.mark.slow
 def test_control_with_a_slow_fallback_fails_naming_the_latency_objective(tmp_path: Path) -> None:
-    """The shipped control with its GPU pool 400 ms late instead of 150 ms, and answers good up to
-    1 s (so the slow fallback is no incident and rto_s holds): the suite runs drills side by side,
-    and a busy neighbour once raised the baseline p95 so that 2x baseline let a 150 ms fallback
-    pass (measured in CI). 400 ms stays over any baseline seen there."""
+    """The shipped control with its GPU pool 400 ms late instead of 150 ms, answers good up to
+    1 s (so the slow fallback is no incident and rto_s holds), and the p95 bound 300 ms instead of
+    2x baseline. The suite runs drills side by side, and a busy neighbour raised the 4 s
+    baseline's p95 so that 2x baseline let the fallback pass: to 324 ms (2x: 649 ms) against a
+    400 ms fallback in one whole run (30 ms alone); a 150 ms fallback so in an earlier one. The
+    GPU pool cannot go later: at 800 ms its health checks (500 ms) take it out and traffic moves
+    to the CPU tier. An injected 400 ms is a floor no host takes back, so 300 ms fails whatever
+    the host; the relative bound is tests/test_measure_objectives.py's."""
     from harness.engine import run_drill
 
     need_local()
@@ -52,6 +56,8 @@ def test_control_with_a_slow_fallback_fails_naming_the_latency_objective(tmp_pat
     text = scenario.read_text(encoding="utf-8")
     assert text.count("latency_ms: 150") == 2
     text = text.replace("latency_ms: 150", "latency_ms: 400") + "measurement: {good_latency_floor_ms: 1000}\n"
+    assert "p95_ms: {max: 2x baseline, during: after_failover}" in text
+    text = text.replace("p95_ms: {max: 2x baseline,", "p95_ms: {max: 300,")
     scenario.write_text(shortened(text), encoding="utf-8")
     result = run_drill(scenario, out=tmp_path / "run")
     r = result.results.document()
