@@ -298,6 +298,11 @@ class ChainWatch:
             labels = {}
         self.regions[node] = str(labels.get(REGION_LABEL, ""))
 
+    def _since_start(self, stamp: float | None) -> bool:
+        """An API stamp of this fault's window; an older one is an earlier run's or fault's (API
+        stamps are whole seconds, hence the 1 s)."""
+        return stamp is not None and stamp >= self.started_at - 1.0
+
     def _watch_replicasets(self, ns: str, synced: threading.Event) -> None:
         """A refused create as the ReplicaSet controller records it on the ReplicaSet itself: its
         ``ReplicaFailure`` condition (reason ``FailedCreate``, the quota admission's error), set at
@@ -313,16 +318,15 @@ class ChainWatch:
                         or "exceeded quota" not in (c.message or ""):
                     continue
                 stamp = _epoch(c.last_transition_time)
-                if stamp is not None and stamp >= self.started_at - 1.0:  # an older one is an earlier fault's
+                if self._since_start(stamp):
                     self.link("create_refused", f"replicaset/{ns}/{rs.metadata.name}", api_at=stamp,
                               detail=c.message)
 
     def _watch_events(self, ns: str, synced: threading.Event) -> None:
         for _, event in _stream(self.runtime.core.list_namespaced_event, self.stop_event, synced, namespace=ns):
             stamp = _epoch(event.last_timestamp or event.event_time or event.first_timestamp)
-            # The list replays the namespace's kept events (an hour of them): an older one is an
-            # earlier run's, not this fault's (API stamps are whole seconds, hence the 1 s).
-            if stamp is None or stamp < self.started_at - 1.0:
+            # The list replays the namespace's kept events (an hour of them).
+            if not self._since_start(stamp):
                 continue
             involved = event.involved_object
             if event.reason == "FailedCreate" and "exceeded quota" in (event.message or ""):
