@@ -36,6 +36,8 @@ OTHER_TESTS_NICE = 5
 # in a run (DRILL_TEST_RERUNS=0: none).
 RERUNS_MAX = int(os.environ.get("DRILL_TEST_RERUNS", "4"))
 SLOTS_KEY = pytest.StashKey[contextlib.ExitStack]()
+# The compose staging stack the tests of this process share, and how to take it down.
+STAGING_KEY = pytest.StashKey[tuple[contextlib.ExitStack, tuple[Any, dict[str, int]]]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -73,6 +75,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             _name_the_group(item)
         if _drills_take_slots(config) and RERUNS_MAX > 0 and item.get_closest_marker("slow") is not None:
             item.add_marker(pytest.mark.flaky(reruns=1))
+    _staging_users_together(items)
 
 
 def _shared_group(item: pytest.Item) -> str | None:
@@ -242,10 +245,48 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
         yield start
 
 
-@pytest.fixture(scope="module")
-def staging_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[str, int]]]:
-    """The compose reference stack under its own project on free ports, once per module."""
-    with compose_staging_stack(tmp_path_factory.mktemp("logs"), prefix="drill-safety") as up:
-        yield up
+@pytest.fixture
+def staging_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, int]]:
+    """compose/staging.yaml up under a project of its own on free ports (the DRILL_PORT_*
+    variables set meanwhile): one stack for every test of this process that asks for it. They
+    run one after another (:func:`_staging_users_together`); the first brings it up, and it is
+    taken down after the last (:func:`pytest_runtest_teardown`; ``down`` fails when a container or
+    network of its project is left). Each test gets it with every service running and healthy:
+    one that a test before left down (a container killed, dockerd restarted) is started again
+    first. Bringing a dozen containers up and down took ~15-20 s a module beside two drills, and
+    four modules did it."""
+    held = request.config.stash.get(STAGING_KEY, None)
+    if held is None:
+        stack = contextlib.ExitStack()
+        up = stack.enter_context(compose_staging_stack(tmp_path_factory.mktemp("staging-logs")))
+        held = request.config.stash[STAGING_KEY] = (stack, up)
+    runtime, ports = held[1]
+    if runtime.unhealthy():
+        runtime.up(wait_s=180)
+    return runtime, ports
+
+
+def _uses_the_staging_stack(item: pytest.Item | None) -> bool:
+    return item is not None and "staging_stack" in getattr(item, "fixturenames", ())
+
+
+def _staging_users_together(items: list[pytest.Item]) -> None:
+    """The tests that use :func:`staging_stack` moved to run one after another, where the first
+    of them was (every worker reorders the same way, as pytest-xdist requires). Only Docker
+    tests use it, and they keep to one worker (the ``docker`` group)."""
+    users = [item for item in items if _uses_the_staging_stack(item)]
+    if users:
+        first = items.index(users[0])
+        others = [item for item in items if not _uses_the_staging_stack(item)]
+        items[:] = others[:first] + users + others[first:]
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the last test that uses :func:`staging_stack` (the next uses none), it goes down."""
+    if _uses_the_staging_stack(item) and not _uses_the_staging_stack(nextitem):
+        held = item.config.stash.get(STAGING_KEY, None)
+        if held is not None:
+            del item.config.stash[STAGING_KEY]
+            held[0].close()  # ComposeRuntime.down: a StackError when a container or network is left
 
 

@@ -65,39 +65,12 @@ def test_scripts_test_fast_is_the_not_slow_lane() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_docker_tests_and_a_shared_fixtures_module_each_keep_to_one_worker(tmp_path: Path) -> None:
-    """The groups of tests/conftest.py reach pytest-xdist: the suite's conftest over a small suite
-    on 2 workers, every test's worker and id read from the verbose log."""
-    import shutil
-    import sys
-
-    (tmp_path / "tests").mkdir()
-    shutil.copy(TESTS / "conftest.py", tmp_path / "tests" / "conftest.py")
-    (tmp_path / "pytest.ini").write_text("[pytest]\nmarkers =\n    docker: needs Docker\n")
-    body = "".join(f"@pytest.mark.docker\ndef test_docker_{i}():\n    pass\n\n" for i in range(4))
-    (tmp_path / "tests" / "test_a.py").write_text("import pytest\n\n" + body
-                                                 + "".join(f"def test_free_{i}():\n    pass\n\n" for i in range(4)))
-    (tmp_path / "tests" / "test_b.py").write_text(
-        "import pytest\n\n@pytest.fixture(scope='module')\ndef shared():\n    return 1\n\n"
-        + "".join(f"def test_shared_{i}(shared):\n    pass\n\n" for i in range(4)))
-    done = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider",
-                           "tests"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    workers: dict[str, set[str]] = {}
-    for line in done.stdout.splitlines():
-        if " PASSED " in line:
-            worker, test = line.split()[0], line.split(" PASSED ")[1].strip()
-            name, _, group = test.split("::", 1)[1].partition("@")  # test_docker_0@docker
-            kind = name.rsplit("_", 1)[0]
-            workers.setdefault(f"{kind}@{group}" if group else kind, set()).add(worker)
-    assert workers["test_docker@docker"] and len(workers["test_docker@docker"]) == 1, workers
-    assert len(workers["test_shared@module:tests/test_b.py"]) == 1, workers
-    assert "test_free" in workers  # no group: either worker
-
-
-def test_with_more_workers_than_slots_each_chain_of_drills_keeps_to_one_worker(tmp_path: Path) -> None:
-    """The suite's conftest over a small suite on 3 workers and 2 drill slots: the drills (``slow``)
-    go to two chains, each run by one worker, never the same one; the other tests go anywhere."""
+def test_groups_and_chains_of_drills_each_keep_to_one_worker(tmp_path: Path) -> None:
+    """The suite's conftest over a small suite on 3 workers and 2 drill slots, as scripts/test
+    runs: the Docker tests keep to one worker, as does a module sharing a fixture; the drills
+    (``slow``) go to two chains, each run by one worker, never the same one; the other tests go
+    anywhere. Every test's worker and group read from the verbose log (one inner run for both
+    properties: each costs a pytest-xdist start of four processes)."""
     import shutil
     import sys
 
@@ -106,9 +79,12 @@ def test_with_more_workers_than_slots_each_chain_of_drills_keeps_to_one_worker(t
     (tmp_path / "pytest.ini").write_text(
         "[pytest]\nmarkers =\n    docker: needs Docker\n    slow: a drill\n    beside_drills: no slot\n")
     body = "".join(f"@pytest.mark.slow\ndef test_drill_{i}():\n    time.sleep(0.2)\n\n" for i in range(6))
-    body += "".join(f"@pytest.mark.docker\ndef test_docker_{i}():\n    pass\n\n" for i in range(3))
+    body += "".join(f"@pytest.mark.docker\ndef test_docker_{i}():\n    pass\n\n" for i in range(4))
     body += "".join(f"def test_free_{i}():\n    pass\n\n" for i in range(6))
     (tmp_path / "tests" / "test_a.py").write_text("import time\n\nimport pytest\n\n" + body)
+    (tmp_path / "tests" / "test_b.py").write_text(
+        "import pytest\n\n@pytest.fixture(scope='module')\ndef shared():\n    return 1\n\n"
+        + "".join(f"def test_shared_{i}(shared):\n    pass\n\n" for i in range(4)))
     done = subprocess.run([sys.executable, "-m", "pytest", "-n", "3", "--dist", "loadgroup", "-v", "-p", "no:cacheprovider",
                            "tests"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "DRILL_TEST_DRILLS": "2"})
@@ -117,13 +93,16 @@ def test_with_more_workers_than_slots_each_chain_of_drills_keeps_to_one_worker(t
     for line in done.stdout.splitlines():
         if " PASSED " in line:
             worker, test = line.split()[0], line.split(" PASSED ")[1].strip()
-            name, _, group = test.split("::", 1)[1].partition("@")
-            groups.setdefault(group or name.rsplit("_", 1)[0], set()).add(worker)
-    chains = {group: workers for group, workers in groups.items() if group.startswith("drill-slot-")}
-    assert set(chains) == {"drill-slot-0", "drill-slot-1"}, groups
+            name, _, group = test.split("::", 1)[1].partition("@")  # test_docker_0@docker
+            groups.setdefault(f"{name.rsplit('_', 1)[0]}@{group}" if group else name.rsplit("_", 1)[0],
+                              set()).add(worker)
+    assert len(groups["test_docker@docker"]) == 1, groups
+    assert len(groups["test_shared@module:tests/test_b.py"]) == 1, groups
+    chains = {group: workers for group, workers in groups.items() if group.startswith("test_drill@drill-slot-")}
+    assert set(chains) == {"test_drill@drill-slot-0", "test_drill@drill-slot-1"}, groups
     assert all(len(workers) == 1 for workers in chains.values()), groups
-    assert chains["drill-slot-0"] != chains["drill-slot-1"], groups
-    assert "test_free" in groups, groups
+    assert chains["test_drill@drill-slot-0"] != chains["test_drill@drill-slot-1"], groups
+    assert "test_free" in groups, groups  # no group: any worker
 
 
 def test_a_control_judged_beyond_slowness_keeps_an_rto_missed_on_errors() -> None:
