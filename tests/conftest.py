@@ -253,8 +253,8 @@ def staging_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     taken down after the last (:func:`pytest_runtest_teardown`; ``down`` fails when a container or
     network of its project is left). Each test gets it with every service running and healthy:
     one that a test before left down (a container killed, dockerd restarted) is started again
-    first. Bringing a dozen containers up and down took ~15-20 s a module beside two drills, and
-    four modules did it."""
+    first. Bringing a dozen containers up and down took ~15-20 s a module beside two drills;
+    three modules share it (tests/test_docker_staging.py keeps a stack of its own: why there)."""
     held = request.config.stash.get(STAGING_KEY, None)
     if held is None:
         stack = contextlib.ExitStack()
