@@ -350,6 +350,48 @@ def test_watchdog_reverts_at_the_deadline_when_the_engine_is_stuck(
         journal.close()
 
 
+def test_a_signal_just_after_a_faults_intent_is_journaled_still_reverts_it(
+    tmp_path: Path, toxiproxy_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGINT raises at the next bytecode; landing right after a fault's intent reached the
+    journal (before its apply), the rollback must still revert it, so the journal's ledger and
+    the engine agree. A whole suite run's SIGINT loop once found the ledger naming a `down` fault
+    the rollback had skipped, in both tries (its proxy untouched: the apply never ran)."""
+    import harness.engine.schedule as schedule
+    from harness.errors import AbortedError
+    from harness.faults import FaultContext
+    from harness.rundir.events import FaultIntent
+    from harness.rundir.journal import Journal, applied_faults, fault_ledger
+    from harness.scenario import load_scenario
+
+    ports = {name: free_port() for name in PROXIES}
+    upstream = f"127.0.0.1:{free_port()}"
+    with ToxiproxyClient(toxiproxy_url) as client, ToxiproxyClient(toxiproxy_url) as toxiproxy:
+        prepare_proxies(client, upstream, ports, declared=False)
+        path = own_scenario(tmp_path / "s.yaml", toxiproxy_url, upstream, ports, declared=False)
+        journal = Journal(tmp_path / "run" / JOURNAL_FILE)
+        faults = schedule.FaultSchedule(journal, lambda text: None, tmp_path / "run")
+        faults.build(load_scenario(path), FaultContext(journal=journal, toxiproxy=toxiproxy))
+        down = next(a for a in faults.faults if a.spec.name == "b-down")
+        written = journal.write
+
+        def signal_after_the_intent(event: Any) -> None:
+            written(event)
+            if isinstance(event, FaultIntent):
+                raise AbortedError("interrupted by SIGINT", reason="signal:SIGINT")
+
+        monkeypatch.setattr(journal, "write", signal_after_the_intent)
+        with pytest.raises(AbortedError):
+            faults.apply(down)
+        monkeypatch.setattr(journal, "write", written)
+        assert client.proxies()["svc-b"].enabled  # the apply never ran
+        faults.revert_all("rollback")
+        assert applied_faults(tmp_path / "run" / JOURNAL_FILE) == []
+        assert fault_ledger(tmp_path / "run" / JOURNAL_FILE)[down.fault_id].state == "reverted"
+        assert client.proxies()["svc-b"].enabled and client.proxies()["svc-b"].toxics == []
+        journal.close()
+
+
 # --- the compose reference stack ----------------------------------------------------------------
 
 

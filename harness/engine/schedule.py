@@ -232,13 +232,17 @@ class FaultSchedule:
         if a.steps:
             self._magnitude(a).set_magnitude(a.steps[0][1])
         description = a.fault.describe()
+        # Started before the intent is written, not after: a SIGINT or SIGTERM raises at the next
+        # bytecode, and one that landed between the two left an intent on disk that the rollback
+        # skipped (the ledger said "may be applied" while the engine said "never started"; a
+        # whole suite run's signal loop caught it). A fault's revert is safe without its apply.
+        a.apply_started = True
+        a.targets = list(description["targets"])
         self.journal.write(FaultIntent(
             fault_id=a.fault_id, name=a.spec.name, type=a.spec.type,
             targets=description["targets"], params=description["params"],
             undo=description["undo"], planned_revert_at=a.revert_at,
         ))
-        a.apply_started = True
-        a.targets = list(description["targets"])
         try:
             onset = a.fault.apply()
         except Exception as exc:

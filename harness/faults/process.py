@@ -42,6 +42,8 @@ class ProcessFault:
         return Onset(at=(before + after) / 2, source="signal", uncertainty_s=(after - before) / 2)
 
     def revert(self) -> float:
+        if not self._applied:  # a rollback that came before the apply: nothing to restart
+            return time.time()
         for name in self.names:
             if self.mode == "pause":
                 self.runtime.kill(name, signal.SIGCONT)
