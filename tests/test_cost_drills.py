@@ -22,6 +22,7 @@ from harness.testing.drills import (
     failed_beyond_slowness,
     failed_objectives,
     need_proxy,
+    objective,
     rebased,
     run_short,
     shortened,
@@ -123,6 +124,7 @@ def test_the_retry_storm_control_fails_on_amplification_and_no_user_sees_an_erro
     results = json.loads((result.run_dir / "results.json").read_text(encoding="utf-8"))
     assert result.exit_code == 1
     assert failed_beyond_slowness(results) == {"max_retry_amplification"}, results["objectives"]
+    assert objective(results, "max_error_rate")["measured"] == 0, results["objectives"]
     [amp] = [o for o in results["objectives"] if o["name"] == "max_retry_amplification"]
     assert amp["measured"] >= 3.0 and "upstream calls" in amp["note"]
     [storm] = cost_of(result.run_dir)["faults"]
