@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import harness.testing
@@ -117,3 +118,19 @@ def test_a_control_judged_beyond_slowness_keeps_an_rto_missed_on_errors() -> Non
     assert failed_beyond_slowness(results(0.0)) == {"max_tokens_repeated"}
     assert failed_beyond_slowness(results(0.004)) == {"rto_s", "max_tokens_repeated"}
     assert failed_beyond_slowness(results(0.2)) == {"rto_s", "max_error_rate", "max_tokens_repeated"}
+
+
+def test_free_ports_are_never_handed_to_two_processes_and_stay_out_of_the_ephemeral_range() -> None:
+    """Two processes picking 300 ports each from ~20,000 would share about 4 by chance; with the
+    machine-wide reservations (harness.testing.parts) they share none. And no pick falls where the
+    OS hands out the local ports of outgoing connections."""
+    from harness.testing.parts import _EPHEMERAL, free_port
+
+    other = subprocess.run([sys.executable, "-c", "from harness.testing import free_port\n"
+                            "print(*(free_port() for _ in range(300)))"],
+                           capture_output=True, text=True, check=True, cwd=REPO)
+    theirs = {int(port) for port in other.stdout.split()}
+    ours = {free_port() for _ in range(300)}
+    assert len(theirs) == 300 and len(ours) == 300
+    assert theirs.isdisjoint(ours)
+    assert not any(port in _EPHEMERAL for port in ours | theirs)

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -52,19 +54,70 @@ def require(available: bool, what: str, how: str) -> None:
 
 
 _HANDED_OUT: set[int] = set()
+# Tests' ports come from 10000-32767 less the reference stacks' defaults (8080, 8474, 18xxx,
+# 19xxx, 28xxx) and outside the OS's ephemeral range (Linux's default: 32768-60999), where the OS
+# also picks the local port of every outgoing connection. A port the OS picked there and let go
+# was taken, before the compose stack that was given it could bind it, by some connection of the
+# busy machine (CI, December 2026: "port(s) already in use"). Each pick is also reserved for every process on the
+# machine for PORT_HOLD_S (a file per port in a shared directory), so two pytest-xdist workers,
+# or an inner pytest run, are never handed the same port while one of them is still to bind it.
+
+
+def _ephemeral_ports() -> range:
+    try:
+        low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return range(low, high + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
+_EPHEMERAL = _ephemeral_ports()
+PORTS = [port for port in range(10000, 32768)
+         if not 18000 <= port < 20000 and not 28000 <= port < 29000 and port not in _EPHEMERAL]
+PORT_HOLD_S = 300.0
+PORT_RESERVATIONS = Path(tempfile.gettempdir()) / "drill-test-ports"
 
 
 def free_port() -> int:
-    """A port nothing listens on now (the OS's pick on 127.0.0.1), never one this process was
-    already given: two picks in a row can get the same port back from the OS, and a stack file
-    with a port declared twice is refused."""
+    """A port nothing listens on now, outside the OS's ephemeral range, that no process of this
+    machine was handed in the last :data:`PORT_HOLD_S` and this process never was: two picks in a
+    row can otherwise get the same port back, and a stack file with a port declared twice is
+    refused. Falls back to the OS's pick if every candidate is taken."""
+    PORT_RESERVATIONS.mkdir(exist_ok=True)
+    for port in random.sample(PORTS, min(2000, len(PORTS))):
+        if port in _HANDED_OUT or not _reserve(PORT_RESERVATIONS / str(port)):
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
     while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
+            port = int(s.getsockname()[1])
         if port not in _HANDED_OUT:
             _HANDED_OUT.add(port)
             return port
+
+
+def _reserve(path: Path) -> bool:
+    """Create ``path`` (this process holds the port), or take it over once its holder's
+    reservation is older than :data:`PORT_HOLD_S`."""
+    for _ in range(2):
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return True
+        except FileExistsError:
+            try:
+                if time.time() - path.stat().st_mtime < PORT_HOLD_S:
+                    return False
+                path.unlink()
+            except FileNotFoundError:
+                pass
+    return False
 
 
 def network_spec(name: str, type: str, proxy: str, params: dict[str, object]) -> NetworkFaultSpec:
