@@ -114,7 +114,26 @@ def test_failover_that_never_returns_has_no_failback() -> None:
     assert "never served by hosted alone" in figures.notes["failback_s"]
 
 
-def test_primary_tier_is_the_most_common_good_baseline_tier() -> None:
+def test_a_slow_primary_is_still_the_primary_and_its_return_is_no_failover() -> None:
+    """A CI run on the compose stack: beside another drill the hosted tier answered slowly in the
+    baseline (beyond the latency bound), the gateway's breaker moved traffic to gpu 3 s before
+    the kill, and hosted came back 11 s after it. Counting only good baseline answers named gpu
+    the primary and read that return as the fault's failover (11.3 s); hosted is where traffic
+    went, so traffic was already off it at the onset and the fault caused no failover."""
+    samples = set_between(stream(), RUN_START, T0 - 3.0, latency_ms=700.0)
+    samples = set_between(samples, T0 - 3.0, T0 + 11.0, tier="gpu")
+    phases = {"baseline": (RUN_START, T0), "fault": (T0, T0 + 15), "recovery": (T0 + 15, T0 + 45)}
+    faults = [FaultTiming("provider-down", "endpoint_kill", T0, "docker-event:die", 0.002, T0 + 15, ["hosted"])]
+    settings = MeasureSettings(RATE_HZ, good_latency_ms=500.0)
+
+    result = measure_run(samples, phases, faults, NO_OBJECTIVES, settings)
+
+    assert result.primary_tier == "hosted"
+    figures = result.faults[0]
+    assert figures.failover_s is None and "already on gpu, not hosted" in figures.notes["failover_s"]
+
+
+def test_primary_tier_is_the_most_common_successful_baseline_tier() -> None:
     samples = stream()
     offsets = samples["start"].to_numpy() - RUN_START
     # A third of the baseline goes to gpu; the 503s carry no tier and do not count.

@@ -106,7 +106,7 @@ class MeasureSettings:
     ``probe_rate_hz`` is the open-loop probe rate (it sets the resolution); ``bucket_s`` the
     bucket width; ``window_s`` the W of the sustained-window rule (healthy for W = recovered);
     ``primary_tier`` the tier that serves in the baseline — None means "derive it from the
-    samples": the most common tier of good baseline responses.
+    samples": the most common tier of successful baseline responses.
 
     The latency bound of a good request: ``good_latency_ms`` (absolute) or
     ``good_latency_factor`` x the baseline p95; with neither, the default

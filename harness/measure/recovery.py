@@ -434,7 +434,7 @@ def routing_figures(
 def routing_notes(routing: Routing, primary: str | None, settings: MeasureSettings) -> dict[str, str]:
     """Why failover or failback is missing."""
     if primary is None:
-        reason = "primary tier unknown: no good baseline response carried X-Tier"
+        reason = "primary tier unknown: no successful baseline response carried X-Tier"
         return {"failover_s": reason, "failback_s": reason}
     if routing.elsewhere_at_onset is not None:
         return {

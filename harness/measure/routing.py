@@ -14,16 +14,21 @@ from harness.measure.phases import phase_slice
 
 
 def primary_tier(
-    samples: pd.DataFrame, good: np.ndarray, baseline: tuple[float, float] | None
+    samples: pd.DataFrame, answered: np.ndarray, baseline: tuple[float, float] | None
 ) -> str | None:
-    """The most common ``tier`` of good baseline responses (ties: alphabetical first).
+    """The most common ``tier`` of successful baseline responses, fast or slow (ties:
+    alphabetical first): where the stack sends traffic, as :func:`failover_s` reads where it
+    moved. Counting only the answers within the latency bound named a busy run's fallback the
+    primary: its gateway's breaker opened and closed on a slow primary in the baseline, the
+    primary's slow answers did not count, and the return to it after the fault read as a failover
+    (docs/method.md).
 
-    None when there is no baseline or no good baseline response carries a tier.
+    None when there is no baseline or no successful baseline response carries a tier.
     """
     if baseline is None:
         return None
     rows = phase_slice(samples["start"].to_numpy(), *baseline)
-    tiers = samples["tier"].to_numpy()[rows][good[rows]]
+    tiers = samples["tier"].to_numpy()[rows][answered[rows]]
     tiers = tiers[tiers != ""]
     if tiers.size == 0:
         return None

@@ -106,7 +106,7 @@ def measure_run(
     The data ends where the last phase ends (requests started after it, as the load stops, are
     not judged). The latency bound of a good request comes from the settings (default: the
     runbook trigger, see :func:`~harness.measure.goodness.latency_bound`); the primary tier from
-    ``settings.primary_tier`` or, when None, the baseline's good responses.
+    ``settings.primary_tier`` or, when None, the baseline's successful responses.
 
     ``troubles``: the harness's own trouble records; given (even empty), the run's measurement
     health is assessed (``Measurement.health``); None for run directories made before it existed.
@@ -120,7 +120,7 @@ def measure_run(
     good = good_mask(samples, bound.ms)
     visible = visible_at(samples, bound.ms)
     data_end_s = max(end for _, end in phases.values()) if phases else None
-    primary = settings.primary_tier or primary_tier(samples, good, phases.get("baseline"))
+    primary = settings.primary_tier or primary_tier(samples, samples["ok"].to_numpy() == 1, phases.get("baseline"))
     method = method_text(settings, objectives.max_error_rate, describe_good(bound))
     ordered = sorted(faults, key=lambda f: f.onset_at)
     measured = [
