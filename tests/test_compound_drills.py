@@ -23,6 +23,7 @@ from harness.testing.drills import (
     paced,
     rebased,
     recover_all,
+    verdict_text,
 )
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
@@ -56,7 +57,7 @@ def test_compound_outage_starts_the_node_loss_after_the_storm_and_passes(tmp_pat
     assert onset(r, "gpu-node-lost") >= onset(r, "provider-overloaded") + 4.0
     assert all(f["reverted_at"] is not None for f in r["faults"])
     assert fault(r, "gpu-node-lost")["after"] == {"fault": "provider-overloaded", "when": "onset", "offset_s": 4.0}
-    assert exit_code == 0, (r["objectives"], abort)
+    assert exit_code == 0, verdict_text(r)
     assert r["cleanup"]["ok"] is True
     assert "Fault lanes" in (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
 
@@ -64,8 +65,8 @@ def test_compound_outage_starts_the_node_loss_after_the_storm_and_passes(tmp_pat
 @pytest.mark.slow
 def test_control_compound_outage_without_fallback_exits_1(tmp_path: Path) -> None:
     r, exit_code, abort = run_compound("controls/compound-outage.local.yaml", tmp_path)
-    assert exit_code == 1, (r["objectives"], abort)
-    assert {"max_error_rate", "failover_to"} <= failed_objectives(r), r["objectives"]
+    assert exit_code == 1, verdict_text(r)
+    assert {"max_error_rate", "failover_to"} <= failed_objectives(r), verdict_text(r)
     assert onset(r, "gpu-node-lost") >= onset(r, "provider-overloaded") + 4.0
     assert r["cleanup"]["ok"] is True
 

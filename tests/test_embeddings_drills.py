@@ -19,7 +19,7 @@ import pytest
 from harness.rundir import REPORT_FILE
 from harness.rundir.quality import quality_path
 from harness.testing import REPO, require
-from harness.testing.drills import SCENARIOS, failed_objectives, need_proxy, objective, rebased, shortened
+from harness.testing.drills import SCENARIOS, failed_objectives, need_proxy, objective, rebased, shortened, verdict_text
 
 EMBEDDINGS_VENV = Path(os.environ.get("DRILL_EMBEDDINGS_VENV", str(REPO / ".venv-embeddings")))
 CANARIES = REPO / "targets" / "data" / "embeddings-canaries.json"
@@ -52,7 +52,7 @@ def _scored(run_dir: Path) -> pd.DataFrame:
 def test_embeddings_throttled_passes_with_recall_held_by_the_same_model_fallback(tmp_path: Path) -> None:
     result = _run("embeddings-throttled.local.yaml", tmp_path)
     r = result.results.document()
-    assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
+    assert result.exit_code == 0, verdict_text(r)
     quality = r["quality"]
     assert quality["metric"] == "recall@5"
     assert quality["index"]["tier"] == "hosted" and quality["index"]["problem"] is None
@@ -74,7 +74,7 @@ def test_embeddings_throttled_passes_with_recall_held_by_the_same_model_fallback
 def test_control_embeddings_wrong_model_exits_1_on_min_quality_alone(tmp_path: Path) -> None:
     result = _run("controls/embeddings-wrong-model.local.yaml", tmp_path)
     r = result.results.document()
-    assert result.exit_code == 1, (r["objectives"], r.get("abort_reason"))
+    assert result.exit_code == 1, verdict_text(r)
     # Every request succeeded and failed over at once: availability saw nothing.
     assert failed_objectives(r) == {"min_quality"}
     assert r["phases"]["fault"]["error_rate"] == 0

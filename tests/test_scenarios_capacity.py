@@ -18,7 +18,7 @@ import pytest
 
 from harness.engine import run_drill
 from harness.testing import free_port, require
-from harness.testing.drills import CAPACITY_PHASES, SCENARIOS, fault, rebased, run_local, shortened
+from harness.testing.drills import CAPACITY_PHASES, SCENARIOS, fault, rebased, run_local, shortened, verdict_text
 
 REPO = Path(__file__).resolve().parents[1]
 def test_rebased_scenario_moves_every_fixed_port(tmp_path: Path) -> None:
@@ -36,7 +36,7 @@ def test_rebased_scenario_moves_every_fixed_port(tmp_path: Path) -> None:
 def test_gpu_node_loss_local_passes_with_a_region_a_replacement(tmp_path: Path) -> None:
     result, _ = run_local("gpu-node-loss.local.yaml", tmp_path, short=True, phases=CAPACITY_PHASES)
     r = result.results.document()
-    assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
+    assert result.exit_code == 0, verdict_text(r)
     lost = fault(r, "gpu-node-lost")
     assert lost["targets"] == ["process:gpu-a1"]
     assert lost["capacity_restored_s"] is not None and lost["capacity_restored_s"] > 0
@@ -56,7 +56,7 @@ def test_gpu_node_loss_local_passes_with_a_region_a_replacement(tmp_path: Path) 
 def test_region_quota_denial_local_replaces_from_region_b_lifts_the_quota_and_costs_the_launch(tmp_path: Path) -> None:
     result, mapping = run_local("region-quota-denial.local.yaml", tmp_path, short=True, phases=CAPACITY_PHASES)
     r = result.results.document()
-    assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
+    assert result.exit_code == 0, verdict_text(r)
     lost = fault(r, "gpu-node-lost")
     assert lost["replacement_region"] == "region-b"
     assert lost["replacement_nodes"] == ["gpu-b1"]
@@ -84,7 +84,7 @@ def test_region_quota_denial_local_replaces_from_region_b_lifts_the_quota_and_co
 def test_control_gpu_node_loss_without_fallback_exits_1_naming_the_objectives(tmp_path: Path) -> None:
     result, _ = run_local("controls/gpu-node-loss.local.yaml", tmp_path, short=True)
     r = result.results.document()
-    assert result.exit_code == 1, (r["objectives"], r.get("abort_reason"))
+    assert result.exit_code == 1, verdict_text(r)
     failed = {o["name"] for o in r["objectives"] if not o["passed"]}
     assert "failover_to" in failed
     assert failed & {"rto_s", "max_error_rate"}
@@ -122,7 +122,7 @@ def test_region_quota_denial_on_compose_replaces_from_region_b(tmp_path: Path, m
     try:
         result = run_drill(scenario, out=tmp_path / "run")
         r = result.results.document()
-        assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
+        assert result.exit_code == 0, verdict_text(r)
         lost = fault(r, "gpu-node-lost")
         assert lost["targets"] == [f"{project}_gpu-a1_1"] or lost["targets"][0].endswith("gpu-a1-1")
         assert lost["replacement_region"] == "region-b"
@@ -141,7 +141,7 @@ def test_region_quota_denial_on_compose_replaces_from_region_b(tmp_path: Path, m
 def test_hosted_latency_control_without_fallback_exits_1_naming_the_objectives(tmp_path: Path) -> None:
     result, _ = run_local("controls/hosted-latency.yaml", tmp_path, short=True)
     r = result.results.document()
-    assert result.exit_code == 1, (r["objectives"], r.get("abort_reason"))
+    assert result.exit_code == 1, verdict_text(r)
     failed = {o["name"] for o in r["objectives"] if not o["passed"]}
     assert "failover_to" in failed
     assert r["cleanup"]["ok"] is True and r["cleanup"]["toxics_left"] == 0

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from harness.rundir import REPORT_FILE, STACK_EVENTS_FILE
-from harness.testing.drills import failed_objectives, objective, run_short
+from harness.testing.drills import failed_objectives, objective, run_short, verdict_text
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = REPO / "scenarios"
@@ -25,7 +25,7 @@ SCENARIOS = REPO / "scenarios"
 def test_stream_cut_local_counts_the_cut_streams_as_the_gateway_logged_them(tmp_path: Path) -> None:
     result, _ = run_short("stream-cut.local.yaml", tmp_path)
     r = result.results.document()
-    assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
+    assert result.exit_code == 0, verdict_text(r)
     baseline, during = r["phases"]["baseline"]["streaming"], r["phases"]["fault"]["streaming"]
     assert baseline["streams"] > 0 and baseline["completed"] == baseline["streams"]
     # The proxy cut the hosted provider's streams after 3 events, each one token: the gateway
@@ -60,9 +60,9 @@ def test_stream_cut_local_counts_the_cut_streams_as_the_gateway_logged_them(tmp_
 def test_control_rate_limited_without_fallback_exits_1_naming_stream_completion(tmp_path: Path) -> None:
     result, _ = run_short("controls/provider-rate-limited.local.yaml", tmp_path)
     r = result.results.document()
-    assert result.exit_code == 1, (r["objectives"], r.get("abort_reason"))
+    assert result.exit_code == 1, verdict_text(r)
     failed = failed_objectives(r)
-    assert {"min_stream_completion", "max_error_rate"} <= failed, r["objectives"]
+    assert {"min_stream_completion", "max_error_rate"} <= failed, verdict_text(r)
     completion = r["measurement"]["streaming"]["completion"]
     assert completion["completion_rate"] < 0.99 and completion["failed_before_first_token"] > 0
     assert r["cleanup"]["ok"] is True

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from harness.rundir import REPORT_FILE, STACK_EVENTS_FILE
-from harness.testing.drills import failed_beyond_slowness, objective, run_short
+from harness.testing.drills import failed_beyond_slowness, objective, run_short, verdict_text
 
 
 def _resumed(run_dir: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
@@ -29,7 +29,7 @@ def _resumed(run_dir: Path) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
 def test_stream_resume_local_passes_with_its_splices_as_the_gateway_logged_them(tmp_path: Path) -> None:
     result, _ = run_short("stream-resume.local.yaml", tmp_path)
     r = result.results.document()
-    assert result.exit_code == 0, (r["objectives"], r.get("abort_reason"))
+    assert result.exit_code == 0, verdict_text(r)
     splices = r["measurement"]["streaming"]["completion"]["splices"]
     assert splices["spliced"] > 0 and splices["checked"] >= splices["spliced"]
     assert (splices["tokens_lost"], splices["tokens_repeated"], splices["foreign_tokens"]) == (0, 0, 0)
@@ -53,10 +53,10 @@ def test_stream_resume_local_passes_with_its_splices_as_the_gateway_logged_them(
 def test_control_stream_resume_repeats_exits_1_on_the_repeated_tokens_alone(tmp_path: Path) -> None:
     result, _ = run_short("controls/stream-resume-repeats.local.yaml", tmp_path)
     r = result.results.document()
-    assert result.exit_code == 1, (r["objectives"], r.get("abort_reason"))
+    assert result.exit_code == 1, verdict_text(r)
     # Every stream completed, nothing was an error: only the token-by-token check fails it (and
     # the RTO, beside another drill, on slow answers alone: ``failed_beyond_slowness``).
-    assert failed_beyond_slowness(r) == {"max_tokens_repeated"}, r["objectives"]
+    assert failed_beyond_slowness(r) == {"max_tokens_repeated"}, verdict_text(r)
     assert objective(r, "max_tokens_repeated")["measured"] == 3
     spliced, resumed = _resumed(result.run_dir)
     assert len(spliced) == len(resumed) > 0
