@@ -46,10 +46,11 @@ def test_a_padded_stream_ended_short_and_is_not_completed() -> None:
     m = measure_run(samples, PHASES, [FAULT], ObjectiveSpec(min_stream_completion=0.90), SETTINGS)
     window = m.stream_completion
     assert window is not None
-    # The window [10, 30): 400 probe streams, 150 of them 3 tokens + [DONE]; 40 Locust streams.
-    assert (window.streams, window.ended_short, window.completed) == (440, 150, 290)
+    # The window [10, 30): 400 probe streams, 150 of them 3 tokens + [DONE]; 40 Locust streams;
+    # and the 2 probe streams sent at 9.90 and 9.95 s, still open at the onset (10 s), completed.
+    assert (window.streams, window.ended_short, window.completed) == (442, 150, 292)
     assert window.failed_mid_stream == 0 and window.failed_before_first_token == 0
-    assert window.completion_rate == pytest.approx(290 / 440)
+    assert window.completion_rate == pytest.approx(292 / 442)
     [objective] = m.objectives
     assert objective.passed is False
     assert objective.note is not None and "150 ended with [DONE] but short of the baseline's 16 tokens" in objective.note
@@ -101,4 +102,5 @@ def test_a_fallback_that_answers_shorter_by_design_is_not_short() -> None:
     m = measure_run(samples, PHASES, [FAULT], ObjectiveSpec(min_stream_completion=0.5), SETTINGS)
     assert m.stream_lengths == {"probe/hosted": 16}
     window = m.stream_completion
-    assert window is not None and (window.streams, window.ended_short, window.completed) == (400, 40, 360)
+    # 400 sent in [10, 30), and the 2 sent in the baseline still open at the onset (completed).
+    assert window is not None and (window.streams, window.ended_short, window.completed) == (402, 40, 362)

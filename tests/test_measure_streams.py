@@ -109,6 +109,32 @@ def test_completion_window_is_the_fault_and_recovery_phases() -> None:
     assert window.completion_rate == pytest.approx(310 / 410)
 
 
+def test_streams_open_at_the_onset_count_in_the_completion_window() -> None:
+    """A whole run: the fault (a proxy cutting streams after 3 events) cut 2 streams sent 24 ms
+    and 4 ms before the fault phase, whose figures counted them in the baseline by their send
+    time; the objective's window, from the fault phase on, never saw them. Streams open at the
+    onset belong to the incident: they count, and a stream of the baseline that ended before the
+    onset does not."""
+    healthy = stream_segment(0.0, 9.9, tokens=10, ttft_ms=20.0, gap_ms=2.0)  # each ends 38 ms after its send
+    cut_before = stream_segment(9.93, 0.05, tokens=10, ttft_ms=20.0, gap_ms=2.0, cut_after=3)  # sent 9.93, cut 9.954
+    late = stream_segment(9.98, 0.05, tokens=10, ttft_ms=30.0, cut_after=3)  # sent 9.98, cut at 10.02: after the onset
+    fault = stream_segment(10.0, 20.0, tokens=10)
+    samples = concat_samples(healthy, cut_before, late, fault)
+    onset = 10.0
+
+    window = completion_window(samples, PHASES, first_onset_s=onset)
+    before = completion_window(samples, PHASES)
+
+    assert window is not None and before is not None
+    assert (before.streams, before.cut) == (400, 0)
+    # The stream cut at 9.954 ended before the onset: the baseline's. The one cut at 10.02 counts;
+    # so do the healthy ones sent from 9.85 s on that were still open at 10.0 (ended after it).
+    still_open = int(((healthy["start"] < onset) & (healthy["end"] > onset)).sum())
+    assert (window.streams, window.cut) == (400 + still_open + 1, 1)
+    assert window.completed == 400 + still_open
+    assert (window.start, window.end) == (10.0, 30.0)
+
+
 def test_a_run_without_streams_has_no_stream_figures() -> None:
     plain = concat_samples(probe_segment(0.0, 30.0))
 

@@ -146,7 +146,7 @@ def measure_run(
     p95_window = _p95_window(samples, objectives, stats, measured)
     lengths = expected_lengths(samples, phases.get("baseline"), first_onset)
     streams = stream_phase_stats(samples, phases, primary, lengths)
-    completion = completion_window(samples, phases, primary, lengths) if streams else None
+    completion = completion_window(samples, phases, primary, lengths, first_onset) if streams else None
     ttft_window = _ttft_window(samples, objectives, streams, stats, measured, primary, lengths)
     baseline_streams = streams.get("baseline")
     answers: dict[str, AnswerStats] = {}

@@ -168,12 +168,23 @@ def has_streams(samples: pd.DataFrame) -> bool:
 
 def stream_stats_for(
     samples: pd.DataFrame, name: str, start: float, end: float, primary_tier: str | None = None,
-    expected: ExpectedLengths | None = None,
+    expected: ExpectedLengths | None = None, in_flight_at: float | None = None,
 ) -> StreamStats:
     """:class:`StreamStats` of one window; ``samples`` must be sorted by ``start``; ``expected``
-    the baseline's lengths (:func:`expected_lengths`; None: lengths not checked)."""
-    rows = phase_slice(samples["start"].to_numpy(), start, end)
+    the baseline's lengths (:func:`expected_lengths`; None: lengths not checked). With
+    ``in_flight_at`` (an onset), the streams sent before ``start`` and still open at that instant
+    (ended after it) count too: a fault may cut them."""
+    starts = samples["start"].to_numpy()
+    first = start
+    if in_flight_at is not None:
+        open_then = (starts < start) & (samples["end"].to_numpy() > in_flight_at) & (samples["stream"].to_numpy() == 1)
+        if open_then.any():
+            first = float(starts[open_then].min())
+    rows = phase_slice(starts, first, end)
     streamed = samples["stream"].to_numpy()[rows] == 1
+    if first < start:
+        assert in_flight_at is not None
+        streamed &= (starts[rows] >= start) | (samples["end"].to_numpy()[rows] > in_flight_at)
     short = ended_short(samples, expected)[rows][streamed]
     completed = (samples["stream_completed"].to_numpy()[rows][streamed] == 1) & ~short
     tokens = samples["tokens"].to_numpy()[rows][streamed]
@@ -283,15 +294,19 @@ The baseline is left out: a healthy baseline would only dilute the share."""
 
 
 def completion_window(samples: pd.DataFrame, phases: dict[str, tuple[float, float]],
-                      primary_tier: str | None = None, expected: ExpectedLengths | None = None) -> StreamStats | None:
+                      primary_tier: str | None = None, expected: ExpectedLengths | None = None,
+                      first_onset_s: float | None = None) -> StreamStats | None:
     """Streams sent from the fault phase's start to the recovery phase's end (the phases that
-    exist of the two); None when neither phase ran."""
+    exist of the two), and those sent before it that were still open at the first onset
+    (``first_onset_s``): the fault may cut them, and they belong to the incident (a whole run cut
+    2 of them, sent 24 ms and 4 ms before the fault phase, which the objective never saw). None
+    when neither phase ran."""
     spans = [phases[name] for name in COMPLETION_WINDOW if name in phases]
     if not spans:
         return None
     start = min(s for s, _ in spans)
     end = max(e for _, e in spans)
-    return stream_stats_for(samples, "fault+recovery", start, end, primary_tier, expected)
+    return stream_stats_for(samples, "fault+recovery", start, end, primary_tier, expected, in_flight_at=first_onset_s)
 
 
 def stream_timeline(samples: pd.DataFrame, rows: slice, index: np.ndarray, n_buckets: int,
