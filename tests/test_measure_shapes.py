@@ -114,6 +114,19 @@ def test_a_brownout_places_the_breakers_opening_on_the_ramp_and_counts_what_it_c
     assert too_many.passed is False
 
 
+def test_the_bad_answers_before_the_breaker_are_some_of_the_windows_bad_answers() -> None:
+    """A bad answer sent before the onset and still open at it (a slow baseline answer on a busy
+    machine) is none of the window's: counted in neither (a whole run said 1 before the breaker
+    of 0 in the window)."""
+    shares = [Step(i, ONSET + 2.0 * i, 0.05 * (i + 1)) for i in range(10)]
+    rows = [(ONSET + t / 10, "hosted", 1) for t in range(200)] + [(ONSET - 0.2, "hosted", 0)]
+    frame, good = samples(sorted(rows))
+    frame.loc[frame["start"] == ONSET - 0.2, "end"] = ONSET + 0.4  # open at the onset
+    events = [{"ts": ONSET + 6.5, "event": "breaker_open", "tier": "hosted"}]
+    f = shape_figures("ramp", "share", shares, frame, good, "hosted", (ONSET, ONSET + 20.0), None, 0.5, events)
+    assert (f.bad_answers, f.bad_before_breaker) == (0, 0)
+
+
 def test_a_breaker_that_never_opens_fails_breaker_open_by_and_no_log_says_so() -> None:
     shares = [Step(i, ONSET + 2.0 * i, 0.05 * (i + 1)) for i in range(10)]
     frame, good = samples([(ONSET + t / 10, "hosted", 1) for t in range(200)])

@@ -125,7 +125,9 @@ def shape_figures(
             step = step_in_force(steps, first_open)
             if step is not None:
                 figures.breaker_open_magnitude, figures.breaker_open_step = round(step.value, 6), step.index
-            figures.bad_before_breaker = int(np.count_nonzero(~good & (ends >= onset) & (starts < first_open)))
+            # Of the window's bad answers (sent in it, as bad_answers counts them): one sent before the
+            # onset and still open at it once made this exceed bad_answers (1 of 0, a whole run).
+            figures.bad_before_breaker = int(np.count_nonzero(~good & inside & (starts < first_open)))
         if reactions:
             first = min(float(e["ts"]) for e in reactions)
             figures.stack_reaction_s = round(first - onset, 6)
