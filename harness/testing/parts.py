@@ -59,7 +59,7 @@ _HANDED_OUT: set[int] = set()
 # also picks the local port of every outgoing connection. A port the OS picked there and let go
 # was taken, before the compose stack that was given it could bind it, by some connection of the
 # busy machine (CI, December 2026: "port(s) already in use"). Each pick is also reserved for every process on the
-# machine for PORT_HOLD_S (a file per port in a shared directory), so two pytest-xdist workers,
+# machine for PORT_HOLD_S (a file per port in a directory of the user's), so two pytest-xdist workers,
 # or an inner pytest run, are never handed the same port while one of them is still to bind it.
 
 
@@ -75,7 +75,7 @@ _EPHEMERAL = _ephemeral_ports()
 PORTS = [port for port in range(10000, 32768)
          if not 18000 <= port < 20000 and not 28000 <= port < 29000 and port not in _EPHEMERAL]
 PORT_HOLD_S = 300.0
-PORT_RESERVATIONS = Path(tempfile.gettempdir()) / "drill-test-ports"
+PORT_RESERVATIONS = Path(tempfile.gettempdir()) / f"drill-test-ports-{os.getuid()}"
 
 
 def free_port() -> int:
