@@ -118,8 +118,9 @@ def test_streams_open_at_the_onset_count_in_the_completion_window() -> None:
     healthy = stream_segment(0.0, 9.9, tokens=10, ttft_ms=20.0, gap_ms=2.0)  # each ends 38 ms after its send
     cut_before = stream_segment(9.93, 0.05, tokens=10, ttft_ms=20.0, gap_ms=2.0, cut_after=3)  # sent 9.93, cut 9.954
     late = stream_segment(9.98, 0.05, tokens=10, ttft_ms=30.0, cut_after=3)  # sent 9.98, cut at 10.02: after the onset
+    open_ok = stream_segment(9.99, 0.05, tokens=10, ttft_ms=20.0, gap_ms=2.0)  # sent 9.99, completed at 10.028
     fault = stream_segment(10.0, 20.0, tokens=10)
-    samples = concat_samples(healthy, cut_before, late, fault)
+    samples = concat_samples(healthy, cut_before, late, open_ok, fault)
     onset = 10.0
 
     window = completion_window(samples, PHASES, first_onset_s=onset)
@@ -127,11 +128,10 @@ def test_streams_open_at_the_onset_count_in_the_completion_window() -> None:
 
     assert window is not None and before is not None
     assert (before.streams, before.cut) == (400, 0)
-    # The stream cut at 9.954 ended before the onset: the baseline's. The one cut at 10.02 counts;
-    # so do the healthy ones sent from 9.85 s on that were still open at 10.0 (ended after it).
-    still_open = int(((healthy["start"] < onset) & (healthy["end"] > onset)).sum())
-    assert (window.streams, window.cut) == (400 + still_open + 1, 1)
-    assert window.completed == 400 + still_open
+    # The stream cut at 9.954 ended before the onset, as did every healthy one before 9.9 s: the
+    # baseline's. The one cut at 10.02 and the one completed at 10.028 were open at the onset.
+    assert (window.streams, window.cut) == (402, 1)
+    assert window.completed == 401
     assert (window.start, window.end) == (10.0, 30.0)
 
 

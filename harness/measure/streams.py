@@ -174,17 +174,16 @@ def stream_stats_for(
     the baseline's lengths (:func:`expected_lengths`; None: lengths not checked). With
     ``in_flight_at`` (an onset), the streams sent before ``start`` and still open at that instant
     (ended after it) count too: a fault may cut them."""
-    starts = samples["start"].to_numpy()
+    starts, ends = samples["start"].to_numpy(), samples["end"].to_numpy()
     first = start
     if in_flight_at is not None:
-        open_then = (starts < start) & (samples["end"].to_numpy() > in_flight_at) & (samples["stream"].to_numpy() == 1)
+        open_then = (starts < start) & (ends > in_flight_at) & (samples["stream"].to_numpy() == 1)
         if open_then.any():
             first = float(starts[open_then].min())
     rows = phase_slice(starts, first, end)
     streamed = samples["stream"].to_numpy()[rows] == 1
-    if first < start:
-        assert in_flight_at is not None
-        streamed &= (starts[rows] >= start) | (samples["end"].to_numpy()[rows] > in_flight_at)
+    if in_flight_at is not None:
+        streamed &= (starts[rows] >= start) | (ends[rows] > in_flight_at)
     short = ended_short(samples, expected)[rows][streamed]
     completed = (samples["stream_completed"].to_numpy()[rows][streamed] == 1) & ~short
     tokens = samples["tokens"].to_numpy()[rows][streamed]

@@ -58,9 +58,10 @@ _HANDED_OUT: set[int] = set()
 # 19xxx, 28xxx) and outside the OS's ephemeral range (Linux's default: 32768-60999), where the OS
 # also picks the local port of every outgoing connection. A port the OS picked there and let go
 # was taken, before the compose stack that was given it could bind it, by some connection of the
-# busy machine (CI, December 2026: "port(s) already in use"). Each pick is also reserved for every process on the
-# machine for PORT_HOLD_S (a file per port in a directory of the user's), so two pytest-xdist workers,
-# or an inner pytest run, are never handed the same port while one of them is still to bind it.
+# busy machine (December 2026: "port(s) already in use"). Each pick is also reserved for every
+# process of the machine for PORT_HOLD_S (a file per port in a directory of the user's), so two
+# pytest-xdist workers, or an inner pytest run, are never handed the same port while one of them
+# is still to bind it.
 
 
 def _ephemeral_ports() -> range:
