@@ -283,14 +283,15 @@ def fault(results: dict[str, Any], name: str) -> dict[str, Any]:
 
 def verdict_text(results: dict[str, Any]) -> str:
     """What results.json says of the verdict, as one line for an assertion's message: the verdict,
-    each objective (target, measured, passed, its note) and the abort reason. A text, because
-    pytest shortens a dict or a list in a failed assertion's message to a couple of hundred
-    characters, and a first try's failure is only known by that line (tests/conftest.py)."""
+    each objective as the report words it (:func:`harness.report.reasons.objective_line`) and the
+    abort reason. A text, because pytest shortens a dict or a list in a failed assertion's
+    message to a couple of hundred characters, and a first try's failure is only known by that
+    line (tests/conftest.py)."""
+    from harness.report.reasons import objective_line
+    from harness.results.model import ObjectiveResult
+
     parts = [f"verdict {results.get('verdict')}"]
-    for o in results.get("objectives", []):
-        note = f" ({o['note']})" if o.get("note") else ""
-        passed = "ok" if o.get("passed") else "MISSED"
-        parts.append(f"{o['name']} {o.get('target')}: {o.get('measured')} {passed}{note}")
+    parts += [objective_line(ObjectiveResult.model_validate(o)) for o in results.get("objectives", [])]
     if results.get("abort_reason"):
         parts.append(f"aborted: {results['abort_reason']}")
     return "; ".join(parts)
